@@ -1,0 +1,483 @@
+//! Connections: registering upstream MCP servers, with their secrets sealed in the vault.
+
+use crate::{Admin, AdminError};
+use mesh_core::{id, slug, Principal, Secret};
+use mesh_relay::ingress::{ResolvedRoute, RouteResolver};
+use mesh_relay::{RelayError, TransportSpec, UpstreamSpec};
+use mesh_store::{Connection, SecretRow};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The default upstream request timeout.
+pub const DEFAULT_TIMEOUT_MS: i64 = 60_000;
+const MAX_TIMEOUT_MS: i64 = 3_600_000;
+
+/// What a caller may set on a connection. On update, absent fields stay as they are; `headers`
+/// or `env`, when given, replace the whole set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectionInput {
+    /// Unique per organisation; used in `/mcp/{slug}`.
+    pub slug: Option<String>,
+    /// Display name.
+    pub title: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// `http`, `sse` or `stdio`; inferred from `url`/`command` when absent.
+    pub transport: Option<String>,
+    /// Endpoint of an `http` or `sse` upstream.
+    pub url: Option<String>,
+    /// Request headers for `http`/`sse` (secret, write-only).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Program of a `stdio` upstream.
+    pub command: Option<String>,
+    /// Its arguments.
+    pub args: Option<Vec<String>>,
+    /// Its environment (secret, write-only).
+    pub env: Option<BTreeMap<String, String>>,
+    /// Its working directory.
+    pub cwd: Option<String>,
+    /// Per-request timeout in milliseconds.
+    pub timeout_ms: Option<i64>,
+    /// `active` or `disabled`.
+    pub status: Option<String>,
+}
+
+/// A connection as shown to callers: secrets appear by name only, values masked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    /// Id.
+    pub id: String,
+    /// Slug.
+    pub slug: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Transport.
+    pub transport: String,
+    /// URL (http/sse).
+    pub url: Option<String>,
+    /// Header names with masked values.
+    pub headers: BTreeMap<String, String>,
+    /// Command (stdio).
+    pub command: Option<String>,
+    /// Arguments (stdio).
+    pub args: Vec<String>,
+    /// Env names with masked values.
+    pub env: BTreeMap<String, String>,
+    /// Working directory (stdio).
+    pub cwd: Option<String>,
+    /// Timeout in milliseconds.
+    pub timeout_ms: i64,
+    /// Status.
+    pub status: String,
+    /// The proxy endpoint path.
+    pub endpoint: String,
+    /// Created, ms since epoch.
+    pub created_at: i64,
+    /// Updated, ms since epoch.
+    pub updated_at: i64,
+}
+
+const MASK: &str = "***";
+
+fn require_manage(p: &Principal) -> Result<(), AdminError> {
+    if p.role.can_manage() {
+        Ok(())
+    } else {
+        Err(AdminError::Forbidden(
+            "managing connections needs the owner or admin role",
+        ))
+    }
+}
+
+fn aad(connection_id: &str, kind: &str, name: &str) -> Vec<u8> {
+    format!("{connection_id}/{kind}/{name}").into_bytes()
+}
+
+impl Admin {
+    /// Registers a connection.
+    pub async fn create_connection(
+        &self,
+        p: &Principal,
+        input: ConnectionInput,
+    ) -> Result<ConnectionView, AdminError> {
+        require_manage(p)?;
+        let now = id::now_ms();
+        let slug = input
+            .slug
+            .clone()
+            .ok_or_else(|| AdminError::Invalid("slug is required".into()))?;
+        let mut c = Connection {
+            id: id::new_id("conn"),
+            org_id: p.org_id.clone(),
+            slug: slug.clone(),
+            title: input.title.clone().unwrap_or_else(|| slug.clone()),
+            description: None,
+            transport: String::new(),
+            url: None,
+            command: None,
+            args: Vec::new(),
+            cwd: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            status: "active".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        apply(&mut c, &input)?;
+        let secrets = self.seal_secrets(&c, &input)?.unwrap_or_default();
+        self.store.create_connection(&c, &secrets).await?;
+        tracing::info!(org = %p.org_id, connection = %c.slug, transport = %c.transport, "connection created");
+        self.view(c).await
+    }
+
+    /// Lists the organisation's connections.
+    pub async fn list_connections(&self, p: &Principal) -> Result<Vec<ConnectionView>, AdminError> {
+        let mut out = Vec::new();
+        for c in self.store.list_connections(&p.org_id).await? {
+            out.push(self.view(c).await?);
+        }
+        Ok(out)
+    }
+
+    /// One connection, by id or slug.
+    pub async fn get_connection(
+        &self,
+        p: &Principal,
+        id_or_slug: &str,
+    ) -> Result<ConnectionView, AdminError> {
+        let c = self.find(p, id_or_slug).await?;
+        self.view(c).await
+    }
+
+    /// Changes a connection.
+    pub async fn update_connection(
+        &self,
+        p: &Principal,
+        id_or_slug: &str,
+        input: ConnectionInput,
+    ) -> Result<ConnectionView, AdminError> {
+        require_manage(p)?;
+        let mut c = self.find(p, id_or_slug).await?;
+        apply(&mut c, &input)?;
+        c.updated_at = id::now_ms();
+        let mut secrets = self.seal_secrets(&c, &input)?;
+        if let Some(rows) = secrets.as_mut() {
+            // Replacing one kind keeps the other: carry over stored rows of the kind not given.
+            let keep = |kind: &str| {
+                (kind == "header" && input.headers.is_none())
+                    || (kind == "env" && input.env.is_none())
+            };
+            let stored = self.store.connection_secrets(&p.org_id, &c.id).await?;
+            rows.extend(stored.into_iter().filter(|r| keep(&r.kind)));
+        }
+        self.store.update_connection(&c, secrets.as_deref()).await?;
+        tracing::info!(org = %p.org_id, connection = %c.slug, "connection updated");
+        self.view(c).await
+    }
+
+    /// Deletes a connection and its secrets.
+    pub async fn delete_connection(
+        &self,
+        p: &Principal,
+        id_or_slug: &str,
+    ) -> Result<String, AdminError> {
+        require_manage(p)?;
+        let c = self.find(p, id_or_slug).await?;
+        if !self.store.delete_connection(&p.org_id, &c.id).await? {
+            return Err(AdminError::NotFound(format!("connection '{id_or_slug}'")));
+        }
+        tracing::info!(org = %p.org_id, connection = %c.slug, "connection deleted");
+        Ok(c.id)
+    }
+
+    /// Initialises the upstream and reports what it is.
+    pub async fn test_connection(
+        &self,
+        p: &Principal,
+        id_or_slug: &str,
+    ) -> Result<Value, AdminError> {
+        let c = self.find(p, id_or_slug).await?;
+        let spec = self.spec(&c).await?;
+        let started = Instant::now();
+        let client = match mesh_relay::client::McpClient::connect(
+            &spec,
+            &self.http,
+            "mcp-mesh-connection-test",
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(json!({"ok": false, "connection": c.slug, "error": e.to_string()}))
+            }
+        };
+        let init = client.initialize_result().clone();
+        let tools = client.list_tools().await;
+        client.close().await;
+        let mut out = json!({
+            "ok": tools.is_ok(),
+            "connection": c.slug,
+            "protocolVersion": init.get("protocolVersion"),
+            "serverInfo": init.get("serverInfo"),
+            "capabilities": init.get("capabilities"),
+            "latencyMs": started.elapsed().as_millis() as u64,
+        });
+        match tools {
+            Ok(t) => out["toolCount"] = json!(t.len()),
+            Err(e) => out["error"] = json!(format!("tools/list failed: {e}")),
+        }
+        Ok(out)
+    }
+
+    async fn find(&self, p: &Principal, id_or_slug: &str) -> Result<Connection, AdminError> {
+        self.store
+            .get_connection(&p.org_id, id_or_slug)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("connection '{id_or_slug}'")))
+    }
+
+    fn seal_secrets(
+        &self,
+        c: &Connection,
+        input: &ConnectionInput,
+    ) -> Result<Option<Vec<SecretRow>>, AdminError> {
+        if input.headers.is_none() && input.env.is_none() {
+            return Ok(None);
+        }
+        let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+        let mut rows = Vec::new();
+        let sets = [("header", &input.headers), ("env", &input.env)];
+        for (kind, set) in sets {
+            for (name, value) in set.iter().flat_map(|m| m.iter()) {
+                validate_secret_name(kind, name)?;
+                let sealed = ring.seal(value.as_bytes(), &aad(&c.id, kind, name))?;
+                rows.push(SecretRow {
+                    id: id::new_id("sec"),
+                    org_id: c.org_id.clone(),
+                    connection_id: c.id.clone(),
+                    kind: kind.into(),
+                    name: name.clone(),
+                    key_id: sealed.key_id,
+                    ciphertext: sealed.ciphertext,
+                });
+            }
+        }
+        Ok(Some(rows))
+    }
+
+    async fn view(&self, c: Connection) -> Result<ConnectionView, AdminError> {
+        let secrets = self.store.connection_secrets(&c.org_id, &c.id).await?;
+        let masked = |kind: &str| -> BTreeMap<String, String> {
+            secrets
+                .iter()
+                .filter(|s| s.kind == kind)
+                .map(|s| (s.name.clone(), MASK.to_string()))
+                .collect()
+        };
+        Ok(ConnectionView {
+            headers: masked("header"),
+            env: masked("env"),
+            endpoint: format!("/mcp/{}", c.slug),
+            id: c.id,
+            slug: c.slug,
+            title: c.title,
+            description: c.description,
+            transport: c.transport,
+            url: c.url,
+            command: c.command,
+            args: c.args,
+            cwd: c.cwd,
+            timeout_ms: c.timeout_ms,
+            status: c.status,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        })
+    }
+
+    /// The connection as an upstream spec, with its secrets opened. The only place plaintext
+    /// credentials are produced.
+    pub async fn spec(&self, c: &Connection) -> Result<UpstreamSpec, AdminError> {
+        let rows = self.store.connection_secrets(&c.org_id, &c.id).await?;
+        let mut headers = Vec::new();
+        let mut env = Vec::new();
+        {
+            let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+            for r in rows {
+                let plain = ring.open(&r.key_id, &r.ciphertext, &aad(&c.id, &r.kind, &r.name))?;
+                let value = Secret::new(
+                    String::from_utf8(plain)
+                        .map_err(|_| AdminError::Invalid("secret is not UTF-8".into()))?,
+                );
+                match r.kind.as_str() {
+                    "header" => headers.push((r.name, value)),
+                    _ => env.push((r.name, value)),
+                }
+            }
+        }
+        let url = || -> Result<url::Url, AdminError> {
+            let raw = c
+                .url
+                .as_deref()
+                .ok_or_else(|| AdminError::Invalid("connection has no url".into()))?;
+            url::Url::parse(raw).map_err(|e| AdminError::Invalid(format!("invalid url: {e}")))
+        };
+        let transport = match c.transport.as_str() {
+            "http" => TransportSpec::Http {
+                url: url()?,
+                headers,
+            },
+            "sse" => TransportSpec::Sse {
+                url: url()?,
+                headers,
+            },
+            _ => TransportSpec::Stdio {
+                command: c.command.clone().unwrap_or_default(),
+                args: c.args.clone(),
+                env,
+                cwd: c.cwd.clone().map(Into::into),
+            },
+        };
+        Ok(UpstreamSpec {
+            name: c.slug.clone(),
+            transport,
+            timeout: Duration::from_millis(c.timeout_ms as u64),
+        })
+    }
+}
+
+fn validate_secret_name(kind: &str, name: &str) -> Result<(), AdminError> {
+    let ok = match kind {
+        "header" => {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        }
+        _ => !name.is_empty() && !name.contains('=') && !name.contains('\0'),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!("invalid {kind} name '{name}'")))
+    }
+}
+
+/// Applies input to a connection and validates the result as a whole.
+fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), AdminError> {
+    if let Some(s) = &i.slug {
+        slug::validate(s).map_err(|e| AdminError::Invalid(format!("slug: {e}")))?;
+        c.slug = s.clone();
+    }
+    if let Some(t) = &i.title {
+        c.title = t.clone();
+    }
+    if let Some(d) = &i.description {
+        c.description = Some(d.clone()).filter(|d| !d.is_empty());
+    }
+    if let Some(u) = &i.url {
+        c.url = Some(u.clone());
+    }
+    if let Some(cmd) = &i.command {
+        c.command = Some(cmd.clone());
+    }
+    if let Some(a) = &i.args {
+        c.args = a.clone();
+    }
+    if let Some(d) = &i.cwd {
+        c.cwd = Some(d.clone()).filter(|d| !d.is_empty());
+    }
+    if let Some(t) = i.timeout_ms {
+        if !(1_000..=MAX_TIMEOUT_MS).contains(&t) {
+            return Err(AdminError::Invalid(format!(
+                "timeoutMs must be between 1000 and {MAX_TIMEOUT_MS}"
+            )));
+        }
+        c.timeout_ms = t;
+    }
+    if let Some(s) = &i.status {
+        if s != "active" && s != "disabled" {
+            return Err(AdminError::Invalid(
+                "status must be 'active' or 'disabled'".into(),
+            ));
+        }
+        c.status = s.clone();
+    }
+    c.transport = match i.transport.as_deref() {
+        Some(t @ ("http" | "sse" | "stdio")) => t.to_string(),
+        Some(other) => {
+            return Err(AdminError::Invalid(format!(
+                "unknown transport '{other}' (http, sse or stdio)"
+            )))
+        }
+        None if !c.transport.is_empty() => c.transport.clone(),
+        None if c.command.is_some() => "stdio".into(),
+        None if c.url.is_some() => "http".into(),
+        None => {
+            return Err(AdminError::Invalid(
+                "give either url (http/sse) or command (stdio)".into(),
+            ))
+        }
+    };
+    match c.transport.as_str() {
+        "stdio" => {
+            if c.command.as_deref().is_none_or(str::is_empty) {
+                return Err(AdminError::Invalid(
+                    "a stdio connection needs a command".into(),
+                ));
+            }
+            c.url = None;
+        }
+        _ => {
+            let raw = c.url.as_deref().ok_or_else(|| {
+                AdminError::Invalid(format!("a {} connection needs a url", c.transport))
+            })?;
+            let u = url::Url::parse(raw)
+                .map_err(|e| AdminError::Invalid(format!("invalid url: {e}")))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err(AdminError::Invalid(
+                    "url must be http:// or https://".into(),
+                ));
+            }
+            c.command = None;
+            c.args.clear();
+            c.cwd = None;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves `/mcp/{route}` to an upstream for the relay.
+pub struct Routes(pub Admin);
+
+#[async_trait::async_trait]
+impl RouteResolver for Routes {
+    async fn resolve(
+        &self,
+        principal: &Principal,
+        route: &str,
+    ) -> Result<ResolvedRoute, RelayError> {
+        let c = match self.0.store.get_connection(&principal.org_id, route).await {
+            Ok(Some(c)) if c.status == "active" => c,
+            Ok(_) => return Err(RelayError::RouteNotFound(route.chars().take(64).collect())),
+            Err(e) => return Err(RelayError::Internal(format!("store: {e}"))),
+        };
+        let spec = self.0.spec(&c).await.map_err(|e| {
+            tracing::error!(connection = %c.slug, error = %e, "cannot build upstream spec");
+            RelayError::Internal(format!(
+                "connection {} cannot be opened: {}",
+                c.slug,
+                e.public_message()
+            ))
+        })?;
+        Ok(ResolvedRoute {
+            id: c.id,
+            slug: c.slug,
+            spec,
+        })
+    }
+}

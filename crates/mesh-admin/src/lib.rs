@@ -1,0 +1,38 @@
+//! The control plane of MCP Mesh: services for every management operation, and the management
+//! MCP server at `/mcp` that exposes them as tools.
+//!
+//! The management tools, the CLI (through them) and later REST and the dashboard all call the same
+//! service functions, where authorization is decided, so they cannot disagree about who may do
+//! what. Handlers never touch SQL or plaintext secrets directly: the store holds ciphertext, the
+//! vault seals and opens it, and plaintext exists only in the `UpstreamSpec` handed to the relay.
+#![forbid(unsafe_code)]
+
+pub mod bootstrap;
+pub mod connections;
+pub mod error;
+pub mod import;
+pub mod keys;
+pub mod tools;
+pub mod vault;
+
+pub use error::AdminError;
+
+use mesh_store::Store;
+use mesh_vault::Keyring;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// Everything the services need, shared by all of them.
+#[derive(Clone)]
+pub struct Admin {
+    /// The database.
+    pub store: Store,
+    /// The vault's keys; write-locked only while rotating.
+    pub keyring: Arc<RwLock<Keyring>>,
+    /// Where the key file and owner key live.
+    pub data_dir: PathBuf,
+    /// API keys, in memory, for per-request authentication.
+    pub keys: Arc<keys::KeyCache>,
+    /// The pooled HTTP client for upstreams (used by `CONNECTION_TEST`).
+    pub http: reqwest::Client,
+}

@@ -1,0 +1,380 @@
+//! `mcp-mesh connection …`, `import` and `call`.
+
+use crate::api::{self, Target};
+use crate::output;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::{json, Map, Value};
+
+/// Connection sub-commands.
+#[derive(Subcommand)]
+pub enum ConnectionCmd {
+    /// Register an upstream MCP server.
+    Add(AddArgs),
+    /// List connections.
+    #[command(visible_alias = "ls")]
+    List(Target),
+    /// Show one connection (secret values masked).
+    #[command(visible_alias = "get")]
+    Show(NameArg),
+    /// Delete a connection.
+    #[command(visible_alias = "delete", visible_alias = "remove")]
+    Rm(NameArg),
+    /// Initialise the upstream and report what it is.
+    Test(NameArg),
+}
+
+/// A connection named by slug or id.
+#[derive(Args)]
+pub struct NameArg {
+    /// Connection slug or id.
+    name: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `connection add`.
+#[derive(Args)]
+pub struct AddArgs {
+    /// Slug: the connection is served at /mcp/{slug}.
+    name: String,
+    /// Streamable HTTP (or, with --transport sse, legacy SSE) endpoint.
+    #[arg(long, conflicts_with = "command")]
+    url: Option<String>,
+    /// Header sent upstream, "Name: value" (repeatable; stored encrypted).
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// Program of a stdio server.
+    #[arg(long)]
+    command: Option<String>,
+    /// Argument of the stdio program (repeatable).
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// Environment of the stdio program, KEY=value (repeatable; stored encrypted).
+    #[arg(long = "env", short = 'e')]
+    env: Vec<String>,
+    /// Working directory of the stdio program.
+    #[arg(long)]
+    cwd: Option<String>,
+    /// http, sse or stdio (inferred when absent).
+    #[arg(long)]
+    transport: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    title: Option<String>,
+    /// Description.
+    #[arg(long)]
+    description: Option<String>,
+    /// Per-request upstream timeout in seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `import FILE`.
+#[derive(Args)]
+pub struct ImportArgs {
+    /// A Claude Desktop / Cursor / VS Code config with "mcpServers" (or "servers").
+    file: std::path::PathBuf,
+    /// Show what would be created without creating it.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `call CONNECTION TOOL`.
+#[derive(Args)]
+pub struct CallArgs {
+    /// Connection slug or id.
+    connection: String,
+    /// Tool name.
+    tool: String,
+    /// Arguments as one JSON object.
+    #[arg(long = "args")]
+    args_json: Option<String>,
+    /// One argument, key=value (value parsed as JSON when it is JSON, else a string; repeatable).
+    #[arg(long = "arg", short = 'a')]
+    arg: Vec<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+fn pairs(items: &[String], sep: char, what: &str) -> anyhow::Result<Map<String, Value>> {
+    let mut m = Map::new();
+    for it in items {
+        let (k, v) = it
+            .split_once(sep)
+            .with_context(|| format!("{what} '{it}' is not in the form name{sep}value"))?;
+        m.insert(
+            k.trim().to_string(),
+            Value::String(v.trim_start().to_string()),
+        );
+    }
+    Ok(m)
+}
+
+/// Runs a connection sub-command.
+pub async fn run(cmd: ConnectionCmd) -> anyhow::Result<()> {
+    match cmd {
+        ConnectionCmd::Add(a) => add(a).await,
+        ConnectionCmd::List(t) => list(t).await,
+        ConnectionCmd::Show(n) => {
+            let out = api::manage(
+                &n.target,
+                "COLLECTION_CONNECTIONS_GET",
+                json!({"id": n.name}),
+            )
+            .await?;
+            print_item(&n.target, &out["item"])
+        }
+        ConnectionCmd::Rm(n) => {
+            api::manage(
+                &n.target,
+                "COLLECTION_CONNECTIONS_DELETE",
+                json!({"id": n.name}),
+            )
+            .await?;
+            println!("connection \"{}\" deleted", n.name);
+            Ok(())
+        }
+        ConnectionCmd::Test(n) => test(n).await,
+    }
+}
+
+async fn add(a: AddArgs) -> anyhow::Result<()> {
+    let mut input = Map::new();
+    input.insert("slug".into(), json!(a.name));
+    let opt = |m: &mut Map<String, Value>, k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    };
+    opt(&mut input, "url", a.url);
+    opt(&mut input, "command", a.command);
+    opt(&mut input, "cwd", a.cwd);
+    opt(&mut input, "transport", a.transport);
+    opt(&mut input, "title", a.title);
+    opt(&mut input, "description", a.description);
+    if !a.args.is_empty() {
+        input.insert("args".into(), json!(a.args));
+    }
+    if !a.headers.is_empty() {
+        input.insert(
+            "headers".into(),
+            Value::Object(pairs(&a.headers, ':', "header")?),
+        );
+    }
+    if !a.env.is_empty() {
+        input.insert("env".into(), Value::Object(pairs(&a.env, '=', "env")?));
+    }
+    if let Some(t) = a.timeout {
+        input.insert("timeoutMs".into(), json!(t * 1000));
+    }
+    let out = api::manage(
+        &a.target,
+        "COLLECTION_CONNECTIONS_CREATE",
+        Value::Object(input),
+    )
+    .await?;
+    if a.target.json {
+        return print_item(&a.target, &out["item"]);
+    }
+    println!(
+        "connection \"{}\" created: {}{}",
+        out["item"]["slug"].as_str().unwrap_or("?"),
+        a.target.mesh_url.as_str().trim_end_matches('/'),
+        out["item"]["endpoint"].as_str().unwrap_or("")
+    );
+    Ok(())
+}
+
+async fn list(t: Target) -> anyhow::Result<()> {
+    let out = api::manage(&t, "COLLECTION_CONNECTIONS_LIST", json!({})).await?;
+    if t.json {
+        println!("{}", serde_json::to_string_pretty(&out["items"])?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = out["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|c| {
+                    let target = match c["transport"].as_str() {
+                        Some("stdio") => {
+                            let args: Vec<&str> = c["args"]
+                                .as_array()
+                                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                                .unwrap_or_default();
+                            format!("{} {}", c["command"].as_str().unwrap_or(""), args.join(" "))
+                        }
+                        _ => c["url"].as_str().unwrap_or("").to_string(),
+                    };
+                    let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+                    vec![
+                        s("slug"),
+                        s("transport"),
+                        s("status"),
+                        target.trim().to_string(),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if rows.is_empty() {
+        println!(
+            "No connections. Add one with: mcp-mesh connection add NAME --url URL | --command CMD"
+        );
+        return Ok(());
+    }
+    output::table(&["NAME", "TRANSPORT", "STATUS", "TARGET"], &rows);
+    Ok(())
+}
+
+fn print_item(t: &Target, item: &Value) -> anyhow::Result<()> {
+    if t.json {
+        println!("{}", serde_json::to_string_pretty(item)?);
+        return Ok(());
+    }
+    for key in [
+        "slug",
+        "id",
+        "title",
+        "description",
+        "transport",
+        "url",
+        "command",
+        "args",
+        "cwd",
+        "headers",
+        "env",
+        "timeoutMs",
+        "status",
+        "endpoint",
+    ] {
+        let v = &item[key];
+        let shown = match v {
+            Value::Null => continue,
+            Value::String(s) => s.clone(),
+            Value::Array(a) if a.is_empty() => continue,
+            Value::Object(o) if o.is_empty() => continue,
+            other => other.to_string(),
+        };
+        println!("{:<12} {shown}", format!("{key}:"));
+    }
+    Ok(())
+}
+
+async fn test(n: NameArg) -> anyhow::Result<()> {
+    let out = api::manage(&n.target, "CONNECTION_TEST", json!({"id": n.name})).await?;
+    if n.target.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if out["ok"].as_bool() == Some(true) {
+        println!(
+            "ok: {} {} (protocol {}), {} tools, {} ms",
+            out["serverInfo"]["name"].as_str().unwrap_or("?"),
+            out["serverInfo"]["version"].as_str().unwrap_or(""),
+            out["protocolVersion"].as_str().unwrap_or("?"),
+            out["toolCount"],
+            out["latencyMs"]
+        );
+    }
+    if out["ok"].as_bool() != Some(true) {
+        bail!(
+            "connection test failed: {}",
+            out["error"].as_str().unwrap_or("unknown error")
+        );
+    }
+    Ok(())
+}
+
+/// `mcp-mesh import FILE`.
+pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("cannot read {}", a.file.display()))?;
+    let (entries, skipped) = mesh_admin::import::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
+    for s in &skipped {
+        eprintln!("skipped {s}");
+    }
+    let mut failed = 0;
+    for e in entries {
+        let slug = e.input.slug.clone().unwrap_or_default();
+        if a.dry_run {
+            println!(
+                "would create \"{slug}\" ({}) from \"{}\"",
+                e.input.transport.as_deref().unwrap_or("?"),
+                e.name
+            );
+            continue;
+        }
+        let mut v = serde_json::to_value(ImportInput(&e.input))?;
+        if let Value::Object(m) = &mut v {
+            m.retain(|_, x| !x.is_null());
+        }
+        match api::manage(&a.target, "COLLECTION_CONNECTIONS_CREATE", v).await {
+            Ok(_) => println!("created \"{slug}\" from \"{}\"", e.name),
+            Err(err) => {
+                failed += 1;
+                eprintln!("failed \"{}\": {err:#}", e.name);
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} server(s) could not be imported");
+    }
+    Ok(())
+}
+
+/// Serialises an import entry as management tool arguments.
+struct ImportInput<'a>(&'a mesh_admin::connections::ConnectionInput);
+
+impl serde::Serialize for ImportInput<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let i = self.0;
+        json!({"slug": i.slug, "title": i.title, "transport": i.transport, "url": i.url, "headers": i.headers,
+               "command": i.command, "args": i.args, "env": i.env, "cwd": i.cwd})
+        .serialize(s)
+    }
+}
+
+/// `mcp-mesh call CONNECTION TOOL`.
+pub async fn call(a: CallArgs) -> anyhow::Result<()> {
+    let mut args = match &a.args_json {
+        Some(j) => {
+            match serde_json::from_str::<Value>(j).context("--args must be a JSON object")? {
+                Value::Object(m) => m,
+                _ => bail!("--args must be a JSON object"),
+            }
+        }
+        None => Map::new(),
+    };
+    for kv in &a.arg {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--arg '{kv}' is not key=value"))?;
+        args.insert(
+            k.to_string(),
+            serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())),
+        );
+    }
+    let client = api::connect(&a.target, &format!("/mcp/{}", a.connection)).await?;
+    let result = client.call_tool(&a.tool, Value::Object(args)).await;
+    client.close().await;
+    let result = result.map_err(|e| anyhow::anyhow!("{}: {e}", a.tool))?;
+    if a.target.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        let text = api::text_of(&result);
+        match (text.is_empty(), result.get("structuredContent")) {
+            (true, Some(s)) => println!("{}", serde_json::to_string_pretty(s)?),
+            _ => println!("{text}"),
+        }
+    }
+    if result.get("isError").and_then(Value::as_bool) == Some(true) {
+        bail!("the tool reported an error");
+    }
+    Ok(())
+}

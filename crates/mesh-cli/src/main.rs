@@ -1,0 +1,101 @@
+//! `mcp-mesh`: the server (`serve`) and a kubectl-style client of a running server.
+#![forbid(unsafe_code)]
+
+mod api;
+mod connection;
+mod output;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// MCP Mesh — one governed endpoint for all your MCP servers.
+#[derive(Parser)]
+#[command(name = "mcp-mesh", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mesh server (zero configuration: SQLite in ./data, listening on 127.0.0.1:3000).
+    Serve(serve::ServeArgs),
+    /// Manage connections to upstream MCP servers.
+    #[command(subcommand, visible_alias = "connections", visible_alias = "conn")]
+    Connection(connection::ConnectionCmd),
+    /// Import the servers of a Claude Desktop / Cursor / VS Code `mcpServers` JSON file.
+    Import(connection::ImportArgs),
+    /// Call a tool of a connection through the mesh and print its result.
+    Call(connection::CallArgs),
+    /// Vault operations.
+    #[command(subcommand)]
+    Vault(VaultCmd),
+    /// Serve a mesh endpoint over stdio, for desktop clients that only speak stdio.
+    Stdio(StdioArgs),
+}
+
+#[derive(Subcommand)]
+enum VaultCmd {
+    /// Generate a new vault key and re-encrypt every secret under it; the server keeps serving.
+    Rotate(api::Target),
+}
+
+#[derive(clap::Args)]
+struct StdioArgs {
+    /// The mesh endpoint to expose, e.g. http://127.0.0.1:3000/mcp/github.
+    #[arg(long)]
+    url: url::Url,
+    /// API key (else MESH_API_KEY, else the local owner key).
+    #[arg(long, env = "MESH_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Data directory holding the local owner key.
+    #[arg(long, env = "MESH_DATA_DIR", default_value = "./data")]
+    data_dir: std::path::PathBuf,
+}
+
+fn init_logs(default: &str) {
+    let filter = std::env::var("MESH_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default.to_string());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("MESH_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    });
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Connection(cmd) => connection::run(cmd).await,
+        Command::Import(args) => connection::import(args).await,
+        Command::Call(args) => connection::call(args).await,
+        Command::Vault(VaultCmd::Rotate(target)) => api::vault_rotate(target).await,
+        Command::Stdio(args) => stdio(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
+    let key = api::resolve_key(args.api_key, &args.data_dir)?;
+    mesh_relay::front_stdio::run(args.url, key, mesh_relay::ingress::upstream_http_client())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `mcp-mesh serve`: settings from flags and environment, then the server until Ctrl-C/SIGTERM.
+
+use anyhow::Context;
+use mesh_core::Secret;
+use mesh_server::{Config, Mesh};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Server settings; every flag also reads its environment variable (flags win).
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MESH_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Data directory (SQLite database, vault key file, owner key).
+    #[arg(long, env = "MESH_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Database URL: sqlite://… or postgres://… (default: SQLite in the data directory).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Vault key, 32 bytes as base64 or hex (default: a key file generated in the data directory).
+    #[arg(long, env = "MESH_ENCRYPTION_KEY", hide_env_values = true)]
+    encryption_key: Option<String>,
+    /// Earlier vault keys, comma-separated, still needed to open old secrets.
+    #[arg(
+        long,
+        env = "MESH_ENCRYPTION_KEYS_OLD",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    encryption_keys_old: Vec<String>,
+    /// The URL clients use to reach the mesh (its host and origin are then accepted).
+    #[arg(long, env = "MESH_PUBLIC_URL")]
+    public_url: Option<url::Url>,
+    /// Extra accepted Origin values, comma-separated.
+    #[arg(long, env = "MESH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Extra accepted Host names, comma-separated.
+    #[arg(long, env = "MESH_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "MESH_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Seconds after which an idle MCP session is closed.
+    #[arg(long, env = "MESH_SESSION_IDLE_SECS", default_value_t = 1800)]
+    session_idle_secs: u64,
+}
+
+impl ServeArgs {
+    fn config(self) -> anyhow::Result<Config> {
+        let mut cfg = Config::with_data_dir(self.data_dir);
+        cfg.listen = self.listen;
+        cfg.database_url = self.database_url.map(Secret::new);
+        cfg.encryption_key = self.encryption_key.map(Secret::new);
+        cfg.old_encryption_keys = self
+            .encryption_keys_old
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .map(Secret::new)
+            .collect();
+        cfg.public_url = self.public_url;
+        cfg.allowed_origins = self
+            .allowed_origins
+            .into_iter()
+            .filter(|o| !o.is_empty())
+            .collect();
+        cfg.allowed_hosts = self
+            .allowed_hosts
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        cfg.max_body_bytes = self.max_body_bytes;
+        cfg.session_idle = Duration::from_secs(self.session_idle_secs);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Runs the server.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = args.config()?;
+    let mesh = Mesh::build(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    if let Some(key) = &mesh.owner_key {
+        let path = mesh_admin::bootstrap::owner_key_path(&cfg.data_dir);
+        // Shown once, on the first start; the file lets the CLI on this machine work at once.
+        println!("First start: created the default organisation and its owner.");
+        println!(
+            "Owner API key (shown once, saved to {}):\n  {}",
+            path.display(),
+            key.expose()
+        );
+    }
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "MCP Mesh listening: management at http://{addr}/mcp, connections at http://{addr}/mcp/{{connection}}");
+    mesh.serve(listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

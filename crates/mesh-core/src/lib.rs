@@ -1,0 +1,16 @@
+//! Shared vocabulary of MCP Mesh: identifiers, names, principals and faults.
+//!
+//! This crate does no I/O. Everything that more than one layer must agree on lives here, so that
+//! the data plane (`mesh-relay`), the control plane (`mesh-admin`) and storage (`mesh-store`) cannot
+//! drift apart on what a slug is or whose fault an error was.
+#![forbid(unsafe_code)]
+
+pub mod fault;
+pub mod id;
+pub mod principal;
+pub mod secret;
+pub mod slug;
+
+pub use fault::Fault;
+pub use principal::{Principal, Role};
+pub use secret::Secret;

@@ -1,0 +1,58 @@
+//! Who is calling: the identity every request carries after authentication.
+
+use serde::{Deserialize, Serialize};
+
+/// A role within an organisation. Ordered from most to least powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including deleting the organisation.
+    Owner,
+    /// Manage connections, gateways, members and keys.
+    Admin,
+    /// Use connections; read configuration.
+    Member,
+    /// Read-only.
+    Viewer,
+}
+
+impl Role {
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Whether this role may change the organisation's configuration.
+    pub fn can_manage(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+/// An authenticated caller: an API key acting for a user within one organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The organisation every object this principal touches must belong to.
+    pub org_id: String,
+    /// The user the key belongs to.
+    pub user_id: String,
+    /// The API key that authenticated this request; MCP sessions are bound to it.
+    pub key_id: String,
+    /// The user's role in `org_id`.
+    pub role: Role,
+}

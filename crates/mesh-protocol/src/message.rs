@@ -1,0 +1,389 @@
+//! One JSON-RPC message, kept as its original bytes plus what routing needs.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// What a message is, from the envelope alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Has `method` and `id`: expects a response.
+    Request,
+    /// Has `method`, no `id`.
+    Notification,
+    /// Has `result` and `id`.
+    Response,
+    /// Has `error` (its `id` may be null when the request could not be parsed).
+    Error,
+}
+
+impl Kind {
+    /// Responses and errors both answer a request.
+    pub fn is_reply(self) -> bool {
+        matches!(self, Kind::Response | Kind::Error)
+    }
+}
+
+/// Why bytes were not accepted as one JSON-RPC message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON at all.
+    #[error("invalid JSON: {0}")]
+    NotJson(String),
+    /// A JSON array: batching was removed from MCP in 2025-06-18.
+    #[error("JSON-RPC batches are not supported; send one message per request")]
+    Batch,
+    /// JSON, but not an object with a valid JSON-RPC 2.0 shape.
+    #[error("invalid JSON-RPC message: {0}")]
+    Invalid(&'static str),
+}
+
+/// A parsed JSON-RPC message. Cloning is cheap (the bytes are shared).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    raw: Bytes,
+    kind: Kind,
+    /// Where the `id` value sits in `raw`, so it can be replaced without re-serialising.
+    id_span: Option<Range<usize>>,
+    method: Option<Box<str>>,
+}
+
+impl std::fmt::Debug for Message {
+    // Messages carry tool arguments that may be secret; debug output names only the envelope.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("kind", &self.kind)
+            .field("id", &self.id())
+            .field("method", &self.method())
+            .field("bytes", &self.raw.len())
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+impl Message {
+    /// Parses one message, keeping `raw` as is.
+    pub fn parse(raw: Bytes) -> Result<Message, ParseError> {
+        match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => return Err(ParseError::Batch),
+            Some(b'{') => {}
+            Some(_) => {
+                // Distinguish "not JSON" from "JSON but not an object" for a clearer error.
+                return match serde_json::from_slice::<serde::de::IgnoredAny>(&raw) {
+                    Ok(_) => Err(ParseError::Invalid("expected a JSON object")),
+                    Err(e) => Err(ParseError::NotJson(e.to_string())),
+                };
+            }
+            None => return Err(ParseError::NotJson("empty body".into())),
+        }
+        let env: Envelope<'_> =
+            serde_json::from_slice(&raw).map_err(|e| ParseError::NotJson(e.to_string()))?;
+        if env.jsonrpc.as_deref() != Some("2.0") {
+            return Err(ParseError::Invalid("\"jsonrpc\" must be \"2.0\""));
+        }
+        let id_span = match env.id {
+            Some(id) => {
+                let text = id.get();
+                let first = text.as_bytes().first().copied().unwrap_or(b' ');
+                if !(first == b'"' || first == b'-' || first.is_ascii_digit()) {
+                    return Err(ParseError::Invalid("\"id\" must be a string or a number"));
+                }
+                // The borrowed RawValue points into `raw`; its offset is the id's position.
+                let start = text.as_ptr() as usize - raw.as_ptr() as usize;
+                Some(start..start + text.len())
+            }
+            None => None,
+        };
+        let kind = match (
+            &env.method,
+            &id_span,
+            env.result.is_some(),
+            env.error.is_some(),
+        ) {
+            (Some(_), Some(_), false, false) => Kind::Request,
+            (Some(_), None, false, false) => Kind::Notification,
+            (None, Some(_), true, false) => Kind::Response,
+            (None, _, false, true) => Kind::Error,
+            _ => {
+                return Err(ParseError::Invalid(
+                    "not a request, notification, response or error",
+                ))
+            }
+        };
+        let method = env.method.map(|m| m.into_owned().into_boxed_str());
+        Ok(Message {
+            raw,
+            kind,
+            id_span,
+            method,
+        })
+    }
+
+    /// The message's kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The method of a request or notification.
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
+    /// The `id` exactly as it was written (e.g. `7` or `"abc"`), if any.
+    pub fn id(&self) -> Option<&str> {
+        let span = self.id_span.clone()?;
+        std::str::from_utf8(&self.raw[span]).ok()
+    }
+
+    /// The whole message as sent.
+    pub fn bytes(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// The whole message as text (always valid UTF-8: it parsed as JSON).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.raw).unwrap_or("")
+    }
+
+    /// The same message with its `id` replaced by `new_id` (raw JSON text: `17` or `"x"`).
+    /// Everything else stays byte for byte. A message without an id is returned unchanged.
+    pub fn with_id(&self, new_id: &str) -> Message {
+        let Some(span) = self.id_span.clone() else {
+            return self.clone();
+        };
+        let mut buf = BytesMut::with_capacity(self.raw.len() + new_id.len());
+        buf.put_slice(&self.raw[..span.start]);
+        buf.put_slice(new_id.as_bytes());
+        buf.put_slice(&self.raw[span.end..]);
+        Message {
+            raw: buf.freeze(),
+            kind: self.kind,
+            id_span: Some(span.start..span.start + new_id.len()),
+            method: self.method.clone(),
+        }
+    }
+
+    /// Deserialises `params` into `T` (borrowing where `T` allows). `None` when absent or not `T`.
+    pub fn params<'a, T: Deserialize<'a>>(&'a self) -> Option<T> {
+        #[derive(Deserialize)]
+        struct P<T> {
+            params: Option<T>,
+        }
+        serde_json::from_slice::<P<T>>(&self.raw).ok()?.params
+    }
+
+    /// Deserialises `result` into `T`.
+    pub fn result<'a, T: Deserialize<'a>>(&'a self) -> Option<T> {
+        #[derive(Deserialize)]
+        struct R<T> {
+            result: Option<T>,
+        }
+        serde_json::from_slice::<R<T>>(&self.raw).ok()?.result
+    }
+
+    /// The `params._meta.progressToken` of a request, as raw JSON text.
+    pub fn progress_token(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Meta<'a> {
+            #[serde(borrow, rename = "progressToken")]
+            progress_token: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow, rename = "_meta")]
+            meta: Option<Meta<'a>>,
+        }
+        let p: Params<'_> = self.params()?;
+        Some(p.meta?.progress_token?.get().to_string())
+    }
+
+    /// For `notifications/progress`: the token it reports on, as raw JSON text.
+    pub fn progress_notification_token(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow, rename = "progressToken")]
+            progress_token: Option<&'a RawValue>,
+        }
+        let p: Params<'_> = self.params()?;
+        Some(p.progress_token?.get().to_string())
+    }
+
+    /// For `notifications/cancelled`: the request id it cancels, as raw JSON text.
+    pub fn cancelled_request_id(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow, rename = "requestId")]
+            request_id: Option<&'a RawValue>,
+        }
+        let p: Params<'_> = self.params()?;
+        Some(p.request_id?.get().to_string())
+    }
+
+    /// Builds a request. `id` is raw JSON text.
+    pub fn request(id: &str, method: &str, params: Option<&serde_json::Value>) -> Message {
+        let mut obj = serde_json::Map::new();
+        obj.insert("jsonrpc".into(), "2.0".into());
+        obj.insert("id".into(), raw_to_value(id));
+        obj.insert("method".into(), method.into());
+        if let Some(p) = params {
+            obj.insert("params".into(), p.clone());
+        }
+        Self::from_value(serde_json::Value::Object(obj))
+    }
+
+    /// Builds a notification.
+    pub fn notification(method: &str, params: Option<&serde_json::Value>) -> Message {
+        let mut obj = serde_json::Map::new();
+        obj.insert("jsonrpc".into(), "2.0".into());
+        obj.insert("method".into(), method.into());
+        if let Some(p) = params {
+            obj.insert("params".into(), p.clone());
+        }
+        Self::from_value(serde_json::Value::Object(obj))
+    }
+
+    /// Builds a successful response. `id` is raw JSON text.
+    pub fn response(id: &str, result: &serde_json::Value) -> Message {
+        Self::from_value(
+            serde_json::json!({"jsonrpc": "2.0", "id": raw_to_value(id), "result": result}),
+        )
+    }
+
+    /// Builds an error response. `id` is raw JSON text, or `None` for `null`.
+    pub fn error(
+        id: Option<&str>,
+        code: i64,
+        message: &str,
+        data: Option<serde_json::Value>,
+    ) -> Message {
+        let mut err = serde_json::json!({"code": code, "message": message});
+        if let Some(d) = data {
+            err["data"] = d;
+        }
+        let id = id.map(raw_to_value).unwrap_or(serde_json::Value::Null);
+        Self::from_value(serde_json::json!({"jsonrpc": "2.0", "id": id, "error": err}))
+    }
+
+    fn from_value(v: serde_json::Value) -> Message {
+        let raw = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        // Always well-formed: we built it.
+        Message::parse(raw).unwrap_or_else(|_| unreachable_message())
+    }
+}
+
+fn unreachable_message() -> Message {
+    Message {
+        raw: Bytes::from_static(b"{}"),
+        kind: Kind::Notification,
+        id_span: None,
+        method: None,
+    }
+}
+
+fn raw_to_value(id: &str) -> serde_json::Value {
+    serde_json::from_str(id).unwrap_or_else(|_| serde_json::Value::String(id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(s: &str) -> Result<Message, ParseError> {
+        Message::parse(Bytes::from(s.to_string()))
+    }
+
+    #[test]
+    fn kinds() {
+        let cases = [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+                Kind::Request,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                Kind::Notification,
+            ),
+            (r#"{"jsonrpc":"2.0","id":"a","result":{}}"#, Kind::Response),
+            (
+                r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#,
+                Kind::Error,
+            ),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(msg(text).unwrap().kind(), kind, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        assert_eq!(
+            msg(r#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#),
+            Err(ParseError::Batch)
+        );
+        assert!(matches!(msg("{nope"), Err(ParseError::NotJson(_))));
+        assert!(matches!(msg(""), Err(ParseError::NotJson(_))));
+        assert!(matches!(msg("42"), Err(ParseError::Invalid(_))));
+        assert!(matches!(
+            msg(r#"{"id":1,"method":"x"}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            msg(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            msg(r#"{"jsonrpc":"2.0","id":1}"#),
+            Err(ParseError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn id_splice_keeps_every_other_byte() {
+        let text = r#"{ "jsonrpc":"2.0", "id" : "client-7", "method":"tools/call","params":{"_meta":{"progressToken":"p1","x-vendor":[1,2]},"name":"t","arguments":{"$schema":"https://json-schema.org/draft/2020-12/schema"}}, "extra": true}"#;
+        let m = msg(text).unwrap();
+        assert_eq!(m.id(), Some(r#""client-7""#));
+        let up = m.with_id("42");
+        assert_eq!(up.as_str(), text.replace(r#""client-7""#, "42"));
+        assert_eq!(up.id(), Some("42"));
+        let back = up.with_id(r#""client-7""#);
+        assert_eq!(back.as_str(), text);
+        assert_eq!(m.progress_token().as_deref(), Some(r#""p1""#));
+    }
+
+    #[test]
+    fn params_helpers() {
+        let c = msg(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5,"reason":"x"}}"#).unwrap();
+        assert_eq!(c.cancelled_request_id().as_deref(), Some("5"));
+        let p = msg(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":7,"progress":1}}"#).unwrap();
+        assert_eq!(p.progress_notification_token().as_deref(), Some("7"));
+        let r = msg(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
+        assert_eq!(r.progress_token(), None);
+    }
+
+    #[test]
+    fn builders_round_trip() {
+        let e = Message::error(Some("3"), -32601, "nope", None);
+        assert_eq!(e.kind(), Kind::Error);
+        assert_eq!(e.id(), Some("3"));
+        let r = Message::request(r#""s1""#, "ping", None);
+        assert_eq!(
+            (r.kind(), r.id(), r.method()),
+            (Kind::Request, Some(r#""s1""#), Some("ping"))
+        );
+    }
+}

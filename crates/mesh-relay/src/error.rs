@@ -1,0 +1,127 @@
+//! Errors of the data plane, each knowing whose fault it is and how it reaches the client.
+//!
+//! One function per direction maps an error to the wire: [`RelayError::http_status`] for
+//! transport-level refusals and [`RelayError::rpc_code`] for JSON-RPC error replies. Internal
+//! details go to the log; the client sees a message safe to show.
+
+use http::StatusCode;
+use mesh_core::Fault;
+use mesh_protocol::{codes, ParseError};
+use std::time::Duration;
+
+/// Everything that can go wrong between a client's POST and the upstream's answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RelayError {
+    /// The body is not one valid JSON-RPC message.
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    /// The request is malformed at the HTTP level.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// `Accept` does not allow what the endpoint must answer with.
+    #[error("not acceptable: {0}")]
+    NotAcceptable(&'static str),
+    /// `Content-Type` is not `application/json`.
+    #[error("unsupported media type: POST bodies must be application/json")]
+    UnsupportedMediaType,
+    /// The body exceeds the configured limit.
+    #[error("request body exceeds the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No or unknown credentials.
+    #[error("authentication required: send 'Authorization: Bearer <api key>'")]
+    Unauthorized,
+    /// `Origin` or `Host` failed the DNS-rebinding check.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A request other than initialize came without `Mcp-Session-Id`.
+    #[error("bad request: the Mcp-Session-Id header is required after initialize")]
+    SessionRequired,
+    /// Unknown, ended, or someone else's session. Deliberately indistinguishable.
+    #[error("session not found: it may have ended; initialize a new one")]
+    SessionNotFound,
+    /// `MCP-Protocol-Version` names a revision the mesh does not speak.
+    #[error("unsupported MCP-Protocol-Version '{0}'")]
+    BadProtocolVersion(String),
+    /// No such connection (or gateway) for this caller. Same answer whether it exists elsewhere or not.
+    #[error("no connection named '{0}'")]
+    RouteNotFound(String),
+    /// The upstream cannot be reached, its process is down, or it refused the mesh.
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// The upstream did not answer in time; the request was cancelled upstream.
+    #[error("upstream did not answer within {secs}s{note}", secs = .0.as_secs_f64(), note = .1)]
+    UpstreamTimeout(Duration, String),
+    /// The upstream answered with something that is not MCP.
+    #[error("upstream protocol error: {0}")]
+    UpstreamProtocol(String),
+    /// A bug or resource problem in the mesh.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RelayError {
+    /// Whose fault this is.
+    pub fn fault(&self) -> Fault {
+        use RelayError::*;
+        match self {
+            Parse(_)
+            | BadRequest(_)
+            | NotAcceptable(_)
+            | UnsupportedMediaType
+            | PayloadTooLarge(_)
+            | SessionRequired
+            | SessionNotFound
+            | BadProtocolVersion(_)
+            | RouteNotFound(_) => Fault::Downstream,
+            Unauthorized | Forbidden(_) => Fault::Policy,
+            UpstreamUnavailable(_) | UpstreamTimeout(..) | UpstreamProtocol(_) => Fault::Upstream,
+            Internal(_) => Fault::Internal,
+        }
+    }
+
+    /// The HTTP status when the error ends the exchange at the transport level.
+    pub fn http_status(&self) -> StatusCode {
+        use RelayError::*;
+        match self {
+            Parse(_) | BadRequest(_) | SessionRequired | BadProtocolVersion(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden(_) => StatusCode::FORBIDDEN,
+            SessionNotFound | RouteNotFound(_) => StatusCode::NOT_FOUND,
+            // Upstream failures of a request are JSON-RPC errors carried in a 200.
+            UpstreamUnavailable(_) | UpstreamTimeout(..) | UpstreamProtocol(_) => StatusCode::OK,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON-RPC error code for a reply carrying this error.
+    pub fn rpc_code(&self) -> i64 {
+        use RelayError::*;
+        match self {
+            Parse(ParseError::NotJson(_)) => codes::PARSE_ERROR,
+            Parse(_)
+            | BadRequest(_)
+            | NotAcceptable(_)
+            | UnsupportedMediaType
+            | PayloadTooLarge(_)
+            | SessionRequired
+            | BadProtocolVersion(_) => codes::INVALID_REQUEST,
+            Unauthorized | Forbidden(_) => codes::UNAUTHORIZED,
+            SessionNotFound => codes::SESSION_NOT_FOUND,
+            RouteNotFound(_) => codes::ROUTE_NOT_FOUND,
+            UpstreamUnavailable(_) => codes::UPSTREAM_UNAVAILABLE,
+            UpstreamTimeout(..) => codes::UPSTREAM_TIMEOUT,
+            UpstreamProtocol(_) => codes::UPSTREAM_PROTOCOL,
+            Internal(_) => codes::INTERNAL_ERROR,
+        }
+    }
+
+    /// This error as a JSON-RPC error reply to the request with raw id `id`.
+    pub fn to_message(&self, id: Option<&str>) -> mesh_protocol::Message {
+        mesh_protocol::Message::error(id, self.rpc_code(), &self.to_string(), None)
+    }
+}

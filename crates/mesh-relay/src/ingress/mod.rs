@@ -1,0 +1,149 @@
+//! Inbound Streamable HTTP: the routes clients talk to.
+//!
+//! The order of checks on every request is part of the security model:
+//! 1. Origin/Host (DNS-rebinding defence) — before anything else reads the request;
+//! 2. authentication — nothing below runs for anonymous callers;
+//! 3. transport shape (Accept, Content-Type, body size, JSON-RPC envelope);
+//! 4. session lookup, bound to the principal that created it (another key gets 404);
+//! 5. forwarding, where upstream credentials exist only inside the link.
+
+mod guard;
+mod respond;
+mod streamable_http;
+
+use crate::session::registry::Sessions;
+use crate::upstream::local::LocalService;
+use crate::{RelayError, UpstreamSpec};
+use axum::routing::any;
+use axum::Router;
+use mesh_core::Principal;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Decides who a bearer token belongs to. Runs on every request, so it must answer from memory.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The principal for `token`, or `None` if it is unknown, revoked or expired.
+    fn authenticate(&self, token: &str) -> Option<Principal>;
+}
+
+/// Resolves a route name in a URL to the upstream behind it, for one principal.
+#[async_trait::async_trait]
+pub trait RouteResolver: Send + Sync + 'static {
+    /// The upstream for `route` (slug or id) as visible to `principal`; `RouteNotFound` otherwise.
+    async fn resolve(
+        &self,
+        principal: &Principal,
+        route: &str,
+    ) -> Result<ResolvedRoute, RelayError>;
+}
+
+/// A route resolved to a concrete upstream.
+#[derive(Debug, Clone)]
+pub struct ResolvedRoute {
+    /// The connection id.
+    pub id: String,
+    /// The connection slug.
+    pub slug: String,
+    /// How to reach it, with credentials.
+    pub spec: UpstreamSpec,
+}
+
+/// Transport-level settings of the inbound side.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Largest accepted POST body, in bytes.
+    pub max_body_bytes: usize,
+    /// Sessions without activity for this long are closed.
+    pub session_idle: Duration,
+    /// Accepted `Host` header values (host part, lowercase); `None` accepts any.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Accepted `Origin` values (`scheme://host[:port]`), besides loopback ones if allowed.
+    pub allowed_origins: Vec<String>,
+    /// Accept any `Origin` whose host is a loopback name or address.
+    pub allow_loopback_origins: bool,
+    /// Timeout for the management server's requests.
+    pub management_timeout: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+            session_idle: Duration::from_secs(30 * 60),
+            allowed_hosts: Some(guard::loopback_hosts()),
+            allowed_origins: Vec::new(),
+            allow_loopback_origins: true,
+            management_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The data plane's shared state.
+pub struct Relay {
+    /// Live downstream sessions.
+    pub sessions: Sessions,
+    auth: Arc<dyn Authenticator>,
+    routes: Arc<dyn RouteResolver>,
+    management: Arc<dyn LocalService>,
+    http: reqwest::Client,
+    cfg: RelayConfig,
+}
+
+impl Relay {
+    /// Assembles the relay.
+    pub fn new(
+        cfg: RelayConfig,
+        auth: Arc<dyn Authenticator>,
+        routes: Arc<dyn RouteResolver>,
+        management: Arc<dyn LocalService>,
+        http: reqwest::Client,
+    ) -> Arc<Relay> {
+        Arc::new(Relay {
+            sessions: Sessions::default(),
+            auth,
+            routes,
+            management,
+            http,
+            cfg,
+        })
+    }
+
+    /// The `/mcp` and `/mcp/{route}` routes.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/mcp", any(streamable_http::management))
+            .route("/mcp/{route}", any(streamable_http::connection))
+            .with_state(self.clone())
+    }
+
+    /// Starts the task that closes idle sessions; it stops when the relay is dropped.
+    pub fn spawn_reaper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let Some(relay) = weak.upgrade() else { return };
+                relay.sessions.reap(relay.cfg.session_idle).await;
+            }
+        });
+    }
+
+    /// Closes every session and its upstream (graceful shutdown).
+    pub async fn shutdown(&self) {
+        self.sessions.close_all().await;
+    }
+}
+
+/// The process-wide HTTP client for upstreams: pooled connections, bounded connect time, no
+/// overall timeout (SSE streams are long-lived; request timeouts are the session's job).
+pub fn upstream_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .user_agent(concat!("mcp-mesh/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}

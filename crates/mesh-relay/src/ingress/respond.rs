@@ -1,0 +1,99 @@
+//! Building HTTP responses: single JSON replies, SSE streams, and transport-level errors.
+
+use crate::session::streams::{priming_id, Event};
+use crate::RelayError;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, StatusCode};
+use mesh_protocol::{sse, Message};
+use tokio::sync::mpsc;
+
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
+
+/// One JSON-RPC message as an `application/json` 200.
+pub(super) fn json(msg: &Message, session: Option<&str>) -> Response {
+    let mut resp = (
+        StatusCode::OK,
+        [(CONTENT_TYPE, "application/json")],
+        msg.bytes().clone(),
+    )
+        .into_response();
+    if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        resp.headers_mut().insert(SESSION_HEADER, id);
+    }
+    resp
+}
+
+/// 202 Accepted with no body: the answer to notifications and responses.
+pub(super) fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// A transport-level refusal: the right status, and a JSON-RPC error body saying why.
+pub(super) fn error(e: &RelayError, id: Option<&str>) -> Response {
+    let status = match e.http_status() {
+        // Upstream failures of notifications/replies cannot ride in a JSON-RPC reply.
+        StatusCode::OK if id.is_none() => StatusCode::BAD_GATEWAY,
+        s => s,
+    };
+    let body = e.to_message(id);
+    let mut resp = (
+        status,
+        [(CONTENT_TYPE, "application/json")],
+        body.bytes().clone(),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"mcp-mesh\""),
+        );
+    }
+    resp
+}
+
+/// An SSE response: optional priming event, the events given, then live events until the last.
+pub(super) fn sse(
+    stream: u64,
+    prime: bool,
+    first: Vec<Event>,
+    live: Option<mpsc::Receiver<Event>>,
+) -> Response {
+    let ended = first.iter().any(|e| e.last);
+    let priming = prime.then(|| sse::encode(Some(&priming_id(stream)), None, "", None));
+    let head = stream::iter(
+        priming
+            .into_iter()
+            .chain(first.into_iter().map(|e| frame(&e))),
+    );
+    let tail = match live.filter(|_| !ended) {
+        Some(rx) => stream::unfold((rx, false), |(mut rx, done)| async move {
+            if done {
+                return None;
+            }
+            let ev = rx.recv().await?;
+            Some((frame(&ev), (rx, ev.last)))
+        })
+        .boxed(),
+        None => stream::empty().boxed(),
+    };
+    let body = Body::from_stream(head.chain(tail).map(Ok::<Bytes, std::convert::Infallible>));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "text/event-stream")
+        .header(CACHE_CONTROL, "no-cache")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn frame(e: &Event) -> Bytes {
+    sse::encode(
+        Some(&e.id),
+        None,
+        std::str::from_utf8(&e.data).unwrap_or(""),
+        None,
+    )
+}

@@ -1,0 +1,351 @@
+//! The Streamable HTTP endpoint (MCP 2025-11-25, basic/transports): POST, GET and DELETE.
+
+use super::respond::{self, SESSION_HEADER};
+use super::{guard, Relay};
+use crate::session::Session;
+use crate::upstream::{self, local::LocalLink, Link};
+use crate::RelayError;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::{HeaderMap, Method, StatusCode};
+use mesh_core::Principal;
+use mesh_protocol::{version, Kind, Message};
+use std::sync::Arc;
+
+/// What a URL addresses.
+enum Target {
+    /// `/mcp`: the mesh's own management server.
+    Management,
+    /// `/mcp/{route}`: a connection, by slug or id.
+    Route(String),
+}
+
+pub(super) async fn management(
+    State(relay): State<Arc<Relay>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    dispatch(relay, Target::Management, method, headers, body).await
+}
+
+pub(super) async fn connection(
+    State(relay): State<Arc<Relay>>,
+    Path(route): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    dispatch(relay, Target::Route(route), method, headers, body).await
+}
+
+async fn dispatch(
+    relay: Arc<Relay>,
+    target: Target,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = match method {
+        Method::POST => post(&relay, &target, &headers, body).await,
+        Method::GET => get(&relay, &target, &headers),
+        Method::DELETE => delete(&relay, &target, &headers),
+        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response_with_allow(),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, fault = ?e.fault(), "request refused");
+        respond::error(&e, None)
+    })
+}
+
+trait AllowHeader {
+    fn into_response_with_allow(self) -> Response;
+}
+
+impl AllowHeader for StatusCode {
+    fn into_response_with_allow(self) -> Response {
+        let mut r = axum::response::IntoResponse::into_response(self);
+        r.headers_mut().insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, POST, DELETE"),
+        );
+        r
+    }
+}
+
+/// Steps 1 and 2 of the pipeline: rebinding defence, then authentication.
+fn admit(relay: &Relay, headers: &HeaderMap) -> Result<Principal, RelayError> {
+    guard::origin_and_host(&relay.cfg, headers)?;
+    let token = guard::bearer(headers).ok_or(RelayError::Unauthorized)?;
+    relay
+        .auth
+        .authenticate(token)
+        .ok_or(RelayError::Unauthorized)
+}
+
+async fn post(
+    relay: &Arc<Relay>,
+    target: &Target,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, RelayError> {
+    let principal = admit(relay, headers)?;
+    guard::accepts_json_and_sse(headers)?;
+    guard::content_type_json(headers)?;
+    let body = read_body(body, headers, relay.cfg.max_body_bytes).await?;
+    let msg = Message::parse(body)?;
+    if msg.kind() == Kind::Request && msg.method() == Some("initialize") {
+        return Ok(initialize(relay, target, principal, msg).await);
+    }
+    let session = session_for(relay, headers, &principal, target)?;
+    if let Some(v) = headers.get("mcp-protocol-version") {
+        let v = v.to_str().unwrap_or("");
+        if !version::is_supported(v) {
+            return Err(RelayError::BadProtocolVersion(v.chars().take(40).collect()));
+        }
+    }
+    match msg.kind() {
+        Kind::Request => match session.request(&msg).await {
+            Ok((stream, rx)) => Ok(reply_stream(&session, stream, rx).await),
+            Err(e) => {
+                tracing::info!(session = %session.id, route = %session.label, error = %e, "request failed");
+                Ok(respond::json(&e.to_message(msg.id()), None))
+            }
+        },
+        Kind::Notification => session.notify(&msg).await.map(|_| respond::accepted()),
+        Kind::Response | Kind::Error => session.reply(&msg).await.map(|_| respond::accepted()),
+    }
+}
+
+/// Answers a request: one JSON body when the reply is the first thing the upstream says (the
+/// fast, common case), else an SSE stream carrying everything related, ending with the reply.
+async fn reply_stream(
+    session: &Session,
+    stream: u64,
+    mut rx: tokio::sync::mpsc::Receiver<crate::session::streams::Event>,
+) -> Response {
+    match rx.recv().await {
+        Some(ev) if ev.last => match Message::parse(ev.data) {
+            Ok(m) => respond::json(&m, None),
+            Err(_) => respond::error(&RelayError::Internal("unparseable reply".into()), None),
+        },
+        Some(ev) => respond::sse(
+            stream,
+            version::primes_sse(&session.version()),
+            vec![ev],
+            Some(rx),
+        ),
+        // Cancelled by the client before anything came back: nothing will be sent.
+        None => respond::sse(stream, false, Vec::new(), None),
+    }
+}
+
+async fn initialize(
+    relay: &Arc<Relay>,
+    target: &Target,
+    principal: Principal,
+    msg: Message,
+) -> Response {
+    let id = msg.id().map(str::to_string);
+    match open_session(relay, target, principal, &msg).await {
+        Ok((session, reply)) => {
+            tracing::info!(session = %session.id, route = %session.label, version = %session.version(), "session opened");
+            respond::json(&reply, Some(&session.id))
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "initialize failed");
+            match e {
+                // Not-found routes are transport-level (404); upstream trouble is a JSON-RPC error.
+                RelayError::RouteNotFound(_) => respond::error(&e, id.as_deref()),
+                _ if e.http_status() == StatusCode::OK => {
+                    respond::json(&e.to_message(id.as_deref()), None)
+                }
+                _ => respond::error(&e, id.as_deref()),
+            }
+        }
+    }
+}
+
+async fn open_session(
+    relay: &Arc<Relay>,
+    target: &Target,
+    principal: Principal,
+    msg: &Message,
+) -> Result<(Arc<Session>, Message), RelayError> {
+    let session = match target {
+        Target::Management => {
+            let s = Session::new(
+                principal.clone(),
+                "",
+                "management",
+                relay.cfg.management_timeout,
+            );
+            let link: Link = Arc::new(LocalLink::new(
+                relay.management.clone(),
+                principal,
+                s.sink(),
+            ));
+            s.set_link(link);
+            s
+        }
+        Target::Route(route) => {
+            let resolved = relay.routes.resolve(&principal, route).await?;
+            let s = Session::new(
+                principal,
+                &resolved.id,
+                &resolved.slug,
+                resolved.spec.timeout,
+            );
+            s.set_link(upstream::connect(&resolved.spec, &relay.http, s.sink()).await?);
+            s
+        }
+    };
+    let result = async {
+        let (_, mut rx) = session.request(msg).await?;
+        // Nothing may precede an initialize result; anything that does is dropped.
+        let reply = loop {
+            match rx.recv().await {
+                Some(ev) if ev.last => break Message::parse(ev.data)?,
+                Some(_) => continue,
+                None => {
+                    return Err(RelayError::UpstreamUnavailable(
+                        "the upstream went away during initialize".into(),
+                    ))
+                }
+            }
+        };
+        if reply.kind() == Kind::Error {
+            return Ok(reply);
+        }
+        negotiate(&session, reply)
+    }
+    .await;
+    match result {
+        Ok(reply) if reply.kind() == Kind::Response => {
+            relay.sessions.insert(session.clone());
+            Ok((session, reply))
+        }
+        Ok(error_reply) => {
+            session.close().await;
+            // The upstream refused initialize: relay its error as is, with no session.
+            Err(RelayError::UpstreamProtocol(error_text(&error_reply)))
+        }
+        Err(e) => {
+            session.close().await;
+            Err(e)
+        }
+    }
+}
+
+fn error_text(reply: &Message) -> String {
+    #[derive(serde::Deserialize)]
+    struct E {
+        error: Option<serde_json::Value>,
+    }
+    let e: Option<E> = serde_json::from_slice(reply.bytes()).ok();
+    let m = e.and_then(|e| e.error).and_then(|e| {
+        e.get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+    });
+    format!(
+        "the upstream refused initialize: {}",
+        m.unwrap_or_else(|| "no reason given".into())
+    )
+}
+
+/// The downstream session speaks what the upstream negotiated when the mesh supports it too;
+/// otherwise the mesh answers with its own latest revision and bridges the difference.
+fn negotiate(session: &Session, reply: Message) -> Result<Message, RelayError> {
+    let mut result: serde_json::Value = reply
+        .result()
+        .ok_or_else(|| RelayError::UpstreamProtocol("initialize result is not an object".into()))?;
+    let upstream = result
+        .get("protocolVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    if version::is_supported(&upstream) {
+        session.set_version(&upstream);
+        return Ok(reply);
+    }
+    result["protocolVersion"] = version::LATEST.into();
+    session.set_version(version::LATEST);
+    Ok(Message::response(reply.id().unwrap_or("null"), &result))
+}
+
+fn session_for(
+    relay: &Relay,
+    headers: &HeaderMap,
+    principal: &Principal,
+    target: &Target,
+) -> Result<Arc<Session>, RelayError> {
+    let id = headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(RelayError::SessionRequired)?;
+    let session = relay.sessions.get(id).ok_or(RelayError::SessionNotFound)?;
+    // Bound to the key that created it: another key, even of the same user, gets a plain 404.
+    if session.principal.key_id != principal.key_id {
+        return Err(RelayError::SessionNotFound);
+    }
+    let same_target = match target {
+        Target::Management => session.route.is_empty(),
+        Target::Route(r) => {
+            !session.route.is_empty() && (session.route == *r || session.label == *r)
+        }
+    };
+    if !same_target {
+        return Err(RelayError::SessionNotFound);
+    }
+    Ok(session)
+}
+
+fn get(relay: &Arc<Relay>, target: &Target, headers: &HeaderMap) -> Result<Response, RelayError> {
+    let principal = admit(relay, headers)?;
+    guard::accepts_sse(headers)?;
+    let session = session_for(relay, headers, &principal, target)?;
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let (events, live) = session.listen(last).ok_or_else(|| {
+        RelayError::BadRequest("Last-Event-ID names no stream of this session".into())
+    })?;
+    let prime = last.is_none() && version::primes_sse(&session.version());
+    Ok(respond::sse(
+        crate::session::streams::STANDALONE,
+        prime,
+        events,
+        live,
+    ))
+}
+
+fn delete(
+    relay: &Arc<Relay>,
+    target: &Target,
+    headers: &HeaderMap,
+) -> Result<Response, RelayError> {
+    let principal = admit(relay, headers)?;
+    let session = session_for(relay, headers, &principal, target)?;
+    relay.sessions.remove(&session.id);
+    tracing::info!(session = %session.id, route = %session.label, "session ended by client");
+    // Stopping a child process can take seconds; the client need not wait for it.
+    tokio::spawn(async move { session.close().await });
+    Ok(axum::response::IntoResponse::into_response(StatusCode::OK))
+}
+
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<bytes::Bytes, RelayError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(RelayError::PayloadTooLarge(limit));
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| RelayError::PayloadTooLarge(limit))
+}

@@ -1,0 +1,25 @@
+//! The MCP data plane: inbound Streamable HTTP, downstream sessions, and upstream transports.
+//!
+//! Vocabulary (after linkerd): a *route* names what a client asked for (`/mcp/{connection}`);
+//! a [`spec::UpstreamSpec`] is the concrete upstream behind it (URL or command, with credentials);
+//! a [`upstream::Link`] is one live upstream MCP session over one transport.
+//!
+//! Every downstream session owns one upstream session, initialised with the downstream client's
+//! own `initialize` request. That is what lets the upstream send sampling, elicitation and roots
+//! requests exactly when the real client declared them, and what makes routing a server→client
+//! request back "to the right session" true by construction. The cost is one upstream handshake
+//! per downstream session — never one per call.
+//!
+//! Messages are relayed as raw bytes (see `mesh_protocol::Message`); only ids are rewritten.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod error;
+pub mod front_stdio;
+pub mod ingress;
+pub mod session;
+pub mod spec;
+pub mod upstream;
+
+pub use error::RelayError;
+pub use spec::{TransportSpec, UpstreamSpec};

@@ -1,0 +1,294 @@
+//! The SSE streams of one downstream session, with bounded replay for resumption.
+//!
+//! Stream 0 is the standalone GET stream; every POSTed request gets its own stream. Event ids are
+//! `{stream}-{seq}`, unique within the session and naming their stream, so a client resuming with
+//! `Last-Event-ID` gets exactly the rest of that stream (spec: basic/transports, resumability).
+//! A stream is buffered even while a client is attached, because the client may lose the
+//! connection after we wrote an event but before it read it.
+
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use tokio::sync::mpsc;
+
+/// Stream id of the standalone GET stream.
+pub const STANDALONE: u64 = 0;
+/// Events kept per stream for replay.
+const MAX_EVENTS: usize = 512;
+/// Bytes kept per stream for replay.
+const MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Finished request streams kept for late resumption.
+const KEEP_FINISHED: usize = 32;
+/// Events queued for a slow live client before it is detached (it can resume from the buffer).
+pub const SINK_CAPACITY: usize = 256;
+
+/// One event as handed to a live HTTP response.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The SSE id, `{stream}-{seq}`.
+    pub id: String,
+    /// One JSON-RPC message.
+    pub data: Bytes,
+    /// This event carries the request's reply: the stream ends after it.
+    pub last: bool,
+}
+
+struct Stream {
+    events: VecDeque<(u64, Bytes, bool)>,
+    bytes: usize,
+    next_seq: u64,
+    sink: Option<mpsc::Sender<Event>>,
+    done: bool,
+}
+
+impl Stream {
+    fn new() -> Stream {
+        Stream {
+            events: VecDeque::new(),
+            bytes: 0,
+            next_seq: 1,
+            sink: None,
+            done: false,
+        }
+    }
+}
+
+/// All streams of one session.
+pub struct Streams {
+    next_id: u64,
+    map: HashMap<u64, Stream>,
+    finished: VecDeque<u64>,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        let mut map = HashMap::new();
+        map.insert(STANDALONE, Stream::new());
+        Streams {
+            next_id: 1,
+            map,
+            finished: VecDeque::new(),
+        }
+    }
+}
+
+/// What a resumption finds.
+pub enum Resume {
+    /// Events to replay; `live` continues with new ones unless the stream has finished.
+    Replay {
+        events: Vec<Event>,
+        live: Option<mpsc::Receiver<Event>>,
+    },
+    /// No such stream (never existed, or evicted).
+    Unknown,
+}
+
+impl Streams {
+    /// Opens a request stream with a live receiver.
+    pub fn open(&mut self) -> (u64, mpsc::Receiver<Event>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (tx, rx) = mpsc::channel(SINK_CAPACITY);
+        let mut s = Stream::new();
+        s.sink = Some(tx);
+        self.map.insert(id, s);
+        (id, rx)
+    }
+
+    /// Attaches a new GET connection to the standalone stream, replacing any previous one, and
+    /// hands it what was queued while nobody listened.
+    pub fn attach_standalone(&mut self) -> (Vec<Event>, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(SINK_CAPACITY);
+        let s = self.map.entry(STANDALONE).or_insert_with(Stream::new);
+        // Messages queued while no GET stream was open are delivered now, once.
+        let queued: Vec<Event> = s
+            .events
+            .drain(..)
+            .map(|(seq, data, last)| event(STANDALONE, seq, data, last))
+            .collect();
+        s.bytes = 0;
+        s.sink = Some(tx);
+        (queued, rx)
+    }
+
+    /// Whether a client is listening on the standalone stream.
+    pub fn standalone_live(&self) -> bool {
+        self.map
+            .get(&STANDALONE)
+            .is_some_and(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed()))
+    }
+
+    /// Appends an event. Returns false when the stream no longer exists.
+    pub fn push(&mut self, stream: u64, data: Bytes, last: bool) -> bool {
+        let Some(s) = self.map.get_mut(&stream) else {
+            return false;
+        };
+        if s.done {
+            return false;
+        }
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        let keep_live = match &s.sink {
+            Some(tx) => tx.try_send(event(stream, seq, data.clone(), last)).is_ok(),
+            None => false,
+        };
+        if !keep_live {
+            s.sink = None;
+        }
+        // The standalone stream only queues while nobody listens; request streams always buffer.
+        if stream != STANDALONE || !keep_live {
+            s.bytes += data.len();
+            s.events.push_back((seq, data, last));
+            while s.events.len() > MAX_EVENTS || s.bytes > MAX_BYTES {
+                match s.events.pop_front() {
+                    Some((_, d, _)) => s.bytes -= d.len(),
+                    None => break,
+                }
+            }
+        }
+        if last {
+            s.done = true;
+            s.sink = None;
+            self.finished.push_back(stream);
+            while self.finished.len() > KEEP_FINISHED {
+                if let Some(old) = self.finished.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+        true
+    }
+
+    /// Ends a request stream without a reply (the request was cancelled by the client).
+    pub fn end(&mut self, stream: u64) {
+        if stream != STANDALONE {
+            self.map.remove(&stream);
+        }
+    }
+
+    /// Resumes after `Last-Event-ID: {stream}-{seq}`.
+    pub fn resume(&mut self, last_event_id: &str) -> Resume {
+        let Some((stream, seq)) = parse_event_id(last_event_id) else {
+            return Resume::Unknown;
+        };
+        if stream == STANDALONE {
+            let (events, rx) = self.attach_standalone();
+            return Resume::Replay {
+                events,
+                live: Some(rx),
+            };
+        }
+        let Some(s) = self.map.get_mut(&stream) else {
+            return Resume::Unknown;
+        };
+        let events = s
+            .events
+            .iter()
+            .filter(|(n, ..)| *n > seq)
+            .map(|(n, d, l)| event(stream, *n, d.clone(), *l))
+            .collect();
+        let live = if s.done {
+            None
+        } else {
+            let (tx, rx) = mpsc::channel(SINK_CAPACITY);
+            s.sink = Some(tx);
+            Some(rx)
+        };
+        Resume::Replay { events, live }
+    }
+
+    /// Whether any client is attached to any stream (an idle session has none).
+    pub fn any_live(&self) -> bool {
+        self.map
+            .values()
+            .any(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed()))
+    }
+}
+
+fn event(stream: u64, seq: u64, data: Bytes, last: bool) -> Event {
+    Event {
+        id: format!("{stream}-{seq}"),
+        data,
+        last,
+    }
+}
+
+/// The priming event id of a stream: before its first event.
+pub fn priming_id(stream: u64) -> String {
+    format!("{stream}-0")
+}
+
+fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (s, n) = id.split_once('-')?;
+    Some((s.parse().ok()?, n.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::from(s.to_string())
+    }
+
+    #[test]
+    fn request_stream_replays_after_disconnect() {
+        let mut st = Streams::default();
+        let (id, rx) = st.open();
+        assert!(st.push(id, b("n1"), false));
+        drop(rx); // client went away: not a cancellation
+        assert!(st.push(id, b("n2"), false));
+        assert!(st.push(id, b("reply"), true));
+        let Resume::Replay { events, live } = st.resume(&format!("{id}-1")) else {
+            panic!("unknown")
+        };
+        assert_eq!(
+            events.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
+            vec![b("n2"), b("reply")]
+        );
+        assert!(events[1].last && live.is_none());
+        assert!(matches!(st.resume("99-0"), Resume::Unknown));
+        assert!(matches!(st.resume("garbage"), Resume::Unknown));
+    }
+
+    #[test]
+    fn live_resume_gets_later_events() {
+        let mut st = Streams::default();
+        let (id, rx) = st.open();
+        st.push(id, b("a"), false);
+        drop(rx);
+        let Resume::Replay { events, live } = st.resume(&priming_id(id)) else {
+            panic!()
+        };
+        assert_eq!(events.len(), 1);
+        let mut live = live.expect("still open");
+        st.push(id, b("z"), true);
+        let e = live.try_recv().unwrap();
+        assert_eq!((e.id.as_str(), e.last), (format!("{id}-2").as_str(), true));
+    }
+
+    #[test]
+    fn standalone_queues_until_attached_then_streams() {
+        let mut st = Streams::default();
+        assert!(!st.standalone_live());
+        st.push(STANDALONE, b("early"), false);
+        let (queued, mut rx) = st.attach_standalone();
+        assert_eq!(queued.len(), 1);
+        assert!(st.standalone_live());
+        st.push(STANDALONE, b("later"), false);
+        assert_eq!(rx.try_recv().unwrap().data, b("later"));
+    }
+
+    #[test]
+    fn replay_buffer_is_bounded() {
+        let mut st = Streams::default();
+        let (id, rx) = st.open();
+        drop(rx);
+        for i in 0..(MAX_EVENTS + 10) {
+            st.push(id, b(&i.to_string()), false);
+        }
+        let Resume::Replay { events, .. } = st.resume(&priming_id(id)) else {
+            panic!()
+        };
+        assert_eq!(events.len(), MAX_EVENTS);
+    }
+}

@@ -1,0 +1,60 @@
+//! What the relay needs to reach one upstream: transport, address, credentials, limits.
+//!
+//! Built by the control plane from a stored connection with its secrets decrypted. Plaintext
+//! credentials exist only inside these values, wrapped in [`Secret`] so they never reach a log.
+
+use mesh_core::Secret;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One upstream MCP server, ready to connect to.
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    /// The connection's slug, used in logs and error messages.
+    pub name: String,
+    /// How to reach it.
+    pub transport: TransportSpec,
+    /// How long one request may go without an answer (progress notifications extend it).
+    pub timeout: Duration,
+}
+
+/// The three upstream transports MCP defines.
+#[derive(Debug, Clone)]
+pub enum TransportSpec {
+    /// Streamable HTTP (2025-03-26 and later).
+    Http {
+        /// The MCP endpoint.
+        url: url::Url,
+        /// Extra request headers, e.g. `Authorization`; values are secret.
+        headers: Vec<(String, Secret<String>)>,
+    },
+    /// The legacy HTTP+SSE transport (2024-11-05): GET an event stream, POST to the endpoint it names.
+    Sse {
+        /// The SSE endpoint.
+        url: url::Url,
+        /// Extra request headers; values are secret.
+        headers: Vec<(String, Secret<String>)>,
+    },
+    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+    Stdio {
+        /// The program to run (looked up in `PATH`).
+        command: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Extra environment; values are secret.
+        env: Vec<(String, Secret<String>)>,
+        /// Working directory, if not the mesh's.
+        cwd: Option<PathBuf>,
+    },
+}
+
+impl TransportSpec {
+    /// The transport's short name, as stored and shown.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportSpec::Http { .. } => "http",
+            TransportSpec::Sse { .. } => "sse",
+            TransportSpec::Stdio { .. } => "stdio",
+        }
+    }
+}

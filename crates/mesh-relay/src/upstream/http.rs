@@ -1,0 +1,405 @@
+//! The Streamable HTTP transport, as a client of the upstream (MCP 2025-11-25 basic/transports).
+//!
+//! One POST per message over the process-wide pooled `reqwest::Client`: no per-call handshake.
+//! A POST may be answered with one JSON message or an SSE stream of related messages ending with
+//! the reply; the stream's messages are delivered with the request's id as `related`. If a stream
+//! ends before the reply, it is resumed with GET + `Last-Event-ID` when the upstream gave event ids
+//! (the server may close early after sending `retry`), else the request fails as `StreamLost`.
+//! After `notifications/initialized` the link opens the standalone GET stream for unsolicited
+//! messages (list_changed, resources/updated, server requests), reconnecting while the session lives.
+
+use super::{header_map, Inbound, InboundSink, Transport};
+use crate::RelayError;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use mesh_protocol::{sse, Kind, Message};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::StatusCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// The largest single JSON reply accepted from an upstream.
+const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
+/// How often a stream that ended early is resumed before the request is failed.
+const MAX_RESUMES: u32 = 5;
+
+/// A link to a Streamable HTTP upstream.
+pub struct HttpLink {
+    name: String,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: String,
+    client: reqwest::Client,
+    url: url::Url,
+    headers: HeaderMap,
+    sink: Arc<dyn InboundSink>,
+    session: Mutex<SessionState>,
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct SessionState {
+    id: Option<HeaderValue>,
+    version: Option<HeaderValue>,
+    get_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl HttpLink {
+    /// A link; nothing is sent until the first message.
+    pub fn new(
+        name: &str,
+        client: reqwest::Client,
+        url: url::Url,
+        headers: &[(String, mesh_core::Secret<String>)],
+        sink: Arc<dyn InboundSink>,
+    ) -> Result<HttpLink, RelayError> {
+        let headers = header_map(name, headers)?;
+        let shared = Shared {
+            name: name.to_string(),
+            client,
+            url,
+            headers,
+            sink,
+            session: Mutex::new(SessionState::default()),
+            closed: AtomicBool::new(false),
+        };
+        Ok(HttpLink {
+            name: name.to_string(),
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, SessionState> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .request(method, self.url.clone())
+            .headers(self.headers.clone());
+        let st = self.state();
+        if let Some(id) = &st.id {
+            req = req.header(SESSION_HEADER, id.clone());
+        }
+        if let Some(v) = &st.version {
+            req = req.header(VERSION_HEADER, v.clone());
+        }
+        req
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> RelayError {
+        // `without_url`: a URL may carry a token in its query string.
+        let e = e.without_url();
+        let what = if e.is_connect() {
+            "cannot connect"
+        } else if e.is_timeout() {
+            "timed out"
+        } else {
+            "request failed"
+        };
+        RelayError::UpstreamUnavailable(format!("{}: {what} ({e})", self.name))
+    }
+
+    fn note_version(&self, reply: &Message) {
+        #[derive(serde::Deserialize)]
+        struct Init<'a> {
+            #[serde(rename = "protocolVersion", borrow)]
+            protocol_version: std::borrow::Cow<'a, str>,
+        }
+        if let Some(init) = reply.result::<Init<'_>>() {
+            if let Ok(v) = HeaderValue::from_str(&init.protocol_version) {
+                self.state().version = Some(v);
+            }
+        }
+    }
+
+    /// Reads an SSE body, delivering messages related to `request` (or unsolicited when `None`).
+    /// Returns the last event id and retry hint, and whether the reply to `request` was seen.
+    async fn pump(
+        &self,
+        resp: reqwest::Response,
+        request: Option<&str>,
+        is_init: bool,
+    ) -> (Option<String>, Option<u64>, bool, Option<String>) {
+        let mut decoder = sse::Decoder::new();
+        let mut body = resp.bytes_stream();
+        let mut replied = false;
+        let mut error = None;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    error = Some(e.without_url().to_string());
+                    break;
+                }
+            };
+            let events = match decoder.push(&chunk) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            };
+            for ev in events {
+                if !(ev.event.is_empty() || ev.event == "message") {
+                    continue;
+                }
+                let msg = match Message::parse(Bytes::from(ev.data)) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(connection = %self.name, error = %e, "upstream sent a non-JSON-RPC SSE event; dropped");
+                        continue;
+                    }
+                };
+                if let Some(req) = request {
+                    if msg.kind().is_reply() && msg.id() == Some(req) {
+                        replied = true;
+                        if is_init {
+                            self.note_version(&msg);
+                        }
+                    }
+                }
+                let related = request.map(Into::into);
+                self.sink.deliver(Inbound::Message { msg, related });
+            }
+            if replied {
+                break;
+            }
+        }
+        (
+            decoder.last_event_id().map(str::to_string),
+            decoder.retry_ms(),
+            replied,
+            error,
+        )
+    }
+
+    /// Follows a request's SSE stream to its reply, resuming it if the upstream closes early.
+    async fn follow(self: Arc<Self>, mut resp: reqwest::Response, request: String, is_init: bool) {
+        let mut resumes = 0;
+        loop {
+            let (last_id, retry, replied, error) = self.pump(resp, Some(&request), is_init).await;
+            if replied || self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let reason = error.unwrap_or_else(|| {
+                "the upstream closed the response stream before answering".into()
+            });
+            let Some(last_id) = last_id.filter(|_| resumes < MAX_RESUMES) else {
+                self.sink.deliver(Inbound::StreamLost {
+                    request: request.into(),
+                    reason,
+                });
+                return;
+            };
+            resumes += 1;
+            tokio::time::sleep(Duration::from_millis(retry.unwrap_or(200).min(10_000))).await;
+            match self.open_get(Some(&last_id)).await {
+                Ok(Some(r)) => resp = r,
+                Ok(None) | Err(_) => {
+                    self.sink.deliver(Inbound::StreamLost {
+                        request: request.into(),
+                        reason,
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// GET the endpoint for an event stream. `Ok(None)` when the upstream offers none (405).
+    async fn open_get(
+        &self,
+        last_event_id: Option<&str>,
+    ) -> Result<Option<reqwest::Response>, RelayError> {
+        let mut req = self
+            .request(reqwest::Method::GET)
+            .header(ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        match resp.status() {
+            s if s.is_success() && is_sse(resp.headers()) => Ok(Some(resp)),
+            StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+            s => Err(RelayError::UpstreamProtocol(format!(
+                "{}: GET stream answered HTTP {s}",
+                self.name
+            ))),
+        }
+    }
+
+    /// The standalone GET stream: unsolicited server messages, reconnected while the session lives.
+    async fn listen(self: Arc<Self>) {
+        let mut last_id: Option<String> = None;
+        let mut failures = 0u32;
+        while !self.closed.load(Ordering::Acquire) {
+            match self.open_get(last_id.as_deref()).await {
+                Ok(Some(resp)) => {
+                    failures = 0;
+                    let (id, retry, _, _) = self.pump(resp, None, false).await;
+                    last_id = id.or(last_id);
+                    tokio::time::sleep(Duration::from_millis(retry.unwrap_or(500).min(30_000)))
+                        .await;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    failures += 1;
+                    if failures > 8 {
+                        tracing::warn!(connection = %self.name, error = %e, "giving up on the upstream's GET stream");
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250u64 << failures.min(7))).await;
+                }
+            }
+        }
+    }
+}
+
+fn is_sse(h: &HeaderMap) -> bool {
+    h.get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+fn is_json(h: &HeaderMap) -> bool {
+    h.get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+#[async_trait::async_trait]
+impl Transport for HttpLink {
+    async fn send(&self, msg: Message) -> Result<(), RelayError> {
+        let sh = &self.shared;
+        if sh.closed.load(Ordering::Acquire) {
+            return Err(RelayError::UpstreamUnavailable(
+                "the upstream session was closed".into(),
+            ));
+        }
+        let is_init = msg.kind() == Kind::Request && msg.method() == Some("initialize");
+        let resp = sh
+            .request(reqwest::Method::POST)
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(msg.bytes().clone())
+            .send()
+            .await
+            .map_err(|e| sh.unreachable(e))?;
+        let status = resp.status();
+        if is_init {
+            if let Some(id) = resp.headers().get(SESSION_HEADER) {
+                sh.state().id = Some(id.clone());
+            }
+        }
+        match status {
+            StatusCode::ACCEPTED => {}
+            s if s.is_success() && msg.kind() == Kind::Request && is_sse(resp.headers()) => {
+                let request = msg.id().unwrap_or_default().to_string();
+                tokio::spawn(sh.clone().follow(resp, request, is_init));
+            }
+            s if s.is_success() && msg.kind() == Kind::Request && is_json(resp.headers()) => {
+                let body = read_limited(resp, MAX_JSON_BODY).await.map_err(|e| {
+                    RelayError::UpstreamProtocol(format!(
+                        "{}: reading the reply failed: {e}",
+                        sh.name
+                    ))
+                })?;
+                let reply = Message::parse(body).map_err(|e| {
+                    RelayError::UpstreamProtocol(format!(
+                        "{}: the reply is not JSON-RPC: {e}",
+                        sh.name
+                    ))
+                })?;
+                if is_init {
+                    sh.note_version(&reply);
+                }
+                let related = msg.id().map(Into::into);
+                sh.sink.deliver(Inbound::Message {
+                    msg: reply,
+                    related,
+                });
+            }
+            s if s.is_success() && msg.kind() != Kind::Request => {}
+            s if s.is_success() => {
+                return Err(RelayError::UpstreamProtocol(format!(
+                    "{}: reply has unexpected Content-Type",
+                    sh.name
+                )));
+            }
+            StatusCode::NOT_FOUND if sh.state().id.is_some() => {
+                return Err(RelayError::UpstreamUnavailable(format!(
+                    "{}: the upstream ended its session",
+                    sh.name
+                )));
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(RelayError::UpstreamUnavailable(format!(
+                    "{}: the upstream refused the connection's credentials (HTTP {status})",
+                    sh.name
+                )));
+            }
+            s => {
+                return Err(RelayError::UpstreamUnavailable(format!(
+                    "{}: the upstream answered HTTP {s}",
+                    sh.name
+                )));
+            }
+        }
+        if msg.kind() == Kind::Notification && msg.method() == Some("notifications/initialized") {
+            let task = tokio::spawn(sh.clone().listen());
+            if let Some(old) = sh.state().get_task.replace(task) {
+                old.abort();
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        let sh = &self.shared;
+        if sh.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let had_session = {
+            let mut st = sh.state();
+            if let Some(t) = st.get_task.take() {
+                t.abort();
+            }
+            st.id.is_some()
+        };
+        if had_session {
+            // Best effort (spec: the server MAY answer 405); bounded so shutdown never hangs.
+            let req = sh
+                .request(reqwest::Method::DELETE)
+                .timeout(Duration::from_secs(2));
+            if let Err(e) = req.send().await {
+                tracing::debug!(connection = %self.name, error = %e.without_url(), "DELETE of upstream session failed");
+            }
+        }
+    }
+}
+
+/// Reads a body up to `limit` bytes.
+pub(crate) async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, String> {
+    if resp.content_length().is_some_and(|n| n as usize > limit) {
+        return Err(format!("body larger than {limit} bytes"));
+    }
+    let mut out = bytes::BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.without_url().to_string())?;
+        if out.len() + chunk.len() > limit {
+            return Err(format!("body larger than {limit} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}

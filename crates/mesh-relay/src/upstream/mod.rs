@@ -1,0 +1,106 @@
+//! Upstream transports: one file per transport, all behind [`Transport`].
+//!
+//! A link is a message pipe. `send` hands one message to the upstream; everything the upstream
+//! says comes back through the [`InboundSink`] the link was built with, synchronously and in order
+//! per underlying stream. The session layer above does all id remapping; links only carry bytes
+//! and report when the upstream goes down or comes back.
+
+pub mod http;
+pub mod local;
+pub mod sse;
+pub mod stdio;
+
+use crate::{RelayError, TransportSpec, UpstreamSpec};
+use mesh_protocol::Message;
+use std::sync::Arc;
+
+/// Something the upstream side reports.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A message from the upstream. `related` is the raw id of the upstream request whose
+    /// response stream carried it, when the transport knows (Streamable HTTP POST streams).
+    Message {
+        /// The message.
+        msg: Message,
+        /// The request it belongs to, if known.
+        related: Option<Box<str>>,
+    },
+    /// The stream that should have carried the reply to upstream request `request` ended first.
+    StreamLost {
+        /// The raw upstream request id.
+        request: Box<str>,
+        /// Why, for the error the client sees.
+        reason: String,
+    },
+    /// The upstream as a whole went away: every pending request fails.
+    Down {
+        /// Why, for the error the client sees.
+        reason: String,
+    },
+    /// A supervised upstream is back and re-initialised.
+    Up,
+}
+
+/// Receives what a link reads from its upstream. Implementations must not block.
+pub trait InboundSink: Send + Sync + 'static {
+    /// Takes one report.
+    fn deliver(&self, inbound: Inbound);
+}
+
+/// One live upstream MCP session over one transport.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Hands one message to the upstream. Replies arrive through the sink.
+    async fn send(&self, msg: Message) -> Result<(), RelayError>;
+    /// Ends the upstream session gracefully; later sends fail.
+    async fn close(&self);
+    /// A short note for error messages about what the link has seen go wrong, if anything.
+    fn diagnostics(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A shared handle to a link.
+pub type Link = Arc<dyn Transport>;
+
+/// Opens a link to `spec`. Stdio spawns the process; HTTP and SSE connect lazily or at once as
+/// their protocol needs. `http` is the process-wide pooled client.
+pub async fn connect(
+    spec: &UpstreamSpec,
+    http: &reqwest::Client,
+    sink: Arc<dyn InboundSink>,
+) -> Result<Link, RelayError> {
+    Ok(match &spec.transport {
+        TransportSpec::Http { url, headers } => Arc::new(http::HttpLink::new(
+            &spec.name,
+            http.clone(),
+            url.clone(),
+            headers,
+            sink,
+        )?),
+        TransportSpec::Sse { url, headers } => Arc::new(
+            sse::SseLink::connect(&spec.name, http.clone(), url.clone(), headers, sink).await?,
+        ),
+        TransportSpec::Stdio { .. } => stdio::StdioLink::spawn(spec, sink)?,
+    })
+}
+
+/// Turns configured header pairs into a `HeaderMap`, marking every value sensitive so that
+/// hyper never logs or compresses it (HPACK "never index").
+pub(crate) fn header_map(
+    name: &str,
+    headers: &[(String, mesh_core::Secret<String>)],
+) -> Result<reqwest::header::HeaderMap, RelayError> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        let key = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            RelayError::Internal(format!("connection {name}: invalid header name '{k}'"))
+        })?;
+        let mut val = reqwest::header::HeaderValue::from_str(v.expose()).map_err(|_| {
+            RelayError::Internal(format!("connection {name}: invalid value for header '{k}'"))
+        })?;
+        val.set_sensitive(true);
+        map.append(key, val);
+    }
+    Ok(map)
+}

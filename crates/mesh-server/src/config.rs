@@ -1,0 +1,86 @@
+//! Server configuration, validated. Layers (defaults < environment < flags) are applied by the
+//! CLI with clap; this type holds the result. `docs/config.md` documents every setting.
+
+use mesh_core::Secret;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The server's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (`MESH_LISTEN`, default `127.0.0.1:3000`).
+    pub listen: SocketAddr,
+    /// Data directory (`MESH_DATA_DIR`, default `./data`).
+    pub data_dir: PathBuf,
+    /// Database URL (`DATABASE_URL`, default `sqlite://<data dir>/mesh.db`).
+    pub database_url: Option<Secret<String>>,
+    /// Primary vault key (`MESH_ENCRYPTION_KEY`), else a key file in the data dir.
+    pub encryption_key: Option<Secret<String>>,
+    /// Previous vault keys still needed to open old ciphertexts (`MESH_ENCRYPTION_KEYS_OLD`).
+    pub old_encryption_keys: Vec<Secret<String>>,
+    /// The URL clients use to reach the mesh (`MESH_PUBLIC_URL`).
+    pub public_url: Option<url::Url>,
+    /// Extra accepted `Origin` values (`MESH_ALLOWED_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+    /// Extra accepted `Host` names (`MESH_ALLOWED_HOSTS`).
+    pub allowed_hosts: Vec<String>,
+    /// Largest accepted request body in bytes (`MESH_MAX_BODY_BYTES`, default 4 MiB).
+    pub max_body_bytes: usize,
+    /// Idle MCP sessions are closed after this long (`MESH_SESSION_IDLE_SECS`, default 1800).
+    pub session_idle: Duration,
+}
+
+impl Config {
+    /// Defaults for a data directory, as `mcp-mesh serve` with no settings would use.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            encryption_key: None,
+            old_encryption_keys: Vec::new(),
+            public_url: None,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            session_idle: Duration::from_secs(1800),
+        }
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> Secret<String> {
+        self.database_url.clone().unwrap_or_else(|| {
+            Secret::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("mesh.db").display()
+            ))
+        })
+    }
+
+    /// Creates the data directory, readable only by its owner.
+    pub fn ensure_data_dir(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if !self.data_dir.exists() {
+            std::fs::create_dir_all(&self.data_dir)?;
+            std::fs::set_permissions(&self.data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+
+    /// Checks settings that clap cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_body_bytes < 1024 {
+            anyhow::bail!("MESH_MAX_BODY_BYTES must be at least 1024");
+        }
+        if self.session_idle < Duration::from_secs(10) {
+            anyhow::bail!("MESH_SESSION_IDLE_SECS must be at least 10");
+        }
+        for o in &self.allowed_origins {
+            if url::Url::parse(o).is_err() {
+                anyhow::bail!("MESH_ALLOWED_ORIGINS entry '{o}' is not an origin like https://app.example.com");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+//! Wires MCP Mesh together: configuration, first-start bootstrap, HTTP routes, graceful shutdown.
+//!
+//! The server is a library so that tests run the real thing in-process: `Mesh::build` then
+//! `Mesh::serve` on a listener bound to `127.0.0.1:0`, with a shutdown future.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod health;
+
+pub use config::Config;
+
+use anyhow::Context;
+use mesh_admin::{connections::Routes, keys::KeyCache, tools::ManagementServer, Admin};
+use mesh_core::Secret;
+use mesh_relay::ingress::{upstream_http_client, Relay, RelayConfig};
+use mesh_store::Store;
+use mesh_vault::Keyring;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// How long in-flight requests get to finish after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A built mesh, ready to serve.
+pub struct Mesh {
+    /// The data plane.
+    pub relay: Arc<Relay>,
+    /// The control plane.
+    pub admin: Admin,
+    /// The owner key, on the start that created it only.
+    pub owner_key: Option<Secret<String>>,
+}
+
+impl Mesh {
+    /// Opens storage and the vault, bootstraps on first start, and assembles the relay.
+    pub async fn build(cfg: &Config) -> anyhow::Result<Mesh> {
+        cfg.ensure_data_dir()?;
+        let old: Vec<String> = cfg
+            .old_encryption_keys
+            .iter()
+            .map(|k| k.expose().clone())
+            .collect();
+        let keyring = Keyring::load_or_create(
+            &cfg.data_dir,
+            cfg.encryption_key.as_ref().map(|k| k.expose().as_str()),
+            &old,
+        )
+        .context("cannot open the vault keyring")?;
+        let store = Store::connect(cfg.database_url().expose())
+            .await
+            .context("cannot open the database")?;
+        tracing::info!(backend = store.backend_name(), "database ready");
+        let owner_key = mesh_admin::bootstrap::ensure_owner(&store, &cfg.data_dir).await?;
+        let keys = Arc::new(KeyCache::default());
+        keys.reload(&store).await.context("cannot load API keys")?;
+        let http = upstream_http_client();
+        let admin = Admin {
+            store,
+            keyring: Arc::new(RwLock::new(keyring)),
+            data_dir: cfg.data_dir.clone(),
+            keys: keys.clone(),
+            http: http.clone(),
+        };
+        let relay = Relay::new(
+            relay_config(cfg),
+            keys,
+            Arc::new(Routes(admin.clone())),
+            Arc::new(ManagementServer::new(admin.clone())),
+            http,
+        );
+        Ok(Mesh {
+            relay,
+            admin,
+            owner_key,
+        })
+    }
+
+    /// All routes.
+    pub fn router(&self) -> axum::Router {
+        self.relay
+            .router()
+            .merge(health::router(self.admin.store.clone()))
+            .fallback(health::not_found)
+    }
+
+    /// Serves until `shutdown` resolves, then closes every session (stopping stdio children),
+    /// flushes pending writes, and returns.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.relay.spawn_reaper();
+        let (keys, store) = (self.admin.keys.clone(), self.admin.store.clone());
+        let flusher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                keys.flush_usage(&store).await;
+            }
+        });
+        let relay = self.relay.clone();
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let stopping2 = stopping.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing sessions");
+            stopping2.notify_one();
+            // Ending sessions ends their SSE streams, which lets in-flight responses complete.
+            relay.shutdown().await;
+        };
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
+        tokio::select! {
+            r = server => r.context("server failed")?,
+            _ = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+                tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+                self.relay.shutdown().await;
+            }
+        }
+        flusher.abort();
+        self.admin.keys.flush_usage(&self.admin.store).await;
+        self.admin.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn relay_config(cfg: &Config) -> RelayConfig {
+    let loopback = cfg.listen.ip().is_loopback();
+    let mut hosts: Vec<String> = cfg.allowed_hosts.clone();
+    let mut origins: Vec<String> = cfg.allowed_origins.clone();
+    if let Some(u) = &cfg.public_url {
+        if let Some(h) = u.host_str() {
+            hosts.push(h.to_ascii_lowercase());
+        }
+        origins.push(u.origin().ascii_serialization().to_ascii_lowercase());
+    }
+    let allowed_hosts = if loopback {
+        // Bound to loopback: only loopback names (and configured ones) may reach us, which is
+        // what defeats DNS rebinding (spec: basic/transports, security warning).
+        hosts.extend(["localhost", "127.0.0.1", "[::1]"].map(String::from));
+        Some(hosts)
+    } else if hosts.is_empty() {
+        None
+    } else {
+        Some(hosts)
+    };
+    RelayConfig {
+        max_body_bytes: cfg.max_body_bytes,
+        session_idle: cfg.session_idle,
+        allowed_hosts,
+        allowed_origins: origins,
+        allow_loopback_origins: loopback,
+        ..RelayConfig::default()
+    }
+}

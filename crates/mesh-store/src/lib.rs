@@ -1,0 +1,162 @@
+//! Storage for MCP Mesh: one repository layer over SQLite and PostgreSQL.
+//!
+//! Why one layer and not a trait with two backends: the schema uses only what both databases
+//! spell the same way (TEXT, BIGINT; booleans as 0/1, timestamps as unix milliseconds), so one
+//! set of queries through `sqlx::AnyPool` serves both, and a single storage test story runs
+//! against each. Two implementations would drift; one cannot.
+//!
+//! Decisions that keep the queries portable:
+//! - **Placeholders are `$1, $2, …` everywhere.** PostgreSQL requires them; SQLite accepts
+//!   `$NNN` and sqlx binds `$N` to the N-th argument. Each placeholder is used once per query
+//!   (a value needed twice is bound twice) so no driver has to infer one type for two uses.
+//! - **One migrations folder** (`migrations/`), embedded at compile time by `sqlx::migrate!`.
+//! - **Runtime queries only** (`sqlx::query` + manual row mapping): nothing needs a database at
+//!   build time.
+//! - **Org scoping lives in every query**: each method on connections and secrets takes the
+//!   organisation id and filters on it, and the schema ties a secret to its connection's
+//!   organisation with a composite foreign key.
+#![forbid(unsafe_code)]
+
+mod connections;
+mod error;
+mod keys;
+mod models;
+mod orgs;
+mod secrets;
+
+use std::path::{Path, PathBuf};
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+pub use error::StoreError;
+pub use models::{ApiKey, Connection, Membership, Org, SecretRow, User};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the database; cheap to clone (it wraps the connection pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `sqlite://path/to/file.db` (creating the file and its directory) or
+    /// `postgres://…`, then applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url, in_memory) = if url.starts_with("sqlite:") {
+            let (url, in_memory) = sqlite_url(url)?;
+            (Backend::Sqlite, url, in_memory)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string(), false)
+        } else {
+            return Err(StoreError::BadUrl("expected sqlite://… or postgres://…"));
+        };
+
+        let mut options = AnyPoolOptions::new().after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                // Per connection, not per file: SQLite forgets this setting on every open.
+                if backend == Backend::Sqlite {
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
+                Ok(())
+            })
+        });
+        if in_memory {
+            // Every connection to `:memory:` is a separate empty database: keep exactly one.
+            options = options
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = options.connect(&url).await?;
+        if backend == Backend::Sqlite {
+            // Persistent in the file: readers no longer block the writer. Set once, here, because
+            // changing the journal mode needs a lock that busy_timeout does not wait for.
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        MIGRATOR.run(&pool).await?;
+        tracing::info!(backend = ?backend, "store ready");
+        Ok(Store { pool, backend })
+    }
+
+    /// "sqlite" or "postgres".
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// A trivial round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every pooled connection; later calls fail. For orderly shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Normalises an SQLite URL: creates the file's directory and adds `mode=rwc` (create if
+/// missing) unless a mode is given. Returns the URL and whether it names an in-memory database.
+fn sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+        return Ok((url.to_string(), true));
+    }
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: PathBuf::from(dir),
+            source,
+        })?;
+    }
+    if query.split('&').any(|p| p.starts_with("mode=")) {
+        return Ok((url.to_string(), false));
+    }
+    let sep = if query.is_empty() { "?" } else { "&" };
+    Ok((format!("{url}{sep}mode=rwc"), false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_get_create_mode_and_memory_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a/b/mesh.db");
+        let url = format!("sqlite://{}", file.display());
+        assert_eq!(
+            sqlite_url(&url).unwrap(),
+            (format!("{url}?mode=rwc"), false)
+        );
+        assert!(file.parent().unwrap().is_dir());
+        let with_query = format!("{url}?cache=shared");
+        assert_eq!(
+            sqlite_url(&with_query).unwrap().0,
+            format!("{with_query}&mode=rwc")
+        );
+        let read_only = format!("{url}?mode=ro");
+        assert_eq!(sqlite_url(&read_only).unwrap().0, read_only);
+        assert!(sqlite_url("sqlite::memory:").unwrap().1);
+        assert!(sqlite_url("sqlite://:memory:").unwrap().1);
+    }
+}
