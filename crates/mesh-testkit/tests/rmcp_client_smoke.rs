@@ -1,125 +1,17 @@
 //! Proves `mesh_testkit::rmcp_client` is a working MCP client before any mesh test relies on it:
 //! the real `@modelcontextprotocol/server-everything` over Streamable HTTP, no mesh in between.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::{Duration, Instant},
-};
-
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient, CALL_TIMEOUT};
+use mesh_testkit::text_of;
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
-    process::{Child, Command},
 };
-
-/// A running `mcp-server-everything streamableHttp`, killed when dropped.
-struct Everything {
-    child: Child,
-    url: String,
-    /// The server's stderr, shown when it fails to start.
-    _stderr: tempfile::NamedTempFile,
-}
-
-impl Everything {
-    /// Starts the server on a free port and waits until it accepts connections.
-    /// The port is picked by binding port 0 and releasing it, so another process may take it
-    /// before the server binds; the server then exits and we retry on a new port.
-    async fn spawn() -> Everything {
-        let bin = everything_bin();
-        let mut last_failure = String::new();
-        for _attempt in 0..3 {
-            match Self::try_spawn(&bin).await {
-                Ok(server) => return server,
-                Err(failure) => last_failure = failure,
-            }
-        }
-        panic!("mcp-server-everything did not start: {last_failure}");
-    }
-
-    async fn try_spawn(bin: &Path) -> Result<Everything, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let stderr = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
-            .arg("streamableHttp")
-            .env("PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null()) // it logs every request there
-            .stderr(stderr.reopen().map_err(|e| e.to_string())?)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("spawning {}: {e}", bin.display()))?;
-        let mut server = Everything {
-            child,
-            url: format!("http://127.0.0.1:{port}/mcp"),
-            _stderr: stderr,
-        };
-        server.wait_ready(port).await?;
-        Ok(server)
-    }
-
-    /// Polls the port until it accepts a connection, the child exits, or `CALL_TIMEOUT` passes.
-    async fn wait_ready(&mut self, port: u16) -> Result<(), String> {
-        let deadline = Instant::now() + CALL_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status}: {}", self.stderr()));
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "port {port} not open after {CALL_TIMEOUT:?}: {}",
-                    self.stderr()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self._stderr.path()).unwrap_or_default()
-    }
-
-    async fn stop(mut self) {
-        // Ignore the error: it only says the process already exited.
-        let _ = self.child.kill().await;
-    }
-}
-
-/// `$MESH_TEST_DEPS/npm/node_modules/.bin/mcp-server-everything`, installed by scripts/test-deps.
-fn everything_bin() -> PathBuf {
-    let deps = std::env::var_os("MESH_TEST_DEPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.test-deps"));
-    let bin = deps.join("npm/node_modules/.bin/mcp-server-everything");
-    assert!(
-        bin.exists(),
-        "{} is missing: run scripts/test-deps (or point MESH_TEST_DEPS at its output)",
-        bin.display()
-    );
-    bin
-}
-
-/// The text of every `text` content block of a `CallToolResult`, joined by newlines.
-fn text_of(result: &Value) -> String {
-    let blocks = result["content"].as_array().cloned().unwrap_or_default();
-    let texts: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
-    texts.join("\n")
-}
 
 #[tokio::test]
 async fn rmcp_client_round_trips_every_feature_against_server_everything() -> anyhow::Result<()> {
-    let server = Everything::spawn().await;
+    let server = mesh_testkit::upstreams::everything_http().await;
     let behaviour = ClientBehaviour {
         sampling_reply: Some("pong from the test client".into()),
         elicitation_accept: Some(json!({ "name": "Ada Lovelace", "check": true })),

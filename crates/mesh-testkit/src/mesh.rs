@@ -1,0 +1,157 @@
+//! `TestMesh`: the real server, in-process, on `127.0.0.1:0`, with its own data directory.
+
+use mesh_admin::Admin;
+use mesh_core::{id, Principal};
+use mesh_relay::ingress::Authenticator;
+use mesh_server::{Config, Mesh};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A running mesh for one test. Stopped (sessions closed, children reaped) by `stop` or on drop.
+pub struct TestMesh {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The owner API key.
+    pub key: String,
+    /// The control plane, for setting up state directly.
+    pub admin: Admin,
+    relay: std::sync::Arc<mesh_relay::ingress::Relay>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestMesh {
+    /// Starts a mesh with default settings on SQLite in a temp dir.
+    pub async fn start() -> TestMesh {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a mesh after `tune` adjusts its configuration.
+    pub async fn start_with(tune: impl FnOnce(&mut Config)) -> TestMesh {
+        crate::init_logs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cfg = Config::with_data_dir(dir.path().join("data"));
+        tune(&mut cfg);
+        let mesh = Mesh::build(&cfg).await.expect("mesh builds");
+        let key = mesh
+            .owner_key
+            .as_ref()
+            .expect("first start creates the owner key")
+            .expose()
+            .clone();
+        let admin = mesh.admin.clone();
+        let relay = mesh.relay.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(mesh.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        TestMesh {
+            url: format!("http://127.0.0.1:{port}"),
+            key,
+            admin,
+            relay,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// The proxy endpoint of a connection.
+    pub fn endpoint(&self, slug: &str) -> String {
+        format!("{}/mcp/{slug}", self.url)
+    }
+
+    /// The owner principal.
+    pub fn owner(&self) -> Principal {
+        self.admin
+            .keys
+            .authenticate(&self.key)
+            .expect("owner key authenticates")
+    }
+
+    /// Registers a connection from management-tool style JSON (`{"slug": …, "command": …}`).
+    pub async fn add_connection(&self, input: Value) -> String {
+        let input = serde_json::from_value(input).expect("valid connection input");
+        let view = self
+            .admin
+            .create_connection(&self.owner(), input)
+            .await
+            .expect("connection created");
+        view.slug
+    }
+
+    /// A second API key in the owner's organisation, for a new user with `role`.
+    pub async fn extra_key(&self, role: &str) -> String {
+        let owner = self.owner();
+        let now = id::now_ms();
+        let store = &self.admin.store;
+        let user = mesh_store::User {
+            id: id::new_id("usr"),
+            email: format!("{}@example.test", id::random_base62(8).to_lowercase()),
+            name: "Test user".into(),
+            password_hash: None,
+            created_at: now,
+        };
+        store.create_user(&user).await.expect("user");
+        let m = mesh_store::Membership {
+            org_id: owner.org_id.clone(),
+            user_id: user.id.clone(),
+            role: role.into(),
+            created_at: now,
+        };
+        store.add_member(&m).await.expect("member");
+        let k = mesh_admin::keys::generate();
+        let row = mesh_store::ApiKey {
+            id: id::new_id("key"),
+            org_id: owner.org_id,
+            user_id: user.id,
+            name: "test".into(),
+            prefix: k.prefix.clone(),
+            hash: k.hash.clone(),
+            created_at: now,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        store.create_api_key(&row).await.expect("key");
+        self.admin.keys.reload(store).await.expect("reload keys");
+        k.full.expose().clone()
+    }
+
+    /// Number of live downstream sessions.
+    pub fn session_count(&self) -> usize {
+        self.relay.sessions.len()
+    }
+
+    /// Stops the mesh gracefully and waits (bounded) until it has.
+    pub async fn stop(mut self) {
+        self.stop_inner().await;
+    }
+
+    async fn stop_inner(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match tokio::time::timeout(Duration::from_secs(20), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => panic!("mesh stopped with an error: {e:#}"),
+                Ok(Err(e)) => panic!("mesh task panicked: {e}"),
+                Err(_) => panic!("mesh did not stop within 20 s"),
+            }
+        }
+    }
+}
+
+impl Drop for TestMesh {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
