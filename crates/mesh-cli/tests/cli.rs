@@ -1,0 +1,322 @@
+//! The `mcp-mesh` binary as a user runs it, against a real mesh: kubectl-style connection
+//! commands, `import` of a client config, `call`, `vault rotate`, and the `stdio` front.
+
+use mesh_testkit::{upstreams, TestMesh};
+use serde_json::{json, Value};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn cli(mesh: &TestMesh, args: &[&str]) -> Out {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
+            .args(args)
+            .env("MESH_URL", &mesh.url)
+            .env("MESH_API_KEY", &mesh.key)
+            .env("MESH_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("cli finished in time")
+    .expect("cli runs");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn connection_commands_call_and_vault_rotate() {
+    let mesh = TestMesh::start().await;
+    let (python, _) = upstreams::time_command();
+    let add = cli(
+        &mesh,
+        &[
+            "connection",
+            "add",
+            "time",
+            "--command",
+            &python,
+            "--arg",
+            "-m",
+            "--arg",
+            "mcp_server_time",
+            "--arg",
+            "--local-timezone=UTC",
+            "--env",
+            "API_TOKEN=top-secret",
+        ],
+    )
+    .await;
+    assert!(add.ok, "{}", add.stderr);
+    assert!(add.stdout.contains("/mcp/time"), "{}", add.stdout);
+
+    let list = cli(&mesh, &["connection", "list"]).await;
+    assert!(
+        list.ok
+            && list.stdout.starts_with("NAME")
+            && list.stdout.contains("time")
+            && list.stdout.contains("stdio"),
+        "{}",
+        list.stdout
+    );
+    let json_list = cli(&mesh, &["connection", "list", "--json"]).await;
+    let items: Value = serde_json::from_str(&json_list.stdout).expect("--json is JSON");
+    assert_eq!(items[0]["slug"], "time");
+    assert!(!json_list.stdout.contains("top-secret"), "secret leaked");
+
+    let show = cli(&mesh, &["connection", "show", "time"]).await;
+    assert!(
+        show.ok && show.stdout.contains("API_TOKEN") && show.stdout.contains("***"),
+        "{}",
+        show.stdout
+    );
+    assert!(!show.stdout.contains("top-secret"));
+
+    let test = cli(&mesh, &["connection", "test", "time"]).await;
+    assert!(
+        test.ok && test.stdout.contains("mcp-time") && test.stdout.contains("2 tools"),
+        "{} {}",
+        test.stdout,
+        test.stderr
+    );
+
+    let call = cli(
+        &mesh,
+        &["call", "time", "get_current_time", "-a", "timezone=UTC"],
+    )
+    .await;
+    assert!(
+        call.ok && call.stdout.contains("\"timezone\": \"UTC\""),
+        "{} {}",
+        call.stdout,
+        call.stderr
+    );
+    let bad_call = cli(
+        &mesh,
+        &[
+            "call",
+            "time",
+            "get_current_time",
+            "-a",
+            "timezone=Nowhere/Land",
+        ],
+    )
+    .await;
+    assert!(!bad_call.ok, "a tool error exits non-zero");
+
+    let rotate = cli(&mesh, &["vault", "rotate"]).await;
+    assert!(
+        rotate.ok && rotate.stdout.contains("1 secret(s) re-encrypted"),
+        "{} {}",
+        rotate.stdout,
+        rotate.stderr
+    );
+    let call2 = cli(
+        &mesh,
+        &["call", "time", "get_current_time", "-a", "timezone=UTC"],
+    )
+    .await;
+    assert!(
+        call2.ok,
+        "the connection works after rotation: {}",
+        call2.stderr
+    );
+
+    let rm = cli(&mesh, &["connection", "rm", "time"]).await;
+    assert!(rm.ok, "{}", rm.stderr);
+    let missing = cli(&mesh, &["connection", "show", "time"]).await;
+    assert!(
+        !missing.ok && missing.stderr.contains("not found"),
+        "{}",
+        missing.stderr
+    );
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn bad_key_and_unreachable_mesh_are_clear_errors() {
+    let mesh = TestMesh::start().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
+        .args(["connection", "list"])
+        .env("MESH_URL", &mesh.url)
+        .env("MESH_API_KEY", "mesh_wrong")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = upstreams::free_port();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
+        .args(["connection", "list"])
+        .env("MESH_URL", format!("http://127.0.0.1:{port}"))
+        .env("MESH_API_KEY", "x")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn import_a_cursor_config() {
+    let mesh = TestMesh::start().await;
+    let upstream = upstreams::everything_http().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (python, _) = upstreams::time_command();
+    let file = dir.path().join("mcp.json");
+    let config = json!({"mcpServers": {
+        "Time Server": {"command": python, "args": ["-m", "mcp_server_time", "--local-timezone=UTC"]},
+        "everything": {"url": upstream.url, "headers": {"Authorization": "Bearer upstream-token"}},
+        "broken": {"nothing": true}
+    }});
+    std::fs::write(&file, config.to_string()).expect("write");
+    let file = file.display().to_string();
+    let dry = cli(&mesh, &["import", &file, "--dry-run"]).await;
+    assert!(
+        dry.ok && dry.stdout.contains("would create \"time-server\""),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        mesh.admin
+            .list_connections(&mesh.owner())
+            .await
+            .expect("list")
+            .is_empty(),
+        "dry run creates nothing"
+    );
+    let out = cli(&mesh, &["import", &file]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stderr.contains("skipped broken"), "{}", out.stderr);
+    let slugs: Vec<String> = mesh
+        .admin
+        .list_connections(&mesh.owner())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.slug)
+        .collect();
+    assert_eq!(slugs.len(), 2, "{slugs:?}");
+    let call = cli(
+        &mesh,
+        &["call", "everything", "echo", "-a", "message=imported"],
+    )
+    .await;
+    assert!(
+        call.ok && call.stdout.contains("Echo: imported"),
+        "{} {}",
+        call.stdout,
+        call.stderr
+    );
+    let call = cli(
+        &mesh,
+        &[
+            "call",
+            "time-server",
+            "get_current_time",
+            "-a",
+            "timezone=UTC",
+        ],
+    )
+    .await;
+    assert!(call.ok, "{}", call.stderr);
+    mesh.stop().await;
+    upstream.stop().await;
+}
+
+#[tokio::test]
+async fn stdio_front_relays_a_desktop_client_session() {
+    let mesh = TestMesh::start().await;
+    let bin = upstreams::everything_bin().display().to_string();
+    mesh.add_connection(json!({"slug": "everything", "command": bin, "args": ["stdio"]}))
+        .await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
+        .args(["stdio", "--url", &mesh.endpoint("everything")])
+        .env("MESH_API_KEY", &mesh.key)
+        .env("MESH_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn stdio front");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut read_reply = async |id: i64| -> Value {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("reply in time")
+                .expect("read")
+                .expect("line");
+            let v: Value = serde_json::from_str(&line).expect("stdout carries only JSON-RPC");
+            if v["id"] == id && (v.get("result").is_some() || v.get("error").is_some()) {
+                return v;
+            }
+        }
+    };
+    let send = |v: Value| format!("{v}\n");
+    stdin.write_all(send(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"desktop","version":"1"}}})).as_bytes()).await.expect("write");
+    let init = read_reply(1).await;
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "mcp-servers/everything",
+        "{init}"
+    );
+    stdin
+        .write_all(send(json!({"jsonrpc":"2.0","method":"notifications/initialized"})).as_bytes())
+        .await
+        .expect("write");
+    stdin.write_all(send(json!({"jsonrpc":"2.0","id":"two","method":"tools/call","params":{"name":"echo","arguments":{"message":"via stdio"}}})).as_bytes()).await.expect("write");
+    let echo = {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("in time")
+                .expect("read")
+                .expect("line");
+            let v: Value = serde_json::from_str(&line).expect("json");
+            if v["id"] == "two" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(
+        echo["result"]["content"][0]["text"], "Echo: via stdio",
+        "{echo}"
+    );
+    stdin.write_all(b"this is not json\n").await.expect("write");
+    let err = {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("in time")
+            .expect("read")
+            .expect("line");
+        serde_json::from_str::<Value>(&line).expect("json")
+    };
+    assert_eq!(err["error"]["code"], -32700, "{err}");
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits when stdin closes")
+        .expect("wait");
+    assert!(status.success());
+    mesh.stop().await;
+}
