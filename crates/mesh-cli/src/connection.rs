@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 #[derive(Subcommand)]
 pub enum ConnectionCmd {
     /// Register an upstream MCP server.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List connections.
     #[command(visible_alias = "ls")]
     List(Target),
@@ -118,7 +118,7 @@ fn pairs(items: &[String], sep: char, what: &str) -> anyhow::Result<Map<String, 
 /// Runs a connection sub-command.
 pub async fn run(cmd: ConnectionCmd) -> anyhow::Result<()> {
     match cmd {
-        ConnectionCmd::Add(a) => add(a).await,
+        ConnectionCmd::Add(a) => add(*a).await,
         ConnectionCmd::List(t) => list(t).await,
         ConnectionCmd::Show(n) => {
             let out = api::manage(

@@ -42,7 +42,7 @@ pub(super) fn origin_and_host(cfg: &RelayConfig, headers: &HeaderMap) -> Result<
             .and_then(|h| h.to_str().ok())
             .map(host_only)
             .unwrap_or_default();
-        if !allowed.iter().any(|a| *a == host) {
+        if !allowed.contains(&host) {
             return Err(RelayError::Forbidden(format!(
                 "Host '{host}' is not allowed"
             )));
@@ -60,7 +60,7 @@ pub(super) fn origin_and_host(cfg: &RelayConfig, headers: &HeaderMap) -> Result<
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_default();
         let ok = (cfg.allow_loopback_origins && is_loopback(&host))
-            || cfg.allowed_origins.iter().any(|a| *a == origin);
+            || cfg.allowed_origins.contains(&origin);
         if !ok {
             return Err(RelayError::Forbidden(format!(
                 "Origin '{origin}' is not allowed"
