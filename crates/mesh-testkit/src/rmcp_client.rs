@@ -213,6 +213,17 @@ impl TestClient {
         self.seen.roots.load(Ordering::SeqCst)
     }
 
+    /// Notifications received with `method` (e.g. `notifications/resources/updated`).
+    pub fn notifications_seen(&self, method: &str) -> usize {
+        self.seen
+            .by_method
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(method)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// `notifications/message` (log) notifications received.
     pub fn log_messages_seen(&self) -> usize {
         self.seen.logs.load(Ordering::SeqCst)
@@ -257,6 +268,8 @@ struct Seen {
     logs: AtomicUsize,
     /// Progress notifications per token, until [`Seen::take_progress`] claims them.
     progress: Mutex<HashMap<ProgressToken, usize>>,
+    /// Every notification received, counted by method.
+    by_method: Mutex<HashMap<String, usize>>,
 }
 
 impl Seen {
@@ -264,6 +277,15 @@ impl Seen {
         let JsonRpcMessage::Notification(notification) = message else {
             return;
         };
+        if let Ok(v) = serde_json::to_value(&notification.notification) {
+            let method = v["method"].as_str().unwrap_or("").to_string();
+            *self
+                .by_method
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(method)
+                .or_default() += 1;
+        }
         match &notification.notification {
             ServerNotification::ProgressNotification(progress) => {
                 let mut counts = self.progress.lock().unwrap_or_else(PoisonError::into_inner);

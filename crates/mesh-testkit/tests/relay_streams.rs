@@ -1,0 +1,260 @@
+//! Stream semantics through the mesh: resource subscriptions and their updates, roots
+//! list_changed from the client, resuming a dropped SSE response with `Last-Event-ID`, and a
+//! client's cancellation ending its request. Upstream: server-everything.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use mesh_protocol::sse;
+use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
+use mesh_testkit::{raw, upstreams, TestMesh};
+use rmcp::model::SubscribeRequestParams;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::time::Duration;
+
+async fn mesh_with_everything(http: Option<&upstreams::HttpServer>) -> TestMesh {
+    let mesh = TestMesh::start().await;
+    let conn = match http {
+        Some(up) => json!({"slug": "everything", "url": up.url}),
+        None => {
+            json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})
+        }
+    };
+    mesh.add_connection(conn).await;
+    mesh
+}
+
+async fn subscription_updates_arrive(mesh: &TestMesh) -> anyhow::Result<()> {
+    let client = TestClient::connect_http(
+        &mesh.endpoint("everything"),
+        &mesh.key,
+        ClientBehaviour::default(),
+    )
+    .await?;
+    #[allow(deprecated)] // resources/subscribe is the 2025-11-25 way; rmcp marks it legacy
+    client
+        .peer()
+        .subscribe(SubscribeRequestParams::new(
+            "demo://resource/dynamic/text/1",
+        ))
+        .await?;
+    // The upstream sends one update at once when updates are toggled on, then every 5 s.
+    client
+        .call_tool("toggle-subscriber-updates", json!({}))
+        .await?;
+    client
+        .wait_until("notifications/resources/updated", |c| {
+            c.notifications_seen("notifications/resources/updated") >= 1
+        })
+        .await?;
+    client
+        .call_tool("toggle-subscriber-updates", json!({}))
+        .await?;
+    client.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn resource_updates_reach_the_subscriber_stdio() -> anyhow::Result<()> {
+    let mesh = mesh_with_everything(None).await;
+    subscription_updates_arrive(&mesh).await?;
+    mesh.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn resource_updates_reach_the_subscriber_http() -> anyhow::Result<()> {
+    let up = upstreams::everything_http().await;
+    let mesh = mesh_with_everything(Some(&up)).await;
+    subscription_updates_arrive(&mesh).await?;
+    mesh.stop().await;
+    up.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn roots_list_changed_from_the_client_reaches_the_upstream() -> anyhow::Result<()> {
+    let mesh = mesh_with_everything(None).await;
+    let behaviour = ClientBehaviour {
+        roots: vec!["file:///tmp/a".into()],
+        ..Default::default()
+    };
+    let client =
+        TestClient::connect_http(&mesh.endpoint("everything"), &mesh.key, behaviour).await?;
+    client
+        .wait_until("first roots/list", |c| c.roots_requests_seen() >= 1)
+        .await?;
+    // server-everything answers roots/list_changed by asking for the roots again.
+    client.peer().notify_roots_list_changed().await?;
+    client
+        .wait_until("second roots/list", |c| c.roots_requests_seen() >= 2)
+        .await?;
+    client.close().await?;
+    mesh.stop().await;
+    Ok(())
+}
+
+/// Reads SSE events from a response, with a deadline per event.
+struct Events {
+    body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    decoder: sse::Decoder,
+    queue: VecDeque<sse::Event>,
+}
+
+impl Events {
+    fn new(resp: reqwest::Response) -> Events {
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Events {
+            body: Box::pin(resp.bytes_stream()),
+            decoder: sse::Decoder::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// The next event, or `None` when the stream ends.
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                let id = ev.id.clone().unwrap_or_default();
+                return Some((
+                    id,
+                    serde_json::from_str(&ev.data).expect("events carry JSON-RPC"),
+                ));
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.body.next())
+                .await
+                .expect("event in time")?;
+            self.queue.extend(
+                self.decoder
+                    .push(&chunk.expect("body chunk"))
+                    .expect("valid SSE"),
+            );
+        }
+    }
+}
+
+fn long_call(id: i64, secs: f64, steps: u32) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "trigger-long-running-operation", "arguments": {"duration": secs, "steps": steps},
+        "_meta": {"progressToken": format!("tok-{id}")}}})
+    .to_string()
+}
+
+async fn post_stream(url: &str, key: &str, sid: &str, body: String) -> reqwest::Response {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .headers(raw::post_headers(key, Some(sid)))
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200);
+    resp
+}
+
+#[tokio::test]
+async fn a_dropped_response_stream_resumes_with_last_event_id() -> anyhow::Result<()> {
+    let mesh = mesh_with_everything(None).await;
+    let url = mesh.endpoint("everything");
+    let sid = raw::open_session(&url, &mesh.key, "2025-11-25").await;
+    let mut first = Events::new(post_stream(&url, &mesh.key, &sid, long_call(7, 1.2, 4)).await);
+    // Unrelated notifications (server-everything announces a tools/list_changed) may ride along.
+    let (event_id, progress) = loop {
+        let (id, msg) = first.next().await.expect("a first progress event");
+        if msg["method"] == "notifications/progress" {
+            break (id, msg);
+        }
+    };
+    assert_eq!(progress["params"]["progress"], 1);
+    drop(first); // the connection is gone; this is not a cancellation
+
+    let resumed = reqwest::Client::new()
+        .get(&url)
+        .header("authorization", format!("Bearer {}", mesh.key))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", &event_id)
+        .send()
+        .await?;
+    assert_eq!(resumed.status(), 200);
+    let mut rest = Events::new(resumed);
+    let mut seen = vec![1];
+    let result = loop {
+        let (_, msg) = rest
+            .next()
+            .await
+            .expect("the stream carries the result before it ends");
+        if msg["id"] == 7 {
+            break msg;
+        }
+        if msg["method"] != "notifications/progress" {
+            continue;
+        }
+        seen.push(msg["params"]["progress"].as_i64().unwrap_or(-1));
+    };
+    assert_eq!(
+        seen,
+        vec![1, 2, 3, 4],
+        "every progress event exactly once, in order"
+    );
+    assert!(
+        result["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Steps: 4"),
+        "{result}"
+    );
+    assert!(
+        rest.next().await.is_none(),
+        "the stream ends after the reply"
+    );
+
+    // An event id of no stream of this session is refused.
+    let bogus = reqwest::Client::new()
+        .get(&url)
+        .header("authorization", format!("Bearer {}", mesh.key))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("last-event-id", "999-0")
+        .send()
+        .await?;
+    assert_eq!(bogus.status(), 400);
+    mesh.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_cancel_ends_the_request_without_a_reply() -> anyhow::Result<()> {
+    let mesh = mesh_with_everything(None).await;
+    let url = mesh.endpoint("everything");
+    let sid = raw::open_session(&url, &mesh.key, "2025-06-18").await;
+    let started = std::time::Instant::now();
+    let mut events = Events::new(post_stream(&url, &mesh.key, &sid, long_call(9, 10.0, 10)).await);
+    while events.next().await.expect("progress before cancelling").1["method"]
+        != "notifications/progress"
+    {}
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9, "reason": "user"}});
+    let (status, _, _) = raw::post(
+        &url,
+        raw::post_headers(&mesh.key, Some(&sid)),
+        cancel.to_string(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    while let Some((_, msg)) = events.next().await {
+        assert_ne!(msg["id"], 9, "a cancelled request gets no reply: {msg}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the stream ended at the cancel, not at the operation's end"
+    );
+    // The session is fine afterwards.
+    let ping = json!({"jsonrpc": "2.0", "id": 10, "method": "ping"}).to_string();
+    let (status, _, body) = raw::post(&url, raw::post_headers(&mesh.key, Some(&sid)), ping).await;
+    assert_eq!(status, 200);
+    assert_eq!(raw::messages(&body)[0]["result"], json!({}), "{body}");
+    mesh.stop().await;
+    Ok(())
+}

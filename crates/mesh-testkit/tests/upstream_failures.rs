@@ -1,0 +1,402 @@
+//! Upstreams that fail: a stdio child that dies mid-call, hangs, or writes garbage
+//! (`fixtures/misbehaving_server.py`), an HTTP upstream nobody listens on, a program that does not
+//! exist. Each time the client gets a prompt JSON-RPC error saying whose fault it is, the mesh
+//! cleans up (cancels upstream, restarts the child), and every other client is served as before.
+
+use mesh_testkit::raw::{self, post_headers};
+use mesh_testkit::{deps, text_of, upstreams, TestMesh};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const VERSION: &str = "2025-11-25";
+
+/// Where a fixture child reports what it saw (see the fixture's docstring).
+struct Logs {
+    dir: tempfile::TempDir,
+}
+
+impl Logs {
+    fn new() -> Logs {
+        Logs {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Every JSON line written so far to `name`.
+    fn read(&self, name: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.path(name))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("fixture logs JSON lines"))
+            .collect()
+    }
+
+    fn starts(&self) -> Vec<Value> {
+        let all = self.read("calls.log");
+        all.into_iter().filter(|e| e["event"] == "start").collect()
+    }
+
+    /// The upstream's id of the first call of `tool`, once the fixture has received it.
+    fn call_id(&self, tool: &str) -> Option<Value> {
+        self.read("calls.log")
+            .into_iter()
+            .find(|e| e["event"] == "call" && e["tool"] == tool)
+            .map(|e| e["id"].clone())
+    }
+}
+
+/// A stdio connection running the misbehaving fixture in `mode`, logging to `logs`.
+fn fixture_connection(slug: &str, mode: &str, timeout_ms: u64, logs: &Logs) -> Value {
+    let mut c = plain_fixture(slug, mode, timeout_ms);
+    c["env"] = json!({
+        "CANCEL_LOG": logs.path("cancels.log"),
+        "CALL_LOG": logs.path("calls.log"),
+    });
+    c
+}
+
+fn plain_fixture(slug: &str, mode: &str, timeout_ms: u64) -> Value {
+    json!({
+        "slug": slug,
+        "command": deps::python(),
+        "args": [upstreams::fixture("misbehaving_server.py"), mode],
+        "timeoutMs": timeout_ms,
+    })
+}
+
+/// A mesh with the connection under test and a well-behaved `healthy` one beside it.
+async fn mesh_with(connection: Value) -> TestMesh {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(connection).await;
+    mesh.add_connection(plain_fixture("healthy", "normal", 1000))
+        .await;
+    mesh
+}
+
+/// Posts one request on a session; returns the HTTP status, the reply to it, and how long it took.
+async fn rpc(
+    url: &str,
+    key: &str,
+    sid: &str,
+    id: i64,
+    method: &str,
+    params: Value,
+) -> (u16, Value, Duration) {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+    let started = Instant::now();
+    let (status, _, text) = raw::post(url, post_headers(key, Some(sid)), body).await;
+    let took = started.elapsed();
+    let reply = raw::messages(&text)
+        .into_iter()
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("no reply to request {id} in {text:?} (HTTP {status})"));
+    (status, reply, took)
+}
+
+async fn call_tool(url: &str, key: &str, sid: &str, id: i64, tool: &str) -> (u16, Value, Duration) {
+    rpc(
+        url,
+        key,
+        sid,
+        id,
+        "tools/call",
+        json!({"name": tool, "arguments": {}}),
+    )
+    .await
+}
+
+/// Asserts a reply is a JSON-RPC error with `code`; returns its message.
+fn error_of(reply: &Value, code: i64) -> String {
+    assert_eq!(reply["error"]["code"], code, "{reply}");
+    reply["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error without message: {reply}"))
+        .to_string()
+}
+
+/// Asserts `ok` answers "fine" on the session.
+async fn assert_ok_works(url: &str, key: &str, sid: &str, id: i64) {
+    let (status, reply, _) = call_tool(url, key, sid, id, "ok").await;
+    assert_eq!(status, 200);
+    assert_eq!(text_of(&reply["result"]), "fine", "{reply}");
+}
+
+/// Polls `probe` every 25 ms until it yields a value or `within` has passed.
+async fn poll<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A new client on the healthy connection gets a normal tools/list.
+async fn assert_still_serves(mesh: &TestMesh) {
+    let url = mesh.endpoint("healthy");
+    let sid = raw::open_session(&url, &mesh.key, VERSION).await;
+    let (status, reply, _) = rpc(&url, &mesh.key, &sid, 50, "tools/list", json!({})).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = reply["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tools/list failed: {reply}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["ok", "die", "hang", "garbage"]);
+    assert_ok_works(&url, &mesh.key, &sid, 51).await;
+}
+
+#[tokio::test]
+async fn a_child_that_dies_mid_call_fails_fast_and_is_restarted_under_the_same_session() {
+    let logs = Logs::new();
+    let mesh = mesh_with(fixture_connection("flaky", "normal", 1000, &logs)).await;
+    let url = mesh.endpoint("flaky");
+    let sid = raw::open_session(&url, &mesh.key, VERSION).await;
+    assert_ok_works(&url, &mesh.key, &sid, 2).await;
+
+    let (status, reply, took) = call_tool(&url, &mesh.key, &sid, 3, "die").await;
+    assert_eq!(
+        status, 200,
+        "an upstream failure is a JSON-RPC error, not an HTTP one"
+    );
+    let message = error_of(&reply, -32010);
+    assert!(
+        message.contains("exited") && message.contains("exit status: 3"),
+        "{message}"
+    );
+    // Reported on exit, not at the 1 s timeout.
+    assert!(took < Duration::from_millis(800), "took {took:?}");
+
+    // The mesh restarts the child (backoff from 250 ms) and replays the handshake — the fixture
+    // refuses tools/call before initialize — so the same session works again.
+    let mut attempts = 0;
+    poll("ok after the restart", Duration::from_secs(10), || {
+        attempts += 1;
+        let (url, key, sid) = (url.clone(), mesh.key.clone(), sid.clone());
+        async move {
+            let (status, reply, _) = call_tool(&url, &key, &sid, 100 + attempts, "ok").await;
+            assert_eq!(status, 200);
+            if reply.get("error").is_some() {
+                // While it restarts: the same "unavailable", never a timeout or a protocol error.
+                let message = error_of(&reply, -32010);
+                assert!(message.contains("restarting"), "{message}");
+                return None;
+            }
+            assert_eq!(text_of(&reply["result"]), "fine", "{reply}");
+            Some(())
+        }
+    })
+    .await;
+    let starts = logs.starts();
+    assert_eq!(starts.len(), 2, "one restart: {starts:?}");
+    assert_ne!(starts[0]["pid"], starts[1]["pid"]);
+    assert_eq!(mesh.session_count(), 1, "the session survived the crash");
+    assert_still_serves(&mesh).await;
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn a_hanging_call_times_out_and_is_cancelled_upstream() {
+    let logs = Logs::new();
+    let mesh = mesh_with(fixture_connection("stuck", "normal", 1000, &logs)).await;
+    let url = mesh.endpoint("stuck");
+    let sid = raw::open_session(&url, &mesh.key, VERSION).await;
+
+    let (status, reply, took) = call_tool(&url, &mesh.key, &sid, 7, "hang").await;
+    assert_eq!(status, 200);
+    let message = error_of(&reply, -32011);
+    assert_eq!(message, "upstream did not answer within 1s");
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+
+    // The upstream is told, with its own id for the request (not the client's 7).
+    let up_id = logs.call_id("hang").expect("the fixture received the call");
+    let cancel = poll(
+        "notifications/cancelled upstream",
+        Duration::from_secs(5),
+        || {
+            let found = logs.read("cancels.log").into_iter().next();
+            async move { found }
+        },
+    )
+    .await;
+    assert_eq!(cancel["requestId"], up_id, "{cancel}");
+    assert_ne!(up_id, json!(7), "ids are remapped upstream");
+    assert_eq!(cancel["reason"], "timed out in MCP Mesh");
+
+    assert_ok_works(&url, &mesh.key, &sid, 8).await;
+    assert_eq!(
+        logs.read("cancels.log").len(),
+        1,
+        "one cancellation, for one timeout"
+    );
+    assert_still_serves(&mesh).await;
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_on_stdout_is_named_in_the_timeout_error_and_the_session_survives() {
+    let logs = Logs::new();
+    let mesh = mesh_with(fixture_connection("noisy", "normal", 1000, &logs)).await;
+    let url = mesh.endpoint("noisy");
+    let sid = raw::open_session(&url, &mesh.key, VERSION).await;
+
+    let (status, reply, took) = call_tool(&url, &mesh.key, &sid, 2, "garbage").await;
+    assert_eq!(status, 200);
+    let message = error_of(&reply, -32011);
+    assert!(
+        message.starts_with("upstream did not answer within 1s"),
+        "{message}"
+    );
+    assert!(
+        message.contains("1 non-JSON-RPC line(s) to stdout"),
+        "the error says why: {message}"
+    );
+    // The garbage itself never reaches the client.
+    assert!(!reply.to_string().contains("this is not json"), "{reply}");
+    assert!(took >= Duration::from_millis(950), "took {took:?}");
+
+    assert_ok_works(&url, &mesh.key, &sid, 3).await;
+    assert_eq!(logs.starts().len(), 1, "garbage is not a crash: no restart");
+    assert_still_serves(&mesh).await;
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn an_http_upstream_that_is_down_fails_initialize_without_a_session() {
+    let port = upstreams::free_port();
+    let mesh = mesh_with(json!({
+        "slug": "gone", "url": format!("http://127.0.0.1:{port}/mcp"), "timeoutMs": 1000,
+    }))
+    .await;
+    let started = Instant::now();
+    let (status, h, body) = raw::post(
+        &mesh.endpoint("gone"),
+        post_headers(&mesh.key, None),
+        raw::initialize_body(1, VERSION),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !h.contains_key("mcp-session-id"),
+        "no session id is handed out"
+    );
+    let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
+    assert_eq!(reply["id"], 1, "{reply}");
+    let message = error_of(&reply, -32010);
+    assert!(message.contains("gone: cannot connect"), "{message}");
+    assert!(
+        !message.contains(&port.to_string()),
+        "no URL leaks: {message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(mesh.session_count(), 0);
+    assert_still_serves(&mesh).await;
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn a_stdio_program_that_does_not_exist_fails_initialize_without_a_session() {
+    let mesh = mesh_with(json!({
+        "slug": "missing", "command": "/nonexistent/mesh-test-no-such-program", "timeoutMs": 1000,
+    }))
+    .await;
+    let (status, h, body) = raw::post(
+        &mesh.endpoint("missing"),
+        post_headers(&mesh.key, None),
+        raw::initialize_body(1, VERSION),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!h.contains_key("mcp-session-id"));
+    let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
+    let message = error_of(&reply, -32010);
+    assert!(
+        message.contains("cannot start '/nonexistent/mesh-test-no-such-program'"),
+        "{message}"
+    );
+    assert_eq!(mesh.session_count(), 0);
+    assert_still_serves(&mesh).await;
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_refuses_initialize_is_relayed_as_a_protocol_error() {
+    let logs = Logs::new();
+    let mesh = mesh_with(fixture_connection("grumpy", "refuse-init", 1000, &logs)).await;
+    let (status, h, body) = raw::post(
+        &mesh.endpoint("grumpy"),
+        post_headers(&mesh.key, None),
+        raw::initialize_body(1, VERSION),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!h.contains_key("mcp-session-id"));
+    let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
+    let message = error_of(&reply, -32012);
+    assert_eq!(
+        message,
+        "upstream protocol error: the upstream refused initialize: misbehaving server refuses to initialize"
+    );
+    assert_eq!(mesh.session_count(), 0);
+    assert_still_serves(&mesh).await;
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn one_hanging_call_holds_up_nobody_else() {
+    let logs = Logs::new();
+    // A longer timeout than the other tests: the hang must outlast everything checked beside it.
+    let mesh = mesh_with(fixture_connection("stuck", "normal", 3000, &logs)).await;
+    let url = mesh.endpoint("stuck");
+    let alice = raw::open_session(&url, &mesh.key, VERSION).await;
+    let bob = raw::open_session(&url, &mesh.key, VERSION).await;
+
+    let hung = tokio::spawn({
+        let (url, key, sid) = (url.clone(), mesh.key.clone(), alice.clone());
+        async move { call_tool(&url, &key, &sid, 2, "hang").await }
+    });
+    poll(
+        "the hang reaches the upstream",
+        Duration::from_secs(5),
+        || {
+            let seen = logs.call_id("hang");
+            async move { seen }
+        },
+    )
+    .await;
+
+    // Another client on another session, and the same client on its own session, are served.
+    let (_, _, bob_took) = call_tool(&url, &mesh.key, &bob, 3, "ok").await;
+    assert_ok_works(&url, &mesh.key, &bob, 4).await;
+    assert_ok_works(&url, &mesh.key, &alice, 5).await;
+    assert!(bob_took < Duration::from_secs(1), "took {bob_took:?}");
+    assert!(
+        !hung.is_finished(),
+        "everything above happened while the hang was pending"
+    );
+
+    let (status, reply, took) = hung.await.expect("the hanging call's task");
+    assert_eq!(status, 200);
+    assert_eq!(
+        error_of(&reply, -32011),
+        "upstream did not answer within 3s"
+    );
+    assert!(took >= Duration::from_millis(2950), "took {took:?}");
+    assert_still_serves(&mesh).await;
+    mesh.stop().await;
+}
