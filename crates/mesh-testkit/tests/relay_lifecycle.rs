@@ -1,0 +1,152 @@
+//! Session lifecycle: clients negotiating each supported protocol revision, and stdio children
+//! that are really gone (no orphans, no zombies) after DELETE and after the mesh shuts down.
+
+use mesh_testkit::{raw, upstreams, TestMesh};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Pids of processes whose environment carries `marker` (we run as the same user, so
+/// `/proc/*/environ` is readable). A zombie's environ reads empty, so this finds live processes;
+/// zombies are checked separately by `zombie_children`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let needle = format!("MESH_TEST_MARKER={marker}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
+        })
+        .collect()
+}
+
+/// Children of this test process that are zombies (exited but never reaped).
+fn zombie_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Fields after the ")" of the command name: state, ppid, …
+            let rest: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().collect())
+                .unwrap_or_default();
+            rest.first() == Some(&"Z") && rest.get(1) == Some(&me.as_str())
+        })
+        .collect()
+}
+
+async fn wait_gone(marker: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = processes_with(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: processes still running: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_supported_protocol_revision_negotiates() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(
+        json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]}),
+    )
+    .await;
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
+        let url = mesh.endpoint("everything");
+        let (status, headers, body) = raw::post(
+            &url,
+            raw::post_headers(&mesh.key, None),
+            raw::initialize_body(1, version),
+        )
+        .await;
+        assert_eq!(status, 200, "{version}: {body}");
+        let init = &raw::messages(&body)[0];
+        assert_eq!(init["result"]["protocolVersion"], version, "{init}");
+        let sid = headers["mcp-session-id"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(
+            sid.len() >= 32 && sid.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+            "session id: {sid}"
+        );
+        let mut h = raw::post_headers(&mesh.key, Some(&sid));
+        h.insert("mcp-protocol-version", version.parse().expect("header"));
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+        let (status, _, body) = raw::post(&url, h, list).await;
+        assert_eq!(status, 200);
+        assert!(
+            raw::messages(&body)
+                .iter()
+                .any(|m| m["id"] == 2 && m["result"]["tools"].is_array()),
+            "{version}: {body}"
+        );
+    }
+    // An unknown revision gets the mesh's latest, as the spec's negotiation says.
+    let (_, _, body) = raw::post(
+        &mesh.endpoint("everything"),
+        raw::post_headers(&mesh.key, None),
+        raw::initialize_body(1, "2099-01-01"),
+    )
+    .await;
+    assert_eq!(
+        raw::messages(&body)[0]["result"]["protocolVersion"],
+        "2025-11-25",
+        "{body}"
+    );
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn stdio_children_are_gone_after_delete_and_after_shutdown() {
+    let mesh = TestMesh::start().await;
+    let marker = mesh_core::id::random_base62(16);
+    mesh.add_connection(
+        json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"],
+                               "env": {"MESH_TEST_MARKER": marker}}),
+    )
+    .await;
+    let url = mesh.endpoint("everything");
+    let a = raw::open_session(&url, &mesh.key, "2025-11-25").await;
+    let _b = raw::open_session(&url, &mesh.key, "2025-11-25").await;
+    assert_eq!(processes_with(&marker).len(), 2, "one child per session");
+    assert_eq!(mesh.session_count(), 2);
+
+    let resp = reqwest::Client::new()
+        .delete(&url)
+        .headers(raw::post_headers(&mesh.key, Some(&a)))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(resp.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while processes_with(&marker).len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted session's child is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mesh.session_count(), 1);
+
+    mesh.stop().await;
+    wait_gone(&marker, "after shutdown").await;
+    assert_eq!(
+        zombie_children(),
+        Vec::<u32>::new(),
+        "every child was reaped"
+    );
+}
