@@ -14,20 +14,12 @@ pub fn owner_key_path(data_dir: &Path) -> PathBuf {
 
 /// Creates the default organisation, owner and owner key if the database has no organisation.
 /// Returns the key on the start that created it (the only time it can be shown).
-pub async fn ensure_owner(
-    store: &Store,
-    data_dir: &Path,
-) -> Result<Option<Secret<String>>, AdminError> {
+pub async fn ensure_owner(store: &Store, data_dir: &Path) -> Result<Option<Secret<String>>, AdminError> {
     if !store.list_orgs().await?.is_empty() {
         return Ok(None);
     }
     let now = id::now_ms();
-    let org = Org {
-        id: id::new_id("org"),
-        slug: "default".into(),
-        name: "Default".into(),
-        created_at: now,
-    };
+    let org = Org { id: id::new_id("org"), slug: "default".into(), name: "Default".into(), created_at: now };
     let user = User {
         id: id::new_id("usr"),
         email: "owner@localhost".into(),
@@ -60,12 +52,8 @@ pub async fn ensure_owner(
             last_used_at: None,
         })
         .await?;
-    write_private(&owner_key_path(data_dir), key.full.expose()).map_err(|e| {
-        AdminError::Invalid(format!(
-            "cannot save the owner key in {}: {e}",
-            data_dir.display()
-        ))
-    })?;
+    write_private(&owner_key_path(data_dir), key.full.expose())
+        .map_err(|e| AdminError::Invalid(format!("cannot save the owner key in {}: {e}", data_dir.display())))?;
     Ok(Some(key.full))
 }
 
@@ -76,12 +64,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(contents.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()?;

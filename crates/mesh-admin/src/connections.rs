@@ -43,6 +43,8 @@ pub struct ConnectionInput {
     pub timeout_ms: Option<i64>,
     /// `active` or `disabled`.
     pub status: Option<String>,
+    /// Admit callers without credentials to this connection (off by default).
+    pub anonymous: Option<bool>,
 }
 
 /// A connection as shown to callers: secrets appear by name only, values masked.
@@ -75,6 +77,8 @@ pub struct ConnectionView {
     pub timeout_ms: i64,
     /// Status.
     pub status: String,
+    /// Whether callers without credentials are admitted.
+    pub anonymous: bool,
     /// The proxy endpoint path.
     pub endpoint: String,
     /// Created, ms since epoch.
@@ -89,9 +93,7 @@ fn require_manage(p: &Principal) -> Result<(), AdminError> {
     if p.role.can_manage() {
         Ok(())
     } else {
-        Err(AdminError::Forbidden(
-            "managing connections needs the owner or admin role",
-        ))
+        Err(AdminError::Forbidden("managing connections needs the owner or admin role"))
     }
 }
 
@@ -101,17 +103,10 @@ fn aad(connection_id: &str, kind: &str, name: &str) -> Vec<u8> {
 
 impl Admin {
     /// Registers a connection.
-    pub async fn create_connection(
-        &self,
-        p: &Principal,
-        input: ConnectionInput,
-    ) -> Result<ConnectionView, AdminError> {
+    pub async fn create_connection(&self, p: &Principal, input: ConnectionInput) -> Result<ConnectionView, AdminError> {
         require_manage(p)?;
         let now = id::now_ms();
-        let slug = input
-            .slug
-            .clone()
-            .ok_or_else(|| AdminError::Invalid("slug is required".into()))?;
+        let slug = input.slug.clone().ok_or_else(|| AdminError::Invalid("slug is required".into()))?;
         let mut c = Connection {
             id: id::new_id("conn"),
             org_id: p.org_id.clone(),
@@ -125,12 +120,14 @@ impl Admin {
             cwd: None,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             status: "active".into(),
+            anonymous: false,
             created_at: now,
             updated_at: now,
         };
         apply(&mut c, &input)?;
         let secrets = self.seal_secrets(&c, &input)?.unwrap_or_default();
         self.store.create_connection(&c, &secrets).await?;
+        self.keys.reload_anonymous(&self.store).await?;
         tracing::info!(org = %p.org_id, connection = %c.slug, transport = %c.transport, "connection created");
         self.view(c).await
     }
@@ -145,11 +142,7 @@ impl Admin {
     }
 
     /// One connection, by id or slug.
-    pub async fn get_connection(
-        &self,
-        p: &Principal,
-        id_or_slug: &str,
-    ) -> Result<ConnectionView, AdminError> {
+    pub async fn get_connection(&self, p: &Principal, id_or_slug: &str) -> Result<ConnectionView, AdminError> {
         let c = self.find(p, id_or_slug).await?;
         self.view(c).await
     }
@@ -168,53 +161,37 @@ impl Admin {
         let mut secrets = self.seal_secrets(&c, &input)?;
         if let Some(rows) = secrets.as_mut() {
             // Replacing one kind keeps the other: carry over stored rows of the kind not given.
-            let keep = |kind: &str| {
-                (kind == "header" && input.headers.is_none())
-                    || (kind == "env" && input.env.is_none())
-            };
+            let keep =
+                |kind: &str| (kind == "header" && input.headers.is_none()) || (kind == "env" && input.env.is_none());
             let stored = self.store.connection_secrets(&p.org_id, &c.id).await?;
             rows.extend(stored.into_iter().filter(|r| keep(&r.kind)));
         }
         self.store.update_connection(&c, secrets.as_deref()).await?;
+        self.keys.reload_anonymous(&self.store).await?;
         tracing::info!(org = %p.org_id, connection = %c.slug, "connection updated");
         self.view(c).await
     }
 
     /// Deletes a connection and its secrets.
-    pub async fn delete_connection(
-        &self,
-        p: &Principal,
-        id_or_slug: &str,
-    ) -> Result<String, AdminError> {
+    pub async fn delete_connection(&self, p: &Principal, id_or_slug: &str) -> Result<String, AdminError> {
         require_manage(p)?;
         let c = self.find(p, id_or_slug).await?;
         if !self.store.delete_connection(&p.org_id, &c.id).await? {
             return Err(AdminError::NotFound(format!("connection '{id_or_slug}'")));
         }
+        self.keys.reload_anonymous(&self.store).await?;
         tracing::info!(org = %p.org_id, connection = %c.slug, "connection deleted");
         Ok(c.id)
     }
 
     /// Initialises the upstream and reports what it is.
-    pub async fn test_connection(
-        &self,
-        p: &Principal,
-        id_or_slug: &str,
-    ) -> Result<Value, AdminError> {
+    pub async fn test_connection(&self, p: &Principal, id_or_slug: &str) -> Result<Value, AdminError> {
         let c = self.find(p, id_or_slug).await?;
         let spec = self.spec(&c).await?;
         let started = Instant::now();
-        let client = match mesh_relay::client::McpClient::connect(
-            &spec,
-            &self.http,
-            "mcp-mesh-connection-test",
-        )
-        .await
-        {
+        let client = match mesh_relay::client::McpClient::connect(&spec, &self.http, "mcp-mesh-connection-test").await {
             Ok(c) => c,
-            Err(e) => {
-                return Ok(json!({"ok": false, "connection": c.slug, "error": e.to_string()}))
-            }
+            Err(e) => return Ok(json!({"ok": false, "connection": c.slug, "error": e.to_string()})),
         };
         let init = client.initialize_result().clone();
         let tools = client.list_tools().await;
@@ -241,11 +218,7 @@ impl Admin {
             .ok_or_else(|| AdminError::NotFound(format!("connection '{id_or_slug}'")))
     }
 
-    fn seal_secrets(
-        &self,
-        c: &Connection,
-        input: &ConnectionInput,
-    ) -> Result<Option<Vec<SecretRow>>, AdminError> {
+    fn seal_secrets(&self, c: &Connection, input: &ConnectionInput) -> Result<Option<Vec<SecretRow>>, AdminError> {
         if input.headers.is_none() && input.env.is_none() {
             return Ok(None);
         }
@@ -273,11 +246,7 @@ impl Admin {
     async fn view(&self, c: Connection) -> Result<ConnectionView, AdminError> {
         let secrets = self.store.connection_secrets(&c.org_id, &c.id).await?;
         let masked = |kind: &str| -> BTreeMap<String, String> {
-            secrets
-                .iter()
-                .filter(|s| s.kind == kind)
-                .map(|s| (s.name.clone(), MASK.to_string()))
-                .collect()
+            secrets.iter().filter(|s| s.kind == kind).map(|s| (s.name.clone(), MASK.to_string())).collect()
         };
         Ok(ConnectionView {
             headers: masked("header"),
@@ -294,6 +263,7 @@ impl Admin {
             cwd: c.cwd,
             timeout_ms: c.timeout_ms,
             status: c.status,
+            anonymous: c.anonymous,
             created_at: c.created_at,
             updated_at: c.updated_at,
         })
@@ -310,8 +280,7 @@ impl Admin {
             for r in rows {
                 let plain = ring.open(&r.key_id, &r.ciphertext, &aad(&c.id, &r.kind, &r.name))?;
                 let value = Secret::new(
-                    String::from_utf8(plain)
-                        .map_err(|_| AdminError::Invalid("secret is not UTF-8".into()))?,
+                    String::from_utf8(plain).map_err(|_| AdminError::Invalid("secret is not UTF-8".into()))?,
                 );
                 match r.kind.as_str() {
                     "header" => headers.push((r.name, value)),
@@ -320,21 +289,12 @@ impl Admin {
             }
         }
         let url = || -> Result<url::Url, AdminError> {
-            let raw = c
-                .url
-                .as_deref()
-                .ok_or_else(|| AdminError::Invalid("connection has no url".into()))?;
+            let raw = c.url.as_deref().ok_or_else(|| AdminError::Invalid("connection has no url".into()))?;
             url::Url::parse(raw).map_err(|e| AdminError::Invalid(format!("invalid url: {e}")))
         };
         let transport = match c.transport.as_str() {
-            "http" => TransportSpec::Http {
-                url: url()?,
-                headers,
-            },
-            "sse" => TransportSpec::Sse {
-                url: url()?,
-                headers,
-            },
+            "http" => TransportSpec::Http { url: url()?, headers },
+            "sse" => TransportSpec::Sse { url: url()?, headers },
             _ => TransportSpec::Stdio {
                 command: c.command.clone().unwrap_or_default(),
                 args: c.args.clone(),
@@ -342,22 +302,13 @@ impl Admin {
                 cwd: c.cwd.clone().map(Into::into),
             },
         };
-        Ok(UpstreamSpec {
-            name: c.slug.clone(),
-            transport,
-            timeout: Duration::from_millis(c.timeout_ms as u64),
-        })
+        Ok(UpstreamSpec { name: c.slug.clone(), transport, timeout: Duration::from_millis(c.timeout_ms as u64) })
     }
 }
 
 fn validate_secret_name(kind: &str, name: &str) -> Result<(), AdminError> {
     let ok = match kind {
-        "header" => {
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-        }
+        "header" => !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)),
         _ => !name.is_empty() && !name.contains('=') && !name.contains('\0'),
     };
     if ok {
@@ -393,55 +344,42 @@ fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), AdminError> {
     }
     if let Some(t) = i.timeout_ms {
         if !(1_000..=MAX_TIMEOUT_MS).contains(&t) {
-            return Err(AdminError::Invalid(format!(
-                "timeoutMs must be between 1000 and {MAX_TIMEOUT_MS}"
-            )));
+            return Err(AdminError::Invalid(format!("timeoutMs must be between 1000 and {MAX_TIMEOUT_MS}")));
         }
         c.timeout_ms = t;
     }
     if let Some(s) = &i.status {
         if s != "active" && s != "disabled" {
-            return Err(AdminError::Invalid(
-                "status must be 'active' or 'disabled'".into(),
-            ));
+            return Err(AdminError::Invalid("status must be 'active' or 'disabled'".into()));
         }
         c.status = s.clone();
     }
+    if let Some(a) = i.anonymous {
+        c.anonymous = a;
+    }
     c.transport = match i.transport.as_deref() {
         Some(t @ ("http" | "sse" | "stdio")) => t.to_string(),
-        Some(other) => {
-            return Err(AdminError::Invalid(format!(
-                "unknown transport '{other}' (http, sse or stdio)"
-            )))
-        }
+        Some(other) => return Err(AdminError::Invalid(format!("unknown transport '{other}' (http, sse or stdio)"))),
         None if !c.transport.is_empty() => c.transport.clone(),
         None if c.command.is_some() => "stdio".into(),
         None if c.url.is_some() => "http".into(),
-        None => {
-            return Err(AdminError::Invalid(
-                "give either url (http/sse) or command (stdio)".into(),
-            ))
-        }
+        None => return Err(AdminError::Invalid("give either url (http/sse) or command (stdio)".into())),
     };
     match c.transport.as_str() {
         "stdio" => {
             if c.command.as_deref().is_none_or(str::is_empty) {
-                return Err(AdminError::Invalid(
-                    "a stdio connection needs a command".into(),
-                ));
+                return Err(AdminError::Invalid("a stdio connection needs a command".into()));
             }
             c.url = None;
         }
         _ => {
-            let raw = c.url.as_deref().ok_or_else(|| {
-                AdminError::Invalid(format!("a {} connection needs a url", c.transport))
-            })?;
-            let u = url::Url::parse(raw)
-                .map_err(|e| AdminError::Invalid(format!("invalid url: {e}")))?;
+            let raw = c
+                .url
+                .as_deref()
+                .ok_or_else(|| AdminError::Invalid(format!("a {} connection needs a url", c.transport)))?;
+            let u = url::Url::parse(raw).map_err(|e| AdminError::Invalid(format!("invalid url: {e}")))?;
             if !matches!(u.scheme(), "http" | "https") {
-                return Err(AdminError::Invalid(
-                    "url must be http:// or https://".into(),
-                ));
+                return Err(AdminError::Invalid("url must be http:// or https://".into()));
             }
             c.command = None;
             c.args.clear();
@@ -456,28 +394,17 @@ pub struct Routes(pub Admin);
 
 #[async_trait::async_trait]
 impl RouteResolver for Routes {
-    async fn resolve(
-        &self,
-        principal: &Principal,
-        route: &str,
-    ) -> Result<ResolvedRoute, RelayError> {
+    async fn resolve(&self, principal: &Principal, route: &str) -> Result<ResolvedRoute, RelayError> {
         let c = match self.0.store.get_connection(&principal.org_id, route).await {
-            Ok(Some(c)) if c.status == "active" => c,
+            // The anonymous principal reaches only connections opened to it.
+            Ok(Some(c)) if c.status == "active" && (c.anonymous || !principal.is_anonymous()) => c,
             Ok(_) => return Err(RelayError::RouteNotFound(route.chars().take(64).collect())),
             Err(e) => return Err(RelayError::Internal(format!("store: {e}"))),
         };
         let spec = self.0.spec(&c).await.map_err(|e| {
             tracing::error!(connection = %c.slug, error = %e, "cannot build upstream spec");
-            RelayError::Internal(format!(
-                "connection {} cannot be opened: {}",
-                c.slug,
-                e.public_message()
-            ))
+            RelayError::Internal(format!("connection {} cannot be opened: {}", c.slug, e.public_message()))
         })?;
-        Ok(ResolvedRoute {
-            id: c.id,
-            slug: c.slug,
-            spec,
-        })
+        Ok(ResolvedRoute { id: c.id, slug: c.slug, spec })
     }
 }

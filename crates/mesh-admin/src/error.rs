@@ -40,9 +40,7 @@ impl AdminError {
     /// Whose fault it is.
     pub fn fault(&self) -> Fault {
         match self {
-            AdminError::Invalid(_) | AdminError::NotFound(_) | AdminError::Conflict(_) => {
-                Fault::Downstream
-            }
+            AdminError::Invalid(_) | AdminError::NotFound(_) | AdminError::Conflict(_) => Fault::Downstream,
             AdminError::Forbidden(_) => Fault::Policy,
             AdminError::Store(_) | AdminError::Vault(_) => Fault::Internal,
         }

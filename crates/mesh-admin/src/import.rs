@@ -28,10 +28,7 @@ pub fn parse(text: &str) -> Result<(Vec<Imported>, Vec<String>), String> {
     let mut skipped = Vec::new();
     for (name, v) in servers {
         match entry(name, v) {
-            Ok(input) => ok.push(Imported {
-                name: name.clone(),
-                input,
-            }),
+            Ok(input) => ok.push(Imported { name: name.clone(), input }),
             Err(why) => skipped.push(format!("{name}: {why}")),
         }
     }
@@ -39,44 +36,27 @@ pub fn parse(text: &str) -> Result<(Vec<Imported>, Vec<String>), String> {
 }
 
 fn strings(v: Option<&Value>) -> Option<Vec<String>> {
-    v?.as_array().map(|a| {
-        a.iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect()
-    })
+    v?.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
 }
 
 fn string_map(v: Option<&Value>) -> Option<std::collections::BTreeMap<String, String>> {
     let obj = v?.as_object()?;
-    let m: std::collections::BTreeMap<String, String> = obj
-        .iter()
-        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-        .collect();
+    let m: std::collections::BTreeMap<String, String> =
+        obj.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect();
     (!m.is_empty()).then_some(m)
 }
 
 fn entry(name: &str, v: &Value) -> Result<ConnectionInput, String> {
     let slug = mesh_core::slug::slugify(name).ok_or("name cannot be turned into a slug")?;
-    let kind = v
-        .get("type")
-        .or_else(|| v.get("transport"))
-        .and_then(Value::as_str);
-    let mut input = ConnectionInput {
-        slug: Some(slug),
-        title: Some(name.to_string()),
-        ..Default::default()
-    };
+    let kind = v.get("type").or_else(|| v.get("transport")).and_then(Value::as_str);
+    let mut input = ConnectionInput { slug: Some(slug), title: Some(name.to_string()), ..Default::default() };
     if let Some(cmd) = v.get("command").and_then(Value::as_str) {
         input.transport = Some("stdio".into());
         input.command = Some(cmd.to_string());
         input.args = strings(v.get("args"));
         input.env = string_map(v.get("env"));
         input.cwd = v.get("cwd").and_then(Value::as_str).map(str::to_string);
-    } else if let Some(url) = v
-        .get("url")
-        .or_else(|| v.get("serverUrl"))
-        .and_then(Value::as_str)
-    {
+    } else if let Some(url) = v.get("url").or_else(|| v.get("serverUrl")).and_then(Value::as_str) {
         input.transport = Some(match kind {
             Some("sse") => "sse".into(),
             _ if url.trim_end_matches('/').ends_with("/sse") && kind.is_none() => "sse".into(),
@@ -109,28 +89,11 @@ mod tests {
         assert_eq!(fs.input.args.as_ref().unwrap().len(), 3);
         let gh = ok.iter().find(|i| i.name == "github").unwrap();
         assert_eq!(gh.input.transport.as_deref(), Some("http"));
-        assert!(gh
-            .input
-            .headers
-            .as_ref()
-            .unwrap()
-            .contains_key("Authorization"));
-        assert_eq!(
-            ok.iter()
-                .find(|i| i.name == "legacy")
-                .unwrap()
-                .input
-                .transport
-                .as_deref(),
-            Some("sse")
-        );
-        assert_eq!(
-            skipped,
-            vec!["broken: neither \"command\" nor \"url\"".to_string()]
-        );
+        assert!(gh.input.headers.as_ref().unwrap().contains_key("Authorization"));
+        assert_eq!(ok.iter().find(|i| i.name == "legacy").unwrap().input.transport.as_deref(), Some("sse"));
+        assert_eq!(skipped, vec!["broken: neither \"command\" nor \"url\"".to_string()]);
 
-        let vscode =
-            r#"{"servers":{"time":{"type":"stdio","command":"uvx","args":["mcp-server-time"]}}}"#;
+        let vscode = r#"{"servers":{"time":{"type":"stdio","command":"uvx","args":["mcp-server-time"]}}}"#;
         assert_eq!(parse(vscode).unwrap().0.len(), 1);
         assert!(parse("{}").is_err());
         assert!(parse("nope").is_err());

@@ -29,11 +29,7 @@ pub fn generate() -> NewKey {
     let full = format!("mesh_{}", mesh_core::id::random_base62(40));
     let prefix = full[..PREFIX_LEN].to_string();
     let hash = hash(&full);
-    NewKey {
-        full: mesh_core::Secret::new(full),
-        prefix,
-        hash,
-    }
+    NewKey { full: mesh_core::Secret::new(full), prefix, hash }
 }
 
 /// The stored form of a key.
@@ -53,6 +49,8 @@ struct Entry {
 pub struct KeyCache {
     by_hash: RwLock<HashMap<String, Entry>>,
     used: Mutex<HashMap<String, i64>>,
+    /// Connections open to anonymous callers: id and slug → organisations having it.
+    anonymous: RwLock<HashMap<String, Vec<String>>>,
 }
 
 impl KeyCache {
@@ -64,33 +62,28 @@ impl KeyCache {
             let Some(role) = Role::parse(&role) else {
                 continue;
             };
-            let principal = Principal {
-                org_id: k.org_id,
-                user_id: k.user_id,
-                key_id: k.id,
-                role,
-            };
-            map.insert(
-                k.hash,
-                Entry {
-                    principal,
-                    expires_at: k.expires_at,
-                },
-            );
+            let principal = Principal { org_id: k.org_id, user_id: k.user_id, key_id: k.id, role };
+            map.insert(k.hash, Entry { principal, expires_at: k.expires_at });
         }
         let n = map.len();
         *self.by_hash.write().unwrap_or_else(|p| p.into_inner()) = map;
         Ok(n)
     }
 
+    /// Reloads which connections admit anonymous callers (after any connection change).
+    pub async fn reload_anonymous(&self, store: &Store) -> Result<(), mesh_store::StoreError> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (org, id, slug) in store.anonymous_connections().await? {
+            map.entry(id).or_default().push(org.clone());
+            map.entry(slug).or_default().push(org);
+        }
+        *self.anonymous.write().unwrap_or_else(|p| p.into_inner()) = map;
+        Ok(())
+    }
+
     /// Writes batched last-used times to the store (called periodically, off the request path).
     pub async fn flush_usage(&self, store: &Store) {
-        let used: Vec<(String, i64)> = self
-            .used
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
+        let used: Vec<(String, i64)> = self.used.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
         if used.is_empty() {
             return;
         }
@@ -102,21 +95,23 @@ impl KeyCache {
 
 impl Authenticator for KeyCache {
     fn authenticate(&self, token: &str) -> Option<Principal> {
-        let entry = self
-            .by_hash
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&hash(token))
-            .cloned()?;
+        let entry = self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&hash(token)).cloned()?;
         let now = mesh_core::id::now_ms();
         if entry.expires_at.is_some_and(|t| t <= now) {
             return None;
         }
-        self.used
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(entry.principal.key_id.clone(), now);
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(entry.principal.key_id.clone(), now);
         Some(entry.principal)
+    }
+
+    fn anonymous(&self, route: &str) -> Option<Principal> {
+        let map = self.anonymous.read().unwrap_or_else(|p| p.into_inner());
+        match map.get(route).map(Vec::as_slice) {
+            // A slug open in two organisations is ambiguous without credentials: refuse rather
+            // than guess (the id, unique everywhere, still works).
+            Some([org]) => Some(Principal::anonymous(org)),
+            _ => None,
+        }
     }
 }
 

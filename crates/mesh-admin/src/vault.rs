@@ -13,9 +13,7 @@ impl Admin {
     /// secret not yet under the primary. Owner only.
     pub async fn rotate_vault(&self, p: &Principal) -> Result<Value, AdminError> {
         if p.role != mesh_core::Role::Owner {
-            return Err(AdminError::Forbidden(
-                "rotating the vault key needs the owner role",
-            ));
+            return Err(AdminError::Forbidden("rotating the vault key needs the owner role"));
         }
         let (primary, generated) = {
             let mut ring = self.keyring.write().unwrap_or_else(|p| p.into_inner());
@@ -36,14 +34,10 @@ impl Admin {
                 let plain = ring.open(&row.key_id, &row.ciphertext, &aad)?;
                 ring.seal(&plain, &aad)?
             };
-            self.store
-                .update_secret_ciphertext(&row.id, &sealed.key_id, &sealed.ciphertext)
-                .await?;
+            self.store.update_secret_ciphertext(&row.id, &sealed.key_id, &sealed.ciphertext).await?;
             reencrypted += 1;
         }
         tracing::info!(primary = %primary, reencrypted, "vault rotated");
-        Ok(
-            json!({"primaryKeyId": primary, "newKeyGenerated": generated, "reencrypted": reencrypted}),
-        )
+        Ok(json!({"primaryKeyId": primary, "newKeyGenerated": generated, "reencrypted": reencrypted}))
     }
 }

@@ -12,12 +12,7 @@ use std::time::Duration;
 #[derive(clap::Args, Clone)]
 pub struct Target {
     /// Base URL of the mesh.
-    #[arg(
-        long = "mesh-url",
-        env = "MESH_URL",
-        default_value = "http://127.0.0.1:3000",
-        global = true
-    )]
+    #[arg(long = "mesh-url", env = "MESH_URL", default_value = "http://127.0.0.1:3000", global = true)]
     pub mesh_url: url::Url,
     /// API key (else the owner key the server wrote into the data dir on first start).
     #[arg(long, env = "MESH_API_KEY", hide_env_values = true, global = true)]
@@ -36,12 +31,8 @@ pub fn resolve_key(flag: Option<String>, data_dir: &Path) -> anyhow::Result<Secr
         return Ok(Secret::new(k.trim().to_string()));
     }
     let path = mesh_admin::bootstrap::owner_key_path(data_dir);
-    let key = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "no API key: set MESH_API_KEY or --api-key (no owner key at {})",
-            path.display()
-        )
-    })?;
+    let key = std::fs::read_to_string(&path)
+        .with_context(|| format!("no API key: set MESH_API_KEY or --api-key (no owner key at {})", path.display()))?;
     Ok(Secret::new(key.trim().to_string()))
 }
 
@@ -53,10 +44,7 @@ pub async fn connect(t: &Target, path: &str) -> anyhow::Result<McpClient> {
         name: "mesh".into(),
         transport: TransportSpec::Http {
             url,
-            headers: vec![(
-                "Authorization".into(),
-                Secret::new(format!("Bearer {}", key.expose())),
-            )],
+            headers: vec![("Authorization".into(), Secret::new(format!("Bearer {}", key.expose())))],
         },
         timeout: Duration::from_secs(120),
     };
@@ -75,10 +63,7 @@ pub async fn manage(t: &Target, tool: &str, args: Value) -> anyhow::Result<Value
     if result.get("isError").and_then(Value::as_bool) == Some(true) {
         bail!("{}", text_of(&result));
     }
-    Ok(result
-        .get("structuredContent")
-        .cloned()
-        .unwrap_or(Value::Null))
+    Ok(result.get("structuredContent").cloned().unwrap_or(Value::Null))
 }
 
 /// The concatenated text content of a tool result.
@@ -86,12 +71,7 @@ pub fn text_of(result: &Value) -> String {
     result
         .get("content")
         .and_then(Value::as_array)
-        .map(|c| {
-            c.iter()
-                .filter_map(|x| x.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+        .map(|c| c.iter().filter_map(|x| x.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"))
         .unwrap_or_default()
 }
 

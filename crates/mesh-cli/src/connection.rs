@@ -68,6 +68,10 @@ pub struct AddArgs {
     /// Per-request upstream timeout in seconds.
     #[arg(long)]
     timeout: Option<u64>,
+    /// Admit callers without credentials to this connection (for local clients that cannot send
+    /// headers). They reach only this connection, never management.
+    #[arg(long)]
+    allow_anonymous: bool,
     #[command(flatten)]
     target: Target,
 }
@@ -104,13 +108,8 @@ pub struct CallArgs {
 fn pairs(items: &[String], sep: char, what: &str) -> anyhow::Result<Map<String, Value>> {
     let mut m = Map::new();
     for it in items {
-        let (k, v) = it
-            .split_once(sep)
-            .with_context(|| format!("{what} '{it}' is not in the form name{sep}value"))?;
-        m.insert(
-            k.trim().to_string(),
-            Value::String(v.trim_start().to_string()),
-        );
+        let (k, v) = it.split_once(sep).with_context(|| format!("{what} '{it}' is not in the form name{sep}value"))?;
+        m.insert(k.trim().to_string(), Value::String(v.trim_start().to_string()));
     }
     Ok(m)
 }
@@ -121,21 +120,11 @@ pub async fn run(cmd: ConnectionCmd) -> anyhow::Result<()> {
         ConnectionCmd::Add(a) => add(*a).await,
         ConnectionCmd::List(t) => list(t).await,
         ConnectionCmd::Show(n) => {
-            let out = api::manage(
-                &n.target,
-                "COLLECTION_CONNECTIONS_GET",
-                json!({"id": n.name}),
-            )
-            .await?;
+            let out = api::manage(&n.target, "COLLECTION_CONNECTIONS_GET", json!({"id": n.name})).await?;
             print_item(&n.target, &out["item"])
         }
         ConnectionCmd::Rm(n) => {
-            api::manage(
-                &n.target,
-                "COLLECTION_CONNECTIONS_DELETE",
-                json!({"id": n.name}),
-            )
-            .await?;
+            api::manage(&n.target, "COLLECTION_CONNECTIONS_DELETE", json!({"id": n.name})).await?;
             println!("connection \"{}\" deleted", n.name);
             Ok(())
         }
@@ -161,10 +150,7 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
         input.insert("args".into(), json!(a.args));
     }
     if !a.headers.is_empty() {
-        input.insert(
-            "headers".into(),
-            Value::Object(pairs(&a.headers, ':', "header")?),
-        );
+        input.insert("headers".into(), Value::Object(pairs(&a.headers, ':', "header")?));
     }
     if !a.env.is_empty() {
         input.insert("env".into(), Value::Object(pairs(&a.env, '=', "env")?));
@@ -172,12 +158,10 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
     if let Some(t) = a.timeout {
         input.insert("timeoutMs".into(), json!(t * 1000));
     }
-    let out = api::manage(
-        &a.target,
-        "COLLECTION_CONNECTIONS_CREATE",
-        Value::Object(input),
-    )
-    .await?;
+    if a.allow_anonymous {
+        input.insert("anonymous".into(), json!(true));
+    }
+    let out = api::manage(&a.target, "COLLECTION_CONNECTIONS_CREATE", Value::Object(input)).await?;
     if a.target.json {
         return print_item(&a.target, &out["item"]);
     }
@@ -213,20 +197,13 @@ async fn list(t: Target) -> anyhow::Result<()> {
                         _ => c["url"].as_str().unwrap_or("").to_string(),
                     };
                     let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-                    vec![
-                        s("slug"),
-                        s("transport"),
-                        s("status"),
-                        target.trim().to_string(),
-                    ]
+                    vec![s("slug"), s("transport"), s("status"), target.trim().to_string()]
                 })
                 .collect()
         })
         .unwrap_or_default();
     if rows.is_empty() {
-        println!(
-            "No connections. Add one with: mcp-mesh connection add NAME --url URL | --command CMD"
-        );
+        println!("No connections. Add one with: mcp-mesh connection add NAME --url URL | --command CMD");
         return Ok(());
     }
     output::table(&["NAME", "TRANSPORT", "STATUS", "TARGET"], &rows);
@@ -282,20 +259,16 @@ async fn test(n: NameArg) -> anyhow::Result<()> {
         );
     }
     if out["ok"].as_bool() != Some(true) {
-        bail!(
-            "connection test failed: {}",
-            out["error"].as_str().unwrap_or("unknown error")
-        );
+        bail!("connection test failed: {}", out["error"].as_str().unwrap_or("unknown error"));
     }
     Ok(())
 }
 
 /// `mcp-mesh import FILE`.
 pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&a.file)
-        .with_context(|| format!("cannot read {}", a.file.display()))?;
-    let (entries, skipped) = mesh_admin::import::parse(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
+    let text = std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let (entries, skipped) =
+        mesh_admin::import::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
     for s in &skipped {
         eprintln!("skipped {s}");
     }
@@ -303,11 +276,7 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
     for e in entries {
         let slug = e.input.slug.clone().unwrap_or_default();
         if a.dry_run {
-            println!(
-                "would create \"{slug}\" ({}) from \"{}\"",
-                e.input.transport.as_deref().unwrap_or("?"),
-                e.name
-            );
+            println!("would create \"{slug}\" ({}) from \"{}\"", e.input.transport.as_deref().unwrap_or("?"), e.name);
             continue;
         }
         let mut v = serde_json::to_value(ImportInput(&e.input))?;
@@ -343,22 +312,15 @@ impl serde::Serialize for ImportInput<'_> {
 /// `mcp-mesh call CONNECTION TOOL`.
 pub async fn call(a: CallArgs) -> anyhow::Result<()> {
     let mut args = match &a.args_json {
-        Some(j) => {
-            match serde_json::from_str::<Value>(j).context("--args must be a JSON object")? {
-                Value::Object(m) => m,
-                _ => bail!("--args must be a JSON object"),
-            }
-        }
+        Some(j) => match serde_json::from_str::<Value>(j).context("--args must be a JSON object")? {
+            Value::Object(m) => m,
+            _ => bail!("--args must be a JSON object"),
+        },
         None => Map::new(),
     };
     for kv in &a.arg {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--arg '{kv}' is not key=value"))?;
-        args.insert(
-            k.to_string(),
-            serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())),
-        );
+        let (k, v) = kv.split_once('=').with_context(|| format!("--arg '{kv}' is not key=value"))?;
+        args.insert(k.to_string(), serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())));
     }
     let client = api::connect(&a.target, &format!("/mcp/{}", a.connection)).await?;
     let result = client.call_tool(&a.tool, Value::Object(args)).await;

@@ -55,12 +55,9 @@ struct StdioArgs {
 }
 
 fn init_logs(default: &str) {
-    let filter = std::env::var("MESH_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| default.to_string());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter =
+        std::env::var("MESH_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| default.to_string());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("MESH_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -71,11 +68,7 @@ fn init_logs(default: &str) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(if matches!(cli.command, Command::Serve(_)) {
-        "info"
-    } else {
-        "warn"
-    });
+    init_logs(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Connection(cmd) => connection::run(cmd).await,
@@ -95,7 +88,6 @@ async fn main() -> ExitCode {
 
 async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
     let key = api::resolve_key(args.api_key, &args.data_dir)?;
-    mesh_relay::front_stdio::run(args.url, key, mesh_relay::ingress::upstream_http_client())
-        .await?;
+    mesh_relay::front_stdio::run(args.url, key, mesh_relay::ingress::upstream_http_client()).await?;
     Ok(())
 }

@@ -23,12 +23,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MESH_ENCRYPTION_KEY", hide_env_values = true)]
     encryption_key: Option<String>,
     /// Earlier vault keys, comma-separated, still needed to open old secrets.
-    #[arg(
-        long,
-        env = "MESH_ENCRYPTION_KEYS_OLD",
-        hide_env_values = true,
-        value_delimiter = ','
-    )]
+    #[arg(long, env = "MESH_ENCRYPTION_KEYS_OLD", hide_env_values = true, value_delimiter = ',')]
     encryption_keys_old: Vec<String>,
     /// The URL clients use to reach the mesh (its host and origin are then accepted).
     #[arg(long, env = "MESH_PUBLIC_URL")]
@@ -53,24 +48,12 @@ impl ServeArgs {
         cfg.listen = self.listen;
         cfg.database_url = self.database_url.map(Secret::new);
         cfg.encryption_key = self.encryption_key.map(Secret::new);
-        cfg.old_encryption_keys = self
-            .encryption_keys_old
-            .into_iter()
-            .filter(|k| !k.is_empty())
-            .map(Secret::new)
-            .collect();
+        cfg.old_encryption_keys =
+            self.encryption_keys_old.into_iter().filter(|k| !k.is_empty()).map(Secret::new).collect();
         cfg.public_url = self.public_url;
-        cfg.allowed_origins = self
-            .allowed_origins
-            .into_iter()
-            .filter(|o| !o.is_empty())
-            .collect();
-        cfg.allowed_hosts = self
-            .allowed_hosts
-            .into_iter()
-            .filter(|h| !h.is_empty())
-            .map(|h| h.to_ascii_lowercase())
-            .collect();
+        cfg.allowed_origins = self.allowed_origins.into_iter().filter(|o| !o.is_empty()).collect();
+        cfg.allowed_hosts =
+            self.allowed_hosts.into_iter().filter(|h| !h.is_empty()).map(|h| h.to_ascii_lowercase()).collect();
         cfg.max_body_bytes = self.max_body_bytes;
         cfg.session_idle = Duration::from_secs(self.session_idle_secs);
         cfg.validate()?;
@@ -82,19 +65,14 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = args.config()?;
     let mesh = Mesh::build(&cfg).await?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     if let Some(key) = &mesh.owner_key {
         let path = mesh_admin::bootstrap::owner_key_path(&cfg.data_dir);
         // Shown once, on the first start; the file lets the CLI on this machine work at once.
         println!("First start: created the default organisation and its owner.");
-        println!(
-            "Owner API key (shown once, saved to {}):\n  {}",
-            path.display(),
-            key.expose()
-        );
+        println!("Owner API key (shown once, saved to {}):\n  {}", path.display(), key.expose());
     }
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "MCP Mesh listening: management at http://{addr}/mcp, connections at http://{addr}/mcp/{{connection}}");
     mesh.serve(listener, shutdown_signal()).await
@@ -104,14 +82,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

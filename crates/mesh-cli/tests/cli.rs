@@ -62,10 +62,7 @@ async fn connection_commands_call_and_vault_rotate() {
 
     let list = cli(&mesh, &["connection", "list"]).await;
     assert!(
-        list.ok
-            && list.stdout.starts_with("NAME")
-            && list.stdout.contains("time")
-            && list.stdout.contains("stdio"),
+        list.ok && list.stdout.starts_with("NAME") && list.stdout.contains("time") && list.stdout.contains("stdio"),
         "{}",
         list.stdout
     );
@@ -75,11 +72,7 @@ async fn connection_commands_call_and_vault_rotate() {
     assert!(!json_list.stdout.contains("top-secret"), "secret leaked");
 
     let show = cli(&mesh, &["connection", "show", "time"]).await;
-    assert!(
-        show.ok && show.stdout.contains("API_TOKEN") && show.stdout.contains("***"),
-        "{}",
-        show.stdout
-    );
+    assert!(show.ok && show.stdout.contains("API_TOKEN") && show.stdout.contains("***"), "{}", show.stdout);
     assert!(!show.stdout.contains("top-secret"));
 
     let test = cli(&mesh, &["connection", "test", "time"]).await;
@@ -90,56 +83,20 @@ async fn connection_commands_call_and_vault_rotate() {
         test.stderr
     );
 
-    let call = cli(
-        &mesh,
-        &["call", "time", "get_current_time", "-a", "timezone=UTC"],
-    )
-    .await;
-    assert!(
-        call.ok && call.stdout.contains("\"timezone\": \"UTC\""),
-        "{} {}",
-        call.stdout,
-        call.stderr
-    );
-    let bad_call = cli(
-        &mesh,
-        &[
-            "call",
-            "time",
-            "get_current_time",
-            "-a",
-            "timezone=Nowhere/Land",
-        ],
-    )
-    .await;
+    let call = cli(&mesh, &["call", "time", "get_current_time", "-a", "timezone=UTC"]).await;
+    assert!(call.ok && call.stdout.contains("\"timezone\": \"UTC\""), "{} {}", call.stdout, call.stderr);
+    let bad_call = cli(&mesh, &["call", "time", "get_current_time", "-a", "timezone=Nowhere/Land"]).await;
     assert!(!bad_call.ok, "a tool error exits non-zero");
 
     let rotate = cli(&mesh, &["vault", "rotate"]).await;
-    assert!(
-        rotate.ok && rotate.stdout.contains("1 secret(s) re-encrypted"),
-        "{} {}",
-        rotate.stdout,
-        rotate.stderr
-    );
-    let call2 = cli(
-        &mesh,
-        &["call", "time", "get_current_time", "-a", "timezone=UTC"],
-    )
-    .await;
-    assert!(
-        call2.ok,
-        "the connection works after rotation: {}",
-        call2.stderr
-    );
+    assert!(rotate.ok && rotate.stdout.contains("1 secret(s) re-encrypted"), "{} {}", rotate.stdout, rotate.stderr);
+    let call2 = cli(&mesh, &["call", "time", "get_current_time", "-a", "timezone=UTC"]).await;
+    assert!(call2.ok, "the connection works after rotation: {}", call2.stderr);
 
     let rm = cli(&mesh, &["connection", "rm", "time"]).await;
     assert!(rm.ok, "{}", rm.stderr);
     let missing = cli(&mesh, &["connection", "show", "time"]).await;
-    assert!(
-        !missing.ok && missing.stderr.contains("not found"),
-        "{}",
-        missing.stderr
-    );
+    assert!(!missing.ok && missing.stderr.contains("not found"), "{}", missing.stderr);
     mesh.stop().await;
 }
 
@@ -154,11 +111,7 @@ async fn bad_key_and_unreachable_mesh_are_clear_errors() {
         .await
         .expect("runs");
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("401"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
     let port = upstreams::free_port();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
         .args(["connection", "list"])
@@ -168,11 +121,7 @@ async fn bad_key_and_unreachable_mesh_are_clear_errors() {
         .await
         .expect("runs");
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot"), "{}", String::from_utf8_lossy(&out.stderr));
     mesh.stop().await;
 }
 
@@ -191,53 +140,17 @@ async fn import_a_cursor_config() {
     std::fs::write(&file, config.to_string()).expect("write");
     let file = file.display().to_string();
     let dry = cli(&mesh, &["import", &file, "--dry-run"]).await;
-    assert!(
-        dry.ok && dry.stdout.contains("would create \"time-server\""),
-        "{}",
-        dry.stdout
-    );
-    assert!(
-        mesh.admin
-            .list_connections(&mesh.owner())
-            .await
-            .expect("list")
-            .is_empty(),
-        "dry run creates nothing"
-    );
+    assert!(dry.ok && dry.stdout.contains("would create \"time-server\""), "{}", dry.stdout);
+    assert!(mesh.admin.list_connections(&mesh.owner()).await.expect("list").is_empty(), "dry run creates nothing");
     let out = cli(&mesh, &["import", &file]).await;
     assert!(out.ok, "{}", out.stderr);
     assert!(out.stderr.contains("skipped broken"), "{}", out.stderr);
-    let slugs: Vec<String> = mesh
-        .admin
-        .list_connections(&mesh.owner())
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|c| c.slug)
-        .collect();
+    let slugs: Vec<String> =
+        mesh.admin.list_connections(&mesh.owner()).await.expect("list").into_iter().map(|c| c.slug).collect();
     assert_eq!(slugs.len(), 2, "{slugs:?}");
-    let call = cli(
-        &mesh,
-        &["call", "everything", "echo", "-a", "message=imported"],
-    )
-    .await;
-    assert!(
-        call.ok && call.stdout.contains("Echo: imported"),
-        "{} {}",
-        call.stdout,
-        call.stderr
-    );
-    let call = cli(
-        &mesh,
-        &[
-            "call",
-            "time-server",
-            "get_current_time",
-            "-a",
-            "timezone=UTC",
-        ],
-    )
-    .await;
+    let call = cli(&mesh, &["call", "everything", "echo", "-a", "message=imported"]).await;
+    assert!(call.ok && call.stdout.contains("Echo: imported"), "{} {}", call.stdout, call.stderr);
+    let call = cli(&mesh, &["call", "time-server", "get_current_time", "-a", "timezone=UTC"]).await;
     assert!(call.ok, "{}", call.stderr);
     mesh.stop().await;
     upstream.stop().await;
@@ -247,8 +160,7 @@ async fn import_a_cursor_config() {
 async fn stdio_front_relays_a_desktop_client_session() {
     let mesh = TestMesh::start().await;
     let bin = upstreams::everything_bin().display().to_string();
-    mesh.add_connection(json!({"slug": "everything", "command": bin, "args": ["stdio"]}))
-        .await;
+    mesh.add_connection(json!({"slug": "everything", "command": bin, "args": ["stdio"]})).await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
         .args(["stdio", "--url", &mesh.endpoint("everything")])
         .env("MESH_API_KEY", &mesh.key)
@@ -276,10 +188,7 @@ async fn stdio_front_relays_a_desktop_client_session() {
     let send = |v: Value| format!("{v}\n");
     stdin.write_all(send(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"desktop","version":"1"}}})).as_bytes()).await.expect("write");
     let init = read_reply(1).await;
-    assert_eq!(
-        init["result"]["serverInfo"]["name"], "mcp-servers/everything",
-        "{init}"
-    );
+    assert_eq!(init["result"]["serverInfo"]["name"], "mcp-servers/everything", "{init}");
     stdin
         .write_all(send(json!({"jsonrpc":"2.0","method":"notifications/initialized"})).as_bytes())
         .await
@@ -298,10 +207,7 @@ async fn stdio_front_relays_a_desktop_client_session() {
             }
         }
     };
-    assert_eq!(
-        echo["result"]["content"][0]["text"], "Echo: via stdio",
-        "{echo}"
-    );
+    assert_eq!(echo["result"]["content"][0]["text"], "Echo: via stdio", "{echo}");
     stdin.write_all(b"this is not json\n").await.expect("write");
     let err = {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())

@@ -44,6 +44,9 @@ impl Role {
     }
 }
 
+/// The user and key id of the anonymous principal.
+pub const ANONYMOUS: &str = "anonymous";
+
 /// An authenticated caller: an API key acting for a user within one organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -55,4 +58,22 @@ pub struct Principal {
     pub key_id: String,
     /// The user's role in `org_id`.
     pub role: Role,
+}
+
+impl Principal {
+    /// The caller without credentials, admitted only to connections an admin opened to it.
+    /// It can never manage anything, and all anonymous callers share one identity.
+    pub fn anonymous(org_id: &str) -> Principal {
+        Principal {
+            org_id: org_id.to_string(),
+            user_id: ANONYMOUS.into(),
+            key_id: ANONYMOUS.into(),
+            role: Role::Viewer,
+        }
+    }
+
+    /// Whether this is the anonymous principal.
+    pub fn is_anonymous(&self) -> bool {
+        self.key_id == ANONYMOUS
+    }
 }

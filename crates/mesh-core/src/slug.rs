@@ -15,9 +15,7 @@ pub enum SlugError {
 }
 
 /// Path segments under `/mcp/` that belong to the mesh itself and so cannot name a connection.
-pub const RESERVED: &[&str] = &[
-    "gateway", "gateways", "sse", "message", "messages", "health", "api", "oauth",
-];
+pub const RESERVED: &[&str] = &["gateway", "gateways", "sse", "message", "messages", "health", "api", "oauth"];
 
 /// Checks a connection or gateway slug: DNS-label style, so it is safe in URLs, prefixes and logs.
 pub fn validate(slug: &str) -> Result<(), SlugError> {

@@ -91,8 +91,7 @@ impl Message {
             }
             None => return Err(ParseError::NotJson("empty body".into())),
         }
-        let env: Envelope<'_> =
-            serde_json::from_slice(&raw).map_err(|e| ParseError::NotJson(e.to_string()))?;
+        let env: Envelope<'_> = serde_json::from_slice(&raw).map_err(|e| ParseError::NotJson(e.to_string()))?;
         if env.jsonrpc.as_deref() != Some("2.0") {
             return Err(ParseError::Invalid("\"jsonrpc\" must be \"2.0\""));
         }
@@ -109,29 +108,15 @@ impl Message {
             }
             None => None,
         };
-        let kind = match (
-            &env.method,
-            &id_span,
-            env.result.is_some(),
-            env.error.is_some(),
-        ) {
+        let kind = match (&env.method, &id_span, env.result.is_some(), env.error.is_some()) {
             (Some(_), Some(_), false, false) => Kind::Request,
             (Some(_), None, false, false) => Kind::Notification,
             (None, Some(_), true, false) => Kind::Response,
             (None, _, false, true) => Kind::Error,
-            _ => {
-                return Err(ParseError::Invalid(
-                    "not a request, notification, response or error",
-                ))
-            }
+            _ => return Err(ParseError::Invalid("not a request, notification, response or error")),
         };
         let method = env.method.map(|m| m.into_owned().into_boxed_str());
-        Ok(Message {
-            raw,
-            kind,
-            id_span,
-            method,
-        })
+        Ok(Message { raw, kind, id_span, method })
     }
 
     /// The message's kind.
@@ -259,18 +244,11 @@ impl Message {
 
     /// Builds a successful response. `id` is raw JSON text.
     pub fn response(id: &str, result: &serde_json::Value) -> Message {
-        Self::from_value(
-            serde_json::json!({"jsonrpc": "2.0", "id": raw_to_value(id), "result": result}),
-        )
+        Self::from_value(serde_json::json!({"jsonrpc": "2.0", "id": raw_to_value(id), "result": result}))
     }
 
     /// Builds an error response. `id` is raw JSON text, or `None` for `null`.
-    pub fn error(
-        id: Option<&str>,
-        code: i64,
-        message: &str,
-        data: Option<serde_json::Value>,
-    ) -> Message {
+    pub fn error(id: Option<&str>, code: i64, message: &str, data: Option<serde_json::Value>) -> Message {
         let mut err = serde_json::json!({"code": code, "message": message});
         if let Some(d) = data {
             err["data"] = d;
@@ -287,12 +265,7 @@ impl Message {
 }
 
 fn unreachable_message() -> Message {
-    Message {
-        raw: Bytes::from_static(b"{}"),
-        kind: Kind::Notification,
-        id_span: None,
-        method: None,
-    }
+    Message { raw: Bytes::from_static(b"{}"), kind: Kind::Notification, id_span: None, method: None }
 }
 
 fn raw_to_value(id: &str) -> serde_json::Value {
@@ -310,19 +283,10 @@ mod tests {
     #[test]
     fn kinds() {
         let cases = [
-            (
-                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-                Kind::Request,
-            ),
-            (
-                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-                Kind::Notification,
-            ),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#, Kind::Request),
+            (r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, Kind::Notification),
             (r#"{"jsonrpc":"2.0","id":"a","result":{}}"#, Kind::Response),
-            (
-                r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#,
-                Kind::Error,
-            ),
+            (r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#, Kind::Error),
         ];
         for (text, kind) in cases {
             assert_eq!(msg(text).unwrap().kind(), kind, "{text}");
@@ -331,25 +295,13 @@ mod tests {
 
     #[test]
     fn bad_input_is_named() {
-        assert_eq!(
-            msg(r#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#),
-            Err(ParseError::Batch)
-        );
+        assert_eq!(msg(r#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#), Err(ParseError::Batch));
         assert!(matches!(msg("{nope"), Err(ParseError::NotJson(_))));
         assert!(matches!(msg(""), Err(ParseError::NotJson(_))));
         assert!(matches!(msg("42"), Err(ParseError::Invalid(_))));
-        assert!(matches!(
-            msg(r#"{"id":1,"method":"x"}"#),
-            Err(ParseError::Invalid(_))
-        ));
-        assert!(matches!(
-            msg(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#),
-            Err(ParseError::Invalid(_))
-        ));
-        assert!(matches!(
-            msg(r#"{"jsonrpc":"2.0","id":1}"#),
-            Err(ParseError::Invalid(_))
-        ));
+        assert!(matches!(msg(r#"{"id":1,"method":"x"}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(msg(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(msg(r#"{"jsonrpc":"2.0","id":1}"#), Err(ParseError::Invalid(_))));
     }
 
     #[test]
@@ -367,9 +319,11 @@ mod tests {
 
     #[test]
     fn params_helpers() {
-        let c = msg(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5,"reason":"x"}}"#).unwrap();
+        let c = msg(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5,"reason":"x"}}"#)
+            .unwrap();
         assert_eq!(c.cancelled_request_id().as_deref(), Some("5"));
-        let p = msg(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":7,"progress":1}}"#).unwrap();
+        let p = msg(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":7,"progress":1}}"#)
+            .unwrap();
         assert_eq!(p.progress_notification_token().as_deref(), Some("7"));
         let r = msg(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
         assert_eq!(r.progress_token(), None);
@@ -381,9 +335,6 @@ mod tests {
         assert_eq!(e.kind(), Kind::Error);
         assert_eq!(e.id(), Some("3"));
         let r = Message::request(r#""s1""#, "ping", None);
-        assert_eq!(
-            (r.kind(), r.id(), r.method()),
-            (Kind::Request, Some(r#""s1""#), Some("ping"))
-        );
+        assert_eq!((r.kind(), r.id(), r.method()), (Kind::Request, Some(r#""s1""#), Some("ping")));
     }
 }

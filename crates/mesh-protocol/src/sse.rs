@@ -154,11 +154,7 @@ impl Decoder {
         if !has_data || data.is_empty() {
             return None;
         }
-        Some(Event {
-            id: self.last_event_id.clone(),
-            event,
-            data,
-        })
+        Some(Event { id: self.last_event_id.clone(), event, data })
     }
 }
 
@@ -189,12 +185,10 @@ mod tests {
     #[test]
     fn crlf_comments_and_priming() {
         let mut d = Decoder::new();
-        let ev = d.push(b": keepalive\r\nid: p0\r\ndata:\r\n\r\nevent: endpoint\r\ndata: /messages?x=1\r\n\r\n").unwrap();
+        let ev =
+            d.push(b": keepalive\r\nid: p0\r\ndata:\r\n\r\nevent: endpoint\r\ndata: /messages?x=1\r\n\r\n").unwrap();
         assert_eq!(ev.len(), 1);
-        assert_eq!(
-            (ev[0].event.as_str(), ev[0].data.as_str()),
-            ("endpoint", "/messages?x=1")
-        );
+        assert_eq!((ev[0].event.as_str(), ev[0].data.as_str()), ("endpoint", "/messages?x=1"));
         assert_eq!(d.last_event_id(), Some("p0"));
     }
 }

@@ -41,11 +41,7 @@ impl InboundSink for ClientSink {
         let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         match inbound {
             Inbound::Message { msg, .. } if msg.kind().is_reply() => {
-                if let Some(tx) = msg
-                    .id()
-                    .and_then(|i| i.parse::<u64>().ok())
-                    .and_then(|id| w.remove(&id))
-                {
+                if let Some(tx) = msg.id().and_then(|i| i.parse::<u64>().ok()).and_then(|id| w.remove(&id)) {
                     let _ = tx.send(Ok(msg));
                 }
             }
@@ -85,10 +81,7 @@ impl McpClient {
     ) -> Result<McpClient, ClientError> {
         let waiters: Waiters = Arc::default();
         let (req_tx, mut req_rx) = mpsc::unbounded_channel::<Message>();
-        let sink = Arc::new(ClientSink {
-            waiters: waiters.clone(),
-            requests: req_tx,
-        });
+        let sink = Arc::new(ClientSink { waiters: waiters.clone(), requests: req_tx });
         let link = upstream::connect(spec, http, sink).await?;
         let answer_link = link.clone();
         tokio::spawn(async move {
@@ -96,23 +89,12 @@ impl McpClient {
                 let id = req.id().unwrap_or("null");
                 let reply = match req.method() {
                     Some("ping") => Message::response(id, &json!({})),
-                    _ => Message::error(
-                        Some(id),
-                        codes::METHOD_NOT_FOUND,
-                        "this client has no such capability",
-                        None,
-                    ),
+                    _ => Message::error(Some(id), codes::METHOD_NOT_FOUND, "this client has no such capability", None),
                 };
                 let _ = answer_link.send(reply).await;
             }
         });
-        let mut client = McpClient {
-            link,
-            waiters,
-            next: AtomicU64::new(1),
-            timeout: spec.timeout,
-            init: Value::Null,
-        };
+        let mut client = McpClient { link, waiters, next: AtomicU64::new(1), timeout: spec.timeout, init: Value::Null };
         let params = json!({
             "protocolVersion": version::LATEST,
             "capabilities": {},
@@ -126,10 +108,7 @@ impl McpClient {
             }
         };
         client.init = init;
-        client
-            .link
-            .send(Message::notification("notifications/initialized", None))
-            .await?;
+        client.link.send(Message::notification("notifications/initialized", None)).await?;
         Ok(client)
     }
 
@@ -142,33 +121,18 @@ impl McpClient {
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
         let msg = Message::request(&id.to_string(), method, Some(&params));
         if let Err(e) = self.link.send(msg).await {
-            self.waiters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             return Err(e.into());
         }
         let reply = match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(r)) => r?,
-            Ok(Err(_)) => {
-                return Err(RelayError::UpstreamUnavailable("the connection closed".into()).into())
-            }
+            Ok(Err(_)) => return Err(RelayError::UpstreamUnavailable("the connection closed".into()).into()),
             Err(_) => {
-                self.waiters
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                let note = self
-                    .link
-                    .diagnostics()
-                    .map(|d| format!("; {d}"))
-                    .unwrap_or_default();
+                self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                let note = self.link.diagnostics().map(|d| format!("; {d}")).unwrap_or_default();
                 return Err(RelayError::UpstreamTimeout(self.timeout, note).into());
             }
         };
@@ -185,15 +149,9 @@ impl McpClient {
         let r: Reply = serde_json::from_slice(reply.bytes())
             .map_err(|e| RelayError::UpstreamProtocol(format!("malformed reply: {e}")))?;
         match (r.result, r.error) {
-            (_, Some(e)) => Err(ClientError::Rpc {
-                code: e.code,
-                message: e.message,
-            }),
+            (_, Some(e)) => Err(ClientError::Rpc { code: e.code, message: e.message }),
             (Some(v), None) => Ok(v),
-            (None, None) => Err(RelayError::UpstreamProtocol(
-                "reply has neither result nor error".into(),
-            )
-            .into()),
+            (None, None) => Err(RelayError::UpstreamProtocol("reply has neither result nor error".into()).into()),
         }
     }
 
@@ -207,16 +165,8 @@ impl McpClient {
                 None => json!({}),
             };
             let page = self.request("tools/list", params).await?;
-            out.extend(
-                page.get("tools")
-                    .and_then(|t| t.as_array())
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            cursor = page
-                .get("nextCursor")
-                .and_then(|c| c.as_str())
-                .map(str::to_string);
+            out.extend(page.get("tools").and_then(|t| t.as_array()).cloned().unwrap_or_default());
+            cursor = page.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
             if cursor.is_none() {
                 break;
             }
@@ -226,8 +176,7 @@ impl McpClient {
 
     /// Calls a tool and returns its `CallToolResult`.
     pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<Value, ClientError> {
-        self.request("tools/call", json!({"name": name, "arguments": arguments}))
-            .await
+        self.request("tools/call", json!({"name": name, "arguments": arguments})).await
     }
 
     /// Ends the session.

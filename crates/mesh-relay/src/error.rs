@@ -83,9 +83,7 @@ impl RelayError {
     pub fn http_status(&self) -> StatusCode {
         use RelayError::*;
         match self {
-            Parse(_) | BadRequest(_) | SessionRequired | BadProtocolVersion(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Parse(_) | BadRequest(_) | SessionRequired | BadProtocolVersion(_) => StatusCode::BAD_REQUEST,
             NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

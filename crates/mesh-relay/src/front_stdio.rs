@@ -33,34 +33,19 @@ impl InboundSink for StdoutSink {
 }
 
 /// Relays between this process's stdin/stdout and the endpoint at `url` until stdin closes.
-pub async fn run(
-    url: url::Url,
-    key: Secret<String>,
-    http: reqwest::Client,
-) -> Result<(), RelayError> {
+pub async fn run(url: url::Url, key: Secret<String>, http: reqwest::Client) -> Result<(), RelayError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let writer = tokio::spawn(async move {
         let mut out = tokio::io::stdout();
         while let Some(line) = rx.recv().await {
-            if out.write_all(&line).await.is_err()
-                || out.write_all(b"\n").await.is_err()
-                || out.flush().await.is_err()
+            if out.write_all(&line).await.is_err() || out.write_all(b"\n").await.is_err() || out.flush().await.is_err()
             {
                 break;
             }
         }
     });
-    let headers = vec![(
-        "Authorization".to_string(),
-        Secret::new(format!("Bearer {}", key.expose())),
-    )];
-    let link = HttpLink::new(
-        "mesh",
-        http,
-        url,
-        &headers,
-        Arc::new(StdoutSink(tx.clone())),
-    )?;
+    let headers = vec![("Authorization".to_string(), Secret::new(format!("Bearer {}", key.expose())))];
+    let link = HttpLink::new("mesh", http, url, &headers, Arc::new(StdoutSink(tx.clone())))?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if line.trim().is_empty() {
@@ -74,11 +59,7 @@ pub async fn run(
                 } else {
                     codes::INVALID_REQUEST
                 };
-                let _ = tx.send(
-                    Message::error(None, code, &e.to_string(), None)
-                        .bytes()
-                        .clone(),
-                );
+                let _ = tx.send(Message::error(None, code, &e.to_string(), None).bytes().clone());
                 continue;
             }
         };

@@ -50,12 +50,9 @@ impl Config {
 
     /// The database URL in force.
     pub fn database_url(&self) -> Secret<String> {
-        self.database_url.clone().unwrap_or_else(|| {
-            Secret::new(format!(
-                "sqlite://{}",
-                self.data_dir.join("mesh.db").display()
-            ))
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| Secret::new(format!("sqlite://{}", self.data_dir.join("mesh.db").display())))
     }
 
     /// Creates the data directory, readable only by its owner.

@@ -23,15 +23,10 @@ async fn live() -> Response {
 
 async fn ready(State(store): State<Store>) -> Response {
     match store.ping().await {
-        Ok(()) => {
-            Json(json!({"status": "ready", "database": store.backend_name()})).into_response()
-        }
+        Ok(()) => Json(json!({"status": "ready", "database": store.backend_name()})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "database": "unreachable"})),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "database": "unreachable"})))
                 .into_response()
         }
     }

@@ -36,24 +36,16 @@ impl Mesh {
     /// Opens storage and the vault, bootstraps on first start, and assembles the relay.
     pub async fn build(cfg: &Config) -> anyhow::Result<Mesh> {
         cfg.ensure_data_dir()?;
-        let old: Vec<String> = cfg
-            .old_encryption_keys
-            .iter()
-            .map(|k| k.expose().clone())
-            .collect();
-        let keyring = Keyring::load_or_create(
-            &cfg.data_dir,
-            cfg.encryption_key.as_ref().map(|k| k.expose().as_str()),
-            &old,
-        )
-        .context("cannot open the vault keyring")?;
-        let store = Store::connect(cfg.database_url().expose())
-            .await
-            .context("cannot open the database")?;
+        let old: Vec<String> = cfg.old_encryption_keys.iter().map(|k| k.expose().clone()).collect();
+        let keyring =
+            Keyring::load_or_create(&cfg.data_dir, cfg.encryption_key.as_ref().map(|k| k.expose().as_str()), &old)
+                .context("cannot open the vault keyring")?;
+        let store = Store::connect(cfg.database_url().expose()).await.context("cannot open the database")?;
         tracing::info!(backend = store.backend_name(), "database ready");
         let owner_key = mesh_admin::bootstrap::ensure_owner(&store, &cfg.data_dir).await?;
         let keys = Arc::new(KeyCache::default());
         keys.reload(&store).await.context("cannot load API keys")?;
+        keys.reload_anonymous(&store).await.context("cannot load anonymous routes")?;
         let http = upstream_http_client();
         let admin = Admin {
             store,
@@ -69,19 +61,12 @@ impl Mesh {
             Arc::new(ManagementServer::new(admin.clone())),
             http,
         );
-        Ok(Mesh {
-            relay,
-            admin,
-            owner_key,
-        })
+        Ok(Mesh { relay, admin, owner_key })
     }
 
     /// All routes.
     pub fn router(&self) -> axum::Router {
-        self.relay
-            .router()
-            .merge(health::router(self.admin.store.clone()))
-            .fallback(health::not_found)
+        self.relay.router().merge(health::router(self.admin.store.clone())).fallback(health::not_found)
     }
 
     /// Serves until `shutdown` resolves, then closes every session (stopping stdio children),

@@ -59,6 +59,8 @@ CREATE TABLE connections (
     cwd          TEXT,
     timeout_ms   BIGINT NOT NULL,
     status       TEXT NOT NULL,
+    -- 1: callers without credentials are admitted to this connection (never to management).
+    anonymous    BIGINT NOT NULL DEFAULT 0,
     created_at   BIGINT NOT NULL,
     updated_at   BIGINT NOT NULL,
     CONSTRAINT connections_slug_per_org UNIQUE (org_id, slug),

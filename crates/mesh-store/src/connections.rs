@@ -8,21 +8,17 @@ use crate::secrets::{check_secrets, insert_secrets};
 use crate::{Connection, SecretRow, Store, StoreError};
 
 const COLUMNS: &str =
-    "id, org_id, slug, title, description, transport, url, command, args, cwd, timeout_ms, status, created_at, updated_at";
+    "id, org_id, slug, title, description, transport, url, command, args, cwd, timeout_ms, status, anonymous, created_at, updated_at";
 
 impl Store {
     /// Inserts a connection and its secrets in one transaction. `Conflict` if the slug is taken
     /// in the organisation or a secret name is given twice; `Invalid` if a secret belongs to
     /// another connection or the organisation does not exist.
-    pub async fn create_connection(
-        &self,
-        c: &Connection,
-        secrets: &[SecretRow],
-    ) -> Result<(), StoreError> {
+    pub async fn create_connection(&self, c: &Connection, secrets: &[SecretRow]) -> Result<(), StoreError> {
         check_secrets(c, secrets)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&c.id)
         .bind(&c.org_id)
@@ -36,6 +32,7 @@ impl Store {
         .bind(c.cwd.as_deref())
         .bind(c.timeout_ms)
         .bind(&c.status)
+        .bind(i64::from(c.anonymous))
         .bind(c.created_at)
         .bind(c.updated_at)
         .execute(&mut *tx)
@@ -47,37 +44,32 @@ impl Store {
     }
 
     /// A connection of `org_id` by id or by slug; another organisation's is never returned.
-    pub async fn get_connection(
-        &self,
-        org_id: &str,
-        id_or_slug: &str,
-    ) -> Result<Option<Connection>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM connections WHERE org_id = $1 AND (id = $2 OR slug = $3)"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(org_id)
-            .bind(id_or_slug)
-            .bind(id_or_slug)
-            .fetch_all(&self.pool)
-            .await?;
-        let found = rows
-            .iter()
-            .map(connection_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+    pub async fn get_connection(&self, org_id: &str, id_or_slug: &str) -> Result<Option<Connection>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM connections WHERE org_id = $1 AND (id = $2 OR slug = $3)");
+        let rows = sqlx::query(&sql).bind(org_id).bind(id_or_slug).bind(id_or_slug).fetch_all(&self.pool).await?;
+        let found = rows.iter().map(connection_from_row).collect::<Result<Vec<_>, _>>()?;
         // A slug may, in theory, spell another connection's id: the id wins, it is unambiguous.
         let by_id = found.iter().position(|c| c.id == id_or_slug);
         Ok(found.into_iter().nth(by_id.unwrap_or(0)))
+    }
+
+    /// `(org_id, id, slug)` of every active connection that admits anonymous callers, across
+    /// organisations: loaded into memory so that admitting such a caller needs no query.
+    pub async fn anonymous_connections(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT org_id, id, slug FROM connections WHERE anonymous = 1 AND status = 'active'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("org_id")?, r.try_get("id")?, r.try_get("slug")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Every connection of `org_id`, by slug.
     pub async fn list_connections(&self, org_id: &str) -> Result<Vec<Connection>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM connections WHERE org_id = $1 ORDER BY slug");
         let rows = sqlx::query(&sql).bind(org_id).fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(connection_from_row)
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(connection_from_row).collect::<Result<_, _>>()?)
     }
 
     /// Updates a connection (matched by `c.org_id` and `c.id`; `created_at` is kept) and, when
@@ -94,8 +86,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE connections SET slug = $1, title = $2, description = $3, transport = $4, url = $5, \
-             command = $6, args = $7, cwd = $8, timeout_ms = $9, status = $10, updated_at = $11 \
-             WHERE org_id = $12 AND id = $13",
+             command = $6, args = $7, cwd = $8, timeout_ms = $9, status = $10, updated_at = $11, \
+             anonymous = $12 WHERE org_id = $13 AND id = $14",
         )
         .bind(&c.slug)
         .bind(&c.title)
@@ -108,6 +100,7 @@ impl Store {
         .bind(c.timeout_ms)
         .bind(&c.status)
         .bind(c.updated_at)
+        .bind(i64::from(c.anonymous))
         .bind(&c.org_id)
         .bind(&c.id)
         .execute(&mut *tx)
@@ -162,10 +155,8 @@ fn args_json(c: &Connection) -> String {
 
 fn connection_from_row(row: &AnyRow) -> Result<Connection, sqlx::Error> {
     let args: String = row.try_get("args")?;
-    let args = serde_json::from_str(&args).map_err(|e| sqlx::Error::ColumnDecode {
-        index: "args".into(),
-        source: Box::new(e),
-    })?;
+    let args = serde_json::from_str(&args)
+        .map_err(|e| sqlx::Error::ColumnDecode { index: "args".into(), source: Box::new(e) })?;
     Ok(Connection {
         id: row.try_get("id")?,
         org_id: row.try_get("org_id")?,
@@ -179,6 +170,7 @@ fn connection_from_row(row: &AnyRow) -> Result<Connection, sqlx::Error> {
         cwd: row.try_get("cwd")?,
         timeout_ms: row.try_get("timeout_ms")?,
         status: row.try_get("status")?,
+        anonymous: row.try_get::<i64, _>("anonymous")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

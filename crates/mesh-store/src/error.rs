@@ -45,13 +45,10 @@ impl StoreError {
     /// Whose fault the failure is: the caller's for conflicts and missing objects, ours otherwise.
     pub fn fault(&self) -> Fault {
         match self {
-            StoreError::Conflict(_) | StoreError::NotFound | StoreError::Invalid(_) => {
-                Fault::Downstream
+            StoreError::Conflict(_) | StoreError::NotFound | StoreError::Invalid(_) => Fault::Downstream,
+            StoreError::BadUrl(_) | StoreError::Io { .. } | StoreError::Database(_) | StoreError::Migrate(_) => {
+                Fault::Internal
             }
-            StoreError::BadUrl(_)
-            | StoreError::Io { .. }
-            | StoreError::Database(_)
-            | StoreError::Migrate(_) => Fault::Internal,
         }
     }
 }
@@ -61,11 +58,7 @@ impl StoreError {
 ///
 /// `what` is PostgreSQL's constraint name or SQLite's column list ("connections.org_id,
 /// connections.slug"); both name the columns, which is how callers tell a slug from an id.
-pub(crate) fn on_write(
-    err: sqlx::Error,
-    conflict: impl FnOnce(&str) -> String,
-    missing: &str,
-) -> StoreError {
+pub(crate) fn on_write(err: sqlx::Error, conflict: impl FnOnce(&str) -> String, missing: &str) -> StoreError {
     let Some(db) = err.as_database_error() else {
         return StoreError::Database(err);
     };

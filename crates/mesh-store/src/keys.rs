@@ -6,7 +6,8 @@ use sqlx::Row;
 use crate::error::on_write;
 use crate::{ApiKey, Store, StoreError};
 
-const COLUMNS: &str = "k.id, k.org_id, k.user_id, k.name, k.prefix, k.hash, k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+const COLUMNS: &str =
+    "k.id, k.org_id, k.user_id, k.name, k.prefix, k.hash, k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
 
 impl Store {
     /// Inserts a key; `Invalid` unless its user is a member of its organisation.
@@ -40,9 +41,7 @@ impl Store {
 
     /// Every key of an organisation, revoked and expired ones included, oldest first.
     pub async fn list_api_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM api_keys k WHERE k.org_id = $1 ORDER BY k.created_at, k.id"
-        );
+        let sql = format!("SELECT {COLUMNS} FROM api_keys k WHERE k.org_id = $1 ORDER BY k.created_at, k.id");
         let rows = sqlx::query(&sql).bind(org_id).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
     }
@@ -57,25 +56,19 @@ impl Store {
              ORDER BY k.created_at, k.id"
         );
         let rows = sqlx::query(&sql).bind(now_ms).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| Ok((key_from_row(row)?, row.try_get("role")?)))
-            .collect()
+        rows.iter().map(|row| Ok((key_from_row(row)?, row.try_get("role")?))).collect()
     }
 
     /// Revokes a key of `org_id`. Returns whether this call revoked it: `false` if there is no
     /// such key in that organisation, or it was already revoked (the first time is kept).
-    pub async fn revoke_api_key(
-        &self,
-        org_id: &str,
-        id: &str,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL")
-            .bind(now_ms)
-            .bind(org_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    pub async fn revoke_api_key(&self, org_id: &str, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL")
+                .bind(now_ms)
+                .bind(org_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -88,12 +81,14 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         for (id, at) in used {
-            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
-                .bind(*at)
-                .bind(id)
-                .bind(*at)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(*at)
+            .bind(id)
+            .bind(*at)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

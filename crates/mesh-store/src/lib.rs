@@ -72,10 +72,7 @@ impl Store {
         });
         if in_memory {
             // Every connection to `:memory:` is a separate empty database: keep exactly one.
-            options = options
-                .max_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None);
+            options = options.max_connections(1).idle_timeout(None).max_lifetime(None);
         }
         let pool = options.connect(&url).await?;
         if backend == Backend::Sqlite {
@@ -111,22 +108,13 @@ impl Store {
 /// Normalises an SQLite URL: creates the file's directory and adds `mode=rwc` (create if
 /// missing) unless a mode is given. Returns the URL and whether it names an in-memory database.
 fn sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
         return Ok((url.to_string(), true));
     }
-    if let Some(dir) = Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: PathBuf::from(dir),
-            source,
-        })?;
+    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: PathBuf::from(dir), source })?;
     }
     if query.split('&').any(|p| p.starts_with("mode=")) {
         return Ok((url.to_string(), false));
@@ -144,16 +132,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a/b/mesh.db");
         let url = format!("sqlite://{}", file.display());
-        assert_eq!(
-            sqlite_url(&url).unwrap(),
-            (format!("{url}?mode=rwc"), false)
-        );
+        assert_eq!(sqlite_url(&url).unwrap(), (format!("{url}?mode=rwc"), false));
         assert!(file.parent().unwrap().is_dir());
         let with_query = format!("{url}?cache=shared");
-        assert_eq!(
-            sqlite_url(&with_query).unwrap().0,
-            format!("{with_query}&mode=rwc")
-        );
+        assert_eq!(sqlite_url(&with_query).unwrap().0, format!("{with_query}&mode=rwc"));
         let read_only = format!("{url}?mode=ro");
         assert_eq!(sqlite_url(&read_only).unwrap().0, read_only);
         assert!(sqlite_url("sqlite::memory:").unwrap().1);

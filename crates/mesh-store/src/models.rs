@@ -95,6 +95,8 @@ pub struct Connection {
     pub timeout_ms: i64,
     /// "active" | "disabled".
     pub status: String,
+    /// Whether callers without credentials are admitted (off unless an admin turns it on).
+    pub anonymous: bool,
     /// Unix milliseconds.
     pub created_at: i64,
     /// Unix milliseconds.

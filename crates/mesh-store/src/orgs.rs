@@ -39,10 +39,7 @@ impl Store {
     /// One organisation by id.
     pub async fn get_org(&self, id: &str) -> Result<Option<Org>, StoreError> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(org_from_row).transpose()?)
     }
 
@@ -82,54 +79,34 @@ impl Store {
     /// One user by id.
     pub async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
     /// Makes a user a member of an organisation; `Conflict` if they already are, `Invalid` if
     /// either does not exist.
     pub async fn add_member(&self, m: &Membership) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&m.org_id)
-        .bind(&m.user_id)
-        .bind(&m.role)
-        .bind(m.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            on_write(
-                e,
-                |_| {
-                    format!(
-                        "user '{}' is already a member of organisation '{}'",
-                        m.user_id, m.org_id
-                    )
-                },
-                "membership refers to a missing organisation or user",
-            )
-        })?;
+        sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&m.org_id)
+            .bind(&m.user_id)
+            .bind(&m.role)
+            .bind(m.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                on_write(
+                    e,
+                    |_| format!("user '{}' is already a member of organisation '{}'", m.user_id, m.org_id),
+                    "membership refers to a missing organisation or user",
+                )
+            })?;
         Ok(())
     }
 
     /// A user's membership of an organisation, if any.
-    pub async fn get_membership(
-        &self,
-        org_id: &str,
-        user_id: &str,
-    ) -> Result<Option<Membership>, StoreError> {
-        let sql = format!(
-            "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE org_id = $1 AND user_id = $2"
-        );
-        let row = sqlx::query(&sql)
-            .bind(org_id)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn get_membership(&self, org_id: &str, user_id: &str) -> Result<Option<Membership>, StoreError> {
+        let sql = format!("SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE org_id = $1 AND user_id = $2");
+        let row = sqlx::query(&sql).bind(org_id).bind(user_id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(membership_from_row).transpose()?)
     }
 }

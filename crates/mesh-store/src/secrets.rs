@@ -10,19 +10,11 @@ const COLUMNS: &str = "id, org_id, connection_id, kind, name, key_id, ciphertext
 
 impl Store {
     /// The secrets of one connection of `org_id`, ordered by kind and name.
-    pub async fn connection_secrets(
-        &self,
-        org_id: &str,
-        connection_id: &str,
-    ) -> Result<Vec<SecretRow>, StoreError> {
+    pub async fn connection_secrets(&self, org_id: &str, connection_id: &str) -> Result<Vec<SecretRow>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 ORDER BY kind, name"
         );
-        let rows = sqlx::query(&sql)
-            .bind(org_id)
-            .bind(connection_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&sql).bind(org_id).bind(connection_id).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(secret_from_row).collect::<Result<_, _>>()?)
     }
 
@@ -36,19 +28,13 @@ impl Store {
     /// Replaces one secret's ciphertext after re-sealing. `NotFound` if the row is gone: its
     /// connection was deleted or its secrets replaced (with new ids) meanwhile, so a rotation
     /// never writes an old value over a newer one; callers skip such rows.
-    pub async fn update_secret_ciphertext(
-        &self,
-        id: &str,
-        key_id: &str,
-        ciphertext: &str,
-    ) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE connection_secrets SET key_id = $1, ciphertext = $2 WHERE id = $3")
-                .bind(key_id)
-                .bind(ciphertext)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+    pub async fn update_secret_ciphertext(&self, id: &str, key_id: &str, ciphertext: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE connection_secrets SET key_id = $1, ciphertext = $2 WHERE id = $3")
+            .bind(key_id)
+            .bind(ciphertext)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         match done.rows_affected() {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
@@ -61,10 +47,7 @@ impl Store {
 pub(crate) fn check_secrets(c: &Connection, secrets: &[SecretRow]) -> Result<(), StoreError> {
     for (i, s) in secrets.iter().enumerate() {
         if s.connection_id != c.id || s.org_id != c.org_id {
-            return Err(StoreError::Invalid(format!(
-                "{} '{}' belongs to another connection",
-                s.kind, s.name
-            )));
+            return Err(StoreError::Invalid(format!("{} '{}' belongs to another connection", s.kind, s.name)));
         }
         let same = |t: &SecretRow| {
             t.kind == s.kind
@@ -74,20 +57,14 @@ pub(crate) fn check_secrets(c: &Connection, secrets: &[SecretRow]) -> Result<(),
                 }
         };
         if secrets[..i].iter().any(same) {
-            return Err(StoreError::Conflict(format!(
-                "{} '{}' is given twice",
-                s.kind, s.name
-            )));
+            return Err(StoreError::Conflict(format!("{} '{}' is given twice", s.kind, s.name)));
         }
     }
     Ok(())
 }
 
 /// Inserts already-checked secrets inside the caller's transaction.
-pub(crate) async fn insert_secrets(
-    conn: &mut AnyConnection,
-    secrets: &[SecretRow],
-) -> Result<(), StoreError> {
+pub(crate) async fn insert_secrets(conn: &mut AnyConnection, secrets: &[SecretRow]) -> Result<(), StoreError> {
     for s in secrets {
         sqlx::query(
             "INSERT INTO connection_secrets (id, org_id, connection_id, kind, name, key_id, ciphertext) \
@@ -103,11 +80,7 @@ pub(crate) async fn insert_secrets(
         .execute(&mut *conn)
         .await
         .map_err(|e| {
-            on_write(
-                e,
-                |_| format!("secret '{}' already exists", s.id),
-                "secret refers to a missing connection",
-            )
+            on_write(e, |_| format!("secret '{}' already exists", s.id), "secret refers to a missing connection")
         })?;
     }
     Ok(())

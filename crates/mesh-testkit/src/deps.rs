@@ -12,11 +12,7 @@ pub fn dir() -> PathBuf {
 /// A file under the deps dir; panics with the fix when it is missing (tests never skip silently).
 pub fn path(rel: &str) -> PathBuf {
     let p = dir().join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/test-deps (or point MESH_TEST_DEPS at its output)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: run scripts/test-deps (or point MESH_TEST_DEPS at its output)", p.display());
     p
 }
 

@@ -34,17 +34,10 @@ impl TestMesh {
         let mut cfg = Config::with_data_dir(dir.path().join("data"));
         tune(&mut cfg);
         let mesh = Mesh::build(&cfg).await.expect("mesh builds");
-        let key = mesh
-            .owner_key
-            .as_ref()
-            .expect("first start creates the owner key")
-            .expose()
-            .clone();
+        let key = mesh.owner_key.as_ref().expect("first start creates the owner key").expose().clone();
         let admin = mesh.admin.clone();
         let relay = mesh.relay.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(mesh.serve(listener, async move {
@@ -68,20 +61,13 @@ impl TestMesh {
 
     /// The owner principal.
     pub fn owner(&self) -> Principal {
-        self.admin
-            .keys
-            .authenticate(&self.key)
-            .expect("owner key authenticates")
+        self.admin.keys.authenticate(&self.key).expect("owner key authenticates")
     }
 
     /// Registers a connection from management-tool style JSON (`{"slug": …, "command": …}`).
     pub async fn add_connection(&self, input: Value) -> String {
         let input = serde_json::from_value(input).expect("valid connection input");
-        let view = self
-            .admin
-            .create_connection(&self.owner(), input)
-            .await
-            .expect("connection created");
+        let view = self.admin.create_connection(&self.owner(), input).await.expect("connection created");
         view.slug
     }
 

@@ -6,24 +6,12 @@ use serde_json::{json, Value};
 /// The headers a well-behaved client sends on POST.
 pub fn post_headers(key: &str, session: Option<&str>) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {key}")).expect("ascii key"),
-    );
+    h.insert("authorization", HeaderValue::from_str(&format!("Bearer {key}")).expect("ascii key"));
     h.insert("content-type", HeaderValue::from_static("application/json"));
-    h.insert(
-        "accept",
-        HeaderValue::from_static("application/json, text/event-stream"),
-    );
+    h.insert("accept", HeaderValue::from_static("application/json, text/event-stream"));
     if let Some(s) = session {
-        h.insert(
-            "mcp-session-id",
-            HeaderValue::from_str(s).expect("ascii session"),
-        );
-        h.insert(
-            "mcp-protocol-version",
-            HeaderValue::from_static("2025-11-25"),
-        );
+        h.insert("mcp-session-id", HeaderValue::from_str(s).expect("ascii session"));
+        h.insert("mcp-protocol-version", HeaderValue::from_static("2025-11-25"));
     }
     h
 }
@@ -36,18 +24,9 @@ pub fn initialize_body(id: i64, version: &str) -> String {
 }
 
 /// POSTs `body` and returns (status, headers, body text).
-pub async fn post(
-    url: &str,
-    headers: HeaderMap,
-    body: impl Into<reqwest::Body>,
-) -> (u16, HeaderMap, String) {
-    let resp = reqwest::Client::new()
-        .post(url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-        .expect("POST reaches the mesh");
+pub async fn post(url: &str, headers: HeaderMap, body: impl Into<reqwest::Body>) -> (u16, HeaderMap, String) {
+    let resp =
+        reqwest::Client::new().post(url).headers(headers).body(body).send().await.expect("POST reaches the mesh");
     let status = resp.status().as_u16();
     let h = resp.headers().clone();
     (status, h, resp.text().await.unwrap_or_default())
@@ -57,11 +36,7 @@ pub async fn post(
 pub async fn open_session(url: &str, key: &str, version: &str) -> String {
     let (status, h, body) = post(url, post_headers(key, None), initialize_body(1, version)).await;
     assert_eq!(status, 200, "initialize failed: {body}");
-    let sid = h
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("session id header")
-        .to_string();
+    let sid = h.get("mcp-session-id").and_then(|v| v.to_str().ok()).expect("session id header").to_string();
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
     let (status, _, _) = post(url, post_headers(key, Some(&sid)), note).await;
     assert_eq!(status, 202);
@@ -73,8 +48,5 @@ pub fn messages(body: &str) -> Vec<Value> {
     if let Ok(v) = serde_json::from_str::<Value>(body) {
         return vec![v];
     }
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str(d.trim()).ok())
-        .collect()
+    body.lines().filter_map(|l| l.strip_prefix("data:")).filter_map(|d| serde_json::from_str(d.trim()).ok()).collect()
 }

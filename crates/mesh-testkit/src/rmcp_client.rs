@@ -33,19 +33,17 @@ use std::{
 use anyhow::{anyhow, bail, Context as _};
 use rmcp::{
     model::{
-        CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
-        ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
-        FormElicitationCapability, GetPromptRequestParams, Implementation, JsonObject,
-        JsonRpcMessage, ProgressToken, ProtocolVersion, ReadResourceRequestParams,
+        CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest, ElicitRequestParams,
+        ElicitResult, ElicitationAction, ElicitationCapability, FormElicitationCapability, GetPromptRequestParams,
+        Implementation, JsonObject, JsonRpcMessage, ProgressToken, ProtocolVersion, ReadResourceRequestParams,
         RootsCapabilities, ServerNotification, ServerResult,
     },
     service::{
-        ClientCacheConfig, PeerRequestOptions, RequestContext, RoleClient, RunningService,
-        RxJsonRpcMessage, TxJsonRpcMessage,
+        ClientCacheConfig, PeerRequestOptions, RequestContext, RoleClient, RunningService, RxJsonRpcMessage,
+        TxJsonRpcMessage,
     },
     transport::{
-        streamable_http_client::StreamableHttpClientTransportConfig, StreamableHttpClientTransport,
-        Transport,
+        streamable_http_client::StreamableHttpClientTransportConfig, StreamableHttpClientTransport, Transport,
     },
     ClientHandler, ErrorData, Peer, ServiceExt,
 };
@@ -86,34 +84,20 @@ impl TestClient {
     /// Connects over Streamable HTTP to `url` sending `Authorization: Bearer {key}` on every
     /// request (no header at all when `key` is empty, to test anonymous callers), declares
     /// sampling/elicitation/roots per `behaviour`, and completes `initialize`.
-    pub async fn connect_http(
-        url: &str,
-        key: &str,
-        behaviour: ClientBehaviour,
-    ) -> anyhow::Result<TestClient> {
+    pub async fn connect_http(url: &str, key: &str, behaviour: ClientBehaviour) -> anyhow::Result<TestClient> {
         let seen = Arc::new(Seen::default());
-        let mut config =
-            StreamableHttpClientTransportConfig::with_uri(url).reinit_on_expired_session(false);
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url).reinit_on_expired_session(false);
         if !key.is_empty() {
             // rmcp adds the `Bearer ` prefix itself (reqwest's `bearer_auth`).
             config = config.auth_header(key);
         }
-        let transport = Tap {
-            inner: StreamableHttpClientTransport::from_config(config),
-            seen: Arc::clone(&seen),
-        };
-        let answerer = Answerer {
-            behaviour,
-            seen: Arc::clone(&seen),
-        };
+        let transport = Tap { inner: StreamableHttpClientTransport::from_config(config), seen: Arc::clone(&seen) };
+        let answerer = Answerer { behaviour, seen: Arc::clone(&seen) };
         let service = bounded("initialize", answerer.serve(transport))
             .await?
             .with_context(|| format!("initialize with {url} failed"))?;
-        bounded(
-            "disabling the response cache",
-            service.set_response_cache_config(ClientCacheConfig::disabled()),
-        )
-        .await?;
+        bounded("disabling the response cache", service.set_response_cache_config(ClientCacheConfig::disabled()))
+            .await?;
         Ok(TestClient { service, seen })
     }
 
@@ -128,13 +112,8 @@ impl TestClient {
 
     /// Names of all tools, following pagination cursors.
     pub async fn list_tool_names(&self) -> anyhow::Result<Vec<String>> {
-        let tools = bounded("tools/list", self.service.list_all_tools())
-            .await?
-            .context("tools/list failed")?;
-        Ok(tools
-            .into_iter()
-            .map(|tool| tool.name.into_owned())
-            .collect())
+        let tools = bounded("tools/list", self.service.list_all_tools()).await?.context("tools/list failed")?;
+        Ok(tools.into_iter().map(|tool| tool.name.into_owned()).collect())
     }
 
     /// Calls a tool; `args` must be a JSON object or `null`. A result with `isError: true` is
@@ -149,27 +128,16 @@ impl TestClient {
 
     /// Calls a tool and also reports how many `notifications/progress` carried this call's
     /// progress token before the result arrived.
-    pub async fn call_tool_with_progress(
-        &self,
-        name: &str,
-        args: Value,
-    ) -> anyhow::Result<(Value, usize)> {
-        let request =
-            ClientRequest::CallToolRequest(CallToolRequest::new(tool_params(name, args)?));
+    pub async fn call_tool_with_progress(&self, name: &str, args: Value) -> anyhow::Result<(Value, usize)> {
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(tool_params(name, args)?));
         // rmcp puts a fresh progress token on every request; the handle tells us which one.
         // Its own timeout (rather than `bounded`) also sends `notifications/cancelled` on expiry.
         let options = PeerRequestOptions::with_timeout(CALL_TIMEOUT);
-        let handle = bounded(
-            "sending tools/call",
-            self.service.send_request_with_option(request, options),
-        )
-        .await?
-        .with_context(|| format!("sending tools/call {name} failed"))?;
+        let handle = bounded("sending tools/call", self.service.send_request_with_option(request, options))
+            .await?
+            .with_context(|| format!("sending tools/call {name} failed"))?;
         let token = handle.progress_token.clone();
-        let answer = handle
-            .await_response()
-            .await
-            .with_context(|| format!("tools/call {name} failed"));
+        let answer = handle.await_response().await.with_context(|| format!("tools/call {name} failed"));
         let progress = self.seen.take_progress(&token);
         match answer? {
             ServerResult::CallToolResult(result) => Ok((to_json(&result)?, progress)),
@@ -215,13 +183,7 @@ impl TestClient {
 
     /// Notifications received with `method` (e.g. `notifications/resources/updated`).
     pub fn notifications_seen(&self, method: &str) -> usize {
-        self.seen
-            .by_method
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(method)
-            .copied()
-            .unwrap_or(0)
+        self.seen.by_method.lock().unwrap_or_else(PoisonError::into_inner).get(method).copied().unwrap_or(0)
     }
 
     /// `notifications/message` (log) notifications received.
@@ -231,11 +193,7 @@ impl TestClient {
 
     /// Waits until `done` holds, for things the server does on its own time (for example, asking
     /// for roots after `initialize`). Polls; fails after [`CALL_TIMEOUT`] naming `what`.
-    pub async fn wait_until(
-        &self,
-        what: &str,
-        done: impl Fn(&TestClient) -> bool,
-    ) -> anyhow::Result<()> {
+    pub async fn wait_until(&self, what: &str, done: impl Fn(&TestClient) -> bool) -> anyhow::Result<()> {
         let poll = async {
             while !done(self) {
                 tokio::time::sleep(POLL_INTERVAL).await;
@@ -279,19 +237,12 @@ impl Seen {
         };
         if let Ok(v) = serde_json::to_value(&notification.notification) {
             let method = v["method"].as_str().unwrap_or("").to_string();
-            *self
-                .by_method
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(method)
-                .or_default() += 1;
+            *self.by_method.lock().unwrap_or_else(PoisonError::into_inner).entry(method).or_default() += 1;
         }
         match &notification.notification {
             ServerNotification::ProgressNotification(progress) => {
                 let mut counts = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
-                *counts
-                    .entry(progress.params.progress_token.clone())
-                    .or_default() += 1;
+                *counts.entry(progress.params.progress_token.clone()).or_default() += 1;
             }
             #[allow(deprecated)] // logging is deprecated by SEP-2577, but 2025 servers still log
             ServerNotification::LoggingMessageNotification(_) => {
@@ -360,17 +311,13 @@ impl ClientHandler for Answerer {
             capabilities.sampling = Some(Default::default());
         }
         if self.behaviour.elicitation_accept.is_some() {
-            capabilities.elicitation =
-                Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+            capabilities.elicitation = Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
         }
         if !self.behaviour.roots.is_empty() {
             capabilities.roots = Some(RootsCapabilities::default());
         }
-        ClientConfig::new(
-            capabilities,
-            Implementation::new("mesh-testkit", env!("CARGO_PKG_VERSION")),
-        )
-        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+        ClientConfig::new(capabilities, Implementation::new("mesh-testkit", env!("CARGO_PKG_VERSION")))
+            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
     }
 
     async fn create_message(
@@ -385,11 +332,8 @@ impl ClientHandler for Answerer {
             // Same answer as a client that never implemented sampling.
             return Err(ErrorData::method_not_found::<CreateMessageRequestMethod>());
         };
-        Ok(CreateMessageResult::new(
-            SamplingMessage::assistant_text(reply.clone()),
-            SAMPLING_MODEL.to_owned(),
-        )
-        .with_stop_reason(CreateMessageResult::STOP_REASON_END_TURN))
+        Ok(CreateMessageResult::new(SamplingMessage::assistant_text(reply.clone()), SAMPLING_MODEL.to_owned())
+            .with_stop_reason(CreateMessageResult::STOP_REASON_END_TURN))
     }
 
     async fn create_elicitation(
@@ -417,9 +361,7 @@ impl ClientHandler for Answerer {
         use rmcp::model::{ListRootsResult, Root};
 
         self.seen.roots.fetch_add(1, Ordering::SeqCst);
-        Ok(ListRootsResult::new(
-            self.behaviour.roots.iter().map(Root::new).collect(),
-        ))
+        Ok(ListRootsResult::new(self.behaviour.roots.iter().map(Root::new).collect()))
     }
 }
 

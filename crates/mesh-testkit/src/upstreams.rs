@@ -46,28 +46,17 @@ impl HttpServer {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("spawning {}: {e}", bin.display()))?;
-        let mut s = HttpServer {
-            child,
-            url: format!("http://127.0.0.1:{port}{path}"),
-            port,
-            stderr,
-        };
+        let mut s = HttpServer { child, url: format!("http://127.0.0.1:{port}{path}"), port, stderr };
         let deadline = Instant::now() + READY_WITHIN;
         loop {
             if let Ok(Some(status)) = s.child.try_wait() {
                 return Err(format!("exited with {status}: {}", s.stderr()));
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 return Ok(s);
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "port {port} not open after {READY_WITHIN:?}: {}",
-                    s.stderr()
-                ));
+                return Err(format!("port {port} not open after {READY_WITHIN:?}: {}", s.stderr()));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -86,10 +75,7 @@ impl HttpServer {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
 /// `@modelcontextprotocol/server-everything` over Streamable HTTP (endpoint `/mcp`).
@@ -114,19 +100,10 @@ pub fn filesystem_bin() -> PathBuf {
 
 /// Arguments to run `mcp-server-time` through the venv's Python.
 pub fn time_command() -> (String, Vec<String>) {
-    (
-        deps::python().display().to_string(),
-        vec![
-            "-m".into(),
-            "mcp_server_time".into(),
-            "--local-timezone=UTC".into(),
-        ],
-    )
+    (deps::python().display().to_string(), vec!["-m".into(), "mcp_server_time".into(), "--local-timezone=UTC".into()])
 }
 
 /// A test fixture script under `crates/mesh-testkit/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }

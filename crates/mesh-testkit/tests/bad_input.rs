@@ -43,16 +43,11 @@ fn tools_list(id: i64) -> String {
 
 /// A transport-level refusal's body: a JSON-RPC error with a null id. Returns (code, message).
 fn refusal(body: &str) -> (i64, String) {
-    let v: Value =
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("refusal is not JSON ({e}): {body}"));
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("refusal is not JSON ({e}): {body}"));
     assert_eq!(v["jsonrpc"], "2.0", "{v}");
     assert_eq!(v["id"], Value::Null, "a refusal answers no request: {v}");
-    let code = v["error"]["code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no code: {v}"));
-    let message = v["error"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no message: {v}"));
+    let code = v["error"]["code"].as_i64().unwrap_or_else(|| panic!("no code: {v}"));
+    let message = v["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {v}"));
     (code, message.to_string())
 }
 
@@ -63,13 +58,8 @@ async fn send(
     headers: HeaderMap,
     body: impl Into<reqwest::Body>,
 ) -> (u16, HeaderMap, String) {
-    let resp = reqwest::Client::new()
-        .request(method, url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-        .expect("the mesh answers");
+    let resp =
+        reqwest::Client::new().request(method, url).headers(headers).body(body).send().await.expect("the mesh answers");
     let status = resp.status().as_u16();
     let h = resp.headers().clone();
     (status, h, resp.text().await.expect("body"))
@@ -101,10 +91,7 @@ async fn assert_still_serves(mesh: &TestMesh) {
     let url = management(mesh);
     let sid = raw::open_session(&url, &mesh.key, VERSION).await;
     let names = tool_names(&url, &mesh.key, &sid).await;
-    assert!(
-        names.iter().any(|n| n == "COLLECTION_CONNECTIONS_LIST"),
-        "{names:?}"
-    );
+    assert!(names.iter().any(|n| n == "COLLECTION_CONNECTIONS_LIST"), "{names:?}");
 }
 
 #[tokio::test]
@@ -116,10 +103,7 @@ async fn missing_or_wrong_credentials_get_401_with_a_bearer_challenge() {
         let mut none = post_headers(&mesh.key, None);
         none.remove("authorization");
         let mut basic = post_headers(&mesh.key, None);
-        basic.insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Basic {}", mesh.key)).unwrap(),
-        );
+        basic.insert("authorization", HeaderValue::from_str(&format!("Basic {}", mesh.key)).unwrap());
         let cases = [
             ("no Authorization", none),
             ("wrong key", post_headers("mesh_not-a-real-key", None)),
@@ -141,18 +125,13 @@ async fn missing_or_wrong_credentials_get_401_with_a_bearer_challenge() {
     // A session id is never a credential: the live session, without a key, is still 401.
     let mut headers = post_headers(&mesh.key, Some(&sid));
     headers.remove("authorization");
-    let (status, h, body) =
-        raw::post(&mesh.endpoint("everything"), headers.clone(), tools_list(2)).await;
+    let (status, h, body) = raw::post(&mesh.endpoint("everything"), headers.clone(), tools_list(2)).await;
     assert_eq!(status, 401, "{body}");
     assert!(h.contains_key("www-authenticate"));
     headers.insert("accept", HeaderValue::from_static("text/event-stream"));
     let (status, _, _) = send(Method::GET, &mesh.endpoint("everything"), headers, "").await;
     assert_eq!(status, 401, "GET without a key");
-    assert_eq!(
-        mesh.session_count(),
-        1,
-        "refused requests create no session"
-    );
+    assert_eq!(mesh.session_count(), 1, "refused requests create no session");
     assert_still_serves(&mesh).await;
     mesh.stop().await;
 }
@@ -162,20 +141,12 @@ async fn malformed_json_is_400_parse_error_with_null_id() {
     let mesh = mesh_with_everything().await;
     for url in endpoints(&mesh) {
         let cases = [
-            (
-                r#"{"jsonrpc": "2.0", "id": 1, "method": "initialize""#,
-                -32700,
-                "invalid JSON",
-            ),
+            (r#"{"jsonrpc": "2.0", "id": 1, "method": "initialize""#, -32700, "invalid JSON"),
             ("not json at all", -32700, "invalid JSON"),
             ("", -32700, "invalid JSON"),
             // Valid JSON that is not a JSON-RPC message is an invalid request, not a parse error.
             (r#""a string""#, -32600, "expected a JSON object"),
-            (
-                r#"{"jsonrpc": "1.0", "id": 1, "method": "ping"}"#,
-                -32600,
-                "jsonrpc",
-            ),
+            (r#"{"jsonrpc": "1.0", "id": 1, "method": "ping"}"#, -32600, "jsonrpc"),
         ];
         for (body, want_code, want_text) in cases {
             let (status, _, reply) = raw::post(&url, post_headers(&mesh.key, None), body).await;
@@ -202,8 +173,7 @@ async fn a_batch_is_400_invalid_request_saying_batches_are_not_supported() {
         (management(&mesh), None),
     ] {
         for body in [&batch, &init_batch] {
-            let (status, _, reply) =
-                raw::post(&url, post_headers(&mesh.key, session), body.clone()).await;
+            let (status, _, reply) = raw::post(&url, post_headers(&mesh.key, session), body.clone()).await;
             assert_eq!(status, 400, "{url}: {reply}");
             let (code, message) = refusal(&reply);
             assert_eq!(code, -32600, "{message}");
@@ -227,16 +197,9 @@ async fn wrong_accept_is_406_and_wrong_content_type_is_415() {
             assert_eq!(status, 406, "Accept: {accept} on {url}: {body}");
             let (code, message) = refusal(&body);
             assert_eq!(code, -32600);
-            assert!(
-                message.contains("application/json and text/event-stream"),
-                "{message}"
-            );
+            assert!(message.contains("application/json and text/event-stream"), "{message}");
         }
-        for ct in [
-            Some("text/plain"),
-            Some("application/x-www-form-urlencoded"),
-            None,
-        ] {
+        for ct in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
             let mut h = post_headers(&mesh.key, None);
             match ct {
                 Some(ct) => h.insert("content-type", HeaderValue::from_static(ct)),
@@ -251,18 +214,10 @@ async fn wrong_accept_is_406_and_wrong_content_type_is_415() {
     }
     // A parameter on the media type is fine.
     let mut h = post_headers(&mesh.key, None);
-    h.insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    let (status, _, body) =
-        raw::post(&management(&mesh), h, raw::initialize_body(1, VERSION)).await;
+    h.insert("content-type", HeaderValue::from_static("application/json; charset=utf-8"));
+    let (status, _, body) = raw::post(&management(&mesh), h, raw::initialize_body(1, VERSION)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        mesh.session_count(),
-        1,
-        "only the well-formed initialize opened a session"
-    );
+    assert_eq!(mesh.session_count(), 1, "only the well-formed initialize opened a session");
     assert_still_serves(&mesh).await;
     mesh.stop().await;
 }
@@ -278,8 +233,7 @@ async fn a_request_without_a_session_is_400_and_an_unknown_session_is_404() {
         assert!(message.contains("Mcp-Session-Id"), "{message}");
 
         let unknown = "0123456789abcdefghijABCDEFGHIJxy";
-        let (status, _, body) =
-            raw::post(&url, post_headers(&mesh.key, Some(unknown)), tools_list(3)).await;
+        let (status, _, body) = raw::post(&url, post_headers(&mesh.key, Some(unknown)), tools_list(3)).await;
         assert_eq!(status, 404, "{url}: {body}");
         let (code, message) = refusal(&body);
         assert_eq!(code, -32021);
@@ -287,12 +241,7 @@ async fn a_request_without_a_session_is_400_and_an_unknown_session_is_404() {
     }
     // A live session belongs to its endpoint: the connection's session is unknown at /mcp.
     let sid = raw::open_session(&mesh.endpoint("everything"), &mesh.key, VERSION).await;
-    let (status, _, body) = raw::post(
-        &management(&mesh),
-        post_headers(&mesh.key, Some(&sid)),
-        tools_list(4),
-    )
-    .await;
+    let (status, _, body) = raw::post(&management(&mesh), post_headers(&mesh.key, Some(&sid)), tools_list(4)).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(refusal(&body).0, -32021);
     assert_still_serves(&mesh).await;
@@ -308,22 +257,14 @@ async fn an_unknown_or_disabled_connection_is_404_route_not_found() {
     }))
     .await;
     for slug in ["nope", "switched-off"] {
-        let (status, _, body) = raw::post(
-            &mesh.endpoint(slug),
-            post_headers(&mesh.key, None),
-            raw::initialize_body(7, VERSION),
-        )
-        .await;
+        let (status, _, body) =
+            raw::post(&mesh.endpoint(slug), post_headers(&mesh.key, None), raw::initialize_body(7, VERSION)).await;
         assert_eq!(status, 404, "{slug}: {body}");
         let v: Value = serde_json::from_str(&body).expect("JSON error body");
         assert_eq!(v["id"], 7, "the initialize's id is echoed: {v}");
         assert_eq!(v["error"]["code"], -32022, "{v}");
         // Same words whether the connection exists (disabled) or not: nothing is revealed.
-        assert_eq!(
-            v["error"]["message"],
-            format!("no connection named '{slug}'"),
-            "{v}"
-        );
+        assert_eq!(v["error"]["message"], format!("no connection named '{slug}'"), "{v}");
     }
     assert_eq!(mesh.session_count(), 0);
     assert_still_serves(&mesh).await;
@@ -336,17 +277,9 @@ async fn an_oversized_body_is_413_and_one_just_under_the_limit_passes() {
     let url = mesh.endpoint("everything");
     let sid = raw::open_session(&url, &mesh.key, VERSION).await;
     let echo = |id: i64, len: usize| {
-        let envelope = request(
-            id,
-            "tools/call",
-            json!({"name": "echo", "arguments": {"message": ""}}),
-        );
+        let envelope = request(id, "tools/call", json!({"name": "echo", "arguments": {"message": ""}}));
         let message = "x".repeat(len - envelope.len());
-        request(
-            id,
-            "tools/call",
-            json!({"name": "echo", "arguments": {"message": message}}),
-        )
+        request(id, "tools/call", json!({"name": "echo", "arguments": {"message": message}}))
     };
 
     let big = echo(2, 5 * 1024 * 1024);
@@ -356,36 +289,20 @@ async fn an_oversized_body_is_413_and_one_just_under_the_limit_passes() {
     assert_eq!(status, 413, "{}", &body[..body.len().min(300)]);
     let (code, message) = refusal(&body);
     assert_eq!(code, -32600);
-    assert_eq!(
-        message,
-        format!("request body exceeds the limit of {LIMIT} bytes")
-    );
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
-        .into_bytes()
-        .chunks(256 * 1024)
-        .map(|c| Ok(c.to_vec()))
-        .collect();
+    assert_eq!(message, format!("request body exceeds the limit of {LIMIT} bytes"));
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.into_bytes().chunks(256 * 1024).map(|c| Ok(c.to_vec())).collect();
     let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
     let (status, h, body) = raw::post(&url, post_headers(&mesh.key, Some(&sid)), streamed).await;
     assert_eq!(status, 413, "{h:?} {}", &body[..body.len().min(300)]);
     assert_eq!(refusal(&body).0, -32600);
 
     // The limit is the limit, not less: a body of exactly LIMIT bytes is relayed.
-    let (status, _, body) =
-        raw::post(&url, post_headers(&mesh.key, Some(&sid)), echo(3, LIMIT)).await;
+    let (status, _, body) = raw::post(&url, post_headers(&mesh.key, Some(&sid)), echo(3, LIMIT)).await;
     assert_eq!(status, 200);
-    let reply = raw::messages(&body)
-        .into_iter()
-        .find(|m| m["id"] == 3)
-        .expect("echo reply");
-    let text = reply["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(
-        text.starts_with("Echo: xxxx") && text.len() > LIMIT - 200,
-        "{}",
-        &text[..text.len().min(200)]
-    );
+    let reply = raw::messages(&body).into_iter().find(|m| m["id"] == 3).expect("echo reply");
+    let text = reply["result"]["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with("Echo: xxxx") && text.len() > LIMIT - 200, "{}", &text[..text.len().min(200)]);
     assert_still_serves(&mesh).await;
     mesh.stop().await;
 }
@@ -396,10 +313,7 @@ async fn an_unsupported_protocol_version_header_is_400() {
     for url in endpoints(&mesh) {
         let sid = raw::open_session(&url, &mesh.key, VERSION).await;
         let mut h = post_headers(&mesh.key, Some(&sid));
-        h.insert(
-            "mcp-protocol-version",
-            HeaderValue::from_static("1999-01-01"),
-        );
+        h.insert("mcp-protocol-version", HeaderValue::from_static("1999-01-01"));
         let (status, _, body) = raw::post(&url, h, tools_list(2)).await;
         assert_eq!(status, 400, "{url}: {body}");
         let (code, message) = refusal(&body);
@@ -427,13 +341,7 @@ async fn a_session_is_bound_to_its_key_and_ends_on_delete() {
     // Another key — same organisation, same role — cannot use, listen to, or end the session.
     let (status, _, body) = raw::post(&url, post_headers(&other, Some(&sid)), tools_list(2)).await;
     assert_eq!(status, 404, "{body}");
-    assert_eq!(
-        refusal(&body),
-        (
-            -32021,
-            "session not found: it may have ended; initialize a new one".into()
-        )
-    );
+    assert_eq!(refusal(&body), (-32021, "session not found: it may have ended; initialize a new one".into()));
     let mut listen = post_headers(&other, Some(&sid));
     listen.insert("accept", HeaderValue::from_static("text/event-stream"));
     let (status, _, _) = send(Method::GET, &url, listen, "").await;
@@ -443,37 +351,17 @@ async fn a_session_is_bound_to_its_key_and_ends_on_delete() {
     assert_eq!(mesh.session_count(), 1, "the foreign DELETE ended nothing");
 
     // Its owner still can; the other key works fine on its own session.
-    assert!(tool_names(&url, &mesh.key, &sid)
-        .await
-        .iter()
-        .any(|n| n == "echo"));
+    assert!(tool_names(&url, &mesh.key, &sid).await.iter().any(|n| n == "echo"));
     let theirs = raw::open_session(&url, &other, VERSION).await;
     assert!(!tool_names(&url, &other, &theirs).await.is_empty());
 
-    let (status, _, body) = send(
-        Method::DELETE,
-        &url,
-        post_headers(&mesh.key, Some(&sid)),
-        "",
-    )
-    .await;
+    let (status, _, body) = send(Method::DELETE, &url, post_headers(&mesh.key, Some(&sid)), "").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        mesh.session_count(),
-        1,
-        "only the other key's session is left"
-    );
-    let (status, _, body) =
-        raw::post(&url, post_headers(&mesh.key, Some(&sid)), tools_list(3)).await;
+    assert_eq!(mesh.session_count(), 1, "only the other key's session is left");
+    let (status, _, body) = raw::post(&url, post_headers(&mesh.key, Some(&sid)), tools_list(3)).await;
     assert_eq!(status, 404, "an ended session is not found: {body}");
     assert_eq!(refusal(&body).0, -32021);
-    let (status, _, _) = send(
-        Method::DELETE,
-        &url,
-        post_headers(&mesh.key, Some(&sid)),
-        "",
-    )
-    .await;
+    let (status, _, _) = send(Method::DELETE, &url, post_headers(&mesh.key, Some(&sid)), "").await;
     assert_eq!(status, 404, "a second DELETE");
     assert_still_serves(&mesh).await;
     mesh.stop().await;
@@ -500,8 +388,7 @@ async fn a_foreign_origin_or_host_is_403_before_authentication() {
             (anonymous, "Origin 'https://evil.example' is not allowed"),
         ];
         for (headers, want) in cases {
-            let (status, _, body) =
-                raw::post(&url, headers, raw::initialize_body(1, VERSION)).await;
+            let (status, _, body) = raw::post(&url, headers, raw::initialize_body(1, VERSION)).await;
             assert_eq!(status, 403, "{url}: {body}");
             let (code, message) = refusal(&body);
             assert_eq!(code, -32020);
@@ -513,8 +400,7 @@ async fn a_foreign_origin_or_host_is_403_before_authentication() {
     let mut local = post_headers(&mesh.key, None);
     local.insert("origin", HeaderValue::from_static("http://localhost:6274"));
     local.insert("host", HeaderValue::from_static("localhost"));
-    let (status, _, body) =
-        raw::post(&management(&mesh), local, raw::initialize_body(1, VERSION)).await;
+    let (status, _, body) = raw::post(&management(&mesh), local, raw::initialize_body(1, VERSION)).await;
     assert_eq!(status, 200, "{body}");
     assert_still_serves(&mesh).await;
     mesh.stop().await;
@@ -525,8 +411,7 @@ async fn a_notification_is_202_and_get_opens_an_event_stream() {
     let mesh = mesh_with_everything().await;
     for url in endpoints(&mesh) {
         let sid = raw::open_session(&url, &mesh.key, VERSION).await;
-        let note =
-            json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}).to_string();
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}).to_string();
         let (status, _, body) = raw::post(&url, post_headers(&mesh.key, Some(&sid)), note).await;
         assert_eq!(status, 202);
         assert_eq!(body, "", "202 has no body");
@@ -534,25 +419,13 @@ async fn a_notification_is_202_and_get_opens_an_event_stream() {
                             "params": {"requestId": 12345, "reason": "never sent"}})
         .to_string();
         let (status, _, body) = raw::post(&url, post_headers(&mesh.key, Some(&sid)), cancel).await;
-        assert_eq!(
-            (status, body.as_str()),
-            (202, ""),
-            "cancelling an unknown request"
-        );
+        assert_eq!((status, body.as_str()), (202, ""), "cancelling an unknown request");
 
         let mut h = post_headers(&mesh.key, Some(&sid));
         h.insert("accept", HeaderValue::from_static("text/event-stream"));
-        let resp = reqwest::Client::new()
-            .get(&url)
-            .headers(h.clone())
-            .send()
-            .await
-            .expect("GET reaches the mesh");
+        let resp = reqwest::Client::new().get(&url).headers(h.clone()).send().await.expect("GET reaches the mesh");
         assert_eq!(resp.status().as_u16(), 200);
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok());
+        let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok());
         assert_eq!(ct, Some("text/event-stream"));
         drop(resp); // headers only: the stream stays open until the client goes away
 
@@ -573,18 +446,9 @@ async fn put_is_405_with_allow() {
     let sid = raw::open_session(&mesh.endpoint("everything"), &mesh.key, VERSION).await;
     for url in endpoints(&mesh) {
         for method in [Method::PUT, Method::PATCH] {
-            let (status, h, _) = send(
-                method.clone(),
-                &url,
-                post_headers(&mesh.key, Some(&sid)),
-                tools_list(2),
-            )
-            .await;
+            let (status, h, _) = send(method.clone(), &url, post_headers(&mesh.key, Some(&sid)), tools_list(2)).await;
             assert_eq!(status, 405, "{method} {url}");
-            assert_eq!(
-                h.get("allow").and_then(|v| v.to_str().ok()),
-                Some("GET, POST, DELETE")
-            );
+            assert_eq!(h.get("allow").and_then(|v| v.to_str().ok()), Some("GET, POST, DELETE"));
         }
     }
     assert_still_serves(&mesh).await;
@@ -595,16 +459,8 @@ async fn put_is_405_with_allow() {
 async fn health_needs_no_auth_and_unknown_routes_are_404() {
     let mesh = mesh_with_everything().await;
     let http = reqwest::Client::new();
-    for (path, status_field) in [
-        ("/health", "ok"),
-        ("/health/live", "ok"),
-        ("/health/ready", "ready"),
-    ] {
-        let resp = http
-            .get(format!("{}{path}", mesh.url))
-            .send()
-            .await
-            .expect("health answers");
+    for (path, status_field) in [("/health", "ok"), ("/health/live", "ok"), ("/health/ready", "ready")] {
+        let resp = http.get(format!("{}{path}", mesh.url)).send().await.expect("health answers");
         assert_eq!(resp.status().as_u16(), 200, "{path}");
         let v: Value = resp.json().await.expect("health is JSON");
         assert_eq!(v["status"], status_field, "{path}: {v}");

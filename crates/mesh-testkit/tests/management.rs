@@ -6,10 +6,7 @@ use mesh_testkit::{text_of, upstreams, TestMesh};
 use serde_json::{json, Value};
 
 async fn manage(client: &TestClient, tool: &str, args: Value) -> Value {
-    let r = client
-        .call_tool(tool, args)
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    let r = client.call_tool(tool, args).await.unwrap_or_else(|e| panic!("{tool}: {e}"));
     assert_ne!(r["isError"], true, "{tool} failed: {}", text_of(&r));
     r["structuredContent"].clone()
 }
@@ -17,12 +14,7 @@ async fn manage(client: &TestClient, tool: &str, args: Value) -> Value {
 #[tokio::test]
 async fn connection_lifecycle_through_management_tools() -> anyhow::Result<()> {
     let mesh = TestMesh::start().await;
-    let admin = TestClient::connect_http(
-        &format!("{}/mcp", mesh.url),
-        &mesh.key,
-        ClientBehaviour::default(),
-    )
-    .await?;
+    let admin = TestClient::connect_http(&format!("{}/mcp", mesh.url), &mesh.key, ClientBehaviour::default()).await?;
     let names = admin.list_tool_names().await?;
     for t in [
         "COLLECTION_CONNECTIONS_CREATE",
@@ -36,81 +28,45 @@ async fn connection_lifecycle_through_management_tools() -> anyhow::Result<()> {
         assert!(names.iter().any(|n| n == t), "{t} missing");
     }
     let (command, args) = upstreams::time_command();
-    let created = manage(&admin, "COLLECTION_CONNECTIONS_CREATE",
-        json!({"slug": "time", "command": command, "args": args, "env": {"SECRET_TOKEN": "s3cr3t-value"}})).await;
+    let created = manage(
+        &admin,
+        "COLLECTION_CONNECTIONS_CREATE",
+        json!({"slug": "time", "command": command, "args": args, "env": {"SECRET_TOKEN": "s3cr3t-value"}}),
+    )
+    .await;
     assert_eq!(created["item"]["transport"], "stdio");
-    assert_eq!(
-        created["item"]["env"]["SECRET_TOKEN"], "***",
-        "secrets are write-only"
-    );
+    assert_eq!(created["item"]["env"]["SECRET_TOKEN"], "***", "secrets are write-only");
 
-    let dup = admin
-        .call_tool(
-            "COLLECTION_CONNECTIONS_CREATE",
-            json!({"slug": "time", "command": "x"}),
-        )
-        .await?;
+    let dup = admin.call_tool("COLLECTION_CONNECTIONS_CREATE", json!({"slug": "time", "command": "x"})).await?;
     assert_eq!(dup["isError"], true);
     assert!(text_of(&dup).contains("already exists"), "{dup}");
-    let bad = admin
-        .call_tool(
-            "COLLECTION_CONNECTIONS_CREATE",
-            json!({"slug": "Bad Slug", "command": "x"}),
-        )
-        .await?;
+    let bad = admin.call_tool("COLLECTION_CONNECTIONS_CREATE", json!({"slug": "Bad Slug", "command": "x"})).await?;
     assert_eq!(bad["isError"], true);
-    let nothing = admin
-        .call_tool("COLLECTION_CONNECTIONS_CREATE", json!({"slug": "empty"}))
-        .await?;
-    assert!(
-        text_of(&nothing).contains("url") && nothing["isError"] == true,
-        "{nothing}"
-    );
+    let nothing = admin.call_tool("COLLECTION_CONNECTIONS_CREATE", json!({"slug": "empty"})).await?;
+    assert!(text_of(&nothing).contains("url") && nothing["isError"] == true, "{nothing}");
 
     let listed = manage(&admin, "COLLECTION_CONNECTIONS_LIST", json!({})).await;
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
     let everything = serde_json::to_string(&listed)?;
-    assert!(
-        !everything.contains("s3cr3t-value"),
-        "a secret leaked through LIST"
-    );
+    assert!(!everything.contains("s3cr3t-value"), "a secret leaked through LIST");
 
     let tested = manage(&admin, "CONNECTION_TEST", json!({"id": "time"})).await;
     assert_eq!(tested["ok"], true, "{tested}");
     assert_eq!(tested["serverInfo"]["name"], "mcp-time");
     assert_eq!(tested["toolCount"], 2);
 
-    let updated = manage(
-        &admin,
-        "COLLECTION_CONNECTIONS_UPDATE",
-        json!({"id": "time", "title": "Clock", "timeoutMs": 5000}),
-    )
-    .await;
+    let updated =
+        manage(&admin, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": "time", "title": "Clock", "timeoutMs": 5000}))
+            .await;
     assert_eq!(updated["item"]["title"], "Clock");
-    assert_eq!(
-        updated["item"]["env"]["SECRET_TOKEN"], "***",
-        "secrets survive an update that does not name them"
-    );
+    assert_eq!(updated["item"]["env"]["SECRET_TOKEN"], "***", "secrets survive an update that does not name them");
 
     let unknown = admin.call_tool("NO_SUCH_TOOL", json!({})).await;
-    assert!(
-        unknown.is_err(),
-        "an unknown management tool is a protocol error"
-    );
+    assert!(unknown.is_err(), "an unknown management tool is a protocol error");
 
-    manage(
-        &admin,
-        "COLLECTION_CONNECTIONS_DELETE",
-        json!({"id": "time"}),
-    )
-    .await;
-    let gone = admin
-        .call_tool("COLLECTION_CONNECTIONS_GET", json!({"id": "time"}))
-        .await?;
-    assert!(
-        gone["isError"] == true && text_of(&gone).contains("not found"),
-        "{gone}"
-    );
+    manage(&admin, "COLLECTION_CONNECTIONS_DELETE", json!({"id": "time"})).await;
+    let gone = admin.call_tool("COLLECTION_CONNECTIONS_GET", json!({"id": "time"})).await?;
+    assert!(gone["isError"] == true && text_of(&gone).contains("not found"), "{gone}");
     admin.close().await?;
     mesh.stop().await;
     Ok(())
@@ -120,23 +76,11 @@ async fn connection_lifecycle_through_management_tools() -> anyhow::Result<()> {
 async fn member_role_cannot_change_connections() -> anyhow::Result<()> {
     let mesh = TestMesh::start().await;
     let key = mesh.extra_key("member").await;
-    let member = TestClient::connect_http(
-        &format!("{}/mcp", mesh.url),
-        &key,
-        ClientBehaviour::default(),
-    )
-    .await?;
-    let r = member
-        .call_tool(
-            "COLLECTION_CONNECTIONS_CREATE",
-            json!({"slug": "x", "command": "true"}),
-        )
-        .await?;
+    let member = TestClient::connect_http(&format!("{}/mcp", mesh.url), &key, ClientBehaviour::default()).await?;
+    let r = member.call_tool("COLLECTION_CONNECTIONS_CREATE", json!({"slug": "x", "command": "true"})).await?;
     assert_eq!(r["isError"], true);
     assert!(text_of(&r).contains("permission denied"), "{r}");
-    let list = member
-        .call_tool("COLLECTION_CONNECTIONS_LIST", json!({}))
-        .await?;
+    let list = member.call_tool("COLLECTION_CONNECTIONS_LIST", json!({})).await?;
     assert_ne!(list["isError"], true, "members may read");
     let rot = member.call_tool("VAULT_ROTATE", json!({})).await?;
     assert_eq!(rot["isError"], true);
@@ -150,49 +94,23 @@ async fn vault_rotation_reencrypts_and_connections_keep_working() -> anyhow::Res
     let upstream = upstreams::everything_http().await;
     let mesh = TestMesh::start().await;
     // A header secret the upstream ignores, and an env secret: both must survive rotation.
-    mesh.add_connection(
-        json!({"slug": "everything", "url": upstream.url, "headers": {"X-Api-Key": "k-123"}}),
-    )
-    .await;
+    mesh.add_connection(json!({"slug": "everything", "url": upstream.url, "headers": {"X-Api-Key": "k-123"}})).await;
     let (command, args) = upstreams::time_command();
-    mesh.add_connection(
-        json!({"slug": "time", "command": command, "args": args, "env": {"TZ_HINT": "utc"}}),
-    )
-    .await;
-    let before: Vec<String> = mesh
-        .admin
-        .store
-        .all_secrets()
-        .await?
-        .into_iter()
-        .map(|s| s.key_id)
-        .collect();
+    mesh.add_connection(json!({"slug": "time", "command": command, "args": args, "env": {"TZ_HINT": "utc"}})).await;
+    let before: Vec<String> = mesh.admin.store.all_secrets().await?.into_iter().map(|s| s.key_id).collect();
     assert_eq!(before.len(), 2);
 
-    let admin = TestClient::connect_http(
-        &format!("{}/mcp", mesh.url),
-        &mesh.key,
-        ClientBehaviour::default(),
-    )
-    .await?;
+    let admin = TestClient::connect_http(&format!("{}/mcp", mesh.url), &mesh.key, ClientBehaviour::default()).await?;
     let rotated = manage(&admin, "VAULT_ROTATE", json!({})).await;
     assert_eq!(rotated["reencrypted"], 2, "{rotated}");
-    let primary = rotated["primaryKeyId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let primary = rotated["primaryKeyId"].as_str().unwrap_or_default().to_string();
     let after = mesh.admin.store.all_secrets().await?;
-    assert!(
-        after.iter().all(|s| s.key_id == primary),
-        "every secret is under the new key"
-    );
+    assert!(after.iter().all(|s| s.key_id == primary), "every secret is under the new key");
     assert!(before.iter().all(|k| *k != primary));
 
     // Both connections still decrypt and work, without a restart.
     for slug in ["everything", "time"] {
-        let c =
-            TestClient::connect_http(&mesh.endpoint(slug), &mesh.key, ClientBehaviour::default())
-                .await?;
+        let c = TestClient::connect_http(&mesh.endpoint(slug), &mesh.key, ClientBehaviour::default()).await?;
         assert!(!c.list_tool_names().await?.is_empty());
         c.close().await?;
     }

@@ -33,10 +33,8 @@ fn zombie_children() -> Vec<u32> {
         .filter(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             // Fields after the ")" of the command name: state, ppid, …
-            let rest: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, r)| r.split_whitespace().collect())
-                .unwrap_or_default();
+            let rest: Vec<&str> =
+                stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
             rest.first() == Some(&"Z") && rest.get(1) == Some(&me.as_str())
         })
         .collect()
@@ -49,10 +47,7 @@ async fn wait_gone(marker: &str, what: &str) {
         if left.is_empty() {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: processes still running: {left:?}"
-        );
+        assert!(Instant::now() < deadline, "{what}: processes still running: {left:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -60,38 +55,23 @@ async fn wait_gone(marker: &str, what: &str) {
 #[tokio::test]
 async fn every_supported_protocol_revision_negotiates() {
     let mesh = TestMesh::start().await;
-    mesh.add_connection(
-        json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]}),
-    )
-    .await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
     for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
         let url = mesh.endpoint("everything");
-        let (status, headers, body) = raw::post(
-            &url,
-            raw::post_headers(&mesh.key, None),
-            raw::initialize_body(1, version),
-        )
-        .await;
+        let (status, headers, body) =
+            raw::post(&url, raw::post_headers(&mesh.key, None), raw::initialize_body(1, version)).await;
         assert_eq!(status, 200, "{version}: {body}");
         let init = &raw::messages(&body)[0];
         assert_eq!(init["result"]["protocolVersion"], version, "{init}");
-        let sid = headers["mcp-session-id"]
-            .to_str()
-            .expect("ascii")
-            .to_string();
-        assert!(
-            sid.len() >= 32 && sid.bytes().all(|b| (0x21..=0x7e).contains(&b)),
-            "session id: {sid}"
-        );
+        let sid = headers["mcp-session-id"].to_str().expect("ascii").to_string();
+        assert!(sid.len() >= 32 && sid.bytes().all(|b| (0x21..=0x7e).contains(&b)), "session id: {sid}");
         let mut h = raw::post_headers(&mesh.key, Some(&sid));
         h.insert("mcp-protocol-version", version.parse().expect("header"));
         let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
         let (status, _, body) = raw::post(&url, h, list).await;
         assert_eq!(status, 200);
         assert!(
-            raw::messages(&body)
-                .iter()
-                .any(|m| m["id"] == 2 && m["result"]["tools"].is_array()),
+            raw::messages(&body).iter().any(|m| m["id"] == 2 && m["result"]["tools"].is_array()),
             "{version}: {body}"
         );
     }
@@ -102,11 +82,7 @@ async fn every_supported_protocol_revision_negotiates() {
         raw::initialize_body(1, "2099-01-01"),
     )
     .await;
-    assert_eq!(
-        raw::messages(&body)[0]["result"]["protocolVersion"],
-        "2025-11-25",
-        "{body}"
-    );
+    assert_eq!(raw::messages(&body)[0]["result"]["protocolVersion"], "2025-11-25", "{body}");
     mesh.stop().await;
 }
 
@@ -114,11 +90,9 @@ async fn every_supported_protocol_revision_negotiates() {
 async fn stdio_children_are_gone_after_delete_and_after_shutdown() {
     let mesh = TestMesh::start().await;
     let marker = mesh_core::id::random_base62(16);
-    mesh.add_connection(
-        json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"],
-                               "env": {"MESH_TEST_MARKER": marker}}),
-    )
-    .await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"],
+                               "env": {"MESH_TEST_MARKER": marker}}))
+        .await;
     let url = mesh.endpoint("everything");
     let a = raw::open_session(&url, &mesh.key, "2025-11-25").await;
     let _b = raw::open_session(&url, &mesh.key, "2025-11-25").await;
@@ -134,19 +108,12 @@ async fn stdio_children_are_gone_after_delete_and_after_shutdown() {
     assert_eq!(resp.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(15);
     while processes_with(&marker).len() != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the deleted session's child is still running"
-        );
+        assert!(Instant::now() < deadline, "the deleted session's child is still running");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(mesh.session_count(), 1);
 
     mesh.stop().await;
     wait_gone(&marker, "after shutdown").await;
-    assert_eq!(
-        zombie_children(),
-        Vec::<u32>::new(),
-        "every child was reaped"
-    );
+    assert_eq!(zombie_children(), Vec::<u32>::new(), "every child was reaped");
 }

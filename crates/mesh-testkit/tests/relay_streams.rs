@@ -26,31 +26,15 @@ async fn mesh_with_everything(http: Option<&upstreams::HttpServer>) -> TestMesh 
 }
 
 async fn subscription_updates_arrive(mesh: &TestMesh) -> anyhow::Result<()> {
-    let client = TestClient::connect_http(
-        &mesh.endpoint("everything"),
-        &mesh.key,
-        ClientBehaviour::default(),
-    )
-    .await?;
+    let client = TestClient::connect_http(&mesh.endpoint("everything"), &mesh.key, ClientBehaviour::default()).await?;
     #[allow(deprecated)] // resources/subscribe is the 2025-11-25 way; rmcp marks it legacy
-    client
-        .peer()
-        .subscribe(SubscribeRequestParams::new(
-            "demo://resource/dynamic/text/1",
-        ))
-        .await?;
+    client.peer().subscribe(SubscribeRequestParams::new("demo://resource/dynamic/text/1")).await?;
     // The upstream sends one update at once when updates are toggled on, then every 5 s.
+    client.call_tool("toggle-subscriber-updates", json!({})).await?;
     client
-        .call_tool("toggle-subscriber-updates", json!({}))
+        .wait_until("notifications/resources/updated", |c| c.notifications_seen("notifications/resources/updated") >= 1)
         .await?;
-    client
-        .wait_until("notifications/resources/updated", |c| {
-            c.notifications_seen("notifications/resources/updated") >= 1
-        })
-        .await?;
-    client
-        .call_tool("toggle-subscriber-updates", json!({}))
-        .await?;
+    client.call_tool("toggle-subscriber-updates", json!({})).await?;
     client.close().await?;
     Ok(())
 }
@@ -76,20 +60,12 @@ async fn resource_updates_reach_the_subscriber_http() -> anyhow::Result<()> {
 #[tokio::test]
 async fn roots_list_changed_from_the_client_reaches_the_upstream() -> anyhow::Result<()> {
     let mesh = mesh_with_everything(None).await;
-    let behaviour = ClientBehaviour {
-        roots: vec!["file:///tmp/a".into()],
-        ..Default::default()
-    };
-    let client =
-        TestClient::connect_http(&mesh.endpoint("everything"), &mesh.key, behaviour).await?;
-    client
-        .wait_until("first roots/list", |c| c.roots_requests_seen() >= 1)
-        .await?;
+    let behaviour = ClientBehaviour { roots: vec!["file:///tmp/a".into()], ..Default::default() };
+    let client = TestClient::connect_http(&mesh.endpoint("everything"), &mesh.key, behaviour).await?;
+    client.wait_until("first roots/list", |c| c.roots_requests_seen() >= 1).await?;
     // server-everything answers roots/list_changed by asking for the roots again.
     client.peer().notify_roots_list_changed().await?;
-    client
-        .wait_until("second roots/list", |c| c.roots_requests_seen() >= 2)
-        .await?;
+    client.wait_until("second roots/list", |c| c.roots_requests_seen() >= 2).await?;
     client.close().await?;
     mesh.stop().await;
     Ok(())
@@ -105,11 +81,7 @@ struct Events {
 impl Events {
     fn new(resp: reqwest::Response) -> Events {
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        Events {
-            body: Box::pin(resp.bytes_stream()),
-            decoder: sse::Decoder::new(),
-            queue: VecDeque::new(),
-        }
+        Events { body: Box::pin(resp.bytes_stream()), decoder: sse::Decoder::new(), queue: VecDeque::new() }
     }
 
     /// The next event, or `None` when the stream ends.
@@ -117,19 +89,11 @@ impl Events {
         loop {
             if let Some(ev) = self.queue.pop_front() {
                 let id = ev.id.clone().unwrap_or_default();
-                return Some((
-                    id,
-                    serde_json::from_str(&ev.data).expect("events carry JSON-RPC"),
-                ));
+                return Some((id, serde_json::from_str(&ev.data).expect("events carry JSON-RPC")));
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(20), self.body.next())
-                .await
-                .expect("event in time")?;
-            self.queue.extend(
-                self.decoder
-                    .push(&chunk.expect("body chunk"))
-                    .expect("valid SSE"),
-            );
+            let chunk =
+                tokio::time::timeout(Duration::from_secs(20), self.body.next()).await.expect("event in time")?;
+            self.queue.extend(self.decoder.push(&chunk.expect("body chunk")).expect("valid SSE"));
         }
     }
 }
@@ -182,10 +146,7 @@ async fn a_dropped_response_stream_resumes_with_last_event_id() -> anyhow::Resul
     let mut rest = Events::new(resumed);
     let mut seen = vec![1];
     let result = loop {
-        let (_, msg) = rest
-            .next()
-            .await
-            .expect("the stream carries the result before it ends");
+        let (_, msg) = rest.next().await.expect("the stream carries the result before it ends");
         if msg["id"] == 7 {
             break msg;
         }
@@ -194,22 +155,9 @@ async fn a_dropped_response_stream_resumes_with_last_event_id() -> anyhow::Resul
         }
         seen.push(msg["params"]["progress"].as_i64().unwrap_or(-1));
     };
-    assert_eq!(
-        seen,
-        vec![1, 2, 3, 4],
-        "every progress event exactly once, in order"
-    );
-    assert!(
-        result["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Steps: 4"),
-        "{result}"
-    );
-    assert!(
-        rest.next().await.is_none(),
-        "the stream ends after the reply"
-    );
+    assert_eq!(seen, vec![1, 2, 3, 4], "every progress event exactly once, in order");
+    assert!(result["result"]["content"][0]["text"].as_str().unwrap_or("").contains("Steps: 4"), "{result}");
+    assert!(rest.next().await.is_none(), "the stream ends after the reply");
 
     // An event id of no stream of this session is refused.
     let bogus = reqwest::Client::new()
@@ -232,24 +180,15 @@ async fn a_client_cancel_ends_the_request_without_a_reply() -> anyhow::Result<()
     let sid = raw::open_session(&url, &mesh.key, "2025-06-18").await;
     let started = std::time::Instant::now();
     let mut events = Events::new(post_stream(&url, &mesh.key, &sid, long_call(9, 10.0, 10)).await);
-    while events.next().await.expect("progress before cancelling").1["method"]
-        != "notifications/progress"
-    {}
-    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9, "reason": "user"}});
-    let (status, _, _) = raw::post(
-        &url,
-        raw::post_headers(&mesh.key, Some(&sid)),
-        cancel.to_string(),
-    )
-    .await;
+    while events.next().await.expect("progress before cancelling").1["method"] != "notifications/progress" {}
+    let cancel =
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9, "reason": "user"}});
+    let (status, _, _) = raw::post(&url, raw::post_headers(&mesh.key, Some(&sid)), cancel.to_string()).await;
     assert_eq!(status, 202);
     while let Some((_, msg)) = events.next().await {
         assert_ne!(msg["id"], 9, "a cancelled request gets no reply: {msg}");
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "the stream ended at the cancel, not at the operation's end"
-    );
+    assert!(started.elapsed() < Duration::from_secs(8), "the stream ended at the cancel, not at the operation's end");
     // The session is fine afterwards.
     let ping = json!({"jsonrpc": "2.0", "id": 10, "method": "ping"}).to_string();
     let (status, _, body) = raw::post(&url, raw::post_headers(&mesh.key, Some(&sid)), ping).await;

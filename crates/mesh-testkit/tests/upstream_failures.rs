@@ -18,9 +18,7 @@ struct Logs {
 
 impl Logs {
     fn new() -> Logs {
-        Logs {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        Logs { dir: tempfile::tempdir().expect("temp dir") }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -43,10 +41,7 @@ impl Logs {
 
     /// The upstream's id of the first call of `tool`, once the fixture has received it.
     fn call_id(&self, tool: &str) -> Option<Value> {
-        self.read("calls.log")
-            .into_iter()
-            .find(|e| e["event"] == "call" && e["tool"] == tool)
-            .map(|e| e["id"].clone())
+        self.read("calls.log").into_iter().find(|e| e["event"] == "call" && e["tool"] == tool).map(|e| e["id"].clone())
     }
 }
 
@@ -73,20 +68,12 @@ fn plain_fixture(slug: &str, mode: &str, timeout_ms: u64) -> Value {
 async fn mesh_with(connection: Value) -> TestMesh {
     let mesh = TestMesh::start().await;
     mesh.add_connection(connection).await;
-    mesh.add_connection(plain_fixture("healthy", "normal", 1000))
-        .await;
+    mesh.add_connection(plain_fixture("healthy", "normal", 1000)).await;
     mesh
 }
 
 /// Posts one request on a session; returns the HTTP status, the reply to it, and how long it took.
-async fn rpc(
-    url: &str,
-    key: &str,
-    sid: &str,
-    id: i64,
-    method: &str,
-    params: Value,
-) -> (u16, Value, Duration) {
+async fn rpc(url: &str, key: &str, sid: &str, id: i64, method: &str, params: Value) -> (u16, Value, Duration) {
     let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
     let started = Instant::now();
     let (status, _, text) = raw::post(url, post_headers(key, Some(sid)), body).await;
@@ -99,24 +86,13 @@ async fn rpc(
 }
 
 async fn call_tool(url: &str, key: &str, sid: &str, id: i64, tool: &str) -> (u16, Value, Duration) {
-    rpc(
-        url,
-        key,
-        sid,
-        id,
-        "tools/call",
-        json!({"name": tool, "arguments": {}}),
-    )
-    .await
+    rpc(url, key, sid, id, "tools/call", json!({"name": tool, "arguments": {}})).await
 }
 
 /// Asserts a reply is a JSON-RPC error with `code`; returns its message.
 fn error_of(reply: &Value, code: i64) -> String {
     assert_eq!(reply["error"]["code"], code, "{reply}");
-    reply["error"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("error without message: {reply}"))
-        .to_string()
+    reply["error"]["message"].as_str().unwrap_or_else(|| panic!("error without message: {reply}")).to_string()
 }
 
 /// Asserts `ok` answers "fine" on the session.
@@ -167,15 +143,9 @@ async fn a_child_that_dies_mid_call_fails_fast_and_is_restarted_under_the_same_s
     assert_ok_works(&url, &mesh.key, &sid, 2).await;
 
     let (status, reply, took) = call_tool(&url, &mesh.key, &sid, 3, "die").await;
-    assert_eq!(
-        status, 200,
-        "an upstream failure is a JSON-RPC error, not an HTTP one"
-    );
+    assert_eq!(status, 200, "an upstream failure is a JSON-RPC error, not an HTTP one");
     let message = error_of(&reply, -32010);
-    assert!(
-        message.contains("exited") && message.contains("exit status: 3"),
-        "{message}"
-    );
+    assert!(message.contains("exited") && message.contains("exit status: 3"), "{message}");
     // Reported on exit, not at the 1 s timeout.
     assert!(took < Duration::from_millis(800), "took {took:?}");
 
@@ -218,32 +188,21 @@ async fn a_hanging_call_times_out_and_is_cancelled_upstream() {
     assert_eq!(status, 200);
     let message = error_of(&reply, -32011);
     assert_eq!(message, "upstream did not answer within 1s");
-    assert!(
-        took >= Duration::from_millis(950) && took < Duration::from_secs(5),
-        "took {took:?}"
-    );
+    assert!(took >= Duration::from_millis(950) && took < Duration::from_secs(5), "took {took:?}");
 
     // The upstream is told, with its own id for the request (not the client's 7).
     let up_id = logs.call_id("hang").expect("the fixture received the call");
-    let cancel = poll(
-        "notifications/cancelled upstream",
-        Duration::from_secs(5),
-        || {
-            let found = logs.read("cancels.log").into_iter().next();
-            async move { found }
-        },
-    )
+    let cancel = poll("notifications/cancelled upstream", Duration::from_secs(5), || {
+        let found = logs.read("cancels.log").into_iter().next();
+        async move { found }
+    })
     .await;
     assert_eq!(cancel["requestId"], up_id, "{cancel}");
     assert_ne!(up_id, json!(7), "ids are remapped upstream");
     assert_eq!(cancel["reason"], "timed out in MCP Mesh");
 
     assert_ok_works(&url, &mesh.key, &sid, 8).await;
-    assert_eq!(
-        logs.read("cancels.log").len(),
-        1,
-        "one cancellation, for one timeout"
-    );
+    assert_eq!(logs.read("cancels.log").len(), 1, "one cancellation, for one timeout");
     assert_still_serves(&mesh).await;
     mesh.stop().await;
 }
@@ -258,14 +217,8 @@ async fn garbage_on_stdout_is_named_in_the_timeout_error_and_the_session_survive
     let (status, reply, took) = call_tool(&url, &mesh.key, &sid, 2, "garbage").await;
     assert_eq!(status, 200);
     let message = error_of(&reply, -32011);
-    assert!(
-        message.starts_with("upstream did not answer within 1s"),
-        "{message}"
-    );
-    assert!(
-        message.contains("1 non-JSON-RPC line(s) to stdout"),
-        "the error says why: {message}"
-    );
+    assert!(message.starts_with("upstream did not answer within 1s"), "{message}");
+    assert!(message.contains("1 non-JSON-RPC line(s) to stdout"), "the error says why: {message}");
     // The garbage itself never reaches the client.
     assert!(!reply.to_string().contains("this is not json"), "{reply}");
     assert!(took >= Duration::from_millis(950), "took {took:?}");
@@ -284,25 +237,15 @@ async fn an_http_upstream_that_is_down_fails_initialize_without_a_session() {
     }))
     .await;
     let started = Instant::now();
-    let (status, h, body) = raw::post(
-        &mesh.endpoint("gone"),
-        post_headers(&mesh.key, None),
-        raw::initialize_body(1, VERSION),
-    )
-    .await;
+    let (status, h, body) =
+        raw::post(&mesh.endpoint("gone"), post_headers(&mesh.key, None), raw::initialize_body(1, VERSION)).await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        !h.contains_key("mcp-session-id"),
-        "no session id is handed out"
-    );
+    assert!(!h.contains_key("mcp-session-id"), "no session id is handed out");
     let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
     assert_eq!(reply["id"], 1, "{reply}");
     let message = error_of(&reply, -32010);
     assert!(message.contains("gone: cannot connect"), "{message}");
-    assert!(
-        !message.contains(&port.to_string()),
-        "no URL leaks: {message}"
-    );
+    assert!(!message.contains(&port.to_string()), "no URL leaks: {message}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(mesh.session_count(), 0);
     assert_still_serves(&mesh).await;
@@ -315,20 +258,13 @@ async fn a_stdio_program_that_does_not_exist_fails_initialize_without_a_session(
         "slug": "missing", "command": "/nonexistent/mesh-test-no-such-program", "timeoutMs": 1000,
     }))
     .await;
-    let (status, h, body) = raw::post(
-        &mesh.endpoint("missing"),
-        post_headers(&mesh.key, None),
-        raw::initialize_body(1, VERSION),
-    )
-    .await;
+    let (status, h, body) =
+        raw::post(&mesh.endpoint("missing"), post_headers(&mesh.key, None), raw::initialize_body(1, VERSION)).await;
     assert_eq!(status, 200, "{body}");
     assert!(!h.contains_key("mcp-session-id"));
     let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
     let message = error_of(&reply, -32010);
-    assert!(
-        message.contains("cannot start '/nonexistent/mesh-test-no-such-program'"),
-        "{message}"
-    );
+    assert!(message.contains("cannot start '/nonexistent/mesh-test-no-such-program'"), "{message}");
     assert_eq!(mesh.session_count(), 0);
     assert_still_serves(&mesh).await;
     mesh.stop().await;
@@ -338,12 +274,8 @@ async fn a_stdio_program_that_does_not_exist_fails_initialize_without_a_session(
 async fn an_upstream_that_refuses_initialize_is_relayed_as_a_protocol_error() {
     let logs = Logs::new();
     let mesh = mesh_with(fixture_connection("grumpy", "refuse-init", 1000, &logs)).await;
-    let (status, h, body) = raw::post(
-        &mesh.endpoint("grumpy"),
-        post_headers(&mesh.key, None),
-        raw::initialize_body(1, VERSION),
-    )
-    .await;
+    let (status, h, body) =
+        raw::post(&mesh.endpoint("grumpy"), post_headers(&mesh.key, None), raw::initialize_body(1, VERSION)).await;
     assert_eq!(status, 200, "{body}");
     assert!(!h.contains_key("mcp-session-id"));
     let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
@@ -370,14 +302,10 @@ async fn one_hanging_call_holds_up_nobody_else() {
         let (url, key, sid) = (url.clone(), mesh.key.clone(), alice.clone());
         async move { call_tool(&url, &key, &sid, 2, "hang").await }
     });
-    poll(
-        "the hang reaches the upstream",
-        Duration::from_secs(5),
-        || {
-            let seen = logs.call_id("hang");
-            async move { seen }
-        },
-    )
+    poll("the hang reaches the upstream", Duration::from_secs(5), || {
+        let seen = logs.call_id("hang");
+        async move { seen }
+    })
     .await;
 
     // Another client on another session, and the same client on its own session, are served.
@@ -385,17 +313,11 @@ async fn one_hanging_call_holds_up_nobody_else() {
     assert_ok_works(&url, &mesh.key, &bob, 4).await;
     assert_ok_works(&url, &mesh.key, &alice, 5).await;
     assert!(bob_took < Duration::from_secs(1), "took {bob_took:?}");
-    assert!(
-        !hung.is_finished(),
-        "everything above happened while the hang was pending"
-    );
+    assert!(!hung.is_finished(), "everything above happened while the hang was pending");
 
     let (status, reply, took) = hung.await.expect("the hanging call's task");
     assert_eq!(status, 200);
-    assert_eq!(
-        error_of(&reply, -32011),
-        "upstream did not answer within 3s"
-    );
+    assert_eq!(error_of(&reply, -32011), "upstream did not answer within 3s");
     assert!(took >= Duration::from_millis(2950), "took {took:?}");
     assert_still_serves(&mesh).await;
     mesh.stop().await;
@@ -413,21 +335,14 @@ async fn one_hanging_call_holds_up_nobody_else() {
 async fn a_child_that_exits_during_initialize_is_unavailable_not_a_refusal() {
     let logs = Logs::new();
     let mesh = mesh_with(fixture_connection("crashy", "exit-on-init", 1000, &logs)).await;
-    let (status, h, body) = raw::post(
-        &mesh.endpoint("crashy"),
-        post_headers(&mesh.key, None),
-        raw::initialize_body(1, VERSION),
-    )
-    .await;
+    let (status, h, body) =
+        raw::post(&mesh.endpoint("crashy"), post_headers(&mesh.key, None), raw::initialize_body(1, VERSION)).await;
     assert_eq!(status, 200, "{body}");
     assert!(!h.contains_key("mcp-session-id"));
     let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
     let message = error_of(&reply, -32010);
     assert!(message.contains("exited (exit status: 3)"), "{message}");
-    assert!(
-        !message.contains("refused"),
-        "the upstream refused nothing: {message}"
-    );
+    assert!(!message.contains("refused"), "the upstream refused nothing: {message}");
     assert_eq!(mesh.session_count(), 0);
     assert_still_serves(&mesh).await;
     mesh.stop().await;
@@ -438,19 +353,12 @@ async fn a_child_that_exits_during_initialize_is_unavailable_not_a_refusal() {
 async fn an_initialize_that_is_never_answered_times_out_with_32011() {
     let logs = Logs::new();
     let mesh = mesh_with(fixture_connection("mute", "hang-on-init", 1000, &logs)).await;
-    let (status, h, body) = raw::post(
-        &mesh.endpoint("mute"),
-        post_headers(&mesh.key, None),
-        raw::initialize_body(1, VERSION),
-    )
-    .await;
+    let (status, h, body) =
+        raw::post(&mesh.endpoint("mute"), post_headers(&mesh.key, None), raw::initialize_body(1, VERSION)).await;
     assert_eq!(status, 200, "{body}");
     assert!(!h.contains_key("mcp-session-id"));
     let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
-    assert_eq!(
-        error_of(&reply, -32011),
-        "upstream did not answer within 1s"
-    );
+    assert_eq!(error_of(&reply, -32011), "upstream did not answer within 1s");
     assert_eq!(mesh.session_count(), 0);
     assert_still_serves(&mesh).await;
     mesh.stop().await;

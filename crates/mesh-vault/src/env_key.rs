@@ -24,10 +24,7 @@ pub(crate) fn parse(value: &str, setting: &str) -> Result<[u8; 32], VaultError> 
     let decoded = if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
         hex::decode(value).ok()
     } else {
-        STANDARD
-            .decode(value)
-            .or_else(|_| URL_SAFE.decode(value))
-            .ok()
+        STANDARD.decode(value).or_else(|_| URL_SAFE.decode(value)).ok()
     };
     match decoded {
         Some(bytes) => <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {

@@ -61,24 +61,13 @@ pub(crate) fn read(path: &Path) -> Result<Option<KeyFile>, VaultError> {
         Err(e) => return Err(VaultError::io(path)(e)),
     };
     warn_if_readable_by_others(path);
-    let bad = |reason: String| VaultError::KeyFile {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| VaultError::KeyFile { path: path.to_path_buf(), reason };
     // Only the position: serde_json's full message may quote the offending value, which in
     // this file can be key material put in the wrong field.
-    let repr: Repr = serde_json::from_slice(&bytes).map_err(|e| {
-        bad(format!(
-            "not a valid keyring (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let repr: Repr = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("not a valid keyring (line {}, column {})", e.line(), e.column())))?;
     if repr.version != VERSION {
-        return Err(bad(format!(
-            "unsupported version {} (expected {VERSION})",
-            repr.version
-        )));
+        return Err(bad(format!("unsupported version {} (expected {VERSION})", repr.version)));
     }
     let mut keys: Vec<StoredKey> = Vec::with_capacity(repr.keys.len());
     for k in repr.keys {
@@ -90,22 +79,12 @@ pub(crate) fn read(path: &Path) -> Result<Option<KeyFile>, VaultError> {
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
             .ok_or_else(|| bad(format!("key '{}' is not 32 bytes of base64", k.id)))?;
-        keys.push(StoredKey {
-            id: k.id,
-            material: Secret::new(material),
-            created_at: k.created_at,
-        });
+        keys.push(StoredKey { id: k.id, material: Secret::new(material), created_at: k.created_at });
     }
     if !keys.iter().any(|k| k.id == repr.primary) {
-        return Err(bad(format!(
-            "primary key '{}' is not among its keys",
-            repr.primary
-        )));
+        return Err(bad(format!("primary key '{}' is not among its keys", repr.primary)));
     }
-    Ok(Some(KeyFile {
-        primary: repr.primary,
-        keys,
-    }))
+    Ok(Some(KeyFile { primary: repr.primary, keys }))
 }
 
 /// Writes `file` to `path` only if nothing is there yet; `Ok(false)` if another process won.
@@ -144,11 +123,7 @@ pub(crate) fn replace(path: &Path, file: &KeyFile) -> Result<(), VaultError> {
 /// Creates `dir` (mode 0700, like the secrets it will hold) if it is missing.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), VaultError> {
     use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(VaultError::io(dir))
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(VaultError::io(dir))
 }
 
 fn write_temp(path: &Path, file: &KeyFile) -> Result<PathBuf, VaultError> {
@@ -158,19 +133,12 @@ fn write_temp(path: &Path, file: &KeyFile) -> Result<PathBuf, VaultError> {
         keys: file
             .keys
             .iter()
-            .map(|k| ReprKey {
-                id: k.id.clone(),
-                key: B64.encode(k.material.expose()),
-                created_at: k.created_at,
-            })
+            .map(|k| ReprKey { id: k.id.clone(), key: B64.encode(k.material.expose()), created_at: k.created_at })
             .collect(),
     };
     let mut bytes = serde_json::to_vec_pretty(&repr).expect("keyring serialises");
     bytes.push(b'\n');
-    let tmp = path.with_file_name(format!(
-        ".{FILE_NAME}.{}.tmp",
-        mesh_core::id::random_base62(8)
-    ));
+    let tmp = path.with_file_name(format!(".{FILE_NAME}.{}.tmp", mesh_core::id::random_base62(8)));
     // Mode 0600 at creation: the key must never be readable by others, not even for a moment.
     let result = OpenOptions::new()
         .write(true)
@@ -191,9 +159,7 @@ fn sync_dir(path: &Path) -> Result<(), VaultError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(VaultError::io(dir))
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(VaultError::io(dir))
 }
 
 fn warn_if_readable_by_others(path: &Path) {

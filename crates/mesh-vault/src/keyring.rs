@@ -70,19 +70,10 @@ impl Keyring {
         env_key: Option<&str>,
         old_env_keys: &[String],
     ) -> Result<Keyring, VaultError> {
-        let env = env_key
-            .map(|v| env_key::parse(v, "MESH_ENCRYPTION_KEY"))
-            .transpose()?;
+        let env = env_key.map(|v| env_key::parse(v, "MESH_ENCRYPTION_KEY")).transpose()?;
         let mut olds = Vec::new();
-        for (i, value) in old_env_keys
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| !v.trim().is_empty())
-        {
-            olds.push(env_key::parse(
-                value,
-                &format!("MESH_ENCRYPTION_KEYS_OLD entry {}", i + 1),
-            )?);
+        for (i, value) in old_env_keys.iter().enumerate().filter(|(_, v)| !v.trim().is_empty()) {
+            olds.push(env_key::parse(value, &format!("MESH_ENCRYPTION_KEYS_OLD entry {}", i + 1))?);
         }
 
         let path = data_dir.join(keyfile::FILE_NAME);
@@ -97,45 +88,24 @@ impl Keyring {
         if let Some(file) = file {
             primary = Some(file.primary);
             for k in file.keys {
-                let origin = Origin::File {
-                    created_at: k.created_at,
-                };
-                keys.insert(
-                    k.id,
-                    Entry {
-                        material: k.material,
-                        origin,
-                    },
-                );
+                let origin = Origin::File { created_at: k.created_at };
+                keys.insert(k.id, Entry { material: k.material, origin });
             }
         }
         for material in olds {
-            let entry = Entry {
-                material: Secret::new(material),
-                origin: Origin::Env,
-            };
+            let entry = Entry { material: Secret::new(material), origin: Origin::Env };
             keys.entry(env_key::key_id(&material)).or_insert(entry);
         }
         let env_managed = env.is_some();
         if let Some(material) = env {
             let id = env_key::key_id(&material);
-            keys.insert(
-                id.clone(),
-                Entry {
-                    material: Secret::new(material),
-                    origin: Origin::Env,
-                },
-            );
+            keys.insert(id.clone(), Entry { material: Secret::new(material), origin: Origin::Env });
             primary = Some(id);
         }
         // Either the file or the env key supplied a primary: a missing file without an env key
         // was created above.
         let primary = primary.expect("a key file or MESH_ENCRYPTION_KEY provides the primary key");
-        let ring = Keyring {
-            keys,
-            primary,
-            env_managed,
-        };
+        let ring = Keyring { keys, primary, env_managed };
         tracing::info!(primary = %ring.primary, keys = ring.keys.len(), env_managed, "vault keyring loaded");
         Ok(ring)
     }
@@ -145,25 +115,10 @@ impl Keyring {
         let now = mesh_core::id::now_ms();
         let keys: BTreeMap<_, _> = keys
             .into_iter()
-            .map(|(id, k)| {
-                (
-                    id,
-                    Entry {
-                        material: Secret::new(k),
-                        origin: Origin::File { created_at: now },
-                    },
-                )
-            })
+            .map(|(id, k)| (id, Entry { material: Secret::new(k), origin: Origin::File { created_at: now } }))
             .collect();
-        assert!(
-            keys.contains_key(primary),
-            "primary key '{primary}' is not among the keys"
-        );
-        Keyring {
-            keys,
-            primary: primary.to_string(),
-            env_managed: false,
-        }
+        assert!(keys.contains_key(primary), "primary key '{primary}' is not among the keys");
+        Keyring { keys, primary: primary.to_string(), env_managed: false }
     }
 
     /// The id of the key [`seal`](Self::seal) uses.
@@ -195,39 +150,18 @@ impl Keyring {
         // would become unopenable once our file replaces its file.
         if let Some(on_disk) = keyfile::read(&path)? {
             for k in on_disk.keys {
-                let origin = Origin::File {
-                    created_at: k.created_at,
-                };
-                self.keys.entry(k.id).or_insert(Entry {
-                    material: k.material,
-                    origin,
-                });
+                let origin = Origin::File { created_at: k.created_at };
+                self.keys.entry(k.id).or_insert(Entry { material: k.material, origin });
             }
         }
         let (id, material, created_at) = (new_key_id(), random_key(), mesh_core::id::now_ms());
         let mut keys = self.file_keys();
-        keys.push(StoredKey {
-            id: id.clone(),
-            material: Secret::new(material),
-            created_at,
-        });
+        keys.push(StoredKey { id: id.clone(), material: Secret::new(material), created_at });
         // Persist first: a key that seals anything must already be on disk.
-        keyfile::replace(
-            &path,
-            &KeyFile {
-                primary: id.clone(),
-                keys,
-            },
-        )?;
+        keyfile::replace(&path, &KeyFile { primary: id.clone(), keys })?;
 
         let origin = Origin::File { created_at };
-        self.keys.insert(
-            id.clone(),
-            Entry {
-                material: Secret::new(material),
-                origin,
-            },
-        );
+        self.keys.insert(id.clone(), Entry { material: Secret::new(material), origin });
         self.primary = id.clone();
         tracing::info!(primary = %self.primary, "vault key rotated");
         Ok(id)
@@ -242,51 +176,33 @@ impl Keyring {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = cipher(entry)
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
             .map_err(|_| VaultError::Encrypt)?;
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        Ok(Sealed {
-            key_id: self.primary.clone(),
-            ciphertext: B64.encode(out),
-        })
+        Ok(Sealed { key_id: self.primary.clone(), ciphertext: B64.encode(out) })
     }
 
     /// Decrypts a ciphertext sealed under `key_id` with the same `aad`.
     pub fn open(&self, key_id: &str, ciphertext: &str, aad: &[u8]) -> Result<Vec<u8>, VaultError> {
-        let entry = self
-            .keys
-            .get(key_id)
-            .ok_or_else(|| VaultError::UnknownKey(key_id.to_string()))?;
+        let entry = self.keys.get(key_id).ok_or_else(|| VaultError::UnknownKey(key_id.to_string()))?;
         // Malformed input is reported exactly like a failed tag: both mean "not what we sealed".
-        let raw = B64
-            .decode(ciphertext.trim())
-            .map_err(|_| VaultError::Decrypt)?;
+        let raw = B64.decode(ciphertext.trim()).map_err(|_| VaultError::Decrypt)?;
         if raw.len() < NONCE_LEN + TAG_LEN {
             return Err(VaultError::Decrypt);
         }
         let (nonce, sealed) = raw.split_at(NONCE_LEN);
-        cipher(entry)
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
-            .map_err(|_| VaultError::Decrypt)
+        cipher(entry).decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad }).map_err(|_| VaultError::Decrypt)
     }
 
     fn file_keys(&self) -> Vec<StoredKey> {
         self.keys
             .iter()
             .filter_map(|(id, e)| match e.origin {
-                Origin::File { created_at } => Some(StoredKey {
-                    id: id.clone(),
-                    material: e.material.clone(),
-                    created_at,
-                }),
+                Origin::File { created_at } => {
+                    Some(StoredKey { id: id.clone(), material: e.material.clone(), created_at })
+                }
                 Origin::Env => None,
             })
             .collect()
@@ -296,15 +212,8 @@ impl Keyring {
 /// Creates the key file with one fresh key, or reads the one a concurrent instance just wrote.
 fn create_file(data_dir: &Path, path: &Path) -> Result<KeyFile, VaultError> {
     keyfile::ensure_dir(data_dir)?;
-    let key = StoredKey {
-        id: new_key_id(),
-        material: Secret::new(random_key()),
-        created_at: mesh_core::id::now_ms(),
-    };
-    let fresh = KeyFile {
-        primary: key.id.clone(),
-        keys: vec![key],
-    };
+    let key = StoredKey { id: new_key_id(), material: Secret::new(random_key()), created_at: mesh_core::id::now_ms() };
+    let fresh = KeyFile { primary: key.id.clone(), keys: vec![key] };
     if keyfile::create_new(path, &fresh)? {
         tracing::info!(path = %path.display(), primary = %fresh.primary, "created vault key file; back it up: secrets are lost without it");
         return Ok(fresh);

@@ -26,21 +26,14 @@ impl ManagementServer {
         ManagementServer { admin }
     }
 
-    async fn call(
-        &self,
-        p: &Principal,
-        name: &str,
-        args: Map<String, Value>,
-    ) -> Option<Result<Value, AdminError>> {
+    async fn call(&self, p: &Principal, name: &str, args: Map<String, Value>) -> Option<Result<Value, AdminError>> {
         let a = &self.admin;
         Some(match name {
             "COLLECTION_CONNECTIONS_CREATE" => match input(args) {
                 Ok(i) => a.create_connection(p, i).await.map(|v| json!({"item": v})),
                 Err(e) => Err(e),
             },
-            "COLLECTION_CONNECTIONS_LIST" => {
-                a.list_connections(p).await.map(|v| json!({"items": v}))
-            }
+            "COLLECTION_CONNECTIONS_LIST" => a.list_connections(p).await.map(|v| json!({"items": v})),
             "COLLECTION_CONNECTIONS_GET" => match id_arg(&args) {
                 Ok(id) => a.get_connection(p, &id).await.map(|v| json!({"item": v})),
                 Err(e) => Err(e),
@@ -49,20 +42,14 @@ impl ManagementServer {
                 let mut args = args;
                 match (id_arg(&args), args.remove("id")) {
                     (Ok(id), _) => match input(args) {
-                        Ok(i) => a
-                            .update_connection(p, &id, i)
-                            .await
-                            .map(|v| json!({"item": v})),
+                        Ok(i) => a.update_connection(p, &id, i).await.map(|v| json!({"item": v})),
                         Err(e) => Err(e),
                     },
                     (Err(e), _) => Err(e),
                 }
             }
             "COLLECTION_CONNECTIONS_DELETE" => match id_arg(&args) {
-                Ok(id) => a
-                    .delete_connection(p, &id)
-                    .await
-                    .map(|id| json!({"deleted": true, "id": id})),
+                Ok(id) => a.delete_connection(p, &id).await.map(|id| json!({"deleted": true, "id": id})),
                 Err(e) => Err(e),
             },
             "CONNECTION_TEST" => match id_arg(&args) {
@@ -76,17 +63,14 @@ impl ManagementServer {
 }
 
 fn input(args: Map<String, Value>) -> Result<ConnectionInput, AdminError> {
-    serde_json::from_value(Value::Object(args))
-        .map_err(|e| AdminError::Invalid(format!("invalid arguments: {e}")))
+    serde_json::from_value(Value::Object(args)).map_err(|e| AdminError::Invalid(format!("invalid arguments: {e}")))
 }
 
 fn id_arg(args: &Map<String, Value>) -> Result<String, AdminError> {
     args.get("id")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| {
-            AdminError::Invalid("argument 'id' (connection id or slug) is required".into())
-        })
+        .ok_or_else(|| AdminError::Invalid("argument 'id' (connection id or slug) is required".into()))
 }
 
 fn tool_result(r: Result<Value, AdminError>) -> Value {
@@ -112,15 +96,8 @@ impl LocalService for ManagementServer {
                     #[serde(rename = "protocolVersion")]
                     protocol_version: Option<String>,
                 }
-                let asked = req
-                    .params::<Init>()
-                    .and_then(|i| i.protocol_version)
-                    .unwrap_or_default();
-                let v = if version::is_supported(&asked) {
-                    asked
-                } else {
-                    version::LATEST.to_string()
-                };
+                let asked = req.params::<Init>().and_then(|i| i.protocol_version).unwrap_or_default();
+                let v = if version::is_supported(&asked) { asked } else { version::LATEST.to_string() };
                 Message::response(
                     id,
                     &json!({
@@ -141,32 +118,16 @@ impl LocalService for ManagementServer {
                     arguments: Option<Map<String, Value>>,
                 }
                 let Some(call) = req.params::<Call>() else {
-                    return Message::error(
-                        Some(id),
-                        codes::INVALID_PARAMS,
-                        "tools/call needs params.name",
-                        None,
-                    );
+                    return Message::error(Some(id), codes::INVALID_PARAMS, "tools/call needs params.name", None);
                 };
-                match self
-                    .call(principal, &call.name, call.arguments.unwrap_or_default())
-                    .await
-                {
+                match self.call(principal, &call.name, call.arguments.unwrap_or_default()).await {
                     Some(r) => Message::response(id, &tool_result(r)),
-                    None => Message::error(
-                        Some(id),
-                        codes::INVALID_PARAMS,
-                        &format!("Unknown tool: {}", call.name),
-                        None,
-                    ),
+                    None => {
+                        Message::error(Some(id), codes::INVALID_PARAMS, &format!("Unknown tool: {}", call.name), None)
+                    }
                 }
             }
-            m => Message::error(
-                Some(id),
-                codes::METHOD_NOT_FOUND,
-                &format!("Method not found: {m}"),
-                None,
-            ),
+            m => Message::error(Some(id), codes::METHOD_NOT_FOUND, &format!("Method not found: {m}"), None),
         }
     }
 }

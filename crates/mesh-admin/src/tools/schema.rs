@@ -15,7 +15,8 @@ fn connection_fields() -> Value {
         "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Environment of a stdio server. Stored encrypted; write-only."},
         "cwd": {"type": "string"},
         "timeoutMs": {"type": "integer", "minimum": 1000, "maximum": 3600000, "description": "Per-request upstream timeout (default 60000)."},
-        "status": {"type": "string", "enum": ["active", "disabled"]}
+        "status": {"type": "string", "enum": ["active", "disabled"]},
+        "anonymous": {"type": "boolean", "description": "Admit callers without credentials to this connection (default false). They can use only this connection, never management."}
     })
 }
 

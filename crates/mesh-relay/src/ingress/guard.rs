@@ -8,17 +8,11 @@ use super::RelayConfig;
 
 /// Host names that mean "this machine".
 pub(super) fn loopback_hosts() -> Vec<String> {
-    ["localhost", "127.0.0.1", "[::1]"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    ["localhost", "127.0.0.1", "[::1]"].iter().map(|s| s.to_string()).collect()
 }
 
 fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host == "[::1]"
-        || host.starts_with("127.")
-        || host.ends_with(".localhost")
+    host == "localhost" || host == "[::1]" || host.starts_with("127.") || host.ends_with(".localhost")
 }
 
 /// The host part of a `Host` header value, lowercased, port removed (`[::1]:3000` → `[::1]`).
@@ -27,44 +21,24 @@ pub(super) fn host_only(value: &str) -> String {
     if v.starts_with('[') {
         return v.split(']').next().map(|h| format!("{h}]")).unwrap_or(v);
     }
-    v.rsplit_once(':')
-        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-        .map(|(h, _)| h.to_string())
-        .unwrap_or(v)
+    v.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map(|(h, _)| h.to_string()).unwrap_or(v)
 }
 
 /// DNS-rebinding defence (spec: basic/transports, security warning): a browser page on another
 /// origin must not reach a mesh bound to loopback, even through a rebound DNS name.
 pub(super) fn origin_and_host(cfg: &RelayConfig, headers: &HeaderMap) -> Result<(), RelayError> {
     if let Some(allowed) = &cfg.allowed_hosts {
-        let host = headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(host_only)
-            .unwrap_or_default();
+        let host = headers.get(HOST).and_then(|h| h.to_str().ok()).map(host_only).unwrap_or_default();
         if !allowed.contains(&host) {
-            return Err(RelayError::Forbidden(format!(
-                "Host '{host}' is not allowed"
-            )));
+            return Err(RelayError::Forbidden(format!("Host '{host}' is not allowed")));
         }
     }
     if let Some(origin) = headers.get(ORIGIN) {
-        let origin = origin
-            .to_str()
-            .unwrap_or("")
-            .trim()
-            .trim_end_matches('/')
-            .to_ascii_lowercase();
-        let host = url::Url::parse(&origin)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
-        let ok = (cfg.allow_loopback_origins && is_loopback(&host))
-            || cfg.allowed_origins.contains(&origin);
+        let origin = origin.to_str().unwrap_or("").trim().trim_end_matches('/').to_ascii_lowercase();
+        let host = url::Url::parse(&origin).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+        let ok = (cfg.allow_loopback_origins && is_loopback(&host)) || cfg.allowed_origins.contains(&origin);
         if !ok {
-            return Err(RelayError::Forbidden(format!(
-                "Origin '{origin}' is not allowed"
-            )));
+            return Err(RelayError::Forbidden(format!("Origin '{origin}' is not allowed")));
         }
     }
     Ok(())
@@ -74,10 +48,7 @@ pub(super) fn origin_and_host(cfg: &RelayConfig, headers: &HeaderMap) -> Result<
 pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 fn media_types(headers: &HeaderMap) -> Vec<String> {
@@ -86,21 +57,13 @@ fn media_types(headers: &HeaderMap) -> Vec<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|m| {
-            m.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .collect()
 }
 
 fn accepts(types: &[String], exact: &str) -> bool {
     let family = format!("{}/*", exact.split('/').next().unwrap_or(""));
-    types
-        .iter()
-        .any(|t| t == exact || *t == family || t == "*/*")
+    types.iter().any(|t| t == exact || *t == family || t == "*/*")
 }
 
 /// POST: the client must accept both reply forms (spec: sending messages to the server).
@@ -109,9 +72,7 @@ pub(super) fn accepts_json_and_sse(headers: &HeaderMap) -> Result<(), RelayError
     if accepts(&types, "application/json") && accepts(&types, "text/event-stream") {
         Ok(())
     } else {
-        Err(RelayError::NotAcceptable(
-            "Accept must list both application/json and text/event-stream",
-        ))
+        Err(RelayError::NotAcceptable("Accept must list both application/json and text/event-stream"))
     }
 }
 
@@ -120,25 +81,14 @@ pub(super) fn accepts_sse(headers: &HeaderMap) -> Result<(), RelayError> {
     if accepts(&media_types(headers), "text/event-stream") {
         Ok(())
     } else {
-        Err(RelayError::NotAcceptable(
-            "Accept must list text/event-stream",
-        ))
+        Err(RelayError::NotAcceptable("Accept must list text/event-stream"))
     }
 }
 
 /// POST bodies are JSON.
 pub(super) fn content_type_json(headers: &HeaderMap) -> Result<(), RelayError> {
-    let ct = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .eq_ignore_ascii_case("application/json")
-    {
+    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
         Ok(())
     } else {
         Err(RelayError::UnsupportedMediaType)
@@ -169,25 +119,15 @@ mod tests {
     fn rebinding_defence() {
         let cfg = RelayConfig::default();
         assert!(origin_and_host(&cfg, &h(&[(HOST, "127.0.0.1:3000")])).is_ok());
-        assert!(origin_and_host(
-            &cfg,
-            &h(&[(HOST, "localhost:3000"), (ORIGIN, "http://localhost:6274")])
-        )
-        .is_ok());
+        assert!(origin_and_host(&cfg, &h(&[(HOST, "localhost:3000"), (ORIGIN, "http://localhost:6274")])).is_ok());
         assert!(origin_and_host(&cfg, &h(&[(HOST, "evil.example:3000")])).is_err());
-        assert!(origin_and_host(
-            &cfg,
-            &h(&[(HOST, "127.0.0.1:3000"), (ORIGIN, "https://evil.example")])
-        )
-        .is_err());
+        assert!(origin_and_host(&cfg, &h(&[(HOST, "127.0.0.1:3000"), (ORIGIN, "https://evil.example")])).is_err());
         assert!(origin_and_host(&cfg, &h(&[(HOST, "127.0.0.1"), (ORIGIN, "null")])).is_err());
     }
 
     #[test]
     fn accept_rules() {
-        assert!(
-            accepts_json_and_sse(&h(&[(ACCEPT, "application/json, text/event-stream")])).is_ok()
-        );
+        assert!(accepts_json_and_sse(&h(&[(ACCEPT, "application/json, text/event-stream")])).is_ok());
         assert!(accepts_json_and_sse(&h(&[(ACCEPT, "*/*")])).is_ok());
         assert!(accepts_json_and_sse(&h(&[(ACCEPT, "application/json")])).is_err());
         assert!(accepts_json_and_sse(&h(&[])).is_err());

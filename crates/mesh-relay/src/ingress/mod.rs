@@ -24,17 +24,20 @@ use std::time::Duration;
 pub trait Authenticator: Send + Sync + 'static {
     /// The principal for `token`, or `None` if it is unknown, revoked or expired.
     fn authenticate(&self, token: &str) -> Option<Principal>;
+
+    /// The anonymous principal for a request *without* credentials to `route`, if an admin
+    /// opened that route to anonymous callers. Off unless configured; never for management.
+    fn anonymous(&self, route: &str) -> Option<Principal> {
+        let _ = route;
+        None
+    }
 }
 
 /// Resolves a route name in a URL to the upstream behind it, for one principal.
 #[async_trait::async_trait]
 pub trait RouteResolver: Send + Sync + 'static {
     /// The upstream for `route` (slug or id) as visible to `principal`; `RouteNotFound` otherwise.
-    async fn resolve(
-        &self,
-        principal: &Principal,
-        route: &str,
-    ) -> Result<ResolvedRoute, RelayError>;
+    async fn resolve(&self, principal: &Principal, route: &str) -> Result<ResolvedRoute, RelayError>;
 }
 
 /// A route resolved to a concrete upstream.
@@ -98,14 +101,7 @@ impl Relay {
         management: Arc<dyn LocalService>,
         http: reqwest::Client,
     ) -> Arc<Relay> {
-        Arc::new(Relay {
-            sessions: Sessions::default(),
-            auth,
-            routes,
-            management,
-            http,
-            cfg,
-        })
+        Arc::new(Relay { sessions: Sessions::default(), auth, routes, management, http, cfg })
     }
 
     /// The `/mcp` and `/mcp/{route}` routes.

@@ -15,12 +15,7 @@ pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 
 /// One JSON-RPC message as an `application/json` 200.
 pub(super) fn json(msg: &Message, session: Option<&str>) -> Response {
-    let mut resp = (
-        StatusCode::OK,
-        [(CONTENT_TYPE, "application/json")],
-        msg.bytes().clone(),
-    )
-        .into_response();
+    let mut resp = (StatusCode::OK, [(CONTENT_TYPE, "application/json")], msg.bytes().clone()).into_response();
     if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
         resp.headers_mut().insert(SESSION_HEADER, id);
     }
@@ -40,35 +35,18 @@ pub(super) fn error(e: &RelayError, id: Option<&str>) -> Response {
         s => s,
     };
     let body = e.to_message(id);
-    let mut resp = (
-        status,
-        [(CONTENT_TYPE, "application/json")],
-        body.bytes().clone(),
-    )
-        .into_response();
+    let mut resp = (status, [(CONTENT_TYPE, "application/json")], body.bytes().clone()).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"mcp-mesh\""),
-        );
+        resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"mcp-mesh\""));
     }
     resp
 }
 
 /// An SSE response: optional priming event, the events given, then live events until the last.
-pub(super) fn sse(
-    stream: u64,
-    prime: bool,
-    first: Vec<Event>,
-    live: Option<mpsc::Receiver<Event>>,
-) -> Response {
+pub(super) fn sse(stream: u64, prime: bool, first: Vec<Event>, live: Option<mpsc::Receiver<Event>>) -> Response {
     let ended = first.iter().any(|e| e.last);
     let priming = prime.then(|| sse::encode(Some(&priming_id(stream)), None, "", None));
-    let head = stream::iter(
-        priming
-            .into_iter()
-            .chain(first.into_iter().map(|e| frame(&e))),
-    );
+    let head = stream::iter(priming.into_iter().chain(first.into_iter().map(|e| frame(&e))));
     let tail = match live.filter(|_| !ended) {
         Some(rx) => stream::unfold((rx, false), |(mut rx, done)| async move {
             if done {
@@ -90,10 +68,5 @@ pub(super) fn sse(
 }
 
 fn frame(e: &Event) -> Bytes {
-    sse::encode(
-        Some(&e.id),
-        None,
-        std::str::from_utf8(&e.data).unwrap_or(""),
-        None,
-    )
+    sse::encode(Some(&e.id), None, std::str::from_utf8(&e.data).unwrap_or(""), None)
 }

@@ -40,13 +40,7 @@ pub(super) async fn connection(
     dispatch(relay, Target::Route(route), method, headers, body).await
 }
 
-async fn dispatch(
-    relay: Arc<Relay>,
-    target: Target,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn dispatch(relay: Arc<Relay>, target: Target, method: Method, headers: HeaderMap, body: Body) -> Response {
     let result = match method {
         Method::POST => post(&relay, &target, &headers, body).await,
         Method::GET => get(&relay, &target, &headers),
@@ -66,31 +60,27 @@ trait AllowHeader {
 impl AllowHeader for StatusCode {
     fn into_response_with_allow(self) -> Response {
         let mut r = axum::response::IntoResponse::into_response(self);
-        r.headers_mut().insert(
-            http::header::ALLOW,
-            http::HeaderValue::from_static("GET, POST, DELETE"),
-        );
+        r.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("GET, POST, DELETE"));
         r
     }
 }
 
-/// Steps 1 and 2 of the pipeline: rebinding defence, then authentication.
-fn admit(relay: &Relay, headers: &HeaderMap) -> Result<Principal, RelayError> {
+/// Steps 1 and 2 of the pipeline: rebinding defence, then authentication. A request without
+/// credentials is admitted only to a connection opened to anonymous callers; a request with bad
+/// credentials never falls back to anonymous, and management is never anonymous.
+fn admit(relay: &Relay, headers: &HeaderMap, target: &Target) -> Result<Principal, RelayError> {
     guard::origin_and_host(&relay.cfg, headers)?;
-    let token = guard::bearer(headers).ok_or(RelayError::Unauthorized)?;
-    relay
-        .auth
-        .authenticate(token)
-        .ok_or(RelayError::Unauthorized)
+    match (guard::bearer(headers), target) {
+        (Some(token), _) => relay.auth.authenticate(token).ok_or(RelayError::Unauthorized),
+        (None, Target::Route(route)) if headers.get(http::header::AUTHORIZATION).is_none() => {
+            relay.auth.anonymous(route).ok_or(RelayError::Unauthorized)
+        }
+        _ => Err(RelayError::Unauthorized),
+    }
 }
 
-async fn post(
-    relay: &Arc<Relay>,
-    target: &Target,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, RelayError> {
-    let principal = admit(relay, headers)?;
+async fn post(relay: &Arc<Relay>, target: &Target, headers: &HeaderMap, body: Body) -> Result<Response, RelayError> {
+    let principal = admit(relay, headers, target)?;
     guard::accepts_json_and_sse(headers)?;
     guard::content_type_json(headers)?;
     let body = read_body(body, headers, relay.cfg.max_body_bytes).await?;
@@ -130,23 +120,13 @@ async fn reply_stream(
             Ok(m) => respond::json(&m, None),
             Err(_) => respond::error(&RelayError::Internal("unparseable reply".into()), None),
         },
-        Some(ev) => respond::sse(
-            stream,
-            version::primes_sse(&session.version()),
-            vec![ev],
-            Some(rx),
-        ),
+        Some(ev) => respond::sse(stream, version::primes_sse(&session.version()), vec![ev], Some(rx)),
         // Cancelled by the client before anything came back: nothing will be sent.
         None => respond::sse(stream, false, Vec::new(), None),
     }
 }
 
-async fn initialize(
-    relay: &Arc<Relay>,
-    target: &Target,
-    principal: Principal,
-    msg: Message,
-) -> Response {
+async fn initialize(relay: &Arc<Relay>, target: &Target, principal: Principal, msg: Message) -> Response {
     let id = msg.id().map(str::to_string);
     match open_session(relay, target, principal, &msg).await {
         Ok((session, reply)) => {
@@ -158,9 +138,7 @@ async fn initialize(
             match e {
                 // Not-found routes are transport-level (404); upstream trouble is a JSON-RPC error.
                 RelayError::RouteNotFound(_) => respond::error(&e, id.as_deref()),
-                _ if e.http_status() == StatusCode::OK => {
-                    respond::json(&e.to_message(id.as_deref()), None)
-                }
+                _ if e.http_status() == StatusCode::OK => respond::json(&e.to_message(id.as_deref()), None),
                 _ => respond::error(&e, id.as_deref()),
             }
         }
@@ -175,28 +153,14 @@ async fn open_session(
 ) -> Result<(Arc<Session>, Message), RelayError> {
     let session = match target {
         Target::Management => {
-            let s = Session::new(
-                principal.clone(),
-                "",
-                "management",
-                relay.cfg.management_timeout,
-            );
-            let link: Link = Arc::new(LocalLink::new(
-                relay.management.clone(),
-                principal,
-                s.sink(),
-            ));
+            let s = Session::new(principal.clone(), "", "management", relay.cfg.management_timeout);
+            let link: Link = Arc::new(LocalLink::new(relay.management.clone(), principal, s.sink()));
             s.set_link(link);
             s
         }
         Target::Route(route) => {
             let resolved = relay.routes.resolve(&principal, route).await?;
-            let s = Session::new(
-                principal,
-                &resolved.id,
-                &resolved.slug,
-                resolved.spec.timeout,
-            );
+            let s = Session::new(principal, &resolved.id, &resolved.slug, resolved.spec.timeout);
             s.set_link(upstream::connect(&resolved.spec, &relay.http, s.sink()).await?);
             s
         }
@@ -208,11 +172,7 @@ async fn open_session(
             match rx.recv().await {
                 Some(ev) if ev.last => break Message::parse(ev.data)?,
                 Some(_) => continue,
-                None => {
-                    return Err(RelayError::UpstreamUnavailable(
-                        "the upstream went away during initialize".into(),
-                    ))
-                }
+                None => return Err(RelayError::UpstreamUnavailable("the upstream went away during initialize".into())),
             }
         };
         if reply.kind() == Kind::Error {
@@ -244,28 +204,16 @@ fn error_text(reply: &Message) -> String {
         error: Option<serde_json::Value>,
     }
     let e: Option<E> = serde_json::from_slice(reply.bytes()).ok();
-    let m = e.and_then(|e| e.error).and_then(|e| {
-        e.get("message")
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
-    });
-    format!(
-        "the upstream refused initialize: {}",
-        m.unwrap_or_else(|| "no reason given".into())
-    )
+    let m = e.and_then(|e| e.error).and_then(|e| e.get("message").and_then(|m| m.as_str()).map(str::to_string));
+    format!("the upstream refused initialize: {}", m.unwrap_or_else(|| "no reason given".into()))
 }
 
 /// The downstream session speaks what the upstream negotiated when the mesh supports it too;
 /// otherwise the mesh answers with its own latest revision and bridges the difference.
 fn negotiate(session: &Session, reply: Message) -> Result<Message, RelayError> {
-    let mut result: serde_json::Value = reply
-        .result()
-        .ok_or_else(|| RelayError::UpstreamProtocol("initialize result is not an object".into()))?;
-    let upstream = result
-        .get("protocolVersion")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
+    let mut result: serde_json::Value =
+        reply.result().ok_or_else(|| RelayError::UpstreamProtocol("initialize result is not an object".into()))?;
+    let upstream = result.get("protocolVersion").and_then(|v| v.as_str()).unwrap_or("").to_string();
     if version::is_supported(&upstream) {
         session.set_version(&upstream);
         return Ok(reply);
@@ -281,10 +229,7 @@ fn session_for(
     principal: &Principal,
     target: &Target,
 ) -> Result<Arc<Session>, RelayError> {
-    let id = headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(RelayError::SessionRequired)?;
+    let id = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).ok_or(RelayError::SessionRequired)?;
     let session = relay.sessions.get(id).ok_or(RelayError::SessionNotFound)?;
     // Bound to the key that created it: another key, even of the same user, gets a plain 404.
     if session.principal.key_id != principal.key_id {
@@ -292,9 +237,7 @@ fn session_for(
     }
     let same_target = match target {
         Target::Management => session.route.is_empty(),
-        Target::Route(r) => {
-            !session.route.is_empty() && (session.route == *r || session.label == *r)
-        }
+        Target::Route(r) => !session.route.is_empty() && (session.route == *r || session.label == *r),
     };
     if !same_target {
         return Err(RelayError::SessionNotFound);
@@ -303,28 +246,19 @@ fn session_for(
 }
 
 fn get(relay: &Arc<Relay>, target: &Target, headers: &HeaderMap) -> Result<Response, RelayError> {
-    let principal = admit(relay, headers)?;
+    let principal = admit(relay, headers, target)?;
     guard::accepts_sse(headers)?;
     let session = session_for(relay, headers, &principal, target)?;
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let (events, live) = session.listen(last).ok_or_else(|| {
-        RelayError::BadRequest("Last-Event-ID names no stream of this session".into())
-    })?;
+    let (events, live) = session
+        .listen(last)
+        .ok_or_else(|| RelayError::BadRequest("Last-Event-ID names no stream of this session".into()))?;
     let prime = last.is_none() && version::primes_sse(&session.version());
-    Ok(respond::sse(
-        crate::session::streams::STANDALONE,
-        prime,
-        events,
-        live,
-    ))
+    Ok(respond::sse(crate::session::streams::STANDALONE, prime, events, live))
 }
 
-fn delete(
-    relay: &Arc<Relay>,
-    target: &Target,
-    headers: &HeaderMap,
-) -> Result<Response, RelayError> {
-    let principal = admit(relay, headers)?;
+fn delete(relay: &Arc<Relay>, target: &Target, headers: &HeaderMap) -> Result<Response, RelayError> {
+    let principal = admit(relay, headers, target)?;
     let session = session_for(relay, headers, &principal, target)?;
     relay.sessions.remove(&session.id);
     tracing::info!(session = %session.id, route = %session.label, "session ended by client");
@@ -333,19 +267,11 @@ fn delete(
     Ok(axum::response::IntoResponse::into_response(StatusCode::OK))
 }
 
-async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<bytes::Bytes, RelayError> {
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, RelayError> {
+    let declared =
+        headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(RelayError::PayloadTooLarge(limit));
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| RelayError::PayloadTooLarge(limit))
+    axum::body::to_bytes(body, limit).await.map_err(|_| RelayError::PayloadTooLarge(limit))
 }

@@ -106,9 +106,7 @@ impl Session {
     }
 
     fn link(&self) -> Result<&Link, RelayError> {
-        self.link
-            .get()
-            .ok_or_else(|| RelayError::Internal("session has no upstream link".into()))
+        self.link.get().ok_or_else(|| RelayError::Internal("session has no upstream link".into()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -140,8 +138,7 @@ impl Session {
 
     /// Forwards a client request. Returns its stream: events end with the reply.
     pub async fn request(&self, msg: &Message) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
-        self.last_active_ms
-            .store(mesh_core::id::now_ms(), Ordering::Relaxed);
+        self.last_active_ms.store(mesh_core::id::now_ms(), Ordering::Relaxed);
         let link = self.link()?.clone();
         let down_id: Box<str> = msg.id().unwrap_or("null").into();
         let up = self.next_up.fetch_add(1, Ordering::Relaxed);
@@ -153,15 +150,7 @@ impl Session {
             if let Some(t) = &progress {
                 st.progress.insert(t.clone(), up);
             }
-            st.pending.insert(
-                up,
-                Pending {
-                    down_id,
-                    stream,
-                    progress,
-                    deadline,
-                },
-            );
+            st.pending.insert(up, Pending { down_id, stream, progress, deadline });
             (stream, rx)
         };
         // Registered before sending: a transport may deliver the reply before `send` returns.
@@ -181,8 +170,7 @@ impl Session {
 
     /// Forwards a client notification; a cancellation is mapped to the upstream's id.
     pub async fn notify(&self, msg: &Message) -> Result<(), RelayError> {
-        self.last_active_ms
-            .store(mesh_core::id::now_ms(), Ordering::Relaxed);
+        self.last_active_ms.store(mesh_core::id::now_ms(), Ordering::Relaxed);
         let link = self.link()?.clone();
         if msg.method() != Some("notifications/cancelled") {
             return link.send(msg.clone()).await;
@@ -192,36 +180,26 @@ impl Session {
         };
         let found = {
             let mut st = self.lock();
-            let up = st
-                .pending
-                .iter()
-                .find(|(_, p)| *p.down_id == target)
-                .map(|(k, _)| *k);
-            up.and_then(|up| st.pending.remove(&up).map(|p| (up, p)))
-                .map(|(up, p)| {
-                    if let Some(t) = &p.progress {
-                        st.progress.remove(t);
-                    }
-                    // Spec: no response is sent for a cancelled request; its stream just ends.
-                    st.streams.end(p.stream);
-                    up
-                })
+            let up = st.pending.iter().find(|(_, p)| *p.down_id == target).map(|(k, _)| *k);
+            up.and_then(|up| st.pending.remove(&up).map(|p| (up, p))).map(|(up, p)| {
+                if let Some(t) = &p.progress {
+                    st.progress.remove(t);
+                }
+                // Spec: no response is sent for a cancelled request; its stream just ends.
+                st.streams.end(p.stream);
+                up
+            })
         };
         // Unknown or already answered: the spec lets receivers ignore it.
         let Some(up) = found else { return Ok(()) };
         let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
         params["requestId"] = serde_json::json!(up);
-        link.send(Message::notification(
-            "notifications/cancelled",
-            Some(&params),
-        ))
-        .await
+        link.send(Message::notification("notifications/cancelled", Some(&params))).await
     }
 
     /// Forwards the client's reply to a server→client request back to the upstream's id.
     pub async fn reply(&self, msg: &Message) -> Result<(), RelayError> {
-        self.last_active_ms
-            .store(mesh_core::id::now_ms(), Ordering::Relaxed);
+        self.last_active_ms.store(mesh_core::id::now_ms(), Ordering::Relaxed);
         let link = self.link()?.clone();
         let Some(down) = msg.id().and_then(|i| i.parse::<u64>().ok()) else {
             tracing::debug!(session = %self.id, "reply with an id the mesh never sent; ignored");
@@ -235,12 +213,8 @@ impl Session {
     }
 
     /// Attaches a GET stream (standalone, or resuming `last_event_id`).
-    pub fn listen(
-        &self,
-        last_event_id: Option<&str>,
-    ) -> Option<(Vec<Event>, Option<mpsc::Receiver<Event>>)> {
-        self.last_active_ms
-            .store(mesh_core::id::now_ms(), Ordering::Relaxed);
+    pub fn listen(&self, last_event_id: Option<&str>) -> Option<(Vec<Event>, Option<mpsc::Receiver<Event>>)> {
+        self.last_active_ms.store(mesh_core::id::now_ms(), Ordering::Relaxed);
         let mut st = self.lock();
         match last_event_id {
             None => {
@@ -311,8 +285,7 @@ impl Session {
         let mut st = self.lock();
         let stream = target_stream(&st, related);
         let up_id: Box<str> = msg.id().unwrap_or("null").into();
-        st.server_requests
-            .insert(down, ServerRequest { up_id, stream });
+        st.server_requests.insert(down, ServerRequest { up_id, stream });
         let out = msg.with_id(&down.to_string());
         st.streams.push(stream, out.bytes().clone(), false);
     }
@@ -321,9 +294,7 @@ impl Session {
         let mut st = self.lock();
         match msg.method() {
             Some("notifications/progress") => {
-                let owner = msg
-                    .progress_notification_token()
-                    .and_then(|t| st.progress.get(&t).copied());
+                let owner = msg.progress_notification_token().and_then(|t| st.progress.get(&t).copied());
                 if let Some(p) = owner.and_then(|up| st.pending.get_mut(&up)) {
                     // Progress shows the upstream is alive: the request's timeout starts over.
                     p.deadline = Instant::now() + self.timeout;
@@ -337,15 +308,10 @@ impl Session {
                 let Some(target) = msg.cancelled_request_id() else {
                     return;
                 };
-                let found = st
-                    .server_requests
-                    .iter()
-                    .find(|(_, r)| *r.up_id == target)
-                    .map(|(d, r)| (*d, r.stream));
+                let found = st.server_requests.iter().find(|(_, r)| *r.up_id == target).map(|(d, r)| (*d, r.stream));
                 let Some((down, stream)) = found else { return };
                 st.server_requests.remove(&down);
-                let mut params: serde_json::Value =
-                    msg.params().unwrap_or_else(|| serde_json::json!({}));
+                let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
                 params["requestId"] = serde_json::json!(down);
                 let out = Message::notification("notifications/cancelled", Some(&params));
                 st.streams.push(stream, out.bytes().clone(), false);
@@ -393,32 +359,17 @@ impl Session {
         let Some(link) = self.link.get().cloned() else {
             return;
         };
-        let note = link
-            .diagnostics()
-            .map(|d| format!("; {d}"))
-            .unwrap_or_default();
+        let note = link.diagnostics().map(|d| format!("; {d}")).unwrap_or_default();
         tracing::warn!(session = %self.id, route = %self.label, up, "upstream request timed out; cancelling it upstream");
         self.fail(up, &RelayError::UpstreamTimeout(self.timeout, note));
         let params = serde_json::json!({"requestId": up, "reason": "timed out in MCP Mesh"});
-        let _ = link
-            .send(Message::notification(
-                "notifications/cancelled",
-                Some(&params),
-            ))
-            .await;
+        let _ = link.send(Message::notification("notifications/cancelled", Some(&params))).await;
     }
 }
 
 fn target_stream(st: &State, related: Option<&str>) -> u64 {
-    if let Some(p) = related
-        .and_then(|r| r.parse::<u64>().ok())
-        .and_then(|up| st.pending.get(&up))
-    {
+    if let Some(p) = related.and_then(|r| r.parse::<u64>().ok()).and_then(|up| st.pending.get(&up)) {
         return p.stream;
     }
-    st.pending
-        .iter()
-        .max_by_key(|(up, _)| **up)
-        .map(|(_, p)| p.stream)
-        .unwrap_or(streams::STANDALONE)
+    st.pending.iter().max_by_key(|(up, _)| **up).map(|(_, p)| p.stream).unwrap_or(streams::STANDALONE)
 }

@@ -14,27 +14,17 @@ pub struct Sessions {
 impl Sessions {
     /// Registers a session.
     pub fn insert(&self, s: Arc<Session>) {
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(s.id.clone(), s);
+        self.map.write().unwrap_or_else(|p| p.into_inner()).insert(s.id.clone(), s);
     }
 
     /// Looks a session up by id.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.map.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
     }
 
     /// Removes a session; the caller closes it.
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
+        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id)
     }
 
     /// Number of live sessions.
@@ -52,11 +42,8 @@ impl Sessions {
         let cutoff = mesh_core::id::now_ms() - idle.as_millis() as i64;
         let expired: Vec<Arc<Session>> = {
             let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-            let ids: Vec<String> = map
-                .values()
-                .filter(|s| s.last_active_ms() < cutoff && s.is_idle())
-                .map(|s| s.id.clone())
-                .collect();
+            let ids: Vec<String> =
+                map.values().filter(|s| s.last_active_ms() < cutoff && s.is_idle()).map(|s| s.id.clone()).collect();
             ids.iter().filter_map(|id| map.remove(id)).collect()
         };
         for s in &expired {
@@ -68,13 +55,8 @@ impl Sessions {
 
     /// Removes and closes every session (graceful shutdown).
     pub async fn close_all(&self) {
-        let all: Vec<Arc<Session>> = self
-            .map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, s)| s)
-            .collect();
+        let all: Vec<Arc<Session>> =
+            self.map.write().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, s)| s).collect();
         futures_util::future::join_all(all.iter().map(|s| s.close())).await;
     }
 }

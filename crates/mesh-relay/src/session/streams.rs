@@ -42,13 +42,7 @@ struct Stream {
 
 impl Stream {
     fn new() -> Stream {
-        Stream {
-            events: VecDeque::new(),
-            bytes: 0,
-            next_seq: 1,
-            sink: None,
-            done: false,
-        }
+        Stream { events: VecDeque::new(), bytes: 0, next_seq: 1, sink: None, done: false }
     }
 }
 
@@ -63,21 +57,14 @@ impl Default for Streams {
     fn default() -> Self {
         let mut map = HashMap::new();
         map.insert(STANDALONE, Stream::new());
-        Streams {
-            next_id: 1,
-            map,
-            finished: VecDeque::new(),
-        }
+        Streams { next_id: 1, map, finished: VecDeque::new() }
     }
 }
 
 /// What a resumption finds.
 pub enum Resume {
     /// Events to replay; `live` continues with new ones unless the stream has finished.
-    Replay {
-        events: Vec<Event>,
-        live: Option<mpsc::Receiver<Event>>,
-    },
+    Replay { events: Vec<Event>, live: Option<mpsc::Receiver<Event>> },
     /// No such stream (never existed, or evicted).
     Unknown,
 }
@@ -100,11 +87,8 @@ impl Streams {
         let (tx, rx) = mpsc::channel(SINK_CAPACITY);
         let s = self.map.entry(STANDALONE).or_insert_with(Stream::new);
         // Messages queued while no GET stream was open are delivered now, once.
-        let queued: Vec<Event> = s
-            .events
-            .drain(..)
-            .map(|(seq, data, last)| event(STANDALONE, seq, data, last))
-            .collect();
+        let queued: Vec<Event> =
+            s.events.drain(..).map(|(seq, data, last)| event(STANDALONE, seq, data, last)).collect();
         s.bytes = 0;
         s.sink = Some(tx);
         (queued, rx)
@@ -112,9 +96,7 @@ impl Streams {
 
     /// Whether a client is listening on the standalone stream.
     pub fn standalone_live(&self) -> bool {
-        self.map
-            .get(&STANDALONE)
-            .is_some_and(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed()))
+        self.map.get(&STANDALONE).is_some_and(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed()))
     }
 
     /// Appends an event. Returns false when the stream no longer exists.
@@ -172,20 +154,13 @@ impl Streams {
         };
         if stream == STANDALONE {
             let (events, rx) = self.attach_standalone();
-            return Resume::Replay {
-                events,
-                live: Some(rx),
-            };
+            return Resume::Replay { events, live: Some(rx) };
         }
         let Some(s) = self.map.get_mut(&stream) else {
             return Resume::Unknown;
         };
-        let events = s
-            .events
-            .iter()
-            .filter(|(n, ..)| *n > seq)
-            .map(|(n, d, l)| event(stream, *n, d.clone(), *l))
-            .collect();
+        let events =
+            s.events.iter().filter(|(n, ..)| *n > seq).map(|(n, d, l)| event(stream, *n, d.clone(), *l)).collect();
         let live = if s.done {
             None
         } else {
@@ -198,18 +173,12 @@ impl Streams {
 
     /// Whether any client is attached to any stream (an idle session has none).
     pub fn any_live(&self) -> bool {
-        self.map
-            .values()
-            .any(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed()))
+        self.map.values().any(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed()))
     }
 }
 
 fn event(stream: u64, seq: u64, data: Bytes, last: bool) -> Event {
-    Event {
-        id: format!("{stream}-{seq}"),
-        data,
-        last,
-    }
+    Event { id: format!("{stream}-{seq}"), data, last }
 }
 
 /// The priming event id of a stream: before its first event.
@@ -238,13 +207,8 @@ mod tests {
         drop(rx); // client went away: not a cancellation
         assert!(st.push(id, b("n2"), false));
         assert!(st.push(id, b("reply"), true));
-        let Resume::Replay { events, live } = st.resume(&format!("{id}-1")) else {
-            panic!("unknown")
-        };
-        assert_eq!(
-            events.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
-            vec![b("n2"), b("reply")]
-        );
+        let Resume::Replay { events, live } = st.resume(&format!("{id}-1")) else { panic!("unknown") };
+        assert_eq!(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>(), vec![b("n2"), b("reply")]);
         assert!(events[1].last && live.is_none());
         assert!(matches!(st.resume("99-0"), Resume::Unknown));
         assert!(matches!(st.resume("garbage"), Resume::Unknown));
@@ -256,9 +220,7 @@ mod tests {
         let (id, rx) = st.open();
         st.push(id, b("a"), false);
         drop(rx);
-        let Resume::Replay { events, live } = st.resume(&priming_id(id)) else {
-            panic!()
-        };
+        let Resume::Replay { events, live } = st.resume(&priming_id(id)) else { panic!() };
         assert_eq!(events.len(), 1);
         let mut live = live.expect("still open");
         st.push(id, b("z"), true);
@@ -286,9 +248,7 @@ mod tests {
         for i in 0..(MAX_EVENTS + 10) {
             st.push(id, b(&i.to_string()), false);
         }
-        let Resume::Replay { events, .. } = st.resume(&priming_id(id)) else {
-            panic!()
-        };
+        let Resume::Replay { events, .. } = st.resume(&priming_id(id)) else { panic!() };
         assert_eq!(events.len(), MAX_EVENTS);
     }
 }

@@ -68,10 +68,7 @@ impl HttpLink {
             session: Mutex::new(SessionState::default()),
             closed: AtomicBool::new(false),
         };
-        Ok(HttpLink {
-            name: name.to_string(),
-            shared: Arc::new(shared),
-        })
+        Ok(HttpLink { name: name.to_string(), shared: Arc::new(shared) })
     }
 }
 
@@ -81,10 +78,7 @@ impl Shared {
     }
 
     fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
-        let mut req = self
-            .client
-            .request(method, self.url.clone())
-            .headers(self.headers.clone());
+        let mut req = self.client.request(method, self.url.clone()).headers(self.headers.clone());
         let st = self.state();
         if let Some(id) = &st.id {
             req = req.header(SESSION_HEADER, id.clone());
@@ -174,12 +168,7 @@ impl Shared {
                 break;
             }
         }
-        (
-            decoder.last_event_id().map(str::to_string),
-            decoder.retry_ms(),
-            replied,
-            error,
-        )
+        (decoder.last_event_id().map(str::to_string), decoder.retry_ms(), replied, error)
     }
 
     /// Follows a request's SSE stream to its reply, resuming it if the upstream closes early.
@@ -190,14 +179,9 @@ impl Shared {
             if replied || self.closed.load(Ordering::Acquire) {
                 return;
             }
-            let reason = error.unwrap_or_else(|| {
-                "the upstream closed the response stream before answering".into()
-            });
+            let reason = error.unwrap_or_else(|| "the upstream closed the response stream before answering".into());
             let Some(last_id) = last_id.filter(|_| resumes < MAX_RESUMES) else {
-                self.sink.deliver(Inbound::StreamLost {
-                    request: request.into(),
-                    reason,
-                });
+                self.sink.deliver(Inbound::StreamLost { request: request.into(), reason });
                 return;
             };
             resumes += 1;
@@ -205,10 +189,7 @@ impl Shared {
             match self.open_get(Some(&last_id)).await {
                 Ok(Some(r)) => resp = r,
                 Ok(None) | Err(_) => {
-                    self.sink.deliver(Inbound::StreamLost {
-                        request: request.into(),
-                        reason,
-                    });
+                    self.sink.deliver(Inbound::StreamLost { request: request.into(), reason });
                     return;
                 }
             }
@@ -216,13 +197,8 @@ impl Shared {
     }
 
     /// GET the endpoint for an event stream. `Ok(None)` when the upstream offers none (405).
-    async fn open_get(
-        &self,
-        last_event_id: Option<&str>,
-    ) -> Result<Option<reqwest::Response>, RelayError> {
-        let mut req = self
-            .request(reqwest::Method::GET)
-            .header(ACCEPT, "text/event-stream");
+    async fn open_get(&self, last_event_id: Option<&str>) -> Result<Option<reqwest::Response>, RelayError> {
+        let mut req = self.request(reqwest::Method::GET).header(ACCEPT, "text/event-stream");
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
@@ -230,10 +206,7 @@ impl Shared {
         match resp.status() {
             s if s.is_success() && is_sse(resp.headers()) => Ok(Some(resp)),
             StatusCode::METHOD_NOT_ALLOWED => Ok(None),
-            s => Err(RelayError::UpstreamProtocol(format!(
-                "{}: GET stream answered HTTP {s}",
-                self.name
-            ))),
+            s => Err(RelayError::UpstreamProtocol(format!("{}: GET stream answered HTTP {s}", self.name))),
         }
     }
 
@@ -247,8 +220,7 @@ impl Shared {
                     failures = 0;
                     let (id, retry, _, _) = self.pump(resp, None, false).await;
                     last_id = id.or(last_id);
-                    tokio::time::sleep(Duration::from_millis(retry.unwrap_or(500).min(30_000)))
-                        .await;
+                    tokio::time::sleep(Duration::from_millis(retry.unwrap_or(500).min(30_000))).await;
                 }
                 Ok(None) => return,
                 Err(e) => {
@@ -265,15 +237,11 @@ impl Shared {
 }
 
 fn is_sse(h: &HeaderMap) -> bool {
-    h.get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"))
+    h.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 fn is_json(h: &HeaderMap) -> bool {
-    h.get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
+    h.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
 }
 
 #[async_trait::async_trait]
@@ -281,9 +249,7 @@ impl Transport for HttpLink {
     async fn send(&self, msg: Message) -> Result<(), RelayError> {
         let sh = &self.shared;
         if sh.closed.load(Ordering::Acquire) {
-            return Err(RelayError::UpstreamUnavailable(
-                "the upstream session was closed".into(),
-            ));
+            return Err(RelayError::UpstreamUnavailable("the upstream session was closed".into()));
         }
         let is_init = msg.kind() == Kind::Request && msg.method() == Some("initialize");
         let resp = sh
@@ -307,39 +273,24 @@ impl Transport for HttpLink {
                 tokio::spawn(sh.clone().follow(resp, request, is_init));
             }
             s if s.is_success() && msg.kind() == Kind::Request && is_json(resp.headers()) => {
-                let body = read_limited(resp, MAX_JSON_BODY).await.map_err(|e| {
-                    RelayError::UpstreamProtocol(format!(
-                        "{}: reading the reply failed: {e}",
-                        sh.name
-                    ))
-                })?;
+                let body = read_limited(resp, MAX_JSON_BODY)
+                    .await
+                    .map_err(|e| RelayError::UpstreamProtocol(format!("{}: reading the reply failed: {e}", sh.name)))?;
                 let reply = Message::parse(body).map_err(|e| {
-                    RelayError::UpstreamProtocol(format!(
-                        "{}: the reply is not JSON-RPC: {e}",
-                        sh.name
-                    ))
+                    RelayError::UpstreamProtocol(format!("{}: the reply is not JSON-RPC: {e}", sh.name))
                 })?;
                 if is_init {
                     sh.note_version(&reply);
                 }
                 let related = msg.id().map(Into::into);
-                sh.sink.deliver(Inbound::Message {
-                    msg: reply,
-                    related,
-                });
+                sh.sink.deliver(Inbound::Message { msg: reply, related });
             }
             s if s.is_success() && msg.kind() != Kind::Request => {}
             s if s.is_success() => {
-                return Err(RelayError::UpstreamProtocol(format!(
-                    "{}: reply has unexpected Content-Type",
-                    sh.name
-                )));
+                return Err(RelayError::UpstreamProtocol(format!("{}: reply has unexpected Content-Type", sh.name)));
             }
             StatusCode::NOT_FOUND if sh.state().id.is_some() => {
-                return Err(RelayError::UpstreamUnavailable(format!(
-                    "{}: the upstream ended its session",
-                    sh.name
-                )));
+                return Err(RelayError::UpstreamUnavailable(format!("{}: the upstream ended its session", sh.name)));
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 return Err(RelayError::UpstreamUnavailable(format!(
@@ -348,10 +299,7 @@ impl Transport for HttpLink {
                 )));
             }
             s => {
-                return Err(RelayError::UpstreamUnavailable(format!(
-                    "{}: the upstream answered HTTP {s}",
-                    sh.name
-                )));
+                return Err(RelayError::UpstreamUnavailable(format!("{}: the upstream answered HTTP {s}", sh.name)));
             }
         }
         if msg.kind() == Kind::Notification && msg.method() == Some("notifications/initialized") {
@@ -377,9 +325,7 @@ impl Transport for HttpLink {
         };
         if had_session {
             // Best effort (spec: the server MAY answer 405); bounded so shutdown never hangs.
-            let req = sh
-                .request(reqwest::Method::DELETE)
-                .timeout(Duration::from_secs(2));
+            let req = sh.request(reqwest::Method::DELETE).timeout(Duration::from_secs(2));
             if let Err(e) = req.send().await {
                 tracing::debug!(connection = %self.name, error = %e.without_url(), "DELETE of upstream session failed");
             }

@@ -22,16 +22,8 @@ pub struct LocalLink {
 
 impl LocalLink {
     /// A link that answers as `principal`.
-    pub fn new(
-        service: Arc<dyn LocalService>,
-        principal: Principal,
-        sink: Arc<dyn InboundSink>,
-    ) -> Self {
-        LocalLink {
-            service,
-            principal,
-            sink,
-        }
+    pub fn new(service: Arc<dyn LocalService>, principal: Principal, sink: Arc<dyn InboundSink>) -> Self {
+        LocalLink { service, principal, sink }
     }
 }
 
@@ -42,18 +34,11 @@ impl Transport for LocalLink {
             // The management server sends no requests, so notifications and responses end here.
             return Ok(());
         }
-        let (service, principal, sink) = (
-            self.service.clone(),
-            self.principal.clone(),
-            self.sink.clone(),
-        );
+        let (service, principal, sink) = (self.service.clone(), self.principal.clone(), self.sink.clone());
         tokio::spawn(async move {
             let reply = service.handle(&principal, &msg).await;
             let related = msg.id().map(Into::into);
-            sink.deliver(Inbound::Message {
-                msg: reply,
-                related,
-            });
+            sink.deliver(Inbound::Message { msg: reply, related });
         });
         Ok(())
     }

@@ -71,16 +71,12 @@ pub async fn connect(
     sink: Arc<dyn InboundSink>,
 ) -> Result<Link, RelayError> {
     Ok(match &spec.transport {
-        TransportSpec::Http { url, headers } => Arc::new(http::HttpLink::new(
-            &spec.name,
-            http.clone(),
-            url.clone(),
-            headers,
-            sink,
-        )?),
-        TransportSpec::Sse { url, headers } => Arc::new(
-            sse::SseLink::connect(&spec.name, http.clone(), url.clone(), headers, sink).await?,
-        ),
+        TransportSpec::Http { url, headers } => {
+            Arc::new(http::HttpLink::new(&spec.name, http.clone(), url.clone(), headers, sink)?)
+        }
+        TransportSpec::Sse { url, headers } => {
+            Arc::new(sse::SseLink::connect(&spec.name, http.clone(), url.clone(), headers, sink).await?)
+        }
         TransportSpec::Stdio { .. } => stdio::StdioLink::spawn(spec, sink)?,
     })
 }
@@ -93,12 +89,10 @@ pub(crate) fn header_map(
 ) -> Result<reqwest::header::HeaderMap, RelayError> {
     let mut map = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
-        let key = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-            RelayError::Internal(format!("connection {name}: invalid header name '{k}'"))
-        })?;
-        let mut val = reqwest::header::HeaderValue::from_str(v.expose()).map_err(|_| {
-            RelayError::Internal(format!("connection {name}: invalid value for header '{k}'"))
-        })?;
+        let key = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| RelayError::Internal(format!("connection {name}: invalid header name '{k}'")))?;
+        let mut val = reqwest::header::HeaderValue::from_str(v.expose())
+            .map_err(|_| RelayError::Internal(format!("connection {name}: invalid value for header '{k}'")))?;
         val.set_sensitive(true);
         map.append(key, val);
     }

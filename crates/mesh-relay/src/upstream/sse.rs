@@ -38,10 +38,7 @@ impl SseLink {
     ) -> Result<SseLink, RelayError> {
         let headers = header_map(name, headers)?;
         let unreachable = |e: reqwest::Error| {
-            RelayError::UpstreamUnavailable(format!(
-                "{name}: cannot open the SSE stream ({})",
-                e.without_url()
-            ))
+            RelayError::UpstreamUnavailable(format!("{name}: cannot open the SSE stream ({})", e.without_url()))
         };
         let resp = client
             .get(url.clone())
@@ -62,9 +59,7 @@ impl SseLink {
         let endpoint = tokio::time::timeout(ENDPOINT_WAIT, async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(unreachable)?;
-                let events = decoder
-                    .push(&chunk)
-                    .map_err(|e| RelayError::UpstreamProtocol(e.to_string()))?;
+                let events = decoder.push(&chunk).map_err(|e| RelayError::UpstreamProtocol(e.to_string()))?;
                 let mut found = None;
                 for ev in events {
                     if ev.event == "endpoint" && found.is_none() {
@@ -77,24 +72,16 @@ impl SseLink {
                     return Ok(data);
                 }
             }
-            Err(RelayError::UpstreamProtocol(format!(
-                "{name}: SSE stream ended before naming an endpoint"
-            )))
+            Err(RelayError::UpstreamProtocol(format!("{name}: SSE stream ended before naming an endpoint")))
         })
         .await
-        .map_err(|_| {
-            RelayError::UpstreamProtocol(format!(
-                "{name}: no endpoint event within {ENDPOINT_WAIT:?}"
-            ))
-        })??;
+        .map_err(|_| RelayError::UpstreamProtocol(format!("{name}: no endpoint event within {ENDPOINT_WAIT:?}")))??;
         let endpoint = url
             .join(endpoint.trim())
             .map_err(|_| RelayError::UpstreamProtocol(format!("{name}: invalid endpoint URL")))?;
         // Never POST credentials to a host the operator did not configure.
         if endpoint.origin() != url.origin() {
-            return Err(RelayError::UpstreamProtocol(format!(
-                "{name}: endpoint is on another origin; refused"
-            )));
+            return Err(RelayError::UpstreamProtocol(format!("{name}: endpoint is on another origin; refused")));
         }
         let down = Arc::new(AtomicBool::new(false));
         let (down2, name2) = (down.clone(), name.to_string());
@@ -124,18 +111,9 @@ impl SseLink {
                 }
             }
             down2.store(true, Ordering::Release);
-            sink.deliver(Inbound::Down {
-                reason: format!("{name2}: {reason}"),
-            });
+            sink.deliver(Inbound::Down { reason: format!("{name2}: {reason}") });
         });
-        Ok(SseLink {
-            name: name.to_string(),
-            client,
-            headers,
-            endpoint,
-            down,
-            reader,
-        })
+        Ok(SseLink { name: name.to_string(), client, headers, endpoint, down, reader })
     }
 }
 
@@ -143,10 +121,7 @@ impl SseLink {
 impl Transport for SseLink {
     async fn send(&self, msg: Message) -> Result<(), RelayError> {
         if self.down.load(Ordering::Acquire) {
-            return Err(RelayError::UpstreamUnavailable(format!(
-                "{}: the SSE session has ended",
-                self.name
-            )));
+            return Err(RelayError::UpstreamUnavailable(format!("{}: the SSE session has ended", self.name)));
         }
         let resp = self
             .client
@@ -156,9 +131,7 @@ impl Transport for SseLink {
             .body(msg.bytes().clone())
             .send()
             .await
-            .map_err(|e| {
-                RelayError::UpstreamUnavailable(format!("{}: {}", self.name, e.without_url()))
-            })?;
+            .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {}", self.name, e.without_url())))?;
         if !resp.status().is_success() {
             return Err(RelayError::UpstreamUnavailable(format!(
                 "{}: POST answered HTTP {}",

@@ -92,20 +92,9 @@ struct Inner {
 
 impl StdioLink {
     /// Starts the child. Fails at once if the program cannot be started at all.
-    pub fn spawn(
-        spec: &UpstreamSpec,
-        sink: Arc<dyn InboundSink>,
-    ) -> Result<Arc<StdioLink>, RelayError> {
-        let TransportSpec::Stdio {
-            command,
-            args,
-            env,
-            cwd,
-        } = &spec.transport
-        else {
-            return Err(RelayError::Internal(
-                "stdio link for a non-stdio spec".into(),
-            ));
+    pub fn spawn(spec: &UpstreamSpec, sink: Arc<dyn InboundSink>) -> Result<Arc<StdioLink>, RelayError> {
+        let TransportSpec::Stdio { command, args, env, cwd } = &spec.transport else {
+            return Err(RelayError::Internal("stdio link for a non-stdio spec".into()));
         };
         let link = Arc::new_cyclic(|me| StdioLink {
             name: spec.name.clone(),
@@ -153,8 +142,7 @@ impl StdioLink {
                 self.command, self.name
             ))
         })?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(RelayError::Internal("child stdio pipes missing".into()));
         };
@@ -197,7 +185,8 @@ impl StdioLink {
         };
         {
             let mut inner = self.lock();
-            let is_reinit = matches!((&inner.reinit, msg.id()), (Some((id, _)), Some(got)) if id == got && msg.kind().is_reply());
+            let is_reinit =
+                matches!((&inner.reinit, msg.id()), (Some((id, _)), Some(got)) if id == got && msg.kind().is_reply());
             if is_reinit {
                 if let Some((_, done)) = inner.reinit.take() {
                     let _ = done.send(());
@@ -228,10 +217,7 @@ impl StdioLink {
             Ok(s) => s.to_string(),
             Err(e) => e.to_string(),
         };
-        let reason = format!(
-            "upstream process '{}' of connection {} exited ({what})",
-            self.command, self.name
-        );
+        let reason = format!("upstream process '{}' of connection {} exited ({what})", self.command, self.name);
         tracing::warn!(connection = %self.name, "{reason}");
         let restart = {
             let mut inner = self.lock();
@@ -254,9 +240,7 @@ impl StdioLink {
     fn schedule_restart(&self) {
         let delay = {
             let mut inner = self.lock();
-            let d = FIRST_BACKOFF
-                .saturating_mul(1 << inner.restarts.min(8))
-                .min(MAX_BACKOFF);
+            let d = FIRST_BACKOFF.saturating_mul(1 << inner.restarts.min(8)).min(MAX_BACKOFF);
             inner.restarts += 1;
             d
         };
@@ -289,12 +273,7 @@ impl StdioLink {
         self.start_child()?;
         let (init, initialized, tx, generation) = {
             let inner = self.lock();
-            (
-                inner.handshake.clone(),
-                inner.initialized.clone(),
-                inner.stdin.clone(),
-                inner.generation,
-            )
+            (inner.handshake.clone(), inner.initialized.clone(), inner.stdin.clone(), inner.generation)
         };
         let (Some(init), Some(tx)) = (init, tx) else {
             return Err(RelayError::Internal("nothing to replay".into()));
@@ -304,23 +283,13 @@ impl StdioLink {
         self.lock().reinit = Some((id.clone(), done_tx));
         let send = |m: Message| {
             let tx = tx.clone();
-            async move {
-                tx.send(line_bytes(&m))
-                    .await
-                    .map_err(|_| RelayError::UpstreamUnavailable("stdin closed".into()))
-            }
+            async move { tx.send(line_bytes(&m)).await.map_err(|_| RelayError::UpstreamUnavailable("stdin closed".into())) }
         };
         send(init.with_id(&id)).await?;
         tokio::time::timeout(Duration::from_secs(30), done_rx)
             .await
-            .map_err(|_| {
-                RelayError::UpstreamUnavailable(
-                    "restarted process did not answer initialize".into(),
-                )
-            })?
-            .map_err(|_| {
-                RelayError::UpstreamUnavailable("restarted process exited during initialize".into())
-            })?;
+            .map_err(|_| RelayError::UpstreamUnavailable("restarted process did not answer initialize".into()))?
+            .map_err(|_| RelayError::UpstreamUnavailable("restarted process exited during initialize".into()))?;
         if let Some(n) = initialized {
             send(n).await?;
         }
@@ -341,18 +310,13 @@ fn line_bytes(msg: &Message) -> Bytes {
     if !raw.iter().any(|b| *b == b'\n' || *b == b'\r') {
         return raw.clone();
     }
-    Bytes::from(
-        raw.iter()
-            .map(|b| if *b == b'\n' || *b == b'\r' { b' ' } else { *b })
-            .collect::<Vec<u8>>(),
-    )
+    Bytes::from(raw.iter().map(|b| if *b == b'\n' || *b == b'\r' { b' ' } else { *b }).collect::<Vec<u8>>())
 }
 
 async fn write_loop(mut stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(line) = rx.recv().await {
-        let ok = stdin.write_all(&line).await.is_ok()
-            && stdin.write_all(b"\n").await.is_ok()
-            && stdin.flush().await.is_ok();
+        let ok =
+            stdin.write_all(&line).await.is_ok() && stdin.write_all(b"\n").await.is_ok() && stdin.flush().await.is_ok();
         if !ok {
             break;
         }
@@ -408,36 +372,24 @@ impl Transport for StdioLink {
         let tx = {
             let mut inner = self.lock();
             if self.closed.load(Ordering::Acquire) {
-                return Err(RelayError::UpstreamUnavailable(
-                    "the upstream session was closed".into(),
-                ));
+                return Err(RelayError::UpstreamUnavailable("the upstream session was closed".into()));
             }
             if let Some(reason) = &inner.down {
-                return Err(RelayError::UpstreamUnavailable(format!(
-                    "{reason}; restarting"
-                )));
+                return Err(RelayError::UpstreamUnavailable(format!("{reason}; restarting")));
             }
             match (msg.kind(), msg.method()) {
                 (Kind::Request, Some("initialize")) => inner.handshake = Some(msg.clone()),
-                (Kind::Notification, Some("notifications/initialized")) => {
-                    inner.initialized = Some(msg.clone())
-                }
+                (Kind::Notification, Some("notifications/initialized")) => inner.initialized = Some(msg.clone()),
                 _ => {}
             }
             inner.stdin.clone()
         };
         let Some(tx) = tx else {
-            return Err(RelayError::UpstreamUnavailable(format!(
-                "upstream process of {} is not running",
-                self.name
-            )));
+            return Err(RelayError::UpstreamUnavailable(format!("upstream process of {} is not running", self.name)));
         };
-        tx.send(line_bytes(&msg)).await.map_err(|_| {
-            RelayError::UpstreamUnavailable(format!(
-                "upstream process of {} closed its stdin",
-                self.name
-            ))
-        })
+        tx.send(line_bytes(&msg))
+            .await
+            .map_err(|_| RelayError::UpstreamUnavailable(format!("upstream process of {} closed its stdin", self.name)))
     }
 
     async fn close(&self) {
@@ -471,9 +423,7 @@ impl Transport for StdioLink {
     fn diagnostics(&self) -> Option<String> {
         match self.garbage_lines.load(Ordering::Relaxed) {
             0 => None,
-            n => Some(format!(
-                "the upstream wrote {n} non-JSON-RPC line(s) to stdout; see the mesh log"
-            )),
+            n => Some(format!("the upstream wrote {n} non-JSON-RPC line(s) to stdout; see the mesh log")),
         }
     }
 }

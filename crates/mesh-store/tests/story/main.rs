@@ -45,16 +45,10 @@ async fn postgres_story() {
     let Some(admin) = pg_admin_url() else { return };
     sqlx::any::install_default_drivers();
     let mut url = url::Url::parse(&admin).expect("MESH_TEST_PG_URL is a URL");
-    let name = format!(
-        "mesh_test_{}_{}",
-        std::process::id(),
-        mesh_core::id::random_base62(10).to_lowercase()
-    );
+    let name = format!("mesh_test_{}_{}", std::process::id(), mesh_core::id::random_base62(10).to_lowercase());
     url.set_path(&format!("/{name}"));
     let url = url.to_string();
-    sqlx::Any::create_database(&url)
-        .await
-        .expect("create test database");
+    sqlx::Any::create_database(&url).await.expect("create test database");
 
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(store.backend_name(), "postgres");
@@ -65,9 +59,7 @@ async fn postgres_story() {
     })
     .await;
     store.close().await;
-    sqlx::Any::force_drop_database(&url)
-        .await
-        .expect("drop test database");
+    sqlx::Any::force_drop_database(&url).await.expect("drop test database");
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -75,9 +67,7 @@ async fn postgres_story() {
 
 #[tokio::test]
 async fn unknown_url_schemes_are_refused_without_echoing_the_url() {
-    let err = Store::connect("mysql://root:hunter2@localhost/db")
-        .await
-        .unwrap_err();
+    let err = Store::connect("mysql://root:hunter2@localhost/db").await.unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
 
