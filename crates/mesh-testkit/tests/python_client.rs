@@ -1,0 +1,48 @@
+//! The PyPI `mcp` SDK as a real downstream client (with sampling, elicitation and roots
+//! callbacks) through the mesh: server-everything over stdio and Streamable HTTP, server-time,
+//! and server-filesystem taking its roots from the Python client.
+
+use mesh_testkit::{deps, upstreams, TestMesh};
+use serde_json::json;
+use std::time::Duration;
+
+/// Runs `py/mcp_client_check.py` against `url`; panics with its report unless every check passed.
+async fn check(url: &str, key: &str, suite: &str, extra: &[&str]) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new(deps::python())
+            .arg(deps::client_check_script())
+            .args(["--url", url, "--key", key, "--suite", suite])
+            .args(extra)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python client finished in time")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python client, suite {suite}:\n{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" passed, 0 failed") && !last.starts_with("0 "), "{stdout}");
+}
+
+#[tokio::test]
+async fn python_sdk_client_through_the_mesh() {
+    let http = upstreams::everything_http().await;
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything-stdio", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    mesh.add_connection(json!({"slug": "everything-http", "url": http.url})).await;
+    let (command, args) = upstreams::time_command();
+    mesh.add_connection(json!({"slug": "time", "command": command, "args": args})).await;
+    mesh.add_connection(json!({"slug": "fs", "command": upstreams::filesystem_bin()})).await;
+    let root = tempfile::tempdir().expect("tmp");
+    let root = root.path().canonicalize().expect("canonical").display().to_string();
+
+    check(&mesh.endpoint("everything-stdio"), &mesh.key, "everything", &[]).await;
+    check(&mesh.endpoint("everything-http"), &mesh.key, "everything", &[]).await;
+    check(&mesh.endpoint("time"), &mesh.key, "time", &[]).await;
+    check(&mesh.endpoint("fs"), &mesh.key, "filesystem", &["--root", &root]).await;
+    mesh.stop().await;
+    http.stop().await;
+}
