@@ -129,9 +129,13 @@ async fn reply_stream(
 async fn initialize(relay: &Arc<Relay>, target: &Target, principal: Principal, msg: Message) -> Response {
     let id = msg.id().map(str::to_string);
     match open_session(relay, target, principal, &msg).await {
-        Ok((session, reply)) => {
+        Ok(Opened::Session(session, reply)) => {
             tracing::info!(session = %session.id, route = %session.label, version = %session.version(), "session opened");
             respond::json(&reply, Some(&session.id))
+        }
+        Ok(Opened::Refused(reply)) => {
+            tracing::info!(reply = %reply.as_str().chars().take(300).collect::<String>(), "initialize failed");
+            respond::json(&reply, None)
         }
         Err(e) => {
             tracing::info!(error = %e, "initialize failed");
@@ -145,12 +149,21 @@ async fn initialize(relay: &Arc<Relay>, target: &Target, principal: Principal, m
     }
 }
 
+/// How an initialize ended when it reached the upstream.
+enum Opened {
+    /// A live session and the (negotiated) InitializeResult.
+    Session(Arc<Session>, Message),
+    /// A JSON-RPC error reply and no session: the upstream's own refusal, or the mesh's error for
+    /// an upstream that died or timed out during the handshake, each with its own code.
+    Refused(Message),
+}
+
 async fn open_session(
     relay: &Arc<Relay>,
     target: &Target,
     principal: Principal,
     msg: &Message,
-) -> Result<(Arc<Session>, Message), RelayError> {
+) -> Result<Opened, RelayError> {
     let session = match target {
         Target::Management => {
             let s = Session::new(principal.clone(), "", "management", relay.cfg.management_timeout);
@@ -184,28 +197,17 @@ async fn open_session(
     match result {
         Ok(reply) if reply.kind() == Kind::Response => {
             relay.sessions.insert(session.clone());
-            Ok((session, reply))
+            Ok(Opened::Session(session, reply))
         }
         Ok(error_reply) => {
             session.close().await;
-            // The upstream refused initialize: relay its error as is, with no session.
-            Err(RelayError::UpstreamProtocol(error_text(&error_reply)))
+            Ok(Opened::Refused(error_reply))
         }
         Err(e) => {
             session.close().await;
             Err(e)
         }
     }
-}
-
-fn error_text(reply: &Message) -> String {
-    #[derive(serde::Deserialize)]
-    struct E {
-        error: Option<serde_json::Value>,
-    }
-    let e: Option<E> = serde_json::from_slice(reply.bytes()).ok();
-    let m = e.and_then(|e| e.error).and_then(|e| e.get("message").and_then(|m| m.as_str()).map(str::to_string));
-    format!("the upstream refused initialize: {}", m.unwrap_or_else(|| "no reason given".into()))
 }
 
 /// The downstream session speaks what the upstream negotiated when the mesh supports it too;
