@@ -31,7 +31,8 @@ async fn check(url: &str, key: &str, suite: &str, extra: &[&str]) {
 async fn python_sdk_client_through_the_mesh() {
     let http = upstreams::everything_http().await;
     let mesh = TestMesh::start().await;
-    mesh.add_connection(json!({"slug": "everything-stdio", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    mesh.add_connection(json!({"slug": "everything-stdio", "command": upstreams::everything_bin(), "args": ["stdio"]}))
+        .await;
     mesh.add_connection(json!({"slug": "everything-http", "url": http.url})).await;
     let (command, args) = upstreams::time_command();
     mesh.add_connection(json!({"slug": "time", "command": command, "args": args})).await;
