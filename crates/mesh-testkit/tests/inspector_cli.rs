@@ -29,20 +29,39 @@ async fn inspector(url: &str, key: &str, args: &[&str]) -> Value {
 
 async fn matrix(url: &str, key: &str) {
     let tools = inspector(url, key, &["--method", "tools/list"]).await;
-    let names: Vec<&str> = tools["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> =
+        tools["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
     assert!(names.contains(&"echo") && names.contains(&"get-sum"), "{names:?}");
 
-    let sum = inspector(url, key, &["--method", "tools/call", "--tool-name", "get-sum", "--tool-arg", "a=2", "b=40"]).await;
+    let sum =
+        inspector(url, key, &["--method", "tools/call", "--tool-name", "get-sum", "--tool-arg", "a=2", "b=40"]).await;
     assert!(sum["content"][0]["text"].as_str().unwrap_or("").contains("42"), "{sum}");
 
-    let long = inspector(url, key, &["--method", "tools/call", "--tool-name", "trigger-long-running-operation",
-                                     "--tool-arg", "duration=0.2", "steps=2"]).await;
+    let long = inspector(
+        url,
+        key,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "trigger-long-running-operation",
+            "--tool-arg",
+            "duration=0.2",
+            "steps=2",
+        ],
+    )
+    .await;
     assert!(long["content"][0]["text"].as_str().unwrap_or("").contains("Steps: 2"), "{long}");
 
     let res = inspector(url, key, &["--method", "resources/read", "--uri", "demo://resource/dynamic/text/3"]).await;
     assert_eq!(res["contents"][0]["uri"], "demo://resource/dynamic/text/3", "{res}");
 
-    let prompt = inspector(url, key, &["--method", "prompts/get", "--prompt-name", "args-prompt", "--prompt-args", "city=Lisbon"]).await;
+    let prompt = inspector(
+        url,
+        key,
+        &["--method", "prompts/get", "--prompt-name", "args-prompt", "--prompt-args", "city=Lisbon"],
+    )
+    .await;
     assert!(prompt.to_string().contains("Lisbon"), "{prompt}");
 
     let level = inspector(url, key, &["--method", "logging/setLevel", "--log-level", "debug"]).await;
@@ -54,7 +73,8 @@ async fn inspector_cli_through_the_mesh() {
     let http = upstreams::everything_http().await;
     let mesh = TestMesh::start().await;
     mesh.add_connection(json!({"slug": "everything-http", "url": http.url})).await;
-    mesh.add_connection(json!({"slug": "everything-stdio", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    mesh.add_connection(json!({"slug": "everything-stdio", "command": upstreams::everything_bin(), "args": ["stdio"]}))
+        .await;
     matrix(&mesh.endpoint("everything-http"), &mesh.key).await;
     matrix(&mesh.endpoint("everything-stdio"), &mesh.key).await;
     mesh.stop().await;

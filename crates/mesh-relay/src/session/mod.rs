@@ -59,6 +59,8 @@ struct Pending {
     stream: u64,
     progress: Option<String>,
     deadline: Instant,
+    /// False for `initialize`, which the spec forbids cancelling (lifecycle: cancellation).
+    cancellable: bool,
 }
 
 struct ServerRequest {
@@ -150,7 +152,8 @@ impl Session {
             if let Some(t) = &progress {
                 st.progress.insert(t.clone(), up);
             }
-            st.pending.insert(up, Pending { down_id, stream, progress, deadline });
+            let cancellable = msg.method() != Some("initialize");
+            st.pending.insert(up, Pending { down_id, stream, progress, deadline, cancellable });
             (stream, rx)
         };
         // Registered before sending: a transport may deliver the reply before `send` returns.
@@ -360,10 +363,13 @@ impl Session {
             return;
         };
         let note = link.diagnostics().map(|d| format!("; {d}")).unwrap_or_default();
-        tracing::warn!(session = %self.id, route = %self.label, up, "upstream request timed out; cancelling it upstream");
+        let cancellable = self.lock().pending.get(&up).is_some_and(|p| p.cancellable);
+        tracing::warn!(session = %self.id, route = %self.label, up, "upstream request timed out");
         self.fail(up, &RelayError::UpstreamTimeout(self.timeout, note));
-        let params = serde_json::json!({"requestId": up, "reason": "timed out in MCP Mesh"});
-        let _ = link.send(Message::notification("notifications/cancelled", Some(&params))).await;
+        if cancellable {
+            let params = serde_json::json!({"requestId": up, "reason": "timed out in MCP Mesh"});
+            let _ = link.send(Message::notification("notifications/cancelled", Some(&params))).await;
+        }
     }
 }
 
