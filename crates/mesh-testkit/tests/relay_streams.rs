@@ -197,3 +197,36 @@ async fn a_client_cancel_ends_the_request_without_a_reply() -> anyhow::Result<()
     mesh.stop().await;
     Ok(())
 }
+
+/// The first SSE event block of a response to a long call, as raw text.
+async fn first_block(mesh: &TestMesh, version: &str) -> String {
+    let url = mesh.endpoint("everything");
+    let sid = raw::open_session(&url, &mesh.key, version).await;
+    let mut h = raw::post_headers(&mesh.key, Some(&sid));
+    h.insert("mcp-protocol-version", version.parse().expect("header"));
+    let resp = reqwest::Client::new().post(&url).headers(h).body(long_call(1, 0.2, 2)).send().await.expect("POST");
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), body.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text.split("\n\n").next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn sse_responses_are_primed_for_2025_11_25_clients_only() {
+    let mesh = mesh_with_everything(None).await;
+    let primed = first_block(&mesh, "2025-11-25").await;
+    assert!(
+        primed.starts_with("id: ") && primed.contains("data: ") && !primed.contains('{'),
+        "priming event: {primed:?}"
+    );
+    let plain = first_block(&mesh, "2025-06-18").await;
+    assert!(plain.contains("data: {"), "older clients get no empty event: {plain:?}");
+    mesh.stop().await;
+}

@@ -355,3 +355,42 @@ async fn an_initialize_that_is_never_answered_times_out_with_32011() {
     assert_still_serves(&mesh).await;
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_cancel_reaches_the_upstream_with_its_own_id() {
+    let logs = Logs::new();
+    let mesh = mesh_with(fixture_connection("stuck", "normal", 30_000, &logs)).await;
+    let url = mesh.endpoint("stuck");
+    let sid = raw::open_session(&url, &mesh.key, VERSION).await;
+    let (key, url2, sid2) = (mesh.key.clone(), url.clone(), sid.clone());
+    let pending = tokio::spawn(async move {
+        let body =
+            json!({"jsonrpc": "2.0", "id": 43, "method": "tools/call", "params": {"name": "hang", "arguments": {}}});
+        let started = Instant::now();
+        let (status, _, text) = raw::post(&url2, post_headers(&key, Some(&sid2)), body.to_string()).await;
+        (status, text, started.elapsed())
+    });
+    let up_id = poll("the hang call at the upstream", Duration::from_secs(10), || {
+        let found = logs.call_id("hang");
+        async move { found }
+    })
+    .await;
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 43, "reason": "user pressed stop"}});
+    let (status, _, _) = raw::post(&url, raw::post_headers(&mesh.key, Some(&sid)), cancel.to_string()).await;
+    assert_eq!(status, 202);
+    let seen = poll("notifications/cancelled upstream", Duration::from_secs(5), || {
+        let found = logs.read("cancels.log").into_iter().next();
+        async move { found }
+    })
+    .await;
+    assert_eq!(seen["requestId"], up_id, "mapped to the upstream's id: {seen}");
+    assert_eq!(seen["reason"], "user pressed stop", "the client's reason passes through");
+    // The cancelled POST ends without a reply, long before the 30 s timeout.
+    let (status, text, took) =
+        tokio::time::timeout(Duration::from_secs(10), pending).await.expect("ends").expect("join");
+    assert_eq!(status, 200);
+    assert!(raw::messages(&text).iter().all(|m| m["id"] != 43), "a cancelled request gets no reply: {text}");
+    assert!(took < Duration::from_secs(10));
+    assert_ok_works(&url, &mesh.key, &sid, 44).await;
+    mesh.stop().await;
+}
