@@ -117,3 +117,29 @@ async fn stdio_children_are_gone_after_delete_and_after_shutdown() {
     wait_gone(&marker, "after shutdown").await;
     assert_eq!(zombie_children(), Vec::<u32>::new(), "every child was reaped");
 }
+
+#[tokio::test]
+async fn an_upstream_on_an_older_revision_works_behind_a_newer_client() {
+    let mesh = TestMesh::start().await;
+    let script = upstreams::fixture("misbehaving_server.py");
+    mesh.add_connection(
+        json!({"slug": "old", "command": mesh_testkit::deps::python(), "args": [script, "old-version"]}),
+    )
+    .await;
+    let url = mesh.endpoint("old");
+    let (status, headers, body) =
+        raw::post(&url, raw::post_headers(&mesh.key, None), raw::initialize_body(1, "2025-11-25")).await;
+    assert_eq!(status, 200, "{body}");
+    // The client learns what the server really speaks, and carries on in it.
+    assert_eq!(raw::messages(&body)[0]["result"]["protocolVersion"], "2024-11-05", "{body}");
+    let sid = headers["mcp-session-id"].to_str().expect("ascii").to_string();
+    let mut h = raw::post_headers(&mesh.key, Some(&sid));
+    h.insert("mcp-protocol-version", "2024-11-05".parse().expect("header"));
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert_eq!(raw::post(&url, h.clone(), note).await.0, 202);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ok", "arguments": {}}});
+    let (status, _, body) = raw::post(&url, h, call.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(raw::messages(&body)[0]["result"]["content"][0]["text"], "fine", "{body}");
+    mesh.stop().await;
+}
