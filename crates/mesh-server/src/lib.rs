@@ -60,6 +60,7 @@ impl Mesh {
             Arc::new(Routes(admin.clone())),
             Arc::new(ManagementServer::new(admin.clone())),
             http,
+            Arc::new(mesh_relay::audit::NoAudit),
         );
         Ok(Mesh { relay, admin, owner_key })
     }

@@ -90,6 +90,7 @@ pub struct Relay {
     management: Arc<dyn LocalService>,
     http: reqwest::Client,
     cfg: RelayConfig,
+    audit: Arc<dyn crate::audit::AuditSink>,
 }
 
 impl Relay {
@@ -100,8 +101,9 @@ impl Relay {
         routes: Arc<dyn RouteResolver>,
         management: Arc<dyn LocalService>,
         http: reqwest::Client,
+        audit: Arc<dyn crate::audit::AuditSink>,
     ) -> Arc<Relay> {
-        Arc::new(Relay { sessions: Sessions::default(), auth, routes, management, http, cfg })
+        Arc::new(Relay { sessions: Sessions::default(), auth, routes, management, http, cfg, audit })
     }
 
     /// The `/mcp` and `/mcp/{route}` routes.

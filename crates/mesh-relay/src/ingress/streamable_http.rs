@@ -166,14 +166,28 @@ async fn open_session(
 ) -> Result<Opened, RelayError> {
     let session = match target {
         Target::Management => {
-            let s = Session::new(principal.clone(), "", "management", relay.cfg.management_timeout);
+            let s = Session::new(
+                principal.clone(),
+                "",
+                "management",
+                relay.cfg.management_timeout,
+                "management",
+                relay.audit.clone(),
+            );
             let link: Link = Arc::new(LocalLink::new(relay.management.clone(), principal, s.sink()));
             s.set_link(link);
             s
         }
         Target::Route(route) => {
             let resolved = relay.routes.resolve(&principal, route).await?;
-            let s = Session::new(principal, &resolved.id, &resolved.slug, resolved.spec.timeout);
+            let s = Session::new(
+                principal,
+                &resolved.id,
+                &resolved.slug,
+                resolved.spec.timeout,
+                "connection",
+                relay.audit.clone(),
+            );
             s.set_link(upstream::connect(&resolved.spec, &relay.http, s.sink()).await?);
             s
         }

@@ -13,6 +13,7 @@
 pub mod registry;
 pub mod streams;
 
+use crate::audit::{AuditSink, CallRecord, Outcome};
 use crate::upstream::{Inbound, InboundSink, Link};
 use crate::RelayError;
 use mesh_core::Principal;
@@ -35,6 +36,10 @@ pub struct Session {
     pub route: String,
     /// A human name for logs (the connection slug, or "management").
     pub label: String,
+    /// `connection` or `management`, for audit records.
+    pub route_kind: &'static str,
+    audit: Arc<dyn AuditSink>,
+    client: OnceLock<(String, String)>,
     version: Mutex<String>,
     link: OnceLock<Link>,
     state: Mutex<State>,
@@ -61,6 +66,45 @@ struct Pending {
     deadline: Instant,
     /// False for `initialize`, which the spec forbids cancelling (lifecycle: cancellation).
     cancellable: bool,
+    /// What the audit record of this request needs.
+    call: Call,
+}
+
+/// The request's side of its audit record.
+struct Call {
+    time_ms: i64,
+    started: std::time::Instant,
+    method: Box<str>,
+    name: Option<String>,
+    arguments: Option<String>,
+    bytes_in: u64,
+}
+
+impl Call {
+    fn of(msg: &Message) -> Call {
+        #[derive(serde::Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow)]
+            name: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            uri: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            arguments: Option<&'a serde_json::value::RawValue>,
+        }
+        let p: Option<Params<'_>> = msg.params();
+        let (name, arguments) = match p {
+            Some(p) => (p.name.or(p.uri).map(|n| n.into_owned()), p.arguments.map(|a| a.get().to_string())),
+            None => (None, None),
+        };
+        Call {
+            time_ms: mesh_core::id::now_ms(),
+            started: std::time::Instant::now(),
+            method: msg.method().unwrap_or("").into(),
+            name,
+            arguments,
+            bytes_in: msg.bytes().len() as u64,
+        }
+    }
 }
 
 struct ServerRequest {
@@ -80,12 +124,22 @@ impl InboundSink for Sink {
 
 impl Session {
     /// A new session with a fresh, cryptographically random id.
-    pub fn new(principal: Principal, route: &str, label: &str, timeout: Duration) -> Arc<Session> {
+    pub fn new(
+        principal: Principal,
+        route: &str,
+        label: &str,
+        timeout: Duration,
+        route_kind: &'static str,
+        audit: Arc<dyn AuditSink>,
+    ) -> Arc<Session> {
         Arc::new_cyclic(|me| Session {
             id: mesh_core::id::random_base62(32),
             principal,
             route: route.to_string(),
             label: label.to_string(),
+            route_kind,
+            audit,
+            client: OnceLock::new(),
             version: Mutex::new(mesh_protocol::version::DEFAULT_WITHOUT_HEADER.to_string()),
             link: OnceLock::new(),
             state: Mutex::new(State::default()),
@@ -153,18 +207,27 @@ impl Session {
                 st.progress.insert(t.clone(), up);
             }
             let cancellable = msg.method() != Some("initialize");
-            st.pending.insert(up, Pending { down_id, stream, progress, deadline, cancellable });
+            let call = Call::of(msg);
+            if msg.method() == Some("initialize") {
+                self.note_client(msg);
+            }
+            st.pending.insert(up, Pending { down_id, stream, progress, deadline, cancellable, call });
             (stream, rx)
         };
         // Registered before sending: a transport may deliver the reply before `send` returns.
         if let Err(e) = link.send(msg.with_id(&up.to_string())).await {
-            let mut st = self.lock();
-            if let Some(p) = st.pending.remove(&up) {
-                if let Some(t) = p.progress {
-                    st.progress.remove(&t);
+            let p = {
+                let mut st = self.lock();
+                st.streams.end(stream);
+                let p = st.pending.remove(&up);
+                if let Some(t) = p.as_ref().and_then(|p| p.progress.as_ref()) {
+                    st.progress.remove(t);
                 }
+                p
+            };
+            if let Some(p) = p {
+                self.audit_end(p, outcome_of(&e), Some(e.to_string()), 0);
             }
-            st.streams.end(stream);
             return Err(e);
         }
         self.watch_deadline(up, deadline);
@@ -190,9 +253,13 @@ impl Session {
                 }
                 // Spec: no response is sent for a cancelled request; its stream just ends.
                 st.streams.end(p.stream);
-                up
+                (up, p)
             })
         };
+        let found = found.map(|(up, p)| {
+            self.audit_end(p, Outcome::Cancelled, None, 0);
+            up
+        });
         // Unknown or already answered: the spec lets receivers ignore it.
         let Some(up) = found else { return Ok(()) };
         let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
@@ -281,6 +348,9 @@ impl Session {
         }
         let out = msg.with_id(&p.down_id);
         st.streams.push(p.stream, out.bytes().clone(), true);
+        drop(st);
+        let (outcome, error) = reply_outcome(&p.call, &msg);
+        self.audit_end(p, outcome, error, msg.bytes().len() as u64);
     }
 
     fn on_server_request(&self, msg: Message, related: Option<&str>) {
@@ -336,6 +406,45 @@ impl Session {
         }
         let out = err.to_message(Some(&p.down_id));
         st.streams.push(p.stream, out.bytes().clone(), true);
+        drop(st);
+        self.audit_end(p, outcome_of(err), Some(err.to_string()), out.bytes().len() as u64);
+    }
+
+    fn note_client(&self, init: &Message) {
+        #[derive(serde::Deserialize)]
+        struct Info {
+            name: Option<String>,
+            version: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Init {
+            #[serde(rename = "clientInfo")]
+            client_info: Option<Info>,
+        }
+        if let Some(info) = init.params::<Init>().and_then(|i| i.client_info) {
+            let _ = self.client.set((info.name.unwrap_or_default(), info.version.unwrap_or_default()));
+        }
+    }
+
+    fn audit_end(&self, p: Pending, outcome: Outcome, error: Option<String>, bytes_out: u64) {
+        let c = p.call;
+        self.audit.record(CallRecord {
+            time_ms: c.time_ms,
+            principal: self.principal.clone(),
+            session_id: self.id.clone(),
+            client: self.client.get().cloned(),
+            route_kind: self.route_kind,
+            route: self.label.clone(),
+            method: c.method.into(),
+            name: c.name,
+            arguments: c.arguments,
+            outcome,
+            error,
+            latency_us: c.started.elapsed().as_micros() as u64,
+            bytes_in: c.bytes_in,
+            bytes_out,
+            request_id: p.down_id.into(),
+        });
     }
 
     fn watch_deadline(&self, up: u64, first: Instant) {
@@ -378,4 +487,52 @@ fn target_stream(st: &State, related: Option<&str>) -> u64 {
         return p.stream;
     }
     st.pending.iter().max_by_key(|(up, _)| **up).map(|(_, p)| p.stream).unwrap_or(streams::STANDALONE)
+}
+
+/// The audit outcome of a relay error.
+fn outcome_of(e: &RelayError) -> Outcome {
+    match e {
+        RelayError::UpstreamTimeout(..) => Outcome::Timeout,
+        RelayError::Unauthorized | RelayError::Forbidden(_) => Outcome::Denied,
+        _ => Outcome::UpstreamDown,
+    }
+}
+
+/// The audit outcome of a reply: tool results are inspected for `isError`; the mesh's own
+/// upstream error codes are told apart from the upstream's protocol errors.
+fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct ToolResult {
+        #[serde(rename = "isError")]
+        is_error: Option<bool>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrReply {
+        error: ErrBody,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrBody {
+        code: i64,
+        message: String,
+    }
+    match reply.kind() {
+        Kind::Error => match serde_json::from_slice::<ErrReply>(reply.bytes()) {
+            Ok(e) => {
+                let outcome = match e.error.code {
+                    mesh_protocol::codes::UPSTREAM_UNAVAILABLE | mesh_protocol::codes::UPSTREAM_PROTOCOL => {
+                        Outcome::UpstreamDown
+                    }
+                    mesh_protocol::codes::UPSTREAM_TIMEOUT => Outcome::Timeout,
+                    _ => Outcome::ProtocolError,
+                };
+                (outcome, Some(e.error.message))
+            }
+            Err(_) => (Outcome::ProtocolError, None),
+        },
+        _ if &*call.method == "tools/call" => match reply.result::<ToolResult>() {
+            Some(ToolResult { is_error: Some(true) }) => (Outcome::ToolError, None),
+            _ => (Outcome::Ok, None),
+        },
+        _ => (Outcome::Ok, None),
+    }
 }

@@ -1,0 +1,93 @@
+//! What the data plane reports about every request it handles, for the audit trail.
+//!
+//! The relay builds one [`CallRecord`] when a request ends (reply, error, timeout, cancel) and
+//! hands it to an [`AuditSink`], which must not block: the sink queues it and writes in batches
+//! off the request path.
+
+use mesh_core::Principal;
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A result (for tools: `isError` false or absent).
+    Ok,
+    /// A tool result with `isError: true`.
+    ToolError,
+    /// A JSON-RPC error from the upstream (or the management server).
+    ProtocolError,
+    /// Refused by policy.
+    Denied,
+    /// Refused by a rate limit.
+    RateLimited,
+    /// The upstream was unreachable, down, or answered garbage.
+    UpstreamDown,
+    /// The upstream did not answer in time.
+    Timeout,
+    /// The client cancelled it.
+    Cancelled,
+}
+
+impl Outcome {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ToolError => "tool_error",
+            Outcome::ProtocolError => "protocol_error",
+            Outcome::Denied => "denied",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::UpstreamDown => "upstream_down",
+            Outcome::Timeout => "timeout",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One request through the mesh.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    /// When it arrived, ms since the epoch.
+    pub time_ms: i64,
+    /// Who sent it.
+    pub principal: Principal,
+    /// The downstream session.
+    pub session_id: String,
+    /// `clientInfo.name` and `.version` from the session's initialize.
+    pub client: Option<(String, String)>,
+    /// `connection` or `management` (later `gateway`).
+    pub route_kind: &'static str,
+    /// The connection slug (or `management`).
+    pub route: String,
+    /// The JSON-RPC method.
+    pub method: String,
+    /// The tool, prompt name or resource URI it addresses, if any.
+    pub name: Option<String>,
+    /// The request's `params.arguments` (tools, prompts) as raw JSON, not yet redacted or capped:
+    /// the sink redacts secret-looking values and caps the size before storing.
+    pub arguments: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The error message, for outcomes other than `Ok`.
+    pub error: Option<String>,
+    /// Time from arrival to the end, in microseconds.
+    pub latency_us: u64,
+    /// Request bytes.
+    pub bytes_in: u64,
+    /// Reply bytes (0 when there was none).
+    pub bytes_out: u64,
+    /// The client's request id, as raw JSON.
+    pub request_id: String,
+}
+
+/// Receives call records. Implementations must return at once (queue, never write inline).
+pub trait AuditSink: Send + Sync + 'static {
+    /// Takes one record.
+    fn record(&self, rec: CallRecord);
+}
+
+/// A sink that drops everything (tests, tools that need no audit).
+pub struct NoAudit;
+
+impl AuditSink for NoAudit {
+    fn record(&self, _rec: CallRecord) {}
+}
