@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fault;
+pub mod gateway;
 pub mod id;
 pub mod principal;
 pub mod secret;

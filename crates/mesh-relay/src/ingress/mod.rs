@@ -38,6 +38,40 @@ pub trait Authenticator: Send + Sync + 'static {
 pub trait RouteResolver: Send + Sync + 'static {
     /// The upstream for `route` (slug or id) as visible to `principal`; `RouteNotFound` otherwise.
     async fn resolve(&self, principal: &Principal, route: &str) -> Result<ResolvedRoute, RelayError>;
+
+    /// The virtual MCP `gateway` (slug or id) with its members' upstreams; `RouteNotFound` otherwise.
+    async fn resolve_gateway(&self, principal: &Principal, gateway: &str) -> Result<ResolvedGateway, RelayError> {
+        let _ = principal;
+        Err(RelayError::RouteNotFound(gateway.chars().take(64).collect()))
+    }
+}
+
+/// A virtual MCP resolved to its members.
+#[derive(Debug, Clone)]
+pub struct ResolvedGateway {
+    /// The gateway id.
+    pub id: String,
+    /// The gateway slug.
+    pub slug: String,
+    /// What happens when a member fails.
+    pub mode: mesh_core::gateway::FailureMode,
+    /// Items per page of merged lists.
+    pub page_size: usize,
+    /// The members, in order (earlier members list first).
+    pub members: Vec<ResolvedMember>,
+}
+
+/// One member of a virtual MCP.
+#[derive(Debug, Clone)]
+pub struct ResolvedMember {
+    /// The connection id.
+    pub connection_id: String,
+    /// The connection slug (the default prefix).
+    pub slug: String,
+    /// What to expose, and how.
+    pub config: mesh_core::gateway::MemberConfig,
+    /// How to reach it, with credentials.
+    pub spec: UpstreamSpec,
 }
 
 /// A route resolved to a concrete upstream.
