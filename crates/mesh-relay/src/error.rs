@@ -54,6 +54,12 @@ pub enum RelayError {
     /// The upstream answered with something that is not MCP.
     #[error("upstream protocol error: {0}")]
     UpstreamProtocol(String),
+    /// The request's parameters name nothing the route serves (unknown tool, bad cursor).
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The route does not serve this method.
+    #[error("Method not found: {0}")]
+    MethodNotFound(String),
     /// A bug or resource problem in the mesh.
     #[error("internal error: {0}")]
     Internal(String),
@@ -72,7 +78,9 @@ impl RelayError {
             | SessionRequired
             | SessionNotFound
             | BadProtocolVersion(_)
-            | RouteNotFound(_) => Fault::Downstream,
+            | RouteNotFound(_)
+            | InvalidParams(_)
+            | MethodNotFound(_) => Fault::Downstream,
             Unauthorized | Forbidden(_) => Fault::Policy,
             UpstreamUnavailable(_) | UpstreamTimeout(..) | UpstreamProtocol(_) => Fault::Upstream,
             Internal(_) => Fault::Internal,
@@ -83,7 +91,12 @@ impl RelayError {
     pub fn http_status(&self) -> StatusCode {
         use RelayError::*;
         match self {
-            Parse(_) | BadRequest(_) | SessionRequired | BadProtocolVersion(_) => StatusCode::BAD_REQUEST,
+            Parse(_)
+            | BadRequest(_)
+            | SessionRequired
+            | BadProtocolVersion(_)
+            | InvalidParams(_)
+            | MethodNotFound(_) => StatusCode::BAD_REQUEST,
             NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,6 +124,8 @@ impl RelayError {
             Unauthorized | Forbidden(_) => codes::UNAUTHORIZED,
             SessionNotFound => codes::SESSION_NOT_FOUND,
             RouteNotFound(_) => codes::ROUTE_NOT_FOUND,
+            InvalidParams(_) => codes::INVALID_PARAMS,
+            MethodNotFound(_) => codes::METHOD_NOT_FOUND,
             UpstreamUnavailable(_) => codes::UPSTREAM_UNAVAILABLE,
             UpstreamTimeout(..) => codes::UPSTREAM_TIMEOUT,
             UpstreamProtocol(_) => codes::UPSTREAM_PROTOCOL,

@@ -4,6 +4,7 @@
 //! Nothing here waits by sleeping: readiness is polled with a deadline, every child process is
 //! killed on drop, and every port is picked by the OS.
 
+pub mod bare;
 pub mod deps;
 pub mod mesh;
 pub mod raw;

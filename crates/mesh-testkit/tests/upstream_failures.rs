@@ -131,7 +131,7 @@ async fn assert_still_serves(mesh: &TestMesh) {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names, ["ok", "die", "hang", "garbage"]);
+    assert_eq!(names, ["ok", "die", "hang", "garbage", "change", "same"]);
     assert_ok_works(&url, &mesh.key, &sid, 51).await;
 }
 

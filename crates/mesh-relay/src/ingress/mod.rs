@@ -145,6 +145,7 @@ impl Relay {
         Router::new()
             .route("/mcp", any(streamable_http::management))
             .route("/mcp/{route}", any(streamable_http::connection))
+            .route("/mcp/gateway/{gateway}", any(streamable_http::gateway))
             .with_state(self.clone())
     }
 

@@ -19,6 +19,8 @@ enum Target {
     Management,
     /// `/mcp/{route}`: a connection, by slug or id.
     Route(String),
+    /// `/mcp/gateway/{gateway}`: a virtual MCP, by slug or id.
+    Gateway(String),
 }
 
 pub(super) async fn management(
@@ -38,6 +40,16 @@ pub(super) async fn connection(
     body: Body,
 ) -> Response {
     dispatch(relay, Target::Route(route), method, headers, body).await
+}
+
+pub(super) async fn gateway(
+    State(relay): State<Arc<Relay>>,
+    Path(gateway): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    dispatch(relay, Target::Gateway(gateway), method, headers, body).await
 }
 
 async fn dispatch(relay: Arc<Relay>, target: Target, method: Method, headers: HeaderMap, body: Body) -> Response {
@@ -178,6 +190,12 @@ async fn open_session(
             s.set_link(link);
             s
         }
+        Target::Gateway(g) => {
+            let def = relay.routes.resolve_gateway(&principal, g).await?;
+            let (s, reply) = Session::open_gateway(principal, &def, relay.audit.clone(), &relay.http, msg).await?;
+            relay.sessions.insert(s.clone());
+            return Ok(Opened::Session(s, reply));
+        }
         Target::Route(route) => {
             let resolved = relay.routes.resolve(&principal, route).await?;
             let s = Session::new(
@@ -252,10 +270,17 @@ fn session_for(
         return Err(RelayError::SessionNotFound);
     }
     let same_target = match target {
-        Target::Management => session.route.is_empty(),
-        Target::Route(r) => !session.route.is_empty() && (session.route == *r || session.label == *r),
+        Target::Management => session.route_kind == "management",
+        Target::Route(r) => session.route_kind == "connection" && (session.route == *r || session.label == *r),
+        Target::Gateway(g) => session.route_kind == "gateway" && (session.route == *g || session.label == *g),
     };
     if !same_target {
+        return Err(RelayError::SessionNotFound);
+    }
+    if session.is_dead() {
+        // A strict gateway that lost a member ended the session: the client must start over.
+        relay.sessions.remove(&session.id);
+        tokio::spawn(async move { session.close().await });
         return Err(RelayError::SessionNotFound);
     }
     Ok(session)

@@ -1,15 +1,22 @@
-//! One downstream MCP session and the upstream session it owns.
+//! One downstream MCP session and the upstream session(s) it owns.
 //!
-//! Ids: the client's request ids are replaced by integers unique within the upstream session, so
-//! two clients can never collide and a late reply can never reach the wrong request; ids of
-//! server→client requests are minted by the mesh in the same way in the other direction. Progress
-//! tokens pass unchanged: each upstream session serves exactly one downstream session.
+//! A connection's session has one member (index 0); a virtual MCP's session has one member per
+//! connection in the gateway (see `gateway.rs`, which decides where each request goes). Everything
+//! below is the same for both.
+//!
+//! Ids: the client's request ids are replaced by integers unique within the session (across all
+//! members), so two clients can never collide and a late reply can never reach the wrong request;
+//! ids of server→client requests are minted by the mesh in the same way in the other direction,
+//! and remember which member asked. Progress tokens pass unchanged: each upstream session serves
+//! exactly one downstream session.
 //!
 //! Where an upstream message goes (in order): the stream of the request it is related to (known
 //! for Streamable HTTP POST streams and progress tokens); else the stream of the newest request
 //! still in flight (stdio has no other relation, and a tool's logging belongs to the tool call);
 //! else the standalone GET stream, queued until the client opens it.
 
+pub mod gateway;
+mod record;
 pub mod registry;
 pub mod streams;
 
@@ -18,12 +25,13 @@ use crate::upstream::{Inbound, InboundSink, Link};
 use crate::RelayError;
 use mesh_core::Principal;
 use mesh_protocol::{Kind, Message};
+use record::{outcome_of, reply_outcome, Call};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 use streams::{Event, Streams};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// A downstream session: who opened it, where it goes, and everything in flight.
@@ -32,16 +40,18 @@ pub struct Session {
     pub id: String,
     /// The principal that created it; only the same API key may use it.
     pub principal: Principal,
-    /// The route it was opened on (connection id; empty for the management server).
+    /// The route it was opened on (connection or gateway id; empty for the management server).
     pub route: String,
-    /// A human name for logs (the connection slug, or "management").
+    /// A human name for logs (the connection or gateway slug, or "management").
     pub label: String,
-    /// `connection` or `management`, for audit records.
+    /// `connection`, `gateway` or `management`, for audit records.
     pub route_kind: &'static str,
     audit: Arc<dyn AuditSink>,
     client: OnceLock<(String, String)>,
     version: Mutex<String>,
-    link: OnceLock<Link>,
+    links: RwLock<Vec<Option<Link>>>,
+    gateway: Option<gateway::Gateway>,
+    dead: AtomicBool,
     state: Mutex<State>,
     next_up: AtomicU64,
     next_down: AtomicU64,
@@ -56,68 +66,40 @@ struct State {
     server_requests: HashMap<u64, ServerRequest>,
     progress: HashMap<String, u64>,
     streams: Streams,
-    down: Option<String>,
+}
+
+/// Where the reply to a forwarded request goes.
+enum Target {
+    /// To the client, on this stream.
+    Stream(u64),
+    /// To the mesh itself (a gateway fetching a member's list, initialising a member).
+    Internal(oneshot::Sender<Message>),
 }
 
 struct Pending {
     down_id: Box<str>,
-    stream: u64,
+    target: Target,
+    member: usize,
     progress: Option<String>,
     deadline: Instant,
     /// False for `initialize`, which the spec forbids cancelling (lifecycle: cancellation).
     cancellable: bool,
-    /// What the audit record of this request needs.
-    call: Call,
-}
-
-/// The request's side of its audit record.
-struct Call {
-    time_ms: i64,
-    started: std::time::Instant,
-    method: Box<str>,
-    name: Option<String>,
-    arguments: Option<String>,
-    bytes_in: u64,
-}
-
-impl Call {
-    fn of(msg: &Message) -> Call {
-        #[derive(serde::Deserialize)]
-        struct Params<'a> {
-            #[serde(borrow)]
-            name: Option<std::borrow::Cow<'a, str>>,
-            #[serde(borrow)]
-            uri: Option<std::borrow::Cow<'a, str>>,
-            #[serde(borrow)]
-            arguments: Option<&'a serde_json::value::RawValue>,
-        }
-        let p: Option<Params<'_>> = msg.params();
-        let (name, arguments) = match p {
-            Some(p) => (p.name.or(p.uri).map(|n| n.into_owned()), p.arguments.map(|a| a.get().to_string())),
-            None => (None, None),
-        };
-        Call {
-            time_ms: mesh_core::id::now_ms(),
-            started: std::time::Instant::now(),
-            method: msg.method().unwrap_or("").into(),
-            name,
-            arguments,
-            bytes_in: msg.bytes().len() as u64,
-        }
-    }
+    /// What the audit record needs; `None` for internal requests, which are not the client's.
+    call: Option<Call>,
 }
 
 struct ServerRequest {
     up_id: Box<str>,
     stream: u64,
+    member: usize,
 }
 
-struct Sink(Weak<Session>);
+struct Sink(Weak<Session>, usize);
 
 impl InboundSink for Sink {
     fn deliver(&self, inbound: Inbound) {
         if let Some(s) = self.0.upgrade() {
-            s.on_inbound(inbound);
+            s.on_inbound(self.1, inbound);
         }
     }
 }
@@ -132,6 +114,18 @@ impl Session {
         route_kind: &'static str,
         audit: Arc<dyn AuditSink>,
     ) -> Arc<Session> {
+        Self::build(principal, route, label, timeout, route_kind, audit, None)
+    }
+
+    fn build(
+        principal: Principal,
+        route: &str,
+        label: &str,
+        timeout: Duration,
+        route_kind: &'static str,
+        audit: Arc<dyn AuditSink>,
+        gateway: Option<gateway::Gateway>,
+    ) -> Arc<Session> {
         Arc::new_cyclic(|me| Session {
             id: mesh_core::id::random_base62(32),
             principal,
@@ -141,7 +135,9 @@ impl Session {
             audit,
             client: OnceLock::new(),
             version: Mutex::new(mesh_protocol::version::DEFAULT_WITHOUT_HEADER.to_string()),
-            link: OnceLock::new(),
+            links: RwLock::new(Vec::new()),
+            gateway,
+            dead: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             next_up: AtomicU64::new(1),
             next_down: AtomicU64::new(1),
@@ -151,18 +147,39 @@ impl Session {
         })
     }
 
-    /// The sink to build this session's link with (holds the session weakly: no cycle).
+    /// The sink for member 0's link (holds the session weakly: no cycle).
     pub fn sink(&self) -> Arc<dyn InboundSink> {
-        Arc::new(Sink(self.me.clone()))
+        self.member_sink(0)
     }
 
-    /// Installs the upstream link (once).
+    fn member_sink(&self, member: usize) -> Arc<dyn InboundSink> {
+        Arc::new(Sink(self.me.clone(), member))
+    }
+
+    /// Installs the upstream link of a connection's session.
     pub fn set_link(&self, link: Link) {
-        let _ = self.link.set(link);
+        self.set_member_link(0, link);
     }
 
-    fn link(&self) -> Result<&Link, RelayError> {
-        self.link.get().ok_or_else(|| RelayError::Internal("session has no upstream link".into()))
+    fn set_member_link(&self, member: usize, link: Link) {
+        let mut links = self.links.write().unwrap_or_else(|p| p.into_inner());
+        if links.len() <= member {
+            links.resize(member + 1, None);
+        }
+        links[member] = Some(link);
+    }
+
+    fn link(&self, member: usize) -> Result<Link, RelayError> {
+        let links = self.links.read().unwrap_or_else(|p| p.into_inner());
+        links
+            .get(member)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| RelayError::UpstreamUnavailable("member is not connected".into()))
+    }
+
+    fn all_links(&self) -> Vec<Link> {
+        self.links.read().unwrap_or_else(|p| p.into_inner()).iter().flatten().cloned().collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -192,85 +209,209 @@ impl Session {
         st.pending.is_empty() && !st.streams.any_live()
     }
 
-    /// Forwards a client request. Returns its stream: events end with the reply.
-    pub async fn request(&self, msg: &Message) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
+    /// Whether the session has failed as a whole (a strict gateway lost a member).
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    fn touch(&self) {
         self.last_active_ms.store(mesh_core::id::now_ms(), Ordering::Relaxed);
-        let link = self.link()?.clone();
-        let down_id: Box<str> = msg.id().unwrap_or("null").into();
+    }
+
+    /// Forwards a client request (or, for a gateway, routes or answers it). Returns its stream:
+    /// events end with the reply.
+    pub async fn request(&self, msg: &Message) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
+        self.touch();
+        if msg.method() == Some("initialize") {
+            self.note_client(msg);
+        }
+        let (stream, rx) = self.lock().streams.open();
+        let call = Call::of(msg);
+        let routed = match &self.gateway {
+            Some(gw) => gw.route(self, msg).await,
+            None => Ok(gateway::Route::Forward(0, msg.clone())),
+        };
+        let result = match routed {
+            Ok(gateway::Route::Forward(member, out)) => {
+                self.forward(member, &out, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
+            }
+            Ok(gateway::Route::Local(task)) => {
+                // Answered by the mesh (merged lists, ping): computed off this task so the
+                // caller's stream sees it like any upstream reply.
+                let me = self.me.clone();
+                let id = msg.id().unwrap_or("null").to_string();
+                tokio::spawn(async move {
+                    let reply = match task.await {
+                        Ok(result) => Message::response(&id, &result),
+                        Err(e) => e.to_message(Some(&id)),
+                    };
+                    if let Some(s) = me.upgrade() {
+                        s.answer(stream, reply, call);
+                    }
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.answer(stream, e.to_message(msg.id()), call);
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => Ok((stream, rx)),
+            Err(e) => {
+                self.lock().streams.end(stream);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends `msg` to `member` with a fresh upstream id; the reply goes to `target`.
+    async fn forward(
+        &self,
+        member: usize,
+        msg: &Message,
+        down_id: &str,
+        target: Target,
+        call: Option<Call>,
+    ) -> Result<(), RelayError> {
+        let link = match self.link(member) {
+            Ok(l) => l,
+            Err(e) => {
+                if let Some(c) = call {
+                    self.audit_end(c, down_id, outcome_of(&e), Some(e.to_string()), 0);
+                }
+                return Err(e);
+            }
+        };
         let up = self.next_up.fetch_add(1, Ordering::Relaxed);
         let progress = msg.progress_token();
         let deadline = Instant::now() + self.timeout;
-        let (stream, rx) = {
+        {
             let mut st = self.lock();
-            let (stream, rx) = st.streams.open();
             if let Some(t) = &progress {
                 st.progress.insert(t.clone(), up);
             }
             let cancellable = msg.method() != Some("initialize");
-            let call = Call::of(msg);
-            if msg.method() == Some("initialize") {
-                self.note_client(msg);
-            }
-            st.pending.insert(up, Pending { down_id, stream, progress, deadline, cancellable, call });
-            (stream, rx)
-        };
+            let pending = Pending { down_id: down_id.into(), target, member, progress, deadline, cancellable, call };
+            st.pending.insert(up, pending);
+        }
         // Registered before sending: a transport may deliver the reply before `send` returns.
         if let Err(e) = link.send(msg.with_id(&up.to_string())).await {
-            let p = {
-                let mut st = self.lock();
-                st.streams.end(stream);
-                let p = st.pending.remove(&up);
-                if let Some(t) = p.as_ref().and_then(|p| p.progress.as_ref()) {
-                    st.progress.remove(t);
+            if let Some(p) = self.take_pending(up) {
+                if let Some(c) = p.call {
+                    self.audit_end(c, &p.down_id, outcome_of(&e), Some(e.to_string()), 0);
                 }
-                p
-            };
-            if let Some(p) = p {
-                self.audit_end(p, outcome_of(&e), Some(e.to_string()), 0);
             }
             return Err(e);
         }
         self.watch_deadline(up, deadline);
-        Ok((stream, rx))
+        Ok(())
     }
 
-    /// Forwards a client notification; a cancellation is mapped to the upstream's id.
-    pub async fn notify(&self, msg: &Message) -> Result<(), RelayError> {
-        self.last_active_ms.store(mesh_core::id::now_ms(), Ordering::Relaxed);
-        let link = self.link()?.clone();
-        if msg.method() != Some("notifications/cancelled") {
-            return link.send(msg.clone()).await;
+    /// Sends a request of the mesh's own to `member` and waits for its result.
+    pub(crate) async fn internal(
+        &self,
+        member: usize,
+        method: &str,
+        params: &serde_json::Value,
+    ) -> Result<serde_json::Value, RelayError> {
+        let (tx, rx) = oneshot::channel();
+        let msg = Message::request("0", method, Some(params));
+        self.forward(member, &msg, "0", Target::Internal(tx), None).await?;
+        let reply = rx.await.map_err(|_| RelayError::UpstreamUnavailable("the member went away".into()))?;
+        match reply.kind() {
+            Kind::Error => {
+                #[derive(serde::Deserialize)]
+                struct E {
+                    error: Body,
+                }
+                #[derive(serde::Deserialize)]
+                struct Body {
+                    code: i64,
+                    message: String,
+                }
+                let e: Option<E> = serde_json::from_slice(reply.bytes()).ok();
+                Err(match e {
+                    Some(E { error }) if error.code == mesh_protocol::codes::UPSTREAM_TIMEOUT => {
+                        RelayError::UpstreamTimeout(self.timeout, String::new())
+                    }
+                    Some(E { error }) => {
+                        RelayError::UpstreamProtocol(format!("{} (code {})", error.message, error.code))
+                    }
+                    None => RelayError::UpstreamProtocol("malformed error".into()),
+                })
+            }
+            _ => reply.result().ok_or_else(|| RelayError::UpstreamProtocol(format!("{method}: reply has no result"))),
         }
-        let Some(target) = msg.cancelled_request_id() else {
-            return Ok(());
-        };
+    }
+
+    /// Delivers a reply the mesh produced itself (a gateway's merged list, an error).
+    fn answer(&self, stream: u64, reply: Message, call: Call) {
+        self.lock().streams.push(stream, reply.bytes().clone(), true);
+        let (outcome, error) = reply_outcome(&call, &reply);
+        let id = reply.id().unwrap_or("null").to_string();
+        self.audit_end(call, &id, outcome, error, reply.bytes().len() as u64);
+    }
+
+    fn take_pending(&self, up: u64) -> Option<Pending> {
+        let mut st = self.lock();
+        let p = st.pending.remove(&up)?;
+        if let Some(t) = &p.progress {
+            st.progress.remove(t);
+        }
+        Some(p)
+    }
+
+    /// Forwards a client notification: a cancellation is mapped to the upstream's id; anything
+    /// else goes to every member (initialized, roots/list_changed).
+    pub async fn notify(&self, msg: &Message) -> Result<(), RelayError> {
+        self.touch();
+        if msg.method() != Some("notifications/cancelled") {
+            if self.gateway.is_some() && msg.method() == Some("notifications/initialized") {
+                if let Some(gw) = &self.gateway {
+                    gw.initialized();
+                }
+            }
+            let mut last = Ok(());
+            for link in self.all_links() {
+                if let Err(e) = link.send(msg.clone()).await {
+                    last = Err(e);
+                }
+            }
+            return last;
+        }
+        let Some(target) = msg.cancelled_request_id() else { return Ok(()) };
         let found = {
             let mut st = self.lock();
-            let up = st.pending.iter().find(|(_, p)| *p.down_id == target).map(|(k, _)| *k);
+            let up = st
+                .pending
+                .iter()
+                .find(|(_, p)| *p.down_id == target && matches!(p.target, Target::Stream(_)))
+                .map(|(k, _)| *k);
             up.and_then(|up| st.pending.remove(&up).map(|p| (up, p))).map(|(up, p)| {
                 if let Some(t) = &p.progress {
                     st.progress.remove(t);
                 }
-                // Spec: no response is sent for a cancelled request; its stream just ends.
-                st.streams.end(p.stream);
-                (up, p)
+                if let Target::Stream(s) = p.target {
+                    // Spec: no response is sent for a cancelled request; its stream just ends.
+                    st.streams.end(s);
+                }
+                (up, p.member, p.down_id, p.call)
             })
         };
-        let found = found.map(|(up, p)| {
-            self.audit_end(p, Outcome::Cancelled, None, 0);
-            up
-        });
         // Unknown or already answered: the spec lets receivers ignore it.
-        let Some(up) = found else { return Ok(()) };
+        let Some((up, member, down_id, call)) = found else { return Ok(()) };
+        if let Some(c) = call {
+            self.audit_end(c, &down_id, Outcome::Cancelled, None, 0);
+        }
         let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
         params["requestId"] = serde_json::json!(up);
-        link.send(Message::notification("notifications/cancelled", Some(&params))).await
+        self.link(member)?.send(Message::notification("notifications/cancelled", Some(&params))).await
     }
 
-    /// Forwards the client's reply to a server→client request back to the upstream's id.
+    /// Forwards the client's reply to a server→client request back to the member that asked.
     pub async fn reply(&self, msg: &Message) -> Result<(), RelayError> {
-        self.last_active_ms.store(mesh_core::id::now_ms(), Ordering::Relaxed);
-        let link = self.link()?.clone();
+        self.touch();
         let Some(down) = msg.id().and_then(|i| i.parse::<u64>().ok()) else {
             tracing::debug!(session = %self.id, "reply with an id the mesh never sent; ignored");
             return Ok(());
@@ -279,12 +420,12 @@ impl Session {
             tracing::debug!(session = %self.id, "reply to an unknown or cancelled server request; ignored");
             return Ok(());
         };
-        link.send(msg.with_id(&req.up_id)).await
+        self.link(req.member)?.send(msg.with_id(&req.up_id)).await
     }
 
     /// Attaches a GET stream (standalone, or resuming `last_event_id`).
     pub fn listen(&self, last_event_id: Option<&str>) -> Option<(Vec<Event>, Option<mpsc::Receiver<Event>>)> {
-        self.last_active_ms.store(mesh_core::id::now_ms(), Ordering::Relaxed);
+        self.touch();
         let mut st = self.lock();
         match last_event_id {
             None => {
@@ -298,19 +439,33 @@ impl Session {
         }
     }
 
-    /// Ends the upstream session.
+    /// Ends every upstream session.
     pub async fn close(&self) {
-        if let Some(link) = self.link.get() {
-            link.close().await;
-        }
+        futures_util::future::join_all(self.all_links().iter().map(|l| l.close())).await;
     }
 
-    fn on_inbound(&self, inbound: Inbound) {
+    /// Pushes a message of the mesh's own to the client (a list_changed, a warning).
+    fn notify_client(&self, msg: &Message) {
+        let mut st = self.lock();
+        let stream = target_stream(&st, None);
+        st.streams.push(stream, msg.bytes().clone(), false);
+    }
+
+    fn on_inbound(&self, member: usize, inbound: Inbound) {
         match inbound {
             Inbound::Message { msg, related } => match msg.kind() {
                 Kind::Response | Kind::Error => self.on_reply(msg),
-                Kind::Request => self.on_server_request(msg, related.as_deref()),
-                Kind::Notification => self.on_notification(msg, related.as_deref()),
+                Kind::Request => self.on_server_request(member, msg, related.as_deref()),
+                Kind::Notification => {
+                    let msg = match &self.gateway {
+                        Some(gw) => match gw.on_notification(self, member, msg) {
+                            Some(m) => m,
+                            None => return,
+                        },
+                        None => msg,
+                    };
+                    self.on_notification(member, msg, related.as_deref())
+                }
             },
             Inbound::StreamLost { request, reason } => {
                 if let Ok(up) = request.parse::<u64>() {
@@ -320,16 +475,22 @@ impl Session {
             Inbound::Down { reason } => {
                 let ups: Vec<u64> = {
                     let mut st = self.lock();
-                    st.down = Some(reason.clone());
-                    st.server_requests.clear();
-                    st.pending.keys().copied().collect()
+                    st.server_requests.retain(|_, r| r.member != member);
+                    st.pending.iter().filter(|(_, p)| p.member == member).map(|(k, _)| *k).collect()
                 };
-                let err = RelayError::UpstreamUnavailable(reason);
+                let err = RelayError::UpstreamUnavailable(reason.clone());
                 for up in ups {
                     self.fail(up, &err);
                 }
+                if let Some(gw) = &self.gateway {
+                    gw.member_down(self, member, &reason);
+                }
             }
-            Inbound::Up => self.lock().down = None,
+            Inbound::Up => {
+                if let Some(gw) = &self.gateway {
+                    gw.member_up(self, member);
+                }
+            }
         }
     }
 
@@ -338,32 +499,36 @@ impl Session {
             tracing::warn!(session = %self.id, route = %self.label, "upstream sent a reply without a usable id; dropped");
             return;
         };
-        let mut st = self.lock();
-        let Some(p) = st.pending.remove(&up) else {
+        let Some(p) = self.take_pending(up) else {
             tracing::debug!(session = %self.id, up, "reply to a request no longer pending (timed out or cancelled)");
             return;
         };
-        if let Some(t) = &p.progress {
-            st.progress.remove(t);
-        }
         let out = msg.with_id(&p.down_id);
-        st.streams.push(p.stream, out.bytes().clone(), true);
-        drop(st);
-        let (outcome, error) = reply_outcome(&p.call, &msg);
-        self.audit_end(p, outcome, error, msg.bytes().len() as u64);
+        match p.target {
+            Target::Internal(tx) => {
+                let _ = tx.send(out);
+            }
+            Target::Stream(stream) => {
+                self.lock().streams.push(stream, out.bytes().clone(), true);
+                if let Some(c) = p.call {
+                    let (outcome, error) = reply_outcome(&c, &msg);
+                    self.audit_end(c, &p.down_id, outcome, error, msg.bytes().len() as u64);
+                }
+            }
+        }
     }
 
-    fn on_server_request(&self, msg: Message, related: Option<&str>) {
+    fn on_server_request(&self, member: usize, msg: Message, related: Option<&str>) {
         let down = self.next_down.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
         let stream = target_stream(&st, related);
         let up_id: Box<str> = msg.id().unwrap_or("null").into();
-        st.server_requests.insert(down, ServerRequest { up_id, stream });
+        st.server_requests.insert(down, ServerRequest { up_id, stream, member });
         let out = msg.with_id(&down.to_string());
         st.streams.push(stream, out.bytes().clone(), false);
     }
 
-    fn on_notification(&self, msg: Message, related: Option<&str>) {
+    fn on_notification(&self, member: usize, msg: Message, related: Option<&str>) {
         let mut st = self.lock();
         match msg.method() {
             Some("notifications/progress") => {
@@ -371,17 +536,20 @@ impl Session {
                 if let Some(p) = owner.and_then(|up| st.pending.get_mut(&up)) {
                     // Progress shows the upstream is alive: the request's timeout starts over.
                     p.deadline = Instant::now() + self.timeout;
-                    let stream = p.stream;
-                    st.streams.push(stream, msg.bytes().clone(), false);
-                    return;
+                    if let Target::Stream(stream) = p.target {
+                        st.streams.push(stream, msg.bytes().clone(), false);
+                        return;
+                    }
                 }
             }
             Some("notifications/cancelled") => {
                 // The upstream withdrew one of its own requests to the client: map its id.
-                let Some(target) = msg.cancelled_request_id() else {
-                    return;
-                };
-                let found = st.server_requests.iter().find(|(_, r)| *r.up_id == target).map(|(d, r)| (*d, r.stream));
+                let Some(target) = msg.cancelled_request_id() else { return };
+                let found = st
+                    .server_requests
+                    .iter()
+                    .find(|(_, r)| *r.up_id == target && r.member == member)
+                    .map(|(d, r)| (*d, r.stream));
                 let Some((down, stream)) = found else { return };
                 st.server_requests.remove(&down);
                 let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
@@ -397,17 +565,19 @@ impl Session {
     }
 
     fn fail(&self, up: u64, err: &RelayError) {
-        let mut st = self.lock();
-        let Some(p) = st.pending.remove(&up) else {
-            return;
-        };
-        if let Some(t) = &p.progress {
-            st.progress.remove(t);
-        }
+        let Some(p) = self.take_pending(up) else { return };
         let out = err.to_message(Some(&p.down_id));
-        st.streams.push(p.stream, out.bytes().clone(), true);
-        drop(st);
-        self.audit_end(p, outcome_of(err), Some(err.to_string()), out.bytes().len() as u64);
+        match p.target {
+            Target::Internal(tx) => {
+                let _ = tx.send(out);
+            }
+            Target::Stream(stream) => {
+                self.lock().streams.push(stream, out.bytes().clone(), true);
+                if let Some(c) = p.call {
+                    self.audit_end(c, &p.down_id, outcome_of(err), Some(err.to_string()), out.bytes().len() as u64);
+                }
+            }
+        }
     }
 
     fn note_client(&self, init: &Message) {
@@ -426,8 +596,7 @@ impl Session {
         }
     }
 
-    fn audit_end(&self, p: Pending, outcome: Outcome, error: Option<String>, bytes_out: u64) {
-        let c = p.call;
+    fn audit_end(&self, c: Call, down_id: &str, outcome: Outcome, error: Option<String>, bytes_out: u64) {
         self.audit.record(CallRecord {
             time_ms: c.time_ms,
             principal: self.principal.clone(),
@@ -443,7 +612,7 @@ impl Session {
             latency_us: c.started.elapsed().as_micros() as u64,
             bytes_in: c.bytes_in,
             bytes_out,
-            request_id: p.down_id.into(),
+            request_id: down_id.to_string(),
         });
     }
 
@@ -468,11 +637,12 @@ impl Session {
     }
 
     async fn expire(&self, up: u64) {
-        let Some(link) = self.link.get().cloned() else {
-            return;
+        let (member, cancellable) = match self.lock().pending.get(&up) {
+            Some(p) => (p.member, p.cancellable),
+            None => return,
         };
+        let Ok(link) = self.link(member) else { return };
         let note = link.diagnostics().map(|d| format!("; {d}")).unwrap_or_default();
-        let cancellable = self.lock().pending.get(&up).is_some_and(|p| p.cancellable);
         tracing::warn!(session = %self.id, route = %self.label, up, "upstream request timed out");
         self.fail(up, &RelayError::UpstreamTimeout(self.timeout, note));
         if cancellable {
@@ -483,56 +653,18 @@ impl Session {
 }
 
 fn target_stream(st: &State, related: Option<&str>) -> u64 {
-    if let Some(p) = related.and_then(|r| r.parse::<u64>().ok()).and_then(|up| st.pending.get(&up)) {
-        return p.stream;
+    let stream_of = |p: &Pending| match p.target {
+        Target::Stream(s) => Some(s),
+        Target::Internal(_) => None,
+    };
+    if let Some(s) = related.and_then(|r| r.parse::<u64>().ok()).and_then(|up| st.pending.get(&up)).and_then(stream_of)
+    {
+        return s;
     }
-    st.pending.iter().max_by_key(|(up, _)| **up).map(|(_, p)| p.stream).unwrap_or(streams::STANDALONE)
-}
-
-/// The audit outcome of a relay error.
-fn outcome_of(e: &RelayError) -> Outcome {
-    match e {
-        RelayError::UpstreamTimeout(..) => Outcome::Timeout,
-        RelayError::Unauthorized | RelayError::Forbidden(_) => Outcome::Denied,
-        _ => Outcome::UpstreamDown,
-    }
-}
-
-/// The audit outcome of a reply: tool results are inspected for `isError`; the mesh's own
-/// upstream error codes are told apart from the upstream's protocol errors.
-fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<String>) {
-    #[derive(serde::Deserialize)]
-    struct ToolResult {
-        #[serde(rename = "isError")]
-        is_error: Option<bool>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrReply {
-        error: ErrBody,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrBody {
-        code: i64,
-        message: String,
-    }
-    match reply.kind() {
-        Kind::Error => match serde_json::from_slice::<ErrReply>(reply.bytes()) {
-            Ok(e) => {
-                let outcome = match e.error.code {
-                    mesh_protocol::codes::UPSTREAM_UNAVAILABLE | mesh_protocol::codes::UPSTREAM_PROTOCOL => {
-                        Outcome::UpstreamDown
-                    }
-                    mesh_protocol::codes::UPSTREAM_TIMEOUT => Outcome::Timeout,
-                    _ => Outcome::ProtocolError,
-                };
-                (outcome, Some(e.error.message))
-            }
-            Err(_) => (Outcome::ProtocolError, None),
-        },
-        _ if &*call.method == "tools/call" => match reply.result::<ToolResult>() {
-            Some(ToolResult { is_error: Some(true) }) => (Outcome::ToolError, None),
-            _ => (Outcome::Ok, None),
-        },
-        _ => (Outcome::Ok, None),
-    }
+    st.pending
+        .iter()
+        .filter_map(|(up, p)| stream_of(p).map(|s| (*up, s)))
+        .max_by_key(|(up, _)| *up)
+        .map(|(_, s)| s)
+        .unwrap_or(streams::STANDALONE)
 }

@@ -1,0 +1,191 @@
+//! The tool catalogue (`tools/list`) and `tools/call` dispatch.
+//!
+//! Names are exactly what the conformance scenarios call; a relay that renames tools (prefixing)
+//! makes the name-bound scenarios fail, which is expected and should be baselined, not fixed here.
+
+mod client_requests;
+mod content;
+mod timed;
+
+use crate::session::Session;
+use crate::wire::decode;
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject, Tool};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer};
+use serde_json::{json, Value};
+
+pub(crate) const SIMPLE_TEXT: &str = "test_simple_text";
+pub(crate) const IMAGE_CONTENT: &str = "test_image_content";
+pub(crate) const AUDIO_CONTENT: &str = "test_audio_content";
+pub(crate) const EMBEDDED_RESOURCE: &str = "test_embedded_resource";
+pub(crate) const MULTIPLE_CONTENT_TYPES: &str = "test_multiple_content_types";
+pub(crate) const WITH_LOGGING: &str = "test_tool_with_logging";
+pub(crate) const WITH_PROGRESS: &str = "test_tool_with_progress";
+pub(crate) const ERROR_HANDLING: &str = "test_error_handling";
+pub(crate) const SAMPLING: &str = "test_sampling";
+pub(crate) const ELICITATION: &str = "test_elicitation";
+pub(crate) const ELICITATION_DEFAULTS: &str = "test_elicitation_sep1034_defaults";
+pub(crate) const ELICITATION_ENUMS: &str = "test_elicitation_sep1330_enums";
+pub(crate) const JSON_SCHEMA_2020_12: &str = "json_schema_2020_12_tool";
+/// The tool whose POST stream the HTTP front ends early (SEP-1699 polling); see `crate::polling`.
+pub(crate) const RECONNECTION: &str = "test_reconnection";
+
+/// Every tool, as `tools/list` puts it on the wire.
+fn catalogue() -> Value {
+    json!([
+        tool(SIMPLE_TEXT, "Returns one text block.", no_arguments()),
+        tool(IMAGE_CONTENT, "Returns one image block (a 1x1 red PNG).", no_arguments()),
+        tool(AUDIO_CONTENT, "Returns one audio block (a short silent WAV).", no_arguments()),
+        tool(EMBEDDED_RESOURCE, "Returns one embedded text resource.", no_arguments()),
+        tool(MULTIPLE_CONTENT_TYPES, "Returns text, image and embedded resource blocks together.", no_arguments()),
+        tool(WITH_LOGGING, "Sends three info-level notifications/message while it runs.", no_arguments()),
+        tool(
+            WITH_PROGRESS,
+            "Sends notifications/progress 0, 50 and 100 of 100 when given a progress token.",
+            no_arguments()
+        ),
+        tool(ERROR_HANDLING, "Always fails, as a tool result with isError: true.", no_arguments()),
+        tool(
+            SAMPLING,
+            "Asks the client for an LLM completion (sampling/createMessage) of the prompt.",
+            json!({
+                "type": "object",
+                "properties": {"prompt": {"type": "string", "description": "The prompt to send to the LLM"}},
+                "required": ["prompt"]
+            })
+        ),
+        tool(
+            ELICITATION,
+            "Asks the user for a username and email (elicitation/create).",
+            json!({
+                "type": "object",
+                "properties": {"message": {"type": "string", "description": "The message to show the user"}},
+                "required": ["message"]
+            })
+        ),
+        tool(ELICITATION_DEFAULTS, "Elicits a form whose fields all carry defaults (SEP-1034).", no_arguments()),
+        tool(ELICITATION_ENUMS, "Elicits a form with every enum variant (SEP-1330).", no_arguments()),
+        tool(JSON_SCHEMA_2020_12, "Tool with JSON Schema 2020-12 features", json_schema_2020_12()),
+        tool(
+            RECONNECTION,
+            "Over HTTP its response stream is closed after the priming event; resume with GET + Last-Event-ID.",
+            no_arguments()
+        ),
+    ])
+}
+
+fn tool(name: &str, description: &str, input_schema: Value) -> Value {
+    json!({"name": name, "description": description, "inputSchema": input_schema})
+}
+
+fn no_arguments() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+/// The schema the `json-schema-2020-12` scenario looks for, keyword for keyword: it checks that
+/// `$schema`, `$defs` (with `$anchor`), `additionalProperties`, `allOf`/`anyOf` and
+/// `if`/`then`/`else` survive `tools/list` — through this server and through any relay.
+fn json_schema_2020_12() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "$anchor": "addressDef",
+                "type": "object",
+                "properties": {"street": {"type": "string"}, "city": {"type": "string"}}
+            }
+        },
+        "properties": {
+            "name": {"type": "string"},
+            "address": {"$ref": "#/$defs/address"},
+            "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+            "phone": {"type": "string"},
+            "email": {"type": "string"}
+        },
+        "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+        "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+        "then": {"required": ["phone"]},
+        "else": {"required": ["email"]},
+        "additionalProperties": false
+    })
+}
+
+pub(crate) fn list() -> Result<Vec<Tool>, McpError> {
+    decode(catalogue())
+}
+
+/// Runs one tool. An unknown name is a protocol error (-32602, as the tools spec says); anything
+/// that goes wrong *inside* a tool is a result with `isError: true`, which is what callers see.
+pub(crate) async fn call(
+    session: &Session,
+    params: CallToolRequestParams,
+    cx: RequestContext<RoleServer>,
+) -> Result<CallToolResult, McpError> {
+    let args = params.arguments.unwrap_or_default();
+    let result = match params.name.as_ref() {
+        SIMPLE_TEXT => content::simple_text(),
+        IMAGE_CONTENT => content::image(),
+        AUDIO_CONTENT => content::audio(),
+        EMBEDDED_RESOURCE => content::embedded_resource(),
+        MULTIPLE_CONTENT_TYPES => content::multiple_types(),
+        ERROR_HANDLING => content::error(),
+        JSON_SCHEMA_2020_12 => content::json_schema_2020_12(&args),
+        WITH_LOGGING => timed::with_logging(session, &cx).await,
+        WITH_PROGRESS => timed::with_progress(&cx).await,
+        RECONNECTION => timed::reconnection().await,
+        SAMPLING => client_requests::sampling(&args, &cx).await,
+        ELICITATION => client_requests::elicitation(&args, &cx).await,
+        ELICITATION_DEFAULTS => client_requests::elicitation_defaults(&cx).await,
+        ELICITATION_ENUMS => client_requests::elicitation_enums(&cx).await,
+        other => return Err(McpError::invalid_params(format!("Unknown tool: {other}"), None)),
+    };
+    decode(result)
+}
+
+/// A successful result with one text block.
+fn text_result(text: impl Into<String>) -> Value {
+    json!({"content": [{"type": "text", "text": text.into()}]})
+}
+
+/// A failed tool run: the caller sees the message (spec: tool errors are results, not JSON-RPC errors).
+fn error_result(text: impl Into<String>) -> Value {
+    json!({"isError": true, "content": [{"type": "text", "text": text.into()}]})
+}
+
+/// A required string argument, or the tool-error result to return without it.
+fn required_str<'a>(args: &'a JsonObject, name: &str) -> Result<&'a str, Value> {
+    args.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| error_result(format!("Missing required string argument '{name}'")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_decodes_and_names_are_unique_and_valid() {
+        let tools = list().unwrap();
+        let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate tool names");
+        for t in &tools {
+            // SEP-986 tool names, and the fields the tools-list scenario requires.
+            assert!((1..=64).contains(&t.name.len()));
+            assert!(t.name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
+            assert!(t.description.is_some());
+            assert_eq!(t.input_schema.get("type"), Some(&json!("object")));
+        }
+    }
+
+    #[test]
+    fn json_schema_2020_12_keywords_survive_decoding() {
+        let tools = list().unwrap();
+        let tool = tools.iter().find(|t| t.name == JSON_SCHEMA_2020_12).unwrap();
+        let on_wire = serde_json::to_value(tool).unwrap();
+        assert_eq!(on_wire["inputSchema"], json_schema_2020_12());
+    }
+}

@@ -1,0 +1,672 @@
+//! Virtual MCPs: one downstream session over many members.
+//!
+//! Opening: every member is connected and initialised concurrently with the client's own
+//! `initialize` (so each sees the client's real capabilities); the client gets one
+//! InitializeResult whose capabilities are the union of what can be routed. In `degrade` mode a
+//! member that fails is left out and the client is told through a log notification; in `strict`
+//! mode any failure fails the session.
+//!
+//! Lists (`tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`) are answered
+//! by the gateway: each member's full list is fetched once (following its own pagination),
+//! curated and namespaced (`mesh_core::gateway`), merged in member order, and paged with a cursor
+//! the gateway owns. A member's `list_changed` refetches that member only and reaches the client
+//! as one `list_changed`, only when what the client can see changed.
+//!
+//! Calls, reads, subscriptions and completions are routed by exposed name or URI prefix to their
+//! member with the original name restored. Everything else a member sends (progress, logging,
+//! sampling, elicitation, roots) flows through the shared session machinery in `mod.rs`.
+
+use super::Session;
+use crate::ingress::{ResolvedGateway, ResolvedMember};
+use crate::{upstream, RelayError};
+use futures_util::future::BoxFuture;
+use mesh_core::gateway::{expose_name, expose_uri, uri_prefix, valid_tool_name, FailureMode, MemberConfig, Selection};
+use mesh_protocol::{version, Message};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// What the gateway does with a client request.
+pub(crate) enum Route {
+    /// Send this (rewritten) request to that member.
+    Forward(usize, Message),
+    /// The gateway answers itself with this result.
+    Local(BoxFuture<'static, Result<Value, RelayError>>),
+}
+
+/// The four lists a gateway merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+    Templates,
+}
+
+impl ListKind {
+    const ALL: [ListKind; 4] = [ListKind::Tools, ListKind::Prompts, ListKind::Resources, ListKind::Templates];
+
+    fn of_method(m: &str) -> Option<ListKind> {
+        Self::ALL.into_iter().find(|k| k.method() == m)
+    }
+
+    fn method(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools/list",
+            ListKind::Prompts => "prompts/list",
+            ListKind::Resources => "resources/list",
+            ListKind::Templates => "resources/templates/list",
+        }
+    }
+
+    /// The result field holding the items.
+    fn key(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources => "resources",
+            ListKind::Templates => "resourceTemplates",
+        }
+    }
+
+    /// The item field that names it.
+    fn id_field(self) -> &'static str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => "name",
+            ListKind::Resources => "uri",
+            ListKind::Templates => "uriTemplate",
+        }
+    }
+
+    fn capability(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources | ListKind::Templates => "resources",
+        }
+    }
+
+    fn changed_notification(self) -> &'static str {
+        match self {
+            ListKind::Tools => "notifications/tools/list_changed",
+            ListKind::Prompts => "notifications/prompts/list_changed",
+            ListKind::Resources | ListKind::Templates => "notifications/resources/list_changed",
+        }
+    }
+}
+
+/// A merged, curated list.
+struct Merged {
+    items: Vec<Value>,
+    /// Exposed name (or URI) → (member, original name or URI).
+    index: HashMap<String, (usize, String)>,
+    fingerprint: u64,
+}
+
+struct Member {
+    slug: String,
+    prefix: String,
+    uri_prefix: String,
+    config: MemberConfig,
+    caps: Option<Value>,
+    instructions: Option<String>,
+    healthy: bool,
+}
+
+impl Member {
+    fn has(&self, capability: &str) -> bool {
+        self.healthy && self.caps.as_ref().is_some_and(|c| c.get(capability).is_some())
+    }
+
+    fn selection(&self, kind: ListKind) -> &Selection {
+        match kind {
+            ListKind::Tools => &self.config.tools,
+            ListKind::Prompts => &self.config.prompts,
+            ListKind::Resources | ListKind::Templates => &self.config.resources,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Catalog {
+    raw: HashMap<(usize, ListKind), Arc<Vec<Value>>>,
+    merged: HashMap<ListKind, Arc<Merged>>,
+}
+
+/// The gateway part of a session.
+pub struct Gateway {
+    slug: String,
+    mode: FailureMode,
+    page_size: usize,
+    members: RwLock<Vec<Member>>,
+    catalog: Mutex<Catalog>,
+    /// Serialises list refreshes so one member change yields at most one list_changed.
+    refresh: tokio::sync::Mutex<()>,
+    initialized: AtomicBool,
+}
+
+fn params_of(msg: &Message) -> Map<String, Value> {
+    msg.params::<Map<String, Value>>().unwrap_or_default()
+}
+
+fn rewrite(msg: &Message, params: Map<String, Value>) -> Message {
+    Message::request(msg.id().unwrap_or("null"), msg.method().unwrap_or(""), Some(&Value::Object(params)))
+}
+
+fn fingerprint(items: &[Value]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(items).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+/// Whether `uri` is an instance of RFC 6570 level-1 `template` (literal parts in order).
+fn template_matches(template: &str, uri: &str) -> bool {
+    let mut rest = uri;
+    for (i, part) in template.split(['{', '}']).enumerate() {
+        // Even parts are literals, odd parts are variable names.
+        if i % 2 == 1 || part.is_empty() {
+            continue;
+        }
+        match rest.find(part) {
+            Some(pos) if i > 0 || pos == 0 => rest = &rest[pos + part.len()..],
+            _ => return false,
+        }
+    }
+    template.ends_with('}') || rest.is_empty()
+}
+
+impl Gateway {
+    fn new(def: &ResolvedGateway) -> Gateway {
+        let members = def.members.iter().map(Self::member).collect();
+        Gateway {
+            slug: def.slug.clone(),
+            mode: def.mode,
+            page_size: def.page_size.max(1),
+            members: RwLock::new(members),
+            catalog: Mutex::new(Catalog::default()),
+            refresh: tokio::sync::Mutex::new(()),
+            initialized: AtomicBool::new(false),
+        }
+    }
+
+    fn member(m: &ResolvedMember) -> Member {
+        let prefix = m.config.effective_prefix(&m.slug).to_string();
+        Member {
+            slug: m.slug.clone(),
+            uri_prefix: uri_prefix(&prefix),
+            prefix,
+            config: m.config.clone(),
+            caps: None,
+            instructions: None,
+            healthy: false,
+        }
+    }
+
+    fn members(&self) -> std::sync::RwLockReadGuard<'_, Vec<Member>> {
+        self.members.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+        self.catalog.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn initialized(&self) {
+        self.initialized.store(true, Ordering::Release);
+    }
+
+    /// Decides where a client request goes.
+    pub(super) async fn route(&self, s: &Session, msg: &Message) -> Result<Route, RelayError> {
+        let method = msg.method().unwrap_or("");
+        let me = s.me.upgrade().ok_or_else(|| RelayError::Internal("session is gone".into()))?;
+        if let Some(kind) = ListKind::of_method(method) {
+            let cursor = params_of(msg).get("cursor").and_then(Value::as_str).map(str::to_string);
+            return Ok(Route::Local(Box::pin(async move {
+                let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
+                let merged = gw.merged(&me, kind).await?;
+                gw.page(&merged, kind, cursor.as_deref())
+            })));
+        }
+        match method {
+            "ping" => Ok(Route::Local(Box::pin(async { Ok(json!({})) }))),
+            "tools/call" | "prompts/get" => {
+                let kind = if method == "tools/call" { ListKind::Tools } else { ListKind::Prompts };
+                let mut params = params_of(msg);
+                let name = params.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+                let merged = self.merged(s, kind).await?;
+                let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
+                let (member, original) = merged
+                    .index
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| RelayError::InvalidParams(format!("Unknown {what}: {name}")))?;
+                params.insert("name".into(), Value::String(original));
+                Ok(Route::Forward(member, rewrite(msg, params)))
+            }
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                let mut params = params_of(msg);
+                let uri = params.get("uri").and_then(Value::as_str).unwrap_or("").to_string();
+                let (member, original) = self.route_uri(s, &uri).await?;
+                params.insert("uri".into(), Value::String(original));
+                Ok(Route::Forward(member, rewrite(msg, params)))
+            }
+            "completion/complete" => {
+                let mut params = params_of(msg);
+                let reference = params.get("ref").cloned().unwrap_or(Value::Null);
+                let (member, new_ref) = match reference.get("type").and_then(Value::as_str) {
+                    Some("ref/prompt") => {
+                        let name = reference.get("name").and_then(Value::as_str).unwrap_or("");
+                        let merged = self.merged(s, ListKind::Prompts).await?;
+                        let (member, original) = merged
+                            .index
+                            .get(name)
+                            .cloned()
+                            .ok_or_else(|| RelayError::InvalidParams(format!("Unknown prompt: {name}")))?;
+                        let mut r = reference.clone();
+                        r["name"] = Value::String(original);
+                        (member, r)
+                    }
+                    Some("ref/resource") => {
+                        let uri = reference.get("uri").and_then(Value::as_str).unwrap_or("");
+                        let (member, original) = self.route_uri(s, uri).await?;
+                        let mut r = reference.clone();
+                        r["uri"] = Value::String(original);
+                        (member, r)
+                    }
+                    _ => {
+                        return Err(RelayError::InvalidParams(
+                            "completion/complete needs a ref/prompt or ref/resource".into(),
+                        ))
+                    }
+                };
+                params.insert("ref".into(), new_ref);
+                Ok(Route::Forward(member, rewrite(msg, params)))
+            }
+            "logging/setLevel" => {
+                let params = Value::Object(params_of(msg));
+                Ok(Route::Local(Box::pin(async move {
+                    let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
+                    let targets: Vec<usize> =
+                        gw.members().iter().enumerate().filter(|(_, m)| m.has("logging")).map(|(k, _)| k).collect();
+                    let calls = targets.into_iter().map(|k| {
+                        let (me, params) = (me.clone(), params.clone());
+                        async move { me.internal(k, "logging/setLevel", &params).await }
+                    });
+                    futures_util::future::join_all(calls).await;
+                    Ok(json!({}))
+                })))
+            }
+            other => Err(RelayError::MethodNotFound(other.chars().take(64).collect())),
+        }
+    }
+
+    /// The member owning an exposed resource URI, and the URI it knows.
+    async fn route_uri(&self, s: &Session, uri: &str) -> Result<(usize, String), RelayError> {
+        let unknown = || RelayError::InvalidParams(format!("Unknown resource: {uri}"));
+        let (found, unprefixed) = {
+            let members = self.members();
+            let found = members.iter().enumerate().find_map(|(k, m)| {
+                let p = format!("{}+", m.uri_prefix);
+                (!m.uri_prefix.is_empty() && uri.starts_with(&p)).then(|| (k, uri[p.len()..].to_string()))
+            });
+            let unprefixed: Vec<usize> = members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.uri_prefix.is_empty() && m.has("resources"))
+                .map(|(k, _)| k)
+                .collect();
+            (found, unprefixed)
+        };
+        let (member, original) = match (found, unprefixed.as_slice()) {
+            (Some(hit), _) => hit,
+            (None, [only]) => (*only, uri.to_string()),
+            (None, []) => return Err(unknown()),
+            (None, _) => {
+                let merged = self.merged(s, ListKind::Resources).await?;
+                merged.index.get(uri).cloned().ok_or_else(unknown)?
+            }
+        };
+        let allowed = match self.members().get(member).map(|m| m.config.resources.clone()) {
+            Some(Selection::All) => true,
+            Some(Selection::Only(list)) => list.iter().any(|t| *t == original || template_matches(t, &original)),
+            None => false,
+        };
+        if allowed {
+            Ok((member, original))
+        } else {
+            Err(unknown())
+        }
+    }
+
+    fn page(&self, merged: &Merged, kind: ListKind, cursor: Option<&str>) -> Result<Value, RelayError> {
+        let start = match cursor {
+            None => 0,
+            Some(c) => c
+                .strip_prefix('p')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n <= merged.items.len())
+                .ok_or_else(|| RelayError::InvalidParams("invalid cursor".into()))?,
+        };
+        let end = (start + self.page_size).min(merged.items.len());
+        let mut out = Map::new();
+        out.insert(kind.key().into(), Value::Array(merged.items[start..end].to_vec()));
+        if end < merged.items.len() {
+            out.insert("nextCursor".into(), Value::String(format!("p{end}")));
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// The merged list of `kind`, fetching what is not cached.
+    async fn merged(&self, s: &Session, kind: ListKind) -> Result<Arc<Merged>, RelayError> {
+        if let Some(m) = self.catalog().merged.get(&kind) {
+            return Ok(m.clone());
+        }
+        let wanted: Vec<(usize, String)> = {
+            let members = self.members();
+            let catalog = self.catalog();
+            members
+                .iter()
+                .enumerate()
+                .filter(|(k, m)| m.has(kind.capability()) && !catalog.raw.contains_key(&(*k, kind)))
+                .map(|(k, m)| (k, m.slug.clone()))
+                .collect()
+        };
+        let fetched = futures_util::future::join_all(
+            wanted.into_iter().map(|(k, slug)| async move { (k, slug, Self::fetch_all(s, k, kind).await) }),
+        )
+        .await;
+        for (k, slug, result) in fetched {
+            match result {
+                Ok(items) => {
+                    self.catalog().raw.insert((k, kind), Arc::new(items));
+                }
+                Err(e) if self.mode == FailureMode::Strict => {
+                    return Err(RelayError::UpstreamUnavailable(format!("member {slug}: {e}")));
+                }
+                Err(e) => {
+                    tracing::warn!(gateway = %self.slug, member = %slug, error = %e, "member list unavailable; serving the others");
+                    s.notify_client(&warning(&format!("member {slug} is unavailable: {e}")));
+                }
+            }
+        }
+        let merged = Arc::new(self.build(s, kind));
+        self.catalog().merged.insert(kind, merged.clone());
+        Ok(merged)
+    }
+
+    async fn fetch_all(s: &Session, member: usize, kind: ListKind) -> Result<Vec<Value>, RelayError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let params = match &cursor {
+                Some(c) => json!({"cursor": c}),
+                None => json!({}),
+            };
+            let page = s.internal(member, kind.method(), &params).await?;
+            items.extend(page.get(kind.key()).and_then(Value::as_array).cloned().unwrap_or_default());
+            cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_string);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    fn build(&self, s: &Session, kind: ListKind) -> Merged {
+        let members = self.members();
+        let catalog = self.catalog();
+        let mut candidates: Vec<(String, usize, String, Value)> = Vec::new();
+        for (k, m) in members.iter().enumerate() {
+            let Some(raw) = catalog.raw.get(&(k, kind)) else { continue };
+            for item in raw.iter() {
+                let Some(original) = item.get(kind.id_field()).and_then(Value::as_str) else { continue };
+                if !m.selection(kind).allows(original) {
+                    continue;
+                }
+                let exposed = match kind {
+                    ListKind::Tools | ListKind::Prompts => expose_name(&m.prefix, &m.config, original),
+                    ListKind::Resources | ListKind::Templates => expose_uri(&m.prefix, original),
+                };
+                if kind == ListKind::Tools && !valid_tool_name(&exposed) {
+                    tracing::warn!(gateway = %self.slug, member = %m.slug, name = %exposed, "exposed tool name invalid; left out");
+                    continue;
+                }
+                let mut def = item.clone();
+                def[kind.id_field()] = Value::String(exposed.clone());
+                if let Some(d) =
+                    m.config.descriptions.get(original).filter(|_| matches!(kind, ListKind::Tools | ListKind::Prompts))
+                {
+                    def["description"] = Value::String(d.clone());
+                }
+                candidates.push((exposed, k, original.to_string(), def));
+            }
+        }
+        // A name exposed twice is a collision: neither is served, and both are named, rather
+        // than letting whichever member answered first win.
+        let mut count: HashMap<&str, Vec<(usize, &str)>> = HashMap::new();
+        for (name, k, original, _) in &candidates {
+            count.entry(name.as_str()).or_default().push((*k, original.as_str()));
+        }
+        for (name, owners) in count.iter().filter(|(_, o)| o.len() > 1) {
+            let who: Vec<String> = owners.iter().map(|(k, o)| format!("{}'s '{o}'", members[*k].slug)).collect();
+            let text = format!(
+                "name collision in gateway {}: '{name}' is {}; neither is served",
+                self.slug,
+                who.join(" and ")
+            );
+            tracing::warn!("{text}");
+            s.notify_client(&warning(&text));
+        }
+        let mut items = Vec::new();
+        let mut index = HashMap::new();
+        for (name, k, original, def) in candidates.iter().cloned() {
+            if count.get(name.as_str()).is_some_and(|o| o.len() > 1) {
+                continue;
+            }
+            index.insert(name, (k, original));
+            items.push(def);
+        }
+        let fingerprint = fingerprint(&items);
+        Merged { items, index, fingerprint }
+    }
+
+    /// Handles a member's notification; returns what to pass on to the client, if anything.
+    pub(super) fn on_notification(&self, s: &Session, member: usize, msg: Message) -> Option<Message> {
+        let kinds: &[ListKind] = match msg.method()? {
+            "notifications/tools/list_changed" => &[ListKind::Tools],
+            "notifications/prompts/list_changed" => &[ListKind::Prompts],
+            "notifications/resources/list_changed" => &[ListKind::Resources, ListKind::Templates],
+            "notifications/resources/updated" => {
+                let mut params = params_of(&msg);
+                let uri = params.get("uri").and_then(Value::as_str).unwrap_or("").to_string();
+                let prefix = self.members().get(member).map(|m| m.prefix.clone()).unwrap_or_default();
+                params.insert("uri".into(), Value::String(expose_uri(&prefix, &uri)));
+                return Some(Message::notification("notifications/resources/updated", Some(&Value::Object(params))));
+            }
+            _ => return Some(msg),
+        };
+        self.refresh(s, Some(member), kinds);
+        None
+    }
+
+    /// Refetches `member`'s lists of `kinds` (all members' when `None`) and tells the client
+    /// once per kind whose visible list changed.
+    fn refresh(&self, s: &Session, member: Option<usize>, kinds: &[ListKind]) {
+        let Some(me) = s.me.upgrade() else { return };
+        let kinds = kinds.to_vec();
+        tokio::spawn(async move {
+            let Some(gw) = me.gateway.as_ref() else { return };
+            let _serial = gw.refresh.lock().await;
+            let mut announce: Vec<&'static str> = Vec::new();
+            for kind in kinds {
+                let old = {
+                    let mut c = gw.catalog();
+                    c.raw.retain(|(k, kk), _| *kk != kind || member.is_some_and(|m| m != *k));
+                    c.merged.remove(&kind)
+                };
+                // A list the client never fetched cannot have changed for it.
+                let Some(old) = old else { continue };
+                match gw.merged(&me, kind).await {
+                    Ok(new) if new.fingerprint != old.fingerprint => {
+                        if !announce.contains(&kind.changed_notification()) {
+                            announce.push(kind.changed_notification());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(gateway = %gw.slug, error = %e, "refreshing a merged list failed"),
+                }
+            }
+            for method in announce {
+                me.notify_client(&Message::notification(method, None));
+            }
+        });
+    }
+
+    pub(super) fn member_down(&self, s: &Session, member: usize, reason: &str) {
+        let slug = {
+            let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+            let Some(m) = members.get_mut(member) else { return };
+            m.healthy = false;
+            m.slug.clone()
+        };
+        if self.mode == FailureMode::Strict {
+            tracing::warn!(gateway = %self.slug, member = %slug, "strict gateway lost a member; ending the session");
+            s.dead.store(true, Ordering::Release);
+            return;
+        }
+        s.notify_client(&warning(&format!("member {slug} is unavailable: {reason}")));
+    }
+
+    pub(super) fn member_up(&self, s: &Session, member: usize) {
+        if let Some(m) = self.members.write().unwrap_or_else(|p| p.into_inner()).get_mut(member) {
+            m.healthy = m.caps.is_some();
+        }
+        self.refresh(s, Some(member), &ListKind::ALL);
+    }
+}
+
+fn warning(text: &str) -> Message {
+    Message::notification(
+        "notifications/message",
+        Some(&json!({"level": "warning", "logger": "mcp-mesh", "data": text})),
+    )
+}
+
+impl Session {
+    /// Opens a virtual MCP session: connects and initialises every member with the client's
+    /// `initialize`, and returns the session with the merged InitializeResult.
+    pub async fn open_gateway(
+        principal: mesh_core::Principal,
+        def: &ResolvedGateway,
+        audit: Arc<dyn crate::audit::AuditSink>,
+        http: &reqwest::Client,
+        init: &Message,
+    ) -> Result<(Arc<Session>, Message), RelayError> {
+        let timeout = def.members.iter().map(|m| m.spec.timeout).max().unwrap_or(Duration::from_secs(60));
+        let s = Session::build(principal, &def.id, &def.slug, timeout, "gateway", audit, Some(Gateway::new(def)));
+        s.note_client(init);
+        let params: Value = init.params().unwrap_or_else(|| json!({}));
+        let opened = futures_util::future::join_all(def.members.iter().enumerate().map(|(k, m)| {
+            let (s, params) = (s.clone(), params.clone());
+            async move {
+                let link = upstream::connect(&m.spec, http, s.member_sink(k)).await?;
+                s.set_member_link(k, link);
+                s.internal(k, "initialize", &params).await
+            }
+        }))
+        .await;
+        let gw = s.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
+        let mut failures = Vec::new();
+        {
+            let mut members = gw.members.write().unwrap_or_else(|p| p.into_inner());
+            for (k, result) in opened.into_iter().enumerate() {
+                match result {
+                    Ok(init) => {
+                        members[k].caps = init.get("capabilities").cloned();
+                        members[k].instructions = init.get("instructions").and_then(Value::as_str).map(str::to_string);
+                        members[k].healthy = true;
+                    }
+                    Err(e) => failures.push((members[k].slug.clone(), e)),
+                }
+            }
+        }
+        let healthy = gw.members().iter().filter(|m| m.healthy).count();
+        if (!failures.is_empty() && gw.mode == FailureMode::Strict) || healthy == 0 {
+            s.close().await;
+            let (slug, e) =
+                failures.first().cloned().unwrap_or_else(|| ("?".into(), RelayError::Internal("no members".into())));
+            return Err(RelayError::UpstreamUnavailable(format!("gateway {}: member {slug}: {e}", def.slug)));
+        }
+        for (slug, e) in &failures {
+            tracing::warn!(gateway = %def.slug, member = %slug, error = %e, "member unavailable; serving the others");
+            s.notify_client(&warning(&format!("member {slug} is unavailable: {e}")));
+        }
+        let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
+        let negotiated = if version::is_supported(asked) { asked } else { version::LATEST };
+        s.set_version(negotiated);
+        let result = gw.initialize_result(negotiated);
+        Ok((s.clone(), Message::response(init.id().unwrap_or("null"), &result)))
+    }
+}
+
+impl Gateway {
+    fn initialize_result(&self, protocol_version: &str) -> Value {
+        let members = self.members();
+        let any = |cap: &str| members.iter().any(|m| m.has(cap));
+        let mut caps = Map::new();
+        if any("tools") {
+            caps.insert("tools".into(), json!({"listChanged": true}));
+        }
+        if any("prompts") {
+            caps.insert("prompts".into(), json!({"listChanged": true}));
+        }
+        if any("resources") {
+            let subscribe = members.iter().any(|m| {
+                m.healthy
+                    && m.caps.as_ref().and_then(|c| c.pointer("/resources/subscribe")).and_then(Value::as_bool)
+                        == Some(true)
+            });
+            caps.insert("resources".into(), json!({"listChanged": true, "subscribe": subscribe}));
+        }
+        if any("logging") {
+            caps.insert("logging".into(), json!({}));
+        }
+        if any("completions") {
+            caps.insert("completions".into(), json!({}));
+        }
+        let names: Vec<&str> = members.iter().filter(|m| m.healthy).map(|m| m.slug.as_str()).collect();
+        let mut instructions = format!("MCP Mesh virtual server '{}' over: {}.", self.slug, names.join(", "));
+        for m in members.iter().filter(|m| m.healthy) {
+            if let Some(i) = &m.instructions {
+                instructions.push_str(&format!("\n\n## {} (prefix '{}')\n{i}", m.slug, m.prefix));
+            }
+        }
+        json!({
+            "protocolVersion": protocol_version,
+            "capabilities": caps,
+            "serverInfo": {"name": format!("mcp-mesh/gateway/{}", self.slug), "version": env!("CARGO_PKG_VERSION")},
+            "instructions": instructions,
+        })
+    }
+
+    /// The slugs of the members, and whether each is healthy.
+    pub fn member_health(&self) -> Vec<(String, bool)> {
+        self.members().iter().map(|m| (m.slug.clone(), m.healthy)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_matches;
+
+    #[test]
+    fn templates_match_their_instances() {
+        assert!(template_matches("test://template/{id}/data", "test://template/42/data"));
+        assert!(!template_matches("test://template/{id}/data", "test://other/42/data"));
+        assert!(template_matches("demo://resource/dynamic/text/{resourceId}", "demo://resource/dynamic/text/7"));
+        assert!(template_matches("file:///exact", "file:///exact"));
+        assert!(!template_matches("file:///exact", "file:///exact/more"));
+    }
+}

@@ -1,0 +1,91 @@
+//! The audit side of a request: what is captured when it starts, and its outcome when it ends.
+
+use crate::audit::Outcome;
+use crate::RelayError;
+use mesh_protocol::{Kind, Message};
+
+/// What a request's audit record needs, captured when it arrives.
+pub(super) struct Call {
+    pub time_ms: i64,
+    pub started: std::time::Instant,
+    pub method: Box<str>,
+    pub name: Option<String>,
+    pub arguments: Option<String>,
+    pub bytes_in: u64,
+}
+
+impl Call {
+    pub fn of(msg: &Message) -> Call {
+        #[derive(serde::Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow)]
+            name: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            uri: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            arguments: Option<&'a serde_json::value::RawValue>,
+        }
+        let p: Option<Params<'_>> = msg.params();
+        let (name, arguments) = match p {
+            Some(p) => (p.name.or(p.uri).map(|n| n.into_owned()), p.arguments.map(|a| a.get().to_string())),
+            None => (None, None),
+        };
+        Call {
+            time_ms: mesh_core::id::now_ms(),
+            started: std::time::Instant::now(),
+            method: msg.method().unwrap_or("").into(),
+            name,
+            arguments,
+            bytes_in: msg.bytes().len() as u64,
+        }
+    }
+}
+
+/// The audit outcome of a relay error.
+pub(super) fn outcome_of(e: &RelayError) -> Outcome {
+    match e {
+        RelayError::UpstreamTimeout(..) => Outcome::Timeout,
+        RelayError::Unauthorized | RelayError::Forbidden(_) => Outcome::Denied,
+        RelayError::UpstreamUnavailable(_) | RelayError::UpstreamProtocol(_) => Outcome::UpstreamDown,
+        _ => Outcome::ProtocolError,
+    }
+}
+
+/// The audit outcome of a reply: tool results are inspected for `isError`; the mesh's own
+/// upstream error codes are told apart from the upstream's protocol errors.
+pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct ToolResult {
+        #[serde(rename = "isError")]
+        is_error: Option<bool>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrReply {
+        error: ErrBody,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrBody {
+        code: i64,
+        message: String,
+    }
+    match reply.kind() {
+        Kind::Error => match serde_json::from_slice::<ErrReply>(reply.bytes()) {
+            Ok(e) => {
+                let outcome = match e.error.code {
+                    mesh_protocol::codes::UPSTREAM_UNAVAILABLE | mesh_protocol::codes::UPSTREAM_PROTOCOL => {
+                        Outcome::UpstreamDown
+                    }
+                    mesh_protocol::codes::UPSTREAM_TIMEOUT => Outcome::Timeout,
+                    _ => Outcome::ProtocolError,
+                };
+                (outcome, Some(e.error.message))
+            }
+            Err(_) => (Outcome::ProtocolError, None),
+        },
+        _ if &*call.method == "tools/call" => match reply.result::<ToolResult>() {
+            Some(ToolResult { is_error: Some(true) }) => (Outcome::ToolError, None),
+            _ => (Outcome::Ok, None),
+        },
+        _ => (Outcome::Ok, None),
+    }
+}

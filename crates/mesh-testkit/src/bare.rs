@@ -1,0 +1,93 @@
+//! The data plane alone: a real `Relay` on `127.0.0.1:0` with a fixed key and fixed routes, for
+//! testing relay behaviour (virtual MCPs, streams) independently of the control plane.
+
+use mesh_core::{Principal, Role};
+use mesh_protocol::{codes, Message};
+use mesh_relay::ingress::{Authenticator, Relay, RelayConfig, ResolvedGateway, ResolvedRoute, RouteResolver};
+use mesh_relay::upstream::local::LocalService;
+use mesh_relay::RelayError;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The key every bare relay accepts.
+pub const KEY: &str = "bare-test-key";
+
+struct OneKey;
+
+impl Authenticator for OneKey {
+    fn authenticate(&self, token: &str) -> Option<Principal> {
+        (token == KEY).then(|| Principal {
+            org_id: "org".into(),
+            user_id: "usr".into(),
+            key_id: "key".into(),
+            role: Role::Owner,
+        })
+    }
+}
+
+struct Fixed {
+    gateways: HashMap<String, ResolvedGateway>,
+}
+
+#[async_trait::async_trait]
+impl RouteResolver for Fixed {
+    async fn resolve(&self, _p: &Principal, route: &str) -> Result<ResolvedRoute, RelayError> {
+        Err(RelayError::RouteNotFound(route.into()))
+    }
+
+    async fn resolve_gateway(&self, _p: &Principal, g: &str) -> Result<ResolvedGateway, RelayError> {
+        self.gateways.get(g).cloned().ok_or_else(|| RelayError::RouteNotFound(g.into()))
+    }
+}
+
+struct NoManagement;
+
+#[async_trait::async_trait]
+impl LocalService for NoManagement {
+    async fn handle(&self, _p: &Principal, req: &Message) -> Message {
+        Message::error(req.id(), codes::METHOD_NOT_FOUND, "no management here", None)
+    }
+}
+
+/// A running bare relay.
+pub struct BareRelay {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The relay, for inspecting sessions.
+    pub relay: Arc<Relay>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BareRelay {
+    /// Serves the given gateways at `/mcp/gateway/{slug}`.
+    pub async fn start(gateways: Vec<ResolvedGateway>) -> BareRelay {
+        crate::init_logs();
+        let routes = Fixed { gateways: gateways.into_iter().map(|g| (g.slug.clone(), g)).collect() };
+        let relay = Relay::new(
+            RelayConfig::default(),
+            Arc::new(OneKey),
+            Arc::new(routes),
+            Arc::new(NoManagement),
+            mesh_relay::ingress::upstream_http_client(),
+            Arc::new(mesh_relay::audit::NoAudit),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let router = relay.router();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        BareRelay { url: format!("http://127.0.0.1:{port}"), relay, task }
+    }
+
+    /// The endpoint of a gateway.
+    pub fn gateway(&self, slug: &str) -> String {
+        format!("{}/mcp/gateway/{slug}", self.url)
+    }
+
+    /// Closes every session (stopping children) and the server.
+    pub async fn stop(self) {
+        self.relay.shutdown().await;
+        self.task.abort();
+    }
+}
