@@ -5,40 +5,7 @@ use mesh_testkit::{raw, upstreams, TestMesh};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// Pids of processes whose environment carries `marker` (we run as the same user, so
-/// `/proc/*/environ` is readable). A zombie's environ reads empty, so this finds live processes;
-/// zombies are checked separately by `zombie_children`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let needle = format!("MESH_TEST_MARKER={marker}");
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| {
-            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
-        })
-        .collect()
-}
-
-/// Children of this test process that are zombies (exited but never reaped).
-fn zombie_children() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // Fields after the ")" of the command name: state, ppid, …
-            let rest: Vec<&str> =
-                stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-            rest.first() == Some(&"Z") && rest.get(1) == Some(&me.as_str())
-        })
-        .collect()
-}
+use mesh_testkit::procs::{with_marker as processes_with, zombie_children};
 
 async fn wait_gone(marker: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
