@@ -1,0 +1,89 @@
+//! The official MCP conformance suite (`@modelcontextprotocol/conformance`, run on Node 22 from
+//! the test deps) against this fixture directly — the control — and through the mesh, with the
+//! fixture as a connection over stdio and over Streamable HTTP at `/mcp/{connection}`.
+//!
+//! The suite sends no credentials, so the connections are opened to anonymous callers with the
+//! product's explicit, off-by-default setting; nothing else about the mesh is relaxed. Results
+//! land in `target/conformance/<run>/summary.tsv`; `scripts/test` prints them side by side.
+
+use mesh_testkit::TestMesh;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+fn out_dir(run: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/conformance").join(run);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.parent().expect("parent")).expect("target/conformance");
+    dir
+}
+
+/// Runs the suite against `url`; returns (passed, its output).
+async fn suite(run: &str, url: &str) -> (bool, String) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let expected = manifest.join(format!("conformance/{run}.yml"));
+    let out = tokio::time::timeout(
+        Duration::from_secs(600),
+        tokio::process::Command::new("bash")
+            .arg(manifest.join("conformance.sh"))
+            .arg(url)
+            .arg(&expected)
+            .arg(out_dir(run))
+            .env("MESH_TEST_DEPS", mesh_testkit::deps::dir())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the suite finished within 10 minutes")
+    .expect("bash runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Starts `mesh-fixture http --port 0` and returns it with its URL.
+async fn fixture_http() -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-fixture"))
+        .args(["http", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("fixture starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("fixture announces its URL")
+        .expect("read")
+        .expect("a line");
+    let url = line.strip_prefix("listening on ").expect("announcement").trim().to_string();
+    (child, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_direct_and_through_the_mesh() {
+    let (mut fixture, fixture_url) = fixture_http().await;
+    let mesh = TestMesh::start().await;
+    let bin = env!("CARGO_BIN_EXE_mesh-fixture");
+    mesh.add_connection(json!({"slug": "fixture-stdio", "command": bin, "args": ["stdio"], "anonymous": true})).await;
+    mesh.add_connection(json!({"slug": "fixture-http", "url": fixture_url, "anonymous": true})).await;
+    // The DNS-rebinding scenario needs a localhost URL; the mesh's own check is what it tests.
+    let local = |u: &str| u.replace("127.0.0.1", "localhost");
+    let runs = [
+        ("direct", local(&fixture_url)),
+        ("mesh-stdio", local(&mesh.endpoint("fixture-stdio"))),
+        ("mesh-http", local(&mesh.endpoint("fixture-http"))),
+    ];
+    let results = futures_util::future::join_all(runs.iter().map(|(run, url)| async move { (run, suite(run, url).await) })).await;
+    let mut failed = Vec::new();
+    for (run, (ok, text)) in &results {
+        println!("==== conformance: {run} ====\n{text}");
+        if !ok {
+            failed.push(*run);
+        }
+    }
+    mesh.stop().await;
+    let _ = fixture.kill().await;
+    assert!(failed.is_empty(), "conformance runs with unexpected results: {failed:?} (see the output above)");
+}
