@@ -1,11 +1,16 @@
 //! The official MCP conformance suite (`@modelcontextprotocol/conformance`, run on Node 22 from
 //! the test deps) against this fixture directly — the control — and through the mesh, with the
-//! fixture as a connection over stdio and over Streamable HTTP at `/mcp/{connection}`.
+//! fixture as a connection over stdio and over Streamable HTTP at `/mcp/{connection}`, and as the
+//! member of a virtual MCP at `/mcp/gateway/{gateway}`, unprefixed and prefixed.
 //!
 //! The suite sends no credentials, so the connections are opened to anonymous callers with the
 //! product's explicit, off-by-default setting; nothing else about the mesh is relaxed. Results
 //! land in `target/conformance/<run>/summary.tsv`; `scripts/test` prints them side by side.
 
+use mesh_core::gateway::{FailureMode, MemberConfig};
+use mesh_relay::ingress::{ResolvedGateway, ResolvedMember};
+use mesh_relay::{TransportSpec, UpstreamSpec};
+use mesh_testkit::bare::BareRelay;
 use mesh_testkit::TestMesh;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -61,6 +66,30 @@ async fn fixture_http() -> (tokio::process::Child, String) {
     (child, url)
 }
 
+/// A virtual MCP whose one member is the fixture over stdio, with or without a prefix.
+fn fixture_gateway(slug: &str, prefix: Option<&str>) -> ResolvedGateway {
+    let spec = UpstreamSpec {
+        name: "fixture".into(),
+        transport: TransportSpec::Stdio {
+            command: env!("CARGO_BIN_EXE_mesh-fixture").into(),
+            args: vec!["stdio".into()],
+            env: vec![],
+            cwd: None,
+        },
+        timeout: Duration::from_secs(30),
+    };
+    let mut config = MemberConfig::all_of("fixture");
+    config.prefix = Some(prefix.unwrap_or("").to_string());
+    let member = ResolvedMember { connection_id: "conn_fixture".into(), slug: "fixture".into(), config, spec };
+    ResolvedGateway {
+        id: format!("gw_{slug}"),
+        slug: slug.into(),
+        mode: FailureMode::Degrade,
+        page_size: 100,
+        members: vec![member],
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_direct_and_through_the_mesh() {
     let (mut fixture, fixture_url) = fixture_http().await;
@@ -68,14 +97,23 @@ async fn conformance_suite_direct_and_through_the_mesh() {
     let bin = env!("CARGO_BIN_EXE_mesh-fixture");
     mesh.add_connection(json!({"slug": "fixture-stdio", "command": bin, "args": ["stdio"], "anonymous": true})).await;
     mesh.add_connection(json!({"slug": "fixture-http", "url": fixture_url, "anonymous": true})).await;
+    // Virtual MCPs over the fixture: unprefixed (must be transparent) and prefixed (only the
+    // scenarios that call fixed names may fail). Served by the data plane alone until gateways
+    // have their control plane, with anonymous callers admitted the same explicit way.
+    let gateways =
+        BareRelay::start_with(vec![fixture_gateway("plain", None), fixture_gateway("prefixed", Some("fx"))], true)
+            .await;
     // The DNS-rebinding scenario needs a localhost URL; the mesh's own check is what it tests.
     let local = |u: &str| u.replace("127.0.0.1", "localhost");
     let runs = [
         ("direct", local(&fixture_url)),
         ("mesh-stdio", local(&mesh.endpoint("fixture-stdio"))),
         ("mesh-http", local(&mesh.endpoint("fixture-http"))),
+        ("gateway", local(&gateways.gateway("plain"))),
+        ("gateway-prefixed", local(&gateways.gateway("prefixed"))),
     ];
-    let results = futures_util::future::join_all(runs.iter().map(|(run, url)| async move { (run, suite(run, url).await) })).await;
+    let results =
+        futures_util::future::join_all(runs.iter().map(|(run, url)| async move { (run, suite(run, url).await) })).await;
     let mut failed = Vec::new();
     for (run, (ok, text)) in &results {
         println!("==== conformance: {run} ====\n{text}");
@@ -84,6 +122,7 @@ async fn conformance_suite_direct_and_through_the_mesh() {
         }
     }
     mesh.stop().await;
+    gateways.stop().await;
     let _ = fixture.kill().await;
     assert!(failed.is_empty(), "conformance runs with unexpected results: {failed:?} (see the output above)");
 }

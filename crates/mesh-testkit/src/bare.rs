@@ -12,7 +12,9 @@ use std::sync::Arc;
 /// The key every bare relay accepts.
 pub const KEY: &str = "bare-test-key";
 
-struct OneKey;
+struct OneKey {
+    open: bool,
+}
 
 impl Authenticator for OneKey {
     fn authenticate(&self, token: &str) -> Option<Principal> {
@@ -22,6 +24,10 @@ impl Authenticator for OneKey {
             key_id: "key".into(),
             role: Role::Owner,
         })
+    }
+
+    fn anonymous(&self, route: &str) -> Option<Principal> {
+        (self.open && route.starts_with("gateway/")).then(|| Principal::anonymous("org"))
     }
 }
 
@@ -59,13 +65,19 @@ pub struct BareRelay {
 }
 
 impl BareRelay {
-    /// Serves the given gateways at `/mcp/gateway/{slug}`.
+    /// Serves the given gateways at `/mcp/gateway/{slug}`, to the one key only.
     pub async fn start(gateways: Vec<ResolvedGateway>) -> BareRelay {
+        Self::start_with(gateways, false).await
+    }
+
+    /// Serves the given gateways, also to anonymous callers when `open` (for clients that send
+    /// no credentials, like the conformance suite).
+    pub async fn start_with(gateways: Vec<ResolvedGateway>, open: bool) -> BareRelay {
         crate::init_logs();
         let routes = Fixed { gateways: gateways.into_iter().map(|g| (g.slug.clone(), g)).collect() };
         let relay = Relay::new(
             RelayConfig::default(),
-            Arc::new(OneKey),
+            Arc::new(OneKey { open }),
             Arc::new(routes),
             Arc::new(NoManagement),
             mesh_relay::ingress::upstream_http_client(),

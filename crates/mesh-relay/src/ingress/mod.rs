@@ -25,8 +25,9 @@ pub trait Authenticator: Send + Sync + 'static {
     /// The principal for `token`, or `None` if it is unknown, revoked or expired.
     fn authenticate(&self, token: &str) -> Option<Principal>;
 
-    /// The anonymous principal for a request *without* credentials to `route`, if an admin
-    /// opened that route to anonymous callers. Off unless configured; never for management.
+    /// The anonymous principal for a request *without* credentials to `route` (a connection
+    /// slug or id, or `gateway/{slug}`), if an admin opened that route to anonymous callers.
+    /// Off unless configured; never for management.
     fn anonymous(&self, route: &str) -> Option<Principal> {
         let _ = route;
         None

@@ -87,6 +87,9 @@ fn admit(relay: &Relay, headers: &HeaderMap, target: &Target) -> Result<Principa
         (None, Target::Route(route)) if headers.get(http::header::AUTHORIZATION).is_none() => {
             relay.auth.anonymous(route).ok_or(RelayError::Unauthorized)
         }
+        (None, Target::Gateway(g)) if headers.get(http::header::AUTHORIZATION).is_none() => {
+            relay.auth.anonymous(&format!("gateway/{g}")).ok_or(RelayError::Unauthorized)
+        }
         _ => Err(RelayError::Unauthorized),
     }
 }
