@@ -32,7 +32,7 @@ impl Authenticator for OneKey {
 }
 
 struct Fixed {
-    gateways: HashMap<String, ResolvedGateway>,
+    gateways: Arc<std::sync::RwLock<HashMap<String, ResolvedGateway>>>,
 }
 
 #[async_trait::async_trait]
@@ -42,7 +42,8 @@ impl RouteResolver for Fixed {
     }
 
     async fn resolve_gateway(&self, _p: &Principal, g: &str) -> Result<ResolvedGateway, RelayError> {
-        self.gateways.get(g).cloned().ok_or_else(|| RelayError::RouteNotFound(g.into()))
+        let gateways = self.gateways.read().unwrap_or_else(|p| p.into_inner());
+        gateways.values().find(|d| d.slug == g || d.id == g).cloned().ok_or_else(|| RelayError::RouteNotFound(g.into()))
     }
 }
 
@@ -61,6 +62,7 @@ pub struct BareRelay {
     pub url: String,
     /// The relay, for inspecting sessions.
     pub relay: Arc<Relay>,
+    table: Arc<std::sync::RwLock<HashMap<String, ResolvedGateway>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -74,7 +76,8 @@ impl BareRelay {
     /// no credentials, like the conformance suite).
     pub async fn start_with(gateways: Vec<ResolvedGateway>, open: bool) -> BareRelay {
         crate::init_logs();
-        let routes = Fixed { gateways: gateways.into_iter().map(|g| (g.slug.clone(), g)).collect() };
+        let table = Arc::new(std::sync::RwLock::new(gateways.into_iter().map(|g| (g.slug.clone(), g)).collect()));
+        let routes = Fixed { gateways: table.clone() };
         let relay = Relay::new(
             RelayConfig::default(),
             Arc::new(OneKey { open }),
@@ -89,7 +92,28 @@ impl BareRelay {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        BareRelay { url: format!("http://127.0.0.1:{port}"), relay, task }
+        BareRelay { url: format!("http://127.0.0.1:{port}"), relay, table, task }
+    }
+
+    /// Replaces (or, with `None`, deletes) a gateway definition and tells the relay, as the
+    /// control plane does after a change.
+    pub fn change_gateway(&self, slug: &str, def: Option<ResolvedGateway>) {
+        let id = {
+            let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+            let id = t.get(slug).map(|d| d.id.clone());
+            match def {
+                Some(d) => {
+                    t.insert(slug.to_string(), d);
+                }
+                None => {
+                    t.remove(slug);
+                }
+            }
+            id
+        };
+        if let Some(id) = id {
+            self.relay.gateway_changed(&id);
+        }
     }
 
     /// The endpoint of a gateway.

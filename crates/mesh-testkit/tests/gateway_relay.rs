@@ -391,3 +391,60 @@ async fn strict_fails_at_open_and_ends_the_session_when_a_member_dies() {
     }
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn a_definition_change_reaches_open_sessions_as_one_list_changed() -> anyhow::Result<()> {
+    let only = |names: &[&str]| Selection::Only(names.iter().map(|n| n.to_string()).collect());
+    let def = |members: Vec<ResolvedMember>| gateway("team", FailureMode::Degrade, 100, members);
+    let relay = BareRelay::start(vec![def(vec![member("a", fixture("a", &[]), |_| {})])]).await;
+    let client = TestClient::connect_http(&relay.gateway("team"), KEY, ClientBehaviour::default()).await?;
+    let changed = "notifications/tools/list_changed";
+    assert_eq!(client.list_tool_names().await?.len(), 6);
+
+    // Narrow a member's allow-list: one notification, and the list shows it.
+    relay.change_gateway("team", Some(def(vec![member("a", fixture("a", &[]), |m| m.tools = only(&["ok"]))])));
+    client.wait_until("list_changed after narrowing", |c| c.notifications_seen(changed) >= 1).await?;
+    assert_eq!(client.list_tool_names().await?, ["a_ok"]);
+
+    // Add a member: connected and initialised in the open session, its tools callable.
+    relay.change_gateway(
+        "team",
+        Some(def(vec![
+            member("a", fixture("a", &[]), |m| m.tools = only(&["ok"])),
+            member("b", fixture("b", &[]), |m| m.tools = only(&["ok"])),
+        ])),
+    );
+    client.wait_until("list_changed after adding", |c| c.notifications_seen(changed) >= 2).await?;
+    assert_eq!(client.list_tool_names().await?, ["a_ok", "b_ok"]);
+    assert_eq!(text_of(&client.call_tool("b_ok", json!({})).await?), "fine");
+
+    // The same definition again changes nothing visible: no notification. Then remove `a`.
+    relay.change_gateway(
+        "team",
+        Some(def(vec![
+            member("a", fixture("a", &[]), |m| m.tools = only(&["ok"])),
+            member("b", fixture("b", &[]), |m| m.tools = only(&["ok"])),
+        ])),
+    );
+    relay.change_gateway("team", Some(def(vec![member("b", fixture("b", &[]), |m| m.tools = only(&["ok"]))])));
+    client.wait_until("list_changed after removing", |c| c.notifications_seen(changed) >= 3).await?;
+    assert_eq!(client.list_tool_names().await?, ["b_ok"]);
+    assert_eq!(client.notifications_seen(changed), 3, "nothing for the unchanged definition");
+    assert!(client.call_tool("a_ok", json!({})).await.is_err(), "a removed member is gone");
+    client.close().await?;
+
+    // Deleting the gateway ends its sessions.
+    let sid = raw::open_session(&relay.gateway("team"), KEY, "2025-11-25").await;
+    relay.change_gateway("team", None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}).to_string();
+        if raw::post(&relay.gateway("team"), raw::post_headers(KEY, Some(&sid)), ping).await.0 == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the session of a deleted gateway lives on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay.stop().await;
+    Ok(())
+}

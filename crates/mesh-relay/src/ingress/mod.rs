@@ -163,6 +163,37 @@ impl Relay {
         });
     }
 
+    /// Applies a changed (or deleted, or disabled) gateway definition to its open sessions: each
+    /// is reconfigured and told of visible list changes, or ended when the gateway is gone.
+    pub fn gateway_changed(self: &Arc<Self>, gateway_id: &str) {
+        for s in self.sessions.matching(|s| s.route_kind == "gateway" && s.route == gateway_id) {
+            let relay = self.clone();
+            tokio::spawn(async move {
+                match relay.routes.resolve_gateway(&s.principal, &s.route).await {
+                    Ok(def) => s.reconfigure(&def, &relay.http).await,
+                    Err(e) => {
+                        tracing::info!(session = %s.id, gateway = %s.label, error = %e, "gateway gone; ending its session");
+                        relay.sessions.remove(&s.id);
+                        s.close().await;
+                    }
+                }
+            });
+        }
+    }
+
+    /// A connection of `org_id` changed: gateways over all connections may have new members.
+    pub fn connections_changed(self: &Arc<Self>, org_id: &str) {
+        let ids: std::collections::HashSet<String> = self
+            .sessions
+            .matching(|s| s.route_kind == "gateway" && s.principal.org_id == org_id)
+            .into_iter()
+            .map(|s| s.route.clone())
+            .collect();
+        for id in ids {
+            self.gateway_changed(&id);
+        }
+    }
+
     /// Closes every session and its upstream (graceful shutdown).
     pub async fn shutdown(&self) {
         self.sessions.close_all().await;

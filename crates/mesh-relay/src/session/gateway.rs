@@ -107,6 +107,7 @@ struct Merged {
 }
 
 struct Member {
+    connection_id: String,
     slug: String,
     prefix: String,
     uri_prefix: String,
@@ -114,11 +115,13 @@ struct Member {
     caps: Option<Value>,
     instructions: Option<String>,
     healthy: bool,
+    /// Taken out of the gateway while the session was open.
+    removed: bool,
 }
 
 impl Member {
     fn has(&self, capability: &str) -> bool {
-        self.healthy && self.caps.as_ref().is_some_and(|c| c.get(capability).is_some())
+        !self.removed && self.healthy && self.caps.as_ref().is_some_and(|c| c.get(capability).is_some())
     }
 
     fn selection(&self, kind: ListKind) -> &Selection {
@@ -146,6 +149,8 @@ pub struct Gateway {
     /// Serialises list refreshes so one member change yields at most one list_changed.
     refresh: tokio::sync::Mutex<()>,
     initialized: AtomicBool,
+    /// The client's initialize params, to initialise members added later.
+    init_params: Mutex<Value>,
 }
 
 fn params_of(msg: &Message) -> Map<String, Value> {
@@ -189,12 +194,14 @@ impl Gateway {
             catalog: Mutex::new(Catalog::default()),
             refresh: tokio::sync::Mutex::new(()),
             initialized: AtomicBool::new(false),
+            init_params: Mutex::new(json!({})),
         }
     }
 
     fn member(m: &ResolvedMember) -> Member {
         let prefix = m.config.effective_prefix(&m.slug).to_string();
         Member {
+            connection_id: m.connection_id.clone(),
             slug: m.slug.clone(),
             uri_prefix: uri_prefix(&prefix),
             prefix,
@@ -202,6 +209,7 @@ impl Gateway {
             caps: None,
             instructions: None,
             healthy: false,
+            removed: false,
         }
     }
 
@@ -309,7 +317,7 @@ impl Gateway {
             let members = self.members();
             let found = members.iter().enumerate().find_map(|(k, m)| {
                 let p = format!("{}+", m.uri_prefix);
-                (!m.uri_prefix.is_empty() && uri.starts_with(&p)).then(|| (k, uri[p.len()..].to_string()))
+                (!m.removed && !m.uri_prefix.is_empty() && uri.starts_with(&p)).then(|| (k, uri[p.len()..].to_string()))
             });
             let unprefixed: Vec<usize> = members
                 .iter()
@@ -541,9 +549,100 @@ impl Gateway {
 
     pub(super) fn member_up(&self, s: &Session, member: usize) {
         if let Some(m) = self.members.write().unwrap_or_else(|p| p.into_inner()).get_mut(member) {
-            m.healthy = m.caps.is_some();
+            m.healthy = m.caps.is_some() && !m.removed;
         }
         self.refresh(s, Some(member), &ListKind::ALL);
+    }
+}
+
+impl Session {
+    /// Applies a changed gateway definition to this open session: members kept keep their
+    /// upstream session (with new curation), new members are connected and initialised with the
+    /// client's original initialize, removed members are closed. Every list the client had
+    /// fetched is rebuilt, and each that visibly changed is announced once.
+    pub async fn reconfigure(self: &Arc<Session>, def: &ResolvedGateway, http: &reqwest::Client) {
+        let Some(gw) = &self.gateway else { return };
+        let _serial = gw.refresh.lock().await;
+        let mut added = Vec::new();
+        let removed: Vec<usize> = {
+            let mut members = gw.members.write().unwrap_or_else(|p| p.into_inner());
+            for m in &def.members {
+                match members.iter_mut().find(|x| x.connection_id == m.connection_id && !x.removed) {
+                    Some(existing) => {
+                        let fresh = Gateway::member(m);
+                        existing.prefix = fresh.prefix;
+                        existing.uri_prefix = fresh.uri_prefix;
+                        existing.config = fresh.config;
+                    }
+                    None => {
+                        members.push(Gateway::member(m));
+                        added.push((members.len() - 1, m.spec.clone()));
+                    }
+                }
+            }
+            let keep: Vec<&str> = def.members.iter().map(|m| m.connection_id.as_str()).collect();
+            members
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, m)| !keep.contains(&m.connection_id.as_str()) && !m.removed)
+                .map(|(k, m)| {
+                    // Kept as a tombstone: indices stay stable for links and requests in flight.
+                    m.removed = true;
+                    m.healthy = false;
+                    k
+                })
+                .collect()
+        };
+        for k in removed {
+            if let Ok(link) = self.link(k) {
+                link.close().await;
+            }
+        }
+        let params = gw.init_params.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (k, spec) in added {
+            let opened = async {
+                let link = upstream::connect(&spec, http, self.member_sink(k)).await?;
+                self.set_member_link(k, link.clone());
+                let init = self.internal(k, "initialize", &params).await?;
+                if gw.initialized.load(Ordering::Acquire) {
+                    link.send(Message::notification("notifications/initialized", None)).await?;
+                }
+                Ok::<_, RelayError>(init)
+            }
+            .await;
+            let mut members = gw.members.write().unwrap_or_else(|p| p.into_inner());
+            match opened {
+                Ok(init) => {
+                    members[k].caps = init.get("capabilities").cloned();
+                    members[k].healthy = true;
+                }
+                Err(e) => {
+                    tracing::warn!(gateway = %gw.slug, member = %members[k].slug, error = %e, "new member unavailable")
+                }
+            }
+        }
+        let old: Vec<(ListKind, Arc<Merged>)> = {
+            let mut c = gw.catalog();
+            let old = c.merged.drain().collect();
+            let live: Vec<usize> = gw.members().iter().enumerate().filter(|(_, m)| m.healthy).map(|(k, _)| k).collect();
+            c.raw.retain(|(k, _), _| live.contains(k));
+            old
+        };
+        let mut announce: Vec<&'static str> = Vec::new();
+        for (kind, before) in old {
+            match gw.merged(self, kind).await {
+                Ok(after) if after.fingerprint != before.fingerprint => {
+                    if !announce.contains(&kind.changed_notification()) {
+                        announce.push(kind.changed_notification());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(gateway = %gw.slug, error = %e, "rebuilding a list after a change failed"),
+            }
+        }
+        for method in announce {
+            self.notify_client(&Message::notification(method, None));
+        }
     }
 }
 
@@ -568,6 +667,9 @@ impl Session {
         let s = Session::build(principal, &def.id, &def.slug, timeout, "gateway", audit, Some(Gateway::new(def)));
         s.note_client(init);
         let params: Value = init.params().unwrap_or_else(|| json!({}));
+        if let Some(gw) = &s.gateway {
+            *gw.init_params.lock().unwrap_or_else(|p| p.into_inner()) = params.clone();
+        }
         let opened = futures_util::future::join_all(def.members.iter().enumerate().map(|(k, m)| {
             let (s, params) = (s.clone(), params.clone());
             async move {

@@ -27,6 +27,11 @@ impl Sessions {
         self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id)
     }
 
+    /// The sessions for which `pred` holds.
+    pub fn matching(&self, pred: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).values().filter(|s| pred(s)).cloned().collect()
+    }
+
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|p| p.into_inner()).len()
