@@ -1,4 +1,5 @@
-//! First start: a default organisation, an owner, and an owner API key for the local CLI.
+//! First start: a default organisation with its default gateway (every active connection, at
+//! `/mcp/gateway/default`), an owner, and an owner API key for the local CLI.
 
 use crate::keys;
 use crate::AdminError;
@@ -28,6 +29,7 @@ pub async fn ensure_owner(store: &Store, data_dir: &Path) -> Result<Option<Secre
         created_at: now,
     };
     store.create_org(&org).await?;
+    store.create_gateway(&crate::gateways::default_gateway(&org.id, now)).await?;
     store.create_user(&user).await?;
     store
         .add_member(&Membership {

@@ -128,6 +128,7 @@ impl Admin {
         let secrets = self.seal_secrets(&c, &input)?.unwrap_or_default();
         self.store.create_connection(&c, &secrets).await?;
         self.keys.reload_anonymous(&self.store).await?;
+        self.announce(crate::Change::Connections { org_id: p.org_id.clone() });
         tracing::info!(org = %p.org_id, connection = %c.slug, transport = %c.transport, "connection created");
         self.view(c).await
     }
@@ -168,6 +169,7 @@ impl Admin {
         }
         self.store.update_connection(&c, secrets.as_deref()).await?;
         self.keys.reload_anonymous(&self.store).await?;
+        self.announce(crate::Change::Connections { org_id: p.org_id.clone() });
         tracing::info!(org = %p.org_id, connection = %c.slug, "connection updated");
         self.view(c).await
     }
@@ -180,6 +182,7 @@ impl Admin {
             return Err(AdminError::NotFound(format!("connection '{id_or_slug}'")));
         }
         self.keys.reload_anonymous(&self.store).await?;
+        self.announce(crate::Change::Connections { org_id: p.org_id.clone() });
         tracing::info!(org = %p.org_id, connection = %c.slug, "connection deleted");
         Ok(c.id)
     }
@@ -406,5 +409,19 @@ impl RouteResolver for Routes {
             RelayError::Internal(format!("connection {} cannot be opened: {}", c.slug, e.public_message()))
         })?;
         Ok(ResolvedRoute { id: c.id, slug: c.slug, spec })
+    }
+
+    async fn resolve_gateway(
+        &self,
+        principal: &Principal,
+        gateway: &str,
+    ) -> Result<mesh_relay::ingress::ResolvedGateway, RelayError> {
+        self.0.resolve_gateway(principal, gateway).await.map_err(|e| match e {
+            AdminError::NotFound(_) => RelayError::RouteNotFound(gateway.chars().take(64).collect()),
+            e => {
+                tracing::error!(gateway = %gateway.chars().take(64).collect::<String>(), error = %e, "cannot resolve gateway");
+                RelayError::Internal(format!("gateway cannot be opened: {}", e.public_message()))
+            }
+        })
     }
 }

@@ -7,9 +7,11 @@
 //! vault seals and opens it, and plaintext exists only in the `UpstreamSpec` handed to the relay.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod bootstrap;
 pub mod connections;
 pub mod error;
+pub mod gateways;
 pub mod import;
 pub mod keys;
 pub mod tools;
@@ -35,4 +37,31 @@ pub struct Admin {
     pub keys: Arc<keys::KeyCache>,
     /// The pooled HTTP client for upstreams (used by `CONNECTION_TEST`).
     pub http: reqwest::Client,
+    /// The audit trail's writer (queries flush it first, to read their own writes).
+    pub audit: Arc<mesh_audit::AuditLog>,
+    /// Announces configuration changes the data plane must apply to open sessions.
+    pub changes: tokio::sync::broadcast::Sender<Change>,
+}
+
+/// A configuration change that open MCP sessions must follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A gateway was changed, disabled or deleted.
+    Gateway {
+        /// Its id.
+        id: String,
+    },
+    /// A connection of this organisation was created, changed or deleted (gateways over all
+    /// connections may have new members).
+    Connections {
+        /// The organisation.
+        org_id: String,
+    },
+}
+
+impl Admin {
+    /// Announces a change; nobody listening (tests, tools) is fine.
+    pub(crate) fn announce(&self, change: Change) {
+        let _ = self.changes.send(change);
+    }
 }

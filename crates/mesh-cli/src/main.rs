@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod audit;
 mod connection;
+mod gateway;
 mod output;
 mod serve;
 
@@ -24,6 +26,9 @@ enum Command {
     /// Manage connections to upstream MCP servers.
     #[command(subcommand, visible_alias = "connections", visible_alias = "conn")]
     Connection(connection::ConnectionCmd),
+    /// Manage gateways: virtual MCPs over several connections, at /mcp/gateway/{name}.
+    #[command(subcommand, visible_alias = "gateways", visible_alias = "gw")]
+    Gateway(gateway::GatewayCmd),
     /// Import the servers of a Claude Desktop / Cursor / VS Code `mcpServers` JSON file.
     Import(connection::ImportArgs),
     /// Call a tool of a connection through the mesh and print its result.
@@ -31,6 +36,8 @@ enum Command {
     /// Vault operations.
     #[command(subcommand)]
     Vault(VaultCmd),
+    /// The audit trail: recent calls, JSON Lines export, hash-chain verification.
+    Audit(Box<audit::AuditArgs>),
     /// Serve a mesh endpoint over stdio, for desktop clients that only speak stdio.
     Stdio(StdioArgs),
 }
@@ -72,13 +79,20 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Connection(cmd) => connection::run(cmd).await,
+        Command::Gateway(cmd) => gateway::run(cmd).await,
         Command::Import(args) => connection::import(args).await,
         Command::Call(args) => connection::call(args).await,
         Command::Vault(VaultCmd::Rotate(target)) => api::vault_rotate(target).await,
+        Command::Audit(args) => audit::run(*args).await,
         Command::Stdio(args) => stdio(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Tampering detected is not the same failure as "could not check": scripts can tell.
+        Err(e) if e.is::<audit::ChainBroken>() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Seconds after which an idle MCP session is closed.
     #[arg(long, env = "MESH_SESSION_IDLE_SECS", default_value_t = 1800)]
     session_idle_secs: u64,
+    /// Days audit rows are kept before they are pruned (0 keeps them forever).
+    #[arg(long, env = "MESH_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    audit_retention_days: u32,
 }
 
 impl ServeArgs {
@@ -56,6 +59,7 @@ impl ServeArgs {
             self.allowed_hosts.into_iter().filter(|h| !h.is_empty()).map(|h| h.to_ascii_lowercase()).collect();
         cfg.max_body_bytes = self.max_body_bytes;
         cfg.session_idle = Duration::from_secs(self.session_idle_secs);
+        cfg.audit_retention_days = self.audit_retention_days;
         cfg.validate()?;
         Ok(cfg)
     }

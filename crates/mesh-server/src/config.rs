@@ -29,6 +29,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Idle MCP sessions are closed after this long (`MESH_SESSION_IDLE_SECS`, default 1800).
     pub session_idle: Duration,
+    /// Audit rows older than this many days are pruned (`MESH_AUDIT_RETENTION_DAYS`, default 90;
+    /// 0 keeps them forever).
+    pub audit_retention_days: u32,
 }
 
 impl Config {
@@ -45,6 +48,7 @@ impl Config {
             allowed_hosts: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             session_idle: Duration::from_secs(1800),
+            audit_retention_days: 90,
         }
     }
 
@@ -72,6 +76,9 @@ impl Config {
         }
         if self.session_idle < Duration::from_secs(10) {
             anyhow::bail!("MESH_SESSION_IDLE_SECS must be at least 10");
+        }
+        if self.audit_retention_days > 36_500 {
+            anyhow::bail!("MESH_AUDIT_RETENTION_DAYS must be at most 36500 (0 keeps audit rows forever)");
         }
         for o in &self.allowed_origins {
             if url::Url::parse(o).is_err() {

@@ -6,6 +6,8 @@
 
 pub mod config;
 mod health;
+mod rest;
+mod rest_config;
 
 pub use config::Config;
 
@@ -47,12 +49,19 @@ impl Mesh {
         keys.reload(&store).await.context("cannot load API keys")?;
         keys.reload_anonymous(&store).await.context("cannot load anonymous routes")?;
         let http = upstream_http_client();
+        let audit_cfg = mesh_audit::AuditConfig {
+            retention: mesh_audit::retention_days(cfg.audit_retention_days),
+            ..mesh_audit::AuditConfig::default()
+        };
+        let audit = mesh_audit::AuditLog::start(store.clone(), audit_cfg);
         let admin = Admin {
             store,
             keyring: Arc::new(RwLock::new(keyring)),
             data_dir: cfg.data_dir.clone(),
             keys: keys.clone(),
             http: http.clone(),
+            audit: audit.clone(),
+            changes: tokio::sync::broadcast::channel(256).0,
         };
         let relay = Relay::new(
             relay_config(cfg),
@@ -60,14 +69,20 @@ impl Mesh {
             Arc::new(Routes(admin.clone())),
             Arc::new(ManagementServer::new(admin.clone())),
             http,
-            Arc::new(mesh_relay::audit::NoAudit),
+            audit,
         );
+        follow_changes(&admin, &relay);
         Ok(Mesh { relay, admin, owner_key })
     }
 
     /// All routes.
     pub fn router(&self) -> axum::Router {
-        self.relay.router().merge(health::router(self.admin.store.clone())).fallback(health::not_found)
+        self.relay
+            .router()
+            .merge(health::router(self.admin.store.clone()))
+            .merge(rest::router(self.admin.clone()))
+            .merge(rest_config::router(self.admin.clone()))
+            .fallback(health::not_found)
     }
 
     /// Serves until `shutdown` resolves, then closes every session (stopping stdio children),
@@ -106,10 +121,36 @@ impl Mesh {
         }
         flusher.abort();
         self.admin.keys.flush_usage(&self.admin.store).await;
+        // After the relay: closing sessions ends their in-flight requests, which are recorded.
+        self.admin.audit.shutdown().await;
         self.admin.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Applies control-plane changes to open sessions (a gateway edited, a connection added).
+fn follow_changes(admin: &Admin, relay: &Arc<Relay>) {
+    let mut rx = admin.changes.subscribe();
+    let relay = Arc::downgrade(relay);
+    tokio::spawn(async move {
+        loop {
+            let change = match rx.recv().await {
+                Ok(c) => c,
+                // Missed some: sessions may be stale; the next change or reconnect catches up.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "configuration changes were missed by open sessions");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(relay) = relay.upgrade() else { return };
+            match change {
+                mesh_admin::Change::Gateway { id } => relay.gateway_changed(&id),
+                mesh_admin::Change::Connections { org_id } => relay.connections_changed(&org_id),
+            }
+        }
+    });
 }
 
 fn relay_config(cfg: &Config) -> RelayConfig {

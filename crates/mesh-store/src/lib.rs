@@ -17,8 +17,10 @@
 //!   organisation with a composite foreign key.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod connections;
 mod error;
+mod gateways;
 mod keys;
 mod models;
 mod orgs;
@@ -29,7 +31,9 @@ use std::path::{Path, PathBuf};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
+pub use audit::{AuditChain, AuditFilter, AuditOrder, AuditRow, AUDIT_GENESIS};
 pub use error::StoreError;
+pub use gateways::Gateway;
 pub use models::{ApiKey, Connection, Membership, Org, SecretRow, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

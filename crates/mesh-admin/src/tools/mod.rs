@@ -5,6 +5,8 @@
 //! tool result with `isError: true` and a message safe to show; only an unknown tool or malformed
 //! call is a protocol error.
 
+mod audit;
+mod gateways;
 mod schema;
 
 use crate::connections::ConnectionInput;
@@ -57,6 +59,8 @@ impl ManagementServer {
                 Err(e) => Err(e),
             },
             "VAULT_ROTATE" => a.rotate_vault(p).await,
+            n if gateways::handles(n) => return gateways::call(a, p, n, args).await,
+            n if audit::handles(n) => return audit::call(a, p, n, args).await,
             _ => return None,
         })
     }

@@ -20,6 +20,38 @@ fn connection_fields() -> Value {
     })
 }
 
+fn selection(what: &str) -> Value {
+    json!({"description": format!("\"all\" (default), or the list of {what} to expose; [] exposes none."),
+           "anyOf": [{"type": "string", "const": "all"}, {"type": "array", "items": {"type": "string"}}]})
+}
+
+fn gateway_fields() -> Value {
+    let member = json!({
+        "type": "object",
+        "properties": {
+            "connection": {"type": "string", "description": "Connection slug or id."},
+            "prefix": {"type": "string", "description": "Prefix of this member's tool and prompt names, joined with '_' (github_create_issue), and of its resource URIs as a scheme (my_fs → my-fs+file:///…). Absent: the connection slug. Empty: no prefix. A letter, then at most 31 letters, digits, '_' or '-'."},
+            "tools": selection("original tool names"),
+            "resources": selection("resource URIs and URI templates"),
+            "prompts": selection("original prompt names"),
+            "renames": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Original tool or prompt name → the name to expose instead (the prefix is still added)."},
+            "descriptions": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Original tool or prompt name → the description to show instead."}
+        },
+        "required": ["connection"],
+        "additionalProperties": false
+    });
+    json!({
+        "slug": {"type": "string", "description": "Unique name in the organisation; the endpoint is /mcp/gateway/{slug}. Lowercase letters, digits, '-' and '_'."},
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "members": {"type": "array", "items": member, "description": "The connections behind the gateway, each once, in order (earlier members list first). Two members exposing the same final name are refused when saving, naming both."},
+        "mode": {"type": "string", "enum": ["degrade", "strict"], "description": "When a member fails: degrade (default) serves the others and says so in a log message; strict fails the session."},
+        "pageSize": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Items per page of merged lists (default 100)."},
+        "status": {"type": "string", "enum": ["active", "disabled"], "description": "A disabled gateway answers 404."},
+        "allConnections": {"type": "boolean", "description": "Serve every active connection of the organisation, each under its slug, as connections come and go (the default gateway does). Excludes members."}
+    })
+}
+
 fn id_only(what: &str) -> Value {
     json!({"type": "object", "properties": {"id": {"type": "string", "description": what}}, "required": ["id"], "additionalProperties": false})
 }
@@ -28,6 +60,8 @@ fn id_only(what: &str) -> Value {
 pub fn tools() -> Vec<Value> {
     let mut update = connection_fields();
     update["id"] = json!({"type": "string", "description": "Connection id or slug."});
+    let mut gateway_update = gateway_fields();
+    gateway_update["id"] = json!({"type": "string", "description": "Gateway id or slug."});
     vec![
         json!({"name": "COLLECTION_CONNECTIONS_CREATE", "description": "Register an upstream MCP server (Streamable HTTP, legacy SSE, or a stdio command).",
                "inputSchema": {"type": "object", "properties": connection_fields(), "required": ["slug"], "additionalProperties": false}}),
@@ -42,7 +76,21 @@ pub fn tools() -> Vec<Value> {
                "inputSchema": id_only("Connection id or slug."), "annotations": {"destructiveHint": true}}),
         json!({"name": "CONNECTION_TEST", "description": "Initialise the upstream and report its server info, capabilities and tool count.",
                "inputSchema": id_only("Connection id or slug.")}),
+        json!({"name": "COLLECTION_GATEWAYS_CREATE", "description": "Create a gateway (virtual MCP): several connections behind /mcp/gateway/{slug}, with per-member allow-lists, prefixes and renames. Members are contacted to refuse name collisions; one that cannot be reached is reported in warnings.",
+               "inputSchema": {"type": "object", "properties": gateway_fields(), "required": ["slug"], "additionalProperties": false}}),
+        json!({"name": "COLLECTION_GATEWAYS_LIST", "description": "List the organisation's gateways with their members.",
+               "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+               "annotations": {"readOnlyHint": true}}),
+        json!({"name": "COLLECTION_GATEWAYS_GET", "description": "Get one gateway by id or slug.",
+               "inputSchema": id_only("Gateway id or slug."), "annotations": {"readOnlyHint": true}}),
+        json!({"name": "COLLECTION_GATEWAYS_UPDATE", "description": "Change a gateway. Absent fields are kept; members, when given, replace the whole list and are checked as on create.",
+               "inputSchema": {"type": "object", "properties": gateway_update, "required": ["id"], "additionalProperties": false}}),
+        json!({"name": "COLLECTION_GATEWAYS_DELETE", "description": "Delete a gateway (its connections stay).",
+               "inputSchema": id_only("Gateway id or slug."), "annotations": {"destructiveHint": true}}),
         json!({"name": "VAULT_ROTATE", "description": "Generate a new vault key and re-encrypt every stored secret under it, without downtime. Owner only.",
                "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false}}),
     ]
+    .into_iter()
+    .chain(super::audit::tools())
+    .collect()
 }

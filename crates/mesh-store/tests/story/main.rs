@@ -3,7 +3,9 @@
 //! PostgreSQL runs when `MESH_TEST_PG_URL` names an admin URL (`scripts/pg-test-server` prints
 //! one); the test creates a fresh database for itself and drops it afterwards.
 
+mod audit;
 mod connections;
+mod gateways;
 mod people;
 
 use mesh_store::Store;
@@ -15,6 +17,8 @@ async fn story(store: &Store) {
     people::orgs_users_and_members(store).await;
     people::api_keys(store).await;
     connections::connections_and_secrets(store).await;
+    gateways::gateways(store).await;
+    audit::audit_trail(store).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,140 @@
+//! REST for connections and gateways under `/api/v1`, over the same services as the management
+//! tools (so authorization and validation are identical):
+//!
+//! - `GET|POST /api/v1/connections`, `GET|PATCH|DELETE /api/v1/connections/{id}`,
+//!   `POST /api/v1/connections/{id}/test`
+//! - `GET|POST /api/v1/gateways`, `GET|PATCH|DELETE /api/v1/gateways/{id}`
+//!
+//! Bodies are the tools' arguments (`ConnectionInput`, `GatewayInput`); `{id}` is an id or slug.
+//! Answers: `{items}` for lists, `{item}` (plus `warnings` for gateways) otherwise.
+
+use crate::rest::{authenticate, record, reply};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mesh_admin::{Admin, AdminError};
+use mesh_core::Principal;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::time::Instant;
+
+pub(crate) fn router(admin: Admin) -> Router {
+    Router::new()
+        .route("/api/v1/connections", get(list_connections).post(create_connection))
+        .route("/api/v1/connections/{id}", get(get_connection).patch(update_connection).delete(delete_connection))
+        .route("/api/v1/connections/{id}/test", post(test_connection))
+        .route("/api/v1/gateways", get(list_gateways).post(create_gateway))
+        .route("/api/v1/gateways/{id}", get(get_gateway).patch(update_gateway).delete(delete_gateway))
+        .with_state(admin)
+}
+
+/// Authenticates, runs `op` as the caller, answers, and records the request in the audit trail.
+async fn run<F, Fut>(admin: &Admin, headers: &HeaderMap, uri: &Uri, op: F) -> Response
+where
+    F: FnOnce(Principal) -> Fut,
+    Fut: Future<Output = Result<Value, AdminError>>,
+{
+    let started = Instant::now();
+    let p = match authenticate(admin, headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let resp = reply(op(p.clone()).await.map(Json));
+    record(admin, &p, uri, started, &resp);
+    resp
+}
+
+fn body<T: serde::de::DeserializeOwned>(b: Result<Json<Value>, JsonRejection>) -> Result<T, AdminError> {
+    let Json(v) = b.map_err(|e| AdminError::Invalid(e.body_text()))?;
+    serde_json::from_value(v).map_err(|e| AdminError::Invalid(format!("invalid body: {e}")))
+}
+
+async fn list_connections(State(a): State<Admin>, h: HeaderMap, uri: Uri) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move { a.list_connections(&p).await.map(|v| json!({"items": v})) }).await
+}
+
+async fn create_connection(
+    State(a): State<Admin>,
+    h: HeaderMap,
+    uri: Uri,
+    b: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move { a.create_connection(&p, body(b)?).await.map(|v| json!({"item": v})) })
+        .await
+}
+
+async fn get_connection(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move { a.get_connection(&p, &id).await.map(|v| json!({"item": v})) }).await
+}
+
+async fn update_connection(
+    State(a): State<Admin>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    uri: Uri,
+    b: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    run(
+        &a.clone(),
+        &h,
+        &uri,
+        |p| async move { a.update_connection(&p, &id, body(b)?).await.map(|v| json!({"item": v})) },
+    )
+    .await
+}
+
+async fn delete_connection(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move {
+        a.delete_connection(&p, &id).await.map(|id| json!({"deleted": true, "id": id}))
+    })
+    .await
+}
+
+async fn test_connection(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move { a.test_connection(&p, &id).await }).await
+}
+
+async fn list_gateways(State(a): State<Admin>, h: HeaderMap, uri: Uri) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move { a.list_gateways(&p).await.map(|v| json!({"items": v})) }).await
+}
+
+async fn create_gateway(
+    State(a): State<Admin>,
+    h: HeaderMap,
+    uri: Uri,
+    b: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move {
+        let saved = a.create_gateway(&p, body(b)?).await?;
+        serde_json::to_value(saved).map_err(|e| AdminError::Invalid(e.to_string()))
+    })
+    .await
+}
+
+async fn get_gateway(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move { a.get_gateway(&p, &id).await.map(|v| json!({"item": v})) }).await
+}
+
+async fn update_gateway(
+    State(a): State<Admin>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    uri: Uri,
+    b: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move {
+        let saved = a.update_gateway(&p, &id, body(b)?).await?;
+        serde_json::to_value(saved).map_err(|e| AdminError::Invalid(e.to_string()))
+    })
+    .await
+}
+
+async fn delete_gateway(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
+    run(&a.clone(), &h, &uri, |p| async move {
+        a.delete_gateway(&p, &id).await.map(|id| json!({"deleted": true, "id": id}))
+    })
+    .await
+}
