@@ -35,7 +35,11 @@ impl HttpServer {
     }
 
     async fn try_spawn(bin: &Path, args: &[&str], path: &str) -> Result<HttpServer, String> {
-        let port = free_port();
+        Self::spawn_on(bin, args, path, free_port()).await
+    }
+
+    /// Starts the server on a given port (to restart one where clients expect it).
+    pub async fn spawn_on(bin: &Path, args: &[&str], path: &str, port: u16) -> Result<HttpServer, String> {
         let stderr = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
         let child = Command::new(bin)
             .args(args)

@@ -110,3 +110,32 @@ async fn an_upstream_on_an_older_revision_works_behind_a_newer_client() {
     assert_eq!(raw::messages(&body)[0]["result"]["content"][0]["text"], "fine", "{body}");
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn an_http_upstream_that_restarts_is_reinitialised_under_the_same_session() -> anyhow::Result<()> {
+    use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
+    let up = upstreams::everything_http().await;
+    let port = up.port;
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything", "url": up.url})).await;
+    let client = TestClient::connect_http(&mesh.endpoint("everything"), &mesh.key, ClientBehaviour::default()).await?;
+    let echo = client.call_tool("echo", json!({"message": "before"})).await?;
+    assert_eq!(mesh_testkit::text_of(&echo), "Echo: before");
+
+    up.stop().await;
+    let down = client.call_tool("echo", json!({"message": "while down"})).await;
+    assert!(down.is_err(), "a call while the upstream is down fails: {down:?}");
+    // The restarted upstream knows nothing of our session: the mesh starts a new one with the
+    // client's own handshake, and the client's session carries on.
+    let bin = upstreams::everything_bin();
+    let again = upstreams::HttpServer::spawn_on(&bin, &["streamableHttp"], "/mcp", port)
+        .await
+        .map_err(|e| anyhow::anyhow!("restart on port {port}: {e}"))?;
+    let echo = client.call_tool("echo", json!({"message": "after"})).await?;
+    assert_eq!(mesh_testkit::text_of(&echo), "Echo: after");
+    assert_eq!(mesh.session_count(), 1);
+    client.close().await?;
+    mesh.stop().await;
+    again.stop().await;
+    Ok(())
+}

@@ -47,6 +47,11 @@ struct SessionState {
     id: Option<HeaderValue>,
     version: Option<HeaderValue>,
     get_task: Option<tokio::task::JoinHandle<()>>,
+    /// The client's initialize and whether initialized followed: replayed when the upstream
+    /// forgets our session (it restarted), so the downstream session carries on.
+    handshake: Option<Message>,
+    initialized: bool,
+    reinits: u64,
 }
 
 impl HttpLink {
@@ -87,6 +92,90 @@ impl Shared {
             req = req.header(VERSION_HEADER, v.clone());
         }
         req
+    }
+
+    async fn post(&self, msg: &Message) -> Result<reqwest::Response, RelayError> {
+        self.request(reqwest::Method::POST)
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(msg.bytes().clone())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))
+    }
+
+    /// Opens a new upstream session by replaying the client's initialize (and initialized).
+    async fn reinitialize(self: Arc<Self>) -> Result<(), RelayError> {
+        let (init, initialized, n) = {
+            let mut st = self.state();
+            st.id = None;
+            st.reinits += 1;
+            (st.handshake.clone(), st.initialized, st.reinits)
+        };
+        let Some(init) = init else {
+            return Err(RelayError::UpstreamUnavailable(format!("{}: session lost", self.name)));
+        };
+        let id = format!("\"mesh-reinit-{n}\"");
+        let resp = self.post(&init.with_id(&id)).await?;
+        if !resp.status().is_success() {
+            return Err(RelayError::UpstreamUnavailable(format!(
+                "{}: re-initialising after a lost session failed (HTTP {})",
+                self.name,
+                resp.status()
+            )));
+        }
+        if let Some(sid) = resp.headers().get(SESSION_HEADER) {
+            self.state().id = Some(sid.clone());
+        }
+        let reply =
+            tokio::time::timeout(Duration::from_secs(30), self.read_reply(resp, &id)).await.map_err(|_| {
+                RelayError::UpstreamUnavailable(format!("{}: no answer to the replayed initialize", self.name))
+            })??;
+        if reply.kind() != Kind::Response {
+            return Err(RelayError::UpstreamUnavailable(format!(
+                "{}: the upstream refused the replayed initialize",
+                self.name
+            )));
+        }
+        self.note_version(&reply);
+        if initialized {
+            let note = Message::notification("notifications/initialized", None);
+            let resp = self.post(&note).await?;
+            if !resp.status().is_success() {
+                return Err(RelayError::UpstreamUnavailable(format!(
+                    "{}: initialized refused after re-init",
+                    self.name
+                )));
+            }
+            let task = tokio::spawn(self.clone().listen());
+            if let Some(old) = self.state().get_task.replace(task) {
+                old.abort();
+            }
+        }
+        tracing::info!(connection = %self.name, "the upstream had lost our session; re-initialised it with the client's handshake");
+        Ok(())
+    }
+
+    /// The reply with `id` from a JSON or SSE response; anything else on the stream is delivered.
+    async fn read_reply(&self, resp: reqwest::Response, id: &str) -> Result<Message, RelayError> {
+        let protocol = |e: String| RelayError::UpstreamProtocol(format!("{}: {e}", self.name));
+        if is_json(resp.headers()) {
+            let body = read_limited(resp, MAX_JSON_BODY).await.map_err(protocol)?;
+            return Message::parse(body).map_err(|e| protocol(e.to_string()));
+        }
+        let mut decoder = sse::Decoder::new();
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| protocol(e.without_url().to_string()))?;
+            for ev in decoder.push(&chunk).map_err(|e| protocol(e.to_string()))? {
+                let Ok(msg) = Message::parse(Bytes::from(ev.data)) else { continue };
+                if msg.kind().is_reply() && msg.id() == Some(id) {
+                    return Ok(msg);
+                }
+                self.sink.deliver(Inbound::Message { msg, related: None });
+            }
+        }
+        Err(protocol("the stream ended before the reply".into()))
     }
 
     fn unreachable(&self, e: reqwest::Error) -> RelayError {
@@ -252,14 +341,32 @@ impl Transport for HttpLink {
             return Err(RelayError::UpstreamUnavailable("the upstream session was closed".into()));
         }
         let is_init = msg.kind() == Kind::Request && msg.method() == Some("initialize");
-        let resp = sh
-            .request(reqwest::Method::POST)
-            .header(ACCEPT, "application/json, text/event-stream")
-            .header(CONTENT_TYPE, "application/json")
-            .body(msg.bytes().clone())
-            .send()
-            .await
-            .map_err(|e| sh.unreachable(e))?;
+        if is_init {
+            sh.state().handshake = Some(msg.clone());
+        }
+        let mut resp = sh.post(&msg).await?;
+        if !is_init && sh.state().id.is_some() && sh.state().handshake.is_some() {
+            // Spec (session management): 404 means the upstream ended our session — typically it
+            // restarted. Some servers answer an unknown session with 400 instead; the body says so.
+            resp = match resp.status() {
+                StatusCode::NOT_FOUND => {
+                    sh.clone().reinitialize().await?;
+                    sh.post(&msg).await?
+                }
+                StatusCode::BAD_REQUEST => {
+                    let text = resp.text().await.unwrap_or_default();
+                    if !text.to_ascii_lowercase().contains("session") {
+                        return Err(RelayError::UpstreamUnavailable(format!(
+                            "{}: the upstream answered HTTP 400",
+                            sh.name
+                        )));
+                    }
+                    sh.clone().reinitialize().await?;
+                    sh.post(&msg).await?
+                }
+                _ => resp,
+            };
+        }
         let status = resp.status();
         if is_init {
             if let Some(id) = resp.headers().get(SESSION_HEADER) {
@@ -303,6 +410,7 @@ impl Transport for HttpLink {
             }
         }
         if msg.kind() == Kind::Notification && msg.method() == Some("notifications/initialized") {
+            sh.state().initialized = true;
             let task = tokio::spawn(sh.clone().listen());
             if let Some(old) = sh.state().get_task.replace(task) {
                 old.abort();
