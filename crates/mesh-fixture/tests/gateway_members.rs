@@ -1,0 +1,102 @@
+//! A virtual MCP over the conformance fixture (stdio), server-everything (Streamable HTTP) and
+//! mcp-server-time (stdio), all prefixed: the merged tools/list is exactly each member's own list
+//! under its prefix, and calls, progress, sampling, elicitation and roots work through it for
+//! members on each transport.
+
+use mesh_core::gateway::{FailureMode, MemberConfig};
+use mesh_relay::ingress::{ResolvedGateway, ResolvedMember};
+use mesh_relay::{TransportSpec, UpstreamSpec};
+use mesh_testkit::bare::{BareRelay, KEY};
+use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
+use mesh_testkit::{text_of, upstreams};
+use serde_json::json;
+use std::time::Duration;
+
+const ROOT: &str = "file:///tmp/trio-root";
+
+fn spec(name: &str, transport: TransportSpec) -> UpstreamSpec {
+    UpstreamSpec { name: name.into(), transport, timeout: Duration::from_secs(30) }
+}
+
+fn stdio(command: &str, args: &[&str]) -> TransportSpec {
+    TransportSpec::Stdio {
+        command: command.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: vec![],
+        cwd: None,
+    }
+}
+
+fn member(slug: &str, spec: UpstreamSpec) -> ResolvedMember {
+    ResolvedMember {
+        connection_id: format!("conn_{slug}"),
+        slug: slug.into(),
+        config: MemberConfig::all_of(slug),
+        spec,
+    }
+}
+
+fn behaviour() -> ClientBehaviour {
+    ClientBehaviour {
+        sampling_reply: Some("sampled through the trio".into()),
+        elicitation_accept: Some(json!({"name": "Ada", "username": "ada", "email": "ada@example.com", "check": true})),
+        roots: vec![ROOT.into()],
+    }
+}
+
+#[tokio::test]
+async fn fixture_everything_and_time_behind_one_prefixed_gateway() -> anyhow::Result<()> {
+    let everything = upstreams::everything_http().await;
+    let (python, time_args) = upstreams::time_command();
+    let time_args: Vec<&str> = time_args.iter().map(String::as_str).collect();
+    let fixture = env!("CARGO_BIN_EXE_mesh-fixture");
+    let gateway = ResolvedGateway {
+        id: "gw_trio".into(),
+        slug: "trio".into(),
+        mode: FailureMode::Degrade,
+        page_size: 1000,
+        members: vec![
+            member("fx", spec("fx", stdio(fixture, &["stdio"]))),
+            member("web", spec("web", TransportSpec::Http { url: everything.url.parse()?, headers: vec![] })),
+            member("time", spec("time", stdio(&python, &time_args))),
+        ],
+    };
+    // Each member's own list, asked directly, is the reference.
+    let direct_everything = TestClient::connect_http(&everything.url, "", behaviour()).await?;
+    let everything_tools = direct_everything.list_tool_names().await?;
+    direct_everything.close().await?;
+
+    let relay = BareRelay::start(vec![gateway]).await;
+    let client = TestClient::connect_http(&relay.gateway("trio"), KEY, behaviour()).await?;
+    let names = client.list_tool_names().await?;
+    let of = |p: &str| names.iter().filter_map(|n| n.strip_prefix(p).map(String::from)).collect::<Vec<_>>();
+    assert_eq!(of("web_"), everything_tools, "exactly everything's tools, in its order");
+    assert_eq!(of("time_"), ["get_current_time", "convert_time"]);
+    let fx = of("fx_");
+    for t in ["test_simple_text", "test_tool_with_progress", "test_sampling", "test_elicitation", "test_reconnection"] {
+        assert!(fx.iter().any(|n| n == t), "fx_{t} missing: {names:?}");
+    }
+    assert_eq!(names.len(), fx.len() + everything_tools.len() + 2, "nothing unprefixed: {names:?}");
+
+    // stdio member (the fixture): text, progress, sampling, elicitation.
+    assert!(text_of(&client.call_tool("fx_test_simple_text", json!({})).await?).contains("simple text"));
+    let (done, progress) = client.call_tool_with_progress("fx_test_tool_with_progress", json!({})).await?;
+    assert!(progress >= 3, "{progress} progress notifications: {done}");
+    let sampled = client.call_tool("fx_test_sampling", json!({"prompt": "hello"})).await?;
+    assert!(text_of(&sampled).contains("sampled through the trio"), "{sampled}");
+    let elicited = client.call_tool("fx_test_elicitation", json!({"message": "Who are you?"})).await?;
+    assert_ne!(elicited["isError"], true, "{elicited}");
+    // HTTP member: sampling, elicitation and roots go back to this client too.
+    let sampled = client.call_tool("web_trigger-sampling-request", json!({"prompt": "hi", "maxTokens": 8})).await?;
+    assert!(text_of(&sampled).contains("sampled through the trio"), "{sampled}");
+    assert!(text_of(&client.call_tool("web_trigger-elicitation-request", json!({})).await?).contains("Ada"));
+    client.wait_until("roots/list from the HTTP member", |c| c.roots_requests_seen() >= 1).await?;
+    assert!(text_of(&client.call_tool("web_get-roots-list", json!({})).await?).contains(ROOT));
+    // stdio member from PyPI.
+    let now = client.call_tool("time_get_current_time", json!({"timezone": "UTC"})).await?;
+    assert!(text_of(&now).contains("UTC"), "{now}");
+    client.close().await?;
+    relay.stop().await;
+    everything.stop().await;
+    Ok(())
+}
