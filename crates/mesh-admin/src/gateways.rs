@@ -78,6 +78,10 @@ pub struct GatewayView {
     /// Members left out when the gateway is served, and why ("fs: connection disabled").
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// Live health from the data plane (GET only): open sessions, and per member how many of them
+    /// have it healthy. A member down in any session is reported `healthy: false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<serde_json::Value>,
     /// The endpoint path.
     pub endpoint: String,
     /// Created, ms since epoch.
@@ -157,7 +161,16 @@ impl Admin {
     /// One gateway, by id or slug.
     pub async fn get_gateway(&self, p: &Principal, id_or_slug: &str) -> Result<GatewayView, AdminError> {
         let g = self.find_gateway(p, id_or_slug).await?;
-        Ok(self.gateway_view(g, &self.connections_by_id(p).await?))
+        let mut view = self.gateway_view(g, &self.connections_by_id(p).await?);
+        if let Some(live) = self.live.get() {
+            let (sessions, members) = live.gateway_members(&view.id);
+            let members: Vec<serde_json::Value> = members
+                .into_iter()
+                .map(|(slug, healthy, total)| serde_json::json!({"connection": slug, "healthy": healthy == total, "healthySessions": healthy, "sessions": total}))
+                .collect();
+            view.live = Some(serde_json::json!({"openSessions": sessions, "members": members}));
+        }
+        Ok(view)
     }
 
     /// Changes a gateway; a new member list is checked as on create.
@@ -348,6 +361,7 @@ impl Admin {
             page_size: g.page_size,
             members,
             skipped,
+            live: None,
             created_at: g.created_at,
             updated_at: g.updated_at,
         }

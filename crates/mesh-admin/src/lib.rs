@@ -41,6 +41,15 @@ pub struct Admin {
     pub audit: Arc<mesh_audit::AuditLog>,
     /// Announces configuration changes the data plane must apply to open sessions.
     pub changes: tokio::sync::broadcast::Sender<Change>,
+    /// Live state of the data plane, set once the relay exists (it is built after the admin).
+    pub live: Arc<std::sync::OnceLock<Arc<dyn LiveStatus>>>,
+}
+
+/// What the data plane can tell the control plane about open sessions.
+pub trait LiveStatus: Send + Sync + 'static {
+    /// For a gateway: the number of open sessions, and per member slug how many of those
+    /// sessions have it healthy, out of how many.
+    fn gateway_members(&self, gateway_id: &str) -> (usize, Vec<(String, usize, usize)>);
 }
 
 /// A configuration change that open MCP sessions must follow.

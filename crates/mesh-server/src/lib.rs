@@ -62,6 +62,7 @@ impl Mesh {
             http: http.clone(),
             audit: audit.clone(),
             changes: tokio::sync::broadcast::channel(256).0,
+            live: Arc::default(),
         };
         let relay = Relay::new(
             relay_config(cfg),
@@ -72,6 +73,7 @@ impl Mesh {
             audit,
         );
         follow_changes(&admin, &relay);
+        let _ = admin.live.set(Arc::new(LiveRelay(Arc::downgrade(&relay))));
         Ok(Mesh { relay, admin, owner_key })
     }
 
@@ -126,6 +128,15 @@ impl Mesh {
         self.admin.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The relay's live state, as the control plane asks for it.
+struct LiveRelay(std::sync::Weak<Relay>);
+
+impl mesh_admin::LiveStatus for LiveRelay {
+    fn gateway_members(&self, gateway_id: &str) -> (usize, Vec<(String, usize, usize)>) {
+        self.0.upgrade().map(|r| r.gateway_health(gateway_id)).unwrap_or_default()
     }
 }
 

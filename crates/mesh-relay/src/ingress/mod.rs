@@ -181,6 +181,24 @@ impl Relay {
         }
     }
 
+    /// For a gateway: open sessions, and per member (slug, sessions where healthy, sessions).
+    pub fn gateway_health(&self, gateway_id: &str) -> (usize, Vec<(String, usize, usize)>) {
+        let sessions = self.sessions.matching(|s| s.route_kind == "gateway" && s.route == gateway_id);
+        let mut members: Vec<(String, usize, usize)> = Vec::new();
+        for s in &sessions {
+            for (slug, healthy) in s.gateway_health() {
+                match members.iter_mut().find(|(m, ..)| *m == slug) {
+                    Some(entry) => {
+                        entry.1 += usize::from(healthy);
+                        entry.2 += 1;
+                    }
+                    None => members.push((slug, usize::from(healthy), 1)),
+                }
+            }
+        }
+        (sessions.len(), members)
+    }
+
     /// A connection of `org_id` changed: gateways over all connections may have new members.
     pub fn connections_changed(self: &Arc<Self>, org_id: &str) {
         let ids: std::collections::HashSet<String> = self

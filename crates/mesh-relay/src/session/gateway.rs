@@ -753,9 +753,9 @@ impl Gateway {
         })
     }
 
-    /// The slugs of the members, and whether each is healthy.
+    /// The slugs of the members (not removed), and whether each is healthy.
     pub fn member_health(&self) -> Vec<(String, bool)> {
-        self.members().iter().map(|m| (m.slug.clone(), m.healthy)).collect()
+        self.members().iter().filter(|m| !m.removed).map(|m| (m.slug.clone(), m.healthy)).collect()
     }
 }
 

@@ -209,6 +209,11 @@ impl Session {
         st.pending.is_empty() && !st.streams.any_live()
     }
 
+    /// For a gateway session: each member and whether it is healthy now.
+    pub fn gateway_health(&self) -> Vec<(String, bool)> {
+        self.gateway.as_ref().map(|g| g.member_health()).unwrap_or_default()
+    }
+
     /// Whether the session has failed as a whole (a strict gateway lost a member).
     pub fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire)
