@@ -1,38 +1,14 @@
 //! The `mcp-mesh` binary as a user runs it, against a real mesh: kubectl-style connection
 //! commands, `import` of a client config, `call`, `vault rotate`, and the `stdio` front.
 
+mod common;
+use common::*;
+
 use mesh_testkit::{upstreams, TestMesh};
 use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn cli(mesh: &TestMesh, args: &[&str]) -> Out {
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
-            .args(args)
-            .env("MESH_URL", &mesh.url)
-            .env("MESH_API_KEY", &mesh.key)
-            .env("MESH_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("cli finished in time")
-    .expect("cli runs");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 #[tokio::test]
 async fn connection_commands_call_and_vault_rotate() {

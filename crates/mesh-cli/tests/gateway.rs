@@ -2,36 +2,11 @@
 //! README's `gateway create dev --connection … --connection fs:read_text_file,list_directory …`,
 //! a collision refused by name, list/show (tables and `--json`), set, rm.
 
+mod common;
+use common::*;
+
 use mesh_testkit::{upstreams, TestMesh};
 use serde_json::{json, Value};
-use std::time::Duration;
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn cli(mesh: &TestMesh, args: &[&str]) -> Out {
-    let out = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
-            .args(args)
-            .env("MESH_URL", &mesh.url)
-            .env("MESH_API_KEY", &mesh.key)
-            .env("MESH_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("cli finished in time")
-    .expect("cli runs");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 #[tokio::test]
 async fn gateway_create_list_show_set_rm() {
