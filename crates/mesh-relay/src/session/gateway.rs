@@ -18,16 +18,15 @@
 
 use super::Session;
 use crate::ingress::{ResolvedGateway, ResolvedMember};
-use crate::{upstream, RelayError};
+use crate::RelayError;
 use futures_util::future::BoxFuture;
 use mesh_core::gateway::{expose_name, expose_uri, uri_prefix, valid_tool_name, FailureMode, MemberConfig, Selection};
-use mesh_protocol::{version, Message};
+use mesh_protocol::Message;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 /// What the gateway does with a client request.
 pub(crate) enum Route {
@@ -39,7 +38,7 @@ pub(crate) enum Route {
 
 /// The four lists a gateway merges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum ListKind {
+pub(super) enum ListKind {
     Tools,
     Prompts,
     Resources,
@@ -47,13 +46,14 @@ enum ListKind {
 }
 
 impl ListKind {
-    const ALL: [ListKind; 4] = [ListKind::Tools, ListKind::Prompts, ListKind::Resources, ListKind::Templates];
+    pub(super) const ALL: [ListKind; 4] =
+        [ListKind::Tools, ListKind::Prompts, ListKind::Resources, ListKind::Templates];
 
-    fn of_method(m: &str) -> Option<ListKind> {
+    pub(super) fn of_method(m: &str) -> Option<ListKind> {
         Self::ALL.into_iter().find(|k| k.method() == m)
     }
 
-    fn method(self) -> &'static str {
+    pub(super) fn method(self) -> &'static str {
         match self {
             ListKind::Tools => "tools/list",
             ListKind::Prompts => "prompts/list",
@@ -63,7 +63,7 @@ impl ListKind {
     }
 
     /// The result field holding the items.
-    fn key(self) -> &'static str {
+    pub(super) fn key(self) -> &'static str {
         match self {
             ListKind::Tools => "tools",
             ListKind::Prompts => "prompts",
@@ -73,7 +73,7 @@ impl ListKind {
     }
 
     /// The item field that names it.
-    fn id_field(self) -> &'static str {
+    pub(super) fn id_field(self) -> &'static str {
         match self {
             ListKind::Tools | ListKind::Prompts => "name",
             ListKind::Resources => "uri",
@@ -81,7 +81,7 @@ impl ListKind {
         }
     }
 
-    fn capability(self) -> &'static str {
+    pub(super) fn capability(self) -> &'static str {
         match self {
             ListKind::Tools => "tools",
             ListKind::Prompts => "prompts",
@@ -89,7 +89,7 @@ impl ListKind {
         }
     }
 
-    fn changed_notification(self) -> &'static str {
+    pub(super) fn changed_notification(self) -> &'static str {
         match self {
             ListKind::Tools => "notifications/tools/list_changed",
             ListKind::Prompts => "notifications/prompts/list_changed",
@@ -99,32 +99,32 @@ impl ListKind {
 }
 
 /// A merged, curated list.
-struct Merged {
-    items: Vec<Value>,
+pub(super) struct Merged {
+    pub(super) items: Vec<Value>,
     /// Exposed name (or URI) → (member, original name or URI).
-    index: HashMap<String, (usize, String)>,
-    fingerprint: u64,
+    pub(super) index: HashMap<String, (usize, String)>,
+    pub(super) fingerprint: u64,
 }
 
-struct Member {
-    connection_id: String,
-    slug: String,
-    prefix: String,
-    uri_prefix: String,
-    config: MemberConfig,
-    caps: Option<Value>,
-    instructions: Option<String>,
-    healthy: bool,
+pub(super) struct Member {
+    pub(super) connection_id: String,
+    pub(super) slug: String,
+    pub(super) prefix: String,
+    pub(super) uri_prefix: String,
+    pub(super) config: MemberConfig,
+    pub(super) caps: Option<Value>,
+    pub(super) instructions: Option<String>,
+    pub(super) healthy: bool,
     /// Taken out of the gateway while the session was open.
-    removed: bool,
+    pub(super) removed: bool,
 }
 
 impl Member {
-    fn has(&self, capability: &str) -> bool {
+    pub(super) fn has(&self, capability: &str) -> bool {
         !self.removed && self.healthy && self.caps.as_ref().is_some_and(|c| c.get(capability).is_some())
     }
 
-    fn selection(&self, kind: ListKind) -> &Selection {
+    pub(super) fn selection(&self, kind: ListKind) -> &Selection {
         match kind {
             ListKind::Tools => &self.config.tools,
             ListKind::Prompts => &self.config.prompts,
@@ -134,41 +134,41 @@ impl Member {
 }
 
 #[derive(Default)]
-struct Catalog {
-    raw: HashMap<(usize, ListKind), Arc<Vec<Value>>>,
-    merged: HashMap<ListKind, Arc<Merged>>,
+pub(super) struct Catalog {
+    pub(super) raw: HashMap<(usize, ListKind), Arc<Vec<Value>>>,
+    pub(super) merged: HashMap<ListKind, Arc<Merged>>,
 }
 
 /// The gateway part of a session.
 pub struct Gateway {
-    slug: String,
-    mode: FailureMode,
-    page_size: usize,
-    members: RwLock<Vec<Member>>,
-    catalog: Mutex<Catalog>,
+    pub(super) slug: String,
+    pub(super) mode: FailureMode,
+    pub(super) page_size: usize,
+    pub(super) members: RwLock<Vec<Member>>,
+    pub(super) catalog: Mutex<Catalog>,
     /// Serialises list refreshes so one member change yields at most one list_changed.
-    refresh: tokio::sync::Mutex<()>,
-    initialized: AtomicBool,
+    pub(super) refresh: tokio::sync::Mutex<()>,
+    pub(super) initialized: AtomicBool,
     /// The client's initialize params, to initialise members added later.
-    init_params: Mutex<Value>,
+    pub(super) init_params: Mutex<Value>,
 }
 
-fn params_of(msg: &Message) -> Map<String, Value> {
+pub(super) fn params_of(msg: &Message) -> Map<String, Value> {
     msg.params::<Map<String, Value>>().unwrap_or_default()
 }
 
-fn rewrite(msg: &Message, params: Map<String, Value>) -> Message {
+pub(super) fn rewrite(msg: &Message, params: Map<String, Value>) -> Message {
     Message::request(msg.id().unwrap_or("null"), msg.method().unwrap_or(""), Some(&Value::Object(params)))
 }
 
-fn fingerprint(items: &[Value]) -> u64 {
+pub(super) fn fingerprint(items: &[Value]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     serde_json::to_string(items).unwrap_or_default().hash(&mut h);
     h.finish()
 }
 
 /// Whether `uri` is an instance of RFC 6570 level-1 `template` (literal parts in order).
-fn template_matches(template: &str, uri: &str) -> bool {
+pub(super) fn template_matches(template: &str, uri: &str) -> bool {
     let mut rest = uri;
     for (i, part) in template.split(['{', '}']).enumerate() {
         // Even parts are literals, odd parts are variable names.
@@ -184,7 +184,7 @@ fn template_matches(template: &str, uri: &str) -> bool {
 }
 
 impl Gateway {
-    fn new(def: &ResolvedGateway) -> Gateway {
+    pub(super) fn new(def: &ResolvedGateway) -> Gateway {
         let members = def.members.iter().map(Self::member).collect();
         Gateway {
             slug: def.slug.clone(),
@@ -198,7 +198,7 @@ impl Gateway {
         }
     }
 
-    fn member(m: &ResolvedMember) -> Member {
+    pub(super) fn member(m: &ResolvedMember) -> Member {
         let prefix = m.config.effective_prefix(&m.slug).to_string();
         Member {
             connection_id: m.connection_id.clone(),
@@ -213,11 +213,11 @@ impl Gateway {
         }
     }
 
-    fn members(&self) -> std::sync::RwLockReadGuard<'_, Vec<Member>> {
+    pub(super) fn members(&self) -> std::sync::RwLockReadGuard<'_, Vec<Member>> {
         self.members.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+    pub(super) fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
         self.catalog.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -311,7 +311,7 @@ impl Gateway {
     }
 
     /// The member owning an exposed resource URI, and the URI it knows.
-    async fn route_uri(&self, s: &Session, uri: &str) -> Result<(usize, String), RelayError> {
+    pub(super) async fn route_uri(&self, s: &Session, uri: &str) -> Result<(usize, String), RelayError> {
         let unknown = || RelayError::InvalidParams(format!("Unknown resource: {uri}"));
         let (found, unprefixed) = {
             let members = self.members();
@@ -348,7 +348,7 @@ impl Gateway {
         }
     }
 
-    fn page(&self, merged: &Merged, kind: ListKind, cursor: Option<&str>) -> Result<Value, RelayError> {
+    pub(super) fn page(&self, merged: &Merged, kind: ListKind, cursor: Option<&str>) -> Result<Value, RelayError> {
         let start = match cursor {
             None => 0,
             Some(c) => c
@@ -367,7 +367,7 @@ impl Gateway {
     }
 
     /// The merged list of `kind`, fetching what is not cached.
-    async fn merged(&self, s: &Session, kind: ListKind) -> Result<Arc<Merged>, RelayError> {
+    pub(super) async fn merged(&self, s: &Session, kind: ListKind) -> Result<Arc<Merged>, RelayError> {
         if let Some(m) = self.catalog().merged.get(&kind) {
             return Ok(m.clone());
         }
@@ -404,7 +404,7 @@ impl Gateway {
         Ok(merged)
     }
 
-    async fn fetch_all(s: &Session, member: usize, kind: ListKind) -> Result<Vec<Value>, RelayError> {
+    pub(super) async fn fetch_all(s: &Session, member: usize, kind: ListKind) -> Result<Vec<Value>, RelayError> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..100 {
@@ -422,7 +422,7 @@ impl Gateway {
         Ok(items)
     }
 
-    fn build(&self, s: &Session, kind: ListKind) -> Merged {
+    pub(super) fn build(&self, s: &Session, kind: ListKind) -> Merged {
         let members = self.members();
         let catalog = self.catalog();
         let mut candidates: Vec<(String, usize, String, Value)> = Vec::new();
@@ -501,7 +501,7 @@ impl Gateway {
 
     /// Refetches `member`'s lists of `kinds` (all members' when `None`) and tells the client
     /// once per kind whose visible list changed.
-    fn refresh(&self, s: &Session, member: Option<usize>, kinds: &[ListKind]) {
+    pub(super) fn refresh(&self, s: &Session, member: Option<usize>, kinds: &[ListKind]) {
         let Some(me) = s.me.upgrade() else { return };
         let kinds = kinds.to_vec();
         tokio::spawn(async move {
@@ -555,208 +555,11 @@ impl Gateway {
     }
 }
 
-impl Session {
-    /// Applies a changed gateway definition to this open session: members kept keep their
-    /// upstream session (with new curation), new members are connected and initialised with the
-    /// client's original initialize, removed members are closed. Every list the client had
-    /// fetched is rebuilt, and each that visibly changed is announced once.
-    pub async fn reconfigure(self: &Arc<Session>, def: &ResolvedGateway, http: &reqwest::Client) {
-        let Some(gw) = &self.gateway else { return };
-        let _serial = gw.refresh.lock().await;
-        let mut added = Vec::new();
-        let removed: Vec<usize> = {
-            let mut members = gw.members.write().unwrap_or_else(|p| p.into_inner());
-            for m in &def.members {
-                match members.iter_mut().find(|x| x.connection_id == m.connection_id && !x.removed) {
-                    Some(existing) => {
-                        let fresh = Gateway::member(m);
-                        existing.prefix = fresh.prefix;
-                        existing.uri_prefix = fresh.uri_prefix;
-                        existing.config = fresh.config;
-                    }
-                    None => {
-                        members.push(Gateway::member(m));
-                        added.push((members.len() - 1, m.spec.clone()));
-                    }
-                }
-            }
-            let keep: Vec<&str> = def.members.iter().map(|m| m.connection_id.as_str()).collect();
-            members
-                .iter_mut()
-                .enumerate()
-                .filter(|(_, m)| !keep.contains(&m.connection_id.as_str()) && !m.removed)
-                .map(|(k, m)| {
-                    // Kept as a tombstone: indices stay stable for links and requests in flight.
-                    m.removed = true;
-                    m.healthy = false;
-                    k
-                })
-                .collect()
-        };
-        for k in removed {
-            if let Ok(link) = self.link(k) {
-                link.close().await;
-            }
-        }
-        let params = gw.init_params.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        for (k, spec) in added {
-            let opened = async {
-                let link = upstream::connect(&spec, http, self.member_sink(k)).await?;
-                self.set_member_link(k, link.clone());
-                let init = self.internal(k, "initialize", &params).await?;
-                if gw.initialized.load(Ordering::Acquire) {
-                    link.send(Message::notification("notifications/initialized", None)).await?;
-                }
-                Ok::<_, RelayError>(init)
-            }
-            .await;
-            let mut members = gw.members.write().unwrap_or_else(|p| p.into_inner());
-            match opened {
-                Ok(init) => {
-                    members[k].caps = init.get("capabilities").cloned();
-                    members[k].healthy = true;
-                }
-                Err(e) => {
-                    tracing::warn!(gateway = %gw.slug, member = %members[k].slug, error = %e, "new member unavailable")
-                }
-            }
-        }
-        let old: Vec<(ListKind, Arc<Merged>)> = {
-            let mut c = gw.catalog();
-            let old = c.merged.drain().collect();
-            let live: Vec<usize> = gw.members().iter().enumerate().filter(|(_, m)| m.healthy).map(|(k, _)| k).collect();
-            c.raw.retain(|(k, _), _| live.contains(k));
-            old
-        };
-        let mut announce: Vec<&'static str> = Vec::new();
-        for (kind, before) in old {
-            match gw.merged(self, kind).await {
-                Ok(after) if after.fingerprint != before.fingerprint => {
-                    if !announce.contains(&kind.changed_notification()) {
-                        announce.push(kind.changed_notification());
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(gateway = %gw.slug, error = %e, "rebuilding a list after a change failed"),
-            }
-        }
-        for method in announce {
-            self.notify_client(&Message::notification(method, None));
-        }
-    }
-}
-
-fn warning(text: &str) -> Message {
+pub(super) fn warning(text: &str) -> Message {
     Message::notification(
         "notifications/message",
         Some(&json!({"level": "warning", "logger": "mcp-mesh", "data": text})),
     )
-}
-
-impl Session {
-    /// Opens a virtual MCP session: connects and initialises every member with the client's
-    /// `initialize`, and returns the session with the merged InitializeResult.
-    pub async fn open_gateway(
-        principal: mesh_core::Principal,
-        def: &ResolvedGateway,
-        audit: Arc<dyn crate::audit::AuditSink>,
-        http: &reqwest::Client,
-        init: &Message,
-    ) -> Result<(Arc<Session>, Message), RelayError> {
-        let timeout = def.members.iter().map(|m| m.spec.timeout).max().unwrap_or(Duration::from_secs(60));
-        let s = Session::build(principal, &def.id, &def.slug, timeout, "gateway", audit, Some(Gateway::new(def)));
-        s.note_client(init);
-        let params: Value = init.params().unwrap_or_else(|| json!({}));
-        if let Some(gw) = &s.gateway {
-            *gw.init_params.lock().unwrap_or_else(|p| p.into_inner()) = params.clone();
-        }
-        let opened = futures_util::future::join_all(def.members.iter().enumerate().map(|(k, m)| {
-            let (s, params) = (s.clone(), params.clone());
-            async move {
-                let link = upstream::connect(&m.spec, http, s.member_sink(k)).await?;
-                s.set_member_link(k, link);
-                s.internal(k, "initialize", &params).await
-            }
-        }))
-        .await;
-        let gw = s.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
-        let mut failures = Vec::new();
-        {
-            let mut members = gw.members.write().unwrap_or_else(|p| p.into_inner());
-            for (k, result) in opened.into_iter().enumerate() {
-                match result {
-                    Ok(init) => {
-                        members[k].caps = init.get("capabilities").cloned();
-                        members[k].instructions = init.get("instructions").and_then(Value::as_str).map(str::to_string);
-                        members[k].healthy = true;
-                    }
-                    Err(e) => failures.push((members[k].slug.clone(), e)),
-                }
-            }
-        }
-        let healthy = gw.members().iter().filter(|m| m.healthy).count();
-        if (!failures.is_empty() && gw.mode == FailureMode::Strict) || healthy == 0 {
-            s.close().await;
-            let (slug, e) =
-                failures.first().cloned().unwrap_or_else(|| ("?".into(), RelayError::Internal("no members".into())));
-            return Err(RelayError::UpstreamUnavailable(format!("gateway {}: member {slug}: {e}", def.slug)));
-        }
-        for (slug, e) in &failures {
-            tracing::warn!(gateway = %def.slug, member = %slug, error = %e, "member unavailable; serving the others");
-            s.notify_client(&warning(&format!("member {slug} is unavailable: {e}")));
-        }
-        let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
-        let negotiated = if version::is_supported(asked) { asked } else { version::LATEST };
-        s.set_version(negotiated);
-        let result = gw.initialize_result(negotiated);
-        Ok((s.clone(), Message::response(init.id().unwrap_or("null"), &result)))
-    }
-}
-
-impl Gateway {
-    fn initialize_result(&self, protocol_version: &str) -> Value {
-        let members = self.members();
-        let any = |cap: &str| members.iter().any(|m| m.has(cap));
-        let mut caps = Map::new();
-        if any("tools") {
-            caps.insert("tools".into(), json!({"listChanged": true}));
-        }
-        if any("prompts") {
-            caps.insert("prompts".into(), json!({"listChanged": true}));
-        }
-        if any("resources") {
-            let subscribe = members.iter().any(|m| {
-                m.healthy
-                    && m.caps.as_ref().and_then(|c| c.pointer("/resources/subscribe")).and_then(Value::as_bool)
-                        == Some(true)
-            });
-            caps.insert("resources".into(), json!({"listChanged": true, "subscribe": subscribe}));
-        }
-        if any("logging") {
-            caps.insert("logging".into(), json!({}));
-        }
-        if any("completions") {
-            caps.insert("completions".into(), json!({}));
-        }
-        let names: Vec<&str> = members.iter().filter(|m| m.healthy).map(|m| m.slug.as_str()).collect();
-        let mut instructions = format!("MCP Mesh virtual server '{}' over: {}.", self.slug, names.join(", "));
-        for m in members.iter().filter(|m| m.healthy) {
-            if let Some(i) = &m.instructions {
-                instructions.push_str(&format!("\n\n## {} (prefix '{}')\n{i}", m.slug, m.prefix));
-            }
-        }
-        json!({
-            "protocolVersion": protocol_version,
-            "capabilities": caps,
-            "serverInfo": {"name": format!("mcp-mesh/gateway/{}", self.slug), "version": env!("CARGO_PKG_VERSION")},
-            "instructions": instructions,
-        })
-    }
-
-    /// The slugs of the members (not removed), and whether each is healthy.
-    pub fn member_health(&self) -> Vec<(String, bool)> {
-        self.members().iter().filter(|m| !m.removed).map(|m| (m.slug.clone(), m.healthy)).collect()
-    }
 }
 
 #[cfg(test)]
@@ -764,7 +567,7 @@ mod tests {
     use super::template_matches;
 
     #[test]
-    fn templates_match_their_instances() {
+    pub(super) fn templates_match_their_instances() {
         assert!(template_matches("test://template/{id}/data", "test://template/42/data"));
         assert!(!template_matches("test://template/{id}/data", "test://other/42/data"));
         assert!(template_matches("demo://resource/dynamic/text/{resourceId}", "demo://resource/dynamic/text/7"));

@@ -16,6 +16,7 @@
 //! else the standalone GET stream, queued until the client opens it.
 
 pub mod gateway;
+mod gateway_lifecycle;
 mod record;
 pub mod registry;
 pub mod streams;

@@ -1,0 +1,210 @@
+//! The lifecycle of a virtual MCP session: opening it over every member, reconfiguring it in
+//! place when its definition changes, and reporting its members' health.
+
+use super::gateway::{warning, Gateway, ListKind, Merged};
+use super::Session;
+use crate::ingress::ResolvedGateway;
+use crate::{upstream, RelayError};
+use mesh_core::gateway::FailureMode;
+use mesh_protocol::{version, Message};
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Session {
+    /// Opens a virtual MCP session: connects and initialises every member with the client's
+    /// `initialize`, and returns the session with the merged InitializeResult.
+    pub async fn open_gateway(
+        principal: mesh_core::Principal,
+        def: &ResolvedGateway,
+        audit: Arc<dyn crate::audit::AuditSink>,
+        http: &reqwest::Client,
+        init: &Message,
+    ) -> Result<(Arc<Session>, Message), RelayError> {
+        let timeout = def.members.iter().map(|m| m.spec.timeout).max().unwrap_or(Duration::from_secs(60));
+        let s = Session::build(principal, &def.id, &def.slug, timeout, "gateway", audit, Some(Gateway::new(def)));
+        s.note_client(init);
+        let params: Value = init.params().unwrap_or_else(|| json!({}));
+        if let Some(gw) = &s.gateway {
+            *gw.init_params.lock().unwrap_or_else(|p| p.into_inner()) = params.clone();
+        }
+        let opened = futures_util::future::join_all(def.members.iter().enumerate().map(|(k, m)| {
+            let (s, params) = (s.clone(), params.clone());
+            async move {
+                let link = upstream::connect(&m.spec, http, s.member_sink(k)).await?;
+                s.set_member_link(k, link);
+                s.internal(k, "initialize", &params).await
+            }
+        }))
+        .await;
+        let gw = s.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
+        let mut failures = Vec::new();
+        {
+            let mut members = gw.members.write().unwrap_or_else(|p| p.into_inner());
+            for (k, result) in opened.into_iter().enumerate() {
+                match result {
+                    Ok(init) => {
+                        members[k].caps = init.get("capabilities").cloned();
+                        members[k].instructions = init.get("instructions").and_then(Value::as_str).map(str::to_string);
+                        members[k].healthy = true;
+                    }
+                    Err(e) => failures.push((members[k].slug.clone(), e)),
+                }
+            }
+        }
+        let healthy = gw.members().iter().filter(|m| m.healthy).count();
+        if (!failures.is_empty() && gw.mode == FailureMode::Strict) || healthy == 0 {
+            s.close().await;
+            let (slug, e) =
+                failures.first().cloned().unwrap_or_else(|| ("?".into(), RelayError::Internal("no members".into())));
+            return Err(RelayError::UpstreamUnavailable(format!("gateway {}: member {slug}: {e}", def.slug)));
+        }
+        for (slug, e) in &failures {
+            tracing::warn!(gateway = %def.slug, member = %slug, error = %e, "member unavailable; serving the others");
+            s.notify_client(&warning(&format!("member {slug} is unavailable: {e}")));
+        }
+        let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
+        let negotiated = if version::is_supported(asked) { asked } else { version::LATEST };
+        s.set_version(negotiated);
+        let result = gw.initialize_result(negotiated);
+        Ok((s.clone(), Message::response(init.id().unwrap_or("null"), &result)))
+    }
+}
+
+impl Gateway {
+    fn initialize_result(&self, protocol_version: &str) -> Value {
+        let members = self.members();
+        let any = |cap: &str| members.iter().any(|m| m.has(cap));
+        let mut caps = Map::new();
+        if any("tools") {
+            caps.insert("tools".into(), json!({"listChanged": true}));
+        }
+        if any("prompts") {
+            caps.insert("prompts".into(), json!({"listChanged": true}));
+        }
+        if any("resources") {
+            let subscribe = members.iter().any(|m| {
+                m.healthy
+                    && m.caps.as_ref().and_then(|c| c.pointer("/resources/subscribe")).and_then(Value::as_bool)
+                        == Some(true)
+            });
+            caps.insert("resources".into(), json!({"listChanged": true, "subscribe": subscribe}));
+        }
+        if any("logging") {
+            caps.insert("logging".into(), json!({}));
+        }
+        if any("completions") {
+            caps.insert("completions".into(), json!({}));
+        }
+        let names: Vec<&str> = members.iter().filter(|m| m.healthy).map(|m| m.slug.as_str()).collect();
+        let mut instructions = format!("MCP Mesh virtual server '{}' over: {}.", self.slug, names.join(", "));
+        for m in members.iter().filter(|m| m.healthy) {
+            if let Some(i) = &m.instructions {
+                instructions.push_str(&format!("\n\n## {} (prefix '{}')\n{i}", m.slug, m.prefix));
+            }
+        }
+        json!({
+            "protocolVersion": protocol_version,
+            "capabilities": caps,
+            "serverInfo": {"name": format!("mcp-mesh/gateway/{}", self.slug), "version": env!("CARGO_PKG_VERSION")},
+            "instructions": instructions,
+        })
+    }
+
+    /// The slugs of the members (not removed), and whether each is healthy.
+    pub fn member_health(&self) -> Vec<(String, bool)> {
+        self.members().iter().filter(|m| !m.removed).map(|m| (m.slug.clone(), m.healthy)).collect()
+    }
+}
+
+impl Session {
+    /// Applies a changed gateway definition to this open session: members kept keep their
+    /// upstream session (with new curation), new members are connected and initialised with the
+    /// client's original initialize, removed members are closed. Every list the client had
+    /// fetched is rebuilt, and each that visibly changed is announced once.
+    pub async fn reconfigure(self: &Arc<Session>, def: &ResolvedGateway, http: &reqwest::Client) {
+        let Some(gw) = &self.gateway else { return };
+        let _serial = gw.refresh.lock().await;
+        let mut added = Vec::new();
+        let removed: Vec<usize> = {
+            let mut members = gw.members.write().unwrap_or_else(|p| p.into_inner());
+            for m in &def.members {
+                match members.iter_mut().find(|x| x.connection_id == m.connection_id && !x.removed) {
+                    Some(existing) => {
+                        let fresh = Gateway::member(m);
+                        existing.prefix = fresh.prefix;
+                        existing.uri_prefix = fresh.uri_prefix;
+                        existing.config = fresh.config;
+                    }
+                    None => {
+                        members.push(Gateway::member(m));
+                        added.push((members.len() - 1, m.spec.clone()));
+                    }
+                }
+            }
+            let keep: Vec<&str> = def.members.iter().map(|m| m.connection_id.as_str()).collect();
+            members
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, m)| !keep.contains(&m.connection_id.as_str()) && !m.removed)
+                .map(|(k, m)| {
+                    // Kept as a tombstone: indices stay stable for links and requests in flight.
+                    m.removed = true;
+                    m.healthy = false;
+                    k
+                })
+                .collect()
+        };
+        for k in removed {
+            if let Ok(link) = self.link(k) {
+                link.close().await;
+            }
+        }
+        let params = gw.init_params.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (k, spec) in added {
+            let opened = async {
+                let link = upstream::connect(&spec, http, self.member_sink(k)).await?;
+                self.set_member_link(k, link.clone());
+                let init = self.internal(k, "initialize", &params).await?;
+                if gw.initialized.load(Ordering::Acquire) {
+                    link.send(Message::notification("notifications/initialized", None)).await?;
+                }
+                Ok::<_, RelayError>(init)
+            }
+            .await;
+            let mut members = gw.members.write().unwrap_or_else(|p| p.into_inner());
+            match opened {
+                Ok(init) => {
+                    members[k].caps = init.get("capabilities").cloned();
+                    members[k].healthy = true;
+                }
+                Err(e) => {
+                    tracing::warn!(gateway = %gw.slug, member = %members[k].slug, error = %e, "new member unavailable")
+                }
+            }
+        }
+        let old: Vec<(ListKind, Arc<Merged>)> = {
+            let mut c = gw.catalog();
+            let old = c.merged.drain().collect();
+            let live: Vec<usize> = gw.members().iter().enumerate().filter(|(_, m)| m.healthy).map(|(k, _)| k).collect();
+            c.raw.retain(|(k, _), _| live.contains(k));
+            old
+        };
+        let mut announce: Vec<&'static str> = Vec::new();
+        for (kind, before) in old {
+            match gw.merged(self, kind).await {
+                Ok(after) if after.fingerprint != before.fingerprint => {
+                    if !announce.contains(&kind.changed_notification()) {
+                        announce.push(kind.changed_notification());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(gateway = %gw.slug, error = %e, "rebuilding a list after a change failed"),
+            }
+        }
+        for method in announce {
+            self.notify_client(&Message::notification(method, None));
+        }
+    }
+}
