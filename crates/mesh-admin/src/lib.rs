@@ -7,6 +7,7 @@
 //! vault seals and opens it, and plaintext exists only in the `UpstreamSpec` handed to the relay.
 #![forbid(unsafe_code)]
 
+pub mod apikeys;
 pub mod audit;
 pub mod bootstrap;
 pub mod connections;

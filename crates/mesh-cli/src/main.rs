@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod connection;
 mod gateway;
+mod key;
 mod output;
 mod serve;
 
@@ -29,6 +30,9 @@ enum Command {
     /// Manage gateways: virtual MCPs over several connections, at /mcp/gateway/{name}.
     #[command(subcommand, visible_alias = "gateways", visible_alias = "gw")]
     Gateway(gateway::GatewayCmd),
+    /// Manage API keys (create, list, revoke).
+    #[command(subcommand, visible_alias = "keys")]
+    Key(key::KeyCmd),
     /// Import the servers of a Claude Desktop / Cursor / VS Code `mcpServers` JSON file.
     Import(connection::ImportArgs),
     /// Call a tool of a connection through the mesh and print its result.
@@ -80,6 +84,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Connection(cmd) => connection::run(cmd).await,
         Command::Gateway(cmd) => gateway::run(cmd).await,
+        Command::Key(cmd) => key::run(cmd).await,
         Command::Import(args) => connection::import(args).await,
         Command::Call(args) => connection::call(args).await,
         Command::Vault(VaultCmd::Rotate(target)) => api::vault_rotate(target).await,

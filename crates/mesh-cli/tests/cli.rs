@@ -202,3 +202,25 @@ async fn stdio_front_relays_a_desktop_client_session() {
     assert!(status.success());
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn key_create_list_revoke() {
+    let mesh = TestMesh::start().await;
+    let created = cli(&mesh, &["key", "create", "ci", "--expires-in-days", "7", "--json"]).await;
+    assert!(created.ok, "{}", created.stderr);
+    let out: Value = serde_json::from_str(&created.stdout).expect("json");
+    let (id, key) =
+        (out["item"]["id"].as_str().expect("id").to_string(), out["key"].as_str().expect("key").to_string());
+    let as_new = cli_as(&mesh, &key, &["connection", "list"]).await;
+    assert!(as_new.ok, "the new key works: {}", as_new.stderr);
+    let list = cli(&mesh, &["key", "list"]).await;
+    assert!(
+        list.ok && list.stdout.starts_with("ID") && list.stdout.contains(&id) && !list.stdout.contains(&key),
+        "{}",
+        list.stdout
+    );
+    assert!(cli(&mesh, &["key", "revoke", &id]).await.ok);
+    let after = cli_as(&mesh, &key, &["connection", "list"]).await;
+    assert!(!after.ok && after.stderr.contains("401"), "{}", after.stderr);
+    mesh.stop().await;
+}

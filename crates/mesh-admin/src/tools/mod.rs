@@ -5,6 +5,7 @@
 //! tool result with `isError: true` and a message safe to show; only an unknown tool or malformed
 //! call is a protocol error.
 
+mod apikeys;
 mod audit;
 mod gateways;
 mod schema;
@@ -61,6 +62,7 @@ impl ManagementServer {
             "VAULT_ROTATE" => a.rotate_vault(p).await,
             n if gateways::handles(n) => return gateways::call(a, p, n, args).await,
             n if audit::handles(n) => return audit::call(a, p, n, args).await,
+            n if apikeys::handles(n) => return apikeys::call(a, p, n, args).await,
             _ => return None,
         })
     }
@@ -113,7 +115,11 @@ impl LocalService for ManagementServer {
                 )
             }
             "ping" => Message::response(id, &json!({})),
-            "tools/list" => Message::response(id, &json!({"tools": schema::tools()})),
+            "tools/list" => {
+                let mut tools = schema::tools();
+                tools.extend(apikeys::definitions());
+                Message::response(id, &json!({"tools": tools}))
+            }
             "tools/call" => {
                 #[derive(Deserialize)]
                 struct Call {

@@ -1,0 +1,126 @@
+//! API keys as a management surface: create (shown once), list (never the secret), revoke.
+//!
+//! Anyone may manage their own keys; owners and admins manage everyone's in their organisation.
+//! A revocation reloads the in-memory key cache before answering, so it holds on the very next
+//! request — and the key's open MCP sessions die with it, since every request re-authenticates.
+
+use crate::{keys, Admin, AdminError};
+use mesh_core::{id, Principal};
+use mesh_store::ApiKey;
+use serde::{Deserialize, Serialize};
+
+/// The longest a key may live, in days.
+const MAX_DAYS: i64 = 3650;
+
+/// What a caller may ask for when creating a key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeyInput {
+    /// A name to recognise it by ("ci", "cursor on laptop").
+    pub name: String,
+    /// Days until it expires; none means it does not.
+    pub expires_in_days: Option<i64>,
+    /// The member it is for (owner/admin only); default: the caller.
+    pub user_id: Option<String>,
+}
+
+/// A key as shown: everything but the secret and its hash.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The first characters of the key, for recognition.
+    pub prefix: String,
+    /// Its user.
+    pub user_id: String,
+    /// Created, ms since epoch.
+    pub created_at: i64,
+    /// Expires, ms since epoch.
+    pub expires_at: Option<i64>,
+    /// Revoked, ms since epoch.
+    pub revoked_at: Option<i64>,
+    /// Last used (written in batches), ms since epoch.
+    pub last_used_at: Option<i64>,
+}
+
+impl From<ApiKey> for KeyView {
+    fn from(k: ApiKey) -> Self {
+        KeyView {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            user_id: k.user_id,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            revoked_at: k.revoked_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+impl Admin {
+    /// Creates a key; returns it with the secret, which is never shown again.
+    pub async fn create_api_key(&self, p: &Principal, input: KeyInput) -> Result<(KeyView, String), AdminError> {
+        let name = input.name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(AdminError::Invalid("name must be 1 to 100 characters".into()));
+        }
+        let user_id = input.user_id.unwrap_or_else(|| p.user_id.clone());
+        if user_id != p.user_id && !p.role.can_manage() {
+            return Err(AdminError::Forbidden("creating keys for others needs the owner or admin role"));
+        }
+        if self.store.get_membership(&p.org_id, &user_id).await?.is_none() {
+            return Err(AdminError::NotFound(format!("member '{user_id}'")));
+        }
+        let now = id::now_ms();
+        let expires_at = match input.expires_in_days {
+            Some(d) if (1..=MAX_DAYS).contains(&d) => Some(now + d * 86_400_000),
+            Some(_) => return Err(AdminError::Invalid(format!("expiresInDays must be between 1 and {MAX_DAYS}"))),
+            None => None,
+        };
+        let k = keys::generate();
+        let row = ApiKey {
+            id: id::new_id("key"),
+            org_id: p.org_id.clone(),
+            user_id,
+            name: name.to_string(),
+            prefix: k.prefix.clone(),
+            hash: k.hash.clone(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        self.store.create_api_key(&row).await?;
+        self.keys.reload(&self.store).await?;
+        tracing::info!(org = %p.org_id, key = %row.id, prefix = %row.prefix, "API key created");
+        Ok((row.into(), k.full.into_inner()))
+    }
+
+    /// The keys the caller may see: all of the organisation's for owners/admins, else their own.
+    pub async fn list_api_keys(&self, p: &Principal) -> Result<Vec<KeyView>, AdminError> {
+        let all = self.store.list_api_keys(&p.org_id).await?;
+        Ok(all.into_iter().filter(|k| p.role.can_manage() || k.user_id == p.user_id).map(KeyView::from).collect())
+    }
+
+    /// Revokes a key; it fails from the very next request on.
+    pub async fn revoke_api_key(&self, p: &Principal, key_id: &str) -> Result<KeyView, AdminError> {
+        let all = self.store.list_api_keys(&p.org_id).await?;
+        // Someone else's key is "not found" to a caller who may not manage it.
+        let k = all
+            .into_iter()
+            .find(|k| k.id == key_id && (p.role.can_manage() || k.user_id == p.user_id))
+            .ok_or_else(|| AdminError::NotFound(format!("API key '{key_id}'")))?;
+        self.store.revoke_api_key(&p.org_id, &k.id, id::now_ms()).await?;
+        self.keys.reload(&self.store).await?;
+        tracing::info!(org = %p.org_id, key = %k.id, "API key revoked");
+        let all = self.store.list_api_keys(&p.org_id).await?;
+        all.into_iter()
+            .find(|x| x.id == k.id)
+            .map(KeyView::from)
+            .ok_or_else(|| AdminError::NotFound(format!("API key '{key_id}'")))
+    }
+}
