@@ -87,6 +87,18 @@ struct Pending {
     cancellable: bool,
     /// What the audit record needs; `None` for internal requests, which are not the client's.
     call: Option<Call>,
+    /// The task enforcing the deadline; aborted when the request ends, so that per-call state
+    /// never outlives the call (a sleeping timer per finished call would pile up under load).
+    timer: Option<tokio::task::AbortHandle>,
+}
+
+impl Pending {
+    /// Stops the deadline task: the request has ended.
+    fn stop_timer(&mut self) {
+        if let Some(t) = self.timer.take() {
+            t.abort();
+        }
+    }
 }
 
 struct ServerRequest {
@@ -298,7 +310,8 @@ impl Session {
                 st.progress.insert(t.clone(), up);
             }
             let cancellable = msg.method() != Some("initialize");
-            let pending = Pending { down_id: down_id.into(), target, member, progress, deadline, cancellable, call };
+            let pending =
+                Pending { down_id: down_id.into(), target, member, progress, deadline, cancellable, call, timer: None };
             st.pending.insert(up, pending);
         }
         // Registered before sending: a transport may deliver the reply before `send` returns.
@@ -310,7 +323,11 @@ impl Session {
             }
             return Err(e);
         }
-        self.watch_deadline(up, deadline);
+        // Only a request still waiting needs a timer (a fast reply may already have arrived).
+        let mut st = self.lock();
+        if let Some(p) = st.pending.get_mut(&up) {
+            p.timer = Some(self.watch_deadline(up, deadline));
+        }
         Ok(())
     }
 
@@ -361,7 +378,8 @@ impl Session {
 
     fn take_pending(&self, up: u64) -> Option<Pending> {
         let mut st = self.lock();
-        let p = st.pending.remove(&up)?;
+        let mut p = st.pending.remove(&up)?;
+        p.stop_timer();
         if let Some(t) = &p.progress {
             st.progress.remove(t);
         }
@@ -394,7 +412,8 @@ impl Session {
                 .iter()
                 .find(|(_, p)| *p.down_id == target && matches!(p.target, Target::Stream(_)))
                 .map(|(k, _)| *k);
-            up.and_then(|up| st.pending.remove(&up).map(|p| (up, p))).map(|(up, p)| {
+            up.and_then(|up| st.pending.remove(&up).map(|p| (up, p))).map(|(up, mut p)| {
+                p.stop_timer();
                 if let Some(t) = &p.progress {
                     st.progress.remove(t);
                 }
@@ -622,9 +641,9 @@ impl Session {
         });
     }
 
-    fn watch_deadline(&self, up: u64, first: Instant) {
+    fn watch_deadline(&self, up: u64, first: Instant) -> tokio::task::AbortHandle {
         let me = self.me.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut deadline = first;
             loop {
                 tokio::time::sleep_until(deadline).await;
@@ -640,11 +659,17 @@ impl Session {
                 }
             }
         });
+        task.abort_handle()
     }
 
     async fn expire(&self, up: u64) {
-        let (member, cancellable) = match self.lock().pending.get(&up) {
-            Some(p) => (p.member, p.cancellable),
+        // Called from the timer task itself: detach its handle first, or ending the request
+        // would abort this very task before it tells the upstream.
+        let (member, cancellable) = match self.lock().pending.get_mut(&up) {
+            Some(p) => {
+                p.timer = None;
+                (p.member, p.cancellable)
+            }
             None => return,
         };
         let Ok(link) = self.link(member) else { return };
