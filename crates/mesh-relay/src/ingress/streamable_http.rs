@@ -132,7 +132,12 @@ async fn reply_stream(
 ) -> Response {
     match rx.recv().await {
         Some(ev) if ev.last => match Message::parse(ev.data) {
-            Ok(m) => respond::json(&m, None),
+            Ok(m) => {
+                // Answered as a plain JSON body: no event id ever reached the client, so there
+                // is nothing it could resume; keeping the stream would only hold memory.
+                session.forget_stream(stream);
+                respond::json(&m, None)
+            }
             Err(_) => respond::error(&RelayError::Internal("unparseable reply".into()), None),
         },
         Some(ev) => respond::sse(stream, version::primes_sse(&session.version()), vec![ev], Some(rx)),

@@ -448,6 +448,11 @@ impl Session {
         self.link(req.member)?.send(msg.with_id(&req.up_id)).await
     }
 
+    /// Drops a finished stream whose reply went out as a JSON body (it cannot be resumed).
+    pub fn forget_stream(&self, stream: u64) {
+        self.lock().streams.end(stream);
+    }
+
     /// Attaches a GET stream (standalone, or resuming `last_event_id`).
     pub fn listen(&self, last_event_id: Option<&str>) -> Option<(Vec<Event>, Option<mpsc::Receiver<Event>>)> {
         self.touch();
