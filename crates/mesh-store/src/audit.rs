@@ -23,6 +23,11 @@ pub const AUDIT_GENESIS: &str = "00000000000000000000000000000000000000000000000
 
 /// Rows per multi-row INSERT: 64 × 23 columns stays far below every backend's parameter limit.
 const INSERT_CHUNK: usize = 64;
+/// Rows per INSERT on SQLite: one. Its driver looks each `$N` up by name and SQLite walks the
+/// whole parameter list per lookup, so a 64-row statement (1,472 parameters) costs quadratically;
+/// a one-row statement is prepared once, cached, and cheap to run in the batch's transaction.
+/// (Profiled: the multi-row form was a quarter of the mesh's CPU under load.)
+const INSERT_CHUNK_SQLITE: usize = 1;
 /// How often an append is retried after losing a race to create a chain (another replica).
 const APPEND_RETRIES: usize = 5;
 
@@ -185,7 +190,8 @@ impl Store {
                 row.hash = seal(row);
                 prev = row.hash.clone();
             }
-            for chunk in mine.chunks(INSERT_CHUNK) {
+            let chunk_size = if self.backend_name() == "sqlite" { INSERT_CHUNK_SQLITE } else { INSERT_CHUNK };
+            for chunk in mine.chunks(chunk_size) {
                 insert_rows(&mut tx, chunk).await?;
             }
             sqlx::query("UPDATE audit_chain SET head_seq = $1, head_hash = $2 WHERE org_id = $3")
