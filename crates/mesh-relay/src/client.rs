@@ -157,15 +157,21 @@ impl McpClient {
 
     /// Every tool, following pagination.
     pub async fn list_tools(&self) -> Result<Vec<Value>, ClientError> {
+        self.list_all("tools/list", "tools").await
+    }
+
+    /// Every item of a paginated list (`tools/list` → `tools`, `prompts/list` → `prompts`, …).
+    pub async fn list_all(&self, method: &str, key: &str) -> Result<Vec<Value>, ClientError> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
+        // Bounded: a server that keeps handing out cursors is broken, not infinite.
         for _ in 0..1000 {
             let params = match &cursor {
                 Some(c) => json!({"cursor": c}),
                 None => json!({}),
             };
-            let page = self.request("tools/list", params).await?;
-            out.extend(page.get("tools").and_then(|t| t.as_array()).cloned().unwrap_or_default());
+            let page = self.request(method, params).await?;
+            out.extend(page.get(key).and_then(|t| t.as_array()).cloned().unwrap_or_default());
             cursor = page.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
             if cursor.is_none() {
                 break;

@@ -12,7 +12,7 @@ use crate::AdminError;
 use mesh_core::gateway::{self, MemberConfig, Selection};
 use mesh_relay::client::McpClient;
 use mesh_relay::UpstreamSpec;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -144,22 +144,7 @@ pub async fn probe(mut spec: UpstreamSpec, http: reqwest::Client) -> Result<Offe
 }
 
 async fn list_prompts(client: &McpClient) -> Result<Vec<Value>, mesh_relay::client::ClientError> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    // Bounded like `McpClient::list_tools`: a server that keeps handing out cursors is broken.
-    for _ in 0..1000 {
-        let params = match &cursor {
-            Some(c) => json!({"cursor": c}),
-            None => json!({}),
-        };
-        let page = client.request("prompts/list", params).await?;
-        out.extend(page.get("prompts").and_then(Value::as_array).cloned().unwrap_or_default());
-        cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_string);
-        if cursor.is_none() {
-            break;
-        }
-    }
-    Ok(out)
+    client.list_all("prompts/list", "prompts").await
 }
 
 fn names(items: Vec<Value>) -> Vec<String> {
