@@ -10,6 +10,7 @@
 //! - `GET /api/v1/audit/verify` → the `AUDIT_VERIFY` report (200 whether or not the chain is intact;
 //!   read `ok`).
 
+use std::future::Future;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -42,18 +43,13 @@ async fn query(
     uri: Uri,
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let p = match authenticate(&admin, &headers) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let result = match q {
-        Ok(Query(q)) => admin.query_audit(&p, q).await,
-        Err(e) => Err(AdminError::Invalid(e.body_text())),
-    };
-    let resp = reply(result.map(Json));
-    record(&admin, &p, &uri, started, &resp);
-    resp
+    run(&admin.clone(), &headers, &uri, |p| async move {
+        match q {
+            Ok(Query(q)) => admin.query_audit(&p, q).await,
+            Err(e) => Err(AdminError::Invalid(e.body_text())),
+        }
+    })
+    .await
 }
 
 async fn export(
@@ -124,13 +120,23 @@ fn pages(
 }
 
 async fn verify(State(admin): State<Admin>, headers: HeaderMap, uri: Uri) -> Response {
+    run(&admin.clone(), &headers, &uri, |p| async move { admin.verify_audit(&p).await }).await
+}
+
+/// Authenticates, runs `op` as the caller, answers, and records the request in the audit trail.
+pub(crate) async fn run<F, Fut, T>(admin: &Admin, headers: &HeaderMap, uri: &Uri, op: F) -> Response
+where
+    F: FnOnce(Principal) -> Fut,
+    Fut: Future<Output = Result<T, AdminError>>,
+    T: serde::Serialize,
+{
     let started = Instant::now();
-    let p = match authenticate(&admin, &headers) {
+    let p = match authenticate(admin, headers) {
         Ok(p) => p,
         Err(r) => return *r,
     };
-    let resp = reply(admin.verify_audit(&p).await.map(Json));
-    record(&admin, &p, &uri, started, &resp);
+    let resp = reply(op(p.clone()).await.map(Json));
+    record(admin, &p, uri, started, &resp);
     resp
 }
 

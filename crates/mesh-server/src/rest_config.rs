@@ -8,7 +8,7 @@
 //! Bodies are the tools' arguments (`ConnectionInput`, `GatewayInput`); `{id}` is an id or slug.
 //! Answers: `{items}` for lists, `{item}` (plus `warnings` for gateways) otherwise.
 
-use crate::rest::{authenticate, record, reply};
+use crate::rest::run;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
@@ -16,10 +16,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mesh_admin::{Admin, AdminError};
-use mesh_core::Principal;
 use serde_json::{json, Value};
-use std::future::Future;
-use std::time::Instant;
 
 pub(crate) fn router(admin: Admin) -> Router {
     Router::new()
@@ -29,22 +26,6 @@ pub(crate) fn router(admin: Admin) -> Router {
         .route("/api/v1/gateways", get(list_gateways).post(create_gateway))
         .route("/api/v1/gateways/{id}", get(get_gateway).patch(update_gateway).delete(delete_gateway))
         .with_state(admin)
-}
-
-/// Authenticates, runs `op` as the caller, answers, and records the request in the audit trail.
-async fn run<F, Fut>(admin: &Admin, headers: &HeaderMap, uri: &Uri, op: F) -> Response
-where
-    F: FnOnce(Principal) -> Fut,
-    Fut: Future<Output = Result<Value, AdminError>>,
-{
-    let started = Instant::now();
-    let p = match authenticate(admin, headers) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let resp = reply(op(p.clone()).await.map(Json));
-    record(admin, &p, uri, started, &resp);
-    resp
 }
 
 fn body<T: serde::de::DeserializeOwned>(b: Result<Json<Value>, JsonRejection>) -> Result<T, AdminError> {
@@ -107,11 +88,7 @@ async fn create_gateway(
     uri: Uri,
     b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move {
-        let saved = a.create_gateway(&p, body(b)?).await?;
-        serde_json::to_value(saved).map_err(|e| AdminError::Invalid(e.to_string()))
-    })
-    .await
+    run(&a.clone(), &h, &uri, |p| async move { a.create_gateway(&p, body(b)?).await }).await
 }
 
 async fn get_gateway(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
@@ -125,11 +102,7 @@ async fn update_gateway(
     uri: Uri,
     b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move {
-        let saved = a.update_gateway(&p, &id, body(b)?).await?;
-        serde_json::to_value(saved).map_err(|e| AdminError::Invalid(e.to_string()))
-    })
-    .await
+    run(&a.clone(), &h, &uri, |p| async move { a.update_gateway(&p, &id, body(b)?).await }).await
 }
 
 async fn delete_gateway(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {

@@ -534,18 +534,7 @@ impl Session {
             return;
         };
         let out = msg.with_id(&p.down_id);
-        match p.target {
-            Target::Internal(tx) => {
-                let _ = tx.send(out);
-            }
-            Target::Stream(stream) => {
-                self.lock().streams.push(stream, out.bytes().clone(), true);
-                if let Some(c) = p.call {
-                    let (outcome, error) = reply_outcome(&c, &msg);
-                    self.audit_end(c, &p.down_id, outcome, error, msg.bytes().len() as u64);
-                }
-            }
-        }
+        self.finish(p, out, |c| reply_outcome(c, &msg));
     }
 
     fn on_server_request(&self, member: usize, msg: Message, related: Option<&str>) {
@@ -597,6 +586,12 @@ impl Session {
     fn fail(&self, up: u64, err: &RelayError) {
         let Some(p) = self.take_pending(up) else { return };
         let out = err.to_message(Some(&p.down_id));
+        self.finish(p, out, |_| (outcome_of(err), Some(err.to_string())));
+    }
+
+    /// Ends a request with its reply `out` (already carrying the client's id): to the mesh's own
+    /// waiter, or to the client's stream and the audit trail.
+    fn finish(&self, p: Pending, out: Message, outcome: impl FnOnce(&Call) -> (Outcome, Option<String>)) {
         match p.target {
             Target::Internal(tx) => {
                 let _ = tx.send(out);
@@ -604,7 +599,8 @@ impl Session {
             Target::Stream(stream) => {
                 self.lock().streams.push(stream, out.bytes().clone(), true);
                 if let Some(c) = p.call {
-                    self.audit_end(c, &p.down_id, outcome_of(err), Some(err.to_string()), out.bytes().len() as u64);
+                    let (outcome, error) = outcome(&c);
+                    self.audit_end(c, &p.down_id, outcome, error, out.bytes().len() as u64);
                 }
             }
         }
