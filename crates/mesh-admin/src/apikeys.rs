@@ -4,7 +4,9 @@
 //! A revocation reloads the in-memory key cache before answering, so it holds on the very next
 //! request — and the key's open MCP sessions die with it, since every request re-authenticates.
 
+use crate::governance::KeyPolicy;
 use crate::{keys, Admin, AdminError};
+use mesh_core::policy::{Rule, Scope};
 use mesh_core::{id, Principal};
 use mesh_store::ApiKey;
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,10 @@ pub struct KeyInput {
     pub expires_in_days: Option<i64>,
     /// The member it is for (owner/admin only); default: the caller.
     pub user_id: Option<String>,
+    /// Narrowing to chosen connections, gateways and tools.
+    pub scope: Option<Scope>,
+    /// Rules on top of the user's role (they can only take away).
+    pub rules: Option<Vec<Rule>>,
 }
 
 /// A key as shown: everything but the secret and its hash.
@@ -44,11 +50,20 @@ pub struct KeyView {
     pub revoked_at: Option<i64>,
     /// Last used (written in batches), ms since epoch.
     pub last_used_at: Option<i64>,
+    /// Its narrowing, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// Its own rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
 }
 
 impl From<ApiKey> for KeyView {
     fn from(k: ApiKey) -> Self {
+        let policy = KeyPolicy::from_stored(&k.id, k.policy.as_deref());
         KeyView {
+            scope: policy.scope,
+            rules: policy.rules,
             id: k.id,
             name: k.name,
             prefix: k.prefix,
@@ -81,6 +96,12 @@ impl Admin {
             Some(_) => return Err(AdminError::Invalid(format!("expiresInDays must be between 1 and {MAX_DAYS}"))),
             None => None,
         };
+        let policy = KeyPolicy { scope: input.scope, rules: input.rules.unwrap_or_default() };
+        if let Some(scope) = &policy.scope {
+            scope.validate().map_err(AdminError::Invalid)?;
+        }
+        crate::roles::validate_rules(&policy.rules)?;
+        let policy = (policy != KeyPolicy::default()).then(|| serde_json::to_string(&policy).unwrap_or_default());
         let k = keys::generate();
         let row = ApiKey {
             id: id::new_id("key"),
@@ -93,9 +114,10 @@ impl Admin {
             expires_at,
             revoked_at: None,
             last_used_at: None,
+            policy,
         };
         self.store.create_api_key(&row).await?;
-        self.keys.reload(&self.store).await?;
+        self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, key = %row.id, prefix = %row.prefix, "API key created");
         Ok((row.into(), k.full.into_inner()))
     }
@@ -115,7 +137,7 @@ impl Admin {
             .find(|k| k.id == key_id && (p.role.can_manage() || k.user_id == p.user_id))
             .ok_or_else(|| AdminError::NotFound(format!("API key '{key_id}'")))?;
         self.store.revoke_api_key(&p.org_id, &k.id, id::now_ms()).await?;
-        self.keys.reload(&self.store).await?;
+        self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, key = %k.id, "API key revoked");
         let all = self.store.list_api_keys(&p.org_id).await?;
         all.into_iter()

@@ -52,6 +52,7 @@ pub async fn ensure_owner(store: &Store, data_dir: &Path) -> Result<Option<Secre
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
+            policy: None,
         })
         .await?;
     write_private(&owner_key_path(data_dir), key.full.expose())

@@ -57,12 +57,26 @@ impl KeyCache {
     /// Replaces the cache with the store's active keys.
     pub async fn reload(&self, store: &Store) -> Result<usize, mesh_store::StoreError> {
         let rows = store.active_api_keys(mesh_core::id::now_ms()).await?;
+        // A custom role's management rights are its base role's.
+        let bases: HashMap<(String, String), Role> = store
+            .all_roles()
+            .await?
+            .into_iter()
+            .filter_map(|r| Some(((r.org_id, r.name), Role::parse(&r.base)?)))
+            .collect();
         let mut map = HashMap::with_capacity(rows.len());
-        for (k, role) in rows {
-            let Some(role) = Role::parse(&role) else {
-                continue;
+        for (k, role_name) in rows {
+            let (role, custom_role) = match Role::parse(&role_name) {
+                Some(r) => (r, None),
+                None => match bases.get(&(k.org_id.clone(), role_name.clone())) {
+                    Some(base) => (*base, Some(role_name)),
+                    None => {
+                        tracing::warn!(key = %k.id, role = %role_name, "key's role does not exist; the key cannot authenticate");
+                        continue;
+                    }
+                },
             };
-            let principal = Principal { org_id: k.org_id, user_id: k.user_id, key_id: k.id, role };
+            let principal = Principal { org_id: k.org_id, user_id: k.user_id, key_id: k.id, role, custom_role };
             map.insert(k.hash, Entry { principal, expires_at: k.expires_at });
         }
         let n = map.len();

@@ -13,8 +13,12 @@ pub mod bootstrap;
 pub mod connections;
 pub mod error;
 pub mod gateways;
+pub mod governance;
 pub mod import;
 pub mod keys;
+pub mod limits;
+pub mod orgs;
+pub mod roles;
 pub mod tools;
 pub mod vault;
 
@@ -36,6 +40,8 @@ pub struct Admin {
     pub data_dir: PathBuf,
     /// API keys, in memory, for per-request authentication.
     pub keys: Arc<keys::KeyCache>,
+    /// Policies and rate limits, in memory, for per-call decisions.
+    pub policies: Arc<governance::Policies>,
     /// The pooled HTTP client for upstreams (used by `CONNECTION_TEST`).
     pub http: reqwest::Client,
     /// The audit trail's writer (queries flush it first, to read their own writes).
@@ -67,11 +73,26 @@ pub enum Change {
         /// The organisation.
         org_id: String,
     },
+    /// Roles, members, keys' narrowing or rate limits of this organisation changed: open
+    /// sessions recompute what they may see.
+    Access {
+        /// The organisation.
+        org_id: String,
+    },
 }
 
 impl Admin {
     /// Announces a change; nobody listening (tests, tools) is fine.
     pub(crate) fn announce(&self, change: Change) {
         let _ = self.changes.send(change);
+    }
+
+    /// Reloads keys and policies after a change to who may do what in `org_id`, before the
+    /// caller is answered (so it holds on the very next request), and tells open sessions.
+    pub(crate) async fn access_changed(&self, org_id: &str) -> Result<(), AdminError> {
+        self.keys.reload(&self.store).await?;
+        self.policies.reload(&self.store).await?;
+        self.announce(Change::Access { org_id: org_id.to_string() });
+        Ok(())
     }
 }

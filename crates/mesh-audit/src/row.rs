@@ -23,13 +23,14 @@ pub(crate) fn from_record(rec: CallRecord, omitted: bool, cfg: &AuditConfig) -> 
         Some((n, v)) => (Some(cap_text(&n, MAX_SHORT)), Some(cap_text(&v, MAX_SHORT))),
         None => (None, None),
     };
+    let role = rec.principal.role_name().to_string();
     AuditRow {
         org_id: rec.principal.org_id,
         seq: 0,
         time_ms: rec.time_ms,
         user_id: rec.principal.user_id,
+        role,
         key_id: rec.principal.key_id,
-        role: rec.principal.role.as_str().to_string(),
         session_id: cap_text(&rec.session_id, MAX_SHORT),
         client_name,
         client_version,
@@ -94,6 +95,7 @@ mod tests {
                 user_id: "usr".into(),
                 key_id: "key".into(),
                 role: Role::Member,
+                custom_role: None,
             },
             session_id: "sess".into(),
             client: Some(("claude\0code".into(), "1".into())),

@@ -15,7 +15,13 @@ use mesh_store::{AuditFilter, Store};
 use sqlx::migrate::MigrateDatabase;
 
 fn principal(org: &str, user: &str) -> Principal {
-    Principal { org_id: org.into(), user_id: user.into(), key_id: format!("key_{user}"), role: Role::Member }
+    Principal {
+        org_id: org.into(),
+        user_id: user.into(),
+        key_id: format!("key_{user}"),
+        role: Role::Member,
+        custom_role: None,
+    }
 }
 
 fn record(p: &Principal, i: usize, at: i64) -> CallRecord {

@@ -8,7 +8,9 @@
 pub mod fault;
 pub mod gateway;
 pub mod id;
+pub mod policy;
 pub mod principal;
+pub mod ratelimit;
 pub mod secret;
 pub mod slug;
 

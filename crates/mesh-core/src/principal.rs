@@ -56,8 +56,10 @@ pub struct Principal {
     pub user_id: String,
     /// The API key that authenticated this request; MCP sessions are bound to it.
     pub key_id: String,
-    /// The user's role in `org_id`.
+    /// The user's role in `org_id` (for a custom role: its base, which decides management rights).
     pub role: Role,
+    /// The custom role the user holds, if any (its rules apply to MCP traffic).
+    pub custom_role: Option<String>,
 }
 
 impl Principal {
@@ -69,7 +71,13 @@ impl Principal {
             user_id: ANONYMOUS.into(),
             key_id: ANONYMOUS.into(),
             role: Role::Viewer,
+            custom_role: None,
         }
+    }
+
+    /// The name of the role the user holds: the custom role's, else the built-in one's.
+    pub fn role_name(&self) -> &str {
+        self.custom_role.as_deref().unwrap_or(self.role.as_str())
     }
 
     /// Whether this is the anonymous principal.

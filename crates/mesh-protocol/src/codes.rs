@@ -24,3 +24,5 @@ pub const UNAUTHORIZED: i64 = -32020;
 pub const SESSION_NOT_FOUND: i64 = -32021;
 /// The route (connection or gateway) does not exist for this caller.
 pub const ROUTE_NOT_FOUND: i64 = -32022;
+/// A rate limit refused the call; `data.retryAfterMs` says when to try again.
+pub const RATE_LIMITED: i64 = -32029;

@@ -60,6 +60,17 @@ pub enum RelayError {
     /// The route does not serve this method.
     #[error("Method not found: {0}")]
     MethodNotFound(String),
+    /// Policy hides what the request names; the message reads exactly like an unknown name's.
+    #[error("{0}")]
+    Hidden(String),
+    /// A rate limit refused the call.
+    #[error("rate limit exceeded ({limit}); retry after {secs:.1}s", secs = .retry_after.as_secs_f64())]
+    RateLimited {
+        /// Which limit.
+        limit: String,
+        /// When a call would next be accepted.
+        retry_after: Duration,
+    },
     /// A bug or resource problem in the mesh.
     #[error("internal error: {0}")]
     Internal(String),
@@ -81,7 +92,7 @@ impl RelayError {
             | RouteNotFound(_)
             | InvalidParams(_)
             | MethodNotFound(_) => Fault::Downstream,
-            Unauthorized | Forbidden(_) => Fault::Policy,
+            Unauthorized | Forbidden(_) | Hidden(_) | RateLimited { .. } => Fault::Policy,
             UpstreamUnavailable(_) | UpstreamTimeout(..) | UpstreamProtocol(_) => Fault::Upstream,
             Internal(_) => Fault::Internal,
         }
@@ -96,7 +107,9 @@ impl RelayError {
             | SessionRequired
             | BadProtocolVersion(_)
             | InvalidParams(_)
+            | Hidden(_)
             | MethodNotFound(_) => StatusCode::BAD_REQUEST,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -124,7 +137,8 @@ impl RelayError {
             Unauthorized | Forbidden(_) => codes::UNAUTHORIZED,
             SessionNotFound => codes::SESSION_NOT_FOUND,
             RouteNotFound(_) => codes::ROUTE_NOT_FOUND,
-            InvalidParams(_) => codes::INVALID_PARAMS,
+            InvalidParams(_) | Hidden(_) => codes::INVALID_PARAMS,
+            RateLimited { .. } => codes::RATE_LIMITED,
             MethodNotFound(_) => codes::METHOD_NOT_FOUND,
             UpstreamUnavailable(_) => codes::UPSTREAM_UNAVAILABLE,
             UpstreamTimeout(..) => codes::UPSTREAM_TIMEOUT,
@@ -135,6 +149,12 @@ impl RelayError {
 
     /// This error as a JSON-RPC error reply to the request with raw id `id`.
     pub fn to_message(&self, id: Option<&str>) -> mesh_protocol::Message {
-        mesh_protocol::Message::error(id, self.rpc_code(), &self.to_string(), None)
+        let data = match self {
+            RelayError::RateLimited { retry_after, .. } => {
+                Some(serde_json::json!({"retryAfterMs": retry_after.as_millis() as u64}))
+            }
+            _ => None,
+        };
+        mesh_protocol::Message::error(id, self.rpc_code(), &self.to_string(), data)
     }
 }

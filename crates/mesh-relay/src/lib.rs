@@ -17,6 +17,7 @@ pub mod audit;
 pub mod client;
 pub mod error;
 pub mod front_stdio;
+pub mod governor;
 pub mod ingress;
 pub mod session;
 pub mod spec;

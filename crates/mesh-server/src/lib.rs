@@ -48,6 +48,8 @@ impl Mesh {
         let keys = Arc::new(KeyCache::default());
         keys.reload(&store).await.context("cannot load API keys")?;
         keys.reload_anonymous(&store).await.context("cannot load anonymous routes")?;
+        let policies = Arc::new(mesh_admin::governance::Policies::default());
+        policies.reload(&store).await.context("cannot load policies")?;
         let http = upstream_http_client();
         let audit_cfg = mesh_audit::AuditConfig {
             retention: mesh_audit::retention_days(cfg.audit_retention_days),
@@ -59,6 +61,7 @@ impl Mesh {
             keyring: Arc::new(RwLock::new(keyring)),
             data_dir: cfg.data_dir.clone(),
             keys: keys.clone(),
+            policies: policies.clone(),
             http: http.clone(),
             audit: audit.clone(),
             changes: tokio::sync::broadcast::channel(256).0,
@@ -71,6 +74,7 @@ impl Mesh {
             Arc::new(ManagementServer::new(admin.clone())),
             http,
             audit,
+            policies,
         );
         follow_changes(&admin, &relay);
         let _ = admin.live.set(Arc::new(LiveRelay(Arc::downgrade(&relay))));
@@ -151,6 +155,11 @@ fn follow_changes(admin: &Admin, relay: &Arc<Relay>) {
                 // Missed some: sessions may be stale; the next change or reconnect catches up.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "configuration changes were missed by open sessions");
+                    // Missing an access change must not leave a session more permissive than
+                    // its rules: recompute every session's access.
+                    if let Some(relay) = relay.upgrade() {
+                        relay.policy_changed_everywhere();
+                    }
                     continue;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -159,6 +168,7 @@ fn follow_changes(admin: &Admin, relay: &Arc<Relay>) {
             match change {
                 mesh_admin::Change::Gateway { id } => relay.gateway_changed(&id),
                 mesh_admin::Change::Connections { org_id } => relay.connections_changed(&org_id),
+                mesh_admin::Change::Access { org_id } => relay.policy_changed(&org_id),
             }
         }
     });

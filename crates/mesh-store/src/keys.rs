@@ -7,14 +7,16 @@ use crate::error::on_write;
 use crate::{ApiKey, Store, StoreError};
 
 const COLUMNS: &str =
-    "k.id, k.org_id, k.user_id, k.name, k.prefix, k.hash, k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+    "k.id, k.org_id, k.user_id, k.name, k.prefix, k.hash, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, \
+     k.policy";
 
 impl Store {
-    /// Inserts a key; `Invalid` unless its user is a member of its organisation.
+    /// Inserts a key (its `policy` JSON stored verbatim); `Invalid` unless its user is a member
+    /// of its organisation.
     pub async fn create_api_key(&self, k: &ApiKey) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO api_keys (id, org_id, user_id, name, prefix, hash, created_at, expires_at, revoked_at, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO api_keys (id, org_id, user_id, name, prefix, hash, created_at, expires_at, revoked_at, last_used_at, \
+             policy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&k.id)
         .bind(&k.org_id)
@@ -26,6 +28,7 @@ impl Store {
         .bind(k.expires_at)
         .bind(k.revoked_at)
         .bind(k.last_used_at)
+        .bind(k.policy.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|e| {
@@ -107,5 +110,6 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        policy: row.try_get("policy")?,
     })
 }

@@ -12,9 +12,14 @@
 //! - **One migrations folder** (`migrations/`), embedded at compile time by `sqlx::migrate!`.
 //! - **Runtime queries only** (`sqlx::query` + manual row mapping): nothing needs a database at
 //!   build time.
-//! - **Org scoping lives in every query**: each method on connections and secrets takes the
-//!   organisation id and filters on it, and the schema ties a secret to its connection's
-//!   organisation with a composite foreign key.
+//! - **Org scoping lives in every query**: each method on an organisation's objects
+//!   (connections, secrets, gateways, roles, rate limits, members) takes the organisation id and
+//!   filters on it, and the schema ties a secret to its connection's organisation with a
+//!   composite foreign key. The exceptions span organisations on purpose and say so: loaders for
+//!   in-memory caches (`active_api_keys`, `anonymous_connections`, `all_roles`,
+//!   `all_rate_limits`).
+//! - **Deleting an organisation is one `DELETE`**: the schema cascades to everything it owns, so
+//!   no list of child tables can fall out of date.
 #![forbid(unsafe_code)]
 
 mod audit;
@@ -22,8 +27,10 @@ mod connections;
 mod error;
 mod gateways;
 mod keys;
+mod limits;
 mod models;
 mod orgs;
+mod roles;
 mod secrets;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +41,7 @@ use sqlx::{AnyPool, Executor};
 pub use audit::{AuditChain, AuditFilter, AuditOrder, AuditRow, AUDIT_GENESIS};
 pub use error::StoreError;
 pub use gateways::Gateway;
-pub use models::{ApiKey, Connection, Membership, Org, SecretRow, User};
+pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, SecretRow, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

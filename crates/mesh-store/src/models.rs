@@ -66,6 +66,9 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
     /// Unix milliseconds of the last authenticated use, updated in batches.
     pub last_used_at: Option<i64>,
+    /// JSON `{"scope": …, "rules": […]}` narrowing what the key may reach, kept verbatim (the
+    /// policy layer parses it); `None` = whatever the user's role allows.
+    pub policy: Option<String>,
 }
 
 /// An upstream MCP server registered in an organisation.
@@ -120,4 +123,46 @@ pub struct SecretRow {
     pub key_id: String,
     /// Vault ciphertext (base64), never plaintext.
     pub ciphertext: String,
+}
+
+/// A role of an organisation: a custom role, or the rules attached to a built-in one (then
+/// `name` and `base` are both the built-in name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRow {
+    /// The owning organisation.
+    pub org_id: String,
+    /// Unique within the organisation; what `Membership::role` names.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// "admin" | "member" | "viewer" (or the built-in name itself): where management
+    /// permissions and the traffic baseline come from.
+    pub base: String,
+    /// JSON array of rules, kept verbatim (the policy layer parses it).
+    pub rules: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// A rate limit of an organisation; at most one per `(scope, target)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitRow {
+    /// Id chosen by the caller at first setting; kept when the limit is set again.
+    pub id: String,
+    /// The owning organisation.
+    pub org_id: String,
+    /// "key" | "user" | "connection" | "tool".
+    pub scope: String,
+    /// Key id, user id, connection slug or "connection/tool"; globs allowed.
+    pub target: String,
+    /// Sustained calls per minute.
+    pub per_minute: i64,
+    /// Burst allowance (the bucket's capacity); interpreted by the rate limiter, not here.
+    pub burst: i64,
+    /// Unix milliseconds of the first setting.
+    pub created_at: i64,
+    /// Unix milliseconds of the latest setting.
+    pub updated_at: i64,
 }

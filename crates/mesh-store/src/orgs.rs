@@ -20,19 +20,7 @@ impl Store {
             .bind(org.created_at)
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                on_write(
-                    e,
-                    |what| {
-                        if what.contains("slug") {
-                            format!("organisation slug '{}' already exists", org.slug)
-                        } else {
-                            format!("organisation '{}' already exists", org.id)
-                        }
-                    },
-                    "organisation refers to a missing object",
-                )
-            })?;
+            .map_err(|e| on_write(e, |what| org_conflict(org, what), "organisation refers to a missing object"))?;
         Ok(())
     }
 
@@ -41,6 +29,45 @@ impl Store {
         let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(org_from_row).transpose()?)
+    }
+
+    /// One organisation by slug.
+    pub async fn get_org_by_slug(&self, slug: &str) -> Result<Option<Org>, StoreError> {
+        let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE slug = $1");
+        let row = sqlx::query(&sql).bind(slug).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(org_from_row).transpose()?)
+    }
+
+    /// Renames an organisation (slug and name, matched by `org.id`; `created_at` is kept).
+    /// Returns whether it exists; `Conflict` if the new slug is taken.
+    pub async fn update_org(&self, org: &Org) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE orgs SET slug = $1, name = $2 WHERE id = $3")
+            .bind(&org.slug)
+            .bind(&org.name)
+            .bind(&org.id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| on_write(e, |what| org_conflict(org, what), "organisation refers to a missing object"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes an organisation and, through the schema's `ON DELETE CASCADE`, everything it owns:
+    /// memberships and their keys, connections and their secrets, gateways, roles, rate limits.
+    /// Its audit trail stays (it has no foreign keys on purpose, see migration 0002). Returns
+    /// whether it existed.
+    pub async fn delete_org(&self, id: &str) -> Result<bool, StoreError> {
+        // One statement, so the cascade is atomic on both databases; on SQLite it relies on
+        // `PRAGMA foreign_keys = ON`, which `connect` sets on every pooled connection.
+        let done = sqlx::query("DELETE FROM orgs WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The organisations a user belongs to, oldest first, each with the user's role there.
+    pub async fn orgs_of_user(&self, user_id: &str) -> Result<Vec<(Org, String)>, StoreError> {
+        let sql = "SELECT o.id, o.slug, o.name, o.created_at, m.role FROM memberships m \
+                   JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 ORDER BY o.created_at, o.id";
+        let rows = sqlx::query(sql).bind(user_id).fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok((org_from_row(row)?, row.try_get("role")?))).collect()
     }
 
     /// Every organisation, oldest first.
@@ -83,6 +110,23 @@ impl Store {
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
+    /// One user by email, compared exactly (callers normalise it before storing and looking up).
+    pub async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+        let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
+    /// Sets (or, with `None`, clears) a user's password hash. Returns whether the user exists.
+    pub async fn set_password_hash(&self, user_id: &str, hash: Option<&str>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Makes a user a member of an organisation; `Conflict` if they already are, `Invalid` if
     /// either does not exist.
     pub async fn add_member(&self, m: &Membership) -> Result<(), StoreError> {
@@ -108,6 +152,70 @@ impl Store {
         let sql = format!("SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE org_id = $1 AND user_id = $2");
         let row = sqlx::query(&sql).bind(org_id).bind(user_id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(membership_from_row).transpose()?)
+    }
+
+    /// The members of an organisation with their memberships, longest-standing first (ties by
+    /// user id, so the order is stable).
+    pub async fn list_members(&self, org_id: &str) -> Result<Vec<(User, Membership)>, StoreError> {
+        // The membership's `created_at` is renamed: the user's own column keeps its name, so
+        // `user_from_row` reads this row as it reads a plain `users` row.
+        let sql = "SELECT u.id, u.email, u.name, u.password_hash, u.created_at, \
+                   m.org_id, m.user_id, m.role, m.created_at AS member_since \
+                   FROM memberships m JOIN users u ON u.id = m.user_id \
+                   WHERE m.org_id = $1 ORDER BY m.created_at, m.user_id";
+        let rows = sqlx::query(sql).bind(org_id).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let m = Membership {
+                    org_id: row.try_get("org_id")?,
+                    user_id: row.try_get("user_id")?,
+                    role: row.try_get("role")?,
+                    created_at: row.try_get("member_since")?,
+                };
+                Ok((user_from_row(row)?, m))
+            })
+            .collect()
+    }
+
+    /// Changes a member's role. Returns whether the user is a member of the organisation.
+    pub async fn update_member_role(&self, org_id: &str, user_id: &str, role: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
+            .bind(role)
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes a member; their keys in that organisation go with the membership (the schema
+    /// cascades). The user stays, as do their other memberships. Returns whether they were one.
+    pub async fn remove_member(&self, org_id: &str, user_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// How many members of an organisation hold `role`: for "never remove the last owner" and
+    /// "never delete a role in use".
+    pub async fn count_members_with_role(&self, org_id: &str, role: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE org_id = $1 AND role = $2")
+            .bind(org_id)
+            .bind(role)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+fn org_conflict(org: &Org, what: &str) -> String {
+    if what.contains("slug") {
+        format!("organisation slug '{}' already exists", org.slug)
+    } else {
+        format!("organisation '{}' already exists", org.id)
     }
 }
 

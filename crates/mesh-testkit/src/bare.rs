@@ -23,6 +23,7 @@ impl Authenticator for OneKey {
             user_id: "usr".into(),
             key_id: "key".into(),
             role: Role::Owner,
+            custom_role: None,
         })
     }
 
@@ -85,6 +86,7 @@ impl BareRelay {
             Arc::new(NoManagement),
             mesh_relay::ingress::upstream_http_client(),
             Arc::new(mesh_relay::audit::NoAudit),
+            Arc::new(mesh_relay::governor::Ungoverned),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();

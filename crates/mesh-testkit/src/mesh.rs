@@ -103,6 +103,7 @@ impl TestMesh {
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
+            policy: None,
         };
         store.create_api_key(&row).await.expect("key");
         self.admin.keys.reload(store).await.expect("reload keys");

@@ -58,6 +58,7 @@ async fn create_use_list_revoke_and_expire() {
         expires_at: Some(now - 1),
         revoked_at: None,
         last_used_at: None,
+        policy: None,
     };
     mesh.admin.store.create_api_key(&row).await.expect("insert");
     mesh.admin.keys.reload(&mesh.admin.store).await.expect("reload");

@@ -101,7 +101,7 @@ async fn concurrent_calls_from_three_keys_become_exactly_as_many_rows_and_verify
     for p in &principals {
         let mine: Vec<&AuditRow> = all.iter().filter(|r| r.key_id == p.key_id).collect();
         assert_eq!(mine.len(), 1 + PER_KEY + PROMPTS_PER_KEY, "rows of {}", p.key_id);
-        assert!(mine.iter().all(|r| r.user_id == p.user_id && r.role == p.role.as_str()));
+        assert!(mine.iter().all(|r| r.user_id == p.user_id && r.role == p.role_name()));
         let sessions = count_by(mine.iter().copied(), |r| r.session_id.clone());
         assert_eq!(sessions.len(), 1, "one session per client");
         let outcomes = count_by(mine.iter().filter(|r| r.method == "tools/call").copied(), |r| {

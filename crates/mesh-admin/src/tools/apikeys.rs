@@ -40,7 +40,12 @@ pub(super) fn definitions() -> Vec<Value> {
                "inputSchema": {"type": "object", "properties": {
                    "name": {"type": "string"},
                    "expiresInDays": {"type": "integer", "minimum": 1, "maximum": 3650},
-                   "userId": {"type": "string", "description": "The member the key is for (default: you)."}},
+                   "userId": {"type": "string", "description": "The member the key is for (default: you)."},
+                   "scope": {"type": "object", "description": "Narrow the key: it may open /mcp/{connection} only for listed connections and /mcp/gateway/{gateway} only for listed gateways (a scope without one of the lists reaches none of that kind), and see only the listed tools everywhere. Globs allowed.",
+                             "properties": {"connections": {"type": "array", "items": {"type": "string"}},
+                                            "gateways": {"type": "array", "items": {"type": "string"}},
+                                            "tools": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
+                   "rules": {"type": "array", "items": {"type": "object"}, "description": "Allow/deny rules (as for roles) on top of the user's role; they can only take away."}},
                    "required": ["name"], "additionalProperties": false}}),
         json!({"name": "API_KEY_LIST", "description": "List API keys (never the secret): all of the organisation's for owners and admins, else your own.",
                "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false}, "annotations": {"readOnlyHint": true}}),

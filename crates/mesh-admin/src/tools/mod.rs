@@ -5,9 +5,11 @@
 //! tool result with `isError: true` and a message safe to show; only an unknown tool or malformed
 //! call is a protocol error.
 
+mod access;
 mod apikeys;
 mod audit;
 mod gateways;
+mod orgs;
 mod schema;
 
 use crate::connections::ConnectionInput;
@@ -63,6 +65,8 @@ impl ManagementServer {
             n if gateways::handles(n) => return gateways::call(a, p, n, args).await,
             n if audit::handles(n) => return audit::call(a, p, n, args).await,
             n if apikeys::handles(n) => return apikeys::call(a, p, n, args).await,
+            n if orgs::handles(n) => return orgs::call(a, p, n, args).await,
+            n if access::handles(n) => return access::call(a, p, n, args).await,
             _ => return None,
         })
     }
@@ -70,6 +74,25 @@ impl ManagementServer {
 
 fn input(args: Map<String, Value>) -> Result<ConnectionInput, AdminError> {
     serde_json::from_value(Value::Object(args)).map_err(|e| AdminError::Invalid(format!("invalid arguments: {e}")))
+}
+
+/// Arguments as a typed input.
+fn parse<T: serde::de::DeserializeOwned>(args: Map<String, Value>) -> Result<T, AdminError> {
+    serde_json::from_value(Value::Object(args)).map_err(|e| AdminError::Invalid(format!("invalid arguments: {e}")))
+}
+
+/// A required string argument.
+fn req_str<'a>(args: &'a Map<String, Value>, name: &str) -> Result<&'a str, AdminError> {
+    opt_str(args, name)?.ok_or_else(|| AdminError::Invalid(format!("argument '{name}' is required")))
+}
+
+/// An optional string argument; present but not a string is an error.
+fn opt_str<'a>(args: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, AdminError> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(AdminError::Invalid(format!("argument '{name}' must be a string"))),
+    }
 }
 
 fn id_arg(args: &Map<String, Value>) -> Result<String, AdminError> {
@@ -118,6 +141,8 @@ impl LocalService for ManagementServer {
             "tools/list" => {
                 let mut tools = schema::tools();
                 tools.extend(apikeys::definitions());
+                tools.extend(orgs::definitions());
+                tools.extend(access::definitions());
                 Message::response(id, &json!({"tools": tools}))
             }
             "tools/call" => {

@@ -126,6 +126,7 @@ pub struct Relay {
     http: reqwest::Client,
     cfg: RelayConfig,
     audit: Arc<dyn crate::audit::AuditSink>,
+    governor: Arc<dyn crate::governor::Governor>,
 }
 
 impl Relay {
@@ -137,8 +138,9 @@ impl Relay {
         management: Arc<dyn LocalService>,
         http: reqwest::Client,
         audit: Arc<dyn crate::audit::AuditSink>,
+        governor: Arc<dyn crate::governor::Governor>,
     ) -> Arc<Relay> {
-        Arc::new(Relay { sessions: Sessions::default(), auth, routes, management, http, cfg, audit })
+        Arc::new(Relay { sessions: Sessions::default(), auth, routes, management, http, cfg, audit, governor })
     }
 
     /// The `/mcp` and `/mcp/{route}` routes.
@@ -209,6 +211,21 @@ impl Relay {
             .collect();
         for id in ids {
             self.gateway_changed(&id);
+        }
+    }
+
+    /// The policy of `org_id` changed: every open session of it recomputes its access, and
+    /// those whose access changed are told `list_changed`.
+    pub fn policy_changed(&self, org_id: &str) {
+        for s in self.sessions.matching(|s| s.route_kind != "management" && s.principal.org_id == org_id) {
+            s.access_changed();
+        }
+    }
+
+    /// Every open session recomputes its access (changes may have been missed).
+    pub fn policy_changed_everywhere(&self) {
+        for s in self.sessions.matching(|s| s.route_kind != "management") {
+            s.access_changed();
         }
     }
 

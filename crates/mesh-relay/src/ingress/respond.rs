@@ -22,6 +22,40 @@ pub(super) fn json(msg: &Message, session: Option<&str>) -> Response {
     resp
 }
 
+/// A request's reply as one JSON body: a 200, except a rate-limit refusal, which is a 429 with
+/// `Retry-After` so that HTTP-level clients and proxies see it too (the body is the same
+/// JSON-RPC error, carrying `retryAfterMs`).
+pub(super) fn reply(msg: &Message) -> Response {
+    if msg.kind() == mesh_protocol::Kind::Error {
+        #[derive(serde::Deserialize)]
+        struct E {
+            error: Body,
+        }
+        #[derive(serde::Deserialize)]
+        struct Body {
+            code: i64,
+            data: Option<Data>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            #[serde(rename = "retryAfterMs")]
+            retry_after_ms: Option<u64>,
+        }
+        if let Ok(E { error }) = serde_json::from_slice::<E>(msg.bytes()) {
+            if error.code == mesh_protocol::codes::RATE_LIMITED {
+                let ms = error.data.and_then(|d| d.retry_after_ms).unwrap_or(1000);
+                let secs = ms.div_ceil(1000).max(1);
+                let mut resp =
+                    (StatusCode::TOO_MANY_REQUESTS, [(CONTENT_TYPE, "application/json")], msg.bytes().clone())
+                        .into_response();
+                resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+                return resp;
+            }
+        }
+    }
+    json(msg, None)
+}
+
 /// 202 Accepted with no body: the answer to notifications and responses.
 pub(super) fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()

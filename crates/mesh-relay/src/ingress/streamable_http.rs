@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::{HeaderMap, Method, StatusCode};
+use mesh_core::policy::RouteKind;
 use mesh_core::Principal;
 use mesh_protocol::{version, Kind, Message};
 use std::sync::Arc;
@@ -136,7 +137,7 @@ async fn reply_stream(
                 // Answered as a plain JSON body: no event id ever reached the client, so there
                 // is nothing it could resume; keeping the stream would only hold memory.
                 session.forget_stream(stream);
-                respond::json(&m, None)
+                respond::reply(&m)
             }
             Err(_) => respond::error(&RelayError::Internal("unparseable reply".into()), None),
         },
@@ -200,12 +201,21 @@ async fn open_session(
         }
         Target::Gateway(g) => {
             let def = relay.routes.resolve_gateway(&principal, g).await?;
-            let (s, reply) = Session::open_gateway(principal, &def, relay.audit.clone(), &relay.http, msg).await?;
+            // A key narrowed away from this gateway is told it does not exist, as for any other.
+            if !relay.governor.access(&principal).allows_route(RouteKind::Gateway, &def.slug) {
+                return Err(RelayError::RouteNotFound(g.chars().take(64).collect()));
+            }
+            let (s, reply) =
+                Session::open_gateway(principal, &def, relay.audit.clone(), relay.governor.clone(), &relay.http, msg)
+                    .await?;
             relay.sessions.insert(s.clone());
             return Ok(Opened::Session(s, reply));
         }
         Target::Route(route) => {
             let resolved = relay.routes.resolve(&principal, route).await?;
+            if !relay.governor.access(&principal).allows_route(RouteKind::Connection, &resolved.slug) {
+                return Err(RelayError::RouteNotFound(route.chars().take(64).collect()));
+            }
             let s = Session::new(
                 principal,
                 &resolved.id,
@@ -214,6 +224,7 @@ async fn open_session(
                 "connection",
                 relay.audit.clone(),
             );
+            s.govern(relay.governor.clone());
             s.set_link(upstream::connect(&resolved.spec, &relay.http, s.sink()).await?);
             s
         }
@@ -275,6 +286,15 @@ fn session_for(
     let session = relay.sessions.get(id).ok_or(RelayError::SessionNotFound)?;
     // Bound to the key that created it: another key, even of the same user, gets a plain 404.
     if session.principal.key_id != principal.key_id {
+        return Err(RelayError::SessionNotFound);
+    }
+    // Same key, but its user's role changed since: the session was opened by someone with
+    // other rights (a demoted admin's management session must not keep admin powers). It ends,
+    // and the client starts a new one as who it is now.
+    if session.principal != *principal {
+        tracing::info!(session = %session.id, "the key's role changed; ending its session");
+        relay.sessions.remove(&session.id);
+        tokio::spawn(async move { session.close().await });
         return Err(RelayError::SessionNotFound);
     }
     let same_target = match target {

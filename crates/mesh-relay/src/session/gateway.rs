@@ -21,6 +21,7 @@ use crate::ingress::{ResolvedGateway, ResolvedMember};
 use crate::RelayError;
 use futures_util::future::BoxFuture;
 use mesh_core::gateway::{expose_name, expose_uri, uri_prefix, valid_tool_name, FailureMode, MemberConfig, Selection};
+use mesh_core::policy::Item;
 use mesh_protocol::Message;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -30,8 +31,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 /// What the gateway does with a client request.
 pub(crate) enum Route {
-    /// Send this (rewritten) request to that member.
-    Forward(usize, Message),
+    /// Send this (rewritten) request to that member; the name or URI it has there, if any.
+    Forward(usize, Message, Option<String>),
     /// The gateway answers itself with this result.
     Local(BoxFuture<'static, Result<Value, RelayError>>),
 }
@@ -103,6 +104,8 @@ pub(super) struct Merged {
     pub(super) items: Vec<Value>,
     /// Exposed name (or URI) → (member, original name or URI).
     pub(super) index: HashMap<String, (usize, String)>,
+    /// Exposed names policy hides from this session: answered as unknown, audited as denied.
+    pub(super) hidden: std::collections::HashSet<String>,
     pub(super) fingerprint: u64,
 }
 
@@ -245,20 +248,24 @@ impl Gateway {
                 let name = params.get("name").and_then(Value::as_str).unwrap_or("").to_string();
                 let merged = self.merged(s, kind).await?;
                 let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
-                let (member, original) = merged
-                    .index
-                    .get(&name)
-                    .cloned()
-                    .ok_or_else(|| RelayError::InvalidParams(format!("Unknown {what}: {name}")))?;
-                params.insert("name".into(), Value::String(original));
-                Ok(Route::Forward(member, rewrite(msg, params)))
+                let (member, original) = merged.index.get(&name).cloned().ok_or_else(|| {
+                    let text = format!("Unknown {what}: {name}");
+                    // Same words either way; only the audit trail tells a hidden name apart.
+                    if merged.hidden.contains(&name) {
+                        RelayError::Hidden(text)
+                    } else {
+                        RelayError::InvalidParams(text)
+                    }
+                })?;
+                params.insert("name".into(), Value::String(original.clone()));
+                Ok(Route::Forward(member, rewrite(msg, params), Some(original)))
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 let mut params = params_of(msg);
                 let uri = params.get("uri").and_then(Value::as_str).unwrap_or("").to_string();
                 let (member, original) = self.route_uri(s, &uri).await?;
-                params.insert("uri".into(), Value::String(original));
-                Ok(Route::Forward(member, rewrite(msg, params)))
+                params.insert("uri".into(), Value::String(original.clone()));
+                Ok(Route::Forward(member, rewrite(msg, params), Some(original)))
             }
             "completion/complete" => {
                 let mut params = params_of(msg);
@@ -290,7 +297,7 @@ impl Gateway {
                     }
                 };
                 params.insert("ref".into(), new_ref);
-                Ok(Route::Forward(member, rewrite(msg, params)))
+                Ok(Route::Forward(member, rewrite(msg, params), None))
             }
             "logging/setLevel" => {
                 let params = Value::Object(params_of(msg));
@@ -423,9 +430,12 @@ impl Gateway {
     }
 
     pub(super) fn build(&self, s: &Session, kind: ListKind) -> Merged {
+        let access = s.access();
+        let policy_kind = super::governance::item_kind(kind);
         let members = self.members();
         let catalog = self.catalog();
         let mut candidates: Vec<(String, usize, String, Value)> = Vec::new();
+        let mut hidden = std::collections::HashSet::new();
         for (k, m) in members.iter().enumerate() {
             let Some(raw) = catalog.raw.get(&(k, kind)) else { continue };
             for item in raw.iter() {
@@ -437,6 +447,11 @@ impl Gateway {
                     ListKind::Tools | ListKind::Prompts => expose_name(&m.prefix, &m.config, original),
                     ListKind::Resources | ListKind::Templates => expose_uri(&m.prefix, original),
                 };
+                let entry = Item { connection: &m.slug, gateway: Some(&self.slug), kind: policy_kind, name: original };
+                if !access.allows(&entry) {
+                    hidden.insert(exposed);
+                    continue;
+                }
                 if kind == ListKind::Tools && !valid_tool_name(&exposed) {
                     tracing::warn!(gateway = %self.slug, member = %m.slug, name = %exposed, "exposed tool name invalid; left out");
                     continue;
@@ -477,7 +492,7 @@ impl Gateway {
             items.push(def);
         }
         let fingerprint = fingerprint(&items);
-        Merged { items, index, fingerprint }
+        Merged { items, index, hidden, fingerprint }
     }
 
     /// Handles a member's notification; returns what to pass on to the client, if anything.
@@ -502,6 +517,18 @@ impl Gateway {
     /// Refetches `member`'s lists of `kinds` (all members' when `None`) and tells the client
     /// once per kind whose visible list changed.
     pub(super) fn refresh(&self, s: &Session, member: Option<usize>, kinds: &[ListKind]) {
+        self.renew(s, Some(member), kinds);
+    }
+
+    /// Re-curates every merged list from the cached member lists (the policy changed) and tells
+    /// the client of those whose visible content moved.
+    pub(super) fn rebuild(&self, s: &Session) {
+        self.renew(s, None, &ListKind::ALL);
+    }
+
+    /// `refetch`: `Some(member)` drops that member's cached lists (`Some(None)`: every member's)
+    /// before merging again; `None` keeps them.
+    fn renew(&self, s: &Session, refetch: Option<Option<usize>>, kinds: &[ListKind]) {
         let Some(me) = s.me.upgrade() else { return };
         let kinds = kinds.to_vec();
         tokio::spawn(async move {
@@ -511,7 +538,9 @@ impl Gateway {
             for kind in kinds {
                 let old = {
                     let mut c = gw.catalog();
-                    c.raw.retain(|(k, kk), _| *kk != kind || member.is_some_and(|m| m != *k));
+                    if let Some(member) = refetch {
+                        c.raw.retain(|(k, kk), _| *kk != kind || member.is_some_and(|m| m != *k));
+                    }
                     c.merged.remove(&kind)
                 };
                 // A list the client never fetched cannot have changed for it.

@@ -19,11 +19,13 @@ impl Session {
         principal: mesh_core::Principal,
         def: &ResolvedGateway,
         audit: Arc<dyn crate::audit::AuditSink>,
+        governor: Arc<dyn crate::governor::Governor>,
         http: &reqwest::Client,
         init: &Message,
     ) -> Result<(Arc<Session>, Message), RelayError> {
         let timeout = def.members.iter().map(|m| m.spec.timeout).max().unwrap_or(Duration::from_secs(60));
         let s = Session::build(principal, &def.id, &def.slug, timeout, "gateway", audit, Some(Gateway::new(def)));
+        s.govern(governor);
         s.note_client(init);
         let params: Value = init.params().unwrap_or_else(|| json!({}));
         if let Some(gw) = &s.gateway {
@@ -54,7 +56,9 @@ impl Session {
             }
         }
         let healthy = gw.members().iter().filter(|m| m.healthy).count();
-        if (!failures.is_empty() && gw.mode == FailureMode::Strict) || healthy == 0 {
+        // A gateway with no members at all (a new organisation's default gateway before its
+        // first connection) opens and serves empty lists; one whose members all failed does not.
+        if (!failures.is_empty() && gw.mode == FailureMode::Strict) || (healthy == 0 && !failures.is_empty()) {
             s.close().await;
             let (slug, e) =
                 failures.first().cloned().unwrap_or_else(|| ("?".into(), RelayError::Internal("no members".into())));

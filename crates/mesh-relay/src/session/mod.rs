@@ -17,6 +17,7 @@
 
 pub mod gateway;
 mod gateway_lifecycle;
+mod governance;
 mod record;
 pub mod registry;
 pub mod streams;
@@ -52,6 +53,7 @@ pub struct Session {
     version: Mutex<String>,
     links: RwLock<Vec<Option<Link>>>,
     gateway: Option<gateway::Gateway>,
+    governance: OnceLock<governance::Governance>,
     dead: AtomicBool,
     state: Mutex<State>,
     next_up: AtomicU64,
@@ -150,6 +152,7 @@ impl Session {
             version: Mutex::new(mesh_protocol::version::DEFAULT_WITHOUT_HEADER.to_string()),
             links: RwLock::new(Vec::new()),
             gateway,
+            governance: OnceLock::new(),
             dead: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             next_up: AtomicU64::new(1),
@@ -247,10 +250,16 @@ impl Session {
         let call = Call::of(msg);
         let routed = match &self.gateway {
             Some(gw) => gw.route(self, msg).await,
-            None => Ok(gateway::Route::Forward(0, msg.clone())),
+            None => Ok(gateway::Route::Forward(0, msg.clone(), None)),
+        };
+        let routed = match routed {
+            Ok(gateway::Route::Forward(member, out, original)) => {
+                self.admit_call(member, &call, original.as_deref()).map(|()| gateway::Route::Forward(member, out, None))
+            }
+            other => other,
         };
         let result = match routed {
-            Ok(gateway::Route::Forward(member, out)) => {
+            Ok(gateway::Route::Forward(member, out, _)) => {
                 self.forward(member, &out, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
             }
             Ok(gateway::Route::Local(task)) => {
@@ -270,7 +279,12 @@ impl Session {
                 Ok(())
             }
             Err(e) => {
-                self.answer(stream, e.to_message(msg.id()), call);
+                // Refused by the mesh itself: the audit outcome comes from the error (denied,
+                // rate limited), not from the JSON-RPC code it travels as.
+                let reply = e.to_message(msg.id());
+                self.lock().streams.push(stream, reply.bytes().clone(), true);
+                let id = reply.id().unwrap_or("null").to_string();
+                self.audit_end(call, &id, outcome_of(&e), Some(e.to_string()), reply.bytes().len() as u64);
                 Ok(())
             }
         };
@@ -597,6 +611,10 @@ impl Session {
                 let _ = tx.send(out);
             }
             Target::Stream(stream) => {
+                let out = match &p.call {
+                    Some(c) => self.filter_list(c, out),
+                    None => out,
+                };
                 self.lock().streams.push(stream, out.bytes().clone(), true);
                 if let Some(c) = p.call {
                     let (outcome, error) = outcome(&c);

@@ -45,7 +45,8 @@ impl Call {
 pub(super) fn outcome_of(e: &RelayError) -> Outcome {
     match e {
         RelayError::UpstreamTimeout(..) => Outcome::Timeout,
-        RelayError::Unauthorized | RelayError::Forbidden(_) => Outcome::Denied,
+        RelayError::Unauthorized | RelayError::Forbidden(_) | RelayError::Hidden(_) => Outcome::Denied,
+        RelayError::RateLimited { .. } => Outcome::RateLimited,
         RelayError::UpstreamUnavailable(_) | RelayError::UpstreamProtocol(_) => Outcome::UpstreamDown,
         _ => Outcome::ProtocolError,
     }
@@ -76,6 +77,7 @@ pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<St
                         Outcome::UpstreamDown
                     }
                     mesh_protocol::codes::UPSTREAM_TIMEOUT => Outcome::Timeout,
+                    mesh_protocol::codes::RATE_LIMITED => Outcome::RateLimited,
                     _ => Outcome::ProtocolError,
                 };
                 (outcome, Some(e.error.message))

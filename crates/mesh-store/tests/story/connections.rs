@@ -4,7 +4,7 @@ use mesh_store::{Connection, SecretRow, Store, StoreError};
 
 use crate::people::{org, NOW};
 
-fn conn(org_id: &str, id: &str, slug: &str) -> Connection {
+pub fn conn(org_id: &str, id: &str, slug: &str) -> Connection {
     Connection {
         id: id.into(),
         org_id: org_id.into(),
@@ -24,7 +24,7 @@ fn conn(org_id: &str, id: &str, slug: &str) -> Connection {
     }
 }
 
-fn secret(c: &Connection, id: &str, kind: &str, name: &str) -> SecretRow {
+pub fn secret(c: &Connection, id: &str, kind: &str, name: &str) -> SecretRow {
     SecretRow {
         id: id.into(),
         org_id: c.org_id.clone(),

@@ -6,7 +6,7 @@ use mesh_store::{Gateway, Store, StoreError};
 
 use crate::people::NOW;
 
-fn gateway(org_id: &str, id: &str, slug: &str, members: Vec<MemberConfig>) -> Gateway {
+pub fn gateway(org_id: &str, id: &str, slug: &str, members: Vec<MemberConfig>) -> Gateway {
     Gateway {
         id: id.into(),
         org_id: org_id.into(),

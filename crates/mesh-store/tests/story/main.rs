@@ -3,6 +3,7 @@
 //! PostgreSQL runs when `MESH_TEST_PG_URL` names an admin URL (`scripts/pg-test-server` prints
 //! one); the test creates a fresh database for itself and drops it afterwards.
 
+mod access;
 mod audit;
 mod connections;
 mod gateways;
@@ -19,6 +20,7 @@ async fn story(store: &Store) {
     connections::connections_and_secrets(store).await;
     gateways::gateways(store).await;
     audit::audit_trail(store).await;
+    access::access(store).await;
 }
 
 #[tokio::test]

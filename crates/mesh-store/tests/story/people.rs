@@ -8,15 +8,15 @@ pub fn org(id: &str, slug: &str, at: i64) -> Org {
     Org { id: id.into(), slug: slug.into(), name: format!("{slug} Ltd ✓"), created_at: at }
 }
 
-fn user(id: &str, email: &str) -> User {
+pub fn user(id: &str, email: &str) -> User {
     User { id: id.into(), email: email.into(), name: id.into(), password_hash: None, created_at: NOW }
 }
 
-fn member(org_id: &str, user_id: &str, role: &str) -> Membership {
+pub fn member(org_id: &str, user_id: &str, role: &str) -> Membership {
     Membership { org_id: org_id.into(), user_id: user_id.into(), role: role.into(), created_at: NOW }
 }
 
-fn key(id: &str, org_id: &str, user_id: &str, at: i64, expires_at: Option<i64>) -> ApiKey {
+pub fn key(id: &str, org_id: &str, user_id: &str, at: i64, expires_at: Option<i64>) -> ApiKey {
     ApiKey {
         id: id.into(),
         org_id: org_id.into(),
@@ -28,6 +28,7 @@ fn key(id: &str, org_id: &str, user_id: &str, at: i64, expires_at: Option<i64>) 
         expires_at,
         revoked_at: None,
         last_used_at: None,
+        policy: None,
     }
 }
 
@@ -69,7 +70,10 @@ pub async fn api_keys(store: &Store) {
     let live = key("key_live", "org_a", "user_alice", NOW, None);
     let expired = key("key_expired", "org_a", "user_alice", NOW + 1, Some(NOW - 1));
     let expiring = key("key_expiring", "org_a", "user_alice", NOW + 2, Some(NOW + 60_000));
-    let bobs = key("key_bob", "org_b", "user_bob", NOW + 3, None);
+    // The policy is opaque JSON to the store: kept byte for byte, unicode and all.
+    let policy =
+        r#"{"scope":{"connections":["git*"],"tools":["search_?"]},"rules":[{"effect":"deny","name":"délété"}]}"#;
+    let bobs = ApiKey { policy: Some(policy.into()), ..key("key_bob", "org_b", "user_bob", NOW + 3, None) };
     for k in [&live, &expired, &expiring, &bobs] {
         store.create_api_key(k).await.unwrap();
     }
@@ -93,6 +97,8 @@ pub async fn api_keys(store: &Store) {
         active(NOW).await,
         [pair("key_live", "owner"), pair("key_expiring", "owner"), pair("key_bob", "member")]
     );
+    let bob_active = store.active_api_keys(NOW).await.unwrap().into_iter().find(|(k, _)| k.id == "key_bob");
+    assert_eq!(bob_active.unwrap().0.policy.as_deref(), Some(policy), "the authenticator sees the policy");
     assert_eq!(
         active(NOW + 60_000).await,
         [pair("key_live", "owner"), pair("key_bob", "member")],

@@ -1,0 +1,152 @@
+//! Policy and rate limits inside a session: which calls go through, which list entries the
+//! client sees, and what happens to an open session when the rules change.
+//!
+//! The session holds its principal's [`Access`] (computed once, swapped when the control plane
+//! announces a change), so a call costs one read lock and a few glob matches — and nothing at
+//! all when the principal has no rules. Rate limits are asked of the governor per call.
+//!
+//! Where each check runs: a direct session checks calls before forwarding and filters list
+//! replies on their way back; a gateway session filters while merging its lists (so a hidden
+//! tool is absent from its name index) and checks calls after routing, when the member and the
+//! original name are known — the check that also covers resources, routed by URI prefix.
+
+use super::gateway::ListKind;
+use super::record::Call;
+use super::Session;
+use crate::governor::Governor;
+use crate::RelayError;
+use mesh_core::policy::{Access, Item, ItemKind};
+use mesh_protocol::Message;
+use serde_json::Value;
+use std::sync::{Arc, RwLock};
+
+/// The session's link to the governor and its current access.
+pub(super) struct Governance {
+    governor: Arc<dyn Governor>,
+    access: RwLock<Arc<Access>>,
+}
+
+/// The policy kind of a governed method, and whether it counts against rate limits.
+fn governed(method: &str) -> Option<(ItemKind, bool)> {
+    match method {
+        "tools/call" => Some((ItemKind::Tool, true)),
+        "prompts/get" => Some((ItemKind::Prompt, true)),
+        "resources/read" => Some((ItemKind::Resource, true)),
+        "resources/subscribe" => Some((ItemKind::Resource, false)),
+        _ => None,
+    }
+}
+
+/// The answer for a hidden item: exactly what an unknown one gets.
+fn unknown(kind: ItemKind, name: &str) -> RelayError {
+    let what = match kind {
+        ItemKind::Tool => "tool",
+        ItemKind::Prompt => "prompt",
+        ItemKind::Resource => "resource",
+    };
+    RelayError::Hidden(format!("Unknown {what}: {name}"))
+}
+
+pub(super) fn item_kind(kind: ListKind) -> ItemKind {
+    match kind {
+        ListKind::Tools => ItemKind::Tool,
+        ListKind::Prompts => ItemKind::Prompt,
+        ListKind::Resources | ListKind::Templates => ItemKind::Resource,
+    }
+}
+
+impl Session {
+    /// Puts the session under `governor`: its access is computed now and kept current by
+    /// [`Session::access_changed`]. Sessions never governed (management) allow everything.
+    pub fn govern(&self, governor: Arc<dyn Governor>) {
+        let access = RwLock::new(governor.access(&self.principal));
+        let _ = self.governance.set(Governance { governor, access });
+    }
+
+    /// What this session's principal may see and use.
+    pub fn access(&self) -> Arc<Access> {
+        match self.governance.get() {
+            Some(g) => g.access.read().unwrap_or_else(|p| p.into_inner()).clone(),
+            None => Arc::new(Access::unrestricted()),
+        }
+    }
+
+    /// Checks a routed request against policy and rate limits. `member` and `original` say
+    /// where it goes and what it names there.
+    pub(super) fn admit_call(&self, member: usize, call: &Call, original: Option<&str>) -> Result<(), RelayError> {
+        let Some(g) = self.governance.get() else { return Ok(()) };
+        let Some((kind, counted)) = governed(&call.method) else { return Ok(()) };
+        let asked = call.name.as_deref().unwrap_or("");
+        let name = original.unwrap_or(asked);
+        let access = g.access.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if kind == ItemKind::Tool && !access.call_tools {
+            return Err(RelayError::Forbidden(format!(
+                "the {} role may list tools but not call them",
+                self.principal.role_name()
+            )));
+        }
+        let (connection, gateway) = match &self.gateway {
+            Some(gw) => (gw.members().get(member).map(|m| m.slug.clone()).unwrap_or_default(), Some(gw.slug.as_str())),
+            None => (self.label.clone(), None),
+        };
+        if !access.allows(&Item { connection: &connection, gateway, kind, name }) {
+            return Err(unknown(kind, asked));
+        }
+        if counted {
+            let tool = (kind == ItemKind::Tool).then_some(name);
+            g.governor
+                .admit(&self.principal, &connection, tool)
+                .map_err(|l| RelayError::RateLimited { limit: l.limit, retry_after: l.retry_after })?;
+        }
+        Ok(())
+    }
+
+    /// A direct session's list reply with what policy hides taken out; anything else as is.
+    pub(super) fn filter_list(&self, call: &Call, reply: Message) -> Message {
+        if self.gateway.is_some() {
+            return reply;
+        }
+        let Some(kind) = ListKind::of_method(&call.method) else { return reply };
+        let access = self.access();
+        if access.filters_nothing() {
+            return reply;
+        }
+        let Some(mut result) = reply.result::<Value>() else { return reply };
+        let Some(items) = result.get_mut(kind.key()).and_then(Value::as_array_mut) else { return reply };
+        let before = items.len();
+        items.retain(|item| {
+            let name = item.get(kind.id_field()).and_then(Value::as_str).unwrap_or("");
+            access.allows(&Item { connection: &self.label, gateway: None, kind: item_kind(kind), name })
+        });
+        if items.len() == before {
+            return reply;
+        }
+        Message::response(reply.id().unwrap_or("null"), &result)
+    }
+
+    /// Recomputes this session's access after a policy change; if it changed, the client is
+    /// told through `list_changed` (a gateway only for the lists whose visible content moved).
+    pub fn access_changed(&self) {
+        let Some(g) = self.governance.get() else { return };
+        let new = g.governor.access(&self.principal);
+        {
+            let mut current = g.access.write().unwrap_or_else(|p| p.into_inner());
+            if **current == *new {
+                return;
+            }
+            *current = new;
+        }
+        match &self.gateway {
+            Some(gw) => gw.rebuild(self),
+            None => {
+                for method in [
+                    "notifications/tools/list_changed",
+                    "notifications/prompts/list_changed",
+                    "notifications/resources/list_changed",
+                ] {
+                    self.notify_client(&Message::notification(method, None));
+                }
+            }
+        }
+    }
+}
