@@ -3,7 +3,7 @@
 use crate::api::{self, Target};
 use crate::output;
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// API key sub-commands.
 #[derive(Subcommand)]
@@ -30,7 +30,34 @@ pub struct CreateArgs {
     #[arg(long)]
     user: Option<String>,
     #[command(flatten)]
+    scope: ScopeArgs,
+    #[command(flatten)]
     target: Target,
+}
+
+/// Narrowing flags: the key can do less than its user, never more.
+#[derive(Args)]
+struct ScopeArgs {
+    /// Only these connections may be opened at /mcp/{connection} (glob; repeatable).
+    #[arg(long = "connection", value_name = "GLOB")]
+    connections: Vec<String>,
+    /// Only these gateways may be opened at /mcp/gateway/{gateway} (glob; repeatable).
+    #[arg(long = "gateway", value_name = "GLOB")]
+    gateways: Vec<String>,
+    /// Only tools with these names, on every endpoint (glob; repeatable).
+    #[arg(long = "tool", value_name = "GLOB")]
+    tools: Vec<String>,
+}
+
+impl ScopeArgs {
+    /// The `scope` argument, with only the lists given; `None` when no flag was given, so an
+    /// unscoped key stays unscoped (an empty list would mean "nothing").
+    fn to_scope(&self) -> Option<Value> {
+        let lists = [("connections", &self.connections), ("gateways", &self.gateways), ("tools", &self.tools)];
+        let scope: Map<String, Value> =
+            lists.into_iter().filter(|(_, l)| !l.is_empty()).map(|(k, l)| (k.to_string(), json!(l))).collect();
+        (!scope.is_empty()).then_some(Value::Object(scope))
+    }
 }
 
 /// `key revoke`.
@@ -53,6 +80,9 @@ pub async fn run(cmd: KeyCmd) -> anyhow::Result<()> {
             if let Some(u) = a.user {
                 args["userId"] = json!(u);
             }
+            if let Some(scope) = a.scope.to_scope() {
+                args["scope"] = scope;
+            }
             let out = api::manage(&a.target, "API_KEY_CREATE", args).await?;
             if a.target.json {
                 println!("{}", serde_json::to_string_pretty(&out)?);
@@ -73,7 +103,6 @@ pub async fn run(cmd: KeyCmd) -> anyhow::Result<()> {
                 return Ok(());
             }
             let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-            let when = |v: &Value| v.as_i64().map(format_ms).unwrap_or_else(|| "-".into());
             let rows: Vec<Vec<String>> = out["items"]
                 .as_array()
                 .map(|a| {
@@ -85,14 +114,15 @@ pub async fn run(cmd: KeyCmd) -> anyhow::Result<()> {
                                 s(&k["name"]),
                                 s(&k["prefix"]),
                                 state.into(),
-                                when(&k["expiresAt"]),
-                                when(&k["lastUsedAt"]),
+                                scope_summary(&k["scope"]),
+                                output::time_ms(&k["expiresAt"]),
+                                output::time_ms(&k["lastUsedAt"]),
                             ]
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            output::table(&["ID", "NAME", "PREFIX", "STATE", "EXPIRES", "LAST USED"], &rows);
+            output::table(&["ID", "NAME", "PREFIX", "STATE", "SCOPE", "EXPIRES", "LAST USED"], &rows);
             Ok(())
         }
         KeyCmd::Revoke(a) => {
@@ -103,9 +133,47 @@ pub async fn run(cmd: KeyCmd) -> anyhow::Result<()> {
     }
 }
 
-fn format_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
+/// A key's scope in one cell: `conn:crm gw:dev tool:get_*`, or `-` when unscoped.
+fn scope_summary(scope: &Value) -> String {
+    let mut parts = Vec::new();
+    for (field, label) in [("connections", "conn"), ("gateways", "gw"), ("tools", "tool")] {
+        for g in scope[field].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            parts.push(format!("{label}:{g}"));
+        }
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(connections: &[&str], gateways: &[&str], tools: &[&str]) -> ScopeArgs {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        ScopeArgs { connections: v(connections), gateways: v(gateways), tools: v(tools) }
+    }
+
+    #[test]
+    fn scope_flags_send_only_the_lists_given() {
+        assert_eq!(flags(&[], &[], &[]).to_scope(), None);
+        assert_eq!(
+            flags(&["crm", "fs-*"], &[], &["get_*"]).to_scope(),
+            Some(json!({"connections": ["crm", "fs-*"], "tools": ["get_*"]}))
+        );
+        assert_eq!(flags(&[], &["dev"], &[]).to_scope(), Some(json!({"gateways": ["dev"]})));
+    }
+
+    #[test]
+    fn scope_reads_as_one_cell() {
+        assert_eq!(scope_summary(&Value::Null), "-");
+        assert_eq!(scope_summary(&json!({"connections": [], "gateways": null})), "-");
+        assert_eq!(
+            scope_summary(&json!({"connections": ["crm"], "gateways": ["dev"], "tools": ["get_*", "list_*"]})),
+            "conn:crm gw:dev tool:get_* tool:list_*"
+        );
+    }
 }

@@ -11,7 +11,12 @@ mod audit;
 mod connection;
 mod gateway;
 mod key;
+mod limit;
+mod member;
+mod org;
 mod output;
+mod role;
+mod rule;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -35,9 +40,21 @@ enum Command {
     /// Manage gateways: virtual MCPs over several connections, at /mcp/gateway/{name}.
     #[command(subcommand, visible_alias = "gateways", visible_alias = "gw")]
     Gateway(gateway::GatewayCmd),
-    /// Manage API keys (create, list, revoke).
+    /// Manage API keys (create, list, revoke), optionally narrowed to some connections, gateways, tools.
     #[command(subcommand, visible_alias = "keys")]
     Key(key::KeyCmd),
+    /// Manage organisations: create one (prints its owner key), list yours, rename, delete.
+    #[command(subcommand, visible_alias = "orgs")]
+    Org(org::OrgCmd),
+    /// Manage the members of your organisation and their roles.
+    #[command(subcommand, visible_alias = "members")]
+    Member(member::MemberCmd),
+    /// Manage roles: custom roles over a built-in base, with allow/deny rules on traffic.
+    #[command(subcommand, visible_alias = "roles")]
+    Role(role::RoleCmd),
+    /// Manage rate limits per API key, user, connection or tool.
+    #[command(subcommand, visible_alias = "limits")]
+    Limit(limit::LimitCmd),
     /// Import the servers of a Claude Desktop / Cursor / VS Code `mcpServers` JSON file.
     Import(connection::ImportArgs),
     /// Call a tool of a connection through the mesh and print its result.
@@ -90,6 +107,10 @@ async fn main() -> ExitCode {
         Command::Connection(cmd) => connection::run(cmd).await,
         Command::Gateway(cmd) => gateway::run(cmd).await,
         Command::Key(cmd) => key::run(cmd).await,
+        Command::Org(cmd) => org::run(cmd).await,
+        Command::Member(cmd) => member::run(cmd).await,
+        Command::Role(cmd) => role::run(cmd).await,
+        Command::Limit(cmd) => limit::run(cmd).await,
         Command::Import(args) => connection::import(args).await,
         Command::Call(args) => connection::call(args).await,
         Command::Vault(VaultCmd::Rotate(target)) => api::vault_rotate(target).await,

@@ -24,19 +24,40 @@ pub async fn cli(mesh: &TestMesh, args: &[&str]) -> Out {
 
 /// Runs `mcp-mesh args…` against `mesh` with `key`.
 pub async fn cli_as(mesh: &TestMesh, key: &str, args: &[&str]) -> Out {
-    let out = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
-            .args(args)
-            .env("MESH_URL", &mesh.url)
-            .env("MESH_API_KEY", key)
-            .env("MESH_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("cli finished in time")
-    .expect("cli runs");
+    let out = tokio::time::timeout(Duration::from_secs(90), command(mesh, key, args).output())
+        .await
+        .expect("cli finished in time")
+        .expect("cli runs");
+    finished(out)
+}
+
+/// Runs `mcp-mesh args…` against `mesh` with the owner key, `input` written to its stdin.
+pub async fn cli_stdin(mesh: &TestMesh, args: &[&str], input: &str) -> Out {
+    use tokio::io::AsyncWriteExt;
+    let mut child = command(mesh, &mesh.key, args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cli runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // A run that fails before reading stdin (a usage error) closes it early: not a test failure.
+    let _ = stdin.write_all(input.as_bytes()).await;
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("cli finished in time")
+        .expect("cli runs");
+    finished(out)
+}
+
+fn command(mesh: &TestMesh, key: &str, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"));
+    cmd.args(args).env("MESH_URL", &mesh.url).env("MESH_API_KEY", key).env("MESH_LOG", "warn").kill_on_drop(true);
+    cmd
+}
+
+fn finished(out: std::process::Output) -> Out {
     Out {
         ok: out.status.success(),
         code: out.status.code(),
