@@ -119,6 +119,11 @@ async fn concurrent_calls_from_three_keys_become_exactly_as_many_rows_and_verify
     let prompt = all.iter().find(|r| r.method == "prompts/get").unwrap();
     assert_eq!((prompt.outcome.as_str(), prompt.name.as_deref()), ("protocol_error", Some("no-such-prompt")));
     assert!(prompt.error.as_deref().is_some_and(|e| e.contains("no-such-prompt")), "{prompt:?}");
+    let unknown = all.iter().find(|r| r.name.as_deref() == Some("no-such-tool")).unwrap();
+    assert!(
+        unknown.error.as_deref().is_some_and(|e| e.contains("no-such-tool")),
+        "tool errors keep their text: {unknown:?}"
+    );
     let echo = all.iter().find(|r| r.name.as_deref() == Some("echo")).unwrap();
     let args: Value = serde_json::from_str(echo.arguments.as_deref().unwrap())?;
     assert_eq!((&args["password"], &args["auth"]), (&json!("[REDACTED]"), &json!("[REDACTED]")), "{args}");

@@ -179,6 +179,7 @@ fn refused(r: &anyhow::Result<Value>) -> bool {
             let text = format!("{e:#}");
             text.contains("Unknown tool")
                 || text.contains("Unknown prompt")
+                || text.contains("Unknown resource")
                 || text.contains("may list tools but not call")
                 || text.contains("-32020")
         }
@@ -261,9 +262,10 @@ async fn matrix(mesh: TestMesh) {
         .expect("a prompt without required arguments")
         .name
         .to_string();
+    let resource = everything.peer().list_all_resources().await.unwrap().first().expect("a resource").uri.clone();
     for (role, key) in &world.keys {
         let c = connect(&world.mesh, "/mcp/everything", key).await;
-        let cases: [(&str, bool, bool); 4] = [
+        let cases: [(&str, bool, bool); 5] = [
             ("tools/list", c.list_tool_names().await.is_err(), false),
             ("tools/call echo", refused(&c.call_tool("echo", json!({"message": "m"})).await), role == "viewer"),
             (
@@ -272,6 +274,7 @@ async fn matrix(mesh: TestMesh) {
                 role == "viewer" || role == "support",
             ),
             ("prompts/get", refused(&c.get_prompt(&prompt, json!({})).await), role == "support"),
+            ("resources/read", refused(&c.read_resource(&resource).await), role == "support"),
         ];
         for (what, was_refused, expect_refused) in cases {
             if was_refused != expect_refused {

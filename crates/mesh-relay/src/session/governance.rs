@@ -85,17 +85,21 @@ impl Session {
                 self.principal.role_name()
             )));
         }
-        let (connection, gateway) = match &self.gateway {
-            Some(gw) => (gw.members().get(member).map(|m| m.slug.clone()).unwrap_or_default(), Some(gw.slug.as_str())),
-            None => (self.label.clone(), None),
+        let member_slug;
+        let (connection, gateway): (&str, Option<&str>) = match &self.gateway {
+            Some(gw) => {
+                member_slug = gw.members().get(member).map(|m| m.slug.clone()).unwrap_or_default();
+                (&member_slug, Some(&gw.slug))
+            }
+            None => (&self.label, None),
         };
-        if !access.allows(&Item { connection: &connection, gateway, kind, name }) {
+        if !access.allows(&Item { connection, gateway, kind, name }) {
             return Err(unknown(kind, asked));
         }
         if counted {
             let tool = (kind == ItemKind::Tool).then_some(name);
             g.governor
-                .admit(&self.principal, &connection, tool)
+                .admit(&self.principal, connection, tool)
                 .map_err(|l| RelayError::RateLimited { limit: l.limit, retry_after: l.retry_after })?;
         }
         Ok(())

@@ -61,6 +61,15 @@ pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<St
         is_error: Option<bool>,
     }
     #[derive(serde::Deserialize)]
+    struct ToolError {
+        #[serde(default)]
+        content: Vec<Block>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Block {
+        text: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
     struct ErrReply {
         error: ErrBody,
     }
@@ -85,7 +94,13 @@ pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<St
             Err(_) => (Outcome::ProtocolError, None),
         },
         _ if &*call.method == "tools/call" => match reply.result::<ToolResult>() {
-            Some(ToolResult { is_error: Some(true) }) => (Outcome::ToolError, None),
+            // The tool's own words are the error text (the audit writer caps its length); only
+            // a failed call pays for reading its content.
+            Some(ToolResult { is_error: Some(true) }) => {
+                let content = reply.result::<ToolError>().map(|e| e.content).unwrap_or_default();
+                let text: Vec<String> = content.into_iter().filter_map(|b| b.text).take(4).collect();
+                (Outcome::ToolError, (!text.is_empty()).then(|| text.join("\n")))
+            }
             _ => (Outcome::Ok, None),
         },
         _ => (Outcome::Ok, None),
