@@ -87,8 +87,12 @@ impl Admin {
         if user_id != p.user_id && !p.role.can_manage() {
             return Err(AdminError::Forbidden("creating keys for others needs the owner or admin role"));
         }
-        if self.store.get_membership(&p.org_id, &user_id).await?.is_none() {
+        let Some(member) = self.store.get_membership(&p.org_id, &user_id).await? else {
             return Err(AdminError::NotFound(format!("member '{user_id}'")));
+        };
+        // A key carries its user's rights: an admin minting one for an owner would become one.
+        if user_id != p.user_id && member.role == "owner" && p.role != mesh_core::Role::Owner {
+            return Err(AdminError::Forbidden("only owners can create keys for owners"));
         }
         let now = id::now_ms();
         let expires_at = match input.expires_in_days {

@@ -66,6 +66,9 @@ pub struct Item<'a> {
 /// Longest glob accepted in a rule; bounds matching cost on the hot path.
 pub const MAX_PATTERN: usize = 256;
 
+/// Most entries in one list of a key's scope.
+pub const MAX_SCOPE_ENTRIES: usize = 200;
+
 impl Rule {
     /// Checks the rule is well formed (non-empty, bounded patterns).
     pub fn validate(&self) -> Result<(), String> {
@@ -177,10 +180,13 @@ impl Scope {
         self.connections.is_some() || self.gateways.is_some() || self.tools.is_some()
     }
 
-    /// Checks the patterns are well formed.
+    /// Checks the patterns are well formed and few (each is matched per call).
     pub fn validate(&self) -> Result<(), String> {
         for (field, list) in [("connections", &self.connections), ("gateways", &self.gateways), ("tools", &self.tools)]
         {
+            if list.as_ref().is_some_and(|l| l.len() > MAX_SCOPE_ENTRIES) {
+                return Err(format!("scope.{field} may list at most {MAX_SCOPE_ENTRIES} entries"));
+            }
             for p in list.iter().flatten() {
                 if p.is_empty() || p.len() > MAX_PATTERN {
                     return Err(format!("scope.{field} entries must be 1 to {MAX_PATTERN} characters"));

@@ -46,6 +46,7 @@ const OPERATIONS: &[(&str, Who)] = &[
     ("VAULT_ROTATE", Who::Owner),
     ("API_KEY_CREATE", Who::Everyone),
     ("API_KEY_CREATE (for another member)", Who::Managers),
+    ("API_KEY_CREATE (for an owner)", Who::Owner),
     ("API_KEY_LIST", Who::Everyone),
     ("API_KEY_REVOKE", Who::Everyone),
     ("AUDIT_QUERY", Who::Everyone),
@@ -121,7 +122,16 @@ impl World {
                 }
             }
             "API_KEY_CREATE" => json!({"name": format!("k{n}")}),
-            "API_KEY_CREATE (for another member)" => json!({"name": format!("k{n}"), "userId": self.owner_user}),
+            "API_KEY_CREATE (for another member)" => {
+                let email = format!("u{n}@example.test");
+                let added = self.setup("ORGANIZATION_MEMBER_ADD", json!({"email": email, "role": "member"})).await;
+                json!({"name": format!("k{n}"), "userId": added["item"]["userId"]})
+            }
+            "API_KEY_CREATE (for an owner)" => {
+                let email = format!("u{n}@example.test");
+                let added = self.setup("ORGANIZATION_MEMBER_ADD", json!({"email": email, "role": "owner"})).await;
+                json!({"name": format!("k{n}"), "userId": added["item"]["userId"]})
+            }
             "API_KEY_REVOKE" => {
                 // The caller's own key, made by the caller.
                 let made = role_client.call_tool("API_KEY_CREATE", json!({"name": format!("k{n}")})).await.unwrap();

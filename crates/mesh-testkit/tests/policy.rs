@@ -54,6 +54,14 @@ async fn a_custom_role_sees_and_calls_only_its_tools_and_follows_policy_changes(
     let denied = direct.call_tool(&other, json!({})).await.unwrap_err();
     assert!(format!("{denied:#}").contains(&format!("Unknown tool: {other}")), "{denied:#}");
 
+    // Completing a hidden prompt's arguments would reveal the prompt: refused the same way.
+    let url = mesh.endpoint("everything");
+    let sid = raw::open_session(&url, &key, "2025-11-25").await;
+    let complete = json!({"jsonrpc": "2.0", "id": 7, "method": "completion/complete", "params": {
+        "ref": {"type": "ref/prompt", "name": "any-prompt"}, "argument": {"name": "a", "value": ""}}});
+    let (_, _, body) = raw::post(&url, raw::post_headers(&key, Some(&sid)), complete.to_string()).await;
+    assert!(raw::messages(&body)[0]["error"]["message"] == "Unknown prompt: any-prompt", "{body}");
+
     // Through the default gateway: the same rules, on the original names.
     let gw = client(&mesh, "/mcp/gateway/default", &key).await;
     assert_eq!(gw.list_tool_names().await.unwrap(), vec!["everything_echo"]);
@@ -86,8 +94,10 @@ async fn a_custom_role_sees_and_calls_only_its_tools_and_follows_policy_changes(
     // Denied calls are in the audit trail as denied, with the name asked for.
     let rows = manage(&mesh, &mesh.key, "AUDIT_QUERY", json!({"outcome": "denied"})).await;
     let rows = rows["items"].as_array().cloned().unwrap_or_default();
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    assert!(rows.iter().all(|r| r["method"] == "tools/call"), "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let methods: Vec<&str> = rows.iter().filter_map(|r| r["method"].as_str()).collect();
+    assert_eq!(methods.iter().filter(|m| **m == "tools/call").count(), 2, "{rows:?}");
+    assert!(methods.contains(&"completion/complete"), "{rows:?}");
     mesh.stop().await;
 }
 

@@ -138,6 +138,9 @@ async fn nothing_crosses_organisations() {
     not_found(&mesh, &b_key, "API_KEY_REVOKE", json!({"id": a_key_id})).await;
     not_found(&mesh, &b_key, "ORGANIZATION_MEMBER_UPDATE_ROLE", json!({"user": member_id, "role": "admin"})).await;
     not_found(&mesh, &b_key, "ORGANIZATION_MEMBER_REMOVE", json!({"user": "m@a.test"})).await;
+    // B's owner owns only B: the installation's vault is not theirs to rotate.
+    let (done, text) = call(&mesh, &b_key, "VAULT_ROTATE", json!({})).await;
+    assert!(!done && text.as_str().unwrap().contains("permission denied"), "{text}");
     let members = ok(&mesh, &b_key, "ORGANIZATION_MEMBER_LIST", json!({})).await;
     assert_eq!(members["items"].as_array().unwrap().len(), 1, "only B's owner: {members}");
     let keys = ok(&mesh, &b_key, "API_KEY_LIST", json!({})).await;

@@ -296,8 +296,10 @@ impl Gateway {
                         ))
                     }
                 };
+                let original =
+                    new_ref.get("name").or_else(|| new_ref.get("uri")).and_then(Value::as_str).map(str::to_string);
                 params.insert("ref".into(), new_ref);
-                Ok(Route::Forward(member, rewrite(msg, params), None))
+                Ok(Route::Forward(member, rewrite(msg, params), original))
             }
             "logging/setLevel" => {
                 let params = Value::Object(params_of(msg));

@@ -47,6 +47,17 @@ fn unknown(kind: ItemKind, name: &str) -> RelayError {
     RelayError::Hidden(format!("Unknown {what}: {name}"))
 }
 
+/// The prompt or resource a `completion/complete` request refers to.
+fn completion_ref(msg: &Message) -> Option<(ItemKind, String)> {
+    let params: Value = msg.params()?;
+    let r = params.get("ref")?;
+    match r.get("type").and_then(Value::as_str)? {
+        "ref/prompt" => Some((ItemKind::Prompt, r.get("name")?.as_str()?.to_string())),
+        "ref/resource" => Some((ItemKind::Resource, r.get("uri")?.as_str()?.to_string())),
+        _ => None,
+    }
+}
+
 pub(super) fn item_kind(kind: ListKind) -> ItemKind {
     match kind {
         ListKind::Tools => ItemKind::Tool,
@@ -73,10 +84,28 @@ impl Session {
 
     /// Checks a routed request against policy and rate limits. `member` and `original` say
     /// where it goes and what it names there.
-    pub(super) fn admit_call(&self, member: usize, call: &Call, original: Option<&str>) -> Result<(), RelayError> {
+    pub(super) fn admit_call(
+        &self,
+        member: usize,
+        msg: &Message,
+        call: &Call,
+        original: Option<&str>,
+    ) -> Result<(), RelayError> {
         let Some(g) = self.governance.get() else { return Ok(()) };
-        let Some((kind, counted)) = governed(&call.method) else { return Ok(()) };
-        let asked = call.name.as_deref().unwrap_or("");
+        let completion;
+        let (kind, counted, asked) = match governed(&call.method) {
+            Some((kind, counted)) => (kind, counted, call.name.as_deref().unwrap_or("")),
+            // A completion names a prompt or resource in its `ref`: completing a hidden one
+            // would reveal it exists.
+            None if &*call.method == "completion/complete" => match completion_ref(msg) {
+                Some((kind, name)) => {
+                    completion = name;
+                    (kind, false, completion.as_str())
+                }
+                None => return Ok(()),
+            },
+            None => return Ok(()),
+        };
         let name = original.unwrap_or(asked);
         let access = g.access.read().unwrap_or_else(|p| p.into_inner()).clone();
         if kind == ItemKind::Tool && !access.call_tools {

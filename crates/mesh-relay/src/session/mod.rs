@@ -253,9 +253,9 @@ impl Session {
             None => Ok(gateway::Route::Forward(0, msg.clone(), None)),
         };
         let routed = match routed {
-            Ok(gateway::Route::Forward(member, out, original)) => {
-                self.admit_call(member, &call, original.as_deref()).map(|()| gateway::Route::Forward(member, out, None))
-            }
+            Ok(gateway::Route::Forward(member, out, original)) => self
+                .admit_call(member, msg, &call, original.as_deref())
+                .map(|()| gateway::Route::Forward(member, out, None)),
             other => other,
         };
         let result = match routed {
