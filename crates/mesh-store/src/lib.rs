@@ -9,6 +9,8 @@
 //! - **Placeholders are `$1, $2, …` everywhere.** PostgreSQL requires them; SQLite accepts
 //!   `$NNN` and sqlx binds `$N` to the N-th argument. Each placeholder is used once per query
 //!   (a value needed twice is bound twice) so no driver has to infer one type for two uses.
+//!   One exception, for speed: the audit trail's multi-row INSERT uses anonymous `?` on SQLite
+//!   (see `audit.rs`).
 //! - **One migrations folder** (`migrations/`), embedded at compile time by `sqlx::migrate!`.
 //! - **Runtime queries only** (`sqlx::query` + manual row mapping): nothing needs a database at
 //!   build time.
