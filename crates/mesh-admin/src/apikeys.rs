@@ -106,20 +106,8 @@ impl Admin {
         }
         crate::roles::validate_rules(&policy.rules)?;
         let policy = (policy != KeyPolicy::default()).then(|| serde_json::to_string(&policy).unwrap_or_default());
-        let k = keys::generate();
-        let row = ApiKey {
-            id: id::new_id("key"),
-            org_id: p.org_id.clone(),
-            user_id,
-            name: name.to_string(),
-            prefix: k.prefix.clone(),
-            hash: k.hash.clone(),
-            created_at: now,
-            expires_at,
-            revoked_at: None,
-            last_used_at: None,
-            policy,
-        };
+        let (mut row, k) = keys::issue(&p.org_id, &user_id, name, now, expires_at);
+        row.policy = policy;
         self.store.create_api_key(&row).await?;
         self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, key = %row.id, prefix = %row.prefix, "API key created");

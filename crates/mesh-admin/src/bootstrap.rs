@@ -4,7 +4,7 @@
 use crate::keys;
 use crate::AdminError;
 use mesh_core::{id, Secret};
-use mesh_store::{ApiKey, Membership, Org, Store, User};
+use mesh_store::{Membership, Org, Store, User};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -39,22 +39,8 @@ pub async fn ensure_owner(store: &Store, data_dir: &Path) -> Result<Option<Secre
             created_at: now,
         })
         .await?;
-    let key = keys::generate();
-    store
-        .create_api_key(&ApiKey {
-            id: id::new_id("key"),
-            org_id: org.id.clone(),
-            user_id: user.id.clone(),
-            name: "owner".into(),
-            prefix: key.prefix.clone(),
-            hash: key.hash.clone(),
-            created_at: now,
-            expires_at: None,
-            revoked_at: None,
-            last_used_at: None,
-            policy: None,
-        })
-        .await?;
+    let (row, key) = keys::issue(&org.id, &user.id, "owner", now, None);
+    store.create_api_key(&row).await?;
     write_private(&owner_key_path(data_dir), key.full.expose())
         .map_err(|e| AdminError::Invalid(format!("cannot save the owner key in {}: {e}", data_dir.display())))?;
     Ok(Some(key.full))

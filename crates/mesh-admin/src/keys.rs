@@ -32,6 +32,31 @@ pub fn generate() -> NewKey {
     NewKey { full: mesh_core::Secret::new(full), prefix, hash }
 }
 
+/// A new key for `user_id` in `org_id`: the row to store (never the key itself) and the key.
+pub fn issue(
+    org_id: &str,
+    user_id: &str,
+    name: &str,
+    now: i64,
+    expires_at: Option<i64>,
+) -> (mesh_store::ApiKey, NewKey) {
+    let k = generate();
+    let row = mesh_store::ApiKey {
+        id: mesh_core::id::new_id("key"),
+        org_id: org_id.to_string(),
+        user_id: user_id.to_string(),
+        name: name.to_string(),
+        prefix: k.prefix.clone(),
+        hash: k.hash.clone(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+        policy: None,
+    };
+    (row, k)
+}
+
 /// The stored form of a key.
 pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

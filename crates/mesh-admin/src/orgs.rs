@@ -8,7 +8,7 @@
 
 use crate::{keys, Admin, AdminError};
 use mesh_core::{id, Principal, Role};
-use mesh_store::{ApiKey, Membership, Org, User};
+use mesh_store::{Membership, Org, User};
 use serde::{Deserialize, Serialize};
 
 /// An organisation as shown.
@@ -138,20 +138,7 @@ impl Admin {
         let member =
             Membership { org_id: org.id.clone(), user_id: p.user_id.clone(), role: "owner".into(), created_at: now };
         self.store.add_member(&member).await?;
-        let k = keys::generate();
-        let key = ApiKey {
-            id: id::new_id("key"),
-            org_id: org.id.clone(),
-            user_id: p.user_id.clone(),
-            name: format!("owner of {slug}"),
-            prefix: k.prefix.clone(),
-            hash: k.hash.clone(),
-            created_at: now,
-            expires_at: None,
-            revoked_at: None,
-            last_used_at: None,
-            policy: None,
-        };
+        let (key, k) = keys::issue(&org.id, &p.user_id, &format!("owner of {slug}"), now, None);
         self.store.create_api_key(&key).await?;
         self.keys.reload(&self.store).await?;
         tracing::info!(org = %org.id, slug = %org.slug, by = %p.user_id, "organisation created");

@@ -91,20 +91,7 @@ impl TestMesh {
             created_at: now,
         };
         store.add_member(&m).await.expect("member");
-        let k = mesh_admin::keys::generate();
-        let row = mesh_store::ApiKey {
-            id: id::new_id("key"),
-            org_id: owner.org_id,
-            user_id: user.id,
-            name: "test".into(),
-            prefix: k.prefix.clone(),
-            hash: k.hash.clone(),
-            created_at: now,
-            expires_at: None,
-            revoked_at: None,
-            last_used_at: None,
-            policy: None,
-        };
+        let (row, k) = mesh_admin::keys::issue(&owner.org_id, &user.id, "test", now, None);
         store.create_api_key(&row).await.expect("key");
         self.admin.keys.reload(store).await.expect("reload keys");
         k.full.expose().clone()
