@@ -113,16 +113,9 @@ async fn list(t: Target) -> anyhow::Result<()> {
     if t.json {
         return output::json(&out["items"]);
     }
-    let items = out["items"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
-        println!("No rate limits. Set one with: mcp-mesh limit set SCOPE TARGET PER_MINUTE");
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|l| ["id", "scope", "target", "perMinute", "burst"].iter().map(|k| output::cell(&l[*k])).collect())
-        .collect();
-    output::table(&["ID", "SCOPE", "TARGET", "PER-MINUTE", "BURST"], &rows);
+    let columns =
+        [("ID", "id"), ("SCOPE", "scope"), ("TARGET", "target"), ("PER-MINUTE", "perMinute"), ("BURST", "burst")];
+    output::items(&out["items"], &columns, "No rate limits. Set one with: mcp-mesh limit set SCOPE TARGET PER_MINUTE");
     Ok(())
 }
 

@@ -133,12 +133,6 @@ async fn list(t: Target) -> anyhow::Result<()> {
     if t.json {
         return output::json(&out["items"]);
     }
-    let rows: Vec<Vec<String>> = out["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| ["email", "name", "role", "userId"].iter().map(|k| output::cell(&m[*k])).collect())
-        .collect();
-    output::table(&["EMAIL", "NAME", "ROLE", "USER-ID"], &rows);
+    output::items(&out["items"], &[("EMAIL", "email"), ("NAME", "name"), ("ROLE", "role"), ("USER-ID", "userId")], "");
     Ok(())
 }

@@ -126,13 +126,7 @@ async fn list(t: Target) -> anyhow::Result<()> {
     if t.json {
         return output::json(&out["items"]);
     }
-    let rows: Vec<Vec<String>> = out["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| ["slug", "name", "role", "id"].iter().map(|k| output::cell(&o[*k])).collect())
-        .collect();
-    output::table(&["SLUG", "NAME", "ROLE", "ID"], &rows);
+    output::items(&out["items"], &[("SLUG", "slug"), ("NAME", "name"), ("ROLE", "role"), ("ID", "id")], "");
     Ok(())
 }
 

@@ -58,3 +58,20 @@ pub fn fields(item: &Value, keys: &[&str]) {
         println!("{:<12} {shown}", format!("{key}:"));
     }
 }
+
+/// Prints `items` (a JSON array of objects) as a table of `columns` (header, field), or `empty`
+/// when there are none.
+pub fn items(items: &Value, columns: &[(&str, &str)], empty: &str) {
+    let rows: Vec<Vec<String>> = items
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| columns.iter().map(|(_, field)| cell(&item[*field])).collect())
+        .collect();
+    if rows.is_empty() && !empty.is_empty() {
+        println!("{empty}");
+        return;
+    }
+    let headers: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+    table(&headers, &rows);
+}
