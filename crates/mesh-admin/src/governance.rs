@@ -9,7 +9,7 @@ use mesh_core::policy::{Access, Layer, Rule, Scope};
 use mesh_core::ratelimit::{Bucket, LimitScope};
 use mesh_core::{Principal, Role};
 use mesh_relay::governor::{Governor, Limited};
-use mesh_store::Store;
+use mesh_store::{ApiKey, RateLimitRow, RoleRow, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -38,6 +38,27 @@ impl KeyPolicy {
                 scope: Some(Scope { connections: Some(vec![]), gateways: Some(vec![]), tools: Some(vec![]) }),
                 rules: Vec::new(),
             }
+        })
+    }
+}
+
+/// What the key cache and the policies are built from, read once per change.
+pub struct AccessRows {
+    /// Active keys with their user's role name.
+    pub keys: Vec<(ApiKey, String)>,
+    /// Every organisation's stored roles.
+    pub roles: Vec<RoleRow>,
+    /// Every organisation's rate limits.
+    pub limits: Vec<RateLimitRow>,
+}
+
+impl AccessRows {
+    /// Reads them.
+    pub async fn load(store: &Store) -> Result<AccessRows, mesh_store::StoreError> {
+        Ok(AccessRows {
+            keys: store.active_api_keys(mesh_core::id::now_ms()).await?,
+            roles: store.all_roles().await?,
+            limits: store.all_rate_limits().await?,
         })
     }
 }
@@ -72,30 +93,36 @@ pub struct Policies {
 impl Policies {
     /// Replaces the snapshot with what the store holds now.
     pub async fn reload(&self, store: &Store) -> Result<(), mesh_store::StoreError> {
+        self.apply(&AccessRows::load(store).await?);
+        Ok(())
+    }
+
+    /// Replaces the snapshot with one built from `rows`.
+    pub fn apply(&self, rows: &AccessRows) {
         let mut snap = Snapshot::default();
-        for r in store.all_roles().await? {
+        for r in &rows.roles {
             let rules: Vec<Rule> = serde_json::from_str(&r.rules).unwrap_or_else(|e| {
                 tracing::error!(org = %r.org_id, role = %r.name, error = %e, "stored role rules do not parse; the role gets a deny-all rule");
                 vec![Rule { effect: mesh_core::policy::Effect::Deny, connection: None, gateway: None, kind: None, name: None }]
             });
-            snap.roles.insert((r.org_id, r.name), Layer::new(rules));
+            snap.roles.insert((r.org_id.clone(), r.name.clone()), Layer::new(rules));
         }
-        for (k, _) in store.active_api_keys(mesh_core::id::now_ms()).await? {
+        for (k, _) in &rows.keys {
             let p = KeyPolicy::from_stored(&k.id, k.policy.as_deref());
             if p.scope.is_some() || !p.rules.is_empty() {
-                snap.keys.insert(k.id, (Layer::new(p.rules), p.scope));
+                snap.keys.insert(k.id.clone(), (Layer::new(p.rules), p.scope));
             }
         }
-        for l in store.all_rate_limits().await? {
+        for l in &rows.limits {
             let Some(scope) = LimitScope::parse(&l.scope) else { continue };
             let limit = Limit {
-                id: l.id,
+                id: l.id.clone(),
                 scope,
-                target: l.target,
+                target: l.target.clone(),
                 per_minute: u32::try_from(l.per_minute).unwrap_or(u32::MAX),
                 burst: u32::try_from(l.burst).unwrap_or(u32::MAX),
             };
-            snap.limits.entry(l.org_id).or_default().push(limit);
+            snap.limits.entry(l.org_id.clone()).or_default().push(limit);
         }
         // Buckets of limits that no longer exist would only hold memory.
         let live: std::collections::HashSet<String> = snap.limits.values().flatten().map(|l| l.id.clone()).collect();
@@ -104,7 +131,6 @@ impl Policies {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|k, _| k.split('|').next().is_some_and(|id| live.contains(id)));
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
-        Ok(())
     }
 
     fn current(&self) -> Arc<Snapshot> {
@@ -116,7 +142,7 @@ impl Governor for Policies {
     fn access(&self, p: &Principal) -> Arc<Access> {
         // The anonymous principal reaches only routes an admin opened to it, whole.
         if p.is_anonymous() {
-            return Arc::new(Access::unrestricted());
+            return mesh_relay::governor::unrestricted();
         }
         let snap = self.current();
         let role = snap.roles.get(&(p.org_id.clone(), p.role_name().to_string())).cloned().unwrap_or_default();

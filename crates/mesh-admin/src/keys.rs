@@ -6,7 +6,7 @@
 
 use mesh_core::{Principal, Role};
 use mesh_relay::ingress::Authenticator;
-use mesh_store::Store;
+use mesh_store::{ApiKey, RoleRow, Store};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
@@ -81,32 +81,40 @@ pub struct KeyCache {
 impl KeyCache {
     /// Replaces the cache with the store's active keys.
     pub async fn reload(&self, store: &Store) -> Result<usize, mesh_store::StoreError> {
-        let rows = store.active_api_keys(mesh_core::id::now_ms()).await?;
+        let keys = store.active_api_keys(mesh_core::id::now_ms()).await?;
+        Ok(self.apply(&keys, &store.all_roles().await?))
+    }
+
+    /// Replaces the cache with `keys` (active keys with their user's role name); `roles` give
+    /// custom roles their base. Returns how many keys can authenticate.
+    pub fn apply(&self, keys: &[(ApiKey, String)], roles: &[RoleRow]) -> usize {
         // A custom role's management rights are its base role's.
-        let bases: HashMap<(String, String), Role> = store
-            .all_roles()
-            .await?
-            .into_iter()
-            .filter_map(|r| Some(((r.org_id, r.name), Role::parse(&r.base)?)))
-            .collect();
-        let mut map = HashMap::with_capacity(rows.len());
-        for (k, role_name) in rows {
-            let (role, custom_role) = match Role::parse(&role_name) {
+        let bases: HashMap<(&str, &str), Role> =
+            roles.iter().filter_map(|r| Some(((r.org_id.as_str(), r.name.as_str()), Role::parse(&r.base)?))).collect();
+        let mut map = HashMap::with_capacity(keys.len());
+        for (k, role_name) in keys {
+            let (role, custom_role) = match Role::parse(role_name) {
                 Some(r) => (r, None),
-                None => match bases.get(&(k.org_id.clone(), role_name.clone())) {
-                    Some(base) => (*base, Some(role_name)),
+                None => match bases.get(&(k.org_id.as_str(), role_name.as_str())) {
+                    Some(base) => (*base, Some(role_name.clone())),
                     None => {
                         tracing::warn!(key = %k.id, role = %role_name, "key's role does not exist; the key cannot authenticate");
                         continue;
                     }
                 },
             };
-            let principal = Principal { org_id: k.org_id, user_id: k.user_id, key_id: k.id, role, custom_role };
-            map.insert(k.hash, Entry { principal, expires_at: k.expires_at });
+            let principal = Principal {
+                org_id: k.org_id.clone(),
+                user_id: k.user_id.clone(),
+                key_id: k.id.clone(),
+                role,
+                custom_role,
+            };
+            map.insert(k.hash.clone(), Entry { principal, expires_at: k.expires_at });
         }
         let n = map.len();
         *self.by_hash.write().unwrap_or_else(|p| p.into_inner()) = map;
-        Ok(n)
+        n
     }
 
     /// Reloads which connections admit anonymous callers (after any connection change).

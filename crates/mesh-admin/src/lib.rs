@@ -90,8 +90,9 @@ impl Admin {
     /// Reloads keys and policies after a change to who may do what in `org_id`, before the
     /// caller is answered (so it holds on the very next request), and tells open sessions.
     pub(crate) async fn access_changed(&self, org_id: &str) -> Result<(), AdminError> {
-        self.keys.reload(&self.store).await?;
-        self.policies.reload(&self.store).await?;
+        let rows = governance::AccessRows::load(&self.store).await?;
+        self.keys.apply(&rows.keys, &rows.roles);
+        self.policies.apply(&rows);
         self.announce(Change::Access { org_id: org_id.to_string() });
         Ok(())
     }

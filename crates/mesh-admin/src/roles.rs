@@ -94,15 +94,17 @@ impl Admin {
             return Err(AdminError::Forbidden("anonymous callers cannot list roles"));
         }
         let rows = self.store.list_roles(&p.org_id).await?;
+        // One read of the members, counted here, rather than a count query per role.
+        let members = self.store.list_members(&p.org_id).await?;
+        let held = |name: &str| members.iter().filter(|(_, m)| m.role == name).count() as i64;
         let mut out = Vec::new();
         for name in BUILTIN {
             let row = rows.iter().find(|r| r.name == name).cloned();
-            out.push(view(row, name, self.store.count_members_with_role(&p.org_id, name).await?)?);
+            out.push(view(row, name, held(name))?);
         }
         for r in rows.into_iter().filter(|r| !BUILTIN.contains(&r.name.as_str())) {
-            let n = self.store.count_members_with_role(&p.org_id, &r.name).await?;
             let name = r.name.clone();
-            out.push(view(Some(r), &name, n)?);
+            out.push(view(Some(r), &name, held(&name))?);
         }
         Ok(out)
     }

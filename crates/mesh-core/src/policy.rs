@@ -215,12 +215,6 @@ pub struct Access {
     scope: Option<Scope>,
 }
 
-impl Default for Access {
-    fn default() -> Self {
-        Access::unrestricted()
-    }
-}
-
 impl Access {
     /// No restriction at all.
     pub fn unrestricted() -> Access {

@@ -31,9 +31,14 @@ pub struct Ungoverned;
 
 static UNRESTRICTED: LazyLock<Arc<Access>> = LazyLock::new(|| Arc::new(Access::unrestricted()));
 
+/// The shared "no restriction" access (no allocation per use).
+pub fn unrestricted() -> Arc<Access> {
+    UNRESTRICTED.clone()
+}
+
 impl Governor for Ungoverned {
     fn access(&self, _: &Principal) -> Arc<Access> {
-        UNRESTRICTED.clone()
+        unrestricted()
     }
 
     fn admit(&self, _: &Principal, _: &str, _: Option<&str>) -> Result<(), Limited> {

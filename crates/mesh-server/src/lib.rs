@@ -46,10 +46,12 @@ impl Mesh {
         tracing::info!(backend = store.backend_name(), "database ready");
         let owner_key = mesh_admin::bootstrap::ensure_owner(&store, &cfg.data_dir).await?;
         let keys = Arc::new(KeyCache::default());
-        keys.reload(&store).await.context("cannot load API keys")?;
+        let access =
+            mesh_admin::governance::AccessRows::load(&store).await.context("cannot load API keys and policies")?;
+        keys.apply(&access.keys, &access.roles);
         keys.reload_anonymous(&store).await.context("cannot load anonymous routes")?;
         let policies = Arc::new(mesh_admin::governance::Policies::default());
-        policies.reload(&store).await.context("cannot load policies")?;
+        policies.apply(&access);
         let http = upstream_http_client();
         let audit_cfg = mesh_audit::AuditConfig {
             retention: mesh_audit::retention_days(cfg.audit_retention_days),

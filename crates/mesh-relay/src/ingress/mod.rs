@@ -217,14 +217,19 @@ impl Relay {
     /// The policy of `org_id` changed: every open session of it recomputes its access, and
     /// those whose access changed are told `list_changed`.
     pub fn policy_changed(&self, org_id: &str) {
-        for s in self.sessions.matching(|s| s.route_kind != "management" && s.principal.org_id == org_id) {
-            s.access_changed();
-        }
+        self.recompute_access(Some(org_id));
     }
 
     /// Every open session recomputes its access (changes may have been missed).
     pub fn policy_changed_everywhere(&self) {
-        for s in self.sessions.matching(|s| s.route_kind != "management") {
+        self.recompute_access(None);
+    }
+
+    fn recompute_access(&self, org_id: Option<&str>) {
+        let wanted = |s: &crate::session::Session| {
+            s.route_kind != "management" && org_id.is_none_or(|o| s.principal.org_id == o)
+        };
+        for s in self.sessions.matching(wanted) {
             s.access_changed();
         }
     }

@@ -78,7 +78,7 @@ impl Session {
     pub fn access(&self) -> Arc<Access> {
         match self.governance.get() {
             Some(g) => g.access.read().unwrap_or_else(|p| p.into_inner()).clone(),
-            None => Arc::new(Access::unrestricted()),
+            None => crate::governor::unrestricted(),
         }
     }
 
