@@ -8,7 +8,7 @@
 
 use crate::{keys, Admin, AdminError};
 use mesh_core::{id, Principal, Role};
-use mesh_store::{Membership, Org, User};
+use mesh_store::{MemberChange, Membership, Org, User};
 use serde::{Deserialize, Serialize};
 
 /// An organisation as shown.
@@ -282,7 +282,7 @@ impl Admin {
             .ok_or_else(|| AdminError::NotFound(format!("member '{user}'")))
     }
 
-    /// Refuses to leave the organisation without an owner, and lets only owners touch owners.
+    /// Lets only owners touch owners (the store keeps the last owner).
     async fn check_owner_change(
         &self,
         p: &Principal,
@@ -292,10 +292,6 @@ impl Admin {
         let touches_owner = target.role == "owner" || new_role == Some("owner");
         if touches_owner && p.role != Role::Owner {
             return Err(AdminError::Forbidden("only owners can change owners"));
-        }
-        let stops_owning = target.role == "owner" && new_role != Some("owner");
-        if stops_owning && self.store.count_members_with_role(&p.org_id, "owner").await? <= 1 {
-            return Err(AdminError::Invalid("an organisation must keep at least one owner".into()));
         }
         Ok(())
     }
@@ -308,7 +304,7 @@ impl Admin {
             return Err(AdminError::Invalid(format!("no role named '{role}'")));
         }
         self.check_owner_change(p, &target, Some(role)).await?;
-        self.store.update_member_role(&p.org_id, &target.user_id, role).await?;
+        changed(self.store.update_member_role(&p.org_id, &target.user_id, role).await?, user)?;
         self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, user = %target.user_id, from = %target.role, to = %role, "member role changed");
         self.find_member(p, &target.user_id).await
@@ -319,10 +315,20 @@ impl Admin {
         require_manage(p)?;
         let target = self.find_member(p, user).await?;
         self.check_owner_change(p, &target, None).await?;
-        self.store.remove_member(&p.org_id, &target.user_id).await?;
+        changed(self.store.remove_member(&p.org_id, &target.user_id).await?, user)?;
         self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, user = %target.user_id, "member removed");
         Ok(target.user_id)
+    }
+}
+
+/// A membership change the store refused, as the caller's error.
+fn changed(outcome: MemberChange, user: &str) -> Result<(), AdminError> {
+    match outcome {
+        MemberChange::Done => Ok(()),
+        // Removed concurrently, between the lookup and the change.
+        MemberChange::NotMember => Err(AdminError::NotFound(format!("member '{user}'"))),
+        MemberChange::LastOwner => Err(AdminError::Invalid("an organisation must keep at least one owner".into())),
     }
 }
 

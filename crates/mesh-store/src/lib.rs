@@ -44,6 +44,7 @@ pub use audit::{AuditChain, AuditFilter, AuditOrder, AuditRow, AUDIT_GENESIS};
 pub use error::StoreError;
 pub use gateways::Gateway;
 pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, SecretRow, User};
+pub use orgs::MemberChange;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -4,11 +4,22 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::on_write;
-use crate::{Membership, Org, Store, StoreError, User};
+use crate::{Backend, Membership, Org, Store, StoreError, User};
 
 const ORG_COLUMNS: &str = "id, slug, name, created_at";
 const USER_COLUMNS: &str = "id, email, name, password_hash, created_at";
 const MEMBERSHIP_COLUMNS: &str = "org_id, user_id, role, created_at";
+
+/// How a change to a membership ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Made.
+    Done,
+    /// The user is not a member of that organisation; nothing changed.
+    NotMember,
+    /// The member is the organisation's last owner; nothing changed.
+    LastOwner,
+}
 
 impl Store {
     /// Inserts an organisation; `Conflict` if its slug or id is taken.
@@ -177,26 +188,68 @@ impl Store {
             .collect()
     }
 
-    /// Changes a member's role. Returns whether the user is a member of the organisation.
-    pub async fn update_member_role(&self, org_id: &str, user_id: &str, role: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
-            .bind(role)
-            .bind(org_id)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    /// Changes a member's role, refusing to take the organisation's last owner away.
+    pub async fn update_member_role(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        role: &str,
+    ) -> Result<MemberChange, StoreError> {
+        self.change_member(org_id, user_id, Some(role)).await
     }
 
-    /// Removes a member; their keys in that organisation go with the membership (the schema
-    /// cascades). The user stays, as do their other memberships. Returns whether they were one.
-    pub async fn remove_member(&self, org_id: &str, user_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+    /// Removes a member, refusing to remove the organisation's last owner; their keys in that
+    /// organisation go with the membership (the schema cascades). The user stays, as do their
+    /// other memberships.
+    pub async fn remove_member(&self, org_id: &str, user_id: &str) -> Result<MemberChange, StoreError> {
+        self.change_member(org_id, user_id, None).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) a membership in one transaction with the owner count.
+    /// Counting first and writing after would let two owners demote each other at once and leave
+    /// nobody, so the changes of one organisation are serialised: on PostgreSQL by locking its
+    /// row, on SQLite by taking the database's write lock at `BEGIN`.
+    async fn change_member(&self, org_id: &str, user_id: &str, role: Option<&str>) -> Result<MemberChange, StoreError> {
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
+                    .bind(org_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx
+            }
+        };
+        let old: Option<String> = sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org_id)
             .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get("role"))
+            .transpose()?;
+        let Some(old) = old else { return Ok(MemberChange::NotMember) };
+        match role {
+            Some(role) => sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3").bind(role),
+            None => sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2"),
+        }
+        .bind(org_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if old == "owner" && role != Some("owner") {
+            let owners: i64 = sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE org_id = $1 AND role = 'owner'")
+                .bind(org_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            if owners == 0 {
+                tx.rollback().await?;
+                return Ok(MemberChange::LastOwner);
+            }
+        }
+        tx.commit().await?;
+        Ok(MemberChange::Done)
     }
 
     /// How many members of an organisation hold `role`: for "never remove the last owner" and

@@ -2,7 +2,7 @@
 //! custom roles and rate limits, every one scoped by organisation. Runs after the others, on the
 //! organisations, users, keys, connections and gateways they left behind.
 
-use mesh_store::{ApiKey, Membership, Org, RateLimitRow, RoleRow, Store, StoreError, User};
+use mesh_store::{ApiKey, MemberChange, Membership, Org, RateLimitRow, RoleRow, Store, StoreError, User};
 
 use crate::connections::{conn, secret};
 use crate::gateways::gateway;
@@ -116,24 +116,46 @@ async fn members(store: &Store) {
     assert_eq!(store.count_members_with_role("org_a", "owner").await.unwrap(), 1);
     assert_eq!(store.count_members_with_role("org_a", "admin").await.unwrap(), 1);
     assert_eq!(store.count_members_with_role("org_b", "owner").await.unwrap(), 0);
-    assert!(store.update_member_role("org_a", "user_dave", "admin").await.unwrap());
+    assert_eq!(store.update_member_role("org_a", "user_dave", "admin").await.unwrap(), MemberChange::Done);
     assert_eq!(
         store.get_membership("org_a", "user_dave").await.unwrap(),
         Some(joined("org_a", "user_dave", "admin", NOW + 5))
     );
     assert_eq!(store.count_members_with_role("org_a", "admin").await.unwrap(), 2);
-    assert!(!store.update_member_role("org_b", "user_dave", "owner").await.unwrap());
+    assert_eq!(store.update_member_role("org_b", "user_dave", "owner").await.unwrap(), MemberChange::NotMember);
     assert_eq!(store.get_membership("org_b", "user_dave").await.unwrap(), None);
-    assert!(!store.update_member_role("org_a", "user_ghost", "owner").await.unwrap());
+    assert_eq!(store.update_member_role("org_a", "user_ghost", "owner").await.unwrap(), MemberChange::NotMember);
+    assert_eq!(store.count_members_with_role("org_a", "owner").await.unwrap(), 1);
+
+    // The last owner stays: demoting or removing them changes nothing. Two owners demoting
+    // themselves at the same time leave exactly one (the change and the count are one step).
+    assert_eq!(store.update_member_role("org_a", "user_alice", "admin").await.unwrap(), MemberChange::LastOwner);
+    assert_eq!(store.remove_member("org_a", "user_alice").await.unwrap(), MemberChange::LastOwner);
+    assert_eq!(store.count_members_with_role("org_a", "owner").await.unwrap(), 1);
+    assert_eq!(store.update_member_role("org_a", "user_dave", "owner").await.unwrap(), MemberChange::Done);
+    let (alice, dave) = tokio::join!(
+        store.update_member_role("org_a", "user_alice", "admin"),
+        store.update_member_role("org_a", "user_dave", "admin"),
+    );
+    let mut outcomes = [alice.unwrap(), dave.unwrap()];
+    outcomes.sort_by_key(|o| *o == MemberChange::Done);
+    assert_eq!(outcomes, [MemberChange::LastOwner, MemberChange::Done]);
+    assert_eq!(store.count_members_with_role("org_a", "owner").await.unwrap(), 1);
+    assert_eq!(store.update_member_role("org_a", "user_alice", "owner").await.unwrap(), MemberChange::Done);
+    assert_eq!(store.update_member_role("org_a", "user_dave", "admin").await.unwrap(), MemberChange::Done);
     assert_eq!(store.count_members_with_role("org_a", "owner").await.unwrap(), 1);
 
     // Removing a member takes their keys in that organisation along, and nothing else.
     store.create_api_key(&key("key_carol", "org_a", "user_carol", NOW + 6, None)).await.unwrap();
     store.create_api_key(&key("key_bob_a", "org_a", "user_bob", NOW + 7, None)).await.unwrap();
-    assert!(!store.remove_member("org_b", "user_carol").await.unwrap(), "not a member there");
-    assert!(store.remove_member("org_a", "user_carol").await.unwrap());
-    assert!(!store.remove_member("org_a", "user_carol").await.unwrap());
-    assert!(store.remove_member("org_a", "user_bob").await.unwrap());
+    assert_eq!(
+        store.remove_member("org_b", "user_carol").await.unwrap(),
+        MemberChange::NotMember,
+        "not a member there"
+    );
+    assert_eq!(store.remove_member("org_a", "user_carol").await.unwrap(), MemberChange::Done);
+    assert_eq!(store.remove_member("org_a", "user_carol").await.unwrap(), MemberChange::NotMember);
+    assert_eq!(store.remove_member("org_a", "user_bob").await.unwrap(), MemberChange::Done);
     let key_ids = |keys: Vec<ApiKey>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
     assert_eq!(key_ids(store.list_api_keys("org_a").await.unwrap()), ["key_live", "key_expired", "key_expiring"]);
     assert_eq!(key_ids(store.list_api_keys("org_b").await.unwrap()), ["key_bob"]);
@@ -187,7 +209,7 @@ async fn roles(store: &Store) {
     assert_eq!(store.all_roles().await.unwrap(), vec![stored, support_b]);
 
     // The store does not refuse deleting a role members hold (the service does, after counting).
-    assert!(store.update_member_role("org_a", "user_dave", "support").await.unwrap());
+    assert_eq!(store.update_member_role("org_a", "user_dave", "support").await.unwrap(), MemberChange::Done);
     assert_eq!(store.count_members_with_role("org_a", "support").await.unwrap(), 1);
     assert_eq!(store.count_members_with_role("org_b", "support").await.unwrap(), 0);
 }
