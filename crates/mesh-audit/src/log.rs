@@ -56,6 +56,8 @@ struct Shared {
     dropped_total: AtomicU64,
     retried: AtomicU64,
     lost: AtomicU64,
+    /// Wakes a gathering writer early: a batch's worth is queued, or a flush or stop waits.
+    urgent: tokio::sync::Notify,
 }
 
 /// The audit trail's writer. Cheap to share (`Arc`); `record` never blocks.
@@ -84,6 +86,7 @@ impl AuditLog {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            self.shared.urgent.notify_one();
             let _ = wait.await;
         }
     }
@@ -94,6 +97,7 @@ impl AuditLog {
     pub async fn shutdown(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Stop(done)).await.is_ok() {
+            self.shared.urgent.notify_one();
             let _ = wait.await;
         }
         for t in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
@@ -152,17 +156,24 @@ impl AuditSink for AuditLog {
                 omitted = true;
             }
         }
-        let (org, at, bytes) =
-            (rec.principal.org_id.clone(), rec.time_ms, rec.arguments.as_ref().map_or(0, String::len));
         match self.tx.try_send(Msg::Record { rec: Box::new(rec), omitted }) {
-            Ok(()) => {}
+            Ok(()) => {
+                // Exactly at the threshold: one poke per batch, not one per record past it.
+                if self.tx.max_capacity() - self.tx.capacity() == self.cfg.batch_rows {
+                    self.shared.urgent.notify_one();
+                }
+            }
             Err(e) => {
-                self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                let why = match e {
-                    mpsc::error::TrySendError::Full(_) => "the audit queue is full (database too slow or down)",
-                    mpsc::error::TrySendError::Closed(_) => "the audit log is shut down",
+                let (why, msg) = match e {
+                    mpsc::error::TrySendError::Full(m) => ("the audit queue is full (database too slow or down)", m),
+                    mpsc::error::TrySendError::Closed(m) => ("the audit log is shut down", m),
                 };
-                self.note_drop(&org, at, why);
+                if let Msg::Record { rec, .. } = msg {
+                    self.shared
+                        .queued_bytes
+                        .fetch_sub(rec.arguments.as_ref().map_or(0, String::len), Ordering::Relaxed);
+                    self.note_drop(&rec.principal.org_id, rec.time_ms, why);
+                }
             }
         }
     }
@@ -182,16 +193,20 @@ impl Writer {
         loop {
             let Some(first) = self.rx.recv().await else { return };
             let mut stop = self.take(first, &mut rows, &mut flushed);
-            // Gather until the batch is full, its time is up, or someone waits for it.
-            let deadline = Instant::now() + self.cfg.batch_delay;
-            while rows.len() < self.cfg.batch_rows && flushed.is_empty() && stop.is_none() {
+            // Gather until the batch is full, its time is up, or someone waits for it — without
+            // listening on the queue meanwhile: a receiver parked in `recv` is woken by every
+            // record (a cross-thread wake-up per call under load). Senders poke `urgent` instead,
+            // only for a full batch, a flush or the stop.
+            // A backlog (load, or a batch cut short before a flush) is written at once.
+            if flushed.is_empty() && stop.is_none() && rows.len() + self.rx.len() < self.cfg.batch_rows {
                 tokio::select! {
-                    m = self.rx.recv() => match m {
-                        Some(m) => stop = self.take(m, &mut rows, &mut flushed),
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = tokio::time::sleep(self.cfg.batch_delay) => {}
+                    _ = self.shared.urgent.notified() => {}
                 }
+            }
+            while rows.len() < self.cfg.batch_rows && stop.is_none() {
+                let Ok(m) = self.rx.try_recv() else { break };
+                stop = self.take(m, &mut rows, &mut flushed);
             }
             if let Some(done) = stop {
                 // Refuse newcomers, then write whatever reached the queue before the refusal.

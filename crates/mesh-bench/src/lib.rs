@@ -24,6 +24,7 @@ pub mod memory;
 pub mod pools;
 pub mod processes;
 pub mod procfs;
+pub mod relay;
 pub mod report;
 pub mod run;
 pub mod soak;

@@ -24,6 +24,8 @@ enum Command {
     Soak(SoakArgs),
     /// Serve the echo MCP upstream (Streamable HTTP on --port, or stdio with --stdio).
     Upstream(UpstreamArgs),
+    /// Serve the bare relay (HTTP in, pooled HTTP out, no MCP logic) in front of --upstream.
+    Relay(RelayArgs),
     /// Compare two JSON reports (old, new).
     Compare {
         /// The earlier report.
@@ -106,6 +108,16 @@ struct UpstreamArgs {
 }
 
 #[derive(clap::Args)]
+struct RelayArgs {
+    /// Port on 127.0.0.1 (0: any free one; the address is printed on stdout).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The upstream's endpoint (an `http://` URL).
+    #[arg(long)]
+    upstream: url::Url,
+}
+
+#[derive(clap::Args)]
 struct MeshServeArgs {
     #[arg(long)]
     listen: std::net::SocketAddr,
@@ -148,6 +160,11 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             println!("{}{}", mesh_bench::upstream_banner(), listener.local_addr()?);
             mesh_bench::upstream::serve_http(listener, a.tools).await?;
             Ok(())
+        }
+        Command::Relay(a) => {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port)).await?;
+            println!("{}{}", mesh_bench::relay::BANNER, listener.local_addr()?);
+            mesh_bench::relay::serve(listener, &a.upstream).await
         }
         Command::Compare { old, new } => {
             let read = |p: &PathBuf| -> anyhow::Result<mesh_bench::report::Report> {

@@ -24,14 +24,17 @@ impl Pools {
     pub async fn open(
         cfg: &RunConfig,
         upstream: &UpstreamProcess,
+        relay: &UpstreamProcess,
         mesh: &MeshProcess,
         n: usize,
     ) -> anyhow::Result<Pools> {
         let direct_http = client::http_client();
+        let relay_http = client::http_client();
         let mesh_http = client::http_client();
         let key = Some(mesh.key.as_str());
         let mut call = HashMap::new();
         call.insert(Path::Direct, http_pool(&direct_http, &upstream.url, None, n).await?);
+        call.insert(Path::Bare, http_pool(&relay_http, &relay.url, None, n).await?);
         call.insert(Path::Mesh, http_pool(&mesh_http, &mesh.url(&format!("/mcp/{HTTP_CONNECTION}")), key, n).await?);
         let (list_gateway, gateway_na) = match gateway::create(mesh, upstream).await? {
             Ok((call_url, list_url)) => {

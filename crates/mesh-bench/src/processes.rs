@@ -176,7 +176,8 @@ fn tail_text(tail: &Mutex<VecDeque<String>>) -> String {
     tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect::<Vec<_>>().join("\n")
 }
 
-/// The echo upstream over Streamable HTTP, as a child process (`mesh-bench upstream`).
+/// The echo upstream over Streamable HTTP (`mesh-bench upstream`), or the bare relay in front
+/// of it (`mesh-bench relay`), as a child process.
 pub struct UpstreamProcess {
     child: Child,
     /// Its process id.
@@ -188,25 +189,37 @@ pub struct UpstreamProcess {
 impl UpstreamProcess {
     /// Starts `bench_exe upstream --port 0 --tools N` and reads the address it prints.
     pub async fn start(bench_exe: &Path, tools: usize) -> anyhow::Result<UpstreamProcess> {
+        let args = ["upstream", "--port", "0", "--tools", &tools.to_string()].map(String::from);
+        Self::spawn(bench_exe, &args, crate::upstream_banner(), "the echo upstream").await
+    }
+
+    /// Starts the bare relay (`bench_exe relay`) in front of `upstream`.
+    pub async fn relay(bench_exe: &Path, upstream: &url::Url) -> anyhow::Result<UpstreamProcess> {
+        let args = ["relay", "--port", "0", "--upstream", upstream.as_str()].map(String::from);
+        Self::spawn(bench_exe, &args, crate::relay::BANNER, "the bare relay").await
+    }
+
+    /// Runs `bench_exe args…` and reads the `banner` + address line it prints.
+    async fn spawn(bench_exe: &Path, args: &[String], banner: &str, what: &str) -> anyhow::Result<UpstreamProcess> {
         let mut child = Command::new(bench_exe)
-            .args(["upstream", "--port", "0", "--tools", &tools.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("cannot start the echo upstream: {}", bench_exe.display()))?;
-        let pid = child.id().context("upstream exited at once")?;
+            .with_context(|| format!("cannot start {what}: {}", bench_exe.display()))?;
+        let pid = child.id().with_context(|| format!("{what} exited at once"))?;
         let out = child.stdout.take().context("no stdout")?;
         let mut line = String::new();
         tokio::time::timeout(Duration::from_secs(30), BufReader::new(out).read_line(&mut line))
             .await
-            .context("the echo upstream did not say where it listens")??;
+            .with_context(|| format!("{what} did not say where it listens"))??;
         let url = line
             .trim()
-            .strip_prefix(crate::upstream_banner())
+            .strip_prefix(banner)
             .and_then(|addr| url::Url::parse(&format!("http://{addr}/mcp")).ok())
-            .with_context(|| format!("unexpected upstream banner: {line:?}"))?;
+            .with_context(|| format!("unexpected banner from {what}: {line:?}"))?;
         Ok(UpstreamProcess { child, pid, url })
     }
 

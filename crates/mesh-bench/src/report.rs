@@ -13,6 +13,9 @@ pub const GATEWAY_NA: &str = "n/a (gateways not implemented)";
 pub enum Path {
     /// Straight to the upstream over Streamable HTTP.
     Direct,
+    /// Through the bare relay (`mesh-bench relay`): two HTTP hops and nothing else, the floor of
+    /// any proxy on this stack.
+    Bare,
     /// Through the mesh at `/mcp/{connection}`, HTTP upstream.
     Mesh,
     /// Through a virtual MCP of 3 members (not implemented yet).
@@ -28,6 +31,7 @@ impl Path {
     pub fn label(self) -> &'static str {
         match self {
             Path::Direct => "direct",
+            Path::Bare => "bare relay",
             Path::Mesh => "/mcp/{connection}",
             Path::Gateway => "virtual MCP (3 members)",
             Path::StdioDirect => "stdio direct",
@@ -215,10 +219,10 @@ impl Report {
         let _ = writeln!(o, "### tools/call throughput (calls/s, higher is better)\n");
         let _ = writeln!(
             o,
-            "| concurrency | direct | /mcp/{{connection}} | mesh/direct | {} | gateway/direct | stdio direct | stdio via mesh | stdio mesh/direct |",
+            "| concurrency | direct | bare relay | bare/direct | /mcp/{{connection}} | mesh/direct | mesh/bare | {} | gateway/direct | stdio direct | stdio via mesh | stdio mesh/direct |",
             Path::Gateway.label()
         );
-        let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for &c in &levels {
             let tp = |p| self.call(p, c).map(cell_tp).unwrap_or_else(|| "—".into());
             let ratio = |a, b| match (self.call(a, c), self.call(b, c)) {
@@ -229,10 +233,13 @@ impl Report {
             };
             let _ = writeln!(
                 o,
-                "| {c} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {c} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 tp(Path::Direct),
+                tp(Path::Bare),
+                ratio(Path::Bare, Path::Direct),
                 tp(Path::Mesh),
                 ratio(Path::Mesh, Path::Direct),
+                ratio(Path::Mesh, Path::Bare),
                 tp(Path::Gateway),
                 ratio(Path::Gateway, Path::Direct),
                 tp(Path::StdioDirect),
@@ -290,7 +297,7 @@ impl Report {
         }
 
         let _ = writeln!(o, "\n### CPU time per tools/call (µs, from /proc/<pid>/stat)\n");
-        let _ = writeln!(o, "| path | concurrency | mesh | echo upstream | load client |");
+        let _ = writeln!(o, "| path | concurrency | mesh (or bare relay) | echo upstream | load client |");
         let _ = writeln!(o, "|---|---:|---:|---:|---:|");
         for r in self.calls.iter().filter(|r| r.status.is_none()) {
             let _ = writeln!(

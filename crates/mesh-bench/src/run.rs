@@ -1,6 +1,6 @@
 //! One benchmark run, phase by phase:
 //!
-//! 1. start the echo upstream (HTTP, separate process);
+//! 1. start the echo upstream (HTTP, separate process) and the bare relay in front of it;
 //! 2. cold start: the mesh on an empty data directory, then restarts on the same one;
 //! 3. the measured mesh: idle RSS, then N open sessions (RSS fresh, and after 32 `tools/list`
 //!    each), then closed again; the virtual MCPs are created if the mesh has them;
@@ -138,7 +138,7 @@ pub fn log(msg: impl AsRef<str>) {
 }
 
 /// The paths measured for `tools/call`, in round order.
-const CALL_PATHS: [Path; 5] = [Path::Direct, Path::Mesh, Path::Gateway, Path::StdioDirect, Path::StdioMesh];
+const CALL_PATHS: [Path; 6] = [Path::Direct, Path::Bare, Path::Mesh, Path::Gateway, Path::StdioDirect, Path::StdioMesh];
 /// The paths measured for `tools/list` (the gateway's is the 50-member one).
 const LIST_PATHS: [Path; 3] = [Path::Direct, Path::Mesh, Path::Gateway];
 
@@ -149,16 +149,19 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     log(cfg.describe());
     let upstream = UpstreamProcess::start(&cfg.bench_exe, cfg.tools).await?;
     log(format!("echo upstream at {} (pid {})", upstream.url, upstream.pid));
+    let relay = UpstreamProcess::relay(&cfg.bench_exe, &upstream.url).await?;
+    log(format!("bare relay at {} (pid {})", relay.url, relay.pid));
     let data = tempfile::tempdir()?;
 
     let cold_start = coldstart::measure(cfg, &upstream, data.path()).await?;
     let mesh = MeshProcess::start(&cfg.mesh, data.path()).await?;
     log(format!("mesh at {} (pid {}), ready after {:?}", mesh.base, mesh.pid, mesh.ready_after));
-    let result = measure(cfg, &upstream, &mesh).await;
+    let result = measure(cfg, &upstream, &relay, &mesh).await;
     if result.is_err() {
         log(format!("the run failed; the mesh's last log lines:\n{}", mesh.log_tail()));
     }
     mesh.stop().await;
+    relay.stop().await;
     upstream.stop().await;
     let Measured { calls, tools_list, memory, session_stage, profile, gateway_na } = result?;
 
@@ -192,7 +195,12 @@ struct Measured {
     gateway_na: Option<String>,
 }
 
-async fn measure(cfg: &RunConfig, upstream: &UpstreamProcess, mesh: &MeshProcess) -> anyhow::Result<Measured> {
+async fn measure(
+    cfg: &RunConfig,
+    upstream: &UpstreamProcess,
+    relay: &UpstreamProcess,
+    mesh: &MeshProcess,
+) -> anyhow::Result<Measured> {
     // Let start-up work (first sqlx pool connections, background tasks) settle before "idle".
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = procfs::rss(mesh.pid).context("mesh RSS")?;
@@ -203,7 +211,7 @@ async fn measure(cfg: &RunConfig, upstream: &UpstreamProcess, mesh: &MeshProcess
 
     let max_c = cfg.concurrency.iter().copied().max().unwrap_or(1);
     log(format!("opening {max_c} sessions per path"));
-    let mut pools = Pools::open(cfg, upstream, mesh, max_c).await?;
+    let mut pools = Pools::open(cfg, upstream, relay, mesh, max_c).await?;
     let gateway_na = pools.gateway_na.clone();
     for (&path, pool) in pools.call.iter_mut() {
         let budget = Budget { duration: Duration::from_secs(30), calls: cfg.warmup_calls };
@@ -243,6 +251,8 @@ async fn measure(cfg: &RunConfig, upstream: &UpstreamProcess, mesh: &MeshProcess
             for &path in &order {
                 let Some(pool) = pools.call.get_mut(&path) else { continue };
                 let budget = Budget { duration: cfg.slice, calls: cfg.slice_calls };
+                // The bare relay's CPU goes in the mesh's column: it stands where the mesh stands.
+                let pids = if path == Path::Bare { Pids { mesh: relay.pid, ..pids } } else { pids };
                 let (samples, cpu) = timed_slice(pool, c, Pools::tool_call(path), budget, pids).await;
                 acc.entry((path, c)).or_default().add(samples, cpu);
             }
@@ -362,8 +372,8 @@ impl Acc {
     fn row(mut self, path: Path, c: usize) -> CallRow {
         let n = self.samples.calls().max(1) as f64;
         let per_call = |us: u64| Some(us as f64 / n);
-        let through_mesh = matches!(path, Path::Mesh | Path::StdioMesh | Path::Gateway);
-        let http_upstream = matches!(path, Path::Direct | Path::Mesh | Path::Gateway);
+        let through_mesh = matches!(path, Path::Bare | Path::Mesh | Path::StdioMesh | Path::Gateway);
+        let http_upstream = matches!(path, Path::Direct | Path::Bare | Path::Mesh | Path::Gateway);
         CallRow {
             path,
             concurrency: c,

@@ -17,7 +17,7 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
     println!("{}", report.markdown());
 
     for c in [1, 16, 64] {
-        for path in [Path::Direct, Path::Mesh, Path::StdioDirect, Path::StdioMesh] {
+        for path in [Path::Direct, Path::Bare, Path::Mesh, Path::StdioDirect, Path::StdioMesh] {
             let r = report.call(path, c).unwrap_or_else(|| panic!("no row for {path:?} at {c}"));
             assert_eq!(r.status, None, "{path:?} at {c}");
             assert_eq!((r.calls, r.errors), (200, 0), "{path:?} at {c}: {:?}", r.first_error);
@@ -27,6 +27,7 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
             assert!(r.client_cpu_us_per_call.is_some());
         }
         assert!(report.call(Path::Mesh, c).unwrap().mesh_cpu_us_per_call.is_some());
+        assert!(report.call(Path::Bare, c).unwrap().mesh_cpu_us_per_call.is_some(), "the relay's CPU");
         // Measured when the mesh has virtual MCPs, else marked as not available.
         let gw = report.call(Path::Gateway, c).expect("gateway row");
         match &report.tools_list_gateway {
