@@ -1,6 +1,7 @@
 //! The Streamable HTTP transport, as a client of the upstream (MCP 2025-11-25 basic/transports).
 //!
-//! One POST per message over the process-wide pooled `reqwest::Client`: no per-call handshake.
+//! One POST per message over a process-wide connection pool (`wire`: hyper-util directly for
+//! plain-HTTP upstreams, reqwest otherwise): no per-call handshake.
 //! A POST may be answered with one JSON message or an SSE stream of related messages ending with
 //! the reply; the stream's messages are delivered with the request's id as `related`. If a stream
 //! ends before the reply, it is resumed with GET + `Last-Event-ID` when the upstream gave event ids
@@ -8,12 +9,13 @@
 //! After `notifications/initialized` the link opens the standalone GET stream for unsolicited
 //! messages (list_changed, resources/updated, server requests), reconnecting while the session lives.
 
+use super::wire::{self, Answer};
 use super::{header_map, Inbound, InboundSink, Transport};
 use crate::RelayError;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mesh_protocol::{sse, Kind, Message};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::StatusCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,8 @@ struct Shared {
     name: String,
     client: reqwest::Client,
     url: url::Url,
+    /// Where POSTs go over the fast path, when the URL allows it (`wire::fast_uri`).
+    fast: Option<http::Uri>,
     headers: HeaderMap,
     sink: Arc<dyn InboundSink>,
     session: Mutex<SessionState>,
@@ -67,6 +71,7 @@ impl HttpLink {
         let shared = Shared {
             name: name.to_string(),
             client,
+            fast: wire::fast_uri(&url),
             url,
             headers,
             sink,
@@ -94,13 +99,32 @@ impl Shared {
         req
     }
 
-    async fn post(&self, msg: &Message) -> Result<reqwest::Response, RelayError> {
+    async fn post(&self, msg: &Message) -> Result<Answer, RelayError> {
+        if let Some(uri) = &self.fast {
+            let mut headers = self.headers.clone();
+            headers.insert(USER_AGENT, HeaderValue::from_static(concat!("mcp-mesh/", env!("CARGO_PKG_VERSION"))));
+            headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            {
+                let st = self.state();
+                if let Some(id) = &st.id {
+                    headers.insert(SESSION_HEADER, id.clone());
+                }
+                if let Some(v) = &st.version {
+                    headers.insert(VERSION_HEADER, v.clone());
+                }
+            }
+            return wire::post(uri, headers, msg.bytes().clone())
+                .await
+                .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)));
+        }
         self.request(reqwest::Method::POST)
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .body(msg.bytes().clone())
             .send()
             .await
+            .map(Answer::from_reqwest)
             .map_err(|e| self.unreachable(e))
     }
 
@@ -117,14 +141,13 @@ impl Shared {
         };
         let id = format!("\"mesh-reinit-{n}\"");
         let resp = self.post(&init.with_id(&id)).await?;
-        if !resp.status().is_success() {
+        if !resp.status.is_success() {
             return Err(RelayError::UpstreamUnavailable(format!(
                 "{}: re-initialising after a lost session failed (HTTP {})",
-                self.name,
-                resp.status()
+                self.name, resp.status
             )));
         }
-        if let Some(sid) = resp.headers().get(SESSION_HEADER) {
+        if let Some(sid) = resp.headers.get(SESSION_HEADER) {
             self.state().id = Some(sid.clone());
         }
         let reply =
@@ -141,7 +164,7 @@ impl Shared {
         if initialized {
             let note = Message::notification("notifications/initialized", None);
             let resp = self.post(&note).await?;
-            if !resp.status().is_success() {
+            if !resp.status.is_success() {
                 return Err(RelayError::UpstreamUnavailable(format!(
                     "{}: initialized refused after re-init",
                     self.name
@@ -157,16 +180,16 @@ impl Shared {
     }
 
     /// The reply with `id` from a JSON or SSE response; anything else on the stream is delivered.
-    async fn read_reply(&self, resp: reqwest::Response, id: &str) -> Result<Message, RelayError> {
+    async fn read_reply(&self, resp: Answer, id: &str) -> Result<Message, RelayError> {
         let protocol = |e: String| RelayError::UpstreamProtocol(format!("{}: {e}", self.name));
-        if is_json(resp.headers()) {
-            let body = read_limited(resp, MAX_JSON_BODY).await.map_err(protocol)?;
+        if is_json(&resp.headers) {
+            let body = resp.bytes(MAX_JSON_BODY).await.map_err(protocol)?;
             return Message::parse(body).map_err(|e| protocol(e.to_string()));
         }
         let mut decoder = sse::Decoder::new();
-        let mut body = resp.bytes_stream();
+        let mut body = resp.stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| protocol(e.without_url().to_string()))?;
+            let chunk = chunk.map_err(protocol)?;
             for ev in decoder.push(&chunk).map_err(|e| protocol(e.to_string()))? {
                 let Ok(msg) = Message::parse(Bytes::from(ev.data)) else { continue };
                 if msg.kind().is_reply() && msg.id() == Some(id) {
@@ -208,19 +231,19 @@ impl Shared {
     /// Returns the last event id and retry hint, and whether the reply to `request` was seen.
     async fn pump(
         &self,
-        resp: reqwest::Response,
+        resp: Answer,
         request: Option<&str>,
         is_init: bool,
     ) -> (Option<String>, Option<u64>, bool, Option<String>) {
         let mut decoder = sse::Decoder::new();
-        let mut body = resp.bytes_stream();
+        let mut body = resp.stream();
         let mut replied = false;
         let mut error = None;
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    error = Some(e.without_url().to_string());
+                    error = Some(e);
                     break;
                 }
             };
@@ -261,7 +284,7 @@ impl Shared {
     }
 
     /// Follows a request's SSE stream to its reply, resuming it if the upstream closes early.
-    async fn follow(self: Arc<Self>, mut resp: reqwest::Response, request: String, is_init: bool) {
+    async fn follow(self: Arc<Self>, mut resp: Answer, request: String, is_init: bool) {
         let mut resumes = 0;
         loop {
             let (last_id, retry, replied, error) = self.pump(resp, Some(&request), is_init).await;
@@ -286,14 +309,14 @@ impl Shared {
     }
 
     /// GET the endpoint for an event stream. `Ok(None)` when the upstream offers none (405).
-    async fn open_get(&self, last_event_id: Option<&str>) -> Result<Option<reqwest::Response>, RelayError> {
+    async fn open_get(&self, last_event_id: Option<&str>) -> Result<Option<Answer>, RelayError> {
         let mut req = self.request(reqwest::Method::GET).header(ACCEPT, "text/event-stream");
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
         let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         match resp.status() {
-            s if s.is_success() && is_sse(resp.headers()) => Ok(Some(resp)),
+            s if s.is_success() && is_sse(resp.headers()) => Ok(Some(Answer::from_reqwest(resp))),
             StatusCode::METHOD_NOT_ALLOWED => Ok(None),
             s => Err(RelayError::UpstreamProtocol(format!("{}: GET stream answered HTTP {s}", self.name))),
         }
@@ -348,13 +371,13 @@ impl Transport for HttpLink {
         if !is_init && sh.state().id.is_some() && sh.state().handshake.is_some() {
             // Spec (session management): 404 means the upstream ended our session — typically it
             // restarted. Some servers answer an unknown session with 400 instead; the body says so.
-            resp = match resp.status() {
+            resp = match resp.status {
                 StatusCode::NOT_FOUND => {
                     sh.clone().reinitialize().await?;
                     sh.post(&msg).await?
                 }
                 StatusCode::BAD_REQUEST => {
-                    let text = resp.text().await.unwrap_or_default();
+                    let text = resp.text().await;
                     if !text.to_ascii_lowercase().contains("session") {
                         return Err(RelayError::UpstreamUnavailable(format!(
                             "{}: the upstream answered HTTP 400",
@@ -367,20 +390,21 @@ impl Transport for HttpLink {
                 _ => resp,
             };
         }
-        let status = resp.status();
+        let status = resp.status;
         if is_init {
-            if let Some(id) = resp.headers().get(SESSION_HEADER) {
+            if let Some(id) = resp.headers.get(SESSION_HEADER) {
                 sh.state().id = Some(id.clone());
             }
         }
         match status {
             StatusCode::ACCEPTED => {}
-            s if s.is_success() && msg.kind() == Kind::Request && is_sse(resp.headers()) => {
+            s if s.is_success() && msg.kind() == Kind::Request && is_sse(&resp.headers) => {
                 let request = msg.id().unwrap_or_default().to_string();
                 tokio::spawn(sh.clone().follow(resp, request, is_init));
             }
-            s if s.is_success() && msg.kind() == Kind::Request && is_json(resp.headers()) => {
-                let body = read_limited(resp, MAX_JSON_BODY)
+            s if s.is_success() && msg.kind() == Kind::Request && is_json(&resp.headers) => {
+                let body = resp
+                    .bytes(MAX_JSON_BODY)
                     .await
                     .map_err(|e| RelayError::UpstreamProtocol(format!("{}: reading the reply failed: {e}", sh.name)))?;
                 let reply = Message::parse(body).map_err(|e| {
@@ -439,21 +463,4 @@ impl Transport for HttpLink {
             }
         }
     }
-}
-
-/// Reads a body up to `limit` bytes.
-pub(crate) async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, String> {
-    if resp.content_length().is_some_and(|n| n as usize > limit) {
-        return Err(format!("body larger than {limit} bytes"));
-    }
-    let mut out = bytes::BytesMut::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| e.without_url().to_string())?;
-        if out.len() + chunk.len() > limit {
-            return Err(format!("body larger than {limit} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out.freeze())
 }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod local;
 pub mod sse;
 pub mod stdio;
+mod wire;
 
 use crate::{RelayError, TransportSpec, UpstreamSpec};
 use mesh_protocol::Message;
