@@ -25,3 +25,6 @@ pub mod upstream;
 
 pub use error::RelayError;
 pub use spec::{TransportSpec, UpstreamSpec};
+
+/// The User-Agent the mesh sends to upstreams, whichever HTTP client carries the request.
+pub(crate) const USER_AGENT: &str = concat!("mcp-mesh/", env!("CARGO_PKG_VERSION"));

@@ -248,7 +248,7 @@ pub fn upstream_http_client() -> reqwest::Client {
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
         .tcp_nodelay(true)
-        .user_agent(concat!("mcp-mesh/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::USER_AGENT)
         .build()
         .unwrap_or_default()
 }

@@ -15,7 +15,7 @@ use crate::RelayError;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mesh_protocol::{sse, Kind, Message};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,45 +87,42 @@ impl Shared {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
-        let mut req = self.client.request(method, self.url.clone()).headers(self.headers.clone());
+    /// The connection's headers plus the upstream session's id and protocol version.
+    fn headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
         let st = self.state();
         if let Some(id) = &st.id {
-            req = req.header(SESSION_HEADER, id.clone());
+            headers.insert(SESSION_HEADER, id.clone());
         }
         if let Some(v) = &st.version {
-            req = req.header(VERSION_HEADER, v.clone());
+            headers.insert(VERSION_HEADER, v.clone());
         }
-        req
+        headers
+    }
+
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url.clone()).headers(self.headers())
     }
 
     async fn post(&self, msg: &Message) -> Result<Answer, RelayError> {
-        if let Some(uri) = &self.fast {
-            let mut headers = self.headers.clone();
-            headers.insert(USER_AGENT, HeaderValue::from_static(concat!("mcp-mesh/", env!("CARGO_PKG_VERSION"))));
-            headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            {
-                let st = self.state();
-                if let Some(id) = &st.id {
-                    headers.insert(SESSION_HEADER, id.clone());
-                }
-                if let Some(v) = &st.version {
-                    headers.insert(VERSION_HEADER, v.clone());
-                }
-            }
-            return wire::post(uri, headers, msg.bytes().clone())
+        let mut headers = self.headers();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = msg.bytes().clone();
+        match &self.fast {
+            Some(uri) => wire::post(uri, headers, body)
                 .await
-                .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)));
+                .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name))),
+            None => self
+                .client
+                .post(self.url.clone())
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .map(Answer::from_reqwest)
+                .map_err(|e| self.unreachable(e)),
         }
-        self.request(reqwest::Method::POST)
-            .header(ACCEPT, "application/json, text/event-stream")
-            .header(CONTENT_TYPE, "application/json")
-            .body(msg.bytes().clone())
-            .send()
-            .await
-            .map(Answer::from_reqwest)
-            .map_err(|e| self.unreachable(e))
     }
 
     /// Opens a new upstream session by replaying the client's initialize (and initialized).

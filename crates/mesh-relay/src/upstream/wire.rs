@@ -110,8 +110,10 @@ pub(super) fn fast_uri(url: &url::Url) -> Option<http::Uri> {
     url.as_str().parse().ok()
 }
 
-/// POSTs `body` with `headers` (complete: the client adds only Host and Content-Length).
-pub(super) async fn post(uri: &http::Uri, headers: HeaderMap, body: Bytes) -> Result<Answer, String> {
+/// POSTs `body` with `headers` plus the mesh's User-Agent (the client adds Host and
+/// Content-Length), as reqwest would.
+pub(super) async fn post(uri: &http::Uri, mut headers: HeaderMap, body: Bytes) -> Result<Answer, String> {
+    headers.insert(http::header::USER_AGENT, http::HeaderValue::from_static(crate::USER_AGENT));
     let mut req = http::Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri.clone();
@@ -136,4 +138,26 @@ fn causes(e: &(dyn std::error::Error + 'static)) -> String {
         next = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fast_uri;
+
+    #[test]
+    fn only_plain_http_without_credentials_takes_the_fast_path() {
+        let uri = |s: &str| fast_uri(&url::Url::parse(s).unwrap());
+        assert_eq!(uri("https://example.com/mcp"), None, "TLS stays with reqwest");
+        assert_eq!(uri("http://user:secret@127.0.0.1:9/mcp"), None, "URL credentials stay with reqwest");
+        assert_eq!(uri("http://user@127.0.0.1:9/mcp"), None);
+        let proxied = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        let plain = uri("http://127.0.0.1:9/mcp?x=1");
+        if proxied {
+            assert_eq!(plain, None, "a proxy in the environment keeps reqwest");
+        } else {
+            assert_eq!(plain.map(|u| u.to_string()), Some("http://127.0.0.1:9/mcp?x=1".to_string()));
+        }
+    }
 }
