@@ -264,7 +264,7 @@ impl Writer {
         }
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.store.append_audit(rows, &chain::row_hash).await {
+            match self.store.append_audit(rows, chain::row_hash).await {
                 Ok(()) => {
                     self.shared.written.fetch_add(rows.len() as u64, Ordering::Relaxed);
                     rows.clear();

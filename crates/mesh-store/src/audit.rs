@@ -27,15 +27,21 @@ pub const AUDIT_GENESIS: &str = "00000000000000000000000000000000000000000000000
 /// made a 64-row statement quadratic (a quarter of the mesh's CPU under load, profiled); with
 /// `?` there are no names to look up, and one statement per batch saves a round trip to the
 /// SQLite worker thread per row (profiled again: one-row statements cost ~15% of the mesh's CPU
-/// in that thread's wake-ups).
+/// in that thread's wake-ups). Since then SQLite files take `audit_sqlite.rs`; this path serves
+/// PostgreSQL and in-memory SQLite.
 const INSERT_CHUNK: usize = 64;
 /// How often an append is retried after losing a race to create a chain (another replica).
 const APPEND_RETRIES: usize = 5;
 
-const COLUMNS: &str = "org_id, seq, time_ms, user_id, key_id, role, session_id, client_name, client_version, \
+pub(crate) const COLUMNS: &str =
+    "org_id, seq, time_ms, user_id, key_id, role, session_id, client_name, client_version, \
      route_kind, route, method, name, arguments, arguments_truncated, outcome, error, latency_us, bytes_in, \
      bytes_out, request_id, prev_hash, hash";
-const COLUMN_COUNT: usize = 23;
+pub(crate) const COLUMN_COUNT: usize = 23;
+
+/// Computes a row's `hash` (mesh-audit's `chain::row_hash`); a plain function, so that a batch
+/// can be sealed on the SQLite writer's thread.
+pub type AuditSeal = fn(&AuditRow) -> String;
 
 /// One stored audit record. `seq`, `prev_hash` and `hash` are assigned by [`Store::append_audit`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,13 +158,13 @@ impl Store {
     /// Appends rows to their organisations' chains in one transaction: assigns each its `seq`
     /// and `prev_hash`, then `hash = seal(row)`, and moves the chain heads. Rows of one
     /// organisation keep their order. On failure nothing is written (the caller may retry).
-    pub async fn append_audit(
-        &self,
-        rows: &mut [AuditRow],
-        seal: &(dyn Fn(&AuditRow) -> String + Send + Sync),
-    ) -> Result<(), StoreError> {
+    /// On an SQLite file the batch goes to the audit writer thread (`audit_sqlite.rs`).
+    pub async fn append_audit(&self, rows: &mut Vec<AuditRow>, seal: AuditSeal) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
+        }
+        if let Some(appender) = &self.sqlite_audit {
+            return appender.append(rows, seal).await;
         }
         let mut attempt = 0;
         loop {
@@ -171,11 +177,7 @@ impl Store {
         }
     }
 
-    async fn try_append(
-        &self,
-        rows: &mut [AuditRow],
-        seal: &(dyn Fn(&AuditRow) -> String + Send + Sync),
-    ) -> Result<(), sqlx::Error> {
+    async fn try_append(&self, rows: &mut [AuditRow], seal: AuditSeal) -> Result<(), sqlx::Error> {
         let mut orgs: Vec<String> = rows.iter().map(|r| r.org_id.clone()).collect();
         // Locks taken in one global order, so two replicas' batches cannot deadlock.
         orgs.sort();

@@ -36,6 +36,9 @@ pub enum StoreError {
     /// Any other database failure (connection lost, pool timed out, schema drift).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The audit trail's SQLite writer failed (`audit_sqlite.rs`); the message is SQLite's.
+    #[error("database error (audit): {0}")]
+    Audit(String),
     /// Applying migrations failed at start-up.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -46,9 +49,11 @@ impl StoreError {
     pub fn fault(&self) -> Fault {
         match self {
             StoreError::Conflict(_) | StoreError::NotFound | StoreError::Invalid(_) => Fault::Downstream,
-            StoreError::BadUrl(_) | StoreError::Io { .. } | StoreError::Database(_) | StoreError::Migrate(_) => {
-                Fault::Internal
-            }
+            StoreError::BadUrl(_)
+            | StoreError::Io { .. }
+            | StoreError::Database(_)
+            | StoreError::Audit(_)
+            | StoreError::Migrate(_) => Fault::Internal,
         }
     }
 }

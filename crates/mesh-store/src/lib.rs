@@ -11,6 +11,9 @@
 //!   (a value needed twice is bound twice) so no driver has to infer one type for two uses.
 //!   One exception, for speed: the audit trail's multi-row INSERT uses anonymous `?` on SQLite
 //!   (see `audit.rs`).
+//! - **One exception to one layer: audit appends to an SQLite file** go through a rusqlite
+//!   connection on a thread of their own (`audit_sqlite.rs` says why: they are the data plane's
+//!   hot path). Same statements, same chain rules; the storage story covers both paths.
 //! - **One migrations folder** (`migrations/`), embedded at compile time by `sqlx::migrate!`.
 //! - **Runtime queries only** (`sqlx::query` + manual row mapping): nothing needs a database at
 //!   build time.
@@ -25,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod audit_sqlite;
 mod connections;
 mod error;
 mod gateways;
@@ -36,11 +40,12 @@ mod roles;
 mod secrets;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
-pub use audit::{AuditChain, AuditFilter, AuditOrder, AuditRow, AUDIT_GENESIS};
+pub use audit::{AuditChain, AuditFilter, AuditOrder, AuditRow, AuditSeal, AUDIT_GENESIS};
 pub use error::StoreError;
 pub use gateways::Gateway;
 pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, SecretRow, User};
@@ -59,6 +64,8 @@ enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Audit appends for an SQLite file (`None` for PostgreSQL and in-memory SQLite).
+    sqlite_audit: Option<Arc<audit_sqlite::Appender>>,
 }
 
 impl Store {
@@ -66,11 +73,11 @@ impl Store {
     /// `postgres://…`, then applies pending migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, url, in_memory) = if url.starts_with("sqlite:") {
-            let (url, in_memory) = sqlite_url(url)?;
-            (Backend::Sqlite, url, in_memory)
+        let (backend, url, file) = if url.starts_with("sqlite:") {
+            let (url, file) = sqlite_url(url)?;
+            (Backend::Sqlite, url, file)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string(), false)
+            (Backend::Postgres, url.to_string(), None)
         } else {
             return Err(StoreError::BadUrl("expected sqlite://… or postgres://…"));
         };
@@ -84,6 +91,7 @@ impl Store {
                 Ok(())
             })
         });
+        let in_memory = backend == Backend::Sqlite && file.is_none();
         if in_memory {
             // Every connection to `:memory:` is a separate empty database: keep exactly one.
             options = options.max_connections(1).idle_timeout(None).max_lifetime(None);
@@ -95,8 +103,13 @@ impl Store {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
         MIGRATOR.run(&pool).await?;
+        // Opened after the migrations: the audit tables exist and the file is in WAL mode.
+        let sqlite_audit = match &file {
+            Some(path) => Some(Arc::new(audit_sqlite::Appender::open(path)?)),
+            None => None,
+        };
         tracing::info!(backend = ?backend, "store ready");
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, sqlite_audit })
     }
 
     /// "sqlite" or "postgres".
@@ -120,21 +133,22 @@ impl Store {
 }
 
 /// Normalises an SQLite URL: creates the file's directory and adds `mode=rwc` (create if
-/// missing) unless a mode is given. Returns the URL and whether it names an in-memory database.
-fn sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
+/// missing) unless a mode is given. Returns the URL and the file's path (`None`: in memory).
+fn sqlite_url(url: &str) -> Result<(String, Option<PathBuf>), StoreError> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
-        return Ok((url.to_string(), true));
+        return Ok((url.to_string(), None));
     }
+    let file = Some(PathBuf::from(path));
     if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: PathBuf::from(dir), source })?;
     }
     if query.split('&').any(|p| p.starts_with("mode=")) {
-        return Ok((url.to_string(), false));
+        return Ok((url.to_string(), file));
     }
     let sep = if query.is_empty() { "?" } else { "&" };
-    Ok((format!("{url}{sep}mode=rwc"), false))
+    Ok((format!("{url}{sep}mode=rwc"), file))
 }
 
 #[cfg(test)]
@@ -146,13 +160,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a/b/mesh.db");
         let url = format!("sqlite://{}", file.display());
-        assert_eq!(sqlite_url(&url).unwrap(), (format!("{url}?mode=rwc"), false));
+        assert_eq!(sqlite_url(&url).unwrap(), (format!("{url}?mode=rwc"), Some(file.clone())));
         assert!(file.parent().unwrap().is_dir());
         let with_query = format!("{url}?cache=shared");
         assert_eq!(sqlite_url(&with_query).unwrap().0, format!("{with_query}&mode=rwc"));
         let read_only = format!("{url}?mode=ro");
         assert_eq!(sqlite_url(&read_only).unwrap().0, read_only);
-        assert!(sqlite_url("sqlite::memory:").unwrap().1);
-        assert!(sqlite_url("sqlite://:memory:").unwrap().1);
+        assert_eq!(sqlite_url("sqlite::memory:").unwrap().1, None);
+        assert_eq!(sqlite_url("sqlite://:memory:").unwrap().1, None);
     }
 }

@@ -51,7 +51,7 @@ fn seqs(rows: &[AuditRow]) -> Vec<i64> {
 
 pub async fn audit_trail(store: &Store) {
     assert_eq!(store.audit_chain("org_a").await.unwrap(), None, "no chain before the first row");
-    store.append_audit(&mut [], &seal).await.unwrap();
+    store.append_audit(&mut Vec::new(), seal).await.unwrap();
 
     // One batch across two organisations: each gets its own gapless chain, in batch order.
     let mut batch = vec![
@@ -60,7 +60,7 @@ pub async fn audit_trail(store: &Store) {
         row("org_a", NOW + 2, "alice", "github", Some("create_issue"), "tool_error"),
         row("org_a", NOW + 3, "carol", "management", Some("COLLECTION_CONNECTIONS_CREATE"), "ok"),
     ];
-    store.append_audit(&mut batch, &seal).await.unwrap();
+    store.append_audit(&mut batch, seal).await.unwrap();
     assert_eq!(seqs(&batch), [1, 1, 2, 3]);
     assert_eq!(batch[0].prev_hash, AUDIT_GENESIS);
     assert_eq!(batch[2].prev_hash, batch[0].hash, "rows link to their own organisation's chain");
@@ -71,7 +71,7 @@ pub async fn audit_trail(store: &Store) {
         row("org_a", NOW + 10, "alice", "files", None, "ok"),
         row("org_a", NOW + 11, "bob", "github", Some("search"), "denied"),
     ];
-    store.append_audit(&mut later, &seal).await.unwrap();
+    store.append_audit(&mut later, seal).await.unwrap();
     assert_eq!(seqs(&later), [4, 5]);
     assert_eq!(later[0].prev_hash, batch[3].hash, "a new batch continues the chain");
 
@@ -129,7 +129,7 @@ async fn pruning(store: &Store) {
         row("org_p", NOW + 200, "alice", "x", Some("t"), "ok"),
         row("org_p", NOW + 6_000, "alice", "x", Some("t"), "ok"),
     ];
-    store.append_audit(&mut rows, &seal).await.unwrap();
+    store.append_audit(&mut rows, seal).await.unwrap();
     assert_eq!(store.prune_audit("org_none", NOW + 1_000, 1000, NOW).await.unwrap(), 0, "no chain, nothing to do");
     assert_eq!(store.prune_audit("org_p", NOW, 1000, NOW).await.unwrap(), 0, "nothing older than the cutoff");
 
@@ -154,7 +154,7 @@ async fn pruning(store: &Store) {
     assert_eq!((chain.pruned_seq, chain.head_seq), (5, 5));
     assert_eq!(chain.pruned_hash, chain.head_hash);
     let mut next = vec![row("org_p", NOW + 70_000, "alice", "x", None, "ok")];
-    store.append_audit(&mut next, &seal).await.unwrap();
+    store.append_audit(&mut next, seal).await.unwrap();
     assert_eq!((next[0].seq, next[0].prev_hash.as_str()), (6, rows[4].hash.as_str()));
 }
 
@@ -167,7 +167,7 @@ async fn concurrent_appends(store: &Store) {
                 for b in 0..5i64 {
                     let mut rows: Vec<AuditRow> =
                         (0..10i64).map(|i| row("org_c", NOW + w * 1000 + b * 10 + i, "u", "x", None, "ok")).collect();
-                    store.append_audit(&mut rows, &seal).await.unwrap();
+                    store.append_audit(&mut rows, seal).await.unwrap();
                 }
             })
         })

@@ -1,0 +1,165 @@
+//! The audit trail's appends on an SQLite file: one connection of their own (rusqlite), owned by
+//! a thread of their own.
+//!
+//! Why not the `Any` pool every other query uses: the append is the only write on the data
+//! plane's hot path (one row per call), and through sqlx's `Any` driver it cost a fifth of the
+//! mesh's CPU under load (profiled, docs/PERFORMANCE.md): every value was cloned into an `Any`
+//! argument, converted again for SQLite, and a batch took about eight round trips to sqlx's
+//! worker thread, each a cross-thread wake-up. Here a batch is one message to a thread that owns
+//! the connection and runs one cached single-row INSERT per row, binding the row's strings where
+//! they are. The statements and the chain rules are those of `audit.rs` (lock the chain, number
+//! and seal each organisation's rows in batch order, move the head, all in one transaction); the
+//! store story runs every append through this path on SQLite and through `audit.rs` on PostgreSQL.
+//!
+//! Locking: `BEGIN IMMEDIATE` takes SQLite's write lock before the chain head is read, so a
+//! prune through the pool (or another process) waits its turn (busy timeout) instead of
+//! interleaving; no unique-violation retry is needed, unlike PostgreSQL's first-chain race.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use crate::audit::{AuditSeal, AUDIT_GENESIS, COLUMNS, COLUMN_COUNT};
+use crate::{AuditRow, StoreError};
+
+/// How long a write waits for another writer's lock (sqlx's default for the pool, too).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A batch on its way to the writer thread, and where its rows come back.
+struct Job {
+    rows: Vec<AuditRow>,
+    seal: AuditSeal,
+    done: tokio::sync::oneshot::Sender<(Vec<AuditRow>, Result<(), String>)>,
+}
+
+/// The handle on the writer thread; the thread ends when the last handle is dropped.
+#[derive(Debug)]
+pub(crate) struct Appender {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("rows", &self.rows.len()).finish()
+    }
+}
+
+impl Appender {
+    /// Opens the (existing, migrated) database file and starts the writer thread.
+    pub(crate) fn open(path: &Path) -> Result<Appender, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|e| StoreError::Audit(format!("opening the audit connection: {e}")))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| StoreError::Audit(e.to_string()))?;
+        // Spelled out rather than left to the build's default: a committed batch survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| StoreError::Audit(e.to_string()))?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("mesh-audit-sqlite".into())
+            .spawn(move || run(conn, &insert_sql(), rx))
+            .map_err(|e| StoreError::Audit(format!("starting the audit writer thread: {e}")))?;
+        Ok(Appender { jobs })
+    }
+
+    /// Appends `rows` (numbered, linked and sealed in place) in one transaction. The rows are
+    /// back in `rows` whatever happens, so a failed batch can be retried.
+    pub(crate) async fn append(&self, rows: &mut Vec<AuditRow>, seal: AuditSeal) -> Result<(), StoreError> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let job = Job { rows: std::mem::take(rows), seal, done };
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            *rows = job.rows;
+            return Err(StoreError::Audit("the audit writer thread is gone".into()));
+        }
+        match wait.await {
+            Ok((back, result)) => {
+                *rows = back;
+                result.map_err(StoreError::Audit)
+            }
+            // Unreachable unless the thread died mid-batch (it catches panics and answers).
+            Err(_) => Err(StoreError::Audit("the audit writer thread stopped during a batch".into())),
+        }
+    }
+}
+
+/// `INSERT INTO audit_log (…) VALUES (?1, …, ?23)`, from the column list `audit.rs` uses.
+fn insert_sql() -> String {
+    let params: Vec<String> = (1..=COLUMN_COUNT).map(|i| format!("?{i}")).collect();
+    format!("INSERT INTO audit_log ({COLUMNS}) VALUES ({})", params.join(", "))
+}
+
+fn run(mut conn: Connection, insert: &str, jobs: mpsc::Receiver<Job>) {
+    while let Ok(Job { mut rows, seal, done }) = jobs.recv() {
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| append(&mut conn, insert, &mut rows, seal)));
+        let result = match result {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("the audit append panicked".to_string()),
+        };
+        let _ = done.send((rows, result));
+    }
+}
+
+fn append(conn: &mut Connection, insert_sql: &str, rows: &mut [AuditRow], seal: AuditSeal) -> rusqlite::Result<()> {
+    let mut orgs: Vec<String> = rows.iter().map(|r| r.org_id.clone()).collect();
+    orgs.sort();
+    orgs.dedup();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for org in &orgs {
+        let (mut seq, mut prev) = chain_head(&tx, org)?;
+        let mut insert = tx.prepare_cached(insert_sql)?;
+        for row in rows.iter_mut().filter(|r| &r.org_id == org) {
+            seq += 1;
+            row.seq = seq;
+            row.prev_hash = std::mem::take(&mut prev);
+            row.hash = seal(row);
+            prev.clone_from(&row.hash);
+            insert.execute(params![
+                row.org_id,
+                row.seq,
+                row.time_ms,
+                row.user_id,
+                row.key_id,
+                row.role,
+                row.session_id,
+                row.client_name,
+                row.client_version,
+                row.route_kind,
+                row.route,
+                row.method,
+                row.name,
+                row.arguments,
+                i64::from(row.arguments_truncated),
+                row.outcome,
+                row.error,
+                row.latency_us,
+                row.bytes_in,
+                row.bytes_out,
+                row.request_id,
+                row.prev_hash,
+                row.hash,
+            ])?;
+        }
+        tx.prepare_cached("UPDATE audit_chain SET head_seq = ?1, head_hash = ?2 WHERE org_id = ?3")?
+            .execute(params![seq, prev, org])?;
+    }
+    tx.commit()
+}
+
+/// An organisation's chain head, creating the chain at genesis when it has none.
+fn chain_head(tx: &rusqlite::Transaction<'_>, org: &str) -> rusqlite::Result<(i64, String)> {
+    let head = tx
+        .prepare_cached("SELECT head_seq, head_hash FROM audit_chain WHERE org_id = ?1")?
+        .query_row(params![org], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .optional()?;
+    if let Some(head) = head {
+        return Ok(head);
+    }
+    tx.prepare_cached(
+        "INSERT INTO audit_chain (org_id, head_seq, head_hash, pruned_seq, pruned_hash, pruned_at) \
+         VALUES (?1, 0, ?2, 0, ?3, NULL)",
+    )?
+    .execute(params![org, AUDIT_GENESIS, AUDIT_GENESIS])?;
+    Ok((0, AUDIT_GENESIS.to_string()))
+}
