@@ -147,7 +147,15 @@ impl Authenticator for KeyCache {
         if entry.expires_at.is_some_and(|t| t <= now) {
             return None;
         }
-        self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(entry.principal.key_id.clone(), now);
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        // A key calling again before the next flush only moves its time: no new String per call.
+        match used.get_mut(&entry.principal.key_id) {
+            Some(t) => *t = now,
+            None => {
+                used.insert(entry.principal.key_id.clone(), now);
+            }
+        }
+        drop(used);
         Some(entry.principal)
     }
 

@@ -28,3 +28,24 @@ pub use spec::{TransportSpec, UpstreamSpec};
 
 /// The User-Agent the mesh sends to upstreams, whichever HTTP client carries the request.
 pub(crate) const USER_AGENT: &str = concat!("mcp-mesh/", env!("CARGO_PKG_VERSION"));
+
+/// Whether a JSON message may have a member named `key` anywhere: the name appears in it, or an
+/// escape (`\u…`) could spell it. `false` is certain, so a caller can skip deserialising a
+/// message just to learn that it has no such member (a success has no `error`, a tool result
+/// without `isError` did not fail): most replies then are read once, not three times.
+pub(crate) fn may_have_key(json: &[u8], key: &str) -> bool {
+    memchr::memmem::find(json, key.as_bytes()).is_some() || memchr::memmem::find(json, b"\\u").is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn may_have_key_is_never_wrong_when_it_says_no() {
+        assert!(!super::may_have_key(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#, "isError"));
+        assert!(super::may_have_key(br#"{"result":{"isError":true}}"#, "isError"));
+        // An escaped name deserialises to the same key: it must not be ruled out.
+        assert!(super::may_have_key(br#"{"result":{"is\u0045rror":true}}"#, "isError"));
+        // Mentions in text take the slow path, which is still right.
+        assert!(super::may_have_key(br#"{"result":{"text":"no error here"}}"#, "error"));
+    }
+}

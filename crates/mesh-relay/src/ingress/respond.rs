@@ -22,11 +22,11 @@ pub(super) fn json(msg: &Message, session: Option<&str>) -> Response {
     resp
 }
 
-/// A request's reply as one JSON body: a 200, except a rate-limit refusal, which is a 429 with
-/// `Retry-After` so that HTTP-level clients and proxies see it too (the body is the same
-/// JSON-RPC error, carrying `retryAfterMs`).
-pub(super) fn reply(msg: &Message) -> Response {
-    if msg.kind() == mesh_protocol::Kind::Error {
+/// A request's reply (one JSON-RPC message the session built) as one JSON body: a 200, except a
+/// rate-limit refusal, which is a 429 with `Retry-After` so that HTTP-level clients and proxies
+/// see it too (the body is the same JSON-RPC error, carrying `retryAfterMs`).
+pub(super) fn reply(data: Bytes) -> Response {
+    if crate::may_have_key(&data, "error") {
         #[derive(serde::Deserialize)]
         struct E {
             error: Body,
@@ -41,19 +41,18 @@ pub(super) fn reply(msg: &Message) -> Response {
             #[serde(rename = "retryAfterMs")]
             retry_after_ms: Option<u64>,
         }
-        if let Ok(E { error }) = serde_json::from_slice::<E>(msg.bytes()) {
+        if let Ok(E { error }) = serde_json::from_slice::<E>(&data) {
             if error.code == mesh_protocol::codes::RATE_LIMITED {
                 let ms = error.data.and_then(|d| d.retry_after_ms).unwrap_or(1000);
                 let secs = ms.div_ceil(1000).max(1);
                 let mut resp =
-                    (StatusCode::TOO_MANY_REQUESTS, [(CONTENT_TYPE, "application/json")], msg.bytes().clone())
-                        .into_response();
+                    (StatusCode::TOO_MANY_REQUESTS, [(CONTENT_TYPE, "application/json")], data).into_response();
                 resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
                 return resp;
             }
         }
     }
-    json(msg, None)
+    (StatusCode::OK, [(CONTENT_TYPE, "application/json")], data).into_response()
 }
 
 /// 202 Accepted with no body: the answer to notifications and responses.
@@ -102,5 +101,5 @@ pub(super) fn sse(stream: u64, prime: bool, first: Vec<Event>, live: Option<mpsc
 }
 
 fn frame(e: &Event) -> Bytes {
-    sse::encode(Some(&e.id), None, std::str::from_utf8(&e.data).unwrap_or(""), None)
+    sse::encode(Some(&e.id()), None, std::str::from_utf8(&e.data).unwrap_or(""), None)
 }

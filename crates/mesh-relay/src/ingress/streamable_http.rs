@@ -6,6 +6,7 @@ use crate::session::Session;
 use crate::upstream::{self, local::LocalLink, Link};
 use crate::RelayError;
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::{HeaderMap, Method, StatusCode};
@@ -24,36 +25,23 @@ enum Target {
     Gateway(String),
 }
 
-pub(super) async fn management(
-    State(relay): State<Arc<Relay>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    dispatch(relay, Target::Management, method, headers, body).await
+pub(super) async fn management(State(relay): State<Arc<Relay>>, req: Request) -> Response {
+    dispatch(relay, Target::Management, req).await
 }
 
-pub(super) async fn connection(
-    State(relay): State<Arc<Relay>>,
-    Path(route): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    dispatch(relay, Target::Route(route), method, headers, body).await
+pub(super) async fn connection(State(relay): State<Arc<Relay>>, Path(route): Path<String>, req: Request) -> Response {
+    dispatch(relay, Target::Route(route), req).await
 }
 
-pub(super) async fn gateway(
-    State(relay): State<Arc<Relay>>,
-    Path(gateway): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    dispatch(relay, Target::Gateway(gateway), method, headers, body).await
+pub(super) async fn gateway(State(relay): State<Arc<Relay>>, Path(gateway): Path<String>, req: Request) -> Response {
+    dispatch(relay, Target::Gateway(gateway), req).await
 }
 
-async fn dispatch(relay: Arc<Relay>, target: Target, method: Method, headers: HeaderMap, body: Body) -> Response {
+/// Takes the request whole (not `Method` + `HeaderMap` + `Body` extractors): axum's `HeaderMap`
+/// extractor clones the map, once per call.
+async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let (method, headers) = (parts.method, parts.headers);
     let result = match method {
         Method::POST => post(&relay, &target, &headers, body).await,
         Method::GET => get(&relay, &target, &headers),
@@ -132,15 +120,12 @@ async fn reply_stream(
     mut rx: tokio::sync::mpsc::Receiver<crate::session::streams::Event>,
 ) -> Response {
     match rx.recv().await {
-        Some(ev) if ev.last => match Message::parse(ev.data) {
-            Ok(m) => {
-                // Answered as a plain JSON body: no event id ever reached the client, so there
-                // is nothing it could resume; keeping the stream would only hold memory.
-                session.forget_stream(stream);
-                respond::reply(&m)
-            }
-            Err(_) => respond::error(&RelayError::Internal("unparseable reply".into()), None),
-        },
+        Some(ev) if ev.last => {
+            // Answered as a plain JSON body: no event id ever reached the client, so there is
+            // nothing it could resume; keeping the stream would only hold memory.
+            session.forget_stream(stream);
+            respond::reply(ev.data)
+        }
         Some(ev) => respond::sse(stream, version::primes_sse(&session.version()), vec![ev], Some(rx)),
         // Cancelled by the client before anything came back: nothing will be sent.
         None => respond::sse(stream, false, Vec::new(), None),

@@ -12,6 +12,8 @@ pub(super) struct Call {
     pub name: Option<String>,
     pub arguments: Option<String>,
     pub bytes_in: u64,
+    /// `params._meta.progressToken` as raw JSON, read in the same pass as the rest.
+    pub progress: Option<String>,
 }
 
 impl Call {
@@ -24,11 +26,22 @@ impl Call {
             uri: Option<std::borrow::Cow<'a, str>>,
             #[serde(borrow)]
             arguments: Option<&'a serde_json::value::RawValue>,
+            #[serde(borrow, rename = "_meta")]
+            meta: Option<Meta<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Meta<'a> {
+            #[serde(borrow, rename = "progressToken")]
+            progress_token: Option<&'a serde_json::value::RawValue>,
         }
         let p: Option<Params<'_>> = msg.params();
-        let (name, arguments) = match p {
-            Some(p) => (p.name.or(p.uri).map(|n| n.into_owned()), p.arguments.map(|a| a.get().to_string())),
-            None => (None, None),
+        let (name, arguments, progress) = match p {
+            Some(p) => (
+                p.name.or(p.uri).map(|n| n.into_owned()),
+                p.arguments.map(|a| a.get().to_string()),
+                p.meta.and_then(|m| m.progress_token).map(|t| t.get().to_string()),
+            ),
+            None => (None, None, None),
         };
         Call {
             time_ms: mesh_core::id::now_ms(),
@@ -37,6 +50,7 @@ impl Call {
             name,
             arguments,
             bytes_in: msg.bytes().len() as u64,
+            progress,
         }
     }
 }
@@ -93,16 +107,18 @@ pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<St
             }
             Err(_) => (Outcome::ProtocolError, None),
         },
-        _ if &*call.method == "tools/call" => match reply.result::<ToolResult>() {
-            // The tool's own words are the error text (the audit writer caps its length); only
-            // a failed call pays for reading its content.
-            Some(ToolResult { is_error: Some(true) }) => {
-                let content = reply.result::<ToolError>().map(|e| e.content).unwrap_or_default();
-                let text: Vec<String> = content.into_iter().filter_map(|b| b.text).take(4).collect();
-                (Outcome::ToolError, (!text.is_empty()).then(|| text.join("\n")))
+        _ if &*call.method == "tools/call" && crate::may_have_key(reply.bytes(), "isError") => {
+            match reply.result::<ToolResult>() {
+                // The tool's own words are the error text (the audit writer caps its length); only
+                // a failed call pays for reading its content.
+                Some(ToolResult { is_error: Some(true) }) => {
+                    let content = reply.result::<ToolError>().map(|e| e.content).unwrap_or_default();
+                    let text: Vec<String> = content.into_iter().filter_map(|b| b.text).take(4).collect();
+                    (Outcome::ToolError, (!text.is_empty()).then(|| text.join("\n")))
+                }
+                _ => (Outcome::Ok, None),
             }
-            _ => (Outcome::Ok, None),
-        },
+        }
         _ => (Outcome::Ok, None),
     }
 }

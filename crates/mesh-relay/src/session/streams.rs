@@ -24,12 +24,22 @@ pub const SINK_CAPACITY: usize = 256;
 /// One event as handed to a live HTTP response.
 #[derive(Debug, Clone)]
 pub struct Event {
-    /// The SSE id, `{stream}-{seq}`.
-    pub id: String,
+    /// The stream it belongs to.
+    pub stream: u64,
+    /// Its position in the stream, from 1.
+    pub seq: u64,
     /// One JSON-RPC message.
     pub data: Bytes,
     /// This event carries the request's reply: the stream ends after it.
     pub last: bool,
+}
+
+impl Event {
+    /// The SSE id, `{stream}-{seq}`: formatted only when an SSE frame is written, because most
+    /// replies leave as a plain JSON body and never need it.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.stream, self.seq)
+    }
 }
 
 struct Stream {
@@ -178,7 +188,7 @@ impl Streams {
 }
 
 fn event(stream: u64, seq: u64, data: Bytes, last: bool) -> Event {
-    Event { id: format!("{stream}-{seq}"), data, last }
+    Event { stream, seq, data, last }
 }
 
 /// The priming event id of a stream: before its first event.
@@ -225,7 +235,7 @@ mod tests {
         let mut live = live.expect("still open");
         st.push(id, b("z"), true);
         let e = live.try_recv().unwrap();
-        assert_eq!((e.id.as_str(), e.last), (format!("{id}-2").as_str(), true));
+        assert_eq!((e.id(), e.last), (format!("{id}-2"), true));
     }
 
     #[test]

@@ -56,6 +56,9 @@ struct SessionState {
     handshake: Option<Message>,
     initialized: bool,
     reinits: u64,
+    /// The headers of a POST, with the session id and version they were built for: built again
+    /// only when those change, so a call clones one map instead of building it.
+    post_headers: Option<(Option<HeaderValue>, Option<HeaderValue>, HeaderMap)>,
 }
 
 impl HttpLink {
@@ -89,8 +92,11 @@ impl Shared {
 
     /// The connection's headers plus the upstream session's id and protocol version.
     fn headers(&self) -> HeaderMap {
+        self.session_headers(&self.state())
+    }
+
+    fn session_headers(&self, st: &SessionState) -> HeaderMap {
         let mut headers = self.headers.clone();
-        let st = self.state();
         if let Some(id) = &st.id {
             headers.insert(SESSION_HEADER, id.clone());
         }
@@ -100,14 +106,25 @@ impl Shared {
         headers
     }
 
+    /// `headers()` plus what every POST carries (Accept, Content-Type).
+    fn post_headers(&self) -> HeaderMap {
+        let mut st = self.state();
+        let fresh = st.post_headers.as_ref().is_some_and(|(id, v, _)| *id == st.id && *v == st.version);
+        if !fresh {
+            let mut headers = self.session_headers(&st);
+            headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            st.post_headers = Some((st.id.clone(), st.version.clone(), headers));
+        }
+        st.post_headers.as_ref().map(|(.., h)| h.clone()).unwrap_or_default()
+    }
+
     fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
         self.client.request(method, self.url.clone()).headers(self.headers())
     }
 
     async fn post(&self, msg: &Message) -> Result<Answer, RelayError> {
-        let mut headers = self.headers();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let headers = self.post_headers();
         let body = msg.bytes().clone();
         match &self.fast {
             Some(uri) => wire::post(uri, headers, body)
