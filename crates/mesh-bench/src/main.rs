@@ -143,17 +143,20 @@ fn main() -> ExitCode {
 
 async fn async_main(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run(a) => run_cmd(a).await,
+        Command::Run(a) => until_interrupted(run_cmd(a)).await,
         Command::Soak(a) => {
-            let exe = std::env::current_exe().context("cannot find this program's path")?;
-            let mesh = match a.mesh_bin {
-                Some(p) => MeshBin::Cli(p),
-                None => MeshBin::Cli(release_mesh(&exe, a.no_build)?),
-            };
-            let cfg = RunConfig::full(exe, mesh);
-            let every = std::time::Duration::from_secs(a.every.max(1));
-            mesh_bench::soak::soak(&cfg, a.secs, a.concurrency, every).await?;
-            Ok(())
+            until_interrupted(async {
+                let exe = std::env::current_exe().context("cannot find this program's path")?;
+                let mesh = match a.mesh_bin {
+                    Some(p) => MeshBin::Cli(p),
+                    None => MeshBin::Cli(release_mesh(&exe, a.no_build)?),
+                };
+                let cfg = RunConfig::full(exe, mesh);
+                let every = std::time::Duration::from_secs(a.every.max(1));
+                mesh_bench::soak::soak(&cfg, a.secs, a.concurrency, every).await?;
+                Ok(())
+            })
+            .await
         }
         Command::Upstream(a) => {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port)).await?;
@@ -232,6 +235,18 @@ fn release_mesh(exe: &std::path::Path, no_build: bool) -> anyhow::Result<PathBuf
         bail!("{} not found: build it with `cargo build --release -p mesh-cli` or pass --mesh-bin", bin.display());
     }
     Ok(bin)
+}
+
+/// Runs a measurement until it ends or SIGINT/SIGTERM arrives. Returning early drops the
+/// measurement with its child processes (mesh, upstreams, bare relay), whose handles kill them:
+/// none outlives an interrupted benchmark to skew the next one.
+async fn until_interrupted(run: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = run => r,
+        _ = term.recv() => bail!("interrupted (SIGTERM); child processes stopped"),
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; child processes stopped"),
+    }
 }
 
 /// The mesh as `mcp-mesh serve --listen --data-dir` runs it, with its default log level.
