@@ -203,7 +203,7 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
     cfg.perf = a.perf;
     cfg.perf_secs = a.perf_secs.max(2);
     cfg.perf_load = a.perf_load;
-    let report = run::run(&cfg).await?;
+    let report = until_interrupted(run::run(&cfg)).await?;
     println!("{}", report.markdown());
     if let Some(path) = a.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)
@@ -237,10 +237,11 @@ fn release_mesh(exe: &std::path::Path, no_build: bool) -> anyhow::Result<PathBuf
     Ok(bin)
 }
 
-/// Runs a measurement until it ends or SIGINT/SIGTERM arrives. Returning early drops the
+/// Runs a measurement (after any build, which a signal stops on its own) until it ends or
+/// SIGINT/SIGTERM arrives. Returning early drops the
 /// measurement with its child processes (mesh, upstreams, bare relay), whose handles kill them:
 /// none outlives an interrupted benchmark to skew the next one.
-async fn until_interrupted(run: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+async fn until_interrupted<T>(run: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = run => r,

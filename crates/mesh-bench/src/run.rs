@@ -411,6 +411,7 @@ async fn profile(
         .arg(out)
         .args(["--", "sleep", &cfg.perf_secs.to_string()])
         .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .context("cannot run perf (install linux-perf)")?;
     // Give perf a moment to attach before the load starts.

@@ -16,7 +16,7 @@
 //! interleaving; no unique-violation retry is needed, unlike PostgreSQL's first-chain race.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -34,10 +34,12 @@ struct Job {
     done: tokio::sync::oneshot::Sender<(Vec<AuditRow>, Result<(), String>)>,
 }
 
-/// The handle on the writer thread; the thread ends when the last handle is dropped.
+/// The handle on the writer thread; the thread ends at [`Appender::close`] or when the last
+/// handle is dropped.
 #[derive(Debug)]
 pub(crate) struct Appender {
-    jobs: mpsc::Sender<Job>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -56,19 +58,24 @@ impl Appender {
         // Spelled out rather than left to the build's default: a committed batch survives power loss.
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| StoreError::Audit(e.to_string()))?;
         let (jobs, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("mesh-audit-sqlite".into())
             .spawn(move || run(conn, &insert_sql(), rx))
             .map_err(|e| StoreError::Audit(format!("starting the audit writer thread: {e}")))?;
-        Ok(Appender { jobs })
+        Ok(Appender { jobs: Mutex::new(Some(jobs)), thread: Mutex::new(Some(thread)) })
     }
 
-    /// Appends `rows` (numbered, linked and sealed in place) in one transaction. The rows are
-    /// back in `rows` whatever happens, so a failed batch can be retried.
+    /// Appends `rows` (numbered, linked and sealed in place) in one transaction. On failure the
+    /// rows are back in `rows` for a retry — unless the thread died mid-batch, which it cannot
+    /// do short of aborting the process (it catches panics and answers); that loss is logged.
     pub(crate) async fn append(&self, rows: &mut Vec<AuditRow>, seal: AuditSeal) -> Result<(), StoreError> {
+        let Some(jobs) = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return Err(StoreError::Audit("the store is closed".into()));
+        };
         let (done, wait) = tokio::sync::oneshot::channel();
+        let count = rows.len();
         let job = Job { rows: std::mem::take(rows), seal, done };
-        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+        if let Err(mpsc::SendError(job)) = jobs.send(job) {
             *rows = job.rows;
             return Err(StoreError::Audit("the audit writer thread is gone".into()));
         }
@@ -77,8 +84,20 @@ impl Appender {
                 *rows = back;
                 result.map_err(StoreError::Audit)
             }
-            // Unreachable unless the thread died mid-batch (it catches panics and answers).
-            Err(_) => Err(StoreError::Audit("the audit writer thread stopped during a batch".into())),
+            Err(_) => {
+                tracing::error!(lost = count, "the audit writer thread stopped during a batch; the batch is lost");
+                Err(StoreError::Audit("the audit writer thread stopped during a batch".into()))
+            }
+        }
+    }
+
+    /// Lets the thread finish the batch in hand, then closes its connection (SQLite checkpoints
+    /// the WAL into the database file on the last close). Later appends fail.
+    pub(crate) async fn close(&self) {
+        drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
 }
@@ -102,6 +121,10 @@ fn run(mut conn: Connection, insert: &str, jobs: mpsc::Receiver<Job>) {
 }
 
 fn append(conn: &mut Connection, insert_sql: &str, rows: &mut [AuditRow], seal: AuditSeal) -> rusqlite::Result<()> {
+    if !conn.is_autocommit() {
+        // A transaction left open by a failed rollback would make every later BEGIN fail.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     let mut orgs: Vec<String> = rows.iter().map(|r| r.org_id.clone()).collect();
     orgs.sort();
     orgs.dedup();

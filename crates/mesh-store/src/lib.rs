@@ -73,11 +73,11 @@ impl Store {
     /// `postgres://…`, then applies pending migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, url, file) = if url.starts_with("sqlite:") {
-            let (url, file) = sqlite_url(url)?;
-            (Backend::Sqlite, url, file)
+        let (backend, url, in_memory) = if url.starts_with("sqlite:") {
+            let (url, in_memory) = sqlite_url(url)?;
+            (Backend::Sqlite, url, in_memory)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string(), None)
+            (Backend::Postgres, url.to_string(), false)
         } else {
             return Err(StoreError::BadUrl("expected sqlite://… or postgres://…"));
         };
@@ -91,7 +91,6 @@ impl Store {
                 Ok(())
             })
         });
-        let in_memory = backend == Backend::Sqlite && file.is_none();
         if in_memory {
             // Every connection to `:memory:` is a separate empty database: keep exactly one.
             options = options.max_connections(1).idle_timeout(None).max_lifetime(None);
@@ -104,9 +103,12 @@ impl Store {
         }
         MIGRATOR.run(&pool).await?;
         // Opened after the migrations: the audit tables exist and the file is in WAL mode.
-        let sqlite_audit = match &file {
-            Some(path) => Some(Arc::new(audit_sqlite::Appender::open(path)?)),
-            None => None,
+        let sqlite_audit = match (backend, in_memory) {
+            (Backend::Sqlite, false) => match audit_file(&url) {
+                Some(path) => Some(Arc::new(audit_sqlite::Appender::open(&path)?)),
+                None => None,
+            },
+            _ => None,
         };
         tracing::info!(backend = ?backend, "store ready");
         Ok(Store { pool, backend, sqlite_audit })
@@ -128,27 +130,45 @@ impl Store {
 
     /// Closes every pooled connection; later calls fail. For orderly shutdown.
     pub async fn close(&self) {
+        if let Some(appender) = &self.sqlite_audit {
+            appender.close().await;
+        }
         self.pool.close().await;
     }
 }
 
 /// Normalises an SQLite URL: creates the file's directory and adds `mode=rwc` (create if
-/// missing) unless a mode is given. Returns the URL and the file's path (`None`: in memory).
-fn sqlite_url(url: &str) -> Result<(String, Option<PathBuf>), StoreError> {
+/// missing) unless a mode is given. Returns the URL and whether it names an in-memory database.
+fn sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
-        return Ok((url.to_string(), None));
+        return Ok((url.to_string(), true));
     }
-    let file = Some(PathBuf::from(path));
     if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: PathBuf::from(dir), source })?;
     }
     if query.split('&').any(|p| p.starts_with("mode=")) {
-        return Ok((url.to_string(), file));
+        return Ok((url.to_string(), false));
     }
     let sep = if query.is_empty() { "?" } else { "&" };
-    Ok((format!("{url}{sep}mode=rwc"), file))
+    Ok((format!("{url}{sep}mode=rwc"), false))
+}
+
+/// The file the audit writer thread opens for an SQLite URL: the one sqlx opened (its own
+/// reading of the URL, percent-decoding included). `None` keeps audit appends on the pool:
+/// read-only or immutable databases, another VFS, and URI filenames (`file:…`), where a second
+/// connection might not see the same database.
+fn audit_file(url: &str) -> Option<PathBuf> {
+    use std::str::FromStr;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let special = |p: &str| p == "mode=ro" || p == "mode=memory" || p.starts_with("immutable") || p.starts_with("vfs");
+    if path.starts_with("file:") || query.split('&').any(special) {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
 }
 
 #[cfg(test)]
@@ -160,13 +180,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a/b/mesh.db");
         let url = format!("sqlite://{}", file.display());
-        assert_eq!(sqlite_url(&url).unwrap(), (format!("{url}?mode=rwc"), Some(file.clone())));
+        assert_eq!(sqlite_url(&url).unwrap(), (format!("{url}?mode=rwc"), false));
         assert!(file.parent().unwrap().is_dir());
         let with_query = format!("{url}?cache=shared");
         assert_eq!(sqlite_url(&with_query).unwrap().0, format!("{with_query}&mode=rwc"));
         let read_only = format!("{url}?mode=ro");
         assert_eq!(sqlite_url(&read_only).unwrap().0, read_only);
-        assert_eq!(sqlite_url("sqlite::memory:").unwrap().1, None);
-        assert_eq!(sqlite_url("sqlite://:memory:").unwrap().1, None);
+        assert!(sqlite_url("sqlite::memory:").unwrap().1);
+        assert!(sqlite_url("sqlite://:memory:").unwrap().1);
+    }
+
+    #[test]
+    fn the_audit_writer_opens_the_file_sqlx_opens_or_none() {
+        assert_eq!(audit_file("sqlite:///d/my%20db.db?mode=rwc"), Some(PathBuf::from("/d/my db.db")));
+        assert_eq!(audit_file("sqlite:data/mesh.db"), Some(PathBuf::from("data/mesh.db")));
+        for kept_on_the_pool in [
+            "sqlite:///d/m.db?mode=ro",
+            "sqlite:///d/m.db?immutable=1",
+            "sqlite:///d/m.db?vfs=memdb",
+            "sqlite://file::memory:",
+        ] {
+            assert_eq!(audit_file(kept_on_the_pool), None, "{kept_on_the_pool}");
+        }
     }
 }

@@ -88,6 +88,16 @@ async fn a_custom_role_sees_and_calls_only_its_tools_and_follows_policy_changes(
     let names = direct.list_tool_names().await.unwrap();
     assert!(!names.contains(&"echo".to_string()) && names.len() == all.len() - 1, "{names:?}");
 
+    // A name the mesh cannot read is refused, not checked against nothing: here a duplicate key,
+    // which the upstream's JSON parser would resolve to the denied tool (the last one wins).
+    let sid = raw::open_session(&url, &key, "2025-11-25").await;
+    let sneaky = format!(
+        r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":"{other}","name":"echo","arguments":{{"message":"sneaked"}}}}}}"#
+    );
+    let (_, _, body) = raw::post(&url, raw::post_headers(&key, Some(&sid)), sneaky).await;
+    assert_eq!(raw::messages(&body)[0]["error"]["code"], -32602, "{body}");
+    assert!(!body.contains("Echo: sneaked"), "{body}");
+
     // The owner is untouched by the support role's rules.
     assert_eq!(client(&mesh, "/mcp/everything", &mesh.key).await.list_tool_names().await.unwrap().len(), all.len());
 

@@ -94,7 +94,19 @@ impl Session {
         let Some(g) = self.governance.get() else { return Ok(()) };
         let completion;
         let (kind, counted, asked) = match governed(&call.method) {
-            Some((kind, counted)) => (kind, counted, call.name.as_deref().unwrap_or("")),
+            Some((kind, counted)) => match call.name.as_deref().or(original) {
+                Some(name) => (kind, counted, name),
+                // Fail closed: a request whose name the mesh cannot read (a duplicate key, a
+                // number for a name) must not reach an upstream that might read one, past rules
+                // that were checked against nothing.
+                None => {
+                    return Err(RelayError::InvalidParams(format!(
+                        "{}: params need a readable {}",
+                        call.method,
+                        if kind == ItemKind::Resource { "uri" } else { "name" }
+                    )))
+                }
+            },
             // A completion names a prompt or resource in its `ref`: completing a hidden one
             // would reveal it exists.
             None if &*call.method == "completion/complete" => match completion_ref(msg) {

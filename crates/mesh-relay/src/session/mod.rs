@@ -316,10 +316,7 @@ impl Session {
             }
         };
         let up = self.next_up.fetch_add(1, Ordering::Relaxed);
-        let progress = match &call {
-            Some(c) => c.progress.clone(),
-            None => msg.progress_token(),
-        };
+        let progress = msg.progress_token();
         let deadline = Instant::now() + self.timeout;
         {
             let mut st = self.lock();

@@ -12,8 +12,6 @@ pub(super) struct Call {
     pub name: Option<String>,
     pub arguments: Option<String>,
     pub bytes_in: u64,
-    /// `params._meta.progressToken` as raw JSON, read in the same pass as the rest.
-    pub progress: Option<String>,
 }
 
 impl Call {
@@ -26,31 +24,26 @@ impl Call {
             uri: Option<std::borrow::Cow<'a, str>>,
             #[serde(borrow)]
             arguments: Option<&'a serde_json::value::RawValue>,
-            #[serde(borrow, rename = "_meta")]
-            meta: Option<Meta<'a>>,
         }
-        #[derive(serde::Deserialize)]
-        struct Meta<'a> {
-            #[serde(borrow, rename = "progressToken")]
-            progress_token: Option<&'a serde_json::value::RawValue>,
-        }
+        let method = msg.method().unwrap_or("");
         let p: Option<Params<'_>> = msg.params();
-        let (name, arguments, progress) = match p {
-            Some(p) => (
-                p.name.or(p.uri).map(|n| n.into_owned()),
-                p.arguments.map(|a| a.get().to_string()),
-                p.meta.and_then(|m| m.progress_token).map(|t| t.get().to_string()),
-            ),
-            None => (None, None, None),
+        // `None` when the params do not read as this shape (a duplicate key, a number for a
+        // name): access control refuses a governed request without a name (`admit_call`).
+        let (name, arguments) = match p {
+            // A resource is what its `uri` says, whatever else the request carries.
+            Some(p) if method.starts_with("resources/") => {
+                (p.uri.or(p.name).map(|n| n.into_owned()), p.arguments.map(|a| a.get().to_string()))
+            }
+            Some(p) => (p.name.or(p.uri).map(|n| n.into_owned()), p.arguments.map(|a| a.get().to_string())),
+            None => (None, None),
         };
         Call {
             time_ms: mesh_core::id::now_ms(),
             started: std::time::Instant::now(),
-            method: msg.method().unwrap_or("").into(),
+            method: method.into(),
             name,
             arguments,
             bytes_in: msg.bytes().len() as u64,
-            progress,
         }
     }
 }
