@@ -11,4 +11,4 @@ pub mod message;
 pub mod sse;
 pub mod version;
 
-pub use message::{Kind, Message, ParseError};
+pub use message::{ErrorObject, Kind, Message, ParseError};

@@ -181,6 +181,11 @@ impl Message {
         serde_json::from_slice::<R<T>>(&self.raw).ok()?.result
     }
 
+    /// The `error` member of an error reply (`None` for anything else, or a malformed one).
+    pub fn error_object(&self) -> Option<ErrorObject> {
+        error_object(&self.raw)
+    }
+
     /// The `params._meta.progressToken` of a request, as raw JSON text.
     pub fn progress_token(&self) -> Option<String> {
         #[derive(Deserialize)]
@@ -268,6 +273,27 @@ fn unreachable_message() -> Message {
     Message { raw: Bytes::from_static(b"{}"), kind: Kind::Notification, id_span: None, method: None }
 }
 
+/// A JSON-RPC error object: `{"code", "message", "data"?}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ErrorObject {
+    /// The error code.
+    pub code: i64,
+    /// The short description.
+    pub message: String,
+    /// Anything the sender attached.
+    pub data: Option<serde_json::Value>,
+}
+
+/// The `error` member of a JSON-RPC message given as bytes (for callers holding a body rather
+/// than a parsed [`Message`]).
+pub fn error_object(json: &[u8]) -> Option<ErrorObject> {
+    #[derive(Deserialize)]
+    struct E {
+        error: ErrorObject,
+    }
+    serde_json::from_slice::<E>(json).ok().map(|e| e.error)
+}
+
 fn raw_to_value(id: &str) -> serde_json::Value {
     serde_json::from_str(id).unwrap_or_else(|_| serde_json::Value::String(id.to_string()))
 }
@@ -278,6 +304,20 @@ mod tests {
 
     fn msg(s: &str) -> Result<Message, ParseError> {
         Message::parse(Bytes::from(s.to_string()))
+    }
+
+    #[test]
+    fn error_objects_are_read_from_error_replies_only() {
+        let e = msg(
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32029,"message":"slow down","data":{"retryAfterMs":1500}}}"#,
+        )
+        .unwrap()
+        .error_object()
+        .unwrap();
+        assert_eq!((e.code, e.message.as_str()), (-32029, "slow down"));
+        assert_eq!(e.data.unwrap()["retryAfterMs"], 1500);
+        assert_eq!(msg(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap().error_object(), None);
+        assert_eq!(error_object(br#"{"error":{"code":"x"}}"#), None, "malformed: no object");
     }
 
     #[test]

@@ -178,21 +178,11 @@ impl Store {
     }
 
     async fn try_append(&self, rows: &mut [AuditRow], seal: AuditSeal) -> Result<(), sqlx::Error> {
-        let mut orgs: Vec<String> = rows.iter().map(|r| r.org_id.clone()).collect();
-        // Locks taken in one global order, so two replicas' batches cannot deadlock.
-        orgs.sort();
-        orgs.dedup();
         let mut tx = self.pool.begin().await?;
-        for org in &orgs {
-            let (mut seq, mut prev) = lock_chain(&mut tx, org).await?;
+        for org in &orgs_of(rows) {
+            let head = lock_chain(&mut tx, org).await?;
             let mut mine: Vec<&mut AuditRow> = rows.iter_mut().filter(|r| &r.org_id == org).collect();
-            for row in mine.iter_mut() {
-                seq += 1;
-                row.seq = seq;
-                row.prev_hash = std::mem::take(&mut prev);
-                row.hash = seal(row);
-                prev = row.hash.clone();
-            }
+            let (seq, prev) = link(&mut mine, head, seal);
             let positional = self.backend_name() == "sqlite";
             for chunk in mine.chunks(INSERT_CHUNK) {
                 insert_rows(&mut tx, chunk, positional).await?;
@@ -368,6 +358,29 @@ impl Store {
 enum Bind {
     Text(String),
     Int(i64),
+}
+
+/// The organisations of a batch, each once, in the one global order in which their chains are
+/// locked (so two replicas' batches cannot deadlock).
+pub(crate) fn orgs_of(rows: &[AuditRow]) -> Vec<String> {
+    let mut orgs: Vec<String> = rows.iter().map(|r| r.org_id.clone()).collect();
+    orgs.sort();
+    orgs.dedup();
+    orgs
+}
+
+/// Appends one organisation's rows, in batch order, to its chain whose head is `(seq, hash)`:
+/// numbers them, links each to the previous hash and seals it. Returns the new head.
+pub(crate) fn link(rows: &mut [&mut AuditRow], head: (i64, String), seal: AuditSeal) -> (i64, String) {
+    let (mut seq, mut prev) = head;
+    for row in rows.iter_mut() {
+        seq += 1;
+        row.seq = seq;
+        row.prev_hash = std::mem::take(&mut prev);
+        row.hash = seal(row);
+        prev.clone_from(&row.hash);
+    }
+    (seq, prev)
 }
 
 /// Locks (creating if needed) an organisation's chain row; returns its head.

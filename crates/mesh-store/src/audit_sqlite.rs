@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::audit::{AuditSeal, AUDIT_GENESIS, COLUMNS, COLUMN_COUNT};
+use crate::audit::{link, orgs_of, AuditSeal, AUDIT_GENESIS, COLUMNS, COLUMN_COUNT};
 use crate::{AuditRow, StoreError};
 
 /// How long a write waits for another writer's lock (sqlx's default for the pool, too).
@@ -40,12 +40,6 @@ struct Job {
 pub(crate) struct Appender {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("rows", &self.rows.len()).finish()
-    }
 }
 
 impl Appender {
@@ -125,19 +119,13 @@ fn append(conn: &mut Connection, insert_sql: &str, rows: &mut [AuditRow], seal: 
         // A transaction left open by a failed rollback would make every later BEGIN fail.
         let _ = conn.execute_batch("ROLLBACK");
     }
-    let mut orgs: Vec<String> = rows.iter().map(|r| r.org_id.clone()).collect();
-    orgs.sort();
-    orgs.dedup();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for org in &orgs {
-        let (mut seq, mut prev) = chain_head(&tx, org)?;
+    for org in &orgs_of(rows) {
+        let head = chain_head(&tx, org)?;
+        let mut mine: Vec<&mut AuditRow> = rows.iter_mut().filter(|r| &r.org_id == org).collect();
+        let (seq, prev) = link(&mut mine, head, seal);
         let mut insert = tx.prepare_cached(insert_sql)?;
-        for row in rows.iter_mut().filter(|r| &r.org_id == org) {
-            seq += 1;
-            row.seq = seq;
-            row.prev_hash = std::mem::take(&mut prev);
-            row.hash = seal(row);
-            prev.clone_from(&row.hash);
+        for row in mine {
             insert.execute(params![
                 row.org_id,
                 row.seq,

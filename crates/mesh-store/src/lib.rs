@@ -140,8 +140,7 @@ impl Store {
 /// Normalises an SQLite URL: creates the file's directory and adds `mode=rwc` (create if
 /// missing) unless a mode is given. Returns the URL and whether it names an in-memory database.
 fn sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (path, query) = sqlite_parts(url);
     if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
         return Ok((url.to_string(), true));
     }
@@ -155,14 +154,19 @@ fn sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
     Ok((format!("{url}{sep}mode=rwc"), false))
 }
 
+/// An SQLite URL's path (as written) and query.
+fn sqlite_parts(url: &str) -> (&str, &str) {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    rest.split_once('?').unwrap_or((rest, ""))
+}
+
 /// The file the audit writer thread opens for an SQLite URL: the one sqlx opened (its own
 /// reading of the URL, percent-decoding included). `None` keeps audit appends on the pool:
 /// read-only or immutable databases, another VFS, and URI filenames (`file:…`), where a second
 /// connection might not see the same database.
 fn audit_file(url: &str) -> Option<PathBuf> {
     use std::str::FromStr;
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (path, query) = sqlite_parts(url);
     let special = |p: &str| p == "mode=ro" || p == "mode=memory" || p.starts_with("immutable") || p.starts_with("vfs");
     if path.starts_with("file:") || query.split('&').any(special) {
         return None;

@@ -26,31 +26,17 @@ pub(super) fn json(msg: &Message, session: Option<&str>) -> Response {
 /// rate-limit refusal, which is a 429 with `Retry-After` so that HTTP-level clients and proxies
 /// see it too (the body is the same JSON-RPC error, carrying `retryAfterMs`).
 pub(super) fn reply(data: Bytes) -> Response {
-    if crate::may_have_key(&data, "error") {
-        #[derive(serde::Deserialize)]
-        struct E {
-            error: Body,
-        }
-        #[derive(serde::Deserialize)]
-        struct Body {
-            code: i64,
-            data: Option<Data>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Data {
-            #[serde(rename = "retryAfterMs")]
-            retry_after_ms: Option<u64>,
-        }
-        if let Ok(E { error }) = serde_json::from_slice::<E>(&data) {
-            if error.code == mesh_protocol::codes::RATE_LIMITED {
-                let ms = error.data.and_then(|d| d.retry_after_ms).unwrap_or(1000);
-                let secs = ms.div_ceil(1000).max(1);
-                let mut resp =
-                    (StatusCode::TOO_MANY_REQUESTS, [(CONTENT_TYPE, "application/json")], data).into_response();
-                resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-                return resp;
-            }
-        }
+    let refusal = crate::may_have_key(&data, "error")
+        .then(|| mesh_protocol::message::error_object(&data))
+        .flatten()
+        .filter(|e| e.code == mesh_protocol::codes::RATE_LIMITED);
+    if let Some(e) = refusal {
+        let ms =
+            e.data.as_ref().and_then(|d| d.get("retryAfterMs")).and_then(serde_json::Value::as_u64).unwrap_or(1000);
+        let secs = ms.div_ceil(1000).max(1);
+        let mut resp = (StatusCode::TOO_MANY_REQUESTS, [(CONTENT_TYPE, "application/json")], data).into_response();
+        resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        return resp;
     }
     (StatusCode::OK, [(CONTENT_TYPE, "application/json")], data).into_response()
 }

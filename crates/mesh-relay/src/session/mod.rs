@@ -357,27 +357,13 @@ impl Session {
         self.forward(member, &msg, "0", Target::Internal(tx), None).await?;
         let reply = rx.await.map_err(|_| RelayError::UpstreamUnavailable("the member went away".into()))?;
         match reply.kind() {
-            Kind::Error => {
-                #[derive(serde::Deserialize)]
-                struct E {
-                    error: Body,
+            Kind::Error => Err(match reply.error_object() {
+                Some(e) if e.code == mesh_protocol::codes::UPSTREAM_TIMEOUT => {
+                    RelayError::UpstreamTimeout(self.timeout, String::new())
                 }
-                #[derive(serde::Deserialize)]
-                struct Body {
-                    code: i64,
-                    message: String,
-                }
-                let e: Option<E> = serde_json::from_slice(reply.bytes()).ok();
-                Err(match e {
-                    Some(E { error }) if error.code == mesh_protocol::codes::UPSTREAM_TIMEOUT => {
-                        RelayError::UpstreamTimeout(self.timeout, String::new())
-                    }
-                    Some(E { error }) => {
-                        RelayError::UpstreamProtocol(format!("{} (code {})", error.message, error.code))
-                    }
-                    None => RelayError::UpstreamProtocol("malformed error".into()),
-                })
-            }
+                Some(e) => RelayError::UpstreamProtocol(format!("{} (code {})", e.message, e.code)),
+                None => RelayError::UpstreamProtocol("malformed error".into()),
+            }),
             _ => reply.result().ok_or_else(|| RelayError::UpstreamProtocol(format!("{method}: reply has no result"))),
         }
     }

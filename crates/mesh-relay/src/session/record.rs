@@ -76,19 +76,10 @@ pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<St
     struct Block {
         text: Option<String>,
     }
-    #[derive(serde::Deserialize)]
-    struct ErrReply {
-        error: ErrBody,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrBody {
-        code: i64,
-        message: String,
-    }
     match reply.kind() {
-        Kind::Error => match serde_json::from_slice::<ErrReply>(reply.bytes()) {
-            Ok(e) => {
-                let outcome = match e.error.code {
+        Kind::Error => match reply.error_object() {
+            Some(e) => {
+                let outcome = match e.code {
                     mesh_protocol::codes::UPSTREAM_UNAVAILABLE | mesh_protocol::codes::UPSTREAM_PROTOCOL => {
                         Outcome::UpstreamDown
                     }
@@ -96,9 +87,9 @@ pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<St
                     mesh_protocol::codes::RATE_LIMITED => Outcome::RateLimited,
                     _ => Outcome::ProtocolError,
                 };
-                (outcome, Some(e.error.message))
+                (outcome, Some(e.message))
             }
-            Err(_) => (Outcome::ProtocolError, None),
+            None => (Outcome::ProtocolError, None),
         },
         _ if &*call.method == "tools/call" && crate::may_have_key(reply.bytes(), "isError") => {
             match reply.result::<ToolResult>() {
