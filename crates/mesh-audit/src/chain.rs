@@ -18,37 +18,40 @@ use sha2::{Digest, Sha256};
 
 const DOMAIN: &[u8] = b"mesh-audit/v1";
 
-struct Encoder(Sha256);
+/// Collects the encoding in one buffer and hashes it once at the end: one `update` per field
+/// (about sixty for a row) cost more than the hashing itself.
+struct Encoder(Vec<u8>);
 
 impl Encoder {
     fn text(&mut self, s: &str) {
-        self.0.update(b"s");
-        self.0.update((s.len() as u64).to_be_bytes());
-        self.0.update(s.as_bytes());
+        self.0.push(b's');
+        self.0.extend_from_slice(&(s.len() as u64).to_be_bytes());
+        self.0.extend_from_slice(s.as_bytes());
     }
 
     fn opt(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.text(s),
-            None => self.0.update(b"n"),
+            None => self.0.push(b'n'),
         }
     }
 
     fn int(&mut self, i: i64) {
-        self.0.update(b"i");
-        self.0.update(i.to_be_bytes());
+        self.0.push(b'i');
+        self.0.extend_from_slice(&i.to_be_bytes());
     }
 
     fn bool(&mut self, b: bool) {
-        self.0.update(b"b");
-        self.0.update([u8::from(b)]);
+        self.0.push(b'b');
+        self.0.push(u8::from(b));
     }
 }
 
 /// The hash of `row` given its `prev_hash` (its own `hash` field is ignored).
 pub fn row_hash(row: &AuditRow) -> String {
-    let mut e = Encoder(Sha256::new());
-    e.0.update(DOMAIN);
+    // A typical row encodes to 300–500 bytes; larger arguments grow the buffer once or twice.
+    let mut e = Encoder(Vec::with_capacity(512));
+    e.0.extend_from_slice(DOMAIN);
     e.text(&row.prev_hash);
     e.text(&row.org_id);
     e.int(row.seq);
@@ -71,7 +74,7 @@ pub fn row_hash(row: &AuditRow) -> String {
     e.int(row.bytes_in);
     e.int(row.bytes_out);
     e.text(&row.request_id);
-    hex::encode(e.0.finalize())
+    hex::encode(Sha256::digest(&e.0))
 }
 
 #[cfg(test)]
@@ -104,6 +107,14 @@ pub(crate) mod tests {
             prev_hash: mesh_store::AUDIT_GENESIS.into(),
             hash: String::new(),
         }
+    }
+
+    /// The encoding is a stored format: rows written by earlier versions must still verify.
+    /// The expected value was computed independently (Python's hashlib) from the encoding the
+    /// module documentation describes.
+    #[test]
+    fn the_encoding_is_the_documented_one() {
+        assert_eq!(row_hash(&sample()), "add9c272f6cb5db5939698680fcdbc4130774088391a01506679c8b8fe6d924b");
     }
 
     #[test]

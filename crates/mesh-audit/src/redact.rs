@@ -90,8 +90,57 @@ pub fn redact(v: &mut Value) {
 
 /// Whether an object key names a credential.
 pub fn is_secret_key(key: &str) -> bool {
+    // Every key of every audited call passes here: short ASCII keys (nearly all) are checked
+    // without allocating. Anything else takes the general path, whose Unicode lowercasing can
+    // turn a non-ASCII character into an ASCII one (the Kelvin sign becomes `k`).
+    if key.len() <= ASCII_KEY_MAX && key.is_ascii() {
+        return is_secret_ascii_key(key.as_bytes());
+    }
+    is_secret_key_general(key)
+}
+
+fn is_secret_key_general(key: &str) -> bool {
     let joined: String = key.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
     SECRET_FRAGMENTS.iter().any(|f| joined.contains(f)) || words(key).iter().any(|w| SECRET_WORDS.contains(&w.as_str()))
+}
+
+/// The longest key [`is_secret_ascii_key`] checks on the stack.
+const ASCII_KEY_MAX: usize = 128;
+
+/// [`is_secret_key`] for an ASCII key of at most [`ASCII_KEY_MAX`] bytes, with the same rules.
+fn is_secret_ascii_key(key: &[u8]) -> bool {
+    let mut joined = [0u8; ASCII_KEY_MAX];
+    let mut n = 0;
+    for &b in key.iter().filter(|b| b.is_ascii_alphanumeric()) {
+        joined[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    let joined = &joined[..n];
+    if SECRET_FRAGMENTS.iter().any(|f| joined.windows(f.len()).any(|w| w == f.as_bytes())) {
+        return true;
+    }
+    // Words: split at separators and at lower→upper camel-case steps, as `words` does.
+    let is_word = |w: &[u8]| !w.is_empty() && SECRET_WORDS.iter().any(|s| s.as_bytes().eq_ignore_ascii_case(w));
+    let mut start = 0;
+    let mut prev_lower = false;
+    for (i, &b) in key.iter().enumerate() {
+        if !b.is_ascii_alphanumeric() {
+            if is_word(&key[start..i]) {
+                return true;
+            }
+            start = i + 1;
+            prev_lower = false;
+            continue;
+        }
+        if b.is_ascii_uppercase() && prev_lower {
+            if is_word(&key[start..i]) {
+                return true;
+            }
+            start = i;
+        }
+        prev_lower = b.is_ascii_lowercase() || b.is_ascii_digit();
+    }
+    is_word(&key[start..])
 }
 
 /// The lowercase words of a key: split at separators and at lower→upper camel-case steps.
@@ -181,8 +230,9 @@ pub fn cap(mut s: String, max: usize) -> (String, bool) {
     (s, true)
 }
 
-/// Caps free text (error messages, names) and marks a cut with `…`.
-pub fn cap_text(s: &str, max: usize) -> String {
+/// Caps free text (error messages, names) and marks a cut with `…`. Takes the string by value:
+/// the common case (short, no NUL) stores it as it came, without a copy.
+pub fn cap_text(s: String, max: usize) -> String {
     let (mut t, cut) = cap(clean(s), max);
     if cut {
         t.push('…');
@@ -192,11 +242,11 @@ pub fn cap_text(s: &str, max: usize) -> String {
 
 /// Replaces NUL characters, which PostgreSQL refuses in TEXT: one such character must not make
 /// a whole batch unwritable.
-pub fn clean(s: &str) -> String {
+pub fn clean(s: String) -> String {
     if s.contains('\0') {
         s.replace('\0', "\u{FFFD}")
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -204,6 +254,50 @@ pub fn clean(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_ascii_key_check_agrees_with_the_general_one() {
+        let pieces = [
+            "",
+            "auth",
+            "Auth",
+            "author",
+            "session",
+            "SessionId",
+            "id",
+            "_",
+            "-",
+            " ",
+            "X",
+            "pass",
+            "word",
+            "Pwd",
+            "token",
+            "api",
+            "Key",
+            "9",
+            "ab",
+            "PASS",
+            "se",
+            "cret",
+            "Bearer",
+        ];
+        let mut checked = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let key = format!("{a}{b}{c}");
+                    assert_eq!(is_secret_ascii_key(key.as_bytes()), is_secret_key_general(&key), "key {key:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, pieces.len().pow(3));
+        // Long and non-ASCII keys take the general path.
+        assert!(is_secret_key(&format!("{}_password", "x".repeat(200))));
+        assert!(is_secret_key("\u{212A}ey_secret"));
+        assert!(!is_secret_key("d\u{E9}tails"));
+    }
 
     #[test]
     fn secret_keys() {
@@ -333,7 +427,7 @@ mod tests {
     fn caps_respect_character_boundaries() {
         assert_eq!(cap("abc".into(), 3), ("abc".into(), false));
         assert_eq!(cap("aé".into(), 2), ("a".into(), true));
-        assert_eq!(cap_text("abcdef", 3), "abc…");
-        assert_eq!(cap_text("a\0b", 10), "a\u{FFFD}b");
+        assert_eq!(cap_text("abcdef".into(), 3), "abc…");
+        assert_eq!(cap_text("a\0b".into(), 10), "a\u{FFFD}b");
     }
 }

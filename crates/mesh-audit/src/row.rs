@@ -20,7 +20,7 @@ pub(crate) fn from_record(rec: CallRecord, omitted: bool, cfg: &AuditConfig) -> 
         None => (None, omitted),
     };
     let (client_name, client_version) = match rec.client {
-        Some((n, v)) => (Some(cap_text(&n, MAX_SHORT)), Some(cap_text(&v, MAX_SHORT))),
+        Some((n, v)) => (Some(cap_text(n, MAX_SHORT)), Some(cap_text(v, MAX_SHORT))),
         None => (None, None),
     };
     let role = rec.principal.role_name().to_string();
@@ -31,21 +31,21 @@ pub(crate) fn from_record(rec: CallRecord, omitted: bool, cfg: &AuditConfig) -> 
         user_id: rec.principal.user_id,
         role,
         key_id: rec.principal.key_id,
-        session_id: cap_text(&rec.session_id, MAX_SHORT),
+        session_id: cap_text(rec.session_id, MAX_SHORT),
         client_name,
         client_version,
         route_kind: rec.route_kind.to_string(),
-        route: cap_text(&rec.route, MAX_SHORT),
-        method: cap_text(&rec.method, MAX_SHORT),
-        name: rec.name.map(|n| cap_text(&n, MAX_NAME)),
-        arguments: arguments.map(|a| clean(&a)),
+        route: cap_text(rec.route, MAX_SHORT),
+        method: cap_text(rec.method, MAX_SHORT),
+        name: rec.name.map(|n| cap_text(n, MAX_NAME)),
+        arguments: arguments.map(clean),
         arguments_truncated: truncated,
         outcome: rec.outcome.as_str().to_string(),
-        error: rec.error.map(|e| cap_text(&e, cfg.max_error_bytes)),
+        error: rec.error.map(|e| cap_text(e, cfg.max_error_bytes)),
         latency_us: i64::try_from(rec.latency_us).unwrap_or(i64::MAX),
         bytes_in: i64::try_from(rec.bytes_in).unwrap_or(i64::MAX),
         bytes_out: i64::try_from(rec.bytes_out).unwrap_or(i64::MAX),
-        request_id: cap_text(&rec.request_id, MAX_SHORT),
+        request_id: cap_text(rec.request_id, MAX_SHORT),
         prev_hash: String::new(),
         hash: String::new(),
     }
