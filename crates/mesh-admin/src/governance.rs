@@ -61,6 +61,12 @@ impl AccessRows {
             limits: store.all_rate_limits().await?,
         })
     }
+
+    /// Installs them in the key cache and the policies (at start-up and after every change).
+    pub fn apply_to(&self, keys: &crate::keys::KeyCache, policies: &Policies) {
+        keys.apply(&self.keys, &self.roles);
+        policies.apply(self);
+    }
 }
 
 /// One rate limit as the relay applies it.

@@ -79,7 +79,8 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    /// Replaces the cache with the store's active keys.
+    /// Replaces the cache with the store's active keys (two reads; a change that also moves
+    /// policies goes through `governance::AccessRows`, which reads rate limits too).
     pub async fn reload(&self, store: &Store) -> Result<usize, mesh_store::StoreError> {
         let keys = store.active_api_keys(mesh_core::id::now_ms()).await?;
         Ok(self.apply(&keys, &store.all_roles().await?))

@@ -91,8 +91,7 @@ impl Admin {
     /// caller is answered (so it holds on the very next request), and tells open sessions.
     pub(crate) async fn access_changed(&self, org_id: &str) -> Result<(), AdminError> {
         let rows = governance::AccessRows::load(&self.store).await?;
-        self.keys.apply(&rows.keys, &rows.roles);
-        self.policies.apply(&rows);
+        rows.apply_to(&self.keys, &self.policies);
         self.announce(Change::Access { org_id: org_id.to_string() });
         Ok(())
     }

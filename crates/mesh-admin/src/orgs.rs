@@ -283,12 +283,7 @@ impl Admin {
     }
 
     /// Lets only owners touch owners (the store keeps the last owner).
-    async fn check_owner_change(
-        &self,
-        p: &Principal,
-        target: &MemberView,
-        new_role: Option<&str>,
-    ) -> Result<(), AdminError> {
+    fn check_owner_change(&self, p: &Principal, target: &MemberView, new_role: Option<&str>) -> Result<(), AdminError> {
         let touches_owner = target.role == "owner" || new_role == Some("owner");
         if touches_owner && p.role != Role::Owner {
             return Err(AdminError::Forbidden("only owners can change owners"));
@@ -303,7 +298,7 @@ impl Admin {
         if !self.role_exists(&p.org_id, role).await? {
             return Err(AdminError::Invalid(format!("no role named '{role}'")));
         }
-        self.check_owner_change(p, &target, Some(role)).await?;
+        self.check_owner_change(p, &target, Some(role))?;
         changed(self.store.update_member_role(&p.org_id, &target.user_id, role).await?, user)?;
         self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, user = %target.user_id, from = %target.role, to = %role, "member role changed");
@@ -314,7 +309,7 @@ impl Admin {
     pub async fn remove_member(&self, p: &Principal, user: &str) -> Result<String, AdminError> {
         require_manage(p)?;
         let target = self.find_member(p, user).await?;
-        self.check_owner_change(p, &target, None).await?;
+        self.check_owner_change(p, &target, None)?;
         changed(self.store.remove_member(&p.org_id, &target.user_id).await?, user)?;
         self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, user = %target.user_id, "member removed");

@@ -143,7 +143,8 @@ fn main() -> ExitCode {
 
 async fn async_main(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run(a) => until_interrupted(run_cmd(a)).await,
+        // `run_cmd` listens for interrupts itself, once its build is done.
+        Command::Run(a) => run_cmd(a).await,
         Command::Soak(a) => {
             until_interrupted(async {
                 let exe = std::env::current_exe().context("cannot find this program's path")?;

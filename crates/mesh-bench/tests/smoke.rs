@@ -27,7 +27,7 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
             assert!(r.client_cpu_us_per_call.is_some());
         }
         assert!(report.call(Path::Mesh, c).unwrap().mesh_cpu_us_per_call.is_some());
-        assert!(report.call(Path::Bare, c).unwrap().mesh_cpu_us_per_call.is_some(), "the relay's CPU");
+        assert!(report.call(Path::Bare, c).unwrap().mesh_cpu_us_per_call.is_some(), "the bare relay has a CPU column");
         // Measured when the mesh has virtual MCPs, else marked as not available.
         let gw = report.call(Path::Gateway, c).expect("gateway row");
         match &report.tools_list_gateway {

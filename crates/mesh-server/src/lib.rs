@@ -48,10 +48,9 @@ impl Mesh {
         let keys = Arc::new(KeyCache::default());
         let access =
             mesh_admin::governance::AccessRows::load(&store).await.context("cannot load API keys and policies")?;
-        keys.apply(&access.keys, &access.roles);
-        keys.reload_anonymous(&store).await.context("cannot load anonymous routes")?;
         let policies = Arc::new(mesh_admin::governance::Policies::default());
-        policies.apply(&access);
+        access.apply_to(&keys, &policies);
+        keys.reload_anonymous(&store).await.context("cannot load anonymous routes")?;
         let http = upstream_http_client();
         let audit_cfg = mesh_audit::AuditConfig {
             retention: mesh_audit::retention_days(cfg.audit_retention_days),

@@ -39,6 +39,13 @@ pub(crate) const COLUMNS: &str =
      bytes_out, request_id, prev_hash, hash";
 pub(crate) const COLUMN_COUNT: usize = 23;
 
+/// The statements on an organisation's chain row, shared by both append paths (`$N` are numbered
+/// in order of appearance, which SQLite also reads as positions for rusqlite's binding).
+pub(crate) const READ_HEAD: &str = "SELECT head_seq, head_hash FROM audit_chain WHERE org_id = $1";
+pub(crate) const CREATE_CHAIN: &str = "INSERT INTO audit_chain (org_id, head_seq, head_hash, pruned_seq, pruned_hash, \
+     pruned_at) VALUES ($1, 0, $2, 0, $3, NULL)";
+pub(crate) const MOVE_HEAD: &str = "UPDATE audit_chain SET head_seq = $1, head_hash = $2 WHERE org_id = $3";
+
 /// Computes a row's `hash` (mesh-audit's `chain::row_hash`); a plain function, so that a batch
 /// can be sealed on the SQLite writer's thread.
 pub type AuditSeal = fn(&AuditRow) -> String;
@@ -187,12 +194,7 @@ impl Store {
             for chunk in mine.chunks(INSERT_CHUNK) {
                 insert_rows(&mut tx, chunk, positional).await?;
             }
-            sqlx::query("UPDATE audit_chain SET head_seq = $1, head_hash = $2 WHERE org_id = $3")
-                .bind(seq)
-                .bind(&prev)
-                .bind(org)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(MOVE_HEAD).bind(seq).bind(&prev).bind(org).execute(&mut *tx).await?;
         }
         tx.commit().await
     }
@@ -390,21 +392,10 @@ async fn lock_chain(tx: &mut Transaction<'_, Any>, org: &str) -> Result<(i64, St
         .execute(&mut **tx)
         .await?;
     if locked.rows_affected() == 0 {
-        sqlx::query(
-            "INSERT INTO audit_chain (org_id, head_seq, head_hash, pruned_seq, pruned_hash, pruned_at) \
-             VALUES ($1, 0, $2, 0, $3, NULL)",
-        )
-        .bind(org)
-        .bind(AUDIT_GENESIS)
-        .bind(AUDIT_GENESIS)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(CREATE_CHAIN).bind(org).bind(AUDIT_GENESIS).bind(AUDIT_GENESIS).execute(&mut **tx).await?;
         return Ok((0, AUDIT_GENESIS.to_string()));
     }
-    let head = sqlx::query("SELECT head_seq, head_hash FROM audit_chain WHERE org_id = $1")
-        .bind(org)
-        .fetch_one(&mut **tx)
-        .await?;
+    let head = sqlx::query(READ_HEAD).bind(org).fetch_one(&mut **tx).await?;
     Ok((head.try_get("head_seq")?, head.try_get("head_hash")?))
 }
 

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::audit::{link, orgs_of, AuditSeal, AUDIT_GENESIS, COLUMNS, COLUMN_COUNT};
+use crate::audit::{
+    link, orgs_of, AuditSeal, AUDIT_GENESIS, COLUMNS, COLUMN_COUNT, CREATE_CHAIN, MOVE_HEAD, READ_HEAD,
+};
 use crate::{AuditRow, StoreError};
 
 /// How long a write waits for another writer's lock (sqlx's default for the pool, too).
@@ -152,8 +154,7 @@ fn append(conn: &mut Connection, insert_sql: &str, rows: &mut [AuditRow], seal: 
                 row.hash,
             ])?;
         }
-        tx.prepare_cached("UPDATE audit_chain SET head_seq = ?1, head_hash = ?2 WHERE org_id = ?3")?
-            .execute(params![seq, prev, org])?;
+        tx.prepare_cached(MOVE_HEAD)?.execute(params![seq, prev, org])?;
     }
     tx.commit()
 }
@@ -161,16 +162,12 @@ fn append(conn: &mut Connection, insert_sql: &str, rows: &mut [AuditRow], seal: 
 /// An organisation's chain head, creating the chain at genesis when it has none.
 fn chain_head(tx: &rusqlite::Transaction<'_>, org: &str) -> rusqlite::Result<(i64, String)> {
     let head = tx
-        .prepare_cached("SELECT head_seq, head_hash FROM audit_chain WHERE org_id = ?1")?
+        .prepare_cached(READ_HEAD)?
         .query_row(params![org], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
         .optional()?;
     if let Some(head) = head {
         return Ok(head);
     }
-    tx.prepare_cached(
-        "INSERT INTO audit_chain (org_id, head_seq, head_hash, pruned_seq, pruned_hash, pruned_at) \
-         VALUES (?1, 0, ?2, 0, ?3, NULL)",
-    )?
-    .execute(params![org, AUDIT_GENESIS, AUDIT_GENESIS])?;
+    tx.prepare_cached(CREATE_CHAIN)?.execute(params![org, AUDIT_GENESIS, AUDIT_GENESIS])?;
     Ok((0, AUDIT_GENESIS.to_string()))
 }

@@ -238,11 +238,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if old == "owner" && role != Some("owner") {
-            let owners: i64 = sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE org_id = $1 AND role = 'owner'")
-                .bind(org_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
+            let owners = count_with_role(&mut *tx, org_id, "owner").await?;
             if owners == 0 {
                 tx.rollback().await?;
                 return Ok(MemberChange::LastOwner);
@@ -252,16 +248,25 @@ impl Store {
         Ok(MemberChange::Done)
     }
 
-    /// How many members of an organisation hold `role`: for "never remove the last owner" and
-    /// "never delete a role in use".
+    /// How many members of an organisation hold `role` (the last-owner rule of `change_member`
+    /// counts the same way, inside its transaction).
     pub async fn count_members_with_role(&self, org_id: &str, role: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE org_id = $1 AND role = $2")
-            .bind(org_id)
-            .bind(role)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("n")?)
+        Ok(count_with_role(&self.pool, org_id, role).await?)
     }
+}
+
+/// The count behind [`Store::count_members_with_role`], on the pool or inside a transaction
+/// (the last-owner check of `change_member` counts under its own lock).
+async fn count_with_role<'e, E>(exec: E, org_id: &str, role: &str) -> Result<i64, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE org_id = $1 AND role = $2")
+        .bind(org_id)
+        .bind(role)
+        .fetch_one(exec)
+        .await?
+        .try_get("n")
 }
 
 fn org_conflict(org: &Org, what: &str) -> String {

@@ -65,8 +65,8 @@ impl Store {
     }
 
     /// Deletes a role of `org_id`. Returns whether it existed. Members holding it are not
-    /// touched: refusing to delete a role in use is the service's decision
-    /// (`count_members_with_role`).
+    /// touched: refusing to delete a role in use is the service's decision (it counts holders in
+    /// the member list it reads anyway).
     pub async fn delete_role(&self, org_id: &str, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM roles WHERE org_id = $1 AND name = $2")
             .bind(org_id)
