@@ -72,7 +72,9 @@ struct Entry {
 /// effect on the very next request.
 #[derive(Default)]
 pub struct KeyCache {
-    by_hash: RwLock<HashMap<String, Entry>>,
+    /// Keyed by the raw SHA-256 (the store keeps it in hex): a request hashes its token and looks
+    /// it up without formatting or allocating anything.
+    by_hash: RwLock<HashMap<[u8; 32], Entry>>,
     used: Mutex<HashMap<String, i64>>,
     /// Connections open to anonymous callers: id and slug → organisations having it.
     anonymous: RwLock<HashMap<String, Vec<String>>>,
@@ -111,7 +113,12 @@ impl KeyCache {
                 role,
                 custom_role,
             };
-            map.insert(k.hash.clone(), Entry { principal, expires_at: k.expires_at });
+            let mut digest = [0u8; 32];
+            if hex::decode_to_slice(&k.hash, &mut digest).is_err() {
+                tracing::warn!(key = %k.id, "key's stored hash is not hex SHA-256; the key cannot authenticate");
+                continue;
+            }
+            map.insert(digest, Entry { principal, expires_at: k.expires_at });
         }
         let n = map.len();
         *self.by_hash.write().unwrap_or_else(|p| p.into_inner()) = map;
@@ -143,7 +150,8 @@ impl KeyCache {
 
 impl Authenticator for KeyCache {
     fn authenticate(&self, token: &str) -> Option<Principal> {
-        let entry = self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&hash(token)).cloned()?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let entry = self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&digest).cloned()?;
         let now = mesh_core::id::now_ms();
         if entry.expires_at.is_some_and(|t| t <= now) {
             return None;

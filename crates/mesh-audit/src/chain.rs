@@ -74,7 +74,13 @@ pub fn row_hash(row: &AuditRow) -> String {
     e.int(row.bytes_in);
     e.int(row.bytes_out);
     e.text(&row.request_id);
-    hex::encode(Sha256::digest(&e.0))
+    // `hex::encode` builds the string a char at a time; a row is hashed on every call.
+    let mut text = [0u8; 64];
+    let digest: [u8; 32] = Sha256::digest(&e.0).into();
+    match hex::encode_to_slice(digest, &mut text) {
+        Ok(()) => String::from_utf8_lossy(&text).into_owned(),
+        Err(_) => hex::encode(digest),
+    }
 }
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ impl AuditSink for AuditLog {
                     self.shared
                         .queued_bytes
                         .fetch_sub(rec.arguments.as_ref().map_or(0, String::len), Ordering::Relaxed);
-                    self.note_drop(&rec.principal.org_id, rec.time_ms, why);
+                    self.note_drop(&rec.origin.principal.org_id, rec.time_ms, why);
                 }
             }
         }

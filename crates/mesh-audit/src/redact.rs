@@ -15,6 +15,8 @@
 
 use serde_json::Value;
 
+mod scan;
+
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -52,6 +54,13 @@ pub fn management_arguments(raw: &str, max: usize) -> (Option<String>, bool) {
 }
 
 fn arguments_of(raw: &str, max: usize, management: bool) -> (Option<String>, bool) {
+    // Most arguments hold nothing to redact: a scan that builds nothing proves it, and the text
+    // is stored as the client sent it (valid JSON: the scan parsed it). Every audited call pays
+    // for this, so it must not cost a `Value` tree, its re-serialisation and a dozen allocations.
+    if !management && scan::needs_redaction(raw) == Some(false) {
+        let (text, cut) = cap(raw.to_string(), max);
+        return (Some(text), cut);
+    }
     let Ok(mut v) = serde_json::from_str::<Value>(raw) else {
         // The relay only passes JSON; anything else is not stored at all rather than stored
         // unredacted.
@@ -208,13 +217,13 @@ pub fn looks_like_secret(s: &str) -> bool {
     is_jwt(t)
 }
 
-/// Three base64url parts, the first a JSON header (`eyJ` = `{"`).
+/// Three base64url parts, the first a JSON header (`eyJ` = `{"`). Checked on every string value
+/// of every call: cheap rejections first, nothing allocated.
 fn is_jwt(t: &str) -> bool {
-    let parts: Vec<&str> = t.split('.').collect();
-    parts.len() == 3
-        && t.starts_with("eyJ")
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    t.starts_with("eyJ")
         && t.len() >= 30
+        && t.split('.').count() == 3
+        && t.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary; returns whether it was cut.

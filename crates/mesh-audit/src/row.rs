@@ -14,29 +14,29 @@ const MAX_SHORT: usize = 256;
 /// The row for one request (unsealed: the store assigns `seq`, `prev_hash` and `hash`).
 /// `omitted` says the queue's byte budget left the arguments out.
 pub(crate) fn from_record(rec: CallRecord, omitted: bool, cfg: &AuditConfig) -> AuditRow {
+    let o = &*rec.origin;
     let (arguments, truncated) = match rec.arguments.as_deref() {
-        Some(raw) if rec.route_kind == "management" => redact::management_arguments(raw, cfg.max_arguments_bytes),
+        Some(raw) if o.route_kind == "management" => redact::management_arguments(raw, cfg.max_arguments_bytes),
         Some(raw) => redact::arguments(raw, cfg.max_arguments_bytes),
         None => (None, omitted),
     };
-    let (client_name, client_version) = match rec.client {
-        Some((n, v)) => (Some(cap_text(n, MAX_SHORT)), Some(cap_text(v, MAX_SHORT))),
+    let (client_name, client_version) = match &o.client {
+        Some((n, v)) => (Some(cap_str(n, MAX_SHORT)), Some(cap_str(v, MAX_SHORT))),
         None => (None, None),
     };
-    let role = rec.principal.role_name().to_string();
     AuditRow {
-        org_id: rec.principal.org_id,
+        org_id: o.principal.org_id.clone(),
         seq: 0,
         time_ms: rec.time_ms,
-        user_id: rec.principal.user_id,
-        role,
-        key_id: rec.principal.key_id,
-        session_id: cap_text(rec.session_id, MAX_SHORT),
+        user_id: o.principal.user_id.clone(),
+        role: o.principal.role_name().to_string(),
+        key_id: o.principal.key_id.clone(),
+        session_id: cap_str(&o.session_id, MAX_SHORT),
         client_name,
         client_version,
-        route_kind: rec.route_kind.to_string(),
-        route: cap_text(rec.route, MAX_SHORT),
-        method: cap_text(rec.method, MAX_SHORT),
+        route_kind: o.route_kind.to_string(),
+        route: cap_str(&o.route, MAX_SHORT),
+        method: cap_text(rec.method.into_owned(), MAX_SHORT),
         name: rec.name.map(|n| cap_text(n, MAX_NAME)),
         arguments: arguments.map(clean),
         arguments_truncated: truncated,
@@ -45,10 +45,15 @@ pub(crate) fn from_record(rec: CallRecord, omitted: bool, cfg: &AuditConfig) -> 
         latency_us: i64::try_from(rec.latency_us).unwrap_or(i64::MAX),
         bytes_in: i64::try_from(rec.bytes_in).unwrap_or(i64::MAX),
         bytes_out: i64::try_from(rec.bytes_out).unwrap_or(i64::MAX),
-        request_id: cap_text(rec.request_id, MAX_SHORT),
+        request_id: cap_text(rec.request_id.into_string(), MAX_SHORT),
         prev_hash: String::new(),
         hash: String::new(),
     }
+}
+
+/// `cap_text` of a field the session shares with its other records: copied, since it is kept.
+fn cap_str(s: &str, max: usize) -> String {
+    cap_text(s.to_string(), max)
 }
 
 /// The note written into an organisation's chain when records could not be queued, so a loss is
@@ -85,22 +90,25 @@ pub(crate) fn drop_note(org: &str, count: u64, first_ms: i64, last_ms: i64) -> A
 mod tests {
     use super::*;
     use mesh_core::{Principal, Role};
-    use mesh_relay::audit::Outcome;
+    use mesh_relay::audit::{Origin, Outcome};
+    use std::sync::Arc;
 
     pub(crate) fn record(args: Option<&str>) -> CallRecord {
         CallRecord {
             time_ms: 1,
-            principal: Principal {
-                org_id: "org_a".into(),
-                user_id: "usr".into(),
-                key_id: "key".into(),
-                role: Role::Member,
-                custom_role: None,
-            },
-            session_id: "sess".into(),
-            client: Some(("claude\0code".into(), "1".into())),
-            route_kind: "connection",
-            route: "github".into(),
+            origin: Arc::new(Origin {
+                principal: Principal {
+                    org_id: "org_a".into(),
+                    user_id: "usr".into(),
+                    key_id: "key".into(),
+                    role: Role::Member,
+                    custom_role: None,
+                },
+                session_id: "sess".into(),
+                client: Some(("claude\0code".into(), "1".into())),
+                route_kind: "connection",
+                route: "github".into(),
+            }),
             method: "tools/call".into(),
             name: Some("search".into()),
             arguments: args.map(String::from),

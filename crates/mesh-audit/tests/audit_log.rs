@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mesh_audit::{verify, AuditConfig, AuditLog, ProblemKind};
 use mesh_core::{Principal, Role};
-use mesh_relay::audit::{AuditSink, CallRecord, Outcome};
+use mesh_relay::audit::{AuditSink, CallRecord, Origin, Outcome};
 use mesh_store::{AuditFilter, Store};
 use sqlx::migrate::MigrateDatabase;
 
@@ -27,11 +27,13 @@ fn principal(org: &str, user: &str) -> Principal {
 fn record(p: &Principal, i: usize, at: i64) -> CallRecord {
     CallRecord {
         time_ms: at,
-        principal: p.clone(),
-        session_id: format!("sess_{}", p.user_id),
-        client: Some(("test-client".into(), "0.1".into())),
-        route_kind: "connection",
-        route: "github".into(),
+        origin: Arc::new(Origin {
+            principal: p.clone(),
+            session_id: format!("sess_{}", p.user_id),
+            client: Some(("test-client".into(), "0.1".into())),
+            route_kind: "connection",
+            route: "github".into(),
+        }),
         method: "tools/call".into(),
         name: Some(format!("tool_{}", i % 3)),
         arguments: Some(format!(r#"{{"i":{i},"password":"hunter2","nested":{{"apiKey":"k-{i}"}}}}"#)),
@@ -40,7 +42,7 @@ fn record(p: &Principal, i: usize, at: i64) -> CallRecord {
         latency_us: 100 + i as u64,
         bytes_in: 50,
         bytes_out: 60,
-        request_id: i.to_string(),
+        request_id: i.to_string().into(),
     }
 }
 

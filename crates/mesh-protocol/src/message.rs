@@ -6,6 +6,8 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::ops::Range;
 
+mod probe;
+
 /// What a message is, from the envelope alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -48,6 +50,8 @@ pub struct Message {
     /// Where the `id` value sits in `raw`, so it can be replaced without re-serialising.
     id_span: Option<Range<usize>>,
     method: Option<Box<str>>,
+    /// `result.isError` when it is a boolean (a tool result's failure flag), read during `parse`.
+    result_is_error: Option<bool>,
 }
 
 impl std::fmt::Debug for Message {
@@ -70,8 +74,9 @@ struct Envelope<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
+    /// Read in the same pass as the rest, not kept: a reply's result is most of its bytes.
+    #[serde(default)]
+    result: Option<probe::ResultProbe>,
     #[serde(borrow, default)]
     error: Option<&'a RawValue>,
 }
@@ -108,6 +113,7 @@ impl Message {
             }
             None => None,
         };
+        let result_is_error = env.result.as_ref().and_then(|r| r.is_error);
         let kind = match (&env.method, &id_span, env.result.is_some(), env.error.is_some()) {
             (Some(_), Some(_), false, false) => Kind::Request,
             (Some(_), None, false, false) => Kind::Notification,
@@ -116,7 +122,7 @@ impl Message {
             _ => return Err(ParseError::Invalid("not a request, notification, response or error")),
         };
         let method = env.method.map(|m| m.into_owned().into_boxed_str());
-        Ok(Message { raw, kind, id_span, method })
+        Ok(Message { raw, kind, id_span, method, result_is_error })
     }
 
     /// The message's kind.
@@ -133,6 +139,12 @@ impl Message {
     pub fn id(&self) -> Option<&str> {
         let span = self.id_span.clone()?;
         std::str::from_utf8(&self.raw[span]).ok()
+    }
+
+    /// For a response: its `result.isError` when that is a boolean — how a tool call says it
+    /// failed. `None` when absent, not a boolean, given twice, or the message is no response.
+    pub fn result_is_error(&self) -> Option<bool> {
+        self.result_is_error
     }
 
     /// The whole message as sent.
@@ -160,6 +172,7 @@ impl Message {
             kind: self.kind,
             id_span: Some(span.start..span.start + new_id.len()),
             method: self.method.clone(),
+            result_is_error: self.result_is_error,
         }
     }
 
@@ -270,7 +283,13 @@ impl Message {
 }
 
 fn unreachable_message() -> Message {
-    Message { raw: Bytes::from_static(b"{}"), kind: Kind::Notification, id_span: None, method: None }
+    Message {
+        raw: Bytes::from_static(b"{}"),
+        kind: Kind::Notification,
+        id_span: None,
+        method: None,
+        result_is_error: None,
+    }
 }
 
 /// A JSON-RPC error object: `{"code", "message", "data"?}`.
@@ -318,6 +337,33 @@ mod tests {
         assert_eq!(e.data.unwrap()["retryAfterMs"], 1500);
         assert_eq!(msg(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap().error_object(), None);
         assert_eq!(error_object(br#"{"error":{"code":"x"}}"#), None, "malformed: no object");
+    }
+
+    #[test]
+    fn a_results_is_error_is_read_in_the_same_pass() {
+        let flag = |text: &str| msg(text).unwrap().result_is_error();
+        assert_eq!(flag(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}"#), Some(true));
+        assert_eq!(
+            flag(r#"{"jsonrpc":"2.0","id":1,"result":{"isError":false,"content":[{"isError":true}]}}"#),
+            Some(false)
+        );
+        assert_eq!(flag(r#"{"jsonrpc":"2.0","id":1,"result":{"is\u0045rror":true}}"#), Some(true), "escaped key");
+        assert_eq!(flag(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"text":"\"isError\":true"}]}}"#), None);
+        assert_eq!(flag(r#"{"jsonrpc":"2.0","id":1,"result":{"isError":"true"}}"#), None, "not a boolean");
+        assert_eq!(flag(r#"{"jsonrpc":"2.0","id":1,"result":{"isError":true,"isError":false}}"#), None, "twice");
+        assert_eq!(
+            flag(r#"{"jsonrpc":"2.0","id":1,"result":{"nested":{"isError":true}}}"#),
+            None,
+            "only the top level"
+        );
+        assert_eq!(flag(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"isError":true}}"#), None);
+        // Any JSON value is a result the parse accepts, as before.
+        for result in ["1", "-2.5", "\"s\"", "true", "[1,{\"isError\":true}]", "{}"] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{result}}}"#);
+            let m = msg(&text).unwrap();
+            assert_eq!((m.kind(), m.result_is_error()), (Kind::Response, None), "{text}");
+        }
+        assert!(msg(r#"{"jsonrpc":"2.0","id":1,"result":{"isError":true}"#).is_err(), "unclosed");
     }
 
     #[test]

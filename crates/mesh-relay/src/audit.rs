@@ -5,6 +5,8 @@
 //! off the request path.
 
 use mesh_core::Principal;
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,23 +45,31 @@ impl Outcome {
     }
 }
 
+/// Who sent a request, on which session and route: what every record of one session shares.
+/// Built once per session and shared by `Arc`, so a call's record copies none of it.
+#[derive(Debug)]
+pub struct Origin {
+    /// Who sent it.
+    pub principal: Principal,
+    /// The downstream session (empty outside MCP sessions, e.g. REST).
+    pub session_id: String,
+    /// `clientInfo.name` and `.version` from the session's initialize.
+    pub client: Option<(String, String)>,
+    /// `connection`, `gateway`, `management` or `rest`.
+    pub route_kind: &'static str,
+    /// The connection or gateway slug (or `management`, or the REST path).
+    pub route: String,
+}
+
 /// One request through the mesh.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
     /// When it arrived, ms since the epoch.
     pub time_ms: i64,
-    /// Who sent it.
-    pub principal: Principal,
-    /// The downstream session.
-    pub session_id: String,
-    /// `clientInfo.name` and `.version` from the session's initialize.
-    pub client: Option<(String, String)>,
-    /// `connection` or `management` (later `gateway`).
-    pub route_kind: &'static str,
-    /// The connection slug (or `management`).
-    pub route: String,
-    /// The JSON-RPC method.
-    pub method: String,
+    /// Who sent it, where.
+    pub origin: Arc<Origin>,
+    /// The JSON-RPC method (static for the methods the spec defines: no allocation per call).
+    pub method: Cow<'static, str>,
     /// The tool, prompt name or resource URI it addresses, if any.
     pub name: Option<String>,
     /// The request's `params.arguments` (tools, prompts) as raw JSON, not yet redacted or capped:
@@ -76,7 +86,7 @@ pub struct CallRecord {
     /// Reply bytes (0 when there was none).
     pub bytes_out: u64,
     /// The client's request id, as raw JSON.
-    pub request_id: String,
+    pub request_id: Box<str>,
 }
 
 /// Receives call records. Implementations must return at once (queue, never write inline).

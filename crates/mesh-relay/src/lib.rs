@@ -31,8 +31,8 @@ pub(crate) const USER_AGENT: &str = concat!("mcp-mesh/", env!("CARGO_PKG_VERSION
 
 /// Whether a JSON message may have a member named `key` anywhere: the name appears in it, or an
 /// escape (`\u…`) could spell it. `false` is certain, so a caller can skip deserialising a
-/// message just to learn that it has no such member (a success has no `error`, a tool result
-/// without `isError` did not fail): most replies then are read once, not three times.
+/// message just to learn that it has no such member (a success has no `error`): most replies
+/// are then read once. (A tool result's `isError` is read by `Message::parse` itself.)
 pub(crate) fn may_have_key(json: &[u8], key: &str) -> bool {
     memchr::memmem::find(json, key.as_bytes()).is_some() || memchr::memmem::find(json, b"\\u").is_some()
 }

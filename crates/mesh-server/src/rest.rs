@@ -11,6 +11,7 @@
 //!   read `ok`).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -24,7 +25,7 @@ use axum::{Json, Router};
 use mesh_admin::audit::AuditQuery;
 use mesh_admin::{Admin, AdminError};
 use mesh_core::{Fault, Principal};
-use mesh_relay::audit::{AuditSink, CallRecord, Outcome};
+use mesh_relay::audit::{AuditSink, CallRecord, Origin, Outcome};
 use mesh_relay::ingress::Authenticator;
 use mesh_store::AuditOrder;
 use serde_json::{json, Value};
@@ -197,12 +198,14 @@ pub(crate) fn record(admin: &Admin, p: &Principal, uri: &Uri, started: Instant, 
     };
     admin.audit.record(CallRecord {
         time_ms: mesh_core::id::now_ms() - started.elapsed().as_millis() as i64,
-        principal: p.clone(),
-        session_id: String::new(),
-        client: None,
-        route_kind: "rest",
-        route: uri.path().to_string(),
-        method: format!("GET {}", uri.path()),
+        origin: Arc::new(Origin {
+            principal: p.clone(),
+            session_id: String::new(),
+            client: None,
+            route_kind: "rest",
+            route: uri.path().to_string(),
+        }),
+        method: format!("GET {}", uri.path()).into(),
         name: None,
         arguments: (!args.is_empty()).then(|| Value::Object(args).to_string()),
         outcome,

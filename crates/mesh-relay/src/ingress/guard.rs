@@ -15,13 +15,14 @@ fn is_loopback(host: &str) -> bool {
     host == "localhost" || host == "[::1]" || host.starts_with("127.") || host.ends_with(".localhost")
 }
 
-/// The host part of a `Host` header value, lowercased, port removed (`[::1]:3000` → `[::1]`).
-pub(super) fn host_only(value: &str) -> String {
-    let v = value.trim().to_ascii_lowercase();
+/// The host part of a `Host` header value, port removed (`[::1]:3000` → `[::1]`), as written:
+/// compare it ignoring ASCII case. Borrowed, because every request asks.
+pub(super) fn host_only(value: &str) -> &str {
+    let v = value.trim();
     if v.starts_with('[') {
-        return v.split(']').next().map(|h| format!("{h}]")).unwrap_or(v);
+        return v.find(']').map_or(v, |end| &v[..=end]);
     }
-    v.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map(|(h, _)| h.to_string()).unwrap_or(v)
+    v.rsplit_once(':').filter(|(_, p)| p.bytes().all(|c| c.is_ascii_digit())).map_or(v, |(h, _)| h)
 }
 
 /// DNS-rebinding defence (spec: basic/transports, security warning): a browser page on another
@@ -29,7 +30,8 @@ pub(super) fn host_only(value: &str) -> String {
 pub(super) fn origin_and_host(cfg: &RelayConfig, headers: &HeaderMap) -> Result<(), RelayError> {
     if let Some(allowed) = &cfg.allowed_hosts {
         let host = headers.get(HOST).and_then(|h| h.to_str().ok()).map(host_only).unwrap_or_default();
-        if !allowed.contains(&host) {
+        // The allowed names are lowercase (configuration lowercases them).
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
             return Err(RelayError::Forbidden(format!("Host '{host}' is not allowed")));
         }
     }
@@ -51,25 +53,29 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-fn media_types(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .collect()
-}
-
-fn accepts(types: &[String], exact: &str) -> bool {
-    let family = format!("{}/*", exact.split('/').next().unwrap_or(""));
-    types.iter().any(|t| t == exact || *t == family || t == "*/*")
+/// Whether the `Accept` header(s) admit `exact` (`type/subtype`): listed itself, as its type's
+/// wildcard, or as `*/*`. Parameters (`;q=…`) are ignored. No allocation: every POST asks twice.
+fn accepts(headers: &HeaderMap, exact: &str) -> bool {
+    let family = exact.split_once('/').map_or(exact, |(f, _)| f);
+    headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|range| {
+        let t = range.split(';').next().unwrap_or("").trim();
+        t.eq_ignore_ascii_case(exact)
+            || t == "*/*"
+            || t.split_once('/').is_some_and(|(f, sub)| sub == "*" && f.eq_ignore_ascii_case(family))
+    })
 }
 
 /// POST: the client must accept both reply forms (spec: sending messages to the server).
 pub(super) fn accepts_json_and_sse(headers: &HeaderMap) -> Result<(), RelayError> {
-    let types = media_types(headers);
-    if accepts(&types, "application/json") && accepts(&types, "text/event-stream") {
+    // What the SDKs send, byte for byte: settled without splitting anything.
+    const USUAL: &[u8] = b"application/json, text/event-stream";
+    let mut all = headers.get_all(ACCEPT).iter();
+    if let (Some(only), None) = (all.next(), all.next()) {
+        if only.as_bytes() == USUAL {
+            return Ok(());
+        }
+    }
+    if accepts(headers, "application/json") && accepts(headers, "text/event-stream") {
         Ok(())
     } else {
         Err(RelayError::NotAcceptable("Accept must list both application/json and text/event-stream"))
@@ -78,7 +84,7 @@ pub(super) fn accepts_json_and_sse(headers: &HeaderMap) -> Result<(), RelayError
 
 /// GET: the client must accept an event stream.
 pub(super) fn accepts_sse(headers: &HeaderMap) -> Result<(), RelayError> {
-    if accepts(&media_types(headers), "text/event-stream") {
+    if accepts(headers, "text/event-stream") {
         Ok(())
     } else {
         Err(RelayError::NotAcceptable("Accept must list text/event-stream"))
@@ -110,7 +116,8 @@ mod tests {
 
     #[test]
     fn host_parsing() {
-        assert_eq!(host_only("LocalHost:3000"), "localhost");
+        assert_eq!(host_only("LocalHost:3000"), "LocalHost");
+        assert_eq!(host_only(" 127.0.0.1 "), "127.0.0.1");
         assert_eq!(host_only("[::1]:8080"), "[::1]");
         assert_eq!(host_only("example.com"), "example.com");
     }
@@ -119,6 +126,7 @@ mod tests {
     fn rebinding_defence() {
         let cfg = RelayConfig::default();
         assert!(origin_and_host(&cfg, &h(&[(HOST, "127.0.0.1:3000")])).is_ok());
+        assert!(origin_and_host(&cfg, &h(&[(HOST, "LOCALHOST:3000")])).is_ok(), "host names ignore case");
         assert!(origin_and_host(&cfg, &h(&[(HOST, "localhost:3000"), (ORIGIN, "http://localhost:6274")])).is_ok());
         assert!(origin_and_host(&cfg, &h(&[(HOST, "evil.example:3000")])).is_err());
         assert!(origin_and_host(&cfg, &h(&[(HOST, "127.0.0.1:3000"), (ORIGIN, "https://evil.example")])).is_err());
@@ -129,6 +137,10 @@ mod tests {
     fn accept_rules() {
         assert!(accepts_json_and_sse(&h(&[(ACCEPT, "application/json, text/event-stream")])).is_ok());
         assert!(accepts_json_and_sse(&h(&[(ACCEPT, "*/*")])).is_ok());
+        assert!(accepts_json_and_sse(&h(&[(ACCEPT, "Application/JSON;q=0.9, text/*")])).is_ok());
+        assert!(accepts_json_and_sse(&h(&[(ACCEPT, "application/json"), (ACCEPT, "text/event-stream")])).is_ok());
+        assert!(accepts_json_and_sse(&h(&[(ACCEPT, "application/*")])).is_err());
+        assert!(accepts_json_and_sse(&h(&[(ACCEPT, "application/jsonx, text/event-stream")])).is_err());
         assert!(accepts_json_and_sse(&h(&[(ACCEPT, "application/json")])).is_err());
         assert!(accepts_json_and_sse(&h(&[])).is_err());
         assert!(accepts_sse(&h(&[(ACCEPT, "text/event-stream")])).is_ok());

@@ -22,7 +22,7 @@ mod record;
 pub mod registry;
 pub mod streams;
 
-use crate::audit::{AuditSink, CallRecord, Outcome};
+use crate::audit::{AuditSink, CallRecord, Origin, Outcome};
 use crate::upstream::{Inbound, InboundSink, Link};
 use crate::RelayError;
 use mesh_core::Principal;
@@ -50,6 +50,7 @@ pub struct Session {
     pub route_kind: &'static str,
     audit: Arc<dyn AuditSink>,
     client: OnceLock<(String, String)>,
+    origin: OnceLock<Arc<Origin>>,
     version: Mutex<String>,
     links: RwLock<Vec<Option<Link>>>,
     gateway: Option<gateway::Gateway>,
@@ -149,6 +150,7 @@ impl Session {
             route_kind,
             audit,
             client: OnceLock::new(),
+            origin: OnceLock::new(),
             version: Mutex::new(mesh_protocol::version::DEFAULT_WITHOUT_HEADER.to_string()),
             links: RwLock::new(Vec::new()),
             gateway,
@@ -284,7 +286,7 @@ impl Session {
                 let reply = e.to_message(msg.id());
                 self.lock().streams.push(stream, reply.bytes().clone(), true);
                 let id = reply.id().unwrap_or("null").to_string();
-                self.audit_end(call, &id, outcome_of(&e), Some(e.to_string()), reply.bytes().len() as u64);
+                self.audit_end(call, id.into(), outcome_of(&e), Some(e.to_string()), reply.bytes().len() as u64);
                 Ok(())
             }
         };
@@ -304,19 +306,23 @@ impl Session {
         msg: &Message,
         down_id: &str,
         target: Target,
-        call: Option<Call>,
+        mut call: Option<Call>,
     ) -> Result<(), RelayError> {
         let link = match self.link(member) {
             Ok(l) => l,
             Err(e) => {
                 if let Some(c) = call {
-                    self.audit_end(c, down_id, outcome_of(&e), Some(e.to_string()), 0);
+                    self.audit_end(c, down_id.into(), outcome_of(&e), Some(e.to_string()), 0);
                 }
                 return Err(e);
             }
         };
         let up = self.next_up.fetch_add(1, Ordering::Relaxed);
-        let progress = msg.progress_token();
+        let progress = match call.as_mut() {
+            // Read with the rest of the client's params (`Call::of`); a gateway's rewrite keeps it.
+            Some(c) => c.progress.take(),
+            None => msg.progress_token(),
+        };
         let deadline = Instant::now() + self.timeout;
         {
             let mut st = self.lock();
@@ -332,7 +338,7 @@ impl Session {
         if let Err(e) = link.send(msg.with_id(&up.to_string())).await {
             if let Some(p) = self.take_pending(up) {
                 if let Some(c) = p.call {
-                    self.audit_end(c, &p.down_id, outcome_of(&e), Some(e.to_string()), 0);
+                    self.audit_end(c, p.down_id, outcome_of(&e), Some(e.to_string()), 0);
                 }
             }
             return Err(e);
@@ -373,7 +379,7 @@ impl Session {
         self.lock().streams.push(stream, reply.bytes().clone(), true);
         let (outcome, error) = reply_outcome(&call, &reply);
         let id = reply.id().unwrap_or("null").to_string();
-        self.audit_end(call, &id, outcome, error, reply.bytes().len() as u64);
+        self.audit_end(call, id.into(), outcome, error, reply.bytes().len() as u64);
     }
 
     fn take_pending(&self, up: u64) -> Option<Pending> {
@@ -427,7 +433,7 @@ impl Session {
         // Unknown or already answered: the spec lets receivers ignore it.
         let Some((up, member, down_id, call)) = found else { return Ok(()) };
         if let Some(c) = call {
-            self.audit_end(c, &down_id, Outcome::Cancelled, None, 0);
+            self.audit_end(c, down_id, Outcome::Cancelled, None, 0);
         }
         let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
         params["requestId"] = serde_json::json!(up);
@@ -604,7 +610,7 @@ impl Session {
                 self.lock().streams.push(stream, out.bytes().clone(), true);
                 if let Some(c) = p.call {
                     let (outcome, error) = outcome(&c);
-                    self.audit_end(c, &p.down_id, outcome, error, out.bytes().len() as u64);
+                    self.audit_end(c, p.down_id, outcome, error, out.bytes().len() as u64);
                 }
             }
         }
@@ -626,15 +632,11 @@ impl Session {
         }
     }
 
-    fn audit_end(&self, c: Call, down_id: &str, outcome: Outcome, error: Option<String>, bytes_out: u64) {
+    fn audit_end(&self, c: Call, down_id: Box<str>, outcome: Outcome, error: Option<String>, bytes_out: u64) {
         self.audit.record(CallRecord {
             time_ms: c.time_ms,
-            principal: self.principal.clone(),
-            session_id: self.id.clone(),
-            client: self.client.get().cloned(),
-            route_kind: self.route_kind,
-            route: self.label.clone(),
-            method: c.method.into(),
+            origin: self.origin(),
+            method: c.method,
             name: c.name,
             arguments: c.arguments,
             outcome,
@@ -642,8 +644,28 @@ impl Session {
             latency_us: c.started.elapsed().as_micros() as u64,
             bytes_in: c.bytes_in,
             bytes_out,
-            request_id: down_id.to_string(),
+            request_id: down_id,
         });
+    }
+
+    /// What every audit record of this session shares, kept once the client has introduced
+    /// itself (`initialize`, noted by `request` before it is forwarded): it never changes after.
+    /// Before that — or for a client that sent no `clientInfo` — each record gets its own.
+    fn origin(&self) -> Arc<Origin> {
+        if let Some(o) = self.origin.get() {
+            return o.clone();
+        }
+        let origin = Arc::new(Origin {
+            principal: self.principal.clone(),
+            session_id: self.id.clone(),
+            client: self.client.get().cloned(),
+            route_kind: self.route_kind,
+            route: self.label.clone(),
+        });
+        if origin.client.is_some() {
+            let _ = self.origin.set(origin.clone());
+        }
+        origin
     }
 
     fn watch_deadline(&self, up: u64, first: Instant) -> tokio::task::AbortHandle {

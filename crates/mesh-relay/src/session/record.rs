@@ -3,15 +3,47 @@
 use crate::audit::Outcome;
 use crate::RelayError;
 use mesh_protocol::{Kind, Message};
+use std::borrow::Cow;
+
+/// The spec's request methods, most frequent first: a record names them without allocating.
+const METHODS: &[&str] = &[
+    "tools/call",
+    "tools/list",
+    "resources/read",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "completion/complete",
+    "ping",
+    "initialize",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/list",
+    "tasks/result",
+    "tasks/cancel",
+];
+
+fn method_name(m: &str) -> Cow<'static, str> {
+    match METHODS.iter().find(|k| **k == m) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(m.to_string()),
+    }
+}
 
 /// What a request's audit record needs, captured when it arrives.
 pub(super) struct Call {
     pub time_ms: i64,
     pub started: std::time::Instant,
-    pub method: Box<str>,
+    pub method: Cow<'static, str>,
     pub name: Option<String>,
     pub arguments: Option<String>,
     pub bytes_in: u64,
+    /// `params._meta.progressToken` as raw JSON, read in the same pass (the session routes
+    /// progress notifications by it); taken by `forward`.
+    pub progress: Option<String>,
 }
 
 impl Call {
@@ -24,11 +56,29 @@ impl Call {
             uri: Option<std::borrow::Cow<'a, str>>,
             #[serde(borrow)]
             arguments: Option<&'a serde_json::value::RawValue>,
+            // Kept raw: a malformed `_meta` must not make the name unreadable (that refuses
+            // governed requests), only the token absent, as `Message::progress_token` reads it.
+            #[serde(borrow, rename = "_meta")]
+            meta: Option<&'a serde_json::value::RawValue>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Meta<'a> {
+            #[serde(borrow, rename = "progressToken")]
+            progress_token: Option<&'a serde_json::value::RawValue>,
         }
         let method = msg.method().unwrap_or("");
         let p: Option<Params<'_>> = msg.params();
         // `None` when the params do not read as this shape (a duplicate key, a number for a
         // name): access control refuses a governed request without a name (`admit_call`).
+        let progress = match &p {
+            Some(p) => p
+                .meta
+                .and_then(|m| serde_json::from_str::<Meta<'_>>(m.get()).ok())
+                .and_then(|m| m.progress_token)
+                .map(|t| t.get().to_string()),
+            // Unreadable as this shape (a duplicate name): the token may still be readable.
+            None => msg.progress_token(),
+        };
         let (name, arguments) = match p {
             // A resource is what its `uri` says, whatever else the request carries.
             Some(p) if method.starts_with("resources/") => {
@@ -40,10 +90,11 @@ impl Call {
         Call {
             time_ms: mesh_core::id::now_ms(),
             started: std::time::Instant::now(),
-            method: method.into(),
+            method: method_name(method),
             name,
             arguments,
             bytes_in: msg.bytes().len() as u64,
+            progress,
         }
     }
 }
@@ -62,11 +113,6 @@ pub(super) fn outcome_of(e: &RelayError) -> Outcome {
 /// The audit outcome of a reply: tool results are inspected for `isError`; the mesh's own
 /// upstream error codes are told apart from the upstream's protocol errors.
 pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<String>) {
-    #[derive(serde::Deserialize)]
-    struct ToolResult {
-        #[serde(rename = "isError")]
-        is_error: Option<bool>,
-    }
     #[derive(serde::Deserialize)]
     struct ToolError {
         #[serde(default)]
@@ -91,17 +137,12 @@ pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<St
             }
             None => (Outcome::ProtocolError, None),
         },
-        _ if &*call.method == "tools/call" && crate::may_have_key(reply.bytes(), "isError") => {
-            match reply.result::<ToolResult>() {
-                // The tool's own words are the error text (the audit writer caps its length); only
-                // a failed call pays for reading its content.
-                Some(ToolResult { is_error: Some(true) }) => {
-                    let content = reply.result::<ToolError>().map(|e| e.content).unwrap_or_default();
-                    let text: Vec<String> = content.into_iter().filter_map(|b| b.text).take(4).collect();
-                    (Outcome::ToolError, (!text.is_empty()).then(|| text.join("\n")))
-                }
-                _ => (Outcome::Ok, None),
-            }
+        // The flag was read with the rest of the reply (`Message::parse`); only a failed call pays
+        // for reading its content: the tool's own words are the error text (capped by the writer).
+        _ if &*call.method == "tools/call" && reply.result_is_error() == Some(true) => {
+            let content = reply.result::<ToolError>().map(|e| e.content).unwrap_or_default();
+            let text: Vec<String> = content.into_iter().filter_map(|b| b.text).take(4).collect();
+            (Outcome::ToolError, (!text.is_empty()).then(|| text.join("\n")))
         }
         _ => (Outcome::Ok, None),
     }

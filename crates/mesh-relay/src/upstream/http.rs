@@ -15,7 +15,7 @@ use crate::RelayError;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mesh_protocol::{sse, Kind, Message};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::StatusCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -114,6 +114,8 @@ impl Shared {
             let mut headers = self.session_headers(&st);
             headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            // reqwest adds the same by itself; the fast path (`wire::post`) needs it here.
+            headers.insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
             st.post_headers = Some((st.id.clone(), st.version.clone(), headers));
         }
         st.post_headers.as_ref().map(|(.., h)| h.clone()).unwrap_or_default()

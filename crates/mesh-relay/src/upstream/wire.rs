@@ -110,10 +110,9 @@ pub(super) fn fast_uri(url: &url::Url) -> Option<http::Uri> {
     url.as_str().parse().ok()
 }
 
-/// POSTs `body` with `headers` plus the mesh's User-Agent (the client adds Host and
-/// Content-Length), as reqwest would.
-pub(super) async fn post(uri: &http::Uri, mut headers: HeaderMap, body: Bytes) -> Result<Answer, String> {
-    headers.insert(http::header::USER_AGENT, http::HeaderValue::from_static(crate::USER_AGENT));
+/// POSTs `body` with `headers`, which carry the mesh's User-Agent as reqwest's would (the
+/// client adds Host and Content-Length).
+pub(super) async fn post(uri: &http::Uri, headers: HeaderMap, body: Bytes) -> Result<Answer, String> {
     let mut req = http::Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri.clone();
