@@ -57,9 +57,14 @@ pub fn issue(
     (row, k)
 }
 
-/// The stored form of a key.
+/// The stored form of a key: its [`digest`] in hex.
 pub fn hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    hex::encode(digest(token))
+}
+
+/// A key's SHA-256, what the cache looks keys up by.
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 #[derive(Clone)]
@@ -113,12 +118,12 @@ impl KeyCache {
                 role,
                 custom_role,
             };
-            let mut digest = [0u8; 32];
-            if hex::decode_to_slice(&k.hash, &mut digest).is_err() {
+            let mut stored = [0u8; 32];
+            if hex::decode_to_slice(&k.hash, &mut stored).is_err() {
                 tracing::warn!(key = %k.id, "key's stored hash is not hex SHA-256; the key cannot authenticate");
                 continue;
             }
-            map.insert(digest, Entry { principal, expires_at: k.expires_at });
+            map.insert(stored, Entry { principal, expires_at: k.expires_at });
         }
         let n = map.len();
         *self.by_hash.write().unwrap_or_else(|p| p.into_inner()) = map;
@@ -150,8 +155,7 @@ impl KeyCache {
 
 impl Authenticator for KeyCache {
     fn authenticate(&self, token: &str) -> Option<Principal> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let entry = self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&digest).cloned()?;
+        let entry = self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&digest(token)).cloned()?;
         let now = mesh_core::id::now_ms();
         if entry.expires_at.is_some_and(|t| t <= now) {
             return None;

@@ -202,17 +202,12 @@ impl Message {
     /// The `params._meta.progressToken` of a request, as raw JSON text.
     pub fn progress_token(&self) -> Option<String> {
         #[derive(Deserialize)]
-        struct Meta<'a> {
-            #[serde(borrow, rename = "progressToken")]
-            progress_token: Option<&'a RawValue>,
-        }
-        #[derive(Deserialize)]
         struct Params<'a> {
             #[serde(borrow, rename = "_meta")]
-            meta: Option<Meta<'a>>,
+            meta: Option<&'a RawValue>,
         }
         let p: Params<'_> = self.params()?;
-        Some(p.meta?.progress_token?.get().to_string())
+        progress_token_in(p.meta?)
     }
 
     /// For `notifications/progress`: the token it reports on, as raw JSON text.
@@ -280,6 +275,18 @@ impl Message {
         // Always well-formed: we built it.
         Message::parse(raw).unwrap_or_else(|_| unreachable_message())
     }
+}
+
+/// The `progressToken` of a request's `params._meta` (given as raw JSON), as raw JSON text; for a
+/// caller that has read `_meta` along with other params already.
+pub fn progress_token_in(meta: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(borrow, rename = "progressToken")]
+        progress_token: Option<&'a RawValue>,
+    }
+    let m: Meta<'_> = serde_json::from_str(meta.get()).ok()?;
+    Some(m.progress_token?.get().to_string())
 }
 
 fn unreachable_message() -> Message {

@@ -56,12 +56,6 @@ impl<'de> Visitor<'de> for Probe {
     fn visit_unit<E: de::Error>(self) -> Result<Found, E> {
         Ok(None)
     }
-    fn visit_none<E: de::Error>(self) -> Result<Found, E> {
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Found, D::Error> {
-        d.deserialize_any(self)
-    }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Found, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(None)

@@ -61,21 +61,12 @@ impl Call {
             #[serde(borrow, rename = "_meta")]
             meta: Option<&'a serde_json::value::RawValue>,
         }
-        #[derive(serde::Deserialize)]
-        struct Meta<'a> {
-            #[serde(borrow, rename = "progressToken")]
-            progress_token: Option<&'a serde_json::value::RawValue>,
-        }
         let method = msg.method().unwrap_or("");
         let p: Option<Params<'_>> = msg.params();
         // `None` when the params do not read as this shape (a duplicate key, a number for a
         // name): access control refuses a governed request without a name (`admit_call`).
         let progress = match &p {
-            Some(p) => p
-                .meta
-                .and_then(|m| serde_json::from_str::<Meta<'_>>(m.get()).ok())
-                .and_then(|m| m.progress_token)
-                .map(|t| t.get().to_string()),
+            Some(p) => p.meta.and_then(mesh_protocol::message::progress_token_in),
             // Unreadable as this shape (a duplicate name): the token may still be readable.
             None => msg.progress_token(),
         };
