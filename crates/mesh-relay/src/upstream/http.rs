@@ -1,7 +1,7 @@
 //! The Streamable HTTP transport, as a client of the upstream (MCP 2025-11-25 basic/transports).
 //!
-//! One POST per message over a process-wide connection pool (`wire`: hyper-util directly for
-//! plain-HTTP upstreams, reqwest otherwise): no per-call handshake.
+//! One POST per message over a process-wide connection pool (`wire`: a pool of the mesh's own
+//! for plain-HTTP upstreams, reqwest's otherwise): no per-call handshake.
 //! A POST may be answered with one JSON message or an SSE stream of related messages ending with
 //! the reply; the stream's messages are delivered with the request's id as `related`. If a stream
 //! ends before the reply, it is resumed with GET + `Last-Event-ID` when the upstream gave event ids
@@ -15,7 +15,7 @@ use crate::RelayError;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mesh_protocol::{sse, Kind, Message};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
 use reqwest::StatusCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,8 +38,8 @@ struct Shared {
     name: String,
     client: reqwest::Client,
     url: url::Url,
-    /// Where POSTs go over the fast path, when the URL allows it (`wire::fast_uri`).
-    fast: Option<http::Uri>,
+    /// Where POSTs go over the fast path, when the URL allows it (`wire::fast`).
+    fast: Option<wire::Fast>,
     headers: HeaderMap,
     sink: Arc<dyn InboundSink>,
     session: Mutex<SessionState>,
@@ -74,7 +74,7 @@ impl HttpLink {
         let shared = Shared {
             name: name.to_string(),
             client,
-            fast: wire::fast_uri(&url),
+            fast: wire::fast(&url),
             url,
             headers,
             sink,
@@ -114,8 +114,11 @@ impl Shared {
             let mut headers = self.session_headers(&st);
             headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            // reqwest adds the same by itself; the fast path (`wire::post`) needs it here.
+            // reqwest adds these by itself; the fast path (`wire::post`) needs them here.
             headers.insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
+            if let Some(fast) = &self.fast {
+                headers.insert(HOST, fast.host.clone());
+            }
             st.post_headers = Some((st.id.clone(), st.version.clone(), headers));
         }
         st.post_headers.as_ref().map(|(.., h)| h.clone()).unwrap_or_default()
@@ -129,7 +132,7 @@ impl Shared {
         let headers = self.post_headers();
         let body = msg.bytes().clone();
         match &self.fast {
-            Some(uri) => wire::post(uri, headers, body)
+            Some(fast) => wire::post(fast, headers, body)
                 .await
                 .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name))),
             None => self

@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod local;
+mod pool;
 pub mod sse;
 pub mod stdio;
 mod wire;

@@ -1,24 +1,21 @@
 //! What carries a Streamable HTTP link's requests: reqwest for everything, except POSTs to plain
-//! `http://` upstreams with no proxy in the environment, which go straight to hyper-util's pooled
-//! client.
+//! `http://` upstreams with no proxy in the environment, which go straight to hyper's HTTP/1
+//! client connections over a pool of the mesh's own (`pool`).
 //!
-//! Why two clients: a POST per call is the relay's hot path, and reqwest's layers on top of the
-//! same hyper client (a redirect policy that re-parses the URL twice per request, retries, header
-//! merging, connector clones) cost several microseconds a call (docs/PERFORMANCE.md). The fast
-//! path keeps reqwest's pool settings; TLS, proxies, GET streams and DELETE stay with reqwest.
+//! Why two clients: a POST per call is the relay's hot path, and reqwest's layers on top of
+//! hyper-util's pooled client (a redirect policy that re-parses the URL twice per request,
+//! retries, header merging, connector clones), then that client's own per-call work, cost
+//! several microseconds a call (docs/PERFORMANCE.md, fixes 6 and 13). The fast path keeps
+//! reqwest's pool settings (idle timeout, idle connections per host, no Nagle, connect timeout);
+//! TLS, proxies, GET streams and DELETE stay with reqwest.
 
+use super::pool::{Lease, Origin};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::sync::OnceLock;
-use std::time::Duration;
-
-type Fast = Client<HttpConnector, Full<Bytes>>;
+use std::sync::Arc;
 
 /// An upstream's answer, whichever client carried it.
 pub(super) struct Answer {
@@ -29,7 +26,8 @@ pub(super) struct Answer {
 
 enum Body {
     Reqwest(reqwest::Response),
-    Hyper(hyper::body::Incoming),
+    /// With the connection it arrives on, given back to the pool once the body has been read.
+    Hyper(hyper::body::Incoming, Option<Lease>),
 }
 
 impl Answer {
@@ -46,8 +44,11 @@ impl Answer {
             return Err(too_large());
         }
         match self.body {
-            Body::Hyper(body) => match Limited::new(body, limit).collect().await {
-                Ok(collected) => Ok(collected.to_bytes()),
+            Body::Hyper(body, lease) => match Limited::new(body, limit).collect().await {
+                Ok(collected) => {
+                    lease.map(Lease::release);
+                    Ok(collected.to_bytes())
+                }
                 Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
                 Err(e) => Err(e.to_string()),
             },
@@ -71,7 +72,24 @@ impl Answer {
     pub fn stream(self) -> BoxStream<'static, Result<Bytes, String>> {
         match self.body {
             Body::Reqwest(resp) => resp.bytes_stream().map(|c| c.map_err(|e| e.without_url().to_string())).boxed(),
-            Body::Hyper(body) => body.into_data_stream().map(|c| c.map_err(|e| e.to_string())).boxed(),
+            Body::Hyper(body, lease) => futures_util::stream::unfold(Some((body, lease)), |state| async move {
+                let (mut body, lease) = state?;
+                loop {
+                    match body.frame().await {
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(data) => return Some((Ok(data), Some((body, lease)))),
+                            Err(_trailers) => continue,
+                        },
+                        Some(Err(e)) => return Some((Err(e.to_string()), None)),
+                        None => {
+                            // The whole stream read: the connection can carry the next call.
+                            lease.map(Lease::release);
+                            return None;
+                        }
+                    }
+                }
+            })
+            .boxed(),
         }
     }
 
@@ -81,25 +99,19 @@ impl Answer {
     }
 }
 
-/// The process-wide client of the fast path: one pool, set up like `upstream_http_client`'s.
-fn fast_client() -> &'static Fast {
-    static CLIENT: OnceLock<Fast> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector)
-    })
+/// Where a link's POSTs go over the fast path.
+pub(super) struct Fast {
+    origin: Arc<Origin>,
+    /// The request target in origin form (path and query), as HTTP/1 sends it.
+    path: http::Uri,
+    /// The `Host` header (the port only when it is not 80, as reqwest writes it).
+    pub host: http::HeaderValue,
 }
 
-/// The URI to POST to over the fast path, or `None` when `url` needs reqwest: TLS, credentials in
-/// the URL (reqwest turns them into Basic auth), or a proxy set in the environment (reqwest
-/// honours `HTTP_PROXY` / `ALL_PROXY`; the fast path would bypass it).
-pub(super) fn fast_uri(url: &url::Url) -> Option<http::Uri> {
+/// The fast path for `url`, or `None` when `url` needs reqwest: TLS, credentials in the URL
+/// (reqwest turns them into Basic auth), or a proxy set in the environment (reqwest honours
+/// `HTTP_PROXY` / `ALL_PROXY`; the fast path would bypass it).
+pub(super) fn fast(url: &url::Url) -> Option<Fast> {
     const PROXY_VARS: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
     if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
         return None;
@@ -107,56 +119,53 @@ pub(super) fn fast_uri(url: &url::Url) -> Option<http::Uri> {
     if PROXY_VARS.iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())) {
         return None;
     }
-    url.as_str().parse().ok()
+    // `host_str` keeps an IPv6 address's brackets, which both forms need.
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    let header = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    Some(Fast {
+        origin: Origin::of(&format!("{host}:{port}")),
+        path: url[url::Position::BeforePath..url::Position::AfterQuery].parse().ok()?,
+        host: http::HeaderValue::from_str(&header).ok()?,
+    })
 }
 
-/// POSTs `body` with `headers`, which carry the mesh's User-Agent as reqwest's would (the
-/// client adds Host and Content-Length).
-pub(super) async fn post(uri: &http::Uri, headers: HeaderMap, body: Bytes) -> Result<Answer, String> {
+/// POSTs `body` with `headers`, which carry Host and the mesh's User-Agent as reqwest's would
+/// (hyper adds Content-Length).
+pub(super) async fn post(fast: &Fast, headers: HeaderMap, body: Bytes) -> Result<Answer, String> {
     let mut req = http::Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
-    *req.uri_mut() = uri.clone();
+    *req.uri_mut() = fast.path.clone();
     *req.headers_mut() = headers;
-    match fast_client().request(req).await {
-        Ok(resp) => {
-            let (parts, body) = resp.into_parts();
-            Ok(Answer { status: parts.status, headers: parts.headers, body: Body::Hyper(body) })
-        }
-        Err(e) if e.is_connect() => Err(format!("cannot connect ({})", causes(&e))),
-        Err(e) => Err(format!("request failed ({})", causes(&e))),
-    }
-}
-
-/// An error with its causes, `a: b: c` (hyper-util's own text is only "client error (Connect)").
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
+    let (resp, lease) = fast.origin.send(req).await?;
+    let (parts, body) = resp.into_parts();
+    Ok(Answer { status: parts.status, headers: parts.headers, body: Body::Hyper(body, Some(lease)) })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fast_uri;
+    use super::fast;
 
-    #[test]
-    fn only_plain_http_without_credentials_takes_the_fast_path() {
-        let uri = |s: &str| fast_uri(&url::Url::parse(s).unwrap());
+    #[tokio::test]
+    async fn only_plain_http_without_credentials_takes_the_fast_path() {
+        let uri = |s: &str| fast(&url::Url::parse(s).unwrap()).map(|f| (f.path.to_string(), f.host));
         assert_eq!(uri("https://example.com/mcp"), None, "TLS stays with reqwest");
         assert_eq!(uri("http://user:secret@127.0.0.1:9/mcp"), None, "URL credentials stay with reqwest");
         assert_eq!(uri("http://user@127.0.0.1:9/mcp"), None);
         let proxied = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
             .iter()
             .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
-        let plain = uri("http://127.0.0.1:9/mcp?x=1");
         if proxied {
-            assert_eq!(plain, None, "a proxy in the environment keeps reqwest");
-        } else {
-            assert_eq!(plain.map(|u| u.to_string()), Some("http://127.0.0.1:9/mcp?x=1".to_string()));
+            assert_eq!(uri("http://127.0.0.1:9/mcp?x=1"), None, "a proxy in the environment keeps reqwest");
+            return;
         }
+        let plain = |s: &str| uri(s).map(|(path, host)| (path, host.to_str().unwrap().to_string()));
+        let expect = |path: &str, host: &str| Some((path.to_string(), host.to_string()));
+        assert_eq!(plain("http://127.0.0.1:9/mcp?x=1#frag"), expect("/mcp?x=1", "127.0.0.1:9"), "origin form");
+        assert_eq!(plain("http://localhost:80/mcp"), expect("/mcp", "localhost"), "the default port is not written");
+        assert_eq!(plain("http://[::1]:8080"), expect("/", "[::1]:8080"));
     }
 }
