@@ -27,7 +27,7 @@ pub(super) struct Answer {
 enum Body {
     Reqwest(reqwest::Response),
     /// With the connection it arrives on, given back to the pool once the body has been read.
-    Hyper(hyper::body::Incoming, Option<Lease>),
+    Hyper(hyper::body::Incoming, Lease),
 }
 
 impl Answer {
@@ -46,7 +46,7 @@ impl Answer {
         match self.body {
             Body::Hyper(body, lease) => match Limited::new(body, limit).collect().await {
                 Ok(collected) => {
-                    lease.map(Lease::release);
+                    lease.release();
                     Ok(collected.to_bytes())
                 }
                 Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
@@ -83,7 +83,7 @@ impl Answer {
                         Some(Err(e)) => return Some((Err(e.to_string()), None)),
                         None => {
                             // The whole stream read: the connection can carry the next call.
-                            lease.map(Lease::release);
+                            lease.release();
                             return None;
                         }
                     }
@@ -142,7 +142,7 @@ pub(super) async fn post(fast: &Fast, headers: HeaderMap, body: Bytes) -> Result
     *req.headers_mut() = headers;
     let (resp, lease) = fast.origin.send(req).await?;
     let (parts, body) = resp.into_parts();
-    Ok(Answer { status: parts.status, headers: parts.headers, body: Body::Hyper(body, Some(lease)) })
+    Ok(Answer { status: parts.status, headers: parts.headers, body: Body::Hyper(body, lease) })
 }
 
 #[cfg(test)]
