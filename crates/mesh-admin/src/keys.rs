@@ -79,8 +79,9 @@ struct Entry {
 pub struct KeyCache {
     /// Keyed by the raw SHA-256 (the store keeps it in hex): a request hashes its token and looks
     /// it up without formatting or allocating anything.
-    by_hash: RwLock<HashMap<[u8; 32], Entry>>,
-    used: Mutex<HashMap<String, i64>>,
+    /// foldhash, not SipHash: the keys are SHA-256 digests and key ids, never chosen by a caller.
+    by_hash: RwLock<foldhash::HashMap<[u8; 32], Entry>>,
+    used: Mutex<foldhash::HashMap<String, i64>>,
     /// Connections open to anonymous callers: id and slug → organisations having it.
     anonymous: RwLock<HashMap<String, Vec<String>>>,
 }
@@ -99,7 +100,7 @@ impl KeyCache {
         // A custom role's management rights are its base role's.
         let bases: HashMap<(&str, &str), Role> =
             roles.iter().filter_map(|r| Some(((r.org_id.as_str(), r.name.as_str()), Role::parse(&r.base)?))).collect();
-        let mut map = HashMap::with_capacity(keys.len());
+        let mut map = foldhash::HashMap::with_capacity_and_hasher(keys.len(), Default::default());
         for (k, role_name) in keys {
             let (role, custom_role) = match Role::parse(role_name) {
                 Some(r) => (r, None),

@@ -66,8 +66,10 @@ pub struct Session {
 
 #[derive(Default)]
 struct State {
-    pending: HashMap<u64, Pending>,
-    server_requests: HashMap<u64, ServerRequest>,
+    /// Keyed by the session's own counters (foldhash: no caller picks these keys).
+    pending: foldhash::HashMap<u64, Pending>,
+    server_requests: foldhash::HashMap<u64, ServerRequest>,
+    /// Keyed by the client's progress tokens: SipHash, which chosen keys cannot degrade.
     progress: HashMap<String, u64>,
     streams: Streams,
 }

@@ -1,14 +1,15 @@
 //! The table of live downstream sessions, with idle expiry.
 
 use super::Session;
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// All live sessions, by id.
 #[derive(Default)]
 pub struct Sessions {
-    map: RwLock<HashMap<String, Arc<Session>>>,
+    /// foldhash, not SipHash: the ids are the mesh's own random strings; a caller can look one
+    /// up but never choose what is stored.
+    map: RwLock<foldhash::HashMap<String, Arc<Session>>>,
 }
 
 impl Sessions {

@@ -7,7 +7,7 @@
 //! connection after we wrote an event but before it read it.
 
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use tokio::sync::mpsc;
 
 /// Stream id of the standalone GET stream.
@@ -59,13 +59,14 @@ impl Stream {
 /// All streams of one session.
 pub struct Streams {
     next_id: u64,
-    map: HashMap<u64, Stream>,
+    /// Keyed by the session's own counter: foldhash, not SipHash (no caller picks the keys).
+    map: foldhash::HashMap<u64, Stream>,
     finished: VecDeque<u64>,
 }
 
 impl Default for Streams {
     fn default() -> Self {
-        let mut map = HashMap::new();
+        let mut map = foldhash::HashMap::default();
         map.insert(STANDALONE, Stream::new());
         Streams { next_id: 1, map, finished: VecDeque::new() }
     }
