@@ -1,6 +1,6 @@
 //! The Streamable HTTP endpoint (MCP 2025-11-25, basic/transports): POST, GET and DELETE.
 
-use super::respond::{self, SESSION_HEADER};
+use super::respond::{self, SESSION_HEADER, VERSION_HEADER};
 use super::{guard, Relay};
 use crate::session::Session;
 use crate::upstream::{self, local::LocalLink, Link};
@@ -93,7 +93,7 @@ async fn post(relay: &Arc<Relay>, target: &Target, headers: &HeaderMap, body: Bo
         return Ok(initialize(relay, target, principal, msg).await);
     }
     let session = session_for(relay, headers, &principal, target)?;
-    if let Some(v) = headers.get("mcp-protocol-version") {
+    if let Some(v) = headers.get(VERSION_HEADER) {
         let v = v.to_str().unwrap_or("");
         if !version::is_supported(v) {
             return Err(RelayError::BadProtocolVersion(v.chars().take(40).collect()));

@@ -387,7 +387,11 @@ impl Transport for HttpLink {
             sh.state().handshake = Some(msg.clone());
         }
         let mut resp = sh.post(&msg).await?;
-        if !is_init && sh.state().id.is_some() && sh.state().handshake.is_some() {
+        let resumable = !is_init && {
+            let st = sh.state();
+            st.id.is_some() && st.handshake.is_some()
+        };
+        if resumable {
             // Spec (session management): 404 means the upstream ended our session — typically it
             // restarted. Some servers answer an unknown session with 400 instead; the body says so.
             resp = match resp.status {
