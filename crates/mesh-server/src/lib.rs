@@ -12,6 +12,7 @@ mod rest_config;
 pub use config::Config;
 
 use anyhow::Context;
+use axum::ServiceExt;
 use mesh_admin::{connections::Routes, keys::KeyCache, tools::ManagementServer, Admin};
 use mesh_core::Secret;
 use mesh_relay::ingress::{upstream_http_client, Relay, RelayConfig};
@@ -118,7 +119,8 @@ impl Mesh {
             // Ending sessions ends their SSE streams, which lets in-flight responses complete.
             relay.shutdown().await;
         };
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
+        let front = mesh_relay::ingress::Front::new(self.relay.clone(), self.router());
+        let server = axum::serve(listener, front.into_make_service()).with_graceful_shutdown(signal);
         tokio::select! {
             r = server => r.context("server failed")?,
             _ = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {

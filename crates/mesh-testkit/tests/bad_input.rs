@@ -271,6 +271,30 @@ async fn an_unknown_or_disabled_connection_is_404_route_not_found() {
     mesh.stop().await;
 }
 
+/// Plain `/mcp/{connection}` paths skip the router (`ingress/front.rs`); escaped ones go through
+/// it. Both must name the same connection: a session opened on one path works on the other.
+#[tokio::test]
+async fn a_percent_escaped_connection_name_is_the_same_connection() {
+    let mesh = mesh_with_everything().await;
+    let escaped = format!("{}/mcp/every%74hing", mesh.url);
+    let sid = raw::open_session(&escaped, &mesh.key, VERSION).await;
+    let names = tool_names(&mesh.endpoint("everything"), &mesh.key, &sid).await;
+    assert!(names.iter().any(|n| n == "echo"), "{names:?}");
+    let sid = raw::open_session(&mesh.endpoint("everything"), &mesh.key, VERSION).await;
+    assert!(tool_names(&escaped, &mesh.key, &sid).await.iter().any(|n| n == "echo"));
+
+    let (status, _, body) = raw::post(
+        &format!("{}/mcp/nope%21", mesh.url),
+        post_headers(&mesh.key, None),
+        raw::initialize_body(7, VERSION),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("JSON error body");
+    assert_eq!(v["error"]["message"], "no connection named 'nope!'", "decoded by the router: {v}");
+    mesh.stop().await;
+}
+
 #[tokio::test]
 async fn an_oversized_body_is_413_and_one_just_under_the_limit_passes() {
     let mesh = mesh_with_everything().await;

@@ -7,9 +7,12 @@
 //! 4. session lookup, bound to the principal that created it (another key gets 404);
 //! 5. forwarding, where upstream credentials exist only inside the link.
 
+mod front;
 mod guard;
 mod respond;
 mod streamable_http;
+
+pub use front::Front;
 
 use crate::session::registry::Sessions;
 use crate::upstream::local::LocalService;

@@ -37,6 +37,12 @@ pub(super) async fn gateway(State(relay): State<Arc<Relay>>, Path(gateway): Path
     dispatch(relay, Target::Gateway(gateway), req).await
 }
 
+/// `/mcp/{route}` reached without the router (`front.rs`), with the segment as the router
+/// would have given it.
+pub(super) async fn connection_direct(relay: Arc<Relay>, route: String, req: Request) -> Response {
+    dispatch(relay, Target::Route(route), req).await
+}
+
 /// Takes the request whole (not `Method` + `HeaderMap` + `Body` extractors): axum's `HeaderMap`
 /// extractor clones the map, once per call.
 async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) -> Response {
