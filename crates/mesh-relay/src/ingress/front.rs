@@ -1,12 +1,12 @@
-//! The mesh's HTTP service, in front of its axum router: `/mcp/{connection}` goes straight to the
-//! relay's handler, everything else through the router.
+//! The mesh's HTTP service, in front of its axum router: `/mcp/{connection}` and
+//! `/mcp/gateway/{gateway}` go straight to the relay's handlers, everything else through the router.
 //!
 //! Why: a call through `Router` pays for route matching, a map of URL parameters inserted into
 //! the request's extensions, boxed service layers and a content-length pass — ~4,500
 //! instructions per call, more than authentication and the JSON-RPC parse together
 //! (docs/PERFORMANCE.md, fix 14). Only a plain segment takes the shortcut; a path the router
-//! might read differently (percent escapes, more segments, `/mcp/gateway/…`) still goes through
-//! it, so both ways answer alike.
+//! might read differently (percent escapes, more segments, an empty name) still goes through it,
+//! so both ways answer alike.
 
 use super::{streamable_http, Relay};
 use axum::extract::Request;
@@ -31,10 +31,20 @@ impl Front {
     }
 }
 
-/// The connection a path names, when the router would give its handler exactly that segment.
-fn connection_route(path: &str) -> Option<&str> {
-    let segment = path.strip_prefix("/mcp/")?;
-    (!segment.is_empty() && !segment.contains(['/', '%'])).then_some(segment)
+/// What a path names, when the router would give that handler exactly this segment.
+#[derive(Debug, PartialEq)]
+enum Shortcut<'a> {
+    Connection(&'a str),
+    Gateway(&'a str),
+}
+
+fn shortcut(path: &str) -> Option<Shortcut<'_>> {
+    let plain = |s: &str| !s.is_empty() && !s.contains(['/', '%']);
+    let rest = path.strip_prefix("/mcp/")?;
+    match rest.strip_prefix("gateway/") {
+        Some(gateway) => plain(gateway).then_some(Shortcut::Gateway(gateway)),
+        None => plain(rest).then_some(Shortcut::Connection(rest)),
+    }
 }
 
 impl tower::Service<Request> for Front {
@@ -48,10 +58,15 @@ impl tower::Service<Request> for Front {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        match connection_route(req.uri().path()) {
-            Some(route) => {
-                let (relay, route) = (self.relay.clone(), route.to_string());
+        let relay = self.relay.clone();
+        match shortcut(req.uri().path()) {
+            Some(Shortcut::Connection(route)) => {
+                let route = route.to_string();
                 Either::Left(Box::pin(async move { Ok(streamable_http::connection_direct(relay, route, req).await) }))
+            }
+            Some(Shortcut::Gateway(gateway)) => {
+                let gateway = gateway.to_string();
+                Either::Left(Box::pin(async move { Ok(streamable_http::gateway_direct(relay, gateway, req).await) }))
             }
             None => Either::Right(self.router.call(req)),
         }
@@ -60,16 +75,27 @@ impl tower::Service<Request> for Front {
 
 #[cfg(test)]
 mod tests {
-    use super::connection_route;
+    use super::{shortcut, Shortcut};
 
     #[test]
-    fn only_a_plain_connection_segment_takes_the_shortcut() {
-        assert_eq!(connection_route("/mcp/github"), Some("github"));
-        assert_eq!(connection_route("/mcp/conn_2xkT9"), Some("conn_2xkT9"));
+    fn only_a_plain_segment_takes_the_shortcut() {
+        assert_eq!(shortcut("/mcp/github"), Some(Shortcut::Connection("github")));
+        assert_eq!(shortcut("/mcp/conn_2xkT9"), Some(Shortcut::Connection("conn_2xkT9")));
+        assert_eq!(shortcut("/mcp/gateway/team"), Some(Shortcut::Gateway("team")));
         // The router's `/mcp/{route}` matches this too, with the same segment.
-        assert_eq!(connection_route("/mcp/gateway"), Some("gateway"));
-        for path in ["/mcp", "/mcp/", "/mcp/gateway/team", "/mcp/a/b", "/mcp/git%68ub", "/api/v1/audit", "/mcpx/a"] {
-            assert_eq!(connection_route(path), None, "{path} goes through the router");
+        assert_eq!(shortcut("/mcp/gateway"), Some(Shortcut::Connection("gateway")));
+        for path in [
+            "/mcp",
+            "/mcp/",
+            "/mcp/gateway/",
+            "/mcp/gateway/a/b",
+            "/mcp/gateway/te%61m",
+            "/mcp/a/b",
+            "/mcp/git%68ub",
+            "/api/v1/audit",
+            "/mcpx/a",
+        ] {
+            assert_eq!(shortcut(path), None, "{path} goes through the router");
         }
     }
 }

@@ -43,6 +43,11 @@ pub(super) async fn connection_direct(relay: Arc<Relay>, route: String, req: Req
     dispatch(relay, Target::Route(route), req).await
 }
 
+/// `/mcp/gateway/{gateway}` reached without the router, likewise.
+pub(super) async fn gateway_direct(relay: Arc<Relay>, gateway: String, req: Request) -> Response {
+    dispatch(relay, Target::Gateway(gateway), req).await
+}
+
 /// Takes the request whole (not `Method` + `HeaderMap` + `Body` extractors): axum's `HeaderMap`
 /// extractor clones the map, once per call.
 async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) -> Response {
