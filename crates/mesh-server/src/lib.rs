@@ -119,7 +119,9 @@ impl Mesh {
             // Ending sessions ends their SSE streams, which lets in-flight responses complete.
             relay.shutdown().await;
         };
-        let front = mesh_relay::ingress::Front::new(self.relay.clone(), self.router());
+        // `with_state(())` once here, as `axum::serve` would per connection for a router: the
+        // fallback handler is then converted once, not on every 404.
+        let front = mesh_relay::ingress::Front::new(self.relay.clone(), self.router().with_state(()));
         let server = axum::serve(listener, front.into_make_service()).with_graceful_shutdown(signal);
         tokio::select! {
             r = server => r.context("server failed")?,

@@ -117,7 +117,8 @@ impl Shared {
             // reqwest adds these by itself; the fast path (`wire::post`) needs them here.
             headers.insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
             if let Some(fast) = &self.fast {
-                headers.insert(HOST, fast.host.clone());
+                // A Host configured on the connection wins, as with reqwest (virtual hosts).
+                headers.entry(HOST).or_insert_with(|| fast.host.clone());
             }
             st.post_headers = Some((st.id.clone(), st.version.clone(), headers));
         }
@@ -485,5 +486,32 @@ impl Transport for HttpLink {
                 tracing::debug!(connection = %self.name, error = %e.without_url(), "DELETE of upstream session failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nowhere;
+    impl InboundSink for Nowhere {
+        fn deliver(&self, _: Inbound) {}
+    }
+
+    fn host_of(url: &str, headers: &[(String, mesh_core::Secret<String>)]) -> Option<String> {
+        let url = url::Url::parse(url).unwrap();
+        let link = HttpLink::new("t", reqwest::Client::new(), url, headers, Arc::new(Nowhere)).unwrap();
+        link.shared.post_headers().get(HOST).map(|v| v.to_str().unwrap().to_string())
+    }
+
+    #[tokio::test]
+    async fn the_fast_path_sends_host_and_a_configured_host_wins() {
+        if wire::fast(&url::Url::parse("http://127.0.0.1:9/mcp").unwrap()).is_none() {
+            return; // a proxy in the environment: reqwest carries the POST and writes Host itself
+        }
+        assert_eq!(host_of("http://127.0.0.1:9/mcp", &[]).as_deref(), Some("127.0.0.1:9"));
+        let configured = [("Host".to_string(), mesh_core::Secret::new("tools.internal".to_string()))];
+        assert_eq!(host_of("http://127.0.0.1:9/mcp", &configured).as_deref(), Some("tools.internal"));
+        assert_eq!(host_of("https://example.com/mcp", &[]), None, "reqwest writes Host for TLS upstreams");
     }
 }

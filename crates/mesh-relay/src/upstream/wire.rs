@@ -126,11 +126,9 @@ pub(super) fn fast(url: &url::Url) -> Option<Fast> {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     };
-    Some(Fast {
-        origin: Origin::of(&format!("{host}:{port}")),
-        path: url[url::Position::BeforePath..url::Position::AfterQuery].parse().ok()?,
-        host: http::HeaderValue::from_str(&header).ok()?,
-    })
+    let path = url[url::Position::BeforePath..url::Position::AfterQuery].parse().ok()?;
+    let header = http::HeaderValue::from_str(&header).ok()?;
+    Some(Fast { origin: Origin::of(&format!("{host}:{port}")), path, host: header })
 }
 
 /// POSTs `body` with `headers`, which carry Host and the mesh's User-Agent as reqwest's would
