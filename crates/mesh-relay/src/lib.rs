@@ -27,6 +27,11 @@ pub use error::RelayError;
 pub use spec::{TransportSpec, UpstreamSpec};
 
 /// The User-Agent the mesh sends to upstreams, whichever HTTP client carries the request.
+/// The MCP session header, both ways. A `HeaderName`, not a `&str`: a lookup by string parses
+/// and validates the name every time.
+pub(crate) const SESSION_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
+/// The protocol revision a client names on every request after initialize, both ways.
+pub(crate) const VERSION_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-protocol-version");
 pub(crate) const USER_AGENT: &str = concat!("mcp-mesh/", env!("CARGO_PKG_VERSION"));
 
 /// Whether a JSON message may have a member named `key` anywhere: the name appears in it, or an

@@ -8,7 +8,8 @@
 //! might read differently (percent escapes, more segments, an empty name) still goes through it,
 //! so both ways answer alike.
 
-use super::{streamable_http, Relay};
+use super::streamable_http::{dispatch, Target};
+use super::Relay;
 use axum::extract::Request;
 use axum::response::Response;
 use axum::Router;
@@ -58,18 +59,13 @@ impl tower::Service<Request> for Front {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        let target = match shortcut(req.uri().path()) {
+            Some(Shortcut::Connection(route)) => Target::Route(route.to_string()),
+            Some(Shortcut::Gateway(gateway)) => Target::Gateway(gateway.to_string()),
+            None => return Either::Right(self.router.call(req)),
+        };
         let relay = self.relay.clone();
-        match shortcut(req.uri().path()) {
-            Some(Shortcut::Connection(route)) => {
-                let route = route.to_string();
-                Either::Left(Box::pin(async move { Ok(streamable_http::connection_direct(relay, route, req).await) }))
-            }
-            Some(Shortcut::Gateway(gateway)) => {
-                let gateway = gateway.to_string();
-                Either::Left(Box::pin(async move { Ok(streamable_http::gateway_direct(relay, gateway, req).await) }))
-            }
-            None => Either::Right(self.router.call(req)),
-        }
+        Either::Left(Box::pin(async move { Ok(dispatch(relay, target, req).await) }))
     }
 }
 

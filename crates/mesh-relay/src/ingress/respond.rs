@@ -11,10 +11,7 @@ use http::{HeaderValue, StatusCode};
 use mesh_protocol::{sse, Message};
 use tokio::sync::mpsc;
 
-/// A `HeaderName`, not a `&str`: a lookup by string parses and validates the name every time.
-pub(super) const SESSION_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
-/// The protocol revision a client names on every request after initialize.
-pub(super) const VERSION_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-protocol-version");
+pub(super) use crate::{SESSION_HEADER, VERSION_HEADER};
 
 /// One JSON-RPC message as an `application/json` 200.
 pub(super) fn json(msg: &Message, session: Option<&str>) -> Response {

@@ -16,7 +16,7 @@ use mesh_protocol::{version, Kind, Message};
 use std::sync::Arc;
 
 /// What a URL addresses.
-enum Target {
+pub(super) enum Target {
     /// `/mcp`: the mesh's own management server.
     Management,
     /// `/mcp/{route}`: a connection, by slug or id.
@@ -37,20 +37,9 @@ pub(super) async fn gateway(State(relay): State<Arc<Relay>>, Path(gateway): Path
     dispatch(relay, Target::Gateway(gateway), req).await
 }
 
-/// `/mcp/{route}` reached without the router (`front.rs`), with the segment as the router
-/// would have given it.
-pub(super) async fn connection_direct(relay: Arc<Relay>, route: String, req: Request) -> Response {
-    dispatch(relay, Target::Route(route), req).await
-}
-
-/// `/mcp/gateway/{gateway}` reached without the router, likewise.
-pub(super) async fn gateway_direct(relay: Arc<Relay>, gateway: String, req: Request) -> Response {
-    dispatch(relay, Target::Gateway(gateway), req).await
-}
-
 /// Takes the request whole (not `Method` + `HeaderMap` + `Body` extractors): axum's `HeaderMap`
 /// extractor clones the map, once per call.
-async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) -> Response {
+pub(super) async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let (method, headers) = (parts.method, parts.headers);
     let result = match method {

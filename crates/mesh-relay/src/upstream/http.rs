@@ -21,8 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
+use crate::{SESSION_HEADER, VERSION_HEADER};
 /// The largest single JSON reply accepted from an upstream.
 const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// How often a stream that ended early is resumed before the request is failed.

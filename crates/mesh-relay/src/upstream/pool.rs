@@ -134,6 +134,19 @@ impl Origin {
         Ok(sender)
     }
 
+    /// Keeps `sender` for the next call, unless it is closed or the pool is full.
+    fn put(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle();
+        let now = Instant::now();
+        Origin::expire(&mut idle, now);
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle { sender, since: now });
+        }
+    }
+
     /// Drops idle connections past the timeout, oldest first (the vector is in release order).
     fn expire(idle: &mut Vec<Idle>, now: Instant) {
         let fresh = idle.iter().position(|i| now.duration_since(i.since) <= IDLE_TIMEOUT).unwrap_or(idle.len());
@@ -161,20 +174,6 @@ impl Drop for Lease {
                 origin.put(sender);
             }
         });
-    }
-}
-
-impl Origin {
-    fn put(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle();
-        let now = Instant::now();
-        Origin::expire(&mut idle, now);
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle { sender, since: now });
-        }
     }
 }
 
