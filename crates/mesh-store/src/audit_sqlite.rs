@@ -127,36 +127,38 @@ fn append(conn: &mut Connection, insert_sql: &str, rows: &mut [AuditRow], seal: 
         let mut mine: Vec<&mut AuditRow> = rows.iter_mut().filter(|r| &r.org_id == org).collect();
         let (seq, prev) = link(&mut mine, head, seal);
         let mut insert = tx.prepare_cached(insert_sql)?;
+        let mut last: Option<&AuditRow> = None;
         for row in mine {
-            insert.execute(params![
-                row.org_id,
-                row.seq,
-                row.time_ms,
-                row.user_id,
-                row.key_id,
-                row.role,
-                row.session_id,
-                row.client_name,
-                row.client_version,
-                row.route_kind,
-                row.route,
-                row.method,
-                row.name,
-                row.arguments,
-                i64::from(row.arguments_truncated),
-                row.outcome,
-                row.error,
-                row.latency_us,
-                row.bytes_in,
-                row.bytes_out,
-                row.request_id,
-                row.prev_hash,
-                row.hash,
-            ])?;
+            bind(&mut insert, row, last)?;
+            insert.raw_execute()?;
+            last = Some(row);
         }
         tx.prepare_cached(MOVE_HEAD)?.execute(params![seq, prev, org])?;
     }
     tx.commit()
+}
+
+/// Binds a row's values to the INSERT, each column in `COLUMNS` order, skipping those equal to
+/// the previous row's: SQLite keeps a statement's bindings from one execution to the next, and
+/// rusqlite copies every text it binds (an allocation each), while consecutive rows mostly share
+/// their organisation, user, key, role, client, route, method and tool (−4,500 instructions a
+/// row, docs/PERFORMANCE.md). `prev` must be the row the statement executed last; the statement
+/// cache clears the bindings when the statement goes back to it.
+fn bind(insert: &mut rusqlite::CachedStatement<'_>, row: &AuditRow, prev: Option<&AuditRow>) -> rusqlite::Result<()> {
+    macro_rules! columns {
+        ($($i:literal $field:ident),* $(,)?) => {
+            $(if prev.is_none_or(|p| p.$field != row.$field) {
+                insert.raw_bind_parameter($i, &row.$field)?;
+            })*
+        };
+    }
+    columns!(
+        1 org_id, 2 seq, 3 time_ms, 4 user_id, 5 key_id, 6 role, 7 session_id, 8 client_name,
+        9 client_version, 10 route_kind, 11 route, 12 method, 13 name, 14 arguments,
+        15 arguments_truncated, 16 outcome, 17 error, 18 latency_us, 19 bytes_in, 20 bytes_out,
+        21 request_id, 22 prev_hash, 23 hash,
+    );
+    Ok(())
 }
 
 /// An organisation's chain head, creating the chain at genesis when it has none.

@@ -119,15 +119,17 @@ pub async fn audit_trail(store: &Store) {
     large_batch(store).await;
 }
 
-/// A batch of 40 rows with a second organisation interleaved and every column varied: each row
+/// A batch of 40 rows with a second organisation interleaved and every column varied, some in
+/// runs of equal values (the SQLite path binds only what changed from the row before): each row
 /// reads back exactly as written, in chain order.
 async fn large_batch(store: &Store) {
     let mut batch: Vec<AuditRow> = (0..40i64)
         .map(|i| {
             let org = if i % 13 == 5 { "org_l2" } else { "org_l1" };
-            let mut r = row(org, NOW + i, &format!("user{i}"), &format!("route{i}"), Some(&format!("tool{i}")), "ok");
-            r.client_version = (i % 3 != 0).then(|| format!("v{i}"));
-            r.error = (i % 4 == 1).then(|| format!("failure ✗ {i}"));
+            let name = format!("tool{}", i / 4);
+            let mut r = row(org, NOW + i, &format!("user{}", i / 3), &format!("route{}", i % 2), Some(&name), "ok");
+            r.client_version = (i % 3 != 0).then(|| "v1".to_string());
+            r.error = (i % 4 == 1).then(|| "failure ✗".to_string());
             r.arguments_truncated = i % 5 == 2;
             (r.latency_us, r.bytes_in, r.bytes_out) = (i * 7, i * 11, i * 13);
             r.request_id = format!("req-{i}");
