@@ -26,7 +26,9 @@ pub(super) fn json(msg: &Message, session: Option<&str>) -> Response {
 /// rate-limit refusal, which is a 429 with `Retry-After` so that HTTP-level clients and proxies
 /// see it too (the body is the same JSON-RPC error, carrying `retryAfterMs`).
 pub(super) fn reply(data: Bytes) -> Response {
-    let refusal = crate::may_have_key(&data, "error")
+    static ERROR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("error"));
+    let refusal = crate::may_have_key(&data, &ERROR)
         .then(|| mesh_protocol::message::error_object(&data))
         .flatten()
         .filter(|e| e.code == mesh_protocol::codes::RATE_LIMITED);
