@@ -7,9 +7,10 @@
 //! argument, converted again for SQLite, and a batch took about eight round trips to sqlx's
 //! worker thread, each a cross-thread wake-up. Here a batch is one message to a thread that owns
 //! the connection and runs one cached single-row INSERT per row, binding the row's strings where
-//! they are. The statements and the chain rules are those of `audit.rs` (lock the chain, number
-//! and seal each organisation's rows in batch order, move the head, all in one transaction); the
-//! store story runs every append through this path on SQLite and through `audit.rs` on PostgreSQL.
+//! they are, and only those that changed from the row before. The statements and the chain rules
+//! are those of `audit.rs` (lock the chain, number and seal each organisation's rows in batch
+//! order, move the head, all in one transaction); the store story runs every append through this
+//! path on SQLite and through `audit.rs` on PostgreSQL.
 //!
 //! Locking: `BEGIN IMMEDIATE` takes SQLite's write lock before the chain head is read, so a
 //! prune through the pool (or another process) waits its turn (busy timeout) instead of
