@@ -34,10 +34,10 @@ pub(crate) const SESSION_HEADER: http::HeaderName = http::HeaderName::from_stati
 pub(crate) const VERSION_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-protocol-version");
 pub(crate) const USER_AGENT: &str = concat!("mcp-mesh/", env!("CARGO_PKG_VERSION"));
 
-/// Whether a JSON message may have a member with the name `key` searches for: the name appears in it, or an
-/// escape (`\u…`) could spell it. `false` is certain, so a caller can skip deserialising a
-/// message just to learn that it has no such member (a success has no `error`): most replies
-/// are then read once. (A tool result's `isError` is read by `Message::parse` itself.)
+/// Whether a JSON message may have a member with the name `key` searches for: the name appears
+/// in it, or an escape (`\u…`) could spell it. `false` is certain, so a caller can skip
+/// deserialising a message just to learn that it has no such member (a success has no `error`):
+/// most replies are then read once. (A tool result's `isError` is read by `Message::parse`.)
 pub(crate) fn may_have_key(json: &[u8], key: &memchr::memmem::Finder<'_>) -> bool {
     // Searchers are built once (`memmem::find` builds one per call: ~350 instructions, more
     // than searching a short reply).

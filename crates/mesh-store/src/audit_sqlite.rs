@@ -146,19 +146,42 @@ fn append(conn: &mut Connection, insert_sql: &str, rows: &mut [AuditRow], seal: 
 /// row, docs/PERFORMANCE.md). `prev` must be the row the statement executed last; the statement
 /// cache clears the bindings when the statement goes back to it.
 fn bind(insert: &mut rusqlite::CachedStatement<'_>, row: &AuditRow, prev: Option<&AuditRow>) -> rusqlite::Result<()> {
+    // Positions follow the list, which is `COLUMNS` in order.
+    let mut position = 0;
     macro_rules! columns {
-        ($($i:literal $field:ident),* $(,)?) => {
-            $(if prev.is_none_or(|p| p.$field != row.$field) {
-                insert.raw_bind_parameter($i, &row.$field)?;
+        ($($field:ident),* $(,)?) => {
+            $(position += 1;
+            if prev.is_none_or(|p| p.$field != row.$field) {
+                insert.raw_bind_parameter(position, &row.$field)?;
             })*
         };
     }
     columns!(
-        1 org_id, 2 seq, 3 time_ms, 4 user_id, 5 key_id, 6 role, 7 session_id, 8 client_name,
-        9 client_version, 10 route_kind, 11 route, 12 method, 13 name, 14 arguments,
-        15 arguments_truncated, 16 outcome, 17 error, 18 latency_us, 19 bytes_in, 20 bytes_out,
-        21 request_id, 22 prev_hash, 23 hash,
+        org_id,
+        seq,
+        time_ms,
+        user_id,
+        key_id,
+        role,
+        session_id,
+        client_name,
+        client_version,
+        route_kind,
+        route,
+        method,
+        name,
+        arguments,
+        arguments_truncated,
+        outcome,
+        error,
+        latency_us,
+        bytes_in,
+        bytes_out,
+        request_id,
+        prev_hash,
+        hash,
     );
+    debug_assert_eq!(position, COLUMN_COUNT);
     Ok(())
 }
 
