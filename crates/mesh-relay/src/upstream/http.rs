@@ -56,8 +56,16 @@ struct SessionState {
     initialized: bool,
     reinits: u64,
     /// The headers of a POST, with the session id and version they were built for: built again
-    /// only when those change, so a call clones one map instead of building it.
-    post_headers: Option<(Option<HeaderValue>, Option<HeaderValue>, HeaderMap)>,
+    /// only when those change, so a call clones one map (or one `Bytes`) instead of building it.
+    post_headers: Option<PostHeaders>,
+}
+
+struct PostHeaders {
+    id: Option<HeaderValue>,
+    version: Option<HeaderValue>,
+    map: HeaderMap,
+    /// The same, serialised for the fast path (`wire::head`); empty without one.
+    head: Bytes,
 }
 
 impl HttpLink {
@@ -105,10 +113,10 @@ impl Shared {
         headers
     }
 
-    /// `headers()` plus what every POST carries (Accept, Content-Type).
-    fn post_headers(&self) -> HeaderMap {
+    /// `headers()` plus what every POST carries (Accept, Content-Type), given to `f`.
+    fn with_post_headers<R>(&self, f: impl FnOnce(&PostHeaders) -> R) -> R {
         let mut st = self.state();
-        let fresh = st.post_headers.as_ref().is_some_and(|(id, v, _)| *id == st.id && *v == st.version);
+        let fresh = st.post_headers.as_ref().is_some_and(|p| p.id == st.id && p.version == st.version);
         if !fresh {
             let mut headers = self.session_headers(&st);
             headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
@@ -119,9 +127,11 @@ impl Shared {
                 // A Host configured on the connection wins, as with reqwest (virtual hosts).
                 headers.entry(HOST).or_insert_with(|| fast.host.clone());
             }
-            st.post_headers = Some((st.id.clone(), st.version.clone(), headers));
+            let head = self.fast.as_ref().map(|fast| wire::head(fast, &headers)).unwrap_or_default();
+            let (id, version) = (st.id.clone(), st.version.clone());
+            st.post_headers = Some(PostHeaders { id, version, map: headers, head });
         }
-        st.post_headers.as_ref().map(|(.., h)| h.clone()).unwrap_or_default()
+        f(st.post_headers.as_ref().expect("built above"))
     }
 
     fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
@@ -129,17 +139,18 @@ impl Shared {
     }
 
     async fn post(&self, msg: &Message) -> Result<Answer, RelayError> {
-        let headers = self.post_headers();
-        let body = msg.bytes().clone();
         match &self.fast {
-            Some(fast) => wire::post(fast, headers, body)
-                .await
-                .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name))),
+            Some(fast) => {
+                let head = self.with_post_headers(|p| p.head.clone());
+                wire::post(fast, &head, msg.bytes())
+                    .await
+                    .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)))
+            }
             None => self
                 .client
                 .post(self.url.clone())
-                .headers(headers)
-                .body(body)
+                .headers(self.with_post_headers(|p| p.map.clone()))
+                .body(msg.bytes().clone())
                 .send()
                 .await
                 .map(Answer::from_reqwest)
@@ -500,7 +511,7 @@ mod tests {
     fn host_of(url: &str, headers: &[(String, mesh_core::Secret<String>)]) -> Option<String> {
         let url = url::Url::parse(url).unwrap();
         let link = HttpLink::new("t", reqwest::Client::new(), url, headers, Arc::new(Nowhere)).unwrap();
-        link.shared.post_headers().get(HOST).map(|v| v.to_str().unwrap().to_string())
+        link.shared.with_post_headers(|p| p.map.get(HOST).map(|v| v.to_str().unwrap().to_string()))
     }
 
     #[tokio::test]

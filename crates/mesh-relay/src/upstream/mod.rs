@@ -5,6 +5,7 @@
 //! per underlying stream. The session layer above does all id remapping; links only carry bytes
 //! and report when the upstream goes down or comes back.
 
+mod h1;
 pub mod http;
 pub mod local;
 mod pool;

@@ -1,18 +1,17 @@
-//! The fast path's pool of HTTP/1 connections to plain `http://` upstreams (see `wire`).
+//! The fast path's pool of HTTP/1.1 connections to plain `http://` upstreams (see `wire`).
 //!
 //! Written here rather than taken from hyper-util's pooled client, which the fast path used
 //! before: per call that client formats its pool key and hashes it with SipHash on checkout and
 //! again on return, rewrites the URI to origin form, inserts Host and moves its large futures
 //! several times — about 8,000 instructions a call, more than any part of the mesh's own logic
 //! (docs/PERFORMANCE.md, fix 13). Here a link holds its origin's pool, so a call pops from one
-//! short `Vec` under a lock, and the path and Host are computed once per link. The connections
-//! are hyper's own HTTP/1 client connections, each driven by a task of its own, as before.
+//! short `Vec` under a lock, and the request head is serialised once per link. The connections
+//! are the mesh's own too (`h1`, fix 16), driven by the task that makes the call: an idle one is
+//! a socket in the pool, polled by nobody.
 
+use super::h1::{Conn, Framing, Head, Step};
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -22,13 +21,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per origin; past that, a connection is closed after its call.
 const MAX_IDLE: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long checkout waits for an idle connection still finishing its last response.
-const READY_WAIT: Duration = Duration::from_millis(100);
-/// How long a connection whose response was not read to the end may take to drain it (hyper
-/// reads and discards the rest) before it is closed instead of reused.
-const DRAIN_WAIT: Duration = Duration::from_secs(1);
-
-type Sender = SendRequest<Full<Bytes>>;
 
 /// The connections to one `host:port`, shared by every link to it.
 pub(super) struct Origin {
@@ -37,16 +29,18 @@ pub(super) struct Origin {
 }
 
 struct Idle {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
 }
 
-/// A connection in use: given back by `release` once its response has been read whole. Dropped
-/// unreleased (a 202, an error status, an SSE stream left once the reply was in), it goes back
-/// only if hyper finishes the response by itself soon: a connection with a response half read
-/// cannot carry another request.
-pub(super) struct Lease {
-    sender: Option<Sender>,
+/// An answer's body, read from the connection it arrives on. Read to its end, the connection goes
+/// back to the pool; dropped before, it goes back only if the rest is already buffered (a 202, a
+/// short error body), else it is closed: a connection with an answer half read cannot carry
+/// another request.
+pub(super) struct Body {
+    conn: Option<Conn>,
+    framing: Framing,
+    keep_alive: bool,
     origin: Arc<Origin>,
 }
 
@@ -72,78 +66,46 @@ impl Origin {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends `req` on an idle connection, or on a new one when none is ready. A request that a
-    /// reused connection gives back unsent (the upstream closed it while it was idle) goes out
-    /// again on a new connection; one that was sent is never repeated.
-    pub async fn send(
-        self: &Arc<Self>,
-        req: http::Request<Full<Bytes>>,
-    ) -> Result<(http::Response<Incoming>, Lease), String> {
-        let (mut sender, reused) = match self.checkout().await {
-            Some(sender) => (sender, true),
-            None => (self.connect().await?, false),
-        };
-        let req = match sender.try_send_request(req).await {
-            Ok(resp) => return Ok((resp, Lease { sender: Some(sender), origin: self.clone() })),
-            Err(mut e) => match e.take_message() {
-                Some(req) if reused => req,
-                _ => return Err(format!("request failed ({})", causes(&e.into_error()))),
-            },
-        };
-        let mut sender = self.connect().await?;
-        match sender.send_request(req).await {
-            Ok(resp) => Ok((resp, Lease { sender: Some(sender), origin: self.clone() })),
-            Err(e) => Err(format!("request failed ({})", causes(&e))),
-        }
-    }
-
-    /// The newest idle connection that can take a request (the newest is the least likely to
-    /// have been closed by the upstream); closed and expired ones are dropped on the way.
-    async fn checkout(&self) -> Option<Sender> {
-        loop {
-            let Idle { mut sender, since } = self.idle().pop()?;
-            if since.elapsed() > IDLE_TIMEOUT {
-                continue;
-            }
-            if sender.is_ready() {
-                return Some(sender);
-            }
-            // Given back just as its last response ended: its task may not have caught up yet.
-            // Never wait long: a new connection is always possible.
-            if !sender.is_closed() && matches!(tokio::time::timeout(READY_WAIT, sender.ready()).await, Ok(Ok(()))) {
-                return Some(sender);
+    /// Sends a request (`head` as `h1::Conn::write_request` takes it) on an idle connection, or
+    /// on a new one when none is usable, and reads the answer's head. A request that could not be
+    /// written whole on a reused connection (the upstream closed it while it was idle) goes out
+    /// again on a new connection; one that was written is never repeated.
+    pub async fn send(self: &Arc<Self>, head: &[u8], body: &[u8]) -> Result<(StatusCode, HeaderMap, Body), String> {
+        if let Some(mut conn) = self.checkout() {
+            if conn.write_request(head, body).await.is_ok() {
+                return self.answer(conn).await;
             }
         }
+        let mut conn = Conn::open(&self.addr, CONNECT_TIMEOUT).await?;
+        conn.write_request(head, body).await.map_err(|e| format!("request failed ({e})"))?;
+        self.answer(conn).await
     }
 
-    async fn connect(&self) -> Result<Sender, String> {
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&self.addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(format!("cannot connect ({e})")),
-            Err(_) => return Err(format!("cannot connect (no answer within {} s)", CONNECT_TIMEOUT.as_secs())),
-        };
-        // Requests are small and answered at once: never wait to fill a segment.
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) =
-            http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("cannot connect ({})", causes(&e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %causes(&e), "upstream connection ended");
+    async fn answer(self: &Arc<Self>, mut conn: Conn) -> Result<(StatusCode, HeaderMap, Body), String> {
+        let Head { status, headers, framing, keep_alive } =
+            conn.read_head().await.map_err(|e| format!("request failed ({e})"))?;
+        Ok((status, headers, Body { conn: Some(conn), framing, keep_alive, origin: self.clone() }))
+    }
+
+    /// The newest idle connection still usable (the newest is the least likely to have been
+    /// closed by the upstream); closed and expired ones are dropped on the way.
+    fn checkout(&self) -> Option<Conn> {
+        let mut idle = self.idle();
+        while let Some(Idle { conn, since }) = idle.pop() {
+            if since.elapsed() <= IDLE_TIMEOUT && conn.is_usable() {
+                return Some(conn);
             }
-        });
-        Ok(sender)
+        }
+        None
     }
 
-    /// Keeps `sender` for the next call, unless it is closed or the pool is full.
-    fn put(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    /// Keeps `conn` for the next call, unless the pool is full.
+    fn put(&self, conn: Conn) {
         let mut idle = self.idle();
         let now = Instant::now();
         Origin::expire(&mut idle, now);
         if idle.len() < MAX_IDLE {
-            idle.push(Idle { sender, since: now });
+            idle.push(Idle { conn, since: now });
         }
     }
 
@@ -154,26 +116,63 @@ impl Origin {
     }
 }
 
-impl Lease {
-    /// Gives the connection back for the next call.
-    pub fn release(mut self) {
-        if let Some(sender) = self.sender.take() {
-            self.origin.put(sender);
+impl Body {
+    /// The next piece of the body; `None` once it has all been read.
+    pub async fn data(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else { return Ok(None) };
+            let step = self.framing.step(&mut conn.buf);
+            match step {
+                Ok(Step::Data(data)) => return Ok(Some(data)),
+                Ok(Step::End) => {
+                    self.finish();
+                    return Ok(None);
+                }
+                Ok(Step::More) => {}
+                Err(e) => {
+                    self.conn = None;
+                    return Err(e);
+                }
+            }
+            match conn.fill().await {
+                Ok(0) if matches!(self.framing, Framing::Close) => {
+                    self.conn = None;
+                    return Ok(None);
+                }
+                Ok(0) => {
+                    self.conn = None;
+                    return Err("the upstream closed the connection before the body ended".into());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.conn = None;
+                    return Err(format!("reading the body failed ({e})"));
+                }
+            }
+        }
+    }
+
+    /// The body has ended: its connection goes back to the pool if it can carry another request
+    /// (nothing unasked left over after the body).
+    fn finish(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.keep_alive && conn.buf.is_empty() {
+                self.origin.put(conn);
+            }
         }
     }
 }
 
-impl Drop for Lease {
+impl Drop for Body {
     fn drop(&mut self) {
-        let Some(mut sender) = self.sender.take() else { return };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
-        let origin = self.origin.clone();
-        rt.spawn(async move {
-            // Ready again only once hyper has read the rest of the response.
-            if let Ok(Ok(())) = tokio::time::timeout(DRAIN_WAIT, sender.ready()).await {
-                origin.put(sender);
+        // The rest of the body may be buffered already: then the connection is still good.
+        while let Some(conn) = self.conn.as_mut() {
+            match self.framing.step(&mut conn.buf) {
+                Ok(Step::Data(_)) => {}
+                Ok(Step::End) => self.finish(),
+                Ok(Step::More) | Err(_) => self.conn = None,
             }
-        });
+        }
     }
 }
 
@@ -187,22 +186,9 @@ async fn reap(origin: Weak<Origin>) {
     }
 }
 
-/// An error with its causes, `a: b: c` (hyper's own text is often just "connection error").
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// How the test server treats a connection after answering on it.
@@ -235,14 +221,16 @@ mod tests {
         (addr, accepted)
     }
 
+    const HEAD: &[u8] = b"POST /mcp HTTP/1.1\r\nhost: test\r\n";
+
     async fn call(origin: &Arc<Origin>) -> Result<Bytes, String> {
-        let mut req = http::Request::new(Full::new(Bytes::from_static(b"{}")));
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = "/mcp".parse().unwrap();
-        let (resp, lease) = origin.send(req).await?;
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        lease.release();
-        Ok(body)
+        let (status, _, mut body) = origin.send(HEAD, b"{}").await?;
+        assert_eq!(status, StatusCode::OK);
+        let mut all = Vec::new();
+        while let Some(data) = body.data().await? {
+            all.extend_from_slice(&data);
+        }
+        Ok(all.into())
     }
 
     #[tokio::test]
@@ -280,7 +268,7 @@ mod tests {
             // Wait (bounded) until the pool's connection has seen the close, so that the next
             // call finds a closed idle connection rather than racing the close.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while origin.idle().iter().any(|i| !i.sender.is_closed()) {
+            while origin.idle().iter().any(|i| i.conn.is_usable()) {
                 assert!(Instant::now() < deadline, "the close was never seen");
                 tokio::task::yield_now().await;
             }
@@ -315,12 +303,12 @@ mod tests {
     async fn a_close_the_pool_has_not_seen_fails_one_call_clearly_and_is_never_replayed() {
         // The server runs on a thread of its own, so it can close the pooled connection while
         // this runtime's thread is blocked: the pool cannot have noticed, and the request is
-        // handed to the dead connection, which hyper writes before it reads the close. The
+        // written to the dead connection (the kernel accepts it) before the close is read. The
         // request may have reached the upstream, so it is not sent again (a tool call is not
         // idempotent); the call fails with a clear error and the next one gets a new connection.
-        // (A request hyper gives back unsent is sent again; when that happens is hyper's choice,
-        // so no test forces it.) In service the pool sees a close as soon as the runtime polls
-        // the connection, so only a call racing the close itself lands here, as with any client.
+        // (A request whose write fails is sent again; whether the kernel fails it is its choice,
+        // so no test forces it.) In service the pool sees a close as soon as the runtime's I/O
+        // driver has, so only a call racing the close itself lands here, as with any client.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -345,9 +333,9 @@ mod tests {
         assert_eq!(call(&origin).await.unwrap(), Bytes::from_static(b"ok"));
         close.send(()).unwrap();
         closed.recv().unwrap();
-        assert!(origin.idle().iter().all(|i| !i.sender.is_closed()), "the pool has not seen the close");
+        assert!(origin.idle().iter().all(|i| i.conn.is_usable()), "the pool has not seen the close");
         match call(&origin).await {
-            // Written to the dead connection (what hyper 1.12 does): not replayed.
+            // Written to the dead connection (what Linux does): not replayed.
             Err(err) => {
                 assert!(err.starts_with("request failed ("), "{err}");
                 assert_eq!(accepted.load(Ordering::SeqCst), 1, "not replayed on a new connection");
@@ -360,20 +348,60 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_response_left_unread_gives_its_connection_back_once_drained() {
+    async fn a_body_left_unread_gives_its_connection_back_only_when_it_had_all_arrived() {
         let (addr, accepted) = server(After::KeepOpen).await;
         let origin = Origin::of(&addr);
-        let mut req = http::Request::new(Full::new(Bytes::from_static(b"{}")));
-        *req.uri_mut() = "/mcp".parse().unwrap();
-        let (resp, lease) = origin.send(req).await.unwrap();
-        drop((resp, lease));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while origin.idle().is_empty() {
-            assert!(Instant::now() < deadline, "the connection never came back");
-            tokio::task::yield_now().await;
-        }
+        // `ok` comes with the head: dropping the body unread still leaves the connection clean.
+        let (_, _, body) = origin.send(HEAD, b"{}").await.unwrap();
+        drop(body);
+        assert_eq!(origin.idle().len(), 1);
         assert_eq!(call(&origin).await.unwrap(), Bytes::from_static(b"ok"));
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+        // A body still on its way when dropped: the connection is closed, never reused.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (finish, finish_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let (mut sock, _) = listener.accept().unwrap();
+            let mut scratch = [0u8; 4096];
+            let _ = std::io::Read::read(&mut sock, &mut scratch);
+            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf").unwrap();
+            let _ = finish_rx.recv();
+        });
+        let origin = Origin::of(&addr);
+        let (_, _, body) = origin.send(HEAD, b"{}").await.unwrap();
+        drop(body);
+        assert!(origin.idle().is_empty(), "a half-read connection is not pooled");
+        let _ = finish.send(());
+    }
+
+    #[tokio::test]
+    async fn answers_that_end_the_connection_are_read_whole_and_not_pooled() {
+        // HTTP/1.0 without a length, then chunked with `Connection: close`: one connection each.
+        for answer in [
+            &b"HTTP/1.0 200 OK\r\n\r\nuntil the close"[..],
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n4\r\nunti\r\nb\r\nl the close\r\n0\r\n\r\n",
+        ] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let (mut sock, _) = listener.accept().unwrap();
+                let mut scratch = [0u8; 4096];
+                let _ = std::io::Read::read(&mut sock, &mut scratch);
+                // In pieces, so that the body is read across several reads.
+                for piece in answer.chunks(7) {
+                    sock.write_all(piece).unwrap();
+                    sock.flush().unwrap();
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            });
+            let origin = Origin::of(&addr);
+            assert_eq!(call(&origin).await.unwrap(), Bytes::from_static(b"until the close"));
+            assert!(origin.idle().is_empty());
+        }
     }
 
     #[tokio::test]

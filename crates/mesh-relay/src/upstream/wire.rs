@@ -1,20 +1,20 @@
 //! What carries a Streamable HTTP link's requests: reqwest for everything, except POSTs to plain
-//! `http://` upstreams with no proxy in the environment, which go straight to hyper's HTTP/1
-//! client connections over a pool of the mesh's own (`pool`).
+//! `http://` upstreams with no proxy in the environment, which go over the mesh's own HTTP/1.1
+//! connections and pool (`h1`, `pool`).
 //!
 //! Why two clients: a POST per call is the relay's hot path, and reqwest's layers on top of
 //! hyper-util's pooled client (a redirect policy that re-parses the URL twice per request,
 //! retries, header merging, connector clones), then that client's own per-call work, cost
-//! several microseconds a call (docs/PERFORMANCE.md, fixes 6 and 13). The fast path keeps
+//! several microseconds a call (docs/PERFORMANCE.md, fixes 6, 13 and 16). The fast path keeps
 //! reqwest's pool settings (idle timeout, idle connections per host, no Nagle, connect timeout);
 //! TLS, proxies, GET streams and DELETE stay with reqwest.
 
-use super::pool::{Lease, Origin};
+use super::pool::{self, Origin};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 
 /// An upstream's answer, whichever client carried it.
@@ -26,8 +26,8 @@ pub(super) struct Answer {
 
 enum Body {
     Reqwest(reqwest::Response),
-    /// With the connection it arrives on, given back to the pool once the body has been read.
-    Hyper(hyper::body::Incoming, Lease),
+    /// Read from the connection it arrives on, which goes back to the pool once it has all been.
+    Own(pool::Body),
 }
 
 impl Answer {
@@ -44,14 +44,24 @@ impl Answer {
             return Err(too_large());
         }
         match self.body {
-            Body::Hyper(body, lease) => match Limited::new(body, limit).collect().await {
-                Ok(collected) => {
-                    lease.release();
-                    Ok(collected.to_bytes())
+            Body::Own(mut body) => {
+                // Usually the whole body is one piece, already read with the head: no copy.
+                let Some(first) = body.data().await? else { return Ok(Bytes::new()) };
+                if first.len() > limit {
+                    return Err(too_large());
                 }
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-                Err(e) => Err(e.to_string()),
-            },
+                let Some(second) = body.data().await? else { return Ok(first) };
+                let mut out = bytes::BytesMut::from(&first[..]);
+                let mut next = Some(second);
+                while let Some(data) = next {
+                    if out.len() + data.len() > limit {
+                        return Err(too_large());
+                    }
+                    out.extend_from_slice(&data);
+                    next = body.data().await?;
+                }
+                Ok(out.freeze())
+            }
             Body::Reqwest(resp) => {
                 let mut out = bytes::BytesMut::new();
                 let mut stream = resp.bytes_stream();
@@ -72,21 +82,12 @@ impl Answer {
     pub fn stream(self) -> BoxStream<'static, Result<Bytes, String>> {
         match self.body {
             Body::Reqwest(resp) => resp.bytes_stream().map(|c| c.map_err(|e| e.without_url().to_string())).boxed(),
-            Body::Hyper(body, lease) => futures_util::stream::unfold(Some((body, lease)), |state| async move {
-                let (mut body, lease) = state?;
-                loop {
-                    match body.frame().await {
-                        Some(Ok(frame)) => match frame.into_data() {
-                            Ok(data) => return Some((Ok(data), Some((body, lease)))),
-                            Err(_trailers) => continue,
-                        },
-                        Some(Err(e)) => return Some((Err(e.to_string()), None)),
-                        None => {
-                            // The whole stream read: the connection can carry the next call.
-                            lease.release();
-                            return None;
-                        }
-                    }
+            Body::Own(body) => futures_util::stream::unfold(Some(body), |body| async move {
+                let mut body = body?;
+                match body.data().await {
+                    Ok(Some(data)) => Some((Ok(data), Some(body))),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e), None)),
                 }
             })
             .boxed(),
@@ -103,7 +104,7 @@ impl Answer {
 pub(super) struct Fast {
     origin: Arc<Origin>,
     /// The request target in origin form (path and query), as HTTP/1 sends it.
-    path: http::Uri,
+    path: String,
     /// The `Host` header (the port only when it is not 80, as reqwest writes it).
     pub host: http::HeaderValue,
 }
@@ -126,30 +127,45 @@ pub(super) fn fast(url: &url::Url) -> Option<Fast> {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     };
-    let path = url[url::Position::BeforePath..url::Position::AfterQuery].parse().ok()?;
+    let path = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
     let header = http::HeaderValue::from_str(&header).ok()?;
     Some(Fast { origin: Origin::of(&format!("{host}:{port}")), path, host: header })
 }
 
-/// POSTs `body` with `headers`, which carry Host and the mesh's User-Agent as reqwest's would
-/// (hyper adds Content-Length).
-pub(super) async fn post(fast: &Fast, headers: HeaderMap, body: Bytes) -> Result<Answer, String> {
-    let mut req = http::Request::new(Full::new(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = fast.path.clone();
-    *req.headers_mut() = headers;
-    let (resp, lease) = fast.origin.send(req).await?;
-    let (parts, body) = resp.into_parts();
-    Ok(Answer { status: parts.status, headers: parts.headers, body: Body::Hyper(body, lease) })
+/// The request line and header fields of a POST with `headers` (which carry Host and the mesh's
+/// User-Agent as reqwest's would), serialised once per upstream session for `post`. The fields
+/// that frame the message are the connection's own business and are not copied from `headers`.
+pub(super) fn head(fast: &Fast, headers: &HeaderMap) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(fast.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    // Host first, as RFC 9112 §3.2 recommends.
+    let fields = headers.get_all(HOST).iter().map(|v| (&HOST, v));
+    let others = headers.iter().filter(|(k, _)| ![HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION].contains(k));
+    for (name, value) in fields.chain(others) {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        // A `HeaderValue` holds no CR or LF: no field can end early or add another.
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.into()
+}
+
+/// POSTs `body` after `head` (from `head`; Content-Length is added).
+pub(super) async fn post(fast: &Fast, head: &[u8], body: &[u8]) -> Result<Answer, String> {
+    let (status, headers, body) = fast.origin.send(head, body).await?;
+    Ok(Answer { status, headers, body: Body::Own(body) })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fast;
+    use super::*;
 
     #[tokio::test]
     async fn only_plain_http_without_credentials_takes_the_fast_path() {
-        let uri = |s: &str| fast(&url::Url::parse(s).unwrap()).map(|f| (f.path.to_string(), f.host));
+        let uri = |s: &str| fast(&url::Url::parse(s).unwrap()).map(|f| (f.path, f.host));
         assert_eq!(uri("https://example.com/mcp"), None, "TLS stays with reqwest");
         assert_eq!(uri("http://user:secret@127.0.0.1:9/mcp"), None, "URL credentials stay with reqwest");
         assert_eq!(uri("http://user@127.0.0.1:9/mcp"), None);
@@ -165,5 +181,20 @@ mod tests {
         assert_eq!(plain("http://127.0.0.1:9/mcp?x=1#frag"), expect("/mcp?x=1", "127.0.0.1:9"), "origin form");
         assert_eq!(plain("http://localhost:80/mcp"), expect("/mcp", "localhost"), "the default port is not written");
         assert_eq!(plain("http://[::1]:8080"), expect("/", "[::1]:8080"));
+    }
+
+    #[test]
+    fn the_head_has_host_first_and_never_a_framing_field_of_the_configuration() {
+        let Some(fast) = fast(&url::Url::parse("http://127.0.0.1:9/mcp?x=1").unwrap()) else {
+            return; // a proxy in the environment: no fast path
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer t".parse().unwrap());
+        headers.insert(HOST, fast.host.clone());
+        headers.insert(CONTENT_LENGTH, "5".parse().unwrap());
+        headers.insert(TRANSFER_ENCODING, "chunked".parse().unwrap());
+        headers.insert(CONNECTION, "close".parse().unwrap());
+        let head = head(&fast, &headers);
+        assert_eq!(&head[..], b"POST /mcp?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\nauthorization: Bearer t\r\n");
     }
 }
