@@ -394,3 +394,135 @@ async fn a_client_cancel_reaches_the_upstream_with_its_own_id() {
     assert_ok_works(&url, &mesh.key, &sid, 44).await;
     mesh.stop().await;
 }
+
+/// A Streamable HTTP upstream on loopback, written out by hand so that it can stall where no SDK
+/// server would: `tools/call` of `silent` is read and never answered; of `half` gets a head and
+/// one byte of its body, then nothing. Everything else gets a prompt answer. Records every
+/// notification it receives.
+struct Stalling {
+    url: String,
+    notes: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Stalling {
+    fn start() -> Stalling {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+        let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (n, c) = (notes.clone(), calls.clone());
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(sock) = sock else { return };
+                let (n, c) = (n.clone(), c.clone());
+                std::thread::spawn(move || Stalling::serve(sock, &n, &c));
+            }
+        });
+        Stalling { url, notes, calls }
+    }
+
+    /// Serves one connection until the mesh closes it.
+    fn serve(
+        mut sock: std::net::TcpStream,
+        notes: &std::sync::Mutex<Vec<Value>>,
+        calls: &std::sync::Mutex<Vec<Value>>,
+    ) {
+        use std::io::Write;
+        while let Some((method, body)) = read_request(&mut sock) {
+            let answer = match method.as_str() {
+                "GET" => "HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n".to_string(),
+                "DELETE" => "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_string(),
+                _ => {
+                    let msg: Value = serde_json::from_slice(&body).expect("JSON-RPC");
+                    let result = match msg["method"].as_str().unwrap_or_default() {
+                        "initialize" => {
+                            json!({"protocolVersion": VERSION, "capabilities": {"tools": {}}, "serverInfo": {"name": "stalling", "version": "1"}})
+                        }
+                        "tools/call" => {
+                            calls.lock().unwrap().push(msg.clone());
+                            match msg["params"]["name"].as_str() {
+                                Some("silent") => continue,
+                                Some("half") => {
+                                    let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{");
+                                    continue;
+                                }
+                                _ => json!({"content": [{"type": "text", "text": "fine"}]}),
+                            }
+                        }
+                        _ if msg.get("id").is_none() => {
+                            notes.lock().unwrap().push(msg);
+                            let _ = sock.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+                            continue;
+                        }
+                        _ => json!({}),
+                    };
+                    let reply = json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string();
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nmcp-session-id: s1\r\ncontent-length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    )
+                }
+            };
+            if sock.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one request (head and Content-Length body): its method and body; `None` at the end.
+fn read_request(sock: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize =
+                head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let method = head.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                return Some((method, buf[end + 4..end + 4 + len].to_vec()));
+            }
+        }
+        match sock.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_http_upstream_that_never_answers_a_post_times_out_and_is_told() {
+    let upstream = Stalling::start();
+    let mesh = mesh_with(json!({"slug": "stalling", "url": upstream.url, "timeoutMs": 1000})).await;
+    let url = mesh.endpoint("stalling");
+    let sid = raw::open_session(&url, &mesh.key, VERSION).await;
+
+    for (id, tool) in [(2, "silent"), (3, "half")] {
+        let call = call_tool(&url, &mesh.key, &sid, id, tool);
+        let (status, reply, took) =
+            tokio::time::timeout(Duration::from_secs(10), call).await.unwrap_or_else(|_| panic!("{tool}: no answer"));
+        assert_eq!(status, 200);
+        assert_eq!(error_of(&reply, -32011), "upstream did not answer within 1s", "{tool}");
+        assert!(took >= Duration::from_millis(950) && took < Duration::from_secs(5), "{tool} took {took:?}");
+        // The upstream is told, with its own id for the request.
+        let up_id = upstream.calls.lock().unwrap().last().map(|c| c["id"].clone()).expect("the call arrived");
+        let cancel = poll("notifications/cancelled upstream", Duration::from_secs(5), || {
+            let notes = upstream.notes.lock().unwrap();
+            let found =
+                notes.iter().find(|n| n["method"] == "notifications/cancelled" && n["params"]["requestId"] == up_id);
+            let found = found.cloned();
+            async move { found }
+        })
+        .await;
+        assert_eq!(cancel["params"]["reason"], "timed out in MCP Mesh");
+    }
+    // The stalled connections were dropped, not pooled: the next call is answered at once.
+    let (status, reply, _) = call_tool(&url, &mesh.key, &sid, 4, "ok").await;
+    assert_eq!(status, 200);
+    assert_eq!(text_of(&reply["result"]), "fine", "{reply}");
+    assert_still_serves(&mesh).await;
+    mesh.stop().await;
+}

@@ -337,7 +337,13 @@ impl Session {
             st.pending.insert(up, pending);
         }
         // Registered before sending: a transport may deliver the reply before `send` returns.
-        if let Err(e) = link.send(msg.with_id(&up.to_string())).await {
+        // The deadline covers the send too: an HTTP upstream answers a POST with its reply (or
+        // the head of its stream), and one that never does must not hold the call for ever.
+        let sent = match tokio::time::timeout_at(deadline, link.send(msg.with_id(&up.to_string()))).await {
+            Ok(sent) => sent,
+            Err(_) => Err(self.send_timed_out(&link, up)),
+        };
+        if let Err(e) = sent {
             if let Some(p) = self.take_pending(up) {
                 if let Some(c) = p.call {
                     self.audit_end(c, p.down_id, outcome_of(&e), Some(e.to_string()), 0);
@@ -691,6 +697,19 @@ impl Session {
         task.abort_handle()
     }
 
+    /// The error for a send still unfinished at the request's deadline (the send is dropped,
+    /// which closes its connection); the upstream is told, as when a reply is late.
+    fn send_timed_out(&self, link: &Link, up: u64) -> RelayError {
+        let note = link.diagnostics().map(|d| format!("; {d}")).unwrap_or_default();
+        tracing::warn!(session = %self.id, route = %self.label, up, "upstream request timed out before it was answered");
+        let cancellable = self.lock().pending.get(&up).is_some_and(|p| p.cancellable);
+        if cancellable {
+            let link = link.clone();
+            tokio::spawn(async move { cancel_upstream(&link, up).await });
+        }
+        RelayError::UpstreamTimeout(self.timeout, note)
+    }
+
     async fn expire(&self, up: u64) {
         // Called from the timer task itself: detach its handle first, or ending the request
         // would abort this very task before it tells the upstream.
@@ -706,10 +725,15 @@ impl Session {
         tracing::warn!(session = %self.id, route = %self.label, up, "upstream request timed out");
         self.fail(up, &RelayError::UpstreamTimeout(self.timeout, note));
         if cancellable {
-            let params = serde_json::json!({"requestId": up, "reason": "timed out in MCP Mesh"});
-            let _ = link.send(Message::notification("notifications/cancelled", Some(&params))).await;
+            cancel_upstream(&link, up).await;
         }
     }
+}
+
+/// Tells the upstream that the mesh gave up waiting for its request `up` (best effort).
+async fn cancel_upstream(link: &Link, up: u64) {
+    let params = serde_json::json!({"requestId": up, "reason": "timed out in MCP Mesh"});
+    let _ = link.send(Message::notification("notifications/cancelled", Some(&params))).await;
 }
 
 fn target_stream(st: &State, related: Option<&str>) -> u64 {

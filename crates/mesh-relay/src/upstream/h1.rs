@@ -12,7 +12,11 @@
 //! What the mesh needs of HTTP/1.1 as a client is small, and all of it is here: a POST with a known
 //! length; an answer framed by Content-Length, the chunked coding or the end of the connection
 //! (RFC 9112 §6.3); interim 1xx answers skipped; the connection kept unless either side says close
-//! or the framing leaves it unusable. Anything else is refused with a clear error.
+//! or the framing leaves it unusable. Anything else (a transfer coding other than chunked, which
+//! the mesh never asks for; a protocol switch) is refused with a clear error. No error quotes the
+//! request (its headers carry credentials) or more than a field's name of the answer. How long a
+//! call may take is the session's business: it drops the future at its deadline, which closes
+//! the connection.
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
@@ -27,6 +31,8 @@ use tokio::net::TcpStream;
 const MAX_HEAD: usize = 128 * 1024;
 /// The most header fields an answer may have (hyper's default).
 const MAX_HEADERS: usize = 100;
+/// The most interim (1xx) answers skipped before the real one.
+const MAX_INTERIM: usize = 16;
 /// The longest chunk-size line (with extensions) and the most trailer bytes accepted.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 const MAX_TRAILERS: usize = 16 * 1024;
@@ -140,6 +146,7 @@ impl Conn {
 
     /// Reads the answer's head, past any interim (1xx) answers.
     pub async fn read_head(&mut self) -> Result<Head, String> {
+        let mut interim = 0;
         loop {
             if let Some((len, head)) = parse_head(&self.buf)? {
                 self.buf.advance(len);
@@ -147,6 +154,10 @@ impl Conn {
                     return Err("the upstream switched protocols unasked".into());
                 }
                 if head.status.is_informational() {
+                    interim += 1;
+                    if interim > MAX_INTERIM {
+                        return Err(format!("more than {MAX_INTERIM} interim answers"));
+                    }
                     continue;
                 }
                 return Ok(head);
@@ -185,12 +196,12 @@ pub(super) fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, String> {
         let value = HeaderValue::from_bytes(field.value);
         match (name, value) {
             (Ok(name), Ok(value)) => headers.append(name, value),
-            _ => return Err(format!("malformed answer (header field {:?})", field.name)),
+            _ => return Err(format!("malformed answer (header field {:?})", shown(field.name))),
         };
     }
     let http11 = resp.version == Some(1);
     let (framing, reusable) = framing(status, &headers)?;
-    let close = tokens(&headers, &CONNECTION).any(|t| t.eq_ignore_ascii_case("close"));
+    let close = tokens(&headers, &CONNECTION).any(|t| t.eq_ignore_ascii_case(b"close"));
     // HTTP/1.0 answers end the connection unless it was negotiated otherwise, which the mesh
     // never asks for.
     let keep_alive = http11 && reusable && !close;
@@ -203,18 +214,21 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), S
         return Ok((Framing::Length(0), true));
     }
     if headers.contains_key(TRANSFER_ENCODING) {
-        let chunked = tokens(headers, &TRANSFER_ENCODING).last().is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+        // The mesh sends no TE field, so chunked is the only coding an upstream may apply: any
+        // other would hand encoded bytes on as if they were the message.
+        let mut codings = tokens(headers, &TRANSFER_ENCODING);
+        if !codings.next().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")) || codings.next().is_some() {
+            return Err("the answer uses a transfer coding other than chunked, which the mesh did not ask for".into());
+        }
         // With both, Transfer-Encoding wins and the connection must not be reused (§6.3 item 3).
-        let reusable = chunked && !headers.contains_key(CONTENT_LENGTH);
-        let framing = if chunked { Framing::Chunked(Chunked::Size) } else { Framing::Close };
-        return Ok((framing, reusable));
+        return Ok((Framing::Chunked(Chunked::Size), !headers.contains_key(CONTENT_LENGTH)));
     }
     let mut length = None;
     for token in tokens(headers, &CONTENT_LENGTH) {
-        let n = (!token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| token.parse::<u64>().ok())
+        let n = (!token.is_empty() && token.iter().all(u8::is_ascii_digit))
+            .then(|| std::str::from_utf8(token).ok()?.parse::<u64>().ok())
             .flatten()
-            .ok_or_else(|| format!("malformed answer (Content-Length {token:?})"))?;
+            .ok_or("malformed answer (Content-Length)")?;
         if length.is_some_and(|l| l != n) {
             return Err("malformed answer (Content-Length values differ)".into());
         }
@@ -226,13 +240,15 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), S
     })
 }
 
-/// The comma-separated elements of every `name` field, trimmed.
-fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .get_all(name)
-        .iter()
-        .flat_map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("\u{0}").split(','))
-        .map(|t| t.trim_matches([' ', '\t']))
+/// The comma-separated elements of every `name` field, trimmed (as bytes: a value may hold
+/// obs-text, which must not hide the tokens beside it).
+fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers.get_all(name).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')).map(|t| t.trim_ascii())
+}
+
+/// At most 40 characters of an upstream's text, for an error message.
+fn shown(text: &str) -> String {
+    text.chars().take(40).collect()
 }
 
 impl Framing {
@@ -340,13 +356,13 @@ fn take(buf: &mut BytesMut, n: usize) -> Bytes {
 mod tests {
     use super::*;
 
-    fn head(text: &str) -> Result<Option<(usize, Head)>, String> {
-        parse_head(text.as_bytes())
+    fn head(text: impl AsRef<[u8]>) -> Result<Option<(usize, Head)>, String> {
+        parse_head(text.as_ref())
     }
 
-    fn complete(text: &str) -> Head {
-        let (len, head) = head(text).unwrap().expect("a complete head");
-        assert_eq!(len, text.len());
+    fn complete(text: impl AsRef<[u8]>) -> Head {
+        let (len, head) = head(&text).unwrap().expect("a complete head");
+        assert_eq!(len, text.as_ref().len());
         head
     }
 
@@ -363,8 +379,8 @@ mod tests {
         let h = complete("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n");
         assert!(matches!(h.framing, Framing::Chunked(_)) && !h.keep_alive, "both: chunked, then close");
 
-        let h = complete("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
-        assert!(matches!(h.framing, Framing::Close) && !h.keep_alive);
+        let h = complete(b"HTTP/1.1 200 OK\r\nConnection: \xff, close\r\nContent-Length: 0\r\n\r\n");
+        assert!(!h.keep_alive, "obs-text beside close does not hide it");
 
         let h = complete("HTTP/1.1 200 OK\r\n\r\n");
         assert!(matches!(h.framing, Framing::Close) && !h.keep_alive, "no length: read to the close");
@@ -396,6 +412,10 @@ mod tests {
             "HTTP/1.1 2x0 OK\r\n\r\n",
             "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
             "SSH-2.0-OpenSSH\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n\r\n",
         ] {
             assert!(head(bad).is_err(), "{bad:?}");
         }
@@ -433,6 +453,9 @@ mod tests {
             assert_eq!(body, b"hello 0123456789", "split {split}");
             // The next answer's bytes stay in the buffer (whatever of them had been read).
             assert!(b"NEXT".starts_with(&rest), "split {split}: {rest:?}");
+            if split == wire.len() {
+                assert_eq!(rest, b"NEXT");
+            }
         }
     }
 
@@ -450,8 +473,11 @@ mod tests {
     #[test]
     fn lengths_take_exactly_their_bytes() {
         for split in 1..8 {
-            assert_eq!(decode(Framing::Length(5), b"helloNEXT", split).unwrap().0, b"hello");
+            let (body, rest) = decode(Framing::Length(5), b"helloNEXT", split).unwrap();
+            assert_eq!(body, b"hello");
+            assert!(b"NEXT".starts_with(&rest), "split {split}: {rest:?}");
         }
+        assert_eq!(decode(Framing::Length(5), b"helloNEXT", 9).unwrap().1, b"NEXT");
         assert_eq!(decode(Framing::Length(0), b"", 1).unwrap(), (vec![], vec![]));
         assert!(decode(Framing::Length(6), b"hello", 2).is_err(), "short bodies wait for more");
     }

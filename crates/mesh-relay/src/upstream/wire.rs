@@ -13,7 +13,7 @@ use super::pool::{self, Origin};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::HOST;
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 
@@ -133,8 +133,9 @@ pub(super) fn fast(url: &url::Url) -> Option<Fast> {
 }
 
 /// The request line and header fields of a POST with `headers` (which carry Host and the mesh's
-/// User-Agent as reqwest's would), serialised once per upstream session for `post`. The fields
-/// that frame the message are the connection's own business and are not copied from `headers`.
+/// User-Agent as reqwest's would), serialised once per upstream session for `post`. Fields that
+/// frame the message or manage the connection are the connection's own business: configured
+/// ones are not copied.
 pub(super) fn head(fast: &Fast, headers: &HeaderMap) -> Bytes {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"POST ");
@@ -142,7 +143,18 @@ pub(super) fn head(fast: &Fast, headers: &HeaderMap) -> Bytes {
     out.extend_from_slice(b" HTTP/1.1\r\n");
     // Host first, as RFC 9112 §3.2 recommends.
     let fields = headers.get_all(HOST).iter().map(|v| (&HOST, v));
-    let others = headers.iter().filter(|(k, _)| ![HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION].contains(k));
+    const OWN: [&str; 9] = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "expect",
+        "proxy-connection",
+    ];
+    let others = headers.iter().filter(|(k, _)| !OWN.contains(&k.as_str()));
     for (name, value) in fields.chain(others) {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -191,9 +203,12 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", "Bearer t".parse().unwrap());
         headers.insert(HOST, fast.host.clone());
-        headers.insert(CONTENT_LENGTH, "5".parse().unwrap());
-        headers.insert(TRANSFER_ENCODING, "chunked".parse().unwrap());
-        headers.insert(CONNECTION, "close".parse().unwrap());
+        for (name, value) in [("content-length", "5"), ("transfer-encoding", "chunked"), ("connection", "close")]
+            .into_iter()
+            .chain([("keep-alive", "x"), ("upgrade", "websocket"), ("te", "gzip"), ("expect", "100-continue")])
+        {
+            headers.insert(name, value.parse().unwrap());
+        }
         let head = head(&fast, &headers);
         assert_eq!(&head[..], b"POST /mcp?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\nauthorization: Bearer t\r\n");
     }
