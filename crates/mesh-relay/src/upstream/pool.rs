@@ -284,25 +284,8 @@ mod tests {
 
     /// Reads one request (head and Content-Length body) and answers `ok`; false at end of stream.
     fn serve_one(sock: &mut std::net::TcpStream) -> bool {
-        use std::io::{Read, Write};
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse().unwrap());
-                if buf.len() >= end + 4 + len {
-                    return sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_ok();
-                }
-            }
-            match sock.read(&mut chunk) {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
+        use std::io::Write;
+        read_request(sock) && sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_ok()
     }
 
     /// Reads one request whole without answering it; false at end of stream.
