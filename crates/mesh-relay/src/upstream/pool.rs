@@ -208,20 +208,27 @@ mod tests {
     /// A real HTTP/1 server on loopback (a thread of its own) answering every request with `ok`;
     /// counts connections.
     async fn server(after: After) -> (String, Arc<AtomicUsize>) {
+        let serve: fn(usize, std::net::TcpStream) = match after {
+            After::KeepOpen => |_, mut sock| while serve_one(&mut sock) {},
+            After::Close => |_, mut sock| {
+                serve_one(&mut sock);
+            },
+        };
+        serve_with(serve)
+    }
+
+    /// A server on loopback that hands each connection, with its number from 0, to `serve` on a
+    /// thread of its own; counts connections.
+    fn serve_with(serve: fn(usize, std::net::TcpStream)) -> (String, Arc<AtomicUsize>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
         std::thread::spawn(move || {
-            for sock in listener.incoming() {
-                let Ok(mut sock) = sock else { return };
+            for (i, sock) in listener.incoming().enumerate() {
+                let Ok(sock) = sock else { return };
                 count.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || match after {
-                    After::KeepOpen => while serve_one(&mut sock) {},
-                    After::Close => {
-                        serve_one(&mut sock);
-                    }
-                });
+                std::thread::spawn(move || serve(i, sock));
             }
         });
         (addr, accepted)
@@ -318,21 +325,12 @@ mod tests {
         // fails with a clear error instead of going out again on a new connection; the next call
         // gets a new connection. (A request whose write fails on a reused connection is sent
         // again; whether the kernel fails a write is its choice, so no test forces that.)
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        std::thread::spawn(move || {
-            for (i, sock) in listener.incoming().enumerate() {
-                let Ok(mut sock) = sock else { return };
-                count.fetch_add(1, Ordering::SeqCst);
-                if i == 0 {
-                    assert!(serve_one(&mut sock));
-                    assert!(read_request(&mut sock));
-                    drop(sock);
-                } else {
-                    std::thread::spawn(move || while serve_one(&mut sock) {});
-                }
+        let (addr, accepted) = serve_with(|i, mut sock| {
+            if i == 0 {
+                assert!(serve_one(&mut sock));
+                assert!(read_request(&mut sock));
+            } else {
+                while serve_one(&mut sock) {}
             }
         });
         let origin = Origin::of(&addr);
@@ -346,23 +344,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_with_bytes_after_the_answer_is_not_reused() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        std::thread::spawn(move || {
-            for sock in listener.incoming() {
-                let Ok(mut sock) = sock else { return };
-                count.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    use std::io::Write;
-                    while read_request(&mut sock) {
-                        // Two bytes more than the length: the connection is out of step.
-                        if sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokXX").is_err() {
-                            return;
-                        }
-                    }
-                });
+        let (addr, accepted) = serve_with(|_, mut sock| {
+            use std::io::Write;
+            while read_request(&mut sock) {
+                // Two bytes more than the length: the connection is out of step.
+                if sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokXX").is_err() {
+                    return;
+                }
             }
         });
         let origin = Origin::of(&addr);
