@@ -700,13 +700,18 @@ impl Session {
     /// The error for a send still unfinished at the request's deadline (the send is dropped,
     /// which closes its connection); the upstream is told, as when a reply is late.
     fn send_timed_out(&self, link: &Link, up: u64) -> RelayError {
-        let note = link.diagnostics().map(|d| format!("; {d}")).unwrap_or_default();
         tracing::warn!(session = %self.id, route = %self.label, up, "upstream request timed out before it was answered");
         let cancellable = self.lock().pending.get(&up).is_some_and(|p| p.cancellable);
         if cancellable {
             let link = link.clone();
             tokio::spawn(async move { cancel_upstream(&link, up).await });
         }
+        self.timed_out(link)
+    }
+
+    /// The error for a request the upstream did not answer in time, with what the link noticed.
+    fn timed_out(&self, link: &Link) -> RelayError {
+        let note = link.diagnostics().map(|d| format!("; {d}")).unwrap_or_default();
         RelayError::UpstreamTimeout(self.timeout, note)
     }
 
@@ -721,9 +726,8 @@ impl Session {
             None => return,
         };
         let Ok(link) = self.link(member) else { return };
-        let note = link.diagnostics().map(|d| format!("; {d}")).unwrap_or_default();
         tracing::warn!(session = %self.id, route = %self.label, up, "upstream request timed out");
-        self.fail(up, &RelayError::UpstreamTimeout(self.timeout, note));
+        self.fail(up, &self.timed_out(&link));
         if cancellable {
             cancel_upstream(&link, up).await;
         }

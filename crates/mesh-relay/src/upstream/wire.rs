@@ -43,39 +43,23 @@ impl Answer {
         if declared.is_some_and(|n: usize| n > limit) {
             return Err(too_large());
         }
+        let mut whole = Gather::default();
         match self.body {
             Body::Own(mut body) => {
-                // Usually the whole body is one piece, already read with the head: no copy.
-                let Some(first) = body.data().await? else { return Ok(Bytes::new()) };
-                if first.len() > limit {
-                    return Err(too_large());
+                while let Some(piece) = body.data().await? {
+                    whole.push(piece, limit).map_err(|()| too_large())?;
                 }
-                let Some(second) = body.data().await? else { return Ok(first) };
-                let mut out = bytes::BytesMut::from(&first[..]);
-                let mut next = Some(second);
-                while let Some(data) = next {
-                    if out.len() + data.len() > limit {
-                        return Err(too_large());
-                    }
-                    out.extend_from_slice(&data);
-                    next = body.data().await?;
-                }
-                Ok(out.freeze())
             }
             Body::Reqwest(resp) => {
-                let mut out = bytes::BytesMut::new();
                 let mut stream = resp.bytes_stream();
-                while let Some(chunk) = stream.next().await {
+                while let Some(piece) = stream.next().await {
                     // `without_url`: a URL may carry a token in its query string.
-                    let chunk = chunk.map_err(|e| e.without_url().to_string())?;
-                    if out.len() + chunk.len() > limit {
-                        return Err(too_large());
-                    }
-                    out.extend_from_slice(&chunk);
+                    let piece = piece.map_err(|e| e.without_url().to_string())?;
+                    whole.push(piece, limit).map_err(|()| too_large())?;
                 }
-                Ok(out.freeze())
             }
         }
+        Ok(whole.into_bytes())
     }
 
     /// The body as it arrives (SSE).
@@ -97,6 +81,38 @@ impl Answer {
     /// The body as text, at most 64 KiB of it, empty when unreadable (for error messages).
     pub async fn text(self) -> String {
         self.bytes(64 * 1024).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+}
+
+/// A body gathered piece by piece. A body that comes in one piece (usually: read with the head)
+/// is kept as it is, never copied.
+#[derive(Default)]
+struct Gather {
+    first: Bytes,
+    joined: bytes::BytesMut,
+}
+
+impl Gather {
+    /// Adds `piece`; an error when the body would pass `limit` bytes.
+    fn push(&mut self, piece: Bytes, limit: usize) -> Result<(), ()> {
+        if self.first.len() + self.joined.len() + piece.len() > limit {
+            return Err(());
+        }
+        if self.first.is_empty() && self.joined.is_empty() {
+            self.first = piece;
+        } else {
+            self.joined.extend_from_slice(&std::mem::take(&mut self.first));
+            self.joined.extend_from_slice(&piece);
+        }
+        Ok(())
+    }
+
+    fn into_bytes(self) -> Bytes {
+        if self.joined.is_empty() {
+            self.first
+        } else {
+            self.joined.freeze()
+        }
     }
 }
 
@@ -211,5 +227,23 @@ mod tests {
         }
         let head = head(&fast, &headers);
         assert_eq!(&head[..], b"POST /mcp?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\nauthorization: Bearer t\r\n");
+    }
+
+    #[test]
+    fn a_body_in_one_piece_is_kept_and_pieces_are_joined_within_the_limit() {
+        let one = Bytes::from_static(b"{\"whole\":1}");
+        let mut g = Gather::default();
+        g.push(one.clone(), 64).unwrap();
+        assert_eq!(g.into_bytes().as_ptr(), one.as_ptr(), "one piece: no copy");
+
+        let mut g = Gather::default();
+        for piece in ["ab", "cd", "ef"] {
+            g.push(Bytes::from(piece), 6).unwrap();
+        }
+        assert_eq!(g.into_bytes(), Bytes::from_static(b"abcdef"));
+
+        let mut g = Gather::default();
+        g.push(Bytes::from_static(b"abcd"), 6).unwrap();
+        assert_eq!(g.push(Bytes::from_static(b"efg"), 6), Err(()), "7 bytes pass a limit of 6");
     }
 }
