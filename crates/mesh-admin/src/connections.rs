@@ -305,7 +305,12 @@ impl Admin {
                 cwd: c.cwd.clone().map(Into::into),
             },
         };
-        Ok(UpstreamSpec { name: c.slug.clone(), transport, timeout: Duration::from_millis(c.timeout_ms as u64) })
+        Ok(UpstreamSpec {
+            name: c.slug.clone(),
+            transport,
+            timeout: Duration::from_millis(c.timeout_ms as u64),
+            reach: Default::default(),
+        })
     }
 }
 

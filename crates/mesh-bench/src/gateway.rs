@@ -32,6 +32,7 @@ pub async fn available(mesh: &MeshProcess) -> anyhow::Result<bool> {
             headers: vec![("Authorization".into(), Secret::new(format!("Bearer {}", mesh.key)))],
         },
         timeout: Duration::from_secs(60),
+        reach: Default::default(),
     };
     let client = McpClient::connect(&spec, &reqwest::Client::new(), "mesh-bench")
         .await

@@ -149,6 +149,7 @@ impl MeshProcess {
                 headers: vec![("Authorization".into(), Secret::new(format!("Bearer {}", self.key)))],
             },
             timeout: Duration::from_secs(60),
+            reach: Default::default(),
         };
         let http = reqwest::Client::new();
         let client = McpClient::connect(&spec, &http, "mesh-bench").await.map_err(|e| anyhow::anyhow!("{e}"))?;

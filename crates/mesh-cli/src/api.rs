@@ -47,6 +47,7 @@ pub async fn connect(t: &Target, path: &str) -> anyhow::Result<McpClient> {
             headers: vec![("Authorization".into(), Secret::new(format!("Bearer {}", key.expose())))],
         },
         timeout: Duration::from_secs(120),
+        reach: Default::default(),
     };
     let http = mesh_relay::ingress::upstream_http_client();
     McpClient::connect(&spec, &http, "mcp-mesh-cli")

@@ -77,6 +77,7 @@ fn fixture_gateway(slug: &str, prefix: Option<&str>) -> ResolvedGateway {
             cwd: None,
         },
         timeout: Duration::from_secs(30),
+        reach: Default::default(),
     };
     let mut config = MemberConfig::all_of("fixture");
     config.prefix = Some(prefix.unwrap_or("").to_string());

@@ -15,7 +15,7 @@ use std::time::Duration;
 const ROOT: &str = "file:///tmp/trio-root";
 
 fn spec(name: &str, transport: TransportSpec) -> UpstreamSpec {
-    UpstreamSpec { name: name.into(), transport, timeout: Duration::from_secs(30) }
+    UpstreamSpec { name: name.into(), transport, timeout: Duration::from_secs(30), reach: Default::default() }
 }
 
 fn stdio(command: &str, args: &[&str]) -> TransportSpec {

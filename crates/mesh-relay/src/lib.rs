@@ -24,7 +24,7 @@ pub mod spec;
 pub mod upstream;
 
 pub use error::RelayError;
-pub use spec::{TransportSpec, UpstreamSpec};
+pub use spec::{Reach, TransportSpec, UpstreamSpec};
 
 /// The User-Agent the mesh sends to upstreams, whichever HTTP client carries the request.
 /// The MCP session header, both ways. A `HeaderName`, not a `&str`: a lookup by string parses

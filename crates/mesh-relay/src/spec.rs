@@ -16,6 +16,23 @@ pub struct UpstreamSpec {
     pub transport: TransportSpec,
     /// How long one request may go without an answer (progress notifications extend it).
     pub timeout: Duration,
+    /// Which network addresses the mesh may connect to for it (HTTP and SSE upstreams).
+    pub reach: Reach,
+}
+
+/// Which addresses an HTTP or SSE upstream may resolve to when the mesh connects.
+///
+/// Decided by the control plane from who made the connection (docs/SECURITY.md): an
+/// organisation's admin must not reach the host's loopback, private networks or the cloud
+/// metadata address through the mesh. Checked on the resolved address at connect time, so a
+/// name that resolves elsewhere later (DNS rebinding) is caught too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// Any address: the installation's operators configured it.
+    #[default]
+    Any,
+    /// Public addresses only: no loopback, private, link-local, unique-local, or unspecified.
+    Public,
 }
 
 /// The three upstream transports MCP defines.

@@ -25,6 +25,7 @@ fn stdio(name: &str, command: &str, args: &[&str], env: &[(&str, &str)]) -> Upst
             cwd: None,
         },
         timeout: Duration::from_secs(20),
+        reach: Default::default(),
     }
 }
 
@@ -33,6 +34,7 @@ fn http(name: &str, url: &str) -> UpstreamSpec {
         name: name.into(),
         transport: TransportSpec::Http { url: url.parse().expect("url"), headers: vec![] },
         timeout: Duration::from_secs(20),
+        reach: Default::default(),
     }
 }
 
