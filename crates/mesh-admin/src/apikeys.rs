@@ -22,7 +22,7 @@ pub struct KeyInput {
     pub name: String,
     /// Days until it expires; none means it does not.
     pub expires_in_days: Option<i64>,
-    /// The member it is for (owner/admin only); default: the caller.
+    /// The member it is for, by user id or email (owner/admin only); default: the caller.
     pub user_id: Option<String>,
     /// Narrowing to chosen connections, gateways and tools.
     pub scope: Option<Scope>,
@@ -83,7 +83,12 @@ impl Admin {
         if name.is_empty() || name.len() > 100 {
             return Err(AdminError::Invalid("name must be 1 to 100 characters".into()));
         }
-        let user_id = input.user_id.unwrap_or_else(|| p.user_id.clone());
+        let user_id = match input.user_id {
+            // A member may be named by email too (`mcp-mesh key create --user ada@example.com`).
+            Some(u) if u.contains('@') => self.find_member(p, &u).await?.user_id,
+            Some(u) => u,
+            None => p.user_id.clone(),
+        };
         if user_id != p.user_id && !p.role.can_manage() {
             return Err(AdminError::Forbidden("creating keys for others needs the owner or admin role"));
         }
@@ -95,16 +100,17 @@ impl Admin {
             return Err(AdminError::Forbidden("only owners can create keys for owners"));
         }
         let now = id::now_ms();
-        let expires_at = match input.expires_in_days {
+        let mut expires_at = match input.expires_in_days {
             Some(d) if (1..=MAX_DAYS).contains(&d) => Some(now + d * 86_400_000),
             Some(_) => return Err(AdminError::Invalid(format!("expiresInDays must be between 1 and {MAX_DAYS}"))),
             None => None,
         };
-        let policy = KeyPolicy { scope: input.scope, rules: input.rules.unwrap_or_default() };
+        let mut policy = KeyPolicy { scope: input.scope, rules: input.rules.unwrap_or_default() };
         if let Some(scope) = &policy.scope {
             scope.validate().map_err(AdminError::Invalid)?;
         }
         crate::roles::validate_rules(&policy.rules)?;
+        self.no_wider_than_caller(p, &mut policy, &mut expires_at).await?;
         let policy = (policy != KeyPolicy::default()).then(|| serde_json::to_string(&policy).unwrap_or_default());
         let (mut row, k) = keys::issue(&p.org_id, &user_id, name, now, expires_at);
         row.policy = policy;
@@ -112,6 +118,68 @@ impl Admin {
         self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, key = %row.id, prefix = %row.prefix, "API key created");
         Ok((row.into(), k.full.into_inner()))
+    }
+
+    /// No key mints a key wider than itself: a narrowed caller's new key carries the caller's
+    /// rules and stays inside its scope (an absent dimension inherits the caller's), and no new
+    /// key outlives the caller's. The role is held by `create_api_key` (only owners mint for
+    /// owners), so a key never carries more rights than its maker could use.
+    async fn no_wider_than_caller(
+        &self,
+        p: &Principal,
+        policy: &mut KeyPolicy,
+        expires_at: &mut Option<i64>,
+    ) -> Result<(), AdminError> {
+        if let Some(limit) = p.key_expires_at {
+            match *expires_at {
+                Some(t) if t > limit => {
+                    return Err(AdminError::Invalid(
+                        "expiresInDays: a key cannot outlive the key that creates it".into(),
+                    ))
+                }
+                Some(_) => {}
+                // Unspecified: the new key expires with its maker.
+                None => *expires_at = Some(limit),
+            }
+        }
+        let caller = self.store.list_api_keys(&p.org_id).await?.into_iter().find(|k| k.id == p.key_id);
+        let Some(caller) = caller else { return Ok(()) };
+        let mine = KeyPolicy::from_stored(&caller.id, caller.policy.as_deref());
+        if let Some(parent) = &mine.scope {
+            let child = policy.scope.get_or_insert_with(Scope::default);
+            for (c, p) in [
+                (&mut child.connections, &parent.connections),
+                (&mut child.gateways, &parent.gateways),
+                (&mut child.tools, &parent.tools),
+            ] {
+                if c.is_none() {
+                    c.clone_from(p);
+                }
+            }
+            if !child.within(parent) {
+                return Err(AdminError::Forbidden(
+                    "a narrowed key can only create keys within its own scope (its connections, gateways and tools)",
+                ));
+            }
+        }
+        // A key's rules are one layer, in which any allow rule makes an allow-list: the child's
+        // allows added to the caller's would allow their union. Denies only take away, so they
+        // combine; two different allow-lists do not.
+        let allows = |rules: &[Rule]| -> Vec<Rule> {
+            rules.iter().filter(|r| r.effect == mesh_core::policy::Effect::Allow).cloned().collect()
+        };
+        let (parent_allows, child_allows) = (allows(&mine.rules), allows(&policy.rules));
+        if !parent_allows.is_empty() && !child_allows.is_empty() && parent_allows != child_allows {
+            return Err(AdminError::Forbidden(
+                "a key with allow rules can only create keys with the same allow rules (or none: they inherit its own)",
+            ));
+        }
+        for rule in mine.rules {
+            if !policy.rules.contains(&rule) {
+                policy.rules.push(rule);
+            }
+        }
+        Ok(())
     }
 
     /// The keys the caller may see: all of the organisation's for owners/admins, else their own.
@@ -128,6 +196,13 @@ impl Admin {
             .into_iter()
             .find(|k| k.id == key_id && (p.role.can_manage() || k.user_id == p.user_id))
             .ok_or_else(|| AdminError::NotFound(format!("API key '{key_id}'")))?;
+        // Owners stay in control: an admin revoking an owner's keys could lock the owners out.
+        if k.user_id != p.user_id && p.role != mesh_core::Role::Owner {
+            let owner = self.store.get_membership(&p.org_id, &k.user_id).await?.is_some_and(|m| m.role == "owner");
+            if owner {
+                return Err(AdminError::Forbidden("only owners revoke owners' keys"));
+            }
+        }
         self.store.revoke_api_key(&p.org_id, &k.id, id::now_ms()).await?;
         self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, key = %k.id, "API key revoked");

@@ -31,6 +31,8 @@ pub struct ConnectionInput {
     pub url: Option<String>,
     /// Request headers for `http`/`sse` (secret, write-only).
     pub headers: Option<BTreeMap<String, String>>,
+    /// A catalogue template to make a `stdio` upstream from (its command and arguments).
+    pub template: Option<String>,
     /// Program of a `stdio` upstream.
     pub command: Option<String>,
     /// Its arguments.
@@ -79,6 +81,13 @@ pub struct ConnectionView {
     pub status: String,
     /// Whether callers without credentials are admitted.
     pub anonymous: bool,
+    /// The catalogue template a stdio connection was made from.
+    pub template: Option<String>,
+    /// A stdio connection whose command was set directly, not from the catalogue.
+    pub outside_catalogue: bool,
+    /// Whether it may reach internal networks (an operator set its URL, or it predates the
+    /// trust tiers).
+    pub trusted: bool,
     /// The proxy endpoint path.
     pub endpoint: String,
     /// Created, ms since epoch.
@@ -123,8 +132,12 @@ impl Admin {
             anonymous: false,
             created_at: now,
             updated_at: now,
+            trusted: false,
+            template: None,
         };
         apply(&mut c, &input)?;
+        self.govern_host_access(p, &mut c, &input, None).await?;
+        self.check_anonymous_slug(&c).await?;
         let secrets = self.seal_secrets(&c, &input)?.unwrap_or_default();
         self.store.create_connection(&c, &secrets).await?;
         self.keys.reload_anonymous(&self.store).await?;
@@ -156,8 +169,11 @@ impl Admin {
         input: ConnectionInput,
     ) -> Result<ConnectionView, AdminError> {
         require_manage(p)?;
-        let mut c = self.find(p, id_or_slug).await?;
+        let before = self.find(p, id_or_slug).await?;
+        let mut c = before.clone();
         apply(&mut c, &input)?;
+        self.govern_host_access(p, &mut c, &input, Some(&before)).await?;
+        self.check_anonymous_slug(&c).await?;
         c.updated_at = id::now_ms();
         let mut secrets = self.seal_secrets(&c, &input)?;
         if let Some(rows) = secrets.as_mut() {
@@ -169,6 +185,13 @@ impl Admin {
         }
         self.store.update_connection(&c, secrets.as_deref()).await?;
         self.keys.reload_anonymous(&self.store).await?;
+        let upstream_changed = c.status != "active"
+            || secrets.is_some()
+            || (c.transport.as_str(), &c.url, &c.command, &c.args, &c.cwd)
+                != (before.transport.as_str(), &before.url, &before.command, &before.args, &before.cwd);
+        if upstream_changed {
+            self.announce(crate::Change::ConnectionEnded { id: c.id.clone() });
+        }
         self.announce(crate::Change::Connections { org_id: p.org_id.clone() });
         tracing::info!(org = %p.org_id, connection = %c.slug, "connection updated");
         self.view(c).await
@@ -182,6 +205,7 @@ impl Admin {
             return Err(AdminError::NotFound(format!("connection '{id_or_slug}'")));
         }
         self.keys.reload_anonymous(&self.store).await?;
+        self.announce(crate::Change::ConnectionEnded { id: c.id.clone() });
         self.announce(crate::Change::Connections { org_id: p.org_id.clone() });
         tracing::info!(org = %p.org_id, connection = %c.slug, "connection deleted");
         Ok(c.id)
@@ -230,7 +254,7 @@ impl Admin {
         let sets = [("header", &input.headers), ("env", &input.env)];
         for (kind, set) in sets {
             for (name, value) in set.iter().flat_map(|m| m.iter()) {
-                validate_secret_name(kind, name)?;
+                validate_secret(kind, name, value)?;
                 let sealed = ring.seal(value.as_bytes(), &aad(&c.id, kind, name))?;
                 rows.push(SecretRow {
                     id: id::new_id("sec"),
@@ -259,14 +283,17 @@ impl Admin {
             slug: c.slug,
             title: c.title,
             description: c.description,
+            outside_catalogue: c.transport == "stdio" && c.template.is_none(),
             transport: c.transport,
-            url: c.url,
+            url: c.url.as_deref().map(mesh_audit::redact::mask_url),
             command: c.command,
-            args: c.args,
+            args: mesh_audit::redact::mask_args(&c.args),
             cwd: c.cwd,
             timeout_ms: c.timeout_ms,
             status: c.status,
             anonymous: c.anonymous,
+            template: c.template,
+            trusted: c.trusted,
             created_at: c.created_at,
             updated_at: c.updated_at,
         })
@@ -302,28 +329,207 @@ impl Admin {
                 command: c.command.clone().unwrap_or_default(),
                 args: c.args.clone(),
                 env,
-                cwd: c.cwd.clone().map(Into::into),
+                cwd: Some(match &c.cwd {
+                    Some(dir) => dir.into(),
+                    None => self.child_dir(c)?,
+                }),
             },
         };
         Ok(UpstreamSpec {
             name: c.slug.clone(),
             transport,
             timeout: Duration::from_millis(c.timeout_ms as u64),
-            reach: Default::default(),
+            reach: self.trust.reach(c.trusted),
         })
+    }
+
+    /// The working directory of a stdio child without one of its own: a folder per connection
+    /// in the mesh's private children directory, never the mesh's working or data directory
+    /// (a relative path in a command must not land next to the vault key).
+    fn child_dir(&self, c: &Connection) -> Result<std::path::PathBuf, AdminError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = self.children_dir.path().join(&c.id);
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot create a stdio child's working directory");
+            AdminError::Invalid(format!("connection {} cannot start: no working directory for its process", c.slug))
+        })?;
+        Ok(dir)
+    }
+
+    /// Applies the trust tiers to a connection being saved (`before`: as stored, on update):
+    /// a command line comes from the catalogue unless the caller may set one, and a URL set by
+    /// someone who may not reach internal networks makes the connection untrusted.
+    async fn govern_host_access(
+        &self,
+        p: &Principal,
+        c: &mut Connection,
+        input: &ConnectionInput,
+        before: Option<&Connection>,
+    ) -> Result<(), AdminError> {
+        let sets_command = input.command.is_some() || input.args.is_some() || input.cwd.is_some();
+        if let Some(name) = &input.template {
+            if sets_command || input.url.is_some() {
+                return Err(AdminError::Invalid(
+                    "template: a connection made from a template takes its command and arguments from it; \
+                     give no command, args, cwd or url"
+                        .into(),
+                ));
+            }
+            self.trust.check_template(p)?;
+            let t = self
+                .store
+                .get_template(name)
+                .await?
+                .ok_or_else(|| AdminError::Invalid(format!("template: no template '{name}' in the catalogue")))?;
+            c.transport = "stdio".into();
+            c.command = Some(t.command);
+            c.args = t.args;
+            c.cwd = None;
+            c.url = None;
+            c.template = Some(t.name);
+            c.trusted = false;
+        } else if sets_command {
+            self.trust.check_raw_command(p)?;
+            c.template = None;
+        }
+        if c.transport == "stdio" {
+            let was_stdio = before.is_some_and(|b| b.transport == "stdio");
+            if c.template.is_none() && (!was_stdio || input.env.is_some()) {
+                // A new command line, or new environment for one an operator wrote.
+                self.trust.check_raw_command(p)?;
+            }
+            if let (Some(name), Some(env)) = (&c.template, &input.env) {
+                let Some(allowed) = self.store.get_template(name).await?.map(|t| t.env) else {
+                    // The template was withdrawn: its list of variables went with it.
+                    return self.trust.check_raw_command(p);
+                };
+                if let Some(extra) = env.keys().find(|k| !allowed.contains(k)) {
+                    return Err(AdminError::Invalid(format!(
+                        "env: template '{name}' does not take '{extra}' (it takes: {})",
+                        if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                    )));
+                }
+            }
+        } else {
+            c.template = None;
+            let url_changed = before.is_none_or(|b| b.url != c.url || b.transport == "stdio");
+            if url_changed {
+                c.trusted = self.trust.may_reach_private(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Anonymous callers find a connection by slug alone: two organisations opening the same
+    /// slug would shadow each other, so the second is refused.
+    async fn check_anonymous_slug(&self, c: &Connection) -> Result<(), AdminError> {
+        if !c.anonymous || c.status != "active" {
+            return Ok(());
+        }
+        let taken = self
+            .store
+            .anonymous_connections()
+            .await?
+            .into_iter()
+            .any(|(org, id, slug)| org != c.org_id && id != c.id && slug == c.slug);
+        if taken {
+            return Err(AdminError::Conflict(format!(
+                "anonymous: another organisation already opens a connection named '{}' to callers without \
+                 credentials; choose another slug",
+                c.slug
+            )));
+        }
+        Ok(())
     }
 }
 
-fn validate_secret_name(kind: &str, name: &str) -> Result<(), AdminError> {
-    let ok = match kind {
-        "header" => !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)),
-        _ => !name.is_empty() && !name.contains('=') && !name.contains('\0'),
-    };
+/// Headers the mesh itself owns on the upstream request: framing and hop-by-hop fields, and MCP's
+/// own, which a stored value would contradict on every request.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "proxy-connection",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+];
+
+/// Longest header value, environment value, argument or URL accepted.
+const MAX_VALUE: usize = 8 * 1024;
+
+/// Checks one header or environment entry before it is sealed, so that what is stored can be
+/// sent: a value with CR/LF would otherwise fail every initialize later, far from its cause.
+fn validate_secret(kind: &str, name: &str, value: &str) -> Result<(), AdminError> {
+    match kind {
+        "header" => {
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if name.is_empty() || name.len() > 256 || !name.bytes().all(token) {
+                return Err(AdminError::Invalid(format!(
+                    "headers: invalid header name '{}' (letters, digits and -_.!#$%&'*+^`|~ only)",
+                    printable(name)
+                )));
+            }
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(AdminError::Invalid(format!("headers: '{name}' is set by the mesh itself")));
+            }
+            if value.len() > MAX_VALUE || http::HeaderValue::from_str(value).is_err() {
+                return Err(AdminError::Invalid(format!(
+                    "headers: the value of '{name}' must be visible ASCII, spaces and tabs, at most {MAX_VALUE} bytes \
+                     (no line breaks or control characters)"
+                )));
+            }
+        }
+        _ => {
+            validate_env_name(name)?;
+            if value.len() > MAX_VALUE || value.contains('\0') {
+                return Err(AdminError::Invalid(format!(
+                    "env: the value of '{name}' must be at most {MAX_VALUE} bytes with no NUL character"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks an environment variable name: what a process environment can carry.
+pub(crate) fn validate_env_name(name: &str) -> Result<(), AdminError> {
+    let ok = !name.is_empty()
+        && name.len() <= 256
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'=')
+        && !name.as_bytes()[0].is_ascii_digit();
     if ok {
         Ok(())
     } else {
-        Err(AdminError::Invalid(format!("invalid {kind} name '{name}'")))
+        Err(AdminError::Invalid(format!(
+            "env: invalid variable name '{}' (visible ASCII without '=', not starting with a digit)",
+            printable(name)
+        )))
     }
+}
+
+/// Checks a stdio command line: a program and arguments the operating system can be given.
+pub(crate) fn validate_command(command: &str, args: &[String]) -> Result<(), AdminError> {
+    if command.trim().is_empty() || command.len() > 4096 || command.contains('\0') {
+        return Err(AdminError::Invalid("command: a program name or path, at most 4096 bytes, no NUL".into()));
+    }
+    if let Some(i) = args.iter().position(|a| a.len() > MAX_VALUE || a.contains('\0')) {
+        return Err(AdminError::Invalid(format!("args[{i}]: at most {MAX_VALUE} bytes, no NUL character")));
+    }
+    if args.len() > 1024 {
+        return Err(AdminError::Invalid("args: at most 1024 arguments".into()));
+    }
+    Ok(())
+}
+
+/// A name quoted back in an error: control characters shown escaped, and cut short.
+fn printable(s: &str) -> String {
+    s.chars().take(64).flat_map(char::escape_default).collect()
 }
 
 /// Applies input to a connection and validates the result as a whole.
@@ -333,9 +539,15 @@ fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), AdminError> {
         c.slug = s.clone();
     }
     if let Some(t) = &i.title {
+        if t.len() > 200 {
+            return Err(AdminError::Invalid("title: at most 200 bytes".into()));
+        }
         c.title = t.clone();
     }
     if let Some(d) = &i.description {
+        if d.len() > 4096 {
+            return Err(AdminError::Invalid("description: at most 4096 bytes".into()));
+        }
         c.description = Some(d.clone()).filter(|d| !d.is_empty());
     }
     if let Some(u) = &i.url {
@@ -369,14 +581,20 @@ fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), AdminError> {
         Some(t @ ("http" | "sse" | "stdio")) => t.to_string(),
         Some(other) => return Err(AdminError::Invalid(format!("unknown transport '{other}' (http, sse or stdio)"))),
         None if !c.transport.is_empty() => c.transport.clone(),
-        None if c.command.is_some() => "stdio".into(),
+        None if c.command.is_some() || i.template.is_some() => "stdio".into(),
         None if c.url.is_some() => "http".into(),
         None => return Err(AdminError::Invalid("give either url (http/sse) or command (stdio)".into())),
     };
     match c.transport.as_str() {
         "stdio" => {
-            if c.command.as_deref().is_none_or(str::is_empty) {
-                return Err(AdminError::Invalid("a stdio connection needs a command".into()));
+            if c.command.as_deref().is_none_or(str::is_empty) && i.template.is_none() {
+                return Err(AdminError::Invalid("a stdio connection needs a command or a template".into()));
+            }
+            if let Some(command) = &c.command {
+                validate_command(command, &c.args)?;
+            }
+            if c.cwd.as_deref().is_some_and(|d| !d.starts_with('/') || d.contains('\0') || d.len() > 4096) {
+                return Err(AdminError::Invalid("cwd: an absolute path, at most 4096 bytes".into()));
             }
             c.url = None;
         }
@@ -385,9 +603,15 @@ fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), AdminError> {
                 .url
                 .as_deref()
                 .ok_or_else(|| AdminError::Invalid(format!("a {} connection needs a url", c.transport)))?;
-            let u = url::Url::parse(raw).map_err(|e| AdminError::Invalid(format!("invalid url: {e}")))?;
+            if raw.len() > MAX_VALUE {
+                return Err(AdminError::Invalid(format!("url: at most {MAX_VALUE} bytes")));
+            }
+            let u = url::Url::parse(raw).map_err(|e| AdminError::Invalid(format!("url: invalid ({e})")))?;
             if !matches!(u.scheme(), "http" | "https") {
-                return Err(AdminError::Invalid("url must be http:// or https://".into()));
+                return Err(AdminError::Invalid("url: must be http:// or https://".into()));
+            }
+            if u.host_str().is_none_or(str::is_empty) {
+                return Err(AdminError::Invalid("url: needs a host".into()));
             }
             c.command = None;
             c.args.clear();

@@ -35,7 +35,12 @@ impl KeyPolicy {
         serde_json::from_str(raw).unwrap_or_else(|e| {
             tracing::error!(key = %key_id, error = %e, "stored key policy does not parse; the key is narrowed to nothing");
             KeyPolicy {
-                scope: Some(Scope { connections: Some(vec![]), gateways: Some(vec![]), tools: Some(vec![]) }),
+                scope: Some(Scope {
+                    connections: Some(vec![]),
+                    gateways: Some(vec![]),
+                    tools: Some(vec![]),
+                    management: false,
+                }),
                 rules: Vec::new(),
             }
         })
@@ -44,6 +49,8 @@ impl KeyPolicy {
 
 /// What the key cache and the policies are built from, read once per change.
 pub struct AccessRows {
+    /// The operator organisation: the installation's first, made at first start.
+    pub operator_org: Option<String>,
     /// Active keys with their user's role name.
     pub keys: Vec<(ApiKey, String)>,
     /// Every organisation's stored roles.
@@ -56,6 +63,7 @@ impl AccessRows {
     /// Reads them.
     pub async fn load(store: &Store) -> Result<AccessRows, mesh_store::StoreError> {
         Ok(AccessRows {
+            operator_org: store.list_orgs().await?.into_iter().next().map(|o| o.id),
             keys: store.active_api_keys(mesh_core::id::now_ms()).await?,
             roles: store.all_roles().await?,
             limits: store.all_rate_limits().await?,
@@ -64,7 +72,7 @@ impl AccessRows {
 
     /// Installs them in the key cache and the policies (at start-up and after every change).
     pub fn apply_to(&self, keys: &crate::keys::KeyCache, policies: &Policies) {
-        keys.apply(&self.keys, &self.roles);
+        keys.apply(&self.keys, &self.roles, self.operator_org.as_deref());
         policies.apply(self);
     }
 }
@@ -93,8 +101,14 @@ struct Snapshot {
 #[derive(Default)]
 pub struct Policies {
     snapshot: RwLock<Arc<Snapshot>>,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    /// `{limit id}|{subject}` → its bucket, with the limit's rate and burst (to prune full ones).
+    buckets: Mutex<HashMap<String, (Bucket, u32, u32)>>,
 }
+
+/// Most buckets held at once. A bucket exists per limit and subject, and a subject can be a
+/// name the caller chose (`tool` limits count `connection/tool` for any tool name sent): without
+/// a bound, unique names would grow memory on every call.
+const MAX_BUCKETS: usize = 100_000;
 
 impl Policies {
     /// Replaces the snapshot with what the store holds now.
@@ -144,6 +158,22 @@ impl Policies {
     }
 }
 
+/// Returns the tokens a refused call took from other limits.
+fn give_back(buckets: &mut HashMap<String, (Bucket, u32, u32)>, taken: Vec<(String, u32)>) {
+    for (k, burst) in taken {
+        if let Some((b, ..)) = buckets.get_mut(&k) {
+            b.give_back(burst);
+        }
+    }
+}
+
+impl Policies {
+    /// How many rate-limit buckets are held (for tests of the bound).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
 impl Governor for Policies {
     fn access(&self, p: &Principal) -> Arc<Access> {
         // The anonymous principal reaches only routes an admin opened to it, whole.
@@ -176,14 +206,21 @@ impl Governor for Policies {
                 continue;
             }
             let key = format!("{}|{subject}", l.id);
-            let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket::full(l.burst, now));
+            if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
+                // A full bucket is the same as none: drop those first.
+                buckets.retain(|_, (b, per_minute, burst)| !b.is_full(*per_minute, *burst, now));
+                if buckets.len() >= MAX_BUCKETS {
+                    tracing::warn!(org = %p.org_id, "rate-limit buckets at their bound; refusing calls of new subjects");
+                    give_back(&mut buckets, taken);
+                    let limit = format!("{} limit on {subject} (too many distinct subjects at once)", l.scope.as_str());
+                    return Err(Limited { limit, retry_after: std::time::Duration::from_secs(1) });
+                }
+            }
+            let (bucket, ..) =
+                buckets.entry(key.clone()).or_insert_with(|| (Bucket::full(l.burst, now), l.per_minute, l.burst));
             if let Err(retry_after) = bucket.take(l.per_minute, l.burst, now) {
                 // All or nothing: a refused call must not use up the other limits.
-                for (k, burst) in taken {
-                    if let Some(b) = buckets.get_mut(&k) {
-                        b.give_back(burst);
-                    }
-                }
+                give_back(&mut buckets, taken);
                 let limit = format!("{} limit of {}/min on {subject}", l.scope.as_str(), l.per_minute);
                 return Err(Limited { limit, retry_after });
             }

@@ -91,12 +91,14 @@ impl KeyCache {
     /// policies goes through `governance::AccessRows`, which reads rate limits too).
     pub async fn reload(&self, store: &Store) -> Result<usize, mesh_store::StoreError> {
         let keys = store.active_api_keys(mesh_core::id::now_ms()).await?;
-        Ok(self.apply(&keys, &store.all_roles().await?))
+        let operator_org = store.list_orgs().await?.into_iter().next().map(|o| o.id);
+        Ok(self.apply(&keys, &store.all_roles().await?, operator_org.as_deref()))
     }
 
     /// Replaces the cache with `keys` (active keys with their user's role name); `roles` give
-    /// custom roles their base. Returns how many keys can authenticate.
-    pub fn apply(&self, keys: &[(ApiKey, String)], roles: &[RoleRow]) -> usize {
+    /// custom roles their base; owners of `operator_org` are the installation's operators.
+    /// Returns how many keys can authenticate.
+    pub fn apply(&self, keys: &[(ApiKey, String)], roles: &[RoleRow], operator_org: Option<&str>) -> usize {
         // A custom role's management rights are its base role's.
         let bases: HashMap<(&str, &str), Role> =
             roles.iter().filter_map(|r| Some(((r.org_id.as_str(), r.name.as_str()), Role::parse(&r.base)?))).collect();
@@ -112,12 +114,16 @@ impl KeyCache {
                     }
                 },
             };
+            let scope = crate::governance::KeyPolicy::from_stored(&k.id, k.policy.as_deref()).scope.unwrap_or_default();
             let principal = Principal {
                 org_id: k.org_id.clone(),
                 user_id: k.user_id.clone(),
                 key_id: k.id.clone(),
                 role,
                 custom_role,
+                operator: mesh_core::principal::operator_tier(role, &k.org_id, operator_org, scope.is_narrowing()),
+                manage: scope.allows_management(),
+                key_expires_at: k.expires_at,
             };
             let mut stored = [0u8; 32];
             if hex::decode_to_slice(&k.hash, &mut stored).is_err() {

@@ -19,7 +19,9 @@ pub mod keys;
 pub mod limits;
 pub mod orgs;
 pub mod roles;
+pub mod templates;
 pub mod tools;
+pub mod trust;
 pub mod vault;
 
 pub use error::AdminError;
@@ -50,6 +52,12 @@ pub struct Admin {
     pub changes: tokio::sync::broadcast::Sender<Change>,
     /// Live state of the data plane, set once the relay exists (it is built after the admin).
     pub live: Arc<std::sync::OnceLock<Arc<dyn LiveStatus>>>,
+    /// Who may reach the host: stdio commands, internal networks, new organisations.
+    pub trust: trust::Trust,
+    /// Where stdio children without a working directory of their own start: a private folder
+    /// made for this process (one folder per connection below it; never the mesh's working or
+    /// data directory), removed when the mesh stops.
+    pub children_dir: Arc<tempfile::TempDir>,
 }
 
 /// What the data plane can tell the control plane about open sessions.
@@ -72,6 +80,12 @@ pub enum Change {
     Connections {
         /// The organisation.
         org_id: String,
+    },
+    /// A connection was deleted, disabled, or given another upstream: its direct sessions end
+    /// (a `Connections` change follows for the gateways).
+    ConnectionEnded {
+        /// Its id.
+        id: String,
     },
     /// Roles, members, keys' narrowing or rate limits of this organisation changed: open
     /// sessions recompute what they may see.

@@ -46,19 +46,21 @@ pub struct MemberView {
     pub name: String,
     /// Role in the organisation (built-in or custom).
     pub role: String,
-    /// Whether the user has a password (can log in to the dashboard).
-    pub has_password: bool,
+    /// Whether the user has a password (can log in to the dashboard). Shown only to the user
+    /// themselves: a person's login is not an organisation's business.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_password: Option<bool>,
     /// Member since, ms since epoch.
     pub created_at: i64,
 }
 
-fn member_view(u: User, m: Membership) -> MemberView {
+fn member_view(p: &Principal, u: User, m: Membership) -> MemberView {
     MemberView {
+        has_password: (u.id == p.user_id).then_some(u.password_hash.is_some()),
         user_id: u.id,
         email: u.email,
         name: u.name,
         role: m.role,
-        has_password: u.password_hash.is_some(),
         created_at: m.created_at,
     }
 }
@@ -126,6 +128,8 @@ impl Admin {
         name: Option<&str>,
     ) -> Result<(OrgView, String), AdminError> {
         require_manage(p)?;
+        // Founding organisations is the installation's business, not one organisation's.
+        self.trust.check_org_create(p)?;
         mesh_core::slug::validate(slug).map_err(|e| AdminError::Invalid(e.to_string()))?;
         let name = name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(slug);
         if name.len() > 200 {
@@ -210,7 +214,7 @@ impl Admin {
         if p.is_anonymous() {
             return Err(AdminError::Forbidden("anonymous callers cannot list members"));
         }
-        Ok(self.store.list_members(&p.org_id).await?.into_iter().map(|(u, m)| member_view(u, m)).collect())
+        Ok(self.store.list_members(&p.org_id).await?.into_iter().map(|(u, m)| member_view(p, u, m)).collect())
     }
 
     /// Whether `role` names a built-in role or a custom role of `org_id`.
@@ -230,14 +234,28 @@ impl Admin {
             return Err(AdminError::Forbidden("only owners can make owners"));
         }
         let now = id::now_ms();
+        let default_name = email.split('@').next().unwrap_or("").to_string();
+        let given_name: String = input
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&default_name)
+            .chars()
+            .take(200)
+            .collect();
         let user = match self.store.get_user_by_email(&email).await? {
-            Some(u) => {
+            Some(mut u) => {
                 if input.password.is_some() {
                     // Another organisation's admin must not be able to reset this person's login.
                     return Err(AdminError::Invalid(
                         "this user already exists; their password is theirs to set, leave it out".into(),
                     ));
                 }
+                // The answer must not show what another organisation knows of this person (the
+                // name they were given there, whether they have a password): it reads as it
+                // would for a new user.
+                u.name = given_name.clone();
                 u
             }
             None => {
@@ -248,12 +266,10 @@ impl Admin {
                     Some(pw) => Some(hash_password(pw)?),
                     None => None,
                 };
-                let default_name = email.split('@').next().unwrap_or("").to_string();
-                let name = input.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or(&default_name);
                 let u = User {
                     id: id::new_id("usr"),
                     email: email.clone(),
-                    name: name.chars().take(200).collect(),
+                    name: given_name.clone(),
                     password_hash,
                     created_at: now,
                 };
@@ -269,11 +285,11 @@ impl Admin {
         };
         self.store.add_member(&m).await?;
         tracing::info!(org = %p.org_id, user = %user.id, role = %m.role, "member added");
-        Ok(member_view(user, m))
+        Ok(member_view(p, user, m))
     }
 
     /// A member of the caller's organisation by user id or email.
-    async fn find_member(&self, p: &Principal, user: &str) -> Result<MemberView, AdminError> {
+    pub(crate) async fn find_member(&self, p: &Principal, user: &str) -> Result<MemberView, AdminError> {
         let wanted = user.trim().to_lowercase();
         self.list_members(p)
             .await?

@@ -10,13 +10,11 @@ use serde_json::{json, Value};
 
 impl Admin {
     /// Makes a new primary key (unless keys come from the environment) and re-encrypts every
-    /// secret not yet under the primary. Owners of the installation's first organisation only.
+    /// secret not yet under the primary. Installation operators only.
     pub async fn rotate_vault(&self, p: &Principal) -> Result<Value, AdminError> {
-        // The vault is the installation's, not one organisation's: anyone can own an
-        // organisation they created, so only owners of the first organisation may rotate it.
-        let first = self.store.list_orgs().await?.into_iter().next().map(|o| o.id);
-        if p.role != mesh_core::Role::Owner || first.as_deref() != Some(p.org_id.as_str()) {
-            return Err(AdminError::Forbidden("rotating the vault key needs the owner role in the first organisation"));
+        // The vault is the installation's, not one organisation's.
+        if !p.is_operator() {
+            return Err(AdminError::Forbidden("rotating the vault key is for the installation's operators"));
         }
         let (primary, generated) = {
             let mut ring = self.keyring.write().unwrap_or_else(|p| p.into_inner());

@@ -15,7 +15,10 @@
 
 use serde_json::Value;
 
+mod mask;
 mod scan;
+
+pub use mask::{mask_args, mask_url};
 
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
@@ -70,6 +73,16 @@ fn arguments_of(raw: &str, max: usize, management: bool) -> (Option<String>, boo
         for key in MANAGEMENT_SECRET_MAPS {
             if let Some(Value::Object(map)) = v.get_mut(*key) {
                 map.values_mut().for_each(|x| *x = Value::String(REDACTED.into()));
+            }
+        }
+        // A connection's URL and command line may carry credentials of their own.
+        if let Some(Value::String(url)) = v.get_mut("url") {
+            *url = mask_url(url);
+        }
+        if let Some(Value::Array(items)) = v.get_mut("args") {
+            let args: Vec<String> = items.iter().filter_map(|a| a.as_str().map(String::from)).collect();
+            if args.len() == items.len() {
+                *items = mask_args(&args).into_iter().map(Value::String).collect();
             }
         }
     }

@@ -16,7 +16,11 @@ const MAX_SHORT: usize = 256;
 pub(crate) fn from_record(rec: CallRecord, omitted: bool, cfg: &AuditConfig) -> AuditRow {
     let o = &*rec.origin;
     let (arguments, truncated) = match rec.arguments.as_deref() {
-        Some(raw) if o.route_kind == "management" => redact::management_arguments(raw, cfg.max_arguments_bytes),
+        // Management operations carry connections' headers, env, URLs and command lines, through
+        // the management tools and through REST alike.
+        Some(raw) if matches!(o.route_kind, "management" | "rest") => {
+            redact::management_arguments(raw, cfg.max_arguments_bytes)
+        }
         Some(raw) => redact::arguments(raw, cfg.max_arguments_bytes),
         None => (None, omitted),
     };
@@ -103,6 +107,9 @@ mod tests {
                     key_id: "key".into(),
                     role: Role::Member,
                     custom_role: None,
+                    operator: false,
+                    manage: true,
+                    key_expires_at: None,
                 },
                 session_id: "sess".into(),
                 client: Some(("claude\0code".into(), "1".into())),

@@ -21,6 +21,9 @@ fn principal(org: &str, user: &str) -> Principal {
         key_id: format!("key_{user}"),
         role: Role::Member,
         custom_role: None,
+        operator: false,
+        manage: true,
+        key_expires_at: None,
     }
 }
 

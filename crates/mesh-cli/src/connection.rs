@@ -44,7 +44,11 @@ pub struct AddArgs {
     /// Header sent upstream, "Name: value" (repeatable; stored encrypted).
     #[arg(long = "header", short = 'H')]
     headers: Vec<String>,
-    /// Program of a stdio server.
+    /// A stdio server from the installation's catalogue (`mcp-mesh template list`); --env may
+    /// set the variables the template names.
+    #[arg(long, conflicts_with_all = ["url", "command"])]
+    template: Option<String>,
+    /// Program of a stdio server (installation operators only, unless MESH_STDIO=admins).
     #[arg(long)]
     command: Option<String>,
     /// Argument of the stdio program (repeatable).
@@ -141,6 +145,7 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
         }
     };
     opt(&mut input, "url", a.url);
+    opt(&mut input, "template", a.template);
     opt(&mut input, "command", a.command);
     opt(&mut input, "cwd", a.cwd);
     opt(&mut input, "transport", a.transport);
@@ -197,7 +202,14 @@ async fn list(t: Target) -> anyhow::Result<()> {
                         _ => c["url"].as_str().unwrap_or("").to_string(),
                     };
                     let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-                    vec![s("slug"), s("transport"), s("status"), target.trim().to_string()]
+                    // Where its command came from: stdio servers made outside the catalogue
+                    // run whatever an operator (or, before the trust tiers, an admin) wrote.
+                    let source = match (c["template"].as_str(), c["outsideCatalogue"].as_bool()) {
+                        (Some(t), _) => format!("template:{t}"),
+                        (None, Some(true)) => "command".to_string(),
+                        _ => "url".to_string(),
+                    };
+                    vec![s("slug"), s("transport"), s("status"), source, target.trim().to_string()]
                 })
                 .collect()
         })
@@ -206,7 +218,7 @@ async fn list(t: Target) -> anyhow::Result<()> {
         println!("No connections. Add one with: mcp-mesh connection add NAME --url URL | --command CMD");
         return Ok(());
     }
-    output::table(&["NAME", "TRANSPORT", "STATUS", "TARGET"], &rows);
+    output::table(&["NAME", "TRANSPORT", "STATUS", "SOURCE", "TARGET"], &rows);
     Ok(())
 }
 
@@ -222,6 +234,7 @@ fn print_item(t: &Target, item: &Value) -> anyhow::Result<()> {
         "description",
         "transport",
         "url",
+        "template",
         "command",
         "args",
         "cwd",

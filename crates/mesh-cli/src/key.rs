@@ -26,8 +26,8 @@ pub struct CreateArgs {
     /// Days until it expires.
     #[arg(long)]
     expires_in_days: Option<i64>,
-    /// The member it is for (owners and admins only).
-    #[arg(long)]
+    /// The member it is for, by user id or email (owners and admins only).
+    #[arg(long, value_name = "USER_ID|EMAIL")]
     user: Option<String>,
     #[command(flatten)]
     scope: ScopeArgs,

@@ -18,6 +18,7 @@ mod output;
 mod role;
 mod rule;
 mod serve;
+mod template;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
     /// Manage connections to upstream MCP servers.
     #[command(subcommand, visible_alias = "connections", visible_alias = "conn")]
     Connection(connection::ConnectionCmd),
+    /// The stdio command catalogue operators publish for organisations (list, add, show, rm).
+    #[command(subcommand, visible_alias = "templates")]
+    Template(template::TemplateCmd),
     /// Manage gateways: virtual MCPs over several connections, at /mcp/gateway/{name}.
     #[command(subcommand, visible_alias = "gateways", visible_alias = "gw")]
     Gateway(gateway::GatewayCmd),
@@ -90,7 +94,9 @@ struct StdioArgs {
 fn init_logs(default: &str) {
     let filter =
         std::env::var("MESH_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| default.to_string());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only on a terminal: escape codes in a log file or a pipe are noise (issue #16).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if std::env::var("MESH_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -105,6 +111,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Connection(cmd) => connection::run(cmd).await,
+        Command::Template(c) => template::run(c).await,
         Command::Gateway(cmd) => gateway::run(cmd).await,
         Command::Key(cmd) => key::run(cmd).await,
         Command::Org(cmd) => org::run(cmd).await,

@@ -1,6 +1,7 @@
 //! `mcp-mesh serve`: settings from flags and environment, then the server until Ctrl-C/SIGTERM.
 
 use anyhow::Context;
+use mesh_admin::trust::{Trust, Who};
 use mesh_core::Secret;
 use mesh_server::{Config, Mesh};
 use std::net::SocketAddr;
@@ -43,6 +44,17 @@ pub struct ServeArgs {
     /// Days audit rows are kept before they are pruned (0 keeps them forever).
     #[arg(long, env = "MESH_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     audit_retention_days: u32,
+    /// Who may set a stdio connection's own command: operators, admins, or off (organisation
+    /// admins can always use the operators' template catalogue, unless off).
+    #[arg(long, env = "MESH_STDIO", default_value = "operators")]
+    stdio: String,
+    /// Who may create organisations: operators or admins.
+    #[arg(long, env = "MESH_ORG_CREATE", default_value = "operators")]
+    org_create: String,
+    /// Who may point HTTP/SSE connections at loopback, private or link-local addresses:
+    /// operators or admins.
+    #[arg(long, env = "MESH_UPSTREAM_PRIVATE", default_value = "operators")]
+    upstream_private: String,
 }
 
 impl ServeArgs {
@@ -60,6 +72,12 @@ impl ServeArgs {
         cfg.max_body_bytes = self.max_body_bytes;
         cfg.session_idle = Duration::from_secs(self.session_idle_secs);
         cfg.audit_retention_days = self.audit_retention_days;
+        cfg.trust = Trust {
+            stdio: Who::parse("MESH_STDIO", &self.stdio, true).map_err(anyhow::Error::msg)?,
+            org_create: Who::parse("MESH_ORG_CREATE", &self.org_create, false).map_err(anyhow::Error::msg)?,
+            upstream_private: Who::parse("MESH_UPSTREAM_PRIVATE", &self.upstream_private, false)
+                .map_err(anyhow::Error::msg)?,
+        };
         cfg.validate()?;
         Ok(cfg)
     }

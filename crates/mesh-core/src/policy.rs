@@ -172,12 +172,41 @@ pub struct Scope {
     /// Tool names (globs, at the connection) the key may see and call, on any route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<String>>,
+    /// Whether a narrowed key may also use management operations (with its user's role). A
+    /// narrowed key is handed out to do less: without this it manages nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub management: bool,
 }
 
 impl Scope {
     /// Whether the scope narrows anything at all.
     pub fn is_narrowing(&self) -> bool {
         self.connections.is_some() || self.gateways.is_some() || self.tools.is_some()
+    }
+
+    /// Whether a key with this scope may use management operations: an unnarrowed key may, a
+    /// narrowed one only when its scope says so.
+    pub fn allows_management(&self) -> bool {
+        !self.is_narrowing() || self.management
+    }
+
+    /// Whether every key this scope allows is also allowed by `parent`: each dimension `parent`
+    /// narrows is narrowed here too, to patterns `parent` lists or to plain names one of its
+    /// patterns matches; management only if `parent` has it. What a key may mint is judged by it.
+    pub fn within(&self, parent: &Scope) -> bool {
+        fn dim(child: &Option<Vec<String>>, parent: &Option<Vec<String>>) -> bool {
+            match (child, parent) {
+                (_, None) => true,
+                (None, Some(_)) => false,
+                (Some(c), Some(p)) => {
+                    c.iter().all(|pat| p.iter().any(|pp| pp == pat || (!pat.contains(['*', '?']) && glob(pp, pat))))
+                }
+            }
+        }
+        dim(&self.connections, &parent.connections)
+            && dim(&self.gateways, &parent.gateways)
+            && dim(&self.tools, &parent.tools)
+            && (!self.management || parent.allows_management())
     }
 
     /// Checks the patterns are well formed and few (each is matched per call).
@@ -321,7 +350,8 @@ mod tests {
     #[test]
     fn every_layer_must_allow_and_scope_narrows() {
         let role = Layer::new(vec![rule(Effect::Deny, None, Some("delete_*"))]);
-        let scope = Scope { connections: Some(vec!["crm".into()]), gateways: None, tools: Some(vec!["get_*".into()]) };
+        let scope =
+            Scope { connections: Some(vec!["crm".into()]), tools: Some(vec!["get_*".into()]), ..Scope::default() };
         let a = Access::new(true, vec![role, Layer::default()], Some(scope));
         assert!(a.allows_route(RouteKind::Connection, "crm"));
         assert!(!a.allows_route(RouteKind::Connection, "github"));
@@ -333,7 +363,7 @@ mod tests {
         assert!(!a.filters_nothing());
         assert!(Access::unrestricted().filters_nothing());
         assert!(Access::unrestricted().allows_route(RouteKind::Gateway, "x"));
-        let tools_only = Scope { connections: None, gateways: None, tools: Some(vec!["get_*".into()]) };
+        let tools_only = Scope { tools: Some(vec!["get_*".into()]), ..Scope::default() };
         let a = Access::new(true, vec![], Some(tools_only));
         assert!(a.allows_route(RouteKind::Gateway, "x") && a.allows_route(RouteKind::Connection, "y"));
     }
@@ -346,5 +376,29 @@ mod tests {
         assert!(serde_json::from_str::<Rule>(r#"{"effect":"deny","tool":"x"}"#).is_err());
         assert!(serde_json::from_str::<Rule>(r#"{"effect":"maybe"}"#).is_err());
         assert!(Rule { name: Some(String::new()), ..r }.validate().is_err());
+    }
+
+    #[test]
+    fn a_scope_is_within_its_parent_only_when_it_reaches_no_further() {
+        let list = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let parent = Scope { connections: list(&["crm-*", "github"]), tools: list(&["get_*"]), ..Scope::default() };
+        let cases: [(Scope, bool); 8] = [
+            (Scope { connections: list(&["crm-eu"]), tools: list(&["get_a"]), ..Scope::default() }, true),
+            (Scope { connections: list(&["crm-*"]), tools: list(&["get_*"]), ..Scope::default() }, true),
+            (Scope { connections: list(&["crm*"]), tools: list(&["get_*"]), ..Scope::default() }, false),
+            (Scope { connections: list(&["slack"]), tools: list(&["get_*"]), ..Scope::default() }, false),
+            (Scope { connections: list(&["github"]), ..Scope::default() }, false),
+            (Scope { tools: list(&["get_x"]), ..Scope::default() }, false),
+            (Scope::default(), false),
+            (Scope { management: true, ..parent.clone() }, false),
+        ];
+        for (child, expected) in cases {
+            assert_eq!(child.within(&parent), expected, "{child:?}");
+        }
+        // Extra dimensions only narrow further; an unnarrowed parent contains everything.
+        let gw = Scope { gateways: list(&["dev"]), ..parent.clone() };
+        assert!(gw.within(&parent));
+        assert!(Scope { management: true, ..gw.clone() }.within(&Scope::default()));
+        assert!(parent.within(&Scope { management: true, ..parent.clone() }));
     }
 }

@@ -60,6 +60,26 @@ pub struct Principal {
     pub role: Role,
     /// The custom role the user holds, if any (its rules apply to MCP traffic).
     pub custom_role: Option<String>,
+    /// Whether the caller is one of the installation's operators ([`operator_tier`] decides).
+    pub operator: bool,
+    /// Whether the key may use management operations at all: a key narrowed to some routes or
+    /// tools may not, unless its scope grants management explicitly.
+    pub manage: bool,
+    /// When the key expires (ms since epoch); a key never mints one that outlives it.
+    pub key_expires_at: Option<i64>,
+}
+
+/// The two trust tiers (docs/SECURITY.md): whether a key acts for an **installation operator**,
+/// who owns the host, its data directory, the vault, stdio commands and internal networks, or
+/// only within its organisation.
+///
+/// The one place this is decided: operators are the owners of the operator organisation — the
+/// one the mesh's first start created, whose owner key it wrote into the data directory —
+/// acting through a key that is not narrowed. Anyone may own an organisation they created, so
+/// owning *an* organisation says nothing about the host; and a narrowed key is handed out to do
+/// less, never to run the installation.
+pub fn operator_tier(role: Role, org_id: &str, operator_org: Option<&str>, narrowed: bool) -> bool {
+    role == Role::Owner && operator_org == Some(org_id) && !narrowed
 }
 
 impl Principal {
@@ -72,6 +92,9 @@ impl Principal {
             key_id: ANONYMOUS.into(),
             role: Role::Viewer,
             custom_role: None,
+            operator: false,
+            manage: false,
+            key_expires_at: None,
         }
     }
 
@@ -80,8 +103,35 @@ impl Principal {
         self.custom_role.as_deref().unwrap_or(self.role.as_str())
     }
 
+    /// Whether the caller is an installation operator (decided by [`operator_tier`] when the
+    /// key was loaded).
+    pub fn is_operator(&self) -> bool {
+        self.operator
+    }
+
     /// Whether this is the anonymous principal.
     pub fn is_anonymous(&self) -> bool {
         self.key_id == ANONYMOUS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unnarrowed_owners_of_the_operator_organisation_are_operators() {
+        let first = Some("org_first");
+        let cases = [
+            (Role::Owner, "org_first", first, false, true),
+            (Role::Owner, "org_first", first, true, false),
+            (Role::Admin, "org_first", first, false, false),
+            (Role::Member, "org_first", first, false, false),
+            (Role::Owner, "org_other", first, false, false),
+            (Role::Owner, "org_first", None, false, false),
+        ];
+        for (role, org, operator_org, narrowed, expected) in cases {
+            assert_eq!(operator_tier(role, org, operator_org, narrowed), expected, "{role:?} {org} {narrowed}");
+        }
     }
 }

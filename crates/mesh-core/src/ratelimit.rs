@@ -65,6 +65,13 @@ impl Bucket {
         }
     }
 
+    /// Whether the bucket has refilled completely by `now` (then it is the same as a new one).
+    pub fn is_full(&self, per_minute: u32, burst: u32, now: Instant) -> bool {
+        let rate = f64::from(per_minute.max(1)) / 60.0;
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * rate >= f64::from(burst.max(1))
+    }
+
     /// Returns a token taken by a call that another limit then refused.
     pub fn give_back(&mut self, burst: u32) {
         self.tokens = (self.tokens + 1.0).min(f64::from(burst.max(1)));

@@ -32,6 +32,9 @@ pub struct Config {
     /// Audit rows older than this many days are pruned (`MESH_AUDIT_RETENTION_DAYS`, default 90;
     /// 0 keeps them forever).
     pub audit_retention_days: u32,
+    /// Trust tiers (`MESH_STDIO`, `MESH_ORG_CREATE`, `MESH_UPSTREAM_PRIVATE`, each default
+    /// `operators`): who besides the installation's operators may reach the host.
+    pub trust: mesh_admin::trust::Trust,
 }
 
 impl Config {
@@ -49,6 +52,7 @@ impl Config {
             max_body_bytes: 4 * 1024 * 1024,
             session_idle: Duration::from_secs(1800),
             audit_retention_days: 90,
+            trust: mesh_admin::trust::Trust::default(),
         }
     }
 

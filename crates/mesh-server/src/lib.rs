@@ -68,6 +68,13 @@ impl Mesh {
             audit: audit.clone(),
             changes: tokio::sync::broadcast::channel(256).0,
             live: Arc::default(),
+            trust: cfg.trust,
+            children_dir: Arc::new(
+                tempfile::Builder::new()
+                    .prefix("mcp-mesh-children-")
+                    .tempdir()
+                    .context("cannot create the directory stdio children start in")?,
+            ),
         };
         let relay = Relay::new(
             relay_config(cfg),
@@ -173,6 +180,7 @@ fn follow_changes(admin: &Admin, relay: &Arc<Relay>) {
             match change {
                 mesh_admin::Change::Gateway { id } => relay.gateway_changed(&id),
                 mesh_admin::Change::Connections { org_id } => relay.connections_changed(&org_id),
+                mesh_admin::Change::ConnectionEnded { id } => relay.connection_ended(&id),
                 mesh_admin::Change::Access { org_id } => relay.policy_changed(&org_id),
             }
         }

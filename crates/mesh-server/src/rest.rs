@@ -16,9 +16,11 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::FromRequestParts;
 use axum::extract::{Query, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -38,13 +40,8 @@ pub(crate) fn router(admin: Admin) -> Router {
         .with_state(admin)
 }
 
-async fn query(
-    State(admin): State<Admin>,
-    headers: HeaderMap,
-    uri: Uri,
-    q: Result<Query<AuditQuery>, QueryRejection>,
-) -> Response {
-    run(&admin.clone(), &headers, &uri, |p| async move {
+async fn query(State(admin): State<Admin>, call: Call, q: Result<Query<AuditQuery>, QueryRejection>) -> Response {
+    run(&admin.clone(), &call, None, |p| async move {
         match q {
             Ok(Query(q)) => admin.query_audit(&p, q).await,
             Err(e) => Err(AdminError::Invalid(e.body_text())),
@@ -53,22 +50,24 @@ async fn query(
     .await
 }
 
-async fn export(
-    State(admin): State<Admin>,
-    headers: HeaderMap,
-    uri: Uri,
-    q: Result<Query<AuditQuery>, QueryRejection>,
-) -> Response {
+async fn export(State(admin): State<Admin>, call: Call, q: Result<Query<AuditQuery>, QueryRejection>) -> Response {
     let started = Instant::now();
-    let p = match authenticate(&admin, &headers) {
+    let p = match authenticate(&admin, &call.headers) {
         Ok(p) => p,
         Err(r) => return *r,
     };
+    if !p.manage {
+        let resp = reply::<Json<Value>>(Err(AdminError::Forbidden(
+            "this API key is narrowed to some routes or tools and has no management rights (its scope does not set management)",
+        )));
+        record(&admin, &p, &call, None, started, &resp);
+        return resp;
+    }
     let mut q = match q {
         Ok(Query(q)) => q,
         Err(e) => {
             let resp = reply::<Json<Value>>(Err(AdminError::Invalid(e.body_text())));
-            record(&admin, &p, &uri, started, &resp);
+            record(&admin, &p, &call, None, started, &resp);
             return resp;
         }
     };
@@ -77,7 +76,7 @@ async fn export(
     // Check the request (and the caller's right to it) before committing to a 200.
     if let Err(e) = admin.audit_filter(&p, q.clone()) {
         let resp = reply::<Json<Value>>(Err(e));
-        record(&admin, &p, &uri, started, &resp);
+        record(&admin, &p, &call, None, started, &resp);
         return resp;
     }
     let resp = (
@@ -85,7 +84,7 @@ async fn export(
         Body::from_stream(pages(admin.clone(), p.clone(), q)),
     )
         .into_response();
-    record(&admin, &p, &uri, started, &resp);
+    record(&admin, &p, &call, None, started, &resp);
     resp
 }
 
@@ -120,35 +119,53 @@ fn pages(
     })
 }
 
-async fn verify(State(admin): State<Admin>, headers: HeaderMap, uri: Uri) -> Response {
-    run(&admin.clone(), &headers, &uri, |p| async move { admin.verify_audit(&p).await }).await
+async fn verify(State(admin): State<Admin>, call: Call) -> Response {
+    run(&admin.clone(), &call, None, |p| async move { admin.verify_audit(&p).await }).await
 }
 
-/// Authenticates, runs `op` as the caller, answers, and records the request in the audit trail.
-pub(crate) async fn run<F, Fut, T>(admin: &Admin, headers: &HeaderMap, uri: &Uri, op: F) -> Response
+/// What a REST handler needs of its request besides the body: who asks, and what was asked.
+pub(crate) struct Call {
+    headers: HeaderMap,
+    uri: Uri,
+    method: Method,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Call {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Call, Self::Rejection> {
+        Ok(Call { headers: parts.headers.clone(), uri: parts.uri.clone(), method: parts.method.clone() })
+    }
+}
+
+/// Authenticates, runs `op` as the caller, answers, and records the request in the audit trail
+/// with its method and `body` (redacted by the audit writer like a management tool's arguments).
+pub(crate) async fn run<F, Fut, T>(admin: &Admin, call: &Call, body: Option<&Value>, op: F) -> Response
 where
     F: FnOnce(Principal) -> Fut,
     Fut: Future<Output = Result<T, AdminError>>,
     T: serde::Serialize,
 {
     let started = Instant::now();
-    let p = match authenticate(admin, headers) {
+    let p = match authenticate(admin, &call.headers) {
         Ok(p) => p,
         Err(r) => return *r,
     };
-    let resp = reply(op(p.clone()).await.map(Json));
-    record(admin, &p, uri, started, &resp);
+    let resp = if p.manage {
+        reply(op(p.clone()).await.map(Json))
+    } else {
+        reply::<Json<Value>>(Err(AdminError::Forbidden(
+            "this API key is narrowed to some routes or tools and has no management rights (its scope does not set management)",
+        )))
+    };
+    record(admin, &p, call, body, started, &resp);
     resp
 }
 
 /// The caller's principal, or the 401 to answer.
 pub(crate) fn authenticate(admin: &Admin, headers: &HeaderMap) -> Result<Principal, Box<Response>> {
-    let token = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    match token.and_then(|t| admin.keys.authenticate(t)) {
+    // The one bearer parser, shared with the MCP routes (scheme case-insensitive, RFC 9110).
+    match mesh_relay::ingress::bearer(headers).and_then(|t| admin.keys.authenticate(t)) {
         Some(p) => Ok(p),
         None => {
             let mut resp = error(StatusCode::UNAUTHORIZED, "a valid API key is required (Authorization: Bearer …)");
@@ -178,9 +195,18 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
 
-/// The audit record of a REST request: the query string's parameters are its arguments.
-pub(crate) fn record(admin: &Admin, p: &Principal, uri: &Uri, started: Instant, resp: &Response) {
-    let args: serde_json::Map<String, Value> = uri
+/// The audit record of a REST request: its method and path, and as arguments the query
+/// string's parameters and the body's fields (a write must show what it changed).
+pub(crate) fn record(
+    admin: &Admin,
+    p: &Principal,
+    call: &Call,
+    body: Option<&Value>,
+    started: Instant,
+    resp: &Response,
+) {
+    let uri = &call.uri;
+    let mut args: serde_json::Map<String, Value> = uri
         .query()
         .unwrap_or("")
         .split('&')
@@ -190,6 +216,13 @@ pub(crate) fn record(admin: &Admin, p: &Principal, uri: &Uri, started: Instant, 
             (k.to_string(), Value::String(v.to_string()))
         })
         .collect();
+    match body {
+        Some(Value::Object(fields)) => args.extend(fields.clone()),
+        Some(other) => {
+            args.insert("body".into(), other.clone());
+        }
+        None => {}
+    }
     let status = resp.status();
     let outcome = match status {
         s if s.is_success() => Outcome::Ok,
@@ -205,7 +238,7 @@ pub(crate) fn record(admin: &Admin, p: &Principal, uri: &Uri, started: Instant, 
             route_kind: "rest",
             route: uri.path().to_string(),
         }),
-        method: format!("GET {}", uri.path()).into(),
+        method: format!("{} {}", call.method, uri.path()).into(),
         name: None,
         arguments: (!args.is_empty()).then(|| Value::Object(args).to_string()),
         outcome,

@@ -8,10 +8,9 @@
 //! Bodies are the tools' arguments (`ConnectionInput`, `GatewayInput`); `{id}` is an id or slug.
 //! Answers: `{items}` for lists, `{item}` (plus `warnings` for gateways) otherwise.
 
-use crate::rest::run;
+use crate::rest::{run, Call};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -28,85 +27,81 @@ pub(crate) fn router(admin: Admin) -> Router {
         .with_state(admin)
 }
 
+/// The body as the audit trail records it (the writer redacts it like a management call's).
+fn written(b: &Result<Json<Value>, JsonRejection>) -> Option<Value> {
+    b.as_ref().ok().map(|Json(v)| v.clone())
+}
+
 fn body<T: serde::de::DeserializeOwned>(b: Result<Json<Value>, JsonRejection>) -> Result<T, AdminError> {
     let Json(v) = b.map_err(|e| AdminError::Invalid(e.body_text()))?;
     serde_json::from_value(v).map_err(|e| AdminError::Invalid(format!("invalid body: {e}")))
 }
 
-async fn list_connections(State(a): State<Admin>, h: HeaderMap, uri: Uri) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move { a.list_connections(&p).await.map(|v| json!({"items": v})) }).await
+async fn list_connections(State(a): State<Admin>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move { a.list_connections(&p).await.map(|v| json!({"items": v})) }).await
 }
 
-async fn create_connection(
-    State(a): State<Admin>,
-    h: HeaderMap,
-    uri: Uri,
-    b: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move { a.create_connection(&p, body(b)?).await.map(|v| json!({"item": v})) })
-        .await
+async fn create_connection(State(a): State<Admin>, call: Call, b: Result<Json<Value>, JsonRejection>) -> Response {
+    let seen = written(&b);
+    run(&a.clone(), &call, seen.as_ref(), |p| async move {
+        a.create_connection(&p, body(b)?).await.map(|v| json!({"item": v}))
+    })
+    .await
 }
 
-async fn get_connection(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move { a.get_connection(&p, &id).await.map(|v| json!({"item": v})) }).await
+async fn get_connection(State(a): State<Admin>, Path(id): Path<String>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move { a.get_connection(&p, &id).await.map(|v| json!({"item": v})) }).await
 }
 
 async fn update_connection(
     State(a): State<Admin>,
     Path(id): Path<String>,
-    h: HeaderMap,
-    uri: Uri,
+    call: Call,
     b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    run(
-        &a.clone(),
-        &h,
-        &uri,
-        |p| async move { a.update_connection(&p, &id, body(b)?).await.map(|v| json!({"item": v})) },
-    )
+    let seen = written(&b);
+    run(&a.clone(), &call, seen.as_ref(), |p| async move {
+        a.update_connection(&p, &id, body(b)?).await.map(|v| json!({"item": v}))
+    })
     .await
 }
 
-async fn delete_connection(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move {
+async fn delete_connection(State(a): State<Admin>, Path(id): Path<String>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move {
         a.delete_connection(&p, &id).await.map(|id| json!({"deleted": true, "id": id}))
     })
     .await
 }
 
-async fn test_connection(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move { a.test_connection(&p, &id).await }).await
+async fn test_connection(State(a): State<Admin>, Path(id): Path<String>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move { a.test_connection(&p, &id).await }).await
 }
 
-async fn list_gateways(State(a): State<Admin>, h: HeaderMap, uri: Uri) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move { a.list_gateways(&p).await.map(|v| json!({"items": v})) }).await
+async fn list_gateways(State(a): State<Admin>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move { a.list_gateways(&p).await.map(|v| json!({"items": v})) }).await
 }
 
-async fn create_gateway(
-    State(a): State<Admin>,
-    h: HeaderMap,
-    uri: Uri,
-    b: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move { a.create_gateway(&p, body(b)?).await }).await
+async fn create_gateway(State(a): State<Admin>, call: Call, b: Result<Json<Value>, JsonRejection>) -> Response {
+    let seen = written(&b);
+    run(&a.clone(), &call, seen.as_ref(), |p| async move { a.create_gateway(&p, body(b)?).await }).await
 }
 
-async fn get_gateway(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move { a.get_gateway(&p, &id).await.map(|v| json!({"item": v})) }).await
+async fn get_gateway(State(a): State<Admin>, Path(id): Path<String>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move { a.get_gateway(&p, &id).await.map(|v| json!({"item": v})) }).await
 }
 
 async fn update_gateway(
     State(a): State<Admin>,
     Path(id): Path<String>,
-    h: HeaderMap,
-    uri: Uri,
+    call: Call,
     b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move { a.update_gateway(&p, &id, body(b)?).await }).await
+    let seen = written(&b);
+    run(&a.clone(), &call, seen.as_ref(), |p| async move { a.update_gateway(&p, &id, body(b)?).await }).await
 }
 
-async fn delete_gateway(State(a): State<Admin>, Path(id): Path<String>, h: HeaderMap, uri: Uri) -> Response {
-    run(&a.clone(), &h, &uri, |p| async move {
+async fn delete_gateway(State(a): State<Admin>, Path(id): Path<String>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move {
         a.delete_gateway(&p, &id).await.map(|id| json!({"deleted": true, "id": id}))
     })
     .await

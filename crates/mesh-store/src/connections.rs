@@ -8,7 +8,7 @@ use crate::secrets::{check_secrets, insert_secrets};
 use crate::{Connection, SecretRow, Store, StoreError};
 
 const COLUMNS: &str =
-    "id, org_id, slug, title, description, transport, url, command, args, cwd, timeout_ms, status, anonymous, created_at, updated_at";
+    "id, org_id, slug, title, description, transport, url, command, args, cwd, timeout_ms, status, anonymous, created_at, updated_at, trusted, template";
 
 impl Store {
     /// Inserts a connection and its secrets in one transaction. `Conflict` if the slug is taken
@@ -18,7 +18,7 @@ impl Store {
         check_secrets(c, secrets)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(&c.id)
         .bind(&c.org_id)
@@ -35,6 +35,8 @@ impl Store {
         .bind(i64::from(c.anonymous))
         .bind(c.created_at)
         .bind(c.updated_at)
+        .bind(i64::from(c.trusted))
+        .bind(c.template.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| on_write(e, |what| conflict(c, what), &format!("organisation '{}' does not exist", c.org_id)))?;
@@ -87,7 +89,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE connections SET slug = $1, title = $2, description = $3, transport = $4, url = $5, \
              command = $6, args = $7, cwd = $8, timeout_ms = $9, status = $10, updated_at = $11, \
-             anonymous = $12 WHERE org_id = $13 AND id = $14",
+             anonymous = $12, trusted = $13, template = $14 WHERE org_id = $15 AND id = $16",
         )
         .bind(&c.slug)
         .bind(&c.title)
@@ -101,6 +103,8 @@ impl Store {
         .bind(&c.status)
         .bind(c.updated_at)
         .bind(i64::from(c.anonymous))
+        .bind(i64::from(c.trusted))
+        .bind(c.template.as_deref())
         .bind(&c.org_id)
         .bind(&c.id)
         .execute(&mut *tx)
@@ -173,5 +177,7 @@ fn connection_from_row(row: &AnyRow) -> Result<Connection, sqlx::Error> {
         anonymous: row.try_get::<i64, _>("anonymous")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        trusted: row.try_get::<i64, _>("trusted")? != 0,
+        template: row.try_get("template")?,
     })
 }

@@ -38,6 +38,7 @@ mod models;
 mod orgs;
 mod roles;
 mod secrets;
+mod templates;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,7 +49,7 @@ use sqlx::{AnyPool, Executor};
 pub use audit::{AuditChain, AuditFilter, AuditOrder, AuditRow, AuditSeal, AUDIT_GENESIS};
 pub use error::StoreError;
 pub use gateways::Gateway;
-pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, SecretRow, User};
+pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, SecretRow, StdioTemplate, User};
 pub use orgs::MemberChange;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -104,6 +104,30 @@ pub struct Connection {
     pub created_at: i64,
     /// Unix milliseconds.
     pub updated_at: i64,
+    /// Whether an installation operator set its command or URL (or it predates the trust
+    /// tiers): only then may it run its own host command or reach internal networks.
+    pub trusted: bool,
+    /// The catalogue template a stdio connection was made from.
+    pub template: Option<String>,
+}
+
+/// A stdio command an installation operator published for organisations to use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StdioTemplate {
+    /// Unique name (a slug).
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The program.
+    pub command: String,
+    /// Its fixed arguments.
+    pub args: Vec<String>,
+    /// Environment variable names an organisation supplies values for.
+    pub env: Vec<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
 }
 
 /// One encrypted header or environment variable of a connection, sealed by `mesh-vault`.

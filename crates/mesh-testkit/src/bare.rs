@@ -24,6 +24,9 @@ impl Authenticator for OneKey {
             key_id: "key".into(),
             role: Role::Owner,
             custom_role: None,
+            operator: false,
+            manage: true,
+            key_expires_at: None,
         })
     }
 

@@ -97,6 +97,22 @@ impl TestMesh {
         k.full.expose().clone()
     }
 
+    /// Calls a management tool at `/mcp` with `key`, in a session of its own: `(true,
+    /// structuredContent)` on success, `(false, the error text)` on a tool error.
+    pub async fn manage(&self, key: &str, tool: &str, args: Value) -> (bool, Value) {
+        use crate::rmcp_client::{ClientBehaviour, TestClient};
+        let c = TestClient::connect_http(&format!("{}/mcp", self.url), key, ClientBehaviour::default())
+            .await
+            .expect("management session");
+        let r = c.call_tool(tool, args).await.expect("tool call");
+        c.close().await.ok();
+        if r["isError"] == true {
+            (false, Value::String(crate::text_of(&r)))
+        } else {
+            (true, r["structuredContent"].clone())
+        }
+    }
+
     /// Number of live downstream sessions.
     pub fn session_count(&self) -> usize {
         self.relay.sessions.len()

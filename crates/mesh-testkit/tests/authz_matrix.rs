@@ -18,6 +18,9 @@ enum Who {
     Everyone,
     Managers,
     Owner,
+    /// The installation's operators: owners of the first organisation (this world's owner);
+    /// tests/security.rs shows another organisation's owner is not one.
+    Operator,
 }
 
 impl Who {
@@ -25,7 +28,7 @@ impl Who {
         match self {
             Who::Everyone => true,
             Who::Managers => role == "owner" || role == "admin",
-            Who::Owner => role == "owner",
+            Who::Owner | Who::Operator => role == "owner",
         }
     }
 }
@@ -33,6 +36,8 @@ impl Who {
 /// Every management tool the server lists, with who may call it.
 const OPERATIONS: &[(&str, Who)] = &[
     ("COLLECTION_CONNECTIONS_CREATE", Who::Managers),
+    ("COLLECTION_CONNECTIONS_CREATE (stdio command)", Who::Operator),
+    ("COLLECTION_CONNECTIONS_CREATE (stdio from a template)", Who::Managers),
     ("COLLECTION_CONNECTIONS_LIST", Who::Everyone),
     ("COLLECTION_CONNECTIONS_GET", Who::Everyone),
     ("COLLECTION_CONNECTIONS_UPDATE", Who::Managers),
@@ -43,7 +48,11 @@ const OPERATIONS: &[(&str, Who)] = &[
     ("COLLECTION_GATEWAYS_GET", Who::Everyone),
     ("COLLECTION_GATEWAYS_UPDATE", Who::Managers),
     ("COLLECTION_GATEWAYS_DELETE", Who::Managers),
-    ("VAULT_ROTATE", Who::Owner),
+    ("VAULT_ROTATE", Who::Operator),
+    ("COLLECTION_TEMPLATES_CREATE", Who::Operator),
+    ("COLLECTION_TEMPLATES_LIST", Who::Everyone),
+    ("COLLECTION_TEMPLATES_GET", Who::Everyone),
+    ("COLLECTION_TEMPLATES_DELETE", Who::Operator),
     ("API_KEY_CREATE", Who::Everyone),
     ("API_KEY_CREATE (for another member)", Who::Managers),
     ("API_KEY_CREATE (for an owner)", Who::Owner),
@@ -52,7 +61,7 @@ const OPERATIONS: &[(&str, Who)] = &[
     ("AUDIT_QUERY", Who::Everyone),
     ("AUDIT_QUERY (another member's calls)", Who::Managers),
     ("AUDIT_VERIFY", Who::Managers),
-    ("ORGANIZATION_CREATE", Who::Managers),
+    ("ORGANIZATION_CREATE", Who::Operator),
     ("ORGANIZATION_LIST", Who::Everyone),
     ("ORGANIZATION_GET", Who::Everyone),
     ("ORGANIZATION_UPDATE", Who::Managers),
@@ -97,6 +106,16 @@ impl World {
         let tool = op.split(' ').next().unwrap().to_string();
         let args = match op {
             "COLLECTION_CONNECTIONS_CREATE" => json!({"slug": format!("c{n}"), "url": "http://127.0.0.1:9/mcp"}),
+            "COLLECTION_CONNECTIONS_CREATE (stdio command)" => json!({"slug": format!("c{n}"), "command": "true"}),
+            "COLLECTION_CONNECTIONS_CREATE (stdio from a template)" => {
+                self.setup("COLLECTION_TEMPLATES_CREATE", json!({"name": format!("t{n}"), "command": "true"})).await;
+                json!({"slug": format!("c{n}"), "template": format!("t{n}")})
+            }
+            "COLLECTION_TEMPLATES_CREATE" => json!({"name": format!("t{n}"), "command": "true"}),
+            "COLLECTION_TEMPLATES_GET" | "COLLECTION_TEMPLATES_DELETE" => {
+                self.setup("COLLECTION_TEMPLATES_CREATE", json!({"name": format!("t{n}"), "command": "true"})).await;
+                json!({"name": format!("t{n}")})
+            }
             "COLLECTION_CONNECTIONS_GET" | "CONNECTION_TEST" => json!({"id": "everything"}),
             "COLLECTION_CONNECTIONS_UPDATE" | "COLLECTION_CONNECTIONS_DELETE" => {
                 self.setup(

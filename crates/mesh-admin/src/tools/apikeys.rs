@@ -36,15 +36,16 @@ pub(super) async fn call(
 /// Their definitions.
 pub(super) fn definitions() -> Vec<Value> {
     vec![
-        json!({"name": "API_KEY_CREATE", "description": "Create an API key (shown once). Owners and admins may create keys for other members.",
+        json!({"name": "API_KEY_CREATE", "description": "Create an API key (shown once). Owners and admins may create keys for other members. No key creates a key wider than itself: a narrowed key's keys are narrowed within its scope and rules, and none outlives it.",
                "inputSchema": {"type": "object", "properties": {
                    "name": {"type": "string"},
                    "expiresInDays": {"type": "integer", "minimum": 1, "maximum": 3650},
-                   "userId": {"type": "string", "description": "The member the key is for (default: you)."},
+                   "userId": {"type": "string", "description": "The member the key is for, by user id or email (default: you)."},
                    "scope": {"type": "object", "description": "Narrow the key: it may open /mcp/{connection} only for listed connections and /mcp/gateway/{gateway} only for listed gateways (a scope without one of the lists reaches none of that kind), and see only the listed tools everywhere. Globs allowed.",
                              "properties": {"connections": {"type": "array", "items": {"type": "string"}},
                                             "gateways": {"type": "array", "items": {"type": "string"}},
-                                            "tools": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
+                                            "tools": {"type": "array", "items": {"type": "string"}},
+                                            "management": {"type": "boolean", "description": "Let a narrowed key also use management tools with its user's role (default false: a narrowed key manages nothing)."}}, "additionalProperties": false},
                    "rules": {"type": "array", "items": {"type": "object"}, "description": "Allow/deny rules (as for roles) on top of the user's role; they can only take away."}},
                    "required": ["name"], "additionalProperties": false}}),
         json!({"name": "API_KEY_LIST", "description": "List API keys (never the secret): all of the organisation's for owners and admins, else your own.",

@@ -11,6 +11,7 @@ mod audit;
 mod gateways;
 mod orgs;
 mod schema;
+mod templates;
 
 use crate::connections::ConnectionInput;
 use crate::{Admin, AdminError};
@@ -33,6 +34,13 @@ impl ManagementServer {
 
     async fn call(&self, p: &Principal, name: &str, args: Map<String, Value>) -> Option<Result<Value, AdminError>> {
         let a = &self.admin;
+        // A narrowed key was handed out to do less (docs/ACCESS.md, "Narrowing a key"): it
+        // manages nothing unless its scope grants management explicitly.
+        if !p.manage {
+            return Some(Err(AdminError::Forbidden(
+                "this API key is narrowed to some routes or tools and has no management rights (its scope does not set management)",
+            )));
+        }
         Some(match name {
             "COLLECTION_CONNECTIONS_CREATE" => match input(args) {
                 Ok(i) => a.create_connection(p, i).await.map(|v| json!({"item": v})),
@@ -67,6 +75,7 @@ impl ManagementServer {
             n if apikeys::handles(n) => return apikeys::call(a, p, n, args).await,
             n if orgs::handles(n) => return orgs::call(a, p, n, args).await,
             n if access::handles(n) => return access::call(a, p, n, args).await,
+            n if templates::handles(n) => return templates::call(a, p, n, args).await,
             _ => return None,
         })
     }
@@ -143,6 +152,7 @@ impl LocalService for ManagementServer {
                 tools.extend(apikeys::definitions());
                 tools.extend(orgs::definitions());
                 tools.extend(access::definitions());
+                tools.extend(templates::definitions());
                 Message::response(id, &json!({"tools": tools}))
             }
             "tools/call" => {

@@ -11,8 +11,13 @@ pub(super) fn loopback_hosts() -> Vec<String> {
     ["localhost", "127.0.0.1", "[::1]"].iter().map(|s| s.to_string()).collect()
 }
 
+/// Whether a parsed host names this machine: `localhost` and its subdomains (RFC 6761), or a
+/// loopback IP address. Parsed whole, never by prefix: `127.evil.example` is someone's name.
 fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host == "[::1]" || host.starts_with("127.") || host.ends_with(".localhost")
+    let h = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    h.eq_ignore_ascii_case("localhost")
+        || h.to_ascii_lowercase().ends_with(".localhost")
+        || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host part of a `Host` header value, port removed (`[::1]:3000` → `[::1]`), as written:
@@ -47,7 +52,7 @@ pub(super) fn origin_and_host(cfg: &RelayConfig, headers: &HeaderMap) -> Result<
 }
 
 /// The bearer token, if the request carries one.
-pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
@@ -104,6 +109,18 @@ pub(super) fn content_type_json(headers: &HeaderMap) -> Result<(), RelayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue16_item11_loopback_origins_are_parsed_not_prefix_matched() {
+        for host in ["localhost", "LOCALHOST", "app.localhost", "127.0.0.1", "127.1.2.3", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in
+            ["127.evil.example", "127.0.0.1.evil.example", "localhost.evil.example", "evil-localhost", "[::2]", ""]
+        {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
     use http::HeaderValue;
 
     fn h(pairs: &[(http::header::HeaderName, &str)]) -> HeaderMap {

@@ -13,6 +13,7 @@ mod respond;
 mod streamable_http;
 
 pub use front::Front;
+pub use guard::bearer;
 
 use crate::session::registry::Sessions;
 use crate::upstream::local::LocalService;
@@ -202,6 +203,19 @@ impl Relay {
             }
         }
         (sessions.len(), members)
+    }
+
+    /// A connection was deleted, disabled, or pointed at another upstream: its direct sessions
+    /// end (the next request answers 404 and the client opens a new session, if it still may).
+    pub fn connection_ended(self: &Arc<Self>, connection_id: &str) {
+        for s in self.sessions.matching(|s| s.route_kind == "connection" && s.route == connection_id) {
+            let relay = self.clone();
+            tokio::spawn(async move {
+                tracing::info!(session = %s.id, connection = %s.label, "connection deleted, disabled or changed; ending its session");
+                relay.sessions.remove(&s.id);
+                s.close().await;
+            });
+        }
     }
 
     /// A connection of `org_id` changed: gateways over all connections may have new members.

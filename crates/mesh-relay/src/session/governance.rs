@@ -20,6 +20,11 @@ use mesh_protocol::Message;
 use serde_json::Value;
 use std::sync::{Arc, RwLock};
 
+/// Longest tool or prompt name a governed request may carry (MCP names are 1-128 characters).
+const MAX_NAME: usize = 1024;
+/// Longest resource URI a governed request may carry.
+const MAX_URI: usize = 8 * 1024;
+
 /// The session's link to the governor and its current access.
 pub(super) struct Governance {
     governor: Arc<dyn Governor>,
@@ -119,6 +124,12 @@ impl Session {
             None => return Ok(()),
         };
         let name = original.unwrap_or(asked);
+        // Names reach rate-limit buckets and audit rows: refuse absurd ones before either holds
+        // them (MCP names are 1-128 characters; URIs get room for long paths).
+        let max = if kind == ItemKind::Resource { MAX_URI } else { MAX_NAME };
+        if name.len() > max || asked.len() > max {
+            return Err(RelayError::InvalidParams(format!("{}: the name is longer than {max} bytes", call.method)));
+        }
         let access = g.access.read().unwrap_or_else(|p| p.into_inner()).clone();
         if kind == ItemKind::Tool && !access.call_tools {
             return Err(RelayError::Forbidden(format!(

@@ -21,6 +21,9 @@ pub fn conn(org_id: &str, id: &str, slug: &str) -> Connection {
         anonymous: false,
         created_at: NOW,
         updated_at: NOW,
+        // Not the migration's default (1), so a round trip shows both columns are written.
+        trusted: false,
+        template: Some("github".into()),
     }
 }
 

@@ -8,6 +8,7 @@ mod audit;
 mod connections;
 mod gateways;
 mod people;
+mod templates;
 
 use mesh_store::Store;
 use sqlx::migrate::MigrateDatabase;
@@ -21,6 +22,7 @@ async fn story(store: &Store) {
     gateways::gateways(store).await;
     audit::audit_trail(store).await;
     access::access(store).await;
+    templates::templates(store).await;
 }
 
 #[tokio::test]
