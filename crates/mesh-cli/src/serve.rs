@@ -43,6 +43,18 @@ pub struct ServeArgs {
     /// Days audit rows are kept before they are pruned (0 keeps them forever).
     #[arg(long, env = "MESH_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     audit_retention_days: u32,
+    /// Sessions the mesh holds at once (beyond it: 503).
+    #[arg(long, env = "MESH_MAX_SESSIONS", default_value_t = 10_000)]
+    max_sessions: usize,
+    /// Sessions one organisation holds at once (beyond it: 429).
+    #[arg(long, env = "MESH_MAX_SESSIONS_PER_ORG", default_value_t = 1_000)]
+    max_sessions_per_org: usize,
+    /// Sessions one API key holds at once (beyond it: 429).
+    #[arg(long, env = "MESH_MAX_SESSIONS_PER_KEY", default_value_t = 64)]
+    max_sessions_per_key: usize,
+    /// Sessions one API key may open per minute, also the burst (0 = unlimited).
+    #[arg(long, env = "MESH_SESSION_OPEN_PER_MINUTE", default_value_t = 30)]
+    session_open_per_minute: u32,
 }
 
 impl ServeArgs {
@@ -60,6 +72,10 @@ impl ServeArgs {
         cfg.max_body_bytes = self.max_body_bytes;
         cfg.session_idle = Duration::from_secs(self.session_idle_secs);
         cfg.audit_retention_days = self.audit_retention_days;
+        cfg.max_sessions = self.max_sessions;
+        cfg.max_sessions_per_org = self.max_sessions_per_org;
+        cfg.max_sessions_per_key = self.max_sessions_per_key;
+        cfg.session_open_per_minute = self.session_open_per_minute;
         cfg.validate()?;
         Ok(cfg)
     }
