@@ -74,6 +74,7 @@ const OUTCOMES: &[&str] = &[
     "upstream_down",
     "timeout",
     "cancelled",
+    "client_gone",
     "dropped",
 ];
 

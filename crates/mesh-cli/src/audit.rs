@@ -67,7 +67,8 @@ struct Filters {
     /// Tool, prompt or resource name.
     #[arg(long, visible_alias = "name")]
     tool: Option<String>,
-    /// ok, tool_error, protocol_error, denied, rate_limited, upstream_down, timeout, cancelled, dropped.
+    /// ok, tool_error, protocol_error, denied, rate_limited, upstream_down, timeout, cancelled,
+    /// client_gone, dropped.
     #[arg(long)]
     outcome: Option<String>,
 }

@@ -55,6 +55,18 @@ pub struct ServeArgs {
     /// operators or admins.
     #[arg(long, env = "MESH_UPSTREAM_PRIVATE", default_value = "operators")]
     upstream_private: String,
+    /// Sessions the mesh holds at once (beyond it: 503).
+    #[arg(long, env = "MESH_MAX_SESSIONS", default_value_t = 10_000)]
+    max_sessions: usize,
+    /// Sessions one organisation holds at once (beyond it: 429).
+    #[arg(long, env = "MESH_MAX_SESSIONS_PER_ORG", default_value_t = 1_000)]
+    max_sessions_per_org: usize,
+    /// Sessions one API key holds at once (beyond it: 429).
+    #[arg(long, env = "MESH_MAX_SESSIONS_PER_KEY", default_value_t = 64)]
+    max_sessions_per_key: usize,
+    /// Sessions one API key may open per minute, also the burst (0 = unlimited).
+    #[arg(long, env = "MESH_SESSION_OPEN_PER_MINUTE", default_value_t = 30)]
+    session_open_per_minute: u32,
 }
 
 impl ServeArgs {
@@ -78,6 +90,10 @@ impl ServeArgs {
             upstream_private: Who::parse("MESH_UPSTREAM_PRIVATE", &self.upstream_private, false)
                 .map_err(anyhow::Error::msg)?,
         };
+        cfg.max_sessions = self.max_sessions;
+        cfg.max_sessions_per_org = self.max_sessions_per_org;
+        cfg.max_sessions_per_key = self.max_sessions_per_key;
+        cfg.session_open_per_minute = self.session_open_per_minute;
         cfg.validate()?;
         Ok(cfg)
     }

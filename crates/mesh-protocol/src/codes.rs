@@ -26,3 +26,5 @@ pub const SESSION_NOT_FOUND: i64 = -32021;
 pub const ROUTE_NOT_FOUND: i64 = -32022;
 /// A rate limit refused the call; `data.retryAfterMs` says when to try again.
 pub const RATE_LIMITED: i64 = -32029;
+/// A cap on open sessions (per API key, per organisation, or the mesh's total) refused a new one.
+pub const SESSION_LIMIT: i64 = -32030;

@@ -62,12 +62,23 @@ pub struct Decoder {
 }
 
 /// Lines longer than this are a broken or hostile peer; the decoder refuses to buffer more.
-const MAX_LINE: usize = 16 * 1024 * 1024;
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+/// The largest event (its `data` lines joined) the decoder will assemble. A line cap alone does
+/// not bound an event: a peer may send `data:` lines for ever without the blank line that ends
+/// one. The same as a line, so the bound does not depend on how a peer splits its data.
+pub const MAX_EVENT: usize = MAX_LINE;
 
-/// The peer sent an SSE line larger than the decoder will buffer.
+/// The peer sent more than the decoder will buffer: a broken or hostile peer. The stream cannot
+/// be trusted to resynchronise, so callers end it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("SSE line longer than {MAX_LINE} bytes")]
-pub struct LineTooLong;
+pub enum TooLarge {
+    /// One line exceeded [`MAX_LINE`].
+    #[error("SSE line longer than {MAX_LINE} bytes")]
+    Line,
+    /// One event's data exceeded [`MAX_EVENT`].
+    #[error("SSE event larger than {MAX_EVENT} bytes")]
+    Event,
+}
 
 impl Decoder {
     /// A fresh decoder.
@@ -86,7 +97,7 @@ impl Decoder {
     }
 
     /// Consumes a chunk and returns the events it completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Event>, LineTooLong> {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Event>, TooLarge> {
         let mut out = Vec::new();
         for &byte in chunk {
             match byte {
@@ -94,14 +105,14 @@ impl Decoder {
                 b'\n' | b'\r' => {
                     self.saw_cr = byte == b'\r';
                     let line = std::mem::take(&mut self.pending);
-                    if let Some(ev) = self.line(&line) {
+                    if let Some(ev) = self.line(&line)? {
                         out.push(ev);
                     }
                 }
                 _ => {
                     self.saw_cr = false;
                     if self.pending.len() >= MAX_LINE {
-                        return Err(LineTooLong);
+                        return Err(TooLarge::Line);
                     }
                     self.pending.push(byte);
                 }
@@ -110,13 +121,13 @@ impl Decoder {
         Ok(out)
     }
 
-    fn line(&mut self, line: &[u8]) -> Option<Event> {
+    fn line(&mut self, line: &[u8]) -> Result<Option<Event>, TooLarge> {
         let line = String::from_utf8_lossy(line);
         if line.is_empty() {
-            return self.dispatch();
+            return Ok(self.dispatch());
         }
         if line.starts_with(':') {
-            return None;
+            return Ok(None);
         }
         let (field, value) = match line.find(':') {
             Some(i) => {
@@ -127,6 +138,9 @@ impl Decoder {
         };
         match field {
             "data" => {
+                if self.data.len() + value.len() + 1 > MAX_EVENT {
+                    return Err(TooLarge::Event);
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -142,7 +156,7 @@ impl Decoder {
             }
             _ => {}
         }
-        None
+        Ok(None)
     }
 
     fn dispatch(&mut self) -> Option<Event> {
@@ -190,5 +204,33 @@ mod tests {
         assert_eq!(ev.len(), 1);
         assert_eq!((ev[0].event.as_str(), ev[0].data.as_str()), ("endpoint", "/messages?x=1"));
         assert_eq!(d.last_event_id(), Some("p0"));
+    }
+
+    #[test]
+    fn an_event_is_bounded_however_its_lines_are_split() {
+        let line = format!("data: {}\n", "x".repeat(1024 * 1024));
+        let mut d = Decoder::new();
+        let mut fed = 0;
+        let err = loop {
+            match d.push(line.as_bytes()) {
+                Ok(events) => assert!(events.is_empty(), "no blank line, no event"),
+                Err(e) => break e,
+            }
+            fed += line.len();
+            assert!(fed <= MAX_EVENT + line.len(), "the decoder buffered {fed} bytes of one event");
+        };
+        assert_eq!(err, TooLarge::Event);
+        assert_eq!(err.to_string(), format!("SSE event larger than {MAX_EVENT} bytes"));
+        // Events up to the bound still pass, however many lines they use.
+        let mut d = Decoder::new();
+        let events = d.push(b"data: a\ndata: b\n\n").unwrap();
+        assert_eq!(events[0].data, "a\nb");
+    }
+
+    #[test]
+    fn a_line_is_bounded() {
+        let mut d = Decoder::new();
+        let big = vec![b'x'; MAX_LINE + 1];
+        assert_eq!(d.push(&big), Err(TooLarge::Line));
     }
 }

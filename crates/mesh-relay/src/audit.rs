@@ -27,6 +27,9 @@ pub enum Outcome {
     Timeout,
     /// The client cancelled it.
     Cancelled,
+    /// The client went away (disconnected, or its session was closed) before the request ended:
+    /// the reply, if any, reached nobody. The error text says how it ended upstream.
+    ClientGone,
 }
 
 impl Outcome {
@@ -41,6 +44,7 @@ impl Outcome {
             Outcome::UpstreamDown => "upstream_down",
             Outcome::Timeout => "timeout",
             Outcome::Cancelled => "cancelled",
+            Outcome::ClientGone => "client_gone",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! transport-level refusals and [`RelayError::rpc_code`] for JSON-RPC error replies. Internal
 //! details go to the log; the client sees a message safe to show.
 
+use crate::session::caps::SessionCap;
 use http::StatusCode;
 use mesh_core::Fault;
 use mesh_protocol::{codes, ParseError};
@@ -71,6 +72,9 @@ pub enum RelayError {
         /// When a call would next be accepted.
         retry_after: Duration,
     },
+    /// A session cap refused a new session (the message names the cap and its value).
+    #[error("{0}")]
+    TooManySessions(crate::session::caps::SessionCap),
     /// A bug or resource problem in the mesh.
     #[error("internal error: {0}")]
     Internal(String),
@@ -93,6 +97,10 @@ impl RelayError {
             | InvalidParams(_)
             | MethodNotFound(_) => Fault::Downstream,
             Unauthorized | Forbidden(_) | Hidden(_) | RateLimited { .. } => Fault::Policy,
+            // A key's or an organisation's own cap is a limit it hit; the mesh's total is the
+            // mesh running out of room, which a retry later may get past.
+            TooManySessions(SessionCap::Key(_) | SessionCap::Org(_)) => Fault::Policy,
+            TooManySessions(SessionCap::Total(_)) => Fault::Internal,
             UpstreamUnavailable(_) | UpstreamTimeout(..) | UpstreamProtocol(_) => Fault::Upstream,
             Internal(_) => Fault::Internal,
         }
@@ -109,7 +117,10 @@ impl RelayError {
             | InvalidParams(_)
             | Hidden(_)
             | MethodNotFound(_) => StatusCode::BAD_REQUEST,
-            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited { .. } | TooManySessions(SessionCap::Key(_) | SessionCap::Org(_)) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            TooManySessions(SessionCap::Total(_)) => StatusCode::SERVICE_UNAVAILABLE,
             NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -139,6 +150,7 @@ impl RelayError {
             RouteNotFound(_) => codes::ROUTE_NOT_FOUND,
             InvalidParams(_) | Hidden(_) => codes::INVALID_PARAMS,
             RateLimited { .. } => codes::RATE_LIMITED,
+            TooManySessions(_) => codes::SESSION_LIMIT,
             MethodNotFound(_) => codes::METHOD_NOT_FOUND,
             UpstreamUnavailable(_) => codes::UPSTREAM_UNAVAILABLE,
             UpstreamTimeout(..) => codes::UPSTREAM_TIMEOUT,

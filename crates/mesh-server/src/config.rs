@@ -35,6 +35,17 @@ pub struct Config {
     /// Trust tiers (`MESH_STDIO`, `MESH_ORG_CREATE`, `MESH_UPSTREAM_PRIVATE`, each default
     /// `operators`): who besides the installation's operators may reach the host.
     pub trust: mesh_admin::trust::Trust,
+    /// Sessions the mesh holds at once; beyond it new ones get 503 (`MESH_MAX_SESSIONS`,
+    /// default 10000).
+    pub max_sessions: usize,
+    /// Sessions one organisation holds at once; beyond it 429 (`MESH_MAX_SESSIONS_PER_ORG`,
+    /// default 1000).
+    pub max_sessions_per_org: usize,
+    /// Sessions one API key holds at once; beyond it 429 (`MESH_MAX_SESSIONS_PER_KEY`, default 64).
+    pub max_sessions_per_key: usize,
+    /// Sessions one API key may open per minute, also the burst; beyond it 429 with
+    /// `Retry-After` (`MESH_SESSION_OPEN_PER_MINUTE`, default 30; 0 = unlimited).
+    pub session_open_per_minute: u32,
 }
 
 impl Config {
@@ -53,6 +64,10 @@ impl Config {
             session_idle: Duration::from_secs(1800),
             audit_retention_days: 90,
             trust: mesh_admin::trust::Trust::default(),
+            max_sessions: 10_000,
+            max_sessions_per_org: 1_000,
+            max_sessions_per_key: 64,
+            session_open_per_minute: 30,
         }
     }
 
@@ -83,6 +98,15 @@ impl Config {
         }
         if self.audit_retention_days > 36_500 {
             anyhow::bail!("MESH_AUDIT_RETENTION_DAYS must be at most 36500 (0 keeps audit rows forever)");
+        }
+        for (name, n) in [
+            ("MESH_MAX_SESSIONS", self.max_sessions),
+            ("MESH_MAX_SESSIONS_PER_ORG", self.max_sessions_per_org),
+            ("MESH_MAX_SESSIONS_PER_KEY", self.max_sessions_per_key),
+        ] {
+            if n == 0 {
+                anyhow::bail!("{name} must be at least 1");
+            }
         }
         for o in &self.allowed_origins {
             if url::Url::parse(o).is_err() {

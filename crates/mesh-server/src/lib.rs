@@ -213,6 +213,10 @@ fn relay_config(cfg: &Config) -> RelayConfig {
         allowed_hosts,
         allowed_origins: origins,
         allow_loopback_origins: loopback,
+        max_sessions: cfg.max_sessions,
+        max_sessions_per_org: cfg.max_sessions_per_org,
+        max_sessions_per_key: cfg.max_sessions_per_key,
+        session_opens_per_minute: cfg.session_open_per_minute,
         ..RelayConfig::default()
     }
 }

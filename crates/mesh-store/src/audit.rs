@@ -84,7 +84,8 @@ pub struct AuditRow {
     /// Whether `arguments` is a cut prefix (or was omitted) rather than the whole value.
     pub arguments_truncated: bool,
     /// `ok`, `tool_error`, `protocol_error`, `denied`, `rate_limited`, `upstream_down`, `timeout`,
-    /// `cancelled`, or `dropped` (records the audit queue could not take).
+    /// `cancelled`, `client_gone` (the client left before the request ended), or `dropped`
+    /// (records the audit queue could not take).
     pub outcome: String,
     /// Error text, capped in size.
     pub error: Option<String>,

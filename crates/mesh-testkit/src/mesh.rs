@@ -118,6 +118,17 @@ impl TestMesh {
         self.relay.sessions.len()
     }
 
+    /// Runs one pass of the idle reaper now with `idle` as the idle time (the mesh's own runs on
+    /// a timer): returns how many sessions it closed.
+    pub async fn reap_idle(&self, idle: Duration) -> usize {
+        self.relay.sessions.reap(idle).await
+    }
+
+    /// Whether the session `id` is still open.
+    pub fn has_session(&self, id: &str) -> bool {
+        self.relay.sessions.get(id).is_some()
+    }
+
     /// Stops the mesh gracefully and waits (bounded) until it has.
     pub async fn stop(mut self) {
         self.stop_inner().await;

@@ -47,7 +47,7 @@ pub(super) fn tools() -> Vec<Value> {
         "method": text("JSON-RPC method, e.g. tools/call."),
         "name": text("Tool, prompt or resource name (alias: tool)."),
         "tool": text("Alias of name."),
-        "outcome": {"type": "string", "enum": ["ok", "tool_error", "protocol_error", "denied", "rate_limited", "upstream_down", "timeout", "cancelled", "dropped"]},
+        "outcome": {"type": "string", "enum": ["ok", "tool_error", "protocol_error", "denied", "rate_limited", "upstream_down", "timeout", "cancelled", "client_gone", "dropped"]},
         "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Rows per page (default 100)."},
         "cursor": text("nextCursor of the previous page."),
         "order": {"type": "string", "enum": ["desc", "asc"], "description": "desc: newest first (default); asc: oldest first."}

@@ -105,6 +105,33 @@ pub struct RelayConfig {
     pub allow_loopback_origins: bool,
     /// Timeout for the management server's requests.
     pub management_timeout: Duration,
+    /// Sessions one API key may hold at once (default 64: far more than one person's clients
+    /// and agents use — most open a handful — yet a leaked or looping key cannot spawn more
+    /// than 64 stdio children). Beyond it: 429.
+    pub max_sessions_per_key: usize,
+    /// Sessions one organisation may hold at once (default 1,000: one organisation cannot take
+    /// the whole mesh). Beyond it: 429.
+    pub max_sessions_per_org: usize,
+    /// Sessions the mesh holds at once (default 10,000: each may be a child process, and with a
+    /// few MiB per child this is what a large host can carry). Beyond it: 503.
+    pub max_sessions: usize,
+    /// Sessions one API key may open per minute on connections and gateways, also the burst
+    /// (default 30: a client opens one session per server it uses, and reconnects are rare;
+    /// 0 = unlimited). Beyond it: 429 with `Retry-After`. Management sessions (`/mcp`, one per
+    /// CLI command, no upstream) are not rate-limited, only counted against the caps.
+    pub session_opens_per_minute: u32,
+}
+
+impl RelayConfig {
+    /// The session caps in force.
+    pub fn session_limits(&self) -> crate::session::caps::SessionLimits {
+        crate::session::caps::SessionLimits {
+            per_key: self.max_sessions_per_key,
+            per_org: self.max_sessions_per_org,
+            total: self.max_sessions,
+            opens_per_minute: self.session_opens_per_minute,
+        }
+    }
 }
 
 impl Default for RelayConfig {
@@ -116,6 +143,10 @@ impl Default for RelayConfig {
             allowed_origins: Vec::new(),
             allow_loopback_origins: true,
             management_timeout: Duration::from_secs(120),
+            max_sessions_per_key: 64,
+            max_sessions_per_org: 1_000,
+            max_sessions: 10_000,
+            session_opens_per_minute: 30,
         }
     }
 }
@@ -131,6 +162,8 @@ pub struct Relay {
     cfg: RelayConfig,
     audit: Arc<dyn crate::audit::AuditSink>,
     governor: Arc<dyn crate::governor::Governor>,
+    /// How fast each key opens sessions.
+    opens: crate::session::caps::OpenRate,
 }
 
 impl Relay {
@@ -144,7 +177,8 @@ impl Relay {
         audit: Arc<dyn crate::audit::AuditSink>,
         governor: Arc<dyn crate::governor::Governor>,
     ) -> Arc<Relay> {
-        Arc::new(Relay { sessions: Sessions::default(), auth, routes, management, http, cfg, audit, governor })
+        let opens = Default::default();
+        Arc::new(Relay { sessions: Sessions::default(), auth, routes, management, http, cfg, audit, governor, opens })
     }
 
     /// The `/mcp` and `/mcp/{route}` routes.
@@ -156,14 +190,18 @@ impl Relay {
             .with_state(self.clone())
     }
 
-    /// Starts the task that closes idle sessions; it stops when the relay is dropped.
+    /// Starts the task that closes idle sessions (and forgets refilled session-open buckets);
+    /// it stops when the relay is dropped.
     pub fn spawn_reaper(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
+        // A session is closed between `session_idle` and `session_idle` + one tick after it went idle.
+        let every = (self.cfg.session_idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
                 let Some(relay) = weak.upgrade() else { return };
+                relay.opens.prune(std::time::Instant::now());
                 relay.sessions.reap(relay.cfg.session_idle).await;
             }
         });

@@ -60,6 +60,10 @@ pub(super) fn error(e: &RelayError, id: Option<&str>) -> Response {
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"mcp-mesh\""));
     }
+    if let RelayError::RateLimited { retry_after, .. } = e {
+        let secs = retry_after.as_millis().div_ceil(1000).max(1) as u64;
+        resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     resp
 }
 

@@ -170,6 +170,18 @@ async fn open_session(
     principal: Principal,
     msg: &Message,
 ) -> Result<Opened, RelayError> {
+    // Before anything that costs: resolving reads the database and the vault, connecting may
+    // spawn a child. The rate first, so that a flood of initializes never reaches the table's lock.
+    // Management sessions start no upstream and the CLI opens one per command: counted against
+    // the caps, not the rate.
+    let limits = relay.cfg.session_limits();
+    if !matches!(target, Target::Management) {
+        relay.opens.take(&principal, limits.opens_per_minute, std::time::Instant::now()).map_err(|retry_after| {
+            let limit = format!("sessions opened per API key: {} a minute", limits.opens_per_minute);
+            RelayError::RateLimited { limit, retry_after }
+        })?;
+    }
+    let slot = relay.sessions.reserve(&principal, &limits).map_err(RelayError::TooManySessions)?;
     let session = match target {
         Target::Management => {
             let s = Session::new(
@@ -193,7 +205,7 @@ async fn open_session(
             let (s, reply) =
                 Session::open_gateway(principal, &def, relay.audit.clone(), relay.governor.clone(), &relay.http, msg)
                     .await?;
-            relay.sessions.insert(s.clone());
+            relay.sessions.insert(slot, s.clone());
             return Ok(Opened::Session(s, reply));
         }
         Target::Route(route) => {
@@ -232,7 +244,7 @@ async fn open_session(
     .await;
     match result {
         Ok(reply) if reply.kind() == Kind::Response => {
-            relay.sessions.insert(session.clone());
+            relay.sessions.insert(slot, session.clone());
             Ok(Opened::Session(session, reply))
         }
         Ok(error_reply) => {

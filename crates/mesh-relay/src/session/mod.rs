@@ -15,9 +15,11 @@
 //! still in flight (stdio has no other relation, and a tool's logging belongs to the tool call);
 //! else the standalone GET stream, queued until the client opens it.
 
+pub mod caps;
 pub mod gateway;
 mod gateway_lifecycle;
 mod governance;
+mod inflight;
 mod record;
 pub mod registry;
 pub mod streams;
@@ -339,10 +341,13 @@ impl Session {
         // Registered before sending: a transport may deliver the reply before `send` returns.
         // The deadline covers the send too: an HTTP upstream answers a POST with its reply (or
         // the head of its stream), and one that never does must not hold the call for ever.
+        // Should the client leave during the send, the guard ends the request (`inflight.rs`).
+        let sending = inflight::Sending::new(self, up);
         let sent = match tokio::time::timeout_at(deadline, link.send(msg.with_id(&up.to_string()))).await {
             Ok(sent) => sent,
             Err(_) => Err(self.send_timed_out(&link, up)),
         };
+        sending.done();
         if let Err(e) = sent {
             if let Some(p) = self.take_pending(up) {
                 if let Some(c) = p.call {
@@ -384,8 +389,11 @@ impl Session {
 
     /// Delivers a reply the mesh produced itself (a gateway's merged list, an error).
     fn answer(&self, stream: u64, reply: Message, call: Call) {
-        self.lock().streams.push(stream, reply.bytes().clone(), true);
-        let (outcome, error) = reply_outcome(&call, &reply);
+        let delivery = self.lock().streams.push(stream, reply.bytes().clone(), true);
+        let (mut outcome, mut error) = reply_outcome(&call, &reply);
+        if delivery != streams::Delivery::Live {
+            (outcome, error) = inflight::client_gone(outcome, error);
+        }
         let id = reply.id().unwrap_or("null").to_string();
         self.audit_end(call, id.into(), outcome, error, reply.bytes().len() as u64);
     }
@@ -483,9 +491,10 @@ impl Session {
         }
     }
 
-    /// Ends every upstream session.
+    /// Ends every upstream session, then every request still waiting for one.
     pub async fn close(&self) {
         futures_util::future::join_all(self.all_links().iter().map(|l| l.close())).await;
+        self.end_pending();
     }
 
     /// Pushes a message of the mesh's own to the client (a list_changed, a warning).
@@ -606,6 +615,17 @@ impl Session {
     /// Ends a request with its reply `out` (already carrying the client's id): to the mesh's own
     /// waiter, or to the client's stream and the audit trail.
     fn finish(&self, p: Pending, out: Message, outcome: impl FnOnce(&Call) -> (Outcome, Option<String>)) {
+        self.finish_as(p, out, outcome, false)
+    }
+
+    /// `finish`; a reply no connected client took is recorded `client_gone` unless `decided`.
+    fn finish_as(
+        &self,
+        p: Pending,
+        out: Message,
+        outcome: impl FnOnce(&Call) -> (Outcome, Option<String>),
+        decided: bool,
+    ) {
         match p.target {
             Target::Internal(tx) => {
                 let _ = tx.send(out);
@@ -615,9 +635,12 @@ impl Session {
                     Some(c) => self.filter_list(c, out),
                     None => out,
                 };
-                self.lock().streams.push(stream, out.bytes().clone(), true);
+                let delivery = self.lock().streams.push(stream, out.bytes().clone(), true);
                 if let Some(c) = p.call {
-                    let (outcome, error) = outcome(&c);
+                    let (mut outcome, mut error) = outcome(&c);
+                    if !decided && delivery != streams::Delivery::Live {
+                        (outcome, error) = inflight::client_gone(outcome, error);
+                    }
                     self.audit_end(c, p.down_id, outcome, error, out.bytes().len() as u64);
                 }
             }

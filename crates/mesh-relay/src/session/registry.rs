@@ -1,41 +1,84 @@
-//! The table of live downstream sessions, with idle expiry.
+//! The table of live downstream sessions, with idle expiry and the session caps' counts.
 
+use super::caps::{owner_of, Counts, Owner, SessionCap, SessionLimits};
 use super::Session;
-use std::sync::{Arc, RwLock};
+use mesh_core::Principal;
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
 /// All live sessions, by id.
 #[derive(Default)]
 pub struct Sessions {
+    table: RwLock<Table>,
+}
+
+#[derive(Default)]
+struct Table {
     /// foldhash, not SipHash: the ids are the mesh's own random strings; a caller can look one
     /// up but never choose what is stored.
-    map: RwLock<foldhash::HashMap<String, Arc<Session>>>,
+    map: foldhash::HashMap<String, Arc<Session>>,
+    /// Registered sessions plus reserved slots, counted against the caps. Changed under the same
+    /// lock as `map`, only when a session opens or goes: lookups (every call) never touch it.
+    counts: Counts,
+}
+
+/// A place for one session, counted against the caps from the moment it is reserved: handed to
+/// [`Sessions::insert`] once the session is open, or given back when dropped unused.
+pub struct Slot<'a> {
+    sessions: &'a Sessions,
+    owner: Option<Owner>,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Some(owner) = self.owner.take() {
+            self.sessions.write().counts.release(&owner);
+        }
+    }
 }
 
 impl Sessions {
-    /// Registers a session.
-    pub fn insert(&self, s: Arc<Session>) {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).insert(s.id.clone(), s);
+    fn write(&self) -> RwLockWriteGuard<'_, Table> {
+        self.table.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reserves a slot for a session `principal` is about to open, or names the cap it would break.
+    pub fn reserve(&self, principal: &Principal, limits: &SessionLimits) -> Result<Slot<'_>, SessionCap> {
+        let owner = owner_of(principal);
+        self.write().counts.admit(&owner, limits)?;
+        Ok(Slot { sessions: self, owner: Some(owner) })
+    }
+
+    /// Registers a session in the slot reserved for it.
+    pub fn insert(&self, mut slot: Slot<'_>, s: Arc<Session>) {
+        debug_assert!(slot.owner.as_ref().is_some_and(|o| *o == owner_of(&s.principal)), "the slot is the session's");
+        // The count moves from the slot to the registered session, which `remove` releases.
+        slot.owner = None;
+        self.write().map.insert(s.id.clone(), s);
     }
 
     /// Looks a session up by id.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.table.read().unwrap_or_else(|p| p.into_inner()).map.get(id).cloned()
     }
 
     /// Removes a session; the caller closes it.
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id)
+        let mut t = self.write();
+        let s = t.map.remove(id)?;
+        t.counts.release(&owner_of(&s.principal));
+        Some(s)
     }
 
     /// The sessions for which `pred` holds.
     pub fn matching(&self, pred: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).values().filter(|s| pred(s)).cloned().collect()
+        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+        t.map.values().filter(|s| pred(s)).cloned().collect()
     }
 
     /// Number of live sessions.
     pub fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.table.read().unwrap_or_else(|p| p.into_inner()).map.len()
     }
 
     /// Whether there are none.
@@ -43,14 +86,19 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Removes and closes sessions idle for longer than `idle`.
+    /// Removes and closes sessions idle for longer than `idle`: no client activity since, nothing
+    /// in flight, and no client connected to any of its streams (see `Session::is_idle`).
     pub async fn reap(&self, idle: Duration) -> usize {
         let cutoff = mesh_core::id::now_ms() - idle.as_millis() as i64;
         let expired: Vec<Arc<Session>> = {
-            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            let mut t = self.write();
             let ids: Vec<String> =
-                map.values().filter(|s| s.last_active_ms() < cutoff && s.is_idle()).map(|s| s.id.clone()).collect();
-            ids.iter().filter_map(|id| map.remove(id)).collect()
+                t.map.values().filter(|s| s.last_active_ms() < cutoff && s.is_idle()).map(|s| s.id.clone()).collect();
+            let gone: Vec<Arc<Session>> = ids.iter().filter_map(|id| t.map.remove(id)).collect();
+            for s in &gone {
+                t.counts.release(&owner_of(&s.principal));
+            }
+            gone
         };
         for s in &expired {
             tracing::info!(session = %s.id, route = %s.label, "closing idle session");
@@ -61,8 +109,11 @@ impl Sessions {
 
     /// Removes and closes every session (graceful shutdown).
     pub async fn close_all(&self) {
-        let all: Vec<Arc<Session>> =
-            self.map.write().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, s)| s).collect();
+        let all: Vec<Arc<Session>> = {
+            let mut t = self.write();
+            t.counts.clear();
+            t.map.drain().map(|(_, s)| s).collect()
+        };
         futures_util::future::join_all(all.iter().map(|s| s.close())).await;
     }
 }

@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 
 /// Stream id of the standalone GET stream.
 pub const STANDALONE: u64 = 0;
-/// Events kept per stream for replay.
+/// Events kept per stream for replay, and queued on the standalone stream while no client has
+/// opened it (the oldest are dropped first): what an upstream can make a session hold per stream.
 const MAX_EVENTS: usize = 512;
-/// Bytes kept per stream for replay.
+/// Bytes kept per stream, likewise.
 const MAX_BYTES: usize = 8 * 1024 * 1024;
 /// Finished request streams kept for late resumption.
 const KEEP_FINISHED: usize = 32;
@@ -72,6 +73,18 @@ impl Default for Streams {
     }
 }
 
+/// What became of a pushed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// A connected client took it.
+    Live,
+    /// No client was connected (it left, or fell too far behind): kept for resumption, or
+    /// queued until a GET stream opens.
+    Kept,
+    /// The stream is gone (finished and evicted, or ended): nobody can ever read it.
+    Missing,
+}
+
 /// What a resumption finds.
 pub enum Resume {
     /// Events to replay; `live` continues with new ones unless the stream has finished.
@@ -110,13 +123,13 @@ impl Streams {
         self.map.get(&STANDALONE).is_some_and(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed()))
     }
 
-    /// Appends an event. Returns false when the stream no longer exists.
-    pub fn push(&mut self, stream: u64, data: Bytes, last: bool) -> bool {
+    /// Appends an event, and says whether a connected client took it.
+    pub fn push(&mut self, stream: u64, data: Bytes, last: bool) -> Delivery {
         let Some(s) = self.map.get_mut(&stream) else {
-            return false;
+            return Delivery::Missing;
         };
         if s.done {
-            return false;
+            return Delivery::Missing;
         }
         let seq = s.next_seq;
         s.next_seq += 1;
@@ -148,7 +161,11 @@ impl Streams {
                 }
             }
         }
-        true
+        if keep_live {
+            Delivery::Live
+        } else {
+            Delivery::Kept
+        }
     }
 
     /// Ends a request stream without a reply (the request was cancelled by the client).
@@ -214,10 +231,11 @@ mod tests {
     fn request_stream_replays_after_disconnect() {
         let mut st = Streams::default();
         let (id, rx) = st.open();
-        assert!(st.push(id, b("n1"), false));
+        assert_eq!(st.push(id, b("n1"), false), Delivery::Live);
         drop(rx); // client went away: not a cancellation
-        assert!(st.push(id, b("n2"), false));
-        assert!(st.push(id, b("reply"), true));
+        assert_eq!(st.push(id, b("n2"), false), Delivery::Kept);
+        assert_eq!(st.push(id, b("reply"), true), Delivery::Kept);
+        assert_eq!(st.push(id, b("late"), true), Delivery::Missing, "a finished stream takes nothing");
         let Resume::Replay { events, live } = st.resume(&format!("{id}-1")) else { panic!("unknown") };
         assert_eq!(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>(), vec![b("n2"), b("reply")]);
         assert!(events[1].last && live.is_none());
@@ -249,6 +267,24 @@ mod tests {
         assert!(st.standalone_live());
         st.push(STANDALONE, b("later"), false);
         assert_eq!(rx.try_recv().unwrap().data, b("later"));
+    }
+
+    #[test]
+    fn the_queue_for_a_get_stream_nobody_opened_is_bounded() {
+        let mut st = Streams::default();
+        let big = Bytes::from(vec![b'x'; 64 * 1024]);
+        for _ in 0..(2 * MAX_BYTES / big.len()) {
+            assert_eq!(st.push(STANDALONE, big.clone(), false), Delivery::Kept);
+        }
+        let (queued, _rx) = st.attach_standalone();
+        assert_eq!(queued.len() * big.len(), MAX_BYTES, "only the newest 8 MiB are kept");
+        let mut st = Streams::default();
+        for i in 0..(MAX_EVENTS + 10) {
+            st.push(STANDALONE, b(&i.to_string()), false);
+        }
+        let (queued, _rx) = st.attach_standalone();
+        assert_eq!(queued.len(), MAX_EVENTS);
+        assert_eq!(queued[0].data, b("10"), "the oldest go first");
     }
 
     #[test]

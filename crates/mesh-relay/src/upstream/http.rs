@@ -24,6 +24,11 @@ use std::time::Duration;
 use crate::{SESSION_HEADER, VERSION_HEADER};
 /// The largest single JSON reply accepted from an upstream.
 const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
+/// The most a request's SSE stream may carry in all (its messages and the reply). One event is
+/// bounded by the decoder (`sse::MAX_EVENT`); this bounds an upstream that streams related
+/// messages for ever (progress resets the request's deadline). The standalone GET stream is
+/// long-lived by design and has no total, only the per-event bound.
+const MAX_REQUEST_STREAM: u64 = 256 * 1024 * 1024;
 /// How often a stream that ended early is resumed before the request is failed.
 const MAX_RESUMES: u32 = 5;
 
@@ -43,6 +48,9 @@ struct Shared {
     sink: Arc<dyn InboundSink>,
     session: Mutex<SessionState>,
     closed: AtomicBool,
+    /// Cancelled when the link closes or is dropped: every stream reader (request streams being
+    /// followed, the GET stream) ends with it, so no upstream stream outlives its session.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Default)]
@@ -87,6 +95,7 @@ impl HttpLink {
             sink,
             session: Mutex::new(SessionState::default()),
             closed: AtomicBool::new(false),
+            stop: tokio_util::sync::CancellationToken::new(),
         };
         Ok(HttpLink { name: name.to_string(), shared: Arc::new(shared) })
     }
@@ -204,6 +213,10 @@ impl Shared {
             if let Some(old) = self.state().get_task.replace(task) {
                 old.abort();
             }
+            if self.closed.load(Ordering::Acquire) {
+                // Closed meanwhile: `close` may have run before the task was stored.
+                self.state().get_task.take().inspect(|t| t.abort());
+            }
         }
         tracing::info!(connection = %self.name, "the upstream had lost our session; re-initialised it with the client's handshake");
         Ok(())
@@ -257,19 +270,27 @@ impl Shared {
         }
     }
 
-    /// Reads an SSE body, delivering messages related to `request` (or unsolicited when `None`).
-    /// Returns the last event id and retry hint, and whether the reply to `request` was seen.
-    async fn pump(
-        &self,
-        resp: Answer,
-        request: Option<&str>,
-        is_init: bool,
-    ) -> (Option<String>, Option<u64>, bool, Option<String>) {
+    /// Reads an SSE body, delivering messages related to `request` (or unsolicited when `None`),
+    /// until it ends, the reply to `request` is seen, the link stops, or the upstream breaks a
+    /// bound (`Pumped::refused`).
+    async fn pump(&self, resp: Answer, request: Option<&str>, is_init: bool) -> Pumped {
         let mut decoder = sse::Decoder::new();
         let mut body = resp.stream();
         let mut replied = false;
         let mut error = None;
-        while let Some(chunk) = body.next().await {
+        let mut refused = false;
+        let mut total = 0u64;
+        let stop = self.stop.cancelled();
+        tokio::pin!(stop);
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                chunk = body.next() => match chunk {
+                    Some(c) => c,
+                    None => break,
+                },
+            };
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
@@ -277,10 +298,21 @@ impl Shared {
                     break;
                 }
             };
+            total += chunk.len() as u64;
             let events = match decoder.push(&chunk) {
+                Ok(_) if request.is_some() && total > MAX_REQUEST_STREAM => {
+                    Err(format!("a response stream longer than {MAX_REQUEST_STREAM} bytes"))
+                }
+                Ok(ev) => Ok(ev),
+                Err(e) => Err(e.to_string()),
+            };
+            let events = match events {
                 Ok(ev) => ev,
                 Err(e) => {
-                    error = Some(e.to_string());
+                    // A hostile or broken upstream: never resumed, the stream is closed here.
+                    tracing::warn!(connection = %self.name, error = %e, "upstream SSE stream refused: it broke a size bound");
+                    error = Some(format!("refused {e}"));
+                    refused = true;
                     break;
                 }
             };
@@ -310,19 +342,25 @@ impl Shared {
                 break;
             }
         }
-        (decoder.last_event_id().map(str::to_string), decoder.retry_ms(), replied, error)
+        Pumped {
+            last_id: decoder.last_event_id().map(str::to_string),
+            retry: decoder.retry_ms(),
+            replied,
+            error,
+            refused,
+        }
     }
 
     /// Follows a request's SSE stream to its reply, resuming it if the upstream closes early.
     async fn follow(self: Arc<Self>, mut resp: Answer, request: String, is_init: bool) {
         let mut resumes = 0;
         loop {
-            let (last_id, retry, replied, error) = self.pump(resp, Some(&request), is_init).await;
-            if replied || self.closed.load(Ordering::Acquire) {
+            let Pumped { last_id, retry, replied, error, refused } = self.pump(resp, Some(&request), is_init).await;
+            if replied || self.closed.load(Ordering::Acquire) || self.stop.is_cancelled() {
                 return;
             }
             let reason = error.unwrap_or_else(|| "the upstream closed the response stream before answering".into());
-            let Some(last_id) = last_id.filter(|_| resumes < MAX_RESUMES) else {
+            let Some(last_id) = last_id.filter(|_| resumes < MAX_RESUMES && !refused) else {
                 self.sink.deliver(Inbound::StreamLost { request: request.into(), reason });
                 return;
             };
@@ -360,7 +398,12 @@ impl Shared {
             match self.open_get(last_id.as_deref()).await {
                 Ok(Some(resp)) => {
                     failures = 0;
-                    let (id, retry, _, _) = self.pump(resp, None, false).await;
+                    let p = self.pump(resp, None, false).await;
+                    if p.refused {
+                        tracing::warn!(connection = %self.name, "giving up on the upstream's GET stream: it broke a size bound");
+                        return;
+                    }
+                    let (id, retry) = (p.last_id, p.retry);
                     last_id = id.or(last_id);
                     tokio::time::sleep(Duration::from_millis(retry.unwrap_or(500).min(30_000))).await;
                 }
@@ -376,6 +419,20 @@ impl Shared {
             }
         }
     }
+}
+
+/// How a read of an SSE body ended.
+struct Pumped {
+    /// The last event id seen (for resuming).
+    last_id: Option<String>,
+    /// The reconnection delay the upstream asked for.
+    retry: Option<u64>,
+    /// The reply to the request was seen.
+    replied: bool,
+    /// Why the stream broke off, if it did.
+    error: Option<String>,
+    /// The upstream broke a size bound: the stream must not be resumed.
+    refused: bool,
 }
 
 fn is_sse(h: &HeaderMap) -> bool {
@@ -479,6 +536,7 @@ impl Transport for HttpLink {
 
     async fn close(&self) {
         let sh = &self.shared;
+        sh.stop.cancel();
         if sh.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -495,6 +553,19 @@ impl Transport for HttpLink {
             if let Err(e) = req.send().await {
                 tracing::debug!(connection = %self.name, error = %e.without_url(), "DELETE of upstream session failed");
             }
+        }
+    }
+}
+
+impl Drop for HttpLink {
+    /// A link dropped without `close` (its session is gone) still ends its streams: the readers
+    /// hold the shared state, so without this they would keep it, and the upstream's streams, alive.
+    fn drop(&mut self) {
+        let sh = &self.shared;
+        sh.closed.store(true, Ordering::Release);
+        sh.stop.cancel();
+        if let Some(t) = sh.state().get_task.take() {
+            t.abort();
         }
     }
 }

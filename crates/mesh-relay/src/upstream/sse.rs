@@ -16,6 +16,9 @@ use std::time::Duration;
 
 /// How long the upstream may take to name its POST endpoint.
 const ENDPOINT_WAIT: Duration = Duration::from_secs(15);
+/// Messages kept while waiting for the endpoint event (a server names it first; a few early
+/// ones are tolerated and delivered after). More is a broken or hostile upstream.
+const MAX_EARLY: usize = 64;
 
 /// A link to a legacy SSE upstream.
 pub struct SseLink {
@@ -64,8 +67,12 @@ impl SseLink {
                 for ev in events {
                     if ev.event == "endpoint" && found.is_none() {
                         found = Some(ev.data);
-                    } else {
+                    } else if early.len() < MAX_EARLY {
                         early.push(ev);
+                    } else {
+                        return Err(RelayError::UpstreamProtocol(format!(
+                            "{name}: more than {MAX_EARLY} events before the endpoint event"
+                        )));
                     }
                 }
                 if let Some(data) = found {
