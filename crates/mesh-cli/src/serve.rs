@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Days audit rows are kept before they are pruned (0 keeps them forever).
     #[arg(long, env = "MESH_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     audit_retention_days: u32,
+    /// A PEM file of extra root certificates to trust for HTTPS upstreams (a private CA).
+    #[arg(long, env = "MESH_UPSTREAM_CA_FILE")]
+    upstream_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -60,6 +63,7 @@ impl ServeArgs {
         cfg.max_body_bytes = self.max_body_bytes;
         cfg.session_idle = Duration::from_secs(self.session_idle_secs);
         cfg.audit_retention_days = self.audit_retention_days;
+        cfg.upstream_ca_file = self.upstream_ca_file.filter(|p| !p.as_os_str().is_empty());
         cfg.validate()?;
         Ok(cfg)
     }

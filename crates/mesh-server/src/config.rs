@@ -32,6 +32,9 @@ pub struct Config {
     /// Audit rows older than this many days are pruned (`MESH_AUDIT_RETENTION_DAYS`, default 90;
     /// 0 keeps them forever).
     pub audit_retention_days: u32,
+    /// A PEM file of extra root certificates trusted for HTTPS upstreams, besides the built-in web
+    /// roots (`MESH_UPSTREAM_CA_FILE`, default none): for upstreams behind a private CA.
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -49,6 +52,7 @@ impl Config {
             max_body_bytes: 4 * 1024 * 1024,
             session_idle: Duration::from_secs(1800),
             audit_retention_days: 90,
+            upstream_ca_file: None,
         }
     }
 
@@ -69,6 +73,17 @@ impl Config {
         Ok(())
     }
 
+    /// The HTTP clients for upstreams, trusting `upstream_ca_file`'s certificates too; an error
+    /// naming the setting when the file cannot be read or holds no certificate.
+    pub fn upstream_clients(&self) -> anyhow::Result<mesh_relay::UpstreamClients> {
+        let roots = match &self.upstream_ca_file {
+            Some(path) => mesh_relay::upstream::clients::load_roots(path)
+                .map_err(|e| anyhow::anyhow!("MESH_UPSTREAM_CA_FILE: {e}"))?,
+            None => Vec::new(),
+        };
+        mesh_relay::UpstreamClients::new(&roots).map_err(|e| anyhow::anyhow!("MESH_UPSTREAM_CA_FILE: {e}"))
+    }
+
     /// Checks settings that clap cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.max_body_bytes < 1024 {
@@ -80,6 +95,7 @@ impl Config {
         if self.audit_retention_days > 36_500 {
             anyhow::bail!("MESH_AUDIT_RETENTION_DAYS must be at most 36500 (0 keeps audit rows forever)");
         }
+        self.upstream_clients()?;
         for o in &self.allowed_origins {
             if url::Url::parse(o).is_err() {
                 anyhow::bail!("MESH_ALLOWED_ORIGINS entry '{o}' is not an origin like https://app.example.com");
