@@ -178,22 +178,22 @@ pub(super) fn cause_of(e: &reqwest::Error) -> Cause {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     let mut timed_out = e.is_timeout();
     while let Some(err) = next {
-        // `io::Error::source` skips the error it wraps: look at that one too.
-        let inner =
-            err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &dyn std::error::Error);
-        for err in std::iter::once(err).chain(inner) {
-            if let Some(cause) = known(err) {
-                return cause;
-            }
-            if let Some(io) = err.downcast_ref::<std::io::Error>() {
-                match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => return Cause::Refused,
-                    std::io::ErrorKind::TimedOut => timed_out = true,
-                    _ => {}
-                }
-            }
+        if let Some(cause) = known(err) {
+            return cause;
         }
         next = err.source();
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return Cause::Refused,
+                std::io::ErrorKind::TimedOut => timed_out = true,
+                _ => {}
+            }
+            // `io::Error::source` skips the error it wraps (often another io::Error around a
+            // rustls error): follow that one instead.
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner);
+            }
+        }
     }
     if timed_out {
         Cause::Timeout
