@@ -216,9 +216,15 @@ impl Admin {
         let c = self.find(p, id_or_slug).await?;
         let spec = self.spec(&c).await?;
         let started = Instant::now();
+        // Failures are reported classified, never with the upstream's own bytes (the test must not
+        // be a port scanner with readable output, mesh_relay::failure); the whole error is logged.
+        let failed = |e: &mesh_relay::client::ClientError| {
+            tracing::info!(org = %p.org_id, connection = %c.slug, error = %e, "connection test failed");
+            mesh_relay::failure::Failure::of(e).to_json()
+        };
         let client = match mesh_relay::client::McpClient::connect(&spec, &self.http, "mcp-mesh-connection-test").await {
             Ok(c) => c,
-            Err(e) => return Ok(json!({"ok": false, "connection": c.slug, "error": e.to_string()})),
+            Err(e) => return Ok(json!({"ok": false, "connection": c.slug, "error": failed(&e)})),
         };
         let init = client.initialize_result().clone();
         let tools = client.list_tools().await;
@@ -233,7 +239,12 @@ impl Admin {
         });
         match tools {
             Ok(t) => out["toolCount"] = json!(t.len()),
-            Err(e) => out["error"] = json!(format!("tools/list failed: {e}")),
+            Err(e) => {
+                let mut error = failed(&e);
+                error["message"] =
+                    json!(format!("tools/list failed: {}", error["message"].as_str().unwrap_or_default()));
+                out["error"] = error;
+            }
         }
         Ok(out)
     }

@@ -44,8 +44,9 @@ pub struct Admin {
     pub keys: Arc<keys::KeyCache>,
     /// Policies and rate limits, in memory, for per-call decisions.
     pub policies: Arc<governance::Policies>,
-    /// The pooled HTTP client for upstreams (used by `CONNECTION_TEST`).
-    pub http: reqwest::Client,
+    /// The pooled HTTP clients for upstreams, one per `Reach` (used by `CONNECTION_TEST`;
+    /// `McpClient::connect` picks the spec's).
+    pub http: mesh_relay::UpstreamClients,
     /// The audit trail's writer (queries flush it first, to read their own writes).
     pub audit: Arc<mesh_audit::AuditLog>,
     /// Announces configuration changes the data plane must apply to open sessions.

@@ -34,7 +34,7 @@ pub async fn available(mesh: &MeshProcess) -> anyhow::Result<bool> {
         timeout: Duration::from_secs(60),
         reach: Default::default(),
     };
-    let client = McpClient::connect(&spec, &reqwest::Client::new(), "mesh-bench")
+    let client = McpClient::connect(&spec, &mesh_relay::UpstreamClients::default(), "mesh-bench")
         .await
         .map_err(|e| anyhow::anyhow!("management server: {e}"))?;
     let tools = client.list_tools().await;

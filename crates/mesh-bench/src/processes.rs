@@ -151,7 +151,7 @@ impl MeshProcess {
             timeout: Duration::from_secs(60),
             reach: Default::default(),
         };
-        let http = reqwest::Client::new();
+        let http = mesh_relay::UpstreamClients::default();
         let client = McpClient::connect(&spec, &http, "mesh-bench").await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let out = client.call_tool(tool, args).await;
         client.close().await;

@@ -49,7 +49,7 @@ pub async fn connect(t: &Target, path: &str) -> anyhow::Result<McpClient> {
         timeout: Duration::from_secs(120),
         reach: Default::default(),
     };
-    let http = mesh_relay::ingress::upstream_http_client();
+    let http = mesh_relay::UpstreamClients::default();
     McpClient::connect(&spec, &http, "mcp-mesh-cli")
         .await
         .map_err(|e| anyhow!("cannot talk to the mesh at {}: {e}", t.mesh_url))

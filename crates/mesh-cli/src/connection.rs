@@ -272,7 +272,10 @@ async fn test(n: NameArg) -> anyhow::Result<()> {
         );
     }
     if out["ok"].as_bool() != Some(true) {
-        bail!("connection test failed: {}", out["error"].as_str().unwrap_or("unknown error"));
+        // `error` is `{"kind", "message"}` (classified by the mesh).
+        let error = &out["error"];
+        let message = error["message"].as_str().or(error.as_str()).unwrap_or("unknown error");
+        bail!("connection test failed: {message}");
     }
     Ok(())
 }

@@ -140,6 +140,7 @@ async fn main() -> ExitCode {
 
 async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
     let key = api::resolve_key(args.api_key, &args.data_dir)?;
-    mesh_relay::front_stdio::run(args.url, key, mesh_relay::ingress::upstream_http_client()).await?;
+    let http = mesh_relay::UpstreamClients::default().for_reach(mesh_relay::Reach::Any).clone();
+    mesh_relay::front_stdio::run(args.url, key, http).await?;
     Ok(())
 }

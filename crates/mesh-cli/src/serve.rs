@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// Sessions one API key may open per minute, also the burst (0 = unlimited).
     #[arg(long, env = "MESH_SESSION_OPEN_PER_MINUTE", default_value_t = 30)]
     session_open_per_minute: u32,
+    /// A PEM file of extra root certificates to trust for HTTPS upstreams (a private CA).
+    #[arg(long, env = "MESH_UPSTREAM_CA_FILE")]
+    upstream_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -94,6 +97,7 @@ impl ServeArgs {
         cfg.max_sessions_per_org = self.max_sessions_per_org;
         cfg.max_sessions_per_key = self.max_sessions_per_key;
         cfg.session_open_per_minute = self.session_open_per_minute;
+        cfg.upstream_ca_file = self.upstream_ca_file.filter(|p| !p.as_os_str().is_empty());
         cfg.validate()?;
         Ok(cfg)
     }

@@ -76,7 +76,7 @@ impl McpClient {
     /// Connects to `spec`, runs the initialize handshake, and returns the ready client.
     pub async fn connect(
         spec: &UpstreamSpec,
-        http: &reqwest::Client,
+        http: &upstream::UpstreamClients,
         client_name: &str,
     ) -> Result<McpClient, ClientError> {
         let waiters: Waiters = Arc::default();

@@ -49,6 +49,15 @@ pub enum RelayError {
     /// The upstream cannot be reached, its process is down, or it refused the mesh.
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
+    /// The mesh could not reach the upstream, and knows why (`cause`); `detail` is for the log
+    /// and for the client of an open session, never for `CONNECTION_TEST` (see [`Cause`]).
+    #[error("upstream unavailable: {detail}")]
+    UpstreamFailed {
+        /// Why, as a closed set.
+        cause: Cause,
+        /// The whole story, connection name first.
+        detail: String,
+    },
     /// The upstream did not answer in time; the request was cancelled upstream.
     #[error("upstream did not answer within {secs}s{note}", secs = .0.as_secs_f64(), note = .1)]
     UpstreamTimeout(Duration, String),
@@ -80,6 +89,28 @@ pub enum RelayError {
     Internal(String),
 }
 
+/// Why an upstream could not be reached: a closed set, decided where the error is made (from the
+/// typed error of the socket, resolver, TLS or HTTP layer), so nobody has to read it back out of
+/// a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Nothing listens there (connection refused or reset while connecting).
+    Refused,
+    /// No answer in time while connecting.
+    Timeout,
+    /// The TLS handshake failed (untrusted certificate, wrong name, protocol mismatch).
+    Tls,
+    /// The name does not resolve.
+    Dns,
+    /// Every address the name resolves to (or the address in the URL) is internal, and the
+    /// connection may only reach public ones (`Reach::Public`).
+    NotPublic,
+    /// The upstream answered with this HTTP status where MCP wants another.
+    Status(u16),
+    /// Anything else at the network level.
+    Other,
+}
+
 impl RelayError {
     /// Whose fault this is.
     pub fn fault(&self) -> Fault {
@@ -101,7 +132,11 @@ impl RelayError {
             // mesh running out of room, which a retry later may get past.
             TooManySessions(SessionCap::Key(_) | SessionCap::Org(_)) => Fault::Policy,
             TooManySessions(SessionCap::Total(_)) => Fault::Internal,
-            UpstreamUnavailable(_) | UpstreamTimeout(..) | UpstreamProtocol(_) => Fault::Upstream,
+            // Refused by the mesh's own rule on addresses, not by the upstream.
+            UpstreamFailed { cause: Cause::NotPublic, .. } => Fault::Policy,
+            UpstreamUnavailable(_) | UpstreamFailed { .. } | UpstreamTimeout(..) | UpstreamProtocol(_) => {
+                Fault::Upstream
+            }
             Internal(_) => Fault::Internal,
         }
     }
@@ -128,7 +163,9 @@ impl RelayError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             SessionNotFound | RouteNotFound(_) => StatusCode::NOT_FOUND,
             // Upstream failures of a request are JSON-RPC errors carried in a 200.
-            UpstreamUnavailable(_) | UpstreamTimeout(..) | UpstreamProtocol(_) => StatusCode::OK,
+            UpstreamUnavailable(_) | UpstreamFailed { .. } | UpstreamTimeout(..) | UpstreamProtocol(_) => {
+                StatusCode::OK
+            }
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -152,7 +189,9 @@ impl RelayError {
             RateLimited { .. } => codes::RATE_LIMITED,
             TooManySessions(_) => codes::SESSION_LIMIT,
             MethodNotFound(_) => codes::METHOD_NOT_FOUND,
-            UpstreamUnavailable(_) => codes::UPSTREAM_UNAVAILABLE,
+            // A refused address too: to the caller the connection cannot be used; the message
+            // says why and who may change it.
+            UpstreamUnavailable(_) | UpstreamFailed { .. } => codes::UPSTREAM_UNAVAILABLE,
             UpstreamTimeout(..) => codes::UPSTREAM_TIMEOUT,
             UpstreamProtocol(_) => codes::UPSTREAM_PROTOCOL,
             Internal(_) => codes::INTERNAL_ERROR,

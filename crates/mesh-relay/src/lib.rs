@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod client;
 pub mod error;
+pub mod failure;
 pub mod front_stdio;
 pub mod governor;
 pub mod ingress;
@@ -23,8 +24,9 @@ pub mod session;
 pub mod spec;
 pub mod upstream;
 
-pub use error::RelayError;
+pub use error::{Cause, RelayError};
 pub use spec::{Reach, TransportSpec, UpstreamSpec};
+pub use upstream::UpstreamClients;
 
 /// The User-Agent the mesh sends to upstreams, whichever HTTP client carries the request.
 /// The MCP session header, both ways. A `HeaderName`, not a `&str`: a lookup by string parses

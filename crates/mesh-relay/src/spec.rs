@@ -26,7 +26,7 @@ pub struct UpstreamSpec {
 /// organisation's admin must not reach the host's loopback, private networks or the cloud
 /// metadata address through the mesh. Checked on the resolved address at connect time, so a
 /// name that resolves elsewhere later (DNS rebinding) is caught too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Reach {
     /// Any address: the installation's operators configured it.
     #[default]

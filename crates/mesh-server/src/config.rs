@@ -46,6 +46,9 @@ pub struct Config {
     /// Sessions one API key may open per minute, also the burst; beyond it 429 with
     /// `Retry-After` (`MESH_SESSION_OPEN_PER_MINUTE`, default 30; 0 = unlimited).
     pub session_open_per_minute: u32,
+    /// A PEM file of extra root certificates trusted for HTTPS upstreams, besides the built-in web
+    /// roots (`MESH_UPSTREAM_CA_FILE`, default none): for upstreams behind a private CA.
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -68,6 +71,7 @@ impl Config {
             max_sessions_per_org: 1_000,
             max_sessions_per_key: 64,
             session_open_per_minute: 30,
+            upstream_ca_file: None,
         }
     }
 
@@ -86,6 +90,17 @@ impl Config {
             std::fs::set_permissions(&self.data_dir, std::fs::Permissions::from_mode(0o700))?;
         }
         Ok(())
+    }
+
+    /// The HTTP clients for upstreams, trusting `upstream_ca_file`'s certificates too; an error
+    /// naming the setting when the file cannot be read or holds no certificate.
+    pub fn upstream_clients(&self) -> anyhow::Result<mesh_relay::UpstreamClients> {
+        let roots = match &self.upstream_ca_file {
+            Some(path) => mesh_relay::upstream::clients::load_roots(path)
+                .map_err(|e| anyhow::anyhow!("MESH_UPSTREAM_CA_FILE: {e}"))?,
+            None => Vec::new(),
+        };
+        mesh_relay::UpstreamClients::new(&roots).map_err(|e| anyhow::anyhow!("MESH_UPSTREAM_CA_FILE: {e}"))
     }
 
     /// Checks settings that clap cannot.
@@ -108,6 +123,7 @@ impl Config {
                 anyhow::bail!("{name} must be at least 1");
             }
         }
+        self.upstream_clients()?;
         for o in &self.allowed_origins {
             if url::Url::parse(o).is_err() {
                 anyhow::bail!("MESH_ALLOWED_ORIGINS entry '{o}' is not an origin like https://app.example.com");

@@ -15,7 +15,7 @@ use anyhow::Context;
 use axum::ServiceExt;
 use mesh_admin::{connections::Routes, keys::KeyCache, tools::ManagementServer, Admin};
 use mesh_core::Secret;
-use mesh_relay::ingress::{upstream_http_client, Relay, RelayConfig};
+use mesh_relay::ingress::{Relay, RelayConfig};
 use mesh_store::Store;
 use mesh_vault::Keyring;
 use std::future::Future;
@@ -52,7 +52,7 @@ impl Mesh {
         let policies = Arc::new(mesh_admin::governance::Policies::default());
         access.apply_to(&keys, &policies);
         keys.reload_anonymous(&store).await.context("cannot load anonymous routes")?;
-        let http = upstream_http_client();
+        let http = cfg.upstream_clients()?;
         let audit_cfg = mesh_audit::AuditConfig {
             retention: mesh_audit::retention_days(cfg.audit_retention_days),
             ..mesh_audit::AuditConfig::default()

@@ -87,7 +87,7 @@ impl BareRelay {
             Arc::new(OneKey { open }),
             Arc::new(routes),
             Arc::new(NoManagement),
-            mesh_relay::ingress::upstream_http_client(),
+            mesh_relay::UpstreamClients::default(),
             Arc::new(mesh_relay::audit::NoAudit),
             Arc::new(mesh_relay::governor::Ungoverned),
         );

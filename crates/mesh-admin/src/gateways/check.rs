@@ -123,7 +123,7 @@ pub fn check_names(members: &[Member<'_>], offered: &[Option<Offered>]) -> Resul
 
 /// Connects to a member and lists its tools and prompts (each only if the server declares the
 /// capability). The error is a sentence for a warning.
-pub async fn probe(mut spec: UpstreamSpec, http: reqwest::Client) -> Result<Offered, String> {
+pub async fn probe(mut spec: UpstreamSpec, http: mesh_relay::UpstreamClients) -> Result<Offered, String> {
     spec.timeout = spec.timeout.min(PROBE_TIMEOUT);
     let client = McpClient::connect(&spec, &http, "mcp-mesh-gateway-check").await.map_err(|e| e.to_string())?;
     let caps = client.initialize_result().get("capabilities").cloned().unwrap_or(Value::Null);

@@ -158,7 +158,7 @@ pub struct Relay {
     auth: Arc<dyn Authenticator>,
     routes: Arc<dyn RouteResolver>,
     management: Arc<dyn LocalService>,
-    http: reqwest::Client,
+    http: crate::upstream::UpstreamClients,
     cfg: RelayConfig,
     audit: Arc<dyn crate::audit::AuditSink>,
     governor: Arc<dyn crate::governor::Governor>,
@@ -173,7 +173,7 @@ impl Relay {
         auth: Arc<dyn Authenticator>,
         routes: Arc<dyn RouteResolver>,
         management: Arc<dyn LocalService>,
-        http: reqwest::Client,
+        http: crate::upstream::UpstreamClients,
         audit: Arc<dyn crate::audit::AuditSink>,
         governor: Arc<dyn crate::governor::Governor>,
     ) -> Arc<Relay> {
@@ -293,17 +293,4 @@ impl Relay {
     pub async fn shutdown(&self) {
         self.sessions.close_all().await;
     }
-}
-
-/// The process-wide HTTP client for upstreams: pooled connections, bounded connect time, no
-/// overall timeout (SSE streams are long-lived; request timeouts are the session's job).
-pub fn upstream_http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
-        .tcp_nodelay(true)
-        .user_agent(crate::USER_AGENT)
-        .build()
-        .unwrap_or_default()
 }

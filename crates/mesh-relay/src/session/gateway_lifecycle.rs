@@ -20,7 +20,7 @@ impl Session {
         def: &ResolvedGateway,
         audit: Arc<dyn crate::audit::AuditSink>,
         governor: Arc<dyn crate::governor::Governor>,
-        http: &reqwest::Client,
+        http: &crate::upstream::UpstreamClients,
         init: &Message,
     ) -> Result<(Arc<Session>, Message), RelayError> {
         let timeout = def.members.iter().map(|m| m.spec.timeout).max().unwrap_or(Duration::from_secs(60));
@@ -127,7 +127,7 @@ impl Session {
     /// upstream session (with new curation), new members are connected and initialised with the
     /// client's original initialize, removed members are closed. Every list the client had
     /// fetched is rebuilt, and each that visibly changed is announced once.
-    pub async fn reconfigure(self: &Arc<Session>, def: &ResolvedGateway, http: &reqwest::Client) {
+    pub async fn reconfigure(self: &Arc<Session>, def: &ResolvedGateway, http: &crate::upstream::UpstreamClients) {
         let Some(gw) = &self.gateway else { return };
         let _serial = gw.refresh.lock().await;
         let mut added = Vec::new();

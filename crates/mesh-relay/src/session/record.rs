@@ -96,7 +96,9 @@ pub(super) fn outcome_of(e: &RelayError) -> Outcome {
         RelayError::UpstreamTimeout(..) => Outcome::Timeout,
         RelayError::Unauthorized | RelayError::Forbidden(_) | RelayError::Hidden(_) => Outcome::Denied,
         RelayError::RateLimited { .. } => Outcome::RateLimited,
-        RelayError::UpstreamUnavailable(_) | RelayError::UpstreamProtocol(_) => Outcome::UpstreamDown,
+        RelayError::UpstreamUnavailable(_) | RelayError::UpstreamFailed { .. } | RelayError::UpstreamProtocol(_) => {
+            Outcome::UpstreamDown
+        }
         _ => Outcome::ProtocolError,
     }
 }

@@ -27,6 +27,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::reach::NotPublic;
+use crate::{Cause, Reach};
+
 /// The largest answer head accepted (status line and headers).
 const MAX_HEAD: usize = 128 * 1024;
 /// The most header fields an answer may have (hyper's default).
@@ -40,6 +43,40 @@ const MAX_TRAILERS: usize = 16 * 1024;
 const READ_SIZE: usize = 8 * 1024;
 /// Bodies up to this size are copied behind the head (one write); larger ones are written after it.
 const COPY_BODY: usize = 64 * 1024;
+
+/// Why a request on the fast path failed: the cause, typed where it happened, and the story.
+#[derive(Debug)]
+pub(super) struct Failed {
+    pub cause: Cause,
+    pub detail: String,
+}
+
+impl Failed {
+    /// A failure after the connection was made (the cause is the upstream's behaviour).
+    pub fn other(detail: String) -> Failed {
+        Failed { cause: Cause::Other, detail }
+    }
+
+    fn connect(e: std::io::Error) -> Failed {
+        let refused = e.get_ref().and_then(|i| i.downcast_ref::<NotPublic>()).copied();
+        if let Some(refused) = refused {
+            return Failed { cause: Cause::NotPublic, detail: refused.to_string() };
+        }
+        let cause = match e.get_ref().and_then(|i| super::reach::known(i)) {
+            Some(cause) => cause,
+            None if e.kind() == std::io::ErrorKind::ConnectionRefused => Cause::Refused,
+            None if e.kind() == std::io::ErrorKind::TimedOut => Cause::Timeout,
+            None => Cause::Other,
+        };
+        Failed { cause, detail: format!("cannot connect ({e})") }
+    }
+}
+
+impl From<Failed> for String {
+    fn from(f: Failed) -> String {
+        f.detail
+    }
+}
 
 /// One connection to an upstream.
 pub(super) struct Conn {
@@ -94,12 +131,21 @@ pub(super) enum Step {
 }
 
 impl Conn {
-    /// A new connection to `addr` (`host:port`).
-    pub async fn open(addr: &str, timeout: Duration) -> Result<Conn, String> {
-        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    /// A new connection to `addr` (`host:port`), at an address `reach` allows (`reach::resolve`:
+    /// the only place the fast path resolves names, so the check cannot be skipped; it runs per
+    /// new connection, never per call).
+    pub async fn open(addr: &str, reach: Reach, timeout: Duration) -> Result<Conn, Failed> {
+        let connect = async {
+            let addrs = super::reach::resolve(addr, reach).await?;
+            TcpStream::connect(&addrs[..]).await
+        };
+        let io = match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(io)) => io,
-            Ok(Err(e)) => return Err(format!("cannot connect ({e})")),
-            Err(_) => return Err(format!("cannot connect (no answer within {} s)", timeout.as_secs())),
+            Ok(Err(e)) => return Err(Failed::connect(e)),
+            Err(_) => {
+                let detail = format!("cannot connect (no answer within {} s)", timeout.as_secs());
+                return Err(Failed { cause: Cause::Timeout, detail });
+            }
         };
         // Requests are small and answered at once: never wait to fill a segment.
         let _ = io.set_nodelay(true);

@@ -82,6 +82,7 @@ impl HttpLink {
         name: &str,
         client: reqwest::Client,
         url: url::Url,
+        reach: crate::Reach,
         headers: &[(String, mesh_core::Secret<String>)],
         sink: Arc<dyn InboundSink>,
     ) -> Result<HttpLink, RelayError> {
@@ -89,7 +90,7 @@ impl HttpLink {
         let shared = Shared {
             name: name.to_string(),
             client,
-            fast: wire::fast(&url),
+            fast: wire::fast(&url, reach),
             url,
             headers,
             sink,
@@ -151,9 +152,10 @@ impl Shared {
         match &self.fast {
             Some(fast) => {
                 let head = self.with_post_headers(|p| p.head.clone());
-                wire::post(fast, &head, msg.bytes())
-                    .await
-                    .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)))
+                wire::post(fast, &head, msg.bytes()).await.map_err(|f| RelayError::UpstreamFailed {
+                    cause: f.cause,
+                    detail: format!("{}: {}", self.name, f.detail),
+                })
             }
             None => self
                 .client
@@ -245,16 +247,7 @@ impl Shared {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> RelayError {
-        // `without_url`: a URL may carry a token in its query string.
-        let e = e.without_url();
-        let what = if e.is_connect() {
-            "cannot connect"
-        } else if e.is_timeout() {
-            "timed out"
-        } else {
-            "request failed"
-        };
-        RelayError::UpstreamUnavailable(format!("{}: {what} ({e})", self.name))
+        unreachable(&self.name, e)
     }
 
     fn note_version(&self, reply: &Message) {
@@ -435,6 +428,45 @@ struct Pumped {
     refused: bool,
 }
 
+/// A reqwest failure as the link's error, with its cause read from the error's chain.
+pub(super) fn unreachable(name: &str, e: reqwest::Error) -> RelayError {
+    let cause = super::reach::cause_of(&e);
+    if cause == crate::Cause::NotPublic {
+        // The resolver or the redirect policy refused every address (reach: public).
+        return RelayError::UpstreamFailed { cause, detail: format!("{name}: {}", not_public_story(&e)) };
+    }
+    // `without_url`: a URL may carry a token in its query string.
+    let e = e.without_url();
+    let what = if e.is_connect() {
+        "cannot connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else {
+        "request failed"
+    };
+    // The chain's innermost causes say what happened (refused, certificate, name); reqwest's own
+    // message ("error sending request") does not.
+    let mut detail = e.to_string();
+    let mut next = std::error::Error::source(&e);
+    while let Some(inner) = next {
+        detail = format!("{detail}: {inner}");
+        next = inner.source();
+    }
+    RelayError::UpstreamFailed { cause, detail: format!("{name}: {what} ({detail})") }
+}
+
+/// The refusal's own message, found in the error's chain.
+fn not_public_story(e: &reqwest::Error) -> String {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(refused) = err.downcast_ref::<super::reach::NotPublic>() {
+            return refused.to_string();
+        }
+        next = err.source();
+    }
+    "the upstream's addresses are not public".into()
+}
+
 fn is_sse(h: &HeaderMap) -> bool {
     h.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"))
 }
@@ -470,10 +502,10 @@ impl Transport for HttpLink {
                 StatusCode::BAD_REQUEST => {
                     let text = resp.text().await;
                     if !text.to_ascii_lowercase().contains("session") {
-                        return Err(RelayError::UpstreamUnavailable(format!(
-                            "{}: the upstream answered HTTP 400",
-                            sh.name
-                        )));
+                        return Err(RelayError::UpstreamFailed {
+                            cause: crate::Cause::Status(400),
+                            detail: format!("{}: the upstream answered HTTP 400", sh.name),
+                        });
                     }
                     sh.clone().reinitialize().await?;
                     sh.post(&msg).await?
@@ -515,13 +547,16 @@ impl Transport for HttpLink {
                 return Err(RelayError::UpstreamUnavailable(format!("{}: the upstream ended its session", sh.name)));
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(RelayError::UpstreamUnavailable(format!(
-                    "{}: the upstream refused the connection's credentials (HTTP {status})",
-                    sh.name
-                )));
+                return Err(RelayError::UpstreamFailed {
+                    cause: crate::Cause::Status(status.as_u16()),
+                    detail: format!("{}: the upstream refused the connection's credentials (HTTP {status})", sh.name),
+                });
             }
             s => {
-                return Err(RelayError::UpstreamUnavailable(format!("{}: the upstream answered HTTP {s}", sh.name)));
+                return Err(RelayError::UpstreamFailed {
+                    cause: crate::Cause::Status(s.as_u16()),
+                    detail: format!("{}: the upstream answered HTTP {s}", sh.name),
+                });
             }
         }
         if msg.kind() == Kind::Notification && msg.method() == Some("notifications/initialized") {
@@ -581,13 +616,14 @@ mod tests {
 
     fn host_of(url: &str, headers: &[(String, mesh_core::Secret<String>)]) -> Option<String> {
         let url = url::Url::parse(url).unwrap();
-        let link = HttpLink::new("t", reqwest::Client::new(), url, headers, Arc::new(Nowhere)).unwrap();
+        let link =
+            HttpLink::new("t", reqwest::Client::new(), url, crate::Reach::Any, headers, Arc::new(Nowhere)).unwrap();
         link.shared.with_post_headers(|p| p.map.get(HOST).map(|v| v.to_str().unwrap().to_string()))
     }
 
     #[tokio::test]
     async fn the_fast_path_sends_host_and_a_configured_host_wins() {
-        if wire::fast(&url::Url::parse("http://127.0.0.1:9/mcp").unwrap()).is_none() {
+        if wire::fast(&url::Url::parse("http://127.0.0.1:9/mcp").unwrap(), crate::Reach::Any).is_none() {
             return; // a proxy in the environment: reqwest carries the POST and writes Host itself
         }
         assert_eq!(host_of("http://127.0.0.1:9/mcp", &[]).as_deref(), Some("127.0.0.1:9"));

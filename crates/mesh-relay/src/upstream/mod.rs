@@ -5,13 +5,17 @@
 //! per underlying stream. The session layer above does all id remapping; links only carry bytes
 //! and report when the upstream goes down or comes back.
 
+pub mod clients;
 mod h1;
 pub mod http;
 pub mod local;
 mod pool;
+pub mod reach;
 pub mod sse;
 pub mod stdio;
 mod wire;
+
+pub use clients::UpstreamClients;
 
 use crate::{RelayError, TransportSpec, UpstreamSpec};
 use mesh_protocol::Message;
@@ -67,17 +71,21 @@ pub trait Transport: Send + Sync + 'static {
 pub type Link = Arc<dyn Transport>;
 
 /// Opens a link to `spec`. Stdio spawns the process; HTTP and SSE connect lazily or at once as
-/// their protocol needs. `http` is the process-wide pooled client.
+/// their protocol needs. `clients` are the process-wide pooled clients; the spec's `reach` picks
+/// one (and the fast path's pool), so no caller can hand a `Public` link the wrong one.
 pub async fn connect(
     spec: &UpstreamSpec,
-    http: &reqwest::Client,
+    clients: &UpstreamClients,
     sink: Arc<dyn InboundSink>,
 ) -> Result<Link, RelayError> {
+    let http = clients.for_reach(spec.reach);
     Ok(match &spec.transport {
         TransportSpec::Http { url, headers } => {
-            Arc::new(http::HttpLink::new(&spec.name, http.clone(), url.clone(), headers, sink)?)
+            reach::check_url(&spec.name, url, spec.reach)?;
+            Arc::new(http::HttpLink::new(&spec.name, http.clone(), url.clone(), spec.reach, headers, sink)?)
         }
         TransportSpec::Sse { url, headers } => {
+            reach::check_url(&spec.name, url, spec.reach)?;
             Arc::new(sse::SseLink::connect(&spec.name, http.clone(), url.clone(), headers, sink).await?)
         }
         TransportSpec::Stdio { .. } => stdio::StdioLink::spawn(spec, sink)?,

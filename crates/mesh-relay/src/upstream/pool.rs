@@ -9,7 +9,8 @@
 //! are the mesh's own too (`h1`, fix 16), driven by the task that makes the call: an idle one is
 //! a socket in the pool, polled by nobody.
 
-use super::h1::{Conn, Framing, Head, Step};
+use super::h1::{Conn, Failed, Framing, Head, Step};
+use crate::Reach;
 use bytes::{Buf, Bytes};
 use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
@@ -22,9 +23,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const MAX_IDLE: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The connections to one `host:port`, shared by every link to it.
+/// The connections to one `host:port`, shared by every link to it of the same [`Reach`]: a
+/// connection an operator's link opened to an internal address is never handed to a `Public`
+/// link, whose new connections are checked when they are opened (`h1::Conn::open`).
 pub(super) struct Origin {
     addr: String,
+    reach: Reach,
     idle: Mutex<Vec<Idle>>,
 }
 
@@ -45,16 +49,19 @@ pub(super) struct Body {
 }
 
 impl Origin {
-    /// The pool of `addr` (`host:port`): one per address while any link holds it.
-    pub fn of(addr: &str) -> Arc<Origin> {
-        static ORIGINS: OnceLock<Mutex<HashMap<String, Weak<Origin>>>> = OnceLock::new();
+    /// The pool of `addr` (`host:port`) for links of `reach`: one per pair while any link holds
+    /// it. Looked up when a link is made, never per call.
+    pub fn of(addr: &str, reach: Reach) -> Arc<Origin> {
+        type Key = (String, Reach);
+        static ORIGINS: OnceLock<Mutex<HashMap<Key, Weak<Origin>>>> = OnceLock::new();
         let mut all = ORIGINS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(origin) = all.get(addr).and_then(Weak::upgrade) {
+        let key = (addr.to_string(), reach);
+        if let Some(origin) = all.get(&key).and_then(Weak::upgrade) {
             return origin;
         }
         all.retain(|_, o| o.strong_count() > 0);
-        let origin = Arc::new(Origin { addr: addr.to_string(), idle: Mutex::new(Vec::new()) });
-        all.insert(addr.to_string(), Arc::downgrade(&origin));
+        let origin = Arc::new(Origin { addr: addr.to_string(), reach, idle: Mutex::new(Vec::new()) });
+        all.insert(key, Arc::downgrade(&origin));
         // Closes connections idle past the timeout even when no call comes to notice them.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(reap(Arc::downgrade(&origin)));
@@ -70,20 +77,20 @@ impl Origin {
     /// on a new one when none is usable, and reads the answer's head. A request that could not be
     /// written whole on a reused connection (the upstream closed it while it was idle) goes out
     /// again on a new connection; one that was written is never repeated.
-    pub async fn send(self: &Arc<Self>, head: &[u8], body: &[u8]) -> Result<(StatusCode, HeaderMap, Body), String> {
+    pub async fn send(self: &Arc<Self>, head: &[u8], body: &[u8]) -> Result<(StatusCode, HeaderMap, Body), Failed> {
         if let Some(mut conn) = self.checkout() {
             if conn.write_request(head, body).await.is_ok() {
                 return self.answer(conn).await;
             }
         }
-        let mut conn = Conn::open(&self.addr, CONNECT_TIMEOUT).await?;
-        conn.write_request(head, body).await.map_err(|e| format!("request failed ({e})"))?;
+        let mut conn = Conn::open(&self.addr, self.reach, CONNECT_TIMEOUT).await?;
+        conn.write_request(head, body).await.map_err(|e| Failed::other(format!("request failed ({e})")))?;
         self.answer(conn).await
     }
 
-    async fn answer(self: &Arc<Self>, mut conn: Conn) -> Result<(StatusCode, HeaderMap, Body), String> {
+    async fn answer(self: &Arc<Self>, mut conn: Conn) -> Result<(StatusCode, HeaderMap, Body), Failed> {
         let Head { status, headers, framing, keep_alive } =
-            conn.read_head().await.map_err(|e| format!("request failed ({e})"))?;
+            conn.read_head().await.map_err(|e| Failed::other(format!("request failed ({e})")))?;
         Ok((status, headers, Body { conn: Some(conn), framing, keep_alive, origin: self.clone() }))
     }
 
@@ -249,18 +256,18 @@ mod tests {
     #[tokio::test]
     async fn calls_one_after_another_share_one_connection() {
         let (addr, accepted) = server(After::KeepOpen).await;
-        let origin = Origin::of(&addr);
+        let origin = Origin::of(&addr, Reach::Any);
         for _ in 0..20 {
             assert_eq!(call(&origin).await.unwrap(), Bytes::from_static(b"ok"));
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
-        assert!(Arc::ptr_eq(&origin, &Origin::of(&addr)), "one pool per address");
+        assert!(Arc::ptr_eq(&origin, &Origin::of(&addr, Reach::Any)), "one pool per address");
     }
 
     #[tokio::test]
     async fn concurrent_calls_open_connections_and_keep_them() {
         let (addr, accepted) = server(After::KeepOpen).await;
-        let origin = Origin::of(&addr);
+        let origin = Origin::of(&addr, Reach::Any);
         for _ in 0..3 {
             let calls: Vec<_> = (0..8).map(|_| call(&origin)).collect();
             for r in futures_util::future::join_all(calls).await {
@@ -275,7 +282,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
         let (addr, accepted) = server(After::Close).await;
-        let origin = Origin::of(&addr);
+        let origin = Origin::of(&addr, Reach::Any);
         for i in 1..=5 {
             assert_eq!(call(&origin).await.unwrap(), Bytes::from_static(b"ok"));
             // Wait (bounded) until the pool's connection has seen the close, so that the next
@@ -333,7 +340,7 @@ mod tests {
                 while serve_one(&mut sock) {}
             }
         });
-        let origin = Origin::of(&addr);
+        let origin = Origin::of(&addr, Reach::Any);
         assert_eq!(call(&origin).await.unwrap(), Bytes::from_static(b"ok"));
         let err = call(&origin).await.unwrap_err();
         assert!(err.starts_with("request failed (the upstream closed the connection before answering"), "{err}");
@@ -353,7 +360,7 @@ mod tests {
                 }
             }
         });
-        let origin = Origin::of(&addr);
+        let origin = Origin::of(&addr, Reach::Any);
         for i in 1..=3 {
             assert_eq!(call(&origin).await.unwrap(), Bytes::from_static(b"ok"));
             assert!(origin.idle().is_empty(), "call {i}: not pooled");
@@ -364,7 +371,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_left_unread_gives_its_connection_back_only_when_it_had_all_arrived() {
         let (addr, accepted) = server(After::KeepOpen).await;
-        let origin = Origin::of(&addr);
+        let origin = Origin::of(&addr, Reach::Any);
         // `ok` comes with the head: dropping the body unread still leaves the connection clean.
         let (_, _, body) = origin.send(HEAD, b"{}").await.unwrap();
         drop(body);
@@ -384,7 +391,7 @@ mod tests {
             sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf").unwrap();
             let _ = finish_rx.recv();
         });
-        let origin = Origin::of(&addr);
+        let origin = Origin::of(&addr, Reach::Any);
         let (_, _, body) = origin.send(HEAD, b"{}").await.unwrap();
         drop(body);
         assert!(origin.idle().is_empty(), "a half-read connection is not pooled");
@@ -412,10 +419,28 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             });
-            let origin = Origin::of(&addr);
+            let origin = Origin::of(&addr, Reach::Any);
             assert_eq!(call(&origin).await.unwrap(), Bytes::from_static(b"until the close"));
             assert!(origin.idle().is_empty());
         }
+    }
+
+    #[tokio::test]
+    async fn a_public_pool_never_connects_to_loopback_nor_takes_an_operator_links_connection() {
+        let (addr, accepted) = server(After::KeepOpen).await;
+        let any = Origin::of(&addr, Reach::Any);
+        call(&any).await.unwrap();
+        assert_eq!(any.idle().len(), 1, "an operator's link left a pooled connection");
+        let port = addr.rsplit(':').next().unwrap();
+        for addr in [addr.clone(), format!("localhost:{port}")] {
+            let public = Origin::of(&addr, Reach::Public);
+            assert!(!Arc::ptr_eq(&any, &public), "one pool per reach");
+            let Err(err) = public.send(HEAD, b"{}").await else { panic!("{addr}: a public link reached loopback") };
+            assert_eq!(err.cause, crate::Cause::NotPublic, "{addr}: {err:?}");
+            assert!(err.detail.contains("is not public"), "{err:?}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "no connection was opened for the public links");
+        assert_eq!(any.idle().len(), 1, "the operator's connection stayed where it was");
     }
 
     #[tokio::test]
@@ -423,14 +448,15 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
-        let err = call(&Origin::of(&addr)).await.unwrap_err();
-        assert!(err.starts_with("cannot connect ("), "{err}");
+        let Err(err) = Origin::of(&addr, Reach::Any).send(HEAD, b"{}").await else { panic!("connected") };
+        assert!(err.detail.starts_with("cannot connect ("), "{err:?}");
+        assert_eq!(err.cause, crate::Cause::Refused);
     }
 
     #[tokio::test]
     async fn a_connection_idle_past_the_timeout_is_not_reused() {
         let (addr, accepted) = server(After::KeepOpen).await;
-        let origin = Origin::of(&addr);
+        let origin = Origin::of(&addr, Reach::Any);
         call(&origin).await.unwrap();
         let long_ago = Instant::now().checked_sub(IDLE_TIMEOUT * 2).expect("the monotonic clock started minutes ago");
         origin.idle().iter_mut().for_each(|i| i.since = long_ago);

@@ -40,28 +40,25 @@ impl SseLink {
         sink: Arc<dyn InboundSink>,
     ) -> Result<SseLink, RelayError> {
         let headers = header_map(name, headers)?;
-        let unreachable = |e: reqwest::Error| {
-            RelayError::UpstreamUnavailable(format!("{name}: cannot open the SSE stream ({})", e.without_url()))
-        };
         let resp = client
             .get(url.clone())
             .headers(headers.clone())
             .header(ACCEPT, "text/event-stream")
             .send()
             .await
-            .map_err(unreachable)?;
+            .map_err(|e| super::http::unreachable(name, e))?;
         if !resp.status().is_success() {
-            return Err(RelayError::UpstreamUnavailable(format!(
-                "{name}: SSE endpoint answered HTTP {}",
-                resp.status()
-            )));
+            return Err(RelayError::UpstreamFailed {
+                cause: crate::Cause::Status(resp.status().as_u16()),
+                detail: format!("{name}: SSE endpoint answered HTTP {}", resp.status()),
+            });
         }
         let mut body = resp.bytes_stream();
         let mut decoder = sse::Decoder::new();
         let mut early = Vec::new();
         let endpoint = tokio::time::timeout(ENDPOINT_WAIT, async {
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(unreachable)?;
+                let chunk = chunk.map_err(|e| super::http::unreachable(name, e))?;
                 let events = decoder.push(&chunk).map_err(|e| RelayError::UpstreamProtocol(e.to_string()))?;
                 let mut found = None;
                 for ev in events {
@@ -138,13 +135,12 @@ impl Transport for SseLink {
             .body(msg.bytes().clone())
             .send()
             .await
-            .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {}", self.name, e.without_url())))?;
+            .map_err(|e| super::http::unreachable(&self.name, e))?;
         if !resp.status().is_success() {
-            return Err(RelayError::UpstreamUnavailable(format!(
-                "{}: POST answered HTTP {}",
-                self.name,
-                resp.status()
-            )));
+            return Err(RelayError::UpstreamFailed {
+                cause: crate::Cause::Status(resp.status().as_u16()),
+                detail: format!("{}: POST answered HTTP {}", self.name, resp.status()),
+            });
         }
         Ok(())
     }

@@ -128,7 +128,7 @@ pub(super) struct Fast {
 /// The fast path for `url`, or `None` when `url` needs reqwest: TLS, credentials in the URL
 /// (reqwest turns them into Basic auth), or a proxy set in the environment (reqwest honours
 /// `HTTP_PROXY` / `ALL_PROXY`; the fast path would bypass it).
-pub(super) fn fast(url: &url::Url) -> Option<Fast> {
+pub(super) fn fast(url: &url::Url, reach: crate::Reach) -> Option<Fast> {
     const PROXY_VARS: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
     if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
         return None;
@@ -145,7 +145,7 @@ pub(super) fn fast(url: &url::Url) -> Option<Fast> {
     };
     let path = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
     let header = http::HeaderValue::from_str(&header).ok()?;
-    Some(Fast { origin: Origin::of(&format!("{host}:{port}")), path, host: header })
+    Some(Fast { origin: Origin::of(&format!("{host}:{port}"), reach), path, host: header })
 }
 
 /// The request line and header fields of a POST with `headers` (which carry Host and the mesh's
@@ -182,7 +182,7 @@ pub(super) fn head(fast: &Fast, headers: &HeaderMap) -> Bytes {
 }
 
 /// POSTs `body` after `head` (from `head`; Content-Length is added).
-pub(super) async fn post(fast: &Fast, head: &[u8], body: &[u8]) -> Result<Answer, String> {
+pub(super) async fn post(fast: &Fast, head: &[u8], body: &[u8]) -> Result<Answer, super::h1::Failed> {
     let (status, headers, body) = fast.origin.send(head, body).await?;
     Ok(Answer { status, headers, body: Body::Own(body) })
 }
@@ -193,7 +193,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_plain_http_without_credentials_takes_the_fast_path() {
-        let uri = |s: &str| fast(&url::Url::parse(s).unwrap()).map(|f| (f.path, f.host));
+        let uri = |s: &str| fast(&url::Url::parse(s).unwrap(), crate::Reach::Any).map(|f| (f.path, f.host));
         assert_eq!(uri("https://example.com/mcp"), None, "TLS stays with reqwest");
         assert_eq!(uri("http://user:secret@127.0.0.1:9/mcp"), None, "URL credentials stay with reqwest");
         assert_eq!(uri("http://user@127.0.0.1:9/mcp"), None);
@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn the_head_has_host_first_and_never_a_framing_field_of_the_configuration() {
-        let Some(fast) = fast(&url::Url::parse("http://127.0.0.1:9/mcp?x=1").unwrap()) else {
+        let Some(fast) = fast(&url::Url::parse("http://127.0.0.1:9/mcp?x=1").unwrap(), crate::Reach::Any) else {
             return; // a proxy in the environment: no fast path
         };
         let mut headers = HeaderMap::new();

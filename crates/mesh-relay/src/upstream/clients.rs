@@ -1,0 +1,90 @@
+//! The process-wide reqwest clients for upstreams, one per [`Reach`].
+//!
+//! Two clients rather than a check per request: reqwest pools connections per client, so a
+//! connection opened for an operator's link to an internal host can never be handed to a
+//! `Public` link of the same `host:port`. The `Public` client resolves names through
+//! [`reach::Resolver`] (internal addresses dropped) and checks every redirect hop; addresses
+//! written in a URL are checked when a link is made (`upstream::connect`), since reqwest does not
+//! ask a resolver about those.
+
+use super::reach;
+use crate::{Reach, RelayError};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The HTTP clients links are made with; cheap to clone (each client is a handle to its pool).
+#[derive(Clone)]
+pub struct UpstreamClients {
+    any: reqwest::Client,
+    public: reqwest::Client,
+}
+
+impl UpstreamClients {
+    /// Both clients, trusting the built-in web roots plus `extra_roots` (`MESH_UPSTREAM_CA_FILE`).
+    pub fn new(extra_roots: &[reqwest::Certificate]) -> Result<UpstreamClients, RelayError> {
+        let build = |reach: Reach| {
+            let mut b = reqwest::Client::builder()
+                // Pooled connections, bounded connect time, no overall timeout (SSE streams are
+                // long-lived; request timeouts are the session's job).
+                .connect_timeout(Duration::from_secs(10))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(64)
+                .tcp_nodelay(true)
+                .user_agent(crate::USER_AGENT)
+                .dns_resolver(Arc::new(reach::Resolver(reach)));
+            if reach == Reach::Public {
+                b = b.redirect(reach::redirect_policy());
+            }
+            for root in extra_roots {
+                b = b.add_root_certificate(root.clone());
+            }
+            b.build().map_err(|e| RelayError::Internal(format!("cannot build the upstream HTTP client: {e}")))
+        };
+        Ok(UpstreamClients { any: build(Reach::Any)?, public: build(Reach::Public)? })
+    }
+
+    /// The client for links of `reach`.
+    pub fn for_reach(&self, reach: Reach) -> &reqwest::Client {
+        match reach {
+            Reach::Any => &self.any,
+            Reach::Public => &self.public,
+        }
+    }
+}
+
+impl Default for UpstreamClients {
+    /// Both clients with the built-in roots only.
+    fn default() -> UpstreamClients {
+        UpstreamClients::new(&[]).expect("a client with default settings builds")
+    }
+}
+
+/// The certificates of a PEM file of extra trusted roots; an error naming the file when it cannot
+/// be read or holds no certificate.
+pub fn load_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate bundle: {e}", path.display()))?;
+    if roots.is_empty() {
+        return Err(format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display()));
+    }
+    Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_roots_file_must_be_readable_and_hold_a_certificate() {
+        let base = std::env::temp_dir().join(format!("mesh-roots-test-{}", std::process::id()));
+        let missing = load_roots(&base.with_extension("missing")).unwrap_err();
+        assert!(missing.starts_with("cannot read "), "{missing}");
+        let empty = base.with_extension("pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let none = load_roots(&empty).unwrap_err();
+        let _ = std::fs::remove_file(&empty);
+        assert!(none.contains("no PEM certificate") || none.contains("not a PEM"), "{none}");
+    }
+}
