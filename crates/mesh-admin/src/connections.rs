@@ -423,8 +423,9 @@ impl Admin {
             }
         } else {
             c.template = None;
-            let url_changed = before.is_none_or(|b| b.url != c.url || b.transport == "stdio");
-            if url_changed {
+            // Whoever sets the URL — even to what it was — decides where it may reach.
+            let url_set = input.url.is_some() || before.is_none_or(|b| b.url != c.url || b.transport == "stdio");
+            if url_set {
                 c.trusted = self.trust.may_reach_private(p);
             }
         }

@@ -495,3 +495,42 @@ async fn issue16_also_key_create_takes_an_email() {
     assert_eq!(made["item"]["userId"], bob["userId"]);
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue16_item2_org_admins_connections_do_not_reach_internal_networks() {
+    let upstream = upstreams::everything_http().await;
+    let localhost = upstream.url.replace("127.0.0.1", "localhost");
+    let mesh = TestMesh::start().await;
+    let admin = mesh.extra_key("admin").await;
+    let init = raw::initialize_body(1, "2025-11-25");
+    for (slug, url) in [("lit", upstream.url.clone()), ("name", localhost.clone())] {
+        let made = ok(&mesh, &admin, "COLLECTION_CONNECTIONS_CREATE", json!({"slug": slug, "url": url})).await;
+        assert_eq!(made["item"]["trusted"], false, "{made}");
+        // Opening it connects: refused on the (resolved) loopback address, with a clear reason.
+        let (_, _, body) = raw::post(&mesh.endpoint(slug), raw::post_headers(&admin, None), init.clone()).await;
+        assert!(body.contains("not public"), "{slug}: {body}");
+        // CONNECTION_TEST says so too, classified.
+        let tested = ok(&mesh, &admin, "CONNECTION_TEST", json!({"id": slug})).await;
+        assert_eq!(
+            (tested["ok"].as_bool(), tested["error"]["kind"].as_str()),
+            (Some(false), Some("blocked")),
+            "{tested}"
+        );
+    }
+    // The same URL set by an operator reaches it: the operator owns the host's networks.
+    ok(&mesh, &mesh.key, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": "name", "url": localhost})).await;
+    let client = TestClient::connect_http(&mesh.endpoint("name"), &admin, ClientBehaviour::default()).await.unwrap();
+    assert!(client.list_tool_names().await.unwrap().contains(&"echo".to_string()));
+    client.close().await.ok();
+    mesh.stop().await;
+
+    // MESH_UPSTREAM_PRIVATE=admins lets organisation admins reach them.
+    let mesh = TestMesh::start_with(|c| c.trust.upstream_private = mesh_admin::trust::Who::Admins).await;
+    let admin = mesh.extra_key("admin").await;
+    ok(&mesh, &admin, "COLLECTION_CONNECTIONS_CREATE", json!({"slug": "lit", "url": upstream.url})).await;
+    let client = TestClient::connect_http(&mesh.endpoint("lit"), &admin, ClientBehaviour::default()).await.unwrap();
+    assert!(client.list_tool_names().await.unwrap().contains(&"echo".to_string()));
+    client.close().await.ok();
+    mesh.stop().await;
+    upstream.stop().await;
+}

@@ -125,7 +125,12 @@ pub fn check_names(members: &[Member<'_>], offered: &[Option<Offered>]) -> Resul
 /// capability). The error is a sentence for a warning.
 pub async fn probe(mut spec: UpstreamSpec, http: mesh_relay::UpstreamClients) -> Result<Offered, String> {
     spec.timeout = spec.timeout.min(PROBE_TIMEOUT);
-    let client = McpClient::connect(&spec, &http, "mcp-mesh-gateway-check").await.map_err(|e| e.to_string())?;
+    // Classified, never the upstream's own words: a gateway's warnings must not turn saving a
+    // gateway into a way to read what answers on some port (issue #16 item 2).
+    let client = McpClient::connect(&spec, &http, "mcp-mesh-gateway-check").await.map_err(|e| {
+        tracing::info!(connection = %spec.name, error = %e, "gateway member unreachable while saving");
+        mesh_relay::failure::Failure::of(&e).message()
+    })?;
     let caps = client.initialize_result().get("capabilities").cloned().unwrap_or(Value::Null);
     let listed = async {
         let mut out = Offered::default();
