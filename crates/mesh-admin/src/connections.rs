@@ -455,22 +455,8 @@ impl Admin {
     }
 }
 
-/// Headers the mesh itself owns on the upstream request: framing and hop-by-hop fields, and MCP's
-/// own, which a stored value would contradict on every request.
-const RESERVED_HEADERS: &[&str] = &[
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "expect",
-    "proxy-connection",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "last-event-id",
-];
+/// MCP's own request headers, which the mesh sets per session and request.
+const MCP_HEADERS: [&str; 3] = ["mcp-session-id", "mcp-protocol-version", "last-event-id"];
 
 /// Longest header value, environment value, argument or URL accepted.
 const MAX_VALUE: usize = 8 * 1024;
@@ -487,7 +473,8 @@ fn validate_secret(kind: &str, name: &str, value: &str) -> Result<(), AdminError
                     printable(name)
                 )));
             }
-            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            let lower = name.to_ascii_lowercase();
+            if mesh_relay::spec::MESH_OWNED_HEADERS.contains(&lower.as_str()) || MCP_HEADERS.contains(&lower.as_str()) {
                 return Err(AdminError::Invalid(format!("headers: '{name}' is set by the mesh itself")));
             }
             if value.len() > MAX_VALUE || http::HeaderValue::from_str(value).is_err() {

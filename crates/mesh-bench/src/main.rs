@@ -257,6 +257,9 @@ async fn mesh_serve(a: MeshServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let mut cfg = mesh_server::Config::with_data_dir(a.data_dir);
     cfg.listen = a.listen;
+    // As `mcp-mesh serve` with processes::BENCH_SESSION_LIMITS: no cap the bench could reach.
+    (cfg.max_sessions, cfg.max_sessions_per_org, cfg.max_sessions_per_key) = (1_000_000, 1_000_000, 1_000_000);
+    cfg.session_open_per_minute = 0;
     cfg.validate()?;
     let mesh = mesh_server::Mesh::build(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;

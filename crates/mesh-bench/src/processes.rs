@@ -50,9 +50,23 @@ impl MeshBin {
                 cmd.env_remove(k);
             }
         }
+        // The bench opens its sessions through one key, far faster and more of them than a
+        // client would: the session caps and open rate are lifted (variables, so that a mesh
+        // binary from before they existed still starts).
+        for (k, v) in BENCH_SESSION_LIMITS {
+            cmd.env(k, v);
+        }
         cmd
     }
 }
+
+/// The session limits a benchmarked mesh runs with: none that the bench's load could reach.
+pub const BENCH_SESSION_LIMITS: [(&str, &str); 4] = [
+    ("MESH_MAX_SESSIONS", "1000000"),
+    ("MESH_MAX_SESSIONS_PER_ORG", "1000000"),
+    ("MESH_MAX_SESSIONS_PER_KEY", "1000000"),
+    ("MESH_SESSION_OPEN_PER_MINUTE", "0"),
+];
 
 /// A port the OS just handed out on loopback. The mesh binds it a moment later; another process
 /// taking it in between is possible but not seen in practice, and the start then fails loudly.

@@ -65,7 +65,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MESH_MAX_SESSIONS_PER_KEY", default_value_t = 64)]
     max_sessions_per_key: usize,
     /// Sessions one API key may open per minute, also the burst (0 = unlimited).
-    #[arg(long, env = "MESH_SESSION_OPEN_PER_MINUTE", default_value_t = 30)]
+    #[arg(long, env = "MESH_SESSION_OPEN_PER_MINUTE", default_value_t = 120)]
     session_open_per_minute: u32,
     /// A PEM file of extra root certificates to trust for HTTPS upstreams (a private CA).
     #[arg(long, env = "MESH_UPSTREAM_CA_FILE")]

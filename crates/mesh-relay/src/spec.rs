@@ -35,6 +35,12 @@ pub enum Reach {
     Public,
 }
 
+/// Request fields the mesh writes itself on every upstream request (framing and hop-by-hop,
+/// RFC 9110 §7.6.1): a connection's configured headers never carry them, and the control plane
+/// refuses them when a connection is saved.
+pub const MESH_OWNED_HEADERS: [&str; 8] =
+    ["content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "expect", "proxy-connection"];
+
 /// The three upstream transports MCP defines.
 #[derive(Debug, Clone)]
 pub enum TransportSpec {

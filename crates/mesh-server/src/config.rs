@@ -44,7 +44,7 @@ pub struct Config {
     /// Sessions one API key holds at once; beyond it 429 (`MESH_MAX_SESSIONS_PER_KEY`, default 64).
     pub max_sessions_per_key: usize,
     /// Sessions one API key may open per minute, also the burst; beyond it 429 with
-    /// `Retry-After` (`MESH_SESSION_OPEN_PER_MINUTE`, default 30; 0 = unlimited).
+    /// `Retry-After` (`MESH_SESSION_OPEN_PER_MINUTE`, default 120; 0 = unlimited).
     pub session_open_per_minute: u32,
     /// A PEM file of extra root certificates trusted for HTTPS upstreams, besides the built-in web
     /// roots (`MESH_UPSTREAM_CA_FILE`, default none): for upstreams behind a private CA.
@@ -70,7 +70,7 @@ impl Config {
             max_sessions: 10_000,
             max_sessions_per_org: 1_000,
             max_sessions_per_key: 64,
-            session_open_per_minute: 30,
+            session_open_per_minute: 120,
             upstream_ca_file: None,
         }
     }

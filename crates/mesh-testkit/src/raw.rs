@@ -50,3 +50,26 @@ pub fn messages(body: &str) -> Vec<Value> {
     }
     body.lines().filter_map(|l| l.strip_prefix("data:")).filter_map(|d| serde_json::from_str(d.trim()).ok()).collect()
 }
+
+/// Reads one HTTP request (head and Content-Length body) from a hand-written test upstream's
+/// socket: its method and body; `None` when the peer closed.
+pub fn read_request(sock: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize =
+                head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let method = head.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                return Some((method, buf[end + 4..end + 4 + len].to_vec()));
+            }
+        }
+        match sock.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}

@@ -78,7 +78,7 @@ impl Hostile {
 
 fn serve(mut sock: std::net::TcpStream, hold_get: bool, log: &Mutex<Vec<String>>) {
     let note = |e: String| log.lock().unwrap().push(e);
-    while let Some((method, body)) = read_request(&mut sock) {
+    while let Some((method, body)) = raw::read_request(&mut sock) {
         let answer = match method.as_str() {
             "GET" if hold_get => {
                 let _ = sock.write_all(
@@ -155,27 +155,6 @@ fn serve(mut sock: std::net::TcpStream, hold_get: bool, log: &Mutex<Vec<String>>
 fn wait_for_close(sock: &mut std::net::TcpStream) {
     let mut buf = [0u8; 4096];
     while matches!(sock.read(&mut buf), Ok(n) if n > 0) {}
-}
-
-/// Reads one request (head and Content-Length body): its method and body; `None` at the end.
-fn read_request(sock: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize =
-                head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= end + 4 + len {
-                let method = head.split(' ').next().unwrap_or_default().to_ascii_uppercase();
-                return Some((method, buf[end + 4..end + 4 + len].to_vec()));
-            }
-        }
-        match sock.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
 }
 
 /// A mesh with one connection, `hostile`, to `upstream`.

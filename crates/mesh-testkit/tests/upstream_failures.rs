@@ -429,7 +429,7 @@ impl Stalling {
         calls: &std::sync::Mutex<Vec<Value>>,
     ) {
         use std::io::Write;
-        while let Some((method, body)) = read_request(&mut sock) {
+        while let Some((method, body)) = raw::read_request(&mut sock) {
             let answer = match method.as_str() {
                 "GET" => "HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n".to_string(),
                 "DELETE" => "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_string(),
@@ -467,28 +467,6 @@ impl Stalling {
             if sock.write_all(answer.as_bytes()).is_err() {
                 return;
             }
-        }
-    }
-}
-
-/// Reads one request (head and Content-Length body): its method and body; `None` at the end.
-fn read_request(sock: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize =
-                head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= end + 4 + len {
-                let method = head.split(' ').next().unwrap_or_default().to_ascii_uppercase();
-                return Some((method, buf[end + 4..end + 4 + len].to_vec()));
-            }
-        }
-        match sock.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
 }

@@ -116,8 +116,9 @@ pub struct RelayConfig {
     /// few MiB per child this is what a large host can carry). Beyond it: 503.
     pub max_sessions: usize,
     /// Sessions one API key may open per minute on connections and gateways, also the burst
-    /// (default 30: a client opens one session per server it uses, and reconnects are rare;
-    /// 0 = unlimited). Beyond it: 429 with `Retry-After`. Management sessions (`/mcp`, one per
+    /// (default 120: a client opens one session per server it uses, but `mcp-mesh call` in a
+    /// script opens one per call, and two a second is still far from a child-spawning flood the
+    /// per-key cap cannot see; 0 = unlimited). Beyond it: 429 with `Retry-After`. Management sessions (`/mcp`, one per
     /// CLI command, no upstream) are not rate-limited, only counted against the caps.
     pub session_opens_per_minute: u32,
 }
@@ -146,7 +147,7 @@ impl Default for RelayConfig {
             max_sessions_per_key: 64,
             max_sessions_per_org: 1_000,
             max_sessions: 10_000,
-            session_opens_per_minute: 30,
+            session_opens_per_minute: 120,
         }
     }
 }

@@ -159,18 +159,7 @@ pub(super) fn head(fast: &Fast, headers: &HeaderMap) -> Bytes {
     out.extend_from_slice(b" HTTP/1.1\r\n");
     // Host first, as RFC 9112 §3.2 recommends.
     let fields = headers.get_all(HOST).iter().map(|v| (&HOST, v));
-    const OWN: [&str; 9] = [
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "upgrade",
-        "te",
-        "expect",
-        "proxy-connection",
-    ];
-    let others = headers.iter().filter(|(k, _)| !OWN.contains(&k.as_str()));
+    let others = headers.iter().filter(|(k, _)| *k != HOST && !crate::spec::MESH_OWNED_HEADERS.contains(&k.as_str()));
     for (name, value) in fields.chain(others) {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
