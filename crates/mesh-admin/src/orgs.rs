@@ -199,6 +199,13 @@ impl Admin {
         if p.role != Role::Owner {
             return Err(AdminError::Forbidden("deleting an organisation needs the owner role"));
         }
+        // The operators are the owners of the first organisation: deleting it would make the
+        // owners of whichever organisation comes next the installation's operators.
+        if self.store.list_orgs().await?.first().is_some_and(|first| first.id == org.id) {
+            return Err(AdminError::Forbidden(
+                "the operator organisation (the installation's first) cannot be deleted: its owners run the installation",
+            ));
+        }
         if confirm != org.slug {
             return Err(AdminError::Invalid(format!("to delete it, pass confirm: \"{}\" (its slug)", org.slug)));
         }

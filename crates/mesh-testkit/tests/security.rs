@@ -149,6 +149,10 @@ async fn issue16_item1_only_operators_create_organisations_and_rotate_the_vault(
     ok(&mesh, &mesh.key, "VAULT_ROTATE", json!({})).await;
     let p: Principal = mesh.owner();
     assert!(p.is_operator());
+    // Deleting the operator organisation would hand the installation to the next one's owners.
+    let text = refused(&mesh, &mesh.key, "ORGANIZATION_DELETE", json!({"id": "default", "confirm": "default"})).await;
+    assert!(text.contains("operator organisation"), "{text}");
+    ok(&mesh, &acme.owner, "ORGANIZATION_DELETE", json!({"id": "acme", "confirm": "acme"})).await;
     mesh.stop().await;
 
     // MESH_ORG_CREATE=admins widens founding organisations, and only that.
