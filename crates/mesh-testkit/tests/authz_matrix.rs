@@ -11,7 +11,9 @@ use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{pg, text_of, upstreams, TestMesh};
 use serde_json::{json, Value};
 
-const ROLES: [&str; 5] = ["owner", "admin", "member", "viewer", "support"];
+/// The roles, and a sixth column: the owner's own key narrowed to one connection, which manages
+/// nothing (issue #16 item 3) and reaches that connection as its owner would.
+const ROLES: [&str; 6] = ["owner", "admin", "member", "viewer", "support", "narrowed"];
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Who {
@@ -25,6 +27,9 @@ enum Who {
 
 impl Who {
     fn allows(self, role: &str) -> bool {
+        if role == "narrowed" {
+            return false;
+        }
         match self {
             Who::Everyone => true,
             Who::Managers => role == "owner" || role == "admin",
@@ -232,6 +237,9 @@ async fn matrix(mesh: TestMesh) {
     for role in ROLES {
         let key = if role == "owner" {
             mesh.key.clone()
+        } else if role == "narrowed" {
+            let made = setup("API_KEY_CREATE", json!({"name": role, "scope": {"connections": ["everything"]}})).await;
+            made["key"].as_str().unwrap().to_string()
         } else {
             let added =
                 setup("ORGANIZATION_MEMBER_ADD", json!({"email": format!("{role}@example.test"), "role": role})).await;
@@ -250,7 +258,8 @@ async fn matrix(mesh: TestMesh) {
     assert_eq!(offered, covered, "the matrix covers every management tool");
 
     let world = World { owner_user: mesh.owner().user_id, mesh, owner, keys, n: std::cell::Cell::new(0) };
-    let mut table = String::from("\noperation                               owner admin member viewer support\n");
+    let mut table =
+        String::from("\noperation                               owner admin member viewer support narrowed\n");
     let mut failures = Vec::new();
     for (op, who) in OPERATIONS {
         let mut line = format!("{op:<40}");

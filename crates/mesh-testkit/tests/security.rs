@@ -51,9 +51,32 @@ fn everything_stdio() -> Value {
     json!({"command": upstreams::everything_bin(), "args": ["stdio"]})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue16_item1_org_admins_cannot_run_host_commands_but_use_the_catalogue() {
-    let mesh = TestMesh::start().await;
+/// Runs `story` on a mesh over SQLite, then over PostgreSQL (when the test server is configured):
+/// the stories that store something new (templates, connection columns, audit rows) hold on both.
+macro_rules! on_both_databases {
+    ($sqlite:ident, $postgres:ident, $story:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            $story(TestMesh::start().await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(db) = mesh_testkit::pg::fresh("mesh_security").await else { return };
+            let url = db.url.clone();
+            $story(TestMesh::start_with(|c| c.database_url = Some(mesh_core::Secret::new(url))).await).await;
+            db.drop_now().await;
+        }
+    };
+}
+
+on_both_databases!(
+    issue16_item1_org_admins_cannot_run_host_commands_but_use_the_catalogue,
+    issue16_item1_org_admins_cannot_run_host_commands_but_use_the_catalogue_on_postgres,
+    catalogue_story
+);
+
+async fn catalogue_story(mesh: TestMesh) {
     let acme = acme(&mesh).await;
     let first_admin = mesh.extra_key("admin").await;
 
@@ -124,9 +147,12 @@ async fn issue16_item1_org_admins_cannot_run_host_commands_but_use_the_catalogue
     let ops = ok(&mesh, &mesh.key, "COLLECTION_CONNECTIONS_LIST", json!({})).await;
     let mine = ops["items"].as_array().unwrap().iter().find(|c| c["slug"] == "ops-everything").unwrap().clone();
     assert_eq!((mine["outsideCatalogue"].as_bool(), mine["template"].as_str()), (Some(true), None));
-
-    // MESH_STDIO=off: nobody adds or changes stdio connections, not even operators.
     mesh.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue16_item1_stdio_off_refuses_every_stdio_change() {
+    // MESH_STDIO=off: nobody adds or changes stdio connections, not even operators.
     let mesh = TestMesh::start_with(|c| c.trust.stdio = mesh_admin::trust::Who::Off).await;
     let mut cmd = everything_stdio();
     cmd["slug"] = json!("nope");
@@ -325,9 +351,13 @@ async fn issue16_item8_rate_limit_buckets_are_bounded_and_names_capped() {
     mesh.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue16_item9_rest_writes_are_audited_with_their_method_and_redacted_body() {
-    let mesh = TestMesh::start().await;
+on_both_databases!(
+    issue16_item9_rest_writes_are_audited_with_their_method_and_redacted_body,
+    issue16_item9_rest_writes_are_audited_with_their_method_and_redacted_body_on_postgres,
+    rest_audit_story
+);
+
+async fn rest_audit_story(mesh: TestMesh) {
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{}/api/v1/connections", mesh.url))
@@ -377,9 +407,13 @@ async fn issue16_item10_bad_connection_input_is_refused_naming_the_field() {
     mesh.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue16_item11_credentials_in_urls_and_arguments_are_masked() {
-    let mesh = TestMesh::start().await;
+on_both_databases!(
+    issue16_item11_credentials_in_urls_and_arguments_are_masked,
+    issue16_item11_credentials_in_urls_and_arguments_are_masked_on_postgres,
+    masking_story
+);
+
+async fn masking_story(mesh: TestMesh) {
     let viewer = mesh.extra_key("viewer").await;
     ok(
         &mesh,
