@@ -273,8 +273,9 @@ async fn issue16_item4_session_caps_per_key_org_and_total() {
     let inits = upstream.count_prefix("init");
     open(&mesh, &mesh.key).await;
     open(&mesh, &mesh.key).await;
-    let (status, _, body, _) = initialize(&mesh, &mesh.key).await;
+    let (status, retry_after, body, _) = initialize(&mesh, &mesh.key).await;
     assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("5"), "a full mesh says when to come back");
     assert_eq!(
         (body["error"]["code"].clone(), body["error"]["message"].clone()),
         (json!(-32030), json!("the mesh is at its limit of 2 sessions; try again later"))

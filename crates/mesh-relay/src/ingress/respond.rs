@@ -60,12 +60,21 @@ pub(super) fn error(e: &RelayError, id: Option<&str>) -> Response {
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"mcp-mesh\""));
     }
-    if let RelayError::RateLimited { retry_after, .. } = e {
-        let secs = retry_after.as_millis().div_ceil(1000).max(1) as u64;
+    let retry_after = match e {
+        RelayError::RateLimited { retry_after, .. } => Some(retry_after.as_millis().div_ceil(1000).max(1) as u64),
+        // The mesh is full: sessions end as clients leave or idle out; a client that waits a few
+        // seconds, rather than at once, is what lets it recover (RFC 9110 §10.2.3).
+        RelayError::TooManySessions(crate::session::caps::SessionCap::Total(_)) => Some(FULL_RETRY_SECS),
+        _ => None,
+    };
+    if let Some(secs) = retry_after {
         resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }
+
+/// `Retry-After` of a 503 for a mesh at its total session cap, in seconds.
+const FULL_RETRY_SECS: u64 = 5;
 
 /// An SSE response: optional priming event, the events given, then live events until the last.
 pub(super) fn sse(stream: u64, prime: bool, first: Vec<Event>, live: Option<mpsc::Receiver<Event>>) -> Response {
