@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 /// The longest a key may live, in days.
 const MAX_DAYS: i64 = 3650;
 
+/// Most active keys one member holds in an organisation: each key may hold its own share of
+/// sessions, so unlimited keys would make the per-key session cap no cap at all.
+const MAX_KEYS_PER_MEMBER: usize = 100;
+
 /// What a caller may ask for when creating a key.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -111,6 +115,18 @@ impl Admin {
         }
         crate::roles::validate_rules(&policy.rules)?;
         self.no_wider_than_caller(p, &mut policy, &mut expires_at).await?;
+        let active = self
+            .store
+            .list_api_keys(&p.org_id)
+            .await?
+            .into_iter()
+            .filter(|k| k.user_id == user_id && k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now))
+            .count();
+        if active >= MAX_KEYS_PER_MEMBER {
+            return Err(AdminError::Invalid(format!(
+                "a member holds at most {MAX_KEYS_PER_MEMBER} active API keys here; revoke some first"
+            )));
+        }
         let policy = (policy != KeyPolicy::default()).then(|| serde_json::to_string(&policy).unwrap_or_default());
         let (mut row, k) = keys::issue(&p.org_id, &user_id, name, now, expires_at);
         row.policy = policy;

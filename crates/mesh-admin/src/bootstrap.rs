@@ -29,6 +29,8 @@ pub async fn ensure_owner(store: &Store, data_dir: &Path) -> Result<Option<Secre
         created_at: now,
     };
     store.create_org(&org).await?;
+    // Its owners are the installation's operators (docs/SECURITY.md).
+    store.set_operator_org(&org.id).await?;
     store.create_gateway(&crate::gateways::default_gateway(&org.id, now)).await?;
     store.create_user(&user).await?;
     store

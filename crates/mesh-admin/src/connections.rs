@@ -140,7 +140,7 @@ impl Admin {
             template: None,
         };
         apply(&mut c, &input)?;
-        self.govern_host_access(p, &mut c, &input, None).await?;
+        self.govern_host_access(p, &mut c, &input, None, &[]).await?;
         self.check_anonymous_slug(&c).await?;
         let secrets = self.seal_secrets(&c, &input)?.unwrap_or_default();
         self.store.create_connection(&c, &secrets).await?;
@@ -175,8 +175,15 @@ impl Admin {
         require_manage(p)?;
         let before = self.find(p, id_or_slug).await?;
         let mut c = before.clone();
+        let mut input = input;
+        let stored = self.store.connection_secrets(&p.org_id, &c.id).await?;
+        let stored_env: Vec<String> = stored.iter().filter(|r| r.kind == "env").map(|r| r.name.clone()).collect();
         apply(&mut c, &input)?;
-        self.govern_host_access(p, &mut c, &input, Some(&before)).await?;
+        self.govern_host_access(p, &mut c, &input, Some(&before), &stored_env).await?;
+        if c.transport != "stdio" && input.env.is_none() && !stored_env.is_empty() {
+            // An environment belongs to a program: a connection that no longer runs one drops it.
+            input.env = Some(BTreeMap::new());
+        }
         self.check_anonymous_slug(&c).await?;
         c.updated_at = id::now_ms();
         let mut secrets = self.seal_secrets(&c, &input)?;
@@ -184,7 +191,6 @@ impl Admin {
             // Replacing one kind keeps the other: carry over stored rows of the kind not given.
             let keep =
                 |kind: &str| (kind == "header" && input.headers.is_none()) || (kind == "env" && input.env.is_none());
-            let stored = self.store.connection_secrets(&p.org_id, &c.id).await?;
             rows.extend(stored.into_iter().filter(|r| keep(&r.kind)));
         }
         self.store.update_connection(&c, secrets.as_deref()).await?;
@@ -380,6 +386,7 @@ impl Admin {
         c: &mut Connection,
         input: &ConnectionInput,
         before: Option<&Connection>,
+        stored_env: &[String],
     ) -> Result<(), AdminError> {
         let sets_command = input.command.is_some() || input.args.is_some() || input.cwd.is_some();
         if let Some(name) = &input.template {
@@ -407,25 +414,45 @@ impl Admin {
             self.trust.check_raw_command(p)?;
             c.template = None;
         }
+        // The environment the child would get: what is given now, else what is stored. Checked
+        // whole, so that variables stored under another transport or template never ride along.
+        let env: Vec<&String> = match &input.env {
+            Some(given) => given.keys().collect(),
+            None => stored_env.iter().collect(),
+        };
         if c.transport == "stdio" {
             let was_stdio = before.is_some_and(|b| b.transport == "stdio");
+            let template_changed = input.template.is_some();
             if c.template.is_none() && (!was_stdio || input.env.is_some()) {
                 // A new command line, or new environment for one an operator wrote.
                 self.trust.check_raw_command(p)?;
             }
-            if let (Some(name), Some(env)) = (&c.template, &input.env) {
-                let Some(allowed) = self.store.get_template(name).await?.map(|t| t.env) else {
+            if let Some(name) = &c.template {
+                if input.env.is_some() {
+                    self.trust.check_template(p)?;
+                }
+                match self.store.get_template(name).await?.map(|t| t.env) {
+                    Some(allowed) => {
+                        if let Some(extra) = env.iter().find(|k| !allowed.contains(k)) {
+                            return Err(AdminError::Invalid(format!(
+                                "env: template '{name}' does not take '{extra}' (it takes: {}){}",
+                                if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") },
+                                if input.env.is_none() { "; give env again with only those" } else { "" }
+                            )));
+                        }
+                    }
                     // The template was withdrawn: its list of variables went with it.
-                    return self.trust.check_raw_command(p);
-                };
-                if let Some(extra) = env.keys().find(|k| !allowed.contains(k)) {
-                    return Err(AdminError::Invalid(format!(
-                        "env: template '{name}' does not take '{extra}' (it takes: {})",
-                        if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
-                    )));
+                    None if input.env.is_some() || template_changed => self.trust.check_raw_command(p)?,
+                    None => {}
                 }
             }
         } else {
+            if input.env.as_ref().is_some_and(|e| !e.is_empty()) {
+                return Err(AdminError::Invalid(format!(
+                    "env: only a stdio connection has an environment (this one is {})",
+                    c.transport
+                )));
+            }
             c.template = None;
             // Whoever sets the URL — even to what it was — decides where it may reach.
             let url_set = input.url.is_some() || before.is_none_or(|b| b.url != c.url || b.transport == "stdio");

@@ -49,7 +49,7 @@ impl KeyPolicy {
 
 /// What the key cache and the policies are built from, read once per change.
 pub struct AccessRows {
-    /// The operator organisation: the installation's first, made at first start.
+    /// The operator organisation (`Store::operator_org`): the one made at first start.
     pub operator_org: Option<String>,
     /// Active keys with their user's role name.
     pub keys: Vec<(ApiKey, String)>,
@@ -63,7 +63,7 @@ impl AccessRows {
     /// Reads them.
     pub async fn load(store: &Store) -> Result<AccessRows, mesh_store::StoreError> {
         Ok(AccessRows {
-            operator_org: store.list_orgs().await?.into_iter().next().map(|o| o.id),
+            operator_org: store.operator_org().await?,
             keys: store.active_api_keys(mesh_core::id::now_ms()).await?,
             roles: store.all_roles().await?,
             limits: store.all_rate_limits().await?,

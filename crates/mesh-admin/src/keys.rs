@@ -91,7 +91,7 @@ impl KeyCache {
     /// policies goes through `governance::AccessRows`, which reads rate limits too).
     pub async fn reload(&self, store: &Store) -> Result<usize, mesh_store::StoreError> {
         let keys = store.active_api_keys(mesh_core::id::now_ms()).await?;
-        let operator_org = store.list_orgs().await?.into_iter().next().map(|o| o.id);
+        let operator_org = store.operator_org().await?;
         Ok(self.apply(&keys, &store.all_roles().await?, operator_org.as_deref()))
     }
 
@@ -114,14 +114,18 @@ impl KeyCache {
                     }
                 },
             };
-            let scope = crate::governance::KeyPolicy::from_stored(&k.id, k.policy.as_deref()).scope.unwrap_or_default();
+            let policy = crate::governance::KeyPolicy::from_stored(&k.id, k.policy.as_deref());
+            // Any restriction — a scope or rules of its own — makes a key one handed out to do
+            // less: never the installation's (issue #16 review).
+            let restricted = !policy.rules.is_empty() || policy.scope.as_ref().is_some_and(|s| s.is_narrowing());
+            let scope = policy.scope.unwrap_or_default();
             let principal = Principal {
                 org_id: k.org_id.clone(),
                 user_id: k.user_id.clone(),
                 key_id: k.id.clone(),
                 role,
                 custom_role,
-                operator: mesh_core::principal::operator_tier(role, &k.org_id, operator_org, scope.is_narrowing()),
+                operator: mesh_core::principal::operator_tier(role, &k.org_id, operator_org, restricted),
                 manage: scope.allows_management(),
                 key_expires_at: k.expires_at,
             };

@@ -201,7 +201,7 @@ impl Admin {
         }
         // The operators are the owners of the first organisation: deleting it would make the
         // owners of whichever organisation comes next the installation's operators.
-        if self.store.list_orgs().await?.first().is_some_and(|first| first.id == org.id) {
+        if self.store.operator_org().await?.as_deref() == Some(org.id.as_str()) {
             return Err(AdminError::Forbidden(
                 "the operator organisation (the installation's first) cannot be deleted: its owners run the installation",
             ));

@@ -71,8 +71,11 @@ fn arguments_of(raw: &str, max: usize, management: bool) -> (Option<String>, boo
     };
     if management {
         for key in MANAGEMENT_SECRET_MAPS {
-            if let Some(Value::Object(map)) = v.get_mut(*key) {
-                map.values_mut().for_each(|x| *x = Value::String(REDACTED.into()));
+            match v.get_mut(*key) {
+                Some(Value::Object(map)) => map.values_mut().for_each(|x| *x = Value::String(REDACTED.into())),
+                // Not the shape the tools take (a list of pairs, a string): still all secret.
+                Some(other) if !other.is_null() => *other = Value::String(REDACTED.into()),
+                _ => {}
             }
         }
         // A connection's URL and command line may carry credentials of their own.

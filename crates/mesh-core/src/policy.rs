@@ -203,8 +203,16 @@ impl Scope {
                 }
             }
         }
-        dim(&self.connections, &parent.connections)
-            && dim(&self.gateways, &parent.gateways)
+        // Routes: a scope listing either kind reaches none of the other (`allows_route`), so
+        // its missing list is an empty one, not "anything".
+        fn closed(s: &Scope) -> (Option<Vec<String>>, Option<Vec<String>>) {
+            let narrowed = s.connections.is_some() || s.gateways.is_some();
+            let close = |l: &Option<Vec<String>>| if narrowed { Some(l.clone().unwrap_or_default()) } else { None };
+            (close(&s.connections), close(&s.gateways))
+        }
+        let ((cc, cg), (pc, pg)) = (closed(self), closed(parent));
+        dim(&cc, &pc)
+            && dim(&cg, &pg)
             && dim(&self.tools, &parent.tools)
             && (!self.management || parent.allows_management())
     }
@@ -395,9 +403,13 @@ mod tests {
         for (child, expected) in cases {
             assert_eq!(child.within(&parent), expected, "{child:?}");
         }
-        // Extra dimensions only narrow further; an unnarrowed parent contains everything.
+        // A parent narrowed to connections reaches no gateway (issue #16 review): a child may not
+        // add one, since the default gateway serves every connection. An empty list is within.
         let gw = Scope { gateways: list(&["dev"]), ..parent.clone() };
-        assert!(gw.within(&parent));
+        assert!(!gw.within(&parent));
+        assert!(Scope { gateways: Some(vec![]), ..parent.clone() }.within(&parent));
+        let gateway_only = Scope { gateways: list(&["dev"]), ..Scope::default() };
+        assert!(!Scope { connections: list(&["*"]), ..gateway_only.clone() }.within(&gateway_only));
         assert!(Scope { management: true, ..gw.clone() }.within(&Scope::default()));
         assert!(parent.within(&Scope { management: true, ..parent.clone() }));
     }

@@ -23,3 +23,12 @@ CREATE TABLE stdio_templates (
     created_at   BIGINT NOT NULL,
     updated_at   BIGINT NOT NULL
 );
+
+-- Facts about the installation itself, by name. `operator_org` is the organisation whose owners
+-- are the installation's operators: recorded once (at first start, or on the first start after
+-- this migration, as the oldest organisation), never re-derived from a sort order that a clock
+-- set wrong or a restored database could change.
+CREATE TABLE installation (
+    name   TEXT NOT NULL PRIMARY KEY,
+    value  TEXT NOT NULL
+);

@@ -35,13 +35,25 @@ pub enum StoreError {
     },
     /// Any other database failure (connection lost, pool timed out, schema drift).
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// The audit trail's SQLite writer failed (`audit_sqlite.rs`); the message is SQLite's.
     #[error("database error (audit): {0}")]
     Audit(String),
     /// Applying migrations failed at start-up.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        // PostgreSQL refuses NUL in text (SQLSTATE 22021; 22P05 for characters the encoding
+        // lacks): that is the caller's input, not the database failing, so never a 500.
+        let text_refused = err.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "22021" || c == "22P05");
+        if text_refused {
+            return StoreError::Invalid("text must not contain NUL or characters the database cannot store".into());
+        }
+        StoreError::Database(err)
+    }
 }
 
 impl StoreError {
@@ -73,6 +85,6 @@ pub(crate) fn on_write(err: sqlx::Error, conflict: impl FnOnce(&str) -> String, 
             StoreError::Conflict(conflict(what))
         }
         ErrorKind::ForeignKeyViolation => StoreError::Invalid(missing.to_string()),
-        _ => StoreError::Database(err),
+        _ => StoreError::from(err),
     }
 }

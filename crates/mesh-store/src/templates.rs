@@ -1,4 +1,5 @@
-//! The catalogue of stdio command templates: installation-wide, written by operators only.
+//! Installation-wide records: the catalogue of stdio command templates (written by operators
+//! only) and which organisation's owners are the operators.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -37,6 +38,32 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM stdio_templates ORDER BY name");
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(template_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// The operator organisation: the one recorded at first start, or (on the first start after
+    /// an upgrade) the oldest organisation, recorded then. `None` while there is no organisation.
+    pub async fn operator_org(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM installation WHERE name = 'operator_org'")
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = row {
+            return Ok(Some(row.try_get("value")?));
+        }
+        let Some(first) = self.list_orgs().await?.into_iter().next() else { return Ok(None) };
+        self.set_operator_org(&first.id).await?;
+        // Another process may have recorded one first: read what holds.
+        let row =
+            sqlx::query("SELECT value FROM installation WHERE name = 'operator_org'").fetch_one(&self.pool).await?;
+        Ok(Some(row.try_get("value")?))
+    }
+
+    /// Records the operator organisation unless one is recorded already (first start).
+    pub async fn set_operator_org(&self, org_id: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO installation (name, value) VALUES ('operator_org', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(org_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Deletes a template. Connections made from it keep their copy of the command.

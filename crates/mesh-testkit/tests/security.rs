@@ -143,6 +143,36 @@ async fn catalogue_story(mesh: TestMesh) {
     }
     ok(&mesh, &acme.admin, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": "ev", "title": "Everything"})).await;
 
+    // Environment never rides along (review of #16): an operator's command with its own
+    // environment, turned into a template connection by an admin, must not keep variables the
+    // template does not take; giving env again with only those is fine.
+    let mut ops_env = everything_stdio();
+    ops_env["slug"] = json!("ops-env");
+    ops_env["env"] = json!({"PATH": "/tmp/evil:/usr/bin"});
+    ok(&mesh, &mesh.key, "COLLECTION_CONNECTIONS_CREATE", ops_env).await;
+    let text =
+        refused(&mesh, &mesh.key, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": "ops-env", "template": "everything"}))
+            .await;
+    assert!(text.contains("PATH"), "{text}");
+    ok(
+        &mesh,
+        &mesh.key,
+        "COLLECTION_CONNECTIONS_UPDATE",
+        json!({"id": "ops-env", "template": "everything", "env": {"EVERYTHING_MODE": "x"}}),
+    )
+    .await;
+    // A connection that stops running a program drops its environment.
+    ok(
+        &mesh,
+        &mesh.key,
+        "COLLECTION_CONNECTIONS_UPDATE",
+        json!({"id": "ops-env", "url": "https://a.example/mcp", "transport": "http"}),
+    )
+    .await;
+    let conn = mesh.admin.store.get_connection(&mesh.owner().org_id, "ops-env").await.unwrap().unwrap();
+    let secrets = mesh.admin.store.connection_secrets(&conn.org_id, &conn.id).await.unwrap();
+    assert!(secrets.iter().all(|r| r.kind != "env"), "{secrets:?}");
+
     // `connection list` tells what was made outside the catalogue.
     let ops = ok(&mesh, &mesh.key, "COLLECTION_CONNECTIONS_LIST", json!({})).await;
     let mine = ops["items"].as_array().unwrap().iter().find(|c| c["slug"] == "ops-everything").unwrap().clone();
@@ -175,6 +205,11 @@ async fn issue16_item1_only_operators_create_organisations_and_rotate_the_vault(
     ok(&mesh, &mesh.key, "VAULT_ROTATE", json!({})).await;
     let p: Principal = mesh.owner();
     assert!(p.is_operator());
+    // A key handed out to do less is never the installation's: one with rules of its own.
+    let ci =
+        ok(&mesh, &mesh.key, "API_KEY_CREATE", json!({"name": "ci", "rules": [{"effect": "deny", "name": "x"}]})).await;
+    let text = refused(&mesh, ci["key"].as_str().unwrap(), "VAULT_ROTATE", json!({})).await;
+    assert!(text.contains("permission denied"), "{text}");
     // Deleting the operator organisation would hand the installation to the next one's owners.
     let text = refused(&mesh, &mesh.key, "ORGANIZATION_DELETE", json!({"id": "default", "confirm": "default"})).await;
     assert!(text.contains("operator organisation"), "{text}");
@@ -291,6 +326,7 @@ async fn issue16_item3_narrowed_keys_manage_nothing_and_mint_nothing_wider() {
     assert_eq!(eu["item"]["scope"]["connections"], json!(["crm-eu"]));
     for (what, args) in [
         ("wider scope", json!({"name": "w", "scope": {"connections": ["*"]}})),
+        ("another kind of route", json!({"name": "g", "scope": {"gateways": ["*"]}})),
         ("longer life", json!({"name": "l", "expiresInDays": 30})),
     ] {
         let (done, v) = mesh.manage(managing, "API_KEY_CREATE", args).await;
@@ -377,9 +413,13 @@ async fn rest_audit_story(mesh: TestMesh) {
     mesh.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue16_item10_bad_connection_input_is_refused_naming_the_field() {
-    let mesh = TestMesh::start().await;
+on_both_databases!(
+    issue16_item10_bad_connection_input_is_refused_naming_the_field,
+    issue16_item10_bad_connection_input_is_refused_naming_the_field_on_postgres,
+    bad_input_story
+);
+
+async fn bad_input_story(mesh: TestMesh) {
     let cases = [
         (json!({"slug": "a", "url": "http://127.0.0.1:9/mcp", "headers": {"X-Token": "a\r\nInjected: 1"}}), "headers"),
         (json!({"slug": "a", "url": "http://127.0.0.1:9/mcp", "headers": {"Bad Name": "v"}}), "headers"),
@@ -390,6 +430,8 @@ async fn issue16_item10_bad_connection_input_is_refused_naming_the_field() {
         (json!({"slug": "a", "command": "true", "env": {"A": "nul\u{0}"}}), "env"),
         (json!({"slug": "a", "command": "true", "args": ["ok", "nul\u{0}"]}), "args[1]"),
         (json!({"slug": "a", "command": "true", "cwd": "relative/dir"}), "cwd"),
+        (json!({"slug": "a", "url": "https://a.example/mcp", "title": "nul\u{0}"}), "title"),
+        (json!({"slug": "a", "url": "https://a.example/mcp", "env": {"A": "b"}}), "env"),
     ];
     for (input, field) in cases {
         let text = refused(&mesh, &mesh.key, "COLLECTION_CONNECTIONS_CREATE", input.clone()).await;
@@ -404,6 +446,14 @@ async fn issue16_item10_bad_connection_input_is_refused_naming_the_field() {
             .unwrap();
         assert_eq!(resp.status(), 400, "{input}");
     }
+    // Names that reach the database as they are: a 4xx, never a 500 (PostgreSQL refuses NUL).
+    for path in ["/api/v1/connections/%00", "/api/v1/gateways/a%00b"] {
+        let resp =
+            reqwest::Client::new().get(format!("{}{path}", mesh.url)).bearer_auth(&mesh.key).send().await.unwrap();
+        assert!(resp.status().is_client_error(), "{path}: {}", resp.status());
+    }
+    let (done, text) = mesh.manage(&mesh.key, "API_KEY_CREATE", json!({"name": "k\u{0}"})).await;
+    assert!(done || !text.to_string().contains("internal error"), "{text}");
     mesh.stop().await;
 }
 

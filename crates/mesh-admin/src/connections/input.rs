@@ -93,14 +93,14 @@ pub(super) fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), Admin
         c.slug = s.clone();
     }
     if let Some(t) = &i.title {
-        if t.len() > 200 {
-            return Err(AdminError::Invalid("title: at most 200 bytes".into()));
+        if t.len() > 200 || t.chars().any(char::is_control) {
+            return Err(AdminError::Invalid("title: at most 200 bytes, no control characters".into()));
         }
         c.title = t.clone();
     }
     if let Some(d) = &i.description {
-        if d.len() > 4096 {
-            return Err(AdminError::Invalid("description: at most 4096 bytes".into()));
+        if d.len() > 4096 || d.contains('\0') {
+            return Err(AdminError::Invalid("description: at most 4096 bytes, no NUL character".into()));
         }
         c.description = Some(d.clone()).filter(|d| !d.is_empty());
     }

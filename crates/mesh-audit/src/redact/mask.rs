@@ -9,8 +9,22 @@ use super::{is_secret_key, looks_like_secret, REDACTED};
 pub fn mask_url(raw: &str) -> String {
     let Ok(mut url) = url::Url::parse(raw) else { return raw.to_string() };
     let mut changed = false;
+    // Userinfo is a credential whatever its shape (`https://ghp_…@host` has no password).
+    if !url.username().is_empty() {
+        changed |= url.set_username(REDACTED).is_ok();
+    }
     if url.password().is_some() {
         changed |= url.set_password(Some(REDACTED)).is_ok();
+    }
+    // A secret in the path (`/api/mcp/s/<token>/mcp`, `/sk-…/`).
+    let path_secret = url.path_segments().is_some_and(|mut segs| segs.any(is_secret_segment));
+    if path_secret {
+        let path: Vec<String> = url
+            .path_segments()
+            .map(|segs| segs.map(|p| if is_secret_segment(p) { REDACTED.to_string() } else { p.to_string() }).collect())
+            .unwrap_or_default();
+        url.set_path(&path.join("/"));
+        changed = true;
     }
     let secret_query = url.query_pairs().any(|(k, v)| is_secret_key(&k) || looks_like_secret(&v));
     if secret_query {
@@ -31,15 +45,53 @@ pub fn mask_url(raw: &str) -> String {
     }
 }
 
+/// A path segment that is a credential: secret-shaped, or a long run of token characters with
+/// both letters and digits (a capability URL's key), never a plain word or a version.
+fn is_secret_segment(seg: &str) -> bool {
+    let tokenish = seg.len() >= 24
+        && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && seg.bytes().any(|b| b.is_ascii_digit())
+        && seg.bytes().any(|b| b.is_ascii_alphabetic());
+    tokenish || looks_like_secret(seg)
+}
+
+/// A header line (`Authorization: Bearer x`) with its value masked when its name or value is a
+/// credential; `None` when it is not a header line.
+fn mask_header_line(a: &str) -> Option<String> {
+    let (name, value) = a.split_once(':')?;
+    let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (name_ok && (is_secret_key(name) || looks_like_secret(value))).then(|| format!("{name}: {REDACTED}"))
+}
+
 /// `args` with credentials masked: `--token=…` and `TOKEN=…` values, the argument after a
 /// credential-named flag (`--api-key xyz`), secret-shaped arguments, and URLs' credentials.
 pub fn mask_args(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut next_is_secret = false;
+    let mut next_is_header = false;
     for a in args {
         if next_is_secret {
             next_is_secret = false;
             out.push(REDACTED.to_string());
+            continue;
+        }
+        if std::mem::take(&mut next_is_header) {
+            // `--header "Authorization: Bearer x"` (mcp-remote and friends): every value of a
+            // header flag is a header line; mask it whole when it is not one.
+            out.push(mask_header_line(a).unwrap_or_else(|| if a.contains(':') { a.clone() } else { REDACTED.into() }));
+            continue;
+        }
+        if matches!(a.as_str(), "--header" | "-H") {
+            next_is_header = true;
+            out.push(a.clone());
+            continue;
+        }
+        if let Some(line) = a.strip_prefix("--header=") {
+            out.push(format!("--header={}", mask_header_line(line).unwrap_or_else(|| line.to_string())));
+            continue;
+        }
+        if let Some(masked) = mask_header_line(a).filter(|_| !a.contains("://")) {
+            out.push(masked);
             continue;
         }
         let flag = a.trim_start_matches('-');
@@ -73,7 +125,13 @@ mod tests {
     fn urls_lose_passwords_and_token_parameters() {
         let cases = [
             ("https://api.example.com/mcp", "https://api.example.com/mcp"),
-            ("https://bob:hunter2@api.example.com/mcp", "https://bob:%5BREDACTED%5D@api.example.com/mcp"),
+            ("https://bob:hunter2@api.example.com/mcp", "https://%5BREDACTED%5D:%5BREDACTED%5D@api.example.com/mcp"),
+            ("https://ghp_abc@api.example.com/mcp", "https://%5BREDACTED%5D@api.example.com/mcp"),
+            (
+                "https://hooks.example.com/api/mcp/s/a1B2c3D4e5F6g7H8i9J0k1L2m3/mcp",
+                "https://hooks.example.com/api/mcp/s/[REDACTED]/mcp",
+            ),
+            ("https://api.example.com/v1/servers/mcp", "https://api.example.com/v1/servers/mcp"),
             (
                 "https://api.example.com/mcp?token=abc&region=eu",
                 "https://api.example.com/mcp?token=%5BREDACTED%5D&region=eu",
@@ -103,6 +161,11 @@ mod tests {
             "/srv/data",
             "--author",
             "ada",
+            "--header",
+            "Authorization: Bearer abcdefghijkl",
+            "--header=X-Api-Key: k123",
+            "-H",
+            "Accept: application/json",
         ]
         .map(String::from)
         .to_vec();
@@ -114,10 +177,15 @@ mod tests {
             "--token=[REDACTED]",
             "GITHUB_TOKEN=[REDACTED]",
             "[REDACTED]",
-            "https://u:%5BREDACTED%5D@h.example/x",
+            "https://%5BREDACTED%5D:%5BREDACTED%5D@h.example/x",
             "/srv/data",
             "--author",
             "ada",
+            "--header",
+            "Authorization: [REDACTED]",
+            "--header=X-Api-Key: [REDACTED]",
+            "-H",
+            "Accept: application/json",
         ];
         assert_eq!(mask_args(&args), want);
     }

@@ -181,7 +181,8 @@ async fn open_session(
             RelayError::RateLimited { limit, retry_after }
         })?;
     }
-    let slot = relay.sessions.reserve(&principal, &limits).map_err(RelayError::TooManySessions)?;
+    let management = matches!(target, Target::Management);
+    let slot = relay.sessions.reserve(&principal, &limits, management).map_err(RelayError::TooManySessions)?;
     let session = match target {
         Target::Management => {
             let s = Session::new(

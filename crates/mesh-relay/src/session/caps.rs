@@ -70,13 +70,17 @@ pub(super) struct Counts {
 impl Counts {
     /// Counts one more session for `owner`, unless a cap is reached. The narrowest cap is named
     /// first: it is the one the caller can do something about.
-    pub fn admit(&mut self, owner: &Owner, limits: &SessionLimits) -> Result<(), SessionCap> {
+    ///
+    /// `org_counted` is false for management sessions: they start no upstream, and counting
+    /// them against the organisation would let any member, with keys of their own, fill it and
+    /// lock its owners out of the management they need to stop it (issue #16 review).
+    pub fn admit(&mut self, owner: &Owner, limits: &SessionLimits, org_counted: bool) -> Result<(), SessionCap> {
         let key = self.per_key.get(owner).copied().unwrap_or(0);
         let org = self.per_org.get(&owner.0).copied().unwrap_or(0);
         if key >= limits.per_key {
             return Err(SessionCap::Key(limits.per_key));
         }
-        if org >= limits.per_org {
+        if org_counted && org >= limits.per_org {
             return Err(SessionCap::Org(limits.per_org));
         }
         if self.total >= limits.total {
@@ -84,12 +88,15 @@ impl Counts {
         }
         self.total += 1;
         *self.per_key.entry(owner.clone()).or_default() += 1;
-        *self.per_org.entry(owner.0.clone()).or_default() += 1;
+        if org_counted {
+            *self.per_org.entry(owner.0.clone()).or_default() += 1;
+        }
         Ok(())
     }
 
-    /// Counts one session of `owner` less (it was removed, or its reservation was not used).
-    pub fn release(&mut self, owner: &Owner) {
+    /// Counts one session of `owner` less (it was removed, or its reservation was not used);
+    /// `org_counted` as it was admitted.
+    pub fn release(&mut self, owner: &Owner, org_counted: bool) {
         self.total = self.total.saturating_sub(1);
         if let Some(n) = self.per_key.get_mut(owner) {
             *n -= 1;
@@ -97,7 +104,7 @@ impl Counts {
                 self.per_key.remove(owner);
             }
         }
-        if let Some(n) = self.per_org.get_mut(&owner.0) {
+        if let Some(n) = self.per_org.get_mut(&owner.0).filter(|_| org_counted) {
             *n -= 1;
             if *n == 0 {
                 self.per_org.remove(&owner.0);
@@ -164,22 +171,39 @@ mod tests {
     fn caps_apply_per_key_then_per_org_then_in_total() {
         let mut c = Counts::default();
         let (a1, a2, b1) = (owner("a", "k1"), owner("a", "k2"), owner("b", "k1"));
-        assert_eq!(c.admit(&a1, &LIMITS), Ok(()));
-        assert_eq!(c.admit(&a1, &LIMITS), Ok(()));
-        assert_eq!(c.admit(&a1, &LIMITS), Err(SessionCap::Key(2)), "the key's third");
-        assert_eq!(c.admit(&a2, &LIMITS), Ok(()), "another key of the organisation");
-        assert_eq!(c.admit(&a2, &LIMITS), Err(SessionCap::Org(3)), "the organisation's fourth");
+        assert_eq!(c.admit(&a1, &LIMITS, true), Ok(()));
+        assert_eq!(c.admit(&a1, &LIMITS, true), Ok(()));
+        assert_eq!(c.admit(&a1, &LIMITS, true), Err(SessionCap::Key(2)), "the key's third");
+        assert_eq!(c.admit(&a2, &LIMITS, true), Ok(()), "another key of the organisation");
+        assert_eq!(c.admit(&a2, &LIMITS, true), Err(SessionCap::Org(3)), "the organisation's fourth");
         // The same key id in another organisation (the anonymous principal) is another owner.
-        assert_eq!(c.admit(&b1, &LIMITS), Ok(()));
-        assert_eq!(c.admit(&b1, &LIMITS), Err(SessionCap::Total(4)), "the mesh's fifth");
+        assert_eq!(c.admit(&b1, &LIMITS, true), Ok(()));
+        assert_eq!(c.admit(&b1, &LIMITS, true), Err(SessionCap::Total(4)), "the mesh's fifth");
         assert_eq!(c.total(), 4);
-        c.release(&a1);
-        assert_eq!(c.admit(&b1, &LIMITS), Ok(()), "a released slot is free again");
+        c.release(&a1, true);
+        assert_eq!(c.admit(&b1, &LIMITS, true), Ok(()), "a released slot is free again");
         for o in [&a1, &a2, &b1, &b1] {
-            c.release(o);
+            c.release(o, true);
         }
         assert_eq!(c.total(), 0);
         assert!(c.per_key.is_empty() && c.per_org.is_empty(), "nothing kept for owners without sessions");
+    }
+
+    #[test]
+    fn management_sessions_do_not_fill_the_organisation() {
+        let mut c = Counts::default();
+        let (a1, a2, a3) = (owner("a", "k1"), owner("a", "k2"), owner("a", "k3"));
+        for o in [&a1, &a1, &a2] {
+            assert_eq!(c.admit(o, &LIMITS, false), Ok(()));
+        }
+        assert_eq!(c.admit(&a1, &LIMITS, false), Err(SessionCap::Key(2)), "still one key's cap");
+        assert_eq!(c.admit(&a3, &LIMITS, true), Ok(()), "the organisation's traffic still has room");
+        assert_eq!(c.admit(&a3, &LIMITS, false), Err(SessionCap::Total(4)), "and the mesh's total holds");
+        for o in [&a1, &a1, &a2] {
+            c.release(o, false);
+        }
+        c.release(&a3, true);
+        assert!(c.per_key.is_empty() && c.per_org.is_empty() && c.total() == 0);
     }
 
     #[test]

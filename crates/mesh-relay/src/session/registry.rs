@@ -27,14 +27,21 @@ struct Table {
 pub struct Slot<'a> {
     sessions: &'a Sessions,
     owner: Option<Owner>,
+    org_counted: bool,
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         if let Some(owner) = self.owner.take() {
-            self.sessions.write().counts.release(&owner);
+            self.sessions.write().counts.release(&owner, self.org_counted);
         }
     }
+}
+
+/// Whether a session counts against its organisation's cap: management sessions do not
+/// (`Counts::admit`).
+fn org_counted(s: &Session) -> bool {
+    s.route_kind != "management"
 }
 
 impl Sessions {
@@ -43,15 +50,22 @@ impl Sessions {
     }
 
     /// Reserves a slot for a session `principal` is about to open, or names the cap it would break.
-    pub fn reserve(&self, principal: &Principal, limits: &SessionLimits) -> Result<Slot<'_>, SessionCap> {
+    /// `management`: a session of the management server (not counted against the organisation).
+    pub fn reserve(
+        &self,
+        principal: &Principal,
+        limits: &SessionLimits,
+        management: bool,
+    ) -> Result<Slot<'_>, SessionCap> {
         let owner = owner_of(principal);
-        self.write().counts.admit(&owner, limits)?;
-        Ok(Slot { sessions: self, owner: Some(owner) })
+        self.write().counts.admit(&owner, limits, !management)?;
+        Ok(Slot { sessions: self, owner: Some(owner), org_counted: !management })
     }
 
     /// Registers a session in the slot reserved for it.
     pub fn insert(&self, mut slot: Slot<'_>, s: Arc<Session>) {
         debug_assert!(slot.owner.as_ref().is_some_and(|o| *o == owner_of(&s.principal)), "the slot is the session's");
+        debug_assert_eq!(slot.org_counted, org_counted(&s), "the slot was reserved for this kind of session");
         // The count moves from the slot to the registered session, which `remove` releases.
         slot.owner = None;
         self.write().map.insert(s.id.clone(), s);
@@ -66,7 +80,7 @@ impl Sessions {
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let mut t = self.write();
         let s = t.map.remove(id)?;
-        t.counts.release(&owner_of(&s.principal));
+        t.counts.release(&owner_of(&s.principal), org_counted(&s));
         Some(s)
     }
 
@@ -96,7 +110,7 @@ impl Sessions {
                 t.map.values().filter(|s| s.last_active_ms() < cutoff && s.is_idle()).map(|s| s.id.clone()).collect();
             let gone: Vec<Arc<Session>> = ids.iter().filter_map(|id| t.map.remove(id)).collect();
             for s in &gone {
-                t.counts.release(&owner_of(&s.principal));
+                t.counts.release(&owner_of(&s.principal), org_counted(s));
             }
             gone
         };

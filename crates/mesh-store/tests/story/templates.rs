@@ -1,10 +1,18 @@
-//! Chapter seven: the stdio template catalogue, installation-wide.
+//! Chapter seven: installation-wide records — the operator organisation, the stdio template
+//! catalogue.
 
 use mesh_store::{StdioTemplate, Store, StoreError};
 
 use crate::people::NOW;
 
 pub async fn templates(store: &Store) {
+    // The operator organisation is the oldest one, recorded on first read, and never moves.
+    let oldest = store.list_orgs().await.unwrap().into_iter().next().map(|o| o.id);
+    assert!(oldest.is_some());
+    assert_eq!(store.operator_org().await.unwrap(), oldest);
+    store.set_operator_org("org_someone_else").await.unwrap();
+    assert_eq!(store.operator_org().await.unwrap(), oldest);
+
     assert!(store.list_templates().await.unwrap().is_empty());
     let fs = StdioTemplate {
         name: "filesystem".into(),
