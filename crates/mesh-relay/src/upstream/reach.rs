@@ -70,6 +70,29 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     }
 }
 
+/// Whether a `Reach::Public` connection may use `ip`: a public address that is not one of this
+/// host's own. On a host with a public address, services bound to every interface answer on it,
+/// often past firewall rules written for traffic from elsewhere (issue #16 review).
+pub fn allowed_public(ip: IpAddr) -> bool {
+    is_public(ip) && !is_own_address(ip)
+}
+
+/// Whether `ip` is an address of one of this host's interfaces, read when asked (addresses come
+/// and go); only for new connections of `Reach::Public` links, never per call. If the interfaces
+/// cannot be read, the address is treated as the host's own: fail closed.
+fn is_own_address(ip: IpAddr) -> bool {
+    match nix::ifaddrs::getifaddrs() {
+        Ok(addrs) => addrs.filter_map(|a| a.address).any(|sa| {
+            sa.as_sockaddr_in().is_some_and(|v4| IpAddr::V4(v4.ip()) == ip)
+                || sa.as_sockaddr_in6().is_some_and(|v6| IpAddr::V6(v6.ip()) == ip)
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read this host's addresses; refusing the upstream address");
+            true
+        }
+    }
+}
+
 /// The refusal: an address a `Reach::Public` connection may not use. Travels inside reqwest's
 /// and the fast path's errors, and is found again by [`cause_of`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +134,7 @@ impl NotPublic {
 /// when they are resolved.
 pub fn check_url(connection: &str, url: &url::Url, reach: Reach) -> Result<(), RelayError> {
     match (reach, literal(url)) {
-        (Reach::Public, Some(ip)) if !is_public(ip) => Err(NotPublic(ip).into_error(connection)),
+        (Reach::Public, Some(ip)) if !allowed_public(ip) => Err(NotPublic(ip).into_error(connection)),
         _ => Ok(()),
     }
 }
@@ -137,8 +160,8 @@ fn keep(found: Vec<SocketAddr>, reach: Reach) -> Result<Vec<SocketAddr>, NotPubl
     if reach == Reach::Any {
         return Ok(found);
     }
-    let first_refused = found.iter().find(|a| !is_public(a.ip())).map(|a| NotPublic(a.ip()));
-    let public: Vec<SocketAddr> = found.into_iter().filter(|a| is_public(a.ip())).collect();
+    let first_refused = found.iter().find(|a| !allowed_public(a.ip())).map(|a| NotPublic(a.ip()));
+    let public: Vec<SocketAddr> = found.into_iter().filter(|a| allowed_public(a.ip())).collect();
     match first_refused {
         Some(refused) if public.is_empty() => Err(refused),
         _ => Ok(public),
@@ -167,7 +190,7 @@ impl reqwest::dns::Resolve for Resolver {
 /// to an internal address written in the URL is refused (a hop to a name meets the resolver).
 pub(super) fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| match literal(attempt.url()) {
-        Some(ip) if !is_public(ip) => attempt.error(NotPublic(ip)),
+        Some(ip) if !allowed_public(ip) => attempt.error(NotPublic(ip)),
         _ if attempt.previous().len() >= 10 => attempt.error("too many redirects"),
         _ => attempt.follow(),
     })
@@ -218,6 +241,25 @@ pub(super) fn known(err: &(dyn std::error::Error + 'static)) -> Option<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue16_the_hosts_own_addresses_are_never_public_reach() {
+        // Every address of this machine's interfaces (loopback at least) is refused, public or not.
+        let own: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+            .unwrap()
+            .filter_map(|a| a.address)
+            .filter_map(|sa| {
+                sa.as_sockaddr_in()
+                    .map(|v4| IpAddr::V4(v4.ip()))
+                    .or_else(|| sa.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+            })
+            .collect();
+        assert!(!own.is_empty());
+        for ip in own {
+            assert!(!allowed_public(ip), "{ip}");
+        }
+        assert!(allowed_public("93.184.215.14".parse().unwrap()), "a public address elsewhere");
+    }
 
     #[test]
     fn internal_addresses_are_not_public() {
