@@ -114,12 +114,12 @@ impl Admin {
             scope.validate().map_err(AdminError::Invalid)?;
         }
         crate::roles::validate_rules(&policy.rules)?;
-        self.no_wider_than_caller(p, &mut policy, &mut expires_at).await?;
-        let active = self
-            .store
-            .list_api_keys(&p.org_id)
-            .await?
-            .into_iter()
+        // One read serves both checks: the caller's own key and the member's active ones.
+        let org_keys = self.store.list_api_keys(&p.org_id).await?;
+        let caller = org_keys.iter().find(|k| k.id == p.key_id);
+        Self::no_wider_than_caller(p, caller, &mut policy, &mut expires_at)?;
+        let active = org_keys
+            .iter()
             .filter(|k| k.user_id == user_id && k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now))
             .count();
         if active >= MAX_KEYS_PER_MEMBER {
@@ -140,9 +140,9 @@ impl Admin {
     /// rules and stays inside its scope (an absent dimension inherits the caller's), and no new
     /// key outlives the caller's. The role is held by `create_api_key` (only owners mint for
     /// owners), so a key never carries more rights than its maker could use.
-    async fn no_wider_than_caller(
-        &self,
+    fn no_wider_than_caller(
         p: &Principal,
+        caller: Option<&ApiKey>,
         policy: &mut KeyPolicy,
         expires_at: &mut Option<i64>,
     ) -> Result<(), AdminError> {
@@ -158,7 +158,6 @@ impl Admin {
                 None => *expires_at = Some(limit),
             }
         }
-        let caller = self.store.list_api_keys(&p.org_id).await?.into_iter().find(|k| k.id == p.key_id);
         let Some(caller) = caller else { return Ok(()) };
         let mine = KeyPolicy::from_stored(&caller.id, caller.policy.as_deref());
         if let Some(parent) = &mine.scope {

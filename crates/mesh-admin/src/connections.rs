@@ -389,6 +389,8 @@ impl Admin {
         stored_env: &[String],
     ) -> Result<(), AdminError> {
         let sets_command = input.command.is_some() || input.args.is_some() || input.cwd.is_some();
+        // The template's variables when this request names the template (read once).
+        let mut named_env: Option<Vec<String>> = None;
         if let Some(name) = &input.template {
             if sets_command || input.url.is_some() {
                 return Err(AdminError::Invalid(
@@ -397,7 +399,7 @@ impl Admin {
                         .into(),
                 ));
             }
-            self.trust.check_template(p)?;
+            self.trust.check_template()?;
             let t = self
                 .store
                 .get_template(name)
@@ -410,6 +412,7 @@ impl Admin {
             c.url = None;
             c.template = Some(t.name);
             c.trusted = false;
+            named_env = Some(t.env);
         } else if sets_command {
             self.trust.check_raw_command(p)?;
             c.template = None;
@@ -429,9 +432,13 @@ impl Admin {
             }
             if let Some(name) = &c.template {
                 if input.env.is_some() {
-                    self.trust.check_template(p)?;
+                    self.trust.check_template()?;
                 }
-                match self.store.get_template(name).await?.map(|t| t.env) {
+                let allowed = match named_env {
+                    Some(env) => Some(env),
+                    None => self.store.get_template(name).await?.map(|t| t.env),
+                };
+                match allowed {
                     Some(allowed) => {
                         if let Some(extra) = env.iter().find(|k| !allowed.contains(k)) {
                             return Err(AdminError::Invalid(format!(

@@ -9,7 +9,6 @@
 use crate::AdminError;
 use mesh_core::Principal;
 use mesh_relay::Reach;
-use std::str::FromStr;
 
 /// Who may do one of the host-reaching things.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,13 +44,6 @@ impl Who {
     }
 }
 
-impl FromStr for Who {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Who, String> {
-        Who::parse("value", s, true)
-    }
-}
-
 /// The installation's choices (`MESH_STDIO`, `MESH_ORG_CREATE`, `MESH_UPSTREAM_PRIVATE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Trust {
@@ -79,8 +71,9 @@ impl Trust {
         }
     }
 
-    /// Whether `p` may make a stdio connection from a catalogue template.
-    pub fn check_template(&self, _p: &Principal) -> Result<(), AdminError> {
+    /// Whether stdio connections may be made from catalogue templates (anyone who may manage
+    /// connections may, unless stdio is off).
+    pub fn check_template(&self) -> Result<(), AdminError> {
         match self.stdio {
             Who::Off => {
                 Err(AdminError::Forbidden("stdio connections are turned off on this installation (MESH_STDIO=off)"))
@@ -92,11 +85,23 @@ impl Trust {
     /// Whether `p` may publish or withdraw catalogue templates: operators only, whatever the
     /// settings (a template is a command that runs on the host).
     pub fn check_catalogue(&self, p: &Principal) -> Result<(), AdminError> {
-        self.check_template(p)?;
+        self.check_template()?;
         if p.is_operator() {
             Ok(())
         } else {
             Err(AdminError::Forbidden("only the installation's operators manage the stdio template catalogue"))
+        }
+    }
+
+    /// Whether `p`'s key may use management operations at all (`Principal::manage`): the one
+    /// refusal of a narrowed key, for the management tools and REST alike.
+    pub fn check_management(p: &Principal) -> Result<(), AdminError> {
+        if p.manage {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(
+                "this API key is narrowed to some routes or tools and has no management rights (its scope does not set management)",
+            ))
         }
     }
 
@@ -144,7 +149,7 @@ mod tests {
         let default = Trust::default();
         assert!(default.check_raw_command(&op).is_ok());
         assert!(default.check_raw_command(&admin).is_err());
-        assert!(default.check_template(&admin).is_ok());
+        assert!(default.check_template().is_ok());
         assert!(default.check_catalogue(&admin).is_err());
         assert!(default.check_org_create(&admin).is_err());
         assert!(default.check_org_create(&op).is_ok());
@@ -161,7 +166,7 @@ mod tests {
 
         let off = Trust { stdio: Who::Off, ..Trust::default() };
         assert!(off.check_raw_command(&op).is_err());
-        assert!(off.check_template(&admin).is_err());
+        assert!(off.check_template().is_err());
     }
 
     #[test]

@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use mesh_admin::audit::AuditQuery;
+use mesh_admin::trust::Trust;
 use mesh_admin::{Admin, AdminError};
 use mesh_core::{Fault, Principal};
 use mesh_relay::audit::{AuditSink, CallRecord, Origin, Outcome};
@@ -56,10 +57,8 @@ async fn export(State(admin): State<Admin>, call: Call, q: Result<Query<AuditQue
         Ok(p) => p,
         Err(r) => return *r,
     };
-    if !p.manage {
-        let resp = reply::<Json<Value>>(Err(AdminError::Forbidden(
-            "this API key is narrowed to some routes or tools and has no management rights (its scope does not set management)",
-        )));
+    if let Err(e) = Trust::check_management(&p) {
+        let resp = reply::<Json<Value>>(Err(e));
         record(&admin, &p, &call, None, started, &resp);
         return resp;
     }
@@ -151,12 +150,9 @@ where
         Ok(p) => p,
         Err(r) => return *r,
     };
-    let resp = if p.manage {
-        reply(op(p.clone()).await.map(Json))
-    } else {
-        reply::<Json<Value>>(Err(AdminError::Forbidden(
-            "this API key is narrowed to some routes or tools and has no management rights (its scope does not set management)",
-        )))
+    let resp = match Trust::check_management(&p) {
+        Ok(()) => reply(op(p.clone()).await.map(Json)),
+        Err(e) => reply::<Json<Value>>(Err(e)),
     };
     record(admin, &p, call, body, started, &resp);
     resp

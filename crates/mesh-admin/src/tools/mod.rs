@@ -34,12 +34,9 @@ impl ManagementServer {
 
     async fn call(&self, p: &Principal, name: &str, args: Map<String, Value>) -> Option<Result<Value, AdminError>> {
         let a = &self.admin;
-        // A narrowed key was handed out to do less (docs/ACCESS.md, "Narrowing a key"): it
-        // manages nothing unless its scope grants management explicitly.
-        if !p.manage {
-            return Some(Err(AdminError::Forbidden(
-                "this API key is narrowed to some routes or tools and has no management rights (its scope does not set management)",
-            )));
+        // A narrowed key was handed out to do less (docs/ACCESS.md, "Narrowing a key").
+        if let Err(e) = crate::trust::Trust::check_management(p) {
+            return Some(Err(e));
         }
         Some(match name {
             "COLLECTION_CONNECTIONS_CREATE" => match input(args) {

@@ -74,21 +74,27 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 /// host's own. On a host with a public address, services bound to every interface answer on it,
 /// often past firewall rules written for traffic from elsewhere (issue #16 review).
 pub fn allowed_public(ip: IpAddr) -> bool {
-    is_public(ip) && !is_own_address(ip)
+    is_public(ip) && own_addresses().is_some_and(|own| !own.contains(&ip))
 }
 
-/// Whether `ip` is an address of one of this host's interfaces, read when asked (addresses come
-/// and go); only for new connections of `Reach::Public` links, never per call. If the interfaces
-/// cannot be read, the address is treated as the host's own: fail closed.
-fn is_own_address(ip: IpAddr) -> bool {
+/// This host's interface addresses, read when asked (addresses come and go); only for new
+/// connections of `Reach::Public` links, never per call. `None` when they cannot be read: then
+/// no address is allowed (fail closed).
+fn own_addresses() -> Option<Vec<IpAddr>> {
     match nix::ifaddrs::getifaddrs() {
-        Ok(addrs) => addrs.filter_map(|a| a.address).any(|sa| {
-            sa.as_sockaddr_in().is_some_and(|v4| IpAddr::V4(v4.ip()) == ip)
-                || sa.as_sockaddr_in6().is_some_and(|v6| IpAddr::V6(v6.ip()) == ip)
-        }),
+        Ok(addrs) => Some(
+            addrs
+                .filter_map(|a| a.address)
+                .filter_map(|sa| {
+                    sa.as_sockaddr_in()
+                        .map(|v4| IpAddr::V4(v4.ip()))
+                        .or_else(|| sa.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                })
+                .collect(),
+        ),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot read this host's addresses; refusing the upstream address");
-            true
+            tracing::warn!(error = %e, "cannot read this host's addresses; refusing upstream addresses");
+            None
         }
     }
 }
@@ -160,8 +166,11 @@ fn keep(found: Vec<SocketAddr>, reach: Reach) -> Result<Vec<SocketAddr>, NotPubl
     if reach == Reach::Any {
         return Ok(found);
     }
-    let first_refused = found.iter().find(|a| !allowed_public(a.ip())).map(|a| NotPublic(a.ip()));
-    let public: Vec<SocketAddr> = found.into_iter().filter(|a| allowed_public(a.ip())).collect();
+    // One read of the host's own addresses for the whole answer.
+    let own = own_addresses();
+    let allowed = |ip: IpAddr| is_public(ip) && own.as_ref().is_some_and(|own| !own.contains(&ip));
+    let first_refused = found.iter().find(|a| !allowed(a.ip())).map(|a| NotPublic(a.ip()));
+    let public: Vec<SocketAddr> = found.into_iter().filter(|a| allowed(a.ip())).collect();
     match first_refused {
         Some(refused) if public.is_empty() => Err(refused),
         _ => Ok(public),
@@ -245,16 +254,8 @@ mod tests {
     #[test]
     fn issue16_the_hosts_own_addresses_are_never_public_reach() {
         // Every address of this machine's interfaces (loopback at least) is refused, public or not.
-        let own: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
-            .unwrap()
-            .filter_map(|a| a.address)
-            .filter_map(|sa| {
-                sa.as_sockaddr_in()
-                    .map(|v4| IpAddr::V4(v4.ip()))
-                    .or_else(|| sa.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-            })
-            .collect();
-        assert!(!own.is_empty());
+        let own = own_addresses().expect("this host's addresses");
+        assert!(own.iter().any(|ip| ip.is_loopback()), "{own:?}");
         for ip in own {
             assert!(!allowed_public(ip), "{ip}");
         }
