@@ -53,6 +53,8 @@ pub struct AccessRows {
     pub operator_org: Option<String>,
     /// Active keys with their user's role name.
     pub keys: Vec<(ApiKey, String)>,
+    /// Live OAuth access tokens with their grant and the user's role name.
+    pub tokens: Vec<(mesh_store::OAuthToken, mesh_store::OAuthGrant, String)>,
     /// Every organisation's stored roles.
     pub roles: Vec<RoleRow>,
     /// Every organisation's rate limits.
@@ -62,9 +64,11 @@ pub struct AccessRows {
 impl AccessRows {
     /// Reads them.
     pub async fn load(store: &Store) -> Result<AccessRows, mesh_store::StoreError> {
+        let now = mesh_core::id::now_ms();
         Ok(AccessRows {
             operator_org: store.operator_org().await?,
-            keys: store.active_api_keys(mesh_core::id::now_ms()).await?,
+            keys: store.active_api_keys(now).await?,
+            tokens: store.active_oauth_tokens(now).await?,
             roles: store.all_roles().await?,
             limits: store.all_rate_limits().await?,
         })
@@ -72,7 +76,7 @@ impl AccessRows {
 
     /// Installs them in the key cache and the policies (at start-up and after every change).
     pub fn apply_to(&self, keys: &crate::keys::KeyCache, policies: &Policies) {
-        keys.apply(&self.keys, &self.roles, self.operator_org.as_deref());
+        keys.apply(&self.keys, &self.tokens, &self.roles, self.operator_org.as_deref());
         policies.apply(self);
     }
 }

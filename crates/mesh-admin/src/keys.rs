@@ -6,7 +6,7 @@
 
 use mesh_core::{Principal, Role};
 use mesh_relay::ingress::Authenticator;
-use mesh_store::{ApiKey, RoleRow, Store};
+use mesh_store::{ApiKey, OAuthGrant, OAuthToken, RoleRow, Store};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
@@ -67,6 +67,16 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Adds an entry under its stored hex hash; a hash that is not hex SHA-256 is skipped, logged.
+fn insert(map: &mut foldhash::HashMap<[u8; 32], Entry>, hex_hash: &str, id: &str, entry: Entry) {
+    let mut stored = [0u8; 32];
+    if hex::decode_to_slice(hex_hash, &mut stored).is_err() {
+        tracing::warn!(key = %id, "stored hash is not hex SHA-256; the key or token cannot authenticate");
+        return;
+    }
+    map.insert(stored, entry);
+}
+
 #[derive(Clone)]
 struct Entry {
     principal: Principal,
@@ -84,35 +94,47 @@ pub struct KeyCache {
     used: Mutex<foldhash::HashMap<String, i64>>,
     /// Connections open to anonymous callers: id and slug → organisations having it.
     anonymous: RwLock<HashMap<String, Vec<String>>>,
+    /// Held while the store is read and the cache replaced, so that two reloads cannot apply
+    /// out of order (an older read must never replace a newer one: a token issued, or a key
+    /// revoked, in between would be lost).
+    pub(crate) reloading: tokio::sync::Mutex<()>,
 }
 
 impl KeyCache {
     /// Replaces the cache with the store's active keys (two reads; a change that also moves
     /// policies goes through `governance::AccessRows`, which reads rate limits too).
     pub async fn reload(&self, store: &Store) -> Result<usize, mesh_store::StoreError> {
-        let keys = store.active_api_keys(mesh_core::id::now_ms()).await?;
+        let _order = self.reloading.lock().await;
+        let now = mesh_core::id::now_ms();
+        let keys = store.active_api_keys(now).await?;
+        let tokens = store.active_oauth_tokens(now).await?;
         let operator_org = store.operator_org().await?;
-        Ok(self.apply(&keys, &store.all_roles().await?, operator_org.as_deref()))
+        Ok(self.apply(&keys, &tokens, &store.all_roles().await?, operator_org.as_deref()))
     }
 
-    /// Replaces the cache with `keys` (active keys with their user's role name); `roles` give
+    /// Replaces the cache with `keys` (active keys with their user's role name) and `tokens`
+    /// (live OAuth access tokens with their grant and the user's role name); `roles` give
     /// custom roles their base; owners of `operator_org` are the installation's operators.
-    /// Returns how many keys can authenticate.
-    pub fn apply(&self, keys: &[(ApiKey, String)], roles: &[RoleRow], operator_org: Option<&str>) -> usize {
+    /// Returns how many keys and tokens can authenticate.
+    pub fn apply(
+        &self,
+        keys: &[(ApiKey, String)],
+        tokens: &[(OAuthToken, OAuthGrant, String)],
+        roles: &[RoleRow],
+        operator_org: Option<&str>,
+    ) -> usize {
         // A custom role's management rights are its base role's.
         let bases: HashMap<(&str, &str), Role> =
             roles.iter().filter_map(|r| Some(((r.org_id.as_str(), r.name.as_str()), Role::parse(&r.base)?))).collect();
-        let mut map = foldhash::HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+        let role_of = |org: &str, role_name: &str| match Role::parse(role_name) {
+            Some(r) => Some((r, None)),
+            None => bases.get(&(org, role_name)).map(|base| (*base, Some(role_name.to_string()))),
+        };
+        let mut map = foldhash::HashMap::with_capacity_and_hasher(keys.len() + tokens.len(), Default::default());
         for (k, role_name) in keys {
-            let (role, custom_role) = match Role::parse(role_name) {
-                Some(r) => (r, None),
-                None => match bases.get(&(k.org_id.as_str(), role_name.as_str())) {
-                    Some(base) => (*base, Some(role_name.clone())),
-                    None => {
-                        tracing::warn!(key = %k.id, role = %role_name, "key's role does not exist; the key cannot authenticate");
-                        continue;
-                    }
-                },
+            let Some((role, custom_role)) = role_of(&k.org_id, role_name) else {
+                tracing::warn!(key = %k.id, role = %role_name, "key's role does not exist; the key cannot authenticate");
+                continue;
             };
             let policy = crate::governance::KeyPolicy::from_stored(&k.id, k.policy.as_deref());
             // Any restriction — a scope or rules of its own — makes a key one handed out to do
@@ -128,13 +150,28 @@ impl KeyCache {
                 operator: mesh_core::principal::operator_tier(role, &k.org_id, operator_org, restricted),
                 manage: scope.allows_management(),
                 key_expires_at: k.expires_at,
+                audience: None,
             };
-            let mut stored = [0u8; 32];
-            if hex::decode_to_slice(&k.hash, &mut stored).is_err() {
-                tracing::warn!(key = %k.id, "key's stored hash is not hex SHA-256; the key cannot authenticate");
-                continue;
-            }
-            map.insert(stored, Entry { principal, expires_at: k.expires_at });
+            insert(&mut map, &k.hash, &k.id, Entry { principal, expires_at: k.expires_at });
+        }
+        for (t, g, role_name) in tokens {
+            let Some((role, custom_role)) = role_of(&g.org_id, role_name) else { continue };
+            // A token acts for its user at one route (its audience), with the user's role there:
+            // never as an operator (a third-party client holds it), and managing only when it
+            // was issued for the management server itself. Its family is its key id, so MCP
+            // sessions survive a refresh and rate limits per key count the whole authorisation.
+            let principal = Principal {
+                org_id: g.org_id.clone(),
+                user_id: g.user_id.clone(),
+                key_id: t.family.clone(),
+                role,
+                custom_role,
+                operator: false,
+                manage: g.route.is_empty(),
+                key_expires_at: Some(t.expires_at),
+                audience: Some(g.route.as_str().into()),
+            };
+            insert(&mut map, &t.hash, &t.family, Entry { principal, expires_at: Some(t.expires_at) });
         }
         let n = map.len();
         *self.by_hash.write().unwrap_or_else(|p| p.into_inner()) = map;

@@ -17,6 +17,7 @@ pub mod governance;
 pub mod import;
 pub mod keys;
 pub mod limits;
+pub mod oauth;
 pub mod orgs;
 pub mod roles;
 pub mod templates;
@@ -59,6 +60,9 @@ pub struct Admin {
     /// made for this process (one folder per connection below it; never the mesh's working or
     /// data directory), removed when the mesh stops.
     pub children_dir: Arc<tempfile::TempDir>,
+    /// The OAuth authorization server: settings and in-memory state (login throttling, client
+    /// metadata documents, registration limits).
+    pub oauth: Arc<oauth::OAuth>,
 }
 
 /// What the data plane can tell the control plane about open sessions.
@@ -97,6 +101,14 @@ pub enum Change {
 }
 
 impl Admin {
+    /// Reloads keys, tokens and policies from the store, in order with any other reload.
+    pub(crate) async fn reload_access(&self) -> Result<(), AdminError> {
+        let _order = self.keys.reloading.lock().await;
+        let rows = governance::AccessRows::load(&self.store).await?;
+        rows.apply_to(&self.keys, &self.policies);
+        Ok(())
+    }
+
     /// Announces a change; nobody listening (tests, tools) is fine.
     pub(crate) fn announce(&self, change: Change) {
         let _ = self.changes.send(change);
@@ -105,8 +117,7 @@ impl Admin {
     /// Reloads keys and policies after a change to who may do what in `org_id`, before the
     /// caller is answered (so it holds on the very next request), and tells open sessions.
     pub(crate) async fn access_changed(&self, org_id: &str) -> Result<(), AdminError> {
-        let rows = governance::AccessRows::load(&self.store).await?;
-        rows.apply_to(&self.keys, &self.policies);
+        self.reload_access().await?;
         self.announce(Change::Access { org_id: org_id.to_string() });
         Ok(())
     }

@@ -110,6 +110,7 @@ mod tests {
                     operator: false,
                     manage: true,
                     key_expires_at: None,
+                    audience: None,
                 },
                 session_id: "sess".into(),
                 client: Some(("claude\0code".into(), "1".into())),

@@ -24,6 +24,7 @@ fn principal(org: &str, user: &str) -> Principal {
         operator: false,
         manage: true,
         key_expires_at: None,
+        audience: None,
     }
 }
 

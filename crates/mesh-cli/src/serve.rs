@@ -105,11 +105,16 @@ impl ServeArgs {
 
 /// Runs the server.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let cfg = args.config()?;
-    let mesh = Mesh::build(&cfg).await?;
+    let mut cfg = args.config()?;
+    // Bound before the mesh is built: with port 0, the OAuth issuer must name the real port.
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    cfg.listen = addr;
+    if cfg.public_url.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!("listening beyond loopback without MESH_PUBLIC_URL: OAuth metadata names {}; set MESH_PUBLIC_URL to the URL clients use", cfg.issuer());
+    }
+    let mesh = Mesh::build(&cfg).await?;
     if let Some(key) = &mesh.owner_key {
         let path = mesh_admin::bootstrap::owner_key_path(&cfg.data_dir);
         // Shown once, on the first start; the file lets the CLI on this machine work at once.

@@ -67,6 +67,10 @@ pub struct Principal {
     pub manage: bool,
     /// When the key expires (ms since epoch); a key never mints one that outlives it.
     pub key_expires_at: Option<i64>,
+    /// The one route an OAuth access token was issued for (RFC 8707): `""` for the management
+    /// server, a connection's slug or id, or `gateway/{gateway}`; `None` for API keys, which are
+    /// narrowed by their scope instead. Refused anywhere else with 401.
+    pub audience: Option<std::sync::Arc<str>>,
 }
 
 /// The two trust tiers (docs/SECURITY.md): whether a key acts for an **installation operator**,
@@ -95,6 +99,7 @@ impl Principal {
             operator: false,
             manage: false,
             key_expires_at: None,
+            audience: None,
         }
     }
 

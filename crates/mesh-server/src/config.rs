@@ -49,6 +49,59 @@ pub struct Config {
     /// A PEM file of extra root certificates trusted for HTTPS upstreams, besides the built-in web
     /// roots (`MESH_UPSTREAM_CA_FILE`, default none): for upstreams behind a private CA.
     pub upstream_ca_file: Option<PathBuf>,
+    /// The OAuth authorization server (`MESH_OAUTH_*`, `MESH_OIDC_*`; docs/OAUTH.md).
+    pub oauth: OAuthConfig,
+}
+
+/// The OAuth authorization server's settings.
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// Access-token lifetime in seconds (`MESH_OAUTH_ACCESS_TTL_SECS`, default 3600).
+    pub access_ttl_secs: u64,
+    /// Refresh-token lifetime in days, renewed on each rotation (`MESH_OAUTH_REFRESH_TTL_DAYS`,
+    /// default 30).
+    pub refresh_ttl_days: u64,
+    /// Open dynamic client registration, RFC 7591 (`MESH_OAUTH_DCR`, default on).
+    pub dynamic_registration: bool,
+    /// Registrations one address may make per hour (`MESH_OAUTH_DCR_PER_HOUR`, default 20).
+    pub registrations_per_hour: u32,
+    /// Fetch client metadata documents from internal addresses too (`MESH_OAUTH_CIMD_PRIVATE`,
+    /// default off: only public addresses, like an organisation's upstream).
+    pub documents_from_private: bool,
+    /// Single sign-on through an OpenID Connect provider.
+    pub oidc: Option<OidcConfig>,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            access_ttl_secs: 3600,
+            refresh_ttl_days: 30,
+            dynamic_registration: true,
+            registrations_per_hour: 20,
+            documents_from_private: false,
+            oidc: None,
+        }
+    }
+}
+
+/// An OpenID Connect provider for single sign-on (`MESH_OIDC_*`).
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// Its issuer URL (`MESH_OIDC_ISSUER`).
+    pub issuer: String,
+    /// The mesh's client id there (`MESH_OIDC_CLIENT_ID`).
+    pub client_id: String,
+    /// The mesh's client secret there (`MESH_OIDC_CLIENT_SECRET`): sealed into the vault at
+    /// start; later starts may leave it out and use the sealed one.
+    pub client_secret: Option<Secret<String>>,
+    /// The organisation (slug) new users join (`MESH_OIDC_ORG`, default the operator
+    /// organisation).
+    pub org: Option<String>,
+    /// Their role there (`MESH_OIDC_ROLE`, default member).
+    pub role: String,
+    /// The login button's label (`MESH_OIDC_LABEL`, default "Single sign-on").
+    pub label: String,
 }
 
 impl Config {
@@ -72,7 +125,22 @@ impl Config {
             max_sessions_per_key: 64,
             session_open_per_minute: 120,
             upstream_ca_file: None,
+            oauth: OAuthConfig::default(),
         }
+    }
+
+    /// The OAuth issuer, and the base of every resource URI: `MESH_PUBLIC_URL` without a
+    /// trailing slash, else the listen address (loopback when listening on every interface:
+    /// set `MESH_PUBLIC_URL` then, or remote clients are sent to an address they cannot reach).
+    pub fn issuer(&self) -> String {
+        if let Some(u) = &self.public_url {
+            return u.as_str().trim_end_matches('/').to_string();
+        }
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
     }
 
     /// The database URL in force.

@@ -69,6 +69,7 @@ impl Mesh {
             changes: tokio::sync::broadcast::channel(256).0,
             live: Arc::default(),
             trust: cfg.trust,
+            oauth: Arc::new(mesh_admin::oauth::OAuth::new(oauth_settings(cfg)?)),
             children_dir: Arc::new(
                 tempfile::Builder::new()
                     .prefix("mcp-mesh-children-")
@@ -187,6 +188,20 @@ fn follow_changes(admin: &Admin, relay: &Arc<Relay>) {
     });
 }
 
+/// The authorization server's settings from the configuration.
+fn oauth_settings(cfg: &Config) -> anyhow::Result<mesh_admin::oauth::OAuthSettings> {
+    let o = &cfg.oauth;
+    let mut s = mesh_admin::oauth::OAuthSettings::new(&cfg.issuer());
+    s.access_ttl = Duration::from_secs(o.access_ttl_secs.max(1));
+    s.refresh_ttl = Duration::from_secs(o.refresh_ttl_days.max(1) * 86_400);
+    s.dynamic_registration = o.dynamic_registration;
+    s.registrations_per_hour = o.registrations_per_hour;
+    if o.documents_from_private {
+        s.document_reach = mesh_relay::Reach::Any;
+    }
+    Ok(s)
+}
+
 fn relay_config(cfg: &Config) -> RelayConfig {
     let loopback = cfg.listen.ip().is_loopback();
     let mut hosts: Vec<String> = cfg.allowed_hosts.clone();
@@ -217,6 +232,7 @@ fn relay_config(cfg: &Config) -> RelayConfig {
         max_sessions_per_org: cfg.max_sessions_per_org,
         max_sessions_per_key: cfg.max_sessions_per_key,
         session_opens_per_minute: cfg.session_open_per_minute,
+        oauth_base: Some(cfg.issuer()),
         ..RelayConfig::default()
     }
 }

@@ -35,6 +35,7 @@ mod gateways;
 mod keys;
 mod limits;
 mod models;
+mod oauth;
 mod orgs;
 mod roles;
 mod secrets;
@@ -50,6 +51,7 @@ pub use audit::{AuditChain, AuditFilter, AuditOrder, AuditRow, AuditSeal, AUDIT_
 pub use error::StoreError;
 pub use gateways::Gateway;
 pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, SecretRow, StdioTemplate, User};
+pub use oauth::{OAuthClient, OAuthCode, OAuthGrant, OAuthToken, UserSession};
 pub use orgs::MemberChange;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

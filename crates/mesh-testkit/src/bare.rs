@@ -27,6 +27,7 @@ impl Authenticator for OneKey {
             operator: false,
             manage: true,
             key_expires_at: None,
+            audience: None,
         })
     }
 

@@ -32,12 +32,15 @@ impl TestMesh {
         crate::init_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = Config::with_data_dir(dir.path().join("data"));
+        // Bound first, so that the issuer and resource URIs the mesh derives from its listen
+        // address name the real port.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        cfg.listen = listener.local_addr().expect("addr");
         tune(&mut cfg);
         let mesh = Mesh::build(&cfg).await.expect("mesh builds");
         let key = mesh.owner_key.as_ref().expect("first start creates the owner key").expose().clone();
         let admin = mesh.admin.clone();
         let relay = mesh.relay.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(mesh.serve(listener, async move {

@@ -121,6 +121,10 @@ pub struct RelayConfig {
     /// per-key cap cannot see; 0 = unlimited). Beyond it: 429 with `Retry-After`. Management sessions (`/mcp`, one per
     /// CLI command, no upstream) are not rate-limited, only counted against the caps.
     pub session_opens_per_minute: u32,
+    /// The mesh's public base URL (`MESH_PUBLIC_URL`, no trailing slash), when it is an OAuth
+    /// authorization server: a 401 then names the route's protected-resource metadata
+    /// (RFC 9728 §5.1) so that an MCP client can discover how to log in.
+    pub oauth_base: Option<String>,
 }
 
 impl RelayConfig {
@@ -148,6 +152,7 @@ impl Default for RelayConfig {
             max_sessions_per_org: 1_000,
             max_sessions: 10_000,
             session_opens_per_minute: 120,
+            oauth_base: None,
         }
     }
 }
@@ -188,6 +193,11 @@ impl Relay {
             .route("/mcp", any(streamable_http::management))
             .route("/mcp/{route}", any(streamable_http::connection))
             .route("/mcp/gateway/{gateway}", any(streamable_http::gateway))
+            // The same endpoints spelled with a trailing slash: an OAuth resource is canonical
+            // without it, and a client that adds one must not land on a 404.
+            .route("/mcp/", any(streamable_http::management))
+            .route("/mcp/{route}/", any(streamable_http::connection))
+            .route("/mcp/gateway/{gateway}/", any(streamable_http::gateway))
             .with_state(self.clone())
     }
 

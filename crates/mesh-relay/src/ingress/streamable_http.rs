@@ -50,8 +50,50 @@ pub(super) async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) ->
     };
     result.unwrap_or_else(|e| {
         tracing::debug!(error = %e, fault = ?e.fault(), "request refused");
-        respond::error(&e, None)
+        let mut resp = respond::error(&e, None);
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            respond::challenge(&mut resp, relay.cfg.oauth_base.as_deref(), &target.path(), &headers);
+        }
+        resp
     })
+}
+
+impl Target {
+    /// Whether `p` may be used here: any API key; an OAuth token only at the route it was
+    /// issued for (`Principal::audience`). Compared without building the route's name: this
+    /// runs on every request.
+    fn admits(&self, p: &Principal) -> bool {
+        match (p.audience.as_deref(), self) {
+            (None, _) => true,
+            (Some(a), Target::Management) => a.is_empty(),
+            (Some(a), Target::Route(r)) => a == r,
+            (Some(a), Target::Gateway(g)) => a.strip_prefix("gateway/") == Some(g.as_str()),
+        }
+    }
+
+    /// The URL path of this endpoint, canonical (no trailing slash), escaped for a URL.
+    fn path(&self) -> String {
+        let seg = |s: &str| url_segment(s);
+        match self {
+            Target::Management => "/mcp".into(),
+            Target::Route(r) => format!("/mcp/{}", seg(r)),
+            Target::Gateway(g) => format!("/mcp/gateway/{}", seg(g)),
+        }
+    }
+}
+
+/// `s` percent-encoded as one path segment (RFC 3986 unreserved characters kept), so that a
+/// route name a client sent can never break out of a URL or a quoted header parameter.
+fn url_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 trait AllowHeader {
@@ -72,7 +114,12 @@ impl AllowHeader for StatusCode {
 fn admit(relay: &Relay, headers: &HeaderMap, target: &Target) -> Result<Principal, RelayError> {
     guard::origin_and_host(&relay.cfg, headers)?;
     match (guard::bearer(headers), target) {
-        (Some(token), _) => relay.auth.authenticate(token).ok_or(RelayError::Unauthorized),
+        // An OAuth token is bound to the one resource it was issued for (RFC 8707): anywhere
+        // else it is as good as no token, and the client is sent to discovery again.
+        (Some(token), _) => match relay.auth.authenticate(token) {
+            Some(p) if target.admits(&p) => Ok(p),
+            _ => Err(RelayError::Unauthorized),
+        },
         (None, Target::Route(route)) if headers.get(http::header::AUTHORIZATION).is_none() => {
             relay.auth.anonymous(route).ok_or(RelayError::Unauthorized)
         }
