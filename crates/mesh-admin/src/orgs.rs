@@ -80,7 +80,7 @@ pub struct MemberInput {
 }
 
 /// Shortest accepted password.
-const MIN_PASSWORD: usize = 12;
+pub(crate) const MIN_PASSWORD: usize = 12;
 
 /// Hashes a password with argon2id (the crate's defaults: 19 MiB, 2 passes, random salt).
 pub fn hash_password(password: &str) -> Result<String, AdminError> {

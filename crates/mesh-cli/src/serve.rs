@@ -70,6 +70,53 @@ pub struct ServeArgs {
     /// A PEM file of extra root certificates to trust for HTTPS upstreams (a private CA).
     #[arg(long, env = "MESH_UPSTREAM_CA_FILE")]
     upstream_ca_file: Option<std::path::PathBuf>,
+    /// Behind a reverse proxy: the header holding the client's address (its last address is
+    /// used for per-address login and registration limits), e.g. x-forwarded-for.
+    #[arg(long, env = "MESH_CLIENT_IP_HEADER")]
+    client_ip_header: Option<String>,
+    /// OAuth access-token lifetime, in seconds.
+    #[arg(long, env = "MESH_OAUTH_ACCESS_TTL_SECS", default_value_t = 3600)]
+    oauth_access_ttl_secs: u64,
+    /// OAuth refresh-token lifetime, in days (renewed at each rotation).
+    #[arg(long, env = "MESH_OAUTH_REFRESH_TTL_DAYS", default_value_t = 30)]
+    oauth_refresh_ttl_days: u64,
+    /// Dynamic client registration (RFC 7591): on or off.
+    #[arg(long, env = "MESH_OAUTH_DCR", default_value = "on")]
+    oauth_dcr: String,
+    /// Client registrations one address may make per hour.
+    #[arg(long, env = "MESH_OAUTH_DCR_PER_HOUR", default_value_t = 20)]
+    oauth_dcr_per_hour: u32,
+    /// Fetch OAuth client metadata documents from internal addresses too: on or off.
+    #[arg(long, env = "MESH_OAUTH_CIMD_PRIVATE", default_value = "off")]
+    oauth_cimd_private: String,
+    /// Single sign-on: the OpenID Connect provider's issuer URL.
+    #[arg(long, env = "MESH_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// Single sign-on: the mesh's client id at the provider.
+    #[arg(long, env = "MESH_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// Single sign-on: the mesh's client secret at the provider (sealed into the vault; later
+    /// starts may leave it out).
+    #[arg(long, env = "MESH_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// Single sign-on: the organisation (slug) new users join (default: the first one).
+    #[arg(long, env = "MESH_OIDC_ORG")]
+    oidc_org: Option<String>,
+    /// Single sign-on: the role new users get there.
+    #[arg(long, env = "MESH_OIDC_ROLE", default_value = "member")]
+    oidc_role: String,
+    /// Single sign-on: the login button's label.
+    #[arg(long, env = "MESH_OIDC_LABEL", default_value = "Single sign-on")]
+    oidc_label: String,
+}
+
+/// `on`/`off` (and the usual spellings of each) for a setting named `name`.
+fn switch(name: &str, v: &str) -> anyhow::Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => anyhow::bail!("{name} must be on or off, not '{v}'"),
+    }
 }
 
 impl ServeArgs {
@@ -98,6 +145,26 @@ impl ServeArgs {
         cfg.max_sessions_per_key = self.max_sessions_per_key;
         cfg.session_open_per_minute = self.session_open_per_minute;
         cfg.upstream_ca_file = self.upstream_ca_file.filter(|p| !p.as_os_str().is_empty());
+        cfg.client_ip_header = self.client_ip_header.filter(|h| !h.is_empty());
+        cfg.oauth = mesh_server::config::OAuthConfig {
+            access_ttl_secs: self.oauth_access_ttl_secs,
+            refresh_ttl_days: self.oauth_refresh_ttl_days,
+            dynamic_registration: switch("MESH_OAUTH_DCR", &self.oauth_dcr)?,
+            registrations_per_hour: self.oauth_dcr_per_hour,
+            documents_from_private: switch("MESH_OAUTH_CIMD_PRIVATE", &self.oauth_cimd_private)?,
+            oidc: match (self.oidc_issuer.filter(|s| !s.is_empty()), self.oidc_client_id.filter(|s| !s.is_empty())) {
+                (Some(issuer), Some(client_id)) => Some(mesh_server::config::OidcConfig {
+                    issuer,
+                    client_id,
+                    client_secret: self.oidc_client_secret.filter(|s| !s.is_empty()).map(Secret::new),
+                    org: self.oidc_org.filter(|s| !s.is_empty()),
+                    role: self.oidc_role,
+                    label: self.oidc_label,
+                }),
+                (None, None) => None,
+                _ => anyhow::bail!("single sign-on needs both MESH_OIDC_ISSUER and MESH_OIDC_CLIENT_ID"),
+            },
+        };
         cfg.validate()?;
         Ok(cfg)
     }

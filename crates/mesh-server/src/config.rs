@@ -51,6 +51,10 @@ pub struct Config {
     pub upstream_ca_file: Option<PathBuf>,
     /// The OAuth authorization server (`MESH_OAUTH_*`, `MESH_OIDC_*`; docs/OAUTH.md).
     pub oauth: OAuthConfig,
+    /// Behind a reverse proxy: the header it puts the client's address in, the last address of
+    /// which is used for per-address limits (`MESH_CLIENT_IP_HEADER`, e.g. `x-forwarded-for`;
+    /// default none: the peer's address).
+    pub client_ip_header: Option<String>,
 }
 
 /// The OAuth authorization server's settings.
@@ -126,6 +130,7 @@ impl Config {
             session_open_per_minute: 120,
             upstream_ca_file: None,
             oauth: OAuthConfig::default(),
+            client_ip_header: None,
         }
     }
 

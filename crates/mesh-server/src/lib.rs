@@ -6,6 +6,7 @@
 
 pub mod config;
 mod health;
+mod oauth;
 mod rest;
 mod rest_config;
 
@@ -33,6 +34,8 @@ pub struct Mesh {
     pub admin: Admin,
     /// The owner key, on the start that created it only.
     pub owner_key: Option<Secret<String>>,
+    /// The header a proxy in front names the client's address in (`MESH_CLIENT_IP_HEADER`).
+    client_ip_header: Option<axum::http::HeaderName>,
 }
 
 impl Mesh {
@@ -88,7 +91,11 @@ impl Mesh {
         );
         follow_changes(&admin, &relay);
         let _ = admin.live.set(Arc::new(LiveRelay(Arc::downgrade(&relay))));
-        Ok(Mesh { relay, admin, owner_key })
+        let client_ip_header = match &cfg.client_ip_header {
+            Some(h) => Some(axum::http::HeaderName::try_from(h.as_str()).context("MESH_CLIENT_IP_HEADER is not a header name")?),
+            None => None,
+        };
+        Ok(Mesh { relay, admin, owner_key, client_ip_header })
     }
 
     /// All routes.
@@ -98,6 +105,7 @@ impl Mesh {
             .merge(health::router(self.admin.store.clone()))
             .merge(rest::router(self.admin.clone()))
             .merge(rest_config::router(self.admin.clone()))
+            .merge(oauth::router(oauth::Ctx { admin: self.admin.clone(), ip_header: self.client_ip_header.clone() }))
             .fallback(health::not_found)
     }
 
@@ -130,7 +138,9 @@ impl Mesh {
         // `with_state(())` once here, as `axum::serve` would per connection for a router: the
         // fallback handler is then converted once, not on every 404.
         let front = mesh_relay::ingress::Front::new(self.relay.clone(), self.router().with_state(()));
-        let server = axum::serve(listener, front.into_make_service()).with_graceful_shutdown(signal);
+        // With the peer's address: the login backoff and the registration limit count per address.
+        let server = axum::serve(listener, front.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(signal);
         tokio::select! {
             r = server => r.context("server failed")?,
             _ = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {

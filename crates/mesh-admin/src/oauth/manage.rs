@@ -108,6 +108,40 @@ fn operators_only(p: &Principal) -> Result<(), AdminError> {
 }
 
 impl Admin {
+    /// Sets a user's password for the login page (argon2id). Anyone sets their own; an
+    /// installation operator may set anyone's (`user` by id or e-mail). Organisation owners may
+    /// not: a person can belong to several organisations, and a password opens all of them.
+    pub async fn set_password(&self, p: &Principal, user: Option<&str>, password: &str) -> Result<(), AdminError> {
+        let target = match user {
+            None => p.user_id.clone(),
+            Some(u) => {
+                let found = if u.contains('@') {
+                    self.store.get_user_by_email(&u.trim().to_lowercase()).await?
+                } else {
+                    self.store.get_user(u).await?
+                };
+                let found = found.ok_or_else(|| AdminError::NotFound(format!("user '{u}'")))?;
+                if found.id != p.user_id && !p.is_operator() {
+                    return Err(AdminError::Forbidden("only the installation's operators set other people's passwords"));
+                }
+                found.id
+            }
+        };
+        if password.chars().count() < crate::orgs::MIN_PASSWORD {
+            return Err(AdminError::Invalid(format!("password must be at least {} characters", crate::orgs::MIN_PASSWORD)));
+        }
+        if password.len() > 1024 {
+            return Err(AdminError::Invalid("password must be at most 1,024 bytes".into()));
+        }
+        let pw = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || crate::orgs::hash_password(&pw))
+            .await
+            .map_err(|_| AdminError::Invalid("cannot hash the password".into()))??;
+        self.store.set_password_hash(&target, Some(&hash)).await?;
+        tracing::info!(user = %target, "password set");
+        Ok(())
+    }
+
     /// Pre-registers a client (operators). Returns it and, for a confidential one, its secret,
     /// which is never shown again.
     pub async fn create_oauth_client(
