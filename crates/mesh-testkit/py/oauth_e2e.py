@@ -14,6 +14,8 @@ and a cookie jar.
     ... --mode cimd --client-metadata-url https://127.0.0.1:TLSPORT/client.json --redirect-uri URI
     ... --mode preregistered --client-id my-client [--client-secret S --token-auth-method client_secret_basic]
 
+In cimd mode --redirect-uri must be one the metadata document lists (cimd_server.py --redirect-uri).
+
 Steps: open an MCP session (which triggers the whole OAuth flow), list tools, call --tool once,
 wait — polling, bounded by --refresh-wait — until the SDK itself considers its access token
 expired (the mesh runs with a short MESH_OAUTH_ACCESS_TTL_SECS), call --tool again (which makes
@@ -412,7 +414,7 @@ async def run(args: argparse.Namespace, wire: Wire, browser: Browser, storage: M
         raise Failure("after the refresh the stored access token is unchanged")
     rotated = bool(final.refresh_token) and final.refresh_token != refresh_before
     if not rotated:
-        raise Failure("refresh token not rotated: the refresh response carried no new refresh_token")
+        raise Failure("refresh token not rotated: the refresh response carried no refresh_token, or the same one")
 
     client = storage.client_info
     registered = client.client_id if client else ""

@@ -7,6 +7,7 @@
 pub mod bare;
 pub mod deps;
 pub mod mesh;
+pub mod oauth;
 pub mod pg;
 pub mod procs;
 pub mod raw;
