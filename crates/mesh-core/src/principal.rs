@@ -114,6 +114,22 @@ impl Principal {
         self.operator
     }
 
+    /// Whether `other` acts with the same rights: everything but the expiry, which an OAuth
+    /// token's refresh moves on without changing who acts or what they may do.
+    /// Runs on every request in a session, so it compares in place.
+    pub fn same_rights(&self, other: &Principal) -> bool {
+        let Principal { org_id, user_id, key_id, role, custom_role, operator, manage, key_expires_at: _, audience } =
+            self;
+        *org_id == other.org_id
+            && *user_id == other.user_id
+            && *key_id == other.key_id
+            && *role == other.role
+            && *custom_role == other.custom_role
+            && *operator == other.operator
+            && *manage == other.manage
+            && *audience == other.audience
+    }
+
     /// Whether this is the anonymous principal.
     pub fn is_anonymous(&self) -> bool {
         self.key_id == ANONYMOUS
@@ -123,6 +139,15 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_rights_ignores_only_the_expiry() {
+        let a = Principal { key_expires_at: Some(1), ..Principal::anonymous("o") };
+        assert!(a.same_rights(&Principal { key_expires_at: Some(2), ..a.clone() }));
+        assert!(!a.same_rights(&Principal { role: Role::Admin, ..a.clone() }));
+        assert!(!a.same_rights(&Principal { audience: Some("x".into()), ..a.clone() }));
+        assert!(!a.same_rights(&Principal { key_id: "k".into(), ..a.clone() }));
+    }
 
     #[test]
     fn only_unnarrowed_owners_of_the_operator_organisation_are_operators() {

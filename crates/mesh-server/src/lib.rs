@@ -92,7 +92,9 @@ impl Mesh {
         follow_changes(&admin, &relay);
         let _ = admin.live.set(Arc::new(LiveRelay(Arc::downgrade(&relay))));
         let client_ip_header = match &cfg.client_ip_header {
-            Some(h) => Some(axum::http::HeaderName::try_from(h.as_str()).context("MESH_CLIENT_IP_HEADER is not a header name")?),
+            Some(h) => Some(
+                axum::http::HeaderName::try_from(h.as_str()).context("MESH_CLIENT_IP_HEADER is not a header name")?,
+            ),
             None => None,
         };
         Ok(Mesh { relay, admin, owner_key, client_ip_header })

@@ -165,9 +165,8 @@ impl Store {
 
     /// How many clients RFC 7591 registered (to bound them).
     pub async fn count_dynamic_clients(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM oauth_clients WHERE kind = 'dynamic'")
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM oauth_clients WHERE kind = 'dynamic'").fetch_one(&self.pool).await?;
         Ok(row.try_get("n")?)
     }
 
@@ -218,8 +217,13 @@ impl Store {
             "SELECT {GRANT_COLUMNS} FROM oauth_grants g \
              WHERE g.org_id = $1 AND g.user_id = $2 AND g.client_id = $3 AND g.resource = $4"
         );
-        let row =
-            sqlx::query(&sql).bind(org_id).bind(user_id).bind(client_id).bind(resource).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(org_id)
+            .bind(user_id)
+            .bind(client_id)
+            .bind(resource)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(grant_from_row).transpose()?)
     }
 

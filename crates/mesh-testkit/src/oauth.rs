@@ -65,7 +65,9 @@ fn unescape(s: &str) -> String {
 }
 
 fn origin_key(url: &str) -> String {
-    url::Url::parse(url).map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0))).unwrap_or_default()
+    url::Url::parse(url)
+        .map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)))
+        .unwrap_or_default()
 }
 
 impl Default for Browser {
@@ -131,9 +133,14 @@ impl Browser {
     /// Submits the form `form_id` of `page` with its hidden fields plus `extra`, to its action
     /// (relative to the page).
     pub async fn submit(&mut self, page: &Page, form_id: &str, extra: &[(&str, &str)]) -> Page {
-        let start = page.body.find(&format!("<form id=\"{form_id}\"")).unwrap_or_else(|| panic!("no form {form_id}: {}", page.body));
-        let action = page.body[start..].split("action=\"").nth(1).and_then(|s| s.split('"').next()).expect("form action");
-        let url = url::Url::parse(&page.url).expect("page URL").join(&unescape(action)).expect("action URL").to_string();
+        let start = page
+            .body
+            .find(&format!("<form id=\"{form_id}\""))
+            .unwrap_or_else(|| panic!("no form {form_id}: {}", page.body));
+        let action =
+            page.body[start..].split("action=\"").nth(1).and_then(|s| s.split('"').next()).expect("form action");
+        let url =
+            url::Url::parse(&page.url).expect("page URL").join(&unescape(action)).expect("action URL").to_string();
         let mut fields = page.hidden(form_id);
         fields.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         self.post_form(&url, &fields).await
@@ -155,7 +162,13 @@ impl Browser {
     /// The whole authorization as a person would do it: open `authorize_url`, log in with
     /// `email`/`password` if asked, allow on the consent page if shown, and return the URL
     /// the mesh sends the browser back to (starting with `redirect_prefix`).
-    pub async fn authorize(&mut self, authorize_url: &str, email: &str, password: &str, redirect_prefix: &str) -> Result<String, Page> {
+    pub async fn authorize(
+        &mut self,
+        authorize_url: &str,
+        email: &str,
+        password: &str,
+        redirect_prefix: &str,
+    ) -> Result<String, Page> {
         let mut page = self.get(authorize_url).await;
         for _ in 0..4 {
             if let Some(loc) = page.location().filter(|l| l.starts_with(redirect_prefix)) {
@@ -206,7 +219,14 @@ pub fn param(url: &str, name: &str) -> Option<String> {
 }
 
 /// An authorization URL of the mesh at `base` for a public client.
-pub fn authorize_url(base: &str, client_id: &str, redirect_uri: &str, resource: &str, pkce: &Pkce, state: &str) -> String {
+pub fn authorize_url(
+    base: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    resource: &str,
+    pkce: &Pkce,
+    state: &str,
+) -> String {
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)

@@ -20,7 +20,9 @@ async fn mesh() -> TestMesh {
         mesh.add_connection(json!({"slug": slug, "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
     }
     let owner = mesh.owner();
-    let (ok, out) = mesh.manage(&mesh.key, "COLLECTION_GATEWAYS_CREATE", json!({"slug": "dev", "members": [{"connection": "a"}]})).await;
+    let (ok, out) = mesh
+        .manage(&mesh.key, "COLLECTION_GATEWAYS_CREATE", json!({"slug": "dev", "members": [{"connection": "a"}]}))
+        .await;
     assert!(ok, "gateway created: {out}");
     mesh.admin.set_password(&owner, None, PASSWORD).await.expect("owner password");
     let input = ClientInput {
@@ -37,13 +39,23 @@ async fn mesh() -> TestMesh {
 async fn tokens_for(mesh: &TestMesh, resource: &str) -> Value {
     let p = pkce();
     let url = authorize_url(&mesh.url, "test-client", CALLBACK, resource, &p, "st4te");
-    let back = Browser::new().authorize(&url, OWNER, PASSWORD, CALLBACK).await.unwrap_or_else(|p| panic!("flow stopped at {}: {}", p.status, p.body));
+    let back = Browser::new()
+        .authorize(&url, OWNER, PASSWORD, CALLBACK)
+        .await
+        .unwrap_or_else(|p| panic!("flow stopped at {}: {}", p.status, p.body));
     assert_eq!(param(&back, "state").as_deref(), Some("st4te"));
     assert_eq!(param(&back, "iss").as_deref(), Some(mesh.url.as_str()), "RFC 9207 iss is the issuer");
     let code = param(&back, "code").expect("code");
     let (status, body, headers) = token(
         &mesh.url,
-        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", &p.verifier), ("client_id", "test-client"), ("resource", resource)],
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &p.verifier),
+            ("client_id", "test-client"),
+            ("resource", resource),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -62,22 +74,47 @@ async fn init(url: &str, token: &str) -> (u16, String) {
 async fn issue17_discovery_401_challenges_and_metadata() {
     let mesh = mesh().await;
     let http = reqwest::Client::new();
-    for (path, route) in [("/mcp/a", "/mcp/a"), ("/mcp/gateway/dev", "/mcp/gateway/dev"), ("/mcp", "/mcp"), ("/mcp/a/", "/mcp/a")] {
-        let resp = http.post(format!("{}{path}", mesh.url)).header("content-type", "application/json").body(initialize_body(1, "2025-11-25")).send().await.unwrap();
+    for (path, route) in
+        [("/mcp/a", "/mcp/a"), ("/mcp/gateway/dev", "/mcp/gateway/dev"), ("/mcp", "/mcp"), ("/mcp/a/", "/mcp/a")]
+    {
+        let resp = http
+            .post(format!("{}{path}", mesh.url))
+            .header("content-type", "application/json")
+            .body(initialize_body(1, "2025-11-25"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401, "{path}");
         let www = resp.headers()["www-authenticate"].to_str().unwrap().to_string();
         let want = format!("resource_metadata=\"{}/.well-known/oauth-protected-resource{route}\"", mesh.url);
         assert!(www.starts_with("Bearer ") && www.contains(&want) && www.contains("scope=\"mcp\""), "{path}: {www}");
         assert!(!www.contains("invalid_token"), "no credentials sent, so no error: {www}");
         // The document it names describes exactly that endpoint.
-        let prm: Value = http.get(format!("{}/.well-known/oauth-protected-resource{route}", mesh.url)).send().await.unwrap().json().await.unwrap();
+        let prm: Value = http
+            .get(format!("{}/.well-known/oauth-protected-resource{route}", mesh.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(prm["resource"], format!("{}{route}", mesh.url));
         assert_eq!(prm["authorization_servers"], json!([mesh.url]));
     }
     // A trailing slash in the well-known path names the same resource.
-    let prm: Value = http.get(format!("{}/.well-known/oauth-protected-resource/mcp/gateway/dev/", mesh.url)).send().await.unwrap().json().await.unwrap();
+    let prm: Value = http
+        .get(format!("{}/.well-known/oauth-protected-resource/mcp/gateway/dev/", mesh.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(prm["resource"], format!("{}/mcp/gateway/dev", mesh.url));
-    assert_eq!(http.get(format!("{}/.well-known/oauth-protected-resource/api/v1", mesh.url)).send().await.unwrap().status(), 404);
+    assert_eq!(
+        http.get(format!("{}/.well-known/oauth-protected-resource/api/v1", mesh.url)).send().await.unwrap().status(),
+        404
+    );
     // A bad key is told it is invalid, and still pointed at discovery.
     let (status, www) = init(&format!("{}/mcp/a", mesh.url), "mesh_nope").await;
     assert_eq!(status, 401);
@@ -139,17 +176,25 @@ async fn issue17_refresh_rotates_and_reuse_revokes_the_family() {
     let a = format!("{}/mcp/a", mesh.url);
     let t = tokens_for(&mesh, &a).await;
     let (access1, refresh1) = (t["access_token"].as_str().unwrap(), t["refresh_token"].as_str().unwrap());
-    let (status, t2, _) = token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh1), ("client_id", "test-client"), ("resource", &a)]).await;
+    let (status, t2, _) = token(
+        &mesh.url,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh1), ("client_id", "test-client"), ("resource", &a)],
+    )
+    .await;
     assert_eq!(status, 200, "{t2}");
     let (access2, refresh2) = (t2["access_token"].as_str().unwrap(), t2["refresh_token"].as_str().unwrap());
     assert_ne!(refresh1, refresh2, "refresh tokens rotate");
     assert_eq!(init(&a, access2).await.0, 200);
     // The old refresh token again: the whole family ends, the newest tokens included.
-    let (status, err, _) = token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh1), ("client_id", "test-client")]).await;
+    let (status, err, _) =
+        token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh1), ("client_id", "test-client")])
+            .await;
     assert_eq!((status, err["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(init(&a, access1).await.0, 401);
     assert_eq!(init(&a, access2).await.0, 401, "reuse revoked the tokens issued after it");
-    let (status, _, _) = token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh2), ("client_id", "test-client")]).await;
+    let (status, _, _) =
+        token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh2), ("client_id", "test-client")])
+            .await;
     assert_eq!(status, 400, "and the newest refresh token");
 }
 
@@ -162,13 +207,29 @@ async fn issue17_code_reuse_wrong_verifier_and_wrong_redirect_are_refused() {
     let p = pkce();
     let back = Browser::new().authorize(&code_for(&p), OWNER, PASSWORD, CALLBACK).await.unwrap();
     let code = param(&back, "code").unwrap();
-    let (status, err, _) = token(&mesh.url, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", &pkce().verifier), ("client_id", "test-client")]).await;
+    let (status, err, _) = token(
+        &mesh.url,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &pkce().verifier),
+            ("client_id", "test-client"),
+        ],
+    )
+    .await;
     assert_eq!((status, err["error"].as_str()), (400, Some("invalid_grant")), "{err}");
     // Code reuse: the second exchange fails and the first one's tokens are revoked.
     let p = pkce();
     let back = Browser::new().authorize(&code_for(&p), OWNER, PASSWORD, CALLBACK).await.unwrap();
     let code = param(&back, "code").unwrap();
-    let exchange = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CALLBACK), ("code_verifier", p.verifier.as_str()), ("client_id", "test-client")];
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", p.verifier.as_str()),
+        ("client_id", "test-client"),
+    ];
     let (status, first, _) = token(&mesh.url, &exchange).await;
     assert_eq!(status, 200);
     let access = first["access_token"].as_str().unwrap();
@@ -186,7 +247,17 @@ async fn issue17_code_reuse_wrong_verifier_and_wrong_redirect_are_refused() {
     // The token request's redirect_uri must be the authorization request's.
     let back = Browser::new().authorize(&code_for(&p), OWNER, PASSWORD, CALLBACK).await.unwrap();
     let code = param(&back, "code").unwrap();
-    let (status, err, _) = token(&mesh.url, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/other"), ("code_verifier", &p.verifier), ("client_id", "test-client")]).await;
+    let (status, err, _) = token(
+        &mesh.url,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9/other"),
+            ("code_verifier", &p.verifier),
+            ("client_id", "test-client"),
+        ],
+    )
+    .await;
     assert_eq!((status, err["error"].as_str()), (400, Some("invalid_grant")));
     // Unknown resource, missing PKCE: back to the client with an error, state and iss.
     for (resource, challenge, want) in [
@@ -194,7 +265,11 @@ async fn issue17_code_reuse_wrong_verifier_and_wrong_redirect_are_refused() {
         (a.as_str(), None, "invalid_request"),
     ] {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.append_pair("response_type", "code").append_pair("client_id", "test-client").append_pair("redirect_uri", CALLBACK).append_pair("resource", resource).append_pair("state", "zz");
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", "test-client")
+            .append_pair("redirect_uri", CALLBACK)
+            .append_pair("resource", resource)
+            .append_pair("state", "zz");
         if let Some(c) = challenge {
             q.append_pair("code_challenge", c).append_pair("code_challenge_method", "S256");
         }
@@ -218,7 +293,10 @@ async fn issue17_consent_is_remembered_denied_and_revocable() {
     let after_login = browser.submit(&first, "login", &[("email", OWNER), ("password", PASSWORD)]).await;
     let consent = browser.get(&after_login.location().unwrap()).await;
     assert!(consent.has_form("consent"), "{}", consent.body);
-    assert!(consent.body.contains("Test Client") && consent.body.contains("127.0.0.1") && consent.body.contains(&a), "the page names the client, where it redirects and the resource");
+    assert!(
+        consent.body.contains("Test Client") && consent.body.contains("127.0.0.1") && consent.body.contains(&a),
+        "the page names the client, where it redirects and the resource"
+    );
     let denied = browser.submit(&consent, "consent", &[("decision", "deny")]).await;
     let loc = denied.location().unwrap();
     assert_eq!(param(&loc, "error").as_deref(), Some("access_denied"));
@@ -244,7 +322,15 @@ async fn issue17_consent_is_remembered_denied_and_revocable() {
     assert_eq!(g.client_id, "test-client");
     mesh.admin.revoke_oauth_grant(&owner, &g.id).await.unwrap();
     assert_eq!(init(&a, access).await.0, 401, "a revoked grant's token fails on the next request");
-    let (status, _, _) = token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap()), ("client_id", "test-client")]).await;
+    let (status, _, _) = token(
+        &mesh.url,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ("client_id", "test-client"),
+        ],
+    )
+    .await;
     assert_eq!(status, 400, "and its refresh token");
 }
 
@@ -254,11 +340,35 @@ async fn issue17_removed_member_and_revocation_end_tokens() {
     let a = format!("{}/mcp/a", mesh.url);
     let owner = mesh.owner();
     // A member with a password.
-    let (ok, out) = mesh.manage(&mesh.key, "ORGANIZATION_MEMBER_ADD", json!({"email": "mia@example.test", "role": "member", "password": "mia's long password"})).await;
+    let (ok, out) = mesh
+        .manage(
+            &mesh.key,
+            "ORGANIZATION_MEMBER_ADD",
+            json!({"email": "mia@example.test", "role": "member", "password": "mia's long password"}),
+        )
+        .await;
     assert!(ok, "{out}");
     let p = pkce();
-    let back = Browser::new().authorize(&authorize_url(&mesh.url, "test-client", CALLBACK, &a, &p, "s"), "mia@example.test", "mia's long password", CALLBACK).await.unwrap();
-    let (status, t, _) = token(&mesh.url, &[("grant_type", "authorization_code"), ("code", &param(&back, "code").unwrap()), ("redirect_uri", CALLBACK), ("code_verifier", &p.verifier), ("client_id", "test-client")]).await;
+    let back = Browser::new()
+        .authorize(
+            &authorize_url(&mesh.url, "test-client", CALLBACK, &a, &p, "s"),
+            "mia@example.test",
+            "mia's long password",
+            CALLBACK,
+        )
+        .await
+        .unwrap();
+    let (status, t, _) = token(
+        &mesh.url,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &param(&back, "code").unwrap()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &p.verifier),
+            ("client_id", "test-client"),
+        ],
+    )
+    .await;
     assert_eq!(status, 200, "{t}");
     let access = t["access_token"].as_str().unwrap();
     assert_eq!(init(&a, access).await.0, 200);
@@ -272,7 +382,14 @@ async fn issue17_removed_member_and_revocation_end_tokens() {
     let revoke = |tok: String| {
         let url = format!("{}/oauth/revoke", mesh.url);
         async move {
-            reqwest::Client::new().post(url).form(&[("token", tok.as_str()), ("client_id", "test-client")]).send().await.unwrap().status().as_u16()
+            reqwest::Client::new()
+                .post(url)
+                .form(&[("token", tok.as_str()), ("client_id", "test-client")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }
     };
     assert_eq!(revoke(access.to_string()).await, 200);
@@ -319,17 +436,45 @@ async fn issue17_dynamic_registration_then_flow() {
     let a = format!("{}/mcp/a", mesh.url);
     let p = pkce();
     let cb = "http://localhost:45678/cb";
-    let back = Browser::new().authorize(&authorize_url(&mesh.url, &id, cb, &a, &p, "s"), OWNER, PASSWORD, cb).await.unwrap();
-    let (status, t, _) = token(&mesh.url, &[("grant_type", "authorization_code"), ("code", &param(&back, "code").unwrap()), ("redirect_uri", cb), ("code_verifier", &p.verifier), ("client_id", &id)]).await;
+    let back =
+        Browser::new().authorize(&authorize_url(&mesh.url, &id, cb, &a, &p, "s"), OWNER, PASSWORD, cb).await.unwrap();
+    let (status, t, _) = token(
+        &mesh.url,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &param(&back, "code").unwrap()),
+            ("redirect_uri", cb),
+            ("code_verifier", &p.verifier),
+            ("client_id", &id),
+        ],
+    )
+    .await;
     assert_eq!(status, 200, "{t}");
     // Bad metadata is refused with the RFC 7591 error.
-    let bad = http.post(format!("{}/oauth/register", mesh.url)).json(&json!({"redirect_uris": ["http://evil.example/cb"]})).send().await.unwrap();
+    let bad = http
+        .post(format!("{}/oauth/register", mesh.url))
+        .json(&json!({"redirect_uris": ["http://evil.example/cb"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["error"], "invalid_redirect_uri");
     // A confidential client must authenticate at the token endpoint.
-    let conf: Value = http.post(format!("{}/oauth/register", mesh.url)).json(&json!({"redirect_uris": ["https://app.example/cb"]})).send().await.unwrap().json().await.unwrap();
+    let conf: Value = http
+        .post(format!("{}/oauth/register", mesh.url))
+        .json(&json!({"redirect_uris": ["https://app.example/cb"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(conf["client_secret"].is_string(), "RFC 7591's default method is client_secret_basic");
-    let (status, err, h) = token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", conf["client_id"].as_str().unwrap())]).await;
+    let (status, err, h) = token(
+        &mesh.url,
+        &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", conf["client_id"].as_str().unwrap())],
+    )
+    .await;
     assert_eq!((status, err["error"].as_str()), (401, Some("invalid_client")));
     assert!(h["cache-control"].to_str().unwrap().contains("no-store"));
 }
@@ -338,13 +483,29 @@ async fn issue17_dynamic_registration_then_flow() {
 async fn issue17_dynamic_registration_is_limited_and_switchable() {
     let mesh = TestMesh::start_with(|c| c.oauth.registrations_per_hour = 2).await;
     let http = reqwest::Client::new();
-    let register = || http.post(format!("{}/oauth/register", mesh.url)).json(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"})).send();
+    let register = || {
+        http.post(format!("{}/oauth/register", mesh.url))
+            .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+            .send()
+    };
     assert_eq!(register().await.unwrap().status(), 201);
     assert_eq!(register().await.unwrap().status(), 201);
     assert_eq!(register().await.unwrap().status(), 429, "the third from one address in an hour");
     let off = TestMesh::start_with(|c| c.oauth.dynamic_registration = false).await;
-    let m: Value = http.get(format!("{}/.well-known/oauth-authorization-server", off.url)).send().await.unwrap().json().await.unwrap();
+    let m: Value = http
+        .get(format!("{}/.well-known/oauth-authorization-server", off.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(m.get("registration_endpoint").is_none(), "not advertised when off");
-    let resp = http.post(format!("{}/oauth/register", off.url)).json(&json!({"redirect_uris": ["http://127.0.0.1/cb"]})).send().await.unwrap();
+    let resp = http
+        .post(format!("{}/oauth/register", off.url))
+        .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
 }

@@ -249,7 +249,8 @@ impl Admin {
         }
         let ttl = cache_lifetime(resp.headers());
         let body = read_limited(resp, MAX_DOCUMENT).await.map_err(|why| refuse(why))?;
-        let meta: Metadata = serde_json::from_slice(&body).map_err(|_| refuse("is not a JSON client metadata document"))?;
+        let meta: Metadata =
+            serde_json::from_slice(&body).map_err(|_| refuse("is not a JSON client metadata document"))?;
         if meta.client_id.as_deref() != Some(url) {
             return Err(refuse("names another client_id than its own URL"));
         }
@@ -260,7 +261,8 @@ impl Admin {
             None | Some("none") => {}
             Some(_) => return Err(refuse("asks for a token endpoint authentication method other than none")),
         }
-        let name = meta.client_name.clone().filter(|n| !n.trim().is_empty()).ok_or_else(|| refuse("has no client_name"))?;
+        let name =
+            meta.client_name.clone().filter(|n| !n.trim().is_empty()).ok_or_else(|| refuse("has no client_name"))?;
         let grant_types = meta.check().map_err(|e| refuse(&format!("is invalid: {}", e.description)))?;
         let client = Client {
             id: url.to_string(),

@@ -86,13 +86,15 @@ impl Admin {
         if get("response_type") != Some("code") {
             return Err(back("unsupported_response_type", "response_type must be code"));
         }
-        let challenge = get("code_challenge").ok_or_else(|| back("invalid_request", "code_challenge is required (PKCE)"))?;
+        let challenge =
+            get("code_challenge").ok_or_else(|| back("invalid_request", "code_challenge is required (PKCE)"))?;
         mesh_auth::pkce::check_challenge(challenge, get("code_challenge_method"))
             .map_err(|e| back("invalid_request", &e.to_string()))?;
         let raw_resource = get("resource").ok_or_else(|| {
             back("invalid_target", "resource is required: the URL of the MCP endpoint the token is for (RFC 8707)")
         })?;
-        let resource = mesh_auth::resource::canonical(raw_resource).map_err(|e| back("invalid_target", &e.to_string()))?;
+        let resource =
+            mesh_auth::resource::canonical(raw_resource).map_err(|e| back("invalid_target", &e.to_string()))?;
         let route = self
             .oauth
             .route_of(&resource)
@@ -254,7 +256,9 @@ impl Admin {
                 (id.clone(), Some(secret.clone()))
             }
             None => (
-                body_id.cloned().ok_or_else(|| OAuthError::new("invalid_client", "client authentication is missing"))?,
+                body_id
+                    .cloned()
+                    .ok_or_else(|| OAuthError::new("invalid_client", "client authentication is missing"))?,
                 form.get("client_secret").cloned(),
             ),
         };
@@ -268,7 +272,10 @@ impl Admin {
     }
 
     async fn exchange_code(&self, client: &Client, form: &HashMap<String, String>) -> Result<Value, OAuthError> {
-        let code = form.get("code").filter(|c| !c.is_empty()).ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
+        let code = form
+            .get("code")
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
         let now = mesh_core::id::now_ms();
         let bad = || OAuthError::new("invalid_grant", "the code is invalid, expired or used");
         let (stored, first) = self.store.use_oauth_code(&crate::keys::hash(code), now).await?.ok_or_else(bad)?;
@@ -366,7 +373,8 @@ impl Admin {
     /// A `resource` sent to the token endpoint must be the grant's (RFC 8707 §2.2).
     fn check_resource(&self, form: &HashMap<String, String>, grant: &OAuthGrant) -> Result<(), OAuthError> {
         let Some(raw) = form.get("resource").filter(|r| !r.is_empty()) else { return Ok(()) };
-        let asked = mesh_auth::resource::canonical(raw).map_err(|e| OAuthError::new("invalid_target", e.to_string()))?;
+        let asked =
+            mesh_auth::resource::canonical(raw).map_err(|e| OAuthError::new("invalid_target", e.to_string()))?;
         if asked != grant.resource {
             return Err(OAuthError::new("invalid_target", "the token was granted for another resource"));
         }

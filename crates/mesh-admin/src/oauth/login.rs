@@ -110,13 +110,11 @@ impl Admin {
         let now = Instant::now();
         let (account, address) = (format!("a:{email}"), format!("i:{ip}"));
         let throttle = &self.oauth.throttle;
-        let wait = [
-            throttle.wait(&account, FREE_FAILURES_ACCOUNT, now),
-            throttle.wait(&address, FREE_FAILURES_ADDRESS, now),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
+        let wait =
+            [throttle.wait(&account, FREE_FAILURES_ACCOUNT, now), throttle.wait(&address, FREE_FAILURES_ADDRESS, now)]
+                .into_iter()
+                .flatten()
+                .max();
         if let Some(wait) = wait {
             tracing::warn!(%ip, "login refused: backing off after repeated failures");
             return Err(LoginError::Throttled(wait));

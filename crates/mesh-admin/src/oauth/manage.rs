@@ -122,13 +122,18 @@ impl Admin {
                 };
                 let found = found.ok_or_else(|| AdminError::NotFound(format!("user '{u}'")))?;
                 if found.id != p.user_id && !p.is_operator() {
-                    return Err(AdminError::Forbidden("only the installation's operators set other people's passwords"));
+                    return Err(AdminError::Forbidden(
+                        "only the installation's operators set other people's passwords",
+                    ));
                 }
                 found.id
             }
         };
         if password.chars().count() < crate::orgs::MIN_PASSWORD {
-            return Err(AdminError::Invalid(format!("password must be at least {} characters", crate::orgs::MIN_PASSWORD)));
+            return Err(AdminError::Invalid(format!(
+                "password must be at least {} characters",
+                crate::orgs::MIN_PASSWORD
+            )));
         }
         if password.len() > 1024 {
             return Err(AdminError::Invalid("password must be at most 1,024 bytes".into()));
@@ -158,7 +163,8 @@ impl Admin {
             return Err(AdminError::Invalid("redirectUris must list 1 to 20 URIs".into()));
         }
         for uri in &input.redirect_uris {
-            mesh_auth::redirect::check_registered(uri).map_err(|e| AdminError::Invalid(format!("redirectUris: {e}")))?;
+            mesh_auth::redirect::check_registered(uri)
+                .map_err(|e| AdminError::Invalid(format!("redirectUris: {e}")))?;
         }
         let id = match input.client_id {
             Some(id) => {
@@ -224,7 +230,13 @@ impl Admin {
         if user_id.as_deref().is_some_and(|u| u != p.user_id) && !p.role.can_manage() {
             return Err(AdminError::Forbidden("seeing others' grants needs the owner or admin role"));
         }
-        Ok(self.store.list_oauth_grants(&p.org_id, user_id.as_deref()).await?.into_iter().map(GrantView::from).collect())
+        Ok(self
+            .store
+            .list_oauth_grants(&p.org_id, user_id.as_deref())
+            .await?
+            .into_iter()
+            .map(GrantView::from)
+            .collect())
     }
 
     /// Revokes a grant: its tokens stop working on the next request, and the client must ask

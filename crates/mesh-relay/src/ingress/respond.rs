@@ -79,9 +79,8 @@ pub(super) fn error(e: &RelayError, id: Option<&str>) -> Response {
 pub(super) fn challenge(resp: &mut Response, oauth_base: Option<&str>, path: &str, headers: &http::HeaderMap) {
     let Some(base) = oauth_base else { return };
     let error = if headers.contains_key(http::header::AUTHORIZATION) { ", error=\"invalid_token\"" } else { "" };
-    let value = format!(
-        "Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource{path}\", scope=\"mcp\"{error}"
-    );
+    let value =
+        format!("Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource{path}\", scope=\"mcp\"{error}");
     if let Ok(v) = HeaderValue::from_str(&value) {
         resp.headers_mut().insert(WWW_AUTHENTICATE, v);
     }

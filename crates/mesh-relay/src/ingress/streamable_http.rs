@@ -336,7 +336,7 @@ fn session_for(
     // Same key, but its user's role changed since: the session was opened by someone with
     // other rights (a demoted admin's management session must not keep admin powers). It ends,
     // and the client starts a new one as who it is now.
-    if session.principal != *principal {
+    if !session.principal.same_rights(principal) {
         tracing::info!(session = %session.id, "the key's role changed; ending its session");
         relay.sessions.remove(&session.id);
         tokio::spawn(async move { session.close().await });

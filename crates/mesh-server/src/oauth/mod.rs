@@ -179,9 +179,10 @@ async fn consent_or_code(ctx: &Ctx, query: &str, req: &AuthRequest, s: &mesh_sto
     let redirect = url::Url::parse(&req.redirect_uri).ok();
     let redirect_host = redirect.as_ref().and_then(|u| u.host_str()).unwrap_or("").to_string();
     let loopback = |u: &str| {
-        url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_string)).is_some_and(|h| {
-            h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) || h == "[::1]"
-        })
+        url::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .is_some_and(|h| h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) || h == "[::1]")
     };
     let what = match req.route.as_str() {
         "" => "the management server: everything your role may manage".to_string(),
@@ -219,12 +220,7 @@ fn form(body: &Bytes) -> Option<HashMap<String, String>> {
 
 /// POST /oauth/login: e-mail and password; on success a session cookie and back to the
 /// authorization request.
-async fn login(
-    State(ctx): State<Ctx>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn login(State(ctx): State<Ctx>, peer: Peer, headers: HeaderMap, body: Bytes) -> Response {
     let Some(f) = form(&body) else { return pages::error(StatusCode::BAD_REQUEST, "the form is malformed") };
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
     let query = get("request");
@@ -277,7 +273,10 @@ async fn consent(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Res
         None => None,
     };
     let Some(s) = session else {
-        return pages::error(StatusCode::UNAUTHORIZED, "Your login expired; go back to the application and start again.");
+        return pages::error(
+            StatusCode::UNAUTHORIZED,
+            "Your login expired; go back to the application and start again.",
+        );
     };
     // The form must be this session's own: a page elsewhere cannot consent for the user.
     if get("csrf") != s.csrf {
@@ -355,7 +354,10 @@ async fn preflight() -> Response {
 /// POST /oauth/token.
 async fn token(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(f) = form(&body) else {
-        return oauth_error(&OAuthError::new("invalid_request", "the body must be a form without repeated parameters"), false);
+        return oauth_error(
+            &OAuthError::new("invalid_request", "the body must be a form without repeated parameters"),
+            false,
+        );
     };
     let creds = basic(&headers);
     let used = creds.is_some();
@@ -373,12 +375,7 @@ async fn token(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Respo
 }
 
 /// POST /oauth/register (RFC 7591).
-async fn register(
-    State(ctx): State<Ctx>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn register(State(ctx): State<Ctx>, peer: Peer, headers: HeaderMap, body: Bytes) -> Response {
     if body.len() > MAX_FORM {
         return oauth_error(&OAuthError::new("invalid_client_metadata", "the body is too large"), false);
     }

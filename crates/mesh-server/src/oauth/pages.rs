@@ -50,7 +50,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'",
+        ),
     );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     resp
@@ -112,16 +114,15 @@ pub(crate) struct Consent<'a> {
 /// The consent page: who asks, for what, where the answer goes.
 pub(crate) fn consent(c: &Consent<'_>) -> Response {
     let orgs = match c.orgs {
-        [(id, name, role)] => format!(
-            "<dt>Organisation</dt><dd>{} (as {})</dd>\n{}",
-            esc(name),
-            esc(role),
-            hidden(&[("org", id)])
-        ),
+        [(id, name, role)] => {
+            format!("<dt>Organisation</dt><dd>{} (as {})</dd>\n{}", esc(name), esc(role), hidden(&[("org", id)]))
+        }
         many => {
             let options: String = many
                 .iter()
-                .map(|(id, name, role)| format!("<option value=\"{}\">{} (as {})</option>", esc(id), esc(name), esc(role)))
+                .map(|(id, name, role)| {
+                    format!("<option value=\"{}\">{} (as {})</option>", esc(id), esc(name), esc(role))
+                })
                 .collect();
             format!("<dt><label for=\"org\">Organisation</label></dt><dd><select id=\"org\" name=\"org\">{options}</select></dd>\n")
         }
@@ -183,6 +184,9 @@ mod tests {
     #[test]
     fn everything_from_outside_is_escaped() {
         assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
-        assert_eq!(hidden(&[("request", "a=1&b=\"2\"")]), "<input type=\"hidden\" name=\"request\" value=\"a=1&amp;b=&quot;2&quot;\">\n");
+        assert_eq!(
+            hidden(&[("request", "a=1&b=\"2\"")]),
+            "<input type=\"hidden\" name=\"request\" value=\"a=1&amp;b=&quot;2&quot;\">\n"
+        );
     }
 }
