@@ -61,6 +61,7 @@ impl Mesh {
             ..mesh_audit::AuditConfig::default()
         };
         let audit = mesh_audit::AuditLog::start(store.clone(), audit_cfg);
+        let oauth = Arc::new(mesh_admin::oauth::OAuth::new(oauth_settings(cfg, &store, &keyring).await?));
         let admin = Admin {
             store,
             keyring: Arc::new(RwLock::new(keyring)),
@@ -72,7 +73,7 @@ impl Mesh {
             changes: tokio::sync::broadcast::channel(256).0,
             live: Arc::default(),
             trust: cfg.trust,
-            oauth: Arc::new(mesh_admin::oauth::OAuth::new(oauth_settings(cfg)?)),
+            oauth,
             children_dir: Arc::new(
                 tempfile::Builder::new()
                     .prefix("mcp-mesh-children-")
@@ -200,8 +201,13 @@ fn follow_changes(admin: &Admin, relay: &Arc<Relay>) {
     });
 }
 
-/// The authorization server's settings from the configuration.
-fn oauth_settings(cfg: &Config) -> anyhow::Result<mesh_admin::oauth::OAuthSettings> {
+/// The authorization server's settings from the configuration; single sign-on's client secret
+/// is sealed into the vault when given, and opened from it when not.
+async fn oauth_settings(
+    cfg: &Config,
+    store: &Store,
+    keyring: &Keyring,
+) -> anyhow::Result<mesh_admin::oauth::OAuthSettings> {
     let o = &cfg.oauth;
     let mut s = mesh_admin::oauth::OAuthSettings::new(&cfg.issuer());
     s.access_ttl = Duration::from_secs(o.access_ttl_secs.max(1));
@@ -210,6 +216,40 @@ fn oauth_settings(cfg: &Config) -> anyhow::Result<mesh_admin::oauth::OAuthSettin
     s.registrations_per_hour = o.registrations_per_hour;
     if o.documents_from_private {
         s.document_reach = mesh_relay::Reach::Any;
+    }
+    if let Some(oidc) = &o.oidc {
+        const NAME: &str = "oidc_client_secret";
+        let aad = format!("installation/{NAME}/{}", oidc.issuer);
+        let secret = match &oidc.client_secret {
+            Some(given) => {
+                let sealed = keyring.seal(given.expose().as_bytes(), aad.as_bytes())?;
+                let stored = serde_json::json!({"keyId": sealed.key_id, "ciphertext": sealed.ciphertext}).to_string();
+                store.set_installation_value(NAME, &stored).await?;
+                given.expose().clone()
+            }
+            None => {
+                let stored = store.installation_value(NAME).await?.context(
+                    "single sign-on is configured without MESH_OIDC_CLIENT_SECRET, and none is sealed in the vault yet",
+                )?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&stored).context("the sealed SSO secret is unreadable")?;
+                let plain = keyring
+                    .open(v["keyId"].as_str().unwrap_or(""), v["ciphertext"].as_str().unwrap_or(""), aad.as_bytes())
+                    .context("the sealed SSO secret does not open (another issuer, or a vault key is missing): give MESH_OIDC_CLIENT_SECRET again")?;
+                String::from_utf8(plain).context("the sealed SSO secret is not text")?
+            }
+        };
+        mesh_core::Role::parse(&oidc.role)
+            .filter(|r| *r != mesh_core::Role::Owner)
+            .with_context(|| format!("MESH_OIDC_ROLE must be admin, member or viewer, not '{}'", oidc.role))?;
+        s.sso = Some(mesh_admin::oauth::login::SsoSettings {
+            issuer: oidc.issuer.trim_end_matches('/').to_string(),
+            client_id: oidc.client_id.clone(),
+            client_secret: Secret::new(secret),
+            org: oidc.org.clone(),
+            role: oidc.role.clone(),
+            label: oidc.label.clone(),
+        });
     }
     Ok(s)
 }

@@ -66,6 +66,27 @@ impl Store {
         Ok(())
     }
 
+    /// A fact about the installation by name (see the `installation` table).
+    pub async fn installation_value(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT value FROM installation WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    /// Records a fact about the installation, replacing what was there. `operator_org` is
+    /// written once and never replaced (`set_operator_org`).
+    pub async fn set_installation_value(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        if name == "operator_org" {
+            return Err(StoreError::Invalid("the operator organisation is recorded once".into()));
+        }
+        sqlx::query("INSERT INTO installation (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes a template. Connections made from it keep their copy of the command.
     pub async fn delete_template(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM stdio_templates WHERE name = $1").bind(name).execute(&self.pool).await?;

