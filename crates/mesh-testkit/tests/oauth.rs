@@ -15,7 +15,10 @@ const CALLBACK: &str = "http://127.0.0.1:9/callback";
 /// A mesh with two connections (`a`, `b`), a gateway `dev` over `a`, an owner password and a
 /// pre-registered public client `test-client` redirecting to loopback.
 async fn mesh() -> TestMesh {
-    let mesh = TestMesh::start().await;
+    setup(TestMesh::start().await).await
+}
+
+async fn setup(mesh: TestMesh) -> TestMesh {
     for slug in ["a", "b"] {
         mesh.add_connection(json!({"slug": slug, "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
     }
@@ -508,4 +511,32 @@ async fn issue17_dynamic_registration_is_limited_and_switchable() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+}
+
+/// The store's side of the flow on PostgreSQL: grants upserted, codes used once, tokens
+/// rotated and revoked by family, grants deleted with their tokens, members removed with theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue17_flows_on_postgres() {
+    let Some(db) = mesh_testkit::pg::fresh("mesh_oauth").await else { return };
+    let url = db.url.clone();
+    let mesh = setup(TestMesh::start_with(|c| c.database_url = Some(mesh_core::Secret::new(url))).await).await;
+    let a = format!("{}/mcp/a", mesh.url);
+    let t = tokens_for(&mesh, &a).await;
+    let (access, refresh) = (t["access_token"].as_str().unwrap(), t["refresh_token"].as_str().unwrap());
+    assert_eq!(init(&a, access).await.0, 200);
+    assert_eq!(init(&format!("{}/mcp/b", mesh.url), access).await.0, 401);
+    let (status, t2, _) = token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "test-client")]).await;
+    assert_eq!(status, 200, "{t2}");
+    let (status, _, _) = token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "test-client")]).await;
+    assert_eq!(status, 400, "reuse");
+    assert_eq!(init(&a, t2["access_token"].as_str().unwrap()).await.0, 401, "family revoked");
+    // Consent remembered, then revoked with its tokens.
+    let t3 = tokens_for(&mesh, &a).await;
+    let owner = mesh.owner();
+    let grants = mesh.admin.list_oauth_grants(&owner, None).await.unwrap();
+    assert_eq!(grants.len(), 1, "one grant per user, client and resource: {grants:?}");
+    mesh.admin.revoke_oauth_grant(&owner, &grants[0].id).await.unwrap();
+    assert_eq!(init(&a, t3["access_token"].as_str().unwrap()).await.0, 401);
+    mesh.stop().await;
+    db.drop_now().await;
 }
