@@ -21,6 +21,7 @@ pub mod compare;
 pub mod gateway;
 pub mod load;
 pub mod memory;
+pub mod oauth;
 pub mod pools;
 pub mod processes;
 pub mod procfs;

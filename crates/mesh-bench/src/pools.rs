@@ -17,6 +17,8 @@ pub struct Pools {
     pub list_gateway: Option<Vec<Session>>,
     /// Why the gateway paths are missing, if they are.
     pub gateway_na: Option<String>,
+    /// Why the OAuth path is missing (a mesh without OAuth), if it is.
+    pub oauth_na: Option<String>,
 }
 
 impl Pools {
@@ -35,7 +37,17 @@ impl Pools {
         let mut call = HashMap::new();
         call.insert(Path::Direct, http_pool(&direct_http, &upstream.url, None, n).await?);
         call.insert(Path::Bare, http_pool(&relay_http, &relay.url, None, n).await?);
-        call.insert(Path::Mesh, http_pool(&mesh_http, &mesh.url(&format!("/mcp/{HTTP_CONNECTION}")), key, n).await?);
+        let mesh_url = mesh.url(&format!("/mcp/{HTTP_CONNECTION}"));
+        call.insert(Path::Mesh, http_pool(&mesh_http, &mesh_url, key, n).await?);
+        let oauth_na = match crate::oauth::token(mesh, mesh_url.as_str()).await? {
+            Ok(token) => {
+                // Its own HTTP client: the two rows never share a connection pool.
+                let oauth_http = client::http_client();
+                call.insert(Path::MeshOauth, http_pool(&oauth_http, &mesh_url, Some(&token), n).await?);
+                None
+            }
+            Err(why) => Some(why),
+        };
         let (list_gateway, gateway_na) = match gateway::create(mesh, upstream).await? {
             Ok((call_url, list_url)) => {
                 call.insert(Path::Gateway, http_pool(&mesh_http, &call_url, key, n).await?);
@@ -53,7 +65,7 @@ impl Pools {
             .try_collect()
             .await?;
         call.insert(Path::StdioDirect, stdio);
-        Ok(Pools { call, list_gateway, gateway_na })
+        Ok(Pools { call, list_gateway, gateway_na, oauth_na })
     }
 
     /// The `tools/call` each path makes: the echo tool, under its prefix through the gateway.
@@ -75,7 +87,7 @@ impl Pools {
     /// Sessions open through the mesh.
     pub fn through_mesh(&self) -> usize {
         let n = |p| self.call.get(&p).map_or(0, Vec::len);
-        n(Path::Mesh) + n(Path::Gateway) + n(Path::StdioMesh) + self.list_gateway.as_ref().map_or(0, Vec::len)
+        n(Path::Mesh) + n(Path::MeshOauth) + n(Path::Gateway) + n(Path::StdioMesh) + self.list_gateway.as_ref().map_or(0, Vec::len)
     }
 
     /// Ends every session.

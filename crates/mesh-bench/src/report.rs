@@ -24,6 +24,8 @@ pub enum Path {
     StdioDirect,
     /// Through the mesh at `/mcp/{connection}`, stdio upstream started by the mesh.
     StdioMesh,
+    /// `Mesh`, authorised by an OAuth access token instead of an API key.
+    MeshOauth,
 }
 
 impl Path {
@@ -36,6 +38,7 @@ impl Path {
             Path::Gateway => "virtual MCP (3 members)",
             Path::StdioDirect => "stdio direct",
             Path::StdioMesh => "stdio via mesh",
+            Path::MeshOauth => "/mcp/{connection}, OAuth token",
         }
     }
 }
@@ -245,6 +248,31 @@ impl Report {
                 tp(Path::StdioDirect),
                 tp(Path::StdioMesh),
                 ratio(Path::StdioMesh, Path::StdioDirect)
+            );
+        }
+
+        let _ = writeln!(o, "\n### OAuth access token vs API key (/mcp/{{connection}}, HTTP upstream)\n");
+        let _ = writeln!(o, "| concurrency | API key calls/s | OAuth calls/s | OAuth/key | p50 key | p50 OAuth | mesh CPU/call key | mesh CPU/call OAuth |");
+        let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for &c in &levels {
+            let (k, t) = (self.call(Path::Mesh, c), self.call(Path::MeshOauth, c));
+            if let Some(why) = t.and_then(|t| t.status.clone()) {
+                let _ = writeln!(o, "| {c} | {} | {why} | — | — | — | — | — |", k.map(cell_tp).unwrap_or_else(|| "—".into()));
+                continue;
+            }
+            let ratio = match (k, t) {
+                (Some(k), Some(t)) if k.throughput > 0.0 => format!("{:.0}%", 100.0 * t.throughput / k.throughput),
+                _ => "—".into(),
+            };
+            let _ = writeln!(
+                o,
+                "| {c} | {} | {} | {ratio} | {} | {} | {} | {} |",
+                k.map(cell_tp).unwrap_or_else(|| "—".into()),
+                t.map(cell_tp).unwrap_or_else(|| "—".into()),
+                ms(k.and_then(|r| r.p50_ms)),
+                ms(t.and_then(|r| r.p50_ms)),
+                us(k.and_then(|r| r.mesh_cpu_us_per_call)),
+                us(t.and_then(|r| r.mesh_cpu_us_per_call)),
             );
         }
 

@@ -138,7 +138,8 @@ pub fn log(msg: impl AsRef<str>) {
 }
 
 /// The paths measured for `tools/call`, in round order.
-const CALL_PATHS: [Path; 6] = [Path::Direct, Path::Bare, Path::Mesh, Path::Gateway, Path::StdioDirect, Path::StdioMesh];
+const CALL_PATHS: [Path; 7] =
+    [Path::Direct, Path::Bare, Path::Mesh, Path::MeshOauth, Path::Gateway, Path::StdioDirect, Path::StdioMesh];
 /// The paths measured for `tools/list` (the gateway's is the 50-member one).
 const LIST_PATHS: [Path; 3] = [Path::Direct, Path::Mesh, Path::Gateway];
 
@@ -213,6 +214,7 @@ async fn measure(
     log(format!("opening {max_c} sessions per path"));
     let mut pools = Pools::open(cfg, upstream, relay, mesh, max_c).await?;
     let gateway_na = pools.gateway_na.clone();
+    let pools_oauth_na = pools.oauth_na.clone();
     for (&path, pool) in pools.call.iter_mut() {
         let budget = Budget { duration: Duration::from_secs(30), calls: cfg.warmup_calls };
         warm_up(pool, Pools::tool_call(path), budget, path).await?;
@@ -292,6 +294,7 @@ async fn measure(
         for path in CALL_PATHS {
             calls.push(match acc.remove(&(path, c)) {
                 Some(a) => a.row(path, c),
+                None if path == Path::MeshOauth => CallRow::unavailable(path, c, pools_oauth_na.as_deref().unwrap_or("n/a")),
                 None => CallRow::unavailable(path, c, &na),
             });
         }

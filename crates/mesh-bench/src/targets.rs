@@ -18,12 +18,24 @@ pub fn check_all(r: &Report, sessions: usize) -> Vec<TargetCheck> {
         (Some(m), Some(d)) if d.throughput > 0.0 => Some(100.0 * m.throughput / d.throughput),
         _ => None,
     };
+    // What authorising by an OAuth token costs over an API key: mesh CPU per call at c=1.
+    let oauth_cpu = match (r.call(Path::MeshOauth, 1), r.call(Path::Mesh, 1)) {
+        (Some(t), Some(k)) => t.mesh_cpu_us_per_call.zip(k.mesh_cpu_us_per_call).map(|(t, k)| t - k),
+        _ => None,
+    };
     let rss = |state: &str| r.memory(state).map(|m| mib(m.rss_kib));
     let cold = |i: usize| r.cold_start.get(i).map(|c| c.first_initialize_ms);
     vec![
         check("added latency, p50, concurrency 1", "≤ 0.15 ms over direct", "ms", added(|c| c.p50_ms), |v| v <= 0.15),
         check("added latency, p99, concurrency 1", "≤ 1 ms over direct", "ms", added(|c| c.p99_ms), |v| v <= 1.0),
         check("/mcp/{connection} throughput at concurrency 64", "≥ 50% of direct", "%", tp_ratio, |v| v >= 50.0),
+        check(
+            "OAuth token vs API key, mesh CPU per call, concurrency 1",
+            "within 3 µs of an API key",
+            "µs",
+            oauth_cpu,
+            |v| v <= 3.0,
+        ),
         check("mesh RSS, idle", "≤ 30 MiB", "MiB", rss("idle"), |v| v <= 30.0),
         check(
             &format!("mesh RSS with {sessions} open sessions"),
