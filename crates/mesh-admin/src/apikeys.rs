@@ -83,6 +83,10 @@ impl From<ApiKey> for KeyView {
 impl Admin {
     /// Creates a key; returns it with the secret, which is never shown again.
     pub async fn create_api_key(&self, p: &Principal, input: KeyInput) -> Result<(KeyView, String), AdminError> {
+        crate::trust::Trust::check_not_delegated(
+            p,
+            "an OAuth client cannot create API keys: a key would outlive the grant and carry more than the token",
+        )?;
         let name = input.name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(AdminError::Invalid("name must be 1 to 100 characters".into()));

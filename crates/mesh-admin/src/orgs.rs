@@ -128,6 +128,10 @@ impl Admin {
         name: Option<&str>,
     ) -> Result<(OrgView, String), AdminError> {
         require_manage(p)?;
+        crate::trust::Trust::check_not_delegated(
+            p,
+            "an OAuth client cannot create organisations (it would receive an owner key)",
+        )?;
         // Founding organisations is the installation's business, not one organisation's.
         self.trust.check_org_create(p)?;
         mesh_core::slug::validate(slug).map_err(|e| AdminError::Invalid(e.to_string()))?;
@@ -233,6 +237,9 @@ impl Admin {
     /// new email.
     pub async fn add_member(&self, p: &Principal, input: MemberInput) -> Result<MemberView, AdminError> {
         require_manage(p)?;
+        if input.password.is_some() {
+            crate::trust::Trust::check_not_delegated(p, "an OAuth client cannot give members passwords")?;
+        }
         let email = normalise_email(&input.email)?;
         if !self.role_exists(&p.org_id, &input.role).await? {
             return Err(AdminError::Invalid(format!("no role named '{}'", input.role)));
@@ -259,6 +266,15 @@ impl Admin {
                         "this user already exists; their password is theirs to set, leave it out".into(),
                     ));
                 }
+                // A password another organisation's admin chose for this person would let that
+                // admin log in as them here: it is cleared, and the person sets their own.
+                if let Some(origin) = self.store.password_origin(&u.id).await? {
+                    if origin != p.org_id && u.password_hash.is_some() {
+                        self.store.set_password_hash(&u.id, None).await?;
+                        self.store.set_password_origin(&u.id, None).await?;
+                        tracing::warn!(user = %u.id, "an admin-chosen password was cleared: the user joined another organisation");
+                    }
+                }
                 // The answer must not show what another organisation knows of this person (the
                 // name they were given there, whether they have a password): it reads as it
                 // would for a new user.
@@ -281,6 +297,9 @@ impl Admin {
                     created_at: now,
                 };
                 self.store.create_user(&u).await?;
+                if u.password_hash.is_some() {
+                    self.store.set_password_origin(&u.id, Some(&p.org_id)).await?;
+                }
                 u
             }
         };

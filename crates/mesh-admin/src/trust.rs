@@ -105,6 +105,20 @@ impl Trust {
         }
     }
 
+    /// Refuses `p` when it is an OAuth access token (`Principal::audience`): a third-party
+    /// client the user consented to may manage within the user's role, but never mint a
+    /// credential — an API key, an organisation's owner key, a password — that would outlive
+    /// the grant, or (for the owners of the operator organisation) act with more than the
+    /// token's own rights. `what` completes "an OAuth client cannot …".
+    pub fn check_not_delegated(p: &Principal, what: &'static str) -> Result<(), AdminError> {
+        if p.audience.is_some() {
+            tracing::warn!(org = %p.org_id, user = %p.user_id, what, "refused to an OAuth access token");
+            Err(AdminError::Forbidden(what))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Whether `p` may create an organisation.
     pub fn check_org_create(&self, p: &Principal) -> Result<(), AdminError> {
         if self.org_create.includes(p) {

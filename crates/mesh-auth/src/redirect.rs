@@ -28,6 +28,11 @@ fn loopback(host: &url::Host<&str>) -> bool {
     }
 }
 
+/// Whether `uri` is an `http` URL on a loopback host (a native app on this device).
+pub fn is_loopback(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| u.scheme() == "http" && u.host().as_ref().is_some_and(loopback))
+}
+
 /// Checks a redirect URI a client registers (by pre-registration, metadata document or DCR).
 pub fn check_registered(uri: &str) -> Result<(), RedirectError> {
     let u = url::Url::parse(uri).map_err(|_| RedirectError::NotAUrl(uri.into()))?;

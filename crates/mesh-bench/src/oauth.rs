@@ -120,7 +120,11 @@ fn hidden(html: &str, id: &str) -> Vec<(String, String)> {
             let (name, rest) = s.split_once("\" value=\"")?;
             let value = rest.split('"').next()?;
             let un = |v: &str| {
-                v.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+                v.replace("&quot;", "\"")
+                    .replace("&#39;", "'")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&")
             };
             Some((un(name), un(value)))
         })

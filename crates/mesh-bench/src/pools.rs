@@ -87,7 +87,11 @@ impl Pools {
     /// Sessions open through the mesh.
     pub fn through_mesh(&self) -> usize {
         let n = |p| self.call.get(&p).map_or(0, Vec::len);
-        n(Path::Mesh) + n(Path::MeshOauth) + n(Path::Gateway) + n(Path::StdioMesh) + self.list_gateway.as_ref().map_or(0, Vec::len)
+        n(Path::Mesh)
+            + n(Path::MeshOauth)
+            + n(Path::Gateway)
+            + n(Path::StdioMesh)
+            + self.list_gateway.as_ref().map_or(0, Vec::len)
     }
 
     /// Ends every session.

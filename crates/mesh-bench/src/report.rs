@@ -257,7 +257,11 @@ impl Report {
         for &c in &levels {
             let (k, t) = (self.call(Path::Mesh, c), self.call(Path::MeshOauth, c));
             if let Some(why) = t.and_then(|t| t.status.clone()) {
-                let _ = writeln!(o, "| {c} | {} | {why} | — | — | — | — | — |", k.map(cell_tp).unwrap_or_else(|| "—".into()));
+                let _ = writeln!(
+                    o,
+                    "| {c} | {} | {why} | — | — | — | — | — |",
+                    k.map(cell_tp).unwrap_or_else(|| "—".into())
+                );
                 continue;
             }
             let ratio = match (k, t) {

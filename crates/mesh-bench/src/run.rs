@@ -294,7 +294,9 @@ async fn measure(
         for path in CALL_PATHS {
             calls.push(match acc.remove(&(path, c)) {
                 Some(a) => a.row(path, c),
-                None if path == Path::MeshOauth => CallRow::unavailable(path, c, pools_oauth_na.as_deref().unwrap_or("n/a")),
+                None if path == Path::MeshOauth => {
+                    CallRow::unavailable(path, c, pools_oauth_na.as_deref().unwrap_or("n/a"))
+                }
                 None => CallRow::unavailable(path, c, &na),
             });
         }

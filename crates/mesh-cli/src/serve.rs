@@ -99,9 +99,14 @@ pub struct ServeArgs {
     /// starts may leave it out).
     #[arg(long, env = "MESH_OIDC_CLIENT_SECRET", hide_env_values = true)]
     oidc_client_secret: Option<String>,
-    /// Single sign-on: the organisation (slug) new users join (default: the first one).
+    /// Single sign-on: the organisation (slug) people without an account join (default: none;
+    /// they are refused).
     #[arg(long, env = "MESH_OIDC_ORG")]
     oidc_org: Option<String>,
+    /// Single sign-on: e-mail domains that may sign in this way, comma-separated (default: any
+    /// the provider verifies).
+    #[arg(long, env = "MESH_OIDC_DOMAINS", value_delimiter = ',')]
+    oidc_domains: Vec<String>,
     /// Single sign-on: the role new users get there.
     #[arg(long, env = "MESH_OIDC_ROLE", default_value = "member")]
     oidc_role: String,
@@ -160,6 +165,12 @@ impl ServeArgs {
                     org: self.oidc_org.filter(|s| !s.is_empty()),
                     role: self.oidc_role,
                     label: self.oidc_label,
+                    domains: self
+                        .oidc_domains
+                        .into_iter()
+                        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+                        .filter(|d| !d.is_empty())
+                        .collect(),
                 }),
                 (None, None) => None,
                 _ => anyhow::bail!("single sign-on needs both MESH_OIDC_ISSUER and MESH_OIDC_CLIENT_ID"),

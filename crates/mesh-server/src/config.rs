@@ -99,9 +99,11 @@ pub struct OidcConfig {
     /// The mesh's client secret there (`MESH_OIDC_CLIENT_SECRET`): sealed into the vault at
     /// start; later starts may leave it out and use the sealed one.
     pub client_secret: Option<Secret<String>>,
-    /// The organisation (slug) new users join (`MESH_OIDC_ORG`, default the operator
-    /// organisation).
+    /// The organisation (slug) people without an account join (`MESH_OIDC_ORG`; default none:
+    /// they are refused).
     pub org: Option<String>,
+    /// E-mail domains that may sign in this way (`MESH_OIDC_DOMAINS`; empty: any).
+    pub domains: Vec<String>,
     /// Their role there (`MESH_OIDC_ROLE`, default member).
     pub role: String,
     /// The login button's label (`MESH_OIDC_LABEL`, default "Single sign-on").

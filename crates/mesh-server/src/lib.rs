@@ -239,6 +239,19 @@ async fn oauth_settings(
                 String::from_utf8(plain).context("the sealed SSO secret is not text")?
             }
         };
+        // OpenID Connect Core §3.1.3.7: the ID token's signature is not checked because it comes
+        // straight from the provider over TLS, so TLS it must be (loopback, for tests, aside).
+        let provider = url::Url::parse(&oidc.issuer).context("MESH_OIDC_ISSUER is not a URL")?;
+        let loopback = match provider.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        anyhow::ensure!(
+            provider.scheme() == "https" || (provider.scheme() == "http" && loopback),
+            "MESH_OIDC_ISSUER must be an https:// URL"
+        );
         mesh_core::Role::parse(&oidc.role)
             .filter(|r| *r != mesh_core::Role::Owner)
             .with_context(|| format!("MESH_OIDC_ROLE must be admin, member or viewer, not '{}'", oidc.role))?;
@@ -249,6 +262,7 @@ async fn oauth_settings(
             org: oidc.org.clone(),
             role: oidc.role.clone(),
             label: oidc.label.clone(),
+            domains: oidc.domains.clone(),
         });
     }
     Ok(s)

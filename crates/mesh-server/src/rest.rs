@@ -161,7 +161,10 @@ where
 /// The caller's principal, or the 401 to answer.
 pub(crate) fn authenticate(admin: &Admin, headers: &HeaderMap) -> Result<Principal, Box<Response>> {
     // The one bearer parser, shared with the MCP routes (scheme case-insensitive, RFC 9110).
-    match mesh_relay::ingress::bearer(headers).and_then(|t| admin.keys.authenticate(t)) {
+    // An OAuth access token is for the one MCP endpoint it was issued for (RFC 8707; MCP: a
+    // server accepts only tokens issued for it), never for the REST API.
+    match mesh_relay::ingress::bearer(headers).and_then(|t| admin.keys.authenticate(t)).filter(|p| p.audience.is_none())
+    {
         Some(p) => Ok(p),
         None => {
             let mut resp = error(StatusCode::UNAUTHORIZED, "a valid API key is required (Authorization: Bearer …)");

@@ -85,3 +85,9 @@ CREATE TABLE user_sessions (
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL
 );
+
+-- Who chose a user's password: NULL for the user themselves (or an installation operator), else
+-- the organisation whose admin gave it when adding them. Such a password is cleared when the
+-- person joins another organisation, so that one organisation's admin cannot log in as them
+-- where they govern nothing.
+ALTER TABLE users ADD COLUMN password_set_by TEXT;

@@ -128,6 +128,26 @@ impl Store {
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
+    /// Records who chose a user's password: `Some(org_id)` when an organisation's admin did,
+    /// `None` when the user (or an operator) did.
+    pub async fn set_password_origin(&self, user_id: &str, org_id: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_set_by = $1 WHERE id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The organisation whose admin chose this user's password, if one did.
+    pub async fn password_origin(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT password_set_by FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>("password_set_by")).transpose()?.flatten())
+    }
+
     /// Sets (or, with `None`, clears) a user's password hash. Returns whether the user exists.
     pub async fn set_password_hash(&self, user_id: &str, hash: Option<&str>) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")

@@ -309,19 +309,35 @@ async fn issue17_consent_is_remembered_denied_and_revocable() {
     fields.iter_mut().filter(|(k, _)| k == "csrf").for_each(|(_, v)| *v = "forged".into());
     fields.push(("decision".into(), "allow".into()));
     assert_eq!(browser.post_form(&format!("{}/oauth/consent", mesh.url), &fields).await.status, 403);
-    // Allow once; the next authorization in the same browser skips the consent page.
+    // Allow once. A public client redirecting to loopback could be any program on the device,
+    // so it is asked again next time (RFC 8252 §8.6)…
     let allowed = browser.submit(&consent, "consent", &[("decision", "allow")]).await;
     assert!(param(&allowed.location().unwrap(), "code").is_some());
     let again = browser.get(&authorize_url(&mesh.url, "test-client", CALLBACK, &a, &p, "s2")).await;
+    assert!(again.has_form("consent"), "a loopback public client is asked every time");
+    // …while a confidential client with an https redirect is remembered: the next authorization
+    // in the same browser skips the consent page.
+    let owner = mesh.owner();
+    let web = ClientInput {
+        name: "Web App".into(),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        confidential: true,
+        client_id: Some("web-app".into()),
+        ..Default::default()
+    };
+    mesh.admin.create_oauth_client(&owner, web).await.unwrap();
+    let web_url = |state: &str| authorize_url(&mesh.url, "web-app", "https://app.example/cb", &a, &p, state);
+    let first = browser.authorize(&web_url("w1"), OWNER, PASSWORD, "https://app.example/cb").await.unwrap();
+    assert!(param(&first, "code").is_some());
+    let again = browser.get(&web_url("w2")).await;
     let loc = again.location().expect("remembered consent redirects at once");
-    assert!(param(&loc, "code").is_some(), "{loc}");
+    assert!(loc.starts_with("https://app.example/cb?") && param(&loc, "code").is_some(), "{loc}");
     // The grant is listed, and revoking it ends its tokens on the next request.
     let t = tokens_for(&mesh, &a).await;
     let access = t["access_token"].as_str().unwrap();
     assert_eq!(init(&a, access).await.0, 200);
-    let owner = mesh.owner();
     let grants = mesh.admin.list_oauth_grants(&owner, None).await.unwrap();
-    let g = grants.iter().find(|g| g.resource == a).expect("grant listed");
+    let g = grants.iter().find(|g| g.resource == a && g.client_id == "test-client").expect("grant listed");
     assert_eq!(g.client_id, "test-client");
     mesh.admin.revoke_oauth_grant(&owner, &g.id).await.unwrap();
     assert_eq!(init(&a, access).await.0, 401, "a revoked grant's token fails on the next request");
@@ -525,9 +541,13 @@ async fn issue17_flows_on_postgres() {
     let (access, refresh) = (t["access_token"].as_str().unwrap(), t["refresh_token"].as_str().unwrap());
     assert_eq!(init(&a, access).await.0, 200);
     assert_eq!(init(&format!("{}/mcp/b", mesh.url), access).await.0, 401);
-    let (status, t2, _) = token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "test-client")]).await;
+    let (status, t2, _) =
+        token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "test-client")])
+            .await;
     assert_eq!(status, 200, "{t2}");
-    let (status, _, _) = token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "test-client")]).await;
+    let (status, _, _) =
+        token(&mesh.url, &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "test-client")])
+            .await;
     assert_eq!(status, 400, "reuse");
     assert_eq!(init(&a, t2["access_token"].as_str().unwrap()).await.0, 401, "family revoked");
     // Consent remembered, then revoked with its tokens.
@@ -539,4 +559,81 @@ async fn issue17_flows_on_postgres() {
     assert_eq!(init(&a, t3["access_token"].as_str().unwrap()).await.0, 401);
     mesh.stop().await;
     db.drop_now().await;
+}
+
+/// A token is a delegation to a third-party client: it never reaches the REST API, and even a
+/// token for the management server mints no credential (an API key, an organisation's owner
+/// key, a password) that would outlive the grant or carry the owner's operator rights.
+#[tokio::test]
+async fn issue17_tokens_mint_no_credentials_and_stay_off_rest() {
+    let mesh = mesh().await;
+    let t = tokens_for(&mesh, &format!("{}/mcp", mesh.url)).await;
+    let access = t["access_token"].as_str().unwrap();
+    let (ok, out) = mesh.manage(access, "COLLECTION_CONNECTIONS_LIST", json!({})).await;
+    assert!(ok, "a management token manages within the user's role: {out}");
+    for (tool, args) in [
+        ("API_KEY_CREATE", json!({"name": "escape"})),
+        (
+            "ORGANIZATION_MEMBER_ADD",
+            json!({"email": "backdoor@example.test", "role": "member", "password": "a long backdoor password"}),
+        ),
+        ("ORGANIZATION_CREATE", json!({"slug": "elsewhere"})),
+    ] {
+        let (ok, out) = mesh.manage(access, tool, args).await;
+        assert!(!ok && out.as_str().unwrap_or_default().contains("OAuth client cannot"), "{tool}: {out}");
+    }
+    let status = reqwest::Client::new()
+        .get(format!("{}/api/v1/audit", mesh.url))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401, "REST is not a resource tokens are issued for");
+    let status = reqwest::Client::new()
+        .get(format!("{}/api/v1/audit", mesh.url))
+        .bearer_auth(&mesh.key)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
+
+/// A password an organisation's admin chose for a new person is theirs no more once that
+/// person joins another organisation: that admin cannot log in as them there.
+#[tokio::test]
+async fn issue17_an_admin_chosen_password_is_cleared_when_the_person_joins_elsewhere() {
+    let mesh = mesh().await;
+    let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let (ok, out) = mesh
+        .manage(
+            &mesh.key,
+            "ORGANIZATION_MEMBER_ADD",
+            json!({"email": "ceo@corp.test", "role": "member", "password": "chosen by the admin"}),
+        )
+        .await;
+    assert!(ok, "{out}");
+    assert!(mesh.admin.password_login("ceo@corp.test", "chosen by the admin", ip).await.is_ok());
+    let (ok, out) = mesh.manage(&mesh.key, "ORGANIZATION_CREATE", json!({"slug": "corp"})).await;
+    assert!(ok, "{out}");
+    let corp_key = out["ownerKey"]
+        .as_str()
+        .or_else(|| out["key"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("owner key in {out}"));
+    let (ok, out) =
+        mesh.manage(&corp_key, "ORGANIZATION_MEMBER_ADD", json!({"email": "ceo@corp.test", "role": "admin"})).await;
+    assert!(ok, "{out}");
+    assert!(mesh.admin.password_login("ceo@corp.test", "chosen by the admin", ip).await.is_err(), "cleared");
+    // The person's own password is theirs to keep.
+    let ceo = mesh.admin.store.get_user_by_email("ceo@corp.test").await.unwrap().unwrap();
+    let me = mesh_core::Principal { user_id: ceo.id.clone(), ..mesh.owner() };
+    mesh.admin.set_password(&me, None, "my very own password").await.unwrap();
+    let (ok, _) = mesh.manage(&corp_key, "ORGANIZATION_MEMBER_REMOVE", json!({"user": ceo.id})).await;
+    assert!(ok);
+    let (ok, _) =
+        mesh.manage(&corp_key, "ORGANIZATION_MEMBER_ADD", json!({"email": "ceo@corp.test", "role": "member"})).await;
+    assert!(ok);
+    assert!(mesh.admin.password_login("ceo@corp.test", "my very own password", ip).await.is_ok());
 }

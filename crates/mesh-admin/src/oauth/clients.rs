@@ -178,7 +178,11 @@ impl Metadata {
 /// Whether a `client_id` is a metadata-document URL (the draft: https, a path, nothing else).
 pub fn is_document_url(client_id: &str) -> bool {
     let Ok(u) = url::Url::parse(client_id) else { return false };
-    u.scheme() == "https"
+    // Only a URL already in its normal form: the parser removes dot segments and lower-cases
+    // the host, and a client id that changes when parsed would name one document and show
+    // another spelling.
+    u.as_str() == client_id
+        && u.scheme() == "https"
         && u.host_str().is_some()
         && u.path() != "/"
         && u.fragment().is_none()
@@ -244,7 +248,12 @@ impl Admin {
                 tracing::info!(client_id = %url, error = %e, "client metadata document fetch failed");
                 refuse("could not be fetched")
             })?;
-        if !resp.status().is_success() {
+        // Exactly 200 from exactly that URL: a redirect would let a document elsewhere speak
+        // for the URL the consent page shows.
+        if resp.url().as_str() != url {
+            return Err(refuse("redirects elsewhere; a client metadata document is served at its own URL"));
+        }
+        if resp.status() != reqwest::StatusCode::OK {
             return Err(refuse(&format!("answered HTTP {}", resp.status().as_u16())));
         }
         let ttl = cache_lifetime(resp.headers());

@@ -76,7 +76,14 @@ impl Admin {
             )));
         }
         let state = get("state").map(str::to_string);
+        // A client anyone could have registered (RFC 7591, or a metadata document) gets its
+        // errors on a page, not in a redirect: otherwise the mesh would send browsers to any
+        // URL such a client names, with no one ever logging in (RFC 9700 §4.11.2).
+        let trusted = client.kind == super::clients::ClientKind::Static;
         let back = |error: &str, description: &str| {
+            if !trusted {
+                return AuthorizeError::Page(format!("{error}: {description}"));
+            }
             AuthorizeError::Redirect(self.oauth_redirect(
                 redirect_uri,
                 state.as_deref(),
@@ -151,6 +158,11 @@ impl Admin {
         if req.prompt.as_deref().is_some_and(|p| p.split(' ').any(|v| v == "consent" || v == "login")) {
             return Ok(None);
         }
+        // A client that redirects to this device (loopback) can be any program on it posing as
+        // the one the user approved: it is asked every time (RFC 8252 §8.6).
+        if req.client.secret_hash.is_none() && mesh_auth::redirect::is_loopback(&req.redirect_uri) {
+            return Ok(None);
+        }
         let orgs = self.oauth_orgs_for(user_id, &req.route).await?;
         let [(org, _)] = orgs.as_slice() else { return Ok(None) };
         let Some(grant) = self.store.find_oauth_grant(&org.id, user_id, &req.client.id, &req.resource).await? else {
@@ -182,13 +194,14 @@ impl Admin {
                 details: json!({"resource": req.resource, "scope": mesh_auth::scope::format(&req.scope)}),
             })
         };
-        if !allow {
-            event(Outcome::Denied, Some("the user declined".into()), "");
-            return Ok(back(&[("error", "access_denied"), ("error_description", "the user declined")]));
-        }
+        // The organisation comes from the form: checked before anything is written in its name.
         let orgs = self.oauth_orgs_for(user_id, &req.route).await.map_err(|e| AuthorizeError::Page(e.description))?;
         if !orgs.iter().any(|(o, _)| o.id == org_id) {
             return Err(AuthorizeError::Page("that organisation has no such endpoint for you".into()));
+        }
+        if !allow {
+            event(Outcome::Denied, Some("the user declined".into()), "");
+            return Ok(back(&[("error", "access_denied"), ("error_description", "the user declined")]));
         }
         let now = mesh_core::id::now_ms();
         let grant = OAuthGrant {
@@ -305,7 +318,9 @@ impl Admin {
             refuse("code expired or issued to another client");
             return Err(bad());
         }
-        if form.get("redirect_uri") != Some(&stored.redirect_uri) {
+        // OAuth 2.1 §4.1.3: with PKCE the redirect URI need not be repeated; if it is, it must
+        // be the authorization request's.
+        if form.get("redirect_uri").is_some_and(|r| *r != stored.redirect_uri) {
             refuse("redirect_uri differs from the authorization request's");
             return Err(OAuthError::new("invalid_grant", "redirect_uri differs from the authorization request's"));
         }

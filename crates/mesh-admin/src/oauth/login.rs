@@ -33,8 +33,10 @@ pub struct SsoSettings {
     pub client_id: String,
     /// The mesh's client secret at the provider (kept sealed in the vault, opened at start).
     pub client_secret: mesh_core::Secret<String>,
-    /// The organisation (slug) users who are not members yet are added to.
+    /// The organisation (slug) users without an account are added to; none: they are refused.
     pub org: Option<String>,
+    /// E-mail domains that may sign in this way (lower case); empty: any the provider verifies.
+    pub domains: Vec<String>,
     /// The role they get there.
     pub role: String,
     /// The button's label on the login page.
@@ -72,6 +74,13 @@ impl Throttle {
 
     fn succeed(&self, key: &str) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    /// Takes back one failure counted in advance (a success from an address).
+    fn forgive(&self, key: &str) {
+        if let Some(e) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
+            e.0 = e.0.saturating_sub(1);
+        }
     }
 }
 
@@ -119,6 +128,16 @@ impl Admin {
             tracing::warn!(%ip, "login refused: backing off after repeated failures");
             return Err(LoginError::Throttled(wait));
         }
+        // At most a few argon2 runs at once (each takes 19 MiB and a core for tens of ms): a
+        // flood of logins is refused, not queued into memory.
+        let Ok(_permit) = self.oauth.hashing.try_acquire() else {
+            tracing::warn!(%ip, "login refused: too many password checks under way");
+            return Err(LoginError::Throttled(Duration::from_secs(1)));
+        };
+        // Counted before the check, so that parallel attempts cannot all pass the backoff
+        // while the first ones are still hashing; a success takes it back.
+        throttle.fail(account.clone(), now);
+        throttle.fail(address.clone(), now);
         let user = self.store.get_user_by_email(&email).await.ok().flatten();
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let password = password.to_string();
@@ -133,14 +152,22 @@ impl Admin {
         })
         .await
         .unwrap_or(false);
-        let Some(user) = user.filter(|_| ok) else {
-            throttle.fail(account, now);
-            throttle.fail(address, now);
-            tracing::info!(%ip, "login failed");
-            self.audit_login(None, &email, Outcome::Denied, Some("wrong e-mail or password")).await;
-            return Err(LoginError::Invalid);
+        let user = match user {
+            Some(u) if ok => u,
+            known => {
+                tracing::info!(%ip, "login failed");
+                // A known account's failures go to its organisations' trails; what was typed is
+                // recorded only if it is an e-mail address (people type passwords into the
+                // wrong field).
+                let typed =
+                    if email.contains('@') && email.len() <= 254 { email.as_str() } else { "(not an e-mail address)" };
+                let who = known.as_ref().map(|u| u.id.as_str());
+                self.audit_login(who, typed, Outcome::Denied, Some("wrong e-mail or password")).await;
+                return Err(LoginError::Invalid);
+            }
         };
         throttle.succeed(&account);
+        throttle.forgive(&address);
         let session = self.start_session(&user.id, "password").await.map_err(|_| LoginError::Invalid)?;
         self.audit_login(Some(&user.id), &email, Outcome::Ok, None).await;
         tracing::info!(user = %user.id, "logged in with a password");

@@ -112,6 +112,7 @@ impl Admin {
     /// installation operator may set anyone's (`user` by id or e-mail). Organisation owners may
     /// not: a person can belong to several organisations, and a password opens all of them.
     pub async fn set_password(&self, p: &Principal, user: Option<&str>, password: &str) -> Result<(), AdminError> {
+        crate::trust::Trust::check_not_delegated(p, "an OAuth client cannot set passwords")?;
         let target = match user {
             None => p.user_id.clone(),
             Some(u) => {
@@ -143,6 +144,8 @@ impl Admin {
             .await
             .map_err(|_| AdminError::Invalid("cannot hash the password".into()))??;
         self.store.set_password_hash(&target, Some(&hash)).await?;
+        // Now the user's own (or an operator's): no longer one an organisation's admin chose.
+        self.store.set_password_origin(&target, None).await?;
         tracing::info!(user = %target, "password set");
         Ok(())
     }

@@ -75,6 +75,8 @@ pub struct OAuth {
     pub(crate) registrations: clients::RegistrationLimit,
     pub(crate) documents: clients::DocumentCache,
     pub(crate) sso_pending: login::SsoPending,
+    /// Password checks (argon2id) running at once.
+    pub(crate) hashing: tokio::sync::Semaphore,
 }
 
 impl OAuth {
@@ -86,6 +88,7 @@ impl OAuth {
             registrations: Default::default(),
             documents: Default::default(),
             sso_pending: Default::default(),
+            hashing: tokio::sync::Semaphore::new(4),
         }
     }
 

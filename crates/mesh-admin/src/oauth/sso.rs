@@ -194,8 +194,13 @@ impl Admin {
             .map(|e| e.trim().to_lowercase())
             .filter(|e| e.contains('@'))
             .ok_or_else(|| failed("no e-mail".into()))?;
-        if verified == Some(Value::Bool(false)) {
+        // Only an address the provider verified identifies anyone here (some providers send
+        // the claim as a string).
+        if !matches!(&verified, Some(Value::Bool(true))) && verified.as_ref().and_then(Value::as_str) != Some("true") {
             return Err(OAuthError::new("access_denied", "the provider has not verified this e-mail address"));
+        }
+        if !sso.domains.is_empty() && !sso.domains.iter().any(|d| email.rsplit_once('@').is_some_and(|(_, h)| h == d)) {
+            return Err(OAuthError::new("access_denied", "single sign-on is not open to this e-mail domain"));
         }
         let user_id = self.sso_user(&sso, &email, claims["name"].as_str()).await?;
         let session = self.start_session(&user_id, "sso").await?;
@@ -213,13 +218,31 @@ impl Admin {
         name: Option<&str>,
     ) -> Result<String, OAuthError> {
         if let Some(u) = self.store.get_user_by_email(email).await? {
+            // An e-mail match is only as good as the provider: an account that has a password
+            // of its own, or an operator's, is not handed to whoever the provider vouches for.
+            let operator_org = self.store.operator_org().await?;
+            let operator = match &operator_org {
+                Some(org) => self.store.get_membership(org, &u.id).await?.is_some_and(|m| m.role == "owner"),
+                None => false,
+            };
+            if operator || u.password_hash.is_some() {
+                return Err(OAuthError::new(
+                    "access_denied",
+                    "this account signs in with its password, not through single sign-on",
+                ));
+            }
             return Ok(u.id);
         }
-        let org = match &sso.org {
-            Some(slug) => self.store.get_org_by_slug(slug).await?.map(|o| o.id),
-            None => self.store.operator_org().await?,
-        }
-        .ok_or_else(|| OAuthError::new("server_error", "the organisation for single sign-on users does not exist"))?;
+        // Nobody is added anywhere unless an operator named the organisation.
+        let Some(slug) = &sso.org else {
+            return Err(OAuthError::new(
+                "access_denied",
+                "there is no account for this e-mail address here; ask an administrator to add you",
+            ));
+        };
+        let org = self.store.get_org_by_slug(slug).await?.map(|o| o.id).ok_or_else(|| {
+            OAuthError::new("server_error", "the organisation for single sign-on users does not exist")
+        })?;
         let now = mesh_core::id::now_ms();
         let user = mesh_store::User {
             id: mesh_core::id::new_id("usr"),
