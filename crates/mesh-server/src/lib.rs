@@ -268,6 +268,19 @@ async fn oauth_settings(
     Ok(s)
 }
 
+/// `{origin}/.well-known/oauth-protected-resource{issuer path}`: what an endpoint's path is
+/// appended to for its protected-resource metadata.
+fn metadata_base(issuer: &str) -> String {
+    match url::Url::parse(issuer) {
+        Ok(u) => format!(
+            "{}/.well-known/oauth-protected-resource{}",
+            u.origin().ascii_serialization(),
+            u.path().trim_end_matches('/')
+        ),
+        Err(_) => format!("{issuer}/.well-known/oauth-protected-resource"),
+    }
+}
+
 fn relay_config(cfg: &Config) -> RelayConfig {
     let loopback = cfg.listen.ip().is_loopback();
     let mut hosts: Vec<String> = cfg.allowed_hosts.clone();
@@ -298,7 +311,7 @@ fn relay_config(cfg: &Config) -> RelayConfig {
         max_sessions_per_org: cfg.max_sessions_per_org,
         max_sessions_per_key: cfg.max_sessions_per_key,
         session_opens_per_minute: cfg.session_open_per_minute,
-        oauth_base: Some(cfg.issuer()),
+        oauth_metadata: Some(metadata_base(&cfg.issuer())),
         ..RelayConfig::default()
     }
 }

@@ -295,7 +295,7 @@ impl Admin {
                 "dynamic client registration is off on this mesh; ask an operator for a client id",
             ));
         }
-        if !self.oauth.registrations.take(ip, settings.registrations_per_hour, Instant::now()) {
+        if !self.oauth.registrations.take(super::network_of(ip), settings.registrations_per_hour, Instant::now()) {
             tracing::warn!(%ip, "OAuth client registrations from this address exceed the hourly limit");
             return Err(OAuthError::new("slow_down", "too many registrations from this address; try again later"));
         }

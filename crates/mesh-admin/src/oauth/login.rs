@@ -117,7 +117,7 @@ impl Admin {
     pub async fn password_login(&self, email: &str, password: &str, ip: IpAddr) -> Result<NewSession, LoginError> {
         let email = email.trim().to_lowercase();
         let now = Instant::now();
-        let (account, address) = (format!("a:{email}"), format!("i:{ip}"));
+        let (account, address) = (format!("a:{email}"), format!("i:{}", super::network_of(ip)));
         let throttle = &self.oauth.throttle;
         let wait =
             [throttle.wait(&account, FREE_FAILURES_ACCOUNT, now), throttle.wait(&address, FREE_FAILURES_ADDRESS, now)]

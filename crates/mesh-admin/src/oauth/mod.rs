@@ -115,6 +115,18 @@ impl OAuth {
     }
 }
 
+/// The unit per-address limits count: an IPv4 address, or an IPv6 /64 (one host commonly holds a
+/// whole /64, so counting single IPv6 addresses would be no limit).
+pub(crate) fn network_of(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 /// `%XX` escapes decoded (UTF-8); `None` for a malformed escape or bytes that are not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();

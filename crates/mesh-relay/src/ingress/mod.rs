@@ -121,10 +121,11 @@ pub struct RelayConfig {
     /// per-key cap cannot see; 0 = unlimited). Beyond it: 429 with `Retry-After`. Management sessions (`/mcp`, one per
     /// CLI command, no upstream) are not rate-limited, only counted against the caps.
     pub session_opens_per_minute: u32,
-    /// The mesh's public base URL (`MESH_PUBLIC_URL`, no trailing slash), when it is an OAuth
-    /// authorization server: a 401 then names the route's protected-resource metadata
-    /// (RFC 9728 §5.1) so that an MCP client can discover how to log in.
-    pub oauth_base: Option<String>,
+    /// Where the mesh's protected-resource metadata lives, up to the endpoint's path
+    /// (`{origin}/.well-known/oauth-protected-resource{issuer path}`, RFC 9728 §3.1), when it is
+    /// an OAuth authorization server: a 401 then names the route's metadata (RFC 9728 §5.1) so
+    /// that an MCP client can discover how to log in.
+    pub oauth_metadata: Option<String>,
 }
 
 impl RelayConfig {
@@ -152,7 +153,7 @@ impl Default for RelayConfig {
             max_sessions_per_org: 1_000,
             max_sessions: 10_000,
             session_opens_per_minute: 120,
-            oauth_base: None,
+            oauth_metadata: None,
         }
     }
 }

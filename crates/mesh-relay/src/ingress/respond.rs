@@ -76,11 +76,10 @@ pub(super) fn error(e: &RelayError, id: Option<&str>) -> Response {
 /// Makes a 401 an OAuth challenge (RFC 6750 §3, RFC 9728 §5.1, MCP authorization): where the
 /// protected-resource metadata of `path` is, the scope to ask for, and — when credentials were
 /// sent — that they are not valid here. Without an authorization server, a plain realm.
-pub(super) fn challenge(resp: &mut Response, oauth_base: Option<&str>, path: &str, headers: &http::HeaderMap) {
-    let Some(base) = oauth_base else { return };
+pub(super) fn challenge(resp: &mut Response, metadata_base: Option<&str>, path: &str, headers: &http::HeaderMap) {
+    let Some(base) = metadata_base else { return };
     let error = if headers.contains_key(http::header::AUTHORIZATION) { ", error=\"invalid_token\"" } else { "" };
-    let value =
-        format!("Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource{path}\", scope=\"mcp\"{error}");
+    let value = format!("Bearer resource_metadata=\"{base}{path}\", scope=\"mcp\"{error}");
     if let Ok(v) = HeaderValue::from_str(&value) {
         resp.headers_mut().insert(WWW_AUTHENTICATE, v);
     }

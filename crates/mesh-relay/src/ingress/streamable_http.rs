@@ -52,7 +52,7 @@ pub(super) async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) ->
         tracing::debug!(error = %e, fault = ?e.fault(), "request refused");
         let mut resp = respond::error(&e, None);
         if resp.status() == StatusCode::UNAUTHORIZED {
-            respond::challenge(&mut resp, relay.cfg.oauth_base.as_deref(), &target.path(), &headers);
+            respond::challenge(&mut resp, relay.cfg.oauth_metadata.as_deref(), &target.path(), &headers);
         }
         resp
     })

@@ -65,14 +65,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 /// appended to the configured header (the one a client cannot forge).
 fn client_ip(ctx: &Ctx, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
     if let Some(name) = &ctx.ip_header {
-        let last = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .last();
-        if let Some(ip) = last {
+        // The last entry, whatever it is: skipping one the proxy wrote in another form
+        // (`ip:port`, `unknown`) would let an earlier, client-written entry count instead.
+        let last = headers.get_all(name).iter().last().and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
+        if let Some(ip) = last.and_then(|s| s.trim().parse::<IpAddr>().ok()) {
             return ip;
         }
     }
@@ -237,7 +233,8 @@ async fn login(State(ctx): State<Ctx>, peer: Peer, headers: HeaderMap, body: Byt
     let email = get("email");
     match ctx.admin.password_login(email, get("password"), ip).await {
         Ok(new) => {
-            let mut resp = see_other(&format!("/oauth/authorize?{query}"));
+            // Relative, like the forms: under a proxy's path prefix it stays under it.
+            let mut resp = see_other(&format!("authorize?{query}"));
             let ttl = mesh_admin::oauth::login::SESSION_TTL.as_secs();
             set_cookie(&mut resp, &ctx, SESSION_COOKIE, &new.cookie, ttl);
             set_cookie(&mut resp, &ctx, LOGIN_CSRF_COOKIE, "", 0);
@@ -330,7 +327,7 @@ async fn sso_callback(State(ctx): State<Ctx>, RawQuery(q): RawQuery, headers: He
     };
     match ctx.admin.sso_finish(&p, cookie(&headers, SSO_STATE_COOKIE)).await {
         Ok((new, query)) => {
-            let mut resp = see_other(&format!("/oauth/authorize?{query}"));
+            let mut resp = see_other(&format!("../authorize?{query}"));
             set_cookie(&mut resp, &ctx, SESSION_COOKIE, &new.cookie, mesh_admin::oauth::login::SESSION_TTL.as_secs());
             set_cookie(&mut resp, &ctx, SSO_STATE_COOKIE, "", 0);
             resp

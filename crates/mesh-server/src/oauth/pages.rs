@@ -1,7 +1,9 @@
 //! The authorization server's pages: login, consent, and errors. Server-rendered HTML with no
 //! script, so they work in any browser and in a headless test driving the forms.
 //!
-//! Every value from a request or the database goes through [`esc`]. Hidden fields are written
+//! Every value from a request or the database goes through [`esc`]. Form actions are relative
+//! (`login`, not `/oauth/login`): behind a proxy that serves the mesh under a path prefix, the
+//! browser stays under it. Hidden fields are written
 //! one per line as `<input type="hidden" name="…" value="…">`, which scripts that drive the
 //! pages headlessly rely on (docs/OAUTH.md).
 
@@ -75,7 +77,7 @@ pub(crate) fn login(status: StatusCode, l: &Login<'_>) -> Response {
         .sso_label
         .map(|label| {
             format!(
-                "<form id=\"sso\" method=\"post\" action=\"/oauth/sso/start\">\n{}<button class=\"secondary\" type=\"submit\">{}</button>\n</form>\n",
+                "<form id=\"sso\" method=\"post\" action=\"sso/start\">\n{}<button class=\"secondary\" type=\"submit\">{}</button>\n</form>\n",
                 hidden(&[("request", l.request), ("csrf", l.csrf)]),
                 esc(label)
             )
@@ -83,7 +85,7 @@ pub(crate) fn login(status: StatusCode, l: &Login<'_>) -> Response {
         .unwrap_or_default();
     let body = format!(
         "<h1>Log in to MCP Mesh</h1>\n<p class=\"muted\"><b>{}</b> wants to connect to your MCP Mesh account.</p>\n{error}\
-         <form id=\"login\" method=\"post\" action=\"/oauth/login\">\n{}\
+         <form id=\"login\" method=\"post\" action=\"login\">\n{}\
          <label for=\"email\">E-mail</label><input id=\"email\" type=\"email\" name=\"email\" value=\"{}\" autocomplete=\"username\" required autofocus>\n\
          <label for=\"password\">Password</label><input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required>\n\
          <button type=\"submit\">Log in</button>\n</form>\n{sso}",
@@ -136,7 +138,7 @@ pub(crate) fn consent(c: &Consent<'_>) -> Response {
     };
     let body = format!(
         "<h1>Allow access?</h1>\n<p class=\"muted\">Logged in as {}</p>\n\
-         <form id=\"consent\" method=\"post\" action=\"/oauth/consent\">\n{}<dl>\n\
+         <form id=\"consent\" method=\"post\" action=\"consent\">\n{}<dl>\n\
          <dt>Application</dt><dd><b>{}</b>{client_uri}<br><span class=\"muted\">{}</span></dd>\n\
          <dt>Sends you back to</dt><dd>{}</dd>\n\
          <dt>Wants to use</dt><dd>{}<br><span class=\"muted\">{}</span></dd>\n\
@@ -170,7 +172,7 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
 pub(crate) fn no_access(email: &str, resource: &str) -> Response {
     let body = format!(
         "<h1>No access</h1>\n<p class=\"err\">{} has no access to {}.</p>\n\
-         <form method=\"post\" action=\"/oauth/logout\"><button class=\"secondary\" type=\"submit\">Log in as someone else</button></form>",
+         <form method=\"post\" action=\"logout\"><button class=\"secondary\" type=\"submit\">Log in as someone else</button></form>",
         esc(email),
         esc(resource)
     );
