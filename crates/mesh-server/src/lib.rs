@@ -9,6 +9,7 @@ mod health;
 mod oauth;
 mod rest;
 mod rest_config;
+mod rest_oauth;
 
 pub use config::Config;
 
@@ -92,7 +93,9 @@ impl Mesh {
         follow_changes(&admin, &relay);
         let _ = admin.live.set(Arc::new(LiveRelay(Arc::downgrade(&relay))));
         let client_ip_header = match &cfg.client_ip_header {
-            Some(h) => Some(axum::http::HeaderName::try_from(h.as_str()).context("MESH_CLIENT_IP_HEADER is not a header name")?),
+            Some(h) => Some(
+                axum::http::HeaderName::try_from(h.as_str()).context("MESH_CLIENT_IP_HEADER is not a header name")?,
+            ),
             None => None,
         };
         Ok(Mesh { relay, admin, owner_key, client_ip_header })
@@ -105,6 +108,7 @@ impl Mesh {
             .merge(health::router(self.admin.store.clone()))
             .merge(rest::router(self.admin.clone()))
             .merge(rest_config::router(self.admin.clone()))
+            .merge(rest_oauth::router(self.admin.clone()))
             .merge(oauth::router(oauth::Ctx { admin: self.admin.clone(), ip_header: self.client_ip_header.clone() }))
             .fallback(health::not_found)
     }
