@@ -8,6 +8,9 @@ use mesh_store::{Membership, Org, Store, User};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The e-mail of the owner made on the first start: how they log in once they set a password.
+pub const OWNER_EMAIL: &str = "owner@localhost";
+
 /// Where the owner key is saved for the CLI on the same machine.
 pub fn owner_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("owner.key")
@@ -23,7 +26,7 @@ pub async fn ensure_owner(store: &Store, data_dir: &Path) -> Result<Option<Secre
     let org = Org { id: id::new_id("org"), slug: "default".into(), name: "Default".into(), created_at: now };
     let user = User {
         id: id::new_id("usr"),
-        email: "owner@localhost".into(),
+        email: OWNER_EMAIL.into(),
         name: "Owner".into(),
         password_hash: None,
         created_at: now,

@@ -449,6 +449,29 @@ mod tests {
     }
 
     #[test]
+    fn oauth_management_arguments_keep_passwords_and_client_secrets_out() {
+        // USER_PASSWORD_SET, and PUT /api/v1/users/me/password's body as REST records it.
+        for raw in [
+            r#"{"password":"correct horse battery","user":"ada@example.test"}"#,
+            r#"{"password":"correct horse battery"}"#,
+        ] {
+            let (text, _) = management_arguments(raw, 4096);
+            let text = text.unwrap();
+            assert!(!text.contains("correct horse") && text.contains(r#""password":"[REDACTED]""#), "{text}");
+            assert_eq!(text.contains("ada@example.test"), raw.contains("ada@example.test"), "the target is kept");
+        }
+        // A client's secret under any spelling; the rest of a client's registration is kept.
+        let create = r#"{"name":"Claude","redirectUris":["http://127.0.0.1/cb"],"confidential":true,"clientId":"claude","clientSecret":"mcs_abc","client_secret":"mcs_def"}"#;
+        let (text, _) = management_arguments(create, 4096);
+        assert_eq!(
+            text.as_deref(),
+            Some(
+                r#"{"name":"Claude","redirectUris":["http://127.0.0.1/cb"],"confidential":true,"clientId":"claude","clientSecret":"[REDACTED]","client_secret":"[REDACTED]"}"#
+            )
+        );
+    }
+
+    #[test]
     fn caps_respect_character_boundaries() {
         assert_eq!(cap("abc".into(), 3), ("abc".into(), false));
         assert_eq!(cap("aé".into(), 2), ("a".into(), true));

@@ -13,12 +13,15 @@ mod gateway;
 mod key;
 mod limit;
 mod member;
+mod oauth;
 mod org;
 mod output;
+mod password;
 mod role;
 mod rule;
 mod serve;
 mod template;
+mod user;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -53,6 +56,12 @@ enum Command {
     /// Manage the members of your organisation and their roles.
     #[command(subcommand, visible_alias = "members")]
     Member(member::MemberCmd),
+    /// Users' passwords for signing in through OAuth clients (`user passwd`).
+    #[command(subcommand, visible_alias = "users")]
+    User(user::UserCmd),
+    /// The OAuth authorization server: pre-registered clients and the grants users gave them.
+    #[command(subcommand)]
+    Oauth(oauth::OauthCmd),
     /// Manage roles: custom roles over a built-in base, with allow/deny rules on traffic.
     #[command(subcommand, visible_alias = "roles")]
     Role(role::RoleCmd),
@@ -116,6 +125,8 @@ async fn main() -> ExitCode {
         Command::Key(cmd) => key::run(cmd).await,
         Command::Org(cmd) => org::run(cmd).await,
         Command::Member(cmd) => member::run(cmd).await,
+        Command::User(cmd) => user::run(cmd).await,
+        Command::Oauth(cmd) => oauth::run(cmd).await,
         Command::Role(cmd) => role::run(cmd).await,
         Command::Limit(cmd) => limit::run(cmd).await,
         Command::Import(args) => connection::import(args).await,

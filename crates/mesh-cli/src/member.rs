@@ -2,11 +2,8 @@
 
 use crate::api::{self, Target};
 use crate::output;
-use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use mesh_core::Secret;
 use serde_json::json;
-use std::io::{BufRead, IsTerminal, Write};
 
 /// Member sub-commands.
 #[derive(Subcommand)]
@@ -90,7 +87,7 @@ pub async fn run(cmd: MemberCmd) -> anyhow::Result<()> {
 
 async fn add(a: AddArgs) -> anyhow::Result<()> {
     // Read before connecting: a missing password fails without touching the mesh.
-    let password = if a.password_stdin { Some(read_password()?) } else { None };
+    let password = if a.password_stdin { Some(crate::password::from_stdin().await?) } else { None };
     let mut args = json!({"email": a.email, "role": a.role});
     if let Some(n) = a.name {
         args["name"] = json!(n);
@@ -110,22 +107,6 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
         item["userId"].as_str().unwrap_or("?")
     );
     Ok(())
-}
-
-/// The first line of stdin, without its line ending; prompts only when a person is typing.
-fn read_password() -> anyhow::Result<Secret<String>> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("Password (echoed; prefer piping it in): ");
-        std::io::stderr().flush().ok();
-    }
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("cannot read the password from stdin")?;
-    let password = line.trim_end_matches(['\n', '\r']).to_string();
-    if password.is_empty() {
-        bail!("--password-stdin: no password on stdin (expected one line)");
-    }
-    Ok(Secret::new(password))
 }
 
 async fn list(t: Target) -> anyhow::Result<()> {

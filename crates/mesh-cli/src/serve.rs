@@ -198,6 +198,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Shown once, on the first start; the file lets the CLI on this machine work at once.
         println!("First start: created the default organisation and its owner.");
         println!("Owner API key (shown once, saved to {}):\n  {}", path.display(), key.expose());
+        println!(
+            "To sign in through OAuth clients as {}, set a password: mcp-mesh user passwd",
+            mesh_admin::bootstrap::OWNER_EMAIL
+        );
     }
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "MCP Mesh listening: management at http://{addr}/mcp, connections at http://{addr}/mcp/{{connection}}");
     mesh.serve(listener, shutdown_signal()).await

@@ -224,3 +224,38 @@ async fn key_create_list_revoke() {
     assert!(!after.ok && after.stderr.contains("401"), "{}", after.stderr);
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn first_start_prints_the_owner_key_and_how_to_set_a_password() {
+    let data = tempfile::tempdir().expect("a data dir");
+    // Nothing from the environment (a DATABASE_URL, a listen address) reaches this server.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env_clear()
+        .env("MESH_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            printed.push(line);
+            if printed.last().is_some_and(|l| l.contains("user passwd")) {
+                return;
+            }
+        }
+        panic!("serve stopped printing: {printed:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no first-start lines: {printed:?}"));
+    child.kill().await.expect("stopped");
+    let key = std::fs::read_to_string(data.path().join("owner.key")).expect("owner.key");
+    assert!(printed.iter().any(|l| l.trim() == key.trim()), "the owner key is printed: {printed:?}");
+    let how = printed.last().unwrap();
+    assert!(how.contains("owner@localhost") && how.contains("mcp-mesh user passwd"), "{how}");
+}

@@ -9,6 +9,7 @@ mod health;
 mod oauth;
 mod rest;
 mod rest_config;
+mod rest_oauth;
 
 pub use config::Config;
 
@@ -108,6 +109,7 @@ impl Mesh {
             .merge(health::router(self.admin.store.clone()))
             .merge(rest::router(self.admin.clone()))
             .merge(rest_config::router(self.admin.clone()))
+            .merge(rest_oauth::router(self.admin.clone()))
             .merge(oauth::router(oauth::Ctx { admin: self.admin.clone(), ip_header: self.client_ip_header.clone() }))
             .fallback(health::not_found)
     }

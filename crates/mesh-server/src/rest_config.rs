@@ -28,11 +28,11 @@ pub(crate) fn router(admin: Admin) -> Router {
 }
 
 /// The body as the audit trail records it (the writer redacts it like a management call's).
-fn written(b: &Result<Json<Value>, JsonRejection>) -> Option<Value> {
+pub(crate) fn written(b: &Result<Json<Value>, JsonRejection>) -> Option<Value> {
     b.as_ref().ok().map(|Json(v)| v.clone())
 }
 
-fn body<T: serde::de::DeserializeOwned>(b: Result<Json<Value>, JsonRejection>) -> Result<T, AdminError> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(b: Result<Json<Value>, JsonRejection>) -> Result<T, AdminError> {
     let Json(v) = b.map_err(|e| AdminError::Invalid(e.body_text()))?;
     serde_json::from_value(v).map_err(|e| AdminError::Invalid(format!("invalid body: {e}")))
 }

@@ -7,6 +7,7 @@
 //! not-found or a validation error that would hide a missing check), and an allowed operation
 //! must succeed. MCP methods are called through `/mcp/everything` (server-everything, stdio).
 
+use mesh_relay::ingress::Authenticator;
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{pg, text_of, upstreams, TestMesh};
 use serde_json::{json, Value};
@@ -83,6 +84,14 @@ const OPERATIONS: &[(&str, Who)] = &[
     ("RATE_LIMIT_SET", Who::Managers),
     ("RATE_LIMIT_LIST", Who::Everyone),
     ("RATE_LIMIT_DELETE", Who::Managers),
+    ("OAUTH_CLIENT_CREATE", Who::Operator),
+    ("OAUTH_CLIENT_LIST", Who::Managers),
+    ("OAUTH_CLIENT_DELETE", Who::Operator),
+    ("OAUTH_GRANT_LIST", Who::Everyone),
+    ("OAUTH_GRANT_LIST (another member's)", Who::Managers),
+    ("OAUTH_GRANT_REVOKE", Who::Everyone),
+    ("USER_PASSWORD_SET", Who::Everyone),
+    ("USER_PASSWORD_SET (another user's)", Who::Operator),
 ];
 
 struct World {
@@ -105,8 +114,9 @@ impl World {
         r["structuredContent"].clone()
     }
 
-    /// The tool to call and its arguments for `op`, after making what it needs.
-    async fn prepare(&self, op: &str, role_client: &TestClient) -> (String, Value) {
+    /// The tool to call and its arguments for `op`, after making what it needs; `role_key` is
+    /// the caller's.
+    async fn prepare(&self, op: &str, role_client: &TestClient, role_key: &str) -> (String, Value) {
         let n = self.next();
         let tool = op.split(' ').next().unwrap().to_string();
         let args = match op {
@@ -195,9 +205,48 @@ impl World {
                     .await;
                 json!({"id": made["item"]["id"]})
             }
+            "OAUTH_CLIENT_CREATE" => {
+                json!({"name": format!("oc{n}"), "clientId": format!("oc{n}"), "redirectUris": ["http://127.0.0.1/cb"]})
+            }
+            "OAUTH_CLIENT_DELETE" => {
+                self.oauth_client(n).await;
+                json!({"clientId": format!("oc{n}")})
+            }
+            "OAUTH_GRANT_LIST (another member's)" => json!({"user": self.owner_user}),
+            "OAUTH_GRANT_REVOKE" => {
+                // The caller's own grant (no route makes one without a browser's consent).
+                self.oauth_client(n).await;
+                let p = self.mesh.admin.keys.authenticate(role_key).expect("the role's key");
+                let grant = mesh_store::OAuthGrant {
+                    id: format!("grant_{n}"),
+                    org_id: p.org_id,
+                    user_id: p.user_id,
+                    client_id: format!("oc{n}"),
+                    client_name: format!("oc{n}"),
+                    resource: format!("{}/mcp", self.mesh.url),
+                    route: String::new(),
+                    scope: "mcp".into(),
+                    created_at: mesh_core::id::now_ms(),
+                };
+                self.mesh.admin.store.upsert_oauth_grant(&grant).await.expect("grant");
+                json!({"id": format!("grant_{n}")})
+            }
+            "USER_PASSWORD_SET" => json!({"password": "a long enough password"}),
+            "USER_PASSWORD_SET (another user's)" => {
+                let email = format!("u{n}@example.test");
+                self.setup("ORGANIZATION_MEMBER_ADD", json!({"email": email, "role": "member"})).await;
+                json!({"user": email, "password": "a long enough password"})
+            }
             _ => json!({}),
         };
         (tool, args)
+    }
+
+    /// A pre-registered OAuth client `oc{n}`.
+    async fn oauth_client(&self, n: u32) {
+        let args =
+            json!({"name": format!("oc{n}"), "clientId": format!("oc{n}"), "redirectUris": ["http://127.0.0.1/cb"]});
+        self.setup("OAUTH_CLIENT_CREATE", args).await;
     }
 }
 
@@ -265,7 +314,7 @@ async fn matrix(mesh: TestMesh) {
         let mut line = format!("{op:<40}");
         for (role, key) in &world.keys {
             let client = connect(&world.mesh, "/mcp", key).await;
-            let (tool, args) = world.prepare(op, &client).await;
+            let (tool, args) = world.prepare(op, &client, key).await;
             // The owner deleting the organisation runs in a throwaway one, with its own key.
             let (client, args) = if *op == "ORGANIZATION_DELETE" && role == "owner" {
                 let made = world.setup("ORGANIZATION_CREATE", json!({"slug": "doomed"})).await;

@@ -1,6 +1,8 @@
 //! REST under `/api/v1` for connections and gateways (same services and rules as the management
-//! tools), and a gateway edited through it reaching an open client session as `list_changed`.
+//! tools), and a gateway edited through it reaching an open client session as `list_changed`;
+//! the authorization server's clients, grants and the caller's password.
 
+use mesh_relay::ingress::Authenticator;
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{upstreams, TestMesh};
 use serde_json::{json, Value};
@@ -89,4 +91,109 @@ async fn connections_and_gateways_over_rest_and_live_gateway_edits() -> anyhow::
     client.close().await.ok();
     mesh.stop().await;
     Ok(())
+}
+
+#[tokio::test]
+async fn oauth_clients_grants_and_password_over_rest() {
+    use reqwest::Method;
+    let mesh = TestMesh::start().await;
+    let (k, owner) = (mesh.key.clone(), mesh.owner());
+    let member = mesh.extra_key("member").await;
+    let member_p = mesh.admin.keys.authenticate(&member).expect("member key");
+    let member_email = mesh.admin.store.get_user(&member_p.user_id).await.unwrap().expect("user").email;
+
+    // Clients: operators make and remove them; the secret comes once.
+    let client =
+        json!({"name": "Desk", "clientId": "desk", "redirectUris": ["http://127.0.0.1/cb"], "confidential": true});
+    let (s, made) = call(&mesh, &k, Method::POST, "/api/v1/oauth/clients", Some(client.clone())).await;
+    assert_eq!(s, 200, "{made}");
+    let secret = made["clientSecret"].as_str().expect("clientSecret").to_string();
+    assert!(secret.starts_with("mcs_") && made["item"]["confidential"] == true, "{made}");
+    let (s, dup) = call(&mesh, &k, Method::POST, "/api/v1/oauth/clients", Some(client)).await;
+    assert_eq!(s, 409, "{dup}");
+    let (s, bad) = call(
+        &mesh,
+        &k,
+        Method::POST,
+        "/api/v1/oauth/clients",
+        Some(json!({"name": "x", "redirectUris": [], "bogus": 1})),
+    )
+    .await;
+    assert_eq!(s, 400, "{bad}");
+    let (s, listed) = call(&mesh, &k, Method::GET, "/api/v1/oauth/clients", None).await;
+    assert_eq!((s, listed["items"].as_array().map(Vec::len)), (200, Some(1)), "{listed}");
+    assert!(!listed.to_string().contains(&secret) && !listed.to_string().contains("mcs_"), "{listed}");
+    let public = json!({"name": "Mine", "redirectUris": ["http://127.0.0.1/cb"]});
+    assert_eq!(call(&mesh, &member, Method::POST, "/api/v1/oauth/clients", Some(public)).await.0, 403);
+    assert_eq!(call(&mesh, &member, Method::GET, "/api/v1/oauth/clients", None).await.0, 403);
+    assert_eq!(call(&mesh, &member, Method::DELETE, "/api/v1/oauth/clients/desk", None).await.0, 403);
+    assert_eq!(call(&mesh, "mesh_nope", Method::GET, "/api/v1/oauth/clients", None).await.0, 401);
+
+    // Grants (made in the store: only a browser's consent makes one over HTTP).
+    for (id, user) in [("grant_o", &owner.user_id), ("grant_m", &member_p.user_id)] {
+        let g = mesh_store::OAuthGrant {
+            id: id.into(),
+            org_id: owner.org_id.clone(),
+            user_id: user.clone(),
+            client_id: "desk".into(),
+            client_name: "Desk".into(),
+            resource: format!("{}/mcp", mesh.url),
+            route: String::new(),
+            scope: "mcp".into(),
+            created_at: mesh_core::id::now_ms(),
+        };
+        mesh.admin.store.upsert_oauth_grant(&g).await.expect("grant");
+    }
+    let ids = |v: &Value| -> Vec<String> {
+        let mut ids: Vec<String> =
+            v["items"].as_array().expect("items").iter().map(|g| g["id"].as_str().unwrap().into()).collect();
+        ids.sort();
+        ids
+    };
+    let (s, mine) = call(&mesh, &member, Method::GET, "/api/v1/oauth/grants", None).await;
+    assert_eq!((s, ids(&mine)), (200, vec!["grant_m".to_string()]), "{mine}");
+    let (s, all) = call(&mesh, &k, Method::GET, "/api/v1/oauth/grants", None).await;
+    assert_eq!((s, ids(&all)), (200, vec!["grant_m".to_string(), "grant_o".to_string()]), "{all}");
+    let (s, theirs) = call(&mesh, &k, Method::GET, &format!("/api/v1/oauth/grants?user={member_email}"), None).await;
+    assert_eq!((s, ids(&theirs)), (200, vec!["grant_m".to_string()]), "{theirs}");
+    let (s, _) = call(&mesh, &member, Method::GET, &format!("/api/v1/oauth/grants?user={}", owner.user_id), None).await;
+    assert_eq!(s, 403);
+    let (s, bad) = call(&mesh, &k, Method::GET, "/api/v1/oauth/grants?bogus=1", None).await;
+    assert_eq!(s, 400, "{bad}");
+    assert_eq!(call(&mesh, &member, Method::DELETE, "/api/v1/oauth/grants/grant_o", None).await.0, 404);
+    let (s, revoked) = call(&mesh, &member, Method::DELETE, "/api/v1/oauth/grants/grant_m", None).await;
+    assert_eq!((s, revoked["item"]["id"].as_str()), (200, Some("grant_m")), "{revoked}");
+    assert_eq!(call(&mesh, &member, Method::DELETE, "/api/v1/oauth/grants/grant_m", None).await.0, 404);
+
+    // Removing the client ends the grants given to it.
+    let (s, gone) = call(&mesh, &k, Method::DELETE, "/api/v1/oauth/clients/desk", None).await;
+    assert_eq!((s, &gone["clientId"]), (200, &json!("desk")), "{gone}");
+    assert_eq!(call(&mesh, &k, Method::DELETE, "/api/v1/oauth/clients/desk", None).await.0, 404);
+    assert!(mesh.admin.store.list_oauth_grants(&owner.org_id, None).await.unwrap().is_empty());
+
+    // The caller's own password.
+    let pw = "a password typed into a script";
+    let (s, set) = call(&mesh, &member, Method::PUT, "/api/v1/users/me/password", Some(json!({"password": pw}))).await;
+    assert_eq!((s, &set["passwordSet"]), (200, &json!(true)), "{set}");
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    assert!(mesh.admin.password_login(&member_email, pw, ip).await.is_ok(), "the password works");
+    let (s, short) =
+        call(&mesh, &member, Method::PUT, "/api/v1/users/me/password", Some(json!({"password": "short"}))).await;
+    assert_eq!(s, 400);
+    assert!(short["error"].as_str().unwrap_or("").contains("at least 12 characters"), "{short}");
+    let other = json!({"password": "someone else's password", "user": owner.user_id});
+    assert_eq!(call(&mesh, &member, Method::PUT, "/api/v1/users/me/password", Some(other)).await.0, 400, "me only");
+
+    // Audited with the body, the password redacted.
+    let rows = mesh
+        .admin
+        .query_audit(&owner, mesh_admin::audit::AuditQuery { route_kind: Some("rest".into()), ..Default::default() })
+        .await
+        .expect("audit");
+    let puts: Vec<&Value> =
+        rows["items"].as_array().unwrap().iter().filter(|r| r["method"] == "PUT /api/v1/users/me/password").collect();
+    assert_eq!(puts.len(), 3, "{rows}");
+    assert!(puts.iter().all(|r| r["arguments"]["password"] == "[REDACTED]"), "{puts:?}");
+    assert!(!rows.to_string().contains(pw) && !rows.to_string().contains("someone else's"), "{rows}");
+    mesh.stop().await;
 }

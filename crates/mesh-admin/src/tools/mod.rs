@@ -9,6 +9,7 @@ mod access;
 mod apikeys;
 mod audit;
 mod gateways;
+mod oauth;
 mod orgs;
 mod schema;
 mod templates;
@@ -73,6 +74,7 @@ impl ManagementServer {
             n if orgs::handles(n) => return orgs::call(a, p, n, args).await,
             n if access::handles(n) => return access::call(a, p, n, args).await,
             n if templates::handles(n) => return templates::call(a, p, n, args).await,
+            n if oauth::handles(n) => return oauth::call(a, p, n, args).await,
             _ => return None,
         })
     }
@@ -150,6 +152,7 @@ impl LocalService for ManagementServer {
                 tools.extend(orgs::definitions());
                 tools.extend(access::definitions());
                 tools.extend(templates::definitions());
+                tools.extend(oauth::definitions());
                 Message::response(id, &json!({"tools": tools}))
             }
             "tools/call" => {

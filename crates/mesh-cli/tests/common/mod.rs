@@ -33,8 +33,13 @@ pub async fn cli_as(mesh: &TestMesh, key: &str, args: &[&str]) -> Out {
 
 /// Runs `mcp-mesh args…` against `mesh` with the owner key, `input` written to its stdin.
 pub async fn cli_stdin(mesh: &TestMesh, args: &[&str], input: &str) -> Out {
+    cli_stdin_as(mesh, &mesh.key, args, input).await
+}
+
+/// Runs `mcp-mesh args…` against `mesh` with `key`, `input` written to its stdin.
+pub async fn cli_stdin_as(mesh: &TestMesh, key: &str, args: &[&str], input: &str) -> Out {
     use tokio::io::AsyncWriteExt;
-    let mut child = command(mesh, &mesh.key, args)
+    let mut child = command(mesh, key, args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -51,13 +56,21 @@ pub async fn cli_stdin(mesh: &TestMesh, args: &[&str], input: &str) -> Out {
     finished(out)
 }
 
-fn command(mesh: &TestMesh, key: &str, args: &[&str]) -> tokio::process::Command {
+/// The command, with stdin empty unless a caller pipes something in: never the terminal the
+/// tests were started from, so nothing depends on how `cargo test` was run.
+pub fn command(mesh: &TestMesh, key: &str, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"));
-    cmd.args(args).env("MESH_URL", &mesh.url).env("MESH_API_KEY", key).env("MESH_LOG", "warn").kill_on_drop(true);
+    cmd.args(args)
+        .env("MESH_URL", &mesh.url)
+        .env("MESH_API_KEY", key)
+        .env("MESH_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
     cmd
 }
 
-fn finished(out: std::process::Output) -> Out {
+/// What a finished run printed.
+pub fn finished(out: std::process::Output) -> Out {
     Out {
         ok: out.status.success(),
         code: out.status.code(),
