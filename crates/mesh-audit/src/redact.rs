@@ -209,6 +209,14 @@ pub fn looks_like_secret(s: &str) -> bool {
     if t.len() == 45 && t.starts_with("mesh_") && t[5..].bytes().all(|b| b.is_ascii_alphanumeric()) {
         return true;
     }
+    // The mesh's own OAuth secrets (`mesh-admin` `oauth::secret`): a client secret, a code, an
+    // access or refresh token, a login session — a four-character prefix and 43 base62.
+    if t.len() == 47
+        && ["mcs_", "mac_", "mat_", "mrt_", "mls_"].iter().any(|p| t.starts_with(p))
+        && t[4..].bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return true;
+    }
     // Well-known token prefixes (GitHub, OpenAI-style, Slack, AWS access key ids), followed by a
     // long unbroken token.
     let tokenish = |rest: &str, min: usize| {
@@ -370,6 +378,9 @@ mod tests {
             "Basic dXNlcjpwYXNz",
             "-----BEGIN RSA PRIVATE KEY-----\nMIIE…",
             "mesh_0123456789abcdefghijABCDEFGHIJ0123456789",
+            "mat_0123456789abcdefghijABCDEFGHIJ0123456789abc",
+            "mrt_0123456789abcdefghijABCDEFGHIJ0123456789abc",
+            "mcs_0123456789abcdefghijABCDEFGHIJ0123456789abc",
             "ghp_0123456789abcdefghijABCDEFGHIJ0123",
             "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
             "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
@@ -384,6 +395,7 @@ mod tests {
             "Bearer",
             "basic usage of the API",
             "mesh_short",
+            "mat_short",
             "a.b.c",
             "https://example.com/x.y.z",
             "sk-short",

@@ -50,7 +50,8 @@ pub async fn token(mesh: &MeshProcess, resource: &str) -> anyhow::Result<Result<
     fields.push(("password".into(), PASSWORD.into()));
     let (status, _, location) = post(&http, &format!("{base}/oauth/login"), &fields, &mut cookies).await?;
     anyhow::ensure!(status == 303, "login answered {status}");
-    let consent = get(&http, &absolute(&base, &location.context("login redirect")?), &mut cookies).await?;
+    let after_login = url::Url::parse(&format!("{base}/oauth/login"))?.join(&location.context("login redirect")?)?;
+    let consent = get(&http, after_login.as_str(), &mut cookies).await?;
     let mut fields = hidden(&consent.1, "consent");
     fields.push(("decision".into(), "allow".into()));
     let (status, _, location) = post(&http, &format!("{base}/oauth/consent"), &fields, &mut cookies).await?;
@@ -71,14 +72,6 @@ pub async fn token(mesh: &MeshProcess, resource: &str) -> anyhow::Result<Result<
         .json()
         .await?;
     Ok(Ok(t["access_token"].as_str().context("no access token")?.to_string()))
-}
-
-fn absolute(base: &str, location: &str) -> String {
-    if location.starts_with('/') {
-        format!("{base}{location}")
-    } else {
-        location.to_string()
-    }
 }
 
 fn keep_cookies(resp: &reqwest::Response, cookies: &mut Vec<String>) {

@@ -377,8 +377,8 @@ impl Acc {
     fn row(mut self, path: Path, c: usize) -> CallRow {
         let n = self.samples.calls().max(1) as f64;
         let per_call = |us: u64| Some(us as f64 / n);
-        let through_mesh = matches!(path, Path::Bare | Path::Mesh | Path::StdioMesh | Path::Gateway);
-        let http_upstream = matches!(path, Path::Direct | Path::Bare | Path::Mesh | Path::Gateway);
+        let through_mesh = matches!(path, Path::Bare | Path::Mesh | Path::MeshOauth | Path::StdioMesh | Path::Gateway);
+        let http_upstream = matches!(path, Path::Direct | Path::Bare | Path::Mesh | Path::MeshOauth | Path::Gateway);
         CallRow {
             path,
             concurrency: c,

@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the mesh server (zero configuration: SQLite in ./data, listening on 127.0.0.1:3000).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage connections to upstream MCP servers.
     #[command(subcommand, visible_alias = "connections", visible_alias = "conn")]
     Connection(connection::ConnectionCmd),
@@ -118,7 +118,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Connection(cmd) => connection::run(cmd).await,
         Command::Template(c) => template::run(c).await,
         Command::Gateway(cmd) => gateway::run(cmd).await,

@@ -125,9 +125,18 @@ impl Mesh {
         let (keys, store) = (self.admin.keys.clone(), self.admin.store.clone());
         let flusher = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
+            let mut last_prune = std::time::Instant::now();
             loop {
                 tick.tick().await;
                 keys.flush_usage(&store).await;
+                // Expired OAuth codes, tokens and login sessions are only kept to be refused;
+                // once expired they are refused without them.
+                if last_prune.elapsed() >= Duration::from_secs(3600) {
+                    last_prune = std::time::Instant::now();
+                    if let Err(e) = store.prune_oauth(mesh_core::id::now_ms()).await {
+                        tracing::warn!(error = %e, "could not prune expired OAuth records");
+                    }
+                }
             }
         });
         let relay = self.relay.clone();
@@ -315,5 +324,24 @@ fn relay_config(cfg: &Config) -> RelayConfig {
         session_opens_per_minute: cfg.session_open_per_minute,
         oauth_metadata: Some(metadata_base(&cfg.issuer())),
         ..RelayConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn protected_resource_metadata_lives_at_the_origin_with_the_issuer_path_after_it() {
+        assert_eq!(
+            super::metadata_base("https://mesh.example.com"),
+            "https://mesh.example.com/.well-known/oauth-protected-resource"
+        );
+        assert_eq!(
+            super::metadata_base("https://example.com/mesh"),
+            "https://example.com/.well-known/oauth-protected-resource/mesh"
+        );
+        assert_eq!(
+            super::metadata_base("http://127.0.0.1:3000"),
+            "http://127.0.0.1:3000/.well-known/oauth-protected-resource"
+        );
     }
 }

@@ -54,6 +54,18 @@ pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, Sec
 pub use oauth::{OAuthClient, OAuthCode, OAuthGrant, OAuthToken, UserSession};
 pub use orgs::MemberChange;
 
+/// A list of strings as its stored JSON text.
+pub(crate) fn json(list: &[String]) -> String {
+    serde_json::to_string(list).expect("a list of strings always serialises")
+}
+
+/// A stored JSON list of strings, read from `column`.
+pub(crate) fn list(row: &sqlx::any::AnyRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
+    use sqlx::Row as _;
+    let raw: String = row.try_get(column)?;
+    serde_json::from_str(&raw).map_err(|e| sqlx::Error::ColumnDecode { index: column.into(), source: Box::new(e) })
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::on_write;
+use crate::{json, list};
 use crate::{Store, StoreError};
 
 /// A registered client: pre-registered by an operator (`static`) or through RFC 7591 (`dynamic`).
@@ -451,15 +452,6 @@ impl Store {
         sqlx::query("DELETE FROM user_sessions WHERE hash = $1").bind(hash).execute(&self.pool).await?;
         Ok(())
     }
-}
-
-fn json(list: &[String]) -> String {
-    serde_json::to_string(list).expect("a list of strings always serialises")
-}
-
-fn list(row: &AnyRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
-    let raw: String = row.try_get(column)?;
-    serde_json::from_str(&raw).map_err(|e| sqlx::Error::ColumnDecode { index: column.into(), source: Box::new(e) })
 }
 
 fn client_from_row(row: &AnyRow) -> Result<OAuthClient, sqlx::Error> {

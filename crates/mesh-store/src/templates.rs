@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::on_write;
+use crate::{json, list};
 use crate::{StdioTemplate, Store, StoreError};
 
 const COLUMNS: &str = "name, description, command, args, env, created_at, updated_at";
@@ -92,15 +93,6 @@ impl Store {
         let done = sqlx::query("DELETE FROM stdio_templates WHERE name = $1").bind(name).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
-}
-
-fn json(list: &[String]) -> String {
-    serde_json::to_string(list).expect("a list of strings always serialises")
-}
-
-fn list(row: &AnyRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
-    let raw: String = row.try_get(column)?;
-    serde_json::from_str(&raw).map_err(|e| sqlx::Error::ColumnDecode { index: column.into(), source: Box::new(e) })
 }
 
 fn template_from_row(row: &AnyRow) -> Result<StdioTemplate, sqlx::Error> {

@@ -254,3 +254,27 @@ pub async fn token(base: &str, fields: &[(&str, &str)]) -> (u16, serde_json::Val
     let v = resp.json().await.unwrap_or(serde_json::Value::Null);
     (status, v, headers)
 }
+
+/// Exchanges an authorization code at the token endpoint as public client `client_id`.
+pub async fn exchange(
+    base: &str,
+    client_id: &str,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> (u16, serde_json::Value, HeaderMap) {
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier),
+        ("client_id", client_id),
+    ];
+    token(base, &fields).await
+}
+
+/// GETs `url` and reads its body as JSON.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let resp = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}

@@ -3,7 +3,7 @@
 //! one resource, refresh rotation and reuse detection, revocation, and the refusals.
 
 use mesh_admin::oauth::manage::ClientInput;
-use mesh_testkit::oauth::{authorize_url, param, pkce, token, Browser};
+use mesh_testkit::oauth::{authorize_url, exchange, get_json, param, pkce, token, Browser};
 use mesh_testkit::raw::{initialize_body, post, post_headers};
 use mesh_testkit::{upstreams, TestMesh};
 use serde_json::{json, Value};
@@ -49,18 +49,15 @@ async fn tokens_for(mesh: &TestMesh, resource: &str) -> Value {
     assert_eq!(param(&back, "state").as_deref(), Some("st4te"));
     assert_eq!(param(&back, "iss").as_deref(), Some(mesh.url.as_str()), "RFC 9207 iss is the issuer");
     let code = param(&back, "code").expect("code");
-    let (status, body, headers) = token(
-        &mesh.url,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &p.verifier),
-            ("client_id", "test-client"),
-            ("resource", resource),
-        ],
-    )
-    .await;
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", p.verifier.as_str()),
+        ("client_id", "test-client"),
+        ("resource", resource),
+    ];
+    let (status, body, headers) = token(&mesh.url, &fields).await;
     assert_eq!(status, 200, "{body}");
     assert!(headers["cache-control"].to_str().unwrap().contains("no-store"));
     body
@@ -93,26 +90,12 @@ async fn issue17_discovery_401_challenges_and_metadata() {
         assert!(www.starts_with("Bearer ") && www.contains(&want) && www.contains("scope=\"mcp\""), "{path}: {www}");
         assert!(!www.contains("invalid_token"), "no credentials sent, so no error: {www}");
         // The document it names describes exactly that endpoint.
-        let prm: Value = http
-            .get(format!("{}/.well-known/oauth-protected-resource{route}", mesh.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let prm: Value = get_json(&format!("{}/.well-known/oauth-protected-resource{route}", mesh.url)).await;
         assert_eq!(prm["resource"], format!("{}{route}", mesh.url));
         assert_eq!(prm["authorization_servers"], json!([mesh.url]));
     }
     // A trailing slash in the well-known path names the same resource.
-    let prm: Value = http
-        .get(format!("{}/.well-known/oauth-protected-resource/mcp/gateway/dev/", mesh.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prm: Value = get_json(&format!("{}/.well-known/oauth-protected-resource/mcp/gateway/dev/", mesh.url)).await;
     assert_eq!(prm["resource"], format!("{}/mcp/gateway/dev", mesh.url));
     assert_eq!(
         http.get(format!("{}/.well-known/oauth-protected-resource/api/v1", mesh.url)).send().await.unwrap().status(),
@@ -210,34 +193,17 @@ async fn issue17_code_reuse_wrong_verifier_and_wrong_redirect_are_refused() {
     let p = pkce();
     let back = Browser::new().authorize(&code_for(&p), OWNER, PASSWORD, CALLBACK).await.unwrap();
     let code = param(&back, "code").unwrap();
-    let (status, err, _) = token(
-        &mesh.url,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &pkce().verifier),
-            ("client_id", "test-client"),
-        ],
-    )
-    .await;
+    let (status, err, _) = exchange(&mesh.url, "test-client", &code, CALLBACK, &pkce().verifier).await;
     assert_eq!((status, err["error"].as_str()), (400, Some("invalid_grant")), "{err}");
     // Code reuse: the second exchange fails and the first one's tokens are revoked.
     let p = pkce();
     let back = Browser::new().authorize(&code_for(&p), OWNER, PASSWORD, CALLBACK).await.unwrap();
     let code = param(&back, "code").unwrap();
-    let exchange = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", p.verifier.as_str()),
-        ("client_id", "test-client"),
-    ];
-    let (status, first, _) = token(&mesh.url, &exchange).await;
+    let (status, first, _) = exchange(&mesh.url, "test-client", &code, CALLBACK, &p.verifier).await;
     assert_eq!(status, 200);
     let access = first["access_token"].as_str().unwrap();
     assert_eq!(init(&a, access).await.0, 200);
-    let (status, err, _) = token(&mesh.url, &exchange).await;
+    let (status, err, _) = exchange(&mesh.url, "test-client", &code, CALLBACK, &p.verifier).await;
     assert_eq!((status, err["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(init(&a, access).await.0, 401, "a replayed code revokes what its first use issued");
     // A redirect URI that is not registered is never redirected to: an error page.
@@ -250,17 +216,7 @@ async fn issue17_code_reuse_wrong_verifier_and_wrong_redirect_are_refused() {
     // The token request's redirect_uri must be the authorization request's.
     let back = Browser::new().authorize(&code_for(&p), OWNER, PASSWORD, CALLBACK).await.unwrap();
     let code = param(&back, "code").unwrap();
-    let (status, err, _) = token(
-        &mesh.url,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:9/other"),
-            ("code_verifier", &p.verifier),
-            ("client_id", "test-client"),
-        ],
-    )
-    .await;
+    let (status, err, _) = exchange(&mesh.url, "test-client", &code, "http://127.0.0.1:9/other", &p.verifier).await;
     assert_eq!((status, err["error"].as_str()), (400, Some("invalid_grant")));
     // Unknown resource, missing PKCE: back to the client with an error, state and iss.
     for (resource, challenge, want) in [
@@ -377,17 +333,8 @@ async fn issue17_removed_member_and_revocation_end_tokens() {
         )
         .await
         .unwrap();
-    let (status, t, _) = token(
-        &mesh.url,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &param(&back, "code").unwrap()),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", &p.verifier),
-            ("client_id", "test-client"),
-        ],
-    )
-    .await;
+    let (status, t, _) =
+        exchange(&mesh.url, "test-client", &param(&back, "code").unwrap(), CALLBACK, &p.verifier).await;
     assert_eq!(status, 200, "{t}");
     let access = t["access_token"].as_str().unwrap();
     assert_eq!(init(&a, access).await.0, 200);
@@ -457,17 +404,7 @@ async fn issue17_dynamic_registration_then_flow() {
     let cb = "http://localhost:45678/cb";
     let back =
         Browser::new().authorize(&authorize_url(&mesh.url, &id, cb, &a, &p, "s"), OWNER, PASSWORD, cb).await.unwrap();
-    let (status, t, _) = token(
-        &mesh.url,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &param(&back, "code").unwrap()),
-            ("redirect_uri", cb),
-            ("code_verifier", &p.verifier),
-            ("client_id", &id),
-        ],
-    )
-    .await;
+    let (status, t, _) = exchange(&mesh.url, &id, &param(&back, "code").unwrap(), cb, &p.verifier).await;
     assert_eq!(status, 200, "{t}");
     // Bad metadata is refused with the RFC 7591 error.
     let bad = http
@@ -511,14 +448,7 @@ async fn issue17_dynamic_registration_is_limited_and_switchable() {
     assert_eq!(register().await.unwrap().status(), 201);
     assert_eq!(register().await.unwrap().status(), 429, "the third from one address in an hour");
     let off = TestMesh::start_with(|c| c.oauth.dynamic_registration = false).await;
-    let m: Value = http
-        .get(format!("{}/.well-known/oauth-authorization-server", off.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m: Value = get_json(&format!("{}/.well-known/oauth-authorization-server", off.url)).await;
     assert!(m.get("registration_endpoint").is_none(), "not advertised when off");
     let resp = http
         .post(format!("{}/oauth/register", off.url))

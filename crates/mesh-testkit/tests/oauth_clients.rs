@@ -5,7 +5,7 @@
 //! `authorization` command.
 
 use mesh_admin::oauth::manage::ClientInput;
-use mesh_testkit::oauth::Browser;
+use mesh_testkit::oauth::{exchange, Browser};
 use mesh_testkit::{deps, upstreams, TestMesh};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::{json, Value};
@@ -410,17 +410,7 @@ async fn issue17_single_sign_on_provisions_the_user_with_the_configured_role() {
     let done = browser.submit(&consent, "consent", &[("decision", "allow")]).await;
     let back = done.location().unwrap();
     let code = mesh_testkit::oauth::param(&back, "code").expect("a code for the client");
-    let (status, t, _) = mesh_testkit::oauth::token(
-        &mesh.url,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", callback),
-            ("code_verifier", &p.verifier),
-            ("client_id", "sso-app"),
-        ],
-    )
-    .await;
+    let (status, t, _) = exchange(&mesh.url, "sso-app", &code, callback, &p.verifier).await;
     assert_eq!(status, 200, "{t}");
     let user = mesh.admin.store.get_user_by_email("alice@example.com").await.unwrap().expect("provisioned");
     let m = mesh.admin.store.get_membership(&owner.org_id, &user.id).await.unwrap().expect("a member");

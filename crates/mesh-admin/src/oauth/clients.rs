@@ -257,7 +257,7 @@ impl Admin {
             return Err(refuse(&format!("answered HTTP {}", resp.status().as_u16())));
         }
         let ttl = cache_lifetime(resp.headers());
-        let body = read_limited(resp, MAX_DOCUMENT).await.map_err(|why| refuse(why))?;
+        let body = read_limited(resp, MAX_DOCUMENT).await.map_err(refuse)?;
         let meta: Metadata =
             serde_json::from_slice(&body).map_err(|_| refuse("is not a JSON client metadata document"))?;
         if meta.client_id.as_deref() != Some(url) {

@@ -67,7 +67,8 @@ fn client_ip(ctx: &Ctx, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr
     if let Some(name) = &ctx.ip_header {
         // The last entry, whatever it is: skipping one the proxy wrote in another form
         // (`ip:port`, `unknown`) would let an earlier, client-written entry count instead.
-        let last = headers.get_all(name).iter().last().and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
+        let last =
+            headers.get_all(name).iter().next_back().and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
         if let Some(ip) = last.and_then(|s| s.trim().parse::<IpAddr>().ok()) {
             return ip;
         }
