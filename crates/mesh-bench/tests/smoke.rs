@@ -17,7 +17,7 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
     println!("{}", report.markdown());
 
     for c in [1, 16, 64] {
-        for path in [Path::Direct, Path::Bare, Path::Mesh, Path::StdioDirect, Path::StdioMesh] {
+        for path in [Path::Direct, Path::Bare, Path::Mesh, Path::MeshOauth, Path::StdioDirect, Path::StdioMesh] {
             let r = report.call(path, c).unwrap_or_else(|| panic!("no row for {path:?} at {c}"));
             assert_eq!(r.status, None, "{path:?} at {c}");
             assert_eq!((r.calls, r.errors), (200, 0), "{path:?} at {c}: {:?}", r.first_error);
@@ -27,6 +27,10 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
             assert!(r.client_cpu_us_per_call.is_some());
         }
         assert!(report.call(Path::Mesh, c).unwrap().mesh_cpu_us_per_call.is_some());
+        assert!(
+            report.call(Path::MeshOauth, c).unwrap().mesh_cpu_us_per_call.is_some(),
+            "the OAuth row has a CPU column"
+        );
         assert!(report.call(Path::Bare, c).unwrap().mesh_cpu_us_per_call.is_some(), "the bare relay has a CPU column");
         // Measured when the mesh has virtual MCPs, else marked as not available.
         let gw = report.call(Path::Gateway, c).expect("gateway row");
@@ -53,13 +57,19 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
     for c in &report.cold_start {
         assert!(0.0 < c.ready_ms && c.ready_ms <= c.first_initialize_ms && c.first_initialize_ms < 60_000.0, "{c:?}");
     }
-    assert_eq!(report.targets.len(), 8);
+    assert_eq!(report.targets.len(), 9);
     assert!(report.targets.iter().all(|t| t.measured.is_some()), "{:?}", report.targets);
 
     let md = report.markdown();
-    for heading in
-        ["tools/call throughput", "tools/call latency", "tools/list latency", "Mesh memory", "Cold start", "Targets"]
-    {
+    for heading in [
+        "tools/call throughput",
+        "OAuth access token vs API key",
+        "tools/call latency",
+        "tools/list latency",
+        "Mesh memory",
+        "Cold start",
+        "Targets",
+    ] {
         assert!(md.contains(heading), "markdown lacks {heading}");
     }
     let back: Report = serde_json::from_str(&serde_json::to_string(&report).unwrap()).expect("JSON round trip");
