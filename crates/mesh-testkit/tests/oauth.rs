@@ -567,3 +567,26 @@ async fn issue17_an_admin_chosen_password_is_cleared_when_the_person_joins_elsew
     assert!(ok);
     assert!(mesh.admin.password_login("ceo@corp.test", "my very own password", ip).await.is_ok());
 }
+
+/// Behind TLS (an https public URL) the login cookies are `__Host-` cookies, `Secure`: a
+/// sibling subdomain cannot plant one. The issuer and resources follow the public URL.
+#[tokio::test]
+async fn issue17_behind_tls_cookies_are_host_only_and_secure() {
+    let mesh =
+        setup(TestMesh::start_with(|c| c.public_url = Some("https://mesh.example.test/".parse().unwrap())).await).await;
+    let m = get_json(&format!("{}/.well-known/oauth-authorization-server", mesh.url)).await;
+    assert_eq!(m["issuer"], "https://mesh.example.test");
+    let resource = "https://mesh.example.test/mcp/a";
+    let mut browser = Browser::new();
+    let page = browser.get(&authorize_url(&mesh.url, "test-client", CALLBACK, resource, &pkce(), "s")).await;
+    let set: Vec<&str> = page.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert!(
+        set.iter().any(|c| c.starts_with("__Host-mesh_login_csrf=") && c.contains("; Secure") && c.contains("Path=/")),
+        "{set:?}"
+    );
+    let after = browser.submit(&page, "login", &[("email", OWNER), ("password", PASSWORD)]).await;
+    let set: Vec<&str> = after.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert!(set.iter().any(|c| c.starts_with("__Host-mesh_session=") && c.contains("; Secure")), "{set:?}");
+    let consent = browser.get(&after.location().unwrap()).await;
+    assert!(consent.has_form("consent"), "logged in through the __Host- cookie: {}", consent.body);
+}

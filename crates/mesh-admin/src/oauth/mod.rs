@@ -77,6 +77,8 @@ pub struct OAuth {
     pub(crate) sso_pending: login::SsoPending,
     /// Password checks (argon2id) running at once.
     pub(crate) hashing: tokio::sync::Semaphore,
+    /// The SSO provider's discovery document, and when it was fetched.
+    pub(crate) sso_discovery: std::sync::Mutex<Option<(sso::Provider, std::time::Instant)>>,
 }
 
 impl OAuth {
@@ -89,6 +91,7 @@ impl OAuth {
             documents: Default::default(),
             sso_pending: Default::default(),
             hashing: tokio::sync::Semaphore::new(4),
+            sso_discovery: Default::default(),
         }
     }
 

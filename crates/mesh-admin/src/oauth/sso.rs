@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// SSO logins under way at once (each is a few hundred bytes).
 const MAX_PENDING: usize = 10_000;
+/// How long the provider's discovery document is reused.
+const DISCOVERY_TTL: Duration = Duration::from_secs(300);
 /// Provider requests' time limit.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,7 +37,7 @@ pub struct Pending {
 
 /// The parts of the provider's discovery document the mesh uses.
 #[derive(Debug, Clone, Deserialize)]
-struct Provider {
+pub struct Provider {
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
@@ -58,6 +60,13 @@ impl Admin {
 
     async fn provider(&self) -> Result<Provider, OAuthError> {
         let sso = self.sso()?;
+        // One discovery fetch per few minutes, not one per login: logins cannot be turned into a
+        // flood of requests at the provider.
+        if let Some((p, at)) = self.oauth.sso_discovery.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if at.elapsed() < DISCOVERY_TTL {
+                return Ok(p.clone());
+            }
+        }
         let url = format!("{}/.well-known/openid-configuration", sso.issuer.trim_end_matches('/'));
         let unavailable = |why: String| {
             tracing::warn!(provider = %sso.issuer, why = %why, "single sign-on provider unavailable");
@@ -72,6 +81,7 @@ impl Admin {
         if p.issuer.trim_end_matches('/') != sso.issuer.trim_end_matches('/') {
             return Err(unavailable(format!("discovery names issuer {}", p.issuer)));
         }
+        *self.oauth.sso_discovery.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.clone(), Instant::now()));
         Ok(p)
     }
 

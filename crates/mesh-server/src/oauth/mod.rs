@@ -88,8 +88,25 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn set_cookie(resp: &mut Response, ctx: &Ctx, name: &str, value: &str, max_age: u64) {
+/// A cookie's full name: over https with the `__Host-` prefix, which browsers accept only from
+/// this very host, `Secure`, for path `/` — so a sibling subdomain cannot plant one (and defeat
+/// the login form's double-submit check, or fix a session).
+fn cookie_name(ctx: &Ctx, base: &str) -> String {
+    if ctx.admin.oauth.settings.secure_cookies() {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
+
+/// This mesh's cookie `base` from the request.
+fn read_cookie<'a>(ctx: &Ctx, headers: &'a HeaderMap, base: &str) -> Option<&'a str> {
+    cookie(headers, &cookie_name(ctx, base))
+}
+
+fn set_cookie(resp: &mut Response, ctx: &Ctx, base: &str, value: &str, max_age: u64) {
     let secure = if ctx.admin.oauth.settings.secure_cookies() { "; Secure" } else { "" };
+    let name = cookie_name(ctx, base);
     let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     if let Ok(v) = HeaderValue::from_str(&v) {
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -120,7 +137,7 @@ async fn authorize(State(ctx): State<Ctx>, RawQuery(q): RawQuery, headers: Heade
         Ok(r) => r,
         Err(e) => return authorize_error(e),
     };
-    let session = match cookie(&headers, SESSION_COOKIE) {
+    let session = match read_cookie(&ctx, &headers, SESSION_COOKIE) {
         Some(c) => ctx.admin.login_session(c).await,
         None => None,
     };
@@ -227,7 +244,7 @@ async fn login(State(ctx): State<Ctx>, peer: Peer, headers: HeaderMap, body: Byt
         Ok(r) => r,
         Err(e) => return authorize_error(e),
     };
-    if get("csrf").is_empty() || cookie(&headers, LOGIN_CSRF_COOKIE) != Some(get("csrf")) {
+    if get("csrf").is_empty() || read_cookie(&ctx, &headers, LOGIN_CSRF_COOKIE) != Some(get("csrf")) {
         return login_page(&ctx, StatusCode::FORBIDDEN, query, &req, Some("The form expired; please try again."), "");
     }
     let ip = client_ip(&ctx, peer.0, &headers);
@@ -256,7 +273,7 @@ async fn login(State(ctx): State<Ctx>, peer: Peer, headers: HeaderMap, body: Byt
 
 /// POST /oauth/logout: ends the login session.
 async fn logout(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
-    if let Some(c) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(c) = read_cookie(&ctx, &headers, SESSION_COOKIE) {
         ctx.admin.logout(c).await;
     }
     let mut resp = pages::error(StatusCode::OK, "You are logged out. Go back to the application to log in again.");
@@ -268,7 +285,7 @@ async fn logout(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
 async fn consent(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(f) = form(&body) else { return pages::error(StatusCode::BAD_REQUEST, "the form is malformed") };
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
-    let session = match cookie(&headers, SESSION_COOKIE) {
+    let session = match read_cookie(&ctx, &headers, SESSION_COOKIE) {
         Some(c) => ctx.admin.login_session(c).await,
         None => None,
     };
@@ -307,7 +324,7 @@ async fn sso_start(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> R
     if let Err(e) = ctx.admin.oauth_authorize_request(get("request")).await {
         return authorize_error(e);
     }
-    if get("csrf").is_empty() || cookie(&headers, LOGIN_CSRF_COOKIE) != Some(get("csrf")) {
+    if get("csrf").is_empty() || read_cookie(&ctx, &headers, LOGIN_CSRF_COOKIE) != Some(get("csrf")) {
         return pages::error(StatusCode::FORBIDDEN, "The form expired; go back to the application and start again.");
     }
     match ctx.admin.sso_start(get("request")).await {
@@ -326,7 +343,7 @@ async fn sso_callback(State(ctx): State<Ctx>, RawQuery(q): RawQuery, headers: He
     let Some(p) = params(&q.unwrap_or_default()) else {
         return pages::error(StatusCode::BAD_REQUEST, "a parameter is given more than once");
     };
-    match ctx.admin.sso_finish(&p, cookie(&headers, SSO_STATE_COOKIE)).await {
+    match ctx.admin.sso_finish(&p, read_cookie(&ctx, &headers, SSO_STATE_COOKIE)).await {
         Ok((new, query)) => {
             let mut resp = see_other(&format!("../authorize?{query}"));
             set_cookie(&mut resp, &ctx, SESSION_COOKIE, &new.cookie, mesh_admin::oauth::login::SESSION_TTL.as_secs());
