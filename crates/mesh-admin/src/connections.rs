@@ -215,6 +215,7 @@ impl Admin {
             return Err(AdminError::NotFound(format!("connection '{id_or_slug}'")));
         }
         self.keys.reload_anonymous(&self.store).await?;
+        self.route_deleted(&p.org_id, &[&c.slug, &c.id]).await?;
         self.announce(crate::Change::ConnectionEnded { id: c.id.clone() });
         self.announce(crate::Change::Connections { org_id: p.org_id.clone() });
         tracing::info!(org = %p.org_id, connection = %c.slug, "connection deleted");

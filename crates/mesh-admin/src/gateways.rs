@@ -197,6 +197,7 @@ impl Admin {
         if !self.store.delete_gateway(&p.org_id, &g.id).await? {
             return Err(AdminError::NotFound(format!("gateway '{id_or_slug}'")));
         }
+        self.route_deleted(&p.org_id, &[&format!("gateway/{}", g.slug), &format!("gateway/{}", g.id)]).await?;
         self.announce(crate::Change::Gateway { id: g.id.clone() });
         tracing::info!(org = %p.org_id, gateway = %g.slug, "gateway deleted");
         Ok(g.id)

@@ -265,6 +265,21 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Deletes `org_id`'s grants for any of `routes` (a deleted connection or gateway, by slug
+    /// and id), and with them their codes and tokens. Returns how many.
+    pub async fn delete_oauth_grants_for(&self, org_id: &str, routes: &[&str]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for route in routes {
+            n += sqlx::query("DELETE FROM oauth_grants WHERE org_id = $1 AND route = $2")
+                .bind(org_id)
+                .bind(*route)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
     /// Stores an authorization code.
     pub async fn create_oauth_code(&self, c: &OAuthCode) -> Result<(), StoreError> {
         sqlx::query(

@@ -590,3 +590,18 @@ async fn issue17_behind_tls_cookies_are_host_only_and_secure() {
     let consent = browser.get(&after.location().unwrap()).await;
     assert!(consent.has_form("consent"), "logged in through the __Host- cookie: {}", consent.body);
 }
+
+/// Deleting a connection ends the grants given for it: a connection made later under the same
+/// name (perhaps pointing elsewhere) inherits no token and no remembered consent.
+#[tokio::test]
+async fn issue17_a_deleted_route_takes_its_grants_and_tokens() {
+    let mesh = mesh().await;
+    let a = format!("{}/mcp/a", mesh.url);
+    let access = tokens_for(&mesh, &a).await["access_token"].as_str().unwrap().to_string();
+    assert_eq!(init(&a, &access).await.0, 200);
+    let owner = mesh.owner();
+    mesh.admin.delete_connection(&owner, "a").await.unwrap();
+    mesh.add_connection(json!({"slug": "a", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    assert_eq!(init(&a, &access).await.0, 401, "the new 'a' does not accept the old grant's token");
+    assert!(mesh.admin.list_oauth_grants(&owner, None).await.unwrap().iter().all(|g| g.resource != a));
+}

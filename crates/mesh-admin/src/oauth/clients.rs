@@ -25,6 +25,11 @@ const MIN_CACHE: Duration = Duration::from_secs(30);
 const DEFAULT_CACHE: Duration = Duration::from_secs(300);
 /// Documents held in memory at once.
 const MAX_CACHED: usize = 1_000;
+/// A document that could not be used is not fetched again for this long: anyone can name any
+/// URL as a client id, and the mesh must not become a fetcher on their behalf.
+const FAILED_CACHE: Duration = Duration::from_secs(60);
+/// Document fetches under way at once.
+const MAX_FETCHING: usize = 16;
 /// Clients RFC 7591 may register in all: registration is anonymous, so it is bounded.
 const MAX_DYNAMIC: i64 = 10_000;
 
@@ -90,9 +95,21 @@ impl Client {
     }
 }
 
-/// Fetched metadata documents, until their cache lifetime ends.
-#[derive(Default)]
-pub struct DocumentCache(Mutex<HashMap<String, (Client, Instant)>>);
+/// Fetched metadata documents (or why one could not be used), until their cache lifetime ends,
+/// and the fetches under way.
+pub struct DocumentCache {
+    entries: Mutex<HashMap<String, Cached>>,
+    fetching: tokio::sync::Semaphore,
+}
+
+/// A document's client (or why it cannot be used), and until when that holds.
+type Cached = (Result<Client, OAuthError>, Instant);
+
+impl Default for DocumentCache {
+    fn default() -> Self {
+        DocumentCache { entries: Mutex::default(), fetching: tokio::sync::Semaphore::new(MAX_FETCHING) }
+    }
+}
 
 /// RFC 7591 registrations per address in the current hour.
 #[derive(Default)]
@@ -208,21 +225,30 @@ impl Admin {
     async fn document_client(&self, url: &str) -> Result<Client, OAuthError> {
         let now = Instant::now();
         let cache = &self.oauth.documents;
-        if let Some((c, until)) = cache.0.lock().unwrap_or_else(|p| p.into_inner()).get(url) {
+        if let Some((c, until)) = cache.entries.lock().unwrap_or_else(|p| p.into_inner()).get(url) {
             if *until > now {
-                return Ok(c.clone());
+                return c.clone();
             }
         }
-        let (client, ttl) = self.fetch_document(url).await?;
-        let mut map = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok(_fetching) = cache.fetching.try_acquire() else {
+            return Err(OAuthError::new(
+                "temporarily_unavailable",
+                "too many client metadata documents are being fetched; try again",
+            ));
+        };
+        let (result, ttl) = match self.fetch_document(url).await {
+            Ok((client, ttl)) => (Ok(client), ttl),
+            Err(e) => (Err(e), FAILED_CACHE),
+        };
+        let mut map = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_CACHED {
             map.retain(|_, (_, until)| *until > now);
             if map.len() >= MAX_CACHED {
                 map.clear();
             }
         }
-        map.insert(url.to_string(), (client.clone(), now + ttl));
-        Ok(client)
+        map.insert(url.to_string(), (result.clone(), now + ttl));
+        result
     }
 
     /// Fetches a metadata document with the outbound guards of an organisation's upstream

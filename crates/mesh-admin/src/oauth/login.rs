@@ -76,6 +76,14 @@ impl Throttle {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 
+    /// Restarts `key`'s wait from `now`: a failure counted before a slow check is dated when the
+    /// check ended, so the backoff is not spent while it ran.
+    fn restamp(&self, key: &str, now: Instant) {
+        if let Some(e) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
+            e.1 = now;
+        }
+    }
+
     /// Takes back one failure counted in advance (a success from an address).
     fn forgive(&self, key: &str) {
         if let Some(e) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
@@ -84,14 +92,14 @@ impl Throttle {
     }
 }
 
-/// The wait after `failures` failures when `free` are allowed: none up to `free`, then one
-/// second doubling per failure, at most [`MAX_BACKOFF`].
+/// The wait after `failures` failures when `free` are allowed: none up to `free`, then five
+/// seconds doubling per failure, at most [`MAX_BACKOFF`].
 fn backoff(failures: u32, free: u32) -> Duration {
     if failures < free {
         return Duration::ZERO;
     }
     let exp = (failures - free).min(20);
-    Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
+    Duration::from_secs(5u64 << exp).min(MAX_BACKOFF)
 }
 
 /// Why a login did not succeed.
@@ -155,6 +163,9 @@ impl Admin {
         let user = match user {
             Some(u) if ok => u,
             known => {
+                let after = Instant::now();
+                throttle.restamp(&account, after);
+                throttle.restamp(&address, after);
                 tracing::info!(%ip, "login failed");
                 // A known account's failures go to its organisations' trails; what was typed is
                 // recorded only if it is an e-mail address (people type passwords into the
@@ -229,9 +240,9 @@ mod tests {
     #[test]
     fn backoff_starts_after_the_free_failures_and_doubles_to_a_ceiling() {
         assert_eq!(backoff(4, 5), Duration::ZERO);
-        assert_eq!(backoff(5, 5), Duration::from_secs(1));
-        assert_eq!(backoff(6, 5), Duration::from_secs(2));
-        assert_eq!(backoff(9, 5), Duration::from_secs(16));
+        assert_eq!(backoff(5, 5), Duration::from_secs(5));
+        assert_eq!(backoff(6, 5), Duration::from_secs(10));
+        assert_eq!(backoff(9, 5), Duration::from_secs(80));
         assert_eq!(backoff(40, 5), MAX_BACKOFF);
     }
 
@@ -242,9 +253,9 @@ mod tests {
         for _ in 0..5 {
             t.fail("a:x".into(), now);
         }
-        assert!(t.wait("a:x", 5, now).is_some_and(|w| w <= Duration::from_secs(1)));
+        assert!(t.wait("a:x", 5, now).is_some_and(|w| w <= Duration::from_secs(5)));
         assert_eq!(t.wait("a:y", 5, now), None);
-        assert_eq!(t.wait("a:x", 5, now + Duration::from_secs(2)), None, "the wait ends");
+        assert_eq!(t.wait("a:x", 5, now + Duration::from_secs(6)), None, "the wait ends");
         t.succeed("a:x");
         assert_eq!(t.wait("a:x", 5, now), None);
     }

@@ -108,6 +108,16 @@ fn operators_only(p: &Principal) -> Result<(), AdminError> {
 }
 
 impl Admin {
+    /// A connection or gateway was deleted: the grants given for it end with their tokens, so
+    /// that nothing created later under the same name inherits them.
+    pub(crate) async fn route_deleted(&self, org_id: &str, routes: &[&str]) -> Result<(), AdminError> {
+        if self.store.delete_oauth_grants_for(org_id, routes).await? > 0 {
+            tracing::info!(org = %org_id, ?routes, "OAuth grants for a deleted route ended");
+            self.access_changed(org_id).await?;
+        }
+        Ok(())
+    }
+
     /// Sets a user's password for the login page (argon2id). Anyone sets their own; an
     /// installation operator may set anyone's (`user` by id or e-mail). Organisation owners may
     /// not: a person can belong to several organisations, and a password opens all of them.
