@@ -195,6 +195,11 @@ impl Admin {
         }
         self.store.update_connection(&c, secrets.as_deref()).await?;
         self.keys.reload_anonymous(&self.store).await?;
+        if c.slug != before.slug {
+            // Grants name the route as the client wrote it: the old name is free for another
+            // connection now, which must not inherit them.
+            self.route_deleted(&p.org_id, &[&before.slug]).await?;
+        }
         let upstream_changed = c.status != "active"
             || secrets.is_some()
             || (c.transport.as_str(), &c.url, &c.command, &c.args, &c.cwd)

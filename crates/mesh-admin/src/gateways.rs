@@ -182,9 +182,14 @@ impl Admin {
     ) -> Result<SavedGateway, AdminError> {
         require_manage(p)?;
         let mut g = self.find_gateway(p, id_or_slug).await?;
+        let old_slug = g.slug.clone();
         let warnings = self.apply(p, &mut g, &input).await?;
         g.updated_at = id::now_ms();
         self.store.update_gateway(&g).await?;
+        if g.slug != old_slug {
+            // As for a connection renamed: the old name's grants end with it.
+            self.route_deleted(&p.org_id, &[&format!("gateway/{old_slug}")]).await?;
+        }
         self.announce(crate::Change::Gateway { id: g.id.clone() });
         tracing::info!(org = %p.org_id, gateway = %g.slug, status = %g.status, "gateway updated");
         Ok(SavedGateway { item: self.gateway_view(g, &self.connections_by_id(p).await?), warnings })

@@ -604,4 +604,12 @@ async fn issue17_a_deleted_route_takes_its_grants_and_tokens() {
     mesh.add_connection(json!({"slug": "a", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
     assert_eq!(init(&a, &access).await.0, 401, "the new 'a' does not accept the old grant's token");
     assert!(mesh.admin.list_oauth_grants(&owner, None).await.unwrap().iter().all(|g| g.resource != a));
+    // Renaming frees the old name the same way.
+    let b = format!("{}/mcp/b", mesh.url);
+    let access = tokens_for(&mesh, &b).await["access_token"].as_str().unwrap().to_string();
+    assert_eq!(init(&b, &access).await.0, 200);
+    let (ok, out) = mesh.manage(&mesh.key, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": "b", "slug": "b2"})).await;
+    assert!(ok, "{out}");
+    mesh.add_connection(json!({"slug": "b", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    assert_eq!(init(&b, &access).await.0, 401, "the new 'b' does not accept the renamed one's token");
 }
