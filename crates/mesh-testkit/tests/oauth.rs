@@ -613,3 +613,48 @@ async fn issue17_a_deleted_route_takes_its_grants_and_tokens() {
     mesh.add_connection(json!({"slug": "b", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
     assert_eq!(init(&b, &access).await.0, 401, "the new 'b' does not accept the renamed one's token");
 }
+
+/// Bad input at the OAuth endpoints gets the protocol's errors, never a 500, and the mesh keeps
+/// serving: repeated parameters, bodies that are not forms or JSON, oversized bodies, unknown
+/// grant types, and an authorization request without a client.
+#[tokio::test]
+async fn issue17_bad_input_at_the_oauth_endpoints() {
+    let mesh = mesh().await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, ctype: &str, body: Vec<u8>| {
+        http.post(format!("{}{path}", mesh.url)).header("content-type", ctype).body(body).send()
+    };
+    let form = "application/x-www-form-urlencoded";
+    for (body, want) in [
+        (b"grant_type=authorization_code&grant_type=refresh_token".to_vec(), "invalid_request"),
+        (b"grant_type=password&client_id=test-client".to_vec(), "unsupported_grant_type"),
+        (b"client_id=test-client".to_vec(), "invalid_request"),
+        (vec![0xff, 0xfe, 0x00], "invalid_request"),
+        (vec![b'a'; 100 * 1024], "invalid_request"),
+    ] {
+        let resp = post("/oauth/token", form, body).await.unwrap();
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], want);
+    }
+    for body in [b"not json".to_vec(), b"{\"redirect_uris\": 5}".to_vec(), vec![b' '; 100 * 1024]] {
+        let resp = post("/oauth/register", "application/json", body).await.unwrap();
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_client_metadata");
+    }
+    let resp = post("/oauth/revoke", form, b"client_id=test-client".to_vec()).await.unwrap();
+    assert_eq!(resp.status(), 400, "no token to revoke");
+    for query in [
+        "",
+        "client_id=test-client&client_id=x",
+        "response_type=code",
+        "client_id=nobody&redirect_uri=http://127.0.0.1/cb",
+    ] {
+        let page = Browser::new().get(&format!("{}/oauth/authorize?{query}", mesh.url)).await;
+        assert_eq!(page.status, 400, "{query}: {}", page.body);
+        assert!(page.headers.get("location").is_none());
+    }
+    let resp = post("/oauth/login", form, b"request=&csrf=x".to_vec()).await.unwrap();
+    assert_eq!(resp.status(), 400, "a login form without its authorization request");
+    // Still serving.
+    assert_eq!(tokens_for(&mesh, &format!("{}/mcp/a", mesh.url)).await["token_type"], "Bearer");
+}
