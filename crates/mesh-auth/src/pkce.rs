@@ -37,13 +37,18 @@ pub fn check_challenge(challenge: &str, method: Option<&str>) -> Result<(), Pkce
     Ok(())
 }
 
+/// The S256 challenge of `verifier`: BASE64URL(SHA-256(verifier)), unpadded (RFC 7636 §4.2).
+pub fn challenge_s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
 /// Checks a token request's verifier against the challenge stored with its code.
 pub fn verify(verifier: &str, challenge: &str) -> Result<(), PkceError> {
     let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
     if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(unreserved) {
         return Err(PkceError::Verifier);
     }
-    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let computed = challenge_s256(verifier);
     // Both sides are public by the time the token request is made; equal length, so a plain
     // comparison reveals nothing a constant-time one would hide.
     if computed == challenge {

@@ -33,6 +33,11 @@ pub fn is_loopback(uri: &str) -> bool {
     url::Url::parse(uri).is_ok_and(|u| u.scheme() == "http" && u.host().as_ref().is_some_and(loopback))
 }
 
+/// Whether `uri`'s host, whatever its scheme, is this device's loopback interface.
+pub fn on_loopback(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| u.host().as_ref().is_some_and(loopback))
+}
+
 /// Checks a redirect URI a client registers (by pre-registration, metadata document or DCR).
 pub fn check_registered(uri: &str) -> Result<(), RedirectError> {
     let u = url::Url::parse(uri).map_err(|_| RedirectError::NotAUrl(uri.into()))?;

@@ -5,9 +5,7 @@
 
 use crate::processes::MeshProcess;
 use anyhow::Context;
-use base64::Engine as _;
 use serde_json::{json, Value};
-use sha2::Digest as _;
 
 const EMAIL: &str = "bench-oauth@localhost";
 const PASSWORD: &str = "bench oauth password";
@@ -33,7 +31,7 @@ pub async fn token(mesh: &MeshProcess, resource: &str) -> anyhow::Result<Result<
         .context("a member to log in as")?;
 
     let verifier = mesh_core::id::random_base62(64);
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let challenge = mesh_auth::pkce::challenge_s256(&verifier);
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", &client_id)

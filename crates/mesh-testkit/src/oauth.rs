@@ -206,10 +206,8 @@ pub struct Pkce {
 
 /// A fresh PKCE pair.
 pub fn pkce() -> Pkce {
-    use base64::Engine as _;
-    use sha2::Digest as _;
     let verifier = mesh_core::id::random_base62(64);
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let challenge = mesh_auth::pkce::challenge_s256(&verifier);
     Pkce { verifier, challenge }
 }
 

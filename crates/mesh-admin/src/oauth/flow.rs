@@ -3,7 +3,7 @@
 //! tokens); revocation (RFC 7009).
 
 use super::clients::Client;
-use super::{secret, Event, OAuthError, SCOPES};
+use super::{clip, secret, Event, OAuthError, SCOPES};
 use crate::Admin;
 use mesh_relay::audit::Outcome;
 use mesh_store::{OAuthCode, OAuthGrant, OAuthToken, Org};
@@ -152,9 +152,15 @@ impl Admin {
         Ok(out)
     }
 
-    /// A consent given before that covers this request, where it is the only organisation the
-    /// request could mean: the consent page is then skipped.
-    pub async fn oauth_remembered(&self, user_id: &str, req: &AuthRequest) -> Result<Option<String>, OAuthError> {
+    /// A consent given before that covers this request, where `orgs` (`oauth_orgs_for`) holds
+    /// the only organisation it could mean: the consent page is skipped, and the answer is the
+    /// redirect back with a new code.
+    pub async fn oauth_remembered(
+        &self,
+        user_id: &str,
+        req: &AuthRequest,
+        orgs: &[(Org, String)],
+    ) -> Result<Option<String>, AuthorizeError> {
         if req.prompt.as_deref().is_some_and(|p| p.split(' ').any(|v| v == "consent" || v == "login")) {
             return Ok(None);
         }
@@ -163,13 +169,14 @@ impl Admin {
         if req.client.secret_hash.is_none() && mesh_auth::redirect::is_loopback(&req.redirect_uri) {
             return Ok(None);
         }
-        let orgs = self.oauth_orgs_for(user_id, &req.route).await?;
-        let [(org, _)] = orgs.as_slice() else { return Ok(None) };
-        let Some(grant) = self.store.find_oauth_grant(&org.id, user_id, &req.client.id, &req.resource).await? else {
-            return Ok(None);
-        };
+        let [(org, _)] = orgs else { return Ok(None) };
+        let found = self.store.find_oauth_grant(&org.id, user_id, &req.client.id, &req.resource).await;
+        let Some(grant) = found.map_err(|e| page(e.into()))? else { return Ok(None) };
         let granted: BTreeSet<String> = grant.scope.split(' ').map(str::to_string).collect();
-        Ok(req.scope.is_subset(&granted).then_some(org.id.clone()))
+        if !req.scope.is_subset(&granted) {
+            return Ok(None);
+        }
+        self.grant_and_code(user_id, req, &org.id).await.map(Some)
     }
 
     /// The user's answer on the consent page (or a remembered one): on `allow`, the grant is
@@ -182,27 +189,44 @@ impl Admin {
         allow: bool,
     ) -> Result<String, AuthorizeError> {
         let back = |params: &[(&str, &str)]| self.oauth_redirect(&req.redirect_uri, req.state.as_deref(), params);
-        let event = |outcome, error: Option<String>, family: &str| {
-            self.audit_oauth(Event {
-                org_id,
-                user_id,
-                family,
-                method: "oauth/consent",
-                client_id: Some(&req.client.id),
-                outcome,
-                error,
-                details: json!({"resource": req.resource, "scope": mesh_auth::scope::format(&req.scope)}),
-            })
-        };
         // The organisation comes from the form: checked before anything is written in its name.
         let orgs = self.oauth_orgs_for(user_id, &req.route).await.map_err(|e| AuthorizeError::Page(e.description))?;
         if !orgs.iter().any(|(o, _)| o.id == org_id) {
             return Err(AuthorizeError::Page("that organisation has no such endpoint for you".into()));
         }
         if !allow {
-            event(Outcome::Denied, Some("the user declined".into()), "");
+            self.audit_consent(org_id, user_id, "", req, Outcome::Denied, Some("the user declined"));
             return Ok(back(&[("error", "access_denied"), ("error_description", "the user declined")]));
         }
+        self.grant_and_code(user_id, req, org_id).await
+    }
+
+    /// The audit row of a consent (given, remembered or declined).
+    fn audit_consent(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        family: &str,
+        req: &AuthRequest,
+        outcome: Outcome,
+        error: Option<&str>,
+    ) {
+        self.audit_oauth(Event {
+            org_id,
+            user_id,
+            family,
+            method: "oauth/consent",
+            client_id: Some(&req.client.id),
+            outcome,
+            error: error.map(str::to_string),
+            details: json!({"resource": req.resource, "scope": mesh_auth::scope::format(&req.scope)}),
+        });
+    }
+
+    /// Records the grant (or widens it to this request's scope) and issues a code: the redirect
+    /// back to the client. `org_id` must be one of `oauth_orgs_for`'s.
+    async fn grant_and_code(&self, user_id: &str, req: &AuthRequest, org_id: &str) -> Result<String, AuthorizeError> {
+        let back = |params: &[(&str, &str)]| self.oauth_redirect(&req.redirect_uri, req.state.as_deref(), params);
         let now = mesh_core::id::now_ms();
         let grant = OAuthGrant {
             id: mesh_core::id::new_id("grant"),
@@ -232,7 +256,7 @@ impl Admin {
             })
             .await
             .map_err(|e| page(e.into()))?;
-        event(Outcome::Ok, None, &family);
+        self.audit_consent(org_id, user_id, &family, req, Outcome::Ok, None);
         tracing::info!(org = %org_id, user = %user_id, client = %req.client.id, resource = %req.resource, "OAuth consent given; code issued");
         Ok(back(&[("code", &code)]))
     }
@@ -500,11 +524,6 @@ fn granted_scope(raw: Option<&str>) -> Result<BTreeSet<String>, String> {
     let mut out: BTreeSet<String> = asked.into_iter().filter(|s| SCOPES.contains(&s.as_str())).collect();
     out.insert("mcp".into());
     Ok(out)
-}
-
-/// At most 100 characters of something a client sent, for a message.
-fn clip(s: &str) -> String {
-    s.chars().take(100).collect()
 }
 
 fn page(e: OAuthError) -> AuthorizeError {

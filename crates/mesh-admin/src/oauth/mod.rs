@@ -186,6 +186,11 @@ impl From<mesh_store::StoreError> for OAuthError {
     }
 }
 
+/// At most 100 characters of something a client or provider sent, for a message.
+pub(crate) fn clip(s: &str) -> String {
+    s.chars().take(100).collect()
+}
+
 /// A random secret of 43 base62 characters (~256 bits) after `prefix`.
 pub(crate) fn secret(prefix: &str) -> String {
     format!("{prefix}{}", mesh_core::id::random_base62(43))

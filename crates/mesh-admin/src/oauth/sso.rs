@@ -7,7 +7,7 @@
 //! opened and verified, so its signature is not checked (OpenID Connect Core §3.1.3.7, item 6
 //! allows TLS server validation instead); its issuer, audience, expiry and nonce are.
 
-use super::{secret, OAuthError};
+use super::{clip, secret, OAuthError};
 use crate::Admin;
 use base64::Engine as _;
 use mesh_relay::audit::Outcome;
@@ -91,8 +91,7 @@ impl Admin {
         let sso = self.sso()?;
         let provider = self.provider().await?;
         let (state, nonce, verifier) = (secret(""), secret(""), secret(""));
-        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
+        let challenge = mesh_auth::pkce::challenge_s256(&verifier);
         {
             let now = Instant::now();
             let mut pending = self.oauth.sso_pending.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -309,10 +308,6 @@ fn check_claims(claims: &Value, issuer: &str, client_id: &str, nonce: &str) -> R
 /// RFC 6749 §2.3.1: Basic credentials are form-encoded before base64.
 fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-fn clip(s: &str) -> String {
-    s.chars().take(100).collect()
 }
 
 #[cfg(test)]

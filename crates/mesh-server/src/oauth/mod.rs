@@ -7,7 +7,7 @@ mod pages;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -173,20 +173,15 @@ fn login_page(
 async fn consent_or_code(ctx: &Ctx, query: &str, req: &AuthRequest, s: &mesh_store::UserSession) -> Response {
     let admin = &ctx.admin;
     let internal = |e: OAuthError| pages::error(StatusCode::INTERNAL_SERVER_ERROR, &e.description);
-    match admin.oauth_remembered(&s.user_id, req).await {
-        Ok(Some(org)) => {
-            return match admin.oauth_decide(&s.user_id, req, &org, true).await {
-                Ok(url) => see_other(&url),
-                Err(e) => authorize_error(e),
-            }
-        }
-        Ok(None) => {}
-        Err(e) => return internal(e),
-    }
     let orgs = match admin.oauth_orgs_for(&s.user_id, &req.route).await {
         Ok(o) => o,
         Err(e) => return internal(e),
     };
+    match admin.oauth_remembered(&s.user_id, req, &orgs).await {
+        Ok(Some(url)) => return see_other(&url),
+        Ok(None) => {}
+        Err(e) => return authorize_error(e),
+    }
     let email = admin.store.get_user(&s.user_id).await.ok().flatten().map(|u| u.email).unwrap_or_default();
     if orgs.is_empty() {
         return pages::no_access(&email, &req.resource);
@@ -194,12 +189,6 @@ async fn consent_or_code(ctx: &Ctx, query: &str, req: &AuthRequest, s: &mesh_sto
     let orgs: Vec<(String, String, String)> = orgs.into_iter().map(|(o, role)| (o.id, o.name, role)).collect();
     let redirect = url::Url::parse(&req.redirect_uri).ok();
     let redirect_host = redirect.as_ref().and_then(|u| u.host_str()).unwrap_or("").to_string();
-    let loopback = |u: &str| {
-        url::Url::parse(u)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .is_some_and(|h| h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) || h == "[::1]")
-    };
     let what = match req.route.as_str() {
         "" => "the management server: everything your role may manage".to_string(),
         r => match r.strip_prefix("gateway/") {
@@ -215,16 +204,12 @@ async fn consent_or_code(ctx: &Ctx, query: &str, req: &AuthRequest, s: &mesh_sto
         client_id: &req.client.id,
         client_uri: req.client.client_uri.as_deref(),
         redirect_host: &redirect_host,
-        loopback_only: req.client.redirect_uris.iter().all(|u| loopback(u)),
+        loopback_only: req.client.redirect_uris.iter().all(|u| mesh_auth::redirect::on_loopback(u)),
         resource: &req.resource,
         what: &what,
-        scope: &mesh_auth_scope(req),
+        scope: &mesh_auth::scope::format(&req.scope),
         orgs: &orgs,
     })
-}
-
-fn mesh_auth_scope(req: &AuthRequest) -> String {
-    req.scope.iter().cloned().collect::<Vec<_>>().join(" ")
 }
 
 fn form(body: &Bytes) -> Option<HashMap<String, String>> {
@@ -454,8 +439,7 @@ async fn register(State(ctx): State<Ctx>, peer: Peer, headers: HeaderMap, body: 
 }
 
 /// POST /oauth/revoke (RFC 7009).
-async fn revoke(State(ctx): State<Ctx>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
-    debug_assert_eq!(method, Method::POST);
+async fn revoke(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(f) = form(&body) else {
         return oauth_error(&OAuthError::new("invalid_request", "the body must be a form"), false);
     };
