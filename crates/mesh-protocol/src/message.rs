@@ -335,12 +335,12 @@ mod tests {
     #[test]
     fn error_objects_are_read_from_error_replies_only() {
         let e = msg(
-            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32029,"message":"slow down","data":{"retryAfterMs":1500}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-31029,"message":"slow down","data":{"retryAfterMs":1500}}}"#,
         )
         .unwrap()
         .error_object()
         .unwrap();
-        assert_eq!((e.code, e.message.as_str()), (-32029, "slow down"));
+        assert_eq!((e.code, e.message.as_str()), (-31029, "slow down"));
         assert_eq!(e.data.unwrap()["retryAfterMs"], 1500);
         assert_eq!(msg(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap().error_object(), None);
         assert_eq!(error_object(br#"{"error":{"code":"x"}}"#), None, "malformed: no object");

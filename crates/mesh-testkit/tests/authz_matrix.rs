@@ -264,7 +264,7 @@ fn refused(r: &anyhow::Result<Value>) -> bool {
                 || text.contains("Unknown prompt")
                 || text.contains("Unknown resource")
                 || text.contains("may list tools but not call")
-                || text.contains("-32020")
+                || text.contains("-31020")
         }
     }
 }

@@ -118,7 +118,7 @@ async fn missing_or_wrong_credentials_get_401_with_a_bearer_challenge() {
                 .unwrap_or_else(|| panic!("{what}: 401 without WWW-Authenticate"));
             assert!(challenge.starts_with("Bearer "), "{what}: {challenge}");
             let (code, message) = refusal(&body);
-            assert_eq!(code, -32020, "{what}: {message}");
+            assert_eq!(code, -31020, "{what}: {message}");
             assert!(message.contains("authentication required"), "{message}");
         }
     }
@@ -236,14 +236,14 @@ async fn a_request_without_a_session_is_400_and_an_unknown_session_is_404() {
         let (status, _, body) = raw::post(&url, post_headers(&mesh.key, Some(unknown)), tools_list(3)).await;
         assert_eq!(status, 404, "{url}: {body}");
         let (code, message) = refusal(&body);
-        assert_eq!(code, -32021);
+        assert_eq!(code, -31021);
         assert!(message.contains("session not found"), "{message}");
     }
     // A live session belongs to its endpoint: the connection's session is unknown at /mcp.
     let sid = raw::open_session(&mesh.endpoint("everything"), &mesh.key, VERSION).await;
     let (status, _, body) = raw::post(&management(&mesh), post_headers(&mesh.key, Some(&sid)), tools_list(4)).await;
     assert_eq!(status, 404, "{body}");
-    assert_eq!(refusal(&body).0, -32021);
+    assert_eq!(refusal(&body).0, -31021);
     assert_still_serves(&mesh).await;
     mesh.stop().await;
 }
@@ -262,7 +262,7 @@ async fn an_unknown_or_disabled_connection_is_404_route_not_found() {
         assert_eq!(status, 404, "{slug}: {body}");
         let v: Value = serde_json::from_str(&body).expect("JSON error body");
         assert_eq!(v["id"], 7, "the initialize's id is echoed: {v}");
-        assert_eq!(v["error"]["code"], -32022, "{v}");
+        assert_eq!(v["error"]["code"], -31022, "{v}");
         // Same words whether the connection exists (disabled) or not: nothing is revealed.
         assert_eq!(v["error"]["message"], format!("no connection named '{slug}'"), "{v}");
     }
@@ -365,7 +365,7 @@ async fn a_session_is_bound_to_its_key_and_ends_on_delete() {
     // Another key — same organisation, same role — cannot use, listen to, or end the session.
     let (status, _, body) = raw::post(&url, post_headers(&other, Some(&sid)), tools_list(2)).await;
     assert_eq!(status, 404, "{body}");
-    assert_eq!(refusal(&body), (-32021, "session not found: it may have ended; initialize a new one".into()));
+    assert_eq!(refusal(&body), (-31021, "session not found: it may have ended; initialize a new one".into()));
     let mut listen = post_headers(&other, Some(&sid));
     listen.insert("accept", HeaderValue::from_static("text/event-stream"));
     let (status, _, _) = send(Method::GET, &url, listen, "").await;
@@ -384,7 +384,7 @@ async fn a_session_is_bound_to_its_key_and_ends_on_delete() {
     assert_eq!(mesh.session_count(), 1, "only the other key's session is left");
     let (status, _, body) = raw::post(&url, post_headers(&mesh.key, Some(&sid)), tools_list(3)).await;
     assert_eq!(status, 404, "an ended session is not found: {body}");
-    assert_eq!(refusal(&body).0, -32021);
+    assert_eq!(refusal(&body).0, -31021);
     let (status, _, _) = send(Method::DELETE, &url, post_headers(&mesh.key, Some(&sid)), "").await;
     assert_eq!(status, 404, "a second DELETE");
     assert_still_serves(&mesh).await;
@@ -415,7 +415,7 @@ async fn a_foreign_origin_or_host_is_403_before_authentication() {
             let (status, _, body) = raw::post(&url, headers, raw::initialize_body(1, VERSION)).await;
             assert_eq!(status, 403, "{url}: {body}");
             let (code, message) = refusal(&body);
-            assert_eq!(code, -32020);
+            assert_eq!(code, -31020);
             assert_eq!(message, format!("forbidden: {want}"));
         }
     }

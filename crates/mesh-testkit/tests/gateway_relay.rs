@@ -334,7 +334,7 @@ async fn degrade_serves_the_healthy_members_and_recovers_a_restarted_one() {
             break; // restarted and re-initialised, same session, no reconnect
         }
         if flaky.get("error").is_some() {
-            assert_eq!(flaky["error"]["code"], -32010, "{flaky}");
+            assert_eq!(flaky["error"]["code"], -31010, "{flaky}");
             saw_down = true;
         }
         assert!(Instant::now() < deadline, "the member never came back: {flaky}");
@@ -373,7 +373,7 @@ async fn strict_fails_at_open_and_ends_the_session_when_a_member_dies() {
     assert_eq!(status, 200);
     assert!(h.get("mcp-session-id").is_none(), "no session");
     let err = &raw::messages(&body)[0]["error"];
-    assert_eq!(err["code"], -32010, "{body}");
+    assert_eq!(err["code"], -31010, "{body}");
     assert!(err["message"].as_str().unwrap_or("").contains("member broken"), "{body}");
 
     let url = relay.gateway("hard");

@@ -178,7 +178,7 @@ async fn rate_limits_hold_under_concurrent_load() {
                 let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
                 assert!((1..=60).contains(&retry), "Retry-After {retry}");
                 let msg = &raw::messages(&body)[0];
-                assert_eq!(msg["error"]["code"], -32029, "{msg}");
+                assert_eq!(msg["error"]["code"], -31029, "{msg}");
                 assert!(msg["error"]["data"]["retryAfterMs"].as_u64().unwrap() > 0, "{msg}");
                 assert!(msg["error"]["message"].as_str().unwrap().contains("rate limit"), "{msg}");
             }

@@ -244,7 +244,7 @@ async fn issue16_item4_session_caps_per_key_org_and_total() {
     let _v2 = open(&mesh, &viewer).await;
     let (status, _, body, sid) = initialize(&mesh, &viewer).await;
     assert_eq!((status, sid), (429, None), "the key's third session: {body}");
-    assert_eq!(body["error"]["code"], -32030);
+    assert_eq!(body["error"]["code"], -31030);
     assert_eq!(
         body["error"]["message"],
         "too many sessions for this API key (2); close some (DELETE) or wait for idle ones to expire"
@@ -278,11 +278,11 @@ async fn issue16_item4_session_caps_per_key_org_and_total() {
     assert_eq!(retry_after.as_deref(), Some("5"), "a full mesh says when to come back");
     assert_eq!(
         (body["error"]["code"].clone(), body["error"]["message"].clone()),
-        (json!(-32030), json!("the mesh is at its limit of 2 sessions; try again later"))
+        (json!(-31030), json!("the mesh is at its limit of 2 sessions; try again later"))
     );
     let (status, retry_after, body, _) = initialize(&mesh, &mesh.key).await;
     assert_eq!(status, 429, "{body}");
-    assert_eq!(body["error"]["code"], -32029);
+    assert_eq!(body["error"]["code"], -31029);
     assert!(body["error"]["message"].as_str().unwrap().contains("sessions opened per API key: 3 a minute"), "{body}");
     let secs: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
     assert!((1..=20).contains(&secs), "one open comes back every 20 s: {secs}");
@@ -369,7 +369,7 @@ async fn issue16_item6_oversized_upstream_sse_event_is_refused() {
     let (status, _, body) = tokio::time::timeout(PATIENCE, call).await.expect("an answer, not a hang");
     assert_eq!(status, 200);
     let reply = &raw::messages(&body)[0];
-    assert_eq!(reply["error"]["code"], -32010, "{reply}");
+    assert_eq!(reply["error"]["code"], -31010, "{reply}");
     let message = reply["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("SSE event larger than 16777216 bytes"), "the error names the limit: {message}");
     // The mesh closed the stream rather than reading on.

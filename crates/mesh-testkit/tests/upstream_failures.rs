@@ -145,7 +145,7 @@ async fn a_child_that_dies_mid_call_fails_fast_and_is_restarted_under_the_same_s
 
     let (status, reply, took) = call_tool(&url, &mesh.key, &sid, 3, "die").await;
     assert_eq!(status, 200, "an upstream failure is a JSON-RPC error, not an HTTP one");
-    let message = error_of(&reply, -32010);
+    let message = error_of(&reply, -31010);
     assert!(message.contains("exited") && message.contains("exit status: 3"), "{message}");
     // Reported on exit, not at the 1 s timeout.
     assert!(took < Duration::from_millis(800), "took {took:?}");
@@ -161,7 +161,7 @@ async fn a_child_that_dies_mid_call_fails_fast_and_is_restarted_under_the_same_s
             assert_eq!(status, 200);
             if reply.get("error").is_some() {
                 // While it restarts: the same "unavailable", never a timeout or a protocol error.
-                let message = error_of(&reply, -32010);
+                let message = error_of(&reply, -31010);
                 assert!(message.contains("restarting"), "{message}");
                 return None;
             }
@@ -187,7 +187,7 @@ async fn a_hanging_call_times_out_and_is_cancelled_upstream() {
 
     let (status, reply, took) = call_tool(&url, &mesh.key, &sid, 7, "hang").await;
     assert_eq!(status, 200);
-    let message = error_of(&reply, -32011);
+    let message = error_of(&reply, -31011);
     assert_eq!(message, "upstream did not answer within 1s");
     assert!(took >= Duration::from_millis(950) && took < Duration::from_secs(5), "took {took:?}");
 
@@ -217,7 +217,7 @@ async fn garbage_on_stdout_is_named_in_the_timeout_error_and_the_session_survive
 
     let (status, reply, took) = call_tool(&url, &mesh.key, &sid, 2, "garbage").await;
     assert_eq!(status, 200);
-    let message = error_of(&reply, -32011);
+    let message = error_of(&reply, -31011);
     assert!(message.starts_with("upstream did not answer within 1s"), "{message}");
     assert!(message.contains("1 non-JSON-RPC line(s) to stdout"), "the error says why: {message}");
     // The garbage itself never reaches the client.
@@ -244,7 +244,7 @@ async fn an_http_upstream_that_is_down_fails_initialize_without_a_session() {
     assert!(!h.contains_key("mcp-session-id"), "no session id is handed out");
     let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
     assert_eq!(reply["id"], 1, "{reply}");
-    let message = error_of(&reply, -32010);
+    let message = error_of(&reply, -31010);
     assert!(message.contains("gone: cannot connect"), "{message}");
     assert!(!message.contains(&port.to_string()), "no URL leaks: {message}");
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -264,7 +264,7 @@ async fn a_stdio_program_that_does_not_exist_fails_initialize_without_a_session(
     assert_eq!(status, 200, "{body}");
     assert!(!h.contains_key("mcp-session-id"));
     let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
-    let message = error_of(&reply, -32010);
+    let message = error_of(&reply, -31010);
     assert!(message.contains("cannot start '/nonexistent/mesh-test-no-such-program'"), "{message}");
     assert_eq!(mesh.session_count(), 0);
     assert_still_serves(&mesh).await;
@@ -315,14 +315,14 @@ async fn one_hanging_call_holds_up_nobody_else() {
 
     let (status, reply, took) = hung.await.expect("the hanging call's task");
     assert_eq!(status, 200);
-    assert_eq!(error_of(&reply, -32011), "upstream did not answer within 3s");
+    assert_eq!(error_of(&reply, -31011), "upstream did not answer within 3s");
     assert!(took >= Duration::from_millis(2950), "took {took:?}");
     assert_still_serves(&mesh).await;
     mesh.stop().await;
 }
 
 // Failures inside the mesh during the first initialize keep their own codes (regression: both
-// were once reported as -32012 "the upstream refused initialize").
+// were once reported as -31012 "the upstream refused initialize").
 
 #[tokio::test]
 async fn a_child_that_exits_during_initialize_is_unavailable_not_a_refusal() {
@@ -333,7 +333,7 @@ async fn a_child_that_exits_during_initialize_is_unavailable_not_a_refusal() {
     assert_eq!(status, 200, "{body}");
     assert!(!h.contains_key("mcp-session-id"));
     let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
-    let message = error_of(&reply, -32010);
+    let message = error_of(&reply, -31010);
     assert!(message.contains("exited (exit status: 3)"), "{message}");
     assert!(!message.contains("refused"), "the upstream refused nothing: {message}");
     assert_eq!(mesh.session_count(), 0);
@@ -350,7 +350,7 @@ async fn an_initialize_that_is_never_answered_times_out_with_32011() {
     assert_eq!(status, 200, "{body}");
     assert!(!h.contains_key("mcp-session-id"));
     let reply: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
-    assert_eq!(error_of(&reply, -32011), "upstream did not answer within 1s");
+    assert_eq!(error_of(&reply, -31011), "upstream did not answer within 1s");
     assert_eq!(mesh.session_count(), 0);
     assert_still_serves(&mesh).await;
     mesh.stop().await;
@@ -483,7 +483,7 @@ async fn an_http_upstream_that_never_answers_a_post_times_out_and_is_told() {
         let (status, reply, took) =
             tokio::time::timeout(Duration::from_secs(10), call).await.unwrap_or_else(|_| panic!("{tool}: no answer"));
         assert_eq!(status, 200);
-        assert_eq!(error_of(&reply, -32011), "upstream did not answer within 1s", "{tool}");
+        assert_eq!(error_of(&reply, -31011), "upstream did not answer within 1s", "{tool}");
         assert!(took >= Duration::from_millis(950) && took < Duration::from_secs(5), "{tool} took {took:?}");
         // The upstream is told, with its own id for the request.
         let up_id = upstream.calls.lock().unwrap().last().map(|c| c["id"].clone()).expect("the call arrived");
