@@ -20,3 +20,12 @@ pub fn is_supported(v: &str) -> bool {
 pub fn primes_sse(v: &str) -> bool {
     v >= "2025-11-25"
 }
+
+/// Revisions with per-request metadata and no sessions (2026-07-28 on), newest first: what
+/// `server/discover` lists and a -32022 offers.
+pub const MODERN: &[&str] = &["2026-07-28"];
+
+/// Whether `v` is a stateless revision the mesh speaks.
+pub fn is_modern(v: &str) -> bool {
+    MODERN.contains(&v)
+}

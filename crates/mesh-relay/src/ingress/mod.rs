@@ -9,6 +9,7 @@
 
 mod front;
 mod guard;
+mod modern;
 mod respond;
 mod streamable_http;
 
@@ -171,6 +172,8 @@ pub struct Relay {
     governor: Arc<dyn crate::governor::Governor>,
     /// How fast each key opens sessions.
     opens: crate::session::caps::OpenRate,
+    /// Pooled sessions and parked calls of stateless (2026-07-28) requests.
+    modern: modern::State,
 }
 
 impl Relay {
@@ -185,7 +188,19 @@ impl Relay {
         governor: Arc<dyn crate::governor::Governor>,
     ) -> Arc<Relay> {
         let opens = Default::default();
-        Arc::new(Relay { sessions: Sessions::default(), auth, routes, management, http, cfg, audit, governor, opens })
+        let modern = Default::default();
+        Arc::new(Relay {
+            sessions: Sessions::default(),
+            auth,
+            routes,
+            management,
+            http,
+            cfg,
+            audit,
+            governor,
+            opens,
+            modern,
+        })
     }
 
     /// The `/mcp` and `/mcp/{route}` routes.
@@ -215,6 +230,7 @@ impl Relay {
                 let Some(relay) = weak.upgrade() else { return };
                 relay.opens.prune(std::time::Instant::now());
                 relay.sessions.reap(relay.cfg.session_idle).await;
+                relay.modern.tidy(&relay);
             }
         });
     }

@@ -42,11 +42,23 @@ pub(super) async fn gateway(State(relay): State<Arc<Relay>>, Path(gateway): Path
 pub(super) async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let (method, headers) = (parts.method, parts.headers);
-    let result = match method {
-        Method::POST => post(&relay, &target, &headers, body).await,
-        Method::GET => get(&relay, &target, &headers),
-        Method::DELETE => delete(&relay, &target, &headers),
-        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response_with_allow(),
+    // The revision is told from the header alone (spec basic/versioning): a stateless request
+    // names one that no earlier revision defined; the body must then agree (`modern::post`).
+    let modern = headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| mesh_protocol::modern::is_modern_header(v))
+        .map(str::to_string);
+    let result = match (method, modern) {
+        (Method::POST, Some(v)) => super::modern::post(&relay, &target, &headers, body, &v).await,
+        // The stateless revision has no GET stream and no session to delete.
+        (_, Some(_)) => return StatusCode::METHOD_NOT_ALLOWED.into_response_with_allow(),
+        (method, None) => match method {
+            Method::POST => post(&relay, &target, &headers, body).await,
+            Method::GET => get(&relay, &target, &headers),
+            Method::DELETE => delete(&relay, &target, &headers),
+            _ => return StatusCode::METHOD_NOT_ALLOWED.into_response_with_allow(),
+        },
     };
     result.unwrap_or_else(|e| {
         tracing::debug!(error = %e, fault = ?e.fault(), "request refused");
@@ -72,7 +84,7 @@ impl Target {
     }
 
     /// The URL path of this endpoint, canonical (no trailing slash), escaped for a URL.
-    fn path(&self) -> String {
+    pub(super) fn path(&self) -> String {
         let seg = |s: &str| url_segment(s);
         match self {
             Target::Management => "/mcp".into(),
@@ -111,7 +123,7 @@ impl AllowHeader for StatusCode {
 /// Steps 1 and 2 of the pipeline: rebinding defence, then authentication. A request without
 /// credentials is admitted only to a connection opened to anonymous callers; a request with bad
 /// credentials never falls back to anonymous, and management is never anonymous.
-fn admit(relay: &Relay, headers: &HeaderMap, target: &Target) -> Result<Principal, RelayError> {
+pub(super) fn admit(relay: &Relay, headers: &HeaderMap, target: &Target) -> Result<Principal, RelayError> {
     guard::origin_and_host(&relay.cfg, headers)?;
     match (guard::bearer(headers), target) {
         // An OAuth token is bound to the one resource it was issued for (RFC 8707): anywhere
@@ -203,7 +215,7 @@ async fn initialize(relay: &Arc<Relay>, target: &Target, principal: Principal, m
 }
 
 /// How an initialize ended when it reached the upstream.
-enum Opened {
+pub(super) enum Opened {
     /// A live session and the (negotiated) InitializeResult.
     Session(Arc<Session>, Message),
     /// A JSON-RPC error reply and no session: the upstream's own refusal, or the mesh's error for
@@ -211,7 +223,7 @@ enum Opened {
     Refused(Message),
 }
 
-async fn open_session(
+pub(super) async fn open_session(
     relay: &Arc<Relay>,
     target: &Target,
     principal: Principal,
@@ -328,7 +340,7 @@ fn session_for(
     target: &Target,
 ) -> Result<Arc<Session>, RelayError> {
     let id = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).ok_or(RelayError::SessionRequired)?;
-    let session = relay.sessions.get(id).ok_or(RelayError::SessionNotFound)?;
+    let session = relay.sessions.get(id).filter(|s| !s.is_pooled()).ok_or(RelayError::SessionNotFound)?;
     // Bound to the key that created it: another key, even of the same user, gets a plain 404.
     if session.principal.key_id != principal.key_id {
         return Err(RelayError::SessionNotFound);
@@ -381,7 +393,7 @@ fn delete(relay: &Arc<Relay>, target: &Target, headers: &HeaderMap) -> Result<Re
     Ok(axum::response::IntoResponse::into_response(StatusCode::OK))
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, RelayError> {
+pub(super) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, RelayError> {
     let declared =
         headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {

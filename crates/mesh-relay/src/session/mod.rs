@@ -58,6 +58,8 @@ pub struct Session {
     gateway: Option<gateway::Gateway>,
     governance: OnceLock<governance::Governance>,
     dead: AtomicBool,
+    /// Serves stateless (2026-07-28) requests of one principal; never addressed by its id.
+    pooled: AtomicBool,
     state: Mutex<State>,
     next_up: AtomicU64,
     next_down: AtomicU64,
@@ -160,6 +162,7 @@ impl Session {
             gateway,
             governance: OnceLock::new(),
             dead: AtomicBool::new(false),
+            pooled: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             next_up: AtomicU64::new(1),
             next_down: AtomicU64::new(1),
@@ -239,6 +242,17 @@ impl Session {
     /// Whether the session has failed as a whole (a strict gateway lost a member).
     pub fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire)
+    }
+
+    /// Marks the session as one the stateless ingress shares between requests: no client may
+    /// name it in `Mcp-Session-Id`, and notifications not about one request wait for a listener.
+    pub fn set_pooled(&self) {
+        self.pooled.store(true, Ordering::Release);
+    }
+
+    /// Whether the session serves stateless requests (see [`Session::set_pooled`]).
+    pub fn is_pooled(&self) -> bool {
+        self.pooled.load(Ordering::Acquire)
     }
 
     fn touch(&self) {
@@ -500,7 +514,7 @@ impl Session {
     /// Pushes a message of the mesh's own to the client (a list_changed, a warning).
     fn notify_client(&self, msg: &Message) {
         let mut st = self.lock();
-        let stream = target_stream(&st, None);
+        let stream = if self.is_pooled() { streams::STANDALONE } else { target_stream(&st, None) };
         st.streams.push(stream, msg.bytes().clone(), false);
     }
 
@@ -564,6 +578,20 @@ impl Session {
         let down = self.next_down.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
         let stream = target_stream(&st, related);
+        if stream == streams::STANDALONE && self.is_pooled() {
+            // A stateless client is only ever asked within a call (as an input-required result).
+            drop(st);
+            let no = Message::error(
+                msg.id(),
+                mesh_protocol::codes::METHOD_NOT_FOUND,
+                "the client cannot be asked outside a call",
+                None,
+            );
+            if let Ok(link) = self.link(member) {
+                tokio::spawn(async move { link.send(no).await });
+            }
+            return;
+        }
         let up_id: Box<str> = msg.id().unwrap_or("null").into();
         st.server_requests.insert(down, ServerRequest { up_id, stream, member });
         let out = msg.with_id(&down.to_string());
@@ -598,6 +626,13 @@ impl Session {
                 params["requestId"] = serde_json::json!(down);
                 let out = Message::notification("notifications/cancelled", Some(&params));
                 st.streams.push(stream, out.bytes().clone(), false);
+                return;
+            }
+            Some("notifications/message") => {}
+            // Stateless requests have no session for list changes and resource updates to ride
+            // on: they go to `subscriptions/listen`, which reads the standalone stream.
+            _ if self.is_pooled() => {
+                st.streams.push(streams::STANDALONE, msg.bytes().clone(), false);
                 return;
             }
             _ => {}

@@ -1,0 +1,323 @@
+//! MCP 2026-07-28, the stateless revision, as far as a relay must read it: the per-request
+//! envelope in `params._meta`, the mirrored routing headers, the HTTP status of an error, and the
+//! fields every result of the revision carries.
+//!
+//! Everything here is pure: the ingress decides what to do with the answers.
+
+use crate::codes;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// `_meta` key of the request's protocol revision (required).
+pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// `_meta` key of the request's client capabilities (required).
+pub const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// `_meta` key of the client's name and version (recommended).
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// `_meta` key of the log level the request opts into.
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+/// `_meta` key of a result's server name and version.
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// `_meta` key tying a notification to its `subscriptions/listen` request.
+pub const META_SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// Methods of the earlier revisions that 2026-07-28 removed: a modern request for one is an
+/// unknown method (404, -32601) even where the upstream behind the mesh would still accept it.
+pub const REMOVED: &[&str] = &[
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "tasks/list",
+    "tasks/result",
+];
+
+/// Methods whose complete results must carry the caching hints `ttlMs` and `cacheScope`.
+pub const CACHEABLE: &[&str] =
+    &["server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read"];
+
+/// Methods that may answer with an input-required result (MRTR).
+pub const MAY_NEED_INPUT: &[&str] = &["tools/call", "prompts/get", "resources/read"];
+
+/// Whether `v` (an `MCP-Protocol-Version` header) names a revision with per-request metadata:
+/// anything the earlier revisions did not define, including revisions the mesh does not know
+/// (those are answered -32022, which only the modern path can say).
+pub fn is_modern_header(v: &str) -> bool {
+    !v.is_empty() && !crate::version::is_supported(v)
+}
+
+/// The HTTP status a JSON-RPC error with `code` travels with on the modern wire (spec
+/// basic/transports/streamable-http: protocol-level refusals are HTTP errors too).
+pub fn status_of(code: i64) -> u16 {
+    match code {
+        codes::METHOD_NOT_FOUND => 404,
+        codes::PARSE_ERROR
+        | codes::INVALID_REQUEST
+        | codes::INVALID_PARAMS
+        | codes::HEADER_MISMATCH
+        | codes::MISSING_CLIENT_CAPABILITY
+        | codes::UNSUPPORTED_PROTOCOL_VERSION => 400,
+        codes::RATE_LIMITED => 429,
+        _ => 200,
+    }
+}
+
+/// What a modern request carries beyond the JSON-RPC envelope, read from `params` in one pass.
+#[derive(Debug, Default, Deserialize)]
+pub struct Request<'a> {
+    /// `params._meta`, kept raw (the relay forwards it untouched).
+    #[serde(borrow, rename = "_meta", default)]
+    pub meta: Option<&'a RawValue>,
+    /// `params.name` (tools/call, prompts/get).
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    /// `params.uri` (resources/read).
+    #[serde(borrow, default)]
+    pub uri: Option<Cow<'a, str>>,
+    /// `params.taskId` (tasks/get, tasks/update, tasks/cancel).
+    #[serde(borrow, default, rename = "taskId")]
+    pub task_id: Option<Cow<'a, str>>,
+    /// `params.requestState` of an MRTR retry.
+    #[serde(borrow, default, rename = "requestState")]
+    pub request_state: Option<Cow<'a, str>>,
+    /// `params.inputResponses` of an MRTR retry, raw.
+    #[serde(borrow, default, rename = "inputResponses")]
+    pub input_responses: Option<&'a RawValue>,
+}
+
+/// The envelope of `params._meta`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Meta<'a> {
+    /// The revision the request speaks.
+    #[serde(borrow, rename = "io.modelcontextprotocol/protocolVersion", default)]
+    pub version: Option<Cow<'a, str>>,
+    /// The client's capabilities for this request, raw.
+    #[serde(borrow, rename = "io.modelcontextprotocol/clientCapabilities", default)]
+    pub capabilities: Option<&'a RawValue>,
+    /// The client's name and version, raw.
+    #[serde(borrow, rename = "io.modelcontextprotocol/clientInfo", default)]
+    pub client_info: Option<&'a RawValue>,
+    /// The lowest log level the request wants to hear about.
+    #[serde(borrow, rename = "io.modelcontextprotocol/logLevel", default)]
+    pub log_level: Option<Cow<'a, str>>,
+}
+
+impl<'a> Request<'a> {
+    /// The name the `Mcp-Name` header must mirror for `method`, if it has one.
+    pub fn routed_name(&self, method: &str) -> Option<&str> {
+        match method {
+            "tools/call" | "prompts/get" => self.name.as_deref(),
+            "resources/read" => self.uri.as_deref(),
+            "tasks/get" | "tasks/update" | "tasks/cancel" => self.task_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The envelope, if `_meta` is an object (a malformed one reads as absent).
+    pub fn envelope(&self) -> Meta<'a> {
+        self.meta.and_then(|m| serde_json::from_str(m.get()).ok()).unwrap_or_default()
+    }
+}
+
+/// Whether `method` must carry `Mcp-Name`.
+pub fn needs_name(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read" | "tasks/get" | "tasks/update" | "tasks/cancel")
+}
+
+/// A mirrored header's value as the sender meant it: surrounding whitespace trimmed, and the
+/// `=?base64?…?=` form (used for values that are not plain ASCII) decoded. `None` when the value
+/// is not valid in either form.
+pub fn header_value(raw: &[u8]) -> Option<Cow<'_, str>> {
+    let text = std::str::from_utf8(raw).ok()?.trim_matches([' ', '\t']);
+    match text.strip_prefix("=?base64?").and_then(|t| t.strip_suffix("?=")) {
+        Some(encoded) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+            String::from_utf8(bytes).ok().map(Cow::Owned)
+        }
+        None => Some(Cow::Borrowed(text)),
+    }
+}
+
+/// Where the value of the top-level member `key` sits in the JSON object `json`, found without
+/// deserialising anything (a reply's result may be megabytes; this stops at its first byte).
+/// `None` when `json` is not an object or has no such member.
+pub fn member_span(json: &[u8], key: &str) -> Option<Range<usize>> {
+    let mut i = skip_ws(json, 0);
+    if json.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(json, i);
+        if json.get(i) != Some(&b'"') {
+            return None;
+        }
+        let name_end = string_end(json, i)?;
+        let name = &json[i + 1..name_end - 1];
+        i = skip_ws(json, name_end);
+        if json.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(json, i + 1);
+        let end = value_end(json, start)?;
+        // Escaped names are compared as written: a peer spelling a member name with escapes
+        // is not served the fast path, and nothing is spliced into it.
+        if name == key.as_bytes() {
+            return Some(start..end);
+        }
+        i = skip_ws(json, end);
+        match json.get(i) {
+            Some(b',') => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(json: &[u8], mut i: usize) -> usize {
+    while matches!(json.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the string starting at `i` (which is a `"`).
+fn string_end(json: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match json.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The index just past the JSON value starting at `i`.
+fn value_end(json: &[u8], mut i: usize) -> Option<usize> {
+    match json.get(i)? {
+        b'"' => string_end(json, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            loop {
+                match json.get(i)? {
+                    b'"' => {
+                        i = string_end(json, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            while !matches!(json.get(i), None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')) {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+/// A legacy upstream's successful reply made a valid 2026-07-28 result: `resultType` added, and
+/// for a cacheable method the caching hints (`ttlMs: 0` and `cacheScope: "private"`: an earlier
+/// upstream promised nothing, and the mesh filters lists per caller). Members already present are
+/// kept. The bytes are spliced, not re-serialised: the result may be large.
+pub fn complete_result(reply: &Bytes, cacheable: bool) -> Bytes {
+    let Some(span) = member_span(reply, "result") else { return reply.clone() };
+    let result = &reply[span.clone()];
+    if result.first() != Some(&b'{') {
+        return reply.clone();
+    }
+    let mut add = String::new();
+    if member_span(result, "resultType").is_none() {
+        add.push_str(r#""resultType":"complete","#);
+    }
+    if cacheable {
+        if member_span(result, "ttlMs").is_none() {
+            add.push_str(r#""ttlMs":0,"#);
+        }
+        if member_span(result, "cacheScope").is_none() {
+            add.push_str(r#""cacheScope":"private","#);
+        }
+    }
+    if add.is_empty() {
+        return reply.clone();
+    }
+    let empty = result[1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    if empty {
+        add.pop();
+    }
+    let at = span.start + 1;
+    let mut out = BytesMut::with_capacity(reply.len() + add.len());
+    out.put_slice(&reply[..at]);
+    out.put_slice(add.as_bytes());
+    out.put_slice(&reply[at..]);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_span_finds_top_level_members_only() {
+        let j = br#"{"jsonrpc":"2.0","id":"a\"result\":","x":{"result":1},"result":{"k":[1,{"a":"}"}]}}"#;
+        let s = member_span(j, "result").expect("found");
+        assert_eq!(&j[s], br#"{"k":[1,{"a":"}"}]}"#);
+        assert!(member_span(br#"{"a":1}"#, "result").is_none());
+        assert!(member_span(b"[1]", "a").is_none());
+        assert!(member_span(br#"{"a":"#, "a").is_none());
+        let ws = member_span(b" { \"a\" : true , \"b\" : null } ", "b").expect("b");
+        assert_eq!(&b" { \"a\" : true , \"b\" : null } "[ws], b"null");
+    }
+
+    #[test]
+    fn complete_result_adds_what_is_missing_and_keeps_the_rest() {
+        let r = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#);
+        let out = complete_result(&r, true);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["result"]["resultType"], "complete");
+        assert_eq!(v["result"]["ttlMs"], 0);
+        assert_eq!(v["result"]["cacheScope"], "private");
+        assert_eq!(v["result"]["tools"], serde_json::json!([]));
+
+        let empty = complete_result(&Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{ }}"#), false);
+        let v: serde_json::Value = serde_json::from_slice(&empty).expect("json");
+        assert_eq!(v["result"], serde_json::json!({"resultType": "complete"}));
+
+        let already = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#);
+        assert_eq!(complete_result(&already, false), already);
+        let error = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#);
+        assert_eq!(complete_result(&error, true), error);
+    }
+
+    #[test]
+    fn header_values_are_trimmed_and_decoded() {
+        assert_eq!(header_value(b"  tools/call\t").as_deref(), Some("tools/call"));
+        assert_eq!(header_value(b"=?base64?w6lsw6hwaGFudA==?=").as_deref(), Some("élèphant"));
+        assert_eq!(header_value(b"=?base64?!!?="), None);
+    }
+
+    #[test]
+    fn eras_are_told_apart_by_the_header() {
+        assert!(is_modern_header("2026-07-28"));
+        assert!(is_modern_header("v999.0.0"));
+        assert!(!is_modern_header("2025-11-25"));
+        assert!(!is_modern_header(""));
+        assert_eq!(status_of(codes::METHOD_NOT_FOUND), 404);
+        assert_eq!(status_of(codes::HEADER_MISMATCH), 400);
+        assert_eq!(status_of(codes::UPSTREAM_TIMEOUT), 200);
+    }
+}

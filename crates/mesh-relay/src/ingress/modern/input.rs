@@ -1,0 +1,413 @@
+//! A stateless request in flight, and input-required results (MRTR) bridged from an upstream
+//! that asks its client directly.
+//!
+//! An upstream of the session-based revision asks for sampling, elicitation or roots by sending a
+//! request to its client while a call is pending. A stateless client cannot receive requests, so
+//! the mesh ends the client's exchange with an input-required result carrying the upstream's
+//! request, and *parks* the call: the upstream request stays pending, its stream keeps filling.
+//! The client retries with its answers and the `requestState` the mesh gave it; the mesh delivers
+//! the answers to the waiting upstream and goes on reading the same call.
+//!
+//! `requestState` is a random handle (256 bits) into the relay's memory, not a sealed blob: the
+//! call it names lives in this process anyway (its upstream request is pending here), so nothing
+//! is gained by carrying it, and a handle cannot be tampered with into another valid one. A
+//! retry must come from the same API key, to the same endpoint, with the same method and the same
+//! params (apart from the answers); anything else is refused without touching the parked call.
+
+use super::{finished, json, refuse, Ask};
+use crate::ingress::streamable_http::Target;
+use crate::ingress::Relay;
+use crate::session::streams::Event;
+use crate::session::Session;
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::StatusCode;
+use mesh_core::Principal;
+use mesh_protocol::{codes, sse, Kind, Message};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How long a parked call waits for its client's retry (as long as the Python SDK keeps its own
+/// request state valid); the upstream's own timeout usually ends it sooner.
+const PARK_FOR: Duration = Duration::from_secs(600);
+/// Calls waiting for input at once, across all keys: a client that never retries costs an entry
+/// until it expires, so their number is bounded like every other per-client table.
+const MAX_PARKED: usize = 10_000;
+
+/// A request on its pooled session, as far as the stateless ingress follows it.
+pub(in crate::ingress) struct Pending {
+    session: Arc<Session>,
+    stream: u64,
+    rx: mpsc::Receiver<Event>,
+    /// The id of the client's latest attempt: the reply goes out under it.
+    id: String,
+    key_id: String,
+    endpoint: String,
+    method: String,
+    digest: [u8; 32],
+    capabilities: serde_json::Value,
+    log_level: Option<u8>,
+}
+
+impl Pending {
+    /// Follows `stream` of `session`, which carries the request `msg`.
+    pub(super) fn new(
+        session: Arc<Session>,
+        stream: u64,
+        rx: mpsc::Receiver<Event>,
+        principal: &Principal,
+        target: &Target,
+        ask: &Ask,
+        msg: &Message,
+    ) -> Pending {
+        Pending {
+            session,
+            stream,
+            rx,
+            id: ask.id.clone(),
+            key_id: principal.key_id.clone(),
+            endpoint: target.path(),
+            method: ask.method.clone(),
+            digest: digest(msg),
+            capabilities: serde_json::from_str(&ask.capabilities).unwrap_or_default(),
+            log_level: ask.log_level.as_deref().and_then(level),
+        }
+    }
+}
+
+/// A call waiting for its client's answers.
+pub(in crate::ingress) struct Parked {
+    pending: Pending,
+    /// What was asked: (key, the session's id for the upstream's request, the input request).
+    asked: Vec<(String, String, serde_json::Value)>,
+    since: Instant,
+}
+
+/// The parked calls of the relay, by `requestState`.
+#[derive(Default)]
+pub(in crate::ingress) struct Parking {
+    map: Mutex<HashMap<String, Parked>>,
+}
+
+impl Parking {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends calls whose client never came back: their upstream requests are answered with an
+    /// error, so the upstream stops waiting too.
+    pub(in crate::ingress) fn expire(&self) {
+        let gone: Vec<Parked> = {
+            let mut map = self.lock();
+            let old: Vec<String> =
+                map.iter().filter(|(_, p)| p.since.elapsed() > PARK_FOR).map(|(k, _)| k.clone()).collect();
+            old.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for p in gone {
+            tokio::spawn(async move { withdraw(&p).await });
+        }
+    }
+}
+
+/// What one event of the call means to a stateless client.
+enum Step {
+    /// Goes to the client now (progress, a log line it asked for).
+    Note(Bytes),
+    /// The upstream's reply, in the stateless form.
+    Reply(StatusCode, Bytes),
+    /// The upstream asks the client something.
+    Asks(Message),
+    /// The call ended without a reply (the session closed).
+    Gone,
+}
+
+/// Answers the client: one JSON body when the call ends (or asks) before anything else happens,
+/// else an SSE stream of its notifications ending with that.
+pub(super) async fn drive(relay: &Arc<Relay>, mut p: Pending) -> Response {
+    match next(&mut p).await {
+        Step::Note(first) => {
+            let (tx, rx) = mpsc::channel::<Bytes>(64);
+            let relay = relay.clone();
+            tokio::spawn(async move {
+                let mut listening = tx.send(frame(&first)).await.is_ok();
+                loop {
+                    let step = next(&mut p).await;
+                    if let Step::Note(b) = &step {
+                        // A client that left still has its call finished and audited.
+                        listening = listening && tx.send(frame(b)).await.is_ok();
+                        continue;
+                    }
+                    let (_, body) = end(&relay, p, step);
+                    if listening {
+                        let _ = tx.send(frame(&body)).await;
+                    }
+                    return;
+                }
+            });
+            let frames = tokio_stream::wrappers::ReceiverStream::new(rx);
+            let body = Body::from_stream(futures_util::StreamExt::map(frames, Ok::<Bytes, std::convert::Infallible>));
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(CONTENT_TYPE, "text/event-stream")
+                .header(CACHE_CONTROL, "no-cache")
+                .header("x-accel-buffering", "no")
+                .body(body)
+                .unwrap_or_else(|_| axum::response::IntoResponse::into_response(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+        step => {
+            let (status, body) = end(relay, p, step);
+            if status == StatusCode::OK {
+                // A rate-limit refusal in a 200 becomes a 429 with Retry-After there.
+                return crate::ingress::respond::reply(body);
+            }
+            json(status, body)
+        }
+    }
+}
+
+fn frame(data: &[u8]) -> Bytes {
+    sse::encode(None, None, std::str::from_utf8(data).unwrap_or(""), None)
+}
+
+/// The last thing the client hears of this exchange.
+fn end(relay: &Relay, p: Pending, step: Step) -> (StatusCode, Bytes) {
+    match step {
+        Step::Reply(status, body) => {
+            p.session.forget_stream(p.stream);
+            (status, body)
+        }
+        Step::Asks(req) => park(relay, p, req),
+        Step::Gone | Step::Note(_) => {
+            let e = crate::RelayError::UpstreamUnavailable("the upstream session ended before it answered".into());
+            (StatusCode::OK, e.to_message(Some(&p.id)).bytes().clone())
+        }
+    }
+}
+
+/// The next event of the call that the client should hear of. Requests the client cannot be
+/// asked (an undeclared capability, a method no input request may carry) are answered here.
+async fn next(p: &mut Pending) -> Step {
+    loop {
+        let Some(ev) = p.rx.recv().await else { return Step::Gone };
+        let Ok(msg) = Message::parse(ev.data.clone()) else { continue };
+        if ev.last {
+            let (status, body) = finished(&msg.with_id(&p.id), &p.method);
+            return Step::Reply(status, body);
+        }
+        match (msg.kind(), msg.method()) {
+            (Kind::Notification, Some("notifications/progress")) => return Step::Note(ev.data),
+            (Kind::Notification, Some("notifications/message")) => {
+                #[derive(serde::Deserialize)]
+                struct Log<'a> {
+                    #[serde(borrow)]
+                    level: std::borrow::Cow<'a, str>,
+                }
+                let loud = msg.params::<Log<'_>>().and_then(|l| level(&l.level));
+                // Per request, and only when asked for (2026-07-28 server/utilities/logging).
+                if p.log_level.is_some_and(|min| loud.is_some_and(|l| l >= min)) {
+                    return Step::Note(ev.data);
+                }
+            }
+            (Kind::Request, Some(method)) => {
+                let Some(down) = msg.id().map(str::to_string) else { continue };
+                let answer = match method {
+                    "ping" => Message::response(&down, &serde_json::json!({})),
+                    _ => match capability_of(method) {
+                        Some(cap) if p.capabilities.get(cap).is_some() => return Step::Asks(msg),
+                        Some(_) => Message::error(
+                            Some(&down),
+                            codes::METHOD_NOT_FOUND,
+                            "the client did not declare this capability",
+                            None,
+                        ),
+                        None => Message::error(
+                            Some(&down),
+                            codes::METHOD_NOT_FOUND,
+                            "a stateless client cannot be asked this",
+                            None,
+                        ),
+                    },
+                };
+                let _ = p.session.reply(&answer).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The client capability an input request needs.
+fn capability_of(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
+/// Parks the call and answers with the input-required result asking `req`.
+fn park(relay: &Relay, p: Pending, req: Message) -> (StatusCode, Bytes) {
+    let method = req.method().unwrap_or_default().to_string();
+    let down = req.id().unwrap_or("null").to_string();
+    let mut params: serde_json::Value = req.params().unwrap_or(serde_json::Value::Null);
+    if let Some(o) = params.as_object_mut() {
+        // URL elicitations lost their id in 2026-07-28; the upstream's stays with the mesh.
+        o.remove("elicitationId");
+    }
+    let mut input = serde_json::json!({"method": method});
+    if !params.is_null() {
+        input["params"] = params;
+    }
+    let key = format!("{}-{down}", capability_of(&method).unwrap_or("input"));
+    ask_again(relay, p, vec![(key, down, input)])
+}
+
+/// Parks `p` under a fresh state and answers with an input-required result for `asked`.
+fn ask_again(relay: &Relay, p: Pending, asked: Vec<(String, String, serde_json::Value)>) -> (StatusCode, Bytes) {
+    let id = p.id.clone();
+    let mut map = relay.modern.parked.lock();
+    if map.len() >= MAX_PARKED {
+        drop(map);
+        let parked = Parked { pending: p, asked, since: Instant::now() };
+        tokio::spawn(async move { withdraw(&parked).await });
+        let msg = format!("too many calls are waiting for input ({MAX_PARKED}); try again later");
+        return (StatusCode::OK, Message::error(Some(&id), codes::INTERNAL_ERROR, &msg, None).bytes().clone());
+    }
+    let state = mesh_core::id::random_base62(43);
+    let requests: serde_json::Map<String, serde_json::Value> =
+        asked.iter().map(|(k, _, r)| (k.clone(), r.clone())).collect();
+    let result = serde_json::json!({"resultType": "input_required", "inputRequests": requests, "requestState": state});
+    map.insert(state, Parked { pending: p, asked, since: Instant::now() });
+    (StatusCode::OK, Message::response(&id, &result).bytes().clone())
+}
+
+/// Tells the upstream that its questions will not be answered.
+async fn withdraw(p: &Parked) {
+    for (_, down, _) in &p.asked {
+        let no = Message::error(Some(down), codes::INTERNAL_ERROR, "the client did not answer in time", None);
+        let _ = p.pending.session.reply(&no).await;
+    }
+}
+
+/// A retry carrying answers: delivered to the parked call, which then goes on.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn retry(
+    relay: &Arc<Relay>,
+    principal: &Principal,
+    target: &Target,
+    ask: &Ask,
+    msg: &Message,
+    state: &str,
+    responses: Option<String>,
+) -> Response {
+    let bad_state = || {
+        refuse(
+            &ask.id,
+            codes::INVALID_PARAMS,
+            "requestState is not valid for this request: altered, expired, already used, or from another request",
+            None,
+        )
+    };
+    let answers: HashMap<String, Box<RawValue>> = match responses.as_deref().map(serde_json::from_str) {
+        None => HashMap::new(),
+        Some(Ok(a)) => a,
+        Some(Err(_)) => return refuse(&ask.id, codes::INVALID_PARAMS, "inputResponses must be an object", None),
+    };
+    let digest = digest(msg);
+    let endpoint = target.path();
+    let parked = {
+        let mut map = relay.modern.parked.lock();
+        let fits = map.get(state).is_some_and(|p| {
+            p.pending.key_id == principal.key_id
+                && p.pending.endpoint == endpoint
+                && p.pending.method == ask.method
+                && p.pending.digest == digest
+        });
+        if !fits {
+            return bad_state();
+        }
+        // Structurally invalid answers are refused before any is delivered; the call stays parked.
+        let parked = map.get(state).expect("checked above");
+        if parked.asked.iter().any(|(k, ..)| answers.get(k).is_some_and(|a| !a.get().trim_start().starts_with('{'))) {
+            return refuse(&ask.id, codes::INVALID_PARAMS, "each input response must be an object", None);
+        }
+        map.remove(state).expect("checked above")
+    };
+    let Parked { mut pending, asked, .. } = parked;
+    pending.id = ask.id.clone();
+    let mut missing = Vec::new();
+    for (key, down, request) in asked {
+        match answers.get(&key) {
+            Some(answer) => {
+                let reply = format!(r#"{{"jsonrpc":"2.0","id":{down},"result":{}}}"#, answer.get());
+                match Message::parse(Bytes::from(reply)) {
+                    Ok(m) => {
+                        let _ = pending.session.reply(&m).await;
+                    }
+                    Err(_) => missing.push((key, down, request)),
+                }
+            }
+            None => missing.push((key, down, request)),
+        }
+    }
+    if !missing.is_empty() {
+        // Asked again rather than refused (2026-07-28 basic/patterns/mrtr).
+        let (status, body) = ask_again(relay, pending, missing);
+        return json(status, body);
+    }
+    drive(relay, pending).await
+}
+
+/// What identifies a request across its retries: method and params, without the envelope and
+/// the answers.
+fn digest(msg: &Message) -> [u8; 32] {
+    use sha2::Digest;
+    let mut params: serde_json::Value = msg.params().unwrap_or(serde_json::Value::Null);
+    if let Some(o) = params.as_object_mut() {
+        // `retain`, not `remove`: an order-preserving map's `remove` swaps the last member in.
+        o.retain(|k, _| !matches!(k.as_str(), "_meta" | "inputResponses" | "requestState"));
+    }
+    let mut h = sha2::Sha256::new();
+    h.update(msg.method().unwrap_or_default().as_bytes());
+    h.update([0]);
+    h.update(serde_json::to_vec(&params).unwrap_or_default());
+    h.finalize().into()
+}
+
+/// A log level's rank (RFC 5424 order, as MCP names them).
+fn level(name: &str) -> Option<u8> {
+    const LEVELS: [&str; 8] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+    LEVELS.iter().position(|l| *l == name).map(|i| i as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_ignores_the_envelope_and_the_answers_only() {
+        let m = |s: &'static str| Message::parse(Bytes::from_static(s.as_bytes())).expect("message");
+        let first = m(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":1},"_meta":{"x":1}}}"#,
+        );
+        let retry = m(
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"inputResponses":{"k":{}},"requestState":"s","name":"t","arguments":{"a":1},"_meta":{"x":2}}}"#,
+        );
+        let other = m(
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{"a":2},"requestState":"s"}}"#,
+        );
+        assert_eq!(digest(&first), digest(&retry));
+        assert_ne!(digest(&first), digest(&other));
+    }
+
+    #[test]
+    fn log_levels_are_ordered() {
+        assert!(level("error") > level("info"));
+        assert_eq!(level("loud"), None);
+    }
+}

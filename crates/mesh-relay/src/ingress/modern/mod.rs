@@ -1,0 +1,269 @@
+//! The stateless revision (MCP 2026-07-28) on the same routes as the session-based one.
+//!
+//! A stateless request names its revision in `MCP-Protocol-Version` and again in
+//! `params._meta`; it has no session, so everything a session held travels with each request.
+//! The mesh serves it with the same machinery as a session's request: each principal gets a
+//! *pooled* session per route and set of client capabilities (`pool.rs`), opened on its first
+//! request with the upstream's own handshake and reused by every later one — never one upstream
+//! handshake per call. What the upstream speaks behind that session is the mesh's business:
+//! today every upstream is spoken to in the session-based revision, which every upstream in the
+//! ecosystem accepts, and its replies are made stateless here (`resultType`, caching hints,
+//! errors with their HTTP statuses).
+//!
+//! The order of checks is the session-based path's, with the revision's own in the middle:
+//! Origin/Host and authentication (`admit`), then transport shape, then the envelope and the
+//! mirrored headers (a header that disagrees with the body is refused: the body is what the mesh
+//! governs), then the pooled session — whose route, access and rate limits apply exactly as to a
+//! session's request.
+
+mod input;
+mod listen;
+mod pool;
+
+pub(super) use pool::Pool;
+
+use super::respond;
+use super::streamable_http::{admit, read_body, Target};
+use super::{guard, Relay};
+use crate::RelayError;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderName, StatusCode};
+use mesh_protocol::{codes, modern, version, Kind, Message};
+use std::sync::Arc;
+
+/// The header mirroring the body's `method`.
+const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
+/// The header mirroring the body's `params.name` or `params.uri`.
+const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
+
+/// What a stateless request asked for, once its envelope checked out.
+pub(super) struct Ask {
+    /// The request's raw id.
+    pub id: String,
+    /// Its method.
+    pub method: String,
+    /// `clientCapabilities`, raw JSON.
+    pub capabilities: String,
+    /// `clientInfo`, raw JSON, if sent.
+    pub client_info: Option<String>,
+    /// The log level it opted into, if any.
+    pub log_level: Option<String>,
+}
+
+/// Serves one stateless POST. Refusals before the body is read come back as errors (the caller
+/// adds an OAuth challenge to a 401); every later one is a JSON-RPC error carrying the request id.
+pub(super) async fn post(
+    relay: &Arc<Relay>,
+    target: &Target,
+    headers: &HeaderMap,
+    body: Body,
+    header_version: &str,
+) -> Result<Response, RelayError> {
+    let principal = admit(relay, headers, target)?;
+    guard::accepts_json_and_sse(headers)?;
+    guard::content_type_json(headers)?;
+    let body = read_body(body, headers, relay.cfg.max_body_bytes).await?;
+    let msg = Message::parse(body)?;
+    match msg.kind() {
+        Kind::Request => {}
+        // The revision defines no client notification over HTTP; one is acknowledged and dropped.
+        Kind::Notification => return Ok(respond::accepted()),
+        Kind::Response | Kind::Error => {
+            return Err(RelayError::BadRequest(
+                "the stateless revision has no replies to the server: answer input requests by retrying the request"
+                    .into(),
+            ))
+        }
+    }
+    let id = msg.id().unwrap_or("null").to_string();
+    let method = msg.method().unwrap_or_default().to_string();
+    let params: modern::Request<'_> = match msg.params() {
+        Some(p) => p,
+        None => {
+            return Ok(refuse(&id, codes::INVALID_PARAMS, "params._meta is required in this protocol revision", None))
+        }
+    };
+    let meta = params.envelope();
+    let (Some(body_version), Some(capabilities)) = (meta.version.as_deref(), meta.capabilities) else {
+        return Ok(refuse(
+            &id,
+            codes::INVALID_PARAMS,
+            "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
+            None,
+        ));
+    };
+    if body_version != header_version {
+        return Ok(refuse(&id, codes::HEADER_MISMATCH, "MCP-Protocol-Version disagrees with params._meta", None));
+    }
+    if !version::is_modern(body_version) {
+        let data = serde_json::json!({"supported": version::MODERN, "requested": body_version});
+        return Ok(refuse(&id, codes::UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version", Some(data)));
+    }
+    if let Err(why) = mirrored(headers, &METHOD_HEADER, Some(&method)) {
+        return Ok(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Method {why}"), None));
+    }
+    if modern::needs_name(&method) {
+        if let Err(why) = mirrored(headers, &NAME_HEADER, params.routed_name(&method)) {
+            return Ok(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None));
+        }
+    }
+    if !capabilities.get().trim_start().starts_with('{') {
+        return Ok(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None));
+    }
+    let ask = Ask {
+        id,
+        method,
+        capabilities: capabilities.get().to_string(),
+        client_info: meta.client_info.map(|c| c.get().to_string()),
+        log_level: meta.log_level.map(|l| l.into_owned()),
+    };
+    if modern::REMOVED.contains(&ask.method.as_str()) || ask.method.starts_with("tasks/") {
+        return Ok(refuse(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None));
+    }
+    let state = params.request_state.as_deref().map(str::to_string);
+    let responses = params.input_responses.map(|r| r.get().to_string());
+    drop(params);
+    if let Some(state) = state {
+        if modern::MAY_NEED_INPUT.contains(&ask.method.as_str()) {
+            return Ok(input::retry(relay, &principal, target, &ask, &msg, &state, responses).await);
+        }
+    }
+    let session = match pool::session(relay, target, &principal, &ask).await {
+        Ok(s) => s,
+        Err(e) => return Ok(refusal(&ask.id, &e)),
+    };
+    Ok(match ask.method.as_str() {
+        "server/discover" => discover(&ask, &session),
+        "subscriptions/listen" => listen::open(&session, &ask, &msg),
+        _ => call(relay, &session.session, &principal, target, &ask, &msg).await,
+    })
+}
+
+/// The stateless ingress's own tables.
+#[derive(Default)]
+pub(super) struct State {
+    /// Pooled sessions, by key, endpoint and capabilities.
+    pub(super) pool: Pool,
+    /// Calls waiting for their client's answers, by request state.
+    pub(super) parked: input::Parking,
+}
+
+impl State {
+    /// Forgets ended sessions and expires abandoned calls (from the relay's reaper).
+    pub(super) fn tidy(&self, relay: &Relay) {
+        self.pool.prune(relay);
+        self.parked.expire();
+    }
+}
+
+/// Checks one mirrored header against the body's value: present once, and equal once trimmed and
+/// decoded (values compare case-sensitively).
+fn mirrored(headers: &HeaderMap, name: &HeaderName, body: Option<&str>) -> Result<(), &'static str> {
+    let mut values = headers.get_all(name).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(if headers.contains_key(name) { "is given more than once" } else { "is required" });
+    };
+    match (modern::header_value(value.as_bytes()), body) {
+        (Some(v), Some(b)) if v == b => Ok(()),
+        (None, _) => Err("is not a valid header value"),
+        _ => Err("disagrees with the body"),
+    }
+}
+
+/// Forwards a request on the pooled session and answers it in the stateless form.
+async fn call(
+    relay: &Arc<Relay>,
+    session: &Arc<crate::session::Session>,
+    principal: &mesh_core::Principal,
+    target: &Target,
+    ask: &Ask,
+    msg: &Message,
+) -> Response {
+    match session.request(msg).await {
+        Ok((stream, rx)) => {
+            let pending = input::Pending::new(session.clone(), stream, rx, principal, target, ask, msg);
+            input::drive(relay, pending).await
+        }
+        Err(e) => {
+            tracing::info!(route = %session.label, error = %e, "stateless request failed");
+            refusal(&ask.id, &e)
+        }
+    }
+}
+
+/// `server/discover`, answered from the pooled session's handshake with the upstream.
+fn discover(ask: &Ask, session: &pool::Pooled) -> Response {
+    let init = &session.init;
+    let mut capabilities = init.get("capabilities").cloned().unwrap_or_else(|| serde_json::json!({}));
+    if let Some(caps) = capabilities.as_object_mut() {
+        // The earlier revision's experimental tasks are another wire; resource subscriptions
+        // are not carried to `subscriptions/listen` yet.
+        caps.remove("tasks");
+        if let Some(r) = caps.get_mut("resources").and_then(|r| r.as_object_mut()) {
+            r.remove("subscribe");
+        }
+    }
+    let mut result = serde_json::json!({
+        "resultType": "complete",
+        "supportedVersions": version::MODERN,
+        "capabilities": capabilities,
+        "ttlMs": 0,
+        "cacheScope": "private",
+    });
+    if let Some(i) = init.get("instructions").filter(|i| i.is_string()) {
+        result["instructions"] = i.clone();
+    }
+    if let Some(info) = init.get("serverInfo") {
+        result["_meta"] = serde_json::json!({ modern::META_SERVER_INFO: info });
+    }
+    json(StatusCode::OK, Message::response(&ask.id, &result).bytes().clone())
+}
+
+/// A JSON-RPC error of the revision's own, with its HTTP status.
+fn refuse(id: &str, code: i64, message: &str, data: Option<serde_json::Value>) -> Response {
+    let status = StatusCode::from_u16(modern::status_of(code)).unwrap_or(StatusCode::OK);
+    json(status, Message::error(Some(id), code, message, data).bytes().clone())
+}
+
+/// A mesh error as the answer to a stateless request: transport-level refusals keep their
+/// status (401, 404 for an unknown route, 429), the rest travel as JSON-RPC errors.
+fn refusal(id: &str, e: &RelayError) -> Response {
+    match e.http_status() {
+        StatusCode::OK => refuse(id, e.rpc_code(), &e.to_string(), None),
+        _ => respond::error(e, Some(id)),
+    }
+}
+
+/// One JSON body.
+fn json(status: StatusCode, body: Bytes) -> Response {
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A reply from the upstream (already carrying the client's id) in the stateless form, with its
+/// HTTP status: a result gains `resultType` (and caching hints where the method needs them); an
+/// error keeps its code, except the earlier revisions' resource-not-found (-32002), which the
+/// stateless revision folds into -32602.
+pub(super) fn finished(reply: &Message, method: &str) -> (StatusCode, Bytes) {
+    match reply.kind() {
+        Kind::Error => {
+            let Some(e) = reply.error_object() else { return (StatusCode::OK, reply.bytes().clone()) };
+            let status = StatusCode::from_u16(modern::status_of(e.code)).unwrap_or(StatusCode::OK);
+            if e.code == LEGACY_RESOURCE_NOT_FOUND {
+                let out = Message::error(reply.id(), codes::INVALID_PARAMS, &e.message, e.data);
+                return (StatusCode::BAD_REQUEST, out.bytes().clone());
+            }
+            if e.code == codes::RATE_LIMITED {
+                // The reply still carries `retryAfterMs`; the header is the HTTP side of it.
+                return (StatusCode::TOO_MANY_REQUESTS, reply.bytes().clone());
+            }
+            (status, reply.bytes().clone())
+        }
+        _ => (StatusCode::OK, modern::complete_result(reply.bytes(), modern::CACHEABLE.contains(&method))),
+    }
+}
+
+/// -32002, "resource not found" before 2026-07-28.
+const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;

@@ -1,0 +1,120 @@
+//! Pooled sessions: what a stateless request runs on.
+//!
+//! Keyed by (API key, endpoint, client capabilities). The key because a session is bound to the
+//! principal that opened it (its access, its rate limits, its upstream credentials); the
+//! capabilities because the upstream learns them once, at its handshake, and may only ask a
+//! client for what it declared. A pooled session is an ordinary registered session — counted
+//! against the session caps, ended with its connection, reaped when idle, recomputing its access
+//! on policy changes — whose id is never handed out.
+
+use super::Ask;
+use crate::ingress::streamable_http::{open_session, Opened, Target};
+use crate::ingress::Relay;
+use crate::session::Session;
+use crate::RelayError;
+use mesh_core::Principal;
+use mesh_protocol::{version, Message};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The pooled sessions of the relay, by key.
+#[derive(Default)]
+pub(in crate::ingress) struct Pool {
+    map: Mutex<HashMap<Key, Entry>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    key_id: String,
+    endpoint: String,
+    capabilities: String,
+}
+
+#[derive(Clone)]
+struct Entry {
+    session_id: String,
+    init: Arc<serde_json::Value>,
+}
+
+/// A pooled session and what its upstream said at the handshake.
+pub(in crate::ingress) struct Pooled {
+    /// The session.
+    pub session: Arc<Session>,
+    /// The upstream's (or the virtual MCP's merged) InitializeResult.
+    pub init: Arc<serde_json::Value>,
+}
+
+impl Pool {
+    /// Forgets entries whose session has ended (reaped, closed with its connection).
+    pub(in crate::ingress) fn prune(&self, relay: &Relay) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, e| relay.sessions.get(&e.session_id).is_some());
+    }
+}
+
+/// The pooled session for `ask` from `principal` at `target`, opened on first use.
+pub(super) async fn session(
+    relay: &Arc<Relay>,
+    target: &Target,
+    principal: &Principal,
+    ask: &Ask,
+) -> Result<Pooled, RelayError> {
+    let key = Key { key_id: principal.key_id.clone(), endpoint: target.path(), capabilities: ask.capabilities.clone() };
+    let found = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+    if let Some(entry) = found {
+        match relay.sessions.get(&entry.session_id) {
+            // Same key, other rights (a role changed): the session was opened by someone else.
+            Some(s) if !s.is_dead() && s.principal.same_rights(principal) => {
+                return Ok(Pooled { session: s, init: entry.init })
+            }
+            Some(s) => {
+                relay.sessions.remove(&s.id);
+                tokio::spawn(async move { s.close().await });
+            }
+            None => {}
+        }
+    }
+    // Two first requests at once may both open one; the later entry wins and the other session
+    // idles out. Rarer and cheaper than holding a lock across an upstream handshake.
+    let init_msg = Message::request("0", "initialize", Some(&handshake(ask)));
+    let (session, reply) = match open_session(relay, target, principal.clone(), &init_msg).await? {
+        Opened::Session(s, reply) => (s, reply),
+        Opened::Refused(reply) => {
+            let why = reply.error_object().map(|e| e.message).unwrap_or_else(|| "refused".into());
+            return Err(RelayError::UpstreamUnavailable(format!("the upstream refused the handshake: {why}")));
+        }
+    };
+    session.set_pooled();
+    // What a client says after the handshake; some servers only offer capability-gated tools
+    // once they hear it.
+    if let Err(e) = session.notify(&Message::notification("notifications/initialized", None)).await {
+        relay.sessions.remove(&session.id);
+        session.close().await;
+        return Err(e);
+    }
+    let init = Arc::new(reply.result::<serde_json::Value>().unwrap_or_default());
+    tracing::info!(session = %session.id, route = %session.label, "stateless requests of a key now share an upstream session");
+    let entry = Entry { session_id: session.id.clone(), init: init.clone() };
+    relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).insert(key, entry);
+    Ok(Pooled { session, init })
+}
+
+/// The `initialize` params that open a pooled session: the newest session-based revision, and the
+/// request's own capabilities and client (so that the upstream asks for nothing the client did not
+/// declare, and logs name the real client).
+fn handshake(ask: &Ask) -> serde_json::Value {
+    let mut capabilities: serde_json::Value =
+        serde_json::from_str(&ask.capabilities).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(c) = capabilities.as_object_mut() {
+        // Stateless-only fields the earlier revision does not have.
+        c.remove("extensions");
+        c.remove("tasks");
+    }
+    let client_info = ask
+        .client_info
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .filter(|c| c.get("name").is_some_and(|n| n.is_string()))
+        .unwrap_or_else(|| serde_json::json!({"name": "mcp-mesh", "version": env!("CARGO_PKG_VERSION")}));
+    serde_json::json!({"protocolVersion": version::LATEST, "capabilities": capabilities, "clientInfo": client_info})
+}

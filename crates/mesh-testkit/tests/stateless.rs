@@ -1,0 +1,212 @@
+//! MCP 2026-07-28 (stateless) at the mesh's routes: the revision's own checks (envelope, mirrored
+//! headers, removed methods, HTTP statuses), pooled upstream sessions, and the official Python
+//! SDK's stateless client through the mesh to a server of the session-based revision — sampling,
+//! elicitation and roots bridged as input-required results.
+
+use mesh_testkit::{deps, raw, upstreams, TestMesh};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const V: &str = "2026-07-28";
+
+fn headers(key: &str, method: &str, name: Option<&str>) -> HeaderMap {
+    let mut h = raw::post_headers(key, None);
+    h.insert("mcp-protocol-version", HeaderValue::from_static(V));
+    h.insert("mcp-method", HeaderValue::from_str(method).expect("value"));
+    if let Some(n) = name {
+        h.insert("mcp-name", HeaderValue::from_str(n).expect("value"));
+    }
+    h
+}
+
+fn request(id: i64, method: &str, mut params: Value) -> String {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": V,
+        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}, "elicitation": {}, "roots": {}},
+        "io.modelcontextprotocol/clientInfo": {"name": "stateless-test", "version": "1"},
+    });
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+}
+
+async fn post(url: &str, h: HeaderMap, body: String) -> (u16, Value) {
+    let (status, _, text) = raw::post(url, h, body).await;
+    let msgs = raw::messages(&text);
+    (status, msgs.last().cloned().unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn issue18_stateless_requests_are_checked_and_answered_in_the_new_form() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let url = mesh.endpoint("everything");
+    let key = mesh.key.clone();
+
+    // server/discover: synthesised from the upstream's handshake.
+    let (status, body) =
+        post(&url, headers(&key, "server/discover", None), request(1, "server/discover", json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    let r = &body["result"];
+    assert_eq!(r["resultType"], "complete");
+    assert_eq!(r["supportedVersions"], json!([V]));
+    assert!(r["capabilities"]["tools"].is_object(), "{r}");
+    assert!(r["capabilities"].get("tasks").is_none(), "the earlier revision's tasks are not offered: {r}");
+    assert_eq!((r["ttlMs"].as_u64(), r["cacheScope"].as_str()), (Some(0), Some("private")));
+    assert!(r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"].is_string(), "{r}");
+
+    // A list gains resultType and the caching hints; a call round-trips.
+    let (status, body) = post(&url, headers(&key, "tools/list", None), request(2, "tools/list", json!({}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["id"], 2);
+    assert_eq!(body["result"]["resultType"], "complete");
+    assert_eq!(body["result"]["cacheScope"], "private");
+    assert!(body["result"]["tools"].as_array().is_some_and(|t| !t.is_empty()));
+    let call = request(3, "tools/call", json!({"name": "echo", "arguments": {"message": "hi stateless"}}));
+    let (status, body) = post(&url, headers(&key, "tools/call", Some("echo")), call.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["resultType"], "complete");
+    assert!(body["result"]["content"][0]["text"].as_str().is_some_and(|t| t.contains("hi stateless")), "{body}");
+    // Every request of the key shares one upstream session (one stdio child, one handshake).
+    let sessions = mesh.session_count();
+    for id in 10..15 {
+        let call = request(id, "tools/call", json!({"name": "echo", "arguments": {"message": "again"}}));
+        assert_eq!(post(&url, headers(&key, "tools/call", Some("echo")), call).await.0, 200);
+    }
+    assert_eq!(mesh.session_count(), sessions, "no session per call");
+    assert_eq!(sessions, 1);
+
+    // The revision's refusals, each with its HTTP status and the request id.
+    let refusal = |status: u16, body: &Value, code: i64, id: i64| {
+        assert_eq!(
+            (status, body["error"]["code"].as_i64(), body["id"].as_i64()),
+            (400, Some(code), Some(id)),
+            "{body}"
+        );
+    };
+    let (s, b) = post(&url, headers(&key, "tools/call", Some("other")), call.clone()).await;
+    refusal(s, &b, -32020, 3);
+    let (s, b) = post(&url, headers(&key, "tools/list", None), call.clone()).await;
+    refusal(s, &b, -32020, 3);
+    let mut no_method = headers(&key, "tools/call", Some("echo"));
+    no_method.remove("mcp-method");
+    let (s, b) = post(&url, no_method, call.clone()).await;
+    refusal(s, &b, -32020, 3);
+    let mut twice = headers(&key, "tools/call", Some("echo"));
+    twice.append("mcp-method", HeaderValue::from_static("tools/call"));
+    let (s, b) = post(&url, twice, call.clone()).await;
+    refusal(s, &b, -32020, 3);
+    // Trimmed and base64-decoded before comparing.
+    let mut encoded = headers(&key, "tools/call", None);
+    encoded.insert("mcp-name", HeaderValue::from_static(" =?base64?ZWNobw==?= "));
+    assert_eq!(post(&url, encoded, call.clone()).await.0, 200);
+    let bare = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": {}}).to_string();
+    let (s, b) = post(&url, headers(&key, "tools/list", None), bare).await;
+    refusal(s, &b, -32602, 4);
+    let mut future = headers(&key, "tools/list", None);
+    future.insert("mcp-protocol-version", HeaderValue::from_static("v999.0.0"));
+    let body = request(5, "tools/list", json!({})).replace(V, "v999.0.0");
+    let (s, b) = post(&url, future, body).await;
+    refusal(s, &b, -32022, 5);
+    assert_eq!(b["error"]["data"], json!({"supported": [V], "requested": "v999.0.0"}));
+    let (s, b) =
+        post(&url, headers(&key, "tools/list", None), request(6, "tools/list", json!({})).replacen(V, "2027-01-01", 1))
+            .await;
+    refusal(s, &b, -32020, 6);
+    for removed in ["ping", "initialize", "logging/setLevel", "resources/subscribe", "unknown/method"] {
+        let (s, b) =
+            post(&url, headers(&key, removed, None), request(7, removed, json!({"uri": "x", "level": "info"}))).await;
+        assert_eq!((s, b["error"]["code"].as_i64()), (404, Some(-32601)), "{removed}: {b}");
+    }
+    // No GET stream and no session to delete in this revision.
+    let client = reqwest::Client::new();
+    for m in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let r = client.request(m, &url).headers(headers(&key, "x", None)).send().await.expect("send");
+        assert_eq!(r.status(), 405);
+    }
+    // Authentication comes first, as on the session-based path; and a pooled session's id is
+    // no session a client could name.
+    assert_eq!(post(&url, headers("mesh_wrong", "tools/list", None), request(8, "tools/list", json!({}))).await.0, 401);
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn issue18_input_required_results_bridge_server_requests_and_refuse_altered_state() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let url = mesh.endpoint("everything");
+    let key = mesh.key.clone();
+    let ask = json!({"name": "trigger-elicitation-request", "arguments": {}});
+    let h = || headers(&key, "tools/call", Some("trigger-elicitation-request"));
+    let (status, body) = post(&url, h(), request(1, "tools/call", ask.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let r = &body["result"];
+    assert_eq!(r["resultType"], "input_required", "{body}");
+    let requests = r["inputRequests"].as_object().expect("inputRequests");
+    assert_eq!(requests.len(), 1);
+    let (k, input) = requests.iter().next().expect("one");
+    assert_eq!(input["method"], "elicitation/create");
+    assert!(input.get("jsonrpc").is_none() && input.get("id").is_none());
+    let state = r["requestState"].as_str().expect("state").to_string();
+
+    // Altered state, another key, other arguments: refused; the parked call is untouched.
+    let answer = json!({k: {"action": "accept", "content": {"name": "Ada"}}});
+    let mut retry = ask.clone();
+    retry["inputResponses"] = answer.clone();
+    retry["requestState"] = json!(format!("{state}-TAMPERED"));
+    let (s, b) = post(&url, h(), request(2, "tools/call", retry.clone())).await;
+    assert_eq!((s, b["error"]["code"].as_i64()), (400, Some(-32602)), "{b}");
+    let viewer = mesh.extra_key("member").await;
+    retry["requestState"] = json!(state);
+    let (s, b) = post(
+        &url,
+        headers(&viewer, "tools/call", Some("trigger-elicitation-request")),
+        request(3, "tools/call", retry.clone()),
+    )
+    .await;
+    assert_eq!((s, b["error"]["code"].as_i64()), (400, Some(-32602)), "another key: {b}");
+    let mut other = retry.clone();
+    other["arguments"] = json!({"x": 1});
+    let (s, b) = post(&url, h(), request(4, "tools/call", other)).await;
+    assert_eq!((s, b["error"]["code"].as_i64()), (400, Some(-32602)), "other params: {b}");
+    // Without the answer: asked again, under a new state.
+    let mut unanswered = retry.clone();
+    unanswered["inputResponses"] = json!({"unrelated": {}});
+    let (s, b) = post(&url, h(), request(5, "tools/call", unanswered)).await;
+    assert_eq!((s, b["result"]["resultType"].as_str()), (200, Some("input_required")), "{b}");
+    let state2 = b["result"]["requestState"].as_str().expect("state").to_string();
+    assert_ne!(state2, state);
+    // The old state is spent; the new one completes the call under the retry's id.
+    let (s, b) = post(&url, h(), request(6, "tools/call", retry.clone())).await;
+    assert_eq!((s, b["error"]["code"].as_i64()), (400, Some(-32602)), "spent: {b}");
+    retry["requestState"] = json!(state2);
+    let (s, b) = post(&url, h(), request(7, "tools/call", retry)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["id"], 7);
+    assert_eq!(b["result"]["resultType"], "complete", "{b}");
+    assert!(b["result"]["content"].to_string().contains("Ada"), "{b}");
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn issue18_python_sdk_stateless_client_through_the_mesh_to_a_session_based_server() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/stateless_client.py");
+    let out = tokio::time::timeout(
+        Duration::from_secs(240),
+        tokio::process::Command::new(deps::python())
+            .arg(script)
+            .args(["--url", &mesh.endpoint("everything"), "--key", &mesh.key])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python client finished in time")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stateless Python client:\n{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" passed, 0 failed") && !last.starts_with("0 "), "{stdout}");
+    mesh.stop().await;
+}
