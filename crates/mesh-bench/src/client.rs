@@ -31,11 +31,23 @@ pub enum Call {
 
 impl Call {
     fn body(self, id: u64) -> String {
+        self.body_with(id, "")
+    }
+
+    /// The body, with `meta` (members of `params._meta`, each followed by a comma) spliced in.
+    fn body_with(self, id: u64, meta: &str) -> String {
+        let meta = match meta {
+            "" => String::new(),
+            m => format!(r#""_meta":{{{}}},"#, m.trim_end_matches(',')),
+        };
         match self {
             Call::Tool(name) => format!(
-                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}","arguments":{{"text":"hello from mesh-bench"}}}}}}"#
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{{meta}"name":"{name}","arguments":{{"text":"hello from mesh-bench"}}}}}}"#
             ),
-            Call::ListTools => format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{{}}}}"#),
+            Call::ListTools => {
+                let meta = meta.trim_end_matches(',');
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{{{meta}}}}}"#)
+            }
         }
     }
 }
@@ -57,12 +69,24 @@ fn is_result(body: &[u8]) -> bool {
     body.windows(9).any(|w| w == b"\"result\":")
 }
 
-/// One MCP session over Streamable HTTP.
+/// The stateless revision the load client speaks on the stateless path.
+pub const STATELESS_VERSION: &str = "2026-07-28";
+
+/// The `_meta` envelope every stateless request carries.
+const STATELESS_META: &str = concat!(
+    r#""io.modelcontextprotocol/protocolVersion":"2026-07-28","#,
+    r#""io.modelcontextprotocol/clientCapabilities":{},"#,
+    r#""io.modelcontextprotocol/clientInfo":{"name":"mesh-bench","version":"1"},"#
+);
+
+/// One MCP session over Streamable HTTP — or, for the stateless revision, one worker's stream of
+/// independent requests (no session: each carries its own envelope and routing headers).
 pub struct HttpSession {
     http: reqwest::Client,
     url: url::Url,
     headers: HeaderMap,
     next_id: u64,
+    stateless: bool,
 }
 
 impl HttpSession {
@@ -95,14 +119,40 @@ impl HttpSession {
         if resp.status() != reqwest::StatusCode::ACCEPTED {
             bail!("notifications/initialized at {url} answered HTTP {}", resp.status());
         }
-        Ok(HttpSession { http: http.clone(), url: url.clone(), headers, next_id: 1 })
+        Ok(HttpSession { http: http.clone(), url: url.clone(), headers, next_id: 1, stateless: false })
+    }
+
+    /// A stateless (2026-07-28) worker at `url`: nothing to open, so nothing is measured twice.
+    pub fn stateless(http: &reqwest::Client, url: &url::Url, token: Option<&str>) -> anyhow::Result<HttpSession> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("mcp-protocol-version", HeaderValue::from_static(STATELESS_VERSION));
+        if let Some(t) = token {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {t}"))?);
+        }
+        Ok(HttpSession { http: http.clone(), url: url.clone(), headers, next_id: 1, stateless: true })
     }
 
     /// One request; Ok when the reply is a result.
     pub async fn call(&mut self, call: Call) -> anyhow::Result<()> {
         let id = self.next_id;
         self.next_id += 1;
-        let resp = self.http.post(self.url.clone()).headers(self.headers.clone()).body(call.body(id)).send().await?;
+        let mut headers = self.headers.clone();
+        let body = if self.stateless {
+            let (method, name) = match call {
+                Call::Tool(name) => ("tools/call", Some(name)),
+                Call::ListTools => ("tools/list", None),
+            };
+            headers.insert("mcp-method", HeaderValue::from_static(method));
+            if let Some(n) = name {
+                headers.insert("mcp-name", HeaderValue::from_static(n));
+            }
+            call.body_with(id, STATELESS_META)
+        } else {
+            call.body(id)
+        };
+        let resp = self.http.post(self.url.clone()).headers(headers).body(body).send().await?;
         let status = resp.status();
         let body: Bytes = resp.bytes().await?;
         if status != reqwest::StatusCode::OK || !is_result(&body) {
@@ -113,6 +163,9 @@ impl HttpSession {
 
     /// Ends the session (DELETE); errors are ignored, the server may not care.
     pub async fn close(self) {
+        if self.stateless {
+            return;
+        }
         let _ = self.http.delete(self.url.clone()).headers(self.headers.clone()).send().await;
     }
 }

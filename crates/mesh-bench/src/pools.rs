@@ -39,6 +39,12 @@ impl Pools {
         call.insert(Path::Bare, http_pool(&relay_http, &relay.url, None, n).await?);
         let mesh_url = mesh.url(&format!("/mcp/{HTTP_CONNECTION}"));
         call.insert(Path::Mesh, http_pool(&mesh_http, &mesh_url, key, n).await?);
+        // Its own HTTP client too; its upstream session is the mesh's, pooled for the key.
+        let stateless_http = client::http_client();
+        let stateless = (0..n)
+            .map(|_| HttpSession::stateless(&stateless_http, &mesh_url, key).map(Session::Http))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        call.insert(Path::MeshStateless, stateless);
         let oauth_na = match crate::oauth::token(mesh, mesh_url.as_str()).await? {
             Ok(token) => {
                 // Its own HTTP client: the two rows never share a connection pool.

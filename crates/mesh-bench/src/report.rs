@@ -26,6 +26,8 @@ pub enum Path {
     StdioMesh,
     /// `Mesh`, authorised by an OAuth access token instead of an API key.
     MeshOauth,
+    /// `Mesh`, in the stateless revision (2026-07-28): no session, an envelope per request.
+    MeshStateless,
 }
 
 impl Path {
@@ -39,6 +41,7 @@ impl Path {
             Path::StdioDirect => "stdio direct",
             Path::StdioMesh => "stdio via mesh",
             Path::MeshOauth => "/mcp/{connection}, OAuth token",
+            Path::MeshStateless => "/mcp/{connection}, stateless (2026-07-28)",
         }
     }
 }
@@ -264,6 +267,30 @@ impl Report {
                 );
                 continue;
             }
+            let ratio = match (k, t) {
+                (Some(k), Some(t)) if k.throughput > 0.0 => format!("{:.0}%", 100.0 * t.throughput / k.throughput),
+                _ => "—".into(),
+            };
+            let _ = writeln!(
+                o,
+                "| {c} | {} | {} | {ratio} | {} | {} | {} | {} |",
+                k.map(cell_tp).unwrap_or_else(|| "—".into()),
+                t.map(cell_tp).unwrap_or_else(|| "—".into()),
+                ms(k.and_then(|r| r.p50_ms)),
+                ms(t.and_then(|r| r.p50_ms)),
+                us(k.and_then(|r| r.mesh_cpu_us_per_call)),
+                us(t.and_then(|r| r.mesh_cpu_us_per_call)),
+            );
+        }
+
+        let _ = writeln!(
+            o,
+            "\n### Stateless (2026-07-28) vs session-based requests (/mcp/{{connection}}, HTTP upstream)\n"
+        );
+        let _ = writeln!(o, "| concurrency | session calls/s | stateless calls/s | stateless/session | p50 session | p50 stateless | mesh CPU/call session | mesh CPU/call stateless |");
+        let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for &c in &levels {
+            let (k, t) = (self.call(Path::Mesh, c), self.call(Path::MeshStateless, c));
             let ratio = match (k, t) {
                 (Some(k), Some(t)) if k.throughput > 0.0 => format!("{:.0}%", 100.0 * t.throughput / k.throughput),
                 _ => "—".into(),

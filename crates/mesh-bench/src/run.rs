@@ -138,8 +138,16 @@ pub fn log(msg: impl AsRef<str>) {
 }
 
 /// The paths measured for `tools/call`, in round order.
-const CALL_PATHS: [Path; 7] =
-    [Path::Direct, Path::Bare, Path::Mesh, Path::MeshOauth, Path::Gateway, Path::StdioDirect, Path::StdioMesh];
+const CALL_PATHS: [Path; 8] = [
+    Path::Direct,
+    Path::Bare,
+    Path::Mesh,
+    Path::MeshOauth,
+    Path::MeshStateless,
+    Path::Gateway,
+    Path::StdioDirect,
+    Path::StdioMesh,
+];
 /// The paths measured for `tools/list` (the gateway's is the 50-member one).
 const LIST_PATHS: [Path; 3] = [Path::Direct, Path::Mesh, Path::Gateway];
 
@@ -377,8 +385,14 @@ impl Acc {
     fn row(mut self, path: Path, c: usize) -> CallRow {
         let n = self.samples.calls().max(1) as f64;
         let per_call = |us: u64| Some(us as f64 / n);
-        let through_mesh = matches!(path, Path::Bare | Path::Mesh | Path::MeshOauth | Path::StdioMesh | Path::Gateway);
-        let http_upstream = matches!(path, Path::Direct | Path::Bare | Path::Mesh | Path::MeshOauth | Path::Gateway);
+        let through_mesh = matches!(
+            path,
+            Path::Bare | Path::Mesh | Path::MeshOauth | Path::MeshStateless | Path::StdioMesh | Path::Gateway
+        );
+        let http_upstream = matches!(
+            path,
+            Path::Direct | Path::Bare | Path::Mesh | Path::MeshOauth | Path::MeshStateless | Path::Gateway
+        );
         CallRow {
             path,
             concurrency: c,

@@ -23,6 +23,11 @@ pub fn check_all(r: &Report, sessions: usize) -> Vec<TargetCheck> {
         (Some(t), Some(k)) => t.mesh_cpu_us_per_call.zip(k.mesh_cpu_us_per_call).map(|(t, k)| t - k),
         _ => None,
     };
+    // The stateless revision must cost no upstream handshake per call: as fast as a session.
+    let stateless = match (r.call(Path::MeshStateless, 64), r.call(Path::Mesh, 64)) {
+        (Some(t), Some(k)) if k.throughput > 0.0 => Some(100.0 * t.throughput / k.throughput),
+        _ => None,
+    };
     let rss = |state: &str| r.memory(state).map(|m| mib(m.rss_kib));
     let cold = |i: usize| r.cold_start.get(i).map(|c| c.first_initialize_ms);
     vec![
@@ -35,6 +40,13 @@ pub fn check_all(r: &Report, sessions: usize) -> Vec<TargetCheck> {
             "µs",
             oauth_cpu,
             |v| v <= 3.0,
+        ),
+        check(
+            "stateless tools/call vs session-based, throughput at concurrency 64",
+            "≥ 100% of the session path",
+            "%",
+            stateless,
+            |v| v >= 100.0,
         ),
         check("mesh RSS, idle", "≤ 30 MiB", "MiB", rss("idle"), |v| v <= 30.0),
         check(
