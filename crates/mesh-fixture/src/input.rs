@@ -221,8 +221,8 @@ fn stateful(dialogue: &Dialogue, x: &Exchange<'_>) -> Result<Reply, McpError> {
 
 /// Moves this round's answers from `responses` into `answers` (checking their shape); returns the
 /// questions still open, if any. Keys the round did not ask are ignored.
-fn take_answers<'r>(
-    round: &'r [(&'static str, Ask)],
+fn take_answers(
+    round: &[(&'static str, Ask)],
     responses: Option<&InputResponses>,
     answers: &mut BTreeMap<String, Value>,
 ) -> Result<Option<Vec<(&'static str, Ask)>>, McpError> {

@@ -11,6 +11,7 @@
 
 use crate::era::{self, Era};
 use crate::{Fixture, Shared};
+use rmcp::service::ServerInitializeError;
 use rmcp::ServiceExt;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -35,7 +36,14 @@ where
 
     let shared = Shared::new(era);
     let result = async {
-        let running = Fixture::with(shared.clone()).serve((rmcp_in, rmcp_out)).await?;
+        let running = match Fixture::with(shared.clone()).serve((rmcp_in, rmcp_out)).await {
+            Ok(running) => running,
+            // The peer left before choosing an era: a modern client that only probed with
+            // `server/discover` (the TypeScript SDK probes on a throwaway process) is done, not
+            // failed.
+            Err(ServerInitializeError::ConnectionClosed(_)) => return anyhow::Ok(()),
+            Err(e) => return Err(e.into()),
+        };
         running.waiting().await?;
         anyhow::Ok(())
     }
@@ -93,5 +101,128 @@ async fn write_lines<W: AsyncWrite + Unpin>(mut lines: mpsc::Receiver<String>, m
         if written.await.is_err() {
             break; // stdout closed: the peer is gone
         }
+    }
+}
+
+/// The stdio front in-process (no child process, no mesh-testkit): a 2026-07-28 peer, and each
+/// era's refusal of the other one.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::time::Duration;
+    use tokio::io::{DuplexStream, Lines};
+
+    struct Peer {
+        to_fixture: DuplexStream,
+        from_fixture: Lines<BufReader<DuplexStream>>,
+        served: tokio::task::JoinHandle<anyhow::Result<()>>,
+    }
+
+    impl Peer {
+        fn start(era: Era) -> Self {
+            let (to_fixture, input) = tokio::io::duplex(PIPE);
+            let (output, from_fixture) = tokio::io::duplex(PIPE);
+            let served = tokio::spawn(serve(era, input, output));
+            Self { to_fixture, from_fixture: BufReader::new(from_fixture).lines(), served }
+        }
+
+        /// Sends one request and returns its response (notifications before it are skipped).
+        async fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
+            let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+            self.to_fixture.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(10), self.from_fixture.next_line());
+                let line = next.await.expect("an answer in time").unwrap().expect("output open");
+                let message: Value = serde_json::from_str(&line).unwrap();
+                if message["id"] == id && message.get("method").is_none() {
+                    return message;
+                }
+            }
+        }
+
+        /// Closing stdin ends the process's service.
+        async fn close(self) -> anyhow::Result<()> {
+            drop(self.to_fixture);
+            self.served.await.unwrap()
+        }
+    }
+
+    fn envelope(capabilities: Value) -> Value {
+        json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": capabilities,
+            "io.modelcontextprotocol/clientInfo": {"name": "stdio-unit-test", "version": "0"}
+        })
+    }
+
+    #[tokio::test]
+    async fn a_modern_peer_discovers_calls_and_answers_an_input_required_result() {
+        let mut peer = Peer::start(Era::Dual);
+        let discover = peer.request(1, "server/discover", json!({"_meta": envelope(json!({}))})).await;
+        assert_eq!(discover["result"]["resultType"], "complete");
+        let versions = discover["result"]["supportedVersions"].as_array().unwrap();
+        assert!(versions.contains(&json!("2026-07-28")) && versions.contains(&json!("2025-11-25")));
+
+        let simple = json!({"name": "test_simple_text", "arguments": {}, "_meta": envelope(json!({}))});
+        let call = peer.request(2, "tools/call", simple).await;
+        assert_eq!(call["result"]["resultType"], "complete");
+        assert_eq!(call["result"]["content"][0]["text"], "This is a simple text response for testing.");
+
+        // Round one: the question and a sealed state; round two: the answer and the state echoed.
+        let tool = "test_input_required_result_request_state";
+        let caps = json!({"elicitation": {}});
+        let first = peer
+            .request(3, "tools/call", json!({"name": tool, "arguments": {}, "_meta": envelope(caps.clone())}))
+            .await;
+        let irr = &first["result"];
+        assert_eq!(irr["resultType"], "input_required");
+        assert_eq!(irr["inputRequests"]["user_name"]["method"], "elicitation/create");
+        let state = irr["requestState"].as_str().unwrap().to_owned();
+        let answer = json!({"user_name": {"action": "accept", "content": {"name": "Alice"}}});
+        let retry = |state: &str| json!({"name": tool, "arguments": {}, "inputResponses": answer, "requestState": state, "_meta": envelope(caps.clone())});
+        let done = peer.request(4, "tools/call", retry(&state)).await;
+        assert_eq!(done["result"]["resultType"], "complete");
+        assert_eq!(done["result"]["content"][0]["text"], "Input received: name=Alice");
+        let tampered = peer.request(5, "tools/call", retry(&format!("{state}-TAMPERED"))).await;
+        assert_eq!(tampered["error"]["code"], -32602);
+        peer.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_legacy_fixture_answers_a_modern_probe_with_method_not_found_and_keeps_serving() {
+        let mut peer = Peer::start(Era::Legacy);
+        let probe = peer.request(1, "server/discover", json!({"_meta": envelope(json!({}))})).await;
+        assert_eq!(probe["error"]["code"], -32601);
+        let init = peer
+            .request(
+                2,
+                "initialize",
+                json!({
+                    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}
+                }),
+            )
+            .await;
+        assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
+        peer.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_modern_fixture_refuses_initialize_with_the_supported_version_and_keeps_serving() {
+        let mut peer = Peer::start(Era::Modern);
+        let init = peer
+            .request(
+                1,
+                "initialize",
+                json!({
+                    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}
+                }),
+            )
+            .await;
+        assert_eq!(init["error"]["code"], -32022);
+        assert_eq!(init["error"]["data"]["supported"], json!(["2026-07-28"]));
+        let discover = peer.request(2, "server/discover", json!({"_meta": envelope(json!({}))})).await;
+        assert_eq!(discover["result"]["supportedVersions"], json!(["2026-07-28"]));
+        peer.close().await.unwrap();
     }
 }
