@@ -8,9 +8,16 @@
 //! the fixture as a stdio child and as an HTTP upstream. A relay that drops, reorders or reshapes
 //! anything shows up as a scenario that passes directly and fails through the mesh.
 //!
+//! It speaks MCP 2025-11-25 (sessions) and 2026-07-28 (stateless, per-request `_meta`) on the
+//! same endpoint, or only one of them (`--era`, [`Era`]): the mesh's bridges between the eras are
+//! tested against it forced to one side.
+//!
 //! Design choices:
-//! - The MCP protocol machinery is rmcp's (sessions, SSE, resumption, version negotiation), so the
-//!   fixture is an independent implementation from the mesh's own relay code.
+//! - The MCP protocol machinery is rmcp's (sessions, SSE, resumption, version negotiation, the
+//!   2026-07-28 envelope, headers and listen streams), so the fixture is an independent
+//!   implementation from the mesh's own relay code. What rmcp does not do is written here, small
+//!   and commented: the era gate ([`era`]), input-required dialogues ([`input`]) and their sealed
+//!   state ([`state`]).
 //! - Fixture data is written as wire JSON ([`wire`]), so what a relay must preserve is readable in
 //!   the source as it appears on the wire.
 //! - Everything a scenario checks is deterministic; the only timing is the ~50 ms steps the
@@ -19,23 +26,26 @@
 //! See `conformance.sh` in this crate for running the suite.
 #![forbid(unsafe_code)]
 
+mod era;
 mod guard;
 pub mod http;
+mod input;
+mod listen;
 mod media;
 mod polling;
 mod prompts;
 mod resources;
 mod server;
 mod session;
+mod state;
+pub mod stdio;
 mod tools;
 mod wire;
 
-pub use server::Fixture;
+pub use era::Era;
+pub use server::{Fixture, Shared};
 
-/// Serves one MCP session on stdin/stdout (newline-delimited JSON-RPC) until stdin closes.
-pub async fn serve_stdio() -> anyhow::Result<()> {
-    use rmcp::ServiceExt;
-    let running = Fixture::new().serve(rmcp::transport::stdio()).await?;
-    running.waiting().await?;
-    Ok(())
+/// Serves one MCP peer on stdin/stdout (newline-delimited JSON-RPC) until stdin closes.
+pub async fn serve_stdio(era: Era) -> anyhow::Result<()> {
+    stdio::serve(era, tokio::io::stdin(), tokio::io::stdout()).await
 }

@@ -1,7 +1,9 @@
-//! `mesh-fixture`: the fixture MCP server's command line (`stdio`, or `http --port N`).
+//! `mesh-fixture`: the fixture MCP server's command line (`stdio`, or `http --port N`; both take
+//! `--era dual|legacy|modern`).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mesh_fixture::Era;
 use std::io::Write;
 use tokio_util::sync::CancellationToken;
 
@@ -16,12 +18,19 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Transport {
     /// Newline-delimited JSON-RPC on stdin/stdout; logs go to stderr only.
-    Stdio,
+    Stdio {
+        /// Protocol eras served: 2025-11-25 and 2026-07-28 (dual), or only one of them.
+        #[arg(long, value_enum, default_value_t = Era::Dual)]
+        era: Era,
+    },
     /// Streamable HTTP at http://127.0.0.1:PORT/mcp. Prints `listening on <url>` once ready.
     Http {
         /// TCP port on 127.0.0.1; 0 picks a free one (read it from the printed URL).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Protocol eras served: 2025-11-25 and 2026-07-28 (dual), or only one of them.
+        #[arg(long, value_enum, default_value_t = Era::Dual)]
+        era: Era,
     },
 }
 
@@ -39,12 +48,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     match cli.transport {
-        Transport::Stdio => mesh_fixture::serve_stdio().await,
-        Transport::Http { port } => http(port).await,
+        Transport::Stdio { era } => mesh_fixture::serve_stdio(era).await,
+        Transport::Http { port, era } => http(port, era).await,
     }
 }
 
-async fn http(port: u16) -> anyhow::Result<()> {
+async fn http(port: u16, era: Era) -> anyhow::Result<()> {
     // Loopback only: the fixture is a test double, and its DNS-rebinding guard assumes it.
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -64,7 +73,7 @@ async fn http(port: u16) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
-    mesh_fixture::http::serve(listener, shutdown).await?;
+    mesh_fixture::http::serve(listener, era, shutdown).await?;
     Ok(())
 }
 

@@ -11,6 +11,9 @@ const SIMPLE: &str = "test_simple_prompt";
 const WITH_ARGUMENTS: &str = "test_prompt_with_arguments";
 const WITH_EMBEDDED_RESOURCE: &str = "test_prompt_with_embedded_resource";
 const WITH_IMAGE: &str = "test_prompt_with_image";
+/// Asks for the user's name before it answers (2026-07-28: an input-required result on
+/// `prompts/get`; 2025-11-25: an elicitation mid-request). Run by [`crate::server`].
+pub(crate) const INPUT_REQUIRED: &str = "test_input_required_result_prompt";
 
 /// What `completion/complete` offers for `test_prompt_with_arguments`' `arg1` and `arg2`, filtered
 /// by the typed prefix. The completion scenario types "test", so it gets a non-empty answer.
@@ -32,8 +35,17 @@ pub(crate) fn list() -> Result<Vec<Prompt>, McpError> {
             "description": "A prompt that embeds a resource at the given URI",
             "arguments": [{"name": "resourceUri", "description": "URI of the resource to embed", "required": true}]
         },
-        {"name": WITH_IMAGE, "title": "Prompt with image", "description": "A prompt that carries an image"}
+        {"name": WITH_IMAGE, "title": "Prompt with image", "description": "A prompt that carries an image"},
+        {
+            "name": INPUT_REQUIRED, "title": "Prompt that needs input",
+            "description": "Asks the user's name (key user_name) before returning its message"
+        }
     ]))
+}
+
+/// The message of [`INPUT_REQUIRED`] once the name is known.
+pub(crate) fn input_required(answers: &str) -> Result<GetPromptResult, McpError> {
+    decode(json!({"messages": [user(text(&format!("Prompt after input: {answers}")))]}))
 }
 
 pub(crate) fn get(name: &str, args: Option<&JsonObject>) -> Result<GetPromptResult, McpError> {
@@ -112,7 +124,7 @@ mod tests {
     #[test]
     fn every_prompt_decodes() {
         let args: JsonObject = decode(json!({"arg1": "a", "arg2": "b", "resourceUri": "test://x"})).unwrap();
-        for prompt in list().unwrap() {
+        for prompt in list().unwrap().into_iter().filter(|p| p.name != INPUT_REQUIRED) {
             let result = get(&prompt.name, Some(&args)).unwrap();
             assert!(!result.messages.is_empty(), "{}", prompt.name);
         }

@@ -19,7 +19,7 @@ const TEMPLATE_SUFFIX: &str = "/data";
 /// Delay before the one `notifications/resources/updated` that follows a subscription to the
 /// watched resource, so the subscribe response is on the wire first (over stdio the order is
 /// observable).
-const UPDATE_AFTER: Duration = Duration::from_millis(50);
+pub(crate) const UPDATE_AFTER: Duration = Duration::from_millis(50);
 
 pub(crate) fn list() -> Result<Vec<Resource>, McpError> {
     decode(json!([

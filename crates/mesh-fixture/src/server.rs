@@ -1,37 +1,80 @@
 //! [`Fixture`]: the MCP server itself, transport-agnostic; `main` puts it on stdio or HTTP.
+//!
+//! One handler serves both eras; rmcp tells them apart per request (`initialize` sessions vs the
+//! 2026-07-28 `_meta` envelope), validates the envelope and the HTTP headers, answers removed
+//! methods with `-32601`, adds caching hints, and strips `resultType` for legacy peers. What is
+//! era-specific in the fixture itself: the capabilities each era is told about, input from the
+//! client ([`crate::input`]), per-request logging ([`crate::session`]) and listen streams
+//! ([`crate::listen`]).
 
 // resources/subscribe and logging are legacy-only in rmcp (deprecated for 2026-07-28, SEP-2577);
 // the 2025-11-25 wire this fixture targets still has both.
 #![allow(deprecated)]
 
+use crate::era::Era;
+use crate::input::{self, Dialogue, Exchange, Reply};
+use crate::listen::{self, Hub};
 use crate::session::Session;
+use crate::state::Sealer;
+use crate::tools::input_required::{summary, USER_NAME};
 use crate::wire::decode;
 use crate::{prompts, resources, tools};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ResultType, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::json;
+use std::borrow::Cow;
 use std::sync::Arc;
 
-/// The fixture server. Cheap to create: HTTP makes one per MCP session, stdio exactly one.
-#[derive(Debug, Clone, Default)]
-pub struct Fixture {
-    session: Arc<Session>,
+/// What every handler of one process shares: the era served, the `requestState` key, and the
+/// change feed of the listen streams (over HTTP each modern request gets its own handler).
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub(crate) era: Era,
+    pub(crate) sealer: Sealer,
+    pub(crate) hub: Hub,
 }
 
-impl Fixture {
-    pub fn new() -> Self {
-        Self::default()
+impl Shared {
+    pub fn new(era: Era) -> Arc<Self> {
+        Arc::new(Self { era, ..Self::default() })
+    }
+
+    /// Ends the open listen streams gracefully (each gets its final result).
+    pub fn shut_down(&self) {
+        self.hub.shut_down();
     }
 }
 
-/// What `initialize` advertises: everything the scenarios use and nothing the fixture cannot do —
-/// no `listChanged` (its lists never change); `subscribe` on resources; logging; completions.
+/// The fixture server. Cheap to create: HTTP makes one per MCP session (and per modern request),
+/// stdio exactly one.
+#[derive(Debug, Clone, Default)]
+pub struct Fixture {
+    session: Arc<Session>,
+    shared: Arc<Shared>,
+}
+
+impl Fixture {
+    /// A dual-era fixture with its own shared state (tests).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A fixture sharing `shared` with the other handlers of the process.
+    pub fn with(shared: Arc<Shared>) -> Self {
+        Self { session: Arc::default(), shared }
+    }
+}
+
+/// What `initialize` advertises (2025-11-25, unchanged): everything the scenarios use and nothing
+/// the fixture cannot do — no `listChanged` (legacy sessions are never told of changes);
+/// `subscribe` on resources; logging; completions.
 fn capabilities() -> ServerCapabilities {
     decode(json!({
         "tools": {},
@@ -43,11 +86,65 @@ fn capabilities() -> ServerCapabilities {
     .unwrap_or_default()
 }
 
+/// What `server/discover` advertises (2026-07-28): the same, plus `listChanged` on tools and
+/// prompts, which listen streams deliver (the trigger tools announce them). `subscribe` on
+/// resources means `resourceSubscriptions` on a listen stream now.
+fn modern_capabilities() -> ServerCapabilities {
+    decode(json!({
+        "tools": {"listChanged": true},
+        "resources": {"subscribe": true},
+        "prompts": {"listChanged": true},
+        "logging": {},
+        "completions": {}
+    }))
+    .unwrap_or_default()
+}
+
+/// Results of the 2026-07-28 wire must say `resultType` (rmcp removes it again for legacy peers).
+macro_rules! completed {
+    ($result:expr) => {{
+        let mut result = $result;
+        result.result_type = Some(ResultType::COMPLETE);
+        result
+    }};
+}
+
 impl ServerHandler for Fixture {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(capabilities())
+        ServerConfig::new(modern_capabilities())
             .with_server_info(Implementation::new("mesh-fixture", env!("CARGO_PKG_VERSION")))
             .with_instructions("Fixture server for the MCP conformance suite's server scenarios.")
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        self.shared.era.supported_versions()
+    }
+
+    /// rmcp's own `initialize`, with the legacy capabilities.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        cx.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        result.capabilities = capabilities();
+        Ok(result)
+    }
+
+    /// Every stream gets what it asked for, as far as `server/discover` advertised it (rmcp
+    /// intersects the two).
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), McpError> {
+        listen::listen(&self.shared.hub, subscription).await
+    }
+
+    /// rmcp checks `Mcp-Param-*` headers against the called tool's schema (SEP-2243).
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        tools::list().ok()?.into_iter().find(|t| t.name == name)
     }
 
     async fn set_level(&self, request: SetLevelRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), McpError> {
@@ -69,7 +166,10 @@ impl ServerHandler for Fixture {
         request: CallToolRequestParams,
         cx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        tools::call(&self.session, request, cx).await.map(CallToolResponse::from)
+        match tools::call(&self.shared, &self.session, request, cx).await? {
+            CallToolResponse::Complete(result) => Ok(CallToolResponse::Complete(completed!(result))),
+            other => Ok(other),
+        }
     }
 
     async fn list_resources(
@@ -93,7 +193,7 @@ impl ServerHandler for Fixture {
         request: ReadResourceRequestParams,
         _cx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        resources::read(&request.uri).map(ReadResourceResponse::from)
+        resources::read(&request.uri).map(|r| ReadResourceResponse::from(completed!(r)))
     }
 
     async fn subscribe(&self, request: SubscribeRequestParams, cx: RequestContext<RoleServer>) -> Result<(), McpError> {
@@ -120,9 +220,28 @@ impl ServerHandler for Fixture {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        prompts::get(&request.name, request.arguments.as_ref()).map(GetPromptResponse::from)
+        if request.name != prompts::INPUT_REQUIRED {
+            return prompts::get(&request.name, request.arguments.as_ref()).map(|r| completed!(r).into());
+        }
+        // `input-required-result-non-tool-request`: the name question, on prompts/get.
+        let arguments = request.arguments.clone().unwrap_or_default();
+        let dialogue = Dialogue::ephemeral(vec![(USER_NAME, input::Ask::text_field("What is your name?", "name"))]);
+        let x = Exchange {
+            cx: &cx,
+            sealer: &self.shared.sealer,
+            method: "prompts/get",
+            name: &request.name,
+            arguments: &arguments,
+            responses: request.input_responses.as_ref(),
+            state: request.request_state.as_deref(),
+        };
+        input::require_capabilities(&cx, &dialogue)?;
+        match input::run(&dialogue, &x).await? {
+            Reply::InputRequired(irr) => Ok(GetPromptResponse::InputRequired(irr)),
+            Reply::Done(answers) => prompts::input_required(&summary(&answers)).map(|r| completed!(r).into()),
+        }
     }
 
     async fn complete(
@@ -130,7 +249,7 @@ impl ServerHandler for Fixture {
         request: CompleteRequestParams,
         _cx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        prompts::complete(&request)
+        prompts::complete(&request).map(|r| completed!(r))
     }
 }
 

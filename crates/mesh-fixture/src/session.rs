@@ -6,8 +6,11 @@
 // The 2025-11-25 wire still has logging; rmcp deprecates it for 2026-07-28 (SEP-2577).
 #![allow(deprecated)]
 
+use crate::era::Wire;
+use crate::input::wire_of;
 use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
-use rmcp::{Peer, RoleServer};
+use rmcp::service::RequestContext;
+use rmcp::RoleServer;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -31,14 +34,24 @@ impl Session {
 
     /// Sends `notifications/message` unless the client's level filters it out. A send failure
     /// means the client went away; the tool still completes, so it is only logged.
-    pub(crate) async fn log(&self, peer: &Peer<RoleServer>, level: LoggingLevel, message: &str) {
-        let threshold = *lock(&self.log_level);
+    ///
+    /// At 2026-07-28 the level is per request and opt-in: no `_meta` logLevel, no message (spec
+    /// `server/utilities/logging.mdx`; `server-stateless` checks it), and the message goes on
+    /// that request's own response stream.
+    pub(crate) async fn log(&self, cx: &RequestContext<RoleServer>, level: LoggingLevel, message: &str) {
+        let threshold = match wire_of(cx) {
+            Wire::Legacy => *lock(&self.log_level),
+            Wire::Modern => match cx.meta.log_level() {
+                Some(requested) => Some(requested),
+                None => return,
+            },
+        };
         if threshold.is_some_and(|t| severity(level) < severity(t)) {
             return;
         }
         let mut param = LoggingMessageNotificationParam::new(level, message.into());
         param.logger = Some(LOGGER.into());
-        if let Err(e) = peer.notify_logging_message(param).await {
+        if let Err(e) = cx.peer.notify_logging_message(param).await {
             tracing::debug!(error = %e, "could not send notifications/message");
         }
     }

@@ -4,22 +4,44 @@
 //! `sampling/createMessage` or `elicitation/create` to a client that did not declare it, and a
 //! relay that forgets to forward the downstream client's capabilities upstream shows up here as a
 //! tool error naming the missing capability.
+//!
+//! At 2026-07-28 there are no server→client requests: the same question goes out as an
+//! input-required result ([`crate::input`], key `sampling` or `elicitation`), the capability is
+//! read from the request's own `_meta`, and the retry gets the text the 2025-11-25 call would have
+//! produced — so a relay bridging either way can be compared with the direct call.
 
 // Sampling is deprecated by rmcp for 2026-07-28 (SEP-2577); the 2025-11-25 wire still has it.
 #![allow(deprecated)]
 
 use super::{error_result, required_str, text_result};
+use crate::era::Wire;
+use crate::input::{self, sampled, Ask, Dialogue, Exchange, Reply};
 use crate::wire::decode;
-use rmcp::model::{CreateMessageRequestParams, ElicitRequestParams, JsonObject};
+use rmcp::model::{CallToolResponse, CreateMessageRequestParams, ElicitRequestParams};
 use rmcp::service::{ElicitationMode, RequestContext};
-use rmcp::RoleServer;
+use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::{json, Value};
 
-pub(super) async fn sampling(args: &JsonObject, cx: &RequestContext<RoleServer>) -> Value {
-    let prompt = match required_str(args, "prompt") {
+/// The key of the one question these tools ask at 2026-07-28.
+const SAMPLING_KEY: &str = "sampling";
+const ELICITATION_KEY: &str = "elicitation";
+
+pub(super) async fn sampling(x: &Exchange<'_>) -> Result<CallToolResponse, McpError> {
+    let prompt = match required_str(x.arguments, "prompt") {
         Ok(p) => p,
-        Err(e) => return e,
+        Err(e) => return complete(e),
     };
+    if input::wire_of(x.cx) == Wire::Legacy {
+        return complete(legacy_sampling(prompt, x.cx).await);
+    }
+    let ask = Ask::Sample { prompt: prompt.to_owned() };
+    if !declared(x, &ask) {
+        return complete(error_result("The client did not declare the sampling capability"));
+    }
+    modern(x, SAMPLING_KEY, ask, |answer| text_result(format!("LLM response: {}", sampled(answer)))).await
+}
+
+async fn legacy_sampling(prompt: &str, cx: &RequestContext<RoleServer>) -> Value {
     let declared = cx.peer.peer_info().is_some_and(|i| i.capabilities.sampling.is_some());
     if !declared {
         return error_result("The client did not declare the sampling capability");
@@ -34,23 +56,16 @@ pub(super) async fn sampling(args: &JsonObject, cx: &RequestContext<RoleServer>)
     match cx.peer.create_message(params).await {
         Ok(result) => {
             let on_wire = serde_json::to_value(&result).unwrap_or_default();
-            text_result(format!("LLM response: {}", sampled_text(&on_wire)))
+            text_result(format!("LLM response: {}", sampled(&on_wire)))
         }
         Err(e) => error_result(format!("Sampling failed: {e}")),
     }
 }
 
-/// The text of a `CreateMessageResult`, whose `content` is one block or (2025-11-25) an array.
-fn sampled_text(result: &Value) -> String {
-    let content = &result["content"];
-    let block = if content.is_array() { &content[0] } else { content };
-    block["text"].as_str().map_or_else(|| content.to_string(), str::to_owned)
-}
-
-pub(super) async fn elicitation(args: &JsonObject, cx: &RequestContext<RoleServer>) -> Value {
-    let message = match required_str(args, "message") {
+pub(super) async fn elicitation(x: &Exchange<'_>) -> Result<CallToolResponse, McpError> {
+    let message = match required_str(x.arguments, "message") {
         Ok(m) => m,
-        Err(e) => return e,
+        Err(e) => return complete(e),
     };
     let schema = json!({
         "type": "object",
@@ -60,19 +75,59 @@ pub(super) async fn elicitation(args: &JsonObject, cx: &RequestContext<RoleServe
         },
         "required": ["username", "email"]
     });
-    elicit(cx, message, schema, "User response").await
+    elicit(x, message, schema, "User response").await
 }
 
 /// SEP-1034: a default on every primitive type (string, integer, number, enum, boolean).
-pub(super) async fn elicitation_defaults(cx: &RequestContext<RoleServer>) -> Value {
-    elicit(cx, "Please review and update the form fields with defaults", defaults_schema(), "Elicitation completed")
+pub(super) async fn elicitation_defaults(x: &Exchange<'_>) -> Result<CallToolResponse, McpError> {
+    elicit(x, "Please review and update the form fields with defaults", defaults_schema(), "Elicitation completed")
         .await
 }
 
 /// SEP-1330: all five enum shapes — untitled and titled single-select, the legacy `enumNames`
 /// form, and untitled and titled multi-select.
-pub(super) async fn elicitation_enums(cx: &RequestContext<RoleServer>) -> Value {
-    elicit(cx, "Please select options from the enum fields", enums_schema(), "Elicitation completed").await
+pub(super) async fn elicitation_enums(x: &Exchange<'_>) -> Result<CallToolResponse, McpError> {
+    elicit(x, "Please select options from the enum fields", enums_schema(), "Elicitation completed").await
+}
+
+/// One form-mode elicitation in the request's era, reported as text.
+async fn elicit(x: &Exchange<'_>, message: &str, schema: Value, label: &str) -> Result<CallToolResponse, McpError> {
+    if input::wire_of(x.cx) == Wire::Legacy {
+        return complete(legacy_elicit(x.cx, message, schema, label).await);
+    }
+    let ask = Ask::Elicit { message: message.to_owned(), schema };
+    if !declared(x, &ask) {
+        return complete(error_result("The client did not declare the elicitation capability (form mode)"));
+    }
+    let label = label.to_owned();
+    modern(x, ELICITATION_KEY, ask, move |answer| elicit_text(&label, answer)).await
+}
+
+fn elicit_text(label: &str, on_wire: &Value) -> Value {
+    let action = on_wire["action"].as_str().unwrap_or("?");
+    let content = on_wire.get("content").cloned().unwrap_or(Value::Null);
+    text_result(format!("{label}: action={action}, content={content}"))
+}
+
+fn declared(x: &Exchange<'_>, ask: &Ask) -> bool {
+    x.cx.client_capabilities().is_some_and(|caps| ask.declared_by(&caps))
+}
+
+/// 2026-07-28: one question, no state; the retry's answer is rendered as the legacy call would.
+async fn modern(
+    x: &Exchange<'_>,
+    key: &'static str,
+    ask: Ask,
+    render: impl Fn(&Value) -> Value,
+) -> Result<CallToolResponse, McpError> {
+    match input::run(&Dialogue::ephemeral(vec![(key, ask)]), x).await? {
+        Reply::InputRequired(irr) => Ok(CallToolResponse::InputRequired(irr)),
+        Reply::Done(answers) => complete(render(&answers[key])),
+    }
+}
+
+fn complete(result: Value) -> Result<CallToolResponse, McpError> {
+    decode(result).map(CallToolResponse::Complete)
 }
 
 fn defaults_schema() -> Value {
@@ -136,7 +191,7 @@ fn enums_schema() -> Value {
 }
 
 /// Sends one form-mode `elicitation/create` and reports the user's answer as text.
-async fn elicit(cx: &RequestContext<RoleServer>, message: &str, schema: Value, label: &str) -> Value {
+async fn legacy_elicit(cx: &RequestContext<RoleServer>, message: &str, schema: Value, label: &str) -> Value {
     if !cx.peer.supported_elicitation_modes().contains(&ElicitationMode::Form) {
         return error_result("The client did not declare the elicitation capability (form mode)");
     }
@@ -145,12 +200,7 @@ async fn elicit(cx: &RequestContext<RoleServer>, message: &str, schema: Value, l
         Err(e) => return error_result(e.message),
     };
     match cx.peer.create_elicitation(params).await {
-        Ok(result) => {
-            let on_wire = serde_json::to_value(&result).unwrap_or_default();
-            let action = on_wire["action"].as_str().unwrap_or("?");
-            let content = on_wire.get("content").cloned().unwrap_or(Value::Null);
-            text_result(format!("{label}: action={action}, content={content}"))
-        }
+        Ok(result) => elicit_text(label, &serde_json::to_value(&result).unwrap_or_default()),
         Err(e) => error_result(format!("Elicitation failed: {e}")),
     }
 }
@@ -173,11 +223,5 @@ mod tests {
             let on_wire = serde_json::to_value(&params).unwrap();
             assert_eq!(on_wire["requestedSchema"], schema);
         }
-    }
-
-    #[test]
-    fn sampled_text_reads_single_and_array_content() {
-        assert_eq!(sampled_text(&json!({"content": {"type": "text", "text": "a"}})), "a");
-        assert_eq!(sampled_text(&json!({"content": [{"type": "text", "text": "b"}]})), "b");
     }
 }

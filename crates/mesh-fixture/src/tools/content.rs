@@ -51,6 +51,12 @@ pub(super) fn json_schema_2020_12(args: &JsonObject) -> Value {
     text_result(format!("Received arguments: {}", Value::Object(args.clone())))
 }
 
+/// The `x-mcp-header` tool: echoes its arguments. rmcp has already checked, before the call, that
+/// the `Mcp-Param-Region` header matches `region` (SEP-2243); the tool itself has nothing to check.
+pub(super) fn custom_header(args: &JsonObject) -> Value {
+    text_result(format!("Received arguments: {}", Value::Object(args.clone())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

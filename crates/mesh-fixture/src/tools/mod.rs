@@ -2,14 +2,20 @@
 //!
 //! Names are exactly what the conformance scenarios call; a relay that renames tools (prefixing)
 //! makes the name-bound scenarios fail, which is expected and should be baselined, not fixed here.
+//! Every tool is listed and works in both eras; the order of `tools/list` is fixed (2026-07-28
+//! asks for a deterministic one), the 2025-11-25 tools first, in the order they always had.
 
 mod client_requests;
 mod content;
+pub(crate) mod input_required;
 mod timed;
 
+use crate::input::Exchange;
+use crate::listen::Change;
+use crate::server::Shared;
 use crate::session::Session;
 use crate::wire::decode;
-use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject, Tool};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, JsonObject, Tool};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::{json, Value};
@@ -29,9 +35,59 @@ pub(crate) const ELICITATION_ENUMS: &str = "test_elicitation_sep1330_enums";
 pub(crate) const JSON_SCHEMA_2020_12: &str = "json_schema_2020_12_tool";
 /// The tool whose POST stream the HTTP front ends early (SEP-1699 polling); see `crate::polling`.
 pub(crate) const RECONNECTION: &str = "test_reconnection";
+/// `test_tool_with_logging` under the name `server-stateless` calls (no log without `logLevel`).
+pub(crate) const LOGGING_TOOL: &str = "test_logging_tool";
+pub(crate) const TRIGGER_TOOL_CHANGE: &str = "test_trigger_tool_change";
+pub(crate) const TRIGGER_PROMPT_CHANGE: &str = "test_trigger_prompt_change";
+/// A tool with an `x-mcp-header` argument (SEP-2243), for `http-custom-header-server-validation`.
+pub(crate) const CUSTOM_HEADER: &str = "test_custom_header";
 
 /// Every tool, as `tools/list` puts it on the wire.
 fn catalogue() -> Value {
+    let mut tools = legacy_catalogue();
+    if let Value::Array(list) = &mut tools {
+        list.extend(modern_catalogue());
+    }
+    tools
+}
+
+/// The tools added for the 2026-07-28 scenarios (they work at 2025-11-25 too).
+fn modern_catalogue() -> Vec<Value> {
+    let mut tools = vec![
+        tool(
+            LOGGING_TOOL,
+            "Sends three info-level notifications/message while it runs (2026: only with a logLevel).",
+            no_arguments(),
+        ),
+        tool(
+            TRIGGER_TOOL_CHANGE,
+            "Announces notifications/tools/list_changed on every subscriptions/listen stream.",
+            no_arguments(),
+        ),
+        tool(
+            TRIGGER_PROMPT_CHANGE,
+            "Announces notifications/prompts/list_changed on every subscriptions/listen stream.",
+            no_arguments(),
+        ),
+        tool(
+            CUSTOM_HEADER,
+            "Echoes its arguments; 'region' is mirrored into the Mcp-Param-Region header (SEP-2243).",
+            json!({
+                "type": "object",
+                "properties": {
+                    "region": {"type": "string", "description": "Mirrored into Mcp-Param-Region", "x-mcp-header": "Region"},
+                    "query": {"type": "string", "description": "Not mirrored"}
+                },
+                "required": ["region"]
+            }),
+        ),
+    ];
+    tools.extend(input_required::catalogue());
+    tools
+}
+
+/// The tools of the 2025-11-25 scenarios, unchanged.
+fn legacy_catalogue() -> Value {
     json!([
         tool(SIMPLE_TEXT, "Returns one text block.", no_arguments()),
         tool(IMAGE_CONTENT, "Returns one image block (a 1x1 red PNG).", no_arguments()),
@@ -118,11 +174,24 @@ pub(crate) fn list() -> Result<Vec<Tool>, McpError> {
 /// Runs one tool. An unknown name is a protocol error (-32602, as the tools spec says); anything
 /// that goes wrong *inside* a tool is a result with `isError: true`, which is what callers see.
 pub(crate) async fn call(
+    shared: &Shared,
     session: &Session,
     params: CallToolRequestParams,
     cx: RequestContext<RoleServer>,
-) -> Result<CallToolResult, McpError> {
-    let args = params.arguments.unwrap_or_default();
+) -> Result<CallToolResponse, McpError> {
+    let args = params.arguments.clone().unwrap_or_default();
+    let x = Exchange {
+        cx: &cx,
+        sealer: &shared.sealer,
+        method: "tools/call",
+        name: params.name.as_ref(),
+        arguments: &args,
+        responses: params.input_responses.as_ref(),
+        state: params.request_state.as_deref(),
+    };
+    if let Some(response) = input_required::call(&x).await {
+        return response;
+    }
     let result = match params.name.as_ref() {
         SIMPLE_TEXT => content::simple_text(),
         IMAGE_CONTENT => content::image(),
@@ -131,16 +200,27 @@ pub(crate) async fn call(
         MULTIPLE_CONTENT_TYPES => content::multiple_types(),
         ERROR_HANDLING => content::error(),
         JSON_SCHEMA_2020_12 => content::json_schema_2020_12(&args),
-        WITH_LOGGING => timed::with_logging(session, &cx).await,
+        CUSTOM_HEADER => content::custom_header(&args),
+        WITH_LOGGING | LOGGING_TOOL => timed::with_logging(session, &cx).await,
         WITH_PROGRESS => timed::with_progress(&cx).await,
         RECONNECTION => timed::reconnection().await,
-        SAMPLING => client_requests::sampling(&args, &cx).await,
-        ELICITATION => client_requests::elicitation(&args, &cx).await,
-        ELICITATION_DEFAULTS => client_requests::elicitation_defaults(&cx).await,
-        ELICITATION_ENUMS => client_requests::elicitation_enums(&cx).await,
+        TRIGGER_TOOL_CHANGE => announce(shared, Change::Tools, "notifications/tools/list_changed"),
+        TRIGGER_PROMPT_CHANGE => announce(shared, Change::Prompts, "notifications/prompts/list_changed"),
+        // These four ask the client mid-call, so at 2026-07-28 they may answer input_required.
+        SAMPLING => return client_requests::sampling(&x).await,
+        ELICITATION => return client_requests::elicitation(&x).await,
+        ELICITATION_DEFAULTS => return client_requests::elicitation_defaults(&x).await,
+        ELICITATION_ENUMS => return client_requests::elicitation_enums(&x).await,
         other => return Err(McpError::invalid_params(format!("Unknown tool: {other}"), None)),
     };
-    decode(result)
+    decode(result).map(CallToolResponse::Complete)
+}
+
+/// The trigger tools: the lists do not really change (they are fixed), the announcement is the
+/// point — it is what a listen stream, or a relay feeding one, must deliver.
+fn announce(shared: &Shared, change: Change, what: &str) -> Value {
+    let streams = shared.hub.announce(change);
+    text_result(format!("Announced {what} to {streams} listen stream(s)"))
 }
 
 /// A successful result with one text block.

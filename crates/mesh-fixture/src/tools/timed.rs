@@ -20,11 +20,11 @@ const STEP: Duration = Duration::from_millis(50);
 const RECONNECTION_WORK: Duration = Duration::from_millis(300);
 
 pub(super) async fn with_logging(session: &Session, cx: &RequestContext<RoleServer>) -> Value {
-    session.log(&cx.peer, LoggingLevel::Info, "Tool execution started").await;
+    session.log(cx, LoggingLevel::Info, "Tool execution started").await;
     tokio::time::sleep(STEP).await;
-    session.log(&cx.peer, LoggingLevel::Info, "Tool processing data").await;
+    session.log(cx, LoggingLevel::Info, "Tool processing data").await;
     tokio::time::sleep(STEP).await;
-    session.log(&cx.peer, LoggingLevel::Info, "Tool execution completed").await;
+    session.log(cx, LoggingLevel::Info, "Tool execution completed").await;
     text_result("Tool with logging executed successfully")
 }
 
