@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 /// The vendor `_meta` key on the server→client requests a legacy dialogue sends, naming the key the
 /// question has in the modern form of the same dialogue. A relay that turns these requests into
 /// input-required results can use it to keep the fixture's keys (`user_name`) stable.
-pub(crate) const INPUT_KEY_META: &str = "mesh-fixture/inputKey";
+pub(crate) const INPUT_KEY_META: &str = "mcp-mesh/inputKey";
 
 /// One question for the client.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@
 //! product's explicit, off-by-default setting; nothing else about the mesh is relaxed. Results
 //! land in `target/conformance/<run>/summary.tsv`; `scripts/test` prints them side by side.
 
+use futures_util::StreamExt;
 use mesh_core::gateway::{FailureMode, MemberConfig};
 use mesh_relay::ingress::{ResolvedGateway, ResolvedMember};
 use mesh_relay::{TransportSpec, UpstreamSpec};
@@ -25,8 +26,8 @@ fn out_dir(run: &str) -> PathBuf {
     dir
 }
 
-/// Runs the suite against `url`; returns (passed, its output).
-async fn suite(run: &str, url: &str) -> (bool, String) {
+/// Runs the suite against `url` at `revision`; returns (passed, its output).
+async fn suite(run: &str, url: &str, revision: &str) -> (bool, String) {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let expected = manifest.join(format!("conformance/{run}.yml"));
     let out = tokio::time::timeout(
@@ -37,6 +38,7 @@ async fn suite(run: &str, url: &str) -> (bool, String) {
             .arg(&expected)
             .arg(out_dir(run))
             .env("MESH_TEST_DEPS", mesh_testkit::deps::dir())
+            .env("MESH_CONFORMANCE_REVISION", revision)
             .kill_on_drop(true)
             .output(),
     )
@@ -47,10 +49,10 @@ async fn suite(run: &str, url: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Starts `mesh-fixture http --port 0` and returns it with its URL.
-async fn fixture_http() -> (tokio::process::Child, String) {
+/// Starts `mesh-fixture http --port 0 --era ERA` and returns it with its URL.
+async fn fixture_http(era: &str) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-fixture"))
-        .args(["http", "--port", "0"])
+        .args(["http", "--port", "0", "--era", era])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -93,13 +95,19 @@ fn fixture_gateway(slug: &str, prefix: Option<&str>) -> ResolvedGateway {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_direct_and_through_the_mesh() {
-    let (mut fixture, fixture_url) = fixture_http().await;
+    // The fixture speaks both revisions on one endpoint; the bridged runs use one that speaks
+    // only the session-based revision (legacy) or only the stateless one (modern).
+    let (mut fixture, fixture_url) = fixture_http("dual").await;
+    let (mut legacy, legacy_url) = fixture_http("legacy").await;
+    let (mut modern, modern_url) = fixture_http("modern").await;
     // The suite opens a session or more per scenario, four runs at once, as one caller: faster
     // than any client would, so the per-key open rate is lifted (the caps stay).
     let mesh = TestMesh::start_with(|c| c.session_open_per_minute = 0).await;
     let bin = env!("CARGO_BIN_EXE_mesh-fixture");
     mesh.add_connection(json!({"slug": "fixture-stdio", "command": bin, "args": ["stdio"], "anonymous": true})).await;
     mesh.add_connection(json!({"slug": "fixture-http", "url": fixture_url, "anonymous": true})).await;
+    mesh.add_connection(json!({"slug": "fixture-legacy", "url": legacy_url, "anonymous": true})).await;
+    mesh.add_connection(json!({"slug": "fixture-modern", "url": modern_url, "anonymous": true})).await;
     // Virtual MCPs over the fixture: unprefixed (must be transparent) and prefixed (only the
     // scenarios that call fixed names may fail). Served by the data plane alone until gateways
     // have their control plane, with anonymous callers admitted the same explicit way.
@@ -108,15 +116,29 @@ async fn conformance_suite_direct_and_through_the_mesh() {
             .await;
     // The DNS-rebinding scenario needs a localhost URL; the mesh's own check is what it tests.
     let local = |u: &str| u.replace("127.0.0.1", "localhost");
+    const OLD: &str = "2025-11-25";
+    const NEW: &str = "2026-07-28";
     let runs = [
-        ("direct", local(&fixture_url)),
-        ("mesh-stdio", local(&mesh.endpoint("fixture-stdio"))),
-        ("mesh-http", local(&mesh.endpoint("fixture-http"))),
-        ("gateway", local(&gateways.gateway("plain"))),
-        ("gateway-prefixed", local(&gateways.gateway("prefixed"))),
+        ("direct", local(&fixture_url), OLD),
+        ("mesh-stdio", local(&mesh.endpoint("fixture-stdio")), OLD),
+        ("mesh-http", local(&mesh.endpoint("fixture-http")), OLD),
+        ("gateway", local(&gateways.gateway("plain")), OLD),
+        ("gateway-prefixed", local(&gateways.gateway("prefixed")), OLD),
+        // A session-based client through the mesh to an upstream of the stateless revision only.
+        ("bridged-to-stateless", local(&mesh.endpoint("fixture-modern")), OLD),
+        ("direct-2026", local(&fixture_url), NEW),
+        ("mesh-http-2026", local(&mesh.endpoint("fixture-http")), NEW),
+        ("mesh-stdio-2026", local(&mesh.endpoint("fixture-stdio")), NEW),
+        ("gateway-2026", local(&gateways.gateway("plain")), NEW),
+        // A stateless client through the mesh to an upstream of the session-based revision only.
+        ("bridged-to-sessions", local(&mesh.endpoint("fixture-legacy")), NEW),
     ];
-    let results =
-        futures_util::future::join_all(runs.iter().map(|(run, url)| async move { (run, suite(run, url).await) })).await;
+    // Four at a time: eleven suites at once on two cores would test the machine's patience.
+    let results: Vec<_> = futures_util::stream::iter(runs.iter())
+        .map(|(run, url, revision)| async move { (run, suite(run, url, revision).await) })
+        .buffer_unordered(4)
+        .collect()
+        .await;
     let mut failed = Vec::new();
     for (run, (ok, text)) in &results {
         println!("==== conformance: {run} ====\n{text}");
@@ -126,6 +148,8 @@ async fn conformance_suite_direct_and_through_the_mesh() {
     }
     mesh.stop().await;
     gateways.stop().await;
-    let _ = fixture.kill().await;
+    for child in [&mut fixture, &mut legacy, &mut modern] {
+        let _ = child.kill().await;
+    }
     assert!(failed.is_empty(), "conformance runs with unexpected results: {failed:?} (see the output above)");
 }

@@ -42,10 +42,12 @@ pub(super) async fn gateway(State(relay): State<Arc<Relay>>, Path(gateway): Path
 pub(super) async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let (method, headers) = (parts.method, parts.headers);
-    // The revision is told from the header alone (spec basic/versioning): a stateless request
-    // names one that no earlier revision defined; the body must then agree (`modern::post`).
+    // The revision is told from the headers (spec basic/versioning): a stateless request names
+    // one that no earlier revision defined, and has no session; the body must then agree
+    // (`modern::post`). A request on a session stays a session's, whatever version it names.
     let modern = headers
         .get(VERSION_HEADER)
+        .filter(|_| !headers.contains_key(SESSION_HEADER))
         .and_then(|v| v.to_str().ok())
         .filter(|v| mesh_protocol::modern::is_modern_header(v))
         .map(str::to_string);
@@ -193,7 +195,7 @@ async fn reply_stream(
 
 async fn initialize(relay: &Arc<Relay>, target: &Target, principal: Principal, msg: Message) -> Response {
     let id = msg.id().map(str::to_string);
-    match open_session(relay, target, principal, &msg).await {
+    match open_session(relay, target, principal, &msg, false).await {
         Ok(Opened::Session(session, reply)) => {
             tracing::info!(session = %session.id, route = %session.label, version = %session.version(), "session opened");
             respond::json(&reply, Some(&session.id))
@@ -228,6 +230,7 @@ pub(super) async fn open_session(
     target: &Target,
     principal: Principal,
     msg: &Message,
+    stateless: bool,
 ) -> Result<Opened, RelayError> {
     // Before anything that costs: resolving reads the database and the vault, connecting may
     // spawn a child. The rate first, so that a flood of initializes never reaches the table's lock.
@@ -282,26 +285,26 @@ pub(super) async fn open_session(
                 relay.audit.clone(),
             );
             s.govern(relay.governor.clone());
-            s.set_link(upstream::connect(&resolved.spec, &relay.http, s.sink()).await?);
+            let link = match stateless {
+                true => upstream::connect_stateless(&resolved.spec, &relay.http, s.sink()).await?,
+                false => upstream::connect(&resolved.spec, &relay.http, s.sink()).await?,
+            };
+            s.set_link(link);
             s
         }
     };
-    let result = async {
-        let (_, mut rx) = session.request(msg).await?;
-        // Nothing may precede an initialize result; anything that does is dropped.
-        let reply = loop {
-            match rx.recv().await {
-                Some(ev) if ev.last => break Message::parse(ev.data)?,
-                Some(_) => continue,
-                None => return Err(RelayError::UpstreamUnavailable("the upstream went away during initialize".into())),
+    let mut result = handshake(&session, msg).await;
+    // A session-based client at an upstream that speaks only the stateless revision: the
+    // handshake fails there, and the link is replaced by one that bridges the two.
+    if !matches!(&result, Ok(r) if r.kind() == Kind::Response) {
+        if let (Target::Route(route), false) = (target, stateless) {
+            if let Some(link) = stateless_fallback(relay, &session, route).await {
+                session.close().await;
+                session.set_link(link);
+                result = handshake(&session, msg).await;
             }
-        };
-        if reply.kind() == Kind::Error {
-            return Ok(reply);
         }
-        negotiate(&session, reply)
     }
-    .await;
     match result {
         Ok(reply) if reply.kind() == Kind::Response => {
             relay.sessions.insert(slot, session.clone());
@@ -316,6 +319,31 @@ pub(super) async fn open_session(
             Err(e)
         }
     }
+}
+
+/// Forwards the client's `initialize` on `session` and returns the upstream's reply, negotiated.
+async fn handshake(session: &Session, msg: &Message) -> Result<Message, RelayError> {
+    let (_, mut rx) = session.request(msg).await?;
+    // Nothing may precede an initialize result; anything that does is dropped.
+    let reply = loop {
+        match rx.recv().await {
+            Some(ev) if ev.last => break Message::parse(ev.data)?,
+            Some(_) => continue,
+            None => return Err(RelayError::UpstreamUnavailable("the upstream went away during initialize".into())),
+        }
+    };
+    if reply.kind() == Kind::Error {
+        return Ok(reply);
+    }
+    negotiate(session, reply)
+}
+
+/// A link bridging to `route`'s upstream when it is an HTTP upstream of the stateless revision.
+async fn stateless_fallback(relay: &Arc<Relay>, session: &Arc<Session>, route: &str) -> Option<Link> {
+    let resolved = relay.routes.resolve(&session.principal, route).await.ok()?;
+    let link = upstream::stateless_link(&resolved.spec, &relay.http, session.sink()).await?.ok()?;
+    tracing::info!(session = %session.id, route = %session.label, "the upstream speaks only the stateless revision; bridging");
+    Some(link)
 }
 
 /// The downstream session speaks what the upstream negotiated when the mesh supports it too;

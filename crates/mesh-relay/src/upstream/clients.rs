@@ -18,7 +18,17 @@ use std::time::Duration;
 pub struct UpstreamClients {
     any: reqwest::Client,
     public: reqwest::Client,
+    /// What each upstream URL answered to `server/discover` (`None`: not the stateless
+    /// revision), and when.
+    eras: Arc<std::sync::Mutex<std::collections::HashMap<String, Era>>>,
 }
+
+/// An upstream's `server/discover` when it speaks the stateless revision, and when it was asked.
+type Era = (Option<Arc<serde_json::Value>>, std::time::Instant);
+
+/// How long an upstream's revision is remembered: long enough that opening sessions never
+/// waits on a probe, short enough that an upgraded upstream is noticed.
+const ERA_FOR: Duration = Duration::from_secs(300);
 
 impl UpstreamClients {
     /// Both clients, trusting the built-in web roots plus `extra_roots` (`MESH_UPSTREAM_CA_FILE`).
@@ -41,7 +51,29 @@ impl UpstreamClients {
             }
             b.build().map_err(|e| RelayError::Internal(format!("cannot build the upstream HTTP client: {e}")))
         };
-        Ok(UpstreamClients { any: build(Reach::Any)?, public: build(Reach::Public)? })
+        Ok(UpstreamClients { any: build(Reach::Any)?, public: build(Reach::Public)?, eras: Default::default() })
+    }
+
+    /// The `server/discover` result of `url` if it speaks the stateless revision, from memory or
+    /// from `probe` (whose answer, either way, is remembered for five minutes).
+    pub async fn era<F>(&self, url: &url::Url, probe: impl FnOnce() -> F) -> Option<Arc<serde_json::Value>>
+    where
+        F: std::future::Future<Output = Option<serde_json::Value>>,
+    {
+        let key = url.as_str().to_string();
+        let known = self.eras.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        if let Some((era, at)) = known {
+            if at.elapsed() < ERA_FOR {
+                return era;
+            }
+        }
+        let era = probe().await.map(Arc::new);
+        let mut eras = self.eras.lock().unwrap_or_else(|p| p.into_inner());
+        if eras.len() > 10_000 {
+            eras.clear();
+        }
+        eras.insert(key, (era.clone(), std::time::Instant::now()));
+        era
     }
 
     /// The client for links of `reach`.

@@ -9,6 +9,7 @@ pub mod clients;
 mod h1;
 pub mod http;
 pub mod local;
+pub mod modern;
 mod pool;
 pub mod reach;
 pub mod sse;
@@ -90,6 +91,38 @@ pub async fn connect(
         }
         TransportSpec::Stdio { .. } => stdio::StdioLink::spawn(spec, sink)?,
     })
+}
+
+/// Opens a link for stateless (2026-07-28) clients: to an HTTP upstream that speaks that
+/// revision too, a [`modern::ModernLink`] — the same revision on both sides; to any other, what
+/// [`connect`] opens.
+pub async fn connect_stateless(
+    spec: &UpstreamSpec,
+    clients: &UpstreamClients,
+    sink: Arc<dyn InboundSink>,
+) -> Result<Link, RelayError> {
+    match stateless_link(spec, clients, sink.clone()).await {
+        Some(link) => link,
+        None => connect(spec, clients, sink).await,
+    }
+}
+
+/// A [`modern::ModernLink`] to `spec` when it is an HTTP upstream of the stateless revision;
+/// `None` otherwise. What each URL speaks is asked once and remembered for a while
+/// ([`UpstreamClients::era`]), so a session-based upstream is not probed on every open.
+pub async fn stateless_link(
+    spec: &UpstreamSpec,
+    clients: &UpstreamClients,
+    sink: Arc<dyn InboundSink>,
+) -> Option<Result<Link, RelayError>> {
+    let TransportSpec::Http { url, headers } = &spec.transport else { return None };
+    if let Err(e) = reach::check_url(&spec.name, url, spec.reach) {
+        return Some(Err(e));
+    }
+    let http = clients.for_reach(spec.reach);
+    let probe_for = spec.timeout.min(std::time::Duration::from_secs(3));
+    let discover = clients.era(url, || modern::probe(http, url, headers, probe_for)).await?;
+    Some(modern::ModernLink::new(&spec.name, http.clone(), url.clone(), headers, sink, discover).map(|l| l as Link))
 }
 
 /// Turns configured header pairs into a `HeaderMap`, marking every value sensitive so that

@@ -44,6 +44,8 @@ pub(in crate::ingress) struct Pending {
     session: Arc<Session>,
     stream: u64,
     rx: mpsc::Receiver<Event>,
+    /// Events read ahead while gathering the questions of one round, read again first.
+    stash: std::collections::VecDeque<Event>,
     /// The id of the client's latest attempt: the reply goes out under it.
     id: String,
     key_id: String,
@@ -69,6 +71,7 @@ impl Pending {
             session,
             stream,
             rx,
+            stash: Default::default(),
             id: ask.id.clone(),
             key_id: principal.key_id.clone(),
             endpoint: target.path(),
@@ -120,8 +123,8 @@ enum Step {
     Note(Bytes),
     /// The upstream's reply, in the stateless form.
     Reply(StatusCode, Bytes),
-    /// The upstream asks the client something.
-    Asks(Message),
+    /// The upstream asks the client something (one or more questions sent together).
+    Asks(Vec<Message>),
     /// The call ended without a reply (the session closed).
     Gone,
 }
@@ -181,7 +184,7 @@ fn end(relay: &Relay, p: Pending, step: Step) -> (StatusCode, Bytes) {
             p.session.forget_stream(p.stream);
             (status, body)
         }
-        Step::Asks(req) => park(relay, p, req),
+        Step::Asks(reqs) => park(relay, p, reqs),
         Step::Gone | Step::Note(_) => {
             let e = crate::RelayError::UpstreamUnavailable("the upstream session ended before it answered".into());
             (StatusCode::OK, e.to_message(Some(&p.id)).bytes().clone())
@@ -193,7 +196,13 @@ fn end(relay: &Relay, p: Pending, step: Step) -> (StatusCode, Bytes) {
 /// asked (an undeclared capability, a method no input request may carry) are answered here.
 async fn next(p: &mut Pending) -> Step {
     loop {
-        let Some(ev) = p.rx.recv().await else { return Step::Gone };
+        let ev = match p.stash.pop_front() {
+            Some(ev) => ev,
+            None => match p.rx.recv().await {
+                Some(ev) => ev,
+                None => return Step::Gone,
+            },
+        };
         let Ok(msg) = Message::parse(ev.data.clone()) else { continue };
         if ev.last {
             let (status, body) = finished(&msg.with_id(&p.id), &p.method);
@@ -218,7 +227,7 @@ async fn next(p: &mut Pending) -> Step {
                 let answer = match method {
                     "ping" => Message::response(&down, &serde_json::json!({})),
                     _ => match capability_of(method) {
-                        Some(cap) if p.capabilities.get(cap).is_some() => return Step::Asks(msg),
+                        Some(cap) if p.capabilities.get(cap).is_some() => return Step::Asks(together(p, msg)),
                         Some(_) => Message::error(
                             Some(&down),
                             codes::METHOD_NOT_FOUND,
@@ -250,21 +259,58 @@ fn capability_of(method: &str) -> Option<&'static str> {
     }
 }
 
-/// Parks the call and answers with the input-required result asking `req`.
-fn park(relay: &Relay, p: Pending, req: Message) -> (StatusCode, Bytes) {
-    let method = req.method().unwrap_or_default().to_string();
-    let down = req.id().unwrap_or("null").to_string();
-    let mut params: serde_json::Value = req.params().unwrap_or(serde_json::Value::Null);
-    if let Some(o) = params.as_object_mut() {
-        // URL elicitations lost their id in 2026-07-28; the upstream's stays with the mesh.
-        o.remove("elicitationId");
+/// `first` and the other questions the upstream has already sent with it: an upstream that asks
+/// several things at once gets them asked in one input-required result. Only what has arrived is
+/// taken (nothing is waited for); everything else read on the way is kept for `next`.
+fn together(p: &mut Pending, first: Message) -> Vec<Message> {
+    let mut asks = vec![first];
+    while let Ok(ev) = p.rx.try_recv() {
+        let question = (!ev.last).then(|| Message::parse(ev.data.clone()).ok()).flatten().filter(|m| {
+            m.kind() == Kind::Request
+                && m.method().and_then(capability_of).is_some_and(|c| p.capabilities.get(c).is_some())
+        });
+        match question {
+            Some(m) => asks.push(m),
+            None => p.stash.push_back(ev),
+        }
     }
-    let mut input = serde_json::json!({"method": method});
-    if !params.is_null() {
-        input["params"] = params;
+    asks
+}
+
+/// Parks the call and answers with the input-required result asking `reqs`.
+fn park(relay: &Relay, p: Pending, reqs: Vec<Message>) -> (StatusCode, Bytes) {
+    let mut asked = Vec::with_capacity(reqs.len());
+    for req in reqs {
+        let method = req.method().unwrap_or_default().to_string();
+        let down = req.id().unwrap_or("null").to_string();
+        let mut params: serde_json::Value = req.params().unwrap_or(serde_json::Value::Null);
+        let mut key = None;
+        if let Some(o) = params.as_object_mut() {
+            // URL elicitations lost their id in 2026-07-28; the upstream's stays with the mesh.
+            o.remove("elicitationId");
+            key = take_input_key(o);
+        }
+        let mut input = serde_json::json!({"method": method});
+        if !params.is_null() {
+            input["params"] = params;
+        }
+        let key = key
+            .filter(|k| !asked.iter().any(|(a, ..): &(String, String, serde_json::Value)| a == k))
+            .unwrap_or_else(|| format!("{}-{down}", capability_of(&method).unwrap_or("input")));
+        asked.push((key, down, input));
     }
-    let key = format!("{}-{down}", capability_of(&method).unwrap_or("input"));
-    ask_again(relay, p, vec![(key, down, input)])
+    ask_again(relay, p, asked)
+}
+
+/// The key an upstream chose for its question (`_meta["mcp-mesh/inputKey"]`, set by the mesh's
+/// own link to a stateless upstream, and by servers that want stable keys), taken out of `_meta`.
+fn take_input_key(params: &mut serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let meta = params.get_mut("_meta")?.as_object_mut()?;
+    let key = meta.remove(crate::upstream::modern::INPUT_KEY)?;
+    if meta.is_empty() {
+        params.remove("_meta");
+    }
+    key.as_str().filter(|k| !k.is_empty() && k.len() <= 256).map(str::to_string)
 }
 
 /// Parks `p` under a fresh state and answers with an input-required result for `asked`.

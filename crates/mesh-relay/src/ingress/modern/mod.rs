@@ -182,7 +182,10 @@ async fn call(
     ask: &Ask,
     msg: &Message,
 ) -> Response {
-    match session.request(msg).await {
+    // The envelope is the mesh's business: the upstream behind a pooled session learnt it at the
+    // handshake (a dual-era upstream seeing it would answer in the stateless form on a session).
+    let forwarded = without_envelope(msg);
+    match session.request(&forwarded).await {
         Ok((stream, rx)) => {
             let pending = input::Pending::new(session.clone(), stream, rx, principal, target, ask, msg);
             input::drive(relay, pending).await
@@ -192,6 +195,19 @@ async fn call(
             refusal(&ask.id, &e)
         }
     }
+}
+
+/// `msg` without the revision's per-request keys in `params._meta`. Answers a first call carries
+/// stay: a stateless upstream may use them, a session-based one ignores them.
+fn without_envelope(msg: &Message) -> Message {
+    let Some(mut params) = msg.params::<serde_json::Map<String, serde_json::Value>>() else { return msg.clone() };
+    if let Some(meta) = params.get_mut("_meta").and_then(|m| m.as_object_mut()) {
+        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+        if meta.is_empty() {
+            params.shift_remove("_meta");
+        }
+    }
+    Message::request(msg.id().unwrap_or("null"), msg.method().unwrap_or_default(), Some(&params.into()))
 }
 
 /// `server/discover`, answered from the pooled session's handshake with the upstream.

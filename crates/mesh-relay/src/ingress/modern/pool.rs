@@ -77,7 +77,7 @@ pub(super) async fn session(
     // Two first requests at once may both open one; the later entry wins and the other session
     // idles out. Rarer and cheaper than holding a lock across an upstream handshake.
     let init_msg = Message::request("0", "initialize", Some(&handshake(ask)));
-    let (session, reply) = match open_session(relay, target, principal.clone(), &init_msg).await? {
+    let (session, reply) = match open_session(relay, target, principal.clone(), &init_msg, true).await? {
         Opened::Session(s, reply) => (s, reply),
         Opened::Refused(reply) => {
             let why = reply.error_object().map(|e| e.message).unwrap_or_else(|| "refused".into());

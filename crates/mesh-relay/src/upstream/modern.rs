@@ -1,0 +1,464 @@
+//! A link to an upstream of the stateless revision (MCP 2026-07-28) over Streamable HTTP.
+//!
+//! To the session above it this link looks like any other: it takes an `initialize`, requests,
+//! notifications and the client's replies, and reports replies, notifications and server
+//! requests through the sink. Underneath there is no session: `initialize` is answered from the
+//! upstream's `server/discover` (fetched when the link was made), and every request is one POST
+//! carrying the envelope the handshake would have set once (protocol revision, the client's
+//! capabilities and name, its log level) and the mirrored routing headers.
+//!
+//! The revision's input-required results are turned into what the session already relays: each
+//! input request becomes a server→client request on the request's stream; when the client has
+//! answered them all, the link retries the upstream request with the answers and the upstream's
+//! `requestState`, which never leaves the mesh. The key the upstream chose travels with the
+//! server request in `_meta["mcp-mesh/inputKey"]`, so that a stateless client of the mesh is
+//! asked under the same key. List changes come from one `subscriptions/listen` stream per link.
+
+use super::{header_map, Inbound, InboundSink, Transport};
+use crate::RelayError;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use mesh_protocol::{codes, modern, sse, version, Kind, Message};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// The `_meta` key naming the input key of a server request that came from an input-required
+/// result (see the module docs).
+pub const INPUT_KEY: &str = "mcp-mesh/inputKey";
+/// Input-required rounds one request may take before the mesh gives up (as the SDKs do).
+const MAX_ROUNDS: usize = 10;
+/// The revision spoken to stateless upstreams.
+const REVISION: &str = "2026-07-28";
+
+/// One stateless upstream, as a link.
+pub struct ModernLink {
+    name: String,
+    http: reqwest::Client,
+    url: url::Url,
+    headers: HeaderMap,
+    sink: Arc<dyn InboundSink>,
+    discover: Arc<Value>,
+    state: Mutex<State>,
+    closed: CancellationToken,
+    me: Weak<ModernLink>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The client's capabilities and name, from its `initialize`.
+    capabilities: Value,
+    client_info: Option<Value>,
+    /// `logging/setLevel`, sent on with every later request.
+    log_level: Option<String>,
+    /// Requests on their way, by the session's id: dropping one closes its stream, which is
+    /// how the stateless revision cancels.
+    inflight: HashMap<String, tokio::task::AbortHandle>,
+    /// Server requests the link made from input requests, waiting for the client's reply.
+    waiting: HashMap<String, oneshot::Sender<Message>>,
+    next: u64,
+}
+
+impl ModernLink {
+    /// A link to `url`, whose `server/discover` said `discover`.
+    pub fn new(
+        name: &str,
+        http: reqwest::Client,
+        url: url::Url,
+        headers: &[(String, mesh_core::Secret<String>)],
+        sink: Arc<dyn InboundSink>,
+        discover: Arc<Value>,
+    ) -> Result<Arc<ModernLink>, RelayError> {
+        let headers = header_map(name, headers)?;
+        Ok(Arc::new_cyclic(|me| ModernLink {
+            name: name.to_string(),
+            http,
+            url,
+            headers,
+            sink,
+            discover,
+            state: Mutex::new(State::default()),
+            closed: CancellationToken::new(),
+            me: me.clone(),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deliver(&self, msg: Message, related: Option<&str>) {
+        self.sink.deliver(Inbound::Message { msg, related: related.map(Into::into) });
+    }
+
+    /// The `initialize` result the session expects, made from `server/discover`.
+    fn initialized(&self, msg: &Message) {
+        #[derive(serde::Deserialize)]
+        struct Init {
+            #[serde(rename = "protocolVersion")]
+            version: Option<String>,
+            capabilities: Option<Value>,
+            #[serde(rename = "clientInfo")]
+            client_info: Option<Value>,
+        }
+        let init: Init = msg.params().unwrap_or(Init { version: None, capabilities: None, client_info: None });
+        {
+            let mut st = self.lock();
+            st.capabilities = init.capabilities.unwrap_or_else(|| json!({}));
+            st.client_info = init.client_info;
+        }
+        let asked = init.version.filter(|v| version::is_supported(v)).unwrap_or_else(|| version::LATEST.into());
+        let mut capabilities = self.discover.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+        if let Some(c) = capabilities.as_object_mut() {
+            c.remove("extensions");
+            if let Some(r) = c.get_mut("resources").and_then(Value::as_object_mut) {
+                // resources/subscribe is a session's; the bridge does not carry it.
+                r.remove("subscribe");
+            }
+        }
+        let server_info = self
+            .discover
+            .get("_meta")
+            .and_then(|m| m.get(modern::META_SERVER_INFO))
+            .or_else(|| self.discover.get("serverInfo"))
+            .cloned()
+            .unwrap_or_else(|| json!({"name": self.name, "version": "unknown"}));
+        let mut result = json!({"protocolVersion": asked, "capabilities": capabilities, "serverInfo": server_info});
+        if let Some(i) = self.discover.get("instructions") {
+            result["instructions"] = i.clone();
+        }
+        self.deliver(Message::response(msg.id().unwrap_or("null"), &result), None);
+        self.listen();
+    }
+
+    /// The request's params with the envelope added to its `_meta` (the client's own keys kept).
+    fn enveloped(&self, msg: &Message) -> Value {
+        let mut params: Value = msg.params().unwrap_or_else(|| json!({}));
+        if !params.is_object() {
+            params = json!({});
+        }
+        let st = self.lock();
+        let meta = params.as_object_mut().and_then(|p| {
+            let m = p.entry("_meta").or_insert_with(|| json!({}));
+            if !m.is_object() {
+                *m = json!({});
+            }
+            m.as_object_mut()
+        });
+        if let Some(m) = meta {
+            m.insert(modern::META_VERSION.into(), REVISION.into());
+            m.insert(modern::META_CAPABILITIES.into(), st.capabilities.clone());
+            if let Some(info) = &st.client_info {
+                m.insert(modern::META_CLIENT_INFO.into(), info.clone());
+            }
+            if let Some(level) = &st.log_level {
+                m.insert(modern::META_LOG_LEVEL.into(), level.clone().into());
+            }
+        }
+        params
+    }
+
+    /// One POST of `method` with `params`, to its final reply; notifications on the way go to the
+    /// session, tied to the request `related` when there is one.
+    async fn post(&self, id: &str, method: &str, params: &Value, related: Option<&str>) -> Result<Message, RelayError> {
+        let body = Message::request(id, method, Some(params));
+        let mut headers = self.headers.clone();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("mcp-protocol-version", HeaderValue::from_static(REVISION));
+        if let Ok(v) = HeaderValue::from_str(method) {
+            headers.insert("mcp-method", v);
+        }
+        let name = match method {
+            "tools/call" | "prompts/get" => params.get("name"),
+            "resources/read" => params.get("uri"),
+            _ => None,
+        };
+        if let Some(n) = name.and_then(Value::as_str) {
+            headers.insert("mcp-name", header_value(n));
+        }
+        let resp = self
+            .http
+            .post(self.url.clone())
+            .headers(headers)
+            .body(body.bytes().clone())
+            .send()
+            .await
+            .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)))?;
+        let status = resp.status();
+        let sse = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !sse {
+            let bytes =
+                resp.bytes().await.map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)))?;
+            return match Message::parse(bytes) {
+                Ok(m) if m.kind().is_reply() => Ok(m),
+                _ => {
+                    Err(RelayError::UpstreamProtocol(format!("{}: HTTP {status} without a JSON-RPC reply", self.name)))
+                }
+            };
+        }
+        let mut decoder = sse::Decoder::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)))?;
+            let events = decoder
+                .push(&chunk)
+                .map_err(|_| RelayError::UpstreamUnavailable(format!("{}: an SSE event is too large", self.name)))?;
+            for ev in events {
+                let Ok(m) = Message::parse(Bytes::from(ev.data)) else { continue };
+                match m.kind() {
+                    Kind::Response | Kind::Error => return Ok(m),
+                    Kind::Notification if m.method() == Some("notifications/subscriptions/acknowledged") => {}
+                    // Progress and log lines of this request; list changes of a listen stream.
+                    Kind::Notification => self.deliver(m, related),
+                    // The revision forbids requests on a response stream.
+                    Kind::Request => {}
+                }
+            }
+        }
+        Err(RelayError::UpstreamUnavailable(format!("{}: the response stream ended without a reply", self.name)))
+    }
+
+    /// Runs one request to its final reply, across input-required rounds.
+    async fn exchange(self: Arc<Self>, msg: Message) {
+        let id = msg.id().unwrap_or("null").to_string();
+        let method = msg.method().unwrap_or_default().to_string();
+        let params = self.enveloped(&msg);
+        let mut answers: Option<(Value, Option<String>)> = None;
+        for round in 0..=MAX_ROUNDS {
+            let mut p = params.clone();
+            if let Some((responses, state)) = &answers {
+                p["inputResponses"] = responses.clone();
+                if let Some(s) = state {
+                    p["requestState"] = s.clone().into();
+                }
+            }
+            // A retry is a new request: a new id (the session's id stays the client-facing one).
+            let wire_id = if round == 0 { id.clone() } else { format!("\"{}-{round}\"", id.trim_matches('"')) };
+            let reply = match self.post(&wire_id, &method, &p, Some(&id)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.sink.deliver(Inbound::StreamLost { request: id.as_str().into(), reason: e.to_string() });
+                    return;
+                }
+            };
+            let result: Option<Value> = (reply.kind() == Kind::Response).then(|| reply.result()).flatten();
+            let needs_input =
+                result.as_ref().is_some_and(|r| r.get("resultType").and_then(Value::as_str) == Some("input_required"));
+            if !needs_input {
+                self.deliver(reply.with_id(&id), None);
+                return;
+            }
+            let r = result.unwrap_or_default();
+            let state = r.get("requestState").and_then(Value::as_str).map(str::to_string);
+            let requests = r.get("inputRequests").and_then(Value::as_object).cloned().unwrap_or_default();
+            // Asked together, as the upstream asked them; answered in any order.
+            let (me, related) = (&self, id.as_str());
+            let asked =
+                requests.iter().map(|(key, request)| async move { (key.clone(), me.ask(related, key, request).await) });
+            let mut responses = serde_json::Map::new();
+            for (key, answer) in futures_util::future::join_all(asked).await {
+                if let Some(a) = answer {
+                    responses.insert(key, a);
+                }
+            }
+            answers = Some((Value::Object(responses), state));
+        }
+        let e = Message::error(
+            Some(&id),
+            codes::UPSTREAM_PROTOCOL,
+            "the upstream asked for input more than 10 times",
+            None,
+        );
+        self.deliver(e, None);
+    }
+
+    /// Asks the client one input request as a server request; its result, or `None` when it
+    /// answered with an error or the link closed (the upstream then asks again or gives up).
+    async fn ask(&self, related: &str, key: &str, request: &Value) -> Option<Value> {
+        let method = request.get("method").and_then(Value::as_str)?;
+        let mut params = request.get("params").cloned().unwrap_or_else(|| json!({}));
+        if let Some(p) = params.as_object_mut() {
+            let meta = p.entry("_meta").or_insert_with(|| json!({}));
+            if let Some(m) = meta.as_object_mut() {
+                m.insert(INPUT_KEY.into(), key.into());
+            }
+            if method == "elicitation/create" && p.get("mode").and_then(Value::as_str) == Some("url") {
+                // The session-based revision requires an id for URL elicitations.
+                p.insert("elicitationId".into(), mesh_core::id::random_base62(16).into());
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        let sid = {
+            let mut st = self.lock();
+            st.next += 1;
+            let sid = format!("\"mrtr-{}\"", st.next);
+            st.waiting.insert(sid.clone(), tx);
+            sid
+        };
+        self.deliver(Message::request(&sid, method, Some(&params)), Some(related));
+        let reply = tokio::select! {
+            r = rx => r.ok()?,
+            () = self.closed.cancelled() => return None,
+        };
+        reply.result()
+    }
+
+    /// Keeps one `subscriptions/listen` open for the list changes the upstream announces, and
+    /// passes them on as the session-based revision's notifications.
+    fn listen(&self) {
+        let caps = self.discover.get("capabilities").cloned().unwrap_or_default();
+        let on = |k: &str| caps.get(k).and_then(|c| c.get("listChanged")).and_then(Value::as_bool) == Some(true);
+        let filter = json!({"toolsListChanged": on("tools"), "promptsListChanged": on("prompts"), "resourcesListChanged": on("resources")});
+        if !(on("tools") || on("prompts") || on("resources")) {
+            return;
+        }
+        let Some(me) = self.me.upgrade() else { return };
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(500);
+            while !me.closed.is_cancelled() {
+                let params = {
+                    let m = Message::request("0", "subscriptions/listen", Some(&json!({"notifications": filter})));
+                    me.enveloped(&m)
+                };
+                let listen = me.post("\"mesh-listen\"", "subscriptions/listen", &params, None);
+                tokio::select! {
+                    _ = listen => {}
+                    () = me.closed.cancelled() => return,
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for ModernLink {
+    async fn send(&self, msg: Message) -> Result<(), RelayError> {
+        if self.closed.is_cancelled() {
+            return Err(RelayError::UpstreamUnavailable(format!("{}: the link is closed", self.name)));
+        }
+        let id = msg.id().unwrap_or("null").to_string();
+        match (msg.kind(), msg.method()) {
+            (Kind::Request, Some("initialize")) => self.initialized(&msg),
+            (Kind::Request, Some("ping")) => self.deliver(Message::response(&id, &json!({})), None),
+            (Kind::Request, Some("logging/setLevel")) => {
+                #[derive(serde::Deserialize)]
+                struct Level {
+                    level: String,
+                }
+                self.lock().log_level = msg.params::<Level>().map(|l| l.level);
+                self.deliver(Message::response(&id, &json!({})), None);
+            }
+            (Kind::Request, Some(m)) if modern::REMOVED.contains(&m) => {
+                let why = format!("{m} is not available: the upstream speaks the stateless revision (2026-07-28)");
+                self.deliver(Message::error(Some(&id), codes::METHOD_NOT_FOUND, &why, None), None);
+            }
+            (Kind::Request, _) => {
+                let Some(me) = self.me.upgrade() else { return Ok(()) };
+                let task = tokio::spawn(me.clone().exchange_then_forget(msg));
+                self.lock().inflight.insert(id, task.abort_handle());
+            }
+            (Kind::Notification, Some("notifications/cancelled")) => {
+                if let Some(target) = msg.cancelled_request_id() {
+                    if let Some(task) = self.lock().inflight.remove(&target) {
+                        // Closing the request's stream is the stateless revision's cancellation.
+                        task.abort();
+                    }
+                }
+            }
+            (Kind::Notification, _) => {}
+            (Kind::Response | Kind::Error, _) => {
+                if let Some(tx) = self.lock().waiting.remove(&id) {
+                    let _ = tx.send(msg);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.closed.cancel();
+        let mut st = self.lock();
+        for (_, t) in st.inflight.drain() {
+            t.abort();
+        }
+        st.waiting.clear();
+    }
+}
+
+impl ModernLink {
+    async fn exchange_then_forget(self: Arc<Self>, msg: Message) {
+        let id = msg.id().unwrap_or("null").to_string();
+        self.clone().exchange(msg).await;
+        self.lock().inflight.remove(&id);
+    }
+}
+
+/// A header value for `s`: as is when it is plain visible ASCII, else the `=?base64?…?=` form.
+fn header_value(s: &str) -> HeaderValue {
+    let plain = !s.is_empty()
+        && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !s.starts_with([' ', '\t'])
+        && !s.ends_with([' ', '\t'])
+        && !s.starts_with("=?");
+    if plain {
+        if let Ok(v) = HeaderValue::from_str(s) {
+            return v;
+        }
+    }
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    HeaderValue::from_str(&format!("=?base64?{encoded}?=")).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Asks `url` for its `server/discover`: the result when the upstream speaks the stateless
+/// revision, `None` when it does not (any refusal, any non-MCP answer) or cannot be reached in
+/// `within`.
+pub async fn probe(
+    http: &reqwest::Client,
+    url: &url::Url,
+    configured: &[(String, mesh_core::Secret<String>)],
+    within: Duration,
+) -> Option<Value> {
+    let mut headers = header_map("probe", configured).ok()?;
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("mcp-protocol-version", HeaderValue::from_static(REVISION));
+    headers.insert("mcp-method", HeaderValue::from_static("server/discover"));
+    let params = json!({"_meta": {
+        modern::META_VERSION: REVISION,
+        modern::META_CAPABILITIES: {},
+        modern::META_CLIENT_INFO: {"name": "mcp-mesh", "version": env!("CARGO_PKG_VERSION")},
+    }});
+    let body = Message::request("1", "server/discover", Some(&params));
+    let exchange = async {
+        let resp = http.post(url.clone()).headers(headers).body(body.bytes().clone()).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let bytes = resp.bytes().await.ok()?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        // JSON, or the last `data:` line of an SSE body.
+        let json = if text.trim_start().starts_with('{') {
+            text.to_string()
+        } else {
+            let mut d = sse::Decoder::new();
+            d.push(text.as_bytes()).ok()?.into_iter().last()?.data
+        };
+        let v: Value = serde_json::from_str(&json).ok()?;
+        let result = v.get("result")?;
+        let speaks = result.get("supportedVersions")?.as_array()?.iter().any(|s| s.as_str() == Some(REVISION));
+        speaks.then(|| result.clone())
+    };
+    tokio::time::timeout(within, exchange).await.ok().flatten()
+}
