@@ -17,7 +17,15 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
     println!("{}", report.markdown());
 
     for c in [1, 16, 64] {
-        for path in [Path::Direct, Path::Bare, Path::Mesh, Path::MeshOauth, Path::StdioDirect, Path::StdioMesh] {
+        for path in [
+            Path::Direct,
+            Path::Bare,
+            Path::Mesh,
+            Path::MeshOauth,
+            Path::MeshStateless,
+            Path::StdioDirect,
+            Path::StdioMesh,
+        ] {
             let r = report.call(path, c).unwrap_or_else(|| panic!("no row for {path:?} at {c}"));
             assert_eq!(r.status, None, "{path:?} at {c}");
             assert_eq!((r.calls, r.errors), (200, 0), "{path:?} at {c}: {:?}", r.first_error);
@@ -57,13 +65,14 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
     for c in &report.cold_start {
         assert!(0.0 < c.ready_ms && c.ready_ms <= c.first_initialize_ms && c.first_initialize_ms < 60_000.0, "{c:?}");
     }
-    assert_eq!(report.targets.len(), 9);
+    assert_eq!(report.targets.len(), 10);
     assert!(report.targets.iter().all(|t| t.measured.is_some()), "{:?}", report.targets);
 
     let md = report.markdown();
     for heading in [
         "tools/call throughput",
         "OAuth access token vs API key",
+        "Stateless (2026-07-28) vs session-based requests",
         "tools/call latency",
         "tools/list latency",
         "Mesh memory",

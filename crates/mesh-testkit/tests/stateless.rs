@@ -210,3 +210,50 @@ async fn issue18_python_sdk_stateless_client_through_the_mesh_to_a_session_based
     assert!(last.ends_with(" passed, 0 failed") && !last.starts_with("0 "), "{stdout}");
     mesh.stop().await;
 }
+
+/// `TestMesh::manage`'s structured result, asserting success.
+async fn manage(mesh: &TestMesh, tool: &str, args: Value) -> Value {
+    let (ok, v) = mesh.manage(&mesh.key, tool, args).await;
+    assert!(ok, "{tool}: {v}");
+    v
+}
+
+#[tokio::test]
+async fn issue18_governance_applies_to_stateless_requests_as_to_sessions() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let url = mesh.endpoint("everything");
+    let echo = |id: i64| request(id, "tools/call", json!({"name": "echo", "arguments": {"message": "governed"}}));
+
+    // A viewer lists but does not call, on this path as on sessions.
+    let viewer = mesh.extra_key("viewer").await;
+    let (s, b) = post(&url, headers(&viewer, "tools/list", None), request(1, "tools/list", json!({}))).await;
+    assert!(s == 200 && b["result"]["tools"].is_array(), "{b}");
+    let (s, b) = post(&url, headers(&viewer, "tools/call", Some("echo")), echo(2)).await;
+    assert_eq!((s, b["error"]["code"].as_i64()), (200, Some(-31020)), "{b}");
+
+    // A rate limit on a key: its burst passes, the rest is 429 with Retry-After and -31029.
+    let created = manage(&mesh, "API_KEY_CREATE", json!({"name": "agent"})).await;
+    let key = created["key"].as_str().expect("key").to_string();
+    let key_id = created["item"]["id"].as_str().expect("id").to_string();
+    manage(&mesh, "RATE_LIMIT_SET", json!({"scope": "key", "target": key_id, "perMinute": 1, "burst": 2})).await;
+    let mut statuses = Vec::new();
+    for id in 10..14 {
+        let (status, h, text) = raw::post(&url, headers(&key, "tools/call", Some("echo")), echo(id)).await;
+        if status == 429 {
+            assert!(h.contains_key("retry-after"), "{text}");
+            assert_eq!(raw::messages(&text)[0]["error"]["code"], -31029, "{text}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 429, 429]);
+
+    // Every call is in the audit trail, with its outcome: the viewer's denial, the limited ones.
+    let denied = manage(&mesh, "AUDIT_QUERY", json!({"outcome": "denied", "tool": "echo"})).await;
+    assert_eq!(denied["items"].as_array().map(Vec::len), Some(1), "{denied}");
+    let limited = manage(&mesh, "AUDIT_QUERY", json!({"outcome": "rate_limited", "tool": "echo"})).await;
+    assert_eq!(limited["items"].as_array().map(Vec::len), Some(2), "{limited}");
+    let ok = manage(&mesh, "AUDIT_QUERY", json!({"outcome": "ok", "tool": "echo"})).await;
+    assert_eq!(ok["items"].as_array().map(Vec::len), Some(2), "{ok}");
+    mesh.stop().await;
+}

@@ -54,7 +54,11 @@ pub(super) async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) ->
     let result = match (method, modern) {
         (Method::POST, Some(v)) => super::modern::post(&relay, &target, &headers, body, &v).await,
         // The stateless revision has no GET stream and no session to delete.
-        (_, Some(_)) => return StatusCode::METHOD_NOT_ALLOWED.into_response_with_allow(),
+        (_, Some(_)) => {
+            let mut r = axum::response::IntoResponse::into_response(StatusCode::METHOD_NOT_ALLOWED);
+            r.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+            return r;
+        }
         (method, None) => match method {
             Method::POST => post(&relay, &target, &headers, body).await,
             Method::GET => get(&relay, &target, &headers),

@@ -545,8 +545,14 @@ impl Gateway {
                     }
                     c.merged.remove(&kind)
                 };
-                // A list the client never fetched cannot have changed for it.
-                let Some(old) = old else { continue };
+                // A list the client never fetched cannot have changed for it — except for
+                // stateless clients, who list on other requests than they listen on.
+                let Some(old) = old else {
+                    if me.is_pooled() && refetch.is_some() && !announce.contains(&kind.changed_notification()) {
+                        announce.push(kind.changed_notification());
+                    }
+                    continue;
+                };
                 match gw.merged(&me, kind).await {
                     Ok(new) if new.fingerprint != old.fingerprint => {
                         if !announce.contains(&kind.changed_notification()) {

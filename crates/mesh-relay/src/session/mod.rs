@@ -574,12 +574,35 @@ impl Session {
         self.finish(p, out, |c| reply_outcome(c, &msg));
     }
 
+    /// On a pooled session, the stream of the call an upstream request or log line belongs to:
+    /// the one it names, else the only call that could be asking. Several could: the newest for
+    /// a key's own calls (all of them its own), none for anonymous callers (different people
+    /// share that principal, and one must never see another's questions).
+    fn pooled_owner(&self, st: &State, related: Option<&str>) -> Option<u64> {
+        let named = related.and_then(|r| r.parse::<u64>().ok()).and_then(|up| st.pending.get(&up));
+        if let Some(Target::Stream(s)) = named.map(|p| &p.target) {
+            return Some(*s);
+        }
+        let mut candidates = askers(st);
+        let first = candidates.next();
+        match (first, candidates.max_by_key(|(up, _)| *up)) {
+            (Some((_, s)), None) => Some(s),
+            (Some(a), Some(b)) if !self.principal.is_anonymous() => Some(if a.0 > b.0 { a.1 } else { b.1 }),
+            _ => None,
+        }
+    }
+
     fn on_server_request(&self, member: usize, msg: Message, related: Option<&str>) {
         let down = self.next_down.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
-        let stream = target_stream(&st, related);
-        if stream == streams::STANDALONE && self.is_pooled() {
-            // A stateless client is only ever asked within a call (as an input-required result).
+        let mut stream = target_stream(&st, related);
+        let owner = if self.is_pooled() { self.pooled_owner(&st, related) } else { Some(stream) };
+        if let Some(s) = owner {
+            stream = s;
+        }
+        if owner.is_none() || stream == streams::STANDALONE {
+            // A stateless client is only ever asked within a call (as an input-required result),
+            // and no call could be told to be the one asking.
             drop(st);
             let no = Message::error(
                 msg.id(),
@@ -626,6 +649,12 @@ impl Session {
                 params["requestId"] = serde_json::json!(down);
                 let out = Message::notification("notifications/cancelled", Some(&params));
                 st.streams.push(stream, out.bytes().clone(), false);
+                return;
+            }
+            Some("notifications/message") if self.is_pooled() => {
+                if let Some(stream) = self.pooled_owner(&st, related) {
+                    st.streams.push(stream, msg.bytes().clone(), false);
+                }
                 return;
             }
             Some("notifications/message") => {}
@@ -796,6 +825,15 @@ impl Session {
 async fn cancel_upstream(link: &Link, up: u64) {
     let params = serde_json::json!({"requestId": up, "reason": "timed out in MCP Mesh"});
     let _ = link.send(Message::notification("notifications/cancelled", Some(&params))).await;
+}
+
+/// The calls of `st` that could be the one an upstream message is about: each call in flight,
+/// less those waiting on a question of their own (their upstream handler is blocked on it).
+fn askers(st: &State) -> impl Iterator<Item = (u64, u64)> + '_ {
+    st.pending.iter().filter_map(move |(up, p)| match p.target {
+        Target::Stream(s) if !st.server_requests.values().any(|r| r.stream == s) => Some((*up, s)),
+        _ => None,
+    })
 }
 
 fn target_stream(st: &State, related: Option<&str>) -> u64 {

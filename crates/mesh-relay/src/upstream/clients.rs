@@ -55,15 +55,33 @@ impl UpstreamClients {
     }
 
     /// The `server/discover` result of `url` if it speaks the stateless revision, from memory or
-    /// from `probe` (whose answer, either way, is remembered for five minutes).
-    pub async fn era<F>(&self, url: &url::Url, probe: impl FnOnce() -> F) -> Option<Arc<serde_json::Value>>
+    /// from `probe`. Remembered per reach, URL and credentials (one organisation's answer, or an
+    /// operator's internal upstream's, is never another's); a yes for five minutes, a no for
+    /// thirty seconds (it may have been a passing failure).
+    pub async fn era<F>(
+        &self,
+        reach: Reach,
+        url: &url::Url,
+        credentials: &[(String, mesh_core::Secret<String>)],
+        probe: impl FnOnce() -> F,
+    ) -> Option<Arc<serde_json::Value>>
     where
         F: std::future::Future<Output = Option<serde_json::Value>>,
     {
-        let key = url.as_str().to_string();
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(format!("{reach:?}\n{url}\n").as_bytes());
+        for (k, v) in credentials {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.expose().as_bytes());
+            h.update([0]);
+        }
+        let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
         let known = self.eras.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
         if let Some((era, at)) = known {
-            if at.elapsed() < ERA_FOR {
+            let keep = if era.is_some() { ERA_FOR } else { Duration::from_secs(30) };
+            if at.elapsed() < keep {
                 return era;
             }
         }

@@ -121,7 +121,7 @@ pub async fn stateless_link(
     }
     let http = clients.for_reach(spec.reach);
     let probe_for = spec.timeout.min(std::time::Duration::from_secs(3));
-    let discover = clients.era(url, || modern::probe(http, url, headers, probe_for)).await?;
+    let discover = clients.era(spec.reach, url, headers, || modern::probe(http, url, headers, probe_for)).await?;
     Some(modern::ModernLink::new(&spec.name, http.clone(), url.clone(), headers, sink, discover).map(|l| l as Link))
 }
 

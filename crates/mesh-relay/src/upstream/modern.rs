@@ -30,6 +30,13 @@ use tokio_util::sync::CancellationToken;
 /// The `_meta` key naming the input key of a server request that came from an input-required
 /// result (see the module docs).
 pub const INPUT_KEY: &str = "mcp-mesh/inputKey";
+/// The `_meta` key under which the stateless ingress hands a client's `Mcp-Param-*` headers to
+/// this link (taken out before the request leaves).
+pub const PARAM_HEADERS: &str = "mcp-mesh/paramHeaders";
+/// The largest JSON reply read from a stateless upstream (as for session-based ones).
+const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
+/// Questions one input-required result of an upstream may carry.
+const MAX_QUESTIONS: usize = 16;
 /// Input-required rounds one request may take before the mesh gives up (as the SDKs do).
 const MAX_ROUNDS: usize = 10;
 /// The revision spoken to stateless upstreams.
@@ -164,9 +171,19 @@ impl ModernLink {
 
     /// One POST of `method` with `params`, to its final reply; notifications on the way go to the
     /// session, tied to the request `related` when there is one.
-    async fn post(&self, id: &str, method: &str, params: &Value, related: Option<&str>) -> Result<Message, RelayError> {
+    async fn post(
+        &self,
+        id: &str,
+        method: &str,
+        params: &Value,
+        related: Option<&str>,
+        custom: &HeaderMap,
+    ) -> Result<Message, RelayError> {
         let body = Message::request(id, method, Some(params));
         let mut headers = self.headers.clone();
+        for (k, v) in custom {
+            headers.insert(k.clone(), v.clone());
+        }
         headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert("mcp-protocol-version", HeaderValue::from_static(REVISION));
@@ -188,7 +205,7 @@ impl ModernLink {
             .body(body.bytes().clone())
             .send()
             .await
-            .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)))?;
+            .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {}", self.name, e.without_url())))?;
         let status = resp.status();
         let sse = resp
             .headers()
@@ -196,8 +213,9 @@ impl ModernLink {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !sse {
-            let bytes =
-                resp.bytes().await.map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)))?;
+            let bytes = limited(resp, MAX_JSON_BODY)
+                .await
+                .map_err(|why| RelayError::UpstreamUnavailable(format!("{}: {why}", self.name)))?;
             return match Message::parse(bytes) {
                 Ok(m) if m.kind().is_reply() => Ok(m),
                 _ => {
@@ -208,7 +226,8 @@ impl ModernLink {
         let mut decoder = sse::Decoder::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {e}", self.name)))?;
+            let chunk =
+                chunk.map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {}", self.name, e.without_url())))?;
             let events = decoder
                 .push(&chunk)
                 .map_err(|_| RelayError::UpstreamUnavailable(format!("{}: an SSE event is too large", self.name)))?;
@@ -231,7 +250,8 @@ impl ModernLink {
     async fn exchange(self: Arc<Self>, msg: Message) {
         let id = msg.id().unwrap_or("null").to_string();
         let method = msg.method().unwrap_or_default().to_string();
-        let params = self.enveloped(&msg);
+        let mut params = self.enveloped(&msg);
+        let custom = take_param_headers(&mut params);
         let mut answers: Option<(Value, Option<String>)> = None;
         for round in 0..=MAX_ROUNDS {
             let mut p = params.clone();
@@ -243,7 +263,7 @@ impl ModernLink {
             }
             // A retry is a new request: a new id (the session's id stays the client-facing one).
             let wire_id = if round == 0 { id.clone() } else { format!("\"{}-{round}\"", id.trim_matches('"')) };
-            let reply = match self.post(&wire_id, &method, &p, Some(&id)).await {
+            let reply = match self.post(&wire_id, &method, &p, Some(&id), &custom).await {
                 Ok(r) => r,
                 Err(e) => {
                     self.sink.deliver(Inbound::StreamLost { request: id.as_str().into(), reason: e.to_string() });
@@ -260,6 +280,11 @@ impl ModernLink {
             let r = result.unwrap_or_default();
             let state = r.get("requestState").and_then(Value::as_str).map(str::to_string);
             let requests = r.get("inputRequests").and_then(Value::as_object).cloned().unwrap_or_default();
+            if requests.len() > MAX_QUESTIONS {
+                let why = format!("the upstream asked {} questions at once (at most {MAX_QUESTIONS})", requests.len());
+                self.deliver(Message::error(Some(&id), codes::UPSTREAM_PROTOCOL, &why, None), None);
+                return;
+            }
             // Asked together, as the upstream asked them; answered in any order.
             let (me, related) = (&self, id.as_str());
             let asked =
@@ -304,6 +329,14 @@ impl ModernLink {
             st.waiting.insert(sid.clone(), tx);
             sid
         };
+        // However this ends (answered, link closed, request cancelled), the entry goes.
+        struct Forget<'a>(&'a ModernLink, &'a str);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.lock().waiting.remove(self.1);
+            }
+        }
+        let _forget = Forget(self, &sid);
         self.deliver(Message::request(&sid, method, Some(&params)), Some(related));
         let reply = tokio::select! {
             r = rx => r.ok()?,
@@ -329,7 +362,8 @@ impl ModernLink {
                     let m = Message::request("0", "subscriptions/listen", Some(&json!({"notifications": filter})));
                     me.enveloped(&m)
                 };
-                let listen = me.post("\"mesh-listen\"", "subscriptions/listen", &params, None);
+                let none = HeaderMap::new();
+                let listen = me.post("\"mesh-listen\"", "subscriptions/listen", &params, None, &none);
                 tokio::select! {
                     _ = listen => {}
                     () = me.closed.cancelled() => return,
@@ -365,8 +399,11 @@ impl Transport for ModernLink {
             }
             (Kind::Request, _) => {
                 let Some(me) = self.me.upgrade() else { return Ok(()) };
+                // Registered under the lock the task needs to deregister: a fast exchange
+                // cannot finish before its entry exists.
+                let mut st = self.lock();
                 let task = tokio::spawn(me.clone().exchange_then_forget(msg));
-                self.lock().inflight.insert(id, task.abort_handle());
+                st.inflight.insert(id, task.abort_handle());
             }
             (Kind::Notification, Some("notifications/cancelled")) => {
                 if let Some(target) = msg.cancelled_request_id() {
@@ -402,6 +439,42 @@ impl ModernLink {
         self.clone().exchange(msg).await;
         self.lock().inflight.remove(&id);
     }
+}
+
+/// The body of `resp`, refused beyond `limit` bytes.
+async fn limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, String> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(format!("the reply exceeds {limit} bytes"));
+    }
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.without_url().to_string())?;
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the reply exceeds {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// The client's `Mcp-Param-*` headers the ingress carried in `_meta`, taken out of it.
+fn take_param_headers(params: &mut Value) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else { return out };
+    let Some(Value::Object(carried)) = meta.remove(PARAM_HEADERS) else { return out };
+    for (k, v) in carried {
+        // Only what the ingress put there: mcp-param-* names with header-safe values.
+        let (Ok(name), Some(value)) = (reqwest::header::HeaderName::from_bytes(k.as_bytes()), v.as_str()) else {
+            continue;
+        };
+        if name.as_str().starts_with("mcp-param-") {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                out.insert(name, value);
+            }
+        }
+    }
+    out
 }
 
 /// A header value for `s`: as is when it is plain visible ASCII, else the `=?base64?…?=` form.
@@ -446,7 +519,7 @@ pub async fn probe(
         if !resp.status().is_success() {
             return None;
         }
-        let bytes = resp.bytes().await.ok()?;
+        let bytes = limited(resp, 1024 * 1024).await.ok()?;
         let text = std::str::from_utf8(&bytes).ok()?;
         // JSON, or the last `data:` line of an SSE body.
         let json = if text.trim_start().starts_with('{') {

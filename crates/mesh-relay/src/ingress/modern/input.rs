@@ -38,6 +38,13 @@ const PARK_FOR: Duration = Duration::from_secs(600);
 /// Calls waiting for input at once, across all keys: a client that never retries costs an entry
 /// until it expires, so their number is bounded like every other per-client table.
 const MAX_PARKED: usize = 10_000;
+/// Calls one API key may have waiting for input: no key can take the table from the others.
+const MAX_PARKED_PER_KEY: usize = 256;
+/// Questions one input-required result may carry.
+const MAX_QUESTIONS: usize = 16;
+/// What a parked call keeps of what its upstream says meanwhile (questions and the reply; the
+/// notifications of a call nobody is listening to are dropped).
+const MAX_KEPT: usize = 64;
 
 /// A request on its pooled session, as far as the stateless ingress follows it.
 pub(in crate::ingress) struct Pending {
@@ -48,8 +55,12 @@ pub(in crate::ingress) struct Pending {
     stash: std::collections::VecDeque<Event>,
     /// The id of the client's latest attempt: the reply goes out under it.
     id: String,
-    key_id: String,
+    /// Who asked: a retry must come from the same key with the same rights.
+    principal: Principal,
     endpoint: String,
+    /// The progress token sent upstream (unique in the pooled session, which other callers
+    /// share) and the client's own, both raw JSON.
+    progress: Option<(String, String)>,
     method: String,
     digest: [u8; 32],
     capabilities: serde_json::Value,
@@ -73,22 +84,87 @@ impl Pending {
             rx,
             stash: Default::default(),
             id: ask.id.clone(),
-            key_id: principal.key_id.clone(),
+            principal: principal.clone(),
             endpoint: target.path(),
+            progress: None,
             method: ask.method.clone(),
             digest: digest(msg),
             capabilities: serde_json::from_str(&ask.capabilities).unwrap_or_default(),
             log_level: ask.log_level.as_deref().and_then(level),
         }
     }
+
+    /// Records that the request went upstream with progress token `sent` for the client's `own`.
+    pub(super) fn with_progress(mut self, tokens: Option<(String, String)>) -> Pending {
+        self.progress = tokens;
+        self
+    }
 }
 
-/// A call waiting for its client's answers.
+/// A call waiting for its client's answers. While it waits, a task keeps reading its stream (a
+/// stream nobody reads would be detached from the call once its queue filled up).
 pub(in crate::ingress) struct Parked {
-    pending: Pending,
+    reader: Reader,
+    key_id: String,
+    /// What a retry must match, copied from the call (which the reader holds).
+    principal: Principal,
+    endpoint: String,
+    method: String,
+    digest: [u8; 32],
     /// What was asked: (key, the session's id for the upstream's request, the input request).
     asked: Vec<(String, String, serde_json::Value)>,
     since: Instant,
+}
+
+impl Parked {
+    /// Whether a retry by `principal` at `endpoint` of `method` with params `digest` may resume
+    /// this call: the same key with the same rights (a role changed since: refused), the same
+    /// request.
+    fn fits(&self, principal: &Principal, endpoint: &str, method: &str, digest: &[u8; 32]) -> bool {
+        self.principal.same_rights(principal)
+            && self.endpoint == endpoint
+            && self.method == method
+            && &self.digest == digest
+    }
+}
+
+/// The task reading a parked call's stream; stopping it gives the call back.
+struct Reader {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Pending>,
+}
+
+impl Reader {
+    fn start(mut p: Pending) -> Reader {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return p,
+                    ev = p.rx.recv() => match ev {
+                        Some(ev) => {
+                            let keep = ev.last || Message::parse(ev.data.clone()).is_ok_and(|m| m.kind() == Kind::Request);
+                            if keep && p.stash.len() < MAX_KEPT {
+                                p.stash.push_back(ev);
+                            }
+                        }
+                        // The session ended; `next` will say so.
+                        None => {
+                            let _ = stopped.await;
+                            return p;
+                        }
+                    },
+                }
+            }
+        });
+        Reader { stop, task }
+    }
+
+    /// Stops reading and gives the call back (`None` if the reading task failed).
+    async fn resume(self) -> Option<Pending> {
+        let _ = self.stop.send(());
+        self.task.await.ok()
+    }
 }
 
 /// The parked calls of the relay, by `requestState`.
@@ -112,7 +188,11 @@ impl Parking {
             old.iter().filter_map(|k| map.remove(k)).collect()
         };
         for p in gone {
-            tokio::spawn(async move { withdraw(&p).await });
+            tokio::spawn(async move {
+                if let Some(pending) = p.reader.resume().await {
+                    withdraw(&pending, &p.asked).await;
+                }
+            });
         }
     }
 }
@@ -137,18 +217,28 @@ pub(super) async fn drive(relay: &Arc<Relay>, mut p: Pending) -> Response {
             let (tx, rx) = mpsc::channel::<Bytes>(64);
             let relay = relay.clone();
             tokio::spawn(async move {
-                let mut listening = tx.send(frame(&first)).await.is_ok();
+                let _ = tx.try_send(frame(&first));
                 loop {
                     let step = next(&mut p).await;
                     if let Step::Note(b) = &step {
-                        // A client that left still has its call finished and audited.
-                        listening = listening && tx.send(frame(b)).await.is_ok();
+                        // Never waits for a slow client: a note it cannot take now is dropped
+                        // (the reply is not). One that left still has its call finished and audited.
+                        let _ = tx.try_send(frame(b));
                         continue;
                     }
-                    let (_, body) = end(&relay, p, step);
-                    if listening {
-                        let _ = tx.send(frame(&body)).await;
+                    if tx.is_closed() {
+                        if let Step::Asks(reqs) = &step {
+                            // Nobody will retry: the upstream is told now, not in ten minutes.
+                            let asked: Vec<_> = reqs
+                                .iter()
+                                .map(|r| (String::new(), r.id().unwrap_or("null").to_string(), serde_json::Value::Null))
+                                .collect();
+                            withdraw(&p, &asked).await;
+                            continue;
+                        }
                     }
+                    let (_, body) = end(&relay, p, step);
+                    let _ = tx.send(frame(&body)).await;
                     return;
                 }
             });
@@ -164,8 +254,8 @@ pub(super) async fn drive(relay: &Arc<Relay>, mut p: Pending) -> Response {
         }
         step => {
             let (status, body) = end(relay, p, step);
-            if status == StatusCode::OK {
-                // A rate-limit refusal in a 200 becomes a 429 with Retry-After there.
+            if status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS {
+                // A rate-limit refusal becomes a 429 with Retry-After there.
                 return crate::ingress::respond::reply(body);
             }
             json(status, body)
@@ -209,7 +299,7 @@ async fn next(p: &mut Pending) -> Step {
             return Step::Reply(status, body);
         }
         match (msg.kind(), msg.method()) {
-            (Kind::Notification, Some("notifications/progress")) => return Step::Note(ev.data),
+            (Kind::Notification, Some("notifications/progress")) => return Step::Note(own_progress(p, &msg)),
             (Kind::Notification, Some("notifications/message")) => {
                 #[derive(serde::Deserialize)]
                 struct Log<'a> {
@@ -264,7 +354,8 @@ fn capability_of(method: &str) -> Option<&'static str> {
 /// taken (nothing is waited for); everything else read on the way is kept for `next`.
 fn together(p: &mut Pending, first: Message) -> Vec<Message> {
     let mut asks = vec![first];
-    while let Ok(ev) = p.rx.try_recv() {
+    while asks.len() < MAX_QUESTIONS {
+        let Ok(ev) = p.rx.try_recv() else { break };
         let question = (!ev.last).then(|| Message::parse(ev.data.clone()).ok()).flatten().filter(|m| {
             m.kind() == Kind::Request
                 && m.method().and_then(capability_of).is_some_and(|c| p.capabilities.get(c).is_some())
@@ -317,27 +408,45 @@ fn take_input_key(params: &mut serde_json::Map<String, serde_json::Value>) -> Op
 fn ask_again(relay: &Relay, p: Pending, asked: Vec<(String, String, serde_json::Value)>) -> (StatusCode, Bytes) {
     let id = p.id.clone();
     let mut map = relay.modern.parked.lock();
-    if map.len() >= MAX_PARKED {
+    let mine = map.values().filter(|w| w.key_id == p.principal.key_id).count();
+    if map.len() >= MAX_PARKED || mine >= MAX_PARKED_PER_KEY {
         drop(map);
-        let parked = Parked { pending: p, asked, since: Instant::now() };
-        tokio::spawn(async move { withdraw(&parked).await });
-        let msg = format!("too many calls are waiting for input ({MAX_PARKED}); try again later");
-        return (StatusCode::OK, Message::error(Some(&id), codes::INTERNAL_ERROR, &msg, None).bytes().clone());
+        tokio::spawn(async move { withdraw(&p, &asked).await });
+        let msg = "too many calls are waiting for input; answer or abandon some, then try again";
+        return (StatusCode::OK, Message::error(Some(&id), codes::INTERNAL_ERROR, msg, None).bytes().clone());
     }
     let state = mesh_core::id::random_base62(43);
     let requests: serde_json::Map<String, serde_json::Value> =
         asked.iter().map(|(k, _, r)| (k.clone(), r.clone())).collect();
     let result = serde_json::json!({"resultType": "input_required", "inputRequests": requests, "requestState": state});
-    map.insert(state, Parked { pending: p, asked, since: Instant::now() });
+    let parked = Parked {
+        key_id: p.principal.key_id.clone(),
+        principal: p.principal.clone(),
+        endpoint: p.endpoint.clone(),
+        method: p.method.clone(),
+        digest: p.digest,
+        reader: Reader::start(p),
+        asked,
+        since: Instant::now(),
+    };
+    map.insert(state, parked);
     (StatusCode::OK, Message::response(&id, &result).bytes().clone())
 }
 
 /// Tells the upstream that its questions will not be answered.
-async fn withdraw(p: &Parked) {
-    for (_, down, _) in &p.asked {
-        let no = Message::error(Some(down), codes::INTERNAL_ERROR, "the client did not answer in time", None);
-        let _ = p.pending.session.reply(&no).await;
+async fn withdraw(p: &Pending, asked: &[(String, String, serde_json::Value)]) {
+    for (_, down, _) in asked {
+        let no = Message::error(Some(down), codes::INTERNAL_ERROR, "the client did not answer", None);
+        let _ = p.session.reply(&no).await;
     }
+}
+
+/// A progress notification with the client's own token in place of the one the mesh sent.
+fn own_progress(p: &Pending, msg: &Message) -> Bytes {
+    let Some((_, own)) = &p.progress else { return msg.bytes().clone() };
+    let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
+    params["progressToken"] = serde_json::from_str(own).unwrap_or(serde_json::Value::Null);
+    Message::notification("notifications/progress", Some(&params)).bytes().clone()
 }
 
 /// A retry carrying answers: delivered to the parked call, which then goes on.
@@ -368,12 +477,9 @@ pub(super) async fn retry(
     let endpoint = target.path();
     let parked = {
         let mut map = relay.modern.parked.lock();
-        let fits = map.get(state).is_some_and(|p| {
-            p.pending.key_id == principal.key_id
-                && p.pending.endpoint == endpoint
-                && p.pending.method == ask.method
-                && p.pending.digest == digest
-        });
+        let fits = map
+            .get(state)
+            .is_some_and(|p| p.key_id == principal.key_id && p.fits(principal, &endpoint, &ask.method, &digest));
         if !fits {
             return bad_state();
         }
@@ -384,7 +490,8 @@ pub(super) async fn retry(
         }
         map.remove(state).expect("checked above")
     };
-    let Parked { mut pending, asked, .. } = parked;
+    let Parked { reader, asked, .. } = parked;
+    let Some(mut pending) = reader.resume().await else { return bad_state() };
     pending.id = ask.id.clone();
     let mut missing = Vec::new();
     for (key, down, request) in asked {

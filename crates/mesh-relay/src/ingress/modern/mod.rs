@@ -51,6 +51,8 @@ pub(super) struct Ask {
     pub client_info: Option<String>,
     /// The log level it opted into, if any.
     pub log_level: Option<String>,
+    /// `Mcp-Param-*` headers (name, value as sent), which the mesh forwards to a stateless upstream.
+    pub param_headers: Vec<(String, String)>,
 }
 
 /// Serves one stateless POST. Refusals before the body is read come back as errors (the caller
@@ -110,6 +112,9 @@ pub(super) async fn post(
             return Ok(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None));
         }
     }
+    if capabilities.get().len() > pool::MAX_CAPABILITIES {
+        return Ok(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None));
+    }
     if !capabilities.get().trim_start().starts_with('{') {
         return Ok(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None));
     }
@@ -119,6 +124,11 @@ pub(super) async fn post(
         capabilities: capabilities.get().to_string(),
         client_info: meta.client_info.map(|c| c.get().to_string()),
         log_level: meta.log_level.map(|l| l.into_owned()),
+        param_headers: headers
+            .iter()
+            .filter(|(k, _)| k.as_str().starts_with("mcp-param-"))
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
     };
     if modern::REMOVED.contains(&ask.method.as_str()) || ask.method.starts_with("tasks/") {
         return Ok(refuse(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None));
@@ -184,10 +194,11 @@ async fn call(
 ) -> Response {
     // The envelope is the mesh's business: the upstream behind a pooled session learnt it at the
     // handshake (a dual-era upstream seeing it would answer in the stateless form on a session).
-    let forwarded = without_envelope(msg);
+    let (forwarded, progress) = without_envelope(msg, &ask.param_headers);
     match session.request(&forwarded).await {
         Ok((stream, rx)) => {
-            let pending = input::Pending::new(session.clone(), stream, rx, principal, target, ask, msg);
+            let pending =
+                input::Pending::new(session.clone(), stream, rx, principal, target, ask, msg).with_progress(progress);
             input::drive(relay, pending).await
         }
         Err(e) => {
@@ -197,17 +208,43 @@ async fn call(
     }
 }
 
-/// `msg` without the revision's per-request keys in `params._meta`. Answers a first call carries
-/// stay: a stateless upstream may use them, a session-based one ignores them.
-fn without_envelope(msg: &Message) -> Message {
-    let Some(mut params) = msg.params::<serde_json::Map<String, serde_json::Value>>() else { return msg.clone() };
+/// `msg` as it goes on a pooled session: without the revision's per-request keys in
+/// `params._meta` (the upstream learnt them at the handshake; a dual-era upstream seeing them
+/// would answer in the stateless form on a session), except the log level, which a stateless
+/// upstream takes per request; with a progress token of the mesh's own (other callers share the
+/// session and may pick the same token), returned with the client's, both raw JSON; and with the
+/// client's `Mcp-Param-*` headers in `_meta[PARAM_HEADERS]`, which the link to a stateless
+/// upstream turns back into headers (an intermediary forwards them untouched). Answers a first
+/// call carries stay: a stateless upstream may use them, a session-based one ignores them.
+fn without_envelope(msg: &Message, param_headers: &[(String, String)]) -> (Message, Option<(String, String)>) {
+    use crate::upstream::modern::PARAM_HEADERS;
+    let Some(mut params) = msg.params::<serde_json::Map<String, serde_json::Value>>() else {
+        return (msg.clone(), None);
+    };
+    let mut progress = None;
     if let Some(meta) = params.get_mut("_meta").and_then(|m| m.as_object_mut()) {
-        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
-        if meta.is_empty() {
-            params.shift_remove("_meta");
+        meta.retain(|k, _| {
+            (!k.starts_with("io.modelcontextprotocol/") || k == modern::META_LOG_LEVEL) && k != PARAM_HEADERS
+        });
+        if let Some(own) = meta.get("progressToken").map(|t| t.to_string()) {
+            let sent = format!("\"mesh-{}\"", mesh_core::id::random_base62(16));
+            meta.insert("progressToken".into(), serde_json::from_str(&sent).unwrap_or_default());
+            progress = Some((sent, own));
         }
     }
-    Message::request(msg.id().unwrap_or("null"), msg.method().unwrap_or_default(), Some(&params.into()))
+    if !param_headers.is_empty() {
+        let carried: serde_json::Map<String, serde_json::Value> =
+            param_headers.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        let meta = params.entry("_meta").or_insert_with(|| serde_json::json!({}));
+        if let Some(m) = meta.as_object_mut() {
+            m.insert(PARAM_HEADERS.into(), carried.into());
+        }
+    }
+    if params.get("_meta").and_then(|m| m.as_object()).is_some_and(|m| m.is_empty()) {
+        params.shift_remove("_meta");
+    }
+    let out = Message::request(msg.id().unwrap_or("null"), msg.method().unwrap_or_default(), Some(&params.into()));
+    (out, progress)
 }
 
 /// `server/discover`, answered from the pooled session's handshake with the upstream.
@@ -270,10 +307,6 @@ pub(super) fn finished(reply: &Message, method: &str) -> (StatusCode, Bytes) {
             if e.code == LEGACY_RESOURCE_NOT_FOUND {
                 let out = Message::error(reply.id(), codes::INVALID_PARAMS, &e.message, e.data);
                 return (StatusCode::BAD_REQUEST, out.bytes().clone());
-            }
-            if e.code == codes::RATE_LIMITED {
-                // The reply still carries `retryAfterMs`; the header is the HTTP side of it.
-                return (StatusCode::TOO_MANY_REQUESTS, reply.bytes().clone());
             }
             (status, reply.bytes().clone())
         }

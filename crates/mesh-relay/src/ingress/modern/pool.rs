@@ -21,14 +21,20 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 pub(in crate::ingress) struct Pool {
     map: Mutex<HashMap<Key, Entry>>,
+    /// One opening at a time per key: a burst of first requests opens one session, not one each.
+    opening: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// (API key, endpoint, SHA-256 of the capabilities as sent).
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     key_id: String,
     endpoint: String,
-    capabilities: String,
+    capabilities: [u8; 32],
 }
+
+/// The largest `clientCapabilities` accepted (real ones are a few hundred bytes).
+pub(super) const MAX_CAPABILITIES: usize = 16 * 1024;
 
 #[derive(Clone)]
 struct Entry {
@@ -59,13 +65,34 @@ pub(super) async fn session(
     principal: &Principal,
     ask: &Ask,
 ) -> Result<Pooled, RelayError> {
-    let key = Key { key_id: principal.key_id.clone(), endpoint: target.path(), capabilities: ask.capabilities.clone() };
-    let found = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+    use sha2::Digest;
+    let capabilities = sha2::Sha256::digest(ask.capabilities.as_bytes()).into();
+    let key = Key { key_id: principal.key_id.clone(), endpoint: target.path(), capabilities };
+    if let Some(found) = pooled(relay, &key, principal) {
+        return Ok(found);
+    }
+    let gate = {
+        let mut opening = relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner());
+        opening.entry(key.clone()).or_default().clone()
+    };
+    let _turn = gate.lock().await;
+    // Opened by the request this one waited for.
+    if let Some(found) = pooled(relay, &key, principal) {
+        return Ok(found);
+    }
+    let opened = open(relay, target, principal, ask, key.clone()).await;
+    relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+    opened
+}
+
+/// The live pooled session of `key`, if there is one `principal` may use.
+fn pooled(relay: &Arc<Relay>, key: &Key, principal: &Principal) -> Option<Pooled> {
+    let found = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
     if let Some(entry) = found {
         match relay.sessions.get(&entry.session_id) {
             // Same key, other rights (a role changed): the session was opened by someone else.
             Some(s) if !s.is_dead() && s.principal.same_rights(principal) => {
-                return Ok(Pooled { session: s, init: entry.init })
+                return Some(Pooled { session: s, init: entry.init })
             }
             Some(s) => {
                 relay.sessions.remove(&s.id);
@@ -74,8 +101,17 @@ pub(super) async fn session(
             None => {}
         }
     }
-    // Two first requests at once may both open one; the later entry wins and the other session
-    // idles out. Rarer and cheaper than holding a lock across an upstream handshake.
+    None
+}
+
+/// Opens the pooled session of `key`.
+async fn open(
+    relay: &Arc<Relay>,
+    target: &Target,
+    principal: &Principal,
+    ask: &Ask,
+    key: Key,
+) -> Result<Pooled, RelayError> {
     let init_msg = Message::request("0", "initialize", Some(&handshake(ask)));
     let (session, reply) = match open_session(relay, target, principal.clone(), &init_msg, true).await? {
         Opened::Session(s, reply) => (s, reply),
