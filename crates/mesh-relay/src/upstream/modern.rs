@@ -497,6 +497,13 @@ fn header_value(s: &str) -> HeaderValue {
 /// Asks `url` for its `server/discover`: the result when the upstream speaks the stateless
 /// revision, `None` when it does not (any refusal, any non-MCP answer) or cannot be reached in
 /// `within`.
+///
+/// One refusal is not the end: a `-32022` (unsupported protocol version) whose `data.supported`
+/// names this revision comes from a server of the revision turning down the first attempt, and
+/// the spec's answer to it is to ask again at a listed revision (basic/versioning; the suite's
+/// `request-metadata` client scenario refuses every first request so). The probe asks once more;
+/// a second refusal, a `-32022` that does not list the revision, or any other error still means
+/// "not stateless" (the fallback is keyed to no single code).
 pub async fn probe(
     http: &reqwest::Client,
     url: &url::Url,
@@ -513,25 +520,51 @@ pub async fn probe(
         modern::META_CAPABILITIES: {},
         modern::META_CLIENT_INFO: {"name": "mcp-mesh", "version": env!("CARGO_PKG_VERSION")},
     }});
-    let body = Message::request("1", "server/discover", Some(&params));
     let exchange = async {
-        let resp = http.post(url.clone()).headers(headers).body(body.bytes().clone()).send().await.ok()?;
-        if !resp.status().is_success() {
-            return None;
+        for attempt in 1..=2 {
+            // A retry is a new request, with a new id.
+            let body = Message::request(&attempt.to_string(), "server/discover", Some(&params));
+            let resp = http.post(url.clone()).headers(headers.clone()).body(body.bytes().clone()).send().await.ok()?;
+            match discovered(resp).await? {
+                Discovered::Speaks(result) => return Some(result),
+                Discovered::AskAgain => continue,
+            }
         }
-        let bytes = limited(resp, 1024 * 1024).await.ok()?;
-        let text = std::str::from_utf8(&bytes).ok()?;
-        // JSON, or the last `data:` line of an SSE body.
-        let json = if text.trim_start().starts_with('{') {
-            text.to_string()
-        } else {
-            let mut d = sse::Decoder::new();
-            d.push(text.as_bytes()).ok()?.into_iter().last()?.data
-        };
-        let v: Value = serde_json::from_str(&json).ok()?;
-        let result = v.get("result")?;
-        let speaks = result.get("supportedVersions")?.as_array()?.iter().any(|s| s.as_str() == Some(REVISION));
-        speaks.then(|| result.clone())
+        None
     };
     tokio::time::timeout(within, exchange).await.ok().flatten()
+}
+
+/// What one `server/discover` POST said, when it said something of the stateless revision.
+enum Discovered {
+    /// A discover result listing this revision.
+    Speaks(Value),
+    /// `-32022` with this revision among `data.supported`: ask again.
+    AskAgain,
+}
+
+/// Reads one answer to the probe; `None` for anything that is not the stateless revision.
+async fn discovered(resp: reqwest::Response) -> Option<Discovered> {
+    let ok = resp.status().is_success();
+    let bytes = limited(resp, 1024 * 1024).await.ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    // JSON, or the last `data:` line of an SSE body.
+    let json = if text.trim_start().starts_with('{') {
+        text.to_string()
+    } else {
+        let mut d = sse::Decoder::new();
+        d.push(text.as_bytes()).ok()?.into_iter().last()?.data
+    };
+    let v: Value = serde_json::from_str(&json).ok()?;
+    let lists_us = |versions: Option<&Value>| {
+        versions.and_then(Value::as_array).is_some_and(|vs| vs.iter().any(|s| s.as_str() == Some(REVISION)))
+    };
+    if let Some(error) = v.get("error") {
+        // The revision sends this refusal with HTTP 400 (basic/transports: -32022 is a 400).
+        let refused = error.get("code").and_then(Value::as_i64) == Some(codes::UNSUPPORTED_PROTOCOL_VERSION);
+        return (refused && lists_us(error.get("data").and_then(|d| d.get("supported"))))
+            .then_some(Discovered::AskAgain);
+    }
+    let result = v.get("result").filter(|_| ok)?;
+    lists_us(result.get("supportedVersions")).then(|| Discovered::Speaks(result.clone()))
 }
