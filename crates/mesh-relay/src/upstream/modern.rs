@@ -295,6 +295,11 @@ impl ModernLink {
                     responses.insert(key, a);
                 }
             }
+            if responses.is_empty() {
+                // Nothing asked (or nothing answered): the upstream is waiting on something of
+                // its own. Back off as the SDKs do rather than spend the rounds at once.
+                tokio::time::sleep(Duration::from_millis(50 << round.min(2))).await;
+            }
             answers = Some((Value::Object(responses), state));
         }
         let e = Message::error(
@@ -354,22 +359,37 @@ impl ModernLink {
         if !(on("tools") || on("prompts") || on("resources")) {
             return;
         }
-        let Some(me) = self.me.upgrade() else { return };
+        let (weak, closed) = (self.me.clone(), self.closed.clone());
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(500);
-            while !me.closed.is_cancelled() {
+            while !closed.is_cancelled() {
+                // Held only while a stream is open: a link dropped without `close` still goes.
+                let Some(me) = weak.upgrade() else { return };
                 let params = {
                     let m = Message::request("0", "subscriptions/listen", Some(&json!({"notifications": filter})));
                     me.enveloped(&m)
                 };
                 let none = HeaderMap::new();
                 let listen = me.post("\"mesh-listen\"", "subscriptions/listen", &params, None, &none);
-                tokio::select! {
-                    _ = listen => {}
-                    () = me.closed.cancelled() => return,
+                let ended = tokio::select! {
+                    r = listen => r,
+                    () = closed.cancelled() => return,
+                };
+                drop(me);
+                match ended {
+                    // The upstream has no listen after all: nothing to wait for.
+                    Ok(m) if m.error_object().is_some_and(|e| e.code == codes::METHOD_NOT_FOUND) => return,
+                    // A graceful end: listen again soon (not in a tight loop, should an
+                    // upstream end every stream at once).
+                    Ok(m) if m.kind() == Kind::Response => {
+                        delay = Duration::from_millis(500);
+                        tokio::time::sleep(delay).await;
+                    }
+                    _ => {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                    }
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
         });
     }
