@@ -257,3 +257,40 @@ async fn issue18_governance_applies_to_stateless_requests_as_to_sessions() {
     assert_eq!(ok["items"].as_array().map(Vec::len), Some(2), "{ok}");
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn issue18_a_stateless_client_that_leaves_cancels_its_call() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let url = mesh.endpoint("everything");
+    // Without roots: server-everything asks for them on its own right after the handshake.
+    let slow = request(
+        1,
+        "tools/call",
+        json!({"name": "trigger-long-running-operation", "arguments": {"duration": 30, "steps": 1}}),
+    )
+    .replace(r#","roots":{}"#, "");
+    assert!(!slow.contains("roots"), "{slow}");
+    let h = headers(&mesh.key, "tools/call", Some("trigger-long-running-operation"));
+    let call = async { reqwest::Client::new().post(&url).headers(h).body(slow).send().await?.bytes().await };
+    let gone = tokio::time::timeout(Duration::from_millis(1500), call).await;
+    assert!(gone.is_err(), "the client gave up before the 30 s tool finished: {gone:?}");
+    // In this revision, closing the stream is cancelling: the call ends as cancelled in the audit
+    // trail (written when the upstream is told), long before the tool would have finished.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows =
+            manage(&mesh, "AUDIT_QUERY", json!({"outcome": "cancelled", "tool": "trigger-long-running-operation"}))
+                .await;
+        if rows["items"].as_array().is_some_and(|i| i.len() == 1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no cancelled audit row: {rows}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The pooled session serves the next call as before.
+    let echo = request(2, "tools/call", json!({"name": "echo", "arguments": {"message": "still here"}}));
+    let (s, b) = post(&url, headers(&mesh.key, "tools/call", Some("echo")), echo).await;
+    assert_eq!(s, 200, "{b}");
+    mesh.stop().await;
+}

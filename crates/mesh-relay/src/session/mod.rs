@@ -441,13 +441,25 @@ impl Session {
             return last;
         }
         let Some(target) = msg.cancelled_request_id() else { return Ok(()) };
+        let params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
+        self.cancel_where(|p| *p.down_id == target && matches!(p.target, Target::Stream(_)), params).await
+    }
+
+    /// Cancels the request on `stream` (a stateless client left, or gave up on a call waiting for
+    /// its answers): the upstream is told, the audit row says cancelled. Nothing if it has ended.
+    pub async fn cancel_stream(&self, stream: u64) {
+        let params = serde_json::json!({"reason": "the client went away"});
+        let _ = self.cancel_where(|p| matches!(p.target, Target::Stream(s) if s == stream), params).await;
+    }
+
+    async fn cancel_where(
+        &self,
+        which: impl Fn(&Pending) -> bool,
+        mut params: serde_json::Value,
+    ) -> Result<(), RelayError> {
         let found = {
             let mut st = self.lock();
-            let up = st
-                .pending
-                .iter()
-                .find(|(_, p)| *p.down_id == target && matches!(p.target, Target::Stream(_)))
-                .map(|(k, _)| *k);
+            let up = st.pending.iter().find(|(_, p)| which(p)).map(|(k, _)| *k);
             up.and_then(|up| st.pending.remove(&up).map(|p| (up, p))).map(|(up, mut p)| {
                 p.stop_timer();
                 if let Some(t) = &p.progress {
@@ -465,7 +477,6 @@ impl Session {
         if let Some(c) = call {
             self.audit_end(c, down_id, Outcome::Cancelled, None, 0);
         }
-        let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
         params["requestId"] = serde_json::json!(up);
         self.link(member)?.send(Message::notification("notifications/cancelled", Some(&params))).await
     }
@@ -600,7 +611,7 @@ impl Session {
         if let Some(s) = owner {
             stream = s;
         }
-        if owner.is_none() || stream == streams::STANDALONE {
+        if self.is_pooled() && (owner.is_none() || stream == streams::STANDALONE) {
             // A stateless client is only ever asked within a call (as an input-required result),
             // and no call could be told to be the one asking.
             drop(st);

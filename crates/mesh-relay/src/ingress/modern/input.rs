@@ -61,6 +61,8 @@ pub(in crate::ingress) struct Pending {
     /// The progress token sent upstream (unique in the pooled session, which other callers
     /// share) and the client's own, both raw JSON.
     progress: Option<(String, String)>,
+    /// The call has its reply (or its session ended): dropping it now cancels nothing.
+    done: bool,
     method: String,
     digest: [u8; 32],
     capabilities: serde_json::Value,
@@ -87,6 +89,7 @@ impl Pending {
             principal: principal.clone(),
             endpoint: target.path(),
             progress: None,
+            done: false,
             method: ask.method.clone(),
             digest: digest(msg),
             capabilities: serde_json::from_str(&ask.capabilities).unwrap_or_default(),
@@ -98,6 +101,17 @@ impl Pending {
     pub(super) fn with_progress(mut self, tokens: Option<(String, String)>) -> Pending {
         self.progress = tokens;
         self
+    }
+}
+
+impl Drop for Pending {
+    /// A call given up before its reply — the client left, a parked call expired or was withdrawn
+    /// — is cancelled upstream: in this revision, closing the stream is cancelling.
+    fn drop(&mut self) {
+        if !self.done {
+            let (session, stream) = (self.session.clone(), self.stream);
+            tokio::spawn(async move { session.cancel_stream(stream).await });
+        }
     }
 }
 
@@ -219,7 +233,11 @@ pub(super) async fn drive(relay: &Arc<Relay>, mut p: Pending) -> Response {
             tokio::spawn(async move {
                 let _ = tx.try_send(frame(&first));
                 loop {
-                    let step = next(&mut p).await;
+                    let step = tokio::select! {
+                        step = next(&mut p) => step,
+                        // The client left: dropping the call cancels it upstream.
+                        () = tx.closed() => return,
+                    };
                     if let Step::Note(b) = &step {
                         // Never waits for a slow client: a note it cannot take now is dropped
                         // (the reply is not). One that left still has its call finished and audited.
@@ -271,11 +289,15 @@ fn frame(data: &[u8]) -> Bytes {
 fn end(relay: &Relay, p: Pending, step: Step) -> (StatusCode, Bytes) {
     match step {
         Step::Reply(status, body) => {
+            let mut p = p;
+            p.done = true;
             p.session.forget_stream(p.stream);
             (status, body)
         }
         Step::Asks(reqs) => park(relay, p, reqs),
         Step::Gone | Step::Note(_) => {
+            let mut p = p;
+            p.done = true;
             let e = crate::RelayError::UpstreamUnavailable("the upstream session ended before it answered".into());
             (StatusCode::OK, e.to_message(Some(&p.id)).bytes().clone())
         }
