@@ -513,7 +513,9 @@ impl Gateway {
             _ => return Some(msg),
         };
         self.refresh(s, Some(member), kinds);
-        None
+        // Stateless clients list on other requests than they listen on: they hear of a member's
+        // change at once (a spurious list_changed only costs a refetch), not after the merge.
+        s.is_pooled().then(|| Message::notification(msg.method().unwrap_or_default(), None))
     }
 
     /// Refetches `member`'s lists of `kinds` (all members' when `None`) and tells the client
@@ -545,14 +547,8 @@ impl Gateway {
                     }
                     c.merged.remove(&kind)
                 };
-                // A list the client never fetched cannot have changed for it — except for
-                // stateless clients, who list on other requests than they listen on.
-                let Some(old) = old else {
-                    if me.is_pooled() && refetch.is_some() && !announce.contains(&kind.changed_notification()) {
-                        announce.push(kind.changed_notification());
-                    }
-                    continue;
-                };
+                // A list the client never fetched cannot have changed for it.
+                let Some(old) = old else { continue };
                 match gw.merged(&me, kind).await {
                     Ok(new) if new.fingerprint != old.fingerprint => {
                         if !announce.contains(&kind.changed_notification()) {
