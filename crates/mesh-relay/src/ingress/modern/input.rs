@@ -64,8 +64,11 @@ pub(in crate::ingress) struct Pending {
     /// The call has its reply (or its session ended): dropping it now cancels nothing.
     done: bool,
     method: String,
-    digest: [u8; 32],
-    capabilities: serde_json::Value,
+    /// The request as the client sent it: what identifies it across retries is computed from it
+    /// only if it ever waits for input (most calls never do).
+    request: Message,
+    /// `clientCapabilities`, read only when the upstream asks something.
+    capabilities: Arc<str>,
     log_level: Option<u8>,
 }
 
@@ -91,8 +94,8 @@ impl Pending {
             progress: None,
             done: false,
             method: ask.method.clone(),
-            digest: digest(msg),
-            capabilities: serde_json::from_str(&ask.capabilities).unwrap_or_default(),
+            request: msg.clone(),
+            capabilities: ask.capabilities.as_str().into(),
             log_level: ask.log_level.as_deref().and_then(level),
         }
     }
@@ -339,7 +342,7 @@ async fn next(p: &mut Pending) -> Step {
                 let answer = match method {
                     "ping" => Message::response(&down, &serde_json::json!({})),
                     _ => match capability_of(method) {
-                        Some(cap) if p.capabilities.get(cap).is_some() => return Step::Asks(together(p, msg)),
+                        Some(cap) if declared(&p.capabilities, cap) => return Step::Asks(together(p, msg)),
                         Some(_) => Message::error(
                             Some(&down),
                             codes::METHOD_NOT_FOUND,
@@ -361,6 +364,11 @@ async fn next(p: &mut Pending) -> Step {
     }
 }
 
+/// Whether the capabilities `caps` (raw JSON) declare `cap`.
+fn declared(caps: &str, cap: &str) -> bool {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(caps).is_ok_and(|c| c.contains_key(cap))
+}
+
 /// The client capability an input request needs.
 fn capability_of(method: &str) -> Option<&'static str> {
     match method {
@@ -380,7 +388,7 @@ fn together(p: &mut Pending, first: Message) -> Vec<Message> {
         let Ok(ev) = p.rx.try_recv() else { break };
         let question = (!ev.last).then(|| Message::parse(ev.data.clone()).ok()).flatten().filter(|m| {
             m.kind() == Kind::Request
-                && m.method().and_then(capability_of).is_some_and(|c| p.capabilities.get(c).is_some())
+                && m.method().and_then(capability_of).is_some_and(|c| declared(&p.capabilities, c))
         });
         match question {
             Some(m) => asks.push(m),
@@ -446,7 +454,7 @@ fn ask_again(relay: &Relay, p: Pending, asked: Vec<(String, String, serde_json::
         principal: p.principal.clone(),
         endpoint: p.endpoint.clone(),
         method: p.method.clone(),
-        digest: p.digest,
+        digest: digest(&p.request),
         reader: Reader::start(p),
         asked,
         since: Instant::now(),

@@ -218,33 +218,41 @@ async fn call(
 /// call carries stay: a stateless upstream may use them, a session-based one ignores them.
 fn without_envelope(msg: &Message, param_headers: &[(String, String)]) -> (Message, Option<(String, String)>) {
     use crate::upstream::modern::PARAM_HEADERS;
-    let Some(mut params) = msg.params::<serde_json::Map<String, serde_json::Value>>() else {
+    // Only `_meta` is read and rewritten; the rest of the request (its arguments may be large)
+    // is spliced around it byte for byte.
+    let raw = msg.bytes();
+    let Some(params) = modern::member_span(raw, "params") else { return (msg.clone(), None) };
+    let Some(meta_at) = modern::member_span(&raw[params.clone()], "_meta") else {
         return (msg.clone(), None);
     };
+    let meta_at = params.start + meta_at.start..params.start + meta_at.end;
+    let Ok(mut meta) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&raw[meta_at.clone()])
+    else {
+        return (msg.clone(), None);
+    };
+    meta.retain(|k, _| {
+        (!k.starts_with("io.modelcontextprotocol/") || k == modern::META_LOG_LEVEL) && k != PARAM_HEADERS
+    });
     let mut progress = None;
-    if let Some(meta) = params.get_mut("_meta").and_then(|m| m.as_object_mut()) {
-        meta.retain(|k, _| {
-            (!k.starts_with("io.modelcontextprotocol/") || k == modern::META_LOG_LEVEL) && k != PARAM_HEADERS
-        });
-        if let Some(own) = meta.get("progressToken").map(|t| t.to_string()) {
-            let sent = format!("\"mesh-{}\"", mesh_core::id::random_base62(16));
-            meta.insert("progressToken".into(), serde_json::from_str(&sent).unwrap_or_default());
-            progress = Some((sent, own));
-        }
+    if let Some(own) = meta.get("progressToken").map(|t| t.to_string()) {
+        let sent = format!("mesh-{}", mesh_core::id::random_base62(16));
+        progress = Some((serde_json::Value::from(sent.clone()).to_string(), own));
+        meta.insert("progressToken".into(), sent.into());
     }
     if !param_headers.is_empty() {
         let carried: serde_json::Map<String, serde_json::Value> =
             param_headers.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-        let meta = params.entry("_meta").or_insert_with(|| serde_json::json!({}));
-        if let Some(m) = meta.as_object_mut() {
-            m.insert(PARAM_HEADERS.into(), carried.into());
-        }
+        meta.insert(PARAM_HEADERS.into(), carried.into());
     }
-    if params.get("_meta").and_then(|m| m.as_object()).is_some_and(|m| m.is_empty()) {
-        params.shift_remove("_meta");
+    let new_meta = serde_json::to_vec(&meta).unwrap_or_else(|_| b"{}".to_vec());
+    let mut out = Vec::with_capacity(raw.len());
+    out.extend_from_slice(&raw[..meta_at.start]);
+    out.extend_from_slice(&new_meta);
+    out.extend_from_slice(&raw[meta_at.end..]);
+    match Message::parse(out.into()) {
+        Ok(m) => (m, progress),
+        Err(_) => (msg.clone(), None),
     }
-    let out = Message::request(msg.id().unwrap_or("null"), msg.method().unwrap_or_default(), Some(&params.into()));
-    (out, progress)
 }
 
 /// `server/discover`, answered from the pooled session's handshake with the upstream.
@@ -316,3 +324,30 @@ pub(super) fn finished(reply: &Message, method: &str) -> (StatusCode, Bytes) {
 
 /// -32002, "resource not found" before 2026-07-28.
 const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_envelope_is_rewritten_on_the_way_to_a_pooled_session() {
+        let sent = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"t","arguments":{"x": [1, 2]},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"info","progressToken":5,"mcp-mesh/paramHeaders":{"mcp-param-evil":"x"},"traceparent":"00-ab-cd-01"}}}"#;
+        let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
+        let headers = vec![("mcp-param-region".to_string(), "eu".to_string())];
+        let (out, progress) = without_envelope(&msg, &headers);
+        let text = out.as_str();
+        // The arguments are the client's bytes, untouched.
+        assert!(text.contains(r#""arguments":{"x": [1, 2]}"#), "{text}");
+        let v: serde_json::Value = serde_json::from_str(text).expect("json");
+        let meta = &v["params"]["_meta"];
+        assert!(meta.get("io.modelcontextprotocol/protocolVersion").is_none(), "{meta}");
+        assert_eq!(meta["io.modelcontextprotocol/logLevel"], "info");
+        assert_eq!(meta["traceparent"], "00-ab-cd-01");
+        // The client's own paramHeaders are dropped; the real headers ride along.
+        assert_eq!(meta["mcp-mesh/paramHeaders"], serde_json::json!({"mcp-param-region": "eu"}));
+        let (mesh_token, own) = progress.expect("progress");
+        assert_eq!(own, "5");
+        assert_eq!(meta["progressToken"].to_string(), mesh_token);
+        assert_eq!((v["id"].as_i64(), out.method()), (Some(7), Some("tools/call")));
+    }
+}
