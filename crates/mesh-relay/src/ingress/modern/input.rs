@@ -15,14 +15,11 @@
 //! params (apart from the answers); anything else is refused without touching the parked call.
 
 use super::{finished, json, refuse, Ask};
-use crate::ingress::streamable_http::Target;
 use crate::ingress::Relay;
 use crate::session::streams::Event;
 use crate::session::Session;
-use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::StatusCode;
 use mesh_core::Principal;
 use mesh_protocol::{codes, sse, Kind, Message};
@@ -79,7 +76,6 @@ impl Pending {
         stream: u64,
         rx: mpsc::Receiver<Event>,
         principal: &Principal,
-        target: &Target,
         ask: &Ask,
         msg: &Message,
     ) -> Pending {
@@ -90,7 +86,7 @@ impl Pending {
             stash: Default::default(),
             id: ask.id.clone(),
             principal: principal.clone(),
-            endpoint: target.path(),
+            endpoint: ask.endpoint.clone(),
             progress: None,
             done: false,
             method: ask.method.clone(),
@@ -263,15 +259,7 @@ pub(super) async fn drive(relay: &Arc<Relay>, mut p: Pending) -> Response {
                     return;
                 }
             });
-            let frames = tokio_stream::wrappers::ReceiverStream::new(rx);
-            let body = Body::from_stream(futures_util::StreamExt::map(frames, Ok::<Bytes, std::convert::Infallible>));
-            Response::builder()
-                .status(StatusCode::OK)
-                .header(CONTENT_TYPE, "text/event-stream")
-                .header(CACHE_CONTROL, "no-cache")
-                .header("x-accel-buffering", "no")
-                .body(body)
-                .unwrap_or_else(|_| axum::response::IntoResponse::into_response(StatusCode::INTERNAL_SERVER_ERROR))
+            super::sse_response(rx)
         }
         step => {
             let (status, body) = end(relay, p, step);
@@ -484,7 +472,6 @@ fn own_progress(p: &Pending, msg: &Message) -> Bytes {
 pub(super) async fn retry(
     relay: &Arc<Relay>,
     principal: &Principal,
-    target: &Target,
     ask: &Ask,
     msg: &Message,
     state: &str,
@@ -504,12 +491,12 @@ pub(super) async fn retry(
         Some(Err(_)) => return refuse(&ask.id, codes::INVALID_PARAMS, "inputResponses must be an object", None),
     };
     let digest = digest(msg);
-    let endpoint = target.path();
+    let endpoint = &ask.endpoint;
     let parked = {
         let mut map = relay.modern.parked.lock();
         let fits = map
             .get(state)
-            .is_some_and(|p| p.key_id == principal.key_id && p.fits(principal, &endpoint, &ask.method, &digest));
+            .is_some_and(|p| p.key_id == principal.key_id && p.fits(principal, endpoint, &ask.method, &digest));
         if !fits {
             return bad_state();
         }

@@ -11,11 +11,8 @@
 
 use super::pool::Pooled;
 use super::{refuse, Ask};
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::StatusCode;
 use mesh_protocol::{codes, modern, sse, Kind, Message};
 use std::time::Duration;
 
@@ -132,15 +129,7 @@ pub(super) fn open(pooled: &Pooled, ask: &Ask, msg: &Message) -> Response {
         let done = Message::response(&request_id, &serde_json::json!({"resultType": "complete", "_meta": tag}));
         let _ = tx.send(frame(done.bytes())).await;
     });
-    let frames = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let body = Body::from_stream(futures_util::StreamExt::map(frames, Ok::<Bytes, std::convert::Infallible>));
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, "text/event-stream")
-        .header(CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    super::sse_response(rx)
 }
 
 fn frame(data: &[u8]) -> Bytes {

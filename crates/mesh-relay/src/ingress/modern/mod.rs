@@ -53,6 +53,8 @@ pub(super) struct Ask {
     pub log_level: Option<String>,
     /// `Mcp-Param-*` headers (name, value as sent), which the mesh forwards to a stateless upstream.
     pub param_headers: Vec<(String, String)>,
+    /// The endpoint's canonical path (what pooled sessions and parked calls are bound to).
+    pub endpoint: String,
 }
 
 /// Serves one stateless POST. Refusals before the body is read come back as errors (the caller
@@ -129,6 +131,7 @@ pub(super) async fn post(
             .filter(|(k, _)| k.as_str().starts_with("mcp-param-"))
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect(),
+        endpoint: target.path(),
     };
     if modern::REMOVED.contains(&ask.method.as_str()) || ask.method.starts_with("tasks/") {
         return Ok(refuse(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None));
@@ -138,7 +141,7 @@ pub(super) async fn post(
     drop(params);
     if let Some(state) = state {
         if modern::MAY_NEED_INPUT.contains(&ask.method.as_str()) {
-            return Ok(input::retry(relay, &principal, target, &ask, &msg, &state, responses).await);
+            return Ok(input::retry(relay, &principal, &ask, &msg, &state, responses).await);
         }
     }
     let session = match pool::session(relay, target, &principal, &ask).await {
@@ -148,7 +151,7 @@ pub(super) async fn post(
     Ok(match ask.method.as_str() {
         "server/discover" => discover(&ask, &session),
         "subscriptions/listen" => listen::open(&session, &ask, &msg),
-        _ => call(relay, &session.session, &principal, target, &ask, &msg).await,
+        _ => call(relay, &session.session, &principal, &ask, &msg).await,
     })
 }
 
@@ -188,7 +191,6 @@ async fn call(
     relay: &Arc<Relay>,
     session: &Arc<crate::session::Session>,
     principal: &mesh_core::Principal,
-    target: &Target,
     ask: &Ask,
     msg: &Message,
 ) -> Response {
@@ -197,8 +199,7 @@ async fn call(
     let (forwarded, progress) = without_envelope(msg, &ask.param_headers);
     match session.request(&forwarded).await {
         Ok((stream, rx)) => {
-            let pending =
-                input::Pending::new(session.clone(), stream, rx, principal, target, ask, msg).with_progress(progress);
+            let pending = input::Pending::new(session.clone(), stream, rx, principal, ask, msg).with_progress(progress);
             input::drive(relay, pending).await
         }
         Err(e) => {
@@ -296,6 +297,21 @@ fn refusal(id: &str, e: &RelayError) -> Response {
         StatusCode::OK => refuse(id, e.rpc_code(), &e.to_string(), None),
         _ => respond::error(e, Some(id)),
     }
+}
+
+/// An SSE response whose events (already framed) come from `rx`; it ends when `rx` does.
+fn sse_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
+    let frames = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let body =
+        axum::body::Body::from_stream(futures_util::StreamExt::map(frames, Ok::<Bytes, std::convert::Infallible>));
+    axum::response::Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "text/event-stream")
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        // Proxies that buffer would hold progress and list changes back.
+        .header("x-accel-buffering", "no")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// One JSON body.

@@ -25,12 +25,14 @@ pub(in crate::ingress) struct Pool {
     opening: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// (API key, endpoint, SHA-256 of the capabilities as sent).
+/// (API key, endpoint, a hash of the capabilities as sent). Two capability sets that collide
+/// share a session initialised with one of them; the ingress still asks a client only for what
+/// its own request declared (`input::declared`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     key_id: String,
     endpoint: String,
-    capabilities: [u8; 32],
+    capabilities: u64,
 }
 
 /// The largest `clientCapabilities` accepted (real ones are a few hundred bytes).
@@ -65,9 +67,13 @@ pub(super) async fn session(
     principal: &Principal,
     ask: &Ask,
 ) -> Result<Pooled, RelayError> {
-    use sha2::Digest;
-    let capabilities = sha2::Sha256::digest(ask.capabilities.as_bytes()).into();
-    let key = Key { key_id: principal.key_id.clone(), endpoint: target.path(), capabilities };
+    use std::hash::{BuildHasher, Hasher};
+    // Keyed by a per-process random seed: no client can aim its capabilities at another set.
+    static SEED: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+        std::sync::LazyLock::new(Default::default);
+    let mut h = SEED.build_hasher();
+    h.write(ask.capabilities.as_bytes());
+    let key = Key { key_id: principal.key_id.clone(), endpoint: ask.endpoint.clone(), capabilities: h.finish() };
     if let Some(found) = pooled(relay, &key, principal) {
         return Ok(found);
     }
