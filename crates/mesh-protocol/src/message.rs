@@ -176,6 +176,35 @@ impl Message {
         }
     }
 
+    /// The same message with the bytes at `range` replaced by `with` — for a caller that found a
+    /// member's value with [`crate::modern::member_span`] and rewrites it, so that nothing is parsed
+    /// again. `None` when `range` is out of bounds or overlaps the id.
+    pub fn splice(&self, range: Range<usize>, with: &[u8]) -> Option<Message> {
+        if range.start > range.end || range.end > self.raw.len() {
+            return None;
+        }
+        let id_span = match &self.id_span {
+            Some(s) if range.end <= s.start => {
+                let start = s.start - range.len() + with.len();
+                Some(start..start + s.len())
+            }
+            Some(s) if range.start >= s.end => Some(s.clone()),
+            Some(_) => return None,
+            None => None,
+        };
+        let mut buf = BytesMut::with_capacity(self.raw.len() - range.len() + with.len());
+        buf.put_slice(&self.raw[..range.start]);
+        buf.put_slice(with);
+        buf.put_slice(&self.raw[range.end..]);
+        Some(Message {
+            raw: buf.freeze(),
+            kind: self.kind,
+            id_span,
+            method: self.method.clone(),
+            result_is_error: self.result_is_error,
+        })
+    }
+
     /// Deserialises `params` into `T` (borrowing where `T` allows). `None` when absent or not `T`.
     pub fn params<'a, T: Deserialize<'a>>(&'a self) -> Option<T> {
         #[derive(Deserialize)]
@@ -330,6 +359,19 @@ mod tests {
 
     fn msg(s: &str) -> Result<Message, ParseError> {
         Message::parse(Bytes::from(s.to_string()))
+    }
+
+    #[test]
+    fn splice_keeps_the_id_where_it_moved() {
+        let m =
+            Message::parse(Bytes::from_static(br#"{"params":{"a":1},"jsonrpc":"2.0","id":"x","method":"m"}"#)).unwrap();
+        let at = crate::modern::member_span(m.bytes(), "params").unwrap();
+        let out = m.splice(at, br#"{"bb":22}"#).unwrap();
+        assert_eq!(out.as_str(), r#"{"params":{"bb":22},"jsonrpc":"2.0","id":"x","method":"m"}"#);
+        assert_eq!((out.id(), out.method()), (Some(r#""x""#), Some("m")));
+        assert_eq!(out.with_id("7").as_str(), r#"{"params":{"bb":22},"jsonrpc":"2.0","id":7,"method":"m"}"#);
+        let id = crate::modern::member_span(m.bytes(), "id").unwrap();
+        assert!(m.splice(id, b"1").is_none(), "the id itself is not spliced");
     }
 
     #[test]

@@ -178,6 +178,48 @@ pub fn member_span(json: &[u8], key: &str) -> Option<Range<usize>> {
     }
 }
 
+/// The JSON object `obj` with only the members whose (raw) name `keep` accepts, in order; the
+/// kept members' bytes are copied as they are. `None` when `obj` is not a well-formed object.
+pub fn keep_members(obj: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(obj.len());
+    out.push(b'{');
+    let mut i = skip_ws(obj, 0);
+    if obj.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(obj, i + 1);
+    if obj.get(i) == Some(&b'}') {
+        out.push(b'}');
+        return Some(out);
+    }
+    loop {
+        if obj.get(i) != Some(&b'"') {
+            return None;
+        }
+        let name_end = string_end(obj, i)?;
+        let colon = skip_ws(obj, name_end);
+        if obj.get(colon) != Some(&b':') {
+            return None;
+        }
+        let end = value_end(obj, skip_ws(obj, colon + 1))?;
+        if keep(&obj[i + 1..name_end - 1]) {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&obj[i..end]);
+        }
+        i = skip_ws(obj, end);
+        match obj.get(i) {
+            Some(b',') => i = skip_ws(obj, i + 1),
+            Some(b'}') => {
+                out.push(b'}');
+                return Some(out);
+            }
+            _ => return None,
+        }
+    }
+}
+
 fn skip_ws(json: &[u8], mut i: usize) -> usize {
     while matches!(json.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
@@ -301,6 +343,16 @@ mod tests {
         assert_eq!(complete_result(&already, false), already);
         let error = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#);
         assert_eq!(complete_result(&error, true), error);
+    }
+
+    #[test]
+    fn keep_members_copies_what_it_keeps() {
+        let o = br#"{ "a" : 1, "io.x/y":{"n":[1]}, "b":"s,}" }"#;
+        let kept = keep_members(o, |n| !n.starts_with(b"io.")).expect("object");
+        assert_eq!(kept, br#"{"a" : 1,"b":"s,}"}"#);
+        assert_eq!(keep_members(b"{}", |_| true).expect("empty"), b"{}");
+        assert_eq!(keep_members(br#"{"a":1}"#, |_| false).expect("none kept"), b"{}");
+        assert!(keep_members(b"[1]", |_| true).is_none());
     }
 
     #[test]

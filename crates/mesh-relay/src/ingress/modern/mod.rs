@@ -227,6 +227,17 @@ fn without_envelope(msg: &Message, param_headers: &[(String, String)]) -> (Messa
         return (msg.clone(), None);
     };
     let meta_at = params.start + meta_at.start..params.start + meta_at.end;
+    let meta_bytes = &raw[meta_at.clone()];
+    if param_headers.is_empty() && modern::member_span(meta_bytes, "progressToken").is_none() {
+        // The common case: members dropped by copying the others, nothing parsed again.
+        let kept = modern::keep_members(meta_bytes, |name| {
+            (!name.starts_with(b"io.modelcontextprotocol/") || name == modern::META_LOG_LEVEL.as_bytes())
+                && name != PARAM_HEADERS.as_bytes()
+        });
+        if let Some(out) = kept.and_then(|k| msg.splice(meta_at.clone(), &k)) {
+            return (out, None);
+        }
+    }
     let Ok(mut meta) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&raw[meta_at.clone()])
     else {
         return (msg.clone(), None);
@@ -344,6 +355,19 @@ const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_progress_token_the_envelope_is_dropped_by_copying() {
+        let sent = r#"{"jsonrpc":"2.0","id":"a","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"x":{}},"traceparent":"t"},"cursor":"c"}}"#;
+        let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
+        let (out, progress) = without_envelope(&msg, &[]);
+        assert!(progress.is_none());
+        assert_eq!(
+            out.as_str(),
+            r#"{"jsonrpc":"2.0","id":"a","method":"tools/list","params":{"_meta":{"traceparent":"t"},"cursor":"c"}}"#
+        );
+        assert_eq!(out.id(), Some(r#""a""#));
+    }
 
     #[test]
     fn only_the_envelope_is_rewritten_on_the_way_to_a_pooled_session() {
