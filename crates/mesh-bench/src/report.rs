@@ -214,6 +214,51 @@ impl Report {
         self.memory.iter().find(|r| r.state == state)
     }
 
+    /// A table of `other` against `/mcp/{connection}` with an API key, in the same run: throughput,
+    /// their ratio, p50 and mesh CPU per call. `base`/`them` are (column name, short name).
+    fn versus(
+        &self,
+        o: &mut String,
+        levels: &[usize],
+        title: &str,
+        other: Path,
+        base: (&str, &str),
+        them: (&str, &str),
+    ) {
+        let _ = writeln!(o, "\n### {title} (/mcp/{{connection}}, HTTP upstream)\n");
+        let _ = writeln!(
+            o,
+            "| concurrency | {} calls/s | {} calls/s | {}/{} | p50 {} | p50 {} | mesh CPU/call {} | mesh CPU/call {} |",
+            base.0, them.0, them.1, base.1, base.1, them.1, base.1, them.1
+        );
+        let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for &c in levels {
+            let (k, t) = (self.call(Path::Mesh, c), self.call(other, c));
+            if let Some(why) = t.and_then(|t| t.status.clone()) {
+                let _ = writeln!(
+                    o,
+                    "| {c} | {} | {why} | — | — | — | — | — |",
+                    k.map(cell_tp).unwrap_or_else(|| "—".into())
+                );
+                continue;
+            }
+            let ratio = match (k, t) {
+                (Some(k), Some(t)) if k.throughput > 0.0 => format!("{:.0}%", 100.0 * t.throughput / k.throughput),
+                _ => "—".into(),
+            };
+            let _ = writeln!(
+                o,
+                "| {c} | {} | {} | {ratio} | {} | {} | {} | {} |",
+                k.map(cell_tp).unwrap_or_else(|| "—".into()),
+                t.map(cell_tp).unwrap_or_else(|| "—".into()),
+                ms(k.and_then(|r| r.p50_ms)),
+                ms(t.and_then(|r| r.p50_ms)),
+                us(k.and_then(|r| r.mesh_cpu_us_per_call)),
+                us(t.and_then(|r| r.mesh_cpu_us_per_call)),
+            );
+        }
+    }
+
     /// The markdown report.
     pub fn markdown(&self) -> String {
         let mut o = String::new();
@@ -254,58 +299,22 @@ impl Report {
             );
         }
 
-        let _ = writeln!(o, "\n### OAuth access token vs API key (/mcp/{{connection}}, HTTP upstream)\n");
-        let _ = writeln!(o, "| concurrency | API key calls/s | OAuth calls/s | OAuth/key | p50 key | p50 OAuth | mesh CPU/call key | mesh CPU/call OAuth |");
-        let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for &c in &levels {
-            let (k, t) = (self.call(Path::Mesh, c), self.call(Path::MeshOauth, c));
-            if let Some(why) = t.and_then(|t| t.status.clone()) {
-                let _ = writeln!(
-                    o,
-                    "| {c} | {} | {why} | — | — | — | — | — |",
-                    k.map(cell_tp).unwrap_or_else(|| "—".into())
-                );
-                continue;
-            }
-            let ratio = match (k, t) {
-                (Some(k), Some(t)) if k.throughput > 0.0 => format!("{:.0}%", 100.0 * t.throughput / k.throughput),
-                _ => "—".into(),
-            };
-            let _ = writeln!(
-                o,
-                "| {c} | {} | {} | {ratio} | {} | {} | {} | {} |",
-                k.map(cell_tp).unwrap_or_else(|| "—".into()),
-                t.map(cell_tp).unwrap_or_else(|| "—".into()),
-                ms(k.and_then(|r| r.p50_ms)),
-                ms(t.and_then(|r| r.p50_ms)),
-                us(k.and_then(|r| r.mesh_cpu_us_per_call)),
-                us(t.and_then(|r| r.mesh_cpu_us_per_call)),
-            );
-        }
-
-        let _ = writeln!(
-            o,
-            "\n### Stateless (2026-07-28) vs session-based requests (/mcp/{{connection}}, HTTP upstream)\n"
+        self.versus(
+            &mut o,
+            &levels,
+            "OAuth access token vs API key",
+            Path::MeshOauth,
+            ("API key", "key"),
+            ("OAuth", "OAuth"),
         );
-        let _ = writeln!(o, "| concurrency | session calls/s | stateless calls/s | stateless/session | p50 session | p50 stateless | mesh CPU/call session | mesh CPU/call stateless |");
-        let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for &c in &levels {
-            let (k, t) = (self.call(Path::Mesh, c), self.call(Path::MeshStateless, c));
-            let ratio = match (k, t) {
-                (Some(k), Some(t)) if k.throughput > 0.0 => format!("{:.0}%", 100.0 * t.throughput / k.throughput),
-                _ => "—".into(),
-            };
-            let _ = writeln!(
-                o,
-                "| {c} | {} | {} | {ratio} | {} | {} | {} | {} |",
-                k.map(cell_tp).unwrap_or_else(|| "—".into()),
-                t.map(cell_tp).unwrap_or_else(|| "—".into()),
-                ms(k.and_then(|r| r.p50_ms)),
-                ms(t.and_then(|r| r.p50_ms)),
-                us(k.and_then(|r| r.mesh_cpu_us_per_call)),
-                us(t.and_then(|r| r.mesh_cpu_us_per_call)),
-            );
-        }
+        self.versus(
+            &mut o,
+            &levels,
+            "Stateless (2026-07-28) vs session-based requests",
+            Path::MeshStateless,
+            ("session", "session"),
+            ("stateless", "stateless"),
+        );
 
         let _ = writeln!(o, "\n### tools/call latency (ms, lower is better)\n");
         let _ = writeln!(

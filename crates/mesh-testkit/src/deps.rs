@@ -26,7 +26,21 @@ pub fn python() -> PathBuf {
     path("venv/bin/python")
 }
 
-/// The Python client check script.
-pub fn client_check_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("py/mcp_client_check.py")
+
+/// Runs `py/<script>` of this crate with the test venv's Python and `args`, within `limit`;
+/// returns (success, stdout, stderr). Panics if it does not finish in time or cannot start.
+pub async fn run_python(script: &str, args: &[&str], limit: std::time::Duration) -> (bool, String, String) {
+    let out = tokio::time::timeout(
+        limit,
+        tokio::process::Command::new(python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(script))
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{script} finished within {limit:?}"))
+    .expect("python runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }

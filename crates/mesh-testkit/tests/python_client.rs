@@ -8,21 +8,10 @@ use std::time::Duration;
 
 /// Runs `py/mcp_client_check.py` against `url`; panics with its report unless every check passed.
 async fn check(url: &str, key: &str, suite: &str, extra: &[&str]) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(180),
-        tokio::process::Command::new(deps::python())
-            .arg(deps::client_check_script())
-            .args(["--url", url, "--key", key, "--suite", suite])
-            .args(extra)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the Python client finished in time")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python client, suite {suite}:\n{stdout}\n{stderr}");
+    let mut all = vec!["--url", url, "--key", key, "--suite", suite];
+    all.extend_from_slice(extra);
+    let (ok, stdout, stderr) = deps::run_python("mcp_client_check.py", &all, Duration::from_secs(180)).await;
+    assert!(ok, "python client, suite {suite}:\n{stdout}\n{stderr}");
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.ends_with(" passed, 0 failed") && !last.starts_with("0 "), "{stdout}");
 }

@@ -191,21 +191,10 @@ async fn issue18_input_required_results_bridge_server_requests_and_refuse_altere
 async fn issue18_python_sdk_stateless_client_through_the_mesh_to_a_session_based_server() {
     let mesh = TestMesh::start().await;
     mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/stateless_client.py");
-    let out = tokio::time::timeout(
-        Duration::from_secs(240),
-        tokio::process::Command::new(deps::python())
-            .arg(script)
-            .args(["--url", &mesh.endpoint("everything"), "--key", &mesh.key])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the Python client finished in time")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stateless Python client:\n{stdout}\n{stderr}");
+    let url = mesh.endpoint("everything");
+    let args = ["--url", url.as_str(), "--key", mesh.key.as_str()];
+    let (ok, stdout, stderr) = deps::run_python("stateless_client.py", &args, Duration::from_secs(240)).await;
+    assert!(ok, "stateless Python client:\n{stdout}\n{stderr}");
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.ends_with(" passed, 0 failed") && !last.starts_with("0 "), "{stdout}");
     mesh.stop().await;
