@@ -19,6 +19,7 @@ pub mod caps;
 pub mod gateway;
 mod gateway_lifecycle;
 mod governance;
+mod inbound;
 mod inflight;
 mod record;
 pub mod registry;
@@ -27,6 +28,7 @@ pub mod streams;
 use crate::audit::{AuditSink, CallRecord, Origin, Outcome};
 use crate::upstream::{Inbound, InboundSink, Link};
 use crate::RelayError;
+use inbound::target_stream;
 use mesh_core::Principal;
 use mesh_protocol::{Kind, Message};
 use record::{outcome_of, reply_outcome, Call};
@@ -529,158 +531,6 @@ impl Session {
         st.streams.push(stream, msg.bytes().clone(), false);
     }
 
-    fn on_inbound(&self, member: usize, inbound: Inbound) {
-        match inbound {
-            Inbound::Message { msg, related } => match msg.kind() {
-                Kind::Response | Kind::Error => self.on_reply(msg),
-                Kind::Request => self.on_server_request(member, msg, related.as_deref()),
-                Kind::Notification => {
-                    let msg = match &self.gateway {
-                        Some(gw) => match gw.on_notification(self, member, msg) {
-                            Some(m) => m,
-                            None => return,
-                        },
-                        None => msg,
-                    };
-                    self.on_notification(member, msg, related.as_deref())
-                }
-            },
-            Inbound::StreamLost { request, reason } => {
-                if let Ok(up) = request.parse::<u64>() {
-                    self.fail(up, &RelayError::UpstreamUnavailable(reason));
-                }
-            }
-            Inbound::Down { reason } => {
-                let ups: Vec<u64> = {
-                    let mut st = self.lock();
-                    st.server_requests.retain(|_, r| r.member != member);
-                    st.pending.iter().filter(|(_, p)| p.member == member).map(|(k, _)| *k).collect()
-                };
-                let err = RelayError::UpstreamUnavailable(reason.clone());
-                for up in ups {
-                    self.fail(up, &err);
-                }
-                if let Some(gw) = &self.gateway {
-                    gw.member_down(self, member, &reason);
-                }
-            }
-            Inbound::Up => {
-                if let Some(gw) = &self.gateway {
-                    gw.member_up(self, member);
-                }
-            }
-        }
-    }
-
-    fn on_reply(&self, msg: Message) {
-        let Some(up) = msg.id().and_then(|i| i.parse::<u64>().ok()) else {
-            tracing::warn!(session = %self.id, route = %self.label, "upstream sent a reply without a usable id; dropped");
-            return;
-        };
-        let Some(p) = self.take_pending(up) else {
-            tracing::debug!(session = %self.id, up, "reply to a request no longer pending (timed out or cancelled)");
-            return;
-        };
-        let out = msg.with_id(&p.down_id);
-        self.finish(p, out, |c| reply_outcome(c, &msg));
-    }
-
-    /// On a pooled session, the stream of the call an upstream request or log line belongs to:
-    /// the one it names, else the only call that could be asking. Several could: the newest for
-    /// a key's own calls (all of them its own), none for anonymous callers (different people
-    /// share that principal, and one must never see another's questions).
-    fn pooled_owner(&self, st: &State, related: Option<&str>) -> Option<u64> {
-        let named = related.and_then(|r| r.parse::<u64>().ok()).and_then(|up| st.pending.get(&up));
-        if let Some(Target::Stream(s)) = named.map(|p| &p.target) {
-            return Some(*s);
-        }
-        let mut candidates = askers(st);
-        let first = candidates.next();
-        match (first, candidates.max_by_key(|(up, _)| *up)) {
-            (Some((_, s)), None) => Some(s),
-            (Some(a), Some(b)) if !self.principal.is_anonymous() => Some(if a.0 > b.0 { a.1 } else { b.1 }),
-            _ => None,
-        }
-    }
-
-    fn on_server_request(&self, member: usize, msg: Message, related: Option<&str>) {
-        let down = self.next_down.fetch_add(1, Ordering::Relaxed);
-        let mut st = self.lock();
-        let mut stream = target_stream(&st, related);
-        let owner = if self.is_pooled() { self.pooled_owner(&st, related) } else { Some(stream) };
-        if let Some(s) = owner {
-            stream = s;
-        }
-        if self.is_pooled() && (owner.is_none() || stream == streams::STANDALONE) {
-            // A stateless client is only ever asked within a call (as an input-required result),
-            // and no call could be told to be the one asking.
-            drop(st);
-            let no = Message::error(
-                msg.id(),
-                mesh_protocol::codes::METHOD_NOT_FOUND,
-                "the client cannot be asked outside a call",
-                None,
-            );
-            if let Ok(link) = self.link(member) {
-                tokio::spawn(async move { link.send(no).await });
-            }
-            return;
-        }
-        let up_id: Box<str> = msg.id().unwrap_or("null").into();
-        st.server_requests.insert(down, ServerRequest { up_id, stream, member });
-        let out = msg.with_id(&down.to_string());
-        st.streams.push(stream, out.bytes().clone(), false);
-    }
-
-    fn on_notification(&self, member: usize, msg: Message, related: Option<&str>) {
-        let mut st = self.lock();
-        match msg.method() {
-            Some("notifications/progress") => {
-                let owner = msg.progress_notification_token().and_then(|t| st.progress.get(&t).copied());
-                if let Some(p) = owner.and_then(|up| st.pending.get_mut(&up)) {
-                    // Progress shows the upstream is alive: the request's timeout starts over.
-                    p.deadline = Instant::now() + self.timeout;
-                    if let Target::Stream(stream) = p.target {
-                        st.streams.push(stream, msg.bytes().clone(), false);
-                        return;
-                    }
-                }
-            }
-            Some("notifications/cancelled") => {
-                // The upstream withdrew one of its own requests to the client: map its id.
-                let Some(target) = msg.cancelled_request_id() else { return };
-                let found = st
-                    .server_requests
-                    .iter()
-                    .find(|(_, r)| *r.up_id == target && r.member == member)
-                    .map(|(d, r)| (*d, r.stream));
-                let Some((down, stream)) = found else { return };
-                st.server_requests.remove(&down);
-                let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
-                params["requestId"] = serde_json::json!(down);
-                let out = Message::notification("notifications/cancelled", Some(&params));
-                st.streams.push(stream, out.bytes().clone(), false);
-                return;
-            }
-            Some("notifications/message") if self.is_pooled() => {
-                if let Some(stream) = self.pooled_owner(&st, related) {
-                    st.streams.push(stream, msg.bytes().clone(), false);
-                }
-                return;
-            }
-            Some("notifications/message") => {}
-            // Stateless requests have no session for list changes and resource updates to ride
-            // on: they go to `subscriptions/listen`, which reads the standalone stream.
-            _ if self.is_pooled() => {
-                st.streams.push(streams::STANDALONE, msg.bytes().clone(), false);
-                return;
-            }
-            _ => {}
-        }
-        let stream = target_stream(&st, related);
-        st.streams.push(stream, msg.bytes().clone(), false);
-    }
-
     fn fail(&self, up: u64, err: &RelayError) {
         let Some(p) = self.take_pending(up) else { return };
         let out = err.to_message(Some(&p.down_id));
@@ -836,30 +686,4 @@ impl Session {
 async fn cancel_upstream(link: &Link, up: u64) {
     let params = serde_json::json!({"requestId": up, "reason": "timed out in MCP Mesh"});
     let _ = link.send(Message::notification("notifications/cancelled", Some(&params))).await;
-}
-
-/// The calls of `st` that could be the one an upstream message is about: each call in flight,
-/// less those waiting on a question of their own (their upstream handler is blocked on it).
-fn askers(st: &State) -> impl Iterator<Item = (u64, u64)> + '_ {
-    st.pending.iter().filter_map(move |(up, p)| match p.target {
-        Target::Stream(s) if !st.server_requests.values().any(|r| r.stream == s) => Some((*up, s)),
-        _ => None,
-    })
-}
-
-fn target_stream(st: &State, related: Option<&str>) -> u64 {
-    let stream_of = |p: &Pending| match p.target {
-        Target::Stream(s) => Some(s),
-        Target::Internal(_) => None,
-    };
-    if let Some(s) = related.and_then(|r| r.parse::<u64>().ok()).and_then(|up| st.pending.get(&up)).and_then(stream_of)
-    {
-        return s;
-    }
-    st.pending
-        .iter()
-        .filter_map(|(up, p)| stream_of(p).map(|s| (*up, s)))
-        .max_by_key(|(up, _)| *up)
-        .map(|(_, s)| s)
-        .unwrap_or(streams::STANDALONE)
 }
