@@ -17,6 +17,7 @@ pub use front::Front;
 pub use guard::bearer;
 
 use crate::session::registry::Sessions;
+use crate::session::RouteKind as SessionKind;
 use crate::upstream::local::LocalService;
 use crate::{RelayError, UpstreamSpec};
 use axum::routing::any;
@@ -238,7 +239,7 @@ impl Relay {
     /// Applies a changed (or deleted, or disabled) gateway definition to its open sessions: each
     /// is reconfigured and told of visible list changes, or ended when the gateway is gone.
     pub fn gateway_changed(self: &Arc<Self>, gateway_id: &str) {
-        for s in self.sessions.matching(|s| s.route_kind == "gateway" && s.route == gateway_id) {
+        for s in self.sessions.matching(|s| s.route_kind == SessionKind::Gateway && s.route == gateway_id) {
             let relay = self.clone();
             tokio::spawn(async move {
                 match relay.routes.resolve_gateway(&s.principal, &s.route).await {
@@ -255,7 +256,7 @@ impl Relay {
 
     /// For a gateway: open sessions, and per member (slug, sessions where healthy, sessions).
     pub fn gateway_health(&self, gateway_id: &str) -> (usize, Vec<(String, usize, usize)>) {
-        let sessions = self.sessions.matching(|s| s.route_kind == "gateway" && s.route == gateway_id);
+        let sessions = self.sessions.matching(|s| s.route_kind == SessionKind::Gateway && s.route == gateway_id);
         let mut members: Vec<(String, usize, usize)> = Vec::new();
         for s in &sessions {
             for (slug, healthy) in s.gateway_health() {
@@ -274,7 +275,7 @@ impl Relay {
     /// A connection was deleted, disabled, or pointed at another upstream: its direct sessions
     /// end (the next request answers 404 and the client opens a new session, if it still may).
     pub fn connection_ended(self: &Arc<Self>, connection_id: &str) {
-        for s in self.sessions.matching(|s| s.route_kind == "connection" && s.route == connection_id) {
+        for s in self.sessions.matching(|s| s.route_kind == SessionKind::Connection && s.route == connection_id) {
             let relay = self.clone();
             tokio::spawn(async move {
                 tracing::info!(session = %s.id, connection = %s.label, "connection deleted, disabled or changed; ending its session");
@@ -288,7 +289,7 @@ impl Relay {
     pub fn connections_changed(self: &Arc<Self>, org_id: &str) {
         let ids: std::collections::HashSet<String> = self
             .sessions
-            .matching(|s| s.route_kind == "gateway" && s.principal.org_id == org_id)
+            .matching(|s| s.route_kind == SessionKind::Gateway && s.principal.org_id == org_id)
             .into_iter()
             .map(|s| s.route.clone())
             .collect();
@@ -310,7 +311,7 @@ impl Relay {
 
     fn recompute_access(&self, org_id: Option<&str>) {
         let wanted = |s: &crate::session::Session| {
-            s.route_kind != "management" && org_id.is_none_or(|o| s.principal.org_id == o)
+            s.route_kind != SessionKind::Management && org_id.is_none_or(|o| s.principal.org_id == o)
         };
         for s in self.sessions.matching(wanted) {
             s.access_changed();

@@ -2,7 +2,7 @@
 
 use super::respond::{self, SESSION_HEADER, VERSION_HEADER};
 use super::{guard, Relay};
-use crate::session::Session;
+use crate::session::{RouteKind as SessionKind, Session};
 use crate::upstream::{self, local::LocalLink, Link};
 use crate::RelayError;
 use axum::body::Body;
@@ -256,7 +256,7 @@ pub(super) async fn open_session(
                 "",
                 "management",
                 relay.cfg.management_timeout,
-                "management",
+                SessionKind::Management,
                 relay.audit.clone(),
             );
             let link: Link = Arc::new(LocalLink::new(relay.management.clone(), principal, s.sink()));
@@ -285,7 +285,7 @@ pub(super) async fn open_session(
                 &resolved.id,
                 &resolved.slug,
                 resolved.spec.timeout,
-                "connection",
+                SessionKind::Connection,
                 relay.audit.clone(),
             );
             s.govern(relay.governor.clone());
@@ -387,9 +387,13 @@ fn session_for(
         return Err(RelayError::SessionNotFound);
     }
     let same_target = match target {
-        Target::Management => session.route_kind == "management",
-        Target::Route(r) => session.route_kind == "connection" && (session.route == *r || session.label == *r),
-        Target::Gateway(g) => session.route_kind == "gateway" && (session.route == *g || session.label == *g),
+        Target::Management => session.route_kind == SessionKind::Management,
+        Target::Route(r) => {
+            session.route_kind == SessionKind::Connection && (session.route == *r || session.label == *r)
+        }
+        Target::Gateway(g) => {
+            session.route_kind == SessionKind::Gateway && (session.route == *g || session.label == *g)
+        }
     };
     if !same_target {
         return Err(RelayError::SessionNotFound);

@@ -24,7 +24,15 @@ impl Session {
         init: &Message,
     ) -> Result<(Arc<Session>, Message), RelayError> {
         let timeout = def.members.iter().map(|m| m.spec.timeout).max().unwrap_or(Duration::from_secs(60));
-        let s = Session::build(principal, &def.id, &def.slug, timeout, "gateway", audit, Some(Gateway::new(def)));
+        let s = Session::build(
+            principal,
+            &def.id,
+            &def.slug,
+            timeout,
+            super::RouteKind::Gateway,
+            audit,
+            Some(Gateway::new(def)),
+        );
         s.govern(governor);
         s.note_client(init);
         let params: Value = init.params().unwrap_or_else(|| json!({}));

@@ -40,6 +40,28 @@ use streams::{Event, Streams};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+/// The kind of endpoint a session serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// `/mcp`: the mesh's management server.
+    Management,
+    /// `/mcp/{connection}`.
+    Connection,
+    /// `/mcp/gateway/{gateway}`: a virtual MCP.
+    Gateway,
+}
+
+impl RouteKind {
+    /// The name audit records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Management => "management",
+            RouteKind::Connection => "connection",
+            RouteKind::Gateway => "gateway",
+        }
+    }
+}
+
 /// A downstream session: who opened it, where it goes, and everything in flight.
 pub struct Session {
     /// The `Mcp-Session-Id`.
@@ -50,8 +72,8 @@ pub struct Session {
     pub route: String,
     /// A human name for logs (the connection or gateway slug, or "management").
     pub label: String,
-    /// `connection`, `gateway` or `management`, for audit records.
-    pub route_kind: &'static str,
+    /// What kind of endpoint it was opened on.
+    pub route_kind: RouteKind,
     audit: Arc<dyn AuditSink>,
     client: OnceLock<(String, String)>,
     origin: OnceLock<Arc<Origin>>,
@@ -135,7 +157,7 @@ impl Session {
         route: &str,
         label: &str,
         timeout: Duration,
-        route_kind: &'static str,
+        route_kind: RouteKind,
         audit: Arc<dyn AuditSink>,
     ) -> Arc<Session> {
         Self::build(principal, route, label, timeout, route_kind, audit, None)
@@ -146,7 +168,7 @@ impl Session {
         route: &str,
         label: &str,
         timeout: Duration,
-        route_kind: &'static str,
+        route_kind: RouteKind,
         audit: Arc<dyn AuditSink>,
         gateway: Option<gateway::Gateway>,
     ) -> Arc<Session> {
@@ -615,7 +637,7 @@ impl Session {
             principal: self.principal.clone(),
             session_id: self.id.clone(),
             client: self.client.get().cloned(),
-            route_kind: self.route_kind,
+            route_kind: self.route_kind.as_str(),
             route: self.label.clone(),
         });
         if origin.client.is_some() {

@@ -41,7 +41,7 @@ impl Drop for Slot<'_> {
 /// Whether a session counts against its organisation's cap: management sessions do not
 /// (`Counts::admit`).
 fn org_counted(s: &Session) -> bool {
-    s.route_kind != "management"
+    s.route_kind != super::RouteKind::Management
 }
 
 impl Sessions {
