@@ -117,6 +117,15 @@ async fn issue18_stateless_requests_are_checked_and_answered_in_the_new_form() {
             post(&url, headers(&key, removed, None), request(7, removed, json!({"uri": "x", "level": "info"}))).await;
         assert_eq!((s, b["error"]["code"].as_i64()), (404, Some(-32601)), "{removed}: {b}");
     }
+    // Bad bodies get the transport's answers on this path too, and the mesh keeps serving.
+    let (s, _, text) = raw::post(&url, headers(&key, "tools/list", None), "{not json").await;
+    assert_eq!((s, raw::messages(&text)[0]["error"]["code"].as_i64()), (400, Some(-32700)), "{text}");
+    let huge =
+        format!(r#"{{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{{"pad":"{}"}}}}"#, "x".repeat(5 << 20));
+    assert_eq!(raw::post(&url, headers(&key, "tools/list", None), huge).await.0, 413);
+    let batch = format!("[{}]", request(9, "tools/list", json!({})));
+    assert_eq!(raw::post(&url, headers(&key, "tools/list", None), batch).await.0, 400);
+    assert_eq!(post(&url, headers(&key, "tools/list", None), request(9, "tools/list", json!({}))).await.0, 200);
     // No GET stream and no session to delete in this revision.
     let client = reqwest::Client::new();
     for m in [reqwest::Method::GET, reqwest::Method::DELETE] {
