@@ -275,12 +275,24 @@ fn value_end(json: &[u8], mut i: usize) -> Option<usize> {
 /// A legacy upstream's successful reply made a valid 2026-07-28 result: `resultType` added, and
 /// for a cacheable method the caching hints (`ttlMs: 0` and `cacheScope: "private"`: an earlier
 /// upstream promised nothing, and the mesh filters lists per caller). Members already present are
-/// kept. The bytes are spliced, not re-serialised: the result may be large.
+/// kept — except a `cacheScope` other than `"private"`, which becomes `"private"`: what the mesh
+/// serves depends on who asks, so no cache may share it across callers, whatever the upstream
+/// said of its own answer. The bytes are spliced, not re-serialised: the result may be large.
 pub fn complete_result(reply: &Bytes, cacheable: bool) -> Bytes {
     let Some(span) = member_span(reply, "result") else { return reply.clone() };
     let result = &reply[span.clone()];
     if result.first() != Some(&b'{') {
         return reply.clone();
+    }
+    if cacheable {
+        if let Some(scope) = member_span(result, "cacheScope").filter(|s| &result[s.clone()] != br#""private""#) {
+            let at = span.start + scope.start..span.start + scope.end;
+            let mut out = BytesMut::with_capacity(reply.len());
+            out.put_slice(&reply[..at.start]);
+            out.put_slice(br#""private""#);
+            out.put_slice(&reply[at.end..]);
+            return complete_result(&out.freeze(), cacheable);
+        }
     }
     let mut add = String::new();
     if member_span(result, "resultType").is_none() {
@@ -338,6 +350,11 @@ mod tests {
         let empty = complete_result(&Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{ }}"#), false);
         let v: serde_json::Value = serde_json::from_slice(&empty).expect("json");
         assert_eq!(v["result"], serde_json::json!({"resultType": "complete"}));
+
+        // An upstream's "public" is not the mesh's to pass on: it filters per caller.
+        let public = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"ttlMs":5,"cacheScope":"public","resultType":"complete"}}"#);
+        let v: serde_json::Value = serde_json::from_slice(&complete_result(&public, true)).expect("json");
+        assert_eq!((v["result"]["cacheScope"].as_str(), v["result"]["ttlMs"].as_i64()), (Some("private"), Some(5)));
 
         let already = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#);
         assert_eq!(complete_result(&already, false), already);
