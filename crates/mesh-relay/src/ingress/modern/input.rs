@@ -60,6 +60,8 @@ pub(in crate::ingress) struct Pending {
     progress: Option<(String, String)>,
     /// The call has its reply (or its session ended): dropping it now cancels nothing.
     done: bool,
+    /// For `tools/list`: where the listed tools' `Mcp-Param-*` annotations are kept.
+    learn: Option<Arc<super::pool::ParamHeaders>>,
     method: String,
     /// The request as the client sent it: what identifies it across retries is computed from it
     /// only if it ever waits for input (most calls never do).
@@ -89,11 +91,18 @@ impl Pending {
             endpoint: ask.endpoint.clone(),
             progress: None,
             done: false,
+            learn: None,
             method: ask.method.clone(),
             request: msg.clone(),
             capabilities: ask.capabilities.as_str().into(),
             log_level: ask.log_level.as_deref().and_then(level),
         }
+    }
+
+    /// Keeps the `Mcp-Param-*` annotations of the tools this `tools/list` returns in `learn`.
+    pub(super) fn learning(mut self, learn: Option<Arc<super::pool::ParamHeaders>>) -> Pending {
+        self.learn = learn;
+        self
     }
 
     /// Records that the request went upstream with progress token `sent` for the client's `own`.
@@ -308,6 +317,9 @@ async fn next(p: &mut Pending) -> Step {
         };
         let Ok(msg) = Message::parse(ev.data.clone()) else { continue };
         if ev.last {
+            if let Some(learn) = &p.learn {
+                learn_params(learn, &msg);
+            }
             let (status, body) = finished(&msg.with_id(&p.id), &p.method);
             return Step::Reply(status, body);
         }
@@ -348,6 +360,31 @@ async fn next(p: &mut Pending) -> Step {
                 let _ = p.session.reply(&answer).await;
             }
             _ => {}
+        }
+    }
+}
+
+/// Records, from a `tools/list` reply, which arguments of each tool travel in `Mcp-Param-*`
+/// headers (`inputSchema.properties.<argument>["x-mcp-header"]`).
+fn learn_params(into: &super::pool::ParamHeaders, reply: &Message) {
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        #[serde(default)]
+        tools: Vec<serde_json::Value>,
+    }
+    let Some(listed) = reply.result::<Listed>() else { return };
+    let mut known = into.lock().unwrap_or_else(|p| p.into_inner());
+    for tool in listed.tools {
+        let Some(name) = tool.get("name").and_then(serde_json::Value::as_str) else { continue };
+        let props = tool.pointer("/inputSchema/properties").and_then(serde_json::Value::as_object);
+        let annotated: Vec<(String, String)> = props
+            .into_iter()
+            .flatten()
+            .filter_map(|(arg, schema)| Some((arg.clone(), schema.get("x-mcp-header")?.as_str()?.to_string())))
+            .collect();
+        // Bounded like the lists it comes from; a fresh list replaces what was known of a tool.
+        if known.len() < 10_000 || known.contains_key(name) {
+            known.insert(name.to_string(), annotated);
         }
     }
 }

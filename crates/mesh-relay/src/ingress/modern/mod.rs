@@ -151,7 +151,15 @@ pub(super) async fn post(
     Ok(match ask.method.as_str() {
         "server/discover" => discover(&ask, &session),
         "subscriptions/listen" => listen::open(&session, &ask, &msg),
-        _ => call(relay, &session.session, &principal, &ask, &msg).await,
+        _ => {
+            if ask.method == "tools/call" {
+                if let Err(why) = params_mirrored(headers, &session.params, &msg) {
+                    return Ok(refuse(&ask.id, codes::HEADER_MISMATCH, &why, None));
+                }
+            }
+            let learn = (ask.method == "tools/list").then(|| session.params.clone());
+            call(relay, &session.session, &principal, &ask, &msg, learn).await
+        }
     })
 }
 
@@ -193,13 +201,16 @@ async fn call(
     principal: &mesh_core::Principal,
     ask: &Ask,
     msg: &Message,
+    learn: Option<Arc<pool::ParamHeaders>>,
 ) -> Response {
     // The envelope is the mesh's business: the upstream behind a pooled session learnt it at the
     // handshake (a dual-era upstream seeing it would answer in the stateless form on a session).
     let (forwarded, progress) = without_envelope(msg, &ask.param_headers);
     match session.request(&forwarded).await {
         Ok((stream, rx)) => {
-            let pending = input::Pending::new(session.clone(), stream, rx, principal, ask, msg).with_progress(progress);
+            let pending = input::Pending::new(session.clone(), stream, rx, principal, ask, msg)
+                .with_progress(progress)
+                .learning(learn);
             input::drive(relay, pending).await
         }
         Err(e) => {
@@ -207,6 +218,51 @@ async fn call(
             refusal(&ask.id, &e)
         }
     }
+}
+
+/// Checks a `tools/call`'s `Mcp-Param-*` headers against its arguments, for the tools whose
+/// annotations this pooled session has seen listed (2026-07-28 streamable-http, "Custom Headers
+/// from Tool Parameters"): an annotated argument with a value needs its header, equal once
+/// decoded; a header without its argument, or one that does not decode, disagrees.
+fn params_mirrored(headers: &HeaderMap, known: &pool::ParamHeaders, msg: &Message) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Call {
+        #[serde(default)]
+        arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+    let annotated = {
+        let Some(name) = msg.params::<modern::Request<'_>>().and_then(|p| p.name.map(|n| n.into_owned())) else {
+            return Ok(());
+        };
+        match known.lock().unwrap_or_else(|p| p.into_inner()).get(&name) {
+            Some(a) if !a.is_empty() => a.clone(),
+            _ => return Ok(()),
+        }
+    };
+    let arguments = msg.params::<Call>().and_then(|c| c.arguments).unwrap_or_default();
+    for (argument, token) in annotated {
+        let header = format!("mcp-param-{}", token.to_ascii_lowercase());
+        let body = arguments.get(&argument).filter(|v| !v.is_null());
+        match (headers.get(header.as_str()), body) {
+            (None, None) => {}
+            (None, Some(_)) => return Err(format!("{header} is required for argument {argument}")),
+            (Some(_), None) => return Err(format!("{header} is given without argument {argument}")),
+            (Some(value), Some(v)) => {
+                let expected = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    _ => return Err(format!("argument {argument} cannot travel in a header")),
+                };
+                match modern::header_value(value.as_bytes()) {
+                    Some(got) if got == expected => {}
+                    Some(_) => return Err(format!("{header} disagrees with argument {argument}")),
+                    None => return Err(format!("{header} is not a valid header value")),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `msg` as it goes on a pooled session: without the revision's per-request keys in

@@ -42,7 +42,13 @@ pub(super) const MAX_CAPABILITIES: usize = 16 * 1024;
 struct Entry {
     session_id: String,
     init: Arc<serde_json::Value>,
+    params: Arc<ParamHeaders>,
 }
+
+/// Per tool (as listed on this session): the arguments its `inputSchema` asks clients to mirror
+/// into `Mcp-Param-*` headers, as (argument, header token). Learnt from the `tools/list` results
+/// that pass through; the mesh checks the headers of a call against them.
+pub(in crate::ingress) type ParamHeaders = Mutex<HashMap<String, Vec<(String, String)>>>;
 
 /// A pooled session and what its upstream said at the handshake.
 pub(in crate::ingress) struct Pooled {
@@ -50,6 +56,8 @@ pub(in crate::ingress) struct Pooled {
     pub session: Arc<Session>,
     /// The upstream's (or the virtual MCP's merged) InitializeResult.
     pub init: Arc<serde_json::Value>,
+    /// Which tool arguments travel in `Mcp-Param-*` headers.
+    pub params: Arc<ParamHeaders>,
 }
 
 impl Pool {
@@ -98,7 +106,7 @@ fn pooled(relay: &Arc<Relay>, key: &Key, principal: &Principal) -> Option<Pooled
         match relay.sessions.get(&entry.session_id) {
             // Same key, other rights (a role changed): the session was opened by someone else.
             Some(s) if !s.is_dead() && s.principal.same_rights(principal) => {
-                return Some(Pooled { session: s, init: entry.init })
+                return Some(Pooled { session: s, init: entry.init, params: entry.params })
             }
             Some(s) => {
                 relay.sessions.remove(&s.id);
@@ -136,9 +144,10 @@ async fn open(
     }
     let init = Arc::new(reply.result::<serde_json::Value>().unwrap_or_default());
     tracing::info!(session = %session.id, route = %session.label, "stateless requests of a key now share an upstream session");
-    let entry = Entry { session_id: session.id.clone(), init: init.clone() };
+    let params = Arc::new(ParamHeaders::default());
+    let entry = Entry { session_id: session.id.clone(), init: init.clone(), params: params.clone() };
     relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).insert(key, entry);
-    Ok(Pooled { session, init })
+    Ok(Pooled { session, init, params })
 }
 
 /// The `initialize` params that open a pooled session: the newest session-based revision, and the
