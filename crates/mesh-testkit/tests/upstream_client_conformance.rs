@@ -84,7 +84,6 @@ async fn issue18_json_schema_network_ref_is_not_dereferenced() {
 // Left for now: both need the link to read `x-mcp-header` annotations from the tools it lists.
 
 #[tokio::test]
-#[ignore = "ModernLink does not compute Mcp-Param-* headers from x-mcp-header yet (docs/REVISIONS.md)"]
 async fn issue18_custom_headers_mirror_annotated_arguments() {
     scenario("http-custom-headers", &[]).await;
 }

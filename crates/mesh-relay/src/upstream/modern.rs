@@ -67,6 +67,9 @@ struct State {
     inflight: HashMap<String, tokio::task::AbortHandle>,
     /// Server requests the link made from input requests, waiting for the client's reply.
     waiting: HashMap<String, oneshot::Sender<Message>>,
+    /// Per tool: the arguments the upstream wants mirrored in `Mcp-Param-*` headers, as
+    /// (argument, header token), from the `tools/list` results this link relayed.
+    mirrored: HashMap<String, Vec<(String, String)>>,
     next: u64,
 }
 
@@ -251,7 +254,12 @@ impl ModernLink {
         let id = msg.id().unwrap_or("null").to_string();
         let method = msg.method().unwrap_or_default().to_string();
         let mut params = self.enveloped(&msg);
-        let custom = take_param_headers(&mut params);
+        let mut custom = take_param_headers(&mut params);
+        if custom.is_empty() && method == "tools/call" {
+            // A session-based client knows nothing of these headers: the mesh mirrors what the
+            // upstream's tools/list asked for.
+            custom = self.mirror(&params);
+        }
         let mut answers: Option<(Value, Option<String>)> = None;
         for round in 0..=MAX_ROUNDS {
             let mut p = params.clone();
@@ -274,6 +282,11 @@ impl ModernLink {
             let needs_input =
                 result.as_ref().is_some_and(|r| r.get("resultType").and_then(Value::as_str) == Some("input_required"));
             if !needs_input {
+                if method == "tools/list" {
+                    if let Some(r) = &result {
+                        self.learn_mirrored(r);
+                    }
+                }
                 self.deliver(reply.with_id(&id), None);
                 return;
             }
@@ -309,6 +322,45 @@ impl ModernLink {
             None,
         );
         self.deliver(e, None);
+    }
+
+    /// Remembers which arguments of each listed tool travel in `Mcp-Param-*` headers.
+    fn learn_mirrored(&self, result: &Value) {
+        let Some(tools) = result.get("tools").and_then(Value::as_array) else { return };
+        let mut st = self.lock();
+        for tool in tools {
+            let Some(name) = tool.get("name").and_then(Value::as_str) else { continue };
+            let props = tool.pointer("/inputSchema/properties").and_then(Value::as_object);
+            let annotated: Vec<(String, String)> = props
+                .into_iter()
+                .flatten()
+                .filter_map(|(arg, schema)| Some((arg.clone(), schema.get("x-mcp-header")?.as_str()?.to_string())))
+                .collect();
+            if st.mirrored.len() < 10_000 || st.mirrored.contains_key(name) {
+                st.mirrored.insert(name.to_string(), annotated);
+            }
+        }
+    }
+
+    /// The `Mcp-Param-*` headers of a `tools/call` with `params`, for a tool whose annotations
+    /// were listed: each annotated argument with a value (not null), as a header value.
+    fn mirror(&self, params: &Value) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        let Some(name) = params.get("name").and_then(Value::as_str) else { return out };
+        let Some(annotated) = self.lock().mirrored.get(name).cloned() else { return out };
+        for (argument, token) in annotated {
+            let value = match params.pointer(&format!("/arguments/{}", argument.replace('~', "~0").replace('/', "~1")))
+            {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::Bool(b)) => b.to_string(),
+                _ => continue,
+            };
+            if let Ok(header) = reqwest::header::HeaderName::from_bytes(format!("mcp-param-{token}").as_bytes()) {
+                out.insert(header, header_value(&value));
+            }
+        }
+        out
     }
 
     /// Asks the client one input request as a server request; its result, or `None` when it
