@@ -89,7 +89,6 @@ async fn issue18_custom_headers_mirror_annotated_arguments() {
 }
 
 #[tokio::test]
-#[ignore = "ModernLink relays tools/list as is; it does not drop tools with invalid x-mcp-header yet"]
 async fn issue18_tools_with_invalid_header_annotations_are_dropped() {
     scenario("http-invalid-tool-headers", &[]).await;
 }

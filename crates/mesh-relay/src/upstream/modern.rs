@@ -282,9 +282,12 @@ impl ModernLink {
             let needs_input =
                 result.as_ref().is_some_and(|r| r.get("resultType").and_then(Value::as_str) == Some("input_required"));
             if !needs_input {
-                if method == "tools/list" {
-                    if let Some(r) = &result {
-                        self.learn_mirrored(r);
+                if let (true, Some(mut r)) = (method == "tools/list", result) {
+                    // A tool whose header annotations are invalid cannot be called correctly:
+                    // it is left out (2026-07-28 streamable-http, "Custom Headers").
+                    if self.learn_mirrored(&mut r) {
+                        self.deliver(Message::response(&id, &r), None);
+                        return;
                     }
                 }
                 self.deliver(reply.with_id(&id), None);
@@ -324,22 +327,24 @@ impl ModernLink {
         self.deliver(e, None);
     }
 
-    /// Remembers which arguments of each listed tool travel in `Mcp-Param-*` headers.
-    fn learn_mirrored(&self, result: &Value) {
-        let Some(tools) = result.get("tools").and_then(Value::as_array) else { return };
+    /// Remembers which arguments of each listed tool travel in `Mcp-Param-*` headers, and takes
+    /// the tools whose annotations are invalid out of `result`; whether it took any out.
+    fn learn_mirrored(&self, result: &mut Value) -> bool {
+        let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else { return false };
+        let before = tools.len();
         let mut st = self.lock();
-        for tool in tools {
-            let Some(name) = tool.get("name").and_then(Value::as_str) else { continue };
-            let props = tool.pointer("/inputSchema/properties").and_then(Value::as_object);
-            let annotated: Vec<(String, String)> = props
-                .into_iter()
-                .flatten()
-                .filter_map(|(arg, schema)| Some((arg.clone(), schema.get("x-mcp-header")?.as_str()?.to_string())))
-                .collect();
+        tools.retain(|tool| {
+            let Some(name) = tool.get("name").and_then(Value::as_str) else { return true };
+            let Some(annotated) = annotations(tool) else {
+                tracing::info!(link = %self.name, tool = %name, "a tool with invalid x-mcp-header annotations is left out");
+                return false;
+            };
             if st.mirrored.len() < 10_000 || st.mirrored.contains_key(name) {
                 st.mirrored.insert(name.to_string(), annotated);
             }
-        }
+            true
+        });
+        tools.len() != before
     }
 
     /// The `Mcp-Param-*` headers of a `tools/call` with `params`, for a tool whose annotations
@@ -547,6 +552,28 @@ fn take_param_headers(params: &mut Value) -> HeaderMap {
         }
     }
     out
+}
+
+/// A tool's `x-mcp-header` annotations as (argument, header token), or `None` when one is
+/// invalid: not a non-empty token, on an argument that is not a string, integer or boolean, or
+/// the same header twice (case-insensitively).
+fn annotations(tool: &Value) -> Option<Vec<(String, String)>> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let mut out: Vec<(String, String)> = Vec::new();
+    let props = tool.pointer("/inputSchema/properties").and_then(Value::as_object);
+    for (arg, schema) in props.into_iter().flatten() {
+        let Some(h) = schema.get("x-mcp-header") else { continue };
+        let token = h.as_str().filter(|t| !t.is_empty() && t.bytes().all(tchar))?;
+        let kind = schema.get("type").and_then(Value::as_str);
+        if kind.is_some_and(|k| !matches!(k, "string" | "integer" | "boolean")) {
+            return None;
+        }
+        if out.iter().any(|(_, t)| t.eq_ignore_ascii_case(token)) {
+            return None;
+        }
+        out.push((arg.clone(), token.to_string()));
+    }
+    Some(out)
 }
 
 /// A header value for `s`: as is when it is plain visible ASCII, else the `=?base64?…?=` form.
