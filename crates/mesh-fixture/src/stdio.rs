@@ -189,20 +189,17 @@ mod tests {
         peer.close().await.unwrap();
     }
 
+    /// The params of a 2025-11-25 `initialize`.
+    fn legacy_initialize() -> serde_json::Value {
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}})
+    }
+
     #[tokio::test]
     async fn a_legacy_fixture_answers_a_modern_probe_with_method_not_found_and_keeps_serving() {
         let mut peer = Peer::start(Era::Legacy);
         let probe = peer.request(1, "server/discover", json!({"_meta": envelope(json!({}))})).await;
         assert_eq!(probe["error"]["code"], -32601);
-        let init = peer
-            .request(
-                2,
-                "initialize",
-                json!({
-                    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}
-                }),
-            )
-            .await;
+        let init = peer.request(2, "initialize", legacy_initialize()).await;
         assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
         peer.close().await.unwrap();
     }
@@ -210,15 +207,7 @@ mod tests {
     #[tokio::test]
     async fn a_modern_fixture_refuses_initialize_with_the_supported_version_and_keeps_serving() {
         let mut peer = Peer::start(Era::Modern);
-        let init = peer
-            .request(
-                1,
-                "initialize",
-                json!({
-                    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}
-                }),
-            )
-            .await;
+        let init = peer.request(1, "initialize", legacy_initialize()).await;
         assert_eq!(init["error"]["code"], -32022);
         assert_eq!(init["error"]["data"]["supported"], json!(["2026-07-28"]));
         let discover = peer.request(2, "server/discover", json!({"_meta": envelope(json!({}))})).await;

@@ -59,3 +59,11 @@ async fn run(program: PathBuf, script: PathBuf, args: &[&str], limit: std::time:
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
+
+/// Asserts that a check script (`py/` or `js/`) exited 0 and its last line reports at least one
+/// check passed and none failed (`N passed, 0 failed`).
+pub fn assert_checks_passed(what: &str, (ok, stdout, stderr): &(bool, String, String)) {
+    assert!(*ok, "{what}:\n{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" passed, 0 failed") && !last.starts_with("0 "), "{what}:\n{stdout}");
+}

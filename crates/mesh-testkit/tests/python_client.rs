@@ -10,10 +10,10 @@ use std::time::Duration;
 async fn check(url: &str, key: &str, suite: &str, extra: &[&str]) {
     let mut all = vec!["--url", url, "--key", key, "--suite", suite];
     all.extend_from_slice(extra);
-    let (ok, stdout, stderr) = deps::run_python("mcp_client_check.py", &all, Duration::from_secs(180)).await;
-    assert!(ok, "python client, suite {suite}:\n{stdout}\n{stderr}");
-    let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.ends_with(" passed, 0 failed") && !last.starts_with("0 "), "{stdout}");
+    deps::assert_checks_passed(
+        &format!("python client, suite {suite}"),
+        &deps::run_python("mcp_client_check.py", &all, Duration::from_secs(180)).await,
+    );
 }
 
 #[tokio::test]

@@ -202,10 +202,10 @@ async fn issue18_python_sdk_stateless_client_through_the_mesh_to_a_session_based
     mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
     let url = mesh.endpoint("everything");
     let args = ["--url", url.as_str(), "--key", mesh.key.as_str()];
-    let (ok, stdout, stderr) = deps::run_python("stateless_client.py", &args, Duration::from_secs(240)).await;
-    assert!(ok, "stateless Python client:\n{stdout}\n{stderr}");
-    let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.ends_with(" passed, 0 failed") && !last.starts_with("0 "), "{stdout}");
+    deps::assert_checks_passed(
+        "stateless Python client",
+        &deps::run_python("stateless_client.py", &args, Duration::from_secs(240)).await,
+    );
     mesh.stop().await;
 }
 
