@@ -92,7 +92,7 @@ impl Ask {
     }
 
     /// Structural check of the client's answer: the result type of the method asked.
-    fn check(&self, key: &str, answer: &Value) -> Result<(), McpError> {
+    pub(crate) fn check(&self, key: &str, answer: &Value) -> Result<(), McpError> {
         let ok = match self {
             Ask::Elicit { .. } => {
                 matches!(answer["action"].as_str(), Some("accept" | "decline" | "cancel"))
@@ -185,7 +185,7 @@ pub(crate) async fn run(dialogue: &Dialogue, x: &Exchange<'_>) -> Result<Reply, 
             let round = dialogue.rounds.first().map(Vec::as_slice).unwrap_or_default();
             let mut answers = BTreeMap::new();
             match take_answers(round, x.responses, &mut answers)? {
-                Some(open) => Ok(Reply::InputRequired(InputRequiredResult::new(Some(requests(&open)?), None))),
+                Some(open) => Ok(Reply::InputRequired(InputRequiredResult::new(Some(requests(pairs(&open))?), None))),
                 None => Ok(Reply::Done(answers)),
             }
         }
@@ -198,7 +198,7 @@ fn stateful(dialogue: &Dialogue, x: &Exchange<'_>) -> Result<Reply, McpError> {
         x.sealer.seal(x.method, x.name, x.arguments, &json!({"round": round, "answers": answers}))
     };
     let ask = |round: usize, open: &[(&str, Ask)], answers: &BTreeMap<String, Value>| {
-        Ok(Reply::InputRequired(InputRequiredResult::new(Some(requests(open)?), Some(seal(round, answers)))))
+        Ok(Reply::InputRequired(InputRequiredResult::new(Some(requests(pairs(open))?), Some(seal(round, answers)))))
     };
     let Some(sealed) = x.state else {
         // First contact: whatever was answered without a state is not trusted to belong here.
@@ -239,13 +239,18 @@ fn take_answers(
     Ok((!open.is_empty()).then_some(open))
 }
 
-/// The `inputRequests` map: each question as `{method, params}` (no `jsonrpc`, no `id`).
-fn requests(open: &[(&str, Ask)]) -> Result<InputRequests, McpError> {
+/// The `inputRequests` map: each question as `{method, params}` (no `jsonrpc`, no `id`). Also what
+/// `tasks/get` shows of a task's open questions ([`crate::tasks`]).
+pub(crate) fn requests<'a>(open: impl IntoIterator<Item = (&'a str, &'a Ask)>) -> Result<InputRequests, McpError> {
     let map: Map<String, Value> = open
-        .iter()
-        .map(|(key, ask)| ((*key).to_owned(), json!({"method": ask.method(), "params": ask.params()})))
+        .into_iter()
+        .map(|(key, ask)| (key.to_owned(), json!({"method": ask.method(), "params": ask.params()})))
         .collect();
     decode(Value::Object(map))
+}
+
+fn pairs<'a>(open: &'a [(&'a str, Ask)]) -> impl Iterator<Item = (&'a str, &'a Ask)> {
+    open.iter().map(|(key, ask)| (*key, ask))
 }
 
 /// Legacy: every question, round after round, as a request to the client, answered in-call.
@@ -303,7 +308,7 @@ mod tests {
             ("b", Ask::Sample { prompt: "hi".into() }),
             ("c", Ask::Roots),
         ]);
-        let map = requests(&asks).unwrap();
+        let map = requests(pairs(&asks)).unwrap();
         let on_wire = serde_json::to_value(&map).unwrap();
         assert_eq!(on_wire["a"]["method"], "elicitation/create");
         assert_eq!(on_wire["b"]["method"], "sampling/createMessage");

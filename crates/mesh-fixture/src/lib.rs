@@ -2,7 +2,7 @@
 //!
 //! It implements, under the exact names the official conformance suite
 //! (`@modelcontextprotocol/conformance`) calls, every tool, resource, resource template, prompt,
-//! completion, logging, progress, sampling and elicitation behaviour of the suite's *server*
+//! completion, logging, progress, sampling, elicitation and task behaviour of the suite's *server*
 //! scenarios. No published MCP server has those names, so this is the upstream the mesh is proved
 //! against: the suite is run against the fixture directly (the control) and through the mesh, with
 //! the fixture as a stdio child and as an HTTP upstream. A relay that drops, reorders or reshapes
@@ -17,7 +17,8 @@
 //!   2026-07-28 envelope, headers and listen streams), so the fixture is an independent
 //!   implementation from the mesh's own relay code. What rmcp does not do is written here, small
 //!   and commented: the era gate ([`era`]), input-required dialogues ([`input`]) and their sealed
-//!   state ([`state`]).
+//!   state ([`state`]), and the task store of the tasks extension ([`tasks`]; rmcp routes and
+//!   gates `tasks/*`, the fixture keeps the tasks).
 //! - Fixture data is written as wire JSON ([`wire`]), so what a relay must preserve is readable in
 //!   the source as it appears on the wire.
 //! - Everything a scenario checks is deterministic; the only timing is the ~50 ms steps the
@@ -39,6 +40,7 @@ mod server;
 mod session;
 mod state;
 pub mod stdio;
+mod tasks;
 mod tools;
 mod wire;
 

@@ -4,8 +4,8 @@
 //! 2026-07-28 `_meta` envelope), validates the envelope and the HTTP headers, answers removed
 //! methods with `-32601`, adds caching hints, and strips `resultType` for legacy peers. What is
 //! era-specific in the fixture itself: the capabilities each era is told about, input from the
-//! client ([`crate::input`]), per-request logging ([`crate::session`]) and listen streams
-//! ([`crate::listen`]).
+//! client ([`crate::input`]), per-request logging ([`crate::session`]), listen streams
+//! ([`crate::listen`]) and tasks ([`crate::tasks`], 2026-07-28 only).
 
 // resources/subscribe and logging are legacy-only in rmcp (deprecated for 2026-07-28, SEP-2577);
 // the 2025-11-25 wire this fixture targets still has both.
@@ -16,15 +16,17 @@ use crate::input::{self, Dialogue, Exchange, Reply};
 use crate::listen::{self, Hub};
 use crate::session::Session;
 use crate::state::Sealer;
+use crate::tasks::TaskStore;
 use crate::tools::input_required::{summary, USER_NAME};
 use crate::wire::decode;
 use crate::{prompts, resources, tools};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, GetPromptRequestParams,
-    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ReadResourceRequestParams, ReadResourceResponse, ResultType, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ResultType,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
+    UnsubscribeRequestParams, UpdateTaskParams, TASKS_EXTENSION_ID,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -32,13 +34,15 @@ use serde_json::json;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// What every handler of one process shares: the era served, the `requestState` key, and the
-/// change feed of the listen streams (over HTTP each modern request gets its own handler).
+/// What every handler of one process shares: the era served, the `requestState` key, the
+/// change feed of the listen streams and the tasks (over HTTP each modern request gets its own
+/// handler).
 #[derive(Debug, Default)]
 pub struct Shared {
     pub(crate) era: Era,
     pub(crate) sealer: Sealer,
     pub(crate) hub: Hub,
+    pub(crate) tasks: TaskStore,
 }
 
 impl Shared {
@@ -46,9 +50,10 @@ impl Shared {
         Arc::new(Self { era, ..Self::default() })
     }
 
-    /// Ends the open listen streams gracefully (each gets its final result).
+    /// Ends the open listen streams gracefully (each gets its final result) and stops every task.
     pub fn shut_down(&self) {
         self.hub.shut_down();
+        self.tasks.shut_down();
     }
 }
 
@@ -87,15 +92,17 @@ fn capabilities() -> ServerCapabilities {
 }
 
 /// What `server/discover` advertises (2026-07-28): the same, plus `listChanged` on tools and
-/// prompts, which listen streams deliver (the trigger tools announce them). `subscribe` on
-/// resources means `resourceSubscriptions` on a listen stream now.
+/// prompts, which listen streams deliver (the trigger tools announce them), and the tasks
+/// extension (SEP-2663: under `extensions`, never a `tasks` slot). `subscribe` on resources means
+/// `resourceSubscriptions` on a listen stream now.
 fn modern_capabilities() -> ServerCapabilities {
     decode(json!({
         "tools": {"listChanged": true},
         "resources": {"subscribe": true},
         "prompts": {"listChanged": true},
         "logging": {},
-        "completions": {}
+        "completions": {},
+        "extensions": {TASKS_EXTENSION_ID: {}}
     }))
     .unwrap_or_default()
 }
@@ -110,8 +117,14 @@ macro_rules! completed {
 }
 
 impl ServerHandler for Fixture {
+    /// rmcp also gates `tasks/*` on what this advertises: a 2025-11-25 session was never offered
+    /// the extension, so there they stay unknown methods (`-32601`), as before it existed.
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(modern_capabilities())
+        let mut capabilities = modern_capabilities();
+        if self.session.is_legacy() {
+            capabilities.extensions = None;
+        }
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("mesh-fixture", env!("CARGO_PKG_VERSION")))
             .with_instructions("Fixture server for the MCP conformance suite's server scenarios.")
     }
@@ -127,6 +140,7 @@ impl ServerHandler for Fixture {
         cx: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         cx.peer.set_peer_info(request.clone());
+        self.session.mark_legacy();
         let mut result = self.negotiate_initialize(&request)?;
         result.capabilities = capabilities();
         Ok(result)
@@ -251,11 +265,40 @@ impl ServerHandler for Fixture {
     ) -> Result<CompleteResult, McpError> {
         prompts::complete(&request).map(|r| completed!(r))
     }
+
+    // rmcp answers these only for a request that declared the tasks extension (else -32021).
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        self.shared.tasks.get(&request.task_id).map(GetTaskResult::new)
+    }
+
+    async fn update_task(&self, request: UpdateTaskParams, _cx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.shared.tasks.update(&request.task_id, &request.input_responses)
+    }
+
+    async fn cancel_task(&self, request: CancelTaskParams, _cx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.shared.tasks.cancel(&request.task_id)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_modern_capabilities_offer_the_tasks_extension() {
+        let modern = serde_json::to_value(modern_capabilities()).unwrap();
+        assert_eq!(modern["extensions"][TASKS_EXTENSION_ID], json!({}));
+        assert!(modern.get("tasks").is_none(), "no v1 tasks slot");
+        assert!(serde_json::to_value(capabilities()).unwrap().get("extensions").is_none());
+        let legacy_session = Fixture::new();
+        legacy_session.session.mark_legacy();
+        assert!(!legacy_session.get_info().capabilities.supports_tasks());
+        assert!(Fixture::new().get_info().capabilities.supports_tasks());
+    }
 
     #[test]
     fn capabilities_decode_with_subscribe() {

@@ -1,4 +1,5 @@
-//! Per-session state: the client's logging level and its resource subscriptions.
+//! Per-session state: whether it is a 2025-11-25 session, the client's logging level and its
+//! resource subscriptions.
 //!
 //! Over HTTP every MCP session gets its own [`crate::Fixture`] (rmcp calls the factory once per
 //! `initialize`), so this state never leaks between sessions; over stdio there is exactly one.
@@ -12,6 +13,7 @@ use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
 use rmcp::service::RequestContext;
 use rmcp::RoleServer;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// The `logger` name on every `notifications/message` the fixture sends.
@@ -19,6 +21,9 @@ const LOGGER: &str = "mesh-fixture";
 
 #[derive(Debug, Default)]
 pub(crate) struct Session {
+    /// Set by `initialize`: this handler serves a 2025-11-25 session (over HTTP a modern request
+    /// gets a handler of its own, so this never leaks onto one).
+    legacy: AtomicBool,
     /// Minimum level set by `logging/setLevel`; `None` until the client sets one, and then every
     /// message is sent (the spec leaves the default to the server; sending all is what makes a
     /// missing relay of `notifications/message` visible in tests).
@@ -28,6 +33,14 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    pub(crate) fn mark_legacy(&self) {
+        self.legacy.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_legacy(&self) -> bool {
+        self.legacy.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn set_log_level(&self, level: LoggingLevel) {
         *lock(&self.log_level) = Some(level);
     }

@@ -189,6 +189,29 @@ mod tests {
         peer.close().await.unwrap();
     }
 
+    #[tokio::test]
+    async fn a_modern_peer_that_declares_the_tasks_extension_gets_a_task_and_polls_it() {
+        let mut peer = Peer::start(Era::Dual);
+        let tasks = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
+        let call = json!({"name": "slow_compute", "arguments": {"seconds": 0.1}, "_meta": envelope(tasks.clone())});
+        let created = peer.request(1, "tools/call", call).await;
+        assert_eq!(created["result"]["resultType"], "task");
+        let id = created["result"]["taskId"].as_str().unwrap().to_owned();
+        let get = |caps: Value| json!({"taskId": id, "_meta": envelope(caps)});
+        let undeclared = peer.request(2, "tasks/get", get(json!({}))).await;
+        assert_eq!(undeclared["error"]["code"], -32021);
+        for n in 3.. {
+            let polled = peer.request(n, "tasks/get", get(tasks.clone())).await;
+            if polled["result"]["status"] == "completed" {
+                assert_eq!(polled["result"]["result"]["content"][0]["text"], "Computed 'unlabelled' in 0.1 s");
+                break;
+            }
+            assert_eq!(polled["result"]["status"], "working");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        peer.close().await.unwrap();
+    }
+
     /// The params of a 2025-11-25 `initialize`.
     fn legacy_initialize() -> serde_json::Value {
         json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}})

@@ -8,6 +8,7 @@
 mod client_requests;
 mod content;
 pub(crate) mod input_required;
+mod tasked;
 mod timed;
 
 use crate::input::Exchange;
@@ -83,6 +84,7 @@ fn modern_catalogue() -> Vec<Value> {
         ),
     ];
     tools.extend(input_required::catalogue());
+    tools.extend(tasked::catalogue());
     tools
 }
 
@@ -192,6 +194,9 @@ pub(crate) async fn call(
     if let Some(response) = input_required::call(&x).await {
         return response;
     }
+    if let Some(response) = tasked::call(&shared.tasks, &x).await {
+        return response;
+    }
     let result = match params.name.as_ref() {
         SIMPLE_TEXT => content::simple_text(),
         IMAGE_CONTENT => content::image(),
@@ -224,7 +229,7 @@ fn announce(shared: &Shared, change: Change, what: &str) -> Value {
 }
 
 /// A successful result with one text block.
-fn text_result(text: impl Into<String>) -> Value {
+pub(crate) fn text_result(text: impl Into<String>) -> Value {
     json!({"content": [{"type": "text", "text": text.into()}]})
 }
 
