@@ -68,19 +68,20 @@ async fn fixture_http(era: &str) -> (tokio::process::Child, String) {
     (child, url)
 }
 
-/// A virtual MCP whose one member is the fixture over stdio, with or without a prefix.
-fn fixture_gateway(slug: &str, prefix: Option<&str>) -> ResolvedGateway {
-    let spec = UpstreamSpec {
-        name: "fixture".into(),
-        transport: TransportSpec::Stdio {
-            command: env!("CARGO_BIN_EXE_mesh-fixture").into(),
-            args: vec!["stdio".into()],
-            env: vec![],
-            cwd: None,
-        },
-        timeout: Duration::from_secs(30),
-        reach: Default::default(),
-    };
+/// The fixture as a stdio child.
+fn fixture_stdio() -> TransportSpec {
+    TransportSpec::Stdio {
+        command: env!("CARGO_BIN_EXE_mesh-fixture").into(),
+        args: vec!["stdio".into()],
+        env: vec![],
+        cwd: None,
+    }
+}
+
+/// A virtual MCP whose one member is the fixture over `transport`, with or without a prefix.
+fn fixture_gateway(slug: &str, prefix: Option<&str>, transport: TransportSpec) -> ResolvedGateway {
+    let spec =
+        UpstreamSpec { name: "fixture".into(), transport, timeout: Duration::from_secs(30), reach: Default::default() };
     let mut config = MemberConfig::all_of("fixture");
     config.prefix = Some(prefix.unwrap_or("").to_string());
     let member = ResolvedMember { connection_id: "conn_fixture".into(), slug: "fixture".into(), config, spec };
@@ -111,9 +112,18 @@ async fn conformance_suite_direct_and_through_the_mesh() {
     // Virtual MCPs over the fixture: unprefixed (must be transparent) and prefixed (only the
     // scenarios that call fixed names may fail). Served by the data plane alone until gateways
     // have their control plane, with anonymous callers admitted the same explicit way.
-    let gateways =
-        BareRelay::start_with(vec![fixture_gateway("plain", None), fixture_gateway("prefixed", Some("fx"))], true)
-            .await;
+    // The stateless run goes through a member over Streamable HTTP, which the mesh reaches in
+    // the stateless revision too (a stdio member is spoken to in the session-based one).
+    let over_http = TransportSpec::Http { url: fixture_url.parse().expect("url"), headers: vec![] };
+    let gateways = BareRelay::start_with(
+        vec![
+            fixture_gateway("plain", None, fixture_stdio()),
+            fixture_gateway("prefixed", Some("fx"), fixture_stdio()),
+            fixture_gateway("plain-http", None, over_http),
+        ],
+        true,
+    )
+    .await;
     // The DNS-rebinding scenario needs a localhost URL; the mesh's own check is what it tests.
     let local = |u: &str| u.replace("127.0.0.1", "localhost");
     const OLD: &str = "2025-11-25";
@@ -129,7 +139,7 @@ async fn conformance_suite_direct_and_through_the_mesh() {
         ("direct-2026", local(&fixture_url), NEW),
         ("mesh-http-2026", local(&mesh.endpoint("fixture-http")), NEW),
         ("mesh-stdio-2026", local(&mesh.endpoint("fixture-stdio")), NEW),
-        ("gateway-2026", local(&gateways.gateway("plain")), NEW),
+        ("gateway-2026", local(&gateways.gateway("plain-http")), NEW),
         // A stateless client through the mesh to an upstream of the session-based revision only.
         ("bridged-to-sessions", local(&mesh.endpoint("fixture-legacy")), NEW),
     ];

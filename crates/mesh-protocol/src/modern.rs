@@ -128,6 +128,26 @@ pub fn needs_name(method: &str) -> bool {
     matches!(method, "tools/call" | "prompts/get" | "resources/read" | "tasks/get" | "tasks/update" | "tasks/cancel")
 }
 
+/// The task a `tools/call` reply created (tasks extension, SEP-2663): its `taskId` and
+/// `ttlMs`, when the result is a `CreateTaskResult` (`resultType: "task"`). Most replies are
+/// not, and are told apart by a scan that parses nothing.
+pub fn created_task(reply: &[u8]) -> Option<(String, Option<u64>)> {
+    let result = &reply[member_span(reply, "result")?];
+    let kind = member_span(result, "resultType")?;
+    if &result[kind] != br#""task""# {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Created {
+        #[serde(rename = "taskId")]
+        task_id: String,
+        #[serde(rename = "ttlMs")]
+        ttl_ms: Option<u64>,
+    }
+    let c: Created = serde_json::from_slice(result).ok()?;
+    Some((c.task_id, c.ttl_ms))
+}
+
 /// A mirrored header's value as the sender meant it: surrounding whitespace trimmed, and the
 /// `=?base64?…?=` form (used for values that are not plain ASCII) decoded. `None` when the value
 /// is not valid in either form.

@@ -269,9 +269,16 @@ pub(super) async fn open_session(
             if !relay.governor.access(&principal).allows_route(RouteKind::Gateway, &def.slug) {
                 return Err(RelayError::RouteNotFound(g.chars().take(64).collect()));
             }
-            let (s, reply) =
-                Session::open_gateway(principal, &def, relay.audit.clone(), relay.governor.clone(), &relay.http, msg)
-                    .await?;
+            let (s, reply) = Session::open_gateway(
+                principal,
+                &def,
+                relay.audit.clone(),
+                relay.governor.clone(),
+                &relay.http,
+                msg,
+                stateless,
+            )
+            .await?;
             relay.sessions.insert(slot, s.clone());
             return Ok(Opened::Session(s, reply));
         }
@@ -345,7 +352,7 @@ async fn handshake(session: &Session, msg: &Message) -> Result<Message, RelayErr
 /// A link bridging to `route`'s upstream when it is an HTTP upstream of the stateless revision.
 async fn stateless_fallback(relay: &Arc<Relay>, session: &Arc<Session>, route: &str) -> Option<Link> {
     let resolved = relay.routes.resolve(&session.principal, route).await.ok()?;
-    let link = upstream::stateless_link(&resolved.spec, &relay.http, session.sink()).await?.ok()?;
+    let link = upstream::stateless_link(&resolved.spec, &relay.http, session.sink(), false).await?.ok()?;
     tracing::info!(session = %session.id, route = %session.label, "the upstream speaks only the stateless revision; bridging");
     Some(link)
 }

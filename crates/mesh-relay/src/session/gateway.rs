@@ -123,6 +123,12 @@ pub(super) struct Member {
 }
 
 impl Member {
+    /// Whether this member's handshake offered the tasks extension.
+    pub(super) fn has_tasks(&self) -> bool {
+        self.has("extensions")
+            && self.caps.as_ref().and_then(|c| c.get("extensions")).and_then(|e| e.get(TASKS_EXTENSION)).is_some()
+    }
+
     pub(super) fn has(&self, capability: &str) -> bool {
         !self.removed && self.healthy && self.caps.as_ref().is_some_and(|c| c.get(capability).is_some())
     }
@@ -154,6 +160,36 @@ pub struct Gateway {
     pub(super) initialized: AtomicBool,
     /// The client's initialize params, to initialise members added later.
     pub(super) init_params: Mutex<Value>,
+    /// The session serves stateless clients (pooled): members of that revision are reached in it.
+    pub(super) stateless_clients: bool,
+    /// Which member each task lives at (the tasks extension; stateless clients only).
+    pub(super) tasks: Mutex<TaskRoutes>,
+}
+
+/// Task id → the member that created it, oldest first within a bound (a pooled session is one
+/// key's; the ingress keeps the key's own bound too).
+#[derive(Default)]
+pub(super) struct TaskRoutes {
+    member: HashMap<String, usize>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Tasks one virtual MCP session routes at once; the oldest is forgotten first.
+const MAX_TASK_ROUTES: usize = 10_000;
+/// The tasks extension's identifier.
+const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+impl TaskRoutes {
+    fn record(&mut self, task: &str, member: usize) {
+        if self.member.insert(task.to_string(), member).is_none() {
+            self.order.push_back(task.to_string());
+            if self.order.len() > MAX_TASK_ROUTES {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.member.remove(&oldest);
+                }
+            }
+        }
+    }
 }
 
 pub(super) fn params_of(msg: &Message) -> Map<String, Value> {
@@ -187,7 +223,7 @@ pub(super) fn template_matches(template: &str, uri: &str) -> bool {
 }
 
 impl Gateway {
-    pub(super) fn new(def: &ResolvedGateway) -> Gateway {
+    pub(super) fn new(def: &ResolvedGateway, stateless_clients: bool) -> Gateway {
         let members = def.members.iter().map(Self::member).collect();
         Gateway {
             slug: def.slug.clone(),
@@ -198,6 +234,19 @@ impl Gateway {
             refresh: tokio::sync::Mutex::new(()),
             initialized: AtomicBool::new(false),
             init_params: Mutex::new(json!({})),
+            stateless_clients,
+            tasks: Mutex::default(),
+        }
+    }
+
+    /// Records the task a `tools/call` reply of `member` created, so that later requests for it
+    /// reach that member.
+    pub(super) fn note_task(&self, member: usize, reply: &Message) {
+        if !self.members().get(member).is_some_and(Member::has_tasks) {
+            return;
+        }
+        if let Some((task, _)) = mesh_protocol::modern::created_task(reply.bytes()) {
+            self.tasks.lock().unwrap_or_else(|p| p.into_inner()).record(&task, member);
         }
     }
 
@@ -300,6 +349,15 @@ impl Gateway {
                     new_ref.get("name").or_else(|| new_ref.get("uri")).and_then(Value::as_str).map(str::to_string);
                 params.insert("ref".into(), new_ref);
                 Ok(Route::Forward(member, rewrite(msg, params), original))
+            }
+            "tasks/get" | "tasks/update" | "tasks/cancel" => {
+                let task = params_of(msg).get("taskId").and_then(Value::as_str).map(str::to_string);
+                let found =
+                    task.and_then(|t| self.tasks.lock().unwrap_or_else(|p| p.into_inner()).member.get(&t).copied());
+                match found {
+                    Some(member) => Ok(Route::Forward(member, msg.clone(), None)),
+                    None => Err(RelayError::InvalidParams("Unknown task".into())),
+                }
             }
             "logging/setLevel" => {
                 let params = Value::Object(params_of(msg));

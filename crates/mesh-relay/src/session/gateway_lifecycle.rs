@@ -22,6 +22,7 @@ impl Session {
         governor: Arc<dyn crate::governor::Governor>,
         http: &crate::upstream::UpstreamClients,
         init: &Message,
+        stateless_clients: bool,
     ) -> Result<(Arc<Session>, Message), RelayError> {
         let timeout = def.members.iter().map(|m| m.spec.timeout).max().unwrap_or(Duration::from_secs(60));
         let s = Session::build(
@@ -31,7 +32,7 @@ impl Session {
             timeout,
             super::RouteKind::Gateway,
             audit,
-            Some(Gateway::new(def)),
+            Some(Gateway::new(def, stateless_clients)),
         );
         s.govern(governor);
         s.note_client(init);
@@ -41,11 +42,7 @@ impl Session {
         }
         let opened = futures_util::future::join_all(def.members.iter().enumerate().map(|(k, m)| {
             let (s, params) = (s.clone(), params.clone());
-            async move {
-                let link = upstream::connect(&m.spec, http, s.member_sink(k)).await?;
-                s.set_member_link(k, link);
-                s.internal(k, "initialize", &params).await
-            }
+            async move { s.connect_member(k, &m.spec, http, &params, stateless_clients).await }
         }))
         .await;
         let gw = s.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
@@ -84,6 +81,40 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Connects member `k` and initialises it with the client's `params`. Members are reached
+    /// in the client's revision where they speak it: a stateless client's through a link of
+    /// that revision ([`upstream::connect_stateless`]); a session-based client's in its own, and
+    /// through the bridge when the member's handshake fails because it speaks only the
+    /// stateless revision.
+    async fn connect_member(
+        &self,
+        k: usize,
+        spec: &crate::UpstreamSpec,
+        http: &crate::upstream::UpstreamClients,
+        params: &Value,
+        stateless_clients: bool,
+    ) -> Result<Value, RelayError> {
+        let link = match stateless_clients {
+            true => upstream::connect_stateless(spec, http, self.member_sink(k)).await?,
+            false => upstream::connect(spec, http, self.member_sink(k)).await?,
+        };
+        self.set_member_link(k, link.clone());
+        match self.internal(k, "initialize", params).await {
+            Err(e) if !stateless_clients => {
+                let Some(Ok(bridge)) = upstream::stateless_link(spec, http, self.member_sink(k), false).await else {
+                    return Err(e);
+                };
+                link.close().await;
+                tracing::info!(session = %self.id, member = %spec.name, "the member speaks only the stateless revision; bridging");
+                self.set_member_link(k, bridge);
+                self.internal(k, "initialize", params).await
+            }
+            init => init,
+        }
+    }
+}
+
 impl Gateway {
     fn initialize_result(&self, protocol_version: &str) -> Value {
         let members = self.members();
@@ -108,6 +139,9 @@ impl Gateway {
         }
         if any("completions") {
             caps.insert("completions".into(), json!({}));
+        }
+        if members.iter().any(super::gateway::Member::has_tasks) {
+            caps.insert("extensions".into(), json!({"io.modelcontextprotocol/tasks": {}}));
         }
         let names: Vec<&str> = members.iter().filter(|m| m.healthy).map(|m| m.slug.as_str()).collect();
         let mut instructions = format!("MCP Mesh virtual server '{}' over: {}.", self.slug, names.join(", "));
@@ -176,11 +210,9 @@ impl Session {
         let params = gw.init_params.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for (k, spec) in added {
             let opened = async {
-                let link = upstream::connect(&spec, http, self.member_sink(k)).await?;
-                self.set_member_link(k, link.clone());
-                let init = self.internal(k, "initialize", &params).await?;
+                let init = self.connect_member(k, &spec, http, &params, gw.stateless_clients).await?;
                 if gw.initialized.load(Ordering::Acquire) {
-                    link.send(Message::notification("notifications/initialized", None)).await?;
+                    self.link(k)?.send(Message::notification("notifications/initialized", None)).await?;
                 }
                 Ok::<_, RelayError>(init)
             }

@@ -582,6 +582,11 @@ impl Session {
                     Some(c) => self.filter_list(c, out),
                     None => out,
                 };
+                if let (Some(gw), Some(c)) = (&self.gateway, &p.call) {
+                    if gw.stateless_clients && c.method == "tools/call" {
+                        gw.note_task(p.member, &out);
+                    }
+                }
                 let delivery = self.lock().streams.push(stream, out.bytes().clone(), true);
                 if let Some(c) = p.call {
                     let (mut outcome, mut error) = outcome(&c);

@@ -101,7 +101,7 @@ pub async fn connect_stateless(
     clients: &UpstreamClients,
     sink: Arc<dyn InboundSink>,
 ) -> Result<Link, RelayError> {
-    match stateless_link(spec, clients, sink.clone()).await {
+    match stateless_link(spec, clients, sink.clone(), true).await {
         Some(link) => link,
         None => connect(spec, clients, sink).await,
     }
@@ -110,10 +110,12 @@ pub async fn connect_stateless(
 /// A [`modern::ModernLink`] to `spec` when it is an HTTP upstream of the stateless revision;
 /// `None` otherwise. What each URL speaks is asked once and remembered for a while
 /// ([`UpstreamClients::era`]), so a session-based upstream is not probed on every open.
+/// `stateless_clients` says the link serves a pooled session of stateless clients.
 pub async fn stateless_link(
     spec: &UpstreamSpec,
     clients: &UpstreamClients,
     sink: Arc<dyn InboundSink>,
+    stateless_clients: bool,
 ) -> Option<Result<Link, RelayError>> {
     let TransportSpec::Http { url, headers } = &spec.transport else { return None };
     if let Err(e) = reach::check_url(&spec.name, url, spec.reach) {
@@ -122,7 +124,9 @@ pub async fn stateless_link(
     let http = clients.for_reach(spec.reach);
     let probe_for = spec.timeout.min(std::time::Duration::from_secs(3));
     let discover = clients.era(spec.reach, url, headers, || modern::probe(http, url, headers, probe_for)).await?;
-    Some(modern::ModernLink::new(&spec.name, http.clone(), url.clone(), headers, sink, discover).map(|l| l as Link))
+    let link =
+        modern::ModernLink::new(&spec.name, http.clone(), url.clone(), headers, sink, discover, stateless_clients);
+    Some(link.map(|l| l as Link))
 }
 
 /// Turns configured header pairs into a `HeaderMap`, marking every value sensitive so that

@@ -33,6 +33,11 @@ pub const INPUT_KEY: &str = "mcp-mesh/inputKey";
 /// The `_meta` key under which the stateless ingress hands a client's `Mcp-Param-*` headers to
 /// this link (taken out before the request leaves).
 pub const PARAM_HEADERS: &str = "mcp-mesh/paramHeaders";
+/// The `_meta` key of a pooled session's `initialize` carrying the stateless client's
+/// `capabilities.extensions`, which the session-based handshake has no place for.
+pub const EXTENSIONS: &str = "mcp-mesh/extensions";
+/// The extension this link relays to stateless clients (`ingress::modern::tasks`).
+const TASKS: &str = "io.modelcontextprotocol/tasks";
 /// The largest JSON reply read from a stateless upstream (as for session-based ones).
 const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// Questions one input-required result of an upstream may carry.
@@ -50,6 +55,9 @@ pub struct ModernLink {
     headers: HeaderMap,
     sink: Arc<dyn InboundSink>,
     discover: Arc<Value>,
+    /// Serves stateless clients (a pooled session): the same revision on both sides, so the
+    /// tasks extension can be relayed; a session-based client has no wire for it.
+    stateless_clients: bool,
     state: Mutex<State>,
     closed: CancellationToken,
     me: Weak<ModernLink>,
@@ -82,6 +90,7 @@ impl ModernLink {
         headers: &[(String, mesh_core::Secret<String>)],
         sink: Arc<dyn InboundSink>,
         discover: Arc<Value>,
+        stateless_clients: bool,
     ) -> Result<Arc<ModernLink>, RelayError> {
         let headers = header_map(name, headers)?;
         Ok(Arc::new_cyclic(|me| ModernLink {
@@ -91,6 +100,7 @@ impl ModernLink {
             headers,
             sink,
             discover,
+            stateless_clients,
             state: Mutex::new(State::default()),
             closed: CancellationToken::new(),
             me: me.clone(),
@@ -114,17 +124,28 @@ impl ModernLink {
             capabilities: Option<Value>,
             #[serde(rename = "clientInfo")]
             client_info: Option<Value>,
+            #[serde(rename = "_meta")]
+            meta: Option<Value>,
         }
-        let init: Init = msg.params().unwrap_or(Init { version: None, capabilities: None, client_info: None });
+        let init: Init =
+            msg.params().unwrap_or(Init { version: None, capabilities: None, client_info: None, meta: None });
         {
             let mut st = self.lock();
             st.capabilities = init.capabilities.unwrap_or_else(|| json!({}));
+            let extensions = init.meta.and_then(|mut m| m.get_mut(EXTENSIONS).map(Value::take));
+            if let (true, Some(e), Some(c)) = (self.stateless_clients, extensions, st.capabilities.as_object_mut()) {
+                c.insert("extensions".into(), e);
+            }
             st.client_info = init.client_info;
         }
         let asked = init.version.filter(|v| version::is_supported(v)).unwrap_or_else(|| version::LATEST.into());
         let mut capabilities = self.discover.get("capabilities").cloned().unwrap_or_else(|| json!({}));
         if let Some(c) = capabilities.as_object_mut() {
+            let tasks = c.get("extensions").and_then(|e| e.get(TASKS)).cloned();
             c.remove("extensions");
+            if let (true, Some(t)) = (self.stateless_clients, tasks) {
+                c.insert("extensions".into(), json!({ TASKS: t }));
+            }
             if let Some(r) = c.get_mut("resources").and_then(Value::as_object_mut) {
                 // resources/subscribe is a session's; the bridge does not carry it.
                 r.remove("subscribe");
@@ -196,6 +217,7 @@ impl ModernLink {
         let name = match method {
             "tools/call" | "prompts/get" => params.get("name"),
             "resources/read" => params.get("uri"),
+            "tasks/get" | "tasks/update" | "tasks/cancel" => params.get("taskId"),
             _ => None,
         };
         if let Some(n) = name.and_then(Value::as_str) {

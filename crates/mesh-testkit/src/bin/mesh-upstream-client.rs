@@ -188,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
         reach: Reach::Any,
     };
     let (tx, inbound) = mpsc::unbounded_channel();
-    let link = upstream::stateless_link(&spec, &UpstreamClients::default(), Arc::new(Sink(tx)))
+    let link = upstream::stateless_link(&spec, &UpstreamClients::default(), Arc::new(Sink(tx)), false)
         .await
         .context("the upstream does not speak MCP 2026-07-28 (server/discover probe)")??;
     let client = Arc::new(Client { link, next: AtomicU64::new(1), pending: Mutex::default() });

@@ -62,6 +62,8 @@ pub(in crate::ingress) struct Pending {
     done: bool,
     /// For `tools/list`: where the listed tools' `Mcp-Param-*` annotations are kept.
     learn: Option<Arc<super::pool::ParamHeaders>>,
+    /// For a `tools/call` where the upstream offers tasks: where a task it creates is recorded.
+    tasks: Option<Arc<super::tasks::Tasks>>,
     method: String,
     /// The request as the client sent it: what identifies it across retries is computed from it
     /// only if it ever waits for input (most calls never do).
@@ -92,6 +94,7 @@ impl Pending {
             progress: None,
             done: false,
             learn: None,
+            tasks: None,
             method: ask.method.clone(),
             request: msg.clone(),
             capabilities: ask.capabilities.as_str().into(),
@@ -102,6 +105,12 @@ impl Pending {
     /// Keeps the `Mcp-Param-*` annotations of the tools this `tools/list` returns in `learn`.
     pub(super) fn learning(mut self, learn: Option<Arc<super::pool::ParamHeaders>>) -> Pending {
         self.learn = learn;
+        self
+    }
+
+    /// Records in `tasks` a task this `tools/call` creates, as the caller's.
+    pub(super) fn recording_tasks(mut self, tasks: Option<Arc<super::tasks::Tasks>>) -> Pending {
+        self.tasks = tasks;
         self
     }
 
@@ -319,6 +328,11 @@ async fn next(p: &mut Pending) -> Step {
         if ev.last {
             if let Some(learn) = &p.learn {
                 learn_params(learn, &msg);
+            }
+            if let Some(tasks) = &p.tasks {
+                if let Some((task, ttl)) = super::tasks::created(msg.bytes()) {
+                    tasks.record(&p.principal.key_id, &p.endpoint, &task, ttl);
+                }
             }
             let (status, body) = finished(&msg.with_id(&p.id), &p.method);
             return Step::Reply(status, body);

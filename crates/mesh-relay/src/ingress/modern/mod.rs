@@ -19,6 +19,7 @@
 mod input;
 mod listen;
 mod pool;
+mod tasks;
 
 pub(super) use pool::Pool;
 
@@ -133,9 +134,11 @@ pub(super) async fn post(
             .collect(),
         endpoint: target.path(),
     };
-    if modern::REMOVED.contains(&ask.method.as_str()) || ask.method.starts_with("tasks/") {
+    let task_method = tasks::METHODS.contains(&ask.method.as_str());
+    if modern::REMOVED.contains(&ask.method.as_str()) || (ask.method.starts_with("tasks/") && !task_method) {
         return Ok(refuse(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None));
     }
+    let task_id = params.task_id.as_deref().map(str::to_string);
     let state = params.request_state.as_deref().map(str::to_string);
     let responses = params.input_responses.map(|r| r.get().to_string());
     drop(params);
@@ -148,6 +151,11 @@ pub(super) async fn post(
         Ok(s) => s,
         Err(e) => return Ok(refusal(&ask.id, &e)),
     };
+    if task_method {
+        if let Some(refused) = task_refused(relay, &session, &principal, &ask, task_id.as_deref()) {
+            return Ok(refused);
+        }
+    }
     Ok(match ask.method.as_str() {
         "server/discover" => discover(&ask, &session),
         "subscriptions/listen" => listen::open(&session, &ask, &msg),
@@ -158,7 +166,9 @@ pub(super) async fn post(
                 }
             }
             let learn = (ask.method == "tools/list").then(|| session.params.clone());
-            call(relay, &session.session, &principal, &ask, &msg, learn).await
+            let tasks =
+                (ask.method == "tools/call" && tasks::offered(&session.init)).then(|| relay.modern.tasks.clone());
+            call(relay, &session.session, &principal, &ask, &msg, learn, tasks).await
         }
     })
 }
@@ -170,6 +180,8 @@ pub(super) struct State {
     pub(super) pool: Pool,
     /// Calls waiting for their client's answers, by request state.
     pub(super) parked: input::Parking,
+    /// Whose each task is (the tasks extension).
+    pub(super) tasks: Arc<tasks::Tasks>,
 }
 
 impl State {
@@ -177,6 +189,7 @@ impl State {
     pub(super) fn tidy(&self, relay: &Relay) {
         self.pool.prune(relay);
         self.parked.expire();
+        self.tasks.expire();
     }
 }
 
@@ -202,6 +215,7 @@ async fn call(
     ask: &Ask,
     msg: &Message,
     learn: Option<Arc<pool::ParamHeaders>>,
+    tasks: Option<Arc<tasks::Tasks>>,
 ) -> Response {
     // The envelope is the mesh's business: the upstream behind a pooled session learnt it at the
     // handshake (a dual-era upstream seeing it would answer in the stateless form on a session).
@@ -210,7 +224,8 @@ async fn call(
         Ok((stream, rx)) => {
             let pending = input::Pending::new(session.clone(), stream, rx, principal, ask, msg)
                 .with_progress(progress)
-                .learning(learn);
+                .learning(learn)
+                .recording_tasks(tasks);
             input::drive(relay, pending).await
         }
         Err(e) => {
@@ -323,14 +338,46 @@ fn without_envelope(msg: &Message, param_headers: &[(String, String)]) -> (Messa
     }
 }
 
+/// Checks a request addressing a task (`tasks/get`, `tasks/update`, `tasks/cancel`): the
+/// upstream offers the extension (else the method is unknown here), the request declares it
+/// (-32021, SEP-2663), and the task is the caller's at this endpoint (else unknown, -32602).
+/// The refusal, if any.
+fn task_refused(
+    relay: &Relay,
+    session: &pool::Pooled,
+    principal: &mesh_core::Principal,
+    ask: &Ask,
+    task_id: Option<&str>,
+) -> Option<Response> {
+    if !tasks::offered(&session.init) {
+        return Some(refuse(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None));
+    }
+    if !tasks::declared(&ask.capabilities) {
+        let why = format!("{} needs the client capability extensions[\"{}\"]", ask.method, tasks::EXTENSION);
+        let data = serde_json::json!({"requiredCapabilities": {"extensions": {tasks::EXTENSION: {}}}});
+        return Some(refuse(&ask.id, codes::MISSING_CLIENT_CAPABILITY, &why, Some(data)));
+    }
+    match task_id {
+        Some(t) if relay.modern.tasks.owns(&principal.key_id, &ask.endpoint, t) => None,
+        Some(_) => Some(refuse(&ask.id, codes::INVALID_PARAMS, "Unknown task", None)),
+        None => Some(refuse(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None)),
+    }
+}
+
 /// `server/discover`, answered from the pooled session's handshake with the upstream.
 fn discover(ask: &Ask, session: &pool::Pooled) -> Response {
     let init = &session.init;
     let mut capabilities = init.get("capabilities").cloned().unwrap_or_else(|| serde_json::json!({}));
     if let Some(caps) = capabilities.as_object_mut() {
         // The earlier revision's experimental tasks are another wire; resource subscriptions
-        // are not carried to `subscriptions/listen` yet.
+        // are not carried to `subscriptions/listen` yet. Of the extensions, the mesh relays only
+        // tasks: an extension it does not know might carry what its policy cannot see.
         caps.remove("tasks");
+        let tasks = caps.get("extensions").and_then(|e| e.get(tasks::EXTENSION)).cloned();
+        caps.remove("extensions");
+        if let Some(t) = tasks {
+            caps.insert("extensions".into(), serde_json::json!({ tasks::EXTENSION: t }));
+        }
         if let Some(r) = caps.get_mut("resources").and_then(|r| r.as_object_mut()) {
             r.remove("subscribe");
         }

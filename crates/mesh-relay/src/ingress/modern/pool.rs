@@ -156,9 +156,11 @@ async fn open(
 fn handshake(ask: &Ask) -> serde_json::Value {
     let mut capabilities: serde_json::Value =
         serde_json::from_str(&ask.capabilities).unwrap_or_else(|_| serde_json::json!({}));
+    let mut extensions = None;
     if let Some(c) = capabilities.as_object_mut() {
-        // Stateless-only fields the earlier revision does not have.
-        c.remove("extensions");
+        // Stateless-only fields the earlier revision does not have. The extensions travel
+        // beside them, for a link to a stateless upstream to send on (`upstream::modern`).
+        extensions = c.remove("extensions");
         c.remove("tasks");
     }
     let client_info = ask
@@ -167,5 +169,9 @@ fn handshake(ask: &Ask) -> serde_json::Value {
         .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
         .filter(|c| c.get("name").is_some_and(|n| n.is_string()))
         .unwrap_or_else(|| serde_json::json!({"name": "mcp-mesh", "version": env!("CARGO_PKG_VERSION")}));
-    serde_json::json!({"protocolVersion": version::LATEST, "capabilities": capabilities, "clientInfo": client_info})
+    let mut params = serde_json::json!({"protocolVersion": version::LATEST, "capabilities": capabilities, "clientInfo": client_info});
+    if let Some(e) = extensions.filter(|e| e.is_object()) {
+        params["_meta"] = serde_json::json!({ crate::upstream::modern::EXTENSIONS: e });
+    }
+    params
 }

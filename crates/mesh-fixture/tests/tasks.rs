@@ -1,0 +1,112 @@
+//! The tasks extension (MCP 2026-07-28, SEP-2663) through the mesh to the fixture over
+//! Streamable HTTP: offered to stateless clients only, a task reachable only by the key that
+//! created it at the endpoint where it did, and the extension's gate kept.
+
+mod common;
+
+use common::bounded;
+use mesh_testkit::{raw, TestMesh};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{json, Value};
+use std::process::Stdio;
+use tokio::io::AsyncBufReadExt;
+
+const V: &str = "2026-07-28";
+const TASKS: &str = "io.modelcontextprotocol/tasks";
+
+fn headers(key: &str, method: &str, name: Option<&str>) -> HeaderMap {
+    let mut h = raw::post_headers(key, None);
+    h.insert("mcp-protocol-version", HeaderValue::from_static(V));
+    h.insert("mcp-method", HeaderValue::from_str(method).expect("value"));
+    if let Some(n) = name {
+        h.insert("mcp-name", HeaderValue::from_str(n).expect("value"));
+    }
+    h
+}
+
+/// A stateless request, declaring the tasks extension or not.
+fn request(method: &str, mut params: Value, with_tasks: bool) -> String {
+    let caps = if with_tasks { json!({"extensions": {TASKS: {}}}) } else { json!({}) };
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": V,
+        "io.modelcontextprotocol/clientCapabilities": caps,
+    });
+    json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()
+}
+
+/// POSTs one stateless request; its status and last message.
+async fn ask(url: &str, key: &str, method: &str, name: Option<&str>, params: Value, with_tasks: bool) -> (u16, Value) {
+    let body = request(method, params, with_tasks);
+    let (status, _, text) = bounded(method, raw::post(url, headers(key, method, name), body)).await;
+    (status, raw::messages(&text).last().cloned().unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_tasks_are_relayed_to_a_stateless_upstream_and_kept_to_their_creator() {
+    let mut fixture = tokio::process::Command::new(common::BIN)
+        .args(["http", "--port", "0", "--era", "dual"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("fixture starts");
+    let mut lines = tokio::io::BufReader::new(fixture.stdout.take().expect("stdout")).lines();
+    let line = bounded("the fixture's URL", lines.next_line()).await.expect("read").expect("a line");
+    let fixture_url = line.strip_prefix("listening on ").expect("announcement").trim().to_string();
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "fixture", "url": fixture_url})).await;
+    let url = mesh.endpoint("fixture");
+    let (owner, other) = (mesh.key.clone(), mesh.extra_key("member").await);
+
+    // Offered in server/discover to stateless clients; never in a session-based handshake.
+    let (_, discover) = ask(&url, &owner, "server/discover", None, json!({}), true).await;
+    assert!(discover["result"]["capabilities"]["extensions"][TASKS].is_object(), "{discover}");
+    let (_, _, text) = raw::post(&url, raw::post_headers(&owner, None), raw::initialize_body(1, "2025-11-25")).await;
+    let init = raw::messages(&text).pop().expect("initialize result");
+    assert!(init["result"]["capabilities"].get("extensions").is_none(), "{init}");
+
+    // A task-supporting tool creates a task for a request that declares the extension.
+    let slow = json!({"name": "slow_compute", "arguments": {"seconds": 30, "label": "mesh"}});
+    let (status, created) = ask(&url, &owner, "tools/call", Some("slow_compute"), slow.clone(), true).await;
+    assert_eq!((status, created["result"]["resultType"].as_str()), (200, Some("task")), "{created}");
+    let task = created["result"]["taskId"].as_str().expect("taskId").to_string();
+    let by_id = json!({"taskId": task});
+
+    // Another key of the same organisation at the same endpoint: as if the task did not exist.
+    for method in ["tasks/get", "tasks/cancel"] {
+        let (status, refused) = ask(&url, &other, method, Some(&task), by_id.clone(), true).await;
+        assert_eq!((status, refused["error"]["code"].as_i64()), (400, Some(-32602)), "{method}: {refused}");
+    }
+    // The creator, without declaring the extension: the extension's own gate.
+    let (status, gated) = ask(&url, &owner, "tasks/get", Some(&task), by_id.clone(), false).await;
+    assert_eq!((status, gated["error"]["code"].as_i64()), (400, Some(-32021)), "{gated}");
+    // A name header that disagrees with the task is refused before anything is forwarded.
+    let (status, mismatch) = ask(&url, &owner, "tasks/get", Some("another-task"), by_id.clone(), true).await;
+    assert_eq!((status, mismatch["error"]["code"].as_i64()), (400, Some(-32020)), "{mismatch}");
+
+    // The creator reaches it: still working, then cancelled (the other key's cancel did nothing).
+    let (_, got) = ask(&url, &owner, "tasks/get", Some(&task), by_id.clone(), true).await;
+    assert_eq!((got["result"]["taskId"].as_str(), got["result"]["status"].as_str()), (Some(&*task), Some("working")));
+    let (_, ack) = ask(&url, &owner, "tasks/cancel", Some(&task), by_id.clone(), true).await;
+    assert_eq!(ack["result"], json!({"resultType": "complete"}), "{ack}");
+    let (_, got) = ask(&url, &owner, "tasks/get", Some(&task), by_id.clone(), true).await;
+    assert_eq!(got["result"]["status"], "cancelled", "{got}");
+
+    // Without the extension the same tool runs within the call, and no task is created.
+    let quick = json!({"name": "slow_compute", "arguments": {"seconds": 0, "label": "sync"}});
+    let (_, done) = ask(&url, &owner, "tools/call", Some("slow_compute"), quick, false).await;
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert!(done["result"]["content"].is_array() && done["result"].get("taskId").is_none(), "{done}");
+
+    // The other key's own task is its own.
+    let (_, theirs) = ask(&url, &other, "tools/call", Some("slow_compute"), slow, true).await;
+    let their_task = theirs["result"]["taskId"].as_str().expect("taskId").to_string();
+    let (status, refused) =
+        ask(&url, &owner, "tasks/get", Some(&their_task), json!({"taskId": their_task}), true).await;
+    assert_eq!((status, refused["error"]["code"].as_i64()), (400, Some(-32602)), "{refused}");
+    let (_, ack) = ask(&url, &other, "tasks/cancel", Some(&their_task), json!({"taskId": their_task}), true).await;
+    assert_eq!(ack["result"]["resultType"], "complete", "{ack}");
+
+    mesh.stop().await;
+    let _ = fixture.kill().await;
+}
