@@ -1,6 +1,7 @@
 //! The tasks extension (MCP 2026-07-28, SEP-2663) through the mesh to the fixture over
-//! Streamable HTTP: offered to stateless clients only, a task reachable only by the key that
-//! created it at the endpoint where it did, and the extension's gate kept.
+//! Streamable HTTP and stdio: offered to stateless clients only, a task reachable only by the key
+//! that created it at the endpoint where it did, and the extension's gate kept. A stdio child is
+//! spoken to in the stateless revision when it speaks it, and in the session-based one otherwise.
 
 mod common;
 
@@ -109,4 +110,36 @@ async fn issue18_tasks_are_relayed_to_a_stateless_upstream_and_kept_to_their_cre
 
     mesh.stop().await;
     let _ = fixture.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_stdio_upstream_is_spoken_to_in_its_own_revision() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "dual", "command": common::BIN, "args": ["stdio"]})).await;
+    mesh.add_connection(json!({"slug": "legacy", "command": common::BIN, "args": ["stdio", "--era", "legacy"]})).await;
+    let key = mesh.key.clone();
+
+    // The dual child is reached in the stateless revision: only there is the extension offered,
+    // and a task it creates lives on in that child for the next request.
+    let dual = mesh.endpoint("dual");
+    let (_, discover) = ask(&dual, &key, "server/discover", None, json!({}), true).await;
+    assert!(discover["result"]["capabilities"]["extensions"][TASKS].is_object(), "{discover}");
+    let slow = json!({"name": "slow_compute", "arguments": {"seconds": 30, "label": "stdio"}});
+    let (_, created) = ask(&dual, &key, "tools/call", Some("slow_compute"), slow, true).await;
+    let task = created["result"]["taskId"].as_str().expect("a task").to_string();
+    let (_, got) = ask(&dual, &key, "tasks/get", Some(&task), json!({"taskId": task}), true).await;
+    assert_eq!(got["result"]["status"], "working", "{got}");
+    let (_, ack) = ask(&dual, &key, "tasks/cancel", Some(&task), json!({"taskId": task}), true).await;
+    assert_eq!(ack["result"], json!({"resultType": "complete"}), "{ack}");
+
+    // The session-based child is reached through a pooled session, as before: it works, without
+    // the extension.
+    let legacy = mesh.endpoint("legacy");
+    let (_, discover) = ask(&legacy, &key, "server/discover", None, json!({}), true).await;
+    assert!(discover["result"]["capabilities"].get("extensions").is_none(), "{discover}");
+    let text = json!({"name": "test_simple_text", "arguments": {}});
+    let (status, called) = ask(&legacy, &key, "tools/call", Some("test_simple_text"), text, true).await;
+    assert_eq!((status, called["result"]["resultType"].as_str()), (200, Some("complete")), "{called}");
+    assert!(called["result"]["content"][0]["text"].is_string(), "{called}");
+    mesh.stop().await;
 }

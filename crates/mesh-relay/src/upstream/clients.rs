@@ -78,20 +78,30 @@ impl UpstreamClients {
             h.update([0]);
         }
         let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        let known = self.eras.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-        if let Some((era, at)) = known {
-            let keep = if era.is_some() { ERA_FOR } else { Duration::from_secs(30) };
-            if at.elapsed() < keep {
-                return era;
-            }
+        if let Some(era) = self.remembered(&key) {
+            return era;
         }
         let era = probe().await.map(Arc::new);
+        self.remember(key, era.clone());
+        era
+    }
+
+    /// What the upstream known by `key` answered, while it is remembered: `Some(None)` for "not
+    /// the stateless revision", `None` when it must be asked.
+    pub(crate) fn remembered(&self, key: &str) -> Option<Option<Arc<serde_json::Value>>> {
+        let known = self.eras.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
+        let (era, at) = known?;
+        let keep = if era.is_some() { ERA_FOR } else { Duration::from_secs(30) };
+        (at.elapsed() < keep).then_some(era)
+    }
+
+    /// Remembers what the upstream known by `key` answered.
+    pub(crate) fn remember(&self, key: String, era: Option<Arc<serde_json::Value>>) {
         let mut eras = self.eras.lock().unwrap_or_else(|p| p.into_inner());
         if eras.len() > 10_000 {
             eras.clear();
         }
-        eras.insert(key, (era.clone(), std::time::Instant::now()));
-        era
+        eras.insert(key, (era, std::time::Instant::now()));
     }
 
     /// The client for links of `reach`.

@@ -10,6 +10,7 @@ mod h1;
 pub mod http;
 pub mod local;
 pub mod modern;
+mod modern_stdio;
 mod pool;
 pub mod reach;
 pub mod sse;
@@ -93,15 +94,19 @@ pub async fn connect(
     })
 }
 
-/// Opens a link for stateless (2026-07-28) clients: to an HTTP upstream that speaks that
-/// revision too, a [`modern::ModernLink`] — the same revision on both sides; to any other, what
-/// [`connect`] opens.
+/// Opens a link for stateless (2026-07-28) clients: to an upstream that speaks that revision
+/// too (over Streamable HTTP or stdio), a [`modern::ModernLink`] — the same revision on both
+/// sides; to any other, what [`connect`] opens.
 pub async fn connect_stateless(
     spec: &UpstreamSpec,
     clients: &UpstreamClients,
     sink: Arc<dyn InboundSink>,
 ) -> Result<Link, RelayError> {
-    match stateless_link(spec, clients, sink.clone(), true).await {
+    let same_revision = match &spec.transport {
+        TransportSpec::Stdio { .. } => modern_stdio::link(spec, clients, sink.clone(), true).await,
+        _ => stateless_link(spec, clients, sink.clone(), true).await,
+    };
+    match same_revision {
         Some(link) => link,
         None => connect(spec, clients, sink).await,
     }

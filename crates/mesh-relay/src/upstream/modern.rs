@@ -1,4 +1,5 @@
-//! A link to an upstream of the stateless revision (MCP 2026-07-28) over Streamable HTTP.
+//! A link to an upstream of the stateless revision (MCP 2026-07-28), over Streamable HTTP or a
+//! child's stdio (`modern_stdio`).
 //!
 //! To the session above it this link looks like any other: it takes an `initialize`, requests,
 //! notifications and the client's replies, and reports replies, notifications and server
@@ -45,14 +46,12 @@ const MAX_QUESTIONS: usize = 16;
 /// Input-required rounds one request may take before the mesh gives up (as the SDKs do).
 const MAX_ROUNDS: usize = 10;
 /// The revision spoken to stateless upstreams.
-const REVISION: &str = "2026-07-28";
+pub(super) const REVISION: &str = "2026-07-28";
 
 /// One stateless upstream, as a link.
 pub struct ModernLink {
     name: String,
-    http: reqwest::Client,
-    url: url::Url,
-    headers: HeaderMap,
+    wire: Wire,
     sink: Arc<dyn InboundSink>,
     discover: Arc<Value>,
     /// Serves stateless clients (a pooled session): the same revision on both sides, so the
@@ -61,6 +60,12 @@ pub struct ModernLink {
     state: Mutex<State>,
     closed: CancellationToken,
     me: Weak<ModernLink>,
+}
+
+/// How requests reach the upstream: one POST each, or one line each to a child process.
+enum Wire {
+    Http { http: reqwest::Client, url: url::Url, headers: HeaderMap },
+    Stdio(super::modern_stdio::StdioWire),
 }
 
 #[derive(Default)]
@@ -92,19 +97,38 @@ impl ModernLink {
         discover: Arc<Value>,
         stateless_clients: bool,
     ) -> Result<Arc<ModernLink>, RelayError> {
-        let headers = header_map(name, headers)?;
-        Ok(Arc::new_cyclic(|me| ModernLink {
+        let wire = Wire::Http { http, url, headers: header_map(name, headers)? };
+        Ok(Self::build(name, wire, sink, discover, stateless_clients))
+    }
+
+    /// A link over a child process that answered `server/discover` with `discover`.
+    pub(super) fn over_stdio(
+        name: &str,
+        wire: super::modern_stdio::StdioWire,
+        sink: Arc<dyn InboundSink>,
+        discover: Arc<Value>,
+        stateless_clients: bool,
+    ) -> Arc<ModernLink> {
+        Self::build(name, Wire::Stdio(wire), sink, discover, stateless_clients)
+    }
+
+    fn build(
+        name: &str,
+        wire: Wire,
+        sink: Arc<dyn InboundSink>,
+        discover: Arc<Value>,
+        stateless_clients: bool,
+    ) -> Arc<ModernLink> {
+        Arc::new_cyclic(|me| ModernLink {
             name: name.to_string(),
-            http,
-            url,
-            headers,
+            wire,
             sink,
             discover,
             stateless_clients,
             state: Mutex::new(State::default()),
             closed: CancellationToken::new(),
             me: me.clone(),
-        }))
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -193,8 +217,8 @@ impl ModernLink {
         params
     }
 
-    /// One POST of `method` with `params`, to its final reply; notifications on the way go to the
-    /// session, tied to the request `related` when there is one.
+    /// One request of `method` with `params`, to its final reply; notifications on the way go to
+    /// the session, tied to the request `related` when the wire tells.
     async fn post(
         &self,
         id: &str,
@@ -203,8 +227,12 @@ impl ModernLink {
         related: Option<&str>,
         custom: &HeaderMap,
     ) -> Result<Message, RelayError> {
+        let (http, url, headers) = match &self.wire {
+            Wire::Http { http, url, headers } => (http, url, headers),
+            Wire::Stdio(w) => return w.request(&self.name, id, method, params).await,
+        };
         let body = Message::request(id, method, Some(params));
-        let mut headers = self.headers.clone();
+        let mut headers = headers.clone();
         for (k, v) in custom {
             headers.insert(k.clone(), v.clone());
         }
@@ -223,9 +251,8 @@ impl ModernLink {
         if let Some(n) = name.and_then(Value::as_str) {
             headers.insert("mcp-name", header_value(n));
         }
-        let resp = self
-            .http
-            .post(self.url.clone())
+        let resp = http
+            .post(url.clone())
             .headers(headers)
             .body(body.bytes().clone())
             .send()
@@ -304,7 +331,8 @@ impl ModernLink {
             let needs_input =
                 result.as_ref().is_some_and(|r| r.get("resultType").and_then(Value::as_str) == Some("input_required"));
             if !needs_input {
-                if let (true, Some(mut r)) = (method == "tools/list", result) {
+                let http = matches!(self.wire, Wire::Http { .. });
+                if let (true, true, Some(mut r)) = (http, method == "tools/list", result) {
                     // A tool whose header annotations are invalid cannot be called correctly:
                     // it is left out (2026-07-28 streamable-http, "Custom Headers").
                     if self.learn_mirrored(&mut r) {
@@ -524,11 +552,16 @@ impl Transport for ModernLink {
 
     async fn close(&self) {
         self.closed.cancel();
-        let mut st = self.lock();
-        for (_, t) in st.inflight.drain() {
-            t.abort();
+        {
+            let mut st = self.lock();
+            for (_, t) in st.inflight.drain() {
+                t.abort();
+            }
+            st.waiting.clear();
         }
-        st.waiting.clear();
+        if let Wire::Stdio(w) = &self.wire {
+            w.close().await;
+        }
     }
 }
 

@@ -88,6 +88,8 @@ struct Inner {
     initialized: Option<Message>,
     /// While replaying the handshake: the id of our `initialize` and who waits for its reply.
     reinit: Option<(String, oneshot::Sender<()>)>,
+    /// The child speaks the stateless revision: no handshake, so a restart replays nothing.
+    stateless: bool,
 }
 
 impl StdioLink {
@@ -110,6 +112,12 @@ impl StdioLink {
         });
         link.start_child()?;
         Ok(link)
+    }
+
+    /// Marks the child as one of the stateless revision (it answered `server/discover`): it is
+    /// restarted when it exits although it never had a handshake, and nothing is replayed.
+    pub fn set_stateless(&self) {
+        self.lock().stateless = true;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -229,7 +237,7 @@ impl StdioLink {
             }
             // Only a child that completed a handshake is restarted: one that dies during the
             // first initialize fails that initialize, and the session is never created.
-            inner.initialized.is_some()
+            inner.initialized.is_some() || inner.stateless
         };
         self.sink.deliver(Inbound::Down { reason });
         if restart {
@@ -271,6 +279,9 @@ impl StdioLink {
 
     async fn restart(&self) -> Result<(), RelayError> {
         self.start_child()?;
+        if self.lock().stateless {
+            return Ok(());
+        }
         let (init, initialized, tx, generation) = {
             let inner = self.lock();
             (inner.handshake.clone(), inner.initialized.clone(), inner.stdin.clone(), inner.generation)
