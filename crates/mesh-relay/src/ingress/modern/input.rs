@@ -79,8 +79,8 @@ impl Pending {
         session: Arc<Session>,
         stream: u64,
         rx: mpsc::Receiver<Event>,
-        principal: &Principal,
-        ask: &Ask,
+        principal: Principal,
+        ask: Ask,
         msg: &Message,
     ) -> Pending {
         Pending {
@@ -88,17 +88,17 @@ impl Pending {
             stream,
             rx,
             stash: Default::default(),
-            id: ask.id.clone(),
-            principal: principal.clone(),
-            endpoint: ask.endpoint.clone(),
+            log_level: ask.log_level.as_deref().and_then(level),
+            id: ask.id,
+            principal,
+            endpoint: ask.endpoint,
             progress: None,
             done: false,
             learn: None,
             tasks: None,
-            method: ask.method.clone(),
+            method: ask.method,
             request: msg.clone(),
-            capabilities: ask.capabilities.as_str().into(),
-            log_level: ask.log_level.as_deref().and_then(level),
+            capabilities: ask.capabilities.into(),
         }
     }
 
@@ -396,8 +396,11 @@ fn learn_params(into: &super::pool::ParamHeaders, reply: &Message) {
             .flatten()
             .filter_map(|(arg, schema)| Some((arg.clone(), schema.get("x-mcp-header")?.as_str()?.to_string())))
             .collect();
-        // Bounded like the lists it comes from; a fresh list replaces what was known of a tool.
-        if known.len() < 10_000 || known.contains_key(name) {
+        // Only annotated tools are kept (the check of a call is skipped while there are none);
+        // bounded like the lists it comes from; a fresh list replaces what was known of a tool.
+        if annotated.is_empty() {
+            known.remove(name);
+        } else if known.len() < 10_000 || known.contains_key(name) {
             known.insert(name.to_string(), annotated);
         }
     }

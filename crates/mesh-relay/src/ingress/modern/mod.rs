@@ -168,7 +168,7 @@ pub(super) async fn post(
             let learn = (ask.method == "tools/list").then(|| session.params.clone());
             let tasks =
                 (ask.method == "tools/call" && tasks::offered(&session.init)).then(|| relay.modern.tasks.clone());
-            call(relay, &session.session, &principal, &ask, &msg, learn, tasks).await
+            call(relay, &session.session, principal, ask, &msg, learn, tasks).await
         }
     })
 }
@@ -211,8 +211,8 @@ fn mirrored(headers: &HeaderMap, name: &HeaderName, body: Option<&str>) -> Resul
 async fn call(
     relay: &Arc<Relay>,
     session: &Arc<crate::session::Session>,
-    principal: &mesh_core::Principal,
-    ask: &Ask,
+    principal: mesh_core::Principal,
+    ask: Ask,
     msg: &Message,
     learn: Option<Arc<pool::ParamHeaders>>,
     tasks: Option<Arc<tasks::Tasks>>,
@@ -246,10 +246,15 @@ fn params_mirrored(headers: &HeaderMap, known: &pool::ParamHeaders, msg: &Messag
         arguments: Option<serde_json::Map<String, serde_json::Value>>,
     }
     let annotated = {
+        let known = known.lock().unwrap_or_else(|p| p.into_inner());
+        // The usual case: no tool of this session asked for headers, and the body is not read.
+        if known.is_empty() {
+            return Ok(());
+        }
         let Some(name) = msg.params::<modern::Request<'_>>().and_then(|p| p.name.map(|n| n.into_owned())) else {
             return Ok(());
         };
-        match known.lock().unwrap_or_else(|p| p.into_inner()).get(&name) {
+        match known.get(&name) {
             Some(a) if !a.is_empty() => a.clone(),
             _ => return Ok(()),
         }

@@ -45,7 +45,7 @@ struct Entry {
     params: Arc<ParamHeaders>,
 }
 
-/// Per tool (as listed on this session): the arguments its `inputSchema` asks clients to mirror
+/// Per tool with annotations (as listed on this session): the arguments its `inputSchema` asks clients to mirror
 /// into `Mcp-Param-*` headers, as (argument, header token). Learnt from the `tools/list` results
 /// that pass through; the mesh checks the headers of a call against them.
 pub(in crate::ingress) type ParamHeaders = Mutex<HashMap<String, Vec<(String, String)>>>;
