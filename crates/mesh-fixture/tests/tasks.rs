@@ -44,16 +44,7 @@ async fn ask(url: &str, key: &str, method: &str, name: Option<&str>, params: Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue18_tasks_are_relayed_to_a_stateless_upstream_and_kept_to_their_creator() {
-    let mut fixture = tokio::process::Command::new(common::BIN)
-        .args(["http", "--port", "0", "--era", "dual"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("fixture starts");
-    let mut lines = tokio::io::BufReader::new(fixture.stdout.take().expect("stdout")).lines();
-    let line = bounded("the fixture's URL", lines.next_line()).await.expect("read").expect("a line");
-    let fixture_url = line.strip_prefix("listening on ").expect("announcement").trim().to_string();
+    let (mut fixture, fixture_url) = fixture_http("dual").await;
     let mesh = TestMesh::start().await;
     mesh.add_connection(json!({"slug": "fixture", "url": fixture_url})).await;
     let url = mesh.endpoint("fixture");
@@ -71,6 +62,8 @@ async fn issue18_tasks_are_relayed_to_a_stateless_upstream_and_kept_to_their_cre
     let (status, created) = ask(&url, &owner, "tools/call", Some("slow_compute"), slow.clone(), true).await;
     assert_eq!((status, created["result"]["resultType"].as_str()), (200, Some("task")), "{created}");
     let task = created["result"]["taskId"].as_str().expect("taskId").to_string();
+    // The client holds the mesh's handle, never the upstream's id.
+    assert!(task.starts_with("mt-") && task.len() == 35, "{task}");
     let by_id = json!({"taskId": task});
 
     // Another key of the same organisation at the same endpoint: as if the task did not exist.
@@ -108,8 +101,38 @@ async fn issue18_tasks_are_relayed_to_a_stateless_upstream_and_kept_to_their_cre
     let (_, ack) = ask(&url, &other, "tasks/cancel", Some(&their_task), json!({"taskId": their_task}), true).await;
     assert_eq!(ack["result"]["resultType"], "complete", "{ack}");
 
+    // A session-based client bridged to an upstream of the stateless revision only has no tasks
+    // there: the upstream would take it for any other caller of the connection.
+    let (mut modern, modern_url) = fixture_http("modern").await;
+    mesh.add_connection(json!({"slug": "modern", "url": modern_url})).await;
+    let legacy_url = mesh.endpoint("modern");
+    let (_, h, text) =
+        raw::post(&legacy_url, raw::post_headers(&other, None), raw::initialize_body(1, "2025-11-25")).await;
+    let init = raw::messages(&text).pop().expect("initialize result");
+    assert!(init["result"]["capabilities"].get("extensions").is_none(), "{init}");
+    let sid = h.get("mcp-session-id").and_then(|v| v.to_str().ok()).expect("a session").to_string();
+    let get = json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": {"taskId": "1"}}).to_string();
+    let (_, _, text) = raw::post(&legacy_url, raw::post_headers(&other, Some(&sid)), get).await;
+    let refused = raw::messages(&text).pop().expect("a reply");
+    assert_eq!(refused["error"]["code"], -32601, "{refused}");
+
     mesh.stop().await;
     let _ = fixture.kill().await;
+    let _ = modern.kill().await;
+}
+
+/// Starts `mesh-fixture http --port 0 --era ERA`; the child and its URL.
+async fn fixture_http(era: &str) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(common::BIN)
+        .args(["http", "--port", "0", "--era", era])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("fixture starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = bounded("the fixture's URL", lines.next_line()).await.expect("read").expect("a line");
+    (child, line.strip_prefix("listening on ").expect("announcement").trim().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -145,8 +145,13 @@ pub fn created_task(reply: &[u8]) -> Option<(String, Option<u64>)> {
         ttl_ms: Option<u64>,
     }
     let c: Created = serde_json::from_slice(result).ok()?;
-    Some((c.task_id, c.ttl_ms))
+    // An id is a handle, not a payload: one longer than this is not recorded (the mesh keeps
+    // ids in memory, and an upstream chooses them).
+    (c.task_id.len() <= MAX_TASK_ID).then_some((c.task_id, c.ttl_ms))
 }
+
+/// The longest task id the mesh records.
+pub const MAX_TASK_ID: usize = 256;
 
 /// A mirrored header's value as the sender meant it: surrounding whitespace trimmed, and the
 /// `=?base64?…?=` form (used for values that are not plain ASCII) decoded. `None` when the value

@@ -175,17 +175,26 @@ pub(super) struct TaskRoutes {
 }
 
 /// Tasks one virtual MCP session routes at once; the oldest is forgotten first.
-const MAX_TASK_ROUTES: usize = 10_000;
+const MAX_TASK_ROUTES: usize = 1_000;
 /// The tasks extension's identifier.
 const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
 impl TaskRoutes {
     fn record(&mut self, task: &str, member: usize) {
-        if self.member.insert(task.to_string(), member).is_none() {
-            self.order.push_back(task.to_string());
-            if self.order.len() > MAX_TASK_ROUTES {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.member.remove(&oldest);
+        match self.member.get(task) {
+            // Two members chose the same id: neither can be told apart any more, so the id is
+            // forgotten rather than routed to the wrong one (a task's answers may be in it).
+            Some(&m) if m != member => {
+                self.member.insert(task.to_string(), usize::MAX);
+            }
+            Some(_) => {}
+            None => {
+                self.member.insert(task.to_string(), member);
+                self.order.push_back(task.to_string());
+                if self.order.len() > MAX_TASK_ROUTES {
+                    if let Some(oldest) = self.order.pop_front() {
+                        self.member.remove(&oldest);
+                    }
                 }
             }
         }
@@ -352,8 +361,9 @@ impl Gateway {
             }
             "tasks/get" | "tasks/update" | "tasks/cancel" => {
                 let task = params_of(msg).get("taskId").and_then(Value::as_str).map(str::to_string);
-                let found =
-                    task.and_then(|t| self.tasks.lock().unwrap_or_else(|p| p.into_inner()).member.get(&t).copied());
+                let found = task
+                    .and_then(|t| self.tasks.lock().unwrap_or_else(|p| p.into_inner()).member.get(&t).copied())
+                    .filter(|m| *m != usize::MAX);
                 match found {
                     Some(member) => Ok(Route::Forward(member, msg.clone(), None)),
                     None => Err(RelayError::InvalidParams("Unknown task".into())),

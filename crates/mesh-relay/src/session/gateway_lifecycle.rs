@@ -100,7 +100,8 @@ impl Session {
             false => upstream::connect(spec, http, self.member_sink(k)).await?,
         };
         self.set_member_link(k, link.clone());
-        match self.internal(k, "initialize", params).await {
+        let init = self.initialize_member(k, params, stateless_clients).await;
+        match init {
             Err(e) if !stateless_clients => {
                 let Some(Ok(bridge)) = upstream::stateless_link(spec, http, self.member_sink(k), false).await else {
                     return Err(e);
@@ -108,10 +109,24 @@ impl Session {
                 link.close().await;
                 tracing::info!(session = %self.id, member = %spec.name, "the member speaks only the stateless revision; bridging");
                 self.set_member_link(k, bridge);
-                self.internal(k, "initialize", params).await
+                self.initialize_member(k, params, false).await
             }
             init => init,
         }
+    }
+
+    /// Initialises member `k`. Its extensions are kept only from a link that serves stateless
+    /// clients in their revision (marked so by `upstream::modern`): a session-based member that
+    /// advertises tasks speaks the other revision's wire, which the mesh does not relay.
+    async fn initialize_member(&self, k: usize, params: &Value, stateless_clients: bool) -> Result<Value, RelayError> {
+        let mut init = self.internal(k, "initialize", params).await?;
+        let marked = init.pointer("/_meta").and_then(|m| m.get(upstream::modern::SERVES_STATELESS)).is_some();
+        if !(stateless_clients && marked) {
+            if let Some(c) = init.get_mut("capabilities").and_then(Value::as_object_mut) {
+                c.remove("extensions");
+            }
+        }
+        Ok(init)
     }
 }
 
@@ -140,7 +155,10 @@ impl Gateway {
         if any("completions") {
             caps.insert("completions".into(), json!({}));
         }
-        if members.iter().any(super::gateway::Member::has_tasks) {
+        // Only members reached in the stateless revision for stateless clients keep the
+        // extension (`initialize_member`), so the merged result carries their mark too.
+        let tasks = members.iter().any(super::gateway::Member::has_tasks);
+        if tasks {
             caps.insert("extensions".into(), json!({"io.modelcontextprotocol/tasks": {}}));
         }
         let names: Vec<&str> = members.iter().filter(|m| m.healthy).map(|m| m.slug.as_str()).collect();
@@ -150,12 +168,16 @@ impl Gateway {
                 instructions.push_str(&format!("\n\n## {} (prefix '{}')\n{i}", m.slug, m.prefix));
             }
         }
-        json!({
+        let mut result = json!({
             "protocolVersion": protocol_version,
             "capabilities": caps,
             "serverInfo": {"name": format!("mcp-mesh/gateway/{}", self.slug), "version": env!("CARGO_PKG_VERSION")},
             "instructions": instructions,
-        })
+        });
+        if tasks {
+            result["_meta"] = json!({ upstream::modern::SERVES_STATELESS: true });
+        }
+        result
     }
 
     /// The slugs of the members (not removed), and whether each is healthy.

@@ -87,6 +87,25 @@ impl Session {
         }
     }
 
+    /// Whether the principal may still call the tool named `exposed` on this session: the check
+    /// a task's later requests get, since they name only the task. A virtual MCP answers from its
+    /// merged list, where a hidden tool is absent.
+    pub fn may_call_tool(&self, exposed: &str) -> bool {
+        let access = self.access();
+        if !access.call_tools {
+            return false;
+        }
+        match &self.gateway {
+            None => {
+                access.allows(&Item { connection: &self.label, gateway: None, kind: ItemKind::Tool, name: exposed })
+            }
+            Some(gw) => {
+                let merged = gw.catalog().merged.get(&ListKind::Tools).cloned();
+                merged.is_some_and(|m| m.index.contains_key(exposed))
+            }
+        }
+    }
+
     /// Checks a routed request against policy and rate limits. `member` and `original` say
     /// where it goes and what it names there.
     pub(super) fn admit_call(

@@ -78,7 +78,7 @@ impl UpstreamClients {
             h.update([0]);
         }
         let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        if let Some(era) = self.remembered(&key) {
+        if let Some(era) = self.remembered(&key, Duration::from_secs(30)) {
             return era;
         }
         let era = probe().await.map(Arc::new);
@@ -86,12 +86,13 @@ impl UpstreamClients {
         era
     }
 
-    /// What the upstream known by `key` answered, while it is remembered: `Some(None)` for "not
-    /// the stateless revision", `None` when it must be asked.
-    pub(crate) fn remembered(&self, key: &str) -> Option<Option<Arc<serde_json::Value>>> {
+    /// What the upstream known by `key` answered, while it is remembered (a yes for five minutes,
+    /// a no for `no_for`): `Some(None)` for "not the stateless revision", `None` when it must be
+    /// asked.
+    pub(crate) fn remembered(&self, key: &str, no_for: Duration) -> Option<Option<Arc<serde_json::Value>>> {
         let known = self.eras.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
         let (era, at) = known?;
-        let keep = if era.is_some() { ERA_FOR } else { Duration::from_secs(30) };
+        let keep = if era.is_some() { ERA_FOR } else { no_for };
         (at.elapsed() < keep).then_some(era)
     }
 

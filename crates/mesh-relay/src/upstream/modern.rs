@@ -39,6 +39,10 @@ pub const PARAM_HEADERS: &str = "mcp-mesh/paramHeaders";
 pub const EXTENSIONS: &str = "mcp-mesh/extensions";
 /// The extension this link relays to stateless clients (`ingress::modern::tasks`).
 const TASKS: &str = "io.modelcontextprotocol/tasks";
+/// The `_meta` key marking the `initialize` result of a link that serves stateless clients in
+/// their own revision: only from such a session may the tasks extension be offered (a
+/// session-based upstream advertising it speaks the other revision's wire).
+pub const SERVES_STATELESS: &str = "mcp-mesh/servesStateless";
 /// The largest JSON reply read from a stateless upstream (as for session-based ones).
 const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// Questions one input-required result of an upstream may carry.
@@ -156,9 +160,15 @@ impl ModernLink {
         {
             let mut st = self.lock();
             st.capabilities = init.capabilities.unwrap_or_else(|| json!({}));
-            let extensions = init.meta.and_then(|mut m| m.get_mut(EXTENSIONS).map(Value::take));
-            if let (true, Some(e), Some(c)) = (self.stateless_clients, extensions, st.capabilities.as_object_mut()) {
-                c.insert("extensions".into(), e);
+            // Of the client's extensions only tasks goes upstream, and only for stateless clients,
+            // whose task requests the ingress keeps to their creator; an extension the mesh does
+            // not know might change what a governed call means.
+            let tasks = init.meta.as_ref().and_then(|m| m.get(EXTENSIONS)).and_then(|e| e.get(TASKS)).cloned();
+            if let Some(c) = st.capabilities.as_object_mut() {
+                c.remove("extensions");
+                if let (true, Some(t)) = (self.stateless_clients, tasks) {
+                    c.insert("extensions".into(), json!({ TASKS: t }));
+                }
             }
             st.client_info = init.client_info;
         }
@@ -183,6 +193,9 @@ impl ModernLink {
             .cloned()
             .unwrap_or_else(|| json!({"name": self.name, "version": "unknown"}));
         let mut result = json!({"protocolVersion": asked, "capabilities": capabilities, "serverInfo": server_info});
+        if self.stateless_clients {
+            result["_meta"] = json!({ SERVES_STATELESS: true });
+        }
         if let Some(i) = self.discover.get("instructions") {
             result["instructions"] = i.clone();
         }
@@ -519,6 +532,12 @@ impl Transport for ModernLink {
                 }
                 self.lock().log_level = msg.params::<Level>().map(|l| l.level);
                 self.deliver(Message::response(&id, &json!({})), None);
+            }
+            // A session-based client has no tasks of this revision: the mesh could not keep its
+            // task requests to the tasks it created, since the upstream sees one client.
+            (Kind::Request, Some("tasks/get" | "tasks/update" | "tasks/cancel")) if !self.stateless_clients => {
+                let why = "tasks are not available on this route to session-based clients";
+                self.deliver(Message::error(Some(&id), codes::METHOD_NOT_FOUND, why, None), None);
             }
             (Kind::Request, Some(m)) if modern::REMOVED.contains(&m) => {
                 let why = format!("{m} is not available: the upstream speaks the stateless revision (2026-07-28)");

@@ -25,6 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// How long a command's "not the stateless revision" is remembered.
+const NO_FOR: Duration = Duration::from_secs(300);
 /// The longest a command is given to start and answer `server/discover` (npx may fetch first).
 const PROBE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -91,24 +93,32 @@ impl StdioWire {
         params: &Value,
     ) -> Result<Message, RelayError> {
         let (tx, rx) = oneshot::channel();
+        // Registered before the line goes out: the child's answer may come at once.
         self.demux.lock().insert(id.to_string(), tx);
         struct Cancel<'a> {
             wire: &'a StdioWire,
             id: &'a str,
+            sent: bool,
         }
         impl Drop for Cancel<'_> {
             fn drop(&mut self) {
-                if self.wire.demux.lock().remove(self.id).is_some() {
-                    let request_id = serde_json::from_str::<Value>(self.id).unwrap_or(Value::Null);
-                    let note =
-                        Message::notification("notifications/cancelled", Some(&json!({"requestId": request_id})));
-                    let child = self.wire.child.clone();
-                    tokio::spawn(async move { child.send(note).await });
+                let waiting = self.wire.demux.lock().remove(self.id).is_some();
+                // Only a request the child got, and has not answered, is cancelled there.
+                if !(waiting && self.sent) {
+                    return;
+                }
+                let request_id = serde_json::from_str::<Value>(self.id).unwrap_or(Value::Null);
+                let note = Message::notification("notifications/cancelled", Some(&json!({"requestId": request_id})));
+                let child = self.wire.child.clone();
+                // Dropped outside a runtime (one shutting down), there is no child left to tell.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move { child.send(note).await });
                 }
             }
         }
-        let _cancel = Cancel { wire: self, id };
+        let mut cancel = Cancel { wire: self, id, sent: false };
         self.child.send(Message::request(id, method, Some(params))).await?;
+        cancel.sent = true;
         rx.await.map_err(|_| RelayError::UpstreamUnavailable(format!("{name}: the upstream process went away")))
     }
 
@@ -127,7 +137,9 @@ pub(super) async fn link(
     stateless_clients: bool,
 ) -> Option<Result<Link, RelayError>> {
     let key = era_key(spec)?;
-    let known = clients.remembered(&key);
+    // A command's answer does not come and go as a network's can: a no is kept as long as a yes
+    // (each ask starts a child).
+    let known = clients.remembered(&key, NO_FOR);
     if known == Some(None) {
         return None;
     }
@@ -136,6 +148,9 @@ pub(super) async fn link(
         Ok(c) => c,
         Err(e) => return Some(Err(e)),
     };
+    // Marked before it can exit: a stateless child that dies between its answer and its first
+    // request is restarted like any other (a probe child is closed, which stops restarts).
+    child.set_stateless();
     let wire = StdioWire { child: child.clone(), demux: demux.clone() };
     let discover = match known.flatten() {
         Some(d) => d,
@@ -146,13 +161,13 @@ pub(super) async fn link(
             match era {
                 Some(d) => d,
                 None => {
-                    child.close().await;
+                    // Stopped off the request's path (a stop takes up to a few seconds).
+                    tokio::spawn(async move { child.close().await });
                     return None;
                 }
             }
         }
     };
-    child.set_stateless();
     demux.live.store(true, Ordering::Release);
     tracing::info!(connection = %spec.name, "the upstream process speaks the stateless revision");
     let link = super::modern::ModernLink::over_stdio(&spec.name, wire, sink, discover, stateless_clients);
@@ -194,22 +209,22 @@ fn era_key(spec: &UpstreamSpec) -> Option<String> {
     use sha2::Digest;
     let TransportSpec::Stdio { command, args, env, cwd } = &spec.transport else { return None };
     let mut h = sha2::Sha256::new();
-    h.update(b"stdio\0");
-    h.update(command.as_bytes());
-    for part in args {
-        h.update([0]);
-        h.update(part.as_bytes());
+    // Each part length-prefixed, so that no two specs feed the hash the same bytes.
+    let mut part = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    part(b"stdio");
+    part(command.as_bytes());
+    part(&(args.len() as u64).to_le_bytes());
+    for a in args {
+        part(a.as_bytes());
     }
-    h.update([1]);
+    part(&(env.len() as u64).to_le_bytes());
     for (k, v) in env {
-        h.update(k.as_bytes());
-        h.update([0]);
-        h.update(v.expose().as_bytes());
-        h.update([0]);
+        part(k.as_bytes());
+        part(v.expose().as_bytes());
     }
-    h.update([1]);
-    if let Some(dir) = cwd {
-        h.update(dir.to_string_lossy().as_bytes());
-    }
+    part(cwd.as_ref().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
     Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

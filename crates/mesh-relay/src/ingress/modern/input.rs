@@ -62,8 +62,8 @@ pub(in crate::ingress) struct Pending {
     done: bool,
     /// For `tools/list`: where the listed tools' `Mcp-Param-*` annotations are kept.
     learn: Option<Arc<super::pool::ParamHeaders>>,
-    /// For a `tools/call` where the upstream offers tasks: where a task it creates is recorded.
-    tasks: Option<Arc<super::tasks::Tasks>>,
+    /// How the request relates to tasks.
+    tasked: super::Tasked,
     method: String,
     /// The request as the client sent it: what identifies it across retries is computed from it
     /// only if it ever waits for input (most calls never do).
@@ -95,7 +95,7 @@ impl Pending {
             progress: None,
             done: false,
             learn: None,
-            tasks: None,
+            tasked: super::Tasked::No,
             method: ask.method,
             request: msg.clone(),
             capabilities: ask.capabilities.into(),
@@ -108,9 +108,9 @@ impl Pending {
         self
     }
 
-    /// Records in `tasks` a task this `tools/call` creates, as the caller's.
-    pub(super) fn recording_tasks(mut self, tasks: Option<Arc<super::tasks::Tasks>>) -> Pending {
-        self.tasks = tasks;
+    /// Says how the request relates to tasks (see [`super::Tasked`]).
+    pub(super) fn tasked(mut self, tasked: super::Tasked) -> Pending {
+        self.tasked = tasked;
         self
     }
 
@@ -329,11 +329,7 @@ async fn next(p: &mut Pending) -> Step {
             if let Some(learn) = &p.learn {
                 learn_params(learn, &msg);
             }
-            if let Some(tasks) = &p.tasks {
-                if let Some((task, ttl)) = super::tasks::created(msg.bytes()) {
-                    tasks.record(&p.principal.key_id, &p.endpoint, &task, ttl);
-                }
-            }
+            let msg = task_named(p, msg);
             let (status, body) = finished(&msg.with_id(&p.id), &p.method);
             return Step::Reply(status, body);
         }
@@ -375,6 +371,22 @@ async fn next(p: &mut Pending) -> Step {
             }
             _ => {}
         }
+    }
+}
+
+/// The reply as the client sees it where tasks are concerned: a task the call created is
+/// recorded and named by the mesh's handle; a reply about a task names the handle it was asked by.
+fn task_named(p: &Pending, msg: Message) -> Message {
+    use super::tasks;
+    match &p.tasked {
+        super::Tasked::No => msg,
+        super::Tasked::MayCreate(table) => {
+            let Some((task, ttl)) = tasks::created(msg.bytes()) else { return msg };
+            let tool = p.request.params::<mesh_protocol::modern::Request<'_>>().and_then(|r| r.name);
+            let handle = table.record(&p.principal, &p.endpoint, tool.as_deref().unwrap_or(""), &task, ttl);
+            tasks::with_task_id(&msg, "result", &handle).unwrap_or(msg)
+        }
+        super::Tasked::Addressed(handle) => tasks::with_task_id(&msg, "result", handle).unwrap_or(msg),
     }
 }
 

@@ -147,14 +147,31 @@ pub(super) async fn post(
             return Ok(input::retry(relay, &principal, &ask, &msg, &state, responses).await);
         }
     }
+    // A task is checked before anything is opened for it: a handle alone must not cost a
+    // handshake.
+    let task = match task_method {
+        true => match task_owner(relay, &principal, &ask, task_id.as_deref()) {
+            Ok(owned) => Some(owned),
+            Err(refused) => return Ok(*refused),
+        },
+        false => None,
+    };
     let session = match pool::session(relay, target, &principal, &ask).await {
         Ok(s) => s,
         Err(e) => return Ok(refusal(&ask.id, &e)),
     };
-    if task_method {
-        if let Some(refused) = task_refused(relay, &session, &principal, &ask, task_id.as_deref()) {
-            return Ok(refused);
+    let mut msg = msg;
+    if let (Some(owned), Some(handle)) = (task, task_id) {
+        // Policy may have changed since the task was created: its tool must still be callable.
+        if !tasks::offered(&session.init) || !session.session.may_call_tool(&owned.tool) {
+            return Ok(refuse(&ask.id, codes::INVALID_PARAMS, "Unknown task", None));
         }
+        // The upstream knows the task by its own id; the client, by the mesh's handle.
+        match tasks::with_task_id(&msg, "params", &owned.upstream) {
+            Some(m) => msg = m,
+            None => return Ok(refuse(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None)),
+        }
+        return Ok(call(relay, &session.session, principal, ask, &msg, None, Tasked::Addressed(handle)).await);
     }
     Ok(match ask.method.as_str() {
         "server/discover" => discover(&ask, &session),
@@ -166,9 +183,11 @@ pub(super) async fn post(
                 }
             }
             let learn = (ask.method == "tools/list").then(|| session.params.clone());
-            let tasks =
-                (ask.method == "tools/call" && tasks::offered(&session.init)).then(|| relay.modern.tasks.clone());
-            call(relay, &session.session, principal, ask, &msg, learn, tasks).await
+            let tasked = match ask.method == "tools/call" && tasks::offered(&session.init) {
+                true => Tasked::MayCreate(relay.modern.tasks.clone()),
+                false => Tasked::No,
+            };
+            call(relay, &session.session, principal, ask, &msg, learn, tasked).await
         }
     })
 }
@@ -215,7 +234,7 @@ async fn call(
     ask: Ask,
     msg: &Message,
     learn: Option<Arc<pool::ParamHeaders>>,
-    tasks: Option<Arc<tasks::Tasks>>,
+    tasked: Tasked,
 ) -> Response {
     // The envelope is the mesh's business: the upstream behind a pooled session learnt it at the
     // handshake (a dual-era upstream seeing it would answer in the stateless form on a session).
@@ -225,7 +244,7 @@ async fn call(
             let pending = input::Pending::new(session.clone(), stream, rx, principal, ask, msg)
                 .with_progress(progress)
                 .learning(learn)
-                .recording_tasks(tasks);
+                .tasked(tasked);
             input::drive(relay, pending).await
         }
         Err(e) => {
@@ -343,30 +362,40 @@ fn without_envelope(msg: &Message, param_headers: &[(String, String)]) -> (Messa
     }
 }
 
-/// Checks a request addressing a task (`tasks/get`, `tasks/update`, `tasks/cancel`): the
-/// upstream offers the extension (else the method is unknown here), the request declares it
-/// (-32021, SEP-2663), and the task is the caller's at this endpoint (else unknown, -32602).
-/// The refusal, if any.
-fn task_refused(
+/// How a request relates to tasks (`tasks` module docs).
+pub(super) enum Tasked {
+    /// Not at all.
+    No,
+    /// A `tools/call` where the upstream offers tasks: a task it creates is recorded, and the
+    /// client gets the mesh's handle for it.
+    MayCreate(Arc<tasks::Tasks>),
+    /// A request for the task with this handle: the reply names the handle, not the upstream's id.
+    Addressed(String),
+}
+
+/// Checks a request addressing a task (`tasks/get`, `tasks/update`, `tasks/cancel`) before
+/// anything is opened for it: the request declares the extension (-32021, SEP-2663), and the
+/// handle names a task of the caller's at this endpoint (else unknown, -32602). The task, or the
+/// refusal.
+fn task_owner(
     relay: &Relay,
-    session: &pool::Pooled,
     principal: &mesh_core::Principal,
     ask: &Ask,
     task_id: Option<&str>,
-) -> Option<Response> {
-    if !tasks::offered(&session.init) {
-        return Some(refuse(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None));
-    }
+) -> Result<tasks::Owned, Box<Response>> {
     if !tasks::declared(&ask.capabilities) {
         let why = format!("{} needs the client capability extensions[\"{}\"]", ask.method, tasks::EXTENSION);
         let data = serde_json::json!({"requiredCapabilities": {"extensions": {tasks::EXTENSION: {}}}});
-        return Some(refuse(&ask.id, codes::MISSING_CLIENT_CAPABILITY, &why, Some(data)));
+        return Err(Box::new(refuse(&ask.id, codes::MISSING_CLIENT_CAPABILITY, &why, Some(data))));
     }
-    match task_id {
-        Some(t) if relay.modern.tasks.owns(&principal.key_id, &ask.endpoint, t) => None,
-        Some(_) => Some(refuse(&ask.id, codes::INVALID_PARAMS, "Unknown task", None)),
-        None => Some(refuse(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None)),
-    }
+    let Some(task) = task_id else {
+        return Err(Box::new(refuse(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None)));
+    };
+    relay
+        .modern
+        .tasks
+        .owned(principal, &ask.endpoint, task)
+        .ok_or_else(|| Box::new(refuse(&ask.id, codes::INVALID_PARAMS, "Unknown task", None)))
 }
 
 /// `server/discover`, answered from the pooled session's handshake with the upstream.
@@ -379,6 +408,7 @@ fn discover(ask: &Ask, session: &pool::Pooled) -> Response {
         // tasks: an extension it does not know might carry what its policy cannot see.
         caps.remove("tasks");
         let tasks = caps.get("extensions").and_then(|e| e.get(tasks::EXTENSION)).cloned();
+        let tasks = tasks.filter(|_| tasks::offered(init));
         caps.remove("extensions");
         if let Some(t) = tasks {
             caps.insert("extensions".into(), serde_json::json!({ tasks::EXTENSION: t }));

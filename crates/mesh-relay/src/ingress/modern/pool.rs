@@ -7,6 +7,7 @@
 //! against the session caps, ended with its connection, reaped when idle, recomputing its access
 //! on policy changes — whose id is never handed out.
 
+use super::tasks::EXTENSION as TASKS;
 use super::Ask;
 use crate::ingress::streamable_http::{open_session, Opened, Target};
 use crate::ingress::Relay;
@@ -158,9 +159,11 @@ fn handshake(ask: &Ask) -> serde_json::Value {
         serde_json::from_str(&ask.capabilities).unwrap_or_else(|_| serde_json::json!({}));
     let mut extensions = None;
     if let Some(c) = capabilities.as_object_mut() {
-        // Stateless-only fields the earlier revision does not have. The extensions travel
-        // beside them, for a link to a stateless upstream to send on (`upstream::modern`).
-        extensions = c.remove("extensions");
+        // Stateless-only fields the earlier revision does not have. The tasks extension travels
+        // beside them, for a link to a stateless upstream to send on (`upstream::modern`); no
+        // other extension does (one the mesh does not know might change what a call means).
+        let tasks = c.remove("extensions").and_then(|mut e| e.get_mut(TASKS).map(serde_json::Value::take));
+        extensions = tasks.map(|t| serde_json::json!({ TASKS: t }));
         c.remove("tasks");
     }
     let client_info = ask
@@ -170,7 +173,7 @@ fn handshake(ask: &Ask) -> serde_json::Value {
         .filter(|c| c.get("name").is_some_and(|n| n.is_string()))
         .unwrap_or_else(|| serde_json::json!({"name": "mcp-mesh", "version": env!("CARGO_PKG_VERSION")}));
     let mut params = serde_json::json!({"protocolVersion": version::LATEST, "capabilities": capabilities, "clientInfo": client_info});
-    if let Some(e) = extensions.filter(|e| e.is_object()) {
+    if let Some(e) = extensions {
         params["_meta"] = serde_json::json!({ crate::upstream::modern::EXTENSIONS: e });
     }
     params

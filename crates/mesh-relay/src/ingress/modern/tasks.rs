@@ -2,13 +2,17 @@
 //! client and a stateless upstream that offers it.
 //!
 //! The upstream sees every caller of a connection as one client (the connection's credentials),
-//! so it cannot keep one caller's tasks from another. The mesh does: a task id the upstream
-//! returned to one API key at one endpoint is recorded here, and `tasks/get`, `tasks/update` and
-//! `tasks/cancel` reach the upstream only for a task of the same key at the same endpoint. Any
-//! other id is answered as unknown (`-32602`), exactly as one that never existed, so a caller
-//! learns nothing of another's tasks.
+//! so it cannot keep one caller's tasks from another, and its ids may be guessable (a counter)
+//! or collide with another upstream's. So a client never sees an upstream's task id: when a
+//! `tools/call` creates a task, the mesh hands out a *handle* of its own — 190 random bits —
+//! recorded with the organisation, API key and endpoint of the call, the tool it called and the
+//! upstream's id. `tasks/get`, `tasks/update` and `tasks/cancel` name the handle; the mesh sends
+//! the upstream its own id, and only for the key (or, for anonymous callers, who share one
+//! principal, the holder of the handle) at the endpoint where the task was created. Any other
+//! handle is answered as unknown (`-32602`), exactly as one that never existed.
 
-use mesh_protocol::modern;
+use mesh_core::Principal;
+use mesh_protocol::{modern, Message};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,14 +24,15 @@ pub(super) const METHODS: &[&str] = &["tasks/get", "tasks/update", "tasks/cancel
 /// Tasks one key may have recorded at once; its oldest is forgotten first (it stays at the
 /// upstream, unreachable through the mesh).
 const PER_KEY: usize = 1_000;
-/// Tasks recorded in all; beyond it, the record closest to expiry goes.
-const TOTAL: usize = 100_000;
+/// Tasks one organisation's keys may have recorded at once, its oldest forgotten first: one
+/// organisation never pushes out another's.
+const PER_ORG: usize = 20_000;
 /// How long a task with no `ttlMs` (or a longer one) stays reachable.
 const LONGEST: Duration = Duration::from_secs(24 * 60 * 60);
 /// Slack past a task's own TTL: its last `tasks/get` may race the upstream's expiry.
 const SLACK: Duration = Duration::from_secs(60);
 
-/// Whose each task is.
+/// Whose each task is, by handle.
 #[derive(Default)]
 pub(in crate::ingress) struct Tasks {
     inner: Mutex<Inner>,
@@ -36,81 +41,103 @@ pub(in crate::ingress) struct Tasks {
 #[derive(Default)]
 struct Inner {
     owners: HashMap<String, Owner>,
-    /// Per key, its task ids oldest first (for the per-key bound).
-    by_key: HashMap<String, VecDeque<String>>,
+    /// Per (organisation, key) and per organisation, the handles recorded, oldest first.
+    by_key: HashMap<(String, String), VecDeque<String>>,
+    by_org: HashMap<String, VecDeque<String>>,
 }
 
 struct Owner {
+    org_id: String,
     key_id: String,
     endpoint: String,
+    /// The tool whose call created the task: what policy is asked about it later.
+    tool: String,
+    /// The upstream's own id.
+    upstream: String,
     expires: Instant,
 }
 
+/// A recorded task, as a later request for it needs it.
+pub(super) struct Owned {
+    /// The tool whose call created it.
+    pub tool: String,
+    /// The upstream's id for it.
+    pub upstream: String,
+}
+
 impl Tasks {
-    /// Records that the upstream behind `endpoint` created `task` for `key_id`, reachable for
-    /// `ttl` (the upstream's `ttlMs`; none means as long as the mesh keeps any).
-    pub(super) fn record(&self, key_id: &str, endpoint: &str, task: &str, ttl: Option<Duration>) {
-        let now = Instant::now();
-        let expires = now + ttl.unwrap_or(LONGEST).min(LONGEST) + SLACK;
+    /// Records that the upstream behind `endpoint` created task `upstream` in a call of `tool`
+    /// by `principal`, reachable for `ttl` (the upstream's `ttlMs`; none means as long as the
+    /// mesh keeps any); the handle the client gets for it.
+    pub(super) fn record(
+        &self,
+        principal: &Principal,
+        endpoint: &str,
+        tool: &str,
+        upstream: &str,
+        ttl: Option<Duration>,
+    ) -> String {
+        let handle = format!("mt-{}", mesh_core::id::random_base62(32));
+        let expires = Instant::now() + ttl.unwrap_or(LONGEST).min(LONGEST) + SLACK;
+        let owner = Owner {
+            org_id: principal.org_id.clone(),
+            key_id: principal.key_id.clone(),
+            endpoint: endpoint.to_string(),
+            tool: tool.to_string(),
+            upstream: upstream.to_string(),
+            expires,
+        };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.owners.len() >= TOTAL {
-            inner.expire(now);
+        inner.owners.insert(handle.clone(), owner);
+        let key = (principal.org_id.clone(), principal.key_id.clone());
+        let ids = inner.by_key.entry(key).or_default();
+        ids.push_back(handle.clone());
+        let oldest = (ids.len() > PER_KEY).then(|| ids.pop_front()).flatten();
+        if let Some(old) = oldest {
+            inner.owners.remove(&old);
         }
-        if inner.owners.len() >= TOTAL {
-            // Rare: a hundred thousand live tasks. The one closest to expiry goes.
-            let soonest = inner.owners.iter().min_by_key(|(_, o)| o.expires).map(|(t, _)| t.clone());
-            if let Some(t) = soonest {
-                inner.forget(&t);
-            }
+        let ids = inner.by_org.entry(principal.org_id.clone()).or_default();
+        ids.push_back(handle.clone());
+        let oldest = (ids.len() > PER_ORG).then(|| ids.pop_front()).flatten();
+        if let Some(old) = oldest {
+            inner.owners.remove(&old);
         }
-        let owner = Owner { key_id: key_id.to_string(), endpoint: endpoint.to_string(), expires };
-        if inner.owners.insert(task.to_string(), owner).is_some() {
-            // The upstream reused an id: it now belongs to this caller only.
-            for ids in inner.by_key.values_mut() {
-                ids.retain(|t| t != task);
-            }
-        }
-        let ids = inner.by_key.entry(key_id.to_string()).or_default();
-        ids.push_back(task.to_string());
-        if ids.len() > PER_KEY {
-            if let Some(oldest) = ids.pop_front() {
-                inner.owners.remove(&oldest);
-            }
-        }
+        handle
     }
 
-    /// Whether `task` was created for `key_id` at `endpoint` and is still reachable.
-    pub(super) fn owns(&self, key_id: &str, endpoint: &str, task: &str) -> bool {
+    /// The task behind `handle`, when it is `principal`'s at `endpoint` and still reachable.
+    pub(super) fn owned(&self, principal: &Principal, endpoint: &str, handle: &str) -> Option<Owned> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner
-            .owners
-            .get(task)
-            .is_some_and(|o| o.key_id == key_id && o.endpoint == endpoint && o.expires > Instant::now())
+        let o = inner.owners.get(handle)?;
+        let theirs = o.org_id == principal.org_id && o.key_id == principal.key_id && o.endpoint == endpoint;
+        (theirs && o.expires > Instant::now()).then(|| Owned { tool: o.tool.clone(), upstream: o.upstream.clone() })
     }
 
     /// Forgets expired tasks (from the relay's reaper).
     pub(super) fn expire(&self) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).expire(Instant::now());
-    }
-}
-
-impl Inner {
-    fn expire(&mut self, now: Instant) {
-        let owners = &mut self.owners;
-        owners.retain(|_, o| o.expires > now);
-        self.by_key.retain(|_, ids| {
-            ids.retain(|t| owners.contains_key(t));
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        inner.owners.retain(|_, o| o.expires > now);
+        let Inner { owners, by_key, by_org } = &mut *inner;
+        by_key.retain(|_, ids| {
+            ids.retain(|h| owners.contains_key(h));
+            !ids.is_empty()
+        });
+        by_org.retain(|_, ids| {
+            ids.retain(|h| owners.contains_key(h));
             !ids.is_empty()
         });
     }
+}
 
-    fn forget(&mut self, task: &str) {
-        if let Some(o) = self.owners.remove(task) {
-            if let Some(ids) = self.by_key.get_mut(&o.key_id) {
-                ids.retain(|t| t != task);
-            }
-        }
-    }
+/// `msg` with the `taskId` member of its `outer` object (`params` of a request, `result` of a
+/// reply) set to `id`; the rest of the message byte for byte. `None` when there is none.
+pub(super) fn with_task_id(msg: &Message, outer: &str, id: &str) -> Option<Message> {
+    let raw = msg.bytes();
+    let object = modern::member_span(raw, outer)?;
+    let at = modern::member_span(&raw[object.clone()], "taskId")?;
+    let value = serde_json::Value::from(id).to_string();
+    msg.splice(object.start + at.start..object.start + at.end, value.as_bytes())
 }
 
 /// Whether `capabilities` (a request's `clientCapabilities`, raw JSON) declare the extension.
@@ -126,9 +153,15 @@ pub(super) fn declared(capabilities: &str) -> bool {
         .is_some_and(|e| e.contains_key(EXTENSION))
 }
 
-/// Whether an `initialize` result (the pooled session's) offers the extension.
+/// The `_meta` key by which a link of the stateless revision serving stateless clients marks its
+/// `initialize` result: only such a link relays tasks ([`crate::upstream::modern`]).
+pub(super) const STATELESS: &str = crate::upstream::modern::SERVES_STATELESS;
+
+/// Whether an `initialize` result (the pooled session's) offers the extension: a session-based
+/// upstream advertising it speaks the other revision's wire, which the mesh does not relay.
 pub(super) fn offered(init: &serde_json::Value) -> bool {
-    init.pointer("/capabilities/extensions").and_then(|e| e.get(EXTENSION)).is_some()
+    init.pointer("/_meta").and_then(|m| m.get(STATELESS)).and_then(serde_json::Value::as_bool) == Some(true)
+        && init.pointer("/capabilities/extensions").and_then(|e| e.get(EXTENSION)).is_some()
 }
 
 /// The task a `tools/call` reply created, with its TTL ([`modern::created_task`]).
@@ -140,47 +173,81 @@ pub(super) fn created(reply: &[u8]) -> Option<(String, Option<Duration>)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_task_is_reachable_only_by_its_key_at_its_endpoint() {
-        let t = Tasks::default();
-        t.record("k1", "/mcp/a", "task-1", Some(Duration::from_secs(60)));
-        assert!(t.owns("k1", "/mcp/a", "task-1"));
-        assert!(!t.owns("k2", "/mcp/a", "task-1"));
-        assert!(!t.owns("k1", "/mcp/b", "task-1"));
-        assert!(!t.owns("k1", "/mcp/a", "task-2"));
+    fn key(org: &str, key: &str) -> Principal {
+        let mut p = Principal::anonymous(org);
+        p.key_id = key.into();
+        p.user_id = format!("usr_{key}");
+        p
     }
 
     #[test]
-    fn a_reused_id_belongs_to_its_latest_creator_only() {
+    fn a_task_is_reachable_by_its_handle_only_for_its_key_at_its_endpoint() {
         let t = Tasks::default();
-        t.record("k1", "/mcp/a", "same", None);
-        t.record("k2", "/mcp/a", "same", None);
-        assert!(!t.owns("k1", "/mcp/a", "same"));
-        assert!(t.owns("k2", "/mcp/a", "same"));
-        assert!(t.inner.lock().unwrap().by_key.get("k1").is_none_or(|ids| ids.is_empty()));
+        let (k1, k2) = (key("o", "k1"), key("o", "k2"));
+        let h = t.record(&k1, "/mcp/a", "echo", "1", Some(Duration::from_secs(60)));
+        assert!(h.starts_with("mt-") && h.len() == 35, "{h}");
+        let owned = t.owned(&k1, "/mcp/a", &h).expect("owned");
+        assert_eq!((owned.tool.as_str(), owned.upstream.as_str()), ("echo", "1"));
+        assert!(t.owned(&k2, "/mcp/a", &h).is_none());
+        assert!(t.owned(&k1, "/mcp/b", &h).is_none());
+        assert!(t.owned(&k1, "/mcp/a", "1").is_none(), "the upstream's id is not a handle");
+        // The same key id in another organisation is another key.
+        assert!(t.owned(&key("other", "k1"), "/mcp/a", &h).is_none());
+    }
+
+    #[test]
+    fn the_same_upstream_id_twice_is_two_tasks() {
+        let t = Tasks::default();
+        let (a, b) = (key("o1", "k1"), key("o2", "k2"));
+        let (ha, hb) = (t.record(&a, "/mcp/x", "t", "1", None), t.record(&b, "/mcp/x", "t", "1", None));
+        assert_ne!(ha, hb);
+        assert!(t.owned(&a, "/mcp/x", &ha).is_some() && t.owned(&b, "/mcp/x", &hb).is_some());
     }
 
     #[test]
     fn a_key_keeps_its_newest_tasks_within_its_bound() {
         let t = Tasks::default();
-        for i in 0..=PER_KEY {
-            t.record("k", "/mcp/a", &format!("t{i}"), None);
-        }
-        assert!(!t.owns("k", "/mcp/a", "t0"));
-        assert!(t.owns("k", "/mcp/a", "t1"));
-        assert!(t.owns("k", "/mcp/a", &format!("t{PER_KEY}")));
+        let k = key("o", "k");
+        let handles: Vec<String> = (0..=PER_KEY).map(|i| t.record(&k, "/mcp/a", "t", &format!("t{i}"), None)).collect();
+        assert!(t.owned(&k, "/mcp/a", &handles[0]).is_none());
+        assert!(t.owned(&k, "/mcp/a", &handles[1]).is_some());
+        assert!(t.owned(&k, "/mcp/a", &handles[PER_KEY]).is_some());
         assert_eq!(t.inner.lock().unwrap().owners.len(), PER_KEY);
     }
 
     #[test]
     fn an_expired_task_is_forgotten() {
         let t = Tasks::default();
-        t.record("k", "/mcp/a", "t", Some(Duration::ZERO));
-        t.inner.lock().unwrap().owners.get_mut("t").unwrap().expires = Instant::now() - Duration::from_secs(1);
-        assert!(!t.owns("k", "/mcp/a", "t"));
+        let k = key("o", "k");
+        let h = t.record(&k, "/mcp/a", "t", "x", Some(Duration::ZERO));
+        for o in t.inner.lock().unwrap().owners.values_mut() {
+            o.expires = Instant::now() - Duration::from_secs(1);
+        }
+        assert!(t.owned(&k, "/mcp/a", &h).is_none());
         t.expire();
         let inner = t.inner.lock().unwrap();
-        assert!(inner.owners.is_empty() && inner.by_key.is_empty());
+        assert!(inner.owners.is_empty() && inner.by_key.is_empty() && inner.by_org.is_empty());
+    }
+
+    #[test]
+    fn a_task_id_is_swapped_in_place() {
+        let reply = Message::parse(bytes::Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":3,"result":{"resultType":"task","taskId":"up-1","status":"working"}}"#,
+        ))
+        .unwrap();
+        let out = with_task_id(&reply, "result", "mt-x").expect("swapped");
+        assert_eq!(
+            out.as_str(),
+            r#"{"jsonrpc":"2.0","id":3,"result":{"resultType":"task","taskId":"mt-x","status":"working"}}"#
+        );
+        assert_eq!(out.id(), Some("3"));
+        let request = Message::parse(bytes::Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":"a","method":"tasks/get","params":{"taskId":"mt-x","_meta":{}}}"#,
+        ))
+        .unwrap();
+        let out = with_task_id(&request, "params", "up-1").expect("swapped");
+        assert!(out.as_str().contains(r#""taskId":"up-1""#), "{}", out.as_str());
+        assert_eq!((out.id(), out.method()), (Some(r#""a""#), Some("tasks/get")));
     }
 
     #[test]
@@ -192,6 +259,9 @@ mod tests {
         let plain = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","content":[],"taskId":"x"}}"#;
         assert_eq!(created(plain), None);
         assert_eq!(created(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#), None);
+        let long =
+            format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"resultType":"task","taskId":"{}"}}}}"#, "x".repeat(300));
+        assert_eq!(created(long.as_bytes()), None);
     }
 
     #[test]
@@ -200,7 +270,10 @@ mod tests {
         assert!(!declared(r#"{"extensions":{"other":{}}}"#));
         assert!(!declared(r#"{"sampling":{}}"#));
         assert!(!declared("not json"));
-        assert!(offered(&serde_json::json!({"capabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}})));
-        assert!(!offered(&serde_json::json!({"capabilities":{"tools":{}}})));
+        let marked = |caps: serde_json::Value| serde_json::json!({"capabilities": caps, "_meta": {STATELESS: true}});
+        assert!(offered(&marked(serde_json::json!({"extensions":{"io.modelcontextprotocol/tasks":{}}}))));
+        assert!(!offered(&marked(serde_json::json!({"tools":{}}))));
+        // A session-based upstream's own claim is not an offer the mesh can relay.
+        assert!(!offered(&serde_json::json!({"capabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}})));
     }
 }
