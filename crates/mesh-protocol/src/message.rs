@@ -163,6 +163,10 @@ impl Message {
         let Some(span) = self.id_span.clone() else {
             return self.clone();
         };
+        if &self.raw[span.clone()] == new_id.as_bytes() {
+            // Already so (a reply the session has mapped back): no copy.
+            return self.clone();
+        }
         let mut buf = BytesMut::with_capacity(self.raw.len() + new_id.len());
         buf.put_slice(&self.raw[..span.start]);
         buf.put_slice(new_id.as_bytes());

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 /// The pooled sessions of the relay, by key.
 #[derive(Default)]
 pub(in crate::ingress) struct Pool {
-    map: Mutex<HashMap<Key, Entry>>,
+    /// By the seeded hash of the key (found without building one per request); each entry keeps
+    /// its whole key, compared on every find, so a hash collision only ever costs a new session.
+    map: Mutex<HashMap<u64, Entry>>,
     /// One opening at a time per key: a burst of first requests opens one session, not one each.
     opening: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -41,6 +43,7 @@ pub(super) const MAX_CAPABILITIES: usize = 16 * 1024;
 
 #[derive(Clone)]
 struct Entry {
+    key: Key,
     session_id: String,
     init: Arc<serde_json::Value>,
     params: Arc<ParamHeaders>,
@@ -69,6 +72,30 @@ impl Pool {
     }
 }
 
+/// The seeded hash a pooled session is found by. Keyed by a per-process random seed: no client
+/// can aim its capabilities, or its key, at another's entry.
+fn hash_of(key_id: &str, endpoint: &str, capabilities: &str) -> (u64, u64) {
+    use std::hash::{BuildHasher, Hasher};
+    static SEED: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+        std::sync::LazyLock::new(Default::default);
+    let mut caps = SEED.build_hasher();
+    caps.write(capabilities.as_bytes());
+    let caps = caps.finish();
+    let mut all = SEED.build_hasher();
+    all.write(key_id.as_bytes());
+    all.write_u8(0xff);
+    all.write(endpoint.as_bytes());
+    all.write_u8(0xff);
+    all.write_u64(caps);
+    (all.finish(), caps)
+}
+
+impl Key {
+    fn is(&self, key_id: &str, endpoint: &str, capabilities: u64) -> bool {
+        self.capabilities == capabilities && self.key_id == key_id && self.endpoint == endpoint
+    }
+}
+
 /// The pooled session for `ask` from `principal` at `target`, opened on first use.
 pub(super) async fn session(
     relay: &Arc<Relay>,
@@ -76,46 +103,46 @@ pub(super) async fn session(
     principal: &Principal,
     ask: &Ask,
 ) -> Result<Pooled, RelayError> {
-    use std::hash::{BuildHasher, Hasher};
-    // Keyed by a per-process random seed: no client can aim its capabilities at another set.
-    static SEED: std::sync::LazyLock<std::collections::hash_map::RandomState> =
-        std::sync::LazyLock::new(Default::default);
-    let mut h = SEED.build_hasher();
-    h.write(ask.capabilities.as_bytes());
-    let key = Key { key_id: principal.key_id.clone(), endpoint: ask.endpoint.clone(), capabilities: h.finish() };
-    if let Some(found) = pooled(relay, &key, principal) {
+    let (slot, caps) = hash_of(&principal.key_id, &ask.endpoint, &ask.capabilities);
+    if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint, caps), principal) {
         return Ok(found);
     }
+    let key = Key { key_id: principal.key_id.clone(), endpoint: ask.endpoint.clone(), capabilities: caps };
     let gate = {
         let mut opening = relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner());
         opening.entry(key.clone()).or_default().clone()
     };
     let _turn = gate.lock().await;
     // Opened by the request this one waited for.
-    if let Some(found) = pooled(relay, &key, principal) {
+    if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint, caps), principal) {
         return Ok(found);
     }
-    let opened = open(relay, target, principal, ask, key.clone()).await;
+    let opened = open(relay, target, principal, ask, slot, key.clone()).await;
     relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
     opened
 }
 
-/// The live pooled session of `key`, if there is one `principal` may use.
-fn pooled(relay: &Arc<Relay>, key: &Key, principal: &Principal) -> Option<Pooled> {
-    let found = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
-    if let Some(entry) = found {
-        match relay.sessions.get(&entry.session_id) {
-            // Same key, other rights (a role changed): the session was opened by someone else.
-            Some(s) if !s.is_dead() && s.principal.same_rights(principal) => {
-                return Some(Pooled { session: s, init: entry.init, params: entry.params })
-            }
-            Some(s) => {
-                relay.sessions.remove(&s.id);
-                tokio::spawn(async move { s.close().await });
-            }
-            None => {}
-        }
+/// The live pooled session in `slot` for (key, endpoint, capabilities), if there is one
+/// `principal` may use.
+fn pooled(
+    relay: &Arc<Relay>,
+    slot: u64,
+    (key_id, endpoint, caps): (&str, &str, u64),
+    principal: &Principal,
+) -> Option<Pooled> {
+    let found = {
+        let map = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&slot).filter(|e| e.key.is(key_id, endpoint, caps)).cloned()
+    };
+    let entry = found?;
+    // The registry says whether it still serves (reaped or ended sessions leave it first).
+    let s = relay.sessions.get(&entry.session_id)?;
+    // Same key, other rights (a role changed): the session was opened by someone else.
+    if !s.is_dead() && s.principal.same_rights(principal) {
+        return Some(Pooled { session: s, init: entry.init, params: entry.params });
     }
+    relay.sessions.remove(&s.id);
+    tokio::spawn(async move { s.close().await });
     None
 }
 
@@ -125,6 +152,7 @@ async fn open(
     target: &Target,
     principal: &Principal,
     ask: &Ask,
+    slot: u64,
     key: Key,
 ) -> Result<Pooled, RelayError> {
     let init_msg = Message::request("0", "initialize", Some(&handshake(ask)));
@@ -146,8 +174,8 @@ async fn open(
     let init = Arc::new(reply.result::<serde_json::Value>().unwrap_or_default());
     tracing::info!(session = %session.id, route = %session.label, "stateless requests of a key now share an upstream session");
     let params = Arc::new(ParamHeaders::default());
-    let entry = Entry { session_id: session.id.clone(), init: init.clone(), params: params.clone() };
-    relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).insert(key, entry);
+    let entry = Entry { key, session_id: session.id.clone(), init: init.clone(), params: params.clone() };
+    relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).insert(slot, entry);
     Ok(Pooled { session, init, params })
 }
 
