@@ -31,7 +31,7 @@ use crate::RelayError;
 use inbound::target_stream;
 use mesh_core::Principal;
 use mesh_protocol::{Kind, Message};
-use record::{outcome_of, reply_outcome, Call};
+use record::{outcome_of, Call, Ending};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -324,11 +324,13 @@ impl Session {
             }
             Err(e) => {
                 // Refused by the mesh itself: the audit outcome comes from the error (denied,
-                // rate limited), not from the JSON-RPC code it travels as.
+                // rate limited), not from the JSON-RPC code it travels as; so does the mark
+                // that makes a rate-limit refusal a 429.
                 let reply = e.to_message(msg.id());
-                self.lock().streams.push(stream, reply.bytes().clone(), true);
+                let end = Ending::of_error(&e);
+                self.lock().streams.push_reply(stream, reply.bytes().clone(), end.retry_after);
                 let id = reply.id().unwrap_or("null").to_string();
-                self.audit_end(call, id.into(), outcome_of(&e), Some(e.to_string()), reply.bytes().len() as u64);
+                self.audit_end(call, id.into(), end.outcome, end.error, reply.bytes().len() as u64);
                 Ok(())
             }
         };
@@ -427,8 +429,9 @@ impl Session {
 
     /// Delivers a reply the mesh produced itself (a gateway's merged list, an error).
     fn answer(&self, stream: u64, reply: Message, call: Call) {
-        let delivery = self.lock().streams.push(stream, reply.bytes().clone(), true);
-        let (mut outcome, mut error) = reply_outcome(&call, &reply);
+        let end = Ending::of_reply(&call, &reply);
+        let delivery = self.lock().streams.push_reply(stream, reply.bytes().clone(), end.retry_after);
+        let (mut outcome, mut error) = (end.outcome, end.error);
         if delivery != streams::Delivery::Live {
             (outcome, error) = inflight::client_gone(outcome, error);
         }
@@ -550,29 +553,23 @@ impl Session {
     fn notify_client(&self, msg: &Message) {
         let mut st = self.lock();
         let stream = if self.is_pooled() { streams::STANDALONE } else { target_stream(&st, None) };
-        st.streams.push(stream, msg.bytes().clone(), false);
+        st.streams.push(stream, msg.bytes().clone());
     }
 
     fn fail(&self, up: u64, err: &RelayError) {
         let Some(p) = self.take_pending(up) else { return };
         let out = err.to_message(Some(&p.down_id));
-        self.finish(p, out, |_| (outcome_of(err), Some(err.to_string())));
+        self.finish(p, out, |_| Ending::of_error(err));
     }
 
     /// Ends a request with its reply `out` (already carrying the client's id): to the mesh's own
     /// waiter, or to the client's stream and the audit trail.
-    fn finish(&self, p: Pending, out: Message, outcome: impl FnOnce(&Call) -> (Outcome, Option<String>)) {
-        self.finish_as(p, out, outcome, false)
+    fn finish(&self, p: Pending, out: Message, ending: impl FnOnce(&Call) -> Ending) {
+        self.finish_as(p, out, ending, false)
     }
 
     /// `finish`; a reply no connected client took is recorded `client_gone` unless `decided`.
-    fn finish_as(
-        &self,
-        p: Pending,
-        out: Message,
-        outcome: impl FnOnce(&Call) -> (Outcome, Option<String>),
-        decided: bool,
-    ) {
+    fn finish_as(&self, p: Pending, out: Message, ending: impl FnOnce(&Call) -> Ending, decided: bool) {
         match p.target {
             Target::Internal(tx) => {
                 let _ = tx.send(out);
@@ -587,9 +584,12 @@ impl Session {
                         gw.note_task(p.member, &out);
                     }
                 }
-                let delivery = self.lock().streams.push(stream, out.bytes().clone(), true);
-                if let Some(c) = p.call {
-                    let (mut outcome, mut error) = outcome(&c);
+                // Before the push: a rate-limit refusal is marked on the reply it travels with.
+                let end = p.call.as_ref().map(ending);
+                let retry_after = end.as_ref().and_then(|e| e.retry_after);
+                let delivery = self.lock().streams.push_reply(stream, out.bytes().clone(), retry_after);
+                if let (Some(c), Some(end)) = (p.call, end) {
+                    let (mut outcome, mut error) = (end.outcome, end.error);
                     if !decided && delivery != streams::Delivery::Live {
                         (outcome, error) = inflight::client_gone(outcome, error);
                     }
