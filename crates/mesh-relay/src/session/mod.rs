@@ -23,6 +23,7 @@ mod inbound;
 mod inflight;
 mod record;
 pub mod registry;
+mod routing;
 pub mod streams;
 
 use crate::audit::{AuditSink, CallRecord, Origin, Outcome};
@@ -32,6 +33,7 @@ use inbound::target_stream;
 use mesh_core::Principal;
 use mesh_protocol::{Kind, Message};
 use record::{outcome_of, Call, Ending};
+use routing::Routing;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -292,21 +294,23 @@ impl Session {
         }
         let (stream, rx) = self.lock().streams.open();
         let call = Call::of(msg);
-        let routed = match &self.gateway {
+        let routing = match &self.gateway {
             Some(gw) => gw.route(self, msg).await,
-            None => Ok(gateway::Route::Forward(0, msg.clone(), None)),
+            None => Ok(Routing::direct(msg)),
         };
-        let routed = match routed {
-            Ok(gateway::Route::Forward(member, out, original)) => self
-                .admit_call(member, msg, &call, original.as_deref())
-                .map(|()| gateway::Route::Forward(member, out, None)),
-            other => other,
-        };
-        let result = match routed {
-            Ok(gateway::Route::Forward(member, out, _)) => {
-                self.forward(member, &out, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
+        // Policy and rate limits are checked where the request goes, under the name it has there.
+        let routing = routing.and_then(|r| match r {
+            Routing::Forward { member, request, original } => {
+                self.admit_call(member, msg, &call, original.as_deref())?;
+                Ok(Routing::Forward { member, request, original })
             }
-            Ok(gateway::Route::Local(task)) => {
+            local => Ok(local),
+        });
+        let result = match routing {
+            Ok(Routing::Forward { member, request, .. }) => {
+                self.forward(member, &request, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
+            }
+            Ok(Routing::Local(task)) => {
                 // Answered by the mesh (merged lists, ping): computed off this task so the
                 // caller's stream sees it like any upstream reply.
                 let me = self.me.clone();
