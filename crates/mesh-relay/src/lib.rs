@@ -13,7 +13,6 @@
 //! Messages are relayed as raw bytes (see `mesh_protocol::Message`); only ids are rewritten.
 #![forbid(unsafe_code)]
 
-pub mod audit;
 pub mod client;
 pub mod error;
 pub mod failure;

@@ -90,7 +90,7 @@ impl BareRelay {
             Arc::new(routes),
             Arc::new(NoManagement),
             mesh_relay::UpstreamClients::default(),
-            Arc::new(mesh_relay::audit::NoAudit),
+            Arc::new(mesh_core::audit::NoAudit),
             Arc::new(mesh_relay::governor::Ungoverned),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -169,7 +169,7 @@ pub struct Relay {
     management: Arc<dyn LocalService>,
     http: crate::upstream::UpstreamClients,
     cfg: RelayConfig,
-    audit: Arc<dyn crate::audit::AuditSink>,
+    audit: Arc<dyn mesh_core::audit::AuditSink>,
     governor: Arc<dyn crate::governor::Governor>,
     /// How fast each key opens sessions.
     opens: crate::session::caps::OpenRate,
@@ -185,7 +185,7 @@ impl Relay {
         routes: Arc<dyn RouteResolver>,
         management: Arc<dyn LocalService>,
         http: crate::upstream::UpstreamClients,
-        audit: Arc<dyn crate::audit::AuditSink>,
+        audit: Arc<dyn mesh_core::audit::AuditSink>,
         governor: Arc<dyn crate::governor::Governor>,
     ) -> Arc<Relay> {
         let opens = Default::default();

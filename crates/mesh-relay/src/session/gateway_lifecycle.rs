@@ -18,7 +18,7 @@ impl Session {
     pub async fn open_gateway(
         principal: mesh_core::Principal,
         def: &ResolvedGateway,
-        audit: Arc<dyn crate::audit::AuditSink>,
+        audit: Arc<dyn mesh_core::audit::AuditSink>,
         governor: Arc<dyn crate::governor::Governor>,
         http: &crate::upstream::UpstreamClients,
         init: &Message,

@@ -16,8 +16,8 @@
 
 use super::record::Ending;
 use super::{cancel_upstream, Session, Target};
-use crate::audit::Outcome;
 use crate::RelayError;
+use mesh_core::audit::Outcome;
 
 /// Ends request `up` if the future sending it is dropped before the send finished.
 pub(super) struct Sending<'a> {

@@ -1,7 +1,7 @@
 //! The audit side of a request: what is captured when it starts, and its outcome when it ends.
 
-use crate::audit::Outcome;
 use crate::RelayError;
+use mesh_core::audit::Outcome;
 use mesh_protocol::{Kind, Message};
 use std::borrow::Cow;
 use std::time::Duration;
