@@ -11,14 +11,18 @@
 //! per downstream session — never one per call.
 //!
 //! Messages are relayed as raw bytes (see `mesh_protocol::Message`); only ids are rewritten.
+//!
+//! What the relay needs from the rest of the mesh — who a token is, where a route goes, what a
+//! principal may do, where audit records go, the management server — it asks through the traits
+//! in [`ports`], which the ingress and the sessions both use and the control plane implements.
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod error;
 pub mod failure;
 pub mod front_stdio;
-pub mod governor;
 pub mod ingress;
+pub mod ports;
 pub mod session;
 pub mod spec;
 pub mod upstream;

@@ -18,7 +18,7 @@
 
 use super::routing::Routing;
 use super::Session;
-use crate::ingress::{ResolvedGateway, ResolvedMember};
+use crate::ports::{ResolvedGateway, ResolvedMember};
 use crate::RelayError;
 use mesh_core::gateway::{expose_name, expose_uri, uri_prefix, valid_tool_name, FailureMode, MemberConfig, Selection};
 use mesh_core::policy::Item;

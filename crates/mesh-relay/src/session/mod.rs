@@ -26,10 +26,11 @@ pub mod registry;
 mod routing;
 pub mod streams;
 
+use crate::ports::AuditSink;
 use crate::upstream::{Inbound, InboundSink, Link};
 use crate::RelayError;
 use inbound::target_stream;
-use mesh_core::audit::{AuditSink, CallRecord, Origin, Outcome};
+use mesh_core::audit::{CallRecord, Origin, Outcome};
 use mesh_core::Principal;
 use mesh_protocol::{Kind, Message};
 use record::{outcome_of, Call, Ending};
