@@ -7,7 +7,7 @@ pub(crate) use input::{validate_command, validate_env_name};
 
 use crate::{Admin, AdminError};
 use mesh_core::{id, Principal, Secret};
-use mesh_relay::ingress::{ResolvedRoute, RouteResolver};
+use mesh_relay::ports::{ResolvedRoute, RouteResolver};
 use mesh_relay::{RelayError, TransportSpec, UpstreamSpec};
 use mesh_store::{Connection, SecretRow};
 use serde::{Deserialize, Serialize};
@@ -522,7 +522,7 @@ impl RouteResolver for Routes {
         &self,
         principal: &Principal,
         gateway: &str,
-    ) -> Result<mesh_relay::ingress::ResolvedGateway, RelayError> {
+    ) -> Result<mesh_relay::ports::ResolvedGateway, RelayError> {
         self.0.resolve_gateway(principal, gateway).await.map_err(|e| match e {
             AdminError::NotFound(_) => RelayError::RouteNotFound(gateway.chars().take(64).collect()),
             e => {

@@ -16,7 +16,7 @@ use crate::{Admin, AdminError};
 use check::Member;
 use mesh_core::gateway::{FailureMode, MemberConfig};
 use mesh_core::{id, slug, Principal};
-use mesh_relay::ingress::{ResolvedGateway, ResolvedMember};
+use mesh_relay::ports::{ResolvedGateway, ResolvedMember};
 use mesh_store::{Connection, Gateway};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -8,7 +8,7 @@
 use mesh_core::policy::{Access, Layer, Rule, Scope};
 use mesh_core::ratelimit::{Bucket, LimitScope};
 use mesh_core::{Principal, Role};
-use mesh_relay::governor::{Governor, Limited};
+use mesh_relay::ports::{Governor, Limited};
 use mesh_store::{ApiKey, RateLimitRow, RoleRow, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -182,7 +182,7 @@ impl Governor for Policies {
     fn access(&self, p: &Principal) -> Arc<Access> {
         // The anonymous principal reaches only routes an admin opened to it, whole.
         if p.is_anonymous() {
-            return mesh_relay::governor::unrestricted();
+            return mesh_relay::ports::unrestricted();
         }
         let snap = self.current();
         let role = snap.roles.get(&(p.org_id.clone(), p.role_name().to_string())).cloned().unwrap_or_default();

@@ -5,7 +5,7 @@
 //! hash plus a map lookup with no database round-trip. Passwords, later, get argon2id.
 
 use mesh_core::{Principal, Role};
-use mesh_relay::ingress::Authenticator;
+use mesh_relay::ports::Authenticator;
 use mesh_store::{ApiKey, OAuthGrant, OAuthToken, RoleRow, Store};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
-//! `AuditLog`: the relay's audit sink. A bounded queue in front of one writer task that turns
-//! call records into rows and appends them to the chain in batches.
+//! `AuditLog`: the mesh's audit sink (`mesh_core::audit::AuditSink`). A bounded queue in front
+//! of one writer task that turns call records into rows and appends them to the chain in batches.
 //!
 //! ```text
 //! Session::audit_end ──record()──▶ [bounded queue] ──▶ writer: redact, cap ──▶ Store::append_audit
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mesh_relay::audit::{AuditSink, CallRecord};
+use mesh_core::audit::{AuditSink, CallRecord};
 use mesh_store::{AuditRow, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;

@@ -1,7 +1,7 @@
 //! From what the relay reports to what is stored: redaction and size caps applied, and the notes
 //! the trail writes about itself.
 
-use mesh_relay::audit::CallRecord;
+use mesh_core::audit::CallRecord;
 use mesh_store::AuditRow;
 
 use crate::redact::{self, cap_text, clean};
@@ -93,8 +93,8 @@ pub(crate) fn drop_note(org: &str, count: u64, first_ms: i64, last_ms: i64) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesh_core::audit::{Origin, Outcome};
     use mesh_core::{Principal, Role};
-    use mesh_relay::audit::{Origin, Outcome};
     use std::sync::Arc;
 
     pub(crate) fn record(args: Option<&str>) -> CallRecord {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_audit::{verify, AuditConfig, AuditLog, ProblemKind};
+use mesh_core::audit::{AuditSink, CallRecord, Origin, Outcome};
 use mesh_core::{Principal, Role};
-use mesh_relay::audit::{AuditSink, CallRecord, Origin, Outcome};
 use mesh_store::{AuditFilter, Store};
 use sqlx::migrate::MigrateDatabase;
 

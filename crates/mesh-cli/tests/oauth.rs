@@ -7,7 +7,7 @@ mod common;
 use common::*;
 
 use mesh_admin::audit::AuditQuery;
-use mesh_relay::ingress::Authenticator;
+use mesh_relay::ports::Authenticator;
 use mesh_store::OAuthGrant;
 use mesh_testkit::TestMesh;
 use serde_json::Value;

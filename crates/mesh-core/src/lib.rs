@@ -5,6 +5,7 @@
 //! drift apart on what a slug is or whose fault an error was.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod fault;
 pub mod gateway;
 pub mod id;

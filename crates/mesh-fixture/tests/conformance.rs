@@ -9,7 +9,7 @@
 
 use futures_util::StreamExt;
 use mesh_core::gateway::{FailureMode, MemberConfig};
-use mesh_relay::ingress::{ResolvedGateway, ResolvedMember};
+use mesh_relay::ports::{ResolvedGateway, ResolvedMember};
 use mesh_relay::{TransportSpec, UpstreamSpec};
 use mesh_testkit::bare::BareRelay;
 use mesh_testkit::TestMesh;

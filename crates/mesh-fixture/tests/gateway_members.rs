@@ -4,7 +4,7 @@
 //! members on each transport.
 
 use mesh_core::gateway::{FailureMode, MemberConfig};
-use mesh_relay::ingress::{ResolvedGateway, ResolvedMember};
+use mesh_relay::ports::{ResolvedGateway, ResolvedMember};
 use mesh_relay::{TransportSpec, UpstreamSpec};
 use mesh_testkit::bare::{BareRelay, KEY};
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};

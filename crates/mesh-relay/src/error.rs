@@ -198,14 +198,17 @@ impl RelayError {
         }
     }
 
+    /// For a rate-limit refusal: how long until a call would be accepted (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RelayError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// This error as a JSON-RPC error reply to the request with raw id `id`.
     pub fn to_message(&self, id: Option<&str>) -> mesh_protocol::Message {
-        let data = match self {
-            RelayError::RateLimited { retry_after, .. } => {
-                Some(serde_json::json!({"retryAfterMs": retry_after.as_millis() as u64}))
-            }
-            _ => None,
-        };
+        let data = self.retry_after().map(|wait| serde_json::json!({"retryAfterMs": wait.as_millis() as u64}));
         mesh_protocol::Message::error(id, self.rpc_code(), &self.to_string(), data)
     }
 }

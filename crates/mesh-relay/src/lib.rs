@@ -11,15 +11,18 @@
 //! per downstream session — never one per call.
 //!
 //! Messages are relayed as raw bytes (see `mesh_protocol::Message`); only ids are rewritten.
+//!
+//! What the relay needs from the rest of the mesh — who a token is, where a route goes, what a
+//! principal may do, where audit records go, the management server — it asks through the traits
+//! in [`ports`], which the ingress and the sessions both use and the control plane implements.
 #![forbid(unsafe_code)]
 
-pub mod audit;
 pub mod client;
 pub mod error;
 pub mod failure;
 pub mod front_stdio;
-pub mod governor;
 pub mod ingress;
+pub mod ports;
 pub mod session;
 pub mod spec;
 pub mod upstream;
@@ -28,36 +31,10 @@ pub use error::{Cause, RelayError};
 pub use spec::{Reach, TransportSpec, UpstreamSpec};
 pub use upstream::UpstreamClients;
 
-/// The User-Agent the mesh sends to upstreams, whichever HTTP client carries the request.
 /// The MCP session header, both ways. A `HeaderName`, not a `&str`: a lookup by string parses
 /// and validates the name every time.
 pub(crate) const SESSION_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
 /// The protocol revision a client names on every request after initialize, both ways.
 pub(crate) const VERSION_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-protocol-version");
+/// The User-Agent the mesh sends to upstreams, whichever HTTP client carries the request.
 pub(crate) const USER_AGENT: &str = concat!("mcp-mesh/", env!("CARGO_PKG_VERSION"));
-
-/// Whether a JSON message may have a member with the name `key` searches for: the name appears
-/// in it, or an escape (`\u…`) could spell it. `false` is certain, so a caller can skip
-/// deserialising a message just to learn that it has no such member (a success has no `error`):
-/// most replies are then read once. (A tool result's `isError` is read by `Message::parse`.)
-pub(crate) fn may_have_key(json: &[u8], key: &memchr::memmem::Finder<'_>) -> bool {
-    // Searchers are built once (`memmem::find` builds one per call: ~350 instructions, more
-    // than searching a short reply).
-    static ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
-    key.find(json).is_some() || ESCAPE.find(json).is_some()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn may_have_key_is_never_wrong_when_it_says_no() {
-        let key = |k: &'static str| memchr::memmem::Finder::new(k);
-        assert!(!super::may_have_key(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#, &key("isError")));
-        assert!(super::may_have_key(br#"{"result":{"isError":true}}"#, &key("isError")));
-        // An escaped name deserialises to the same key: it must not be ruled out.
-        assert!(super::may_have_key(br#"{"result":{"is\u0045rror":true}}"#, &key("isError")));
-        // Mentions in text take the slow path, which is still right.
-        assert!(super::may_have_key(br#"{"result":{"text":"no error here"}}"#, &key("error")));
-    }
-}

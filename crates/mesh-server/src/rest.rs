@@ -27,9 +27,9 @@ use axum::{Json, Router};
 use mesh_admin::audit::AuditQuery;
 use mesh_admin::trust::Trust;
 use mesh_admin::{Admin, AdminError};
+use mesh_core::audit::{AuditSink, CallRecord, Origin, Outcome};
 use mesh_core::{Fault, Principal};
-use mesh_relay::audit::{AuditSink, CallRecord, Origin, Outcome};
-use mesh_relay::ingress::Authenticator;
+use mesh_relay::ports::Authenticator;
 use mesh_store::AuditOrder;
 use serde_json::{json, Value};
 

@@ -3,8 +3,8 @@
 
 use mesh_core::{Principal, Role};
 use mesh_protocol::{codes, Message};
-use mesh_relay::ingress::{Authenticator, Relay, RelayConfig, ResolvedGateway, ResolvedRoute, RouteResolver};
-use mesh_relay::upstream::local::LocalService;
+use mesh_relay::ingress::{Relay, RelayConfig};
+use mesh_relay::ports::{Authenticator, LocalService, ResolvedGateway, ResolvedRoute, RouteResolver};
 use mesh_relay::RelayError;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,8 +90,8 @@ impl BareRelay {
             Arc::new(routes),
             Arc::new(NoManagement),
             mesh_relay::UpstreamClients::default(),
-            Arc::new(mesh_relay::audit::NoAudit),
-            Arc::new(mesh_relay::governor::Ungoverned),
+            Arc::new(mesh_core::audit::NoAudit),
+            Arc::new(mesh_relay::ports::Ungoverned),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();

@@ -2,7 +2,7 @@
 
 use mesh_admin::Admin;
 use mesh_core::{id, Principal};
-use mesh_relay::ingress::Authenticator;
+use mesh_relay::ports::Authenticator;
 use mesh_server::{Config, Mesh};
 use serde_json::Value;
 use std::time::Duration;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
 use mesh_core::Principal;
-use mesh_relay::ingress::Authenticator;
+use mesh_relay::ports::Authenticator;
 use mesh_store::{AuditFilter, AuditRow, Store};
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{text_of, upstreams, TestMesh};

@@ -7,7 +7,7 @@
 //! not-found or a validation error that would hide a missing check), and an allowed operation
 //! must succeed. MCP methods are called through `/mcp/everything` (server-everything, stdio).
 
-use mesh_relay::ingress::Authenticator;
+use mesh_relay::ports::Authenticator;
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{pg, text_of, upstreams, TestMesh};
 use serde_json::{json, Value};

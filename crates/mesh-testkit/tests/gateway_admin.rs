@@ -3,7 +3,7 @@
 //! the default gateway, who may change gateways, and what the relay is handed to serve one.
 
 use mesh_admin::connections::Routes;
-use mesh_relay::ingress::RouteResolver;
+use mesh_relay::ports::RouteResolver;
 use mesh_relay::RelayError;
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{raw, text_of, upstreams, TestMesh};

@@ -5,7 +5,7 @@
 
 use mesh_core::gateway::{FailureMode, MemberConfig, Selection};
 use mesh_core::Secret;
-use mesh_relay::ingress::{ResolvedGateway, ResolvedMember};
+use mesh_relay::ports::{ResolvedGateway, ResolvedMember};
 use mesh_relay::{TransportSpec, UpstreamSpec};
 use mesh_testkit::bare::{BareRelay, KEY};
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};

@@ -2,7 +2,7 @@
 //! tools), and a gateway edited through it reaching an open client session as `list_changed`;
 //! the authorization server's clients, grants and the caller's password.
 
-use mesh_relay::ingress::Authenticator;
+use mesh_relay::ports::Authenticator;
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{upstreams, TestMesh};
 use serde_json::{json, Value};

@@ -8,7 +8,7 @@
 //! `security_net.rs`.
 
 use mesh_core::Principal;
-use mesh_relay::governor::Governor;
+use mesh_relay::ports::Governor;
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{raw, text_of, upstreams, TestMesh};
 use serde_json::{json, Value};

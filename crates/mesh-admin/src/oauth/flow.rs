@@ -5,7 +5,7 @@
 use super::clients::Client;
 use super::{clip, secret, Event, OAuthError, SCOPES};
 use crate::Admin;
-use mesh_relay::audit::Outcome;
+use mesh_core::audit::Outcome;
 use mesh_store::{OAuthCode, OAuthGrant, OAuthToken, Org};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};

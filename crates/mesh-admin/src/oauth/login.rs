@@ -3,7 +3,7 @@
 
 use super::{secret, Event};
 use crate::Admin;
-use mesh_relay::audit::Outcome;
+use mesh_core::audit::Outcome;
 use mesh_store::UserSession;
 use serde_json::json;
 use std::collections::HashMap;

@@ -18,7 +18,7 @@ pub mod manage;
 pub mod sso;
 
 use crate::{Admin, AdminError};
-use mesh_relay::audit::{AuditSink, CallRecord, Origin, Outcome};
+use mesh_core::audit::{AuditSink, CallRecord, Origin, Outcome};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -10,7 +10,7 @@
 use super::{clip, secret, OAuthError};
 use crate::Admin;
 use base64::Engine as _;
-use mesh_relay::audit::Outcome;
+use mesh_core::audit::Outcome;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::{Duration, Instant};

@@ -18,7 +18,7 @@ use crate::connections::ConnectionInput;
 use crate::{Admin, AdminError};
 use mesh_core::Principal;
 use mesh_protocol::{codes, version, Message};
-use mesh_relay::upstream::local::LocalService;
+use mesh_relay::ports::LocalService;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 

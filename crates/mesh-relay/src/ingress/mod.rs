@@ -16,81 +16,13 @@ mod streamable_http;
 pub use front::Front;
 pub use guard::bearer;
 
+use crate::ports::{AuditSink, Authenticator, Governor, LocalService, RouteResolver};
 use crate::session::registry::Sessions;
 use crate::session::RouteKind as SessionKind;
-use crate::upstream::local::LocalService;
-use crate::{RelayError, UpstreamSpec};
 use axum::routing::any;
 use axum::Router;
-use mesh_core::Principal;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Decides who a bearer token belongs to. Runs on every request, so it must answer from memory.
-pub trait Authenticator: Send + Sync + 'static {
-    /// The principal for `token`, or `None` if it is unknown, revoked or expired.
-    fn authenticate(&self, token: &str) -> Option<Principal>;
-
-    /// The anonymous principal for a request *without* credentials to `route` (a connection
-    /// slug or id, or `gateway/{slug}`), if an admin opened that route to anonymous callers.
-    /// Off unless configured; never for management.
-    fn anonymous(&self, route: &str) -> Option<Principal> {
-        let _ = route;
-        None
-    }
-}
-
-/// Resolves a route name in a URL to the upstream behind it, for one principal.
-#[async_trait::async_trait]
-pub trait RouteResolver: Send + Sync + 'static {
-    /// The upstream for `route` (slug or id) as visible to `principal`; `RouteNotFound` otherwise.
-    async fn resolve(&self, principal: &Principal, route: &str) -> Result<ResolvedRoute, RelayError>;
-
-    /// The virtual MCP `gateway` (slug or id) with its members' upstreams; `RouteNotFound` otherwise.
-    async fn resolve_gateway(&self, principal: &Principal, gateway: &str) -> Result<ResolvedGateway, RelayError> {
-        let _ = principal;
-        Err(RelayError::RouteNotFound(gateway.chars().take(64).collect()))
-    }
-}
-
-/// A virtual MCP resolved to its members.
-#[derive(Debug, Clone)]
-pub struct ResolvedGateway {
-    /// The gateway id.
-    pub id: String,
-    /// The gateway slug.
-    pub slug: String,
-    /// What happens when a member fails.
-    pub mode: mesh_core::gateway::FailureMode,
-    /// Items per page of merged lists.
-    pub page_size: usize,
-    /// The members, in order (earlier members list first).
-    pub members: Vec<ResolvedMember>,
-}
-
-/// One member of a virtual MCP.
-#[derive(Debug, Clone)]
-pub struct ResolvedMember {
-    /// The connection id.
-    pub connection_id: String,
-    /// The connection slug (the default prefix).
-    pub slug: String,
-    /// What to expose, and how.
-    pub config: mesh_core::gateway::MemberConfig,
-    /// How to reach it, with credentials.
-    pub spec: UpstreamSpec,
-}
-
-/// A route resolved to a concrete upstream.
-#[derive(Debug, Clone)]
-pub struct ResolvedRoute {
-    /// The connection id.
-    pub id: String,
-    /// The connection slug.
-    pub slug: String,
-    /// How to reach it, with credentials.
-    pub spec: UpstreamSpec,
-}
 
 /// Transport-level settings of the inbound side.
 #[derive(Debug, Clone)]
@@ -169,8 +101,8 @@ pub struct Relay {
     management: Arc<dyn LocalService>,
     http: crate::upstream::UpstreamClients,
     cfg: RelayConfig,
-    audit: Arc<dyn crate::audit::AuditSink>,
-    governor: Arc<dyn crate::governor::Governor>,
+    audit: Arc<dyn AuditSink>,
+    governor: Arc<dyn Governor>,
     /// How fast each key opens sessions.
     opens: crate::session::caps::OpenRate,
     /// Pooled sessions and parked calls of stateless (2026-07-28) requests.
@@ -185,8 +117,8 @@ impl Relay {
         routes: Arc<dyn RouteResolver>,
         management: Arc<dyn LocalService>,
         http: crate::upstream::UpstreamClients,
-        audit: Arc<dyn crate::audit::AuditSink>,
-        governor: Arc<dyn crate::governor::Governor>,
+        audit: Arc<dyn AuditSink>,
+        governor: Arc<dyn Governor>,
     ) -> Arc<Relay> {
         let opens = Default::default();
         let modern = Default::default();

@@ -9,6 +9,7 @@ use futures_util::stream::{self, StreamExt};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 use mesh_protocol::{sse, Message};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub(super) use crate::{SESSION_HEADER, VERSION_HEADER};
@@ -23,24 +24,21 @@ pub(super) fn json(msg: &Message, session: Option<&str>) -> Response {
 }
 
 /// A request's reply (one JSON-RPC message the session built) as one JSON body: a 200, except a
-/// rate-limit refusal, which is a 429 with `Retry-After` so that HTTP-level clients and proxies
-/// see it too (the body is the same JSON-RPC error, carrying `retryAfterMs`).
-pub(super) fn reply(data: Bytes) -> Response {
-    static ERROR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("error"));
-    let refusal = crate::may_have_key(&data, &ERROR)
-        .then(|| mesh_protocol::message::error_object(&data))
-        .flatten()
-        .filter(|e| e.code == mesh_protocol::codes::RATE_LIMITED);
-    if let Some(e) = refusal {
-        let ms =
-            e.data.as_ref().and_then(|d| d.get("retryAfterMs")).and_then(serde_json::Value::as_u64).unwrap_or(1000);
-        let secs = ms.div_ceil(1000).max(1);
-        let mut resp = (StatusCode::TOO_MANY_REQUESTS, [(CONTENT_TYPE, "application/json")], data).into_response();
-        resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-        return resp;
-    }
-    (StatusCode::OK, [(CONTENT_TYPE, "application/json")], data).into_response()
+/// rate-limit refusal — which the session marked with its `retry_after` — as a 429 with
+/// `Retry-After`, so that HTTP-level clients and proxies see it too (the body is the same
+/// JSON-RPC error, carrying `retryAfterMs`).
+pub(super) fn reply(data: Bytes, retry_after: Option<Duration>) -> Response {
+    let Some(wait) = retry_after else {
+        return (StatusCode::OK, [(CONTENT_TYPE, "application/json")], data).into_response();
+    };
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, [(CONTENT_TYPE, "application/json")], data).into_response();
+    resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
+    resp
+}
+
+/// A wait as `Retry-After`: whole seconds (RFC 9110 §10.2.3), rounded up, at least one.
+fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_millis().div_ceil(1000).max(1) as u64
 }
 
 /// 202 Accepted with no body: the answer to notifications and responses.
@@ -61,11 +59,10 @@ pub(super) fn error(e: &RelayError, id: Option<&str>) -> Response {
         resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"mcp-mesh\""));
     }
     let retry_after = match e {
-        RelayError::RateLimited { retry_after, .. } => Some(retry_after.as_millis().div_ceil(1000).max(1) as u64),
         // The mesh is full: sessions end as clients leave or idle out; a client that waits a few
         // seconds, rather than at once, is what lets it recover (RFC 9110 §10.2.3).
         RelayError::TooManySessions(crate::session::caps::SessionCap::Total(_)) => Some(FULL_RETRY_SECS),
-        _ => None,
+        _ => e.retry_after().map(retry_after_secs),
     };
     if let Some(secs) = retry_after {
         resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));

@@ -189,7 +189,7 @@ async fn reply_stream(
             // Answered as a plain JSON body: no event id ever reached the client, so there is
             // nothing it could resume; keeping the stream would only hold memory.
             session.forget_stream(stream);
-            respond::reply(ev.data)
+            respond::reply(ev.data, ev.retry_after)
         }
         Some(ev) => respond::sse(stream, version::primes_sse(&session.version()), vec![ev], Some(rx)),
         // Cancelled by the client before anything came back: nothing will be sent.

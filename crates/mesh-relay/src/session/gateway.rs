@@ -16,10 +16,10 @@
 //! member with the original name restored. Everything else a member sends (progress, logging,
 //! sampling, elicitation, roots) flows through the shared session machinery in `mod.rs`.
 
+use super::routing::Routing;
 use super::Session;
-use crate::ingress::{ResolvedGateway, ResolvedMember};
+use crate::ports::{ResolvedGateway, ResolvedMember};
 use crate::RelayError;
-use futures_util::future::BoxFuture;
 use mesh_core::gateway::{expose_name, expose_uri, uri_prefix, valid_tool_name, FailureMode, MemberConfig, Selection};
 use mesh_core::policy::Item;
 use mesh_protocol::Message;
@@ -28,14 +28,6 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-
-/// What the gateway does with a client request.
-pub(crate) enum Route {
-    /// Send this (rewritten) request to that member; the name or URI it has there, if any.
-    Forward(usize, Message, Option<String>),
-    /// The gateway answers itself with this result.
-    Local(BoxFuture<'static, Result<Value, RelayError>>),
-}
 
 /// The four lists a gateway merges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -286,20 +278,21 @@ impl Gateway {
         self.initialized.store(true, Ordering::Release);
     }
 
-    /// Decides where a client request goes.
-    pub(super) async fn route(&self, s: &Session, msg: &Message) -> Result<Route, RelayError> {
+    /// Decides where a client request goes: to the member serving what it names, with the
+    /// member's own name restored, or answered by the gateway itself.
+    pub(super) async fn route(&self, s: &Session, msg: &Message) -> Result<Routing, RelayError> {
         let method = msg.method().unwrap_or("");
         let me = s.me.upgrade().ok_or_else(|| RelayError::Internal("session is gone".into()))?;
         if let Some(kind) = ListKind::of_method(method) {
             let cursor = params_of(msg).get("cursor").and_then(Value::as_str).map(str::to_string);
-            return Ok(Route::Local(Box::pin(async move {
+            return Ok(Routing::Local(Box::pin(async move {
                 let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
                 let merged = gw.merged(&me, kind).await?;
                 gw.page(&merged, kind, cursor.as_deref())
             })));
         }
         match method {
-            "ping" => Ok(Route::Local(Box::pin(async { Ok(json!({})) }))),
+            "ping" => Ok(Routing::Local(Box::pin(async { Ok(json!({})) }))),
             "tools/call" | "prompts/get" => {
                 let kind = if method == "tools/call" { ListKind::Tools } else { ListKind::Prompts };
                 let mut params = params_of(msg);
@@ -316,14 +309,14 @@ impl Gateway {
                     }
                 })?;
                 params.insert("name".into(), Value::String(original.clone()));
-                Ok(Route::Forward(member, rewrite(msg, params), Some(original)))
+                Ok(Routing::Forward { member, request: rewrite(msg, params), original: Some(original) })
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 let mut params = params_of(msg);
                 let uri = params.get("uri").and_then(Value::as_str).unwrap_or("").to_string();
                 let (member, original) = self.route_uri(s, &uri).await?;
                 params.insert("uri".into(), Value::String(original.clone()));
-                Ok(Route::Forward(member, rewrite(msg, params), Some(original)))
+                Ok(Routing::Forward { member, request: rewrite(msg, params), original: Some(original) })
             }
             "completion/complete" => {
                 let mut params = params_of(msg);
@@ -357,7 +350,7 @@ impl Gateway {
                 let original =
                     new_ref.get("name").or_else(|| new_ref.get("uri")).and_then(Value::as_str).map(str::to_string);
                 params.insert("ref".into(), new_ref);
-                Ok(Route::Forward(member, rewrite(msg, params), original))
+                Ok(Routing::Forward { member, request: rewrite(msg, params), original })
             }
             "tasks/get" | "tasks/update" | "tasks/cancel" => {
                 let task = params_of(msg).get("taskId").and_then(Value::as_str).map(str::to_string);
@@ -365,13 +358,13 @@ impl Gateway {
                     .and_then(|t| self.tasks.lock().unwrap_or_else(|p| p.into_inner()).member.get(&t).copied())
                     .filter(|m| *m != usize::MAX);
                 match found {
-                    Some(member) => Ok(Route::Forward(member, msg.clone(), None)),
+                    Some(member) => Ok(Routing::Forward { member, request: msg.clone(), original: None }),
                     None => Err(RelayError::InvalidParams("Unknown task".into())),
                 }
             }
             "logging/setLevel" => {
                 let params = Value::Object(params_of(msg));
-                Ok(Route::Local(Box::pin(async move {
+                Ok(Routing::Local(Box::pin(async move {
                     let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
                     let targets: Vec<usize> =
                         gw.members().iter().enumerate().filter(|(_, m)| m.has("logging")).map(|(k, _)| k).collect();

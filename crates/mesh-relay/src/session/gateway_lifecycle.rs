@@ -3,7 +3,7 @@
 
 use super::gateway::{warning, Gateway, ListKind, Merged};
 use super::Session;
-use crate::ingress::ResolvedGateway;
+use crate::ports::{AuditSink, Governor, ResolvedGateway};
 use crate::{upstream, RelayError};
 use mesh_core::gateway::FailureMode;
 use mesh_protocol::{version, Message};
@@ -18,8 +18,8 @@ impl Session {
     pub async fn open_gateway(
         principal: mesh_core::Principal,
         def: &ResolvedGateway,
-        audit: Arc<dyn crate::audit::AuditSink>,
-        governor: Arc<dyn crate::governor::Governor>,
+        audit: Arc<dyn AuditSink>,
+        governor: Arc<dyn Governor>,
         http: &crate::upstream::UpstreamClients,
         init: &Message,
         stateless_clients: bool,

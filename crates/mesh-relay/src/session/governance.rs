@@ -13,7 +13,7 @@
 use super::gateway::ListKind;
 use super::record::Call;
 use super::Session;
-use crate::governor::Governor;
+use crate::ports::Governor;
 use crate::RelayError;
 use mesh_core::policy::{Access, Item, ItemKind};
 use mesh_protocol::Message;
@@ -83,7 +83,7 @@ impl Session {
     pub fn access(&self) -> Arc<Access> {
         match self.governance.get() {
             Some(g) => g.access.read().unwrap_or_else(|p| p.into_inner()).clone(),
-            None => crate::governor::unrestricted(),
+            None => crate::ports::unrestricted(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! and notifications to the stream of the request they belong to (see the module docs of
 //! `session`), and on a pooled session only ever to the call that could be asking.
 
-use super::record::reply_outcome;
+use super::record::Ending;
 use super::{streams, Pending, ServerRequest, Session, State, Target};
 use crate::upstream::Inbound;
 use crate::RelayError;
@@ -64,7 +64,7 @@ impl Session {
             return;
         };
         let out = msg.with_id(&p.down_id);
-        self.finish(p, out, |c| reply_outcome(c, &msg));
+        self.finish(p, out, |c| Ending::of_reply(c, &msg));
     }
 
     /// On a pooled session, the stream of the call an upstream request or log line belongs to:
@@ -111,7 +111,7 @@ impl Session {
         let up_id: Box<str> = msg.id().unwrap_or("null").into();
         st.server_requests.insert(down, ServerRequest { up_id, stream, member });
         let out = msg.with_id(&down.to_string());
-        st.streams.push(stream, out.bytes().clone(), false);
+        st.streams.push(stream, out.bytes().clone());
     }
 
     fn on_notification(&self, member: usize, msg: Message, related: Option<&str>) {
@@ -123,7 +123,7 @@ impl Session {
                     // Progress shows the upstream is alive: the request's timeout starts over.
                     p.deadline = Instant::now() + self.timeout;
                     if let Target::Stream(stream) = p.target {
-                        st.streams.push(stream, msg.bytes().clone(), false);
+                        st.streams.push(stream, msg.bytes().clone());
                         return;
                     }
                 }
@@ -141,12 +141,12 @@ impl Session {
                 let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
                 params["requestId"] = serde_json::json!(down);
                 let out = Message::notification("notifications/cancelled", Some(&params));
-                st.streams.push(stream, out.bytes().clone(), false);
+                st.streams.push(stream, out.bytes().clone());
                 return;
             }
             Some("notifications/message") if self.is_pooled() => {
                 if let Some(stream) = self.pooled_owner(&st, related) {
-                    st.streams.push(stream, msg.bytes().clone(), false);
+                    st.streams.push(stream, msg.bytes().clone());
                 }
                 return;
             }
@@ -154,13 +154,13 @@ impl Session {
             // Stateless requests have no session for list changes and resource updates to ride
             // on: they go to `subscriptions/listen`, which reads the standalone stream.
             _ if self.is_pooled() => {
-                st.streams.push(streams::STANDALONE, msg.bytes().clone(), false);
+                st.streams.push(streams::STANDALONE, msg.bytes().clone());
                 return;
             }
             _ => {}
         }
         let stream = target_stream(&st, related);
-        st.streams.push(stream, msg.bytes().clone(), false);
+        st.streams.push(stream, msg.bytes().clone());
     }
 }
 

@@ -14,9 +14,10 @@
 //! - Its session is closed (DELETE, expiry, shutdown, a gateway removed): `Session::close`
 //!   ends what is still pending, recorded `client_gone` too.
 
+use super::record::Ending;
 use super::{cancel_upstream, Session, Target};
-use crate::audit::Outcome;
 use crate::RelayError;
+use mesh_core::audit::Outcome;
 
 /// Ends request `up` if the future sending it is dropped before the send finished.
 pub(super) struct Sending<'a> {
@@ -83,7 +84,7 @@ impl Session {
         for up in ups {
             let Some(p) = self.take_pending(up) else { continue };
             let out = err.to_message(Some(&p.down_id));
-            self.finish_as(p, out, |_| (Outcome::ClientGone, Some(err.to_string())), true);
+            self.finish_as(p, out, |_| Ending::new(Outcome::ClientGone, Some(err.to_string())), true);
         }
     }
 }

@@ -23,15 +23,18 @@ mod inbound;
 mod inflight;
 mod record;
 pub mod registry;
+mod routing;
 pub mod streams;
 
-use crate::audit::{AuditSink, CallRecord, Origin, Outcome};
+use crate::ports::AuditSink;
 use crate::upstream::{Inbound, InboundSink, Link};
 use crate::RelayError;
 use inbound::target_stream;
+use mesh_core::audit::{CallRecord, Origin, Outcome};
 use mesh_core::Principal;
 use mesh_protocol::{Kind, Message};
-use record::{outcome_of, reply_outcome, Call};
+use record::{outcome_of, Call, Ending};
+use routing::Routing;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -292,21 +295,23 @@ impl Session {
         }
         let (stream, rx) = self.lock().streams.open();
         let call = Call::of(msg);
-        let routed = match &self.gateway {
+        let routing = match &self.gateway {
             Some(gw) => gw.route(self, msg).await,
-            None => Ok(gateway::Route::Forward(0, msg.clone(), None)),
+            None => Ok(Routing::direct(msg)),
         };
-        let routed = match routed {
-            Ok(gateway::Route::Forward(member, out, original)) => self
-                .admit_call(member, msg, &call, original.as_deref())
-                .map(|()| gateway::Route::Forward(member, out, None)),
-            other => other,
-        };
-        let result = match routed {
-            Ok(gateway::Route::Forward(member, out, _)) => {
-                self.forward(member, &out, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
+        // Policy and rate limits are checked where the request goes, under the name it has there.
+        let routing = routing.and_then(|r| match r {
+            Routing::Forward { member, request, original } => {
+                self.admit_call(member, msg, &call, original.as_deref())?;
+                Ok(Routing::Forward { member, request, original })
             }
-            Ok(gateway::Route::Local(task)) => {
+            local => Ok(local),
+        });
+        let result = match routing {
+            Ok(Routing::Forward { member, request, .. }) => {
+                self.forward(member, &request, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
+            }
+            Ok(Routing::Local(task)) => {
                 // Answered by the mesh (merged lists, ping): computed off this task so the
                 // caller's stream sees it like any upstream reply.
                 let me = self.me.clone();
@@ -324,11 +329,13 @@ impl Session {
             }
             Err(e) => {
                 // Refused by the mesh itself: the audit outcome comes from the error (denied,
-                // rate limited), not from the JSON-RPC code it travels as.
+                // rate limited), not from the JSON-RPC code it travels as; so does the mark
+                // that makes a rate-limit refusal a 429.
                 let reply = e.to_message(msg.id());
-                self.lock().streams.push(stream, reply.bytes().clone(), true);
+                let end = Ending::of_error(&e);
+                self.lock().streams.push_reply(stream, reply.bytes().clone(), end.retry_after);
                 let id = reply.id().unwrap_or("null").to_string();
-                self.audit_end(call, id.into(), outcome_of(&e), Some(e.to_string()), reply.bytes().len() as u64);
+                self.audit_end(call, id.into(), end.outcome, end.error, reply.bytes().len() as u64);
                 Ok(())
             }
         };
@@ -427,8 +434,9 @@ impl Session {
 
     /// Delivers a reply the mesh produced itself (a gateway's merged list, an error).
     fn answer(&self, stream: u64, reply: Message, call: Call) {
-        let delivery = self.lock().streams.push(stream, reply.bytes().clone(), true);
-        let (mut outcome, mut error) = reply_outcome(&call, &reply);
+        let end = Ending::of_reply(&call, &reply);
+        let delivery = self.lock().streams.push_reply(stream, reply.bytes().clone(), end.retry_after);
+        let (mut outcome, mut error) = (end.outcome, end.error);
         if delivery != streams::Delivery::Live {
             (outcome, error) = inflight::client_gone(outcome, error);
         }
@@ -550,29 +558,23 @@ impl Session {
     fn notify_client(&self, msg: &Message) {
         let mut st = self.lock();
         let stream = if self.is_pooled() { streams::STANDALONE } else { target_stream(&st, None) };
-        st.streams.push(stream, msg.bytes().clone(), false);
+        st.streams.push(stream, msg.bytes().clone());
     }
 
     fn fail(&self, up: u64, err: &RelayError) {
         let Some(p) = self.take_pending(up) else { return };
         let out = err.to_message(Some(&p.down_id));
-        self.finish(p, out, |_| (outcome_of(err), Some(err.to_string())));
+        self.finish(p, out, |_| Ending::of_error(err));
     }
 
     /// Ends a request with its reply `out` (already carrying the client's id): to the mesh's own
     /// waiter, or to the client's stream and the audit trail.
-    fn finish(&self, p: Pending, out: Message, outcome: impl FnOnce(&Call) -> (Outcome, Option<String>)) {
-        self.finish_as(p, out, outcome, false)
+    fn finish(&self, p: Pending, out: Message, ending: impl FnOnce(&Call) -> Ending) {
+        self.finish_as(p, out, ending, false)
     }
 
     /// `finish`; a reply no connected client took is recorded `client_gone` unless `decided`.
-    fn finish_as(
-        &self,
-        p: Pending,
-        out: Message,
-        outcome: impl FnOnce(&Call) -> (Outcome, Option<String>),
-        decided: bool,
-    ) {
+    fn finish_as(&self, p: Pending, out: Message, ending: impl FnOnce(&Call) -> Ending, decided: bool) {
         match p.target {
             Target::Internal(tx) => {
                 let _ = tx.send(out);
@@ -587,9 +589,12 @@ impl Session {
                         gw.note_task(p.member, &out);
                     }
                 }
-                let delivery = self.lock().streams.push(stream, out.bytes().clone(), true);
-                if let Some(c) = p.call {
-                    let (mut outcome, mut error) = outcome(&c);
+                // Before the push: a rate-limit refusal is marked on the reply it travels with.
+                let end = p.call.as_ref().map(ending);
+                let retry_after = end.as_ref().and_then(|e| e.retry_after);
+                let delivery = self.lock().streams.push_reply(stream, out.bytes().clone(), retry_after);
+                if let (Some(c), Some(end)) = (p.call, end) {
+                    let (mut outcome, mut error) = (end.outcome, end.error);
                     if !decided && delivery != streams::Delivery::Live {
                         (outcome, error) = inflight::client_gone(outcome, error);
                     }

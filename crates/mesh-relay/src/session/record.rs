@@ -1,9 +1,10 @@
 //! The audit side of a request: what is captured when it starts, and its outcome when it ends.
 
-use crate::audit::Outcome;
 use crate::RelayError;
+use mesh_core::audit::Outcome;
 use mesh_protocol::{Kind, Message};
 use std::borrow::Cow;
+use std::time::Duration;
 
 /// The spec's request methods, most frequent first: a record names them without allocating.
 const METHODS: &[&str] = &[
@@ -90,6 +91,73 @@ impl Call {
     }
 }
 
+/// How a request ended: its audit outcome and error text, and whether its reply refuses the call
+/// for a rate limit — decided here, once, so the ingress never reads the reply to find out.
+pub(super) struct Ending {
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    /// For a rate-limit refusal: how long until a call would be accepted.
+    pub retry_after: Option<Duration>,
+}
+
+impl Ending {
+    /// An ending that refuses nothing for a rate limit.
+    pub fn new(outcome: Outcome, error: Option<String>) -> Ending {
+        Ending { outcome, error, retry_after: None }
+    }
+
+    /// A request ended by the mesh's own error.
+    pub fn of_error(e: &RelayError) -> Ending {
+        Ending { outcome: outcome_of(e), error: Some(e.to_string()), retry_after: e.retry_after() }
+    }
+
+    /// A request ended by `reply`: tool results are inspected for `isError`; the mesh's own
+    /// upstream error codes are told apart from the upstream's protocol errors. A rate-limit
+    /// refusal (-31029: the mesh's own, or an upstream's — another mesh in front of it) keeps
+    /// its `data.retryAfterMs` (1 s without one).
+    pub fn of_reply(call: &Call, reply: &Message) -> Ending {
+        #[derive(serde::Deserialize)]
+        struct ToolError {
+            #[serde(default)]
+            content: Vec<Block>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Block {
+            text: Option<String>,
+        }
+        match reply.kind() {
+            Kind::Error => match reply.error_object() {
+                Some(e) => {
+                    let outcome = match e.code {
+                        mesh_protocol::codes::UPSTREAM_UNAVAILABLE | mesh_protocol::codes::UPSTREAM_PROTOCOL => {
+                            Outcome::UpstreamDown
+                        }
+                        mesh_protocol::codes::UPSTREAM_TIMEOUT => Outcome::Timeout,
+                        mesh_protocol::codes::RATE_LIMITED => Outcome::RateLimited,
+                        _ => Outcome::ProtocolError,
+                    };
+                    let retry_after = (outcome == Outcome::RateLimited).then(|| {
+                        let ms =
+                            e.data.as_ref().and_then(|d| d.get("retryAfterMs")).and_then(serde_json::Value::as_u64);
+                        Duration::from_millis(ms.unwrap_or(1000))
+                    });
+                    Ending { outcome, error: Some(e.message), retry_after }
+                }
+                None => Ending::new(Outcome::ProtocolError, None),
+            },
+            // The flag was read with the rest of the reply (`Message::parse`); only a failed call
+            // pays for reading its content: the tool's own words are the error text (capped by
+            // the writer).
+            _ if &*call.method == "tools/call" && reply.result_is_error() == Some(true) => {
+                let content = reply.result::<ToolError>().map(|e| e.content).unwrap_or_default();
+                let text: Vec<String> = content.into_iter().filter_map(|b| b.text).take(4).collect();
+                Ending::new(Outcome::ToolError, (!text.is_empty()).then(|| text.join("\n")))
+            }
+            _ => Ending::new(Outcome::Ok, None),
+        }
+    }
+}
+
 /// The audit outcome of a relay error.
 pub(super) fn outcome_of(e: &RelayError) -> Outcome {
     match e {
@@ -103,40 +171,29 @@ pub(super) fn outcome_of(e: &RelayError) -> Outcome {
     }
 }
 
-/// The audit outcome of a reply: tool results are inspected for `isError`; the mesh's own
-/// upstream error codes are told apart from the upstream's protocol errors.
-pub(super) fn reply_outcome(call: &Call, reply: &Message) -> (Outcome, Option<String>) {
-    #[derive(serde::Deserialize)]
-    struct ToolError {
-        #[serde(default)]
-        content: Vec<Block>,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(s: &'static str) -> Message {
+        Message::parse(bytes::Bytes::from_static(s.as_bytes())).expect("message")
     }
-    #[derive(serde::Deserialize)]
-    struct Block {
-        text: Option<String>,
-    }
-    match reply.kind() {
-        Kind::Error => match reply.error_object() {
-            Some(e) => {
-                let outcome = match e.code {
-                    mesh_protocol::codes::UPSTREAM_UNAVAILABLE | mesh_protocol::codes::UPSTREAM_PROTOCOL => {
-                        Outcome::UpstreamDown
-                    }
-                    mesh_protocol::codes::UPSTREAM_TIMEOUT => Outcome::Timeout,
-                    mesh_protocol::codes::RATE_LIMITED => Outcome::RateLimited,
-                    _ => Outcome::ProtocolError,
-                };
-                (outcome, Some(e.message))
-            }
-            None => (Outcome::ProtocolError, None),
-        },
-        // The flag was read with the rest of the reply (`Message::parse`); only a failed call pays
-        // for reading its content: the tool's own words are the error text (capped by the writer).
-        _ if &*call.method == "tools/call" && reply.result_is_error() == Some(true) => {
-            let content = reply.result::<ToolError>().map(|e| e.content).unwrap_or_default();
-            let text: Vec<String> = content.into_iter().filter_map(|b| b.text).take(4).collect();
-            (Outcome::ToolError, (!text.is_empty()).then(|| text.join("\n")))
-        }
-        _ => (Outcome::Ok, None),
+
+    #[test]
+    fn a_rate_limit_refusal_carries_its_wait_whoever_sent_it() {
+        let call = Call::of(&msg(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#));
+        let own = RelayError::RateLimited { limit: "key limit".into(), retry_after: Duration::from_millis(1500) };
+        assert_eq!(Ending::of_error(&own).retry_after, Some(Duration::from_millis(1500)));
+        // An upstream's refusal (another mesh in front of it) is the same refusal.
+        let upstream = msg(
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-31029,"message":"slow down","data":{"retryAfterMs":2500}}}"#,
+        );
+        let end = Ending::of_reply(&call, &upstream);
+        assert_eq!((end.outcome, end.retry_after), (Outcome::RateLimited, Some(Duration::from_millis(2500))));
+        let bare = msg(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-31029,"message":"slow down"}}"#);
+        assert_eq!(Ending::of_reply(&call, &bare).retry_after, Some(Duration::from_secs(1)));
+        let other = msg(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Unknown tool: t"}}"#);
+        assert_eq!(Ending::of_reply(&call, &other).retry_after, None);
+        assert_eq!(Ending::of_error(&RelayError::Hidden("Unknown tool: t".into())).retry_after, None);
     }
 }

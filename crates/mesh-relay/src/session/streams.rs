@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 use std::collections::VecDeque;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Stream id of the standalone GET stream.
@@ -33,6 +34,11 @@ pub struct Event {
     pub data: Bytes,
     /// This event carries the request's reply: the stream ends after it.
     pub last: bool,
+    /// On a reply that refuses the call for a rate limit: how long until a call would be
+    /// accepted. The session decides it where it knows (the typed error, or the upstream's
+    /// error it classifies anyway), so the ingress sends 429 + `Retry-After` without reading
+    /// the reply.
+    pub retry_after: Option<Duration>,
 }
 
 impl Event {
@@ -49,11 +55,13 @@ struct Stream {
     next_seq: u64,
     sink: Option<mpsc::Sender<Event>>,
     done: bool,
+    /// The reply's [`Event::retry_after`], kept for replays of it.
+    retry_after: Option<Duration>,
 }
 
 impl Stream {
     fn new() -> Stream {
-        Stream { events: VecDeque::new(), bytes: 0, next_seq: 1, sink: None, done: false }
+        Stream { events: VecDeque::new(), bytes: 0, next_seq: 1, sink: None, done: false, retry_after: None }
     }
 }
 
@@ -111,8 +119,9 @@ impl Streams {
         let (tx, rx) = mpsc::channel(SINK_CAPACITY);
         let s = self.map.entry(STANDALONE).or_insert_with(Stream::new);
         // Messages queued while no GET stream was open are delivered now, once.
+        let retry_after = s.retry_after;
         let queued: Vec<Event> =
-            s.events.drain(..).map(|(seq, data, last)| event(STANDALONE, seq, data, last)).collect();
+            s.events.drain(..).map(|(seq, data, last)| event(STANDALONE, seq, data, last, retry_after)).collect();
         s.bytes = 0;
         s.sink = Some(tx);
         (queued, rx)
@@ -123,8 +132,19 @@ impl Streams {
         self.map.get(&STANDALONE).is_some_and(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed()))
     }
 
-    /// Appends an event, and says whether a connected client took it.
-    pub fn push(&mut self, stream: u64, data: Bytes, last: bool) -> Delivery {
+    /// Appends a message related to a request (or, on the standalone stream, to none), and
+    /// says whether a connected client took it.
+    pub fn push(&mut self, stream: u64, data: Bytes) -> Delivery {
+        self.append(stream, data, false, None)
+    }
+
+    /// Appends a request's reply, which ends its stream; `retry_after` marks a rate-limit
+    /// refusal (see [`Event::retry_after`]). Says whether a connected client took it.
+    pub fn push_reply(&mut self, stream: u64, data: Bytes, retry_after: Option<Duration>) -> Delivery {
+        self.append(stream, data, true, retry_after)
+    }
+
+    fn append(&mut self, stream: u64, data: Bytes, last: bool, retry_after: Option<Duration>) -> Delivery {
         let Some(s) = self.map.get_mut(&stream) else {
             return Delivery::Missing;
         };
@@ -133,8 +153,11 @@ impl Streams {
         }
         let seq = s.next_seq;
         s.next_seq += 1;
+        if last {
+            s.retry_after = retry_after;
+        }
         let keep_live = match &s.sink {
-            Some(tx) => tx.try_send(event(stream, seq, data.clone(), last)).is_ok(),
+            Some(tx) => tx.try_send(event(stream, seq, data.clone(), last, retry_after)).is_ok(),
             None => false,
         };
         if !keep_live {
@@ -187,8 +210,12 @@ impl Streams {
         let Some(s) = self.map.get_mut(&stream) else {
             return Resume::Unknown;
         };
-        let events =
-            s.events.iter().filter(|(n, ..)| *n > seq).map(|(n, d, l)| event(stream, *n, d.clone(), *l)).collect();
+        let events = s
+            .events
+            .iter()
+            .filter(|(n, ..)| *n > seq)
+            .map(|(n, d, l)| event(stream, *n, d.clone(), *l, s.retry_after))
+            .collect();
         let live = if s.done {
             None
         } else {
@@ -205,8 +232,9 @@ impl Streams {
     }
 }
 
-fn event(stream: u64, seq: u64, data: Bytes, last: bool) -> Event {
-    Event { stream, seq, data, last }
+/// An event; `retry_after` is its stream's reply's, so it marks only that last event.
+fn event(stream: u64, seq: u64, data: Bytes, last: bool, retry_after: Option<Duration>) -> Event {
+    Event { stream, seq, data, last, retry_after: retry_after.filter(|_| last) }
 }
 
 /// The priming event id of a stream: before its first event.
@@ -231,11 +259,11 @@ mod tests {
     fn request_stream_replays_after_disconnect() {
         let mut st = Streams::default();
         let (id, rx) = st.open();
-        assert_eq!(st.push(id, b("n1"), false), Delivery::Live);
+        assert_eq!(st.push(id, b("n1")), Delivery::Live);
         drop(rx); // client went away: not a cancellation
-        assert_eq!(st.push(id, b("n2"), false), Delivery::Kept);
-        assert_eq!(st.push(id, b("reply"), true), Delivery::Kept);
-        assert_eq!(st.push(id, b("late"), true), Delivery::Missing, "a finished stream takes nothing");
+        assert_eq!(st.push(id, b("n2")), Delivery::Kept);
+        assert_eq!(st.push_reply(id, b("reply"), None), Delivery::Kept);
+        assert_eq!(st.push_reply(id, b("late"), None), Delivery::Missing, "a finished stream takes nothing");
         let Resume::Replay { events, live } = st.resume(&format!("{id}-1")) else { panic!("unknown") };
         assert_eq!(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>(), vec![b("n2"), b("reply")]);
         assert!(events[1].last && live.is_none());
@@ -244,15 +272,28 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limit_refusal_is_marked_on_its_reply_only() {
+        let mut st = Streams::default();
+        let (id, mut rx) = st.open();
+        st.push(id, b("note"));
+        let wait = Some(Duration::from_millis(1500));
+        st.push_reply(id, b("refusal"), wait);
+        assert_eq!(rx.try_recv().unwrap().retry_after, None);
+        assert_eq!(rx.try_recv().unwrap().retry_after, wait);
+        let Resume::Replay { events, .. } = st.resume(&priming_id(id)) else { panic!("unknown") };
+        assert_eq!(events.iter().map(|e| e.retry_after).collect::<Vec<_>>(), vec![None, wait]);
+    }
+
+    #[test]
     fn live_resume_gets_later_events() {
         let mut st = Streams::default();
         let (id, rx) = st.open();
-        st.push(id, b("a"), false);
+        st.push(id, b("a"));
         drop(rx);
         let Resume::Replay { events, live } = st.resume(&priming_id(id)) else { panic!() };
         assert_eq!(events.len(), 1);
         let mut live = live.expect("still open");
-        st.push(id, b("z"), true);
+        st.push_reply(id, b("z"), None);
         let e = live.try_recv().unwrap();
         assert_eq!((e.id(), e.last), (format!("{id}-2"), true));
     }
@@ -261,11 +302,11 @@ mod tests {
     fn standalone_queues_until_attached_then_streams() {
         let mut st = Streams::default();
         assert!(!st.standalone_live());
-        st.push(STANDALONE, b("early"), false);
+        st.push(STANDALONE, b("early"));
         let (queued, mut rx) = st.attach_standalone();
         assert_eq!(queued.len(), 1);
         assert!(st.standalone_live());
-        st.push(STANDALONE, b("later"), false);
+        st.push(STANDALONE, b("later"));
         assert_eq!(rx.try_recv().unwrap().data, b("later"));
     }
 
@@ -274,13 +315,13 @@ mod tests {
         let mut st = Streams::default();
         let big = Bytes::from(vec![b'x'; 64 * 1024]);
         for _ in 0..(2 * MAX_BYTES / big.len()) {
-            assert_eq!(st.push(STANDALONE, big.clone(), false), Delivery::Kept);
+            assert_eq!(st.push(STANDALONE, big.clone()), Delivery::Kept);
         }
         let (queued, _rx) = st.attach_standalone();
         assert_eq!(queued.len() * big.len(), MAX_BYTES, "only the newest 8 MiB are kept");
         let mut st = Streams::default();
         for i in 0..(MAX_EVENTS + 10) {
-            st.push(STANDALONE, b(&i.to_string()), false);
+            st.push(STANDALONE, b(&i.to_string()));
         }
         let (queued, _rx) = st.attach_standalone();
         assert_eq!(queued.len(), MAX_EVENTS);
@@ -293,7 +334,7 @@ mod tests {
         let (id, rx) = st.open();
         drop(rx);
         for i in 0..(MAX_EVENTS + 10) {
-            st.push(id, b(&i.to_string()), false);
+            st.push(id, b(&i.to_string()));
         }
         let Resume::Replay { events, .. } = st.resume(&priming_id(id)) else { panic!() };
         assert_eq!(events.len(), MAX_EVENTS);

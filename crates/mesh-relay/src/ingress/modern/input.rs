@@ -232,8 +232,9 @@ impl Parking {
 enum Step {
     /// Goes to the client now (progress, a log line it asked for).
     Note(Bytes),
-    /// The upstream's reply, in the stateless form.
-    Reply(StatusCode, Bytes),
+    /// The upstream's reply, in the stateless form; for a rate-limit refusal, how long until a
+    /// call would be accepted (the session's mark on the reply).
+    Reply(StatusCode, Bytes, Option<Duration>),
     /// The upstream asks the client something (one or more questions sent together).
     Asks(Vec<Message>),
     /// The call ended without a reply (the session closed).
@@ -280,12 +281,16 @@ pub(super) async fn drive(relay: &Arc<Relay>, mut p: Pending) -> Response {
             super::sse_response(rx)
         }
         step => {
+            let retry_after = match &step {
+                Step::Reply(_, _, wait) => *wait,
+                _ => None,
+            };
             let (status, body) = end(relay, p, step);
-            if status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS {
-                // A rate-limit refusal becomes a 429 with Retry-After there.
-                return crate::ingress::respond::reply(body);
+            match retry_after {
+                // A rate-limit refusal: a 429 with Retry-After.
+                Some(_) => crate::ingress::respond::reply(body, retry_after),
+                None => json(status, body),
             }
-            json(status, body)
         }
     }
 }
@@ -297,7 +302,7 @@ fn frame(data: &[u8]) -> Bytes {
 /// The last thing the client hears of this exchange.
 fn end(relay: &Relay, p: Pending, step: Step) -> (StatusCode, Bytes) {
     match step {
-        Step::Reply(status, body) => {
+        Step::Reply(status, body, _) => {
             let mut p = p;
             p.done = true;
             p.session.forget_stream(p.stream);
@@ -331,7 +336,7 @@ async fn next(p: &mut Pending) -> Step {
             }
             let msg = task_named(p, msg);
             let (status, body) = finished(&msg.with_id(&p.id), &p.method);
-            return Step::Reply(status, body);
+            return Step::Reply(status, body, ev.retry_after);
         }
         match (msg.kind(), msg.method()) {
             (Kind::Notification, Some("notifications/progress")) => return Step::Note(own_progress(p, &msg)),

@@ -1,10 +1,12 @@
-//! What the data plane reports about every request it handles, for the audit trail.
+//! What the mesh reports about every request it handles, for the audit trail.
 //!
-//! The relay builds one [`CallRecord`] when a request ends (reply, error, timeout, cancel) and
-//! hands it to an [`AuditSink`], which must not block: the sink queues it and writes in batches
-//! off the request path.
+//! The relay (and the control plane, for REST and OAuth events) builds one [`CallRecord`] when a
+//! request ends (reply, error, timeout, cancel) and hands it to an [`AuditSink`], which must not
+//! block: the sink (`mesh-audit`) queues it and writes in batches off the request path. The
+//! record and the sink live here, in the shared vocabulary, so that the reporters and the writer
+//! agree on them without the writer depending on the relay.
 
-use mesh_core::Principal;
+use crate::Principal;
 use std::borrow::Cow;
 use std::sync::Arc;
 
