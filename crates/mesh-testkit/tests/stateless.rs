@@ -269,6 +269,13 @@ async fn issue18_a_stateless_client_that_leaves_cancels_its_call() {
     )
     .replace(r#","roots":{}"#, "");
     assert!(!slow.contains("roots"), "{slow}");
+    // The pooled session (and the child behind it, found by probing the command's revision) is
+    // opened by a first call with the same capabilities, so the give-up below lands on a call that
+    // has reached the upstream rather than on a slow machine's process start.
+    let warm = request(9, "tools/call", json!({"name": "echo", "arguments": {"message": "warm"}}))
+        .replace(r#","roots":{}"#, "");
+    let (s, b) = post(&url, headers(&mesh.key, "tools/call", Some("echo")), warm).await;
+    assert_eq!(s, 200, "{b}");
     let h = headers(&mesh.key, "tools/call", Some("trigger-long-running-operation"));
     let call = async { reqwest::Client::new().post(&url).headers(h).body(slow).send().await?.bytes().await };
     let gone = tokio::time::timeout(Duration::from_millis(1500), call).await;
