@@ -109,6 +109,8 @@ async fn conformance_suite_direct_and_through_the_mesh() {
     mesh.add_connection(json!({"slug": "fixture-http", "url": fixture_url, "anonymous": true})).await;
     mesh.add_connection(json!({"slug": "fixture-legacy", "url": legacy_url, "anonymous": true})).await;
     mesh.add_connection(json!({"slug": "fixture-modern", "url": modern_url, "anonymous": true})).await;
+    let modern_stdio = json!({"slug": "fixture-modern-stdio", "command": bin, "args": ["stdio", "--era", "modern"], "anonymous": true});
+    mesh.add_connection(modern_stdio).await;
     // Virtual MCPs over the fixture: unprefixed (must be transparent) and prefixed (only the
     // scenarios that call fixed names may fail). Served by the data plane alone until gateways
     // have their control plane, with anonymous callers admitted the same explicit way.
@@ -136,6 +138,7 @@ async fn conformance_suite_direct_and_through_the_mesh() {
         ("gateway-prefixed", local(&gateways.gateway("prefixed")), OLD),
         // A session-based client through the mesh to an upstream of the stateless revision only.
         ("bridged-to-stateless", local(&mesh.endpoint("fixture-modern")), OLD),
+        ("bridged-to-stateless-stdio", local(&mesh.endpoint("fixture-modern-stdio")), OLD),
         ("direct-2026", local(&fixture_url), NEW),
         ("mesh-http-2026", local(&mesh.endpoint("fixture-http")), NEW),
         ("mesh-stdio-2026", local(&mesh.endpoint("fixture-stdio")), NEW),
@@ -143,7 +146,7 @@ async fn conformance_suite_direct_and_through_the_mesh() {
         // A stateless client through the mesh to an upstream of the session-based revision only.
         ("bridged-to-sessions", local(&mesh.endpoint("fixture-legacy")), NEW),
     ];
-    // Four at a time: eleven suites at once on two cores would test the machine's patience.
+    // Four at a time: twelve suites at once on two cores would test the machine's patience.
     let results: Vec<_> = futures_util::stream::iter(runs.iter())
         .map(|(run, url, revision)| async move { (run, suite(run, url, revision).await) })
         .buffer_unordered(4)

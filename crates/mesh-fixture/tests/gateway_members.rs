@@ -100,3 +100,39 @@ async fn fixture_everything_and_time_behind_one_prefixed_gateway() -> anyhow::Re
     everything.stop().await;
     Ok(())
 }
+
+/// A session-based client through a virtual MCP whose members are child processes of either
+/// revision only: the one of the stateless revision refuses `initialize`, is asked
+/// `server/discover`, and is bridged (its input-required results become this client's sampling
+/// and elicitation requests); the session-based one is spoken to as before.
+#[tokio::test]
+async fn a_gateway_bridges_a_stdio_member_of_the_stateless_revision_only() -> anyhow::Result<()> {
+    let fixture = env!("CARGO_BIN_EXE_mesh-fixture");
+    let gateway = ResolvedGateway {
+        id: "gw_eras".into(),
+        slug: "eras".into(),
+        mode: FailureMode::Strict,
+        page_size: 1000,
+        members: vec![
+            member("old", spec("old", stdio(fixture, &["stdio", "--era", "legacy"]))),
+            member("new", spec("new", stdio(fixture, &["stdio", "--era", "modern"]))),
+        ],
+    };
+    let relay = BareRelay::start(vec![gateway]).await;
+    let client = TestClient::connect_http(&relay.gateway("eras"), KEY, behaviour()).await?;
+    let names = client.list_tool_names().await?;
+    for t in ["old_test_simple_text", "new_test_simple_text", "new_test_sampling", "new_test_elicitation"] {
+        assert!(names.iter().any(|n| n == t), "{t} missing: {names:?}");
+    }
+    for member in ["old", "new"] {
+        let text = client.call_tool(&format!("{member}_test_simple_text"), json!({})).await?;
+        assert!(text_of(&text).contains("simple text"), "{member}: {text}");
+    }
+    let sampled = client.call_tool("new_test_sampling", json!({"prompt": "hello"})).await?;
+    assert!(text_of(&sampled).contains("sampled through the trio"), "{sampled}");
+    let elicited = client.call_tool("new_test_elicitation", json!({"message": "Who are you?"})).await?;
+    assert_ne!(elicited["isError"], true, "{elicited}");
+    client.close().await?;
+    relay.stop().await;
+    Ok(())
+}

@@ -349,10 +349,11 @@ async fn handshake(session: &Session, msg: &Message) -> Result<Message, RelayErr
     negotiate(session, reply)
 }
 
-/// A link bridging to `route`'s upstream when it is an HTTP upstream of the stateless revision.
+/// A link bridging to `route`'s upstream when it speaks only the stateless revision (over
+/// Streamable HTTP or stdio).
 async fn stateless_fallback(relay: &Arc<Relay>, session: &Arc<Session>, route: &str) -> Option<Link> {
     let resolved = relay.routes.resolve(&session.principal, route).await.ok()?;
-    let link = upstream::stateless_link(&resolved.spec, &relay.http, session.sink(), false).await?.ok()?;
+    let link = upstream::bridge_link(&resolved.spec, &relay.http, session.sink()).await?.ok()?;
     tracing::info!(session = %session.id, route = %session.label, "the upstream speaks only the stateless revision; bridging");
     Some(link)
 }

@@ -103,7 +103,7 @@ impl Session {
         let init = self.initialize_member(k, params, stateless_clients).await;
         match init {
             Err(e) if !stateless_clients => {
-                let Some(Ok(bridge)) = upstream::stateless_link(spec, http, self.member_sink(k), false).await else {
+                let Some(Ok(bridge)) = upstream::bridge_link(spec, http, self.member_sink(k)).await else {
                     return Err(e);
                 };
                 link.close().await;

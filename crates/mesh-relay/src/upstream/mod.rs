@@ -134,6 +134,22 @@ pub async fn stateless_link(
     Some(link.map(|l| l as Link))
 }
 
+/// A link that bridges session-based clients to `spec` when it speaks only the stateless
+/// revision, over Streamable HTTP or stdio; `None` when it does not (or is an SSE upstream, which
+/// predates the revision). Asked after a session-based handshake failed, so the answer for a
+/// command or URL is the one remembered for stateless clients too.
+pub async fn bridge_link(
+    spec: &UpstreamSpec,
+    clients: &UpstreamClients,
+    sink: Arc<dyn InboundSink>,
+) -> Option<Result<Link, RelayError>> {
+    match &spec.transport {
+        TransportSpec::Stdio { .. } => modern_stdio::link(spec, clients, sink, false).await,
+        TransportSpec::Http { .. } => stateless_link(spec, clients, sink, false).await,
+        TransportSpec::Sse { .. } => None,
+    }
+}
+
 /// Turns configured header pairs into a `HeaderMap`, marking every value sensitive so that
 /// hyper never logs or compresses it (HPACK "never index").
 pub(crate) fn header_map(
