@@ -14,8 +14,9 @@
 //! - Its session is closed (DELETE, expiry, shutdown, a gateway removed): `Session::close`
 //!   ends what is still pending, recorded `client_gone` too.
 
+use super::deadline::cancel_upstream;
 use super::record::Ending;
-use super::{cancel_upstream, Session, Target};
+use super::{Session, Target};
 use crate::RelayError;
 use mesh_core::audit::Outcome;
 

@@ -1,0 +1,303 @@
+//! A client request's way through its session: the one driver both revisions' requests run
+//! through (a stateless request reaches it through its pooled session), and how each request
+//! ends — with its reply, a refusal, a timeout or a cancellation — and is audited.
+//!
+//! Authentication and the endpoint's route are settled before a request reaches a session (the
+//! ingress admits the principal and opens or finds the session bound to it and to the route).
+//! From there the order is [`Session::request`]'s, and it is part of the security model:
+//! 1. route: a virtual MCP decides the member and the name the request has there (a tool the
+//!    caller may not see is absent from its index, so it is unknown, not forbidden); a
+//!    connection's session has one member;
+//! 2. authorize, then rate-limit (`admit_call`, `governance.rs`), under the member's own name,
+//!    because policy names the member's items; a denied call spends no quota;
+//! 3. forward with an upstream id of the session's own, or answer in the mesh (merged lists,
+//!    ping); lists are filtered on their way back (`finish`);
+//! 4. audit on every exit — a refusal here, a failed send in `forward`, a reply, timeout or
+//!    cancellation when the request ends — through the `AuditSink`, which queues and returns.
+
+use super::record::{outcome_of, Call, Ending};
+use super::routing::Routing;
+use super::streams::{self, Event};
+use super::{inflight, Pending, Session, Target};
+use crate::RelayError;
+use mesh_core::audit::{CallRecord, Origin, Outcome};
+use mesh_protocol::{Kind, Message};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+impl Session {
+    /// The driver of a client request, in the order the module's docs give (route, authorize and
+    /// rate-limit, forward or answer, audit on every exit). Returns its stream: events end with
+    /// the reply.
+    pub async fn request(&self, msg: &Message) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
+        self.touch();
+        if msg.method() == Some("initialize") {
+            self.note_client(msg);
+        }
+        let (stream, rx) = self.lock().streams.open();
+        let call = Call::of(msg);
+        // 1. Route.
+        let routing = match &self.gateway {
+            Some(gw) => gw.route(self, msg).await,
+            None => Ok(Routing::direct(msg)),
+        };
+        // 2. Authorize, then rate-limit: where the request goes, under the name it has there.
+        let routing = routing.and_then(|r| match r {
+            Routing::Forward { member, request, original } => {
+                self.admit_call(member, msg, &call, original.as_deref())?;
+                Ok(Routing::Forward { member, request, original })
+            }
+            local => Ok(local),
+        });
+        // 3. Forward or answer; 4. audit: here for a refusal, later for everything that went on.
+        let result = match routing {
+            Ok(Routing::Forward { member, request, .. }) => {
+                self.forward(member, &request, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
+            }
+            Ok(Routing::Local(task)) => {
+                // Answered by the mesh (merged lists, ping): computed off this task so the
+                // caller's stream sees it like any upstream reply.
+                let me = self.me.clone();
+                let id = msg.id().unwrap_or("null").to_string();
+                tokio::spawn(async move {
+                    let reply = match task.await {
+                        Ok(result) => Message::response(&id, &result),
+                        Err(e) => e.to_message(Some(&id)),
+                    };
+                    if let Some(s) = me.upgrade() {
+                        s.answer(stream, reply, call);
+                    }
+                });
+                Ok(())
+            }
+            Err(e) => {
+                // Refused by the mesh itself: the audit outcome comes from the error (denied,
+                // rate limited), not from the JSON-RPC code it travels as; so does the mark
+                // that makes a rate-limit refusal a 429.
+                let reply = e.to_message(msg.id());
+                let end = Ending::of_error(&e);
+                self.lock().streams.push_reply(stream, reply.bytes().clone(), end.retry_after);
+                let id = reply.id().unwrap_or("null").to_string();
+                self.audit_end(call, id.into(), end.outcome, end.error, reply.bytes().len() as u64);
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => Ok((stream, rx)),
+            Err(e) => {
+                self.lock().streams.end(stream);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends `msg` to `member` with a fresh upstream id; the reply goes to `target`.
+    pub(super) async fn forward(
+        &self,
+        member: usize,
+        msg: &Message,
+        down_id: &str,
+        target: Target,
+        mut call: Option<Call>,
+    ) -> Result<(), RelayError> {
+        let link = match self.link(member) {
+            Ok(l) => l,
+            Err(e) => {
+                if let Some(c) = call {
+                    self.audit_end(c, down_id.into(), outcome_of(&e), Some(e.to_string()), 0);
+                }
+                return Err(e);
+            }
+        };
+        let up = self.next_up.fetch_add(1, Ordering::Relaxed);
+        let progress = match call.as_mut() {
+            // Read with the rest of the client's params (`Call::of`); a gateway's rewrite keeps it.
+            Some(c) => c.progress.take(),
+            None => msg.progress_token(),
+        };
+        let deadline = Instant::now() + self.timeout;
+        {
+            let mut st = self.lock();
+            if let Some(t) = &progress {
+                st.progress.insert(t.clone(), up);
+            }
+            let cancellable = msg.method() != Some("initialize");
+            let pending =
+                Pending { down_id: down_id.into(), target, member, progress, deadline, cancellable, call, timer: None };
+            st.pending.insert(up, pending);
+        }
+        // Registered before sending: a transport may deliver the reply before `send` returns.
+        // The deadline covers the send too: an HTTP upstream answers a POST with its reply (or
+        // the head of its stream), and one that never does must not hold the call for ever.
+        // Should the client leave during the send, the guard ends the request (`inflight.rs`).
+        let sending = inflight::Sending::new(self, up);
+        let sent = match tokio::time::timeout_at(deadline, link.send(msg.with_id(&up.to_string()))).await {
+            Ok(sent) => sent,
+            Err(_) => Err(self.send_timed_out(&link, up)),
+        };
+        sending.done();
+        if let Err(e) = sent {
+            if let Some(p) = self.take_pending(up) {
+                if let Some(c) = p.call {
+                    self.audit_end(c, p.down_id, outcome_of(&e), Some(e.to_string()), 0);
+                }
+            }
+            return Err(e);
+        }
+        // Only a request still waiting needs a timer (a fast reply may already have arrived).
+        let mut st = self.lock();
+        if let Some(p) = st.pending.get_mut(&up) {
+            p.timer = Some(self.watch_deadline(up, deadline));
+        }
+        Ok(())
+    }
+
+    /// Sends a request of the mesh's own to `member` and waits for its result.
+    pub(crate) async fn internal(
+        &self,
+        member: usize,
+        method: &str,
+        params: &serde_json::Value,
+    ) -> Result<serde_json::Value, RelayError> {
+        let (tx, rx) = oneshot::channel();
+        let msg = Message::request("0", method, Some(params));
+        self.forward(member, &msg, "0", Target::Internal(tx), None).await?;
+        let reply = rx.await.map_err(|_| RelayError::UpstreamUnavailable("the member went away".into()))?;
+        match reply.kind() {
+            Kind::Error => Err(match reply.error_object() {
+                Some(e) if e.code == mesh_protocol::codes::UPSTREAM_TIMEOUT => {
+                    RelayError::UpstreamTimeout(self.timeout, String::new())
+                }
+                Some(e) => RelayError::UpstreamProtocol(format!("{} (code {})", e.message, e.code)),
+                None => RelayError::UpstreamProtocol("malformed error".into()),
+            }),
+            _ => reply.result().ok_or_else(|| RelayError::UpstreamProtocol(format!("{method}: reply has no result"))),
+        }
+    }
+
+    /// Delivers a reply the mesh produced itself (a gateway's merged list, an error).
+    pub(super) fn answer(&self, stream: u64, reply: Message, call: Call) {
+        let end = Ending::of_reply(&call, &reply);
+        let delivery = self.lock().streams.push_reply(stream, reply.bytes().clone(), end.retry_after);
+        let (mut outcome, mut error) = (end.outcome, end.error);
+        if delivery != streams::Delivery::Live {
+            (outcome, error) = inflight::client_gone(outcome, error);
+        }
+        let id = reply.id().unwrap_or("null").to_string();
+        self.audit_end(call, id.into(), outcome, error, reply.bytes().len() as u64);
+    }
+
+    pub(super) fn take_pending(&self, up: u64) -> Option<Pending> {
+        let mut st = self.lock();
+        let mut p = st.pending.remove(&up)?;
+        p.stop_timer();
+        if let Some(t) = &p.progress {
+            st.progress.remove(t);
+        }
+        Some(p)
+    }
+
+    pub(super) fn fail(&self, up: u64, err: &RelayError) {
+        let Some(p) = self.take_pending(up) else { return };
+        let out = err.to_message(Some(&p.down_id));
+        self.finish(p, out, |_| Ending::of_error(err));
+    }
+
+    /// Ends a request with its reply `out` (already carrying the client's id): to the mesh's own
+    /// waiter, or to the client's stream and the audit trail.
+    pub(super) fn finish(&self, p: Pending, out: Message, ending: impl FnOnce(&Call) -> Ending) {
+        self.finish_as(p, out, ending, false)
+    }
+
+    /// `finish`; a reply no connected client took is recorded `client_gone` unless `decided`.
+    pub(super) fn finish_as(&self, p: Pending, out: Message, ending: impl FnOnce(&Call) -> Ending, decided: bool) {
+        match p.target {
+            Target::Internal(tx) => {
+                let _ = tx.send(out);
+            }
+            Target::Stream(stream) => {
+                let out = match &p.call {
+                    Some(c) => self.filter_list(c, out),
+                    None => out,
+                };
+                if let (Some(gw), Some(c)) = (&self.gateway, &p.call) {
+                    if gw.stateless_clients && c.method == "tools/call" {
+                        gw.note_task(p.member, &out);
+                    }
+                }
+                // Before the push: a rate-limit refusal is marked on the reply it travels with.
+                let end = p.call.as_ref().map(ending);
+                let retry_after = end.as_ref().and_then(|e| e.retry_after);
+                let delivery = self.lock().streams.push_reply(stream, out.bytes().clone(), retry_after);
+                if let (Some(c), Some(end)) = (p.call, end) {
+                    let (mut outcome, mut error) = (end.outcome, end.error);
+                    if !decided && delivery != streams::Delivery::Live {
+                        (outcome, error) = inflight::client_gone(outcome, error);
+                    }
+                    self.audit_end(c, p.down_id, outcome, error, out.bytes().len() as u64);
+                }
+            }
+        }
+    }
+
+    pub(super) fn note_client(&self, init: &Message) {
+        #[derive(serde::Deserialize)]
+        struct Info {
+            name: Option<String>,
+            version: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Init {
+            #[serde(rename = "clientInfo")]
+            client_info: Option<Info>,
+        }
+        if let Some(info) = init.params::<Init>().and_then(|i| i.client_info) {
+            let _ = self.client.set((info.name.unwrap_or_default(), info.version.unwrap_or_default()));
+        }
+    }
+
+    pub(super) fn audit_end(
+        &self,
+        c: Call,
+        down_id: Box<str>,
+        outcome: Outcome,
+        error: Option<String>,
+        bytes_out: u64,
+    ) {
+        self.audit.record(CallRecord {
+            time_ms: c.time_ms,
+            origin: self.origin(),
+            method: c.method,
+            name: c.name,
+            arguments: c.arguments,
+            outcome,
+            error,
+            latency_us: c.started.elapsed().as_micros() as u64,
+            bytes_in: c.bytes_in,
+            bytes_out,
+            request_id: down_id,
+        });
+    }
+
+    /// What every audit record of this session shares, kept once the client has introduced
+    /// itself (`initialize`, noted by `request` before it is forwarded): it never changes after.
+    /// Before that — or for a client that sent no `clientInfo` — each record gets its own.
+    pub(super) fn origin(&self) -> Arc<Origin> {
+        if let Some(o) = self.origin.get() {
+            return o.clone();
+        }
+        let origin = Arc::new(Origin {
+            principal: self.principal.clone(),
+            session_id: self.id.clone(),
+            client: self.client.get().cloned(),
+            route_kind: self.route_kind.as_str(),
+            route: self.label.clone(),
+        });
+        if origin.client.is_some() {
+            let _ = self.origin.set(origin.clone());
+        }
+        origin
+    }
+}
