@@ -7,6 +7,9 @@
 //! product's explicit, off-by-default setting; nothing else about the mesh is relaxed. Results
 //! land in `target/conformance/<run>/summary.tsv`; `scripts/test` prints them side by side.
 
+mod common;
+
+use common::fixture_http;
 use futures_util::StreamExt;
 use mesh_core::gateway::{FailureMode, MemberConfig};
 use mesh_relay::ports::{ResolvedGateway, ResolvedMember};
@@ -15,9 +18,7 @@ use mesh_testkit::bare::BareRelay;
 use mesh_testkit::TestMesh;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt;
 
 fn out_dir(run: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/conformance").join(run);
@@ -47,25 +48,6 @@ async fn suite(run: &str, url: &str, revision: &str) -> (bool, String) {
     .expect("bash runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
-}
-
-/// Starts `mesh-fixture http --port 0 --era ERA` and returns it with its URL.
-async fn fixture_http(era: &str) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-fixture"))
-        .args(["http", "--port", "0", "--era", era])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("fixture starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("fixture announces its URL")
-        .expect("read")
-        .expect("a line");
-    let url = line.strip_prefix("listening on ").expect("announcement").trim().to_string();
-    (child, url)
 }
 
 /// The fixture as a stdio child.

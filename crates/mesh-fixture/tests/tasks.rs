@@ -5,24 +5,16 @@
 
 mod common;
 
-use common::bounded;
+use common::{bounded, fixture_http};
 use mesh_testkit::{raw, TestMesh};
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
-use std::process::Stdio;
-use tokio::io::AsyncBufReadExt;
 
 const V: &str = "2026-07-28";
 const TASKS: &str = "io.modelcontextprotocol/tasks";
 
 fn headers(key: &str, method: &str, name: Option<&str>) -> HeaderMap {
-    let mut h = raw::post_headers(key, None);
-    h.insert("mcp-protocol-version", HeaderValue::from_static(V));
-    h.insert("mcp-method", HeaderValue::from_str(method).expect("value"));
-    if let Some(n) = name {
-        h.insert("mcp-name", HeaderValue::from_str(n).expect("value"));
-    }
-    h
+    raw::stateless_headers(key, method, name)
 }
 
 /// A stateless request, declaring the tasks extension or not.
@@ -119,20 +111,6 @@ async fn issue18_tasks_are_relayed_to_a_stateless_upstream_and_kept_to_their_cre
     mesh.stop().await;
     let _ = fixture.kill().await;
     let _ = modern.kill().await;
-}
-
-/// Starts `mesh-fixture http --port 0 --era ERA`; the child and its URL.
-async fn fixture_http(era: &str) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(common::BIN)
-        .args(["http", "--port", "0", "--era", era])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("fixture starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = bounded("the fixture's URL", lines.next_line()).await.expect("read").expect("a line");
-    (child, line.strip_prefix("listening on ").expect("announcement").trim().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

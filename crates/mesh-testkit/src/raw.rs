@@ -16,6 +16,18 @@ pub fn post_headers(key: &str, session: Option<&str>) -> HeaderMap {
     h
 }
 
+/// The headers a stateless (2026-07-28) client sends on POST: the revision, and the body's
+/// method and name mirrored (`Mcp-Method`, `Mcp-Name`).
+pub fn stateless_headers(key: &str, method: &str, name: Option<&str>) -> HeaderMap {
+    let mut h = post_headers(key, None);
+    h.insert("mcp-protocol-version", HeaderValue::from_static("2026-07-28"));
+    h.insert("mcp-method", HeaderValue::from_str(method).expect("ascii method"));
+    if let Some(n) = name {
+        h.insert("mcp-name", HeaderValue::from_str(n).expect("ascii name"));
+    }
+    h
+}
+
 /// An `initialize` request body.
 pub fn initialize_body(id: i64, version: &str) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": "initialize",

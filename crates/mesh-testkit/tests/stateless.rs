@@ -11,13 +11,7 @@ use std::time::Duration;
 const V: &str = "2026-07-28";
 
 fn headers(key: &str, method: &str, name: Option<&str>) -> HeaderMap {
-    let mut h = raw::post_headers(key, None);
-    h.insert("mcp-protocol-version", HeaderValue::from_static(V));
-    h.insert("mcp-method", HeaderValue::from_str(method).expect("value"));
-    if let Some(n) = name {
-        h.insert("mcp-name", HeaderValue::from_str(n).expect("value"));
-    }
-    h
+    raw::stateless_headers(key, method, name)
 }
 
 fn request(id: i64, method: &str, mut params: Value) -> String {

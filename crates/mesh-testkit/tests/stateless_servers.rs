@@ -14,7 +14,7 @@
 
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{deps, raw, text_of, TestMesh};
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::Duration;
@@ -83,13 +83,7 @@ async fn mesh_in_front_of(server: &PyServer) -> TestMesh {
 }
 
 fn headers(key: &str, method: &str, name: Option<&str>) -> HeaderMap {
-    let mut h = raw::post_headers(key, None);
-    h.insert("mcp-protocol-version", HeaderValue::from_static(V));
-    h.insert("mcp-method", HeaderValue::from_str(method).expect("value"));
-    if let Some(n) = name {
-        h.insert("mcp-name", HeaderValue::from_str(n).expect("value"));
-    }
-    h
+    raw::stateless_headers(key, method, name)
 }
 
 fn request(id: i64, method: &str, mut params: Value) -> String {

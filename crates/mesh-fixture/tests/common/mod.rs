@@ -43,3 +43,18 @@ pub fn message_with_id(body: &str, id: u64) -> Option<Value> {
         .filter_map(|(_, data)| serde_json::from_str::<Value>(&data).ok())
         .find(|m| m["id"] == id && m.get("method").is_none())
 }
+
+/// Starts `mesh-fixture http --port 0 --era ERA`; the child (killed when dropped) and its URL.
+pub async fn fixture_http(era: &str) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["http", "--port", "0", "--era", era])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("fixture starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = bounded("the fixture's URL", lines.next_line()).await.expect("read").expect("a line");
+    (child, line.strip_prefix("listening on ").expect("announcement").trim().to_string())
+}
