@@ -144,3 +144,34 @@ async fn issue18_a_stdio_upstream_is_spoken_to_in_its_own_revision() {
     assert!(called["result"]["content"][0]["text"].is_string(), "{called}");
     mesh.stop().await;
 }
+
+/// A task a stdio child holds lives in the pooled session that created it: its requests reach
+/// that session whatever capabilities they carry, and the session is not reaped as idle while
+/// the task lives (a reaped session's child, and its tasks, would be gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_task_keeps_its_pooled_session_and_reaches_it_with_other_capabilities() {
+    let idle = std::time::Duration::from_secs(1);
+    let mesh = TestMesh::start_with(|c| c.session_idle = idle).await;
+    mesh.add_connection(json!({"slug": "dual", "command": common::BIN, "args": ["stdio"]})).await;
+    let (url, key) = (mesh.endpoint("dual"), mesh.key.clone());
+    let slow = json!({"name": "slow_compute", "arguments": {"seconds": 60, "label": "kept"}});
+    let (_, created) = ask(&url, &key, "tools/call", Some("slow_compute"), slow, true).await;
+    let task = created["result"]["taskId"].as_str().expect("a task").to_string();
+
+    // Other capabilities are another pooled session (another child, which never heard of the
+    // task); the request still reaches the one holding it.
+    let mut get = serde_json::from_str::<Value>(&request("tasks/get", json!({"taskId": task}), true)).expect("json");
+    get["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"]["sampling"] = json!({});
+    let (_, _, text) =
+        bounded("tasks/get", raw::post(&url, headers(&key, "tasks/get", Some(&task)), get.to_string())).await;
+    let got = raw::messages(&text).pop().expect("a reply");
+    assert_eq!(got["result"]["status"], "working", "{got}");
+
+    // Several reaper rounds past the idle time: the session holding a live task stays.
+    tokio::time::sleep(idle * 4).await;
+    let (_, got) = ask(&url, &key, "tasks/get", Some(&task), json!({"taskId": task}), true).await;
+    assert_eq!(got["result"]["status"], "working", "{got}");
+    let (_, ack) = ask(&url, &key, "tasks/cancel", Some(&task), json!({"taskId": task}), true).await;
+    assert_eq!(ack["result"]["resultType"], "complete", "{ack}");
+    mesh.stop().await;
+}

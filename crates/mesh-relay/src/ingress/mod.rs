@@ -162,8 +162,10 @@ impl Relay {
                 tick.tick().await;
                 let Some(relay) = weak.upgrade() else { return };
                 relay.opens.prune(std::time::Instant::now());
-                relay.sessions.reap(relay.cfg.session_idle).await;
+                // First: it marks the pooled sessions holding live tasks as active, so this
+                // round's reap spares them.
                 relay.modern.tidy(&relay);
+                relay.sessions.reap(relay.cfg.session_idle).await;
             }
         });
     }

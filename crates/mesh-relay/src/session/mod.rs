@@ -283,6 +283,11 @@ impl Session {
         self.pooled.load(Ordering::Acquire)
     }
 
+    /// Counts as activity: a pooled session holding live tasks is not reaped as idle.
+    pub fn keep_alive(&self) {
+        self.touch();
+    }
+
     fn touch(&self) {
         self.last_active_ms.store(mesh_core::id::now_ms(), Ordering::Relaxed);
     }

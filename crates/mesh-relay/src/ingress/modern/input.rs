@@ -385,13 +385,18 @@ fn task_named(p: &Pending, msg: Message) -> Message {
     use super::tasks;
     match &p.tasked {
         super::Tasked::No => msg,
-        super::Tasked::MayCreate(table) => {
+        super::Tasked::MayCreate(table, (session, slot)) => {
             let Some((task, ttl)) = tasks::created(msg.bytes()) else { return msg };
             let tool = p.request.params::<mesh_protocol::modern::Request<'_>>().and_then(|r| r.name);
-            let handle = table.record(&p.principal, &p.endpoint, tool.as_deref().unwrap_or(""), &task, ttl);
+            let (tool, holder) = (tool.as_deref().unwrap_or(""), (session.as_str(), *slot));
+            let handle = table.record(&p.principal, &p.endpoint, holder, tool, &task, ttl);
             tasks::with_task_id(&msg, "result", &handle).unwrap_or(msg)
         }
-        super::Tasked::Addressed(handle) => tasks::with_task_id(&msg, "result", handle).unwrap_or(msg),
+        super::Tasked::Addressed(handle, upstream) => match msg.kind() {
+            // An upstream's error may name its own id ("Unknown task: …", `data.taskId`).
+            mesh_protocol::Kind::Error => tasks::error_renamed(&msg, upstream, handle),
+            _ => tasks::with_task_id(&msg, "result", handle).unwrap_or(msg),
+        },
     }
 }
 

@@ -156,9 +156,15 @@ pub(super) async fn post(
         },
         false => None,
     };
-    let session = match pool::session(relay, target, &principal, &ask).await {
-        Ok(s) => s,
-        Err(e) => return Ok(refusal(&ask.id, &e)),
+    // A task's requests go to the pooled session that created it while it lives (a stdio child
+    // or a virtual MCP's member sessions hold the task), whatever capabilities they carry now.
+    let holder = task.as_ref().and_then(|t| pool::holding(relay, (&t.holder.0, t.holder.1), &principal, &ask.endpoint));
+    let session = match holder {
+        Some(s) => s,
+        None => match pool::session(relay, target, &principal, &ask).await {
+            Ok(s) => s,
+            Err(e) => return Ok(refusal(&ask.id, &e)),
+        },
     };
     let mut msg = msg;
     if let (Some(owned), Some(handle)) = (task, task_id) {
@@ -171,7 +177,16 @@ pub(super) async fn post(
             Some(m) => msg = m,
             None => return Ok(refuse(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None)),
         }
-        return Ok(call(relay, &session.session, principal, ask, &msg, None, Tasked::Addressed(handle)).await);
+        return Ok(call(
+            relay,
+            &session.session,
+            principal,
+            ask,
+            &msg,
+            None,
+            Tasked::Addressed(handle, owned.upstream),
+        )
+        .await);
     }
     Ok(match ask.method.as_str() {
         "server/discover" => discover(&ask, &session),
@@ -184,7 +199,7 @@ pub(super) async fn post(
             }
             let learn = (ask.method == "tools/list").then(|| session.params.clone());
             let tasked = match ask.method == "tools/call" && tasks::offered(&session.init) {
-                true => Tasked::MayCreate(relay.modern.tasks.clone()),
+                true => Tasked::MayCreate(relay.modern.tasks.clone(), (session.session.id.clone(), session.slot)),
                 false => Tasked::No,
             };
             call(relay, &session.session, principal, ask, &msg, learn, tasked).await
@@ -206,6 +221,13 @@ pub(super) struct State {
 impl State {
     /// Forgets ended sessions and expires abandoned calls (from the relay's reaper).
     pub(super) fn tidy(&self, relay: &Relay) {
+        // Before the reap (`Relay::spawn_reaper`): a pooled session holding live tasks is not
+        // idle, even when nobody has asked about them for a while.
+        for id in self.tasks.holders() {
+            if let Some(s) = relay.sessions.get(&id) {
+                s.keep_alive();
+            }
+        }
         self.pool.prune(relay);
         self.parked.expire();
         self.tasks.expire();
@@ -366,11 +388,12 @@ fn without_envelope(msg: &Message, param_headers: &[(String, String)]) -> (Messa
 pub(super) enum Tasked {
     /// Not at all.
     No,
-    /// A `tools/call` where the upstream offers tasks: a task it creates is recorded, and the
-    /// client gets the mesh's handle for it.
-    MayCreate(Arc<tasks::Tasks>),
-    /// A request for the task with this handle: the reply names the handle, not the upstream's id.
-    Addressed(String),
+    /// A `tools/call` where the upstream offers tasks: a task it creates is recorded (with the
+    /// pooled session's id), and the client gets the mesh's handle for it.
+    MayCreate(Arc<tasks::Tasks>, (String, u64)),
+    /// A request for the task with this handle (and upstream id): the reply names the handle,
+    /// never the upstream's id.
+    Addressed(String, String),
 }
 
 /// Checks a request addressing a task (`tasks/get`, `tasks/update`, `tasks/cancel`) before

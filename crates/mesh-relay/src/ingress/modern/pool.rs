@@ -62,6 +62,8 @@ pub(in crate::ingress) struct Pooled {
     pub init: Arc<serde_json::Value>,
     /// Which tool arguments travel in `Mcp-Param-*` headers.
     pub params: Arc<ParamHeaders>,
+    /// Where the pool keeps it: with the session's id, how a task's requests find it again.
+    pub slot: u64,
 }
 
 impl Pool {
@@ -139,11 +141,31 @@ fn pooled(
     let s = relay.sessions.get(&entry.session_id)?;
     // Same key, other rights (a role changed): the session was opened by someone else.
     if !s.is_dead() && s.principal.same_rights(principal) {
-        return Some(Pooled { session: s, init: entry.init, params: entry.params });
+        return Some(Pooled { session: s, init: entry.init, params: entry.params, slot });
     }
     relay.sessions.remove(&s.id);
     tokio::spawn(async move { s.close().await });
     None
+}
+
+/// The pooled session `id` in `slot`, when it is still open, is `principal`'s (same key and
+/// rights) and serves `endpoint`: where a task it created is asked about.
+pub(super) fn holding(
+    relay: &Arc<Relay>,
+    (id, slot): (&str, u64),
+    principal: &Principal,
+    endpoint: &str,
+) -> Option<Pooled> {
+    let entry = {
+        let map = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&slot).filter(|e| e.session_id == id).cloned()
+    }?;
+    if entry.key.key_id != principal.key_id || entry.key.endpoint != endpoint {
+        return None;
+    }
+    let s = relay.sessions.get(&entry.session_id)?;
+    let usable = !s.is_dead() && s.principal.same_rights(principal);
+    usable.then(|| Pooled { session: s, init: entry.init, params: entry.params, slot })
 }
 
 /// Opens the pooled session of `key`.
@@ -176,7 +198,7 @@ async fn open(
     let params = Arc::new(ParamHeaders::default());
     let entry = Entry { key, session_id: session.id.clone(), init: init.clone(), params: params.clone() };
     relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).insert(slot, entry);
-    Ok(Pooled { session, init, params })
+    Ok(Pooled { session, init, params, slot })
 }
 
 /// The `initialize` params that open a pooled session: the newest session-based revision, and the

@@ -54,6 +54,10 @@ struct Owner {
     tool: String,
     /// The upstream's own id.
     upstream: String,
+    /// The pooled session whose call created it (its id and pool slot): a stdio child or a
+    /// virtual MCP's member session holds the task, so its later requests go there, and it is
+    /// kept open meanwhile.
+    holder: (String, u64),
     expires: Instant,
 }
 
@@ -63,16 +67,19 @@ pub(super) struct Owned {
     pub tool: String,
     /// The upstream's id for it.
     pub upstream: String,
+    /// The pooled session that created it (id, pool slot).
+    pub holder: (String, u64),
 }
 
 impl Tasks {
     /// Records that the upstream behind `endpoint` created task `upstream` in a call of `tool`
-    /// by `principal`, reachable for `ttl` (the upstream's `ttlMs`; none means as long as the
-    /// mesh keeps any); the handle the client gets for it.
+    /// by `principal` on the pooled session `holder` (id, slot), reachable for `ttl` (the upstream's `ttlMs`;
+    /// none means as long as the mesh keeps any); the handle the client gets for it.
     pub(super) fn record(
         &self,
         principal: &Principal,
         endpoint: &str,
+        holder: (&str, u64),
         tool: &str,
         upstream: &str,
         ttl: Option<Duration>,
@@ -85,6 +92,7 @@ impl Tasks {
             endpoint: endpoint.to_string(),
             tool: tool.to_string(),
             upstream: upstream.to_string(),
+            holder: (holder.0.to_string(), holder.1),
             expires,
         };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -110,7 +118,15 @@ impl Tasks {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let o = inner.owners.get(handle)?;
         let theirs = o.org_id == principal.org_id && o.key_id == principal.key_id && o.endpoint == endpoint;
-        (theirs && o.expires > Instant::now()).then(|| Owned { tool: o.tool.clone(), upstream: o.upstream.clone() })
+        let owned = || Owned { tool: o.tool.clone(), upstream: o.upstream.clone(), holder: o.holder.clone() };
+        (theirs && o.expires > Instant::now()).then(owned)
+    }
+
+    /// The pooled sessions that hold tasks still reachable (kept open by the reaper).
+    pub(super) fn holders(&self) -> std::collections::HashSet<String> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        inner.owners.values().filter(|o| o.expires > now).map(|o| o.holder.0.clone()).collect()
     }
 
     /// Forgets expired tasks (from the relay's reaper).
@@ -138,6 +154,28 @@ pub(super) fn with_task_id(msg: &Message, outer: &str, id: &str) -> Option<Messa
     let at = modern::member_span(&raw[object.clone()], "taskId")?;
     let value = serde_json::Value::from(id).to_string();
     msg.splice(object.start + at.start..object.start + at.end, value.as_bytes())
+}
+
+/// An upstream's error about task `upstream`, with that id replaced by the client's `handle`
+/// wherever it appears (the message, and any string in `data`); other errors as they are.
+pub(super) fn error_renamed(msg: &Message, upstream: &str, handle: &str) -> Message {
+    fn rename(v: &mut serde_json::Value, from: &str, to: &str) {
+        match v {
+            serde_json::Value::String(s) if s.contains(from) => *s = s.replace(from, to),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| rename(v, from, to)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|v| rename(v, from, to)),
+            _ => {}
+        }
+    }
+    let Some(mut e) = msg.error_object() else { return msg.clone() };
+    if upstream.is_empty() || !msg.as_str().contains(upstream) {
+        return msg.clone();
+    }
+    e.message = e.message.replace(upstream, handle);
+    if let Some(d) = e.data.as_mut() {
+        rename(d, upstream, handle);
+    }
+    Message::error(msg.id(), e.code, &e.message, e.data)
 }
 
 /// Whether `capabilities` (a request's `clientCapabilities`, raw JSON) declare the extension.
@@ -184,7 +222,7 @@ mod tests {
     fn a_task_is_reachable_by_its_handle_only_for_its_key_at_its_endpoint() {
         let t = Tasks::default();
         let (k1, k2) = (key("o", "k1"), key("o", "k2"));
-        let h = t.record(&k1, "/mcp/a", "echo", "1", Some(Duration::from_secs(60)));
+        let h = t.record(&k1, "/mcp/a", ("s1", 1), "echo", "1", Some(Duration::from_secs(60)));
         assert!(h.starts_with("mt-") && h.len() == 35, "{h}");
         let owned = t.owned(&k1, "/mcp/a", &h).expect("owned");
         assert_eq!((owned.tool.as_str(), owned.upstream.as_str()), ("echo", "1"));
@@ -199,7 +237,8 @@ mod tests {
     fn the_same_upstream_id_twice_is_two_tasks() {
         let t = Tasks::default();
         let (a, b) = (key("o1", "k1"), key("o2", "k2"));
-        let (ha, hb) = (t.record(&a, "/mcp/x", "t", "1", None), t.record(&b, "/mcp/x", "t", "1", None));
+        let (ha, hb) =
+            (t.record(&a, "/mcp/x", ("s1", 1), "t", "1", None), t.record(&b, "/mcp/x", ("s1", 1), "t", "1", None));
         assert_ne!(ha, hb);
         assert!(t.owned(&a, "/mcp/x", &ha).is_some() && t.owned(&b, "/mcp/x", &hb).is_some());
     }
@@ -208,7 +247,8 @@ mod tests {
     fn a_key_keeps_its_newest_tasks_within_its_bound() {
         let t = Tasks::default();
         let k = key("o", "k");
-        let handles: Vec<String> = (0..=PER_KEY).map(|i| t.record(&k, "/mcp/a", "t", &format!("t{i}"), None)).collect();
+        let handles: Vec<String> =
+            (0..=PER_KEY).map(|i| t.record(&k, "/mcp/a", ("s1", 1), "t", &format!("t{i}"), None)).collect();
         assert!(t.owned(&k, "/mcp/a", &handles[0]).is_none());
         assert!(t.owned(&k, "/mcp/a", &handles[1]).is_some());
         assert!(t.owned(&k, "/mcp/a", &handles[PER_KEY]).is_some());
@@ -219,7 +259,7 @@ mod tests {
     fn an_expired_task_is_forgotten() {
         let t = Tasks::default();
         let k = key("o", "k");
-        let h = t.record(&k, "/mcp/a", "t", "x", Some(Duration::ZERO));
+        let h = t.record(&k, "/mcp/a", ("s1", 1), "t", "x", Some(Duration::ZERO));
         for o in t.inner.lock().unwrap().owners.values_mut() {
             o.expires = Instant::now() - Duration::from_secs(1);
         }
@@ -275,5 +315,23 @@ mod tests {
         assert!(!offered(&marked(serde_json::json!({"tools":{}}))));
         // A session-based upstream's own claim is not an offer the mesh can relay.
         assert!(!offered(&serde_json::json!({"capabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}})));
+    }
+
+    #[test]
+    fn an_upstream_error_never_names_its_own_task_id() {
+        let up = Message::error(
+            Some("7"),
+            -32602,
+            "Unknown task: 41",
+            Some(serde_json::json!({"taskId": "41", "seen": ["41", 41]})),
+        );
+        let out = error_renamed(&up, "41", "mt-abc");
+        let e = out.error_object().expect("an error");
+        assert_eq!((e.code, e.message.as_str()), (-32602, "Unknown task: mt-abc"));
+        assert_eq!(e.data, Some(serde_json::json!({"taskId": "mt-abc", "seen": ["mt-abc", 41]})));
+        assert_eq!(out.id(), Some("7"));
+        // Nothing to rename: the same message.
+        let other = Message::error(Some("7"), -32603, "boom", None);
+        assert_eq!(error_renamed(&other, "41", "mt-abc").as_str(), other.as_str());
     }
 }
