@@ -73,8 +73,8 @@ pub(super) struct Owned {
 
 impl Tasks {
     /// Records that the upstream behind `endpoint` created task `upstream` in a call of `tool`
-    /// by `principal` on the pooled session `holder` (id, slot), reachable for `ttl` (the upstream's `ttlMs`;
-    /// none means as long as the mesh keeps any); the handle the client gets for it.
+    /// by `principal` on the pooled session `holder` (id, slot), reachable for `ttl` (the
+    /// upstream's `ttlMs`; none means as long as the mesh keeps any); the handle the client gets.
     pub(super) fn record(
         &self,
         principal: &Principal,
@@ -157,11 +157,12 @@ pub(super) fn with_task_id(msg: &Message, outer: &str, id: &str) -> Option<Messa
 }
 
 /// An upstream's error about task `upstream`, with that id replaced by the client's `handle`
-/// wherever it appears (the message, and any string in `data`); other errors as they are.
+/// where it stands as a word of its own (in the message, and in the strings of `data`), so that
+/// a short id ("1") never rewrites other numbers; other errors as they are.
 pub(super) fn error_renamed(msg: &Message, upstream: &str, handle: &str) -> Message {
     fn rename(v: &mut serde_json::Value, from: &str, to: &str) {
         match v {
-            serde_json::Value::String(s) if s.contains(from) => *s = s.replace(from, to),
+            serde_json::Value::String(s) => *s = replace_word(s, from, to),
             serde_json::Value::Array(a) => a.iter_mut().for_each(|v| rename(v, from, to)),
             serde_json::Value::Object(o) => o.values_mut().for_each(|v| rename(v, from, to)),
             _ => {}
@@ -171,11 +172,27 @@ pub(super) fn error_renamed(msg: &Message, upstream: &str, handle: &str) -> Mess
     if upstream.is_empty() || !msg.as_str().contains(upstream) {
         return msg.clone();
     }
-    e.message = e.message.replace(upstream, handle);
+    e.message = replace_word(&e.message, upstream, handle);
     if let Some(d) = e.data.as_mut() {
         rename(d, upstream, handle);
     }
     Message::error(msg.id(), e.code, &e.message, e.data)
+}
+
+/// `text` with each occurrence of `word` that no letter, digit, `-` or `_` touches replaced.
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let part_of_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let (before, after) = (rest[..at].chars().next_back(), rest[at + word.len()..].chars().next());
+        let alone = !part_of_word(before) && !part_of_word(after);
+        out.push_str(&rest[..at]);
+        out.push_str(if alone { with } else { word });
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether `capabilities` (a request's `clientCapabilities`, raw JSON) declare the extension.
@@ -322,13 +339,13 @@ mod tests {
         let up = Message::error(
             Some("7"),
             -32602,
-            "Unknown task: 41",
-            Some(serde_json::json!({"taskId": "41", "seen": ["41", 41]})),
+            "Unknown task: 41 (of 141, 41a)",
+            Some(serde_json::json!({"taskId": "41", "seen": ["41", 41, "task 41."]})),
         );
         let out = error_renamed(&up, "41", "mt-abc");
         let e = out.error_object().expect("an error");
-        assert_eq!((e.code, e.message.as_str()), (-32602, "Unknown task: mt-abc"));
-        assert_eq!(e.data, Some(serde_json::json!({"taskId": "mt-abc", "seen": ["mt-abc", 41]})));
+        assert_eq!((e.code, e.message.as_str()), (-32602, "Unknown task: mt-abc (of 141, 41a)"));
+        assert_eq!(e.data, Some(serde_json::json!({"taskId": "mt-abc", "seen": ["mt-abc", 41, "task mt-abc."]})));
         assert_eq!(out.id(), Some("7"));
         // Nothing to rename: the same message.
         let other = Message::error(Some("7"), -32603, "boom", None);
