@@ -173,5 +173,19 @@ async fn issue18_a_task_keeps_its_pooled_session_and_reaches_it_with_other_capab
     assert_eq!(got["result"]["status"], "working", "{got}");
     let (_, ack) = ask(&url, &key, "tasks/cancel", Some(&task), json!({"taskId": task}), true).await;
     assert_eq!(ack["result"]["resultType"], "complete", "{ack}");
+
+    // The task's requests are audited under its tool (they name only the task).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (ok, rows) = mesh.manage(&key, "AUDIT_QUERY", json!({"tool": "slow_compute"})).await;
+        assert!(ok, "{rows}");
+        let methods: Vec<&str> =
+            rows["items"].as_array().into_iter().flatten().filter_map(|r| r["method"].as_str()).collect();
+        if ["tools/call", "tasks/get", "tasks/cancel"].iter().all(|m| methods.contains(m)) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "task requests not audited under the tool: {rows}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     mesh.stop().await;
 }

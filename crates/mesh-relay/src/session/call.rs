@@ -32,12 +32,25 @@ impl Session {
     /// rate-limit, forward or answer, audit on every exit). Returns its stream: events end with
     /// the reply.
     pub async fn request(&self, msg: &Message) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
+        self.request_about(msg, None).await
+    }
+
+    /// [`Session::request`] for a request about an item it does not name itself (a task's
+    /// requests carry only its id): the audit row names `item`, the tool the task belongs to.
+    pub async fn request_about(
+        &self,
+        msg: &Message,
+        item: Option<&str>,
+    ) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
         self.touch();
         if msg.method() == Some("initialize") {
             self.note_client(msg);
         }
         let (stream, rx) = self.lock().streams.open();
-        let call = Call::of(msg);
+        let mut call = Call::of(msg);
+        if let (Some(item), None) = (item, &call.name) {
+            call.name = Some(item.to_string());
+        }
         // 1. Route.
         let routing = match &self.gateway {
             Some(gw) => gw.route(self, msg).await,

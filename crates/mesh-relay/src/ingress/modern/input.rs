@@ -392,7 +392,7 @@ fn task_named(p: &Pending, msg: Message) -> Message {
             let handle = table.record(&p.principal, &p.endpoint, holder, tool, &task, ttl);
             tasks::with_task_id(&msg, "result", &handle).unwrap_or(msg)
         }
-        super::Tasked::Addressed(handle, upstream) => match msg.kind() {
+        super::Tasked::Addressed { handle, upstream, .. } => match msg.kind() {
             // An upstream's error may name its own id ("Unknown task: …", `data.taskId`).
             mesh_protocol::Kind::Error => tasks::error_renamed(&msg, upstream, handle),
             _ => tasks::with_task_id(&msg, "result", handle).unwrap_or(msg),

@@ -184,7 +184,7 @@ pub(super) async fn post(
             ask,
             &msg,
             None,
-            Tasked::Addressed(handle, owned.upstream),
+            Tasked::Addressed { handle, upstream: owned.upstream, tool: owned.tool },
         )
         .await);
     }
@@ -261,7 +261,11 @@ async fn call(
     // The envelope is the mesh's business: the upstream behind a pooled session learnt it at the
     // handshake (a dual-era upstream seeing it would answer in the stateless form on a session).
     let (forwarded, progress) = without_envelope(msg, &ask.param_headers);
-    match session.request(&forwarded).await {
+    let about = match &tasked {
+        Tasked::Addressed { tool, .. } => Some(tool.as_str()),
+        _ => None,
+    };
+    match session.request_about(&forwarded, about).await {
         Ok((stream, rx)) => {
             let pending = input::Pending::new(session.clone(), stream, rx, principal, ask, msg)
                 .with_progress(progress)
@@ -391,9 +395,16 @@ pub(super) enum Tasked {
     /// A `tools/call` where the upstream offers tasks: a task it creates is recorded (with the
     /// pooled session's id), and the client gets the mesh's handle for it.
     MayCreate(Arc<tasks::Tasks>, (String, u64)),
-    /// A request for the task with this handle (and upstream id): the reply names the handle,
-    /// never the upstream's id.
-    Addressed(String, String),
+    /// A request for the task with this handle: the reply names the handle, never the
+    /// upstream's id; the audit row names the task's tool.
+    Addressed {
+        /// The mesh's handle, as the client sent it.
+        handle: String,
+        /// The upstream's id for the task.
+        upstream: String,
+        /// The tool whose call created it.
+        tool: String,
+    },
 }
 
 /// Checks a request addressing a task (`tasks/get`, `tasks/update`, `tasks/cancel`) before
