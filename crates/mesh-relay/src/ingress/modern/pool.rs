@@ -132,20 +132,7 @@ fn pooled(
     (key_id, endpoint, caps): (&str, &str, u64),
     principal: &Principal,
 ) -> Option<Pooled> {
-    let found = {
-        let map = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&slot).filter(|e| e.key.is(key_id, endpoint, caps)).cloned()
-    };
-    let entry = found?;
-    // The registry says whether it still serves (reaped or ended sessions leave it first).
-    let s = relay.sessions.get(&entry.session_id)?;
-    // Same key, other rights (a role changed): the session was opened by someone else.
-    if !s.is_dead() && s.principal.same_rights(principal) {
-        return Some(Pooled { session: s, init: entry.init, params: entry.params, slot });
-    }
-    relay.sessions.remove(&s.id);
-    tokio::spawn(async move { s.close().await });
-    None
+    in_slot(relay, slot, |e| e.key.is(key_id, endpoint, caps), principal)
 }
 
 /// The pooled session `id` in `slot`, when it is still open, is `principal`'s (same key and
@@ -156,16 +143,26 @@ pub(super) fn holding(
     principal: &Principal,
     endpoint: &str,
 ) -> Option<Pooled> {
+    let theirs = |e: &Entry| e.session_id == id && e.key.key_id == principal.key_id && e.key.endpoint == endpoint;
+    in_slot(relay, slot, theirs, principal)
+}
+
+/// The session of the entry in `slot` that `which` accepts, when it still serves and
+/// `principal` may use it.
+fn in_slot(relay: &Arc<Relay>, slot: u64, which: impl Fn(&Entry) -> bool, principal: &Principal) -> Option<Pooled> {
     let entry = {
         let map = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&slot).filter(|e| e.session_id == id).cloned()
+        map.get(&slot).filter(|e| which(e)).cloned()
     }?;
-    if entry.key.key_id != principal.key_id || entry.key.endpoint != endpoint {
-        return None;
-    }
+    // The registry says whether it still serves (reaped or ended sessions leave it first).
     let s = relay.sessions.get(&entry.session_id)?;
-    let usable = !s.is_dead() && s.principal.same_rights(principal);
-    usable.then(|| Pooled { session: s, init: entry.init, params: entry.params, slot })
+    // Same key, other rights (a role changed): the session was opened by someone else.
+    if !s.is_dead() && s.principal.same_rights(principal) {
+        return Some(Pooled { session: s, init: entry.init, params: entry.params, slot });
+    }
+    relay.sessions.remove(&s.id);
+    tokio::spawn(async move { s.close().await });
+    None
 }
 
 /// Opens the pooled session of `key`.
