@@ -128,6 +128,8 @@ impl RunConfig {
 pub enum PerfLoad {
     /// `tools/call` through `/mcp/{connection}` at concurrency 16.
     Call,
+    /// `tools/call` through `/mcp/{connection}` in the stateless revision at concurrency 16.
+    Stateless,
     /// `tools/list` through the 50 × 20 virtual MCP at concurrency 1.
     GatewayList,
 }
@@ -279,6 +281,9 @@ async fn measure(
         Some(out) => {
             let (pool, c, call) = match cfg.perf_load {
                 PerfLoad::Call => (pools.call.get_mut(&Path::Mesh), 16, Pools::tool_call(Path::Mesh)),
+                PerfLoad::Stateless => {
+                    (pools.call.get_mut(&Path::MeshStateless), 16, Pools::tool_call(Path::MeshStateless))
+                }
                 PerfLoad::GatewayList => (pools.list_gateway.as_mut(), 1, Call::ListTools),
             };
             Some(profile(cfg, out, pool, c, call, mesh.pid).await?)
