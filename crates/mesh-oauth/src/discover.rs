@@ -3,8 +3,9 @@
 //! metadata names the issuer it was looked up for.
 
 use crate::challenge::Challenge;
-use crate::error::{net, OAuthError};
+use crate::error::{failed, OAuthError};
 use crate::metadata::{self, AuthorizationServer, ProtectedResource};
+use crate::net::Net;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -29,23 +30,19 @@ impl Discovery {
 }
 
 /// Discovers the authorization of the MCP server at `server` from its challenge (if it sent one).
-pub async fn discover(
-    http: &reqwest::Client,
-    server: &Url,
-    challenge: Option<&Challenge>,
-) -> Result<Discovery, OAuthError> {
-    let resource = protected_resource(http, server, challenge).await?;
+pub async fn discover(net: &Net, server: &Url, challenge: Option<&Challenge>) -> Result<Discovery, OAuthError> {
+    let resource = protected_resource(net, server, challenge).await?;
     let Some(issuer) = resource.authorization_servers.first() else {
         return Err(OAuthError::Metadata("the protected resource metadata names no authorization server".into()));
     };
-    let server = authorization_server(http, issuer).await?;
+    let server = authorization_server(net, issuer).await?;
     Ok(Discovery { resource, server })
 }
 
 /// The protected resource metadata: at the challenge's `resource_metadata` when it gave one,
 /// else at the well-known URIs.
 pub async fn protected_resource(
-    http: &reqwest::Client,
+    net: &Net,
     server: &Url,
     challenge: Option<&Challenge>,
 ) -> Result<ProtectedResource, OAuthError> {
@@ -55,7 +52,7 @@ pub async fn protected_resource(
     };
     let mut tried = Vec::new();
     for url in candidates {
-        match fetch::<ProtectedResource>(http, &url).await? {
+        match fetch::<ProtectedResource>(net, &url).await? {
             Some(doc) => {
                 if !metadata::resource_matches(&doc.resource, server) {
                     return Err(OAuthError::Metadata(format!(
@@ -72,7 +69,7 @@ pub async fn protected_resource(
 }
 
 /// The metadata of the authorization server `issuer`, whose `issuer` must be exactly that.
-pub async fn authorization_server(http: &reqwest::Client, issuer: &str) -> Result<AuthorizationServer, OAuthError> {
+pub async fn authorization_server(net: &Net, issuer: &str) -> Result<AuthorizationServer, OAuthError> {
     let issuer_url = Url::parse(issuer).map_err(|_| OAuthError::Metadata(format!("issuer {issuer:?} is not a URL")))?;
     if !matches!(issuer_url.scheme(), "http" | "https")
         || issuer_url.query().is_some()
@@ -82,7 +79,7 @@ pub async fn authorization_server(http: &reqwest::Client, issuer: &str) -> Resul
     }
     let mut tried = Vec::new();
     for url in metadata::authorization_server_urls(&issuer_url) {
-        if let Some(doc) = fetch::<AuthorizationServer>(http, &url).await? {
+        if let Some(doc) = fetch::<AuthorizationServer>(net, &url).await? {
             // RFC 8414 §3.3 (and OpenID Discovery §4.3): identical, or the document is refused.
             if doc.issuer != issuer {
                 return Err(OAuthError::Metadata(format!(
@@ -99,14 +96,16 @@ pub async fn authorization_server(http: &reqwest::Client, issuer: &str) -> Resul
 
 /// A JSON document at `url`: `None` when there is none there (4xx), an error when the server
 /// fails or the document does not read.
-async fn fetch<T: for<'de> Deserialize<'de>>(http: &reqwest::Client, url: &Url) -> Result<Option<T>, OAuthError> {
-    let resp = http
+async fn fetch<T: for<'de> Deserialize<'de>>(net: &Net, url: &Url) -> Result<Option<T>, OAuthError> {
+    let url = &net.check(url.as_str())?;
+    let resp = net
+        .client
         .get(url.clone())
         .header("accept", "application/json")
         .header("mcp-protocol-version", "2025-11-25")
         .send()
         .await
-        .map_err(|e| net(&format!("GET {url}"), e))?;
+        .map_err(|e| failed(&format!("GET {url}"), e))?;
     let status = resp.status();
     if status.is_client_error() {
         return Ok(None);
@@ -117,7 +116,7 @@ async fn fetch<T: for<'de> Deserialize<'de>>(http: &reqwest::Client, url: &Url) 
     if resp.content_length().is_some_and(|n| n as usize > MAX_DOCUMENT) {
         return Err(OAuthError::Discovery(format!("GET {url}: the document is too large")));
     }
-    let body = resp.bytes().await.map_err(|e| net(&format!("GET {url}"), e))?;
+    let body = resp.bytes().await.map_err(|e| failed(&format!("GET {url}"), e))?;
     if body.len() > MAX_DOCUMENT {
         return Err(OAuthError::Discovery(format!("GET {url}: the document is too large")));
     }

@@ -57,6 +57,6 @@ impl OAuthError {
 }
 
 /// A reqwest error without its URL's query (which may carry a code or a state).
-pub(crate) fn net(context: &str, e: reqwest::Error) -> OAuthError {
+pub(crate) fn failed(context: &str, e: reqwest::Error) -> OAuthError {
     OAuthError::Http(format!("{context}: {}", e.without_url()))
 }

@@ -1,8 +1,9 @@
 //! The authorization code grant with PKCE (OAuth 2.1, RFC 7636 S256), resource indicators
 //! (RFC 8707) on every request, and issuer identification of the response (RFC 9207).
 
-use crate::error::{net, OAuthError};
+use crate::error::{failed, OAuthError};
 use crate::metadata::AuthorizationServer;
+use crate::net::Net;
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -231,7 +232,7 @@ struct TokenError {
 
 /// Exchanges the code of `pending` for tokens.
 pub async fn exchange(
-    http: &reqwest::Client,
+    net: &Net,
     server: &AuthorizationServer,
     client: &Client,
     pending: &Pending,
@@ -244,13 +245,13 @@ pub async fn exchange(
         ("code_verifier", pending.verifier.clone()),
         ("resource", pending.resource.clone()),
     ];
-    token_request(http, server, client, form, pending.scope.as_deref()).await
+    token_request(net, server, client, form, pending.scope.as_deref()).await
 }
 
 /// Refreshes with `refresh_token`, for `resource`. A server that issues no new refresh token
 /// leaves the old one in force (RFC 6749 §6), so it is kept.
 pub async fn refresh(
-    http: &reqwest::Client,
+    net: &Net,
     server: &AuthorizationServer,
     client: &Client,
     refresh_token: &str,
@@ -262,7 +263,7 @@ pub async fn refresh(
         ("refresh_token", refresh_token.to_string()),
         ("resource", resource.to_string()),
     ];
-    let mut t = token_request(http, server, client, form, scope).await?;
+    let mut t = token_request(net, server, client, form, scope).await?;
     if t.refresh_token.is_none() {
         t.refresh_token = Some(refresh_token.to_string());
     }
@@ -270,13 +271,14 @@ pub async fn refresh(
 }
 
 async fn token_request(
-    http: &reqwest::Client,
+    net: &Net,
     server: &AuthorizationServer,
     client: &Client,
     mut form: Vec<(&'static str, String)>,
     scope: Option<&str>,
 ) -> Result<Tokens, OAuthError> {
-    let mut req = http.post(&server.token_endpoint).header("accept", "application/json");
+    let endpoint = net.check(&server.token_endpoint)?;
+    let mut req = net.client.post(endpoint).header("accept", "application/json");
     match (client.auth_method, &client.client_secret) {
         (AuthMethod::ClientSecretBasic, Some(secret)) => {
             // RFC 6749 §2.3.1: each part form-encoded before joining.
@@ -291,9 +293,9 @@ async fn token_request(
         }
         _ => form.push(("client_id", client.client_id.clone())),
     }
-    let resp = req.form(&form).send().await.map_err(|e| net("token endpoint", e))?;
+    let resp = req.form(&form).send().await.map_err(|e| failed("token endpoint", e))?;
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| net("token endpoint", e))?;
+    let body = resp.bytes().await.map_err(|e| failed("token endpoint", e))?;
     if !status.is_success() {
         let (error, description) = match serde_json::from_slice::<TokenError>(&body) {
             Ok(e) => (e.error, e.error_description),

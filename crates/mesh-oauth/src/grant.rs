@@ -7,6 +7,7 @@ use crate::challenge::Challenge;
 use crate::discover::{self, Discovery};
 use crate::error::OAuthError;
 use crate::flow::{self, Client, Pending, Tokens};
+use crate::net::Net;
 use crate::register::{self, Options, Origin};
 use crate::scope;
 use serde::{Deserialize, Serialize};
@@ -49,12 +50,12 @@ impl Grant {
     /// step-up, what was asked before and what is asked now), and the request.
     pub async fn begin(
         &mut self,
-        http: &reqwest::Client,
+        net: &Net,
         server: &Url,
         challenge: Option<&Challenge>,
         opts: &Options,
     ) -> Result<Pending, OAuthError> {
-        let found = discover::discover(http, server, challenge).await?;
+        let found = discover::discover(net, server, challenge).await?;
         if !found.server.supports_s256() {
             return Err(OAuthError::NoPkce);
         }
@@ -66,7 +67,7 @@ impl Grant {
             self.requested = None;
         }
         if self.client.is_none() {
-            let (client, origin) = register::client(http, &found.server, opts).await?;
+            let (client, origin) = register::client(net, &found.server, opts).await?;
             self.client = Some((client, origin, issuer));
         }
         let mut wanted = scope::choose(challenge, &found.resource, &found.server);
@@ -86,7 +87,7 @@ impl Grant {
     /// exchanged only once the response is shown to be this request's and this issuer's.
     pub async fn finish(
         &mut self,
-        http: &reqwest::Client,
+        net: &Net,
         pending: &Pending,
         params: &[(String, String)],
     ) -> Result<(), OAuthError> {
@@ -97,14 +98,14 @@ impl Grant {
             return Err(OAuthError::Response("the authorization server changed during the authorization".into()));
         }
         let code = pending.code(params)?;
-        let tokens = flow::exchange(http, &found.server, client, pending, &code).await?;
+        let tokens = flow::exchange(net, &found.server, client, pending, &code).await?;
         self.tokens = Some(tokens);
         Ok(())
     }
 
     /// Refreshes the access token with the refresh token, for the same resource and scope. An
     /// error that [`OAuthError::needs_user`] means the grant is gone: the tokens are dropped.
-    pub async fn refresh(&mut self, http: &reqwest::Client) -> Result<(), OAuthError> {
+    pub async fn refresh(&mut self, net: &Net) -> Result<(), OAuthError> {
         let (Some(found), Some((client, _, _)), Some(tokens)) = (&self.discovery, &self.client, &self.tokens) else {
             return Err(OAuthError::Response("nothing to refresh: not authorized".into()));
         };
@@ -116,7 +117,7 @@ impl Grant {
             });
         };
         let scope = tokens.scope.clone().or_else(|| self.requested.clone());
-        match flow::refresh(http, &found.server, client, &refresh, found.resource_indicator(), scope.as_deref()).await {
+        match flow::refresh(net, &found.server, client, &refresh, found.resource_indicator(), scope.as_deref()).await {
             Ok(t) => {
                 self.tokens = Some(t);
                 Ok(())

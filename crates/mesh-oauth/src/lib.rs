@@ -11,6 +11,7 @@ pub mod error;
 pub mod flow;
 pub mod grant;
 pub mod metadata;
+pub mod net;
 pub mod register;
 pub mod scope;
 
@@ -19,3 +20,4 @@ pub use discover::Discovery;
 pub use error::OAuthError;
 pub use flow::{AuthMethod, Client, Pending, Tokens};
 pub use grant::Grant;
+pub use net::Net;

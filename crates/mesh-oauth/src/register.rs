@@ -2,9 +2,10 @@
 //! registered by hand (id and secret given by the operator), a client ID metadata document the
 //! mesh publishes (when the server accepts them), or dynamic client registration (RFC 7591).
 
-use crate::error::{net, OAuthError};
+use crate::error::{failed, OAuthError};
 use crate::flow::{AuthMethod, Client};
 use crate::metadata::AuthorizationServer;
+use crate::net::Net;
 use serde::{Deserialize, Serialize};
 
 /// What the mesh can offer to become a client.
@@ -45,11 +46,7 @@ pub enum Origin {
 }
 
 /// The client to use at `server`: by hand, else a metadata document, else dynamic registration.
-pub async fn client(
-    http: &reqwest::Client,
-    server: &AuthorizationServer,
-    opts: &Options,
-) -> Result<(Client, Origin), OAuthError> {
+pub async fn client(net: &Net, server: &AuthorizationServer, opts: &Options) -> Result<(Client, Origin), OAuthError> {
     if let Some((id, secret)) = &opts.preregistered {
         let auth_method = AuthMethod::for_server(server, secret.is_some());
         return Ok((
@@ -64,7 +61,7 @@ pub async fn client(
         ));
     }
     if let Some(endpoint) = &server.registration_endpoint {
-        return register(http, server, endpoint, opts).await.map(|c| (c, Origin::Registered));
+        return register(net, server, endpoint, opts).await.map(|c| (c, Origin::Registered));
     }
     Err(OAuthError::Registration(format!(
         "{} offers neither client ID metadata documents nor dynamic registration; register a client there and give its id",
@@ -111,21 +108,22 @@ pub fn registration_request(server: &AuthorizationServer, opts: &Options) -> ser
 }
 
 async fn register(
-    http: &reqwest::Client,
+    net: &Net,
     server: &AuthorizationServer,
     endpoint: &str,
     opts: &Options,
 ) -> Result<Client, OAuthError> {
     let body = registration_request(server, opts);
-    let resp = http
-        .post(endpoint)
+    let resp = net
+        .client
+        .post(net.check(endpoint)?)
         .header("accept", "application/json")
         .json(&body)
         .send()
         .await
-        .map_err(|e| net("registration endpoint", e))?;
+        .map_err(|e| failed("registration endpoint", e))?;
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| net("registration endpoint", e))?;
+    let bytes = resp.bytes().await.map_err(|e| failed("registration endpoint", e))?;
     if !status.is_success() {
         let why = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()

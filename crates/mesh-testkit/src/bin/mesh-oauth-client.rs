@@ -29,6 +29,7 @@ const MAX_AUTHORIZATIONS: usize = 2;
 
 struct Mcp {
     http: reqwest::Client,
+    net: mesh_oauth::Net,
     url: Url,
     version: String,
     grant: Grant,
@@ -129,7 +130,7 @@ impl Mcp {
     /// One authorization: the grant's request, approved by the mock at once; the redirect's query
     /// back to the grant.
     async fn authorize(&mut self, found: Option<&mesh_oauth::Challenge>) -> anyhow::Result<()> {
-        let pending = self.grant.begin(&self.http, &self.url, found, &self.opts).await?;
+        let pending = self.grant.begin(&self.net, &self.url, found, &self.opts).await?;
         let resp = self.http.get(&pending.url).send().await.context("GET the authorization endpoint")?;
         let location = resp
             .headers()
@@ -138,7 +139,7 @@ impl Mcp {
             .ok_or_else(|| anyhow!("the authorization endpoint did not redirect (HTTP {})", resp.status()))?;
         let back = Url::parse(location).context("the redirect is not a URL")?;
         let params: Vec<(String, String)> = back.query_pairs().into_owned().collect();
-        self.grant.finish(&self.http, &pending, &params).await?;
+        self.grant.finish(&self.net, &pending, &params).await?;
         Ok(())
     }
 }
@@ -179,7 +180,8 @@ async fn run() -> anyhow::Result<()> {
         redirect_uri: REDIRECT_URI.into(),
         client_name: "mesh-oauth-client".into(),
     };
-    let mut mcp = Mcp { http, url, version, grant: Grant::default(), opts, next_id: 1 };
+    let net = mesh_oauth::Net::new(http.clone());
+    let mut mcp = Mcp { http, net, url, version, grant: Grant::default(), opts, next_id: 1 };
     if !mcp.stateless() {
         let init = json!({
             "protocolVersion": mcp.version,
