@@ -51,6 +51,10 @@ pub struct ConnectionInput {
     pub status: Option<String>,
     /// Admit callers without credentials to this connection (off by default).
     pub anonymous: Option<bool>,
+    /// How the mesh authenticates upstream: `none`, `headers` (the default) or `oauth`.
+    pub auth: Option<String>,
+    /// With `oauth`: one grant for the whole connection instead of one per user.
+    pub oauth_shared: Option<bool>,
 }
 
 /// A connection as shown to callers: secrets appear by name only, values masked.
@@ -87,6 +91,10 @@ pub struct ConnectionView {
     pub anonymous: bool,
     /// The catalogue template a stdio connection was made from.
     pub template: Option<String>,
+    /// `headers` or `oauth`.
+    pub auth: String,
+    /// With `oauth`: one grant for the whole connection.
+    pub oauth_shared: bool,
     /// A stdio connection whose command was set directly, not from the catalogue.
     pub outside_catalogue: bool,
     /// Whether it may reach internal networks (an operator set its URL, or it predates the
@@ -138,6 +146,8 @@ impl Admin {
             updated_at: now,
             trusted: false,
             template: None,
+            auth: "headers".into(),
+            oauth_shared: false,
         };
         apply(&mut c, &input)?;
         self.govern_host_access(p, &mut c, &input, None, &[]).await?;
@@ -204,7 +214,12 @@ impl Admin {
             || secrets.is_some()
             || (c.transport.as_str(), &c.url, &c.command, &c.args, &c.cwd)
                 != (before.transport.as_str(), &before.url, &before.command, &before.args, &before.cwd);
-        if upstream_changed {
+        if (&c.url, &c.auth, c.oauth_shared) != (&before.url, &before.auth, before.oauth_shared) {
+            // Tokens are for one resource and one way of holding them: another URL or mode
+            // starts from no grant.
+            self.store.delete_upstream_grants_at(&p.org_id, &c.id).await?;
+        }
+        if upstream_changed || c.auth != before.auth {
             self.announce(crate::Change::ConnectionEnded { id: c.id.clone() });
         }
         self.announce(crate::Change::Connections { org_id: p.org_id.clone() });
@@ -265,6 +280,11 @@ impl Admin {
         Ok(out)
     }
 
+    /// A connection of the caller's organisation, by id or slug.
+    pub(crate) async fn find_connection(&self, p: &Principal, id_or_slug: &str) -> Result<Connection, AdminError> {
+        self.find(p, id_or_slug).await
+    }
+
     async fn find(&self, p: &Principal, id_or_slug: &str) -> Result<Connection, AdminError> {
         self.store
             .get_connection(&p.org_id, id_or_slug)
@@ -320,6 +340,8 @@ impl Admin {
             status: c.status,
             anonymous: c.anonymous,
             template: c.template,
+            auth: c.auth,
+            oauth_shared: c.oauth_shared,
             trusted: c.trusted,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -511,10 +533,27 @@ impl RouteResolver for Routes {
             Ok(_) => return Err(RelayError::RouteNotFound(route.chars().take(64).collect())),
             Err(e) => return Err(RelayError::Internal(format!("store: {e}"))),
         };
-        let spec = self.0.spec(&c).await.map_err(|e| {
+        let mut spec = self.0.spec(&c).await.map_err(|e| {
             tracing::error!(connection = %c.slug, error = %e, "cannot build upstream spec");
             RelayError::Internal(format!("connection {} cannot be opened: {}", c.slug, e.public_message()))
         })?;
+        if c.auth == "oauth" {
+            // The caller's own token (or the connection's shared one), fresh: never theirs from
+            // the request (no token passthrough), never another user's.
+            let token = self.0.upstream_bearer(principal, &c).await.map_err(|e| match e {
+                AdminError::AuthorizationRequired { connection, url } => {
+                    RelayError::AuthorizationRequired { connection, url }
+                }
+                e => {
+                    tracing::warn!(connection = %c.slug, error = %e, "no upstream token");
+                    RelayError::UpstreamUnavailable(e.public_message())
+                }
+            })?;
+            if let TransportSpec::Http { headers, .. } | TransportSpec::Sse { headers, .. } = &mut spec.transport {
+                headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+                headers.push(("authorization".into(), Secret::new(format!("Bearer {token}"))));
+            }
+        }
         Ok(ResolvedRoute { id: c.id, slug: c.slug, spec })
     }
 

@@ -23,6 +23,19 @@ pub enum AdminError {
     /// The vault failed (a key is missing, or a ciphertext does not open).
     #[error("vault: {0}")]
     Vault(#[from] mesh_vault::VaultError),
+    /// The connection needs the user's authorization at its server first (upstream OAuth);
+    /// `url` is where to give it.
+    #[error("connection '{connection}' needs your authorization: open {url}")]
+    AuthorizationRequired {
+        /// The connection's slug.
+        connection: String,
+        /// The mesh's link that starts the authorization.
+        url: String,
+    },
+    /// An upstream's authorization server failed or refused (upstream OAuth); the message
+    /// names it and the OAuth error, never a token.
+    #[error("{0}")]
+    UpstreamAuth(String),
 }
 
 impl From<mesh_store::StoreError> for AdminError {
@@ -43,6 +56,8 @@ impl AdminError {
             AdminError::Invalid(_) | AdminError::NotFound(_) | AdminError::Conflict(_) => Fault::Downstream,
             AdminError::Forbidden(_) => Fault::Policy,
             AdminError::Store(_) | AdminError::Vault(_) => Fault::Internal,
+            AdminError::AuthorizationRequired { .. } => Fault::Policy,
+            AdminError::UpstreamAuth(_) => Fault::Upstream,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod roles;
 pub mod templates;
 pub mod tools;
 pub mod trust;
+pub mod upstream_oauth;
 pub mod vault;
 
 pub use error::AdminError;

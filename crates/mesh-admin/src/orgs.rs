@@ -353,6 +353,8 @@ impl Admin {
         let target = self.find_member(p, user).await?;
         self.check_owner_change(p, &target, None)?;
         changed(self.store.remove_member(&p.org_id, &target.user_id).await?, user)?;
+        // Their upstream tokens leave with them.
+        self.store.delete_upstream_grants_of(&p.org_id, &format!("user:{}", target.user_id)).await?;
         self.access_changed(&p.org_id).await?;
         tracing::info!(org = %p.org_id, user = %target.user_id, "member removed");
         Ok(target.user_id)

@@ -55,6 +55,26 @@ pub async fn connect(t: &Target, path: &str) -> anyhow::Result<McpClient> {
         .map_err(|e| anyhow!("cannot talk to the mesh at {}: {e}", t.mesh_url))
 }
 
+/// One REST call (`/api/v1/…`, `path` relative to the mesh URL) with the key; a non-2xx answer
+/// becomes an error carrying the mesh's message.
+pub async fn rest(t: &Target, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+    let key = resolve_key(t.api_key.clone(), &t.data_dir)?;
+    let url = t.mesh_url.join(path).context("invalid mesh URL")?;
+    let resp = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(key.expose())
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|e| anyhow!("cannot talk to the mesh at {}: {}", t.mesh_url, e.without_url()))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{}", body["error"].as_str().unwrap_or(status.as_str()));
+    }
+    Ok(body)
+}
+
 /// Calls a management tool and returns its structured result; a tool error becomes an error.
 pub async fn manage(t: &Target, tool: &str, args: Value) -> anyhow::Result<Value> {
     let client = connect(t, "/mcp").await?;

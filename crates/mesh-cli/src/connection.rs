@@ -22,6 +22,25 @@ pub enum ConnectionCmd {
     Rm(NameArg),
     /// Initialise the upstream and report what it is.
     Test(NameArg),
+    /// Authorize the mesh at an OAuth connection's server (for you; its shared grant: admins):
+    /// prints the link to open in a browser logged in to the mesh, and waits until it is done.
+    Login(LoginArgs),
+    /// Forget your authorization at an OAuth connection.
+    Logout(NameArg),
+    /// Your authorizations at OAuth connections.
+    Grants(Target),
+}
+
+/// `connection login`.
+#[derive(Args)]
+pub struct LoginArgs {
+    /// Connection slug or id.
+    name: String,
+    /// Print the link and return without waiting.
+    #[arg(long)]
+    no_wait: bool,
+    #[command(flatten)]
+    target: Target,
 }
 
 /// A connection named by slug or id.
@@ -133,7 +152,67 @@ pub async fn run(cmd: ConnectionCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ConnectionCmd::Test(n) => test(n).await,
+        ConnectionCmd::Login(l) => login(l).await,
+        ConnectionCmd::Logout(n) => {
+            let out = api::manage(&n.target, "CONNECTION_GRANT_REVOKE", json!({"id": n.name})).await?;
+            match out["revoked"].as_bool() {
+                Some(true) => println!("authorization at \"{}\" forgotten", n.name),
+                _ => println!("no authorization at \"{}\" to forget", n.name),
+            }
+            Ok(())
+        }
+        ConnectionCmd::Grants(t) => {
+            let out = api::manage(&t, "CONNECTION_GRANT_LIST", json!({})).await?;
+            let items = out["items"].as_array().cloned().unwrap_or_default();
+            if t.json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|g| {
+                    let s = |k: &str| g[k].as_str().unwrap_or("-").to_string();
+                    let expires = g["expiresAt"].as_u64().map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+                    vec![s("connection"), s("subject"), s("issuer"), s("scope"), expires, g["refreshable"].to_string()]
+                })
+                .collect();
+            output::table(&["CONNECTION", "SUBJECT", "ISSUER", "SCOPE", "EXPIRES (epoch s)", "REFRESHABLE"], &rows);
+            Ok(())
+        }
     }
+}
+
+/// Starts an authorization through the REST API (a link is personal: it is made for the key's
+/// user), prints the link, and waits for the browser to complete it.
+async fn login(l: LoginArgs) -> anyhow::Result<()> {
+    let path = format!("api/v1/connections/{}/login", l.name);
+    let out = api::rest(&l.target, reqwest::Method::POST, &path).await?;
+    let item = &out["item"];
+    let (url, id) = (item["url"].as_str().unwrap_or_default(), item["loginId"].as_str().unwrap_or_default());
+    let expires = item["expiresIn"].as_u64().unwrap_or(600);
+    if l.target.json {
+        println!("{}", serde_json::to_string_pretty(item)?);
+    } else {
+        println!(
+            "Open this link in a browser logged in to the mesh as yourself (valid {} min):\n\n  {url}\n",
+            expires / 60
+        );
+    }
+    if l.no_wait {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(expires);
+    let status = format!("api/v1/connections/{}/login/{id}", l.name);
+    while std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if api::rest(&l.target, reqwest::Method::GET, &status).await?["done"] == true {
+            if !l.target.json {
+                println!("authorized: \"{}\" now uses your token", l.name);
+            }
+            return Ok(());
+        }
+    }
+    bail!("the link expired before the authorization was completed; run the command again")
 }
 
 async fn add(a: AddArgs) -> anyhow::Result<()> {

@@ -20,6 +20,9 @@ pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
 /// The request names a protocol revision the server does not speak; `data.supported`,
 /// `data.requested`.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// The request needs the user to complete URL-mode elicitations first (MCP 2025-11-25,
+/// "URL Elicitation Required Error"); `data.elicitations` lists them.
+pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 
 // The mesh's own codes lie outside -32768..-32000: JSON-RPC reserves that range, MCP 2026-07-28
 // claims -32020..-32099 of it and asks new implementations to leave -32000..-32019 alone. Clients

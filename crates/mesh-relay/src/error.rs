@@ -70,6 +70,15 @@ pub enum RelayError {
     /// The route does not serve this method.
     #[error("Method not found: {0}")]
     MethodNotFound(String),
+    /// The connection's upstream needs the user's OAuth authorization first: a URL-mode
+    /// elicitation the client shows (`-32042`, MCP 2025-11-25 "URL Elicitation Required").
+    #[error("connection '{connection}' needs your authorization at its server: open {url}")]
+    AuthorizationRequired {
+        /// The connection's slug.
+        connection: String,
+        /// The mesh's link that starts it.
+        url: String,
+    },
     /// Policy hides what the request names; the message reads exactly like an unknown name's.
     #[error("{0}")]
     Hidden(String),
@@ -127,7 +136,9 @@ impl RelayError {
             | RouteNotFound(_)
             | InvalidParams(_)
             | MethodNotFound(_) => Fault::Downstream,
-            Unauthorized | Forbidden(_) | Hidden(_) | RateLimited { .. } => Fault::Policy,
+            Unauthorized | Forbidden(_) | Hidden(_) | RateLimited { .. } | AuthorizationRequired { .. } => {
+                Fault::Policy
+            }
             // A key's or an organisation's own cap is a limit it hit; the mesh's total is the
             // mesh running out of room, which a retry later may get past.
             TooManySessions(SessionCap::Key(_) | SessionCap::Org(_)) => Fault::Policy,
@@ -162,6 +173,8 @@ impl RelayError {
             Unauthorized => StatusCode::UNAUTHORIZED,
             Forbidden(_) => StatusCode::FORBIDDEN,
             SessionNotFound | RouteNotFound(_) => StatusCode::NOT_FOUND,
+            // A JSON-RPC error the client acts on (it shows the link), carried in a 200.
+            AuthorizationRequired { .. } => StatusCode::OK,
             // Upstream failures of a request are JSON-RPC errors carried in a 200.
             UpstreamUnavailable(_) | UpstreamFailed { .. } | UpstreamTimeout(..) | UpstreamProtocol(_) => {
                 StatusCode::OK
@@ -195,6 +208,7 @@ impl RelayError {
             UpstreamTimeout(..) => codes::UPSTREAM_TIMEOUT,
             UpstreamProtocol(_) => codes::UPSTREAM_PROTOCOL,
             Internal(_) => codes::INTERNAL_ERROR,
+            AuthorizationRequired { .. } => codes::URL_ELICITATION_REQUIRED,
         }
     }
 
@@ -208,7 +222,16 @@ impl RelayError {
 
     /// This error as a JSON-RPC error reply to the request with raw id `id`.
     pub fn to_message(&self, id: Option<&str>) -> mesh_protocol::Message {
-        let data = self.retry_after().map(|wait| serde_json::json!({"retryAfterMs": wait.as_millis() as u64}));
+        let data = match self {
+            RelayError::AuthorizationRequired { connection, url } => Some(serde_json::json!({"elicitations": [{
+                "mode": "url",
+                // The link is single-use and names the authorization: it identifies it too.
+                "elicitationId": url.rsplit('=').next().unwrap_or_default(),
+                "url": url,
+                "message": format!("Authorize MCP Mesh to use '{connection}' on your behalf"),
+            }]})),
+            _ => self.retry_after().map(|wait| serde_json::json!({"retryAfterMs": wait.as_millis() as u64})),
+        };
         mesh_protocol::Message::error(id, self.rpc_code(), &self.to_string(), data)
     }
 }

@@ -181,6 +181,7 @@ pub(crate) fn reply<T: IntoResponse>(r: Result<T, AdminError>) -> Response {
             let status = match (&e, e.fault()) {
                 (AdminError::NotFound(_), _) => StatusCode::NOT_FOUND,
                 (AdminError::Conflict(_), _) => StatusCode::CONFLICT,
+                (AdminError::UpstreamAuth(_), _) => StatusCode::BAD_GATEWAY,
                 (_, Fault::Policy) => StatusCode::FORBIDDEN,
                 (_, Fault::Internal) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,

@@ -3,6 +3,9 @@
 //!
 //! - `GET|POST /api/v1/connections`, `GET|PATCH|DELETE /api/v1/connections/{id}`,
 //!   `POST /api/v1/connections/{id}/test`
+//! - upstream OAuth (#19): `POST /api/v1/connections/{id}/login` (a link for the caller),
+//!   `GET /api/v1/connections/{id}/login/{login}` (`{done}`), `DELETE /api/v1/connections/{id}/grant`,
+//!   `GET /api/v1/grants` (the caller's grants; an admin's include the shared ones)
 //! - `GET|POST /api/v1/gateways`, `GET|PATCH|DELETE /api/v1/gateways/{id}`
 //!
 //! Bodies are the tools' arguments (`ConnectionInput`, `GatewayInput`); `{id}` is an id or slug.
@@ -22,6 +25,10 @@ pub(crate) fn router(admin: Admin) -> Router {
         .route("/api/v1/connections", get(list_connections).post(create_connection))
         .route("/api/v1/connections/{id}", get(get_connection).patch(update_connection).delete(delete_connection))
         .route("/api/v1/connections/{id}/test", post(test_connection))
+        .route("/api/v1/connections/{id}/login", post(upstream_login))
+        .route("/api/v1/connections/{id}/login/{login}", get(upstream_login_done))
+        .route("/api/v1/connections/{id}/grant", axum::routing::delete(revoke_grant))
+        .route("/api/v1/grants", get(list_grants))
         .route("/api/v1/gateways", get(list_gateways).post(create_gateway))
         .route("/api/v1/gateways/{id}", get(get_gateway).patch(update_gateway).delete(delete_gateway))
         .with_state(admin)
@@ -75,6 +82,26 @@ async fn delete_connection(State(a): State<Admin>, Path(id): Path<String>, call:
 
 async fn test_connection(State(a): State<Admin>, Path(id): Path<String>, call: Call) -> Response {
     run(&a.clone(), &call, None, |p| async move { a.test_connection(&p, &id).await }).await
+}
+
+async fn upstream_login(State(a): State<Admin>, Path(id): Path<String>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move { a.upstream_login(&p, &id).await.map(|v| json!({"item": v})) }).await
+}
+
+async fn upstream_login_done(State(a): State<Admin>, Path((_, login)): Path<(String, String)>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move { a.upstream_login_done(&p, &login).await.map(|d| json!({"done": d})) })
+        .await
+}
+
+async fn revoke_grant(State(a): State<Admin>, Path(id): Path<String>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move {
+        a.revoke_upstream_grant(&p, &id).await.map(|gone| json!({"revoked": gone}))
+    })
+    .await
+}
+
+async fn list_grants(State(a): State<Admin>, call: Call) -> Response {
+    run(&a.clone(), &call, None, |p| async move { a.upstream_grants(&p).await.map(|v| json!({"items": v})) }).await
 }
 
 async fn list_gateways(State(a): State<Admin>, call: Call) -> Response {

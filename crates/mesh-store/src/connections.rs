@@ -8,7 +8,7 @@ use crate::secrets::{check_secrets, insert_secrets};
 use crate::{Connection, SecretRow, Store, StoreError};
 
 const COLUMNS: &str =
-    "id, org_id, slug, title, description, transport, url, command, args, cwd, timeout_ms, status, anonymous, created_at, updated_at, trusted, template";
+    "id, org_id, slug, title, description, transport, url, command, args, cwd, timeout_ms, status, anonymous, created_at, updated_at, trusted, template, auth, oauth_shared";
 
 impl Store {
     /// Inserts a connection and its secrets in one transaction. `Conflict` if the slug is taken
@@ -18,7 +18,7 @@ impl Store {
         check_secrets(c, secrets)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         ))
         .bind(&c.id)
         .bind(&c.org_id)
@@ -37,6 +37,8 @@ impl Store {
         .bind(c.updated_at)
         .bind(i64::from(c.trusted))
         .bind(c.template.as_deref())
+        .bind(&c.auth)
+        .bind(i64::from(c.oauth_shared))
         .execute(&mut *tx)
         .await
         .map_err(|e| on_write(e, |what| conflict(c, what), &format!("organisation '{}' does not exist", c.org_id)))?;
@@ -89,7 +91,8 @@ impl Store {
         let done = sqlx::query(
             "UPDATE connections SET slug = $1, title = $2, description = $3, transport = $4, url = $5, \
              command = $6, args = $7, cwd = $8, timeout_ms = $9, status = $10, updated_at = $11, \
-             anonymous = $12, trusted = $13, template = $14 WHERE org_id = $15 AND id = $16",
+             anonymous = $12, trusted = $13, template = $14, auth = $15, oauth_shared = $16 \
+             WHERE org_id = $17 AND id = $18",
         )
         .bind(&c.slug)
         .bind(&c.title)
@@ -105,6 +108,8 @@ impl Store {
         .bind(i64::from(c.anonymous))
         .bind(i64::from(c.trusted))
         .bind(c.template.as_deref())
+        .bind(&c.auth)
+        .bind(i64::from(c.oauth_shared))
         .bind(&c.org_id)
         .bind(&c.id)
         .execute(&mut *tx)
@@ -114,11 +119,14 @@ impl Store {
             return Err(StoreError::NotFound); // dropping `tx` rolls back
         }
         if let Some(secrets) = replace_secrets {
-            sqlx::query("DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2")
-                .bind(&c.org_id)
-                .bind(&c.id)
-                .execute(&mut *tx)
-                .await?;
+            // Headers and environment only: users' OAuth grants are not the editor's to drop.
+            sqlx::query(
+                "DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 AND kind IN ('header', 'env')",
+            )
+            .bind(&c.org_id)
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
             insert_secrets(&mut tx, secrets).await?;
         }
         tx.commit().await?;
@@ -131,6 +139,11 @@ impl Store {
         // Explicit rather than left to ON DELETE CASCADE alone: correct even on an SQLite
         // connection opened elsewhere without `PRAGMA foreign_keys`.
         sqlx::query("DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2")
+            .bind(org_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM upstream_logins WHERE org_id = $1 AND connection_id = $2")
             .bind(org_id)
             .bind(id)
             .execute(&mut *tx)
@@ -179,5 +192,7 @@ fn connection_from_row(row: &AnyRow) -> Result<Connection, sqlx::Error> {
         updated_at: row.try_get("updated_at")?,
         trusted: row.try_get::<i64, _>("trusted")? != 0,
         template: row.try_get("template")?,
+        auth: row.try_get("auth")?,
+        oauth_shared: row.try_get::<i64, _>("oauth_shared")? != 0,
     })
 }

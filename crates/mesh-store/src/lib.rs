@@ -40,6 +40,7 @@ mod orgs;
 mod roles;
 mod secrets;
 mod templates;
+mod upstream_oauth;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub use gateways::Gateway;
 pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, SecretRow, StdioTemplate, User};
 pub use oauth::{OAuthClient, OAuthCode, OAuthGrant, OAuthToken, UserSession};
 pub use orgs::MemberChange;
+pub use upstream_oauth::{UpstreamLogin, GRANT as OAUTH_GRANT};
 
 /// A list of strings as its stored JSON text.
 pub(crate) fn json(list: &[String]) -> String {

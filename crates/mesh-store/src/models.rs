@@ -109,6 +109,12 @@ pub struct Connection {
     pub trusted: bool,
     /// The catalogue template a stdio connection was made from.
     pub template: Option<String>,
+    /// How the mesh authenticates to the upstream: "headers" (its configured headers, maybe
+    /// none) or "oauth" (tokens from the upstream's authorization server).
+    pub auth: String,
+    /// With "oauth": one grant for the whole connection (a service account) instead of one per
+    /// user.
+    pub oauth_shared: bool,
 }
 
 /// A stdio command an installation operator published for organisations to use.
@@ -139,7 +145,7 @@ pub struct SecretRow {
     pub org_id: String,
     /// The connection the secret belongs to.
     pub connection_id: String,
-    /// "header" | "env".
+    /// "header" | "env" | "oauth_grant" (a sealed upstream OAuth grant, named by its subject).
     pub kind: String,
     /// Header or variable name; unique per connection and kind.
     pub name: String,

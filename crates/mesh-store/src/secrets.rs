@@ -9,10 +9,12 @@ use crate::{Connection, SecretRow, Store, StoreError};
 const COLUMNS: &str = "id, org_id, connection_id, kind, name, key_id, ciphertext";
 
 impl Store {
-    /// The secrets of one connection of `org_id`, ordered by kind and name.
+    /// The headers and environment of one connection of `org_id`, ordered by kind and name
+    /// (users' OAuth grants are read one at a time, `upstream_grant`).
     pub async fn connection_secrets(&self, org_id: &str, connection_id: &str) -> Result<Vec<SecretRow>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 ORDER BY kind, name"
+            "SELECT {COLUMNS} FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 \
+             AND kind IN ('header', 'env') ORDER BY kind, name"
         );
         let rows = sqlx::query(&sql).bind(org_id).bind(connection_id).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(secret_from_row).collect::<Result<_, _>>()?)

@@ -57,6 +57,11 @@ impl TestMesh {
         }
     }
 
+    /// The mesh's data directory (its SQLite database, vault key, owner key).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
     /// The proxy endpoint of a connection.
     pub fn endpoint(&self, slug: &str) -> String {
         format!("{}/mcp/{slug}", self.url)

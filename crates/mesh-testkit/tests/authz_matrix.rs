@@ -49,6 +49,8 @@ const OPERATIONS: &[(&str, Who)] = &[
     ("COLLECTION_CONNECTIONS_UPDATE", Who::Managers),
     ("COLLECTION_CONNECTIONS_DELETE", Who::Managers),
     ("CONNECTION_TEST", Who::Everyone),
+    ("CONNECTION_GRANT_LIST", Who::Everyone),
+    ("CONNECTION_GRANT_REVOKE", Who::Everyone),
     ("COLLECTION_GATEWAYS_CREATE", Who::Managers),
     ("COLLECTION_GATEWAYS_LIST", Who::Everyone),
     ("COLLECTION_GATEWAYS_GET", Who::Everyone),
@@ -131,7 +133,7 @@ impl World {
                 self.setup("COLLECTION_TEMPLATES_CREATE", json!({"name": format!("t{n}"), "command": "true"})).await;
                 json!({"name": format!("t{n}")})
             }
-            "COLLECTION_CONNECTIONS_GET" | "CONNECTION_TEST" => json!({"id": "everything"}),
+            "COLLECTION_CONNECTIONS_GET" | "CONNECTION_TEST" | "CONNECTION_GRANT_REVOKE" => json!({"id": "everything"}),
             "COLLECTION_CONNECTIONS_UPDATE" | "COLLECTION_CONNECTIONS_DELETE" => {
                 self.setup(
                     "COLLECTION_CONNECTIONS_CREATE",

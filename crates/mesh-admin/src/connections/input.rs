@@ -172,5 +172,22 @@ pub(super) fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), Admin
             c.cwd = None;
         }
     }
+    if let Some(a) = &i.auth {
+        c.auth = match a.as_str() {
+            // `none` is `headers` without any: one stored value, one behaviour.
+            "none" | "headers" => "headers".into(),
+            "oauth" => "oauth".into(),
+            other => return Err(AdminError::Invalid(format!("auth: unknown mode '{other}' (none, headers or oauth)"))),
+        };
+    }
+    if let Some(shared) = i.oauth_shared {
+        c.oauth_shared = shared;
+    }
+    if c.auth == "oauth" && c.transport == "stdio" {
+        return Err(AdminError::Invalid(
+            "auth: oauth is for http and sse connections (a stdio server takes its credentials from its environment)"
+                .into(),
+        ));
+    }
     Ok(())
 }

@@ -79,6 +79,8 @@ pub struct OAuth {
     pub(crate) hashing: tokio::sync::Semaphore,
     /// The SSO provider's discovery document, and when it was fetched.
     pub(crate) sso_discovery: std::sync::Mutex<Option<(sso::Provider, std::time::Instant)>>,
+    /// Upstream grants being refreshed (`upstream_oauth`).
+    pub(crate) upstream: crate::upstream_oauth::Refreshing,
 }
 
 impl OAuth {
@@ -92,6 +94,7 @@ impl OAuth {
             sso_pending: Default::default(),
             hashing: tokio::sync::Semaphore::new(4),
             sso_discovery: Default::default(),
+            upstream: Default::default(),
         }
     }
 

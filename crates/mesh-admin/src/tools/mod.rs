@@ -67,6 +67,11 @@ impl ManagementServer {
                 Ok(id) => a.test_connection(p, &id).await,
                 Err(e) => Err(e),
             },
+            "CONNECTION_GRANT_LIST" => a.upstream_grants(p).await.map(|v| json!({"items": v})),
+            "CONNECTION_GRANT_REVOKE" => match id_arg(&args) {
+                Ok(id) => a.revoke_upstream_grant(p, &id).await.map(|gone| json!({"revoked": gone})),
+                Err(e) => Err(e),
+            },
             "VAULT_ROTATE" => a.rotate_vault(p).await,
             n if gateways::handles(n) => return gateways::call(a, p, n, args).await,
             n if audit::handles(n) => return audit::call(a, p, n, args).await,

@@ -17,7 +17,9 @@ fn connection_fields() -> Value {
         "cwd": {"type": "string"},
         "timeoutMs": {"type": "integer", "minimum": 1000, "maximum": 3600000, "description": "Per-request upstream timeout (default 60000)."},
         "status": {"type": "string", "enum": ["active", "disabled"]},
-        "anonymous": {"type": "boolean", "description": "Admit callers without credentials to this connection (default false). They can use only this connection, never management."}
+        "anonymous": {"type": "boolean", "description": "Admit callers without credentials to this connection (default false). They can use only this connection, never management."},
+        "auth": {"type": "string", "enum": ["none", "headers", "oauth"], "description": "How the mesh authenticates upstream: its configured headers (default), or OAuth (http/sse only): each user authorizes once (a link the client shows, or `mcp-mesh connection login`), and the mesh keeps and refreshes their token."},
+        "oauthShared": {"type": "boolean", "description": "With auth oauth: one grant for the whole connection (a service account, authorized by an admin) instead of one per user."}
     })
 }
 
@@ -88,6 +90,11 @@ pub fn tools() -> Vec<Value> {
                "inputSchema": {"type": "object", "properties": gateway_update, "required": ["id"], "additionalProperties": false}}),
         json!({"name": "COLLECTION_GATEWAYS_DELETE", "description": "Delete a gateway (its connections stay).",
                "inputSchema": id_only("Gateway id or slug."), "annotations": {"destructiveHint": true}}),
+        json!({"name": "CONNECTION_GRANT_LIST", "description": "Your authorizations at OAuth connections' servers (an admin's include the connections' shared ones): issuer, scope, expiry; never a token.",
+               "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+               "annotations": {"readOnlyHint": true}}),
+        json!({"name": "CONNECTION_GRANT_REVOKE", "description": "Forget your authorization at an OAuth connection (its shared one: admins); the next use asks for a new one.",
+               "inputSchema": id_only("Connection id or slug."), "annotations": {"destructiveHint": true}}),
         json!({"name": "VAULT_ROTATE", "description": "Generate a new vault key and re-encrypt every stored secret under it, without downtime. Owner only.",
                "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false}}),
     ]

@@ -18,6 +18,11 @@ use std::time::Duration;
 pub struct UpstreamClients {
     any: reqwest::Client,
     public: reqwest::Client,
+    /// For OAuth toward upstreams' authorization servers: the same resolvers, no redirects
+    /// followed (a token endpoint that redirects is not followed with a code), an overall
+    /// timeout.
+    oauth_any: reqwest::Client,
+    oauth_public: reqwest::Client,
     /// What each upstream URL answered to `server/discover` (`None`: not the stateless
     /// revision), and when.
     eras: Arc<std::sync::Mutex<std::collections::HashMap<String, Era>>>,
@@ -33,7 +38,7 @@ const ERA_FOR: Duration = Duration::from_secs(300);
 impl UpstreamClients {
     /// Both clients, trusting the built-in web roots plus `extra_roots` (`MESH_UPSTREAM_CA_FILE`).
     pub fn new(extra_roots: &[reqwest::Certificate]) -> Result<UpstreamClients, RelayError> {
-        let build = |reach: Reach| {
+        let build = |reach: Reach, oauth: bool| {
             let mut b = reqwest::Client::builder()
                 // Pooled connections, bounded connect time, no overall timeout (SSE streams are
                 // long-lived; request timeouts are the session's job).
@@ -43,7 +48,9 @@ impl UpstreamClients {
                 .tcp_nodelay(true)
                 .user_agent(crate::USER_AGENT)
                 .dns_resolver(Arc::new(reach::Resolver(reach)));
-            if reach == Reach::Public {
+            if oauth {
+                b = b.redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(15));
+            } else if reach == Reach::Public {
                 b = b.redirect(reach::redirect_policy());
             }
             for root in extra_roots {
@@ -51,7 +58,21 @@ impl UpstreamClients {
             }
             b.build().map_err(|e| RelayError::Internal(format!("cannot build the upstream HTTP client: {e}")))
         };
-        Ok(UpstreamClients { any: build(Reach::Any)?, public: build(Reach::Public)?, eras: Default::default() })
+        Ok(UpstreamClients {
+            any: build(Reach::Any, false)?,
+            public: build(Reach::Public, false)?,
+            oauth_any: build(Reach::Any, true)?,
+            oauth_public: build(Reach::Public, true)?,
+            eras: Default::default(),
+        })
+    }
+
+    /// The client for OAuth requests on behalf of a connection with `reach`.
+    pub fn oauth_client(&self, reach: Reach) -> reqwest::Client {
+        match reach {
+            Reach::Any => self.oauth_any.clone(),
+            Reach::Public => self.oauth_public.clone(),
+        }
     }
 
     /// The `server/discover` result of `url` if it speaks the stateless revision, from memory or

@@ -4,6 +4,7 @@
 
 mod metadata;
 mod pages;
+mod upstream;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -46,6 +47,9 @@ pub(crate) fn router(ctx: Ctx) -> Router {
         .route("/oauth/token", post(token).options(preflight))
         .route("/oauth/register", post(register).options(preflight))
         .route("/oauth/revoke", post(revoke).options(preflight))
+        .route("/oauth/upstream/start", get(upstream::start))
+        .route("/oauth/upstream/login", post(upstream::login))
+        .route("/oauth/upstream/callback", get(upstream::callback))
         .with_state(ctx)
         .merge(meta)
 }
@@ -164,7 +168,15 @@ fn login_page(
     let sso = ctx.admin.oauth.settings.sso.as_ref().map(|s| s.label.as_str());
     let mut resp = pages::login(
         status,
-        &pages::Login { request: query, csrf: &csrf, client_name: &req.client.name, error, email, sso_label: sso },
+        &pages::Login {
+            action: "login",
+            request: query,
+            csrf: &csrf,
+            client_name: &req.client.name,
+            error,
+            email,
+            sso_label: sso,
+        },
     );
     set_cookie(&mut resp, ctx, LOGIN_CSRF_COOKIE, &csrf, 3600);
     resp

@@ -62,6 +62,8 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 
 /// What the login page shows.
 pub(crate) struct Login<'a> {
+    /// Where the form posts (relative).
+    pub action: &'a str,
     pub request: &'a str,
     pub csrf: &'a str,
     pub client_name: &'a str,
@@ -85,15 +87,26 @@ pub(crate) fn login(status: StatusCode, l: &Login<'_>) -> Response {
         .unwrap_or_default();
     let body = format!(
         "<h1>Log in to MCP Mesh</h1>\n<p class=\"muted\"><b>{}</b> wants to connect to your MCP Mesh account.</p>\n{error}\
-         <form id=\"login\" method=\"post\" action=\"login\">\n{}\
+         <form id=\"login\" method=\"post\" action=\"{}\">\n{}\
          <label for=\"email\">E-mail</label><input id=\"email\" type=\"email\" name=\"email\" value=\"{}\" autocomplete=\"username\" required autofocus>\n\
          <label for=\"password\">Password</label><input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required>\n\
          <button type=\"submit\">Log in</button>\n</form>\n{sso}",
         esc(l.client_name),
+        esc(l.action),
         hidden(&[("request", l.request), ("csrf", l.csrf)]),
         esc(l.email),
     );
     page(status, "Log in", &body)
+}
+
+/// The page after an upstream authorization: done, or why not.
+pub(crate) fn upstream_done(connection: &str) -> Response {
+    let body = format!(
+        "<h1>Authorized</h1>\n<p>MCP Mesh can now use <b>{}</b> on your behalf. You can close this window and go back \
+         to your application (retry what you were doing).</p>\n",
+        esc(connection)
+    );
+    page(StatusCode::OK, "Authorized", &body)
 }
 
 /// What the consent page shows.

@@ -24,6 +24,9 @@ pub fn conn(org_id: &str, id: &str, slug: &str) -> Connection {
         // Not the migration's default (1), so a round trip shows both columns are written.
         trusted: false,
         template: Some("github".into()),
+        // Not the defaults either.
+        auth: "oauth".into(),
+        oauth_shared: true,
     }
 }
 

@@ -9,6 +9,7 @@ mod connections;
 mod gateways;
 mod people;
 mod templates;
+mod upstream_oauth;
 
 use mesh_store::Store;
 use sqlx::migrate::MigrateDatabase;
@@ -23,6 +24,7 @@ async fn story(store: &Store) {
     audit::audit_trail(store).await;
     access::access(store).await;
     templates::templates(store).await;
+    upstream_oauth::upstream_oauth(store).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,425 @@
+//! Upstream OAuth (#19): the mesh holds each user's (or a connection's shared) grant at an
+//! OAuth-protected upstream MCP server, and hands the relay a fresh access token when a session
+//! opens. The OAuth steps are `mesh_oauth`'s; this module decides whose grant, keeps it sealed,
+//! refreshes it once per expiry, and makes sure the person who completes an authorization in the
+//! browser is the user it was started for.
+//!
+//! Grants are rows of `connection_secrets` (kind `oauth_grant`, named by the subject): sealed
+//! under the vault with the same associated data as every secret, so vault rotation re-seals
+//! them, and deleting the connection deletes them.
+
+use crate::{Admin, AdminError};
+use mesh_core::{id, Principal};
+use mesh_oauth::register::Options;
+use mesh_oauth::{challenge, Grant, Net, OAuthError, Pending};
+use mesh_relay::Reach;
+use mesh_store::{Connection, SecretRow, UpstreamLogin, OAUTH_GRANT};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long an authorization link works.
+pub const LOGIN_TTL: Duration = Duration::from_secs(600);
+/// A token that expires sooner than this is refreshed before it is handed out.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// One lock per grant being refreshed: concurrent sessions opening at an expiry wait for one
+/// refresh instead of each spending the (rotating) refresh token.
+#[derive(Default)]
+pub(crate) struct Refreshing(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Refreshing {
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Entries nobody holds are dropped as new ones come: the map stays as small as the
+        // number of refreshes in flight.
+        map.retain(|_, l| Arc::strong_count(l) > 1);
+        map.entry(key.to_string()).or_default().clone()
+    }
+}
+
+/// An authorization link for the user.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginLink {
+    /// The connection's slug.
+    pub connection: String,
+    /// The mesh's link: open it in a browser logged in to the mesh as the same user.
+    pub url: String,
+    /// Its id (to ask whether it was completed).
+    pub login_id: String,
+    /// Seconds it stays valid.
+    pub expires_in: u64,
+}
+
+/// A grant as shown: never a token.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantView {
+    /// The connection's slug.
+    pub connection: String,
+    /// `user:<id>` or `shared`.
+    pub subject: String,
+    /// The authorization server.
+    pub issuer: Option<String>,
+    /// The mesh's client id there.
+    pub client_id: Option<String>,
+    /// The granted scope.
+    pub scope: Option<String>,
+    /// When the access token expires (seconds since the epoch), if known.
+    pub expires_at: Option<u64>,
+    /// Whether a refresh token is held.
+    pub refreshable: bool,
+}
+
+/// What an authorization under way keeps (sealed).
+#[derive(Serialize, Deserialize)]
+struct Underway {
+    pending: Pending,
+    grant: Grant,
+}
+
+fn subject_of(c: &Connection, p: &Principal) -> String {
+    if c.oauth_shared {
+        "shared".into()
+    } else {
+        format!("user:{}", p.user_id)
+    }
+}
+
+/// The associated data of a grant's ciphertext: a secret's (`vault.rs` rotation uses the same).
+fn grant_aad(connection_id: &str, subject: &str) -> Vec<u8> {
+    format!("{connection_id}/{OAUTH_GRANT}/{subject}").into_bytes()
+}
+
+fn login_aad(login_id: &str) -> Vec<u8> {
+    format!("upstream_login/{login_id}").into_bytes()
+}
+
+fn state_hash(state: &str) -> String {
+    hex::encode(sha2::Sha256::digest(state.as_bytes()))
+}
+
+fn oauth_failed(c: &Connection, e: OAuthError) -> AdminError {
+    AdminError::UpstreamAuth(format!("connection '{}': {e}", c.slug))
+}
+
+impl Admin {
+    /// Where authorization servers send users back.
+    pub fn upstream_redirect_uri(&self) -> String {
+        format!("{}/oauth/upstream/callback", self.oauth.settings.issuer)
+    }
+
+    /// The OAuth client for `c`: its connection's reach (an organisation's connection may not
+    /// reach internal networks through discovery either; its endpoints must be https), never
+    /// following redirects.
+    fn oauth_net(&self, c: &Connection) -> Net {
+        let reach = self.trust.reach(c.trusted);
+        let client = self.http.oauth_client(reach);
+        let slug = c.slug.clone();
+        let allow: mesh_oauth::net::Allow = Arc::new(move |u: &url::Url| {
+            if reach == Reach::Public && u.scheme() != "https" {
+                return Err("an organisation's connection talks OAuth over https only".into());
+            }
+            mesh_relay::upstream::reach::check_url(&slug, u, reach).map_err(|e| e.to_string())
+        });
+        Net { client, allow: Some(allow) }
+    }
+
+    fn oauth_options(&self) -> Options {
+        Options {
+            preregistered: None,
+            metadata_document: None,
+            redirect_uri: self.upstream_redirect_uri(),
+            client_name: "MCP Mesh".into(),
+        }
+    }
+
+    async fn load_grant(&self, c: &Connection, subject: &str) -> Result<Option<(SecretRow, Grant)>, AdminError> {
+        let Some(row) = self.store.upstream_grant(&c.org_id, &c.id, subject).await? else { return Ok(None) };
+        let plain = {
+            let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+            ring.open(&row.key_id, &row.ciphertext, &grant_aad(&c.id, subject))?
+        };
+        let grant = serde_json::from_slice(&plain)
+            .map_err(|_| AdminError::Invalid(format!("connection '{}': a stored grant does not read", c.slug)))?;
+        Ok(Some((row, grant)))
+    }
+
+    fn seal_grant(&self, c: &Connection, subject: &str, grant: &Grant) -> Result<(String, String), AdminError> {
+        let plain = serde_json::to_vec(grant).map_err(|e| AdminError::Invalid(format!("grant: {e}")))?;
+        let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+        let sealed = ring.seal(&plain, &grant_aad(&c.id, subject))?;
+        Ok((sealed.key_id, sealed.ciphertext))
+    }
+
+    /// Starts an authorization of `p` at connection `id_or_slug` (its shared grant needs the
+    /// admin role): the link to open.
+    pub async fn upstream_login(&self, p: &Principal, id_or_slug: &str) -> Result<LoginLink, AdminError> {
+        let c = self.find_connection(p, id_or_slug).await?;
+        if c.auth != "oauth" {
+            return Err(AdminError::Invalid(format!("connection '{}' does not use OAuth (auth: {})", c.slug, c.auth)));
+        }
+        if c.oauth_shared && !p.role.can_manage() {
+            return Err(AdminError::Forbidden("authorizing a connection's shared grant needs the owner or admin role"));
+        }
+        self.start_login(p, &c).await
+    }
+
+    /// Discovery from the upstream's own challenge, a client at its authorization server, and
+    /// the request — kept sealed until the user comes back.
+    async fn start_login(&self, p: &Principal, c: &Connection) -> Result<LoginLink, AdminError> {
+        let subject = subject_of(c, p);
+        let url = c
+            .url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .ok_or_else(|| AdminError::Invalid(format!("connection '{}' has no valid url", c.slug)))?;
+        let net = self.oauth_net(c);
+        let found = self.challenge(&net, &url).await;
+        // The client registered before is kept (registration is per authorization server).
+        let mut grant = self.load_grant(c, &subject).await?.map(|(_, g)| g).unwrap_or_default();
+        let pending =
+            grant.begin(&net, &url, found.as_ref(), &self.oauth_options()).await.map_err(|e| oauth_failed(c, e))?;
+        let login_id = id::random_base62(32);
+        let payload = serde_json::to_vec(&Underway { pending, grant })
+            .map_err(|e| AdminError::Invalid(format!("authorization: {e}")))?;
+        let sealed = {
+            let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+            ring.seal(&payload, &login_aad(&login_id))?
+        };
+        let state = serde_json::from_slice::<Underway>(&payload).map(|u| u.pending.state).unwrap_or_default();
+        let now = id::now_ms();
+        let row = UpstreamLogin {
+            id: login_id.clone(),
+            state_hash: state_hash(&state),
+            org_id: c.org_id.clone(),
+            connection_id: c.id.clone(),
+            subject,
+            user_id: p.user_id.clone(),
+            key_id: sealed.key_id,
+            ciphertext: sealed.ciphertext,
+            expires_at: now + LOGIN_TTL.as_millis() as i64,
+            done_at: None,
+        };
+        self.store.insert_upstream_login(&row, now).await?;
+        tracing::info!(org = %c.org_id, connection = %c.slug, user = %p.user_id, "upstream authorization started");
+        Ok(LoginLink {
+            connection: c.slug.clone(),
+            url: format!("{}/oauth/upstream/start?login={login_id}", self.oauth.settings.issuer),
+            login_id,
+            expires_in: LOGIN_TTL.as_secs(),
+        })
+    }
+
+    /// The upstream's `WWW-Authenticate` challenge to a request without credentials, if it
+    /// sends one (without it, discovery starts from the well-known URIs).
+    async fn challenge(&self, net: &Net, url: &url::Url) -> Option<mesh_oauth::Challenge> {
+        if let Some(allow) = &net.allow {
+            allow(url).ok()?;
+        }
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": mesh_protocol::version::LATEST, "capabilities": {},
+            "clientInfo": {"name": "mcp-mesh", "version": env!("CARGO_PKG_VERSION")}}});
+        let resp = net
+            .client
+            .post(url.clone())
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        let values: Vec<String> = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        challenge::bearer(values.iter().map(String::as_str))
+    }
+
+    /// The browser opened the link of `login_id`, logged in to the mesh as `user_id`: where to
+    /// send it (the authorization server). Refused unless it is the user the link is for — a
+    /// link forwarded to someone else must not put their upstream account behind this user's
+    /// grant.
+    pub async fn upstream_login_redirect(&self, login_id: &str, user_id: &str) -> Result<String, AdminError> {
+        let row = self.live_login(login_id).await?;
+        if row.user_id != user_id {
+            tracing::warn!(login = %login_id, "an upstream authorization link was opened by another user");
+            return Err(AdminError::Forbidden("this authorization link was made for another user"));
+        }
+        Ok(self.open_login(&row)?.pending.url)
+    }
+
+    async fn live_login(&self, login_id: &str) -> Result<UpstreamLogin, AdminError> {
+        let expired = || AdminError::NotFound("authorization link (it expired or was used; ask for a new one)".into());
+        let row = self.store.upstream_login(login_id).await?.ok_or_else(expired)?;
+        if row.done_at.is_some() || row.expires_at < id::now_ms() {
+            return Err(expired());
+        }
+        Ok(row)
+    }
+
+    fn open_login(&self, row: &UpstreamLogin) -> Result<Underway, AdminError> {
+        let plain = {
+            let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+            ring.open(&row.key_id, &row.ciphertext, &login_aad(&row.id))?
+        };
+        serde_json::from_slice(&plain)
+            .map_err(|_| AdminError::Invalid("the authorization under way does not read".into()))
+    }
+
+    /// The authorization server sent the browser back (logged in to the mesh as `user_id`) with
+    /// `params`: the code is exchanged and the grant kept. The connection's slug.
+    pub async fn upstream_callback(&self, params: &[(String, String)], user_id: &str) -> Result<String, AdminError> {
+        let state = params.iter().find(|(k, _)| k == "state").map(|(_, v)| v.as_str()).unwrap_or_default();
+        let unknown = || AdminError::NotFound("authorization (it expired or was used; ask for a new one)".into());
+        let row = self.store.upstream_login_by_state(&state_hash(state)).await?.ok_or_else(unknown)?;
+        let row = self.live_login(&row.id).await?;
+        if row.user_id != user_id {
+            return Err(AdminError::Forbidden("this authorization was started by another user"));
+        }
+        let c = self
+            .store
+            .get_connection(&row.org_id, &row.connection_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound("connection".into()))?;
+        let Underway { pending, mut grant } = self.open_login(&row)?;
+        // Single use: a replayed callback finds it done.
+        if !self.store.finish_upstream_login(&row.id, id::now_ms()).await? {
+            return Err(unknown());
+        }
+        grant.finish(&self.oauth_net(&c), &pending, params).await.map_err(|e| oauth_failed(&c, e))?;
+        let (key_id, ciphertext) = self.seal_grant(&c, &row.subject, &grant)?;
+        let secret = SecretRow {
+            id: id::new_id("sec"),
+            org_id: c.org_id.clone(),
+            connection_id: c.id.clone(),
+            kind: OAUTH_GRANT.into(),
+            name: row.subject.clone(),
+            key_id,
+            ciphertext,
+        };
+        self.store.put_upstream_grant(&secret).await?;
+        tracing::info!(org = %c.org_id, connection = %c.slug, subject = %row.subject, "upstream authorization granted");
+        Ok(c.slug)
+    }
+
+    /// Whether the authorization of `login_id` (started by `p`) is complete.
+    pub async fn upstream_login_done(&self, p: &Principal, login_id: &str) -> Result<bool, AdminError> {
+        match self.store.upstream_login(login_id).await? {
+            Some(row) if row.user_id == p.user_id && row.org_id == p.org_id => Ok(row.done_at.is_some()),
+            _ => Err(AdminError::NotFound(format!("authorization '{login_id}'"))),
+        }
+    }
+
+    /// The access token for `p` at `c` (an `oauth` connection), refreshed first if it expires
+    /// within a minute — once, however many sessions open at that moment. Without a usable grant:
+    /// [`AdminError::AuthorizationRequired`] with a new link.
+    pub async fn upstream_bearer(&self, p: &Principal, c: &Connection) -> Result<String, AdminError> {
+        let subject = subject_of(c, p);
+        let fresh =
+            |g: &Grant| g.tokens.as_ref().is_some_and(|t| !t.expires_within(mesh_oauth::flow::now(), REFRESH_MARGIN));
+        if let Some((_, g)) = self.load_grant(c, &subject).await? {
+            if fresh(&g) {
+                return Ok(g.access_token().unwrap_or_default().to_string());
+            }
+        }
+        let lock = self.oauth.upstream.lock_for(&format!("{}/{subject}", c.id));
+        let _turn = lock.lock().await;
+        // Whoever held the lock may have refreshed it.
+        let Some((row, mut g)) = self.load_grant(c, &subject).await? else {
+            return self.authorization_required(p, c).await;
+        };
+        if fresh(&g) {
+            return Ok(g.access_token().unwrap_or_default().to_string());
+        }
+        if g.tokens.is_none() {
+            return self.authorization_required(p, c).await;
+        }
+        match g.refresh(&self.oauth_net(c)).await {
+            Ok(()) => {
+                let (key_id, ciphertext) = self.seal_grant(c, &subject, &g)?;
+                // Written only over what was read: another replica's refresh, if any, stands.
+                if !self.store.swap_upstream_grant(&row.id, &row.ciphertext, &key_id, &ciphertext).await? {
+                    tracing::info!(connection = %c.slug, "an upstream grant was refreshed elsewhere meanwhile");
+                }
+                tracing::info!(connection = %c.slug, subject = %subject, "upstream token refreshed");
+                Ok(g.access_token().unwrap_or_default().to_string())
+            }
+            Err(e) if e.needs_user() => {
+                tracing::info!(connection = %c.slug, subject = %subject, error = %e, "upstream grant ended; authorization needed");
+                let (key_id, ciphertext) = self.seal_grant(c, &subject, &g)?;
+                self.store.swap_upstream_grant(&row.id, &row.ciphertext, &key_id, &ciphertext).await?;
+                self.authorization_required(p, c).await
+            }
+            Err(e) => {
+                // The authorization server is down: a token that has not expired yet still works.
+                let usable =
+                    g.tokens.as_ref().is_some_and(|t| !t.expires_within(mesh_oauth::flow::now(), Duration::ZERO));
+                tracing::warn!(connection = %c.slug, error = %e, usable, "upstream token refresh failed");
+                match usable {
+                    true => Ok(g.access_token().unwrap_or_default().to_string()),
+                    false => Err(oauth_failed(c, e)),
+                }
+            }
+        }
+    }
+
+    async fn authorization_required<T>(&self, p: &Principal, c: &Connection) -> Result<T, AdminError> {
+        if c.oauth_shared && !p.role.can_manage() {
+            return Err(AdminError::AuthorizationRequired {
+                connection: c.slug.clone(),
+                url: "(an admin of the organisation must authorize this connection: mcp-mesh connection login)".into(),
+            });
+        }
+        let link = self.start_login(p, c).await?;
+        Err(AdminError::AuthorizationRequired { connection: c.slug.clone(), url: link.url })
+    }
+
+    /// The caller's upstream grants (and, for admins, the shared ones) in their organisation.
+    pub async fn upstream_grants(&self, p: &Principal) -> Result<Vec<GrantView>, AdminError> {
+        let mut out = Vec::new();
+        let mut subjects = vec![format!("user:{}", p.user_id)];
+        if p.role.can_manage() {
+            subjects.push("shared".into());
+        }
+        let slugs: HashMap<String, Connection> =
+            self.store.list_connections(&p.org_id).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        for subject in subjects {
+            for row in self.store.upstream_grants_of(&p.org_id, &subject).await? {
+                let Some(c) = slugs.get(&row.connection_id) else { continue };
+                let Some((_, g)) = self.load_grant(c, &subject).await? else { continue };
+                out.push(GrantView {
+                    connection: c.slug.clone(),
+                    subject: subject.clone(),
+                    issuer: g.discovery.as_ref().map(|d| d.server.issuer.clone()),
+                    client_id: g.client.as_ref().map(|(c, _, _)| c.client_id.clone()),
+                    scope: g.tokens.as_ref().and_then(|t| t.scope.clone()),
+                    expires_at: g.tokens.as_ref().and_then(|t| t.expires_at),
+                    refreshable: g.tokens.as_ref().is_some_and(|t| t.refresh_token.is_some()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets the caller's grant at a connection (its shared grant: admins). Whether there was
+    /// one. The tokens stay valid at the authorization server until they expire; revoke them
+    /// there too if they leaked.
+    pub async fn revoke_upstream_grant(&self, p: &Principal, id_or_slug: &str) -> Result<bool, AdminError> {
+        let c = self.find_connection(p, id_or_slug).await?;
+        if c.oauth_shared && !p.role.can_manage() {
+            return Err(AdminError::Forbidden("revoking a connection's shared grant needs the owner or admin role"));
+        }
+        let gone = self.store.delete_upstream_grant(&c.org_id, &c.id, &subject_of(&c, p)).await?;
+        if gone {
+            tracing::info!(org = %c.org_id, connection = %c.slug, user = %p.user_id, "upstream grant revoked");
+            // Sessions opened with its token end; new ones ask for a new authorization.
+            self.announce(crate::Change::ConnectionEnded { id: c.id.clone() });
+        }
+        Ok(gone)
+    }
+}

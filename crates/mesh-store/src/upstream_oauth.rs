@@ -1,0 +1,225 @@
+//! Upstream OAuth (#19): users' grants at connections' authorization servers (sealed rows of
+//! `connection_secrets`, kind `oauth_grant`) and the authorizations under way (`upstream_logins`).
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{SecretRow, Store, StoreError};
+
+/// The kind of a grant's row in `connection_secrets`.
+pub const GRANT: &str = "oauth_grant";
+
+/// An authorization under way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamLogin {
+    /// The mesh's link id.
+    pub id: String,
+    /// SHA-256 (hex) of the OAuth `state`.
+    pub state_hash: String,
+    /// The connection's organisation.
+    pub org_id: String,
+    /// The connection.
+    pub connection_id: String,
+    /// `user:<id>` or `shared`.
+    pub subject: String,
+    /// Who must complete it.
+    pub user_id: String,
+    /// The vault key of `ciphertext`.
+    pub key_id: String,
+    /// The sealed request and grant.
+    pub ciphertext: String,
+    /// Unix ms.
+    pub expires_at: i64,
+    /// Unix ms, once completed.
+    pub done_at: Option<i64>,
+}
+
+const SECRET_COLUMNS: &str = "id, org_id, connection_id, kind, name, key_id, ciphertext";
+const LOGIN_COLUMNS: &str =
+    "id, state_hash, org_id, connection_id, subject, user_id, key_id, ciphertext, expires_at, done_at";
+
+impl Store {
+    /// The grant of `subject` at a connection of `org_id`.
+    pub async fn upstream_grant(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        subject: &str,
+    ) -> Result<Option<SecretRow>, StoreError> {
+        let sql = format!(
+            "SELECT {SECRET_COLUMNS} FROM connection_secrets \
+             WHERE org_id = $1 AND connection_id = $2 AND kind = '{GRANT}' AND name = $3"
+        );
+        let row = sqlx::query(&sql).bind(org_id).bind(connection_id).bind(subject).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(secret).transpose()?)
+    }
+
+    /// Every grant of `subject` in `org_id`.
+    pub async fn upstream_grants_of(&self, org_id: &str, subject: &str) -> Result<Vec<SecretRow>, StoreError> {
+        let sql = format!(
+            "SELECT {SECRET_COLUMNS} FROM connection_secrets WHERE org_id = $1 AND kind = '{GRANT}' AND name = $2 \
+             ORDER BY connection_id"
+        );
+        let rows = sqlx::query(&sql).bind(org_id).bind(subject).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(secret).collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a grant, replacing the subject's previous one at that connection.
+    pub async fn put_upstream_grant(&self, row: &SecretRow) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 AND kind = $3 AND name = $4",
+        )
+        .bind(&row.org_id)
+        .bind(&row.connection_id)
+        .bind(GRANT)
+        .bind(&row.name)
+        .execute(&mut *tx)
+        .await?;
+        crate::secrets::insert_secrets(&mut tx, std::slice::from_ref(row)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a grant's ciphertext only if it is still `old` (what the caller read before
+    /// refreshing): false when someone else wrote it meanwhile, whose value then stands.
+    pub async fn swap_upstream_grant(
+        &self,
+        id: &str,
+        old: &str,
+        key_id: &str,
+        ciphertext: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE connection_secrets SET key_id = $1, ciphertext = $2 WHERE id = $3 AND ciphertext = $4")
+                .bind(key_id)
+                .bind(ciphertext)
+                .bind(id)
+                .bind(old)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes the grant of `subject` at a connection. Whether there was one.
+    pub async fn delete_upstream_grant(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        subject: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 AND kind = $3 AND name = $4",
+        )
+        .bind(org_id)
+        .bind(connection_id)
+        .bind(GRANT)
+        .bind(subject)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes every grant of `subject` in `org_id` (a member leaving). How many.
+    pub async fn delete_upstream_grants_of(&self, org_id: &str, subject: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM connection_secrets WHERE org_id = $1 AND kind = $2 AND name = $3")
+            .bind(org_id)
+            .bind(GRANT)
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Removes every grant at a connection (its URL or mode changed). How many.
+    pub async fn delete_upstream_grants_at(&self, org_id: &str, connection_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 AND kind = $3")
+            .bind(org_id)
+            .bind(connection_id)
+            .bind(GRANT)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records an authorization under way, dropping the expired ones and any earlier one of the
+    /// same subject at the same connection (one at a time: the newest link is the one that works).
+    pub async fn insert_upstream_login(&self, l: &UpstreamLogin, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM upstream_logins WHERE expires_at < $1 OR (connection_id = $2 AND subject = $3)")
+            .bind(now_ms)
+            .bind(&l.connection_id)
+            .bind(&l.subject)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO upstream_logins ({LOGIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(&l.id)
+        .bind(&l.state_hash)
+        .bind(&l.org_id)
+        .bind(&l.connection_id)
+        .bind(&l.subject)
+        .bind(&l.user_id)
+        .bind(&l.key_id)
+        .bind(&l.ciphertext)
+        .bind(l.expires_at)
+        .bind(l.done_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An authorization under way by its link id.
+    pub async fn upstream_login(&self, id: &str) -> Result<Option<UpstreamLogin>, StoreError> {
+        let sql = format!("SELECT {LOGIN_COLUMNS} FROM upstream_logins WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(login).transpose()?)
+    }
+
+    /// An authorization under way by the hash of its state.
+    pub async fn upstream_login_by_state(&self, state_hash: &str) -> Result<Option<UpstreamLogin>, StoreError> {
+        let sql = format!("SELECT {LOGIN_COLUMNS} FROM upstream_logins WHERE state_hash = $1");
+        let row = sqlx::query(&sql).bind(state_hash).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(login).transpose()?)
+    }
+
+    /// Marks an authorization completed, once: false if it already was (a replayed callback).
+    pub async fn finish_upstream_login(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE upstream_logins SET done_at = $1, ciphertext = '' WHERE id = $2 AND done_at IS NULL")
+                .bind(now_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn secret(row: &AnyRow) -> Result<SecretRow, sqlx::Error> {
+    Ok(SecretRow {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        connection_id: row.try_get("connection_id")?,
+        kind: row.try_get("kind")?,
+        name: row.try_get("name")?,
+        key_id: row.try_get("key_id")?,
+        ciphertext: row.try_get("ciphertext")?,
+    })
+}
+
+fn login(row: &AnyRow) -> Result<UpstreamLogin, sqlx::Error> {
+    Ok(UpstreamLogin {
+        id: row.try_get("id")?,
+        state_hash: row.try_get("state_hash")?,
+        org_id: row.try_get("org_id")?,
+        connection_id: row.try_get("connection_id")?,
+        subject: row.try_get("subject")?,
+        user_id: row.try_get("user_id")?,
+        key_id: row.try_get("key_id")?,
+        ciphertext: row.try_get("ciphertext")?,
+        expires_at: row.try_get("expires_at")?,
+        done_at: row.try_get("done_at")?,
+    })
+}

@@ -1,0 +1,88 @@
+//! Chapter: users' grants at OAuth-protected upstreams (#19), and the authorizations under way.
+
+use mesh_store::{Connection, SecretRow, Store, UpstreamLogin, OAUTH_GRANT};
+
+use crate::connections::{conn, secret};
+use crate::people::NOW;
+
+fn grant(c: &Connection, id: &str, subject: &str) -> SecretRow {
+    SecretRow { kind: OAUTH_GRANT.into(), ..secret(c, id, "", subject) }
+}
+
+fn login(c: &Connection, id: &str, subject: &str) -> UpstreamLogin {
+    UpstreamLogin {
+        id: id.into(),
+        state_hash: format!("hash-of-{id}"),
+        org_id: c.org_id.clone(),
+        connection_id: c.id.clone(),
+        subject: subject.into(),
+        user_id: "u1".into(),
+        key_id: "k_one".into(),
+        ciphertext: format!("sealed({id})"),
+        expires_at: NOW + 600_000,
+        done_at: None,
+    }
+}
+
+pub async fn upstream_oauth(store: &Store) {
+    let c = Connection {
+        transport: "http".into(),
+        url: Some("https://mcp.example/mcp".into()),
+        command: None,
+        args: vec![],
+        cwd: None,
+        template: None,
+        auth: "oauth".into(),
+        oauth_shared: false,
+        ..conn("org_a", "conn_remote_a", "remote")
+    };
+    store.create_connection(&c, &[secret(&c, "sec_h1", "header", "X-Trace")]).await.unwrap();
+    let got = store.get_connection("org_a", "remote").await.unwrap().unwrap();
+    assert_eq!((got.auth.as_str(), got.oauth_shared), ("oauth", false));
+
+    // One grant per subject, apart from the connection's headers.
+    store.put_upstream_grant(&grant(&c, "sec_g1", "user:u1")).await.unwrap();
+    store.put_upstream_grant(&grant(&c, "sec_g2", "user:u2")).await.unwrap();
+    let headers = store.connection_secrets("org_a", &c.id).await.unwrap();
+    assert_eq!(headers.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["sec_h1"], "grants are not headers");
+    assert_eq!(store.upstream_grant("org_a", &c.id, "user:u1").await.unwrap().unwrap().ciphertext, "sealed(sec_g1)");
+    assert!(store.upstream_grant("org_b", &c.id, "user:u1").await.unwrap().is_none(), "another organisation's");
+    // A new one replaces the old.
+    store.put_upstream_grant(&grant(&c, "sec_g3", "user:u1")).await.unwrap();
+    let g = store.upstream_grant("org_a", &c.id, "user:u1").await.unwrap().unwrap();
+    assert_eq!(g.id, "sec_g3");
+    assert_eq!(store.upstream_grants_of("org_a", "user:u1").await.unwrap().len(), 1);
+    // Written only over what was read.
+    assert!(store.swap_upstream_grant("sec_g3", "sealed(sec_g3)", "k_two", "refreshed").await.unwrap());
+    assert!(!store.swap_upstream_grant("sec_g3", "sealed(sec_g3)", "k_two", "stale").await.unwrap());
+    assert_eq!(store.upstream_grant("org_a", &c.id, "user:u1").await.unwrap().unwrap().ciphertext, "refreshed");
+    // Vault rotation sees them.
+    assert!(store.all_secrets().await.unwrap().iter().any(|s| s.id == "sec_g3"));
+    // Editing the headers keeps users' grants.
+    store.update_connection(&c, Some(&[secret(&c, "sec_h2", "header", "X-Other")])).await.unwrap();
+    assert!(store.upstream_grant("org_a", &c.id, "user:u1").await.unwrap().is_some());
+
+    // Authorizations under way: found by state, completed once, superseded by a newer one.
+    store.insert_upstream_login(&login(&c, "l1", "user:u1"), NOW).await.unwrap();
+    assert_eq!(store.upstream_login_by_state("hash-of-l1").await.unwrap().unwrap().id, "l1");
+    assert!(store.finish_upstream_login("l1", NOW + 1).await.unwrap());
+    assert!(!store.finish_upstream_login("l1", NOW + 2).await.unwrap(), "single use");
+    let done = store.upstream_login("l1").await.unwrap().unwrap();
+    assert_eq!((done.done_at, done.ciphertext.as_str()), (Some(NOW + 1), ""), "nothing sealed kept once done");
+    store.insert_upstream_login(&login(&c, "l2", "user:u1"), NOW).await.unwrap();
+    assert!(store.upstream_login("l1").await.unwrap().is_none(), "the newer link replaces it");
+    let mut old = login(&c, "l3", "user:u2");
+    old.expires_at = NOW - 1;
+    store.insert_upstream_login(&old, NOW - 10).await.unwrap();
+    store.insert_upstream_login(&login(&c, "l4", "user:u3"), NOW).await.unwrap();
+    assert!(store.upstream_login("l3").await.unwrap().is_none(), "expired ones are swept");
+
+    // A member leaving takes their grants; a URL change, all of them; the connection, the rest.
+    assert_eq!(store.delete_upstream_grants_of("org_a", "user:u2").await.unwrap(), 1);
+    assert!(store.delete_upstream_grant("org_a", &c.id, "user:u1").await.unwrap());
+    assert!(!store.delete_upstream_grant("org_a", &c.id, "user:u1").await.unwrap());
+    store.put_upstream_grant(&grant(&c, "sec_g4", "shared")).await.unwrap();
+    assert_eq!(store.delete_upstream_grants_at("org_a", &c.id).await.unwrap(), 1);
+    assert!(store.delete_connection("org_a", &c.id).await.unwrap());
+    assert!(store.upstream_login("l2").await.unwrap().is_none(), "logins go with the connection");
+}

@@ -1,0 +1,205 @@
+//! Upstream OAuth (#19) end to end: a mesh ("front") whose connection is an OAuth-protected MCP
+//! server — another mesh ("back"), a real OAuth 2.1 authorization server with dynamic
+//! registration, login and consent pages, rotating refresh tokens and reuse detection — used by
+//! the front's user with their own token.
+//!
+//! The user meets the protocol's own signal (`-32042`, a URL elicitation with the front's link),
+//! opens it in a browser logged in to the front as themselves, authorizes at the back's pages,
+//! and comes back through the front's callback; then calls pass, refreshes happen once per
+//! expiry however many sessions open at once, and no token is written in clear.
+
+use mesh_testkit::oauth::Browser;
+use mesh_testkit::raw::{initialize_body, post, post_headers};
+use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
+use mesh_testkit::{upstreams, TestMesh};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const OWNER: &str = "owner@localhost";
+const FRONT_PASSWORD: &str = "front door password";
+const BACK_PASSWORD: &str = "back door password!";
+
+/// The back mesh: `everything` behind its own OAuth, tokens that live `ttl_secs`.
+async fn back(ttl_secs: u64) -> TestMesh {
+    let back = TestMesh::start_with(|c| c.oauth.access_ttl_secs = ttl_secs).await;
+    back.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    back.admin.set_password(&back.owner(), None, BACK_PASSWORD).await.expect("back password");
+    back
+}
+
+/// The front mesh with `remote`, an OAuth connection to the back's `everything`.
+async fn front(back: &TestMesh) -> TestMesh {
+    let front = TestMesh::start().await;
+    front.add_connection(json!({"slug": "remote", "url": back.endpoint("everything"), "auth": "oauth"})).await;
+    front.admin.set_password(&front.owner(), None, FRONT_PASSWORD).await.expect("front password");
+    front
+}
+
+/// An `initialize` at the front's `remote`: the JSON-RPC reply.
+async fn initialize(front: &TestMesh) -> Value {
+    let (status, _, body) =
+        post(&front.endpoint("remote"), post_headers(&front.key, None), initialize_body(1, "2025-11-25")).await;
+    assert_eq!(status, 200, "{body}");
+    let json = body.lines().find_map(|l| l.strip_prefix("data:")).unwrap_or(&body).trim().to_string();
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// The link of a `-32042` reply.
+fn link_of(reply: &Value) -> String {
+    assert_eq!(reply["error"]["code"], -32042, "{reply}");
+    let e = &reply["error"]["data"]["elicitations"][0];
+    assert_eq!(e["mode"], "url", "{reply}");
+    assert!(e["elicitationId"].as_str().is_some_and(|i| !i.is_empty()), "{reply}");
+    e["url"].as_str().expect("url").to_string()
+}
+
+/// The whole authorization in a browser: the front's login, the back's login and consent, the
+/// front's callback page.
+async fn authorize(front: &TestMesh, link: &str) -> String {
+    let mut browser = Browser::new();
+    let page = browser.get(link).await;
+    assert!(page.has_form("login"), "the front asks who is there first: {}", page.body);
+    let after = browser.submit(&page, "login", &[("email", OWNER), ("password", FRONT_PASSWORD)]).await;
+    let callback = format!("{}/oauth/upstream/callback", front.url);
+    let to_back = browser.follow(after, "http://127.0.0.1").await.expect("a redirect");
+    let back_url = if to_back.starts_with(&format!("{}/", front.url)) {
+        // The front's own start page, then the back's authorization endpoint.
+        let start = browser.get(&to_back).await;
+        start.location().unwrap_or_else(|| panic!("the start page redirects: {}", start.body))
+    } else {
+        to_back
+    };
+    let back = browser
+        .authorize(&back_url, OWNER, BACK_PASSWORD, &callback)
+        .await
+        .unwrap_or_else(|p| panic!("{}: {}", p.status, p.body));
+    let done = browser.get(&back).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    done.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
+    let back = back(3600).await;
+    let front = front(&back).await;
+
+    // No grant yet: the protocol's own request for the user, with the front's link.
+    let link = link_of(&initialize(&front).await);
+    assert!(link.starts_with(&format!("{}/oauth/upstream/start?login=", front.url)), "{link}");
+
+    // Another member of the front cannot follow it (a forwarded link must not put their
+    // upstream account behind the owner's grant), and a wrong password gets nowhere.
+    let (ok, out) = front
+        .manage(
+            &front.key,
+            "ORGANIZATION_MEMBER_ADD",
+            json!({"email": "mia@example.test", "role": "member", "password": "mia's long password"}),
+        )
+        .await;
+    assert!(ok, "{out}");
+    let mut stranger = Browser::new();
+    let page = stranger.get(&link).await;
+    let wrong = stranger.submit(&page, "login", &[("email", OWNER), ("password", "not the password")]).await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    let page = stranger.get(&link).await;
+    let mia =
+        stranger.submit(&page, "login", &[("email", "mia@example.test"), ("password", "mia's long password")]).await;
+    let start = stranger.get(&mia.location().expect("back to the start")).await;
+    assert_eq!(start.status, 403, "{}", start.body);
+    assert!(start.body.contains("another user"), "{}", start.body);
+
+    let done = authorize(&front, &link).await;
+    assert!(done.contains("Authorized"), "{done}");
+
+    // Now the session opens and calls reach the back with the user's token.
+    let client = TestClient::connect_http(&front.endpoint("remote"), &front.key, ClientBehaviour::default())
+        .await
+        .expect("session");
+    let echoed = client.call_tool("echo", json!({"message": "through two meshes"})).await.expect("call");
+    assert!(echoed.to_string().contains("through two meshes"), "{echoed}");
+    client.close().await.ok();
+
+    // The grant is listed (never a token) and its link is single use.
+    let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
+    assert!(ok, "{grants}");
+    let g = &grants["items"][0];
+    assert_eq!(g["connection"], "remote", "{grants}");
+    assert_eq!(g["issuer"], back.url.as_str(), "{grants}");
+    assert_eq!(g["refreshable"], true, "{grants}");
+    assert!(!grants.to_string().contains("access_token"), "{grants}");
+    let reused = Browser::new().get(&link).await;
+    assert_ne!(reused.status, 303, "a used link goes nowhere: {}", reused.body);
+
+    // No token in clear in the front's database.
+    let token = {
+        let row = front
+            .admin
+            .store
+            .upstream_grant(&front.owner().org_id, &conn_id(&front).await, &format!("user:{}", front.owner().user_id))
+            .await
+            .unwrap()
+            .expect("grant row");
+        row.ciphertext
+    };
+    assert!(!token.contains("mesh_"), "sealed");
+    let db = std::fs::read(front.data_dir().join("mesh.db")).unwrap_or_default();
+    for prefix in [b"mat_".as_slice(), b"mrt_".as_slice()] {
+        assert!(!db.windows(prefix.len()).any(|w| w == prefix), "a token prefix in clear in the database");
+    }
+
+    // Revoked: the next session asks again, cleanly.
+    let (ok, out) = front.manage(&front.key, "CONNECTION_GRANT_REVOKE", json!({"id": "remote"})).await;
+    assert!(ok && out["revoked"] == true, "{out}");
+    link_of(&initialize(&front).await);
+
+    front.stop().await;
+    back.stop().await;
+}
+
+async fn conn_id(front: &TestMesh) -> String {
+    front.admin.store.get_connection(&front.owner().org_id, "remote").await.unwrap().expect("remote").id
+}
+
+/// Tokens of 62 s are due for refresh (a minute before expiry) almost at once: eight sessions
+/// opening together refresh once — the back revokes the whole family if a rotated refresh token
+/// is used twice, so a second refresh would end every later call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_concurrent_sessions_at_expiry_refresh_once() {
+    let back = back(62).await;
+    let front = front(&back).await;
+    let link = link_of(&initialize(&front).await);
+    authorize(&front, &link).await;
+    let first = grant_expiry(&front).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let endpoint = front.endpoint("remote");
+    let opens = (0..8).map(|_| TestClient::connect_http(&endpoint, &front.key, ClientBehaviour::default()));
+    let clients: Vec<TestClient> =
+        futures_util::future::join_all(opens).await.into_iter().map(|c| c.expect("session at expiry")).collect();
+    for c in &clients {
+        let r = c.call_tool("echo", json!({"message": "m"})).await.expect("call");
+        assert_ne!(r["isError"], true, "{r}");
+    }
+    for c in clients {
+        c.close().await.ok();
+    }
+    let second = grant_expiry(&front).await;
+    assert!(second > first, "refreshed: {first} → {second}");
+
+    // And again: the rotated refresh token still works (nothing was used twice).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let c = TestClient::connect_http(&front.endpoint("remote"), &front.key, ClientBehaviour::default())
+        .await
+        .expect("later session");
+    assert_ne!(c.call_tool("echo", json!({"message": "m"})).await.expect("call")["isError"], true);
+    c.close().await.ok();
+    assert!(grant_expiry(&front).await > second, "refreshed again");
+    front.stop().await;
+    back.stop().await;
+}
+
+async fn grant_expiry(front: &TestMesh) -> u64 {
+    let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
+    assert!(ok, "{grants}");
+    grants["items"][0]["expiresAt"].as_u64().expect("expiry")
+}
