@@ -557,6 +557,12 @@ impl RouteResolver for Routes {
         Ok(ResolvedRoute { id: c.id, slug: c.slug, spec })
     }
 
+    async fn refused(&self, principal: &Principal, connection_id: &str) {
+        if let Err(e) = self.0.upstream_refused(principal, connection_id).await {
+            tracing::warn!(connection = %connection_id, error = %e, "cannot mark an upstream token refused");
+        }
+    }
+
     async fn resolve_gateway(
         &self,
         principal: &Principal,

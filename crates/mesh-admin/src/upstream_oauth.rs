@@ -368,6 +368,32 @@ impl Admin {
         }
     }
 
+    /// The upstream refused the access token `p` was given for connection `connection_id` (it
+    /// was revoked, or the server's clock disagrees): it is not handed out again. The next
+    /// session refreshes the grant, or asks the user when the refresh is refused too — never a
+    /// loop of the same refused token.
+    pub async fn upstream_refused(&self, p: &Principal, connection_id: &str) -> Result<(), AdminError> {
+        let Some(c) = self.store.get_connection(&p.org_id, connection_id).await? else { return Ok(()) };
+        if c.auth != "oauth" {
+            return Ok(());
+        }
+        let subject = subject_of(&c, p);
+        let lock = self.oauth.upstream.lock_for(&format!("{}/{subject}", c.id));
+        let _turn = lock.lock().await;
+        let Some((row, mut g)) = self.load_grant(&c, &subject).await? else { return Ok(()) };
+        let Some(t) = g.tokens.as_mut() else { return Ok(()) };
+        if t.refresh_token.is_some() {
+            // Expired as far as the mesh is concerned: the next use refreshes first.
+            t.expires_at = Some(0);
+        } else {
+            g.tokens = None;
+        }
+        let (key_id, ciphertext) = self.seal_grant(&c, &subject, &g)?;
+        self.store.swap_upstream_grant(&row.id, &row.ciphertext, &key_id, &ciphertext).await?;
+        tracing::info!(connection = %c.slug, subject = %subject, "the upstream refused its token; it will be renewed before the next use");
+        Ok(())
+    }
+
     async fn authorization_required<T>(&self, p: &Principal, c: &Connection) -> Result<T, AdminError> {
         if c.oauth_shared && !p.role.can_manage() {
             return Err(AdminError::AuthorizationRequired {

@@ -95,6 +95,13 @@ pub struct AddArgs {
     /// headers). They reach only this connection, never management.
     #[arg(long)]
     allow_anonymous: bool,
+    /// How the mesh authenticates upstream: none, headers (default) or oauth (each user
+    /// authorizes once: `mcp-mesh connection login`; docs/UPSTREAM-OAUTH.md).
+    #[arg(long, value_parser = ["none", "headers", "oauth"])]
+    auth: Option<String>,
+    /// With --auth oauth: one grant for the whole connection, authorized by an admin.
+    #[arg(long, requires = "auth")]
+    oauth_shared: bool,
     #[command(flatten)]
     target: Target,
 }
@@ -244,6 +251,10 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
     }
     if a.allow_anonymous {
         input.insert("anonymous".into(), json!(true));
+    }
+    opt(&mut input, "auth", a.auth);
+    if a.oauth_shared {
+        input.insert("oauthShared".into(), json!(true));
     }
     let out = api::manage(&a.target, "COLLECTION_CONNECTIONS_CREATE", Value::Object(input)).await?;
     if a.target.json {

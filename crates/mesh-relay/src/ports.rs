@@ -43,6 +43,13 @@ pub trait RouteResolver: Send + Sync + 'static {
         let _ = principal;
         Err(RelayError::RouteNotFound(gateway.chars().take(64).collect()))
     }
+
+    /// The upstream of connection `connection_id` refused the credentials `resolve` gave for
+    /// `principal` (HTTP 401): a control plane that holds renewable credentials (an OAuth grant)
+    /// stops handing these out, so that the next `resolve` renews them or asks the user.
+    async fn refused(&self, principal: &Principal, connection_id: &str) {
+        let _ = (principal, connection_id);
+    }
 }
 
 /// A route resolved to a concrete upstream.

@@ -147,10 +147,33 @@ async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
         assert!(!db.windows(prefix.len()).any(|w| w == prefix), "a token prefix in clear in the database");
     }
 
-    // Revoked: the next session asks again, cleanly.
+    // Revoked by the user: the next session asks again, cleanly.
     let (ok, out) = front.manage(&front.key, "CONNECTION_GRANT_REVOKE", json!({"id": "remote"})).await;
     assert!(ok && out["revoked"] == true, "{out}");
-    link_of(&initialize(&front).await);
+    let link = link_of(&initialize(&front).await);
+
+    // Revoked at the authorization server (the back's consent withdrawn, its tokens with it):
+    // the open session's next call fails and ends the session; the next session tries a
+    // refresh, is refused, and asks the user — once, not a loop of the refused token.
+    authorize(&front, &link).await;
+    let client = TestClient::connect_http(&front.endpoint("remote"), &front.key, ClientBehaviour::default())
+        .await
+        .expect("session");
+    assert!(client.call_tool("echo", json!({"message": "before"})).await.is_ok());
+    let (ok, grants) = back.manage(&back.key, "OAUTH_GRANT_LIST", json!({})).await;
+    assert!(ok, "{grants}");
+    for g in grants["items"].as_array().expect("items") {
+        let (ok, out) = back.manage(&back.key, "OAUTH_GRANT_REVOKE", json!({"id": g["id"]})).await;
+        assert!(ok, "{out}");
+    }
+    let failed = client.call_tool("echo", json!({"message": "after"})).await;
+    assert!(failed.is_err() || failed.as_ref().is_ok_and(|r| r["isError"] == true), "{failed:?}");
+    client.close().await.ok();
+    let again = initialize(&front).await;
+    assert_eq!(again["error"]["code"], -32042, "a clean authorization request: {again}");
+    let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
+    assert!(ok, "{grants}");
+    assert_eq!(grants["items"][0]["refreshable"], false, "nothing usable kept: {grants}");
 
     front.stop().await;
     back.stop().await;

@@ -296,6 +296,11 @@ pub(super) async fn open_session(
                 relay.audit.clone(),
             );
             s.govern(relay.governor.clone());
+            let (routes, who, id) = (relay.routes.clone(), s.principal.clone(), resolved.id.clone());
+            s.on_refused(move || {
+                let (routes, who, id) = (routes.clone(), who.clone(), id.clone());
+                Box::pin(async move { routes.refused(&who, &id).await })
+            });
             let link = match stateless {
                 true => upstream::connect_stateless(&resolved.spec, &relay.http, s.sink()).await?,
                 false => upstream::connect(&resolved.spec, &relay.http, s.sink()).await?,

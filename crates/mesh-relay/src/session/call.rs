@@ -152,6 +152,9 @@ impl Session {
         };
         sending.done();
         if let Err(e) = sent {
+            if matches!(e, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. }) {
+                self.credentials_refused().await;
+            }
             if let Some(p) = self.take_pending(up) {
                 if let Some(c) = p.call {
                     self.audit_end(c, p.down_id, outcome_of(&e), Some(e.to_string()), 0);

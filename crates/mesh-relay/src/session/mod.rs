@@ -86,6 +86,8 @@ pub struct Session {
     gateway: Option<gateway::Gateway>,
     governance: OnceLock<governance::Governance>,
     dead: AtomicBool,
+    /// Told when the upstream refuses the session's credentials (`call.rs`), once.
+    on_refused: OnceLock<Box<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>>,
     /// Serves stateless (2026-07-28) requests of one principal; never addressed by its id.
     pooled: AtomicBool,
     state: Mutex<State>,
@@ -190,6 +192,7 @@ impl Session {
             gateway,
             governance: OnceLock::new(),
             dead: AtomicBool::new(false),
+            on_refused: OnceLock::new(),
             pooled: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             next_up: AtomicU64::new(1),
@@ -270,6 +273,25 @@ impl Session {
     /// Whether the session has failed as a whole (a strict gateway lost a member).
     pub fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire)
+    }
+
+    /// What to do when the upstream refuses the credentials this session was opened with (the
+    /// session then ends: the next one is opened with renewed ones, or asks the user).
+    pub fn on_refused(&self, f: impl Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static) {
+        let _ = self.on_refused.set(Box::new(f));
+    }
+
+    /// The upstream answered 401: the credentials the session holds will not work again, so the
+    /// session ends (its client gets 404 and opens a new one), and whoever gave them is told —
+    /// before the refusal reaches the client, so that the session it opens next gets new ones.
+    pub(crate) async fn credentials_refused(&self) {
+        if self.gateway.is_some() || self.dead.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!(session = %self.id, route = %self.label, "the upstream refused the session's credentials; the session ends");
+        if let Some(f) = self.on_refused.get() {
+            f().await;
+        }
     }
 
     /// Marks the session as one the stateless ingress shares between requests: no client may
