@@ -231,13 +231,7 @@ impl Admin {
             .send()
             .await
             .ok()?;
-        let values: Vec<String> = resp
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_string))
-            .collect();
-        challenge::bearer(values.iter().map(String::as_str))
+        challenge::of_response(resp.headers())
     }
 
     /// The browser opened the link of `login_id`, logged in to the mesh as `user_id`: where to

@@ -46,6 +46,11 @@ pub fn bearer<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Challenge
         })
 }
 
+/// The `Bearer` challenge among a response's `WWW-Authenticate` headers, if any.
+pub fn of_response(headers: &reqwest::header::HeaderMap) -> Option<Challenge> {
+    bearer(headers.get_all(reqwest::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()))
+}
+
 /// The challenges of one header value: (scheme, auth-params). A token68 is skipped.
 fn challenges(value: &str) -> Vec<(String, Vec<(String, String)>)> {
     let mut out: Vec<(String, Vec<(String, String)>)> = Vec::new();

@@ -88,7 +88,7 @@ pub(crate) async fn insert_secrets(conn: &mut AnyConnection, secrets: &[SecretRo
     Ok(())
 }
 
-fn secret_from_row(row: &AnyRow) -> Result<SecretRow, sqlx::Error> {
+pub(crate) fn secret_from_row(row: &AnyRow) -> Result<SecretRow, sqlx::Error> {
     Ok(SecretRow {
         id: row.try_get("id")?,
         org_id: row.try_get("org_id")?,

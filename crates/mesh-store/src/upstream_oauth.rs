@@ -4,6 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::secrets::secret_from_row as secret;
 use crate::{SecretRow, Store, StoreError};
 
 /// The kind of a grant's row in `connection_secrets`.
@@ -195,18 +196,6 @@ impl Store {
                 .await?;
         Ok(done.rows_affected() == 1)
     }
-}
-
-fn secret(row: &AnyRow) -> Result<SecretRow, sqlx::Error> {
-    Ok(SecretRow {
-        id: row.try_get("id")?,
-        org_id: row.try_get("org_id")?,
-        connection_id: row.try_get("connection_id")?,
-        kind: row.try_get("kind")?,
-        name: row.try_get("name")?,
-        key_id: row.try_get("key_id")?,
-        ciphertext: row.try_get("ciphertext")?,
-    })
 }
 
 fn login(row: &AnyRow) -> Result<UpstreamLogin, sqlx::Error> {

@@ -81,13 +81,7 @@ impl Mcp {
             let resp = req.send().await.with_context(|| format!("POST {method}"))?;
             let status = resp.status().as_u16();
             if status == 401 || status == 403 {
-                let values: Vec<String> = resp
-                    .headers()
-                    .get_all("www-authenticate")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok().map(str::to_string))
-                    .collect();
-                let found = challenge::bearer(values.iter().map(String::as_str));
+                let found = challenge::of_response(resp.headers());
                 if status == 403 && !found.as_ref().is_some_and(|c| c.insufficient_scope()) {
                     bail!("{method}: forbidden, and not for a scope");
                 }
