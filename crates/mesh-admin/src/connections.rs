@@ -389,6 +389,7 @@ impl Admin {
             transport,
             timeout: Duration::from_millis(c.timeout_ms as u64),
             reach: self.trust.reach(c.trusted),
+            credential: None,
         })
     }
 
@@ -540,7 +541,7 @@ impl RouteResolver for Routes {
         if c.auth == "oauth" {
             // The caller's own token (or the connection's shared one), fresh: never theirs from
             // the request (no token passthrough), never another user's.
-            let token = self.0.upstream_bearer(principal, &c).await.map_err(|e| match e {
+            let token = self.0.upstream_token(principal, &c).await.map_err(|e| match e {
                 AdminError::AuthorizationRequired { connection, url } => {
                     RelayError::AuthorizationRequired { connection, url }
                 }
@@ -549,9 +550,20 @@ impl RouteResolver for Routes {
                     RelayError::UpstreamUnavailable(e.public_message())
                 }
             })?;
-            if let TransportSpec::Http { headers, .. } | TransportSpec::Sse { headers, .. } = &mut spec.transport {
-                headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
-                headers.push(("authorization".into(), Secret::new(format!("Bearer {token}"))));
+            match &mut spec.transport {
+                // Renewed while the session lives.
+                TransportSpec::Http { .. } => {
+                    let live =
+                        crate::upstream_oauth::LiveToken::new(self.0.clone(), principal.clone(), c.clone(), token);
+                    spec.credential = Some(live);
+                }
+                // The legacy transport keeps the token it opened with (its GET stream's headers
+                // are fixed); an expired one ends the session (`RouteResolver::refused`).
+                TransportSpec::Sse { headers, .. } => {
+                    headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+                    headers.push(("authorization".into(), Secret::new(format!("Bearer {}", token.0))));
+                }
+                TransportSpec::Stdio { .. } => {}
             }
         }
         Ok(ResolvedRoute { id: c.id, slug: c.slug, spec })

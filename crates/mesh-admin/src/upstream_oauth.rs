@@ -22,8 +22,6 @@ use std::time::Duration;
 
 /// How long an authorization link works.
 pub const LOGIN_TTL: Duration = Duration::from_secs(600);
-/// A token that expires sooner than this is refreshed before it is handed out.
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 /// One lock per grant being refreshed: concurrent sessions opening at an expiry wait for one
 /// refresh instead of each spending the (rotating) refresh token.
@@ -309,16 +307,30 @@ impl Admin {
         }
     }
 
-    /// The access token for `p` at `c` (an `oauth` connection), refreshed first if it expires
-    /// within a minute — once, however many sessions open at that moment. Without a usable grant:
+    /// The access token for `p` at `c` (an `oauth` connection), refreshed first if it is due
+    /// (`Tokens::renew_at`) — once, however many sessions open at that moment. Without a usable grant:
     /// [`AdminError::AuthorizationRequired`] with a new link.
     pub async fn upstream_bearer(&self, p: &Principal, c: &Connection) -> Result<String, AdminError> {
+        self.upstream_token(p, c).await.map(|(token, _)| token)
+    }
+
+    /// [`Admin::upstream_bearer`] with when to renew the token (seconds since the epoch), if it
+    /// expires.
+    pub(crate) async fn upstream_token(
+        &self,
+        p: &Principal,
+        c: &Connection,
+    ) -> Result<(String, Option<u64>), AdminError> {
         let subject = subject_of(c, p);
+        let token = |g: &Grant| {
+            let t = g.tokens.as_ref();
+            (t.map(|t| t.access_token.clone()).unwrap_or_default(), t.and_then(|t| t.renew_at()))
+        };
         let fresh =
-            |g: &Grant| g.tokens.as_ref().is_some_and(|t| !t.expires_within(mesh_oauth::flow::now(), REFRESH_MARGIN));
+            |g: &Grant| g.tokens.as_ref().is_some_and(|t| t.renew_at().is_none_or(|at| at > mesh_oauth::flow::now()));
         if let Some((_, g)) = self.load_grant(c, &subject).await? {
             if fresh(&g) {
-                return Ok(g.access_token().unwrap_or_default().to_string());
+                return Ok(token(&g));
             }
         }
         let lock = self.oauth.upstream.lock_for(&format!("{}/{subject}", c.id));
@@ -328,7 +340,7 @@ impl Admin {
             return self.authorization_required(p, c).await;
         };
         if fresh(&g) {
-            return Ok(g.access_token().unwrap_or_default().to_string());
+            return Ok(token(&g));
         }
         if g.tokens.is_none() {
             return self.authorization_required(p, c).await;
@@ -341,7 +353,7 @@ impl Admin {
                     tracing::info!(connection = %c.slug, "an upstream grant was refreshed elsewhere meanwhile");
                 }
                 tracing::info!(connection = %c.slug, subject = %subject, "upstream token refreshed");
-                Ok(g.access_token().unwrap_or_default().to_string())
+                Ok(token(&g))
             }
             Err(e) if e.needs_user() => {
                 tracing::info!(connection = %c.slug, subject = %subject, error = %e, "upstream grant ended; authorization needed");
@@ -355,7 +367,7 @@ impl Admin {
                     g.tokens.as_ref().is_some_and(|t| !t.expires_within(mesh_oauth::flow::now(), Duration::ZERO));
                 tracing::warn!(connection = %c.slug, error = %e, usable, "upstream token refresh failed");
                 match usable {
-                    true => Ok(g.access_token().unwrap_or_default().to_string()),
+                    true => Ok(token(&g)),
                     false => Err(oauth_failed(c, e)),
                 }
             }
@@ -441,5 +453,63 @@ impl Admin {
             self.announce(crate::Change::ConnectionEnded { id: c.id.clone() });
         }
         Ok(gone)
+    }
+}
+
+/// A user's upstream token as a live credential of their open sessions: links read it on every
+/// request (a lock read and a clock read), and the first read once it is due for renewal
+/// (`Tokens::renew_at`: a minute before expiry, or a quarter of a short lifetime) starts one
+/// refresh in the background, so that a long session never sends an expired token.
+pub(crate) struct LiveToken {
+    me: std::sync::Weak<LiveToken>,
+    admin: Admin,
+    principal: Principal,
+    connection: Connection,
+    /// The token, and when to renew it.
+    current: std::sync::RwLock<(Arc<str>, Option<u64>)>,
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for LiveToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveToken").field("connection", &self.connection.slug).finish_non_exhaustive()
+    }
+}
+
+impl LiveToken {
+    /// The credential for `p` at `c`, starting from `token`.
+    pub(crate) fn new(admin: Admin, p: Principal, c: Connection, token: (String, Option<u64>)) -> Arc<LiveToken> {
+        Arc::new_cyclic(|me| LiveToken {
+            me: me.clone(),
+            admin,
+            principal: p,
+            connection: c,
+            current: std::sync::RwLock::new((token.0.into(), token.1)),
+            refreshing: Default::default(),
+        })
+    }
+}
+
+impl mesh_relay::Credential for LiveToken {
+    fn bearer(&self) -> Option<Arc<str>> {
+        use std::sync::atomic::Ordering;
+        let (token, renew_at) = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let due = renew_at.is_some_and(|at| at <= mesh_oauth::flow::now());
+        if due && !self.refreshing.swap(true, Ordering::AcqRel) {
+            if let Some(me) = self.me.upgrade() {
+                tokio::spawn(async move {
+                    // The grant's own single flight: one refresh however many sessions ask.
+                    match me.admin.upstream_token(&me.principal, &me.connection).await {
+                        Ok((t, at)) => *me.current.write().unwrap_or_else(|p| p.into_inner()) = (t.into(), at),
+                        // Nothing better to send: the upstream's 401 will end the session.
+                        Err(e) => {
+                            tracing::info!(connection = %me.connection.slug, error = %e, "live token not renewed")
+                        }
+                    }
+                    me.refreshing.store(false, Ordering::Release);
+                });
+            }
+        }
+        Some(token)
     }
 }

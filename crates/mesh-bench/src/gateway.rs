@@ -33,6 +33,7 @@ pub async fn available(mesh: &MeshProcess) -> anyhow::Result<bool> {
         },
         timeout: Duration::from_secs(60),
         reach: Default::default(),
+        credential: None,
     };
     let client = McpClient::connect(&spec, &mesh_relay::UpstreamClients::default(), "mesh-bench")
         .await

@@ -164,6 +164,7 @@ impl MeshProcess {
             },
             timeout: Duration::from_secs(60),
             reach: Default::default(),
+            credential: None,
         };
         let http = mesh_relay::UpstreamClients::default();
         let client = McpClient::connect(&spec, &http, "mesh-bench").await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -48,6 +48,7 @@ pub async fn connect(t: &Target, path: &str) -> anyhow::Result<McpClient> {
         },
         timeout: Duration::from_secs(120),
         reach: Default::default(),
+        credential: None,
     };
     let http = mesh_relay::UpstreamClients::default();
     McpClient::connect(&spec, &http, "mcp-mesh-cli")

@@ -62,8 +62,13 @@ fn fixture_stdio() -> TransportSpec {
 
 /// A virtual MCP whose one member is the fixture over `transport`, with or without a prefix.
 fn fixture_gateway(slug: &str, prefix: Option<&str>, transport: TransportSpec) -> ResolvedGateway {
-    let spec =
-        UpstreamSpec { name: "fixture".into(), transport, timeout: Duration::from_secs(30), reach: Default::default() };
+    let spec = UpstreamSpec {
+        name: "fixture".into(),
+        transport,
+        timeout: Duration::from_secs(30),
+        reach: Default::default(),
+        credential: None,
+    };
     let mut config = MemberConfig::all_of("fixture");
     config.prefix = Some(prefix.unwrap_or("").to_string());
     let member = ResolvedMember { connection_id: "conn_fixture".into(), slug: "fixture".into(), config, spec };

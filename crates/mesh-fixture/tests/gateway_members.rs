@@ -15,7 +15,13 @@ use std::time::Duration;
 const ROOT: &str = "file:///tmp/trio-root";
 
 fn spec(name: &str, transport: TransportSpec) -> UpstreamSpec {
-    UpstreamSpec { name: name.into(), transport, timeout: Duration::from_secs(30), reach: Default::default() }
+    UpstreamSpec {
+        name: name.into(),
+        transport,
+        timeout: Duration::from_secs(30),
+        reach: Default::default(),
+        credential: None,
+    }
 }
 
 fn stdio(command: &str, args: &[&str]) -> TransportSpec {

@@ -107,6 +107,9 @@ pub struct Tokens {
     pub refresh_token: Option<String>,
     /// Seconds since the epoch when the access token expires, if the server said.
     pub expires_at: Option<u64>,
+    /// Its lifetime in seconds (`expires_in`), which decides how early it is renewed.
+    #[serde(default)]
+    pub lifetime: Option<u64>,
     /// The granted scope (as the server said, else as asked).
     pub scope: Option<String>,
 }
@@ -125,6 +128,14 @@ impl Tokens {
     /// Whether the access token expires within `margin` of `now` (seconds since the epoch).
     pub fn expires_within(&self, now: u64, margin: Duration) -> bool {
         self.expires_at.is_some_and(|at| at <= now.saturating_add(margin.as_secs()))
+    }
+
+    /// When to renew it (seconds since the epoch): a minute before it expires, or a quarter of
+    /// its lifetime before for a short-lived one (a one-minute token renewed at once would be
+    /// renewed for ever). `None` when the server gave no expiry.
+    pub fn renew_at(&self) -> Option<u64> {
+        let margin = self.lifetime.map(|l| (l / 4).min(60)).unwrap_or(60);
+        self.expires_at.map(|at| at.saturating_sub(margin))
     }
 }
 
@@ -325,6 +336,7 @@ async fn token_request(
         access_token: t.access_token,
         refresh_token: t.refresh_token,
         expires_at: expires_in.map(|s| now().saturating_add(s)),
+        lifetime: expires_in,
         scope: t.scope.or_else(|| scope.map(str::to_string)),
     })
 }
@@ -416,6 +428,21 @@ mod tests {
     }
 
     #[test]
+    fn short_tokens_are_renewed_a_quarter_of_their_life_early() {
+        let t = |expires_at, lifetime| Tokens {
+            access_token: String::new(),
+            refresh_token: None,
+            expires_at: Some(expires_at),
+            lifetime,
+            scope: None,
+        };
+        assert_eq!(t(10_000, Some(3600)).renew_at(), Some(9_940));
+        assert_eq!(t(10_000, Some(60)).renew_at(), Some(9_985));
+        assert_eq!(t(10_000, None).renew_at(), Some(9_940));
+        assert_eq!(Tokens { expires_at: None, ..t(0, None) }.renew_at(), None);
+    }
+
+    #[test]
     fn secrets_stay_out_of_debug() {
         let c = Client {
             client_id: "id".into(),
@@ -426,6 +453,7 @@ mod tests {
             access_token: "at-123".into(),
             refresh_token: Some("rt-456".into()),
             expires_at: None,
+            lifetime: None,
             scope: None,
         };
         let p = authorize(&server(None, false), &c, "http://x/cb", "https://r", None).expect("starts");

@@ -45,7 +45,7 @@ pub async fn run(url: url::Url, key: Secret<String>, http: reqwest::Client) -> R
         }
     });
     let headers = vec![("Authorization".to_string(), Secret::new(format!("Bearer {}", key.expose())))];
-    let link = HttpLink::new("mesh", http, url, crate::Reach::Any, &headers, Arc::new(StdoutSink(tx.clone())))?;
+    let link = HttpLink::new("mesh", http, url, crate::Reach::Any, &headers, None, Arc::new(StdoutSink(tx.clone())))?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if line.trim().is_empty() {

@@ -28,7 +28,7 @@ pub mod spec;
 pub mod upstream;
 
 pub use error::{Cause, RelayError};
-pub use spec::{Reach, TransportSpec, UpstreamSpec};
+pub use spec::{Credential, Reach, TransportSpec, UpstreamSpec};
 pub use upstream::UpstreamClients;
 
 /// The MCP session header, both ways. A `HeaderName`, not a `&str`: a lookup by string parses

@@ -5,7 +5,16 @@
 
 use mesh_core::Secret;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A credential that changes while a link lives — an OAuth access token the control plane
+/// refreshes before it expires — read by an HTTP link on every request (it must be cheap: a
+/// cached value; renewing happens elsewhere).
+pub trait Credential: Send + Sync + std::fmt::Debug {
+    /// The bearer token to send now, if any.
+    fn bearer(&self) -> Option<Arc<str>>;
+}
 
 /// One upstream MCP server, ready to connect to.
 #[derive(Debug, Clone)]
@@ -18,6 +27,9 @@ pub struct UpstreamSpec {
     pub timeout: Duration,
     /// Which network addresses the mesh may connect to for it (HTTP and SSE upstreams).
     pub reach: Reach,
+    /// A live `Authorization: Bearer` credential for Streamable HTTP links (upstream OAuth); it
+    /// replaces any configured Authorization header.
+    pub credential: Option<Arc<dyn Credential>>,
 }
 
 /// Which addresses an HTTP or SSE upstream may resolve to when the mesh connects.

@@ -26,6 +26,7 @@ fn stdio(name: &str, command: &str, args: &[&str], env: &[(&str, &str)]) -> Upst
         },
         timeout: Duration::from_secs(20),
         reach: Default::default(),
+        credential: None,
     }
 }
 
@@ -35,6 +36,7 @@ fn http(name: &str, url: &str) -> UpstreamSpec {
         transport: TransportSpec::Http { url: url.parse().expect("url"), headers: vec![] },
         timeout: Duration::from_secs(20),
         reach: Default::default(),
+        credential: None,
     }
 }
 

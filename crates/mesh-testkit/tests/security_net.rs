@@ -24,7 +24,7 @@ fn spec(url: &str, sse: bool, reach: Reach) -> UpstreamSpec {
     let url = url::Url::parse(url).unwrap();
     let transport =
         if sse { TransportSpec::Sse { url, headers: vec![] } } else { TransportSpec::Http { url, headers: vec![] } };
-    UpstreamSpec { name: "probe".into(), transport, timeout: Duration::from_secs(10), reach }
+    UpstreamSpec { name: "probe".into(), transport, timeout: Duration::from_secs(10), reach, credential: None }
 }
 
 /// A loopback listener that counts the connections it accepts and answers `answer` on each.

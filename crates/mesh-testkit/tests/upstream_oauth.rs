@@ -183,17 +183,17 @@ async fn conn_id(front: &TestMesh) -> String {
     front.admin.store.get_connection(&front.owner().org_id, "remote").await.unwrap().expect("remote").id
 }
 
-/// Tokens of 62 s are due for refresh (a minute before expiry) almost at once: eight sessions
-/// opening together refresh once — the back revokes the whole family if a rotated refresh token
-/// is used twice, so a second refresh would end every later call.
+/// Tokens of 8 s are renewed when 2 s are left (a quarter of their life): eight sessions
+/// opening together then refresh once — the back revokes the whole family if a rotated refresh
+/// token is used twice, so a second refresh would end every later call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue19_concurrent_sessions_at_expiry_refresh_once() {
-    let back = back(62).await;
+    let back = back(8).await;
     let front = front(&back).await;
     let link = link_of(&initialize(&front).await);
     authorize(&front, &link).await;
     let first = grant_expiry(&front).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
 
     let endpoint = front.endpoint("remote");
     let opens = (0..8).map(|_| TestClient::connect_http(&endpoint, &front.key, ClientBehaviour::default()));
@@ -210,13 +210,40 @@ async fn issue19_concurrent_sessions_at_expiry_refresh_once() {
     assert!(second > first, "refreshed: {first} → {second}");
 
     // And again: the rotated refresh token still works (nothing was used twice).
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let c = TestClient::connect_http(&front.endpoint("remote"), &front.key, ClientBehaviour::default())
-        .await
-        .expect("later session");
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    let c = TestClient::connect_http(&endpoint, &front.key, ClientBehaviour::default()).await.expect("later session");
     assert_ne!(c.call_tool("echo", json!({"message": "m"})).await.expect("call")["isError"], true);
     c.close().await.ok();
     assert!(grant_expiry(&front).await > second, "refreshed again");
+    front.stop().await;
+    back.stop().await;
+}
+
+/// One session open for three token lifetimes: the token it sends is renewed while it lives
+/// (in the background, before expiry), and no call fails — the back refuses an expired token,
+/// so a session still sending its first one would fail after 8 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_a_long_session_never_sends_an_expired_token() {
+    let back = back(8).await;
+    let front = front(&back).await;
+    let link = link_of(&initialize(&front).await);
+    authorize(&front, &link).await;
+    let first = grant_expiry(&front).await;
+    let client = TestClient::connect_http(&front.endpoint("remote"), &front.key, ClientBehaviour::default())
+        .await
+        .expect("session");
+    let started = std::time::Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_secs(24) {
+        let r = client.call_tool("echo", json!({"message": format!("call {calls}")})).await;
+        assert!(r.as_ref().is_ok_and(|r| r["isError"] != true), "call {calls} at {:?}: {r:?}", started.elapsed());
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    client.close().await.ok();
+    let last = grant_expiry(&front).await;
+    assert!(last >= first + 16, "renewed at least twice while the session lived: {first} → {last}");
+    assert!(calls > 50, "{calls} calls");
     front.stop().await;
     back.stop().await;
 }

@@ -15,7 +15,7 @@ use crate::RelayError;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mesh_protocol::{sse, Kind, Message};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
 use reqwest::StatusCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,6 +45,8 @@ struct Shared {
     /// Where POSTs go over the fast path, when the URL allows it (`wire::fast`).
     fast: Option<wire::Fast>,
     headers: HeaderMap,
+    /// A bearer token that may change between requests (`UpstreamSpec::credential`).
+    credential: Option<Arc<dyn crate::Credential>>,
     sink: Arc<dyn InboundSink>,
     session: Mutex<SessionState>,
     closed: AtomicBool,
@@ -71,6 +73,8 @@ struct SessionState {
 struct PostHeaders {
     id: Option<HeaderValue>,
     version: Option<HeaderValue>,
+    /// The credential's token they carry.
+    token: Option<Arc<str>>,
     map: HeaderMap,
     /// The same, serialised for the fast path (`wire::head`); empty without one.
     head: Bytes,
@@ -84,15 +88,21 @@ impl HttpLink {
         url: url::Url,
         reach: crate::Reach,
         headers: &[(String, mesh_core::Secret<String>)],
+        credential: Option<Arc<dyn crate::Credential>>,
         sink: Arc<dyn InboundSink>,
     ) -> Result<HttpLink, RelayError> {
-        let headers = header_map(name, headers)?;
+        let mut headers = header_map(name, headers)?;
+        if credential.is_some() {
+            // The live credential is the one Authorization.
+            headers.remove(AUTHORIZATION);
+        }
         let shared = Shared {
             name: name.to_string(),
             client,
             fast: wire::fast(&url, reach),
             url,
             headers,
+            credential,
             sink,
             session: Mutex::new(SessionState::default()),
             closed: AtomicBool::new(false),
@@ -100,6 +110,13 @@ impl HttpLink {
         };
         Ok(HttpLink { name: name.to_string(), shared: Arc::new(shared) })
     }
+}
+
+/// `Authorization: Bearer {token}`, marked sensitive (kept out of debug output and HPACK tables).
+fn bearer_value(token: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
 }
 
 impl Shared {
@@ -113,7 +130,15 @@ impl Shared {
     }
 
     fn session_headers(&self, st: &SessionState) -> HeaderMap {
+        let token = self.credential.as_ref().and_then(|c| c.bearer());
+        self.session_headers_with(st, token.as_deref())
+    }
+
+    fn session_headers_with(&self, st: &SessionState, token: Option<&str>) -> HeaderMap {
         let mut headers = self.headers.clone();
+        if let Some(v) = token.and_then(bearer_value) {
+            headers.insert(AUTHORIZATION, v);
+        }
         if let Some(id) = &st.id {
             headers.insert(SESSION_HEADER, id.clone());
         }
@@ -125,10 +150,17 @@ impl Shared {
 
     /// `headers()` plus what every POST carries (Accept, Content-Type), given to `f`.
     fn with_post_headers<R>(&self, f: impl FnOnce(&PostHeaders) -> R) -> R {
+        // Read before the lock: a credential may take its own lock.
+        let token = self.credential.as_ref().and_then(|c| c.bearer());
         let mut st = self.state();
-        let fresh = st.post_headers.as_ref().is_some_and(|p| p.id == st.id && p.version == st.version);
+        let same_token = |p: &PostHeaders| match (&p.token, &token) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => false,
+        };
+        let fresh = st.post_headers.as_ref().is_some_and(|p| p.id == st.id && p.version == st.version && same_token(p));
         if !fresh {
-            let mut headers = self.session_headers(&st);
+            let mut headers = self.session_headers_with(&st, token.as_deref());
             headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             // reqwest adds these by itself; the fast path (`wire::post`) needs them here.
@@ -139,7 +171,7 @@ impl Shared {
             }
             let head = self.fast.as_ref().map(|fast| wire::head(fast, &headers)).unwrap_or_default();
             let (id, version) = (st.id.clone(), st.version.clone());
-            st.post_headers = Some(PostHeaders { id, version, map: headers, head });
+            st.post_headers = Some(PostHeaders { id, version, token, map: headers, head });
         }
         f(st.post_headers.as_ref().expect("built above"))
     }
@@ -616,8 +648,8 @@ mod tests {
 
     fn host_of(url: &str, headers: &[(String, mesh_core::Secret<String>)]) -> Option<String> {
         let url = url::Url::parse(url).unwrap();
-        let link =
-            HttpLink::new("t", reqwest::Client::new(), url, crate::Reach::Any, headers, Arc::new(Nowhere)).unwrap();
+        let link = HttpLink::new("t", reqwest::Client::new(), url, crate::Reach::Any, headers, None, Arc::new(Nowhere))
+            .unwrap();
         link.shared.with_post_headers(|p| p.map.get(HOST).map(|v| v.to_str().unwrap().to_string()))
     }
 

@@ -84,7 +84,8 @@ pub async fn connect(
     Ok(match &spec.transport {
         TransportSpec::Http { url, headers } => {
             reach::check_url(&spec.name, url, spec.reach)?;
-            Arc::new(http::HttpLink::new(&spec.name, http.clone(), url.clone(), spec.reach, headers, sink)?)
+            let credential = spec.credential.clone();
+            Arc::new(http::HttpLink::new(&spec.name, http.clone(), url.clone(), spec.reach, headers, credential, sink)?)
         }
         TransportSpec::Sse { url, headers } => {
             reach::check_url(&spec.name, url, spec.reach)?;

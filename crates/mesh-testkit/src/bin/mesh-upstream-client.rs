@@ -186,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
         transport: TransportSpec::Http { url, headers: vec![] },
         timeout: CALL_TIMEOUT,
         reach: Reach::Any,
+        credential: None,
     };
     let (tx, inbound) = mpsc::unbounded_channel();
     let link = upstream::stateless_link(&spec, &UpstreamClients::default(), Arc::new(Sink(tx)), false)
