@@ -253,3 +253,95 @@ async fn grant_expiry(front: &TestMesh) -> u64 {
     assert!(ok, "{grants}");
     grants["items"][0]["expiresAt"].as_u64().expect("expiry")
 }
+
+/// The new routes refuse what they cannot use, with the right status and a page or message that
+/// says why — and leave nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_bad_input_at_the_upstream_authorization_routes() {
+    let back = back(3600).await;
+    let front = front(&back).await;
+    front.add_connection(json!({"slug": "plain", "url": back.endpoint("everything")})).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.expect("reaches the mesh");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+
+    // Not logged in: the start page asks who is there; the callback refuses.
+    let (status, body) = get(format!("{}/oauth/upstream/start?login=nope", front.url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<form id=\"login\""), "{body}");
+    let (status, _) = get(format!("{}/oauth/upstream/callback?code=c&state=s", front.url)).await;
+    assert_eq!(status, 401);
+
+    // Logged in: an unknown link, an unknown or missing state, are "not found" pages.
+    let mut browser = Browser::new();
+    let page = browser.get(&format!("{}/oauth/upstream/start?login=nope", front.url)).await;
+    let after = browser.submit(&page, "login", &[("email", OWNER), ("password", FRONT_PASSWORD)]).await;
+    let again = browser.get(&after.location().expect("back to the start")).await;
+    assert_eq!(again.status, 404, "{}", again.body);
+    for q in ["code=c&state=unknown", "code=c", "", "state=%ff%fe"] {
+        let p = browser.get(&format!("{}/oauth/upstream/callback?{q}", front.url)).await;
+        assert_eq!(p.status, 404, "{q}: {}", p.body);
+    }
+
+    // The login form: malformed, without its anti-CSRF value, oversized.
+    let post = |body: Vec<u8>| {
+        let http = http.clone();
+        let url = format!("{}/oauth/upstream/login", front.url);
+        async move {
+            let r = http
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    assert_eq!(post(b"%%%=&&".to_vec()).await, 403);
+    assert_eq!(post(b"request=x&email=a&password=b&csrf=forged".to_vec()).await, 403);
+    assert_eq!(post(vec![b'a'; 200_000]).await, 400);
+
+    // REST and the tools: a connection without OAuth, one that does not exist.
+    let rest = |path: &str| {
+        let http = http.clone();
+        let url = format!("{}{path}", front.url);
+        let key = front.key.clone();
+        async move {
+            let r = http.post(url).bearer_auth(key).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = rest("/api/v1/connections/plain/login").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("does not use OAuth"), "{body}");
+    let (status, _) = rest("/api/v1/connections/nothing/login").await;
+    assert_eq!(status, 404);
+    let (status, _) = rest("/api/v1/connections/remote/login/not-a-login").await;
+    assert_eq!(status, 405, "status is a GET");
+    let r = http
+        .get(format!("{}/api/v1/connections/remote/login/not-a-login", front.url))
+        .bearer_auth(&front.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = http.post(format!("{}/api/v1/connections/remote/login", front.url)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "REST needs a key");
+    let (ok, out) = front.manage(&front.key, "CONNECTION_GRANT_REVOKE", json!({"id": "nothing"})).await;
+    assert!(!ok && out.to_string().contains("not found"), "{out}");
+    let (ok, out) = front
+        .manage(&front.key, "COLLECTION_CONNECTIONS_CREATE", json!({"slug": "s", "command": "true", "auth": "oauth"}))
+        .await;
+    assert!(!ok && out.to_string().contains("auth: oauth is for http and sse"), "{out}");
+    let (ok, out) =
+        front.manage(&front.key, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": "plain", "auth": "kerberos"})).await;
+    assert!(!ok && out.to_string().contains("unknown mode"), "{out}");
+    front.stop().await;
+    back.stop().await;
+}
