@@ -179,8 +179,26 @@ impl Admin {
         let found = self.challenge(&net, &url).await;
         // The client registered before is kept (registration is per authorization server).
         let mut grant = self.load_grant(c, &subject).await?.map(|(_, g)| g).unwrap_or_default();
+        let client_before = grant.client.as_ref().map(|(c, _, issuer)| (c.client_id.clone(), issuer.clone()));
         let pending =
             grant.begin(&net, &url, found.as_ref(), &self.oauth_options()).await.map_err(|e| oauth_failed(c, e))?;
+        let client_now = grant.client.as_ref().map(|(c, _, issuer)| (c.client_id.clone(), issuer.clone()));
+        if client_now != client_before {
+            // Kept now, not at the callback: a user who asks again (or a client that retries
+            // `initialize` before anyone authorizes) must not register the mesh once more each
+            // time at the upstream's authorization server.
+            let (key_id, ciphertext) = self.seal_grant(c, &subject, &grant)?;
+            let row = SecretRow {
+                id: id::new_id("sec"),
+                org_id: c.org_id.clone(),
+                connection_id: c.id.clone(),
+                kind: OAUTH_GRANT.into(),
+                name: subject.clone(),
+                key_id,
+                ciphertext,
+            };
+            self.store.put_upstream_grant(&row).await?;
+        }
         let login_id = id::random_base62(32);
         let payload = serde_json::to_vec(&Underway { pending, grant })
             .map_err(|e| AdminError::Invalid(format!("authorization: {e}")))?;

@@ -83,9 +83,17 @@ async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
     let back = back(3600).await;
     let front = front(&back).await;
 
-    // No grant yet: the protocol's own request for the user, with the front's link.
+    // No grant yet: the protocol's own request for the user, with the front's link — asked
+    // again, a new link, but the mesh registers at the back only once.
     let link = link_of(&initialize(&front).await);
     assert!(link.starts_with(&format!("{}/oauth/upstream/start?login=", front.url)), "{link}");
+    let clients = |a: &TestMesh| {
+        let a = a.admin.clone();
+        async move { a.store.list_oauth_clients().await.map(|c| c.len()).unwrap_or(0) }
+    };
+    let registered = clients(&back).await;
+    let link = link_of(&initialize(&front).await);
+    assert_eq!(clients(&back).await, registered, "one registration at the back");
 
     // Another member of the front cannot follow it (a forwarded link must not put their
     // upstream account behind the owner's grant), and a wrong password gets nowhere.
