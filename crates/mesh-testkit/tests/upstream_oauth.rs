@@ -127,6 +127,30 @@ async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
     assert!(echoed.to_string().contains("through two meshes"), "{echoed}");
     client.close().await.ok();
 
+    // A vault key rotation re-seals the grant: sessions opened after it still carry the token.
+    let before = front
+        .admin
+        .store
+        .upstream_grant(&front.owner().org_id, &conn_id(&front).await, &format!("user:{}", front.owner().user_id))
+        .await
+        .unwrap()
+        .expect("grant");
+    let (ok, out) = front.manage(&front.key, "VAULT_ROTATE", json!({})).await;
+    assert!(ok, "{out}");
+    let after = front
+        .admin
+        .store
+        .upstream_grant(&front.owner().org_id, &conn_id(&front).await, &format!("user:{}", front.owner().user_id))
+        .await
+        .unwrap()
+        .expect("grant");
+    assert_ne!(before.key_id, after.key_id, "sealed under the new key");
+    let client = TestClient::connect_http(&front.endpoint("remote"), &front.key, ClientBehaviour::default())
+        .await
+        .expect("session after rotation");
+    assert_ne!(client.call_tool("echo", json!({"message": "m"})).await.expect("call")["isError"], true);
+    client.close().await.ok();
+
     // The grant is listed (never a token) and its link is single use.
     let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
     assert!(ok, "{grants}");
