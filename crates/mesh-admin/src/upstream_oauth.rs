@@ -153,6 +153,21 @@ impl Admin {
         Ok((sealed.key_id, sealed.ciphertext))
     }
 
+    /// Seals `grant` and stores it as `subject`'s at `c`, replacing the one before.
+    async fn store_grant(&self, c: &Connection, subject: &str, grant: &Grant) -> Result<(), AdminError> {
+        let (key_id, ciphertext) = self.seal_grant(c, subject, grant)?;
+        let row = SecretRow {
+            id: id::new_id("sec"),
+            org_id: c.org_id.clone(),
+            connection_id: c.id.clone(),
+            kind: OAUTH_GRANT.into(),
+            name: subject.to_string(),
+            key_id,
+            ciphertext,
+        };
+        Ok(self.store.put_upstream_grant(&row).await?)
+    }
+
     /// Starts an authorization of `p` at connection `id_or_slug` (its shared grant needs the
     /// admin role): the link to open.
     pub async fn upstream_login(&self, p: &Principal, id_or_slug: &str) -> Result<LoginLink, AdminError> {
@@ -187,17 +202,7 @@ impl Admin {
             // Kept now, not at the callback: a user who asks again (or a client that retries
             // `initialize` before anyone authorizes) must not register the mesh once more each
             // time at the upstream's authorization server.
-            let (key_id, ciphertext) = self.seal_grant(c, &subject, &grant)?;
-            let row = SecretRow {
-                id: id::new_id("sec"),
-                org_id: c.org_id.clone(),
-                connection_id: c.id.clone(),
-                kind: OAUTH_GRANT.into(),
-                name: subject.clone(),
-                key_id,
-                ciphertext,
-            };
-            self.store.put_upstream_grant(&row).await?;
+            self.store_grant(c, &subject, &grant).await?;
         }
         let login_id = id::random_base62(32);
         let payload = serde_json::to_vec(&Underway { pending, grant })
@@ -326,14 +331,9 @@ impl Admin {
     }
 
     /// The access token for `p` at `c` (an `oauth` connection), refreshed first if it is due
-    /// (`Tokens::renew_at`) — once, however many sessions open at that moment. Without a usable grant:
+    /// (`Tokens::renew_at`) — once, however many sessions open at that moment — and when to renew
+    /// it next (seconds since the epoch). Without a usable grant:
     /// [`AdminError::AuthorizationRequired`] with a new link.
-    pub async fn upstream_bearer(&self, p: &Principal, c: &Connection) -> Result<String, AdminError> {
-        self.upstream_token(p, c).await.map(|(token, _)| token)
-    }
-
-    /// [`Admin::upstream_bearer`] with when to renew the token (seconds since the epoch), if it
-    /// expires.
     pub(crate) async fn upstream_token(
         &self,
         p: &Principal,

@@ -128,22 +128,10 @@ async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
     client.close().await.ok();
 
     // A vault key rotation re-seals the grant: sessions opened after it still carry the token.
-    let before = front
-        .admin
-        .store
-        .upstream_grant(&front.owner().org_id, &conn_id(&front).await, &format!("user:{}", front.owner().user_id))
-        .await
-        .unwrap()
-        .expect("grant");
+    let before = owner_grant(&front).await;
     let (ok, out) = front.manage(&front.key, "VAULT_ROTATE", json!({})).await;
     assert!(ok, "{out}");
-    let after = front
-        .admin
-        .store
-        .upstream_grant(&front.owner().org_id, &conn_id(&front).await, &format!("user:{}", front.owner().user_id))
-        .await
-        .unwrap()
-        .expect("grant");
+    let after = owner_grant(&front).await;
     assert_ne!(before.key_id, after.key_id, "sealed under the new key");
     let client = TestClient::connect_http(&front.endpoint("remote"), &front.key, ClientBehaviour::default())
         .await
@@ -163,16 +151,7 @@ async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
     assert_ne!(reused.status, 303, "a used link goes nowhere: {}", reused.body);
 
     // No token in clear in the front's database.
-    let token = {
-        let row = front
-            .admin
-            .store
-            .upstream_grant(&front.owner().org_id, &conn_id(&front).await, &format!("user:{}", front.owner().user_id))
-            .await
-            .unwrap()
-            .expect("grant row");
-        row.ciphertext
-    };
+    let token = owner_grant(&front).await.ciphertext;
     assert!(!token.contains("mesh_"), "sealed");
     let db = std::fs::read(front.data_dir().join("mesh.db")).unwrap_or_default();
     for prefix in [b"mat_".as_slice(), b"mrt_".as_slice()] {
@@ -209,6 +188,18 @@ async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
 
     front.stop().await;
     back.stop().await;
+}
+
+/// The owner's grant row at `remote`.
+async fn owner_grant(front: &TestMesh) -> mesh_store::SecretRow {
+    let subject = format!("user:{}", front.owner().user_id);
+    front
+        .admin
+        .store
+        .upstream_grant(&front.owner().org_id, &conn_id(front).await, &subject)
+        .await
+        .unwrap()
+        .expect("grant")
 }
 
 async fn conn_id(front: &TestMesh) -> String {
