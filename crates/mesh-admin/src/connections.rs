@@ -55,6 +55,11 @@ pub struct ConnectionInput {
     pub auth: Option<String>,
     /// With `oauth`: one grant for the whole connection instead of one per user.
     pub oauth_shared: Option<bool>,
+    /// With `oauth`: the client registered by hand at the upstream's authorization server (an
+    /// empty string removes it; without one the mesh registers itself).
+    pub oauth_client_id: Option<String>,
+    /// Its secret, for a confidential client (sealed; write-only).
+    pub oauth_client_secret: Option<String>,
 }
 
 /// A connection as shown to callers: secrets appear by name only, values masked.
@@ -95,6 +100,8 @@ pub struct ConnectionView {
     pub auth: String,
     /// With `oauth`: one grant for the whole connection.
     pub oauth_shared: bool,
+    /// With `oauth`: the client registered by hand, if any (its secret is never shown).
+    pub oauth_client_id: Option<String>,
     /// A stdio connection whose command was set directly, not from the catalogue.
     pub outside_catalogue: bool,
     /// Whether it may reach internal networks (an operator set its URL, or it predates the
@@ -150,10 +157,12 @@ impl Admin {
             oauth_shared: false,
         };
         apply(&mut c, &input)?;
+        crate::upstream_oauth::check_input(&c, &input)?;
         self.govern_host_access(p, &mut c, &input, None, &[]).await?;
         self.check_anonymous_slug(&c).await?;
         let secrets = self.seal_secrets(&c, &input)?.unwrap_or_default();
         self.store.create_connection(&c, &secrets).await?;
+        self.apply_preregistered(p, &c, &input).await?;
         self.keys.reload_anonymous(&self.store).await?;
         self.announce(crate::Change::Connections { org_id: p.org_id.clone() });
         tracing::info!(org = %p.org_id, connection = %c.slug, transport = %c.transport, "connection created");
@@ -189,6 +198,7 @@ impl Admin {
         let stored = self.store.connection_secrets(&p.org_id, &c.id).await?;
         let stored_env: Vec<String> = stored.iter().filter(|r| r.kind == "env").map(|r| r.name.clone()).collect();
         apply(&mut c, &input)?;
+        crate::upstream_oauth::check_input(&c, &input)?;
         self.govern_host_access(p, &mut c, &input, Some(&before), &stored_env).await?;
         if c.transport != "stdio" && input.env.is_none() && !stored_env.is_empty() {
             // An environment belongs to a program: a connection that no longer runs one drops it.
@@ -204,6 +214,7 @@ impl Admin {
             rows.extend(stored.into_iter().filter(|r| keep(&r.kind)));
         }
         self.store.update_connection(&c, secrets.as_deref()).await?;
+        let client_changed = self.apply_preregistered(p, &c, &input).await?;
         self.keys.reload_anonymous(&self.store).await?;
         if c.slug != before.slug {
             // Grants name the route as the client wrote it: the old name is free for another
@@ -219,7 +230,7 @@ impl Admin {
             // starts from no grant.
             self.store.delete_upstream_grants_at(&p.org_id, &c.id).await?;
         }
-        if upstream_changed || c.auth != before.auth {
+        if upstream_changed || client_changed || c.auth != before.auth {
             self.announce(crate::Change::ConnectionEnded { id: c.id.clone() });
         }
         self.announce(crate::Change::Connections { org_id: p.org_id.clone() });
@@ -319,6 +330,7 @@ impl Admin {
 
     async fn view(&self, c: Connection) -> Result<ConnectionView, AdminError> {
         let secrets = self.store.connection_secrets(&c.org_id, &c.id).await?;
+        let oauth_client_id = self.preregistered_client_id(&c).await?;
         let masked = |kind: &str| -> BTreeMap<String, String> {
             secrets.iter().filter(|s| s.kind == kind).map(|s| (s.name.clone(), MASK.to_string())).collect()
         };
@@ -342,6 +354,7 @@ impl Admin {
             template: c.template,
             auth: c.auth,
             oauth_shared: c.oauth_shared,
+            oauth_client_id,
             trusted: c.trusted,
             created_at: c.created_at,
             updated_at: c.updated_at,

@@ -102,6 +102,15 @@ pub struct AddArgs {
     /// With --auth oauth: one grant for the whole connection, authorized by an admin.
     #[arg(long, requires = "auth")]
     oauth_shared: bool,
+    /// With --auth oauth: a client registered by hand at the server's authorization server
+    /// (without one, the mesh registers itself or uses its client metadata document).
+    #[arg(long, requires = "auth")]
+    oauth_client_id: Option<String>,
+    /// Its secret, for a confidential client (stored encrypted; used only with
+    /// --oauth-client-id). Prefer
+    /// MESH_OAUTH_CLIENT_SECRET in the environment: a flag shows in the process list.
+    #[arg(long, env = "MESH_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    oauth_client_secret: Option<String>,
     #[command(flatten)]
     target: Target,
 }
@@ -256,6 +265,10 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
     if a.oauth_shared {
         input.insert("oauthShared".into(), json!(true));
     }
+    if a.oauth_client_id.is_some() {
+        opt(&mut input, "oauthClientSecret", a.oauth_client_secret);
+    }
+    opt(&mut input, "oauthClientId", a.oauth_client_id);
     let out = api::manage(&a.target, "COLLECTION_CONNECTIONS_CREATE", Value::Object(input)).await?;
     if a.target.json {
         return print_item(&a.target, &out["item"]);

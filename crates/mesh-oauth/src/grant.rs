@@ -46,8 +46,8 @@ impl Grant {
 
     /// Starts a new authorization after `challenge` (a 401, or a 403 `insufficient_scope`) from
     /// the MCP server at `server`: discovery again (the server may name a new authorization
-    /// server), a client there (the old one is dropped if the issuer changed), the scope (on a
-    /// step-up, what was asked before and what is asked now), and the request.
+    /// server), a client there (this grant's own if it has one for that issuer, else one made
+    /// with `opts`), then [`Grant::authorize`].
     pub async fn begin(
         &mut self,
         net: &Net,
@@ -59,25 +59,41 @@ impl Grant {
         if !found.server.supports_s256() {
             return Err(OAuthError::NoPkce);
         }
+        let client = match &self.client {
+            Some((client, origin, at)) if *at == found.server.issuer => (client.clone(), *origin),
+            _ => register::client(net, &found.server, opts).await?,
+        };
+        self.authorize(found, client, challenge, &opts.redirect_uri)
+    }
+
+    /// The authorization request at `found`'s server as `client` (which the caller chose: kept
+    /// per authorization server, not per grant): the old client and tokens are dropped if the
+    /// issuer changed, and the scope is, on a step-up, what was asked before and what is asked
+    /// now.
+    pub fn authorize(
+        &mut self,
+        found: Discovery,
+        client: (Client, Origin),
+        challenge: Option<&Challenge>,
+        redirect_uri: &str,
+    ) -> Result<Pending, OAuthError> {
+        if !found.server.supports_s256() {
+            return Err(OAuthError::NoPkce);
+        }
         let issuer = found.server.issuer.clone();
         if self.client.as_ref().is_some_and(|(_, _, at)| *at != issuer) {
             // Another authorization server: nothing of the old one may reach it.
-            self.client = None;
             self.tokens = None;
             self.requested = None;
-        }
-        if self.client.is_none() {
-            let (client, origin) = register::client(net, &found.server, opts).await?;
-            self.client = Some((client, origin, issuer));
         }
         let mut wanted = scope::choose(challenge, &found.resource, &found.server);
         if let (Some(before), Some(now)) = (&self.requested, &wanted) {
             // SEP-2350: a re-authorization asks for the union, never loses what was granted.
             wanted = Some(scope::widened(Some(before), now));
         }
-        let Some((client, _, _)) = &self.client else { unreachable!("set above") };
         let pending =
-            flow::authorize(&found.server, client, &opts.redirect_uri, found.resource_indicator(), wanted.as_deref())?;
+            flow::authorize(&found.server, &client.0, redirect_uri, found.resource_indicator(), wanted.as_deref())?;
+        self.client = Some((client.0, client.1, issuer));
         self.requested = wanted;
         self.discovery = Some(found);
         Ok(pending)

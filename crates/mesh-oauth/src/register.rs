@@ -147,3 +147,19 @@ async fn register(
     };
     Ok(Client { client_id: r.client_id, client_secret: r.client_secret, auth_method })
 }
+
+/// The client ID metadata document the mesh publishes at `opts.metadata_document` (the
+/// draft-ietf-oauth-client-id-metadata-document fields an authorization server reads): a public
+/// client, identified by the document's own URL, redirecting only to the mesh's callback.
+pub fn metadata_document(opts: &Options, client_uri: &str) -> Option<serde_json::Value> {
+    let url = opts.metadata_document.as_ref()?;
+    Some(serde_json::json!({
+        "client_id": url,
+        "client_name": opts.client_name,
+        "client_uri": client_uri,
+        "redirect_uris": [opts.redirect_uri],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }))
+}

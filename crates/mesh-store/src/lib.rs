@@ -54,7 +54,7 @@ pub use gateways::Gateway;
 pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, SecretRow, StdioTemplate, User};
 pub use oauth::{OAuthClient, OAuthCode, OAuthGrant, OAuthToken, UserSession};
 pub use orgs::MemberChange;
-pub use upstream_oauth::{UpstreamLogin, GRANT as OAUTH_GRANT};
+pub use upstream_oauth::{UpstreamLogin, CLIENT as OAUTH_CLIENT, GRANT as OAUTH_GRANT};
 
 /// A list of strings as its stored JSON text.
 pub(crate) fn json(list: &[String]) -> String {

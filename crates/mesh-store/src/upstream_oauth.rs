@@ -10,6 +10,11 @@ use crate::{SecretRow, Store, StoreError};
 /// The kind of a grant's row in `connection_secrets`.
 pub const GRANT: &str = "oauth_grant";
 
+/// The kind of a client's row in `connection_secrets`: the one the operator registered by hand
+/// (named `preregistered`), and those the mesh registered dynamically (one per authorization
+/// server, named `registered:<issuer>`).
+pub const CLIENT: &str = "oauth_client";
+
 /// An authorization under way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamLogin {
@@ -47,11 +52,32 @@ impl Store {
         connection_id: &str,
         subject: &str,
     ) -> Result<Option<SecretRow>, StoreError> {
+        self.oauth_row(org_id, connection_id, GRANT, subject).await
+    }
+
+    /// The client named `name` at a connection of `org_id` ([`CLIENT`]).
+    pub async fn upstream_client(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        name: &str,
+    ) -> Result<Option<SecretRow>, StoreError> {
+        self.oauth_row(org_id, connection_id, CLIENT, name).await
+    }
+
+    async fn oauth_row(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<SecretRow>, StoreError> {
         let sql = format!(
             "SELECT {SECRET_COLUMNS} FROM connection_secrets \
-             WHERE org_id = $1 AND connection_id = $2 AND kind = '{GRANT}' AND name = $3"
+             WHERE org_id = $1 AND connection_id = $2 AND kind = $3 AND name = $4"
         );
-        let row = sqlx::query(&sql).bind(org_id).bind(connection_id).bind(subject).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query(&sql).bind(org_id).bind(connection_id).bind(kind).bind(name).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(secret).transpose()?)
     }
 
@@ -65,15 +91,19 @@ impl Store {
         Ok(rows.iter().map(secret).collect::<Result<_, _>>()?)
     }
 
-    /// Stores a grant, replacing the subject's previous one at that connection.
-    pub async fn put_upstream_grant(&self, row: &SecretRow) -> Result<(), StoreError> {
+    /// Stores a grant or a client ([`GRANT`], [`CLIENT`]), replacing the one of that name at
+    /// that connection.
+    pub async fn put_upstream_oauth(&self, row: &SecretRow) -> Result<(), StoreError> {
+        if row.kind != GRANT && row.kind != CLIENT {
+            return Err(StoreError::Invalid(format!("'{}' is not an upstream OAuth row", row.kind)));
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 AND kind = $3 AND name = $4",
         )
         .bind(&row.org_id)
         .bind(&row.connection_id)
-        .bind(GRANT)
+        .bind(&row.kind)
         .bind(&row.name)
         .execute(&mut *tx)
         .await?;
@@ -130,6 +160,25 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Removes the client named `name` at a connection. Whether there was one.
+    pub async fn delete_upstream_client(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 AND kind = $3 AND name = $4",
+        )
+        .bind(org_id)
+        .bind(connection_id)
+        .bind(CLIENT)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Removes every grant at a connection (its URL or mode changed). How many.

@@ -8,6 +8,7 @@
 //! and comes back through the front's callback; then calls pass, refreshes happen once per
 //! expiry however many sessions open at once, and no token is written in clear.
 
+use mesh_relay::ports::Authenticator;
 use mesh_testkit::oauth::Browser;
 use mesh_testkit::raw::{initialize_body, post, post_headers};
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
@@ -37,8 +38,13 @@ async fn front(back: &TestMesh) -> TestMesh {
 
 /// An `initialize` at the front's `remote`: the JSON-RPC reply.
 async fn initialize(front: &TestMesh) -> Value {
+    initialize_as(front, &front.key).await
+}
+
+/// An `initialize` at the front's `remote` with `key`.
+async fn initialize_as(front: &TestMesh, key: &str) -> Value {
     let (status, _, body) =
-        post(&front.endpoint("remote"), post_headers(&front.key, None), initialize_body(1, "2025-11-25")).await;
+        post(&front.endpoint("remote"), post_headers(key, None), initialize_body(1, "2025-11-25")).await;
     assert_eq!(status, 200, "{body}");
     let json = body.lines().find_map(|l| l.strip_prefix("data:")).unwrap_or(&body).trim().to_string();
     serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -56,10 +62,15 @@ fn link_of(reply: &Value) -> String {
 /// The whole authorization in a browser: the front's login, the back's login and consent, the
 /// front's callback page.
 async fn authorize(front: &TestMesh, link: &str) -> String {
+    authorize_as(front, link, OWNER, FRONT_PASSWORD).await
+}
+
+/// [`authorize`] by the front's user `email`.
+async fn authorize_as(front: &TestMesh, link: &str, email: &str, password: &str) -> String {
     let mut browser = Browser::new();
     let page = browser.get(link).await;
     assert!(page.has_form("login"), "the front asks who is there first: {}", page.body);
-    let after = browser.submit(&page, "login", &[("email", OWNER), ("password", FRONT_PASSWORD)]).await;
+    let after = browser.submit(&page, "login", &[("email", email), ("password", password)]).await;
     let callback = format!("{}/oauth/upstream/callback", front.url);
     let to_back = browser.follow(after, "http://127.0.0.1").await.expect("a redirect");
     let back_url = if to_back.starts_with(&format!("{}/", front.url)) {
@@ -188,6 +199,121 @@ async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
 
     front.stop().await;
     back.stop().await;
+}
+
+/// The mesh registers once per authorization server, for every user of the connection; a
+/// client registered by hand (id and sealed secret) takes precedence, and changing it ends the
+/// grants made with the other one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_one_client_per_authorization_server_or_one_given_by_hand() {
+    let back = back(3600).await;
+    let front = front(&back).await;
+    let dynamic_clients = || async {
+        let (ok, out) = back.manage(&back.key, "OAUTH_CLIENT_LIST", json!({})).await;
+        assert!(ok, "{out}");
+        out["items"].as_array().unwrap().iter().filter(|c| c["kind"] == "dynamic").count()
+    };
+    let call_passes = |key: String| {
+        let endpoint = front.endpoint("remote");
+        async move {
+            let c = TestClient::connect_http(&endpoint, &key, ClientBehaviour::default()).await.expect("session");
+            let r = c.call_tool("echo", json!({"message": "m"})).await.expect("call");
+            assert_ne!(r["isError"], true, "{r}");
+            c.close().await.ok();
+        }
+    };
+
+    // The owner, then a member: two grants, one registration.
+    authorize(&front, &link_of(&initialize(&front).await)).await;
+    let member_key = front.extra_key("member").await;
+    let member = front.admin.keys.authenticate(&member_key).expect("member");
+    front.admin.set_password(&member, None, "the member's password").await.expect("password");
+    let email = front.admin.store.get_user(&member.user_id).await.unwrap().expect("user").email;
+    let link = link_of(&initialize_as(&front, &member_key).await);
+    authorize_as(&front, &link, &email, "the member's password").await;
+    call_passes(member_key.clone()).await;
+    call_passes(front.key.clone()).await;
+    assert_eq!(dynamic_clients().await, 1, "one registration for both users");
+    let conn = conn_id(&front).await;
+    for user in [&front.owner().user_id, &member.user_id] {
+        let held = front.admin.store.upstream_grant(&member.org_id, &conn, &format!("user:{user}")).await.unwrap();
+        assert!(held.is_some(), "a grant per user at the front");
+    }
+
+    // A client registered by hand at the back (confidential): set on the connection, it
+    // replaces the registered one, and the grants made with that one end.
+    let callback = format!("{}/oauth/upstream/callback", front.url);
+    let (ok, made) = back
+        .manage(
+            &back.key,
+            "OAUTH_CLIENT_CREATE",
+            json!({"name": "Front mesh", "redirectUris": [callback], "confidential": true}),
+        )
+        .await;
+    assert!(ok, "{made}");
+    let (client_id, secret) = (made["item"]["clientId"].as_str().unwrap(), made["clientSecret"].as_str().unwrap());
+    let (ok, view) = front
+        .manage(
+            &front.key,
+            "COLLECTION_CONNECTIONS_UPDATE",
+            json!({"id": "remote", "oauthClientId": client_id, "oauthClientSecret": secret}),
+        )
+        .await;
+    assert!(ok, "{view}");
+    assert_eq!(view["item"]["oauthClientId"], client_id, "{view}");
+    assert!(!view.to_string().contains(secret), "the secret is write-only: {view}");
+    let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
+    assert!(ok && grants["items"].as_array().unwrap().is_empty(), "grants of the old client ended: {grants}");
+    authorize(&front, &link_of(&initialize(&front).await)).await;
+    call_passes(front.key.clone()).await;
+    let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
+    assert!(ok, "{grants}");
+    assert_eq!(grants["items"][0]["clientId"], client_id, "{grants}");
+    assert_eq!(dynamic_clients().await, 1, "no new registration");
+    let db = std::fs::read(front.data_dir().join("mesh.db")).unwrap_or_default();
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "the client secret is sealed");
+
+    // Bad input: a secret without its id, an id on a connection without OAuth.
+    let (ok, out) = front
+        .manage(&front.key, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": "remote", "oauthClientSecret": "s"}))
+        .await;
+    assert!(!ok && out.to_string().contains("oauthClientId"), "{out}");
+    front.add_connection(json!({"slug": "plain", "url": back.endpoint("everything")})).await;
+    let (ok, out) =
+        front.manage(&front.key, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": "plain", "oauthClientId": "x"})).await;
+    assert!(!ok && out.to_string().contains("auth oauth"), "{out}");
+
+    // Removed: back to the client the mesh registered before — still no second registration.
+    let (ok, view) =
+        front.manage(&front.key, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": "remote", "oauthClientId": ""})).await;
+    assert!(ok && view["item"]["oauthClientId"].is_null(), "{view}");
+    authorize(&front, &link_of(&initialize(&front).await)).await;
+    call_passes(front.key.clone()).await;
+    assert_eq!(dynamic_clients().await, 1, "the registration was kept");
+    front.stop().await;
+    back.stop().await;
+}
+
+/// The mesh's client ID metadata document: published only under an https public URL, naming
+/// its own URL as the client id and the mesh's callback as the only redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_the_client_metadata_document() {
+    let public = "https://mesh.example.test";
+    let mesh = TestMesh::start_with(|c| c.public_url = Some(url::Url::parse(public).unwrap())).await;
+    let r = reqwest::get(format!("{}/oauth/upstream/client.json", mesh.url)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["client_id"], format!("{public}/oauth/upstream/client.json"), "{doc}");
+    assert_eq!(doc["redirect_uris"], json!([format!("{public}/oauth/upstream/callback")]), "{doc}");
+    assert_eq!(doc["token_endpoint_auth_method"], "none", "{doc}");
+    assert_eq!(doc["grant_types"], json!(["authorization_code", "refresh_token"]), "{doc}");
+    mesh.stop().await;
+
+    // Over plain http there is none: its URL could not be a client id.
+    let plain = TestMesh::start().await;
+    let r = reqwest::get(format!("{}/oauth/upstream/client.json", plain.url)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    plain.stop().await;
 }
 
 /// The owner's grant row at `remote`.

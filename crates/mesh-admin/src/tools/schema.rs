@@ -19,7 +19,9 @@ fn connection_fields() -> Value {
         "status": {"type": "string", "enum": ["active", "disabled"]},
         "anonymous": {"type": "boolean", "description": "Admit callers without credentials to this connection (default false). They can use only this connection, never management."},
         "auth": {"type": "string", "enum": ["none", "headers", "oauth"], "description": "How the mesh authenticates upstream: its configured headers (default), or OAuth (http/sse only): each user authorizes once (a link the client shows, or `mcp-mesh connection login`), and the mesh keeps and refreshes their token."},
-        "oauthShared": {"type": "boolean", "description": "With auth oauth: one grant for the whole connection (a service account, authorized by an admin) instead of one per user."}
+        "oauthShared": {"type": "boolean", "description": "With auth oauth: one grant for the whole connection (a service account, authorized by an admin) instead of one per user."},
+        "oauthClientId": {"type": "string", "description": "With auth oauth: a client registered by hand at the server's authorization server (for servers without dynamic registration or client ID metadata documents). An empty string removes it. Changing it ends the connection's grants."},
+        "oauthClientSecret": {"type": "string", "description": "With oauthClientId: its secret, for a confidential client. Stored encrypted; write-only."}
     })
 }
 

@@ -50,6 +50,7 @@ pub(crate) fn router(ctx: Ctx) -> Router {
         .route("/oauth/upstream/start", get(upstream::start))
         .route("/oauth/upstream/login", post(upstream::login))
         .route("/oauth/upstream/callback", get(upstream::callback))
+        .route(mesh_admin::upstream_oauth::METADATA_DOCUMENT_PATH, get(upstream::client_document))
         .with_state(ctx)
         .merge(meta)
 }

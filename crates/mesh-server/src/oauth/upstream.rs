@@ -7,7 +7,7 @@ use super::{client_ip, form, pages, read_cookie, see_other, set_cookie, Ctx, Pee
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use mesh_admin::oauth::login::LoginError;
 use mesh_admin::AdminError;
 
@@ -108,5 +108,22 @@ pub(super) async fn callback(State(ctx): State<Ctx>, RawQuery(q): RawQuery, head
     match ctx.admin.upstream_callback(&params, &user).await {
         Ok(connection) => pages::upstream_done(&connection),
         Err(e) => refused(e),
+    }
+}
+
+/// GET /oauth/upstream/client.json: the mesh's client ID metadata document, which authorization
+/// servers that accept them fetch instead of being registered at. Public by nature; only
+/// published when the mesh's public URL is https (the document's URL is the client id).
+pub(super) async fn client_document(State(ctx): State<Ctx>) -> Response {
+    match ctx.admin.upstream_metadata_document() {
+        Some(doc) => {
+            let mut resp = axum::Json(doc).into_response();
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+            resp
+        }
+        None => pages::error(
+            StatusCode::NOT_FOUND,
+            "this mesh publishes no client metadata document: its public URL (MESH_PUBLIC_URL) is not https",
+        ),
     }
 }

@@ -1,6 +1,6 @@
 //! Chapter: users' grants at OAuth-protected upstreams (#19), and the authorizations under way.
 
-use mesh_store::{Connection, SecretRow, Store, UpstreamLogin, OAUTH_GRANT};
+use mesh_store::{Connection, SecretRow, Store, UpstreamLogin, OAUTH_CLIENT, OAUTH_GRANT};
 
 use crate::connections::{conn, secret};
 use crate::people::NOW;
@@ -41,14 +41,14 @@ pub async fn upstream_oauth(store: &Store) {
     assert_eq!((got.auth.as_str(), got.oauth_shared), ("oauth", false));
 
     // One grant per subject, apart from the connection's headers.
-    store.put_upstream_grant(&grant(&c, "sec_g1", "user:u1")).await.unwrap();
-    store.put_upstream_grant(&grant(&c, "sec_g2", "user:u2")).await.unwrap();
+    store.put_upstream_oauth(&grant(&c, "sec_g1", "user:u1")).await.unwrap();
+    store.put_upstream_oauth(&grant(&c, "sec_g2", "user:u2")).await.unwrap();
     let headers = store.connection_secrets("org_a", &c.id).await.unwrap();
     assert_eq!(headers.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["sec_h1"], "grants are not headers");
     assert_eq!(store.upstream_grant("org_a", &c.id, "user:u1").await.unwrap().unwrap().ciphertext, "sealed(sec_g1)");
     assert!(store.upstream_grant("org_b", &c.id, "user:u1").await.unwrap().is_none(), "another organisation's");
     // A new one replaces the old.
-    store.put_upstream_grant(&grant(&c, "sec_g3", "user:u1")).await.unwrap();
+    store.put_upstream_oauth(&grant(&c, "sec_g3", "user:u1")).await.unwrap();
     let g = store.upstream_grant("org_a", &c.id, "user:u1").await.unwrap().unwrap();
     assert_eq!(g.id, "sec_g3");
     assert_eq!(store.upstream_grants_of("org_a", "user:u1").await.unwrap().len(), 1);
@@ -61,6 +61,22 @@ pub async fn upstream_oauth(store: &Store) {
     // Editing the headers keeps users' grants.
     store.update_connection(&c, Some(&[secret(&c, "sec_h2", "header", "X-Other")])).await.unwrap();
     assert!(store.upstream_grant("org_a", &c.id, "user:u1").await.unwrap().is_some());
+
+    // Clients: the one given by hand and one per authorization server, kept apart from grants
+    // and headers, replaced by name, and never taken by a header edit.
+    let client = |id: &str, name: &str| SecretRow { kind: OAUTH_CLIENT.into(), ..secret(&c, id, "", name) };
+    store.put_upstream_oauth(&client("sec_c1", "registered:https://as.example")).await.unwrap();
+    store.put_upstream_oauth(&client("sec_c2", "preregistered")).await.unwrap();
+    store.put_upstream_oauth(&client("sec_c3", "preregistered")).await.unwrap();
+    assert_eq!(store.upstream_client("org_a", &c.id, "preregistered").await.unwrap().unwrap().id, "sec_c3");
+    assert!(store.upstream_client("org_b", &c.id, "preregistered").await.unwrap().is_none());
+    assert!(store.upstream_grant("org_a", &c.id, "preregistered").await.unwrap().is_none(), "a client is no grant");
+    store.update_connection(&c, Some(&[secret(&c, "sec_h3", "header", "X-Trace")])).await.unwrap();
+    assert!(store.upstream_client("org_a", &c.id, "registered:https://as.example").await.unwrap().is_some());
+    assert!(store.delete_upstream_client("org_a", &c.id, "preregistered").await.unwrap());
+    assert!(!store.delete_upstream_client("org_a", &c.id, "preregistered").await.unwrap());
+    let header = SecretRow { kind: "header".into(), ..secret(&c, "sec_x", "", "X") };
+    assert!(store.put_upstream_oauth(&header).await.is_err(), "only grants and clients");
 
     // Authorizations under way: found by state, completed once, superseded by a newer one.
     store.insert_upstream_login(&login(&c, "l1", "user:u1"), NOW).await.unwrap();
@@ -81,7 +97,7 @@ pub async fn upstream_oauth(store: &Store) {
     assert_eq!(store.delete_upstream_grants_of("org_a", "user:u2").await.unwrap(), 1);
     assert!(store.delete_upstream_grant("org_a", &c.id, "user:u1").await.unwrap());
     assert!(!store.delete_upstream_grant("org_a", &c.id, "user:u1").await.unwrap());
-    store.put_upstream_grant(&grant(&c, "sec_g4", "shared")).await.unwrap();
+    store.put_upstream_oauth(&grant(&c, "sec_g4", "shared")).await.unwrap();
     assert_eq!(store.delete_upstream_grants_at("org_a", &c.id).await.unwrap(), 1);
     assert!(store.delete_connection("org_a", &c.id).await.unwrap());
     assert!(store.upstream_login("l2").await.unwrap().is_none(), "logins go with the connection");

@@ -8,9 +8,15 @@
 //! under the vault with the same associated data as every secret, so vault rotation re-seals
 //! them, and deleting the connection deletes them.
 
+mod clients;
+mod live;
+
+pub(crate) use clients::check_input;
+pub use clients::METADATA_DOCUMENT_PATH;
+pub(crate) use live::LiveToken;
+
 use crate::{Admin, AdminError};
 use mesh_core::{id, Principal};
-use mesh_oauth::register::Options;
 use mesh_oauth::{challenge, Grant, Net, OAuthError, Pending};
 use mesh_relay::Reach;
 use mesh_store::{Connection, SecretRow, UpstreamLogin, OAUTH_GRANT};
@@ -87,9 +93,10 @@ fn subject_of(c: &Connection, p: &Principal) -> String {
     }
 }
 
-/// The associated data of a grant's ciphertext: a secret's (`vault.rs` rotation uses the same).
-fn grant_aad(connection_id: &str, subject: &str) -> Vec<u8> {
-    format!("{connection_id}/{OAUTH_GRANT}/{subject}").into_bytes()
+/// The associated data of a grant's or client's ciphertext: a secret's (`vault.rs` rotation
+/// uses the same).
+fn sealed_aad(connection_id: &str, kind: &str, name: &str) -> Vec<u8> {
+    format!("{connection_id}/{kind}/{name}").into_bytes()
 }
 
 fn login_aad(login_id: &str) -> Vec<u8> {
@@ -126,46 +133,17 @@ impl Admin {
         Net { client, allow: Some(allow) }
     }
 
-    fn oauth_options(&self) -> Options {
-        Options {
-            preregistered: None,
-            metadata_document: None,
-            redirect_uri: self.upstream_redirect_uri(),
-            client_name: "MCP Mesh".into(),
-        }
-    }
-
     async fn load_grant(&self, c: &Connection, subject: &str) -> Result<Option<(SecretRow, Grant)>, AdminError> {
-        let Some(row) = self.store.upstream_grant(&c.org_id, &c.id, subject).await? else { return Ok(None) };
-        let plain = {
-            let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
-            ring.open(&row.key_id, &row.ciphertext, &grant_aad(&c.id, subject))?
-        };
-        let grant = serde_json::from_slice(&plain)
-            .map_err(|_| AdminError::Invalid(format!("connection '{}': a stored grant does not read", c.slug)))?;
-        Ok(Some((row, grant)))
+        self.open_row(c, OAUTH_GRANT, subject).await
     }
 
     fn seal_grant(&self, c: &Connection, subject: &str, grant: &Grant) -> Result<(String, String), AdminError> {
-        let plain = serde_json::to_vec(grant).map_err(|e| AdminError::Invalid(format!("grant: {e}")))?;
-        let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
-        let sealed = ring.seal(&plain, &grant_aad(&c.id, subject))?;
-        Ok((sealed.key_id, sealed.ciphertext))
+        self.seal_row(c, OAUTH_GRANT, subject, grant)
     }
 
     /// Seals `grant` and stores it as `subject`'s at `c`, replacing the one before.
     async fn store_grant(&self, c: &Connection, subject: &str, grant: &Grant) -> Result<(), AdminError> {
-        let (key_id, ciphertext) = self.seal_grant(c, subject, grant)?;
-        let row = SecretRow {
-            id: id::new_id("sec"),
-            org_id: c.org_id.clone(),
-            connection_id: c.id.clone(),
-            kind: OAUTH_GRANT.into(),
-            name: subject.to_string(),
-            key_id,
-            ciphertext,
-        };
-        Ok(self.store.put_upstream_grant(&row).await?)
+        self.store_row(c, OAUTH_GRANT, subject, grant).await
     }
 
     /// Starts an authorization of `p` at connection `id_or_slug` (its shared grant needs the
@@ -191,19 +169,18 @@ impl Admin {
             .and_then(|u| url::Url::parse(u).ok())
             .ok_or_else(|| AdminError::Invalid(format!("connection '{}' has no valid url", c.slug)))?;
         let net = self.oauth_net(c);
-        let found = self.challenge(&net, &url).await;
-        // The client registered before is kept (registration is per authorization server).
-        let mut grant = self.load_grant(c, &subject).await?.map(|(_, g)| g).unwrap_or_default();
-        let client_before = grant.client.as_ref().map(|(c, _, issuer)| (c.client_id.clone(), issuer.clone()));
-        let pending =
-            grant.begin(&net, &url, found.as_ref(), &self.oauth_options()).await.map_err(|e| oauth_failed(c, e))?;
-        let client_now = grant.client.as_ref().map(|(c, _, issuer)| (c.client_id.clone(), issuer.clone()));
-        if client_now != client_before {
-            // Kept now, not at the callback: a user who asks again (or a client that retries
-            // `initialize` before anyone authorizes) must not register the mesh once more each
-            // time at the upstream's authorization server.
-            self.store_grant(c, &subject, &grant).await?;
+        let challenge = self.challenge(&net, &url).await;
+        let found =
+            mesh_oauth::discover::discover(&net, &url, challenge.as_ref()).await.map_err(|e| oauth_failed(c, e))?;
+        if !found.server.supports_s256() {
+            return Err(oauth_failed(c, OAuthError::NoPkce));
         }
+        let client = self.upstream_client(c, &net, &found).await?;
+        // The grant before (if any) gives the scope asked last: a new authorization widens it.
+        let mut grant = self.load_grant(c, &subject).await?.map(|(_, g)| g).unwrap_or_default();
+        let pending = grant
+            .authorize(found, client, challenge.as_ref(), &self.upstream_redirect_uri())
+            .map_err(|e| oauth_failed(c, e))?;
         let login_id = id::random_base62(32);
         let payload = serde_json::to_vec(&Underway { pending, grant })
             .map_err(|e| AdminError::Invalid(format!("authorization: {e}")))?;
@@ -307,17 +284,7 @@ impl Admin {
             return Err(unknown());
         }
         grant.finish(&self.oauth_net(&c), &pending, params).await.map_err(|e| oauth_failed(&c, e))?;
-        let (key_id, ciphertext) = self.seal_grant(&c, &row.subject, &grant)?;
-        let secret = SecretRow {
-            id: id::new_id("sec"),
-            org_id: c.org_id.clone(),
-            connection_id: c.id.clone(),
-            kind: OAUTH_GRANT.into(),
-            name: row.subject.clone(),
-            key_id,
-            ciphertext,
-        };
-        self.store.put_upstream_grant(&secret).await?;
+        self.store_grant(&c, &row.subject, &grant).await?;
         tracing::info!(org = %c.org_id, connection = %c.slug, subject = %row.subject, "upstream authorization granted");
         Ok(c.slug)
     }
@@ -471,63 +438,5 @@ impl Admin {
             self.announce(crate::Change::ConnectionEnded { id: c.id.clone() });
         }
         Ok(gone)
-    }
-}
-
-/// A user's upstream token as a live credential of their open sessions: links read it on every
-/// request (a lock read and a clock read), and the first read once it is due for renewal
-/// (`Tokens::renew_at`: a minute before expiry, or a quarter of a short lifetime) starts one
-/// refresh in the background, so that a long session never sends an expired token.
-pub(crate) struct LiveToken {
-    me: std::sync::Weak<LiveToken>,
-    admin: Admin,
-    principal: Principal,
-    connection: Connection,
-    /// The token, and when to renew it.
-    current: std::sync::RwLock<(Arc<str>, Option<u64>)>,
-    refreshing: std::sync::atomic::AtomicBool,
-}
-
-impl std::fmt::Debug for LiveToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveToken").field("connection", &self.connection.slug).finish_non_exhaustive()
-    }
-}
-
-impl LiveToken {
-    /// The credential for `p` at `c`, starting from `token`.
-    pub(crate) fn new(admin: Admin, p: Principal, c: Connection, token: (String, Option<u64>)) -> Arc<LiveToken> {
-        Arc::new_cyclic(|me| LiveToken {
-            me: me.clone(),
-            admin,
-            principal: p,
-            connection: c,
-            current: std::sync::RwLock::new((token.0.into(), token.1)),
-            refreshing: Default::default(),
-        })
-    }
-}
-
-impl mesh_relay::Credential for LiveToken {
-    fn bearer(&self) -> Option<Arc<str>> {
-        use std::sync::atomic::Ordering;
-        let (token, renew_at) = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let due = renew_at.is_some_and(|at| at <= mesh_oauth::flow::now());
-        if due && !self.refreshing.swap(true, Ordering::AcqRel) {
-            if let Some(me) = self.me.upgrade() {
-                tokio::spawn(async move {
-                    // The grant's own single flight: one refresh however many sessions ask.
-                    match me.admin.upstream_token(&me.principal, &me.connection).await {
-                        Ok((t, at)) => *me.current.write().unwrap_or_else(|p| p.into_inner()) = (t.into(), at),
-                        // Nothing better to send: the upstream's 401 will end the session.
-                        Err(e) => {
-                            tracing::info!(connection = %me.connection.slug, error = %e, "live token not renewed")
-                        }
-                    }
-                    me.refreshing.store(false, Ordering::Release);
-                });
-            }
-        }
-        Some(token)
     }
 }

@@ -1,0 +1,65 @@
+//! The live credential of a session at an OAuth connection: the token it sends, renewed in the
+//! background before it expires.
+
+use crate::Admin;
+use mesh_core::Principal;
+use mesh_store::Connection;
+use std::sync::Arc;
+
+/// A user's upstream token as a live credential of their open sessions: links read it on every
+/// request (a lock read and a clock read), and the first read once it is due for renewal
+/// (`Tokens::renew_at`: a minute before expiry, or a quarter of a short lifetime) starts one
+/// refresh in the background, so that a long session never sends an expired token.
+pub(crate) struct LiveToken {
+    me: std::sync::Weak<LiveToken>,
+    admin: Admin,
+    principal: Principal,
+    connection: Connection,
+    /// The token, and when to renew it.
+    current: std::sync::RwLock<(Arc<str>, Option<u64>)>,
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for LiveToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveToken").field("connection", &self.connection.slug).finish_non_exhaustive()
+    }
+}
+
+impl LiveToken {
+    /// The credential for `p` at `c`, starting from `token`.
+    pub(crate) fn new(admin: Admin, p: Principal, c: Connection, token: (String, Option<u64>)) -> Arc<LiveToken> {
+        Arc::new_cyclic(|me| LiveToken {
+            me: me.clone(),
+            admin,
+            principal: p,
+            connection: c,
+            current: std::sync::RwLock::new((token.0.into(), token.1)),
+            refreshing: Default::default(),
+        })
+    }
+}
+
+impl mesh_relay::Credential for LiveToken {
+    fn bearer(&self) -> Option<Arc<str>> {
+        use std::sync::atomic::Ordering;
+        let (token, renew_at) = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let due = renew_at.is_some_and(|at| at <= mesh_oauth::flow::now());
+        if due && !self.refreshing.swap(true, Ordering::AcqRel) {
+            if let Some(me) = self.me.upgrade() {
+                tokio::spawn(async move {
+                    // The grant's own single flight: one refresh however many sessions ask.
+                    match me.admin.upstream_token(&me.principal, &me.connection).await {
+                        Ok((t, at)) => *me.current.write().unwrap_or_else(|p| p.into_inner()) = (t.into(), at),
+                        // Nothing better to send: the upstream's 401 will end the session.
+                        Err(e) => {
+                            tracing::info!(connection = %me.connection.slug, error = %e, "live token not renewed")
+                        }
+                    }
+                    me.refreshing.store(false, Ordering::Release);
+                });
+            }
+        }
+        Some(token)
+    }
+}
