@@ -121,15 +121,50 @@ impl Store {
         key_id: &str,
         ciphertext: &str,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE connection_secrets SET key_id = $1, ciphertext = $2 WHERE id = $3 AND ciphertext = $4")
-                .bind(key_id)
-                .bind(ciphertext)
-                .bind(id)
-                .bind(old)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE connection_secrets SET key_id = $1, ciphertext = $2, lease_until = NULL \
+             WHERE id = $3 AND ciphertext = $4",
+        )
+        .bind(key_id)
+        .bind(ciphertext)
+        .bind(id)
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Takes the refresh lease of a grant until `until_ms`, if the row still holds `old` (what the
+    /// caller read) and no other lease runs at `now_ms`: whether the caller may refresh it. The
+    /// lease ends with [`Store::swap_upstream_grant`], [`Store::release_upstream_grant`], or at
+    /// `until_ms`.
+    pub async fn lease_upstream_grant(
+        &self,
+        id: &str,
+        old: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE connection_secrets SET lease_until = $1 \
+             WHERE id = $2 AND ciphertext = $3 AND (lease_until IS NULL OR lease_until < $4)",
+        )
+        .bind(until_ms)
+        .bind(id)
+        .bind(old)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a refresh lease without a new grant (the refresh failed for now).
+    pub async fn release_upstream_grant(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connection_secrets SET lease_until = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Removes the grant of `subject` at a connection. Whether there was one.

@@ -29,6 +29,16 @@ impl TestMesh {
 
     /// Starts a mesh after `tune` adjusts its configuration.
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> TestMesh {
+        Self::launch(tune, None).await
+    }
+
+    /// Starts another replica of `first` (whose `tune` gave it a shared database and vault
+    /// key; `tune` must give this one the same): no owner key is made, `first`'s is used.
+    pub async fn start_replica(first: &TestMesh, tune: impl FnOnce(&mut Config)) -> TestMesh {
+        Self::launch(tune, Some(first.key.clone())).await
+    }
+
+    async fn launch(tune: impl FnOnce(&mut Config), key: Option<String>) -> TestMesh {
         crate::init_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = Config::with_data_dir(dir.path().join("data"));
@@ -38,7 +48,10 @@ impl TestMesh {
         cfg.listen = listener.local_addr().expect("addr");
         tune(&mut cfg);
         let mesh = Mesh::build(&cfg).await.expect("mesh builds");
-        let key = mesh.owner_key.as_ref().expect("first start creates the owner key").expose().clone();
+        let key = match key {
+            Some(k) => k,
+            None => mesh.owner_key.as_ref().expect("first start creates the owner key").expose().clone(),
+        };
         let admin = mesh.admin.clone();
         let relay = mesh.relay.clone();
         let port = listener.local_addr().expect("addr").port();

@@ -368,6 +368,51 @@ async fn issue19_concurrent_sessions_at_expiry_refresh_once() {
     back.stop().await;
 }
 
+/// Two replicas of the front on one PostgreSQL database: sessions opening on both at an expiry
+/// still refresh once — the back revokes the whole family when a rotated refresh token is used
+/// twice, so a refresh by each replica would fail the calls, or the refresh after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_replicas_refresh_once_between_them() {
+    let Some(db) = mesh_testkit::pg::fresh("mesh_upstream_oauth").await else { return };
+    let back = back(8).await;
+    let key = "a".repeat(64);
+    let shared = |c: &mut mesh_server::Config| {
+        c.database_url = Some(mesh_core::Secret::new(db.url.clone()));
+        c.encryption_key = Some(mesh_core::Secret::new(key.clone()));
+    };
+    let one = TestMesh::start_with(shared).await;
+    one.add_connection(json!({"slug": "remote", "url": back.endpoint("everything"), "auth": "oauth"})).await;
+    one.admin.set_password(&one.owner(), None, FRONT_PASSWORD).await.expect("password");
+    let two = TestMesh::start_replica(&one, shared).await;
+    authorize(&one, &link_of(&initialize(&one).await)).await;
+    let first = grant_expiry(&one).await;
+
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(6_500)).await;
+        let opens = [&one, &two, &one, &two, &one, &two].map(|m| {
+            let (endpoint, key) = (m.endpoint("remote"), m.key.clone());
+            async move { TestClient::connect_http(&endpoint, &key, ClientBehaviour::default()).await }
+        });
+        let clients: Vec<TestClient> = futures_util::future::join_all(opens)
+            .await
+            .into_iter()
+            .map(|c| c.unwrap_or_else(|e| panic!("session at expiry, round {round}: {e}")))
+            .collect();
+        for c in &clients {
+            let r = c.call_tool("echo", json!({"message": "m"})).await.expect("call");
+            assert_ne!(r["isError"], true, "round {round}: {r}");
+        }
+        for c in clients {
+            c.close().await.ok();
+        }
+    }
+    assert!(grant_expiry(&two).await >= first + 8, "refreshed, and refreshed again");
+    two.stop().await;
+    one.stop().await;
+    back.stop().await;
+    db.drop_now().await;
+}
+
 /// One session open for three token lifetimes: the token it sends is renewed while it lives
 /// (in the background, before expiry), and no call fails — the back refuses an expired token,
 /// so a session still sending its first one would fail after 8 s.

@@ -26,6 +26,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The longest a replica holds a grant's refresh lease (a refresh is one token request; a holder
+/// that died lets the next one in after this).
+const REFRESH_LEASE: Duration = Duration::from_secs(15);
+
 /// How long an authorization link works.
 pub const LOGIN_TTL: Duration = Duration::from_secs(600);
 
@@ -320,30 +324,41 @@ impl Admin {
         }
         let lock = self.oauth.upstream.lock_for(&format!("{}/{subject}", c.id));
         let _turn = lock.lock().await;
-        // Whoever held the lock may have refreshed it.
-        let Some((row, mut g)) = self.load_grant(c, &subject).await? else {
-            return self.authorization_required(p, c).await;
+        // Whoever held the lock (here, or the lease on another replica) may have refreshed it.
+        let waited = std::time::Instant::now();
+        let (row, mut g) = loop {
+            let Some((row, g)) = self.load_grant(c, &subject).await? else {
+                return self.authorization_required(p, c).await;
+            };
+            if fresh(&g) {
+                return Ok(token(&g));
+            }
+            if g.tokens.is_none() {
+                return self.authorization_required(p, c).await;
+            }
+            let now = id::now_ms();
+            let until = now + REFRESH_LEASE.as_millis() as i64;
+            if self.store.lease_upstream_grant(&row.id, &row.ciphertext, now, until).await? {
+                break (row, g);
+            }
+            if waited.elapsed() > REFRESH_LEASE {
+                if g.tokens.as_ref().is_some_and(|t| !t.expires_within(mesh_oauth::flow::now(), Duration::ZERO)) {
+                    return Ok(token(&g));
+                }
+                return Err(oauth_failed(c, OAuthError::Response("another replica's refresh did not finish".into())));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        if fresh(&g) {
-            return Ok(token(&g));
-        }
-        if g.tokens.is_none() {
-            return self.authorization_required(p, c).await;
-        }
+        let spent = g.tokens.as_ref().and_then(|t| t.refresh_token.clone());
         match g.refresh(&self.oauth_net(c)).await {
             Ok(()) => {
-                let (key_id, ciphertext) = self.seal_grant(c, &subject, &g)?;
-                // Written only over what was read: another replica's refresh, if any, stands.
-                if !self.store.swap_upstream_grant(&row.id, &row.ciphertext, &key_id, &ciphertext).await? {
-                    tracing::info!(connection = %c.slug, "an upstream grant was refreshed elsewhere meanwhile");
-                }
+                self.write_refreshed(c, &subject, row, &g, spent.as_deref()).await?;
                 tracing::info!(connection = %c.slug, subject = %subject, "upstream token refreshed");
                 Ok(token(&g))
             }
             Err(e) if e.needs_user() => {
                 tracing::info!(connection = %c.slug, subject = %subject, error = %e, "upstream grant ended; authorization needed");
-                let (key_id, ciphertext) = self.seal_grant(c, &subject, &g)?;
-                self.store.swap_upstream_grant(&row.id, &row.ciphertext, &key_id, &ciphertext).await?;
+                self.write_refreshed(c, &subject, row, &g, spent.as_deref()).await?;
                 self.authorization_required(p, c).await
             }
             Err(e) => {
@@ -351,12 +366,43 @@ impl Admin {
                 let usable =
                     g.tokens.as_ref().is_some_and(|t| !t.expires_within(mesh_oauth::flow::now(), Duration::ZERO));
                 tracing::warn!(connection = %c.slug, error = %e, usable, "upstream token refresh failed");
+                self.store.release_upstream_grant(&row.id).await?;
                 match usable {
                     true => Ok(token(&g)),
                     false => Err(oauth_failed(c, e)),
                 }
             }
         }
+    }
+
+    /// Writes the grant `g` that replaced `row` after spending the refresh token `spent`: only
+    /// over what was read, so that another writer's refresh stands — but a row that was merely
+    /// re-sealed meanwhile (a vault rotation: same refresh token inside) is still replaced, or
+    /// the rotated refresh token would be lost and the next refresh would replay the old one.
+    async fn write_refreshed(
+        &self,
+        c: &Connection,
+        subject: &str,
+        row: SecretRow,
+        g: &Grant,
+        spent: Option<&str>,
+    ) -> Result<(), AdminError> {
+        let (key_id, ciphertext) = self.seal_grant(c, subject, g)?;
+        let mut old = row.ciphertext;
+        for _ in 0..3 {
+            if self.store.swap_upstream_grant(&row.id, &old, &key_id, &ciphertext).await? {
+                return Ok(());
+            }
+            let Some((now, held)) = self.load_grant(c, subject).await? else { return Ok(()) };
+            let same = held.tokens.as_ref().and_then(|t| t.refresh_token.as_deref()) == spent && now.id == row.id;
+            if !same {
+                tracing::info!(connection = %c.slug, "an upstream grant was written elsewhere meanwhile; that one stands");
+                return Ok(());
+            }
+            old = now.ciphertext;
+        }
+        tracing::warn!(connection = %c.slug, "an upstream grant kept changing under a refresh; not written");
+        Ok(())
     }
 
     /// The upstream refused the access token `p` was given for connection `connection_id` (it

@@ -56,6 +56,25 @@ pub async fn upstream_oauth(store: &Store) {
     assert!(store.swap_upstream_grant("sec_g3", "sealed(sec_g3)", "k_two", "refreshed").await.unwrap());
     assert!(!store.swap_upstream_grant("sec_g3", "sealed(sec_g3)", "k_two", "stale").await.unwrap());
     assert_eq!(store.upstream_grant("org_a", &c.id, "user:u1").await.unwrap().unwrap().ciphertext, "refreshed");
+    // One refresh at a time across replicas: a lease on what was read, ended by the write.
+    assert!(store.lease_upstream_grant("sec_g3", "refreshed", NOW, NOW + 30_000).await.unwrap());
+    assert!(!store.lease_upstream_grant("sec_g3", "refreshed", NOW + 1, NOW + 30_001).await.unwrap(), "held");
+    assert!(
+        !store.lease_upstream_grant("sec_g3", "stale", NOW + 40_000, NOW + 70_000).await.unwrap(),
+        "not what was read"
+    );
+    assert!(
+        store.lease_upstream_grant("sec_g3", "refreshed", NOW + 40_000, NOW + 70_000).await.unwrap(),
+        "expired lease"
+    );
+    assert!(store.swap_upstream_grant("sec_g3", "refreshed", "k_two", "again").await.unwrap());
+    assert!(
+        store.lease_upstream_grant("sec_g3", "again", NOW + 40_001, NOW + 70_001).await.unwrap(),
+        "the write ended it"
+    );
+    store.release_upstream_grant("sec_g3").await.unwrap();
+    assert!(store.lease_upstream_grant("sec_g3", "again", NOW + 40_002, NOW + 70_002).await.unwrap(), "released");
+    store.release_upstream_grant("sec_g3").await.unwrap();
     // Vault rotation sees them.
     assert!(store.all_secrets().await.unwrap().iter().any(|s| s.id == "sec_g3"));
     // Editing the headers keeps users' grants.
