@@ -588,6 +588,18 @@ impl RouteResolver for Routes {
         }
     }
 
+    async fn step_up(&self, principal: &Principal, connection_id: &str, challenge: &str) -> Option<RelayError> {
+        match self.0.upstream_step_up(principal, connection_id, challenge).await {
+            AdminError::AuthorizationRequired { connection, url } => {
+                Some(RelayError::AuthorizationRequired { connection, url })
+            }
+            e => {
+                tracing::warn!(connection = %connection_id, error = %e, "cannot ask for a wider upstream authorization");
+                None
+            }
+        }
+    }
+
     async fn resolve_gateway(
         &self,
         principal: &Principal,

@@ -79,6 +79,16 @@ pub enum RelayError {
         /// The mesh's link that starts it.
         url: String,
     },
+    /// The upstream refused one request for want of scope (HTTP 403 with an
+    /// `insufficient_scope` challenge): the session's credentials still serve everything else,
+    /// and the control plane may ask the user to widen their grant (`RouteResolver::step_up`).
+    #[error("{connection}: the upstream needs a wider authorization for this request (HTTP 403 insufficient_scope)")]
+    InsufficientScope {
+        /// The connection's slug.
+        connection: String,
+        /// The upstream's `WWW-Authenticate` value (never shown to the client).
+        challenge: String,
+    },
     /// Policy hides what the request names; the message reads exactly like an unknown name's.
     #[error("{0}")]
     Hidden(String),
@@ -136,9 +146,12 @@ impl RelayError {
             | RouteNotFound(_)
             | InvalidParams(_)
             | MethodNotFound(_) => Fault::Downstream,
-            Unauthorized | Forbidden(_) | Hidden(_) | RateLimited { .. } | AuthorizationRequired { .. } => {
-                Fault::Policy
-            }
+            Unauthorized
+            | Forbidden(_)
+            | Hidden(_)
+            | RateLimited { .. }
+            | AuthorizationRequired { .. }
+            | InsufficientScope { .. } => Fault::Policy,
             // A key's or an organisation's own cap is a limit it hit; the mesh's total is the
             // mesh running out of room, which a retry later may get past.
             TooManySessions(SessionCap::Key(_) | SessionCap::Org(_)) => Fault::Policy,
@@ -174,7 +187,7 @@ impl RelayError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             SessionNotFound | RouteNotFound(_) => StatusCode::NOT_FOUND,
             // A JSON-RPC error the client acts on (it shows the link), carried in a 200.
-            AuthorizationRequired { .. } => StatusCode::OK,
+            AuthorizationRequired { .. } | InsufficientScope { .. } => StatusCode::OK,
             // Upstream failures of a request are JSON-RPC errors carried in a 200.
             UpstreamUnavailable(_) | UpstreamFailed { .. } | UpstreamTimeout(..) | UpstreamProtocol(_) => {
                 StatusCode::OK
@@ -195,7 +208,7 @@ impl RelayError {
             | PayloadTooLarge(_)
             | SessionRequired
             | BadProtocolVersion(_) => codes::INVALID_REQUEST,
-            Unauthorized | Forbidden(_) => codes::UNAUTHORIZED,
+            Unauthorized | Forbidden(_) | InsufficientScope { .. } => codes::UNAUTHORIZED,
             SessionNotFound => codes::SESSION_NOT_FOUND,
             RouteNotFound(_) => codes::ROUTE_NOT_FOUND,
             InvalidParams(_) | Hidden(_) => codes::INVALID_PARAMS,

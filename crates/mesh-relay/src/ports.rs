@@ -50,6 +50,14 @@ pub trait RouteResolver: Send + Sync + 'static {
     async fn refused(&self, principal: &Principal, connection_id: &str) {
         let _ = (principal, connection_id);
     }
+
+    /// The upstream of connection `connection_id` refused one of `principal`'s requests for
+    /// want of scope, with `challenge` (its `WWW-Authenticate`): the error to answer with
+    /// instead — an authorization request for the wider scope — or `None` to pass the refusal on.
+    async fn step_up(&self, principal: &Principal, connection_id: &str, challenge: &str) -> Option<RelayError> {
+        let _ = (principal, connection_id, challenge);
+        None
+    }
 }
 
 /// A route resolved to a concrete upstream.

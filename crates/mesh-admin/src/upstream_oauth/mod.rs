@@ -13,7 +13,7 @@ mod live;
 
 pub(crate) use clients::check_input;
 pub use clients::METADATA_DOCUMENT_PATH;
-pub(crate) use live::LiveToken;
+pub(crate) use live::{LiveToken, LiveTokens};
 
 use crate::{Admin, AdminError};
 use mesh_core::{id, Principal};
@@ -89,7 +89,7 @@ struct Underway {
     grant: Grant,
 }
 
-fn subject_of(c: &Connection, p: &Principal) -> String {
+pub(crate) fn subject_of(c: &Connection, p: &Principal) -> String {
     if c.oauth_shared {
         "shared".into()
     } else {
@@ -160,12 +160,18 @@ impl Admin {
         if c.oauth_shared && !p.role.can_manage() {
             return Err(AdminError::Forbidden("authorizing a connection's shared grant needs the owner or admin role"));
         }
-        self.start_login(p, &c).await
+        self.start_login(p, &c, None).await
     }
 
-    /// Discovery from the upstream's own challenge, a client at its authorization server, and
-    /// the request — kept sealed until the user comes back.
-    async fn start_login(&self, p: &Principal, c: &Connection) -> Result<LoginLink, AdminError> {
+    /// Discovery from the upstream's own challenge (`challenge`, or the one it answers a request
+    /// without credentials with), a client at its authorization server, and the request — kept
+    /// sealed until the user comes back.
+    async fn start_login(
+        &self,
+        p: &Principal,
+        c: &Connection,
+        challenge: Option<mesh_oauth::Challenge>,
+    ) -> Result<LoginLink, AdminError> {
         let subject = subject_of(c, p);
         let url = c
             .url
@@ -173,7 +179,10 @@ impl Admin {
             .and_then(|u| url::Url::parse(u).ok())
             .ok_or_else(|| AdminError::Invalid(format!("connection '{}' has no valid url", c.slug)))?;
         let net = self.oauth_net(c);
-        let challenge = self.challenge(&net, &url).await;
+        let challenge = match challenge {
+            Some(ch) => Some(ch),
+            None => self.challenge(&net, &url).await,
+        };
         let found =
             mesh_oauth::discover::discover(&net, &url, challenge.as_ref()).await.map_err(|e| oauth_failed(c, e))?;
         if !found.server.supports_s256() {
@@ -289,6 +298,7 @@ impl Admin {
         }
         grant.finish(&self.oauth_net(&c), &pending, params).await.map_err(|e| oauth_failed(&c, e))?;
         self.store_grant(&c, &row.subject, &grant).await?;
+        self.oauth.live.renewed(&c.id, &row.subject, &grant);
         tracing::info!(org = %c.org_id, connection = %c.slug, subject = %row.subject, "upstream authorization granted");
         Ok(c.slug)
     }
@@ -353,6 +363,7 @@ impl Admin {
         match g.refresh(&self.oauth_net(c)).await {
             Ok(()) => {
                 self.write_refreshed(c, &subject, row, &g, spent.as_deref()).await?;
+                self.oauth.live.renewed(&c.id, &subject, &g);
                 tracing::info!(connection = %c.slug, subject = %subject, "upstream token refreshed");
                 Ok(token(&g))
             }
@@ -438,8 +449,36 @@ impl Admin {
                 url: "(an admin of the organisation must authorize this connection: mcp-mesh connection login)".into(),
             });
         }
-        let link = self.start_login(p, c).await?;
+        let link = self.start_login(p, c, None).await?;
         Err(AdminError::AuthorizationRequired { connection: c.slug.clone(), url: link.url })
+    }
+
+    /// The upstream of connection `connection_id` refused a request of `p`'s for want of scope,
+    /// with `challenge` (its `WWW-Authenticate`): an authorization for the wider scope — what
+    /// was granted and what the server asks for now — as an [`AdminError::AuthorizationRequired`].
+    /// Sessions already open take the new token as soon as it is granted.
+    pub async fn upstream_step_up(&self, p: &Principal, connection_id: &str, challenge: &str) -> AdminError {
+        let c = match self.store.get_connection(&p.org_id, connection_id).await {
+            Ok(Some(c)) if c.auth == "oauth" => c,
+            Ok(_) => return AdminError::NotFound("connection".into()),
+            Err(e) => return e.into(),
+        };
+        let Some(ch) = challenge::bearer([challenge]).filter(|ch| ch.insufficient_scope()) else {
+            return AdminError::UpstreamAuth(format!("connection '{}': the upstream refused the request", c.slug));
+        };
+        tracing::info!(connection = %c.slug, user = %p.user_id, scope = ?ch.scope, "the upstream asks for more scope");
+        if c.oauth_shared && !p.role.can_manage() {
+            return AdminError::AuthorizationRequired {
+                connection: c.slug.clone(),
+                url:
+                    "(an admin of the organisation must authorize this connection for more: mcp-mesh connection login)"
+                        .into(),
+            };
+        }
+        match self.start_login(p, &c, Some(ch)).await {
+            Ok(link) => AdminError::AuthorizationRequired { connection: c.slug, url: link.url },
+            Err(e) => e,
+        }
     }
 
     /// The caller's upstream grants (and, for admins, the shared ones) in their organisation.

@@ -297,9 +297,16 @@ pub(super) async fn open_session(
             );
             s.govern(relay.governor.clone());
             let (routes, who, id) = (relay.routes.clone(), s.principal.clone(), resolved.id.clone());
-            s.on_refused(move || {
+            s.on_refused({
                 let (routes, who, id) = (routes.clone(), who.clone(), id.clone());
-                Box::pin(async move { routes.refused(&who, &id).await })
+                move || {
+                    let (routes, who, id) = (routes.clone(), who.clone(), id.clone());
+                    Box::pin(async move { routes.refused(&who, &id).await })
+                }
+            });
+            s.on_step_up(move |challenge| {
+                let (routes, who, id) = (routes.clone(), who.clone(), id.clone());
+                Box::pin(async move { routes.step_up(&who, &id, &challenge).await })
             });
             let link = match stateless {
                 true => upstream::connect_stateless(&resolved.spec, &relay.http, s.sink()).await?,

@@ -151,10 +151,11 @@ impl Session {
             Err(_) => Err(self.send_timed_out(&link, up)),
         };
         sending.done();
-        if let Err(e) = sent {
+        if let Err(mut e) = sent {
             if matches!(e, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. }) {
                 self.credentials_refused().await;
             }
+            e = self.step_up(e).await;
             if let Some(p) = self.take_pending(up) {
                 if let Some(c) = p.call {
                     self.audit_end(c, p.down_id, outcome_of(&e), Some(e.to_string()), 0);

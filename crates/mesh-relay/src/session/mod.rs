@@ -66,6 +66,9 @@ impl RouteKind {
     }
 }
 
+/// The step-up hook of a session (`Session::on_step_up`).
+type StepUp = Box<dyn Fn(String) -> futures_util::future::BoxFuture<'static, Option<RelayError>> + Send + Sync>;
+
 /// A downstream session: who opened it, where it goes, and everything in flight.
 pub struct Session {
     /// The `Mcp-Session-Id`.
@@ -88,6 +91,7 @@ pub struct Session {
     dead: AtomicBool,
     /// Told when the upstream refuses the session's credentials (`call.rs`), once.
     on_refused: OnceLock<Box<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>>,
+    on_step_up: OnceLock<StepUp>,
     /// Serves stateless (2026-07-28) requests of one principal; never addressed by its id.
     pooled: AtomicBool,
     state: Mutex<State>,
@@ -193,6 +197,7 @@ impl Session {
             governance: OnceLock::new(),
             dead: AtomicBool::new(false),
             on_refused: OnceLock::new(),
+            on_step_up: OnceLock::new(),
             pooled: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             next_up: AtomicU64::new(1),
@@ -279,6 +284,24 @@ impl Session {
     /// session then ends: the next one is opened with renewed ones, or asks the user).
     pub fn on_refused(&self, f: impl Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static) {
         let _ = self.on_refused.set(Box::new(f));
+    }
+
+    /// What to do when the upstream refuses one request for want of scope (its challenge): the
+    /// error to answer that request with instead (an authorization request for more scope).
+    pub fn on_step_up(
+        &self,
+        f: impl Fn(String) -> futures_util::future::BoxFuture<'static, Option<RelayError>> + Send + Sync + 'static,
+    ) {
+        let _ = self.on_step_up.set(Box::new(f));
+    }
+
+    /// The error to answer a request the upstream refused for want of scope with.
+    pub(crate) async fn step_up(&self, e: RelayError) -> RelayError {
+        let RelayError::InsufficientScope { challenge, .. } = &e else { return e };
+        match self.on_step_up.get() {
+            Some(f) if self.gateway.is_none() => f(challenge.clone()).await.unwrap_or(e),
+            _ => e,
+        }
     }
 
     /// The upstream answered 401: the credentials the session holds will not work again, so the
