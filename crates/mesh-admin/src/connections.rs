@@ -406,6 +406,33 @@ impl Admin {
         })
     }
 
+    /// Gives `spec` (of `c`, an `oauth` connection) `p`'s credential: their own token (or the
+    /// connection's shared one), fresh — never theirs from the request (no token passthrough),
+    /// never another user's. [`AdminError::AuthorizationRequired`] when there is none yet.
+    pub(crate) async fn oauth_credential(
+        &self,
+        p: &Principal,
+        c: &Connection,
+        spec: &mut UpstreamSpec,
+    ) -> Result<(), AdminError> {
+        let token = self.upstream_token(p, c).await?;
+        match &mut spec.transport {
+            // Renewed while the session lives.
+            TransportSpec::Http { .. } => {
+                spec.credential =
+                    Some(crate::upstream_oauth::LiveToken::new(self.clone(), p.clone(), c.clone(), token));
+            }
+            // The legacy transport keeps the token it opened with (its GET stream's headers are
+            // fixed); an expired one ends the session (`RouteResolver::refused`).
+            TransportSpec::Sse { headers, .. } => {
+                headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+                headers.push(("authorization".into(), Secret::new(format!("Bearer {}", token.0))));
+            }
+            TransportSpec::Stdio { .. } => {}
+        }
+        Ok(())
+    }
+
     /// The working directory of a stdio child without one of its own: a folder per connection
     /// in the mesh's private children directory, never the mesh's working or data directory
     /// (a relative path in a command must not land next to the vault key).
@@ -552,32 +579,13 @@ impl RouteResolver for Routes {
             RelayError::Internal(format!("connection {} cannot be opened: {}", c.slug, e.public_message()))
         })?;
         if c.auth == "oauth" {
-            // The caller's own token (or the connection's shared one), fresh: never theirs from
-            // the request (no token passthrough), never another user's.
-            let token = self.0.upstream_token(principal, &c).await.map_err(|e| match e {
-                AdminError::AuthorizationRequired { connection, url } => {
-                    RelayError::AuthorizationRequired { connection, url }
-                }
+            self.0.oauth_credential(principal, &c, &mut spec).await.map_err(|e| match e {
+                AdminError::AuthorizationRequired(links) => RelayError::AuthorizationRequired(links),
                 e => {
                     tracing::warn!(connection = %c.slug, error = %e, "no upstream token");
                     RelayError::UpstreamUnavailable(e.public_message())
                 }
             })?;
-            match &mut spec.transport {
-                // Renewed while the session lives.
-                TransportSpec::Http { .. } => {
-                    let live =
-                        crate::upstream_oauth::LiveToken::new(self.0.clone(), principal.clone(), c.clone(), token);
-                    spec.credential = Some(live);
-                }
-                // The legacy transport keeps the token it opened with (its GET stream's headers
-                // are fixed); an expired one ends the session (`RouteResolver::refused`).
-                TransportSpec::Sse { headers, .. } => {
-                    headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
-                    headers.push(("authorization".into(), Secret::new(format!("Bearer {}", token.0))));
-                }
-                TransportSpec::Stdio { .. } => {}
-            }
         }
         Ok(ResolvedRoute { id: c.id, slug: c.slug, spec })
     }
@@ -590,9 +598,7 @@ impl RouteResolver for Routes {
 
     async fn step_up(&self, principal: &Principal, connection_id: &str, challenge: &str) -> Option<RelayError> {
         match self.0.upstream_step_up(principal, connection_id, challenge).await {
-            AdminError::AuthorizationRequired { connection, url } => {
-                Some(RelayError::AuthorizationRequired { connection, url })
-            }
+            AdminError::AuthorizationRequired(links) => Some(RelayError::AuthorizationRequired(links)),
             e => {
                 tracing::warn!(connection = %connection_id, error = %e, "cannot ask for a wider upstream authorization");
                 None
@@ -607,6 +613,7 @@ impl RouteResolver for Routes {
     ) -> Result<mesh_relay::ports::ResolvedGateway, RelayError> {
         self.0.resolve_gateway(principal, gateway).await.map_err(|e| match e {
             AdminError::NotFound(_) => RelayError::RouteNotFound(gateway.chars().take(64).collect()),
+            AdminError::AuthorizationRequired(links) => RelayError::AuthorizationRequired(links),
             e => {
                 tracing::error!(gateway = %gateway.chars().take(64).collect::<String>(), error = %e, "cannot resolve gateway");
                 RelayError::Internal(format!("gateway cannot be opened: {}", e.public_message()))

@@ -23,15 +23,10 @@ pub enum AdminError {
     /// The vault failed (a key is missing, or a ciphertext does not open).
     #[error("vault: {0}")]
     Vault(#[from] mesh_vault::VaultError),
-    /// The connection needs the user's authorization at its server first (upstream OAuth);
-    /// `url` is where to give it.
-    #[error("connection '{connection}' needs your authorization: open {url}")]
-    AuthorizationRequired {
-        /// The connection's slug.
-        connection: String,
-        /// The mesh's link that starts the authorization.
-        url: String,
-    },
+    /// Connections need the user's authorization at their servers first (upstream OAuth): the
+    /// links to give it at.
+    #[error("{}", mesh_relay::RelayError::AuthorizationRequired(.0.clone()))]
+    AuthorizationRequired(Vec<mesh_relay::AuthorizationLink>),
     /// An upstream's authorization server failed or refused (upstream OAuth); the message
     /// names it and the OAuth error, never a token.
     #[error("{0}")]

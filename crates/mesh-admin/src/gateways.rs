@@ -237,13 +237,28 @@ impl Admin {
                 .collect()
         };
         let mut resolved = Vec::with_capacity(members.len());
+        // Members at OAuth servers carry the caller's own token; those the caller has not
+        // authorized yet are asked for all at once (one -32042 with a link each), not one per
+        // attempt.
+        let mut authorize = Vec::new();
         for (c, config) in members {
-            resolved.push(ResolvedMember {
-                connection_id: c.id.clone(),
-                slug: c.slug.clone(),
-                config,
-                spec: self.spec(c).await?,
-            });
+            let mut spec = self.spec(c).await?;
+            if c.auth == "oauth" {
+                match self.oauth_credential(p, c, &mut spec).await {
+                    Ok(()) => {}
+                    Err(AdminError::AuthorizationRequired(links)) => {
+                        authorize.extend(links);
+                        continue;
+                    }
+                    // Unusable for now (its authorization server is down): the member fails on
+                    // its own, as an unreachable one does, under the gateway's failure mode.
+                    Err(e) => tracing::warn!(gateway = %g.slug, connection = %c.slug, error = %e, "no upstream token"),
+                }
+            }
+            resolved.push(ResolvedMember { connection_id: c.id.clone(), slug: c.slug.clone(), config, spec });
+        }
+        if !authorize.is_empty() {
+            return Err(AdminError::AuthorizationRequired(authorize));
         }
         Ok(ResolvedGateway {
             id: g.id,
@@ -289,7 +304,7 @@ impl Admin {
         let checked: Vec<Member> =
             conns.iter().zip(members).map(|(c, config)| Member { slug: &c.slug, id: &c.id, config }).collect();
         check::check_members(&checked)?;
-        let (offered, mut warnings) = self.probe_members(&conns).await?;
+        let (offered, mut warnings) = self.probe_members(p, &conns).await?;
         warnings.extend(check::check_names(&checked, &offered)?);
         g.members =
             conns.iter().zip(members).map(|(c, m)| MemberConfig { connection: c.id.clone(), ..m.clone() }).collect();
@@ -300,6 +315,7 @@ impl Admin {
     /// is disabled, yields `None` and a warning.
     async fn probe_members(
         &self,
+        p: &Principal,
         conns: &[Connection],
     ) -> Result<(Vec<Option<check::Offered>>, Vec<String>), AdminError> {
         let mut tasks = tokio::task::JoinSet::new();
@@ -309,7 +325,20 @@ impl Admin {
                 warnings.push(format!("member '{}' is disabled; its names were not checked", c.slug));
                 continue;
             }
-            let spec = self.spec(c).await?;
+            let mut spec = self.spec(c).await?;
+            if c.auth == "oauth" {
+                // Probed as the caller, with their own grant; without one nothing is started here.
+                let held =
+                    self.store.upstream_grant(&c.org_id, &c.id, &crate::upstream_oauth::subject_of(c, p)).await?;
+                if held.is_none() || self.oauth_credential(p, c, &mut spec).await.is_err() {
+                    warnings.push(format!(
+                        "member '{}' needs your authorization at its server (mcp-mesh connection login {}); \
+                         its names will be checked when the gateway is used",
+                        c.slug, c.slug
+                    ));
+                    continue;
+                }
+            }
             let http = self.http.clone();
             tasks.spawn(async move { (i, check::probe(spec, http).await) });
         }

@@ -70,15 +70,11 @@ pub enum RelayError {
     /// The route does not serve this method.
     #[error("Method not found: {0}")]
     MethodNotFound(String),
-    /// The connection's upstream needs the user's OAuth authorization first: a URL-mode
-    /// elicitation the client shows (`-32042`, MCP 2025-11-25 "URL Elicitation Required").
-    #[error("connection '{connection}' needs your authorization at its server: open {url}")]
-    AuthorizationRequired {
-        /// The connection's slug.
-        connection: String,
-        /// The mesh's link that starts it.
-        url: String,
-    },
+    /// The upstream(s) need the user's OAuth authorization first (a virtual MCP's members may
+    /// need several at once): URL-mode elicitations the client shows (`-32042`, MCP 2025-11-25
+    /// "URL Elicitation Required").
+    #[error("{}", authorizations_message(.0))]
+    AuthorizationRequired(Vec<AuthorizationLink>),
     /// The upstream refused one request for want of scope (HTTP 403 with an
     /// `insufficient_scope` challenge): the session's credentials still serve everything else,
     /// and the control plane may ask the user to widen their grant (`RouteResolver::step_up`).
@@ -106,6 +102,28 @@ pub enum RelayError {
     /// A bug or resource problem in the mesh.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// One authorization a user must give before an upstream can be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationLink {
+    /// The connection's slug.
+    pub connection: String,
+    /// The mesh's link that starts it (or, when only an admin can give it, what to do).
+    pub url: String,
+}
+
+fn authorizations_message(links: &[AuthorizationLink]) -> String {
+    match links {
+        [one] => format!("connection '{}' needs your authorization at its server: open {}", one.connection, one.url),
+        many => {
+            let names: Vec<String> = many.iter().map(|l| format!("'{}'", l.connection)).collect();
+            format!(
+                "connections {} need your authorization at their servers: open the links in data.elicitations",
+                names.join(", ")
+            )
+        }
+    }
 }
 
 /// Why an upstream could not be reached: a closed set, decided where the error is made (from the
@@ -236,13 +254,21 @@ impl RelayError {
     /// This error as a JSON-RPC error reply to the request with raw id `id`.
     pub fn to_message(&self, id: Option<&str>) -> mesh_protocol::Message {
         let data = match self {
-            RelayError::AuthorizationRequired { connection, url } => Some(serde_json::json!({"elicitations": [{
-                "mode": "url",
-                // The link is single-use and names the authorization: it identifies it too.
-                "elicitationId": url.rsplit('=').next().unwrap_or_default(),
-                "url": url,
-                "message": format!("Authorize MCP Mesh to use '{connection}' on your behalf"),
-            }]})),
+            RelayError::AuthorizationRequired(links) => {
+                let elicitations: Vec<serde_json::Value> = links
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "mode": "url",
+                            // The link is single-use and names the authorization: it identifies it too.
+                            "elicitationId": l.url.rsplit('=').next().unwrap_or_default(),
+                            "url": l.url,
+                            "message": format!("Authorize MCP Mesh to use '{}' on your behalf", l.connection),
+                        })
+                    })
+                    .collect();
+                Some(serde_json::json!({ "elicitations": elicitations }))
+            }
             _ => self.retry_after().map(|wait| serde_json::json!({"retryAfterMs": wait.as_millis() as u64})),
         };
         mesh_protocol::Message::error(id, self.rpc_code(), &self.to_string(), data)

@@ -27,7 +27,7 @@ pub mod session;
 pub mod spec;
 pub mod upstream;
 
-pub use error::{Cause, RelayError};
+pub use error::{AuthorizationLink, Cause, RelayError};
 pub use spec::{Credential, Reach, TransportSpec, UpstreamSpec};
 pub use upstream::UpstreamClients;
 

@@ -294,6 +294,53 @@ async fn issue19_one_client_per_authorization_server_or_one_given_by_hand() {
     back.stop().await;
 }
 
+/// A virtual MCP over two OAuth servers: a user who has authorized neither is asked for both at
+/// once (one -32042, a link each); then the merged catalogue carries each member's tools, called
+/// with the user's own token at each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_a_virtual_mcp_over_oauth_servers() {
+    let back = back(3600).await;
+    back.add_connection(json!({"slug": "more", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let front = front(&back).await;
+    front.add_connection(json!({"slug": "other", "url": back.endpoint("more"), "auth": "oauth"})).await;
+    let (ok, made) = front
+        .manage(
+            &front.key,
+            "COLLECTION_GATEWAYS_CREATE",
+            json!({"slug": "both", "members": [{"connection": "remote"}, {"connection": "other"}]}),
+        )
+        .await;
+    assert!(ok, "{made}");
+    let warnings = made["warnings"].to_string();
+    assert!(warnings.contains("'remote' needs your authorization") && warnings.contains("'other'"), "{made}");
+
+    let endpoint = format!("{}/mcp/gateway/both", front.url);
+    let (status, _, body) = post(&endpoint, post_headers(&front.key, None), initialize_body(1, "2025-11-25")).await;
+    assert_eq!(status, 200, "{body}");
+    let reply: Value = serde_json::from_str(body.lines().find_map(|l| l.strip_prefix("data:")).unwrap_or(&body).trim())
+        .unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(reply["error"]["code"], -32042, "{reply}");
+    let asked = reply["error"]["data"]["elicitations"].as_array().expect("elicitations").clone();
+    assert_eq!(asked.len(), 2, "both members at once: {reply}");
+    for e in &asked {
+        authorize(&front, e["url"].as_str().expect("url")).await;
+    }
+
+    let client = TestClient::connect_http(&endpoint, &front.key, ClientBehaviour::default()).await.expect("session");
+    let names = client.list_tool_names().await.expect("tools");
+    for member in ["remote", "other"] {
+        let echo = names
+            .iter()
+            .find(|n| n.starts_with(member) && n.ends_with("echo"))
+            .unwrap_or_else(|| panic!("{member}'s echo in {names:?}"));
+        let r = client.call_tool(echo, json!({"message": format!("via {member}")})).await.expect("call");
+        assert!(r.to_string().contains(&format!("via {member}")), "{r}");
+    }
+    client.close().await.ok();
+    front.stop().await;
+    back.stop().await;
+}
+
 /// The mesh's client ID metadata document: published only under an https public URL, naming
 /// its own URL as the client id and the mesh's callback as the only redirect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

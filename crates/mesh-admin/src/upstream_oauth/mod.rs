@@ -111,6 +111,10 @@ fn state_hash(state: &str) -> String {
     hex::encode(sha2::Sha256::digest(state.as_bytes()))
 }
 
+fn authorization_required(c: &Connection, url: String) -> AdminError {
+    AdminError::AuthorizationRequired(vec![mesh_relay::AuthorizationLink { connection: c.slug.clone(), url }])
+}
+
 fn oauth_failed(c: &Connection, e: OAuthError) -> AdminError {
     AdminError::UpstreamAuth(format!("connection '{}': {e}", c.slug))
 }
@@ -444,13 +448,13 @@ impl Admin {
 
     async fn authorization_required<T>(&self, p: &Principal, c: &Connection) -> Result<T, AdminError> {
         if c.oauth_shared && !p.role.can_manage() {
-            return Err(AdminError::AuthorizationRequired {
-                connection: c.slug.clone(),
-                url: "(an admin of the organisation must authorize this connection: mcp-mesh connection login)".into(),
-            });
+            return Err(authorization_required(
+                c,
+                "(an admin of the organisation must authorize this connection: mcp-mesh connection login)".into(),
+            ));
         }
         let link = self.start_login(p, c, None).await?;
-        Err(AdminError::AuthorizationRequired { connection: c.slug.clone(), url: link.url })
+        Err(authorization_required(c, link.url))
     }
 
     /// The upstream of connection `connection_id` refused a request of `p`'s for want of scope,
@@ -468,15 +472,14 @@ impl Admin {
         };
         tracing::info!(connection = %c.slug, user = %p.user_id, scope = ?ch.scope, "the upstream asks for more scope");
         if c.oauth_shared && !p.role.can_manage() {
-            return AdminError::AuthorizationRequired {
-                connection: c.slug.clone(),
-                url:
-                    "(an admin of the organisation must authorize this connection for more: mcp-mesh connection login)"
-                        .into(),
-            };
+            return authorization_required(
+                &c,
+                "(an admin of the organisation must authorize this connection for more: mcp-mesh connection login)"
+                    .into(),
+            );
         }
         match self.start_login(p, &c, Some(ch)).await {
-            Ok(link) => AdminError::AuthorizationRequired { connection: c.slug, url: link.url },
+            Ok(link) => authorization_required(&c, link.url),
             Err(e) => e,
         }
     }
