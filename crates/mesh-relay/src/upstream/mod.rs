@@ -129,9 +129,16 @@ pub async fn stateless_link(
     }
     let http = clients.for_reach(spec.reach);
     let probe_for = spec.timeout.min(std::time::Duration::from_secs(3));
-    let discover = clients.era(spec.reach, url, headers, || modern::probe(http, url, headers, probe_for)).await?;
-    let link =
-        modern::ModernLink::new(&spec.name, http.clone(), url.clone(), headers, sink, discover, stateless_clients);
+    // A live credential (a user's OAuth token) is asked with too: such a server answers nobody
+    // without one. Its answer is remembered per token, like any credential's.
+    let mut asked_with = headers.clone();
+    if let Some(token) = spec.credential.as_ref().and_then(|c| c.bearer()) {
+        asked_with.retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+        asked_with.push(("authorization".into(), mesh_core::Secret::new(format!("Bearer {token}"))));
+    }
+    let discover =
+        clients.era(spec.reach, url, &asked_with, || modern::probe(http, url, &asked_with, probe_for)).await?;
+    let link = modern::ModernLink::new(spec, http.clone(), sink, discover, stateless_clients);
     Some(link.map(|l| l as Link))
 }
 
@@ -167,4 +174,15 @@ pub(crate) fn header_map(
         map.append(key, val);
     }
     Ok(map)
+}
+
+/// The `WWW-Authenticate` value of a 403 that asks for more scope (RFC 6750 §3.1
+/// `insufficient_scope`), bounded: the control plane parses it (`mesh_oauth::challenge`).
+pub(crate) fn insufficient_scope(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.len() <= 4096 && v.contains("insufficient_scope"))
+        .map(str::to_string)
 }

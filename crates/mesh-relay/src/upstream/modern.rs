@@ -20,7 +20,7 @@ use crate::RelayError;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mesh_protocol::{codes, modern, sse, version, Kind, Message};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -68,7 +68,13 @@ pub struct ModernLink {
 
 /// How requests reach the upstream: one POST each, or one line each to a child process.
 enum Wire {
-    Http { http: reqwest::Client, url: url::Url, headers: HeaderMap },
+    Http {
+        http: reqwest::Client,
+        url: url::Url,
+        headers: HeaderMap,
+        /// A bearer token that may change between requests (`UpstreamSpec::credential`).
+        credential: Option<Arc<dyn crate::Credential>>,
+    },
     Stdio(super::modern_stdio::StdioWire),
 }
 
@@ -91,18 +97,25 @@ struct State {
 }
 
 impl ModernLink {
-    /// A link to `url`, whose `server/discover` said `discover`.
+    /// A link to `spec`'s URL (an HTTP upstream), whose `server/discover` said `discover`.
     pub fn new(
-        name: &str,
+        spec: &crate::UpstreamSpec,
         http: reqwest::Client,
-        url: url::Url,
-        headers: &[(String, mesh_core::Secret<String>)],
         sink: Arc<dyn InboundSink>,
         discover: Arc<Value>,
         stateless_clients: bool,
     ) -> Result<Arc<ModernLink>, RelayError> {
-        let wire = Wire::Http { http, url, headers: header_map(name, headers)? };
-        Ok(Self::build(name, wire, sink, discover, stateless_clients))
+        let crate::TransportSpec::Http { url, headers } = &spec.transport else {
+            return Err(RelayError::Internal(format!("{}: not an HTTP upstream", spec.name)));
+        };
+        let mut headers = header_map(&spec.name, headers)?;
+        let credential = spec.credential.clone();
+        if credential.is_some() {
+            // The live credential is the one Authorization.
+            headers.remove(AUTHORIZATION);
+        }
+        let wire = Wire::Http { http, url: url.clone(), headers, credential };
+        Ok(Self::build(&spec.name, wire, sink, discover, stateless_clients))
     }
 
     /// A link over a child process that answered `server/discover` with `discover`.
@@ -240,8 +253,8 @@ impl ModernLink {
         related: Option<&str>,
         custom: &HeaderMap,
     ) -> Result<Message, RelayError> {
-        let (http, url, headers) = match &self.wire {
-            Wire::Http { http, url, headers } => (http, url, headers),
+        let (http, url, headers, credential) = match &self.wire {
+            Wire::Http { http, url, headers, credential } => (http, url, headers, credential),
             Wire::Stdio(w) => return w.request(&self.name, id, method, params).await,
         };
         let body = Message::request(id, method, Some(params));
@@ -254,6 +267,12 @@ impl ModernLink {
         headers.insert("mcp-protocol-version", HeaderValue::from_static(REVISION));
         if let Ok(v) = HeaderValue::from_str(method) {
             headers.insert("mcp-method", v);
+        }
+        if let Some(token) = credential.as_ref().and_then(|c| c.bearer()) {
+            if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                v.set_sensitive(true);
+                headers.insert(AUTHORIZATION, v);
+            }
         }
         let name = match method {
             "tools/call" | "prompts/get" => params.get("name"),
@@ -272,6 +291,17 @@ impl ModernLink {
             .await
             .map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {}", self.name, e.without_url())))?;
         let status = resp.status();
+        if status == reqwest::StatusCode::FORBIDDEN {
+            if let Some(challenge) = super::insufficient_scope(resp.headers()) {
+                return Err(RelayError::InsufficientScope { connection: self.name.clone(), challenge });
+            }
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(RelayError::UpstreamFailed {
+                cause: crate::Cause::Status(status.as_u16()),
+                detail: format!("{}: the upstream refused the connection's credentials (HTTP {status})", self.name),
+            });
+        }
         let sse = resp
             .headers()
             .get(CONTENT_TYPE)
