@@ -596,6 +596,10 @@ impl RouteResolver for Routes {
         }
     }
 
+    async fn authorized(&self, principal: &Principal, elicitation_id: &str) -> bool {
+        self.0.upstream_authorized(principal, elicitation_id).await
+    }
+
     async fn step_up(&self, principal: &Principal, connection_id: &str, challenge: &str) -> Option<RelayError> {
         match self.0.upstream_step_up(principal, connection_id, challenge).await {
             AdminError::AuthorizationRequired(links) => Some(RelayError::AuthorizationRequired(links)),

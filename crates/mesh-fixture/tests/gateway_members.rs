@@ -47,6 +47,7 @@ fn behaviour() -> ClientBehaviour {
         sampling_reply: Some("sampled through the trio".into()),
         elicitation_accept: Some(json!({"name": "Ada", "username": "ada", "email": "ada@example.com", "check": true})),
         roots: vec![ROOT.into()],
+        url_elicitations: None,
     }
 }
 

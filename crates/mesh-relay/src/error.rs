@@ -113,6 +113,19 @@ pub struct AuthorizationLink {
     pub url: String,
 }
 
+impl AuthorizationLink {
+    /// Its elicitation id: the link is single-use and names the authorization, so its last
+    /// query value identifies it too.
+    pub fn elicitation_id(&self) -> &str {
+        self.url.rsplit('=').next().unwrap_or_default()
+    }
+
+    /// What the client shows the user.
+    pub fn message(&self) -> String {
+        format!("Authorize MCP Mesh to use '{}' on your behalf", self.connection)
+    }
+}
+
 fn authorizations_message(links: &[AuthorizationLink]) -> String {
     match links {
         [one] => format!("connection '{}' needs your authorization at its server: open {}", one.connection, one.url),
@@ -260,10 +273,9 @@ impl RelayError {
                     .map(|l| {
                         serde_json::json!({
                             "mode": "url",
-                            // The link is single-use and names the authorization: it identifies it too.
-                            "elicitationId": l.url.rsplit('=').next().unwrap_or_default(),
+                            "elicitationId": l.elicitation_id(),
                             "url": l.url,
-                            "message": format!("Authorize MCP Mesh to use '{}' on your behalf", l.connection),
+                            "message": l.message(),
                         })
                     })
                     .collect();

@@ -58,6 +58,14 @@ pub trait RouteResolver: Send + Sync + 'static {
         let _ = (principal, connection_id, challenge);
         None
     }
+
+    /// Waits (bounded) until `principal` has completed the authorization the client was sent to
+    /// with `elicitation_id` (the id of an [`RelayError::AuthorizationRequired`] link): whether
+    /// they did.
+    async fn authorized(&self, principal: &Principal, elicitation_id: &str) -> bool {
+        let _ = (principal, elicitation_id);
+        false
+    }
 }
 
 /// A route resolved to a concrete upstream.

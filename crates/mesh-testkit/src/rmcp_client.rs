@@ -36,7 +36,7 @@ use rmcp::{
         CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest, ElicitRequestParams,
         ElicitResult, ElicitationAction, ElicitationCapability, FormElicitationCapability, GetPromptRequestParams,
         Implementation, JsonObject, JsonRpcMessage, ProgressToken, ProtocolVersion, ReadResourceRequestParams,
-        RootsCapabilities, ServerNotification, ServerResult,
+        RootsCapabilities, ServerNotification, ServerResult, UrlElicitationCapability,
     },
     service::{
         ClientCacheConfig, PeerRequestOptions, RequestContext, RoleClient, RunningService, RxJsonRpcMessage,
@@ -72,6 +72,9 @@ pub struct ClientBehaviour {
     pub elicitation_accept: Option<Value>,
     /// `file://` URIs returned to `roots/list`. Empty: roots are not declared.
     pub roots: Vec<String>,
+    /// Where the URL of a URL-mode `elicitation/create` goes (the test plays the user who opens
+    /// it); the request is accepted. `None`: URL mode is not declared.
+    pub url_elicitations: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// A connected MCP client session; see the module docs for why it is shaped this way.
@@ -310,8 +313,15 @@ impl ClientHandler for Answerer {
         if self.behaviour.sampling_reply.is_some() {
             capabilities.sampling = Some(Default::default());
         }
-        if self.behaviour.elicitation_accept.is_some() {
-            capabilities.elicitation = Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        if self.behaviour.elicitation_accept.is_some() || self.behaviour.url_elicitations.is_some() {
+            let mut e = ElicitationCapability::new();
+            if self.behaviour.elicitation_accept.is_some() {
+                e = e.with_form(FormElicitationCapability::new());
+            }
+            if self.behaviour.url_elicitations.is_some() {
+                e = e.with_url(UrlElicitationCapability::new());
+            }
+            capabilities.elicitation = Some(e);
         }
         if !self.behaviour.roots.is_empty() {
             capabilities.roots = Some(RootsCapabilities::default());
@@ -342,6 +352,12 @@ impl ClientHandler for Answerer {
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
         self.seen.elicitations.fetch_add(1, Ordering::SeqCst);
+        if let (Some(to), ElicitRequestParams::UrlElicitationParams { url, .. }) =
+            (&self.behaviour.url_elicitations, &request)
+        {
+            let _ = to.send(url.clone());
+            return Ok(ElicitResult::new(ElicitationAction::Accept));
+        }
         let Some(content) = &self.behaviour.elicitation_accept else {
             return Ok(ElicitResult::new(ElicitationAction::Decline));
         };

@@ -64,6 +64,7 @@ fn full_client() -> ClientBehaviour {
         sampling_reply: Some("pong through the gateway".into()),
         elicitation_accept: Some(json!({"name": "Ada", "check": true})),
         roots: vec![ROOT.into()],
+        url_elicitations: None,
     }
 }
 

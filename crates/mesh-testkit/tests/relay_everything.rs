@@ -15,6 +15,7 @@ async fn round_trip(url: &str, key: &str) -> anyhow::Result<()> {
         sampling_reply: Some("pong through the mesh".into()),
         elicitation_accept: Some(json!({"name": "Grace Hopper", "check": true})),
         roots: vec![ROOT.into()],
+        url_elicitations: None,
     };
     let client = TestClient::connect_http(url, key, behaviour).await?;
     let info = client.server_info();

@@ -16,6 +16,7 @@ async fn rmcp_client_round_trips_every_feature_against_server_everything() -> an
         sampling_reply: Some("pong from the test client".into()),
         elicitation_accept: Some(json!({ "name": "Ada Lovelace", "check": true })),
         roots: vec!["file:///tmp/mesh-testkit-root".into()],
+        url_elicitations: None,
     };
     // server-everything ignores the key; here it only proves the header does not break anything.
     let client = TestClient::connect_http(&server.url, "test-key", behaviour).await?;

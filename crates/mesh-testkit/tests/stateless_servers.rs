@@ -224,6 +224,7 @@ async fn issue18_session_based_clients_through_the_mesh_bridge_to_a_python_sdk_s
         sampling_reply: Some("rmcp model reply".into()),
         elicitation_accept: Some(json!({"name": "Ferris"})),
         roots: Vec::new(),
+        url_elicitations: None,
     };
     let c = TestClient::connect_http(&url, &mesh.key, behaviour).await.expect("rmcp session through the mesh");
     let info = c.server_info();

@@ -276,3 +276,33 @@ async fn issue19_an_oauth_server_of_the_stateless_revision() {
     assert_eq!(s["stateless_calls"].as_u64(), Some(2), "both calls in the new revision, with the token: {s}");
     front.stop().await;
 }
+
+/// The same step-up for a client that shows URLs (it declared URL-mode elicitation): the call is
+/// not refused — the client is asked in-band (`elicitation/create`, mode `url`), the user
+/// authorizes, the client hears `notifications/elicitation/complete`, and the same call returns
+/// its result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue19_step_up_asked_in_band_of_a_client_that_shows_urls() {
+    let up = upstream("600");
+    let front = TestMesh::start().await;
+    front.add_connection(json!({"slug": "remote", "url": format!("{}/mcp", up.mcp), "auth": "oauth"})).await;
+    let owner = User { email: "owner@localhost", password: "owner's front password", key: front.key.clone() };
+    front.admin.set_password(&front.owner(), None, owner.password).await.expect("owner password");
+    authorize(&front, &owner).await;
+
+    let (urls, mut shown) = tokio::sync::mpsc::unbounded_channel();
+    let behaviour = ClientBehaviour { url_elicitations: Some(urls), ..Default::default() };
+    let client = TestClient::connect_http(&front.endpoint("remote"), &owner.key, behaviour).await.expect("session");
+    let user = async {
+        let url = tokio::time::timeout(Duration::from_secs(20), shown.recv()).await.expect("asked").expect("a url");
+        follow(&front, &owner, &url).await;
+    };
+    let (result, ()) = tokio::join!(client.call_tool("admin_echo", json!({"message": "in band"})), user);
+    let result = result.expect("the call returns");
+    assert_eq!(result["content"][0]["text"], "in band", "{result}");
+    assert_eq!(client.elicitations_seen(), 1);
+    assert_eq!(client.notifications_seen("notifications/elicitation/complete"), 1);
+    client.close().await.ok();
+    let s = stats(&up).await;
+    assert_eq!((s["step_ups"].as_u64(), s["admin_calls"].as_u64()), (Some(1), Some(1)), "{s}");
+}

@@ -315,6 +315,21 @@ impl Admin {
         }
     }
 
+    /// Waits until `p` has completed the authorization `login_id` (a link they were sent to
+    /// in-band), up to [`LOGIN_TTL`]: whether they did. Read from the database, so the callback
+    /// may land on any replica.
+    pub async fn upstream_authorized(&self, p: &Principal, login_id: &str) -> bool {
+        let until = std::time::Instant::now() + LOGIN_TTL;
+        while std::time::Instant::now() < until {
+            match self.upstream_login_done(p, login_id).await {
+                Ok(true) => return true,
+                Ok(false) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     /// The access token for `p` at `c` (an `oauth` connection), refreshed first if it is due
     /// (`Tokens::renew_at`) — once, however many sessions open at that moment — and when to renew
     /// it next (seconds since the epoch). Without a usable grant:

@@ -304,9 +304,16 @@ pub(super) async fn open_session(
                     Box::pin(async move { routes.refused(&who, &id).await })
                 }
             });
-            s.on_step_up(move |challenge| {
+            s.on_step_up({
                 let (routes, who, id) = (routes.clone(), who.clone(), id.clone());
-                Box::pin(async move { routes.step_up(&who, &id, &challenge).await })
+                move |challenge| {
+                    let (routes, who, id) = (routes.clone(), who.clone(), id.clone());
+                    Box::pin(async move { routes.step_up(&who, &id, &challenge).await })
+                }
+            });
+            s.on_authorized(move |elicitation| {
+                let (routes, who) = (routes.clone(), who.clone());
+                Box::pin(async move { routes.authorized(&who, &elicitation).await })
             });
             let link = match stateless {
                 true => upstream::connect_stateless(&resolved.spec, &relay.http, s.sink()).await?,

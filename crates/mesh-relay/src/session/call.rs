@@ -156,6 +156,18 @@ impl Session {
                 self.credentials_refused().await;
             }
             e = self.step_up(e).await;
+            if let (true, RelayError::AuthorizationRequired(links), Some(me)) =
+                (self.asks_by_url(&e), &e, self.me.upgrade())
+            {
+                // Asked in-band, and sent again once authorized: the call stays pending.
+                let again = msg.with_id(&up.to_string());
+                tokio::spawn(me.elicit_then_retry(up, link.clone(), again, links[0].clone()));
+                let mut st = self.lock();
+                if let Some(p) = st.pending.get_mut(&up) {
+                    p.timer = Some(self.watch_deadline(up, p.deadline));
+                }
+                return Ok(());
+            }
             if let Some(p) = self.take_pending(up) {
                 if let Some(c) = p.call {
                     self.audit_end(c, p.down_id, outcome_of(&e), Some(e.to_string()), 0);
@@ -269,8 +281,14 @@ impl Session {
         struct Init {
             #[serde(rename = "clientInfo")]
             client_info: Option<Info>,
+            #[serde(default)]
+            capabilities: serde_json::Value,
         }
-        if let Some(info) = init.params::<Init>().and_then(|i| i.client_info) {
+        let Some(init) = init.params::<Init>() else { return };
+        if init.capabilities["elicitation"]["url"].is_object() {
+            self.url_elicitation.store(true, Ordering::Release);
+        }
+        if let Some(info) = init.client_info {
             let _ = self.client.set((info.name.unwrap_or_default(), info.version.unwrap_or_default()));
         }
     }

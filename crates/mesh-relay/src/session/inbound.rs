@@ -109,7 +109,7 @@ impl Session {
             return;
         }
         let up_id: Box<str> = msg.id().unwrap_or("null").into();
-        st.server_requests.insert(down, ServerRequest { up_id, stream, member });
+        st.server_requests.insert(down, ServerRequest { up_id, stream, member, mesh: None });
         let out = msg.with_id(&down.to_string());
         st.streams.push(stream, out.bytes().clone());
     }

@@ -18,6 +18,7 @@
 mod call;
 pub mod caps;
 mod deadline;
+mod elicit;
 pub mod gateway;
 mod gateway_lifecycle;
 mod governance;
@@ -92,6 +93,10 @@ pub struct Session {
     /// Told when the upstream refuses the session's credentials (`call.rs`), once.
     on_refused: OnceLock<Box<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>>,
     on_step_up: OnceLock<StepUp>,
+    /// Waits for an authorization the client was sent to (`elicit.rs`).
+    on_authorized: OnceLock<elicit::Authorized>,
+    /// The client declared URL-mode elicitation at `initialize`.
+    url_elicitation: AtomicBool,
     /// Serves stateless (2026-07-28) requests of one principal; never addressed by its id.
     pooled: AtomicBool,
     state: Mutex<State>,
@@ -148,6 +153,8 @@ struct ServerRequest {
     up_id: Box<str>,
     stream: u64,
     member: usize,
+    /// Set when the mesh itself asked (`elicit.rs`): the client's answer goes here.
+    mesh: Option<tokio::sync::oneshot::Sender<Message>>,
 }
 
 struct Sink(Weak<Session>, usize);
@@ -198,6 +205,8 @@ impl Session {
             dead: AtomicBool::new(false),
             on_refused: OnceLock::new(),
             on_step_up: OnceLock::new(),
+            on_authorized: OnceLock::new(),
+            url_elicitation: AtomicBool::new(false),
             pooled: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             next_up: AtomicU64::new(1),
@@ -407,6 +416,10 @@ impl Session {
             tracing::debug!(session = %self.id, "reply to an unknown or cancelled server request; ignored");
             return Ok(());
         };
+        if let Some(mesh) = req.mesh {
+            let _ = mesh.send(msg.clone());
+            return Ok(());
+        }
         self.link(req.member)?.send(msg.with_id(&req.up_id)).await
     }
 
