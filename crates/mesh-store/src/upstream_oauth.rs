@@ -174,13 +174,33 @@ impl Store {
         connection_id: &str,
         subject: &str,
     ) -> Result<bool, StoreError> {
+        self.delete_oauth_row(org_id, connection_id, GRANT, subject).await
+    }
+
+    /// Removes the client named `name` at a connection. Whether there was one.
+    pub async fn delete_upstream_client(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        self.delete_oauth_row(org_id, connection_id, CLIENT, name).await
+    }
+
+    async fn delete_oauth_row(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 AND kind = $3 AND name = $4",
         )
         .bind(org_id)
         .bind(connection_id)
-        .bind(GRANT)
-        .bind(subject)
+        .bind(kind)
+        .bind(name)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
@@ -195,25 +215,6 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
-    }
-
-    /// Removes the client named `name` at a connection. Whether there was one.
-    pub async fn delete_upstream_client(
-        &self,
-        org_id: &str,
-        connection_id: &str,
-        name: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM connection_secrets WHERE org_id = $1 AND connection_id = $2 AND kind = $3 AND name = $4",
-        )
-        .bind(org_id)
-        .bind(connection_id)
-        .bind(CLIENT)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     /// Removes every grant at a connection (its URL or mode changed). How many.

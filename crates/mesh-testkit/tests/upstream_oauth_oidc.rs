@@ -187,6 +187,16 @@ async fn issue19_five_minutes_of_calls_through_oidc_provider_with_60s_tokens() {
     front.stop().await;
 }
 
+/// A mesh with `remote`, an OAuth connection to `up`, whose owner has authorized it.
+async fn authorized_front(up: &Upstream) -> (TestMesh, User) {
+    let front = TestMesh::start().await;
+    front.add_connection(json!({"slug": "remote", "url": format!("{}/mcp", up.mcp), "auth": "oauth"})).await;
+    let owner = User { email: "owner@localhost", password: "owner's front password", key: front.key.clone() };
+    front.admin.set_password(&front.owner(), None, owner.password).await.expect("owner password");
+    authorize(&front, &owner).await;
+    (front, owner)
+}
+
 /// A tool that needs more scope than the user granted: the server's 403 `insufficient_scope`
 /// becomes the protocol's authorization request (`-32042`) for what was granted plus what the
 /// server asks for; the session stays open, serves the other tools meanwhile, and once the user
@@ -195,11 +205,7 @@ async fn issue19_five_minutes_of_calls_through_oidc_provider_with_60s_tokens() {
 async fn issue19_step_up_on_insufficient_scope() {
     use mesh_testkit::raw::{messages, open_session};
     let up = upstream("600");
-    let front = TestMesh::start().await;
-    front.add_connection(json!({"slug": "remote", "url": format!("{}/mcp", up.mcp), "auth": "oauth"})).await;
-    let owner = User { email: "owner@localhost", password: "owner's front password", key: front.key.clone() };
-    front.admin.set_password(&front.owner(), None, owner.password).await.expect("owner password");
-    authorize(&front, &owner).await;
+    let (front, owner) = authorized_front(&up).await;
     let scope_of = || async {
         let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
         assert!(ok, "{grants}");
@@ -246,11 +252,7 @@ async fn issue19_step_up_on_insufficient_scope() {
 async fn issue19_an_oauth_server_of_the_stateless_revision() {
     use mesh_testkit::raw::{messages, stateless_headers};
     let up = upstream_with("600", true);
-    let front = TestMesh::start().await;
-    front.add_connection(json!({"slug": "remote", "url": format!("{}/mcp", up.mcp), "auth": "oauth"})).await;
-    let owner = User { email: "owner@localhost", password: "owner's front password", key: front.key.clone() };
-    front.admin.set_password(&front.owner(), None, owner.password).await.expect("owner password");
-    authorize(&front, &owner).await;
+    let (front, owner) = authorized_front(&up).await;
 
     // A session-based client: its initialize fails at the server, the mesh bridges.
     let endpoint = front.endpoint("remote");
@@ -284,11 +286,7 @@ async fn issue19_an_oauth_server_of_the_stateless_revision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue19_step_up_asked_in_band_of_a_client_that_shows_urls() {
     let up = upstream("600");
-    let front = TestMesh::start().await;
-    front.add_connection(json!({"slug": "remote", "url": format!("{}/mcp", up.mcp), "auth": "oauth"})).await;
-    let owner = User { email: "owner@localhost", password: "owner's front password", key: front.key.clone() };
-    front.admin.set_password(&front.owner(), None, owner.password).await.expect("owner password");
-    authorize(&front, &owner).await;
+    let (front, owner) = authorized_front(&up).await;
 
     let (urls, mut shown) = tokio::sync::mpsc::unbounded_channel();
     let behaviour = ClientBehaviour { url_elicitations: Some(urls), ..Default::default() };
