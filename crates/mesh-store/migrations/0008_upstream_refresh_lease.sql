@@ -4,3 +4,8 @@
 -- ciphertext instead of refreshing too. The lease ends with the write of the refreshed grant, or
 -- by itself (unix ms) if its holder died.
 ALTER TABLE connection_secrets ADD COLUMN lease_until BIGINT;
+
+-- An authorization under way is claimed (`done_at`) before its code is exchanged, so that a
+-- replayed callback finds it used; it is granted (`granted_at`) once the grant is stored — what
+-- someone waiting for it (the CLI, an in-band step-up) waits for. A failed exchange is deleted.
+ALTER TABLE upstream_logins ADD COLUMN granted_at BIGINT;

@@ -36,13 +36,15 @@ pub struct UpstreamLogin {
     pub ciphertext: String,
     /// Unix ms.
     pub expires_at: i64,
-    /// Unix ms, once completed.
+    /// Unix ms, once claimed by its callback (single use).
     pub done_at: Option<i64>,
+    /// Unix ms, once its grant is stored.
+    pub granted_at: Option<i64>,
 }
 
 const SECRET_COLUMNS: &str = "id, org_id, connection_id, kind, name, key_id, ciphertext";
 const LOGIN_COLUMNS: &str =
-    "id, state_hash, org_id, connection_id, subject, user_id, key_id, ciphertext, expires_at, done_at";
+    "id, state_hash, org_id, connection_id, subject, user_id, key_id, ciphertext, expires_at, done_at, granted_at";
 
 impl Store {
     /// The grant of `subject` at a connection of `org_id`.
@@ -113,24 +115,23 @@ impl Store {
     }
 
     /// Replaces a grant's ciphertext only if it is still `old` (what the caller read before
-    /// refreshing): false when someone else wrote it meanwhile, whose value then stands.
+    /// refreshing): false when someone else wrote it meanwhile, whose value then stands. With
+    /// `ends_lease` (the lease holder writing its refresh) the refresh lease ends too; other
+    /// writers leave a running refresh its lease.
     pub async fn swap_upstream_grant(
         &self,
         id: &str,
         old: &str,
         key_id: &str,
         ciphertext: &str,
+        ends_lease: bool,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE connection_secrets SET key_id = $1, ciphertext = $2, lease_until = NULL \
-             WHERE id = $3 AND ciphertext = $4",
-        )
-        .bind(key_id)
-        .bind(ciphertext)
-        .bind(id)
-        .bind(old)
-        .execute(&self.pool)
-        .await?;
+        let sql = if ends_lease {
+            "UPDATE connection_secrets SET key_id = $1, ciphertext = $2, lease_until = NULL WHERE id = $3 AND ciphertext = $4"
+        } else {
+            "UPDATE connection_secrets SET key_id = $1, ciphertext = $2 WHERE id = $3 AND ciphertext = $4"
+        };
+        let done = sqlx::query(sql).bind(key_id).bind(ciphertext).bind(id).bind(old).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -158,10 +159,12 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Ends a refresh lease without a new grant (the refresh failed for now).
-    pub async fn release_upstream_grant(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connection_secrets SET lease_until = NULL WHERE id = $1")
+    /// Ends the refresh lease taken until `until_ms` without a new grant (the refresh failed for
+    /// now); a lease someone else took since is left alone.
+    pub async fn release_upstream_grant(&self, id: &str, until_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connection_secrets SET lease_until = NULL WHERE id = $1 AND lease_until = $2")
             .bind(id)
+            .bind(until_ms)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -239,7 +242,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(&format!(
-            "INSERT INTO upstream_logins ({LOGIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO upstream_logins ({LOGIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&l.id)
         .bind(&l.state_hash)
@@ -251,6 +254,7 @@ impl Store {
         .bind(&l.ciphertext)
         .bind(l.expires_at)
         .bind(l.done_at)
+        .bind(l.granted_at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -268,6 +272,49 @@ impl Store {
     pub async fn upstream_login_by_state(&self, state_hash: &str) -> Result<Option<UpstreamLogin>, StoreError> {
         let sql = format!("SELECT {LOGIN_COLUMNS} FROM upstream_logins WHERE state_hash = $1");
         let row = sqlx::query(&sql).bind(state_hash).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(login).transpose()?)
+    }
+
+    /// Marks a claimed authorization granted (its grant is stored).
+    pub async fn grant_upstream_login(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE upstream_logins SET granted_at = $1 WHERE id = $2 AND done_at IS NOT NULL")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets an authorization (its exchange failed: nobody should wait for it).
+    pub async fn delete_upstream_login(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM upstream_logins WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Forgets every authorization under way at a connection (its client changed: one started
+    /// with the old client must not store a grant made with it).
+    pub async fn delete_upstream_logins_at(&self, org_id: &str, connection_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM upstream_logins WHERE org_id = $1 AND connection_id = $2")
+            .bind(org_id)
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// An authorization under way of `subject` at a connection, not yet claimed nor expired at
+    /// `now_ms` (the newest: there is one at a time).
+    pub async fn pending_upstream_login(
+        &self,
+        connection_id: &str,
+        subject: &str,
+        now_ms: i64,
+    ) -> Result<Option<UpstreamLogin>, StoreError> {
+        let sql = format!(
+            "SELECT {LOGIN_COLUMNS} FROM upstream_logins \
+             WHERE connection_id = $1 AND subject = $2 AND done_at IS NULL AND expires_at > $3"
+        );
+        let row = sqlx::query(&sql).bind(connection_id).bind(subject).bind(now_ms).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(login).transpose()?)
     }
 
@@ -295,5 +342,6 @@ fn login(row: &AnyRow) -> Result<UpstreamLogin, sqlx::Error> {
         ciphertext: row.try_get("ciphertext")?,
         expires_at: row.try_get("expires_at")?,
         done_at: row.try_get("done_at")?,
+        granted_at: row.try_get("granted_at")?,
     })
 }

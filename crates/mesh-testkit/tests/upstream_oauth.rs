@@ -95,8 +95,10 @@ async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
     let front = front(&back).await;
 
     // No grant yet: the protocol's own request for the user, with the front's link — asked
-    // again, a new link, but the mesh registers at the back only once.
-    let link = link_of(&initialize(&front).await);
+    // again, the same link while it works (a link the user may be following is not superseded),
+    // and the mesh registers at the back only once.
+    let first = link_of(&initialize(&front).await);
+    let link = first.clone();
     assert!(link.starts_with(&format!("{}/oauth/upstream/start?login=", front.url)), "{link}");
     let clients = |a: &TestMesh| {
         let a = a.admin.clone();
@@ -104,6 +106,7 @@ async fn issue19_a_user_authorizes_once_then_calls_pass_with_their_own_token() {
     };
     let registered = clients(&back).await;
     let link = link_of(&initialize(&front).await);
+    assert_eq!(link, first, "the link under way, again");
     assert_eq!(clients(&back).await, registered, "one registration at the back");
 
     // Another member of the front cannot follow it (a forwarded link must not put their
@@ -252,6 +255,11 @@ async fn issue19_one_client_per_authorization_server_or_one_given_by_hand() {
         .await;
     assert!(ok, "{made}");
     let (client_id, secret) = (made["item"]["clientId"].as_str().unwrap(), made["clientSecret"].as_str().unwrap());
+    // An authorization under way with the registered client ends with the change.
+    let under_way =
+        front.admin.upstream_login(&front.owner(), "remote").await.expect("a login (mcp-mesh connection login)");
+    let login_id = under_way.login_id;
+    assert!(front.admin.store.upstream_login(&login_id).await.unwrap().is_some());
     let (ok, view) = front
         .manage(
             &front.key,
@@ -264,6 +272,7 @@ async fn issue19_one_client_per_authorization_server_or_one_given_by_hand() {
     assert!(!view.to_string().contains(secret), "the secret is write-only: {view}");
     let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
     assert!(ok && grants["items"].as_array().unwrap().is_empty(), "grants of the old client ended: {grants}");
+    assert!(front.admin.store.upstream_login(&login_id).await.unwrap().is_none(), "and its authorization under way");
     authorize(&front, &link_of(&initialize(&front).await)).await;
     call_passes(front.key.clone()).await;
     let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
@@ -354,6 +363,19 @@ async fn issue19_the_client_metadata_document() {
     assert_eq!(doc["redirect_uris"], json!([format!("{public}/oauth/upstream/callback")]), "{doc}");
     assert_eq!(doc["token_endpoint_auth_method"], "none", "{doc}");
     assert_eq!(doc["grant_types"], json!(["authorization_code", "refresh_token"]), "{doc}");
+
+    // At an authorization server that accepts documents (the back mesh says so), it is who the
+    // mesh is: the authorization request names the document, and nothing is registered there.
+    let back = back(3600).await;
+    mesh.add_connection(json!({"slug": "remote", "url": back.endpoint("everything"), "auth": "oauth"})).await;
+    let owner = mesh.owner();
+    let link = mesh.admin.upstream_login(&owner, "remote").await.expect("a login");
+    let to = mesh.admin.upstream_login_redirect(&link.login_id, &owner.user_id).await.expect("the authorization URL");
+    let to = url::Url::parse(&to).unwrap();
+    let client_id = to.query_pairs().find(|(k, _)| k == "client_id").map(|(_, v)| v.to_string());
+    assert_eq!(client_id.as_deref(), Some(format!("{public}/oauth/upstream/client.json").as_str()), "{to}");
+    assert!(back.admin.store.list_oauth_clients().await.unwrap().is_empty(), "no registration");
+    back.stop().await;
     mesh.stop().await;
 
     // Over plain http there is none: its URL could not be a client id.

@@ -27,6 +27,10 @@ const MAX_CREDENTIAL: usize = 2048;
 struct Preregistered {
     client_id: String,
     client_secret: Option<String>,
+    /// The authorization server it is for: the one discovery found when it was first used. Its
+    /// secret goes to no other (an upstream that names another server later is refused).
+    #[serde(default)]
+    issuer: Option<String>,
 }
 
 /// A client the mesh registered, and for which callback (a new public URL needs a new one).
@@ -148,7 +152,23 @@ impl Admin {
         found: &Discovery,
     ) -> Result<(Client, Origin), AdminError> {
         let server = &found.server;
-        if let Some((_, pre)) = self.open_row::<Preregistered>(c, OAUTH_CLIENT, PREREGISTERED).await? {
+        if let Some((_, mut pre)) = self.open_row::<Preregistered>(c, OAUTH_CLIENT, PREREGISTERED).await? {
+            match &pre.issuer {
+                Some(at) if *at != server.issuer => {
+                    tracing::warn!(connection = %c.slug, registered_at = %at, now = %server.issuer,
+                        "the upstream names another authorization server than its client was registered at");
+                    return Err(AdminError::UpstreamAuth(format!(
+                        "connection '{}': its OAuth client was registered at {at}, but the server now names {}; \
+                         an admin must set oauthClientId again (a client for the new server)",
+                        c.slug, server.issuer
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    pre.issuer = Some(server.issuer.clone());
+                    self.store_row(c, OAUTH_CLIENT, PREREGISTERED, &pre).await?;
+                }
+            }
             let auth_method = AuthMethod::for_server(server, pre.client_secret.is_some());
             let client = Client { client_id: pre.client_id, client_secret: pre.client_secret, auth_method };
             return Ok((client, Origin::Preregistered));
@@ -194,10 +214,12 @@ impl Admin {
         if client_id.is_empty() {
             self.store.delete_upstream_client(&c.org_id, &c.id, PREREGISTERED).await?;
         } else {
-            let pre = Preregistered { client_id: client_id.clone(), client_secret: secret };
+            let pre = Preregistered { client_id: client_id.clone(), client_secret: secret, issuer: None };
             self.store_row(c, OAUTH_CLIENT, PREREGISTERED, &pre).await?;
         }
         self.store.delete_upstream_grants_at(&c.org_id, &c.id).await?;
+        // An authorization started with the other client must not store a grant made with it.
+        self.store.delete_upstream_logins_at(&c.org_id, &c.id).await?;
         tracing::info!(org = %p.org_id, connection = %c.slug, "the connection's OAuth client changed; its grants ended");
         Ok(true)
     }

@@ -8,6 +8,9 @@ use mesh_store::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+/// How long a live token whose renewal failed waits before it tries again.
+const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The live tokens of open sessions, by grant (`connection/subject`): a new authorization (a
 /// step-up's wider scope) or a refresh reaches the sessions already open at once, instead of
 /// at their next renewal — a client retrying the call a step-up refused must not meet the old
@@ -89,9 +92,12 @@ impl mesh_relay::Credential for LiveToken {
                     // The grant's own single flight: one refresh however many sessions ask.
                     match me.admin.upstream_token(&me.principal, &me.connection).await {
                         Ok((t, at)) => *me.current.write().unwrap_or_else(|p| p.into_inner()) = (t.into(), at),
-                        // Nothing better to send: the upstream's 401 will end the session.
+                        // Nothing better to send meanwhile (the upstream's 401 ends a direct
+                        // session); asked again in a while, not on every request.
                         Err(e) => {
-                            tracing::info!(connection = %me.connection.slug, error = %e, "live token not renewed")
+                            tracing::info!(connection = %me.connection.slug, error = %e, "live token not renewed");
+                            let retry = mesh_oauth::flow::now() + RETRY_AFTER_FAILURE.as_secs();
+                            me.current.write().unwrap_or_else(|p| p.into_inner()).1 = Some(retry);
                         }
                     }
                     me.refreshing.store(false, Ordering::Release);

@@ -26,9 +26,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The longest a replica holds a grant's refresh lease (a refresh is one token request; a holder
-/// that died lets the next one in after this).
-const REFRESH_LEASE: Duration = Duration::from_secs(15);
+/// The longest a replica holds a grant's refresh lease: four times the OAuth client's request
+/// timeout (15 s), so that neither a slow token endpoint nor some clock skew between replicas
+/// lets a second one in while the first still spends the refresh token; a holder that died lets
+/// the next one in after this.
+const REFRESH_LEASE: Duration = Duration::from_secs(60);
 
 /// How long an authorization link works.
 pub const LOGIN_TTL: Duration = Duration::from_secs(600);
@@ -111,6 +113,22 @@ fn state_hash(state: &str) -> String {
     hex::encode(sha2::Sha256::digest(state.as_bytes()))
 }
 
+/// The access token of `g` and when to renew it.
+fn token_of(g: &Grant) -> (String, Option<u64>) {
+    let t = g.tokens.as_ref();
+    (t.map(|t| t.access_token.clone()).unwrap_or_default(), t.and_then(|t| t.renew_at()))
+}
+
+/// Whether `g` holds a token not due for renewal.
+fn fresh(g: &Grant) -> bool {
+    g.tokens.as_ref().is_some_and(|t| t.renew_at().is_none_or(|at| at > mesh_oauth::flow::now()))
+}
+
+/// Whether `g` holds a token that has not expired (still worth sending when renewal failed).
+fn usable(g: &Grant) -> bool {
+    g.tokens.as_ref().is_some_and(|t| !t.expires_within(mesh_oauth::flow::now(), Duration::ZERO))
+}
+
 fn authorization_required(c: &Connection, url: String) -> AdminError {
     AdminError::AuthorizationRequired(vec![mesh_relay::AuthorizationLink { connection: c.slug.clone(), url }])
 }
@@ -183,6 +201,17 @@ impl Admin {
             .and_then(|u| url::Url::parse(u).ok())
             .ok_or_else(|| AdminError::Invalid(format!("connection '{}' has no valid url", c.slug)))?;
         let net = self.oauth_net(c);
+        if challenge.is_none() {
+            // The link already under way for this user, while it works: asked again (another
+            // session, a virtual MCP re-read after an edit, a renewal that needs the user), the
+            // mesh must not supersede the link they may be following right now.
+            let now = id::now_ms();
+            if let Some(l) = self.store.pending_upstream_login(&c.id, &subject, now).await? {
+                if l.user_id == p.user_id && l.expires_at - now > (LOGIN_TTL.as_millis() as i64) / 2 {
+                    return Ok(self.link_of(c, l.id, l.expires_at - now));
+                }
+            }
+        }
         let challenge = match challenge {
             Some(ch) => Some(ch),
             None => self.challenge(&net, &url).await,
@@ -218,15 +247,20 @@ impl Admin {
             ciphertext: sealed.ciphertext,
             expires_at: now + LOGIN_TTL.as_millis() as i64,
             done_at: None,
+            granted_at: None,
         };
         self.store.insert_upstream_login(&row, now).await?;
         tracing::info!(org = %c.org_id, connection = %c.slug, user = %p.user_id, "upstream authorization started");
-        Ok(LoginLink {
+        Ok(self.link_of(c, login_id, LOGIN_TTL.as_millis() as i64))
+    }
+
+    fn link_of(&self, c: &Connection, login_id: String, valid_ms: i64) -> LoginLink {
+        LoginLink {
             connection: c.slug.clone(),
             url: format!("{}/oauth/upstream/start?login={login_id}", self.oauth.settings.issuer),
             login_id,
-            expires_in: LOGIN_TTL.as_secs(),
-        })
+            expires_in: u64::try_from(valid_ms / 1000).unwrap_or(0),
+        }
     }
 
     /// The upstream's `WWW-Authenticate` challenge to a request without credentials, if it
@@ -300,9 +334,16 @@ impl Admin {
         if !self.store.finish_upstream_login(&row.id, id::now_ms()).await? {
             return Err(unknown());
         }
-        grant.finish(&self.oauth_net(&c), &pending, params).await.map_err(|e| oauth_failed(&c, e))?;
+        if let Err(e) = grant.finish(&self.oauth_net(&c), &pending, params).await {
+            // Nobody waits for an authorization that cannot complete.
+            self.store.delete_upstream_login(&row.id).await?;
+            return Err(oauth_failed(&c, e));
+        }
         self.store_grant(&c, &row.subject, &grant).await?;
         self.oauth.live.renewed(&c.id, &row.subject, &grant);
+        // Only now is it done for whoever waits (the CLI, an in-band step-up): the new token is
+        // stored and already in this replica's open sessions.
+        self.store.grant_upstream_login(&row.id, id::now_ms()).await?;
         tracing::info!(org = %c.org_id, connection = %c.slug, subject = %row.subject, "upstream authorization granted");
         Ok(c.slug)
     }
@@ -310,7 +351,7 @@ impl Admin {
     /// Whether the authorization of `login_id` (started by `p`) is complete.
     pub async fn upstream_login_done(&self, p: &Principal, login_id: &str) -> Result<bool, AdminError> {
         match self.store.upstream_login(login_id).await? {
-            Some(row) if row.user_id == p.user_id && row.org_id == p.org_id => Ok(row.done_at.is_some()),
+            Some(row) if row.user_id == p.user_id && row.org_id == p.org_id => Ok(row.granted_at.is_some()),
             _ => Err(AdminError::NotFound(format!("authorization '{login_id}'"))),
         }
     }
@@ -322,12 +363,25 @@ impl Admin {
         let until = std::time::Instant::now() + LOGIN_TTL;
         while std::time::Instant::now() < until {
             match self.upstream_login_done(p, login_id).await {
-                Ok(true) => return true,
+                Ok(true) => break,
                 Ok(false) => tokio::time::sleep(Duration::from_millis(250)).await,
                 Err(_) => return false,
             }
         }
-        false
+        // The callback may have landed on another replica: this one's open sessions take the
+        // stored grant now, before the call is sent again.
+        let Ok(Some(row)) = self.store.upstream_login(login_id).await else { return false };
+        if row.granted_at.is_none() {
+            return false;
+        }
+        let Ok(Some(c)) = self.store.get_connection(&row.org_id, &row.connection_id).await else { return false };
+        match self.load_grant(&c, &row.subject).await {
+            Ok(Some((_, g))) => {
+                self.oauth.live.renewed(&c.id, &row.subject, &g);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The access token for `p` at `c` (an `oauth` connection), refreshed first if it is due
@@ -340,27 +394,38 @@ impl Admin {
         c: &Connection,
     ) -> Result<(String, Option<u64>), AdminError> {
         let subject = subject_of(c, p);
-        let token = |g: &Grant| {
-            let t = g.tokens.as_ref();
-            (t.map(|t| t.access_token.clone()).unwrap_or_default(), t.and_then(|t| t.renew_at()))
-        };
-        let fresh =
-            |g: &Grant| g.tokens.as_ref().is_some_and(|t| t.renew_at().is_none_or(|at| at > mesh_oauth::flow::now()));
         if let Some((_, g)) = self.load_grant(c, &subject).await? {
             if fresh(&g) {
-                return Ok(token(&g));
+                return Ok(token_of(&g));
             }
         }
+        // In a task of its own: a caller that goes away (a client that disconnects while its
+        // session opens) must not stop a refresh between spending the refresh token and storing
+        // the new one, nor leave the lease held.
+        let (me, p, c) = (self.clone(), p.clone(), c.clone());
+        tokio::spawn(async move { me.refresh_due(&p, &c, subject).await })
+            .await
+            .map_err(|e| AdminError::Invalid(format!("upstream token refresh: {e}")))?
+    }
+
+    /// [`Admin::upstream_token`] once the grant is due: one refresh per grant, in this process
+    /// (a lock) and across replicas (the row's lease); the others wait for its result.
+    async fn refresh_due(
+        &self,
+        p: &Principal,
+        c: &Connection,
+        subject: String,
+    ) -> Result<(String, Option<u64>), AdminError> {
         let lock = self.oauth.upstream.lock_for(&format!("{}/{subject}", c.id));
         let _turn = lock.lock().await;
         // Whoever held the lock (here, or the lease on another replica) may have refreshed it.
         let waited = std::time::Instant::now();
-        let (row, mut g) = loop {
+        let (row, mut g, until) = loop {
             let Some((row, g)) = self.load_grant(c, &subject).await? else {
                 return self.authorization_required(p, c).await;
             };
             if fresh(&g) {
-                return Ok(token(&g));
+                return Ok(token_of(&g));
             }
             if g.tokens.is_none() {
                 return self.authorization_required(p, c).await;
@@ -368,11 +433,11 @@ impl Admin {
             let now = id::now_ms();
             let until = now + REFRESH_LEASE.as_millis() as i64;
             if self.store.lease_upstream_grant(&row.id, &row.ciphertext, now, until).await? {
-                break (row, g);
+                break (row, g, until);
             }
             if waited.elapsed() > REFRESH_LEASE {
-                if g.tokens.as_ref().is_some_and(|t| !t.expires_within(mesh_oauth::flow::now(), Duration::ZERO)) {
-                    return Ok(token(&g));
+                if usable(&g) {
+                    return Ok(token_of(&g));
                 }
                 return Err(oauth_failed(c, OAuthError::Response("another replica's refresh did not finish".into())));
             }
@@ -381,10 +446,16 @@ impl Admin {
         let spent = g.tokens.as_ref().and_then(|t| t.refresh_token.clone());
         match g.refresh(&self.oauth_net(c)).await {
             Ok(()) => {
-                self.write_refreshed(c, &subject, row, &g, spent.as_deref()).await?;
-                self.oauth.live.renewed(&c.id, &subject, &g);
-                tracing::info!(connection = %c.slug, subject = %subject, "upstream token refreshed");
-                Ok(token(&g))
+                if self.write_refreshed(c, &subject, row, &g, spent.as_deref()).await? {
+                    self.oauth.live.renewed(&c.id, &subject, &g);
+                    tracing::info!(connection = %c.slug, subject = %subject, "upstream token refreshed");
+                    return Ok(token_of(&g));
+                }
+                // Another grant stands (a new authorization meanwhile): it is the one to use.
+                match self.load_grant(c, &subject).await? {
+                    Some((_, now)) if now.tokens.is_some() => Ok(token_of(&now)),
+                    _ => self.authorization_required(p, c).await,
+                }
             }
             Err(e) if e.needs_user() => {
                 tracing::info!(connection = %c.slug, subject = %subject, error = %e, "upstream grant ended; authorization needed");
@@ -393,22 +464,22 @@ impl Admin {
             }
             Err(e) => {
                 // The authorization server is down: a token that has not expired yet still works.
-                let usable =
-                    g.tokens.as_ref().is_some_and(|t| !t.expires_within(mesh_oauth::flow::now(), Duration::ZERO));
+                let usable = usable(&g);
                 tracing::warn!(connection = %c.slug, error = %e, usable, "upstream token refresh failed");
-                self.store.release_upstream_grant(&row.id).await?;
+                self.store.release_upstream_grant(&row.id, until).await?;
                 match usable {
-                    true => Ok(token(&g)),
+                    true => Ok(token_of(&g)),
                     false => Err(oauth_failed(c, e)),
                 }
             }
         }
     }
 
-    /// Writes the grant `g` that replaced `row` after spending the refresh token `spent`: only
-    /// over what was read, so that another writer's refresh stands — but a row that was merely
-    /// re-sealed meanwhile (a vault rotation: same refresh token inside) is still replaced, or
-    /// the rotated refresh token would be lost and the next refresh would replay the old one.
+    /// Writes the grant `g` that replaced `row` after spending the refresh token `spent`, ending
+    /// the lease: only over what was read, so that another writer's grant stands — but a row that
+    /// was merely re-sealed or marked meanwhile (a vault rotation, a refused token: the same
+    /// refresh token inside) is still replaced, or the rotated refresh token would be lost and
+    /// the next refresh would replay the old one. Whether it was written.
     async fn write_refreshed(
         &self,
         c: &Connection,
@@ -416,23 +487,23 @@ impl Admin {
         row: SecretRow,
         g: &Grant,
         spent: Option<&str>,
-    ) -> Result<(), AdminError> {
+    ) -> Result<bool, AdminError> {
         let (key_id, ciphertext) = self.seal_grant(c, subject, g)?;
         let mut old = row.ciphertext;
         for _ in 0..3 {
-            if self.store.swap_upstream_grant(&row.id, &old, &key_id, &ciphertext).await? {
-                return Ok(());
+            if self.store.swap_upstream_grant(&row.id, &old, &key_id, &ciphertext, true).await? {
+                return Ok(true);
             }
-            let Some((now, held)) = self.load_grant(c, subject).await? else { return Ok(()) };
+            let Some((now, held)) = self.load_grant(c, subject).await? else { return Ok(false) };
             let same = held.tokens.as_ref().and_then(|t| t.refresh_token.as_deref()) == spent && now.id == row.id;
             if !same {
                 tracing::info!(connection = %c.slug, "an upstream grant was written elsewhere meanwhile; that one stands");
-                return Ok(());
+                return Ok(false);
             }
             old = now.ciphertext;
         }
         tracing::warn!(connection = %c.slug, "an upstream grant kept changing under a refresh; not written");
-        Ok(())
+        Ok(false)
     }
 
     /// The upstream refused the access token `p` was given for connection `connection_id` (it
@@ -456,7 +527,8 @@ impl Admin {
             g.tokens = None;
         }
         let (key_id, ciphertext) = self.seal_grant(&c, &subject, &g)?;
-        self.store.swap_upstream_grant(&row.id, &row.ciphertext, &key_id, &ciphertext).await?;
+        // A refresh under way keeps its lease: it writes over this mark (`write_refreshed`).
+        self.store.swap_upstream_grant(&row.id, &row.ciphertext, &key_id, &ciphertext, false).await?;
         tracing::info!(connection = %c.slug, subject = %subject, "the upstream refused its token; it will be renewed before the next use");
         Ok(())
     }

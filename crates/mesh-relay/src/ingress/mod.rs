@@ -178,6 +178,11 @@ impl Relay {
             tokio::spawn(async move {
                 match relay.routes.resolve_gateway(&s.principal, &s.route).await {
                     Ok(def) => s.reconfigure(&def, &relay.http).await,
+                    // A member this user has not authorized yet: the session goes on as it was;
+                    // the next one they open asks for it.
+                    Err(e @ crate::RelayError::AuthorizationRequired(_)) => {
+                        tracing::info!(session = %s.id, gateway = %s.label, error = %e, "gateway changed; a member needs the user's authorization first");
+                    }
                     Err(e) => {
                         tracing::info!(session = %s.id, gateway = %s.label, error = %e, "gateway gone; ending its session");
                         relay.sessions.remove(&s.id);

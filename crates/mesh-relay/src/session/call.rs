@@ -156,8 +156,10 @@ impl Session {
                 self.credentials_refused().await;
             }
             e = self.step_up(e).await;
+            // Not the handshake: the client cannot be asked before its session exists.
+            let in_session = msg.method() != Some("initialize");
             if let (true, RelayError::AuthorizationRequired(links), Some(me)) =
-                (self.asks_by_url(&e), &e, self.me.upgrade())
+                (in_session && self.asks_by_url(&e), &e, self.me.upgrade())
             {
                 // Asked in-band, and sent again once authorized: the call stays pending.
                 let again = msg.with_id(&up.to_string());

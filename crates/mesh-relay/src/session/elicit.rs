@@ -78,21 +78,28 @@ impl Session {
             st.server_requests.insert(down, ServerRequest { up_id: "".into(), stream, member: MESH, mesh: Some(tx) });
             st.streams.push(stream, ask.bytes().clone());
         }
-        let answer = tokio::time::timeout(USER_WAIT, rx).await;
-        let accepted =
-            matches!(&answer, Ok(Ok(m)) if m.result::<serde_json::Value>().is_some_and(|r| r["action"] == "accept"));
+        // Every wait ends with the call too (cancelled by the client, expired, the session
+        // closed): nothing is held for a call nobody waits for.
+        let answer = tokio::select! {
+            a = tokio::time::timeout(USER_WAIT, rx) => a.ok().and_then(Result::ok),
+            () = self.call_ends(up) => {
+                self.lock().server_requests.remove(&down);
+                return;
+            }
+        };
+        let accepted = answer.and_then(|m| m.result::<serde_json::Value>()).is_some_and(|r| r["action"] == "accept");
         if !accepted {
             self.lock().server_requests.remove(&down);
             tracing::info!(session = %self.id, route = %self.label, "the client did not take the authorization request in-band");
             return self.fail(up, &refused);
         }
         let done = match self.on_authorized.get() {
-            Some(wait) => wait(auth.elicitation_id().to_string()).await,
+            Some(wait) => tokio::select! {
+                done = wait(auth.elicitation_id().to_string()) => done,
+                () = self.call_ends(up) => return,
+            },
             None => false,
         };
-        if !self.lock().pending.contains_key(&up) {
-            return; // Cancelled by the client, or expired, meanwhile.
-        }
         if !done {
             return self.fail(up, &refused);
         }
@@ -108,8 +115,24 @@ impl Session {
             }
         }
         tracing::info!(session = %self.id, route = %self.label, up, "authorized in-band; the call is sent again");
-        if let Err(e) = link.send(msg).await {
-            self.fail(up, &e);
+        // As any send: bounded by the request's timeout, and a refused token ends the session.
+        match tokio::time::timeout(self.timeout, link.send(msg)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if matches!(e, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. }) {
+                    self.credentials_refused().await;
+                }
+                self.fail(up, &e);
+            }
+            Err(_) => self.fail(up, &self.timed_out(&link)),
+        }
+    }
+
+    /// Resolves when the call `up` is no longer pending (answered, cancelled, expired, or its
+    /// session closed).
+    async fn call_ends(&self, up: u64) {
+        while self.lock().pending.contains_key(&up) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 }

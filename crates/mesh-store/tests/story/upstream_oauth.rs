@@ -21,6 +21,7 @@ fn login(c: &Connection, id: &str, subject: &str) -> UpstreamLogin {
         ciphertext: format!("sealed({id})"),
         expires_at: NOW + 600_000,
         done_at: None,
+        granted_at: None,
     }
 }
 
@@ -53,8 +54,8 @@ pub async fn upstream_oauth(store: &Store) {
     assert_eq!(g.id, "sec_g3");
     assert_eq!(store.upstream_grants_of("org_a", "user:u1").await.unwrap().len(), 1);
     // Written only over what was read.
-    assert!(store.swap_upstream_grant("sec_g3", "sealed(sec_g3)", "k_two", "refreshed").await.unwrap());
-    assert!(!store.swap_upstream_grant("sec_g3", "sealed(sec_g3)", "k_two", "stale").await.unwrap());
+    assert!(store.swap_upstream_grant("sec_g3", "sealed(sec_g3)", "k_two", "refreshed", true).await.unwrap());
+    assert!(!store.swap_upstream_grant("sec_g3", "sealed(sec_g3)", "k_two", "stale", true).await.unwrap());
     assert_eq!(store.upstream_grant("org_a", &c.id, "user:u1").await.unwrap().unwrap().ciphertext, "refreshed");
     // One refresh at a time across replicas: a lease on what was read, ended by the write.
     assert!(store.lease_upstream_grant("sec_g3", "refreshed", NOW, NOW + 30_000).await.unwrap());
@@ -67,14 +68,19 @@ pub async fn upstream_oauth(store: &Store) {
         store.lease_upstream_grant("sec_g3", "refreshed", NOW + 40_000, NOW + 70_000).await.unwrap(),
         "expired lease"
     );
-    assert!(store.swap_upstream_grant("sec_g3", "refreshed", "k_two", "again").await.unwrap());
-    assert!(
-        store.lease_upstream_grant("sec_g3", "again", NOW + 40_001, NOW + 70_001).await.unwrap(),
-        "the write ended it"
-    );
-    store.release_upstream_grant("sec_g3").await.unwrap();
+    // Another writer (a refused token marked expired) leaves the lease running.
+    assert!(store.swap_upstream_grant("sec_g3", "refreshed", "k_two", "marked", false).await.unwrap());
+    let held = store.lease_upstream_grant("sec_g3", "marked", NOW + 40_001, NOW + 70_001).await.unwrap();
+    assert!(!held, "still held");
+    assert!(store.swap_upstream_grant("sec_g3", "marked", "k_two", "again", true).await.unwrap());
+    let ended = store.lease_upstream_grant("sec_g3", "again", NOW + 40_001, NOW + 70_001).await.unwrap();
+    assert!(ended, "the write ended it");
+    store.release_upstream_grant("sec_g3", NOW + 1).await.unwrap();
+    let other = store.lease_upstream_grant("sec_g3", "again", NOW + 40_002, NOW + 70_002).await.unwrap();
+    assert!(!other, "a release of another lease changes nothing");
+    store.release_upstream_grant("sec_g3", NOW + 70_001).await.unwrap();
     assert!(store.lease_upstream_grant("sec_g3", "again", NOW + 40_002, NOW + 70_002).await.unwrap(), "released");
-    store.release_upstream_grant("sec_g3").await.unwrap();
+    store.release_upstream_grant("sec_g3", NOW + 70_002).await.unwrap();
     // Vault rotation sees them.
     assert!(store.all_secrets().await.unwrap().iter().any(|s| s.id == "sec_g3"));
     // Editing the headers keeps users' grants.
@@ -104,6 +110,9 @@ pub async fn upstream_oauth(store: &Store) {
     assert!(!store.finish_upstream_login("l1", NOW + 2).await.unwrap(), "single use");
     let done = store.upstream_login("l1").await.unwrap().unwrap();
     assert_eq!((done.done_at, done.ciphertext.as_str()), (Some(NOW + 1), ""), "nothing sealed kept once done");
+    assert_eq!(done.granted_at, None, "claimed, not granted yet");
+    store.grant_upstream_login("l1", NOW + 2).await.unwrap();
+    assert_eq!(store.upstream_login("l1").await.unwrap().unwrap().granted_at, Some(NOW + 2));
     store.insert_upstream_login(&login(&c, "l2", "user:u1"), NOW).await.unwrap();
     assert!(store.upstream_login("l1").await.unwrap().is_none(), "the newer link replaces it");
     let mut old = login(&c, "l3", "user:u2");
@@ -111,6 +120,12 @@ pub async fn upstream_oauth(store: &Store) {
     store.insert_upstream_login(&old, NOW - 10).await.unwrap();
     store.insert_upstream_login(&login(&c, "l4", "user:u3"), NOW).await.unwrap();
     assert!(store.upstream_login("l3").await.unwrap().is_none(), "expired ones are swept");
+    // The one under way of a subject (to hand out again rather than supersede), then forgotten.
+    let under_way = store.pending_upstream_login(&c.id, "user:u1", NOW).await.unwrap();
+    assert_eq!(under_way.map(|l| l.id).as_deref(), Some("l2"));
+    assert!(store.pending_upstream_login(&c.id, "user:u1", NOW + 600_001).await.unwrap().is_none(), "expired");
+    store.delete_upstream_login("l4").await.unwrap();
+    assert!(store.upstream_login("l4").await.unwrap().is_none());
 
     // A member leaving takes their grants; a URL change, all of them; the connection, the rest.
     assert_eq!(store.delete_upstream_grants_of("org_a", "user:u2").await.unwrap(), 1);
