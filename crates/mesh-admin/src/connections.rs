@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_TIMEOUT_MS: i64 = 60_000;
 
 /// What a caller may set on a connection. On update, absent fields stay as they are; `headers`
-/// or `env`, when given, replace the whole set.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// or `env`, when given, replace the whole set. Its `Debug` shows secrets by name only.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConnectionInput {
     /// Unique per organisation; used in `/mcp/{slug}`.
@@ -60,6 +60,27 @@ pub struct ConnectionInput {
     pub oauth_client_id: Option<String>,
     /// Its secret, for a confidential client (sealed; write-only).
     pub oauth_client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectionInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |m: &Option<BTreeMap<String, String>>| m.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>());
+        f.debug_struct("ConnectionInput")
+            .field("slug", &self.slug)
+            .field("transport", &self.transport)
+            .field("url", &self.url.as_deref().map(mesh_audit::redact::mask_url))
+            .field("headers", &names(&self.headers))
+            .field("template", &self.template)
+            .field("command", &self.command)
+            .field("args", &self.args.as_ref().map(|a| mesh_audit::redact::mask_args(a)))
+            .field("env", &names(&self.env))
+            .field("status", &self.status)
+            .field("auth", &self.auth)
+            .field("oauth_shared", &self.oauth_shared)
+            .field("oauth_client_id", &self.oauth_client_id)
+            .field("oauth_client_secret", &self.oauth_client_secret.as_ref().map(|_| MASK))
+            .finish_non_exhaustive()
+    }
 }
 
 /// A connection as shown to callers: secrets appear by name only, values masked.
@@ -623,5 +644,28 @@ impl RouteResolver for Routes {
                 RelayError::Internal(format!("gateway cannot be opened: {}", e.public_message()))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_secrets_by_name_only() {
+        let input = ConnectionInput {
+            headers: Some(BTreeMap::from([("Authorization".into(), "Bearer header-secret".into())])),
+            env: Some(BTreeMap::from([("API_KEY".into(), "env-secret".into())])),
+            oauth_client_id: Some("client-1".into()),
+            oauth_client_secret: Some("client-secret".into()),
+            ..Default::default()
+        };
+        let shown = format!("{input:?}");
+        for secret in ["header-secret", "env-secret", "client-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        for name in ["Authorization", "API_KEY", "client-1"] {
+            assert!(shown.contains(name), "{shown}");
+        }
     }
 }
