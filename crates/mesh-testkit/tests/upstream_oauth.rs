@@ -345,7 +345,26 @@ async fn issue19_a_virtual_mcp_over_oauth_servers() {
         let r = client.call_tool(echo, json!({"message": format!("via {member}")})).await.expect("call");
         assert!(r.to_string().contains(&format!("via {member}")), "{r}");
     }
+
+    // Consent withdrawn at the back: a member's refused token fails its call, the session goes
+    // on, and the next session asks the user again — never the refused token once more.
+    let (ok, grants) = back.manage(&back.key, "OAUTH_GRANT_LIST", json!({})).await;
+    assert!(ok, "{grants}");
+    for g in grants["items"].as_array().expect("items") {
+        let (ok, out) = back.manage(&back.key, "OAUTH_GRANT_REVOKE", json!({"id": g["id"]})).await;
+        assert!(ok, "{out}");
+    }
+    let echo = names.iter().find(|n| n.starts_with("remote") && n.ends_with("echo")).expect("remote's echo");
+    let failed = client.call_tool(echo, json!({"message": "after"})).await;
+    assert!(failed.is_err() || failed.as_ref().is_ok_and(|r| r["isError"] == true), "{failed:?}");
     client.close().await.ok();
+    let (status, _, body) = post(&endpoint, post_headers(&front.key, None), initialize_body(1, "2025-11-25")).await;
+    assert_eq!(status, 200, "{body}");
+    let reply: Value = serde_json::from_str(body.lines().find_map(|l| l.strip_prefix("data:")).unwrap_or(&body).trim())
+        .unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(reply["error"]["code"], -32042, "asked again, not the refused token: {reply}");
+    let asked = reply["error"]["data"]["elicitations"].to_string();
+    assert!(asked.contains("'remote'"), "{reply}");
     front.stop().await;
     back.stop().await;
 }

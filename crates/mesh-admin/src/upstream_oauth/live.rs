@@ -29,6 +29,16 @@ impl LiveTokens {
         map.entry(key).or_default().push(Arc::downgrade(token));
     }
 
+    /// The upstream refused the token of `subject` at `connection_id`: the open sessions that
+    /// still send it (a virtual MCP's goes on after a member's 401) renew it at their next use.
+    pub(crate) fn refused(&self, connection_id: &str, subject: &str) {
+        let key = format!("{connection_id}/{subject}");
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for token in map.get(&key).into_iter().flatten().filter_map(Weak::upgrade) {
+            token.current.write().unwrap_or_else(|p| p.into_inner()).1 = Some(0);
+        }
+    }
+
     /// The grant of `subject` at `connection_id` now holds `grant`'s tokens.
     pub(crate) fn renewed(&self, connection_id: &str, subject: &str, grant: &Grant) {
         let Some(t) = grant.tokens.as_ref() else { return };

@@ -529,6 +529,7 @@ impl Admin {
         let (key_id, ciphertext) = self.seal_grant(&c, &subject, &g)?;
         // A refresh under way keeps its lease: it writes over this mark (`write_refreshed`).
         self.store.swap_upstream_grant(&row.id, &row.ciphertext, &key_id, &ciphertext, false).await?;
+        self.oauth.live.refused(&c.id, &subject);
         tracing::info!(connection = %c.slug, subject = %subject, "the upstream refused its token; it will be renewed before the next use");
         Ok(())
     }

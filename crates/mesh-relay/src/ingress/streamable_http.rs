@@ -269,16 +269,18 @@ pub(super) async fn open_session(
             if !relay.governor.access(&principal).allows_route(RouteKind::Gateway, &def.slug) {
                 return Err(RelayError::RouteNotFound(g.chars().take(64).collect()));
             }
-            let (s, reply) = Session::open_gateway(
-                principal,
-                &def,
-                relay.audit.clone(),
-                relay.governor.clone(),
-                &relay.http,
-                msg,
-                stateless,
-            )
-            .await?;
+            let prepare = |s: &Session| {
+                s.govern(relay.governor.clone());
+                // A member's refused token: renewed for its next calls, the session goes on.
+                let (routes, who) = (relay.routes.clone(), s.principal.clone());
+                s.on_refused(move |connection| {
+                    let (routes, who) = (routes.clone(), who.clone());
+                    Box::pin(async move { routes.refused(&who, &connection).await })
+                });
+            };
+            let (s, reply) =
+                Session::open_gateway(principal, &def, relay.audit.clone(), prepare, &relay.http, msg, stateless)
+                    .await?;
             relay.sessions.insert(slot, s.clone());
             return Ok(Opened::Session(s, reply));
         }
@@ -298,10 +300,10 @@ pub(super) async fn open_session(
             s.govern(relay.governor.clone());
             let (routes, who, id) = (relay.routes.clone(), s.principal.clone(), resolved.id.clone());
             s.on_refused({
-                let (routes, who, id) = (routes.clone(), who.clone(), id.clone());
-                move || {
-                    let (routes, who, id) = (routes.clone(), who.clone(), id.clone());
-                    Box::pin(async move { routes.refused(&who, &id).await })
+                let (routes, who) = (routes.clone(), who.clone());
+                move |connection| {
+                    let (routes, who) = (routes.clone(), who.clone());
+                    Box::pin(async move { routes.refused(&who, &connection).await })
                 }
             });
             s.on_step_up({

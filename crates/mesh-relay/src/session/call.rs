@@ -153,7 +153,7 @@ impl Session {
         sending.done();
         if let Err(mut e) = sent {
             if matches!(e, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. }) {
-                self.credentials_refused().await;
+                self.credentials_refused(member).await;
             }
             e = self.step_up(e).await;
             // Not the handshake: the client cannot be asked before its session exists.

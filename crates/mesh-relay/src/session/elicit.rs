@@ -120,7 +120,7 @@ impl Session {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 if matches!(e, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. }) {
-                    self.credentials_refused().await;
+                    self.credentials_refused(0).await;
                 }
                 self.fail(up, &e);
             }

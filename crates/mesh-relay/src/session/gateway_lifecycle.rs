@@ -3,7 +3,7 @@
 
 use super::gateway::{warning, Gateway, ListKind, Merged};
 use super::Session;
-use crate::ports::{AuditSink, Governor, ResolvedGateway};
+use crate::ports::{AuditSink, ResolvedGateway};
 use crate::{upstream, RelayError};
 use mesh_core::gateway::FailureMode;
 use mesh_protocol::{version, Message};
@@ -14,12 +14,13 @@ use std::time::Duration;
 
 impl Session {
     /// Opens a virtual MCP session: connects and initialises every member with the client's
-    /// `initialize`, and returns the session with the merged InitializeResult.
+    /// `initialize`, and returns the session with the merged InitializeResult. `prepare` sets the
+    /// session up (its governance, its hooks) before any member is contacted.
     pub async fn open_gateway(
         principal: mesh_core::Principal,
         def: &ResolvedGateway,
         audit: Arc<dyn AuditSink>,
-        governor: Arc<dyn Governor>,
+        prepare: impl FnOnce(&Session),
         http: &crate::upstream::UpstreamClients,
         init: &Message,
         stateless_clients: bool,
@@ -34,7 +35,7 @@ impl Session {
             audit,
             Some(Gateway::new(def, stateless_clients)),
         );
-        s.govern(governor);
+        prepare(&s);
         s.note_client(init);
         let params: Value = init.params().unwrap_or_else(|| json!({}));
         if let Some(gw) = &s.gateway {

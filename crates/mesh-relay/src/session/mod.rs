@@ -91,7 +91,7 @@ pub struct Session {
     governance: OnceLock<governance::Governance>,
     dead: AtomicBool,
     /// Told when the upstream refuses the session's credentials (`call.rs`), once.
-    on_refused: OnceLock<Box<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>>,
+    on_refused: OnceLock<Box<dyn Fn(String) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>>,
     on_step_up: OnceLock<StepUp>,
     /// Waits for an authorization the client was sent to (`elicit.rs`).
     on_authorized: OnceLock<elicit::Authorized>,
@@ -289,9 +289,13 @@ impl Session {
         self.dead.load(Ordering::Acquire)
     }
 
-    /// What to do when the upstream refuses the credentials this session was opened with (the
-    /// session then ends: the next one is opened with renewed ones, or asks the user).
-    pub fn on_refused(&self, f: impl Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static) {
+    /// What to do when an upstream (the connection of the given id) refuses the credentials this
+    /// session was opened with: a direct session then ends (the next one is opened with renewed
+    /// ones, or asks the user); a gateway's goes on with its other members.
+    pub fn on_refused(
+        &self,
+        f: impl Fn(String) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) {
         let _ = self.on_refused.set(Box::new(f));
     }
 
@@ -313,17 +317,26 @@ impl Session {
         }
     }
 
-    /// The upstream answered 401: the credentials the session holds will not work again, so the
-    /// session ends (its client gets 404 and opens a new one), and whoever gave them is told —
-    /// before the refusal reaches the client, so that the session it opens next gets new ones.
-    pub(crate) async fn credentials_refused(&self) {
-        if self.gateway.is_some() || self.dead.swap(true, Ordering::AcqRel) {
+    /// The upstream of `member` answered 401: the credentials the session holds will not work
+    /// again, and whoever gave them is told — before the refusal reaches the client, so that the
+    /// session it opens next gets new ones (or asks the user), never the refused ones again. A
+    /// direct session ends (its client gets 404 and opens a new one); a gateway's goes on with its
+    /// other members, and the refused member's credential is renewed in the background.
+    pub(crate) async fn credentials_refused(&self, member: usize) {
+        let Some(f) = self.on_refused.get() else { return };
+        if let Some(gw) = &self.gateway {
+            let id = gw.members().get(member).map(|m| m.connection_id.clone());
+            if let Some(id) = id {
+                tracing::info!(session = %self.id, route = %self.label, connection = %id, "a member refused the session's credentials");
+                f(id).await;
+            }
+            return;
+        }
+        if self.dead.swap(true, Ordering::AcqRel) {
             return;
         }
         tracing::info!(session = %self.id, route = %self.label, "the upstream refused the session's credentials; the session ends");
-        if let Some(f) = self.on_refused.get() {
-            f().await;
-        }
+        f(self.route.clone()).await;
     }
 
     /// Marks the session as one the stateless ingress shares between requests: no client may
