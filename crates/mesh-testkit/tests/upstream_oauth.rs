@@ -43,8 +43,12 @@ async fn initialize(front: &TestMesh) -> Value {
 
 /// An `initialize` at the front's `remote` with `key`.
 async fn initialize_as(front: &TestMesh, key: &str) -> Value {
-    let (status, _, body) =
-        post(&front.endpoint("remote"), post_headers(key, None), initialize_body(1, "2025-11-25")).await;
+    initialize_at(&front.endpoint("remote"), key).await
+}
+
+/// An `initialize` at `endpoint` with `key`: the JSON-RPC reply.
+async fn initialize_at(endpoint: &str, key: &str) -> Value {
+    let (status, _, body) = post(endpoint, post_headers(key, None), initialize_body(1, "2025-11-25")).await;
     assert_eq!(status, 200, "{body}");
     let json = body.lines().find_map(|l| l.strip_prefix("data:")).unwrap_or(&body).trim().to_string();
     serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -324,10 +328,7 @@ async fn issue19_a_virtual_mcp_over_oauth_servers() {
     assert!(warnings.contains("'remote' needs your authorization") && warnings.contains("'other'"), "{made}");
 
     let endpoint = format!("{}/mcp/gateway/both", front.url);
-    let (status, _, body) = post(&endpoint, post_headers(&front.key, None), initialize_body(1, "2025-11-25")).await;
-    assert_eq!(status, 200, "{body}");
-    let reply: Value = serde_json::from_str(body.lines().find_map(|l| l.strip_prefix("data:")).unwrap_or(&body).trim())
-        .unwrap_or_else(|e| panic!("{e}: {body}"));
+    let reply = initialize_at(&endpoint, &front.key).await;
     assert_eq!(reply["error"]["code"], -32042, "{reply}");
     let asked = reply["error"]["data"]["elicitations"].as_array().expect("elicitations").clone();
     assert_eq!(asked.len(), 2, "both members at once: {reply}");
@@ -358,10 +359,7 @@ async fn issue19_a_virtual_mcp_over_oauth_servers() {
     let failed = client.call_tool(echo, json!({"message": "after"})).await;
     assert!(failed.is_err() || failed.as_ref().is_ok_and(|r| r["isError"] == true), "{failed:?}");
     client.close().await.ok();
-    let (status, _, body) = post(&endpoint, post_headers(&front.key, None), initialize_body(1, "2025-11-25")).await;
-    assert_eq!(status, 200, "{body}");
-    let reply: Value = serde_json::from_str(body.lines().find_map(|l| l.strip_prefix("data:")).unwrap_or(&body).trim())
-        .unwrap_or_else(|e| panic!("{e}: {body}"));
+    let reply = initialize_at(&endpoint, &front.key).await;
     assert_eq!(reply["error"]["code"], -32042, "asked again, not the refused token: {reply}");
     let asked = reply["error"]["data"]["elicitations"].to_string();
     assert!(asked.contains("'remote'"), "{reply}");
