@@ -102,7 +102,7 @@ impl Admin {
 
     /// Waits (briefly: a database that is down must not hang the query too) until calls that
     /// ended before now are written.
-    async fn flush_audit(&self) {
+    pub(crate) async fn flush_audit(&self) {
         if tokio::time::timeout(std::time::Duration::from_secs(2), self.audit.flush()).await.is_err() {
             tracing::warn!("audit writer is behind; the answer may miss the latest calls");
         }

@@ -24,6 +24,7 @@ pub mod templates;
 pub mod tools;
 pub mod trust;
 pub mod upstream_oauth;
+pub mod usage;
 pub mod vault;
 
 pub use error::AdminError;

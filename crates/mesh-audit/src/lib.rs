@@ -48,6 +48,7 @@ mod log;
 pub mod redact;
 pub mod retention;
 mod row;
+pub mod usage;
 pub mod verify;
 pub mod view;
 
@@ -78,6 +79,8 @@ pub struct AuditConfig {
     pub prune_every: Duration,
     /// How long shutdown keeps retrying an unreachable database.
     pub shutdown_timeout: Duration,
+    /// Usage accounting, summed from the same records (`usage`).
+    pub usage: usage::UsageConfig,
 }
 
 impl Default for AuditConfig {
@@ -92,6 +95,7 @@ impl Default for AuditConfig {
             retention: retention_days(90),
             prune_every: Duration::from_secs(3600),
             shutdown_timeout: Duration::from_secs(10),
+            usage: usage::UsageConfig::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::usage::Tally;
 use crate::{chain, retention, AuditConfig};
 
 enum Msg {
@@ -74,7 +75,13 @@ impl AuditLog {
     pub fn start(store: Store, cfg: AuditConfig) -> Arc<AuditLog> {
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
         let shared = Arc::new(Shared::default());
-        let writer = Writer { rx, store: store.clone(), shared: shared.clone(), cfg: cfg.clone() };
+        let writer = Writer {
+            rx,
+            store: store.clone(),
+            shared: shared.clone(),
+            cfg: cfg.clone(),
+            tally: Tally::new(cfg.usage.clone()),
+        };
         let mut tasks = vec![tokio::spawn(writer.run())];
         if let Some(keep) = cfg.retention {
             tasks.push(tokio::spawn(retention::run(store.clone(), keep, cfg.prune_every)));
@@ -122,6 +129,11 @@ impl AuditLog {
             retried_batches: s.retried.load(Ordering::Relaxed),
             lost_at_shutdown: s.lost.load(Ordering::Relaxed),
         }
+    }
+
+    /// Records waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// The settings in force.
@@ -184,6 +196,7 @@ struct Writer {
     store: Store,
     shared: Arc<Shared>,
     cfg: AuditConfig,
+    tally: Tally,
 }
 
 impl Writer {
@@ -191,7 +204,19 @@ impl Writer {
         let mut rows: Vec<AuditRow> = Vec::with_capacity(self.cfg.batch_rows);
         let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
-            let Some(first) = self.rx.recv().await else { return };
+            // Idle with usage sums in memory: add them to the database once they are due
+            // rather than holding them until traffic returns.
+            let next = match self.tally.due_in() {
+                Some(wait) => tokio::select! {
+                    m = self.rx.recv() => m,
+                    _ = tokio::time::sleep(wait) => {
+                        self.tally.flush(&self.store).await;
+                        continue;
+                    }
+                },
+                None => self.rx.recv().await,
+            };
+            let Some(first) = next else { return };
             let mut stop = self.take(first, &mut rows, &mut flushed);
             // Gather until the batch is full, its time is up, or someone waits for it — without
             // listening on the queue meanwhile: a receiver parked in `recv` is woken by every
@@ -217,6 +242,7 @@ impl Writer {
                     }
                 }
                 self.write(&mut rows, Some(Instant::now() + self.cfg.shutdown_timeout)).await;
+                self.tally.flush(&self.store).await;
                 flushed.drain(..).for_each(|f| {
                     let _ = f.send(());
                 });
@@ -224,6 +250,9 @@ impl Writer {
                 return;
             }
             self.write(&mut rows, None).await;
+            if !flushed.is_empty() || self.tally.due() {
+                self.tally.flush(&self.store).await;
+            }
             flushed.drain(..).for_each(|f| {
                 let _ = f.send(());
             });
@@ -232,7 +261,7 @@ impl Writer {
 
     /// Adds a message to the batch; returns the stop acknowledgement if it is the stop.
     fn take(
-        &self,
+        &mut self,
         m: Msg,
         rows: &mut Vec<AuditRow>,
         flushed: &mut Vec<oneshot::Sender<()>>,
@@ -240,6 +269,7 @@ impl Writer {
         match m {
             Msg::Record { rec, omitted } => {
                 let raw = rec.arguments.as_ref().map_or(0, String::len);
+                self.tally.add(&rec);
                 rows.push(crate::row::from_record(*rec, omitted, &self.cfg));
                 self.shared.queued_bytes.fetch_sub(raw, Ordering::Relaxed);
                 None

@@ -21,6 +21,7 @@ mod role;
 mod rule;
 mod serve;
 mod template;
+mod usage;
 mod user;
 
 use clap::{Parser, Subcommand};
@@ -77,6 +78,8 @@ enum Command {
     Vault(VaultCmd),
     /// The audit trail: recent calls, JSON Lines export, hash-chain verification.
     Audit(Box<audit::AuditArgs>),
+    /// Usage over time: calls, errors, bytes and latency by user, key, connection, tool or time.
+    Usage(Box<usage::UsageArgs>),
     /// Serve a mesh endpoint over stdio, for desktop clients that only speak stdio.
     Stdio(StdioArgs),
 }
@@ -133,6 +136,7 @@ async fn main() -> ExitCode {
         Command::Call(args) => connection::call(args).await,
         Command::Vault(VaultCmd::Rotate(target)) => api::vault_rotate(target).await,
         Command::Audit(args) => audit::run(*args).await,
+        Command::Usage(args) => usage::run(*args).await,
         Command::Stdio(args) => stdio(args).await,
     };
     match result {

@@ -74,6 +74,12 @@ pub struct ServeArgs {
     /// used for per-address login and registration limits), e.g. x-forwarded-for.
     #[arg(long, env = "MESH_CLIENT_IP_HEADER")]
     client_ip_header: Option<String>,
+    /// The bearer token GET /metrics asks for; without one the main address serves no metrics.
+    #[arg(long, env = "MESH_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// An address of its own for GET /metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "MESH_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// OAuth access-token lifetime, in seconds.
     #[arg(long, env = "MESH_OAUTH_ACCESS_TTL_SECS", default_value_t = 3600)]
     oauth_access_ttl_secs: u64,
@@ -151,6 +157,12 @@ impl ServeArgs {
         cfg.session_open_per_minute = self.session_open_per_minute;
         cfg.upstream_ca_file = self.upstream_ca_file.filter(|p| !p.as_os_str().is_empty());
         cfg.client_ip_header = self.client_ip_header.filter(|h| !h.is_empty());
+        cfg.metrics_token =
+            self.metrics_token.filter(|t| !t.trim().is_empty()).map(|t| Secret::new(t.trim().to_string()));
+        cfg.metrics_listen = match self.metrics_listen.filter(|a| !a.is_empty()) {
+            Some(a) => Some(a.parse().with_context(|| format!("MESH_METRICS_LISTEN is not an address: '{a}'"))?),
+            None => None,
+        };
         cfg.oauth = mesh_server::config::OAuthConfig {
             access_ttl_secs: self.oauth_access_ttl_secs,
             refresh_ttl_days: self.oauth_refresh_ttl_days,

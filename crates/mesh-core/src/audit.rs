@@ -95,10 +95,35 @@ pub struct CallRecord {
     pub request_id: Box<str>,
 }
 
+impl CallRecord {
+    /// The name to count this request under in metrics and usage: its tool, prompt or resource
+    /// when the server took the request up (it ran, failed, timed out or was abandoned), and
+    /// [`REFUSED_NAME`] when the mesh or the server refused it. Names that nothing can call (a
+    /// client may send any) then add no metric series and no usage rows; what is left is bounded
+    /// by what the servers really offer, and capped again by those who count.
+    pub fn counted_name(&self) -> Option<&str> {
+        let name = self.name.as_deref()?;
+        Some(match self.outcome {
+            Outcome::Denied | Outcome::RateLimited | Outcome::ProtocolError => REFUSED_NAME,
+            _ => name,
+        })
+    }
+}
+
+/// What [`CallRecord::counted_name`] answers for a refused request that named something.
+pub const REFUSED_NAME: &str = "(refused)";
+
+/// What counters use once their cap on distinct names is reached.
+pub const OTHER_NAME: &str = "(other)";
+
 /// Receives call records. Implementations must return at once (queue, never write inline).
 pub trait AuditSink: Send + Sync + 'static {
     /// Takes one record.
     fn record(&self, rec: CallRecord);
+
+    /// A downstream session of `route_kind` ended after `lived` (for the session-duration
+    /// metric; the audit trail itself records requests only).
+    fn session_ended(&self, _route_kind: &'static str, _lived: std::time::Duration) {}
 }
 
 /// A sink that drops everything (tests, tools that need no audit).

@@ -25,6 +25,7 @@ pub mod ingress;
 pub mod ports;
 pub mod session;
 pub mod spec;
+pub mod stats;
 pub mod upstream;
 
 pub use error::{AuthorizationLink, Cause, RelayError};

@@ -55,6 +55,12 @@ pub struct Config {
     /// which is used for per-address limits (`MESH_CLIENT_IP_HEADER`, e.g. `x-forwarded-for`;
     /// default none: the peer's address).
     pub client_ip_header: Option<String>,
+    /// The bearer token `GET /metrics` asks for on the main address, which serves no metrics
+    /// without one (`MESH_METRICS_TOKEN`, default none).
+    pub metrics_token: Option<Secret<String>>,
+    /// An address of its own for `GET /metrics` (`MESH_METRICS_LISTEN`, e.g. `127.0.0.1:9464`;
+    /// default none). It asks for the token too when one is set.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The OAuth authorization server's settings.
@@ -133,6 +139,8 @@ impl Config {
             upstream_ca_file: None,
             oauth: OAuthConfig::default(),
             client_ip_header: None,
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 

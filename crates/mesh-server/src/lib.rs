@@ -6,6 +6,7 @@
 
 pub mod config;
 mod health;
+mod metrics;
 mod oauth;
 mod rest;
 mod rest_config;
@@ -37,6 +38,11 @@ pub struct Mesh {
     pub owner_key: Option<Secret<String>>,
     /// The header a proxy in front names the client's address in (`MESH_CLIENT_IP_HEADER`).
     client_ip_header: Option<axum::http::HeaderName>,
+    /// The metrics every request is counted into.
+    pub metrics: Arc<mesh_telemetry::Metrics>,
+    /// SHA-256 of `MESH_METRICS_TOKEN`, and `MESH_METRICS_LISTEN`.
+    metrics_token: Option<[u8; 32]>,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Mesh {
@@ -82,13 +88,16 @@ impl Mesh {
                     .context("cannot create the directory stdio children start in")?,
             ),
         };
+        let metrics = Arc::new(mesh_telemetry::Metrics::new());
+        // Counted on the request path as each request ends, before its record is queued.
+        let metered = Arc::new(mesh_telemetry::MeteredSink { metrics: metrics.clone(), inner: audit });
         let relay = Relay::new(
             relay_config(cfg),
             keys,
             Arc::new(Routes(admin.clone())),
             Arc::new(ManagementServer::new(admin.clone())),
             http,
-            audit,
+            metered,
             policies,
         );
         follow_changes(&admin, &relay);
@@ -99,7 +108,18 @@ impl Mesh {
             ),
             None => None,
         };
-        Ok(Mesh { relay, admin, owner_key, client_ip_header })
+        if cfg.metrics_token.is_none() && cfg.metrics_listen.is_some_and(|a| !a.ip().is_loopback()) {
+            tracing::warn!("MESH_METRICS_LISTEN is beyond loopback without MESH_METRICS_TOKEN: anyone who reaches it reads the metrics");
+        }
+        Ok(Mesh {
+            relay,
+            admin,
+            owner_key,
+            client_ip_header,
+            metrics,
+            metrics_token: cfg.metrics_token.as_ref().map(|t| metrics::digest(t.expose())),
+            metrics_listen: cfg.metrics_listen,
+        })
     }
 
     /// All routes.
@@ -111,7 +131,36 @@ impl Mesh {
             .merge(rest_config::router(self.admin.clone()))
             .merge(rest_oauth::router(self.admin.clone()))
             .merge(oauth::router(oauth::Ctx { admin: self.admin.clone(), ip_header: self.client_ip_header.clone() }))
+            .merge(metrics::router(self.scrape(self.metrics_token.is_some())))
             .fallback(health::not_found)
+    }
+
+    fn scrape(&self, enabled: bool) -> metrics::Scrape {
+        metrics::Scrape {
+            metrics: self.metrics.clone(),
+            relay: Arc::downgrade(&self.relay),
+            audit: self.admin.audit.clone(),
+            token: self.metrics_token,
+            enabled,
+        }
+    }
+
+    /// Binds `MESH_METRICS_LISTEN`, if set, and serves `/metrics` there until `stop` resolves.
+    async fn serve_metrics(
+        &self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let Some(addr) = self.metrics_listen else { return Ok(None) };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on MESH_METRICS_LISTEN {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics at /metrics");
+        let app = metrics::router(self.scrape(true)).fallback(health::not_found);
+        Ok(Some(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        })))
     }
 
     /// Serves until `shutdown` resolves, then closes every session (stopping stdio children),
@@ -142,6 +191,9 @@ impl Mesh {
         let relay = self.relay.clone();
         let stopping = Arc::new(tokio::sync::Notify::new());
         let stopping2 = stopping.clone();
+        let metrics_stop = Arc::new(tokio::sync::Notify::new());
+        let metrics_stopped = metrics_stop.clone();
+        let metrics_server = self.serve_metrics(async move { metrics_stopped.notified().await }).await?;
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: closing sessions");
@@ -163,6 +215,10 @@ impl Mesh {
             }
         }
         flusher.abort();
+        metrics_stop.notify_one();
+        if let Some(m) = metrics_server {
+            let _ = m.await;
+        }
         self.admin.keys.flush_usage(&self.admin.store).await;
         // After the relay: closing sessions ends their in-flight requests, which are recorded.
         self.admin.audit.shutdown().await;

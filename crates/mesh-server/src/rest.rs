@@ -8,7 +8,10 @@
 //! - `GET /api/v1/audit/export?…` → the same filters, every matching row as JSON Lines, oldest
 //!   first unless `order=desc` (`limit` is the page size of the underlying walk);
 //! - `GET /api/v1/audit/verify` → the `AUDIT_VERIFY` report (200 whether or not the chain is intact;
-//!   read `ok`).
+//!   read `ok`);
+//! - `GET /api/v1/usage?from=&to=&by=&bucket=&user=&key=&route=&tool=&limit=` → the `USAGE_QUERY`
+//!   answer `{from, to, bucket, by, items}` (`by` comma-separated: user, key, route, tool,
+//!   method, time).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,7 +41,22 @@ pub(crate) fn router(admin: Admin) -> Router {
         .route("/api/v1/audit", get(query))
         .route("/api/v1/audit/export", get(export))
         .route("/api/v1/audit/verify", get(verify))
+        .route("/api/v1/usage", get(usage))
         .with_state(admin)
+}
+
+async fn usage(
+    State(admin): State<Admin>,
+    call: Call,
+    q: Result<Query<mesh_admin::usage::UsageRequest>, QueryRejection>,
+) -> Response {
+    run(&admin.clone(), &call, None, |p| async move {
+        match q {
+            Ok(Query(q)) => admin.query_usage(&p, q).await,
+            Err(e) => Err(AdminError::Invalid(e.body_text())),
+        }
+    })
+    .await
 }
 
 async fn query(State(admin): State<Admin>, call: Call, q: Result<Query<AuditQuery>, QueryRejection>) -> Response {

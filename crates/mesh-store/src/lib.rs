@@ -41,6 +41,7 @@ mod roles;
 mod secrets;
 mod templates;
 mod upstream_oauth;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, Sec
 pub use oauth::{OAuthClient, OAuthCode, OAuthGrant, OAuthToken, UserSession};
 pub use orgs::MemberChange;
 pub use upstream_oauth::{UpstreamLogin, CLIENT as OAUTH_CLIENT, GRANT as OAUTH_GRANT};
+pub use usage::{UsageDim, UsageQuery, UsageRow, UsageSpan, UsageTotal};
 
 /// A list of strings as its stored JSON text.
 pub(crate) fn json(list: &[String]) -> String {

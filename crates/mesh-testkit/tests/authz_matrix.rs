@@ -69,6 +69,8 @@ const OPERATIONS: &[(&str, Who)] = &[
     ("AUDIT_QUERY", Who::Everyone),
     ("AUDIT_QUERY (another member's calls)", Who::Managers),
     ("AUDIT_VERIFY", Who::Managers),
+    ("USAGE_QUERY", Who::Everyone),
+    ("USAGE_QUERY (another member's use)", Who::Managers),
     ("ORGANIZATION_CREATE", Who::Operator),
     ("ORGANIZATION_LIST", Who::Everyone),
     ("ORGANIZATION_GET", Who::Everyone),
@@ -173,7 +175,9 @@ impl World {
                 let made = role_client.call_tool("API_KEY_CREATE", json!({"name": format!("k{n}")})).await.unwrap();
                 json!({"id": made["structuredContent"]["item"]["id"]})
             }
-            "AUDIT_QUERY (another member's calls)" => json!({"user": self.owner_user}),
+            "AUDIT_QUERY (another member's calls)" | "USAGE_QUERY (another member's use)" => {
+                json!({"user": self.owner_user})
+            }
             "ORGANIZATION_CREATE" => json!({"slug": format!("o{n}")}),
             "ORGANIZATION_UPDATE" => json!({"name": "Default"}),
             "ORGANIZATION_DELETE" => json!({"id": "default", "confirm": "default"}),

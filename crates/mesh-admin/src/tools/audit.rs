@@ -1,16 +1,18 @@
-//! The `AUDIT_*` management tools: query the audit trail, and verify its hash chain.
+//! The `AUDIT_*` management tools (query the audit trail, verify its hash chain) and
+//! `USAGE_QUERY` (usage summed from the same records).
 //!
 //! Export is `AUDIT_QUERY` paged with `order: "asc"` (what `mcp-mesh audit export` does) or
 //! `GET /api/v1/audit/export`; a tool answering megabytes in one result would help nobody.
 
 use crate::audit::AuditQuery;
+use crate::usage::UsageRequest;
 use crate::{Admin, AdminError};
 use mesh_core::Principal;
 use serde_json::{json, Map, Value};
 
 /// Whether `name` is one of these tools.
 pub(super) fn handles(name: &str) -> bool {
-    matches!(name, "AUDIT_QUERY" | "AUDIT_VERIFY")
+    matches!(name, "AUDIT_QUERY" | "AUDIT_VERIFY" | "USAGE_QUERY")
 }
 
 /// Runs an audit tool; `None` for a name this family does not have.
@@ -26,6 +28,10 @@ pub(super) async fn call(
             Err(e) => Err(AdminError::Invalid(format!("invalid arguments: {e}"))),
         },
         "AUDIT_VERIFY" => a.verify_audit(p).await.map(|r| json!(r)),
+        "USAGE_QUERY" => match serde_json::from_value::<UsageRequest>(Value::Object(args)) {
+            Ok(q) => a.query_usage(p, q).await,
+            Err(e) => Err(AdminError::Invalid(format!("invalid arguments: {e}"))),
+        },
         _ => return None,
     })
 }
@@ -58,6 +64,21 @@ pub(super) fn tools() -> Vec<Value> {
                "annotations": {"readOnlyHint": true}}),
         json!({"name": "AUDIT_VERIFY", "description": "Recompute the organisation's audit hash chain and report the first edited or deleted row, if any. Owner or admin. Keep the reported headSeq/headHash elsewhere to detect a wholesale rewrite later.",
                "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+               "annotations": {"readOnlyHint": true}}),
+        json!({"name": "USAGE_QUERY", "description": "Usage over time: calls, errors, bytes in and out, mean and largest latency, grouped by user, key, route (connection or virtual MCP), tool, method and/or time bucket. Kept in minute buckets for 2 days, hours for 60 days, days for 400. Owners and admins see the whole organisation; members and viewers their own use. Answers {from, to, bucket, by, items}.",
+               "inputSchema": {"type": "object", "properties": {
+                   "from": time("From (default: 24 hours ago)"),
+                   "to": time("Until (default: now)"),
+                   "by": text("Group by, comma-separated: user, key, route (alias connection), tool, method, time. None: one total."),
+                   "bucket": {"type": "string", "enum": ["minute", "hour", "day"], "description": "Bucket size (default: the finest still kept for `from`); with by=time, the step of the series."},
+                   "user": text("Only this user id. Members and viewers may only ask for themselves."),
+                   "key": text("Only this API key id."),
+                   "route": text("Only this connection or virtual MCP slug (alias: connection)."),
+                   "connection": text("Alias of route."),
+                   "tool": text("Only this tool, prompt or resource."),
+                   "method": text("Only this JSON-RPC method, e.g. tools/call."),
+                   "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Groups to answer (default 100)."}
+               }, "additionalProperties": false},
                "annotations": {"readOnlyHint": true}}),
     ]
 }

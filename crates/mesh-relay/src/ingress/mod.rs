@@ -193,6 +193,29 @@ impl Relay {
         }
     }
 
+    /// Open sessions per route kind, and the upstream links they hold that are up and down (a
+    /// virtual MCP's members one by one), for the metrics.
+    pub fn live_counts(&self) -> LiveCounts {
+        let mut c = LiveCounts::default();
+        for s in self.sessions.matching(|_| true) {
+            let i = match s.route_kind {
+                SessionKind::Connection => 0,
+                SessionKind::Gateway => 1,
+                SessionKind::Management => 2,
+            };
+            c.sessions[i].1 += 1;
+            match s.route_kind {
+                SessionKind::Gateway => {
+                    s.gateway_health().iter().for_each(|(_, up)| if *up { c.up += 1 } else { c.down += 1 })
+                }
+                SessionKind::Connection if s.is_dead() => c.down += 1,
+                SessionKind::Connection => c.up += 1,
+                SessionKind::Management => {}
+            }
+        }
+        c
+    }
+
     /// For a gateway: open sessions, and per member (slug, sessions where healthy, sessions).
     pub fn gateway_health(&self, gateway_id: &str) -> (usize, Vec<(String, usize, usize)>) {
         let sessions = self.sessions.matching(|s| s.route_kind == SessionKind::Gateway && s.route == gateway_id);
@@ -260,5 +283,22 @@ impl Relay {
     /// Closes every session and its upstream (graceful shutdown).
     pub async fn shutdown(&self) {
         self.sessions.close_all().await;
+    }
+}
+
+/// What [`Relay::live_counts`] answers.
+#[derive(Debug, Clone)]
+pub struct LiveCounts {
+    /// Open sessions per route kind.
+    pub sessions: [(&'static str, usize); 3],
+    /// Upstream links that are up.
+    pub up: usize,
+    /// Upstream links that are down.
+    pub down: usize,
+}
+
+impl Default for LiveCounts {
+    fn default() -> Self {
+        LiveCounts { sessions: [("connection", 0), ("gateway", 0), ("management", 0)], up: 0, down: 0 }
     }
 }

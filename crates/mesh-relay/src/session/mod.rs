@@ -104,6 +104,9 @@ pub struct Session {
     next_down: AtomicU64,
     timeout: Duration,
     last_active_ms: AtomicI64,
+    /// When it opened, and whether its end was reported (`close` may run more than once).
+    opened: std::time::Instant,
+    ended: AtomicBool,
     me: Weak<Session>,
 }
 
@@ -213,6 +216,8 @@ impl Session {
             next_down: AtomicU64::new(1),
             timeout,
             last_active_ms: AtomicI64::new(mesh_core::id::now_ms()),
+            opened: std::time::Instant::now(),
+            ended: AtomicBool::new(false),
             me: me.clone(),
         })
     }
@@ -461,6 +466,9 @@ impl Session {
     pub async fn close(&self) {
         futures_util::future::join_all(self.all_links().iter().map(|l| l.close())).await;
         self.end_pending();
+        if !self.ended.swap(true, Ordering::AcqRel) {
+            self.audit.session_ended(self.route_kind.as_str(), self.opened.elapsed());
+        }
     }
 
     /// Pushes a message of the mesh's own to the client (a list_changed, a warning).

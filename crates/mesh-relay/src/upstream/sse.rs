@@ -115,6 +115,7 @@ impl SseLink {
                 }
             }
             down2.store(true, Ordering::Release);
+            crate::stats::upstream_failed();
             sink.deliver(Inbound::Down { reason: format!("{name2}: {reason}") });
         });
         Ok(SseLink { name: name.to_string(), client, headers, endpoint, down, reader })

@@ -239,6 +239,7 @@ impl StdioLink {
             // first initialize fails that initialize, and the session is never created.
             inner.initialized.is_some() || inner.stateless
         };
+        crate::stats::upstream_failed();
         self.sink.deliver(Inbound::Down { reason });
         if restart {
             self.schedule_restart();
@@ -261,6 +262,7 @@ impl StdioLink {
             }
             match link.restart().await {
                 Ok(()) => {
+                    crate::stats::stdio_restarted();
                     tracing::info!(connection = %link.name, "upstream process restarted and re-initialised");
                     link.lock().down = None;
                     link.sink.deliver(Inbound::Up);

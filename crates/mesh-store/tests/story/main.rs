@@ -10,6 +10,7 @@ mod gateways;
 mod people;
 mod templates;
 mod upstream_oauth;
+mod usage;
 
 use mesh_store::Store;
 use sqlx::migrate::MigrateDatabase;
@@ -25,6 +26,7 @@ async fn story(store: &Store) {
     access::access(store).await;
     templates::templates(store).await;
     upstream_oauth::upstream_oauth(store).await;
+    usage::usage(store).await;
 }
 
 #[tokio::test]

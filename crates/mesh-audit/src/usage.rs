@@ -1,0 +1,175 @@
+//! Usage over time, summed from the records the audit writer takes (so off the request path, and
+//! counting exactly what the trail holds): per minute and (organisation, user, key, route, name,
+//! method) in memory, added to the store's minute, hour and day buckets every
+//! [`UsageConfig::flush_every`], at every [`crate::AuditLog::flush`] and at shutdown.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mesh_core::audit::{CallRecord, Outcome, OTHER_NAME};
+use mesh_store::{Store, UsageRow, UsageSpan};
+use tokio::time::Instant;
+
+/// Settings of usage accounting.
+#[derive(Debug, Clone)]
+pub struct UsageConfig {
+    /// How often the sums in memory are added to the database.
+    pub flush_every: Duration,
+    /// Distinct rows an organisation may add per flush; past it new names count as `(other)`.
+    pub max_rows_per_org: usize,
+    /// How long each granularity is kept: minutes, hours, days (`None`: forever).
+    pub keep: [Option<Duration>; 3],
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        UsageConfig {
+            flush_every: Duration::from_secs(10),
+            max_rows_per_org: 2_000,
+            keep: [
+                Some(Duration::from_secs(2 * 86_400)),
+                Some(Duration::from_secs(60 * 86_400)),
+                Some(Duration::from_secs(400 * 86_400)),
+            ],
+        }
+    }
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct Key {
+    org_id: String,
+    minute: i64,
+    user_id: String,
+    key_id: String,
+    route_kind: &'static str,
+    route: String,
+    tool: String,
+    method: String,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Sums {
+    calls: i64,
+    errors: i64,
+    bytes_in: i64,
+    bytes_out: i64,
+    latency_us: i64,
+    latency_max_us: i64,
+}
+
+/// The sums not yet in the database.
+pub(crate) struct Tally {
+    cfg: UsageConfig,
+    sums: HashMap<Key, Sums>,
+    rows_per_org: HashMap<String, usize>,
+    /// Rows whose write failed, retried with the next flush.
+    failed: Vec<UsageRow>,
+    last_flush: Instant,
+    last_prune: Option<Instant>,
+}
+
+impl Tally {
+    pub(crate) fn new(cfg: UsageConfig) -> Tally {
+        Tally {
+            cfg,
+            sums: HashMap::new(),
+            rows_per_org: HashMap::new(),
+            failed: Vec::new(),
+            last_flush: Instant::now(),
+            last_prune: None,
+        }
+    }
+
+    /// Counts one record.
+    pub(crate) fn add(&mut self, rec: &CallRecord) {
+        let p = &rec.origin.principal;
+        let mut key = Key {
+            org_id: p.org_id.clone(),
+            minute: UsageSpan::Minute.floor(rec.time_ms),
+            user_id: p.user_id.clone(),
+            key_id: p.key_id.clone(),
+            route_kind: rec.origin.route_kind,
+            route: rec.origin.route.clone(),
+            tool: rec.counted_name().unwrap_or("").to_string(),
+            method: rec.method.to_string(),
+        };
+        if !self.sums.contains_key(&key) {
+            let rows = self.rows_per_org.entry(key.org_id.clone()).or_default();
+            if *rows >= self.cfg.max_rows_per_org {
+                key.tool = OTHER_NAME.to_string();
+            } else {
+                *rows += 1;
+            }
+        }
+        let s = self.sums.entry(key).or_default();
+        let latency = i64::try_from(rec.latency_us).unwrap_or(i64::MAX);
+        s.calls += 1;
+        s.errors += i64::from(rec.outcome != Outcome::Ok);
+        s.bytes_in += i64::try_from(rec.bytes_in).unwrap_or(i64::MAX);
+        s.bytes_out += i64::try_from(rec.bytes_out).unwrap_or(i64::MAX);
+        s.latency_us = s.latency_us.saturating_add(latency);
+        s.latency_max_us = s.latency_max_us.max(latency);
+    }
+
+    /// Whether a flush is due without anyone asking.
+    pub(crate) fn due(&self) -> bool {
+        self.due_in().is_some_and(|d| d.is_zero())
+    }
+
+    /// How long until a flush is due, when there is anything to flush.
+    pub(crate) fn due_in(&self) -> Option<Duration> {
+        (!self.sums.is_empty() || !self.failed.is_empty())
+            .then(|| self.cfg.flush_every.saturating_sub(self.last_flush.elapsed()))
+    }
+
+    /// Adds the sums to the database. A failed write keeps them for the next flush; a second
+    /// failure in a row logs and keeps trying (the rows are small and bounded per organisation).
+    pub(crate) async fn flush(&mut self, store: &Store) {
+        self.last_flush = Instant::now();
+        self.rows_per_org.clear();
+        let mut rows = std::mem::take(&mut self.failed);
+        rows.extend(self.sums.drain().map(|(k, s)| UsageRow {
+            org_id: k.org_id,
+            minute: k.minute,
+            user_id: k.user_id,
+            key_id: k.key_id,
+            route_kind: k.route_kind.to_string(),
+            route: k.route,
+            tool: k.tool,
+            method: k.method,
+            calls: s.calls,
+            errors: s.errors,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            latency_us: s.latency_us,
+            latency_max_us: s.latency_max_us,
+        }));
+        if rows.is_empty() {
+            return;
+        }
+        if let Err(e) = store.add_usage(&rows).await {
+            tracing::warn!(error = %e, rows = rows.len(), "usage not written; retrying with the next flush");
+            // Bounded: a database down for long keeps at most this many rows waiting.
+            rows.truncate(100_000);
+            self.failed = rows;
+        }
+        self.prune_if_due(store).await;
+    }
+
+    async fn prune_if_due(&mut self, store: &Store) {
+        if self.last_prune.is_some_and(|t| t.elapsed() < Duration::from_secs(3600)) {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let now = mesh_core::id::now_ms();
+        for (span, keep) in UsageSpan::ALL.into_iter().zip(self.cfg.keep) {
+            let Some(keep) = keep else { continue };
+            let before = now - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+            match store.prune_usage(span, before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(span = span.as_str(), deleted = n, "pruned old usage buckets"),
+                Err(e) => tracing::warn!(error = %e, "could not prune usage buckets"),
+            }
+        }
+    }
+}
