@@ -188,6 +188,7 @@ impl ServeArgs {
                 _ => anyhow::bail!("single sign-on needs both MESH_OIDC_ISSUER and MESH_OIDC_CLIENT_ID"),
             },
         };
+        cfg.tracing = mesh_telemetry::TraceSettings::from_env().map_err(anyhow::Error::msg)?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -124,6 +124,11 @@ pub trait AuditSink: Send + Sync + 'static {
     /// A downstream session of `route_kind` ended after `lived` (for the session-duration
     /// metric; the audit trail itself records requests only).
     fn session_ended(&self, _route_kind: &'static str, _lived: std::time::Duration) {}
+
+    /// The tracer requests are traced with, when tracing is on (off by default).
+    fn tracer(&self) -> Option<&dyn crate::trace::Tracer> {
+        None
+    }
 }
 
 /// A sink that drops everything (tests, tools that need no audit).

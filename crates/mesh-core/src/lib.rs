@@ -14,6 +14,7 @@ pub mod principal;
 pub mod ratelimit;
 pub mod secret;
 pub mod slug;
+pub mod trace;
 
 pub use fault::Fault;
 pub use principal::{Principal, Role};

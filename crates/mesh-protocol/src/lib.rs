@@ -8,6 +8,7 @@
 
 pub mod codes;
 pub mod message;
+pub mod meta;
 pub mod modern;
 pub mod sse;
 pub mod version;

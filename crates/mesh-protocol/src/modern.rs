@@ -245,7 +245,7 @@ pub fn keep_members(obj: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>>
     }
 }
 
-fn skip_ws(json: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {
     while matches!(json.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }

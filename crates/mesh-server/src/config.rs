@@ -61,6 +61,8 @@ pub struct Config {
     /// An address of its own for `GET /metrics` (`MESH_METRICS_LISTEN`, e.g. `127.0.0.1:9464`;
     /// default none). It asks for the token too when one is set.
     pub metrics_listen: Option<SocketAddr>,
+    /// OpenTelemetry traces (the standard `OTEL_*` variables; off unless an OTLP endpoint is set).
+    pub tracing: Option<mesh_telemetry::TraceSettings>,
 }
 
 /// The OAuth authorization server's settings.
@@ -141,6 +143,7 @@ impl Config {
             client_ip_header: None,
             metrics_token: None,
             metrics_listen: None,
+            tracing: None,
         }
     }
 

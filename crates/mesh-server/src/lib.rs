@@ -43,6 +43,8 @@ pub struct Mesh {
     /// SHA-256 of `MESH_METRICS_TOKEN`, and `MESH_METRICS_LISTEN`.
     metrics_token: Option<[u8; 32]>,
     metrics_listen: Option<std::net::SocketAddr>,
+    /// The tracer, when `OTEL_*` configures one.
+    pub tracing: Option<Arc<mesh_telemetry::Tracing>>,
 }
 
 impl Mesh {
@@ -90,14 +92,30 @@ impl Mesh {
         };
         let metrics = Arc::new(mesh_telemetry::Metrics::new());
         // Counted on the request path as each request ends, before its record is queued.
-        let metered = Arc::new(mesh_telemetry::MeteredSink { metrics: metrics.clone(), inner: audit });
+        let metered: Arc<dyn mesh_core::audit::AuditSink> =
+            Arc::new(mesh_telemetry::MeteredSink { metrics: metrics.clone(), inner: audit });
+        let tracing = match &cfg.tracing {
+            Some(t) => {
+                let tracing = mesh_telemetry::Tracing::start(t).map_err(anyhow::Error::msg)?;
+                tracing::info!(
+                    endpoint = t.endpoint.as_deref().unwrap_or("from OTEL_EXPORTER_OTLP_*"),
+                    "tracing on: spans export over OTLP/HTTP"
+                );
+                Some(tracing)
+            }
+            None => None,
+        };
+        let reporter: Arc<dyn mesh_core::audit::AuditSink> = match &tracing {
+            Some(t) => Arc::new(mesh_telemetry::Traced { tracing: t.clone(), inner: metered }),
+            None => metered,
+        };
         let relay = Relay::new(
             relay_config(cfg),
             keys,
             Arc::new(Routes(admin.clone())),
             Arc::new(ManagementServer::new(admin.clone())),
             http,
-            metered,
+            reporter,
             policies,
         );
         follow_changes(&admin, &relay);
@@ -119,6 +137,7 @@ impl Mesh {
             metrics,
             metrics_token: cfg.metrics_token.as_ref().map(|t| metrics::digest(t.expose())),
             metrics_listen: cfg.metrics_listen,
+            tracing,
         })
     }
 
@@ -140,6 +159,7 @@ impl Mesh {
             metrics: self.metrics.clone(),
             relay: Arc::downgrade(&self.relay),
             audit: self.admin.audit.clone(),
+            tracing: self.tracing.clone(),
             token: self.metrics_token,
             enabled,
         }
@@ -222,6 +242,10 @@ impl Mesh {
         self.admin.keys.flush_usage(&self.admin.store).await;
         // After the relay: closing sessions ends their in-flight requests, which are recorded.
         self.admin.audit.shutdown().await;
+        if let Some(t) = self.tracing.clone() {
+            // The last batch is exported (bounded by the exporter's timeout) on a blocking thread.
+            let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+        }
         self.admin.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -24,6 +24,7 @@ pub(crate) struct Scrape {
     pub metrics: Arc<Metrics>,
     pub relay: Weak<Relay>,
     pub audit: Arc<mesh_audit::AuditLog>,
+    pub tracing: Option<Arc<mesh_telemetry::Tracing>>,
     /// SHA-256 of the bearer token a scrape must present (`None`: no token asked).
     pub token: Option<[u8; 32]>,
     /// Whether this address serves metrics at all (the main one only with a token).
@@ -72,7 +73,7 @@ async fn metrics(State(s): State<Scrape>, headers: HeaderMap) -> Response {
     }
     let audit = s.audit.stats();
     m.set_audit_queue(s.audit.queued());
-    let (exported, dropped) = (0, 0);
+    let (exported, dropped) = s.tracing.as_ref().map(|t| t.counts()).unwrap_or_default();
     m.set_totals(Totals {
         stdio_restarts: mesh_relay::stats::stdio_restarts(),
         upstream_failures: mesh_relay::stats::upstream_failures(),

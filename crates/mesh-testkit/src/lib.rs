@@ -8,6 +8,7 @@ pub mod bare;
 pub mod deps;
 pub mod mesh;
 pub mod oauth;
+pub mod otlp;
 pub mod pg;
 pub mod procs;
 pub mod raw;

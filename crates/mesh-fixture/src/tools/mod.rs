@@ -42,6 +42,9 @@ pub(crate) const TRIGGER_TOOL_CHANGE: &str = "test_trigger_tool_change";
 pub(crate) const TRIGGER_PROMPT_CHANGE: &str = "test_trigger_prompt_change";
 /// A tool with an `x-mcp-header` argument (SEP-2243), for `http-custom-header-server-validation`.
 pub(crate) const CUSTOM_HEADER: &str = "test_custom_header";
+/// Answers the W3C trace context it received: `params._meta.traceparent` and, over HTTP, the
+/// `traceparent` header (for the mesh's tracing tests).
+pub(crate) const TRACE_CONTEXT: &str = "trace_context";
 
 /// Every tool, as `tools/list` puts it on the wire.
 fn catalogue() -> Value {
@@ -68,6 +71,11 @@ fn modern_catalogue() -> Vec<Value> {
         tool(
             TRIGGER_PROMPT_CHANGE,
             "Announces notifications/prompts/list_changed on every subscriptions/listen stream.",
+            no_arguments(),
+        ),
+        tool(
+            TRACE_CONTEXT,
+            "Answers the trace context it received: params._meta.traceparent and the traceparent HTTP header.",
             no_arguments(),
         ),
         tool(
@@ -206,6 +214,7 @@ pub(crate) async fn call(
         ERROR_HANDLING => content::error(),
         JSON_SCHEMA_2020_12 => content::json_schema_2020_12(&args),
         CUSTOM_HEADER => content::custom_header(&args),
+        TRACE_CONTEXT => trace_context(&cx),
         WITH_LOGGING | LOGGING_TOOL => timed::with_logging(session, &cx).await,
         WITH_PROGRESS => timed::with_progress(&cx).await,
         RECONNECTION => timed::reconnection().await,
@@ -226,6 +235,18 @@ pub(crate) async fn call(
 fn announce(shared: &Shared, change: Change, what: &str) -> Value {
     let streams = shared.hub.announce(change);
     text_result(format!("Announced {what} to {streams} listen stream(s)"))
+}
+
+/// What `trace_context` answers: `{"meta": …, "header": …}` as text and structured content.
+fn trace_context(cx: &RequestContext<RoleServer>) -> Value {
+    let meta = cx.meta.0.get("traceparent").and_then(Value::as_str);
+    let header = cx
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.headers.get("traceparent"))
+        .and_then(|v| v.to_str().ok());
+    let seen = json!({"meta": meta, "header": header});
+    json!({"content": [{"type": "text", "text": seen.to_string()}], "structuredContent": seen})
 }
 
 /// A successful result with one text block.

@@ -302,3 +302,16 @@ impl Default for LiveCounts {
         LiveCounts { sessions: [("connection", 0), ("gateway", 0), ("management", 0)], up: 0, down: 0 }
     }
 }
+
+/// The W3C trace context headers of a request, owned (`traceparent`, and `tracestate` if sent).
+pub(crate) fn trace_headers(headers: &axum::http::HeaderMap) -> Option<(String, Option<String>)> {
+    let p = trace_parent(headers)?;
+    Some((p.traceparent.to_string(), p.tracestate.map(str::to_string)))
+}
+
+/// The W3C trace context headers of a request, borrowed.
+pub(crate) fn trace_parent(headers: &axum::http::HeaderMap) -> Option<mesh_core::trace::Parent<'_>> {
+    let traceparent = headers.get("traceparent")?.to_str().ok()?;
+    let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
+    Some(mesh_core::trace::Parent { traceparent, tracestate })
+}

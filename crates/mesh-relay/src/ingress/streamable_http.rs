@@ -165,7 +165,7 @@ async fn post(relay: &Arc<Relay>, target: &Target, headers: &HeaderMap, body: Bo
         }
     }
     match msg.kind() {
-        Kind::Request => match session.request(&msg).await {
+        Kind::Request => match session.request_traced(&msg, None, crate::ingress::trace_parent(headers)).await {
             Ok((stream, rx)) => Ok(reply_stream(&session, stream, rx).await),
             Err(e) => {
                 tracing::info!(session = %session.id, route = %session.label, error = %e, "request failed");

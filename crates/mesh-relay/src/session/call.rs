@@ -32,15 +32,17 @@ impl Session {
     /// rate-limit, forward or answer, audit on every exit). Returns its stream: events end with
     /// the reply.
     pub async fn request(&self, msg: &Message) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
-        self.request_about(msg, None).await
+        self.request_traced(msg, None, None).await
     }
 
     /// [`Session::request`] for a request about an item it does not name itself (a task's
-    /// requests carry only its id): the audit row names `item`, the tool the task belongs to.
-    pub async fn request_about(
+    /// requests carry only its id): the audit row names `item`, the tool the task belongs to;
+    /// and with the trace context of its HTTP headers (`params._meta` wins over them).
+    pub async fn request_traced(
         &self,
         msg: &Message,
         item: Option<&str>,
+        headers: Option<mesh_core::trace::Parent<'_>>,
     ) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
         self.touch();
         if msg.method() == Some("initialize") {
@@ -50,6 +52,9 @@ impl Session {
         let mut call = Call::of(msg);
         if let (Some(item), None) = (item, &call.name) {
             call.name = Some(item.to_string());
+        }
+        if let Some(tracer) = self.audit.tracer() {
+            call.span = self.server_span(tracer, msg, &call, headers);
         }
         // 1. Route.
         let routing = match &self.gateway {
@@ -125,6 +130,12 @@ impl Session {
             }
         };
         let up = self.next_up.fetch_add(1, Ordering::Relaxed);
+        // Traced: the upstream leg gets a span of its own, whose context the upstream receives.
+        let (msg, traceparent) = match call.as_mut() {
+            Some(c) if c.span.is_some() => self.client_span(c, member, &link, msg),
+            _ => (std::borrow::Cow::Borrowed(msg), None),
+        };
+        let msg = msg.as_ref();
         let progress = match call.as_mut() {
             // Read with the rest of the client's params (`Call::of`); a gateway's rewrite keeps it.
             Some(c) => c.progress.take(),
@@ -146,7 +157,12 @@ impl Session {
         // the head of its stream), and one that never does must not hold the call for ever.
         // Should the client leave during the send, the guard ends the request (`inflight.rs`).
         let sending = inflight::Sending::new(self, up);
-        let sent = match tokio::time::timeout_at(deadline, link.send(msg.with_id(&up.to_string()))).await {
+        let outgoing = msg.with_id(&up.to_string());
+        let sending_it = match &traceparent {
+            Some(t) => link.send_traced(outgoing, t),
+            None => link.send(outgoing),
+        };
+        let sent = match tokio::time::timeout_at(deadline, sending_it).await {
             Ok(sent) => sent,
             Err(_) => Err(self.send_timed_out(&link, up)),
         };
@@ -297,12 +313,19 @@ impl Session {
 
     pub(super) fn audit_end(
         &self,
-        c: Call,
+        mut c: Call,
         down_id: Box<str>,
         outcome: Outcome,
         error: Option<String>,
         bytes_out: u64,
     ) {
+        let end = mesh_core::trace::End { outcome, error: error.as_deref() };
+        if let Some(s) = c.up_span.take() {
+            s.end(end);
+        }
+        if let Some(s) = c.span.take() {
+            s.end(end);
+        }
         self.audit.record(CallRecord {
             time_ms: c.time_ms,
             origin: self.origin(),

@@ -28,6 +28,7 @@ mod record;
 pub mod registry;
 mod routing;
 pub mod streams;
+mod trace;
 
 use crate::ports::AuditSink;
 use crate::upstream::{Inbound, InboundSink, Link};

@@ -45,6 +45,10 @@ pub(super) struct Call {
     /// `params._meta.progressToken` as raw JSON, read in the same pass (the session routes
     /// progress notifications by it); taken by `forward`.
     pub progress: Option<String>,
+    /// The request's server span, when tracing is on; ended with the audit record.
+    pub span: Option<Box<dyn mesh_core::trace::CallSpan>>,
+    /// The span of its upstream leg, once forwarded.
+    pub up_span: Option<Box<dyn mesh_core::trace::CallSpan>>,
 }
 
 impl Call {
@@ -87,6 +91,8 @@ impl Call {
             arguments,
             bytes_in: msg.bytes().len() as u64,
             progress,
+            span: None,
+            up_span: None,
         }
     }
 }

@@ -180,10 +180,19 @@ impl Shared {
         self.client.request(method, self.url.clone()).headers(self.headers())
     }
 
-    async fn post(&self, msg: &Message) -> Result<Answer, RelayError> {
+    async fn post(&self, msg: &Message, traceparent: Option<&str>) -> Result<Answer, RelayError> {
         match &self.fast {
             Some(fast) => {
-                let head = self.with_post_headers(|p| p.head.clone());
+                let mut head = self.with_post_headers(|p| p.head.clone());
+                if let Some(tp) = traceparent.filter(|t| http::HeaderValue::from_str(t).is_ok()) {
+                    // A traced request's own header, after the session's cached ones.
+                    let mut traced = Vec::with_capacity(head.len() + tp.len() + 15);
+                    traced.extend_from_slice(&head);
+                    traced.extend_from_slice(b"traceparent: ");
+                    traced.extend_from_slice(tp.as_bytes());
+                    traced.extend_from_slice(b"\r\n");
+                    head = traced.into();
+                }
                 wire::post(fast, &head, msg.bytes()).await.map_err(|f| RelayError::UpstreamFailed {
                     cause: f.cause,
                     detail: format!("{}: {}", self.name, f.detail),
@@ -192,7 +201,13 @@ impl Shared {
             None => self
                 .client
                 .post(self.url.clone())
-                .headers(self.with_post_headers(|p| p.map.clone()))
+                .headers(self.with_post_headers(|p| {
+                    let mut map = p.map.clone();
+                    if let Some(v) = traceparent.and_then(|t| http::HeaderValue::from_str(t).ok()) {
+                        map.insert("traceparent", v);
+                    }
+                    map
+                }))
                 .body(msg.bytes().clone())
                 .send()
                 .await
@@ -213,7 +228,7 @@ impl Shared {
             return Err(RelayError::UpstreamUnavailable(format!("{}: session lost", self.name)));
         };
         let id = format!("\"mesh-reinit-{n}\"");
-        let resp = self.post(&init.with_id(&id)).await?;
+        let resp = self.post(&init.with_id(&id), None).await?;
         if !resp.status.is_success() {
             return Err(RelayError::UpstreamUnavailable(format!(
                 "{}: re-initialising after a lost session failed (HTTP {})",
@@ -236,7 +251,7 @@ impl Shared {
         self.note_version(&reply);
         if initialized {
             let note = Message::notification("notifications/initialized", None);
-            let resp = self.post(&note).await?;
+            let resp = self.post(&note, None).await?;
             if !resp.status.is_success() {
                 return Err(RelayError::UpstreamUnavailable(format!(
                     "{}: initialized refused after re-init",
@@ -510,6 +525,38 @@ fn is_json(h: &HeaderMap) -> bool {
 #[async_trait::async_trait]
 impl Transport for HttpLink {
     async fn send(&self, msg: Message) -> Result<(), RelayError> {
+        self.send_with(msg, None).await
+    }
+
+    async fn send_traced(&self, msg: Message, traceparent: &str) -> Result<(), RelayError> {
+        self.send_with(msg, Some(traceparent)).await
+    }
+
+    async fn close(&self) {
+        let sh = &self.shared;
+        sh.stop.cancel();
+        if sh.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let had_session = {
+            let mut st = sh.state();
+            if let Some(t) = st.get_task.take() {
+                t.abort();
+            }
+            st.id.is_some()
+        };
+        if had_session {
+            // Best effort (spec: the server MAY answer 405); bounded so shutdown never hangs.
+            let req = sh.request(reqwest::Method::DELETE).timeout(Duration::from_secs(2));
+            if let Err(e) = req.send().await {
+                tracing::debug!(connection = %self.name, error = %e.without_url(), "DELETE of upstream session failed");
+            }
+        }
+    }
+}
+
+impl HttpLink {
+    async fn send_with(&self, msg: Message, traceparent: Option<&str>) -> Result<(), RelayError> {
         let sh = &self.shared;
         if sh.closed.load(Ordering::Acquire) {
             return Err(RelayError::UpstreamUnavailable("the upstream session was closed".into()));
@@ -518,7 +565,7 @@ impl Transport for HttpLink {
         if is_init {
             sh.state().handshake = Some(msg.clone());
         }
-        let mut resp = sh.post(&msg).await?;
+        let mut resp = sh.post(&msg, traceparent).await?;
         let resumable = !is_init && {
             let st = sh.state();
             st.id.is_some() && st.handshake.is_some()
@@ -529,7 +576,7 @@ impl Transport for HttpLink {
             resp = match resp.status {
                 StatusCode::NOT_FOUND => {
                     sh.clone().reinitialize().await?;
-                    sh.post(&msg).await?
+                    sh.post(&msg, traceparent).await?
                 }
                 StatusCode::BAD_REQUEST => {
                     let text = resp.text().await;
@@ -540,7 +587,7 @@ impl Transport for HttpLink {
                         });
                     }
                     sh.clone().reinitialize().await?;
-                    sh.post(&msg).await?
+                    sh.post(&msg, traceparent).await?
                 }
                 _ => resp,
             };
@@ -603,28 +650,6 @@ impl Transport for HttpLink {
             }
         }
         Ok(())
-    }
-
-    async fn close(&self) {
-        let sh = &self.shared;
-        sh.stop.cancel();
-        if sh.closed.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let had_session = {
-            let mut st = sh.state();
-            if let Some(t) = st.get_task.take() {
-                t.abort();
-            }
-            st.id.is_some()
-        };
-        if had_session {
-            // Best effort (spec: the server MAY answer 405); bounded so shutdown never hangs.
-            let req = sh.request(reqwest::Method::DELETE).timeout(Duration::from_secs(2));
-            if let Err(e) = req.send().await {
-                tracing::debug!(connection = %self.name, error = %e.without_url(), "DELETE of upstream session failed");
-            }
-        }
     }
 }
 

@@ -29,6 +29,10 @@ impl LocalLink {
 
 #[async_trait::async_trait]
 impl Transport for LocalLink {
+    fn transport_kind(&self) -> &'static str {
+        "inproc"
+    }
+
     async fn send(&self, msg: Message) -> Result<(), RelayError> {
         if msg.kind() != Kind::Request {
             // The management server sends no requests, so notifications and responses end here.

@@ -61,6 +61,15 @@ pub trait InboundSink: Send + Sync + 'static {
 pub trait Transport: Send + Sync + 'static {
     /// Hands one message to the upstream. Replies arrive through the sink.
     async fn send(&self, msg: Message) -> Result<(), RelayError>;
+    /// [`Transport::send`] for a traced request: an HTTP link also sends `traceparent` as a
+    /// header (the message carries it in `params._meta` already).
+    async fn send_traced(&self, msg: Message, _traceparent: &str) -> Result<(), RelayError> {
+        self.send(msg).await
+    }
+    /// `network.transport` of the semantic conventions: `tcp`, or `pipe` for a child's stdio.
+    fn transport_kind(&self) -> &'static str {
+        "tcp"
+    }
     /// Ends the upstream session gracefully; later sends fail.
     async fn close(&self);
     /// A short note for error messages about what the link has seen go wrong, if anything.

@@ -265,6 +265,13 @@ impl ModernLink {
         headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert("mcp-protocol-version", HeaderValue::from_static(REVISION));
+        // The trace context the request carries in `_meta` (the mesh's span, when tracing is on)
+        // as the HTTP header too, for an upstream instrumented at the HTTP layer.
+        if let Some(tp) = params.get("_meta").and_then(|m| m.get("traceparent")).and_then(Value::as_str) {
+            if let Ok(v) = HeaderValue::from_str(tp) {
+                headers.insert("traceparent", v);
+            }
+        }
         if let Ok(v) = HeaderValue::from_str(method) {
             headers.insert("mcp-method", v);
         }
@@ -547,6 +554,13 @@ impl ModernLink {
 
 #[async_trait::async_trait]
 impl Transport for ModernLink {
+    fn transport_kind(&self) -> &'static str {
+        match self.wire {
+            Wire::Http { .. } => "tcp",
+            Wire::Stdio(_) => "pipe",
+        }
+    }
+
     async fn send(&self, msg: Message) -> Result<(), RelayError> {
         if self.closed.is_cancelled() {
             return Err(RelayError::UpstreamUnavailable(format!("{}: the link is closed", self.name)));

@@ -381,6 +381,10 @@ async fn stderr_loop(name: String, stderr: tokio::process::ChildStderr) {
 
 #[async_trait::async_trait]
 impl Transport for StdioLink {
+    fn transport_kind(&self) -> &'static str {
+        "pipe"
+    }
+
     async fn send(&self, msg: Message) -> Result<(), RelayError> {
         let tx = {
             let mut inner = self.lock();

@@ -56,6 +56,8 @@ pub(super) struct Ask {
     pub param_headers: Vec<(String, String)>,
     /// The endpoint's canonical path (what pooled sessions and parked calls are bound to).
     pub endpoint: String,
+    /// The W3C trace context headers, `traceparent` and `tracestate` (`_meta` wins over them).
+    pub trace: Option<(String, Option<String>)>,
 }
 
 /// Serves one stateless POST. Refusals before the body is read come back as errors (the caller
@@ -133,6 +135,7 @@ pub(super) async fn post(
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect(),
         endpoint: target.path(),
+        trace: crate::ingress::trace_headers(headers),
     };
     let task_method = tasks::METHODS.contains(&ask.method.as_str());
     if modern::REMOVED.contains(&ask.method.as_str()) || (ask.method.starts_with("tasks/") && !task_method) {
@@ -265,7 +268,8 @@ async fn call(
         Tasked::Addressed { tool, .. } => Some(tool.as_str()),
         _ => None,
     };
-    match session.request_about(&forwarded, about).await {
+    let parent = ask.trace.as_ref().map(|(p, s)| mesh_core::trace::Parent { traceparent: p, tracestate: s.as_deref() });
+    match session.request_traced(&forwarded, about, parent).await {
         Ok((stream, rx)) => {
             let pending = input::Pending::new(session.clone(), stream, rx, principal, ask, msg)
                 .with_progress(progress)
