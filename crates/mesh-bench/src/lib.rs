@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod load;
 pub mod memory;
 pub mod oauth;
+pub mod observed;
 pub mod pools;
 pub mod processes;
 pub mod procfs;

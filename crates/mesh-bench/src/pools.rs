@@ -74,6 +74,14 @@ impl Pools {
         Ok(Pools { call, list_gateway, gateway_na, oauth_na })
     }
 
+    /// Opens `n` sessions on the observed mesh's `/mcp/{connection}` (`observed.rs`).
+    pub async fn open_observed(&mut self, observed: &MeshProcess, n: usize) -> anyhow::Result<()> {
+        let http = client::http_client();
+        let url = observed.url(&format!("/mcp/{HTTP_CONNECTION}"));
+        self.call.insert(Path::MeshObserved, http_pool(&http, &url, Some(observed.key.as_str()), n).await?);
+        Ok(())
+    }
+
     /// The `tools/call` each path makes: the echo tool, under its prefix through the gateway.
     pub fn tool_call(path: Path) -> Call {
         match path {

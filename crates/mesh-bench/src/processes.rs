@@ -44,9 +44,10 @@ impl MeshBin {
         };
         let mut cmd = Command::new(program);
         cmd.arg(sub).arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--data-dir").arg(data_dir);
-        // The mesh reads its settings from MESH_* and DATABASE_URL too: none of the caller's may leak in.
+        // The mesh reads its settings from MESH_*, DATABASE_URL and OTEL_* too: none of the
+        // caller's may leak in (a traced "plain" mesh would measure the wrong thing).
         for (k, _) in std::env::vars_os() {
-            if k.to_str().is_some_and(|k| k.starts_with("MESH_") || k == "DATABASE_URL") {
+            if k.to_str().is_some_and(|k| k.starts_with("MESH_") || k.starts_with("OTEL_") || k == "DATABASE_URL") {
                 cmd.env_remove(k);
             }
         }
@@ -93,10 +94,16 @@ pub struct MeshProcess {
 impl MeshProcess {
     /// Starts the mesh on a free loopback port with `data_dir`, and waits until it is ready.
     pub async fn start(bin: &MeshBin, data_dir: &Path) -> anyhow::Result<MeshProcess> {
+        Self::start_with(bin, data_dir, &[]).await
+    }
+
+    /// [`MeshProcess::start`] with extra environment variables.
+    pub async fn start_with(bin: &MeshBin, data_dir: &Path, env: &[(String, String)]) -> anyhow::Result<MeshProcess> {
         let port = free_port()?;
         let spawned = Instant::now();
         let mut child = bin
             .command(port, data_dir)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -28,6 +28,9 @@ pub enum Path {
     MeshOauth,
     /// `Mesh`, in the stateless revision (2026-07-28): no session, an envelope per request.
     MeshStateless,
+    /// `Mesh` on a second mesh with tracing on (every span exported over OTLP/HTTP) and its
+    /// `/metrics` scraped every second (#20).
+    MeshObserved,
 }
 
 impl Path {
@@ -42,6 +45,7 @@ impl Path {
             Path::StdioMesh => "stdio via mesh",
             Path::MeshOauth => "/mcp/{connection}, OAuth token",
             Path::MeshStateless => "/mcp/{connection}, stateless (2026-07-28)",
+            Path::MeshObserved => "/mcp/{connection}, traced + metrics scraped",
         }
     }
 }
@@ -314,6 +318,14 @@ impl Report {
             Path::MeshStateless,
             ("session", "session"),
             ("stateless", "stateless"),
+        );
+        self.versus(
+            &mut o,
+            &levels,
+            "Tracing on (every span exported) and /metrics scraped vs off",
+            Path::MeshObserved,
+            ("off", "off"),
+            ("traced", "traced"),
         );
 
         let _ = writeln!(o, "\n### tools/call latency (ms, lower is better)\n");

@@ -140,12 +140,13 @@ pub fn log(msg: impl AsRef<str>) {
 }
 
 /// The paths measured for `tools/call`, in round order.
-const CALL_PATHS: [Path; 8] = [
+const CALL_PATHS: [Path; 9] = [
     Path::Direct,
     Path::Bare,
     Path::Mesh,
     Path::MeshOauth,
     Path::MeshStateless,
+    Path::MeshObserved,
     Path::Gateway,
     Path::StdioDirect,
     Path::StdioMesh,
@@ -167,10 +168,23 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let cold_start = coldstart::measure(cfg, &upstream, data.path()).await?;
     let mesh = MeshProcess::start(&cfg.mesh, data.path()).await?;
     log(format!("mesh at {} (pid {}), ready after {:?}", mesh.base, mesh.pid, mesh.ready_after));
-    let result = measure(cfg, &upstream, &relay, &mesh).await;
+    let sink = crate::observed::Sink::start().await?;
+    let observed_data = tempfile::tempdir()?;
+    let observed = crate::observed::start(&cfg.mesh, observed_data.path(), &sink).await?;
+    crate::coldstart::register(cfg, &observed, &upstream).await?;
+    log(format!("observed mesh (traced, metrics scraped) at {} (pid {})", observed.base, observed.pid));
+    let scraper = crate::observed::Scraper::start(&observed);
+    let result = measure(cfg, &upstream, &relay, &mesh, &observed).await;
+    let scrapes = scraper.stop().await;
+    log(format!(
+        "observed mesh: {} trace exports received, {scrapes} metrics scrapes",
+        sink.exports.load(std::sync::atomic::Ordering::Relaxed)
+    ));
     if result.is_err() {
         log(format!("the run failed; the mesh's last log lines:\n{}", mesh.log_tail()));
+        log(format!("the observed mesh's last log lines:\n{}", observed.log_tail()));
     }
+    observed.stop().await;
     mesh.stop().await;
     relay.stop().await;
     upstream.stop().await;
@@ -211,6 +225,7 @@ async fn measure(
     upstream: &UpstreamProcess,
     relay: &UpstreamProcess,
     mesh: &MeshProcess,
+    observed: &MeshProcess,
 ) -> anyhow::Result<Measured> {
     // Let start-up work (first sqlx pool connections, background tasks) settle before "idle".
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -223,6 +238,7 @@ async fn measure(
     let max_c = cfg.concurrency.iter().copied().max().unwrap_or(1);
     log(format!("opening {max_c} sessions per path"));
     let mut pools = Pools::open(cfg, upstream, relay, mesh, max_c).await?;
+    pools.open_observed(observed, max_c).await?;
     let gateway_na = pools.gateway_na.clone();
     let pools_oauth_na = pools.oauth_na.clone();
     for (&path, pool) in pools.call.iter_mut() {
@@ -264,7 +280,11 @@ async fn measure(
                 let Some(pool) = pools.call.get_mut(&path) else { continue };
                 let budget = Budget { duration: cfg.slice, calls: cfg.slice_calls };
                 // The bare relay's CPU goes in the mesh's column: it stands where the mesh stands.
-                let pids = if path == Path::Bare { Pids { mesh: relay.pid, ..pids } } else { pids };
+                let pids = match path {
+                    Path::Bare => Pids { mesh: relay.pid, ..pids },
+                    Path::MeshObserved => Pids { mesh: observed.pid, ..pids },
+                    _ => pids,
+                };
                 let (samples, cpu) = timed_slice(pool, c, Pools::tool_call(path), budget, pids).await;
                 acc.entry((path, c)).or_default().add(samples, cpu);
             }
@@ -392,11 +412,23 @@ impl Acc {
         let per_call = |us: u64| Some(us as f64 / n);
         let through_mesh = matches!(
             path,
-            Path::Bare | Path::Mesh | Path::MeshOauth | Path::MeshStateless | Path::StdioMesh | Path::Gateway
+            Path::Bare
+                | Path::Mesh
+                | Path::MeshOauth
+                | Path::MeshStateless
+                | Path::MeshObserved
+                | Path::StdioMesh
+                | Path::Gateway
         );
         let http_upstream = matches!(
             path,
-            Path::Direct | Path::Bare | Path::Mesh | Path::MeshOauth | Path::MeshStateless | Path::Gateway
+            Path::Direct
+                | Path::Bare
+                | Path::Mesh
+                | Path::MeshOauth
+                | Path::MeshStateless
+                | Path::MeshObserved
+                | Path::Gateway
         );
         CallRow {
             path,

@@ -28,6 +28,14 @@ pub fn check_all(r: &Report, sessions: usize) -> Vec<TargetCheck> {
         (Some(t), Some(k)) if k.throughput > 0.0 => Some(100.0 * t.throughput / k.throughput),
         _ => None,
     };
+    // Telemetry on (#20): the throughput ratio against direct at c=64, in points below the plain
+    // mesh's.
+    let observed = match (r.call(Path::MeshObserved, 64), r.call(Path::Mesh, 64), r.call(Path::Direct, 64)) {
+        (Some(o), Some(m), Some(d)) if d.throughput > 0.0 && o.status.is_none() => {
+            Some(100.0 * (m.throughput - o.throughput) / d.throughput)
+        }
+        _ => None,
+    };
     let rss = |state: &str| r.memory(state).map(|m| mib(m.rss_kib));
     let cold = |i: usize| r.cold_start.get(i).map(|c| c.first_initialize_ms);
     vec![
@@ -47,6 +55,13 @@ pub fn check_all(r: &Report, sessions: usize) -> Vec<TargetCheck> {
             "%",
             stateless,
             |v| v >= 100.0,
+        ),
+        check(
+            "tracing on and metrics scraped vs off, throughput ratio to direct at concurrency 64",
+            "within 5 points",
+            "points",
+            observed,
+            |v| v <= 5.0,
         ),
         check("mesh RSS, idle", "≤ 30 MiB", "MiB", rss("idle"), |v| v <= 30.0),
         check(

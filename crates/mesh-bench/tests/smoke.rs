@@ -23,6 +23,7 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
             Path::Mesh,
             Path::MeshOauth,
             Path::MeshStateless,
+            Path::MeshObserved,
             Path::StdioDirect,
             Path::StdioMesh,
         ] {
@@ -65,7 +66,7 @@ async fn smoke_run_reports_every_row_with_sane_numbers() {
     for c in &report.cold_start {
         assert!(0.0 < c.ready_ms && c.ready_ms <= c.first_initialize_ms && c.first_initialize_ms < 60_000.0, "{c:?}");
     }
-    assert_eq!(report.targets.len(), 10);
+    assert_eq!(report.targets.len(), 11);
     assert!(report.targets.iter().all(|t| t.measured.is_some()), "{:?}", report.targets);
 
     let md = report.markdown();

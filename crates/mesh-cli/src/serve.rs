@@ -189,6 +189,7 @@ impl ServeArgs {
             },
         };
         cfg.tracing = mesh_telemetry::TraceSettings::from_env().map_err(anyhow::Error::msg)?;
+        cfg.metrics_export = mesh_telemetry::MetricsExport::from_env().map_err(anyhow::Error::msg)?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -81,4 +81,7 @@ pub trait CallSpan: Send + Sync {
 pub trait Tracer: Send + Sync {
     /// Starts the server span of a request (`None` when the sampler drops it).
     fn server(&self, start: &ServerStart<'_>) -> Option<Box<dyn CallSpan>>;
+    /// Starts a client span under a span known only by its context (a request the mesh sends
+    /// on its own while serving one: a virtual MCP fetching a member's list).
+    fn client_of(&self, parent: Parent<'_>, start: &ClientStart<'_>) -> Box<dyn CallSpan>;
 }

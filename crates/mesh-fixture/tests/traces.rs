@@ -50,9 +50,11 @@ async fn call(
     raw::messages(&text).into_iter().find(|m| m["id"] == id).unwrap_or_else(|| panic!("no reply in {text}"))
 }
 
-async fn tool_names(url: &str, key: &str, sid: &str) -> Vec<String> {
+async fn tool_names(url: &str, key: &str, sid: &str, traceparent: &str) -> Vec<String> {
     let body = json!({"jsonrpc": "2.0", "id": 0, "method": "tools/list"}).to_string();
-    let (_, _, text) = raw::post(url, raw::post_headers(key, Some(sid)), body).await;
+    let mut headers = raw::post_headers(key, Some(sid));
+    headers.insert("traceparent", traceparent.parse().unwrap());
+    let (_, _, text) = raw::post(url, headers, body).await;
     let reply = raw::messages(&text).into_iter().find(|m| m["id"] == 0).expect("tools/list reply");
     reply["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
 }
@@ -147,7 +149,9 @@ async fn spans_follow_each_call_from_the_client_through_the_mesh_into_the_upstre
     let meta = format!("00-{t2}-{p2}-01");
     let gw = format!("{}/mcp/gateway/gw", mesh.url);
     let gsid = raw::open_session(&gw, &mesh.key, VERSION).await;
-    let names = tool_names(&gw, &mesh.key, &gsid).await;
+    // Its first tools/list fetches every member's list: one client span per member under it.
+    let (t3, p3) = (random_hex(16), random_hex(8));
+    let names = tool_names(&gw, &mesh.key, &gsid, &format!("00-{t3}-{p3}-01")).await;
     let named = |member: &str, tool: &str| {
         names
             .iter()
@@ -166,9 +170,19 @@ async fn spans_follow_each_call_from_the_client_through_the_mesh_into_the_upstre
     let spans = receiver
         .wait_for("every span", |s| {
             let count = |t: &str| s.iter().filter(|x| x["trace_id"] == t && x["kind"] == "CLIENT").count();
-            count(&t1) > CALLS && count(&t2) > CALLS + 1
+            count(&t1) > CALLS && count(&t2) > CALLS + 1 && count(&t3) >= 2
         })
         .await;
+    let list: Vec<&Value> = spans.iter().filter(|s| s["trace_id"] == t3).collect();
+    let server = list.iter().find(|s| s["kind"] == "SERVER").expect("the list's server span");
+    assert_eq!((server["name"].as_str(), server["parent_span_id"].as_str()), (Some("tools/list"), Some(p3.as_str())));
+    let mut members: Vec<&str> = list
+        .iter()
+        .filter(|s| s["kind"] == "CLIENT" && s["parent_span_id"] == server["span_id"] && s["name"] == "tools/list")
+        .filter_map(|s| attr(s, "mesh.connection").as_str())
+        .collect();
+    members.sort();
+    assert_eq!(members, ["alpha", "beta"], "one client span per member: {list:?}");
     let direct = check_trace(&spans, &t1, &p1, "alpha", CALLS + 1);
     let via_gw = check_trace(&spans, &t2, &p2, "gw", CALLS + 2);
 
@@ -251,5 +265,48 @@ async fn a_collector_that_is_down_costs_no_call_and_its_drops_are_counted() {
         assert!(tokio::time::Instant::now() < deadline, "drops were not counted: {text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    mesh.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_pushed_over_otlp_with_the_semantic_convention_names() {
+    const N: usize = 10;
+    let receiver = Receiver::start(&[]).await;
+    let endpoint = receiver.metrics_endpoint();
+    let mesh = TestMesh::start_with(move |c| {
+        c.metrics_export = Some(mesh_telemetry::MetricsExport::to(&endpoint, Duration::from_millis(200)))
+    })
+    .await;
+    mesh.add_connection(json!({"slug": "beta", "command": BIN, "args": ["stdio"]})).await;
+    let url = mesh.endpoint("beta");
+    let sid = raw::open_session(&url, &mesh.key, VERSION).await;
+    for i in 0..N {
+        call(&url, &mesh.key, &sid, i + 1, "test_simple_text", None, None).await;
+    }
+    let is = |p: &Value, name: &str, attrs: &[(&str, &str)]| {
+        p["name"] == name && attrs.iter().all(|(k, v)| p["attributes"][*k] == *v)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (histogram, calls) = loop {
+        let points = receiver.points().await;
+        let last = |name: &str, attrs: &[(&str, &str)]| points.iter().rev().find(|p| is(p, name, attrs)).cloned();
+        let h = last("mcp.server.operation.duration", &[("mcp.method.name", "tools/call")]);
+        let c = last("mcp_mesh_calls", &[("route", "beta"), ("method", "tools/call"), ("outcome", "ok")]);
+        if let (Some(h), Some(c)) = (&h, &c) {
+            if h["count"] == N && c["value"] == N as f64 {
+                break (h.clone(), c.clone());
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no complete push: {h:?} {c:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((histogram["type"].as_str(), histogram["unit"].as_str()), (Some("histogram"), Some("s")));
+    assert_eq!(histogram["temporality"], "CUMULATIVE");
+    let buckets = histogram["bucket_counts"].as_array().unwrap();
+    assert_eq!(buckets.len(), histogram["explicit_bounds"].as_array().unwrap().len() + 1);
+    assert_eq!(buckets.iter().map(|b| b.as_u64().unwrap()).sum::<u64>(), N as u64);
+    assert!(histogram["attributes"].get("error.type").is_none(), "success has no error.type: {histogram}");
+    assert_eq!((calls["type"].as_str(), calls["monotonic"].as_bool()), (Some("sum"), Some(true)));
+    assert_eq!(calls["resource"]["service.name"], "mcp-mesh");
     mesh.stop().await;
 }

@@ -63,6 +63,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// OpenTelemetry traces (the standard `OTEL_*` variables; off unless an OTLP endpoint is set).
     pub tracing: Option<mesh_telemetry::TraceSettings>,
+    /// OTLP metrics push (the standard `OTEL_*` variables; off unless an OTLP endpoint is set).
+    pub metrics_export: Option<mesh_telemetry::MetricsExport>,
 }
 
 /// The OAuth authorization server's settings.
@@ -144,6 +146,7 @@ impl Config {
             metrics_token: None,
             metrics_listen: None,
             tracing: None,
+            metrics_export: None,
         }
     }
 

@@ -45,6 +45,8 @@ pub struct Mesh {
     metrics_listen: Option<std::net::SocketAddr>,
     /// The tracer, when `OTEL_*` configures one.
     pub tracing: Option<Arc<mesh_telemetry::Tracing>>,
+    /// Where metrics are pushed, when `OTEL_*` says.
+    metrics_export: Option<mesh_telemetry::MetricsExport>,
 }
 
 impl Mesh {
@@ -138,6 +140,7 @@ impl Mesh {
             metrics_token: cfg.metrics_token.as_ref().map(|t| metrics::digest(t.expose())),
             metrics_listen: cfg.metrics_listen,
             tracing,
+            metrics_export: cfg.metrics_export.clone(),
         })
     }
 
@@ -214,6 +217,11 @@ impl Mesh {
         let metrics_stop = Arc::new(tokio::sync::Notify::new());
         let metrics_stopped = metrics_stop.clone();
         let metrics_server = self.serve_metrics(async move { metrics_stopped.notified().await }).await?;
+        let pusher = self.metrics_export.clone().map(|cfg| {
+            tracing::info!(endpoint = %cfg.endpoint, every = ?cfg.interval, "metrics pushed over OTLP/HTTP");
+            let scrape = self.scrape(true);
+            mesh_telemetry::otlp_metrics::spawn(cfg, self.metrics.clone(), move || metrics::refresh(&scrape))
+        });
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: closing sessions");
@@ -235,6 +243,9 @@ impl Mesh {
             }
         }
         flusher.abort();
+        if let Some(p) = pusher {
+            p.abort();
+        }
         metrics_stop.notify_one();
         if let Some(m) = metrics_server {
             let _ = m.await;

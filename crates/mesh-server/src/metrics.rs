@@ -63,6 +63,12 @@ async fn metrics(State(s): State<Scrape>, headers: HeaderMap) -> Response {
                 .into_response();
         }
     }
+    refresh(&s);
+    ([(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)], s.metrics.render()).into_response()
+}
+
+/// Brings the gauges and the totals kept elsewhere up to date (before a scrape or a push).
+pub(crate) fn refresh(s: &Scrape) {
     let m = &s.metrics;
     if let Some(relay) = s.relay.upgrade() {
         let live = relay.live_counts();
@@ -82,5 +88,4 @@ async fn metrics(State(s): State<Scrape>, headers: HeaderMap) -> Response {
         spans_exported: exported,
         spans_dropped: dropped,
     });
-    ([(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)], m.render()).into_response()
 }

@@ -147,7 +147,7 @@ impl Metrics {
             spans_exported: counter("mcp_mesh_trace_spans_exported_total", "Spans handed to the OTLP exporter."),
             spans_dropped: counter(
                 "mcp_mesh_trace_spans_dropped_total",
-                "Spans dropped because the exporter's queue was full (collector down or slow).",
+                "Spans dropped: the export queue was full, or the export failed (collector down or slow).",
             ),
             tool_names: RwLock::new(HashSet::new()),
         };
@@ -251,6 +251,11 @@ impl Metrics {
             // Counters only rise; the sources only rise too, so the difference is never negative.
             c.inc_by(v.saturating_sub(c.get()));
         }
+    }
+
+    /// Every family as it stands (for the OTLP push).
+    pub(crate) fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
     }
 
     /// Everything, in the Prometheus text format (0.0.4).

@@ -4,16 +4,17 @@
 //!
 //! Why a span processor of our own ([`Queue`]) rather than the SDK's batch processor: the
 //! exporter must never slow traffic down, and an operator must see when spans are lost. Ending a
-//! span here is one `try_send` on a bounded queue; a full queue (collector down or slow) drops
-//! the span and counts it, and the counts are exported as metrics. One thread of its own builds
-//! the exporter (its blocking HTTP client must live outside the async runtime), batches and
-//! exports.
+//! span here is one push under a lock on a bounded buffer; a full buffer (collector down or
+//! slow) drops the span and counts it, and the counts are exported as metrics. One thread of its
+//! own builds the exporter (its blocking HTTP client must live outside the async runtime), and is
+//! woken only for a full batch or by its timer (a wake-up per span cost two context switches per
+//! span: the first version's 21 µs per traced call, measured).
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use mesh_core::audit::Outcome;
 use mesh_core::trace::{CallSpan, ClientStart, End, ServerStart};
@@ -231,6 +232,11 @@ impl mesh_core::trace::Tracer for Tracing {
             .start_with_context(&self.tracer, &parent);
         Some(Box::new(Live { cx: parent.with_span(span), tracer: self.tracer.clone() }))
     }
+
+    fn client_of(&self, parent: mesh_core::trace::Parent<'_>, s: &ClientStart<'_>) -> Box<dyn CallSpan> {
+        let cx = TraceContextPropagator::new().extract(&Carrier(parent));
+        Live { cx, tracer: self.tracer.clone() }.client(s)
+    }
 }
 
 /// A span in flight, kept in a context so that children name it as their parent.
@@ -274,27 +280,62 @@ impl CallSpan for Live {
     }
 }
 
-enum Msg {
-    Span(Box<SpanData>),
+/// What the export thread is asked besides exporting.
+enum Control {
     Resource(Resource),
     Flush(mpsc::Sender<()>),
     Stop(mpsc::Sender<()>),
 }
 
-/// The span processor: a bounded queue in front of an export thread.
-#[derive(Debug)]
-struct Queue {
-    tx: SyncSender<Msg>,
+#[derive(Default)]
+struct Buffer {
+    spans: Vec<SpanData>,
+    control: Vec<Control>,
+}
+
+/// The queue shared by the request threads and the export thread. Ending a span takes the lock
+/// for one push; the export thread is woken only when a batch is full or someone asks it
+/// something, else by its timer: a wake-up per span would cost two context switches per span.
+struct Shared {
+    buf: Mutex<Buffer>,
+    wake: Condvar,
+    capacity: usize,
+    batch: usize,
+    delay: Duration,
     counts: Arc<Counts>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.buf.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The span processor: a bounded queue in front of an export thread.
+struct Queue {
+    shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
 }
 
 impl Queue {
     fn start(s: &TraceSettings, counts: Arc<Counts>) -> Result<Queue, String> {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(s.queue);
+        let shared = Arc::new(Shared {
+            buf: Mutex::new(Buffer::default()),
+            wake: Condvar::new(),
+            capacity: s.queue,
+            batch: s.batch,
+            delay: s.delay,
+            counts,
+        });
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        let (endpoint, batch, delay) = (s.endpoint.clone(), s.batch, s.delay);
-        let c = counts.clone();
+        let endpoint = s.endpoint.clone();
+        let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("mesh-trace-export".into())
             .spawn(move || {
@@ -313,16 +354,17 @@ impl Queue {
                         return;
                     }
                 };
-                export_loop(&mut exporter, &rx, batch, delay, &c);
+                export_loop(&mut exporter, &sh);
             })
             .map_err(|e| format!("cannot start the trace export thread: {e}"))?;
         ready_rx.recv().map_err(|_| "the trace export thread died".to_string())??;
-        Ok(Queue { tx, counts, thread: Mutex::new(Some(thread)) })
+        Ok(Queue { shared, thread: Mutex::new(Some(thread)) })
     }
 
-    fn ask(&self, make: impl FnOnce(mpsc::Sender<()>) -> Msg, timeout: Duration) -> OTelSdkResult {
+    fn ask(&self, make: impl FnOnce(mpsc::Sender<()>) -> Control, timeout: Duration) -> OTelSdkResult {
         let (done, wait) = mpsc::channel();
-        self.tx.send(make(done)).map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        self.shared.lock().control.push(make(done));
+        self.shared.wake.notify_one();
         wait.recv_timeout(timeout).map_err(|_| OTelSdkError::Timeout(timeout))
     }
 }
@@ -335,12 +377,12 @@ struct Exporting<'a> {
 }
 
 impl Exporting<'_> {
-    fn export(&mut self, spans: &mut Vec<SpanData>) {
+    fn export(&mut self, spans: Vec<SpanData>) {
         if spans.is_empty() {
             return;
         }
         let n = spans.len() as u64;
-        match futures_executor::block_on(self.exporter.export(std::mem::take(spans))) {
+        match futures_executor::block_on(self.exporter.export(spans)) {
             Ok(()) => {
                 self.counts.exported.fetch_add(n, Ordering::Relaxed);
                 if self.failures > 0 {
@@ -360,53 +402,39 @@ impl Exporting<'_> {
     }
 }
 
-fn export_loop(
-    exporter: &mut opentelemetry_otlp::SpanExporter,
-    rx: &mpsc::Receiver<Msg>,
-    batch: usize,
-    delay: Duration,
-    counts: &Counts,
-) {
-    let mut spans: Vec<SpanData> = Vec::with_capacity(batch);
-    let mut out = Exporting { exporter, counts, failures: 0 };
-    let mut due = Instant::now() + delay;
+fn export_loop(exporter: &mut opentelemetry_otlp::SpanExporter, sh: &Shared) {
+    let mut out = Exporting { exporter, counts: &sh.counts, failures: 0 };
     loop {
-        let msg = match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => {
-                out.export(&mut spans);
-                return;
-            }
+        let (mut spans, control) = {
+            let guard = sh.lock();
+            let (mut guard, _) = sh
+                .wake
+                .wait_timeout_while(guard, sh.delay, |b| b.spans.len() < sh.batch && b.control.is_empty())
+                .unwrap_or_else(|p| p.into_inner());
+            (std::mem::take(&mut guard.spans), std::mem::take(&mut guard.control))
         };
-        match msg {
-            Some(Msg::Span(s)) => {
-                spans.push(*s);
-                if spans.len() < batch {
-                    continue;
-                }
+        let mut stop = None;
+        let mut flushed = Vec::new();
+        for c in control {
+            match c {
+                Control::Resource(r) => out.exporter.set_resource(&r),
+                Control::Flush(done) => flushed.push(done),
+                Control::Stop(done) => stop = Some(done),
             }
-            Some(Msg::Resource(r)) => {
-                out.exporter.set_resource(&r);
-                continue;
-            }
-            Some(Msg::Flush(done)) => {
-                out.export(&mut spans);
-                let _ = done.send(());
-            }
-            Some(Msg::Stop(done)) => {
-                while let Ok(Msg::Span(s)) = rx.try_recv() {
-                    spans.push(*s);
-                }
-                out.export(&mut spans);
-                let _ = out.exporter.shutdown();
-                let _ = done.send(());
-                return;
-            }
-            None => {}
         }
-        out.export(&mut spans);
-        due = Instant::now() + delay;
+        while spans.len() > sh.batch {
+            let rest = spans.split_off(sh.batch);
+            out.export(std::mem::replace(&mut spans, rest));
+        }
+        out.export(spans);
+        flushed.into_iter().for_each(|d| {
+            let _ = d.send(());
+        });
+        if let Some(done) = stop {
+            let _ = out.exporter.shutdown();
+            let _ = done.send(());
+            return;
+        }
     }
 }
 
@@ -417,23 +445,33 @@ impl SpanProcessor for Queue {
         if !span.span_context.is_sampled() {
             return;
         }
-        match self.tx.try_send(Msg::Span(Box::new(span))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                let n = self.counts.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n == 1 || n % 10_000 == 0 {
-                    tracing::warn!(dropped = n, "trace queue full (collector down or slow): spans dropped");
+        let sh = &self.shared;
+        let full = {
+            let mut b = sh.lock();
+            if b.spans.len() >= sh.capacity {
+                true
+            } else {
+                b.spans.push(span);
+                if b.spans.len() == sh.batch {
+                    sh.wake.notify_one();
                 }
+                false
+            }
+        };
+        if full {
+            let n = sh.counts.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n == 1 || n % 10_000 == 0 {
+                tracing::warn!(dropped = n, "trace queue full (collector down or slow): spans dropped");
             }
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.ask(Msg::Flush, Duration::from_secs(30))
+        self.ask(Control::Flush, Duration::from_secs(30))
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let r = self.ask(Msg::Stop, timeout);
+        let r = self.ask(Control::Stop, timeout);
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             if r.is_ok() {
                 let _ = t.join();
@@ -443,7 +481,8 @@ impl SpanProcessor for Queue {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        let _ = self.tx.send(Msg::Resource(resource.clone()));
+        self.shared.lock().control.push(Control::Resource(resource.clone()));
+        self.shared.wake.notify_one();
     }
 }
 

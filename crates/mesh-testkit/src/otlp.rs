@@ -44,6 +44,23 @@ impl Receiver {
         format!("{}/v1/traces", self.url)
     }
 
+    /// The metrics endpoint to configure the mesh with.
+    pub fn metrics_endpoint(&self) -> String {
+        format!("{}/v1/metrics", self.url)
+    }
+
+    /// Every metric data point received so far (`name`, `type`, `attributes`, `value` or
+    /// `count`/`sum`/`bucket_counts`/`explicit_bounds`, …).
+    pub async fn points(&self) -> Vec<Value> {
+        let v: Value = reqwest::get(format!("{}/metrics-points", self.url))
+            .await
+            .expect("GET /metrics-points")
+            .json()
+            .await
+            .expect("JSON");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
     /// Every span received so far.
     pub async fn spans(&self) -> Vec<Value> {
         let v: Value =

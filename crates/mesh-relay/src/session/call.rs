@@ -56,9 +56,11 @@ impl Session {
         if let Some(tracer) = self.audit.tracer() {
             call.span = self.server_span(tracer, msg, &call, headers);
         }
-        // 1. Route.
+        // 1. Route (traced: what a virtual MCP fetches from its members meanwhile is the
+        // request's child).
+        let parent = call.span.as_ref().map(|s| s.traceparent());
         let routing = match &self.gateway {
-            Some(gw) => gw.route(self, msg).await,
+            Some(gw) => super::trace::under(parent.clone(), gw.route(self, msg)).await,
             None => Ok(Routing::direct(msg)),
         };
         // 2. Authorize, then rate-limit: where the request goes, under the name it has there.
@@ -80,7 +82,7 @@ impl Session {
                 let me = self.me.clone();
                 let id = msg.id().unwrap_or("null").to_string();
                 tokio::spawn(async move {
-                    let reply = match task.await {
+                    let reply = match super::trace::under(parent, task).await {
                         Ok(result) => Message::response(&id, &result),
                         Err(e) => e.to_message(Some(&id)),
                     };
@@ -118,7 +120,21 @@ impl Session {
         msg: &Message,
         down_id: &str,
         target: Target,
+        call: Option<Call>,
+    ) -> Result<(), RelayError> {
+        self.forward_traced(member, msg, down_id, target, call, None).await
+    }
+
+    /// [`Session::forward`]; a request of the mesh's own (no `call`) that is traced already
+    /// carries its context in `_meta` and gives its `traceparent` for the transport's header.
+    async fn forward_traced(
+        &self,
+        member: usize,
+        msg: &Message,
+        down_id: &str,
+        target: Target,
         mut call: Option<Call>,
+        own_trace: Option<String>,
     ) -> Result<(), RelayError> {
         let link = match self.link(member) {
             Ok(l) => l,
@@ -133,7 +149,7 @@ impl Session {
         // Traced: the upstream leg gets a span of its own, whose context the upstream receives.
         let (msg, traceparent) = match call.as_mut() {
             Some(c) if c.span.is_some() => self.client_span(c, member, &link, msg),
-            _ => (std::borrow::Cow::Borrowed(msg), None),
+            _ => (std::borrow::Cow::Borrowed(msg), own_trace),
         };
         let msg = msg.as_ref();
         let progress = match call.as_mut() {
@@ -210,8 +226,22 @@ impl Session {
     ) -> Result<serde_json::Value, RelayError> {
         let (tx, rx) = oneshot::channel();
         let msg = Message::request("0", method, Some(params));
-        self.forward(member, &msg, "0", Target::Internal(tx), None).await?;
-        let reply = rx.await.map_err(|_| RelayError::UpstreamUnavailable("the member went away".into()))?;
+        // Sent while serving a traced request (a virtual MCP's merged list): a span of its own.
+        let (msg, span, traceparent) = self.internal_span(member, msg);
+        let sent = self.forward_traced(member, &msg, "0", Target::Internal(tx), None, traceparent).await;
+        let reply = match sent {
+            Ok(()) => rx.await.map_err(|_| RelayError::UpstreamUnavailable("the member went away".into())),
+            Err(e) => Err(e),
+        };
+        if let Some(span) = span {
+            let outcome = match &reply {
+                Ok(r) if r.kind() != Kind::Error => Outcome::Ok,
+                Ok(_) => Outcome::ProtocolError,
+                Err(e) => super::record::outcome_of(e),
+            };
+            span.end(mesh_core::trace::End { outcome, error: None });
+        }
+        let reply = reply?;
         match reply.kind() {
             Kind::Error => Err(match reply.error_object() {
                 Some(e) if e.code == mesh_protocol::codes::UPSTREAM_TIMEOUT => {

@@ -2,7 +2,10 @@
 //! the client's context (`params._meta` first, then the HTTP headers), and a client span for its
 //! upstream leg, whose context the upstream receives in `params._meta` (every transport) and, over
 //! HTTP, in the `traceparent` header too (`Transport::send_traced`). Both end with the audit
-//! record (`Session::audit_end`). Without a tracer none of this runs.
+//! record (`Session::audit_end`). Requests the mesh sends on its own while serving a traced one
+//! (a virtual MCP fetching its members' lists) get client spans under it: the request's context
+//! travels with the routing future in a task-local ([`under`]). Without a tracer none of this
+//! runs.
 
 use super::record::Call;
 use super::Session;
@@ -11,25 +14,72 @@ use mesh_core::trace::{CallSpan, ClientStart, Parent, ServerStart, Tracer};
 use mesh_protocol::Message;
 use std::borrow::Cow;
 
-#[derive(serde::Deserialize)]
-struct Context<'a> {
-    #[serde(borrow)]
-    traceparent: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    tracestate: Option<Cow<'a, str>>,
+/// The string at `path` (members of nested objects) in the JSON object `json`, found by scanning
+/// (no parse of the rest: `params.arguments` may be large). Escaped strings are decoded.
+fn string_at<'a>(json: &'a [u8], path: &[&str]) -> Option<Cow<'a, str>> {
+    let mut range = 0..json.len();
+    for key in path {
+        let inner = mesh_protocol::modern::member_span(&json[range.clone()], key)?;
+        range = range.start + inner.start..range.start + inner.end;
+    }
+    let raw = &json[range];
+    if raw.len() < 2 || raw[0] != b'"' {
+        return None;
+    }
+    if !raw.contains(&b'\\') {
+        return std::str::from_utf8(&raw[1..raw.len() - 1]).ok().map(Cow::Borrowed);
+    }
+    serde_json::from_slice::<String>(raw).ok().map(Cow::Owned)
 }
 
-#[derive(serde::Deserialize)]
-struct Params<'a> {
-    #[serde(borrow, rename = "_meta")]
-    meta: Option<Context<'a>>,
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    uri: Option<Cow<'a, str>>,
+tokio::task_local! {
+    /// The `traceparent` of the request being served, while its routing runs.
+    static SERVING: String;
+}
+
+/// Runs `f` with `parent` as the request being served (nothing when untraced).
+pub(super) async fn under<F: std::future::Future>(parent: Option<String>, f: F) -> F::Output {
+    match parent {
+        Some(p) => SERVING.scope(p, f).await,
+        None => f.await,
+    }
 }
 
 impl Session {
+    /// For a request of the mesh's own to `member`: when it is sent while serving a traced
+    /// request, a client span under that request, and the message carrying the span's context.
+    pub(super) fn internal_span(
+        &self,
+        member: usize,
+        msg: Message,
+    ) -> (Message, Option<Box<dyn CallSpan>>, Option<String>) {
+        let Some(tracer) = self.audit.tracer() else { return (msg, None, None) };
+        let Ok(parent) = SERVING.try_with(Clone::clone) else { return (msg, None, None) };
+        let link = match self.link(member) {
+            Ok(l) => l,
+            Err(_) => return (msg, None, None),
+        };
+        let start = ClientStart {
+            method: msg.method().unwrap_or(""),
+            name: None,
+            connection: &self.member_label(member),
+            transport: link.transport_kind(),
+        };
+        let span = tracer.client_of(Parent { traceparent: &parent, tracestate: None }, &start);
+        let traceparent = span.traceparent();
+        let quoted = serde_json::to_string(&traceparent).unwrap_or_default();
+        let msg = msg.with_meta(&[("traceparent", quoted.as_bytes())]).unwrap_or(msg);
+        (msg, Some(span), Some(traceparent))
+    }
+
+    /// The connection a member of this session is (a direct session has one, itself).
+    fn member_label(&self, member: usize) -> String {
+        match &self.gateway {
+            Some(gw) => gw.members().get(member).map(|m| m.slug.clone()).unwrap_or_default(),
+            None => self.label.clone(),
+        }
+    }
+
     /// The server span of `msg`, arriving with `headers`' trace context.
     pub(super) fn server_span(
         &self,
@@ -38,10 +88,11 @@ impl Session {
         call: &Call,
         headers: Option<Parent<'_>>,
     ) -> Option<Box<dyn CallSpan>> {
-        let params: Option<Params<'_>> = msg.params();
-        let meta = params.as_ref().and_then(|p| p.meta.as_ref());
-        let parent = match meta.and_then(|m| m.traceparent.as_deref()) {
-            Some(traceparent) => Some(Parent { traceparent, tracestate: meta.and_then(|m| m.tracestate.as_deref()) }),
+        let raw = msg.bytes();
+        let traceparent = string_at(raw, &["params", "_meta", "traceparent"]);
+        let tracestate = string_at(raw, &["params", "_meta", "tracestate"]);
+        let parent = match traceparent.as_deref() {
+            Some(traceparent) => Some(Parent { traceparent, tracestate: tracestate.as_deref() }),
             None => headers,
         };
         let version = self.version();
@@ -71,19 +122,11 @@ impl Session {
         msg: &'m Message,
     ) -> (Cow<'m, Message>, Option<String>) {
         let Some(server) = call.span.as_ref() else { return (Cow::Borrowed(msg), None) };
-        let params: Option<Params<'_>> = msg.params();
         let method = msg.method().unwrap_or("");
-        let name = params.as_ref().and_then(|p| {
-            if method.starts_with("resources/") {
-                p.uri.as_deref()
-            } else {
-                p.name.as_deref()
-            }
-        });
-        let connection = match &self.gateway {
-            Some(gw) => gw.members().get(member).map(|m| m.slug.clone()).unwrap_or_default(),
-            None => self.label.clone(),
-        };
+        let key = if method.starts_with("resources/") { "uri" } else { "name" };
+        let name = string_at(msg.bytes(), &["params", key]);
+        let name = name.as_deref();
+        let connection = self.member_label(member);
         let up =
             server.client(&ClientStart { method, name, connection: &connection, transport: link.transport_kind() });
         let traceparent = up.traceparent();
@@ -99,5 +142,19 @@ impl Session {
             // Params that are not an object: the header alone carries the context.
             None => (Cow::Borrowed(msg), Some(traceparent)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::string_at;
+
+    #[test]
+    fn strings_are_found_by_path_and_decoded_only_when_escaped() {
+        let j = br#"{"params":{"name":"a\"b","_meta":{"traceparent":"00-x"},"arguments":{"big":[1,2]}}}"#;
+        assert_eq!(string_at(j, &["params", "_meta", "traceparent"]).as_deref(), Some("00-x"));
+        assert_eq!(string_at(j, &["params", "name"]).as_deref(), Some("a\"b"));
+        assert!(string_at(j, &["params", "arguments"]).is_none(), "not a string");
+        assert!(string_at(j, &["params", "uri"]).is_none());
     }
 }
