@@ -132,6 +132,8 @@ pub enum PerfLoad {
     Stateless,
     /// `tools/list` through the 50 × 20 virtual MCP at concurrency 1.
     GatewayList,
+    /// `tools/call` through the observed mesh (traced, metrics scraped) at concurrency 16.
+    Observed,
 }
 
 /// A progress line on stderr (stdout carries the report).
@@ -305,8 +307,12 @@ async fn measure(
                     (pools.call.get_mut(&Path::MeshStateless), 16, Pools::tool_call(Path::MeshStateless))
                 }
                 PerfLoad::GatewayList => (pools.list_gateway.as_mut(), 1, Call::ListTools),
+                PerfLoad::Observed => {
+                    (pools.call.get_mut(&Path::MeshObserved), 16, Pools::tool_call(Path::MeshObserved))
+                }
             };
-            Some(profile(cfg, out, pool, c, call, mesh.pid).await?)
+            let pid = if cfg.perf_load == PerfLoad::Observed { observed.pid } else { mesh.pid };
+            Some(profile(cfg, out, pool, c, call, pid).await?)
         }
         None => None,
     };
