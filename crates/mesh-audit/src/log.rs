@@ -241,8 +241,11 @@ impl Writer {
                         let _ = d.send(());
                     }
                 }
-                self.write(&mut rows, Some(Instant::now() + self.cfg.shutdown_timeout)).await;
-                self.tally.flush(&self.store).await;
+                let give_up_at = Instant::now() + self.cfg.shutdown_timeout;
+                self.write(&mut rows, Some(give_up_at)).await;
+                if tokio::time::timeout_at(give_up_at, self.tally.flush(&self.store)).await.is_err() {
+                    tracing::error!("usage of the last seconds lost at shutdown: the database stayed unavailable");
+                }
                 flushed.drain(..).for_each(|f| {
                     let _ = f.send(());
                 });

@@ -96,25 +96,49 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    /// The name to count this request under in metrics and usage: its tool, prompt or resource
-    /// when the server took the request up (it ran, failed, timed out or was abandoned), and
-    /// [`REFUSED_NAME`] when the mesh or the server refused it. Names that nothing can call (a
-    /// client may send any) then add no metric series and no usage rows; what is left is bounded
-    /// by what the servers really offer, and capped again by those who count.
+    /// The name to count this request under in metrics and usage. A client may send any name,
+    /// so only what bounds itself is kept:
+    /// - a name the server answered as its own (a result, or a tool result with `isError`) and no
+    ///   longer than [`MAX_COUNTED_NAME`] bytes (the spec's limit on tool names is 128);
+    /// - [`REFUSED_NAME`] when the mesh or the server refused the request;
+    /// - [`UNANSWERED_NAME`] when it timed out, was cancelled, lost its client or its upstream;
+    /// - [`OTHER_NAME`] for a longer name.
+    ///
+    /// Those who count cap the distinct names again (a server may answer made-up names).
     pub fn counted_name(&self) -> Option<&str> {
         let name = self.name.as_deref()?;
         Some(match self.outcome {
             Outcome::Denied | Outcome::RateLimited | Outcome::ProtocolError => REFUSED_NAME,
-            _ => name,
+            Outcome::Timeout | Outcome::Cancelled | Outcome::ClientGone | Outcome::UpstreamDown => UNANSWERED_NAME,
+            Outcome::Ok | Outcome::ToolError if name.len() > MAX_COUNTED_NAME => OTHER_NAME,
+            Outcome::Ok | Outcome::ToolError => name,
         })
     }
+
+    /// The method to count this request under: the spec's (static in [`CallRecord::method`]),
+    /// else `_OTHER` — a method a client made up, or a REST request's verb and path.
+    pub fn counted_method(&self) -> &str {
+        match &self.method {
+            Cow::Borrowed(m) => m,
+            Cow::Owned(_) => OTHER_METHOD,
+        }
+    }
 }
+
+/// Longest name [`CallRecord::counted_name`] keeps, in bytes.
+pub const MAX_COUNTED_NAME: usize = 128;
 
 /// What [`CallRecord::counted_name`] answers for a refused request that named something.
 pub const REFUSED_NAME: &str = "(refused)";
 
-/// What counters use once their cap on distinct names is reached.
+/// What [`CallRecord::counted_name`] answers for a request that got no answer.
+pub const UNANSWERED_NAME: &str = "(unanswered)";
+
+/// What counters use for a name too long, or once their cap on distinct names is reached.
 pub const OTHER_NAME: &str = "(other)";
+
+/// What [`CallRecord::counted_method`] answers for a method outside the spec.
+pub const OTHER_METHOD: &str = "_OTHER";
 
 /// Receives call records. Implementations must return at once (queue, never write inline).
 pub trait AuditSink: Send + Sync + 'static {
@@ -136,4 +160,54 @@ pub struct NoAudit;
 
 impl AuditSink for NoAudit {
     fn record(&self, _rec: CallRecord) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(name: &str, outcome: Outcome, method: Cow<'static, str>) -> CallRecord {
+        CallRecord {
+            time_ms: 0,
+            origin: Arc::new(Origin {
+                principal: crate::Principal {
+                    org_id: "o".into(),
+                    user_id: "u".into(),
+                    key_id: "k".into(),
+                    role: crate::Role::Member,
+                    custom_role: None,
+                    operator: false,
+                    manage: false,
+                    key_expires_at: None,
+                    audience: None,
+                },
+                session_id: String::new(),
+                client: None,
+                route_kind: "connection",
+                route: "r".into(),
+            }),
+            method,
+            name: Some(name.into()),
+            arguments: None,
+            outcome,
+            error: None,
+            latency_us: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            request_id: "1".into(),
+        }
+    }
+
+    #[test]
+    fn only_names_a_server_answered_and_short_ones_are_counted() {
+        let m = || Cow::Borrowed("tools/call");
+        assert_eq!(rec("echo", Outcome::Ok, m()).counted_name(), Some("echo"));
+        assert_eq!(rec("echo", Outcome::ToolError, m()).counted_name(), Some("echo"));
+        assert_eq!(rec("x", Outcome::Denied, m()).counted_name(), Some(REFUSED_NAME));
+        assert_eq!(rec("x", Outcome::Timeout, m()).counted_name(), Some(UNANSWERED_NAME));
+        assert_eq!(rec("x", Outcome::UpstreamDown, m()).counted_name(), Some(UNANSWERED_NAME));
+        assert_eq!(rec(&"n".repeat(129), Outcome::Ok, m()).counted_name(), Some(OTHER_NAME));
+        assert_eq!(rec("x", Outcome::Ok, Cow::Owned("made/up".into())).counted_method(), OTHER_METHOD);
+        assert_eq!(rec("x", Outcome::Ok, m()).counted_method(), "tools/call");
+    }
 }

@@ -103,7 +103,8 @@ fn check_trace(spans: &[Value], trace: &str, parent: &str, route: &str, expect_c
         assert!(tool.ends_with(upstream_tool), "{tool} goes upstream as {upstream_tool}");
         assert_eq!(c["name"], format!("tools/call {upstream_tool}"));
         assert!(attr(c, "mesh.connection").as_str().is_some_and(|v| !v.is_empty()), "{c}");
-        assert!(c["start_ns"].as_u64() >= s["start_ns"].as_u64() && c["end_ns"].as_u64() <= s["end_ns"].as_u64());
+        let ns = |span: &Value, k: &str| span[k].as_u64().unwrap_or_else(|| panic!("{k} in {span}"));
+        assert!(ns(c, "start_ns") >= ns(s, "start_ns") && ns(c, "end_ns") <= ns(s, "end_ns"), "{c} within {s}");
     }
     by_id
 }

@@ -32,6 +32,14 @@ pub fn set_member(obj: &[u8], key: &str, value: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether `v` is a W3C `traceparent` of version 00 (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase),
+/// the only form the mesh passes on in a header.
+pub fn is_traceparent(v: &str) -> bool {
+    let b = v.as_bytes();
+    let hex = |r: std::ops::Range<usize>| b[r].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    b.len() == 55 && b.starts_with(b"00-") && b[35] == b'-' && b[52] == b'-' && hex(3..35) && hex(36..52) && hex(53..55)
+}
+
 impl Message {
     /// The same request with `params._meta.<key>` set to each raw JSON value (creating `_meta`
     /// and `params` as needed); everything else byte for byte. `None` when `params` is present
@@ -107,6 +115,14 @@ mod tests {
             with(r#"{"jsonrpc":"2.0","id":3,"method":"m","params":{ "_meta" : { } }}"#),
             r#"{"jsonrpc":"2.0","id":3,"method":"m","params":{ "_meta" : {"traceparent":"00-t-s-01" } }}"#
         );
+    }
+
+    #[test]
+    fn only_well_formed_trace_context_is_recognised() {
+        assert!(is_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+        assert!(!is_traceparent("00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"));
+        assert!(!is_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0"));
+        assert!(!is_traceparent("anything a client sends"));
     }
 
     #[test]

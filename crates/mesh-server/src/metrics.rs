@@ -52,7 +52,7 @@ async fn metrics(State(s): State<Scrape>, headers: HeaderMap) -> Response {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| &v[7..]))
             .map(|t| digest(t.trim()));
         if given != Some(want) {
             return (

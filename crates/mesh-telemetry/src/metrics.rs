@@ -9,12 +9,13 @@
 //!
 //! Cardinality is bounded by construction: organisations and routes exist only once an admin
 //! created them (a session opens only on a real route), methods outside the spec count as
-//! `_OTHER`, names the server refused count as `(refused)`
+//! `_OTHER`, only names a server answered (and at most 128 bytes long) are kept
 //! ([`mesh_core::audit::CallRecord::counted_name`]), and past [`Metrics::MAX_NAMES`] distinct
-//! tool names new ones count as `(other)`.
+//! tool names in an organisation its new ones count as `(other)` — per organisation, so that one
+//! tenant cannot use up another's.
 
-use std::collections::HashSet;
-use std::sync::RwLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use mesh_core::audit::{CallRecord, Outcome, OTHER_NAME};
@@ -45,7 +46,10 @@ pub struct Metrics {
     audit_written: IntCounter,
     spans_exported: IntCounter,
     spans_dropped: IntCounter,
-    tool_names: RwLock<HashSet<Box<str>>>,
+    /// Tool names admitted as label values, per organisation.
+    tool_names: RwLock<HashMap<Box<str>, HashSet<Box<str>>>>,
+    /// Serialises [`Metrics::set_totals`]: two scrapes at once must not both add one difference.
+    totals: Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,7 +89,7 @@ fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
 }
 
 impl Metrics {
-    /// Distinct tool names counted by name; later ones count as `(other)`.
+    /// Distinct tool names counted by name per organisation; later ones count as `(other)`.
     pub const MAX_NAMES: usize = 2_000;
 
     /// Creates and registers every metric (and the process collector on Linux).
@@ -149,7 +153,8 @@ impl Metrics {
                 "mcp_mesh_trace_spans_dropped_total",
                 "Spans dropped: the export queue was full, or the export failed (collector down or slow).",
             ),
-            tool_names: RwLock::new(HashSet::new()),
+            tool_names: RwLock::new(HashMap::new()),
+            totals: Mutex::new(()),
         };
         let all: [Box<dyn Collector>; 15] = [
             Box::new(m.calls.clone()),
@@ -182,12 +187,8 @@ impl Metrics {
     pub fn observe(&self, rec: &CallRecord) {
         let o = &rec.origin;
         let org = o.principal.org_id.as_str();
-        let method = match &rec.method {
-            std::borrow::Cow::Borrowed(m) => m,
-            // Only the spec's methods are static (`CallRecord::method`): anything else is a name
-            // a client made up, which must not become a series.
-            std::borrow::Cow::Owned(_) => "_OTHER",
-        };
+        // Only the spec's methods: anything else is a name a client made up.
+        let method = rec.counted_method();
         let outcome = rec.outcome.as_str();
         self.calls.with_label_values(&[org, o.route_kind, &o.route, method, outcome]).inc();
         let error_type = if rec.outcome == Outcome::Ok { "" } else { outcome };
@@ -199,17 +200,24 @@ impl Metrics {
         }
         if method == "tools/call" {
             let name = rec.counted_name().unwrap_or("");
-            let name = if self.admit_name(name) { name } else { OTHER_NAME };
+            let name = if self.admit_name(org, name) { name } else { OTHER_NAME };
             self.tool_calls.with_label_values(&[org, &o.route, name, outcome]).inc();
         }
     }
 
-    /// Whether `name` may be a label value: already one, or room for one more.
-    fn admit_name(&self, name: &str) -> bool {
-        if self.tool_names.read().unwrap_or_else(|p| p.into_inner()).contains(name) {
-            return true;
+    /// Whether `name` may be a label value in `org`: already one, or room for one more. Once
+    /// the organisation is full, the answer comes from the read lock alone.
+    fn admit_name(&self, org: &str, name: &str) -> bool {
+        {
+            let all = self.tool_names.read().unwrap_or_else(|p| p.into_inner());
+            match all.get(org) {
+                Some(names) if names.contains(name) => return true,
+                Some(names) if names.len() >= Self::MAX_NAMES => return false,
+                _ => {}
+            }
         }
-        let mut names = self.tool_names.write().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.tool_names.write().unwrap_or_else(|p| p.into_inner());
+        let names = all.entry(org.into()).or_default();
         if names.len() >= Self::MAX_NAMES {
             return names.contains(name);
         }
@@ -240,6 +248,7 @@ impl Metrics {
 
     /// Brings the counters kept elsewhere up to `t`.
     pub fn set_totals(&self, t: Totals) {
+        let _one_at_a_time = self.totals.lock().unwrap_or_else(|p| p.into_inner());
         for (c, v) in [
             (&self.stdio_restarts, t.stdio_restarts),
             (&self.upstream_failures, t.upstream_failures),

@@ -182,9 +182,27 @@ impl Extractor for Carrier<'_> {
     }
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary: a client chooses names and a tool
+/// its error text, and neither may make a span (queued, then exported) large.
+fn capped(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Longest name, and error text, a span carries (the spec's limit on tool names is 128).
+const MAX_NAME: usize = 128;
+const MAX_ERROR: usize = 256;
+
 /// `{method} {target}`: the semantic conventions' span name.
 fn span_name(method: &str, name: Option<&str>) -> Cow<'static, str> {
-    match name {
+    let method = capped(method, MAX_NAME);
+    match name.map(|n| capped(n, MAX_NAME)) {
         Some(n) if matches!(method, "tools/call" | "prompts/get") => Cow::Owned(format!("{method} {n}")),
         _ => Cow::Owned(method.to_string()),
     }
@@ -192,6 +210,7 @@ fn span_name(method: &str, name: Option<&str>) -> Cow<'static, str> {
 
 /// The attributes naming what a request addresses.
 fn target_attributes(method: &str, name: Option<&str>, out: &mut Vec<KeyValue>) {
+    let (method, name) = (capped(method, MAX_NAME), name.map(|n| capped(n, MAX_NAME)));
     out.push(KeyValue::new(attr::METHOD, method.to_string()));
     match (method, name) {
         ("tools/call", Some(n)) => {
@@ -212,7 +231,7 @@ impl mesh_core::trace::Tracer for Tracing {
         };
         let mut attrs = Vec::with_capacity(14);
         target_attributes(s.method, s.name, &mut attrs);
-        attrs.push(KeyValue::new(attr::REQUEST_ID, s.request_id.trim_matches('"').to_string()));
+        attrs.push(KeyValue::new(attr::REQUEST_ID, capped(s.request_id.trim_matches('"'), MAX_NAME).to_string()));
         attrs.push(KeyValue::new(attr::PROTOCOL_VERSION, s.protocol_version.to_string()));
         if let Some(id) = s.session_id {
             attrs.push(KeyValue::new(attr::SESSION_ID, id.to_string()));
@@ -274,7 +293,7 @@ impl CallSpan for Live {
         let span = self.cx.span();
         if end.outcome != Outcome::Ok {
             span.set_attribute(KeyValue::new(attr::ERROR_TYPE, end.outcome.as_str()));
-            span.set_status(Status::error(end.error.unwrap_or(end.outcome.as_str()).to_string()));
+            span.set_status(Status::error(capped(end.error.unwrap_or(end.outcome.as_str()), MAX_ERROR).to_string()));
         }
         span.end();
     }
@@ -328,9 +347,11 @@ impl Queue {
         let shared = Arc::new(Shared {
             buf: Mutex::new(Buffer::default()),
             wake: Condvar::new(),
-            capacity: s.queue,
-            batch: s.batch,
-            delay: s.delay,
+            capacity: s.queue.max(1),
+            // A batch larger than the queue would never fill: export what the queue can hold.
+            batch: s.batch.clamp(1, s.queue.max(1)),
+            // A zero delay would make the export thread spin on the lock.
+            delay: s.delay.max(Duration::from_millis(1)),
             counts,
         });
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -518,5 +539,8 @@ mod tests {
         assert_eq!(span_name("prompts/get", Some("p")), "prompts/get p");
         assert_eq!(span_name("resources/read", Some("file:///x")), "resources/read");
         assert_eq!(span_name("tools/list", None), "tools/list");
+        let long = "é".repeat(100);
+        assert_eq!(span_name("tools/call", Some(&long)).len(), "tools/call ".len() + 128);
+        assert_eq!(capped("abc", 2), "ab");
     }
 }

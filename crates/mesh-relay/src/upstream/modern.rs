@@ -267,7 +267,8 @@ impl ModernLink {
         headers.insert("mcp-protocol-version", HeaderValue::from_static(REVISION));
         // The trace context the request carries in `_meta` (the mesh's span, when tracing is on)
         // as the HTTP header too, for an upstream instrumented at the HTTP layer.
-        if let Some(tp) = params.get("_meta").and_then(|m| m.get("traceparent")).and_then(Value::as_str) {
+        let traceparent = params.get("_meta").and_then(|m| m.get("traceparent")).and_then(Value::as_str);
+        if let Some(tp) = traceparent.filter(|t| mesh_protocol::meta::is_traceparent(t)) {
             if let Ok(v) = HeaderValue::from_str(tp) {
                 headers.insert("traceparent", v);
             }
