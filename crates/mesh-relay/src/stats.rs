@@ -7,6 +7,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 static STDIO_RESTARTS: AtomicU64 = AtomicU64::new(0);
 static UPSTREAM_FAILURES: AtomicU64 = AtomicU64::new(0);
+static UPSTREAM_RECONNECTS: AtomicU64 = AtomicU64::new(0);
+
+/// Upstream sessions opened again after the upstream lost them (an HTTP upstream answering 404
+/// to its session, re-initialised with the client's handshake).
+pub fn upstream_reconnects() -> u64 {
+    UPSTREAM_RECONNECTS.load(Ordering::Relaxed)
+}
+
+pub(crate) fn upstream_reconnected() {
+    UPSTREAM_RECONNECTS.fetch_add(1, Ordering::Relaxed);
+}
 
 /// stdio children restarted (and re-initialised) after they exited.
 pub fn stdio_restarts() -> u64 {

@@ -76,6 +76,7 @@ pub(crate) fn refresh(s: &Scrape) {
             m.set_sessions_open(kind, n);
         }
         m.set_upstreams(live.up, live.down);
+        m.set_streams_open(live.streams);
     }
     let audit = s.audit.stats();
     m.set_audit_queue(s.audit.queued());
@@ -83,6 +84,7 @@ pub(crate) fn refresh(s: &Scrape) {
     m.set_totals(Totals {
         stdio_restarts: mesh_relay::stats::stdio_restarts(),
         upstream_failures: mesh_relay::stats::upstream_failures(),
+        upstream_reconnects: mesh_relay::stats::upstream_reconnects(),
         audit_written: audit.written,
         audit_dropped: audit.dropped,
         spans_exported: exported,

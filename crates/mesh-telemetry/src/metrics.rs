@@ -38,9 +38,11 @@ pub struct Metrics {
     session: HistogramVec,
     rate_limited: IntCounterVec,
     sessions_open: IntGaugeVec,
+    streams_open: IntGauge,
     upstreams: IntGaugeVec,
     stdio_restarts: IntCounter,
     upstream_failures: IntCounter,
+    upstream_reconnects: IntCounter,
     audit_queue: IntGauge,
     audit_dropped: IntCounter,
     audit_written: IntCounter,
@@ -65,6 +67,8 @@ pub struct Totals {
     pub stdio_restarts: u64,
     /// Upstream links that went down (a dead child, a broken stream, a refused connection).
     pub upstream_failures: u64,
+    /// Upstream sessions re-opened after the upstream lost them.
+    pub upstream_reconnects: u64,
     /// Audit rows written.
     pub audit_written: u64,
     /// Audit records dropped (queue full).
@@ -131,6 +135,11 @@ impl Metrics {
                 &["route_kind"],
             )
             .expect("a valid metric definition"),
+            streams_open: IntGauge::new(
+                "mcp_mesh_streams_open",
+                "Streams clients are attached to: SSE replies in flight and GET streams.",
+            )
+            .expect("a valid metric definition"),
             upstreams: IntGaugeVec::new(
                 Opts::new("mcp_mesh_upstream_links", "Upstream links of open sessions, by state (up or down)."),
                 &["state"],
@@ -144,6 +153,10 @@ impl Metrics {
                 "mcp_mesh_upstream_failures_total",
                 "Upstream links that went down (process exited, stream broke, connection refused).",
             ),
+            upstream_reconnects: counter(
+                "mcp_mesh_upstream_reconnects_total",
+                "Upstream sessions opened again after the upstream lost them (HTTP 404 to its session).",
+            ),
             audit_queue: IntGauge::new("mcp_mesh_audit_queue_depth", "Audit records waiting to be written.")
                 .expect("a valid metric definition"),
             audit_dropped: counter("mcp_mesh_audit_dropped_total", "Audit records dropped because the queue was full."),
@@ -156,7 +169,7 @@ impl Metrics {
             tool_names: RwLock::new(HashMap::new()),
             totals: Mutex::new(()),
         };
-        let all: [Box<dyn Collector>; 15] = [
+        let all: [Box<dyn Collector>; 17] = [
             Box::new(m.calls.clone()),
             Box::new(m.tool_calls.clone()),
             Box::new(m.bytes.clone()),
@@ -164,9 +177,11 @@ impl Metrics {
             Box::new(m.session.clone()),
             Box::new(m.rate_limited.clone()),
             Box::new(m.sessions_open.clone()),
+            Box::new(m.streams_open.clone()),
             Box::new(m.upstreams.clone()),
             Box::new(m.stdio_restarts.clone()),
             Box::new(m.upstream_failures.clone()),
+            Box::new(m.upstream_reconnects.clone()),
             Box::new(m.audit_queue.clone()),
             Box::new(m.audit_dropped.clone()),
             Box::new(m.audit_written.clone()),
@@ -235,6 +250,11 @@ impl Metrics {
         self.sessions_open.with_label_values(&[route_kind]).set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// Sets the streams clients are attached to (read at scrape time).
+    pub fn set_streams_open(&self, n: usize) {
+        self.streams_open.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// Sets the upstream links of open sessions that are up and down (read at scrape time).
     pub fn set_upstreams(&self, up: usize, down: usize) {
         self.upstreams.with_label_values(&["up"]).set(i64::try_from(up).unwrap_or(i64::MAX));
@@ -252,6 +272,7 @@ impl Metrics {
         for (c, v) in [
             (&self.stdio_restarts, t.stdio_restarts),
             (&self.upstream_failures, t.upstream_failures),
+            (&self.upstream_reconnects, t.upstream_reconnects),
             (&self.audit_written, t.audit_written),
             (&self.audit_dropped, t.audit_dropped),
             (&self.spans_exported, t.spans_exported),

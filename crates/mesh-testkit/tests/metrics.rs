@@ -119,6 +119,10 @@ async fn metrics_count_every_call_pass_promtool_and_stay_bounded() {
     assert!(value(&s, "mcp_mesh_bytes_total", &[("route", "everything"), ("direction", "out")]) > 0.0);
     assert_eq!(value(&s, "mcp_mesh_sessions_open", &[("route_kind", "connection")]), 1.0, "{text}");
     assert_eq!(value(&s, "mcp_mesh_upstream_links", &[("state", "up")]), 1.0, "{text}");
+    assert!(
+        text.contains("\nmcp_mesh_streams_open ") && text.contains("\nmcp_mesh_upstream_reconnects_total "),
+        "{text}"
+    );
     assert!(value(&s, "process_resident_memory_bytes", &[]) > 0.0, "process metrics: {text}");
     assert!(value(&s, "process_open_fds", &[]) > 0.0);
 

@@ -193,8 +193,9 @@ impl Relay {
         }
     }
 
-    /// Open sessions per route kind, and the upstream links they hold that are up and down (a
-    /// virtual MCP's members one by one), for the metrics.
+    /// Open sessions per route kind, the upstream links they hold that are up and down (a
+    /// virtual MCP's members one by one), and the streams clients are attached to, for the
+    /// metrics.
     pub fn live_counts(&self) -> LiveCounts {
         let mut c = LiveCounts::default();
         for s in self.sessions.matching(|_| true) {
@@ -204,6 +205,7 @@ impl Relay {
                 SessionKind::Management => 2,
             };
             c.sessions[i].1 += 1;
+            c.streams += s.live_streams();
             match s.route_kind {
                 SessionKind::Gateway => {
                     s.gateway_health().iter().for_each(|(_, up)| if *up { c.up += 1 } else { c.down += 1 })
@@ -295,11 +297,13 @@ pub struct LiveCounts {
     pub up: usize,
     /// Upstream links that are down.
     pub down: usize,
+    /// Streams clients are attached to (SSE responses in flight, GET streams).
+    pub streams: usize,
 }
 
 impl Default for LiveCounts {
     fn default() -> Self {
-        LiveCounts { sessions: [("connection", 0), ("gateway", 0), ("management", 0)], up: 0, down: 0 }
+        LiveCounts { sessions: [("connection", 0), ("gateway", 0), ("management", 0)], up: 0, down: 0, streams: 0 }
     }
 }
 

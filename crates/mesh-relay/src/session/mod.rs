@@ -463,6 +463,11 @@ impl Session {
         }
     }
 
+    /// Streams a client is attached to (for the metrics, read at scrape time).
+    pub fn live_streams(&self) -> usize {
+        self.lock().streams.live_count()
+    }
+
     /// Ends every upstream session, then every request still waiting for one.
     pub async fn close(&self) {
         futures_util::future::join_all(self.all_links().iter().map(|l| l.close())).await;

@@ -226,6 +226,11 @@ impl Streams {
         Resume::Replay { events, live }
     }
 
+    /// Streams a client is attached to right now (request streams in flight, the GET stream).
+    pub fn live_count(&self) -> usize {
+        self.map.values().filter(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed())).count()
+    }
+
     /// Whether any client is attached to any stream (an idle session has none).
     pub fn any_live(&self) -> bool {
         self.map.values().any(|s| s.sink.as_ref().is_some_and(|t| !t.is_closed()))

@@ -268,6 +268,7 @@ impl Shared {
             }
         }
         tracing::info!(connection = %self.name, "the upstream had lost our session; re-initialised it with the client's handshake");
+        crate::stats::upstream_reconnected();
         Ok(())
     }
 
