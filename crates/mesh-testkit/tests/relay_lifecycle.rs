@@ -122,6 +122,7 @@ async fn an_http_upstream_that_restarts_is_reinitialised_under_the_same_session(
     let echo = client.call_tool("echo", json!({"message": "before"})).await?;
     assert_eq!(mesh_testkit::text_of(&echo), "Echo: before");
 
+    let reconnects = mesh_relay::stats::upstream_reconnects();
     up.stop().await;
     let down = client.call_tool("echo", json!({"message": "while down"})).await;
     assert!(down.is_err(), "a call while the upstream is down fails: {down:?}");
@@ -134,6 +135,7 @@ async fn an_http_upstream_that_restarts_is_reinitialised_under_the_same_session(
     let echo = client.call_tool("echo", json!({"message": "after"})).await?;
     assert_eq!(mesh_testkit::text_of(&echo), "Echo: after");
     assert_eq!(mesh.session_count(), 1);
+    assert!(mesh_relay::stats::upstream_reconnects() > reconnects, "the re-initialisation is counted (metrics)");
     client.close().await?;
     mesh.stop().await;
     again.stop().await;

@@ -142,6 +142,8 @@ async fn a_child_that_dies_mid_call_fails_fast_and_is_restarted_under_the_same_s
     let url = mesh.endpoint("flaky");
     let sid = raw::open_session(&url, &mesh.key, VERSION).await;
     assert_ok_works(&url, &mesh.key, &sid, 2).await;
+    // Process-wide counters (other tests may add to them too): they must at least rise.
+    let (failures, restarts) = (mesh_relay::stats::upstream_failures(), mesh_relay::stats::stdio_restarts());
 
     let (status, reply, took) = call_tool(&url, &mesh.key, &sid, 3, "die").await;
     assert_eq!(status, 200, "an upstream failure is a JSON-RPC error, not an HTTP one");
@@ -172,6 +174,8 @@ async fn a_child_that_dies_mid_call_fails_fast_and_is_restarted_under_the_same_s
     .await;
     let starts = logs.starts();
     assert_eq!(starts.len(), 2, "one restart: {starts:?}");
+    assert!(mesh_relay::stats::upstream_failures() > failures, "the exit is counted (metrics)");
+    assert!(mesh_relay::stats::stdio_restarts() > restarts, "the restart is counted (metrics)");
     assert_ne!(starts[0]["pid"], starts[1]["pid"]);
     assert_eq!(mesh.session_count(), 1, "the session survived the crash");
     assert_still_serves(&mesh).await;
