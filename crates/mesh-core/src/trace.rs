@@ -63,6 +63,8 @@ pub struct End<'a> {
     pub outcome: Outcome,
     /// The error text, if any.
     pub error: Option<&'a str>,
+    /// The JSON-RPC error code the client was answered with, when the reply was an error.
+    pub code: Option<i64>,
 }
 
 /// A span in flight (dropped without `end`, it ends with what it has).

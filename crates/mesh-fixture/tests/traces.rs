@@ -92,6 +92,13 @@ fn check_trace(spans: &[Value], trace: &str, parent: &str, route: &str, expect_c
         if tool.ends_with("test_error_handling") {
             assert_eq!(attr(s, "error.type"), "tool_error", "{s}");
             assert_eq!(s["status_code"], "ERROR");
+        } else if tool == "no_such_tool" {
+            // A JSON-RPC error reply: its code, as the semantic conventions say.
+            assert_eq!(
+                (attr(s, "error.type").as_str(), attr(s, "mesh.outcome").as_str()),
+                (Some("-32602"), Some("protocol_error"))
+            );
+            assert_eq!(s["status_code"], "ERROR");
         } else {
             assert!(attr(s, "error.type").is_null(), "{s}");
         }
@@ -142,6 +149,8 @@ async fn spans_follow_each_call_from_the_client_through_the_mesh_into_the_upstre
         let r = call(&url, &mesh.key, &sid, i + 1, tool, Some(&header), None).await;
         assert_eq!(r["result"]["isError"] == true, i % 10 == 9, "{r}");
     }
+    let unknown = call(&url, &mesh.key, &sid, 999, "no_such_tool", Some(&header), None).await;
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
     let seen = call(&url, &mesh.key, &sid, 1000, "trace_context", Some(&header), None).await;
     let seen = seen["result"]["structuredContent"].clone();
 
@@ -171,7 +180,7 @@ async fn spans_follow_each_call_from_the_client_through_the_mesh_into_the_upstre
     let spans = receiver
         .wait_for("every span", |s| {
             let count = |t: &str| s.iter().filter(|x| x["trace_id"] == t && x["kind"] == "CLIENT").count();
-            count(&t1) > CALLS && count(&t2) > CALLS + 1 && count(&t3) >= 2
+            count(&t1) > CALLS + 1 && count(&t2) > CALLS + 1 && count(&t3) >= 2
         })
         .await;
     let list: Vec<&Value> = spans.iter().filter(|s| s["trace_id"] == t3).collect();
@@ -184,7 +193,7 @@ async fn spans_follow_each_call_from_the_client_through_the_mesh_into_the_upstre
         .collect();
     members.sort();
     assert_eq!(members, ["alpha", "beta"], "one client span per member: {list:?}");
-    let direct = check_trace(&spans, &t1, &p1, "alpha", CALLS + 1);
+    let direct = check_trace(&spans, &t1, &p1, "alpha", CALLS + 2);
     let via_gw = check_trace(&spans, &t2, &p2, "gw", CALLS + 2);
 
     // The upstream received the client span's context: same trace, the leg's span id, in the

@@ -37,6 +37,7 @@ mod attr {
     pub const OPERATION: &str = "gen_ai.operation.name";
     pub const REQUEST_ID: &str = "jsonrpc.request.id";
     pub const ERROR_TYPE: &str = "error.type";
+    pub const OUTCOME: &str = "mesh.outcome";
     pub const TRANSPORT: &str = "network.transport";
     pub const NETWORK_PROTOCOL: &str = "network.protocol.name";
     pub const ORG: &str = "mesh.org.id";
@@ -292,7 +293,14 @@ impl CallSpan for Live {
     fn end(self: Box<Self>, end: End<'_>) {
         let span = self.cx.span();
         if end.outcome != Outcome::Ok {
-            span.set_attribute(KeyValue::new(attr::ERROR_TYPE, end.outcome.as_str()));
+            // The semantic conventions: the JSON-RPC code for an error reply, `tool_error` for a
+            // tool result with `isError`, else what happened (no reply: cancelled, client gone).
+            let error_type = match (end.outcome, end.code) {
+                (Outcome::ToolError, _) | (_, None) => Cow::Borrowed(end.outcome.as_str()),
+                (_, Some(code)) => Cow::Owned(code.to_string()),
+            };
+            span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type));
+            span.set_attribute(KeyValue::new(attr::OUTCOME, end.outcome.as_str()));
             span.set_status(Status::error(capped(end.error.unwrap_or(end.outcome.as_str()), MAX_ERROR).to_string()));
         }
         span.end();

@@ -100,6 +100,7 @@ impl Session {
                 let end = Ending::of_error(&e);
                 self.lock().streams.push_reply(stream, reply.bytes().clone(), end.retry_after);
                 let id = reply.id().unwrap_or("null").to_string();
+                call.rpc_code = end.code;
                 self.audit_end(call, id.into(), end.outcome, end.error, reply.bytes().len() as u64);
                 Ok(())
             }
@@ -139,7 +140,8 @@ impl Session {
         let link = match self.link(member) {
             Ok(l) => l,
             Err(e) => {
-                if let Some(c) = call {
+                if let Some(mut c) = call {
+                    c.rpc_code = Some(e.rpc_code());
                     self.audit_end(c, down_id.into(), outcome_of(&e), Some(e.to_string()), 0);
                 }
                 return Err(e);
@@ -203,7 +205,8 @@ impl Session {
                 return Ok(());
             }
             if let Some(p) = self.take_pending(up) {
-                if let Some(c) = p.call {
+                if let Some(mut c) = p.call {
+                    c.rpc_code = Some(e.rpc_code());
                     self.audit_end(c, p.down_id, outcome_of(&e), Some(e.to_string()), 0);
                 }
             }
@@ -239,7 +242,7 @@ impl Session {
                 Ok(_) => Outcome::ProtocolError,
                 Err(e) => super::record::outcome_of(e),
             };
-            span.end(mesh_core::trace::End { outcome, error: None });
+            span.end(mesh_core::trace::End { outcome, error: None, code: None });
         }
         let reply = reply?;
         match reply.kind() {
@@ -255,8 +258,9 @@ impl Session {
     }
 
     /// Delivers a reply the mesh produced itself (a gateway's merged list, an error).
-    pub(super) fn answer(&self, stream: u64, reply: Message, call: Call) {
+    pub(super) fn answer(&self, stream: u64, reply: Message, mut call: Call) {
         let end = Ending::of_reply(&call, &reply);
+        call.rpc_code = end.code;
         let delivery = self.lock().streams.push_reply(stream, reply.bytes().clone(), end.retry_after);
         let (mut outcome, mut error) = (end.outcome, end.error);
         if delivery != streams::Delivery::Live {
@@ -308,7 +312,8 @@ impl Session {
                 let end = p.call.as_ref().map(ending);
                 let retry_after = end.as_ref().and_then(|e| e.retry_after);
                 let delivery = self.lock().streams.push_reply(stream, out.bytes().clone(), retry_after);
-                if let (Some(c), Some(end)) = (p.call, end) {
+                if let (Some(mut c), Some(end)) = (p.call, end) {
+                    c.rpc_code = end.code;
                     let (mut outcome, mut error) = (end.outcome, end.error);
                     if !decided && delivery != streams::Delivery::Live {
                         (outcome, error) = inflight::client_gone(outcome, error);
@@ -349,7 +354,7 @@ impl Session {
         error: Option<String>,
         bytes_out: u64,
     ) {
-        let end = mesh_core::trace::End { outcome, error: error.as_deref() };
+        let end = mesh_core::trace::End { outcome, error: error.as_deref(), code: c.rpc_code };
         if let Some(s) = c.up_span.take() {
             s.end(end);
         }

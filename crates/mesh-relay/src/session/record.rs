@@ -49,6 +49,8 @@ pub(super) struct Call {
     pub span: Option<Box<dyn mesh_core::trace::CallSpan>>,
     /// The span of its upstream leg, once forwarded.
     pub up_span: Option<Box<dyn mesh_core::trace::CallSpan>>,
+    /// The JSON-RPC error code the client was answered with, if it was an error (for its span).
+    pub rpc_code: Option<i64>,
 }
 
 impl Call {
@@ -93,6 +95,7 @@ impl Call {
             progress,
             span: None,
             up_span: None,
+            rpc_code: None,
         }
     }
 }
@@ -104,17 +107,24 @@ pub(super) struct Ending {
     pub error: Option<String>,
     /// For a rate-limit refusal: how long until a call would be accepted.
     pub retry_after: Option<Duration>,
+    /// The JSON-RPC error code of the reply, when it is an error.
+    pub code: Option<i64>,
 }
 
 impl Ending {
     /// An ending that refuses nothing for a rate limit.
     pub fn new(outcome: Outcome, error: Option<String>) -> Ending {
-        Ending { outcome, error, retry_after: None }
+        Ending { outcome, error, retry_after: None, code: None }
     }
 
     /// A request ended by the mesh's own error.
     pub fn of_error(e: &RelayError) -> Ending {
-        Ending { outcome: outcome_of(e), error: Some(e.to_string()), retry_after: e.retry_after() }
+        Ending {
+            outcome: outcome_of(e),
+            error: Some(e.to_string()),
+            retry_after: e.retry_after(),
+            code: Some(e.rpc_code()),
+        }
     }
 
     /// A request ended by `reply`: tool results are inspected for `isError`; the mesh's own
@@ -147,7 +157,7 @@ impl Ending {
                             e.data.as_ref().and_then(|d| d.get("retryAfterMs")).and_then(serde_json::Value::as_u64);
                         Duration::from_millis(ms.unwrap_or(1000))
                     });
-                    Ending { outcome, error: Some(e.message), retry_after }
+                    Ending { outcome, error: Some(e.message), retry_after, code: Some(e.code) }
                 }
                 None => Ending::new(Outcome::ProtocolError, None),
             },
