@@ -49,11 +49,7 @@ async fn metrics(State(s): State<Scrape>, headers: HeaderMap) -> Response {
             .into_response();
     }
     if let Some(want) = s.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| &v[7..]))
-            .map(|t| digest(t.trim()));
+        let given = mesh_relay::ingress::bearer(&headers).map(digest);
         if given != Some(want) {
             return (
                 StatusCode::UNAUTHORIZED,

@@ -358,7 +358,8 @@ impl Store {
     }
 }
 
-enum Bind {
+/// A value bound to a query assembled at run time (audit and usage filters).
+pub(crate) enum Bind {
     Text(String),
     Int(i64),
 }

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::audit::Bind;
 use crate::{Store, StoreError};
 
 /// A bucket's length.
@@ -287,11 +288,6 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
-}
-
-enum Bind {
-    Text(String),
-    Int(i64),
 }
 
 #[cfg(test)]

@@ -515,7 +515,8 @@ impl SpanProcessor for Queue {
     }
 }
 
-/// The metrics sink with tracing: counts every record, hands out the tracer, passes records on.
+/// The outermost sink when tracing is on: hands out the tracer and passes everything on (to the
+/// metrics, then the audit log).
 pub struct Traced {
     /// What the spans are made with.
     pub tracing: Arc<Tracing>,
