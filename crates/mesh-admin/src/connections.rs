@@ -1,5 +1,6 @@
 //! Connections: registering upstream MCP servers, with their secrets sealed in the vault.
 
+pub mod catalog;
 mod input;
 
 use input::{apply, validate_secret};
@@ -214,6 +215,7 @@ impl Admin {
     ) -> Result<ConnectionView, AdminError> {
         require_manage(p)?;
         let before = self.find(p, id_or_slug).await?;
+        self.tool_lists.forget(&before.id);
         let mut c = before.clone();
         let mut input = input;
         let stored = self.store.connection_secrets(&p.org_id, &c.id).await?;

@@ -130,6 +130,23 @@ impl Admin {
     /// Creates a gateway, refusing name collisions between its members.
     pub async fn create_gateway(&self, p: &Principal, input: GatewayInput) -> Result<SavedGateway, AdminError> {
         require_manage(p)?;
+        let (g, warnings) = self.gateway_from(p, &input).await?;
+        self.store.create_gateway(&g).await?;
+        tracing::info!(org = %p.org_id, gateway = %g.slug, members = g.members.len(), "gateway created");
+        Ok(SavedGateway { item: self.gateway_view(g, &self.connections_by_id(p).await?), warnings })
+    }
+
+    /// Runs a new gateway's save-time checks without saving it (`GATEWAY_CHECK`): the names it
+    /// would expose collide or not, and which members could not be reached. What an editor
+    /// shows before saving.
+    pub async fn check_gateway(&self, p: &Principal, input: GatewayInput) -> Result<serde_json::Value, AdminError> {
+        require_manage(p)?;
+        let (g, warnings) = self.gateway_from(p, &input).await?;
+        Ok(serde_json::json!({"ok": true, "members": g.members.len(), "warnings": warnings}))
+    }
+
+    /// A new gateway from `input`, checked, not stored.
+    async fn gateway_from(&self, p: &Principal, input: &GatewayInput) -> Result<(Gateway, Vec<String>), AdminError> {
         let slug = input.slug.clone().ok_or_else(|| AdminError::Invalid("slug is required".into()))?;
         let now = id::now_ms();
         let mut g = Gateway {
@@ -146,10 +163,8 @@ impl Admin {
             created_at: now,
             updated_at: now,
         };
-        let warnings = self.apply(p, &mut g, &input).await?;
-        self.store.create_gateway(&g).await?;
-        tracing::info!(org = %p.org_id, gateway = %g.slug, members = g.members.len(), "gateway created");
-        Ok(SavedGateway { item: self.gateway_view(g, &self.connections_by_id(p).await?), warnings })
+        let warnings = self.apply(p, &mut g, input).await?;
+        Ok((g, warnings))
     }
 
     /// Lists the organisation's gateways.

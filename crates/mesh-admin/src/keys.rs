@@ -98,6 +98,9 @@ pub struct KeyCache {
     /// out of order (an older read must never replace a newer one: a token issued, or a key
     /// revoked, in between would be lost).
     pub(crate) reloading: tokio::sync::Mutex<()>,
+    /// Short-lived tokens made in memory for the dashboard's playground, never stored; looked
+    /// up only when a token is not in `by_hash`, so keys pay nothing for them.
+    ephemeral: Mutex<foldhash::HashMap<[u8; 32], Entry>>,
 }
 
 impl KeyCache {
@@ -189,6 +192,19 @@ impl KeyCache {
         Ok(())
     }
 
+    /// Admits `token` as `principal` until `principal.key_expires_at`.
+    pub(crate) fn add_ephemeral(&self, token: &str, principal: Principal) {
+        let mut map = self.ephemeral.lock().unwrap_or_else(|p| p.into_inner());
+        let now = mesh_core::id::now_ms();
+        map.retain(|_, e| e.expires_at.is_none_or(|t| t > now));
+        map.insert(digest(token), Entry { expires_at: principal.key_expires_at, principal });
+    }
+
+    /// Forgets a token of [`KeyCache::add_ephemeral`].
+    pub(crate) fn remove_ephemeral(&self, token: &str) {
+        self.ephemeral.lock().unwrap_or_else(|p| p.into_inner()).remove(&digest(token));
+    }
+
     /// Writes batched last-used times to the store (called periodically, off the request path).
     pub async fn flush_usage(&self, store: &Store) {
         let used: Vec<(String, i64)> = self.used.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
@@ -203,8 +219,17 @@ impl KeyCache {
 
 impl Authenticator for KeyCache {
     fn authenticate(&self, token: &str) -> Option<Principal> {
-        let entry = self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&digest(token)).cloned()?;
+        let d = digest(token);
+        let found = self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&d).cloned();
         let now = mesh_core::id::now_ms();
+        let entry = match found {
+            Some(e) => e,
+            None => {
+                let e = self.ephemeral.lock().unwrap_or_else(|p| p.into_inner()).get(&d).cloned()?;
+                // Not a key: nothing to mark used.
+                return e.expires_at.is_none_or(|t| t > now).then_some(e.principal);
+            }
+        };
         if entry.expires_at.is_some_and(|t| t <= now) {
             return None;
         }

@@ -10,6 +10,7 @@
 pub mod apikeys;
 pub mod audit;
 pub mod bootstrap;
+pub mod browser;
 pub mod connections;
 pub mod error;
 pub mod gateways;
@@ -65,6 +66,8 @@ pub struct Admin {
     /// The OAuth authorization server: settings and in-memory state (login throttling, client
     /// metadata documents, registration limits).
     pub oauth: Arc<oauth::OAuth>,
+    /// Connections' tool lists fetched recently (`CONNECTION_TOOLS`).
+    pub tool_lists: Arc<connections::catalog::ToolLists>,
 }
 
 /// What the data plane can tell the control plane about open sessions.

@@ -47,6 +47,8 @@ pub struct Mesh {
     pub tracing: Option<Arc<mesh_telemetry::Tracing>>,
     /// Where metrics are pushed, when `OTEL_*` says.
     metrics_export: Option<mesh_telemetry::MetricsExport>,
+    /// `MESH_PUBLIC_URL`, without a trailing slash.
+    public_url: Option<String>,
 }
 
 impl Mesh {
@@ -85,6 +87,7 @@ impl Mesh {
             live: Arc::default(),
             trust: cfg.trust,
             oauth,
+            tool_lists: Arc::default(),
             children_dir: Arc::new(
                 tempfile::Builder::new()
                     .prefix("mcp-mesh-children-")
@@ -141,6 +144,7 @@ impl Mesh {
             metrics_listen: cfg.metrics_listen,
             tracing,
             metrics_export: cfg.metrics_export.clone(),
+            public_url: cfg.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_string()),
         })
     }
 
@@ -154,7 +158,24 @@ impl Mesh {
             .merge(rest_oauth::router(self.admin.clone()))
             .merge(oauth::router(oauth::Ctx { admin: self.admin.clone(), ip_header: self.client_ip_header.clone() }))
             .merge(metrics::router(self.scrape(self.metrics_token.is_some())))
+            .merge(self.dashboard())
             .fallback(health::not_found)
+    }
+
+    /// The web dashboard at `/`.
+    fn dashboard(&self) -> axum::Router {
+        let relay = Arc::downgrade(&self.relay);
+        mesh_dashboard::router(mesh_dashboard::Dashboard {
+            admin: self.admin.clone(),
+            tools: Arc::new(ManagementServer::new(self.admin.clone())),
+            mcp: self.relay.router(),
+            live: Arc::new(move || {
+                let c = relay.upgrade().map(|r| r.live_counts()).unwrap_or_default();
+                (c.sessions.iter().map(|(_, n)| n).sum(), c.streams, c.up, c.down)
+            }),
+            public_url: self.public_url.clone(),
+            ip_header: self.client_ip_header.clone(),
+        })
     }
 
     fn scrape(&self, enabled: bool) -> metrics::Scrape {

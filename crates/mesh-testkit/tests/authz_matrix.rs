@@ -49,9 +49,11 @@ const OPERATIONS: &[(&str, Who)] = &[
     ("COLLECTION_CONNECTIONS_UPDATE", Who::Managers),
     ("COLLECTION_CONNECTIONS_DELETE", Who::Managers),
     ("CONNECTION_TEST", Who::Everyone),
+    ("CONNECTION_TOOLS", Who::Managers),
     ("CONNECTION_GRANT_LIST", Who::Everyone),
     ("CONNECTION_GRANT_REVOKE", Who::Everyone),
     ("COLLECTION_GATEWAYS_CREATE", Who::Managers),
+    ("GATEWAY_CHECK", Who::Managers),
     ("COLLECTION_GATEWAYS_LIST", Who::Everyone),
     ("COLLECTION_GATEWAYS_GET", Who::Everyone),
     ("COLLECTION_GATEWAYS_UPDATE", Who::Managers),
@@ -135,7 +137,9 @@ impl World {
                 self.setup("COLLECTION_TEMPLATES_CREATE", json!({"name": format!("t{n}"), "command": "true"})).await;
                 json!({"name": format!("t{n}")})
             }
-            "COLLECTION_CONNECTIONS_GET" | "CONNECTION_TEST" | "CONNECTION_GRANT_REVOKE" => json!({"id": "everything"}),
+            "COLLECTION_CONNECTIONS_GET" | "CONNECTION_TEST" | "CONNECTION_TOOLS" | "CONNECTION_GRANT_REVOKE" => {
+                json!({"id": "everything"})
+            }
             "COLLECTION_CONNECTIONS_UPDATE" | "COLLECTION_CONNECTIONS_DELETE" => {
                 self.setup(
                     "COLLECTION_CONNECTIONS_CREATE",
@@ -148,7 +152,7 @@ impl World {
                     json!({"id": format!("c{n}")})
                 }
             }
-            "COLLECTION_GATEWAYS_CREATE" => json!({"slug": format!("g{n}"), "allConnections": true}),
+            "COLLECTION_GATEWAYS_CREATE" | "GATEWAY_CHECK" => json!({"slug": format!("g{n}"), "allConnections": true}),
             "COLLECTION_GATEWAYS_GET" => json!({"id": "default"}),
             "COLLECTION_GATEWAYS_UPDATE" | "COLLECTION_GATEWAYS_DELETE" => {
                 self.setup("COLLECTION_GATEWAYS_CREATE", json!({"slug": format!("g{n}"), "allConnections": true}))

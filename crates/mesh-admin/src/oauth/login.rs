@@ -211,6 +211,11 @@ impl Admin {
         let _ = self.store.delete_user_session(&crate::keys::hash(cookie)).await;
     }
 
+    /// Ends the login session whose cookie hashes to `hash`.
+    pub async fn logout_session(&self, hash: &str) {
+        let _ = self.store.delete_user_session(hash).await;
+    }
+
     /// Records a login in the audit trail of each organisation of the user (an unknown account:
     /// the operator organisation's, where someone is trying e-mails).
     pub(crate) async fn audit_login(&self, user_id: Option<&str>, email: &str, outcome: Outcome, error: Option<&str>) {

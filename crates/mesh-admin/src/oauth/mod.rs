@@ -192,6 +192,25 @@ impl From<mesh_store::StoreError> for OAuthError {
     }
 }
 
+/// The address a request came from: the peer, or behind a proxy the last address the proxy
+/// appended to the configured header `ip_header` (the one a client cannot forge).
+pub fn client_ip(
+    ip_header: Option<&http::HeaderName>,
+    peer: Option<std::net::SocketAddr>,
+    headers: &http::HeaderMap,
+) -> std::net::IpAddr {
+    if let Some(name) = ip_header {
+        // The last entry, whatever it is: skipping one the proxy wrote in another form
+        // (`ip:port`, `unknown`) would let an earlier, client-written entry count instead.
+        let last =
+            headers.get_all(name).iter().next_back().and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
+        if let Some(ip) = last.and_then(|s| s.trim().parse::<std::net::IpAddr>().ok()) {
+            return ip;
+        }
+    }
+    peer.map(|p| p.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+}
+
 /// At most 100 characters of something a client or provider sent, for a message.
 pub(crate) fn clip(s: &str) -> String {
     s.chars().take(100).collect()

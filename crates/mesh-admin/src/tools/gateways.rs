@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 /// Whether `name` is one of these tools.
 pub(super) fn handles(name: &str) -> bool {
-    name.starts_with("COLLECTION_GATEWAYS_")
+    name.starts_with("COLLECTION_GATEWAYS_") || name == "GATEWAY_CHECK"
 }
 
 /// Runs a gateway tool; `None` for a name this family does not have.
@@ -25,6 +25,10 @@ pub(super) async fn call(
     Some(match name {
         "COLLECTION_GATEWAYS_CREATE" => match input(args) {
             Ok(i) => a.create_gateway(p, i).await.map(saved),
+            Err(e) => Err(e),
+        },
+        "GATEWAY_CHECK" => match input(args) {
+            Ok(i) => a.check_gateway(p, i).await,
             Err(e) => Err(e),
         },
         "COLLECTION_GATEWAYS_LIST" => a.list_gateways(p).await.map(|v| json!({"items": v})),

@@ -33,6 +33,17 @@ impl ManagementServer {
         ManagementServer { admin }
     }
 
+    /// Runs management tool `name` as `p`: what the dashboard's pages and forms call, so that they
+    /// decide and refuse exactly as the tools do. `None`: no such tool.
+    pub async fn invoke(
+        &self,
+        p: &Principal,
+        name: &str,
+        args: Map<String, Value>,
+    ) -> Option<Result<Value, AdminError>> {
+        self.call(p, name, args).await
+    }
+
     async fn call(&self, p: &Principal, name: &str, args: Map<String, Value>) -> Option<Result<Value, AdminError>> {
         let a = &self.admin;
         // A narrowed key was handed out to do less (docs/ACCESS.md, "Narrowing a key").
@@ -65,6 +76,16 @@ impl ManagementServer {
             },
             "CONNECTION_TEST" => match id_arg(&args) {
                 Ok(id) => a.test_connection(p, &id).await,
+                Err(e) => Err(e),
+            },
+            "CONNECTION_TOOLS" => match id_arg(&args) {
+                Ok(id) => {
+                    let num = |k: &str, d: usize| args.get(k).and_then(Value::as_u64).map_or(d, |n| n as usize);
+                    match opt_str(&args, "query") {
+                        Ok(q) => a.connection_tools(p, &id, q, num("offset", 0), num("limit", 50)).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 Err(e) => Err(e),
             },
             "CONNECTION_GRANT_LIST" => a.upstream_grants(p).await.map(|v| json!({"items": v})),

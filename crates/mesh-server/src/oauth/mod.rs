@@ -66,19 +66,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
-/// The address a request came from: the peer, or behind a proxy the last address the proxy
-/// appended to the configured header (the one a client cannot forge).
+/// The address a request came from (`MESH_CLIENT_IP_HEADER` behind a proxy).
 fn client_ip(ctx: &Ctx, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
-    if let Some(name) = &ctx.ip_header {
-        // The last entry, whatever it is: skipping one the proxy wrote in another form
-        // (`ip:port`, `unknown`) would let an earlier, client-written entry count instead.
-        let last =
-            headers.get_all(name).iter().next_back().and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
-        if let Some(ip) = last.and_then(|s| s.trim().parse::<IpAddr>().ok()) {
-            return ip;
-        }
-    }
-    peer.map(|p| p.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    mesh_admin::oauth::client_ip(ctx.ip_header.as_ref(), peer, headers)
 }
 
 /// A cookie's value from the request.
@@ -343,7 +333,9 @@ async fn sso_callback(State(ctx): State<Ctx>, RawQuery(q): RawQuery, headers: He
     };
     match ctx.admin.sso_finish(&p, read_cookie(&ctx, &headers, SSO_STATE_COOKIE)).await {
         Ok((new, query)) => {
-            let mut resp = see_other(&format!("../authorize?{query}"));
+            // Started from the dashboard's login page (no authorization request): back to it.
+            let to = if query.is_empty() { "../../".to_string() } else { format!("../authorize?{query}") };
+            let mut resp = see_other(&to);
             set_cookie(&mut resp, &ctx, SESSION_COOKIE, &new.cookie, mesh_admin::oauth::login::SESSION_TTL.as_secs());
             set_cookie(&mut resp, &ctx, SSO_STATE_COOKIE, "", 0);
             resp

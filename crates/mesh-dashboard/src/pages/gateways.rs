@@ -1,0 +1,422 @@
+//! Virtual MCPs: the list, the editor (pick connections, then tools by search; prefix and
+//! renames; collisions checked before saving, live with the script), and each one's endpoint
+//! with ready-to-paste client configurations.
+
+use crate::layout::{button, csrf, failed, page, text};
+use crate::pages::login::forbidden_form;
+use crate::web::{Flash, Form, Viewer};
+use crate::Dashboard;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Tools listed per member in the editor (the search narrows the rest).
+const TOOLS_SHOWN: usize = 200;
+
+/// GET /gateways.
+pub(crate) async fn list(State(d): State<Arc<Dashboard>>, v: Viewer) -> Response {
+    let r = d.run(&v, "COLLECTION_GATEWAYS_LIST", json!({}), false).await;
+    let body = html! {
+        @if v.manages() { div.bar { a.button #add-gateway href="/gateways/new" { "Create a virtual MCP" } } }
+        @match &r {
+            Ok(list) => table #gateways {
+                thead { tr { th scope="col" { "Virtual MCP" } th scope="col" { "Endpoint" } th scope="col" { "Members" } th scope="col" { "Mode" } th scope="col" { "Status" } } }
+                tbody {
+                    @for g in list["items"].as_array().into_iter().flatten() {
+                        tr {
+                            td { a href=(format!("/gateways/{}", text(&g["slug"]))) { (text(&g["title"])) } }
+                            td { code { "/mcp/gateway/" (text(&g["slug"])) } }
+                            td { @if g["allConnections"] == true { "every connection" } @else { (g["members"].as_array().map_or(0, Vec::len)) } }
+                            td { (text(&g["mode"])) }
+                            td { span.status.(text(&g["status"])) { (text(&g["status"])) } }
+                        }
+                    }
+                }
+            },
+            Err(e) => (failed(e)),
+        }
+    };
+    page(&d, &v, "/gateways", "Virtual MCPs", body)
+}
+
+/// One member as the editor holds it: connection slug, prefix (None: the slug), chosen tools
+/// (empty: all), renames.
+type MemberDraft = (String, Option<String>, Vec<String>, BTreeMap<String, String>);
+
+/// A virtual MCP as the editor holds it.
+#[derive(Default, Clone)]
+struct Draft {
+    slug: String,
+    title: String,
+    mode: String,
+    /// Chosen connections, in order.
+    members: Vec<MemberDraft>,
+    query: String,
+}
+
+impl Draft {
+    /// From the editor's fields (a GET query or a POST body).
+    fn from_fields(f: &Form) -> Draft {
+        let mut members: Vec<MemberDraft> = Vec::new();
+        for slug in f.all("member") {
+            if members.iter().any(|(s, ..)| *s == slug) {
+                continue;
+            }
+            let prefix = f.0.iter().find(|(k, _)| *k == format!("prefix:{slug}")).map(|(_, v)| v.trim().to_string());
+            let mut tools = f.all(&format!("tool:{slug}"));
+            tools.extend(
+                f.get(&format!("more:{slug}"))
+                    .split([',', ' ', '\n'])
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            );
+            tools.dedup();
+            let renames = f
+                .get(&format!("renames:{slug}"))
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                .collect();
+            members.push((slug, prefix, tools, renames));
+        }
+        Draft {
+            slug: f.get("slug").to_string(),
+            title: f.get("title").to_string(),
+            mode: f.opt("mode").unwrap_or_else(|| "degrade".into()),
+            members,
+            query: f.get("q").to_string(),
+        }
+    }
+
+    /// From a stored gateway (to edit it).
+    fn from_gateway(g: &Value) -> Draft {
+        let members = g["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                let slug = text(&m["connection"]);
+                let prefix = m["prefix"].as_str().map(str::to_string);
+                let tools = m["tools"].as_array().map(|t| t.iter().map(text).collect()).unwrap_or_default();
+                let renames = m["renames"]
+                    .as_object()
+                    .map(|r| r.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+                    .unwrap_or_default();
+                (slug, prefix, tools, renames)
+            })
+            .collect();
+        Draft {
+            slug: text(&g["slug"]),
+            title: text(&g["title"]),
+            mode: text(&g["mode"]),
+            members,
+            query: String::new(),
+        }
+    }
+
+    /// The management tool's arguments.
+    fn args(&self) -> Value {
+        let members: Vec<Value> = self
+            .members
+            .iter()
+            .map(|(slug, prefix, tools, renames)| {
+                let mut m = Map::new();
+                m.insert("connection".into(), json!(slug));
+                if let Some(p) = prefix {
+                    m.insert("prefix".into(), json!(p));
+                }
+                if !tools.is_empty() {
+                    m.insert("tools".into(), json!(tools));
+                }
+                if !renames.is_empty() {
+                    m.insert("renames".into(), json!(renames));
+                }
+                Value::Object(m)
+            })
+            .collect();
+        let mut a = json!({"slug": self.slug, "mode": self.mode, "members": members});
+        if !self.title.is_empty() {
+            a["title"] = json!(self.title);
+        }
+        a
+    }
+}
+
+/// GET /gateways/new (`?edit=slug` to edit one; `member=` and `q=` from the pick form).
+pub(crate) async fn editor(State(d): State<Arc<Dashboard>>, v: Viewer, RawQuery(q): RawQuery) -> Response {
+    let f = Form::parse(q.unwrap_or_default().as_bytes());
+    let mut draft = Draft::from_fields(&f);
+    let editing = f.opt("edit");
+    if let Some(slug) = &editing {
+        if draft.members.is_empty() {
+            match d.run(&v, "COLLECTION_GATEWAYS_GET", json!({"id": slug}), false).await {
+                Ok(g) => draft = Draft { query: draft.query, ..Draft::from_gateway(&g["item"]) },
+                Err(e) => return page(&d, &v, "/gateways", "Edit a virtual MCP", failed(&e)),
+            }
+        }
+    }
+    let body = editor_body(&d, &v, &draft, editing.as_deref(), None).await;
+    page(&d, &v, "/gateways", if editing.is_some() { "Edit a virtual MCP" } else { "Create a virtual MCP" }, body)
+}
+
+/// The check report: collisions (an error naming both members) or fine, with warnings.
+fn report(r: &Result<Value, mesh_admin::AdminError>) -> Markup {
+    html! {
+        div #check aria-live="polite" {
+            @match r {
+                Ok(v) => {
+                    p.flash.ok { "No name collisions." }
+                    @for w in v["warnings"].as_array().into_iter().flatten() { p.flash.warn { (text(w)) } }
+                }
+                Err(e) => p.flash.err #collision { (e.public_message()) },
+            }
+        }
+    }
+}
+
+async fn editor_body(d: &Dashboard, v: &Viewer, draft: &Draft, editing: Option<&str>, check: Option<Markup>) -> Markup {
+    let connections = d.run(v, "COLLECTION_CONNECTIONS_LIST", json!({}), false).await;
+    let all: Vec<Value> = connections.as_ref().ok().and_then(|c| c["items"].as_array().cloned()).unwrap_or_default();
+    let mut tool_lists = Vec::new();
+    for (slug, ..) in &draft.members {
+        let r =
+            d.run(v, "CONNECTION_TOOLS", json!({"id": slug, "query": draft.query, "limit": TOOLS_SHOWN}), false).await;
+        tool_lists.push(r);
+    }
+    let chosen = |slug: &str| draft.members.iter().any(|(s, ..)| s == slug);
+    html! {
+        @if let Err(e) = &connections { (failed(e)) }
+        form #pick.stack method="get" action="/gateways/new" {
+            @if let Some(e) = editing { input type="hidden" name="edit" value=(e); }
+            input type="hidden" name="slug" value=(draft.slug);
+            input type="hidden" name="title" value=(draft.title);
+            fieldset {
+                legend { "1. Connections" }
+                @for c in &all {
+                    @let slug = text(&c["slug"]);
+                    label.check { input type="checkbox" name="member" value=(slug) checked[chosen(&slug)]; " " (text(&c["title"])) " " span.muted { "(" (slug) ")" } }
+                }
+            }
+            label for="tool-search" { "Search tools by name or description" }
+            input #tool-search type="search" name="q" value=(draft.query);
+            button.small.secondary #pick-tools type="submit" { "Show tools" }
+        }
+        form #gateway-editor.stack method="post" action="/gateways" data-check="/gateways/check" {
+            (csrf(v))
+            @if let Some(e) = editing { input type="hidden" name="edit" value=(e); }
+            input type="hidden" name="q" value=(draft.query);
+            fieldset {
+                legend { "2. The virtual MCP" }
+                label for="gw-slug" { "Name (slug)" }
+                input #gw-slug name="slug" value=(draft.slug) required pattern=r"[a-z0-9][a-z0-9_\-]*";
+                label for="gw-title" { "Title" }
+                input #gw-title name="title" value=(draft.title);
+                label for="gw-mode" { "When a member fails" }
+                select #gw-mode name="mode" {
+                    option value="degrade" selected[draft.mode != "strict"] { "Degrade: serve the others" }
+                    option value="strict" selected[draft.mode == "strict"] { "Strict: fail the session" }
+                }
+            }
+            @for ((slug, prefix, tools, renames), list) in draft.members.iter().zip(&tool_lists) {
+                fieldset.member {
+                    legend { "Member " (slug) }
+                    input type="hidden" name="member" value=(slug);
+                    label for=(format!("prefix-{slug}")) { "Prefix (empty for none)" }
+                    input id=(format!("prefix-{slug}")) name=(format!("prefix:{slug}")) value=(prefix.as_deref().unwrap_or(slug));
+                    p.muted { "Tools: tick the ones to expose; none ticked exposes all." }
+                    @match list {
+                        Ok(t) => {
+                            ul.picker {
+                                @for tool in t["items"].as_array().into_iter().flatten() {
+                                    @let name = text(&tool["name"]);
+                                    li { label.check {
+                                        input type="checkbox" name=(format!("tool:{slug}")) value=(name) checked[tools.contains(&name)];
+                                        " " code { (name) } " " span.muted { (text(&tool["description"]).chars().take(100).collect::<String>()) }
+                                    } }
+                                }
+                            }
+                            @let total = t["total"].as_u64().unwrap_or(0) as usize;
+                            @if total > TOOLS_SHOWN { p.muted { "Showing " (TOOLS_SHOWN) " of " (total) "; search to narrow, or type names below." } }
+                        }
+                        Err(e) => (failed(e)),
+                    }
+                    @let shown: Vec<String> = list.as_ref().ok().and_then(|t| t["items"].as_array()).map(|a| a.iter().map(|t| text(&t["name"])).collect()).unwrap_or_default();
+                    @let hidden: Vec<&String> = tools.iter().filter(|t| !shown.contains(t)).collect();
+                    label for=(format!("more-{slug}")) { "More tool names (comma-separated)" }
+                    input id=(format!("more-{slug}")) name=(format!("more:{slug}")) value=(hidden.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+                    label for=(format!("renames-{slug}")) { "Renames, one per line (original=new)" }
+                    textarea id=(format!("renames-{slug}")) name=(format!("renames:{slug}")) rows="2" {
+                        (renames.iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>().join("\n"))
+                    }
+                }
+            }
+            @if draft.members.is_empty() { p.muted { "Choose connections above first." } }
+            (check.unwrap_or_else(|| html! { div #check aria-live="polite" {} }))
+            div.actions {
+                button.secondary #check-names type="submit" formaction="/gateways/check" { "Check names" }
+                button #save-gateway type="submit" { "Save" }
+            }
+        }
+    }
+}
+
+/// POST /gateways/check: the editor again with the check report; with `X-Fragment: 1` (the
+/// script's live check) only the report.
+pub(crate) async fn check(State(d): State<Arc<Dashboard>>, v: Viewer, headers: HeaderMap, body: Bytes) -> Response {
+    let f = Form::parse(&body);
+    if !Dashboard::csrf_ok(&v, &f) {
+        return forbidden_form();
+    }
+    let draft = Draft::from_fields(&f);
+    let r = d.run(&v, "GATEWAY_CHECK", draft.args(), false).await;
+    if headers.get("x-fragment").is_some() {
+        return (StatusCode::OK, report(&r)).into_response();
+    }
+    let body = editor_body(&d, &v, &draft, f.opt("edit").as_deref(), Some(report(&r))).await;
+    page(&d, &v, "/gateways", "Create a virtual MCP", body)
+}
+
+/// POST /gateways: saves the editor (create, or update with `edit`).
+pub(crate) async fn save(State(d): State<Arc<Dashboard>>, v: Viewer, body: Bytes) -> Response {
+    let f = Form::parse(&body);
+    if !Dashboard::csrf_ok(&v, &f) {
+        return forbidden_form();
+    }
+    let draft = Draft::from_fields(&f);
+    let r = match f.opt("edit") {
+        Some(id) => {
+            let mut args = draft.args();
+            args["id"] = json!(id);
+            d.run(&v, "COLLECTION_GATEWAYS_UPDATE", args, true).await
+        }
+        None => d.run(&v, "COLLECTION_GATEWAYS_CREATE", draft.args(), true).await,
+    };
+    match r {
+        Ok(saved) => {
+            let slug = text(&saved["item"]["slug"]);
+            let warnings: Vec<String> = saved["warnings"].as_array().into_iter().flatten().map(text).collect();
+            let msg = if warnings.is_empty() {
+                format!("Virtual MCP '{slug}' saved.")
+            } else {
+                format!("Virtual MCP '{slug}' saved. Warnings: {}", warnings.join("; "))
+            };
+            d.after(&format!("/gateways/{slug}"), Flash::Ok(msg))
+        }
+        Err(e) => {
+            let body = editor_body(&d, &v, &draft, f.opt("edit").as_deref(), Some(report(&Err(e)))).await;
+            page(&d, &v, "/gateways", "Create a virtual MCP", body)
+        }
+    }
+}
+
+/// Ready-to-paste client configurations for an endpoint.
+fn configs(slug: &str, url: &str) -> Vec<(&'static str, String)> {
+    let name = format!("mesh-{slug}");
+    let pretty = |v: Value| serde_json::to_string_pretty(&v).unwrap_or_default();
+    vec![
+        (
+            "Claude Code",
+            format!("claude mcp add --transport http {name} {url} --header \"Authorization: Bearer $MESH_API_KEY\""),
+        ),
+        (
+            "Claude Desktop (claude_desktop_config.json)",
+            pretty(
+                json!({"mcpServers": {name.clone(): {"command": "npx", "args": ["-y", "mcp-remote", url, "--header", "Authorization: Bearer ${MESH_API_KEY}"], "env": {"MESH_API_KEY": "<your API key>"}}}}),
+            ),
+        ),
+        (
+            "Cursor (.cursor/mcp.json)",
+            pretty(
+                json!({"mcpServers": {name.clone(): {"url": url, "headers": {"Authorization": "Bearer ${env:MESH_API_KEY}"}}}}),
+            ),
+        ),
+        (
+            "VS Code (.vscode/mcp.json)",
+            pretty(
+                json!({"inputs": [{"type": "promptString", "id": "mesh-api-key", "description": "MCP Mesh API key", "password": true}],
+                          "servers": {name: {"type": "http", "url": url, "headers": {"Authorization": "Bearer ${input:mesh-api-key}"}}}}),
+            ),
+        ),
+    ]
+}
+
+/// GET /gateways/{id}.
+pub(crate) async fn detail(State(d): State<Arc<Dashboard>>, v: Viewer, Path(id): Path<String>) -> Response {
+    let g = match d.run(&v, "COLLECTION_GATEWAYS_GET", json!({"id": id}), false).await {
+        Ok(g) => g["item"].clone(),
+        Err(e) => return page(&d, &v, "/gateways", "Virtual MCP", failed(&e)),
+    };
+    let slug = text(&g["slug"]);
+    let here = format!("/gateways/{slug}");
+    let url = format!("{}/mcp/gateway/{slug}", v.base);
+    let active = g["status"] == "active";
+    let body = html! {
+        dl.facts {
+            dt { "Endpoint" } dd { code #endpoint { (url) } " " button.small.secondary.copy type="button" data-copy=(url) { "Copy" } }
+            dt { "Status" } dd { span.status.(text(&g["status"])) { (text(&g["status"])) } }
+            dt { "When a member fails" } dd { (text(&g["mode"])) }
+            dt { "Open sessions" } dd { (text(&g["live"]["openSessions"])) }
+        }
+        @if v.manages() {
+            div.actions {
+                @if g["allConnections"] != true { a.button.secondary href=(format!("/gateways/new?edit={slug}")) { "Edit" } }
+                @if active { (button(&v, &here, "disable", "Disable", &[], false)) } @else { (button(&v, &here, "enable", "Enable", &[], false)) }
+                (button(&v, &here, "delete", "Delete", &[], true))
+            }
+        }
+        h2 { "Members" }
+        table #members {
+            thead { tr { th scope="col" { "Connection" } th scope="col" { "Prefix" } th scope="col" { "Tools" } th scope="col" { "Renames" } } }
+            tbody {
+                @for m in g["members"].as_array().into_iter().flatten() {
+                    tr {
+                        td { (text(&m["connection"])) }
+                        td { code { (m["prefix"].as_str().or(m["connection"].as_str()).unwrap_or("")) } }
+                        td.wrap { @match m["tools"].as_array() { Some(t) => (t.iter().map(text).collect::<Vec<_>>().join(", ")), None => "all" } }
+                        td.wrap { (m["renames"].as_object().map(|r| r.iter().map(|(k, v)| format!("{k} → {}", text(v))).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+        h2 { "Connect a client" }
+        p.muted { "Create an API key under " a href="/keys" { "API keys" } " and put it where the configuration says." }
+        @for (client, config) in configs(&slug, &url) {
+            details.config {
+                summary { (client) }
+                pre { (config) }
+                button.small.secondary.copy type="button" data-copy=(config) { "Copy" }
+            }
+        }
+    };
+    page(&d, &v, "/gateways", &text(&g["title"]), body)
+}
+
+/// POST /gateways/{id}: enable, disable, delete.
+pub(crate) async fn act(State(d): State<Arc<Dashboard>>, v: Viewer, Path(id): Path<String>, body: Bytes) -> Response {
+    let f = Form::parse(&body);
+    if !Dashboard::csrf_ok(&v, &f) {
+        return forbidden_form();
+    }
+    let here = format!("/gateways/{id}");
+    match f.get("action") {
+        "enable" | "disable" => {
+            let status = if f.get("action") == "enable" { "active" } else { "disabled" };
+            match d.run(&v, "COLLECTION_GATEWAYS_UPDATE", json!({"id": id, "status": status}), true).await {
+                Ok(_) => d.after(&here, Flash::Ok(format!("Virtual MCP {status}."))),
+                Err(e) => d.after(&here, Flash::Err(e.public_message())),
+            }
+        }
+        "delete" => match d.run(&v, "COLLECTION_GATEWAYS_DELETE", json!({"id": id}), true).await {
+            Ok(_) => d.after("/gateways", Flash::Ok(format!("Virtual MCP '{id}' deleted."))),
+            Err(e) => d.after(&here, Flash::Err(e.public_message())),
+        },
+        _ => d.after(&here, Flash::Err("unknown action".into())),
+    }
+}
