@@ -59,7 +59,9 @@ impl Admin {
             // the operator organisation they are an operator, exactly as with their owner key.
             operator: mesh_core::principal::operator_tier(role, &o.id, operator_org.as_deref(), false),
             manage: true,
-            key_expires_at: Some(session.expires_at),
+            // The user acts as themselves, not through a credential that expires: a key they make
+            // here may outlive this login session, as one made with their owner key may.
+            key_expires_at: None,
             audience: None,
         };
         Ok(BrowserUser { user, orgs, principal })

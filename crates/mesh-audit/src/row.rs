@@ -17,8 +17,8 @@ pub(crate) fn from_record(rec: CallRecord, omitted: bool, cfg: &AuditConfig) -> 
     let o = &*rec.origin;
     let (arguments, truncated) = match rec.arguments.as_deref() {
         // Management operations carry connections' headers, env, URLs and command lines, through
-        // the management tools and through REST alike.
-        Some(raw) if matches!(o.route_kind, "management" | "rest") => {
+        // the management tools, REST and the dashboard alike.
+        Some(raw) if matches!(o.route_kind, "management" | "rest" | "dashboard") => {
             redact::management_arguments(raw, cfg.max_arguments_bytes)
         }
         Some(raw) => redact::arguments(raw, cfg.max_arguments_bytes),

@@ -82,9 +82,13 @@ pub(crate) fn page(d: &Dashboard, v: &Viewer, active: &str, title: &str, body: M
     resp
 }
 
-/// The hidden anti-CSRF field of a form.
+/// The hidden fields every changing form carries: the session's anti-CSRF value and the
+/// organisation the form was made in.
 pub(crate) fn csrf(v: &Viewer) -> Markup {
-    html! { input type="hidden" name="csrf" value=(v.session.csrf); }
+    html! {
+        input type="hidden" name="csrf" value=(v.session.csrf);
+        input type="hidden" name="_org" value=(v.who.principal.org_id);
+    }
 }
 
 /// A one-button form posting `action` (with `fields`) to `to`.
@@ -143,8 +147,8 @@ pub(crate) fn pager(path: &str, keep: &[(&str, &str)], offset: usize, per: usize
     html! {
         nav.pager aria-label="Pages" {
             @if offset > 0 { a href=(link(offset.saturating_sub(per))) rel="prev" { "← Previous" } }
-            span { (offset.min(total) + usize::from(total > 0)) "–" ((offset + per).min(total)) " of " (total) }
-            @if offset + per < total { a href=(link(offset + per)) rel="next" { "Next →" } }
+            span { (offset.min(total) + usize::from(total > 0)) "–" (offset.saturating_add(per).min(total)) " of " (total) }
+            @if offset.saturating_add(per) < total { a href=(link(offset + per)) rel="next" { "Next →" } }
         }
     }
 }

@@ -10,7 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod layout;
-mod pages;
+pub mod pages;
 mod web;
 
 use axum::extract::Request;
@@ -43,6 +43,8 @@ pub struct Dashboard {
     /// Where a proxy in front names the client's address (`MESH_CLIENT_IP_HEADER`), for the
     /// login backoff.
     pub ip_header: Option<axum::http::HeaderName>,
+    /// Playground conversations kept open between requests.
+    pub playground: pages::playground::Warm,
 }
 
 /// The dashboard's routes.
@@ -74,6 +76,7 @@ pub fn router(d: Dashboard) -> Router {
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
         .layer(axum::middleware::from_fn(headers))
+        .layer(axum::extract::DefaultBodyLimit::max(web::MAX_FORM))
         .with_state(d)
 }
 
@@ -82,8 +85,23 @@ pub fn router(d: Dashboard) -> Router {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Security headers on every dashboard response.
+/// Paths another site may link to: they only read the mesh's own database.
+fn linkable(path: &str) -> bool {
+    matches!(path, "/" | "/login") || path.starts_with("/assets/")
+}
+
+/// Security headers on every dashboard response; and a navigation from another site to a page
+/// that reaches upstreams or exports (the playground, the tool pickers, the audit export) lands
+/// on the overview instead, so a link elsewhere cannot make a logged-in admin's browser start
+/// servers or downloads. (Changes need the form's anti-CSRF value anyway.)
 async fn headers(req: Request, next: Next) -> Response {
+    let foreign = req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+    if foreign && req.method() == axum::http::Method::GET && !linkable(req.uri().path()) {
+        return web::see_other("/");
+    }
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));

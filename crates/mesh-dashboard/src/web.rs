@@ -140,6 +140,13 @@ impl Form {
     }
 }
 
+/// Whether a form carries `session`'s anti-CSRF value (forms not bound to an organisation:
+/// logout, switching organisations).
+pub(crate) fn session_csrf_ok(session: &UserSession, form: &Form) -> bool {
+    let given = form.get("csrf");
+    !given.is_empty() && same(given, &session.csrf)
+}
+
 /// Whether two strings are equal, in time that does not depend on where they differ.
 pub(crate) fn same(a: &str, b: &str) -> bool {
     use sha2::{Digest, Sha256};
@@ -217,9 +224,9 @@ impl FromRequestParts<Arc<Dashboard>> for Viewer {
             // The organisation in the cookie is no longer theirs: their first one.
             Err(_) if org.is_some() => match d.admin.browser_user(&session, None).await {
                 Ok(w) => w,
-                Err(_) => return Err(NoViewer(crate::pages::login::no_org(d))),
+                Err(_) => return Err(NoViewer(crate::pages::login::no_org(&session.csrf))),
             },
-            Err(_) => return Err(NoViewer(crate::pages::login::no_org(d))),
+            Err(_) => return Err(NoViewer(crate::pages::login::no_org(&session.csrf))),
         };
         let flash = d.read_cookie(&parts.headers, FLASH_COOKIE).and_then(Flash::decode);
         let base = d.public_url.clone().unwrap_or_else(|| {
@@ -244,10 +251,11 @@ impl Dashboard {
     }
 
     /// Checks a form's anti-CSRF field against the viewer's session (the value lives server-side
-    /// with the session; a page on another site cannot read it).
+    /// with the session; a page on another site cannot read it), and that the form was made for
+    /// the organisation the viewer acts in now: a page left open in another tab before switching
+    /// organisations must not act in the new one.
     pub(crate) fn csrf_ok(v: &Viewer, form: &Form) -> bool {
-        let given = form.get("csrf");
-        !given.is_empty() && same(given, &v.session.csrf)
+        session_csrf_ok(&v.session, form) && form.get("_org") == v.who.principal.org_id
     }
 
     /// Runs management tool `tool` with `args` as the viewer: the one path every page's

@@ -175,6 +175,7 @@ impl Mesh {
             }),
             public_url: self.public_url.clone(),
             ip_header: self.client_ip_header.clone(),
+            playground: Default::default(),
         })
     }
 

@@ -204,9 +204,10 @@ async function viewer() {
   check('nor the invite form', (await page.$('#invite')) === null, '');
   // A forged POST with the viewer's own valid session and token: the services refuse it.
   const csrf = await page.getAttribute('input[name=csrf]', 'value');
-  const forged = await page.request.post(base + '/connections', { form: { csrf, kind: 'http', slug: 'forged', url: 'http://127.0.0.1:9/mcp' } });
+  const org = await page.$eval('#org-switch', (s) => s.value);
+  const forged = await page.request.post(base + '/connections', { form: { csrf, _org: org, kind: 'http', slug: 'forged', url: 'http://127.0.0.1:9/mcp' } });
   check('a viewer\'s forged POST is refused', /permission denied/i.test(await forged.text()), (await forged.text()).slice(0, 300));
-  const deleted = await page.request.post(base + '/connections/everything', { form: { csrf, action: 'delete' } });
+  const deleted = await page.request.post(base + '/connections/everything', { form: { csrf, _org: org, action: 'delete' } });
   check('so is deleting a connection', /permission denied/i.test(await deleted.text()), '');
   await visit(page, problems, '/connections', 'viewer-connections-after');
   const content = await page.content();

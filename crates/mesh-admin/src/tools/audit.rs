@@ -49,7 +49,7 @@ pub(super) fn tools() -> Vec<Value> {
         "user": text("User id. Members and viewers may only ask for themselves (and get only their own calls)."),
         "key": text("API key id."),
         "route": text("Connection or gateway slug, or \"management\"."),
-        "routeKind": {"type": "string", "enum": ["connection", "gateway", "management", "rest", "audit"]},
+        "routeKind": {"type": "string", "enum": ["connection", "gateway", "management", "rest", "dashboard", "oauth", "audit"]},
         "method": text("JSON-RPC method, e.g. tools/call."),
         "name": text("Tool, prompt or resource name (alias: tool)."),
         "tool": text("Alias of name."),

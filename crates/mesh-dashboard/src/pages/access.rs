@@ -127,6 +127,7 @@ pub(crate) async fn members_act(State(d): State<Arc<Dashboard>>, v: Viewer, body
 #[derive(Deserialize, Default)]
 pub(crate) struct RoleQuery {
     preview: Option<String>,
+    edit: Option<String>,
 }
 
 /// What `rules` let a holder see of the organisation's connections: per connection, the tools
@@ -182,6 +183,17 @@ pub(crate) async fn roles(State(d): State<Arc<Dashboard>>, v: Viewer, Query(q): 
         }
         _ => None,
     };
+    let editing = q.edit.as_ref().and_then(|n| items.iter().find(|r| r["name"] == n.as_str()));
+    let (e_name, e_base, e_desc, e_rules, e_builtin) = match editing {
+        Some(r) => (
+            text(&r["name"]),
+            text(&r["base"]),
+            text(&r["description"]),
+            serde_json::to_string_pretty(&r["rules"]).unwrap_or_else(|_| "[]".into()),
+            r["builtin"] == true,
+        ),
+        None => (String::new(), "member".into(), String::new(), "[]".into(), false),
+    };
     let body = html! {
         @if let Err(e) = &r { (failed(e)) }
         table #role-list {
@@ -197,6 +209,8 @@ pub(crate) async fn roles(State(d): State<Arc<Dashboard>>, v: Viewer, Query(q): 
                         @if v.manages() {
                             td {
                                 a.button.small.secondary href=(format!("/roles?preview={name}")) { "Preview" }
+                                " "
+                                a.button.small.secondary href=(format!("/roles?edit={name}#role-form")) { "Edit" }
                                 @if role["builtin"] != true { (button(&v, "/roles", "delete", "Delete", &[("name", &name)], true)) }
                             }
                         }
@@ -214,13 +228,17 @@ pub(crate) async fn roles(State(d): State<Arc<Dashboard>>, v: Viewer, Query(q): 
                 (csrf(&v))
                 input type="hidden" name="action" value="save";
                 label for="r-name" { "Name" }
-                input #r-name name="name" required;
-                label for="r-base" { "Management rights of" }
-                select #r-base name="base" { option value="member" { "member" } option value="viewer" { "viewer" } option value="admin" { "admin" } }
-                label for="r-description" { "Description" }
-                input #r-description name="description";
+                input #r-name name="name" value=(e_name) required;
+                @if !e_builtin {
+                    label for="r-base" { "Management rights of" }
+                    select #r-base name="base" {
+                        @for b in ["member", "viewer", "admin"] { option value=(b) selected[e_base == b] { (b) } }
+                    }
+                    label for="r-description" { "Description" }
+                    input #r-description name="description" value=(e_desc);
+                }
                 label for="r-rules" { "Rules (JSON array), e.g. [{\"effect\": \"allow\", \"connection\": \"github\", \"name\": \"get_*\"}]" }
-                textarea #r-rules name="rules" rows="4" { "[]" }
+                textarea #r-rules name="rules" rows="6" { (e_rules) }
                 button type="submit" { "Save role" }
             }
         }
@@ -238,7 +256,11 @@ pub(crate) async fn roles_act(State(d): State<Arc<Dashboard>>, v: Viewer, body: 
                 Ok(r) => r,
                 Err(e) => return d.after("/roles", Flash::Err(format!("rules: not JSON ({e})"))),
             };
-            let mut args = json!({"name": f.get("name"), "base": f.get("base"), "rules": rules});
+            let mut args = json!({"name": f.get("name"), "rules": rules});
+            // A built-in role takes rules only; its base and description are fixed.
+            if let Some(base) = f.opt("base") {
+                args["base"] = json!(base);
+            }
             if let Some(desc) = f.opt("description") {
                 args["description"] = json!(desc);
             }
@@ -353,9 +375,20 @@ pub(crate) async fn keys_act(State(d): State<Arc<Dashboard>>, v: Viewer, body: B
 
 /// GET /oauth: registered clients and the grants users gave them.
 pub(crate) async fn oauth(State(d): State<Arc<Dashboard>>, v: Viewer) -> Response {
-    let clients = d.run(&v, "OAUTH_CLIENT_LIST", json!({}), false).await;
-    let grants = d.run(&v, "OAUTH_GRANT_LIST", json!({}), false).await;
+    oauth_page(&d, &v, None).await
+}
+
+/// The OAuth page; `created` (client id, secret) is shown once, on the answer to the form.
+async fn oauth_page(d: &Dashboard, v: &Viewer, created: Option<(String, String)>) -> Response {
+    let clients = d.run(v, "OAUTH_CLIENT_LIST", json!({}), false).await;
+    let grants = d.run(v, "OAUTH_GRANT_LIST", json!({}), false).await;
     let body = html! {
+        @if let Some((id, secret)) = &created {
+            div.flash.ok #new-client role="status" {
+                p { "Client " code { (id) } " registered. Its secret is shown only once:" }
+                code #new-client-secret { (secret) }
+            }
+        }
         h2 { "Clients" }
         @match &clients {
             Ok(c) => table #client-list {
@@ -367,7 +400,7 @@ pub(crate) async fn oauth(State(d): State<Arc<Dashboard>>, v: Viewer) -> Respons
                             td.wrap { code { (text(&c["clientId"])) } }
                             td { (text(&c["kind"])) }
                             td.wrap { (c["redirectUris"].as_array().map(|r| r.iter().map(text).collect::<Vec<_>>().join(" ")).unwrap_or_default()) }
-                            @if v.manages() { td { (button(&v, "/oauth", "delete-client", "Delete", &[("clientId", &text(&c["clientId"]))], true)) } }
+                            @if v.manages() { td { (button(v, "/oauth", "delete-client", "Delete", &[("clientId", &text(&c["clientId"]))], true)) } }
                         }
                     }
                 }
@@ -376,7 +409,7 @@ pub(crate) async fn oauth(State(d): State<Arc<Dashboard>>, v: Viewer) -> Respons
         }
         @if v.manages() {
             form #client-form.stack method="post" action="/oauth" {
-                (csrf(&v))
+                (csrf(v))
                 input type="hidden" name="action" value="create-client";
                 label for="c-name" { "Client name" }
                 input #c-name name="name" required;
@@ -395,9 +428,9 @@ pub(crate) async fn oauth(State(d): State<Arc<Dashboard>>, v: Viewer) -> Respons
                         tr {
                             td { (text(&g["userId"])) }
                             td { (text(&g["clientName"])) " " span.muted { (text(&g["clientId"])) } }
-                            td { (text(&g["route"])) }
+                            td.wrap { (text(&g["resource"])) }
                             td { (text(&g["scope"])) }
-                            td { (button(&v, "/oauth", "revoke-grant", "Revoke", &[("id", &text(&g["id"]))], true)) }
+                            td { (button(v, "/oauth", "revoke-grant", "Revoke", &[("id", &text(&g["id"]))], true)) }
                         }
                     }
                 }
@@ -405,7 +438,7 @@ pub(crate) async fn oauth(State(d): State<Arc<Dashboard>>, v: Viewer) -> Respons
             Err(e) => (failed(e)),
         }
     };
-    page(&d, &v, "/oauth", "OAuth clients and grants", body)
+    page(d, v, "/oauth", "OAuth clients and grants", body)
 }
 
 /// POST /oauth.
@@ -419,11 +452,11 @@ pub(crate) async fn oauth_act(State(d): State<Arc<Dashboard>>, v: Viewer, body: 
                 Ok(c) => {
                     let secret = c["clientSecret"].as_str().or(c["item"]["clientSecret"].as_str());
                     let id = c["clientId"].as_str().or(c["item"]["clientId"].as_str()).unwrap_or_default();
-                    let msg = match secret {
-                        Some(s) => format!("Client registered: id {id}, secret {s} (shown once)."),
-                        None => format!("Client registered: id {id}."),
-                    };
-                    d.after("/oauth", Flash::Ok(msg))
+                    match secret {
+                        // On this answer only: never in a redirect or a cookie.
+                        Some(s) => oauth_page(&d, &v, Some((id.to_string(), s.to_string()))).await,
+                        None => d.after("/oauth", Flash::Ok(format!("Client registered: id {id}."))),
+                    }
                 }
                 Err(e) => d.after("/oauth", Flash::Err(e.public_message())),
             }

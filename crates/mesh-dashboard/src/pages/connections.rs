@@ -322,6 +322,8 @@ pub(crate) async fn act(State(d): State<Arc<Dashboard>>, v: Viewer, Path(id): Pa
                 .map(|_| Flash::Ok(format!("Connection {status}.")))
         }
         "headers" => match headers(f.get("headers")) {
+            // An empty set would silently delete every stored header.
+            Ok(h) if h.is_empty() => Ok(Flash::Err("give at least one header (Name: value)".into())),
             Ok(h) => d
                 .run(&v, "COLLECTION_CONNECTIONS_UPDATE", json!({"id": id, "headers": h}), true)
                 .await

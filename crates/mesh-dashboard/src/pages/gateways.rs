@@ -44,9 +44,53 @@ pub(crate) async fn list(State(d): State<Arc<Dashboard>>, v: Viewer) -> Response
     page(&d, &v, "/gateways", "Virtual MCPs", body)
 }
 
-/// One member as the editor holds it: connection slug, prefix (None: the slug), chosen tools
-/// (empty: all), renames.
-type MemberDraft = (String, Option<String>, Vec<String>, BTreeMap<String, String>);
+/// One member as the editor holds it. `stored` is the member's whole configuration as saved
+/// (resources, prompts, descriptions and all), carried through the forms in a hidden field, so
+/// that editing what the page shows never drops what it does not.
+#[derive(Clone)]
+struct MemberDraft {
+    slug: String,
+    stored: Map<String, Value>,
+    /// None: the connection's slug.
+    prefix: Option<String>,
+    /// None: every tool; Some (possibly empty): only these.
+    tools: Option<Vec<String>>,
+    renames: BTreeMap<String, String>,
+}
+
+impl MemberDraft {
+    /// From a stored member (or `{"connection": slug}` for a new one).
+    fn from_stored(m: &Value) -> MemberDraft {
+        let stored = m.as_object().cloned().unwrap_or_default();
+        MemberDraft {
+            slug: text(&m["connection"]),
+            prefix: m["prefix"].as_str().map(str::to_string),
+            tools: m["tools"].as_array().map(|t| t.iter().map(text).collect()),
+            renames: m["renames"]
+                .as_object()
+                .map(|r| r.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+                .unwrap_or_default(),
+            stored,
+        }
+    }
+
+    /// The member as the management tool takes it.
+    fn args(&self) -> Value {
+        let mut m = self.stored.clone();
+        m.insert("connection".into(), json!(self.slug));
+        match &self.prefix {
+            Some(p) => m.insert("prefix".into(), json!(p)),
+            None => m.remove("prefix"),
+        };
+        m.insert("tools".into(), self.tools.as_ref().map_or(json!("all"), |t| json!(t)));
+        if self.renames.is_empty() {
+            m.remove("renames");
+        } else {
+            m.insert("renames".into(), json!(self.renames));
+        }
+        Value::Object(m)
+    }
+}
 
 /// A virtual MCP as the editor holds it.
 #[derive(Default, Clone)]
@@ -60,31 +104,40 @@ struct Draft {
 }
 
 impl Draft {
-    /// From the editor's fields (a GET query or a POST body).
+    /// From the editor's fields (the POST body).
     fn from_fields(f: &Form) -> Draft {
         let mut members: Vec<MemberDraft> = Vec::new();
         for slug in f.all("member") {
-            if members.iter().any(|(s, ..)| *s == slug) {
+            if members.iter().any(|m| m.slug == slug) {
                 continue;
             }
-            let prefix = f.0.iter().find(|(k, _)| *k == format!("prefix:{slug}")).map(|(_, v)| v.trim().to_string());
-            let mut tools = f.all(&format!("tool:{slug}"));
-            tools.extend(
-                f.get(&format!("more:{slug}"))
-                    .split([',', ' ', '\n'])
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string),
-            );
-            tools.dedup();
-            let renames = f
-                .get(&format!("renames:{slug}"))
-                .lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
-                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-                .collect();
-            members.push((slug, prefix, tools, renames));
+            let stored: Value = serde_json::from_str(f.get(&format!("config:{slug}"))).unwrap_or(json!({}));
+            let mut m = MemberDraft::from_stored(&stored);
+            m.slug = slug.clone();
+            if let Some((_, p)) = f.0.iter().find(|(k, _)| *k == format!("prefix:{slug}")) {
+                m.prefix = Some(p.trim().to_string());
+            }
+            if f.0.iter().any(|(k, _)| *k == format!("tools-mode:{slug}")) {
+                let mut tools = f.all(&format!("tool:{slug}"));
+                let typed = f.get(&format!("more:{slug}"));
+                tools
+                    .extend(typed.split([',', ' ', '\n']).map(str::trim).filter(|t| !t.is_empty()).map(str::to_string));
+                let mut seen = std::collections::HashSet::new();
+                tools.retain(|t| seen.insert(t.clone()));
+                // Ticking or naming tools means "only these"; "only" with none exposes none.
+                let only = f.get(&format!("tools-mode:{slug}")) == "only" || !tools.is_empty();
+                m.tools = only.then_some(tools);
+            }
+            if f.0.iter().any(|(k, _)| *k == format!("renames:{slug}")) {
+                m.renames = f
+                    .get(&format!("renames:{slug}"))
+                    .lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                    .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                    .collect();
+            }
+            members.push(m);
         }
         Draft {
             slug: f.get("slug").to_string(),
@@ -97,50 +150,18 @@ impl Draft {
 
     /// From a stored gateway (to edit it).
     fn from_gateway(g: &Value) -> Draft {
-        let members = g["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| {
-                let slug = text(&m["connection"]);
-                let prefix = m["prefix"].as_str().map(str::to_string);
-                let tools = m["tools"].as_array().map(|t| t.iter().map(text).collect()).unwrap_or_default();
-                let renames = m["renames"]
-                    .as_object()
-                    .map(|r| r.iter().map(|(k, v)| (k.clone(), text(v))).collect())
-                    .unwrap_or_default();
-                (slug, prefix, tools, renames)
-            })
-            .collect();
         Draft {
             slug: text(&g["slug"]),
             title: text(&g["title"]),
             mode: text(&g["mode"]),
-            members,
+            members: g["members"].as_array().into_iter().flatten().map(MemberDraft::from_stored).collect(),
             query: String::new(),
         }
     }
 
     /// The management tool's arguments.
     fn args(&self) -> Value {
-        let members: Vec<Value> = self
-            .members
-            .iter()
-            .map(|(slug, prefix, tools, renames)| {
-                let mut m = Map::new();
-                m.insert("connection".into(), json!(slug));
-                if let Some(p) = prefix {
-                    m.insert("prefix".into(), json!(p));
-                }
-                if !tools.is_empty() {
-                    m.insert("tools".into(), json!(tools));
-                }
-                if !renames.is_empty() {
-                    m.insert("renames".into(), json!(renames));
-                }
-                Value::Object(m)
-            })
-            .collect();
+        let members: Vec<Value> = self.members.iter().map(MemberDraft::args).collect();
         let mut a = json!({"slug": self.slug, "mode": self.mode, "members": members});
         if !self.title.is_empty() {
             a["title"] = json!(self.title);
@@ -149,19 +170,39 @@ impl Draft {
     }
 }
 
-/// GET /gateways/new (`?edit=slug` to edit one; `member=` and `q=` from the pick form).
+/// GET /gateways/new: `?edit=slug` edits one; `member=` (repeated) and `q=` come from the
+/// connection picker, which keeps what is stored for members already there.
 pub(crate) async fn editor(State(d): State<Arc<Dashboard>>, v: Viewer, RawQuery(q): RawQuery) -> Response {
     let f = Form::parse(q.unwrap_or_default().as_bytes());
-    let mut draft = Draft::from_fields(&f);
     let editing = f.opt("edit");
-    if let Some(slug) = &editing {
-        if draft.members.is_empty() {
-            match d.run(&v, "COLLECTION_GATEWAYS_GET", json!({"id": slug}), false).await {
-                Ok(g) => draft = Draft { query: draft.query, ..Draft::from_gateway(&g["item"]) },
-                Err(e) => return page(&d, &v, "/gateways", "Edit a virtual MCP", failed(&e)),
-            }
-        }
+    let mut draft = match &editing {
+        Some(slug) => match d.run(&v, "COLLECTION_GATEWAYS_GET", json!({"id": slug}), false).await {
+            Ok(g) => Draft::from_gateway(&g["item"]),
+            Err(e) => return page(&d, &v, "/gateways", "Edit a virtual MCP", failed(&e)),
+        },
+        None => Draft { mode: "degrade".into(), ..Draft::default() },
+    };
+    let picked = f.all("member");
+    if !picked.is_empty() || f.opt("slug").is_some() {
+        let before = std::mem::take(&mut draft.members);
+        draft.members = picked
+            .iter()
+            .map(|slug| {
+                before
+                    .iter()
+                    .find(|m| &m.slug == slug)
+                    .cloned()
+                    .unwrap_or_else(|| MemberDraft::from_stored(&json!({"connection": slug})))
+            })
+            .collect();
     }
+    if let Some(s) = f.opt("slug") {
+        draft.slug = s;
+    }
+    if let Some(t) = f.opt("title") {
+        draft.title = t;
+    }
+    draft.query = f.get("q").to_string();
     let body = editor_body(&d, &v, &draft, editing.as_deref(), None).await;
     page(&d, &v, "/gateways", if editing.is_some() { "Edit a virtual MCP" } else { "Create a virtual MCP" }, body)
 }
@@ -185,12 +226,13 @@ async fn editor_body(d: &Dashboard, v: &Viewer, draft: &Draft, editing: Option<&
     let connections = d.run(v, "COLLECTION_CONNECTIONS_LIST", json!({}), false).await;
     let all: Vec<Value> = connections.as_ref().ok().and_then(|c| c["items"].as_array().cloned()).unwrap_or_default();
     let mut tool_lists = Vec::new();
-    for (slug, ..) in &draft.members {
-        let r =
-            d.run(v, "CONNECTION_TOOLS", json!({"id": slug, "query": draft.query, "limit": TOOLS_SHOWN}), false).await;
+    for m in &draft.members {
+        let r = d
+            .run(v, "CONNECTION_TOOLS", json!({"id": m.slug, "query": draft.query, "limit": TOOLS_SHOWN}), false)
+            .await;
         tool_lists.push(r);
     }
-    let chosen = |slug: &str| draft.members.iter().any(|(s, ..)| s == slug);
+    let chosen = |slug: &str| draft.members.iter().any(|m| m.slug == slug);
     html! {
         @if let Err(e) = &connections { (failed(e)) }
         form #pick.stack method="get" action="/gateways/new" {
@@ -224,20 +266,27 @@ async fn editor_body(d: &Dashboard, v: &Viewer, draft: &Draft, editing: Option<&
                     option value="strict" selected[draft.mode == "strict"] { "Strict: fail the session" }
                 }
             }
-            @for ((slug, prefix, tools, renames), list) in draft.members.iter().zip(&tool_lists) {
+            @for (m, list) in draft.members.iter().zip(&tool_lists) {
+                @let slug = &m.slug;
+                @let only = m.tools.clone().unwrap_or_default();
                 fieldset.member {
                     legend { "Member " (slug) }
                     input type="hidden" name="member" value=(slug);
+                    input type="hidden" name=(format!("config:{slug}")) value=(Value::Object(m.stored.clone()).to_string());
                     label for=(format!("prefix-{slug}")) { "Prefix (empty for none)" }
-                    input id=(format!("prefix-{slug}")) name=(format!("prefix:{slug}")) value=(prefix.as_deref().unwrap_or(slug));
-                    p.muted { "Tools: tick the ones to expose; none ticked exposes all." }
+                    input id=(format!("prefix-{slug}")) name=(format!("prefix:{slug}")) value=(m.prefix.as_deref().unwrap_or(slug));
+                    label for=(format!("tools-mode-{slug}")) { "Tools" }
+                    select id=(format!("tools-mode-{slug}")) name=(format!("tools-mode:{slug}")) {
+                        option value="all" selected[m.tools.is_none()] { "All of them, as they come and go (unless some are ticked or named)" }
+                        option value="only" selected[m.tools.is_some()] { "Only the ones ticked or named below (none: no tools)" }
+                    }
                     @match list {
                         Ok(t) => {
                             ul.picker {
                                 @for tool in t["items"].as_array().into_iter().flatten() {
                                     @let name = text(&tool["name"]);
                                     li { label.check {
-                                        input type="checkbox" name=(format!("tool:{slug}")) value=(name) checked[tools.contains(&name)];
+                                        input type="checkbox" name=(format!("tool:{slug}")) value=(name) checked[only.contains(&name)];
                                         " " code { (name) } " " span.muted { (text(&tool["description"]).chars().take(100).collect::<String>()) }
                                     } }
                                 }
@@ -248,12 +297,12 @@ async fn editor_body(d: &Dashboard, v: &Viewer, draft: &Draft, editing: Option<&
                         Err(e) => (failed(e)),
                     }
                     @let shown: Vec<String> = list.as_ref().ok().and_then(|t| t["items"].as_array()).map(|a| a.iter().map(|t| text(&t["name"])).collect()).unwrap_or_default();
-                    @let hidden: Vec<&String> = tools.iter().filter(|t| !shown.contains(t)).collect();
+                    @let hidden: Vec<&String> = only.iter().filter(|t| !shown.contains(t)).collect();
                     label for=(format!("more-{slug}")) { "More tool names (comma-separated)" }
                     input id=(format!("more-{slug}")) name=(format!("more:{slug}")) value=(hidden.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
                     label for=(format!("renames-{slug}")) { "Renames, one per line (original=new)" }
                     textarea id=(format!("renames-{slug}")) name=(format!("renames:{slug}")) rows="2" {
-                        (renames.iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>().join("\n"))
+                        (m.renames.iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>().join("\n"))
                     }
                 }
             }

@@ -30,10 +30,15 @@ fn bare(status: StatusCode, title: &str, body: Markup) -> Response {
     (status, markup).into_response()
 }
 
-/// Where to go after logging in: a path of this site only (never `//host` or a URL).
+/// Where to go after logging in: a path of this site only — never `//host`, a URL, or anything
+/// with a character a browser would drop or reinterpret (`/\t/host` becomes `//host`).
 fn local(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
+        Some(n)
+            if n.starts_with('/') && !n.starts_with("//") && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -74,8 +79,12 @@ fn login_page(d: &Dashboard, status: StatusCode, next: &str, email: &str, error:
 pub(crate) async fn page(State(d): State<Arc<Dashboard>>, headers: HeaderMap, Query(q): Query<Next>) -> Response {
     let next = local(q.next.as_deref());
     if let Some(c) = d.read_cookie(&headers, SESSION_COOKIE) {
-        if d.admin.login_session(c).await.is_some() {
-            return web::see_other(next);
+        if let Some(session) = d.admin.login_session(c).await {
+            // Only when the dashboard can serve them: a user without an organisation would
+            // bounce between here and the page saying so.
+            if d.admin.browser_user(&session, None).await.is_ok() {
+                return web::see_other(next);
+            }
         }
     }
     login_page(&d, StatusCode::OK, next, "", None)
@@ -144,12 +153,15 @@ pub(crate) async fn sso(State(d): State<Arc<Dashboard>>, headers: HeaderMap, bod
 
 /// POST /logout: ends the login session (everywhere it was used: the dashboard and the
 /// authorization server's pages).
-pub(crate) async fn logout(State(d): State<Arc<Dashboard>>, v: Viewer, body: Bytes) -> Response {
+/// Needs only the session (not an organisation): a user who lost theirs can still log out.
+pub(crate) async fn logout(State(d): State<Arc<Dashboard>>, headers: HeaderMap, body: Bytes) -> Response {
     let f = Form::parse(&body);
-    if !Dashboard::csrf_ok(&v, &f) {
+    let Some(cookie) = d.read_cookie(&headers, SESSION_COOKIE) else { return web::see_other("/login") };
+    let Some(session) = d.admin.login_session(cookie).await else { return web::see_other("/login") };
+    if !web::session_csrf_ok(&session, &f) {
         return forbidden_form();
     }
-    d.admin.logout_session(&v.session.hash).await;
+    d.admin.logout_session(&session.hash).await;
     let mut resp = web::see_other("/login");
     d.set_cookie(&mut resp, SESSION_COOKIE, "", 0);
     resp
@@ -158,7 +170,7 @@ pub(crate) async fn logout(State(d): State<Arc<Dashboard>>, v: Viewer, body: Byt
 /// POST /org: act in another of the viewer's organisations.
 pub(crate) async fn switch_org(State(d): State<Arc<Dashboard>>, v: Viewer, body: Bytes) -> Response {
     let f = Form::parse(&body);
-    if !Dashboard::csrf_ok(&v, &f) {
+    if !web::session_csrf_ok(&v.session, &f) {
         return forbidden_form();
     }
     let want = f.get("org");
@@ -186,15 +198,18 @@ pub(crate) fn forbidden_form() -> Response {
     )
 }
 
-/// The page for a user who belongs to no organisation.
-pub(crate) fn no_org(_d: &Dashboard) -> Response {
+/// The page for a user who belongs to no organisation (they can still log out).
+pub(crate) fn no_org(csrf: &str) -> Response {
     bare(
         StatusCode::FORBIDDEN,
         "No organisation",
         html! {
             h1 { "No organisation" }
             p { "Your account does not belong to any organisation yet. Ask an admin to add you." }
-            form method="get" action="/login" { button.secondary type="submit" { "Back to login" } }
+            form method="post" action="/logout" {
+                input type="hidden" name="csrf" value=(csrf);
+                button.secondary type="submit" { "Log out" }
+            }
         },
     )
 }

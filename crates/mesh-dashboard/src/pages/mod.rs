@@ -6,5 +6,5 @@ pub(crate) mod connections;
 pub(crate) mod gateways;
 pub(crate) mod login;
 pub(crate) mod overview;
-pub(crate) mod playground;
+pub mod playground;
 pub(crate) mod settings;

@@ -15,26 +15,100 @@ use axum::http::{header, HeaderMap, Method, Request};
 use axum::response::Response;
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 /// The largest answer read from the relay.
 const MAX_ANSWER: usize = 8 * 1024 * 1024;
 
+/// How long a playground conversation stays open for the next request of the same login
+/// session and route (within the token's two minutes): a stdio upstream is not restarted, nor a
+/// big catalogue listed again, on every click.
+const KEEP: Duration = Duration::from_secs(60);
+
+/// Conversations kept open between requests, by login session (hash) and route.
+#[derive(Default)]
+pub struct Warm(Mutex<HashMap<(String, String), Kept>>);
+
+struct Kept {
+    session: String,
+    token: String,
+    tools: Option<Value>,
+    since: Instant,
+}
+
+/// A playground token, forgotten when dropped — also when the browser goes away mid-call and
+/// the handler is cancelled — unless its conversation is kept.
+struct Token<'a> {
+    d: &'a Dashboard,
+    value: String,
+    kept: bool,
+}
+
+impl Drop for Token<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.d.admin.drop_playground_token(&self.value);
+        }
+    }
+}
+
 /// A short MCP conversation with one route, as the viewer.
 struct Conversation<'a> {
     d: &'a Dashboard,
+    key: (String, String),
     path: String,
-    token: String,
+    token: Token<'a>,
     host: String,
     session: Option<String>,
+    tools: Option<Value>,
+    since: Instant,
 }
 
 impl<'a> Conversation<'a> {
     async fn open(d: &'a Dashboard, v: &Viewer, route: &str, host: &str) -> Result<Conversation<'a>, String> {
-        let audience = route.to_string();
-        let token = d.admin.playground_token(&v.who.principal, &audience);
-        let mut c = Conversation { d, path: format!("/mcp/{route}"), token, host: host.to_string(), session: None };
+        if route.is_empty() {
+            return Err("choose a connection or virtual MCP".into());
+        }
+        let key = (v.session.hash.clone(), route.to_string());
+        let (warm, stale) = {
+            let mut map = d.playground.0.lock().unwrap_or_else(|p| p.into_inner());
+            let stale: Vec<Kept> = {
+                let old: Vec<(String, String)> =
+                    map.iter().filter(|(_, k)| k.since.elapsed() >= KEEP).map(|(k, _)| k.clone()).collect();
+                old.into_iter().filter_map(|k| map.remove(&k)).collect()
+            };
+            (map.remove(&key), stale)
+        };
+        for k in stale {
+            // Its relay session ends when idle; the token goes now.
+            d.admin.drop_playground_token(&k.token);
+        }
+        if let Some(k) = warm {
+            return Ok(Conversation {
+                d,
+                key,
+                path: format!("/mcp/{route}"),
+                token: Token { d, value: k.token, kept: false },
+                host: host.to_string(),
+                session: Some(k.session),
+                tools: k.tools,
+                since: k.since,
+            });
+        }
+        let token = Token { d, value: d.admin.playground_token(&v.who.principal, route), kept: false };
+        let mut c = Conversation {
+            d,
+            key,
+            path: format!("/mcp/{route}"),
+            token,
+            host: host.to_string(),
+            session: None,
+            tools: None,
+            since: Instant::now(),
+        };
         let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
                           "clientInfo": {"name": "mcp-mesh-playground", "version": env!("CARGO_PKG_VERSION")}});
         match c.request("initialize", init).await {
@@ -54,7 +128,7 @@ impl<'a> Conversation<'a> {
             .method(Method::POST)
             .uri(&self.path)
             .header(header::HOST, &self.host)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token.value))
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json, text/event-stream")
             .header("mcp-protocol-version", "2025-11-25");
@@ -96,7 +170,8 @@ impl<'a> Conversation<'a> {
                         ev.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
                     serde_json::from_str::<Value>(&data.join("\n")).ok()
                 })
-                .find(|m| m.get("id") == Some(&json!(1)))
+                // Our reply, not a request of the server's that happens to use id 1.
+                .find(|m| m.get("id") == Some(&json!(1)) && m.get("method").is_none())
                 .ok_or("the stream ended without a reply")?
         } else {
             serde_json::from_slice(&body).map_err(|e| format!("malformed reply: {e}"))?
@@ -108,20 +183,49 @@ impl<'a> Conversation<'a> {
         }
     }
 
+    /// The route's tools (listed once per kept conversation).
+    async fn tools(&mut self) -> Result<Value, String> {
+        if let Some(t) = &self.tools {
+            return Ok(t.clone());
+        }
+        let t = self.request("tools/list", json!({})).await?;
+        self.tools = Some(t.clone());
+        Ok(t)
+    }
+
+    /// Keeps the conversation for the next request (or closes it when it is old enough).
+    async fn keep(mut self) {
+        match &self.session {
+            Some(s) if self.since.elapsed() < KEEP => {
+                let kept = Kept {
+                    session: s.clone(),
+                    token: self.token.value.clone(),
+                    tools: self.tools.take(),
+                    since: self.since,
+                };
+                self.token.kept = true;
+                let mut map = self.d.playground.0.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(old) = map.insert(self.key.clone(), kept) {
+                    self.d.admin.drop_playground_token(&old.token);
+                }
+            }
+            _ => self.close().await,
+        }
+    }
+
     async fn close(self) {
         if let Some(s) = &self.session {
             let req = Request::builder()
                 .method(Method::DELETE)
                 .uri(&self.path)
                 .header(header::HOST, &self.host)
-                .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+                .header(header::AUTHORIZATION, format!("Bearer {}", self.token.value))
                 .header("mcp-session-id", s)
                 .body(Body::empty());
             if let Ok(req) = req {
                 let _ = self.d.mcp.clone().oneshot(req).await;
             }
         }
-        self.d.admin.drop_playground_token(&self.token);
     }
 }
 
@@ -233,14 +337,12 @@ async fn body(d: &Dashboard, v: &Viewer, host: &str, f: &Form, outcome: Option<M
     let tools = if route.is_empty() || !routes.iter().any(|(r, _)| *r == route) {
         None
     } else {
-        Some(match Conversation::open(d, v, &route, host).await {
-            Ok(mut c) => {
-                let r = c.request("tools/list", json!({})).await;
-                c.close().await;
-                r
-            }
-            Err(e) => Err(e),
-        })
+        // A kept conversation may have ended meanwhile (reaped, the token expired): once more,
+        // fresh. Listing is safe to repeat.
+        match list(d, v, &route, host).await {
+            Ok(t) => Some(Ok(t)),
+            Err(_) => Some(list(d, v, &route, host).await),
+        }
     };
     let list: Vec<Value> =
         tools.as_ref().and_then(|t| t.as_ref().ok()).and_then(|t| t["tools"].as_array().cloned()).unwrap_or_default();
@@ -280,6 +382,24 @@ async fn body(d: &Dashboard, v: &Viewer, host: &str, f: &Form, outcome: Option<M
     }
 }
 
+/// The route's tools, in a conversation kept for the next request.
+async fn list(d: &Dashboard, v: &Viewer, route: &str, host: &str) -> Result<Value, String> {
+    let mut c = Conversation::open(d, v, route, host).await?;
+    let r = c.tools().await;
+    if r.is_ok() {
+        c.keep().await;
+    } else {
+        c.close().await;
+    }
+    r
+}
+
+/// Whether a failure happened before the request reached a session (unknown session, expired
+/// token): then it is safe to try again with a new conversation.
+fn before_session(e: &str) -> bool {
+    e.starts_with("404") || e.starts_with("401")
+}
+
 /// POST /playground: calls the tool and shows the result under the form.
 pub(crate) async fn call(
     State(d): State<Arc<Dashboard>>,
@@ -293,29 +413,53 @@ pub(crate) async fn call(
     }
     let host = host_of(&headers);
     let (route, tool) = (f.get("route").to_string(), f.get("tool").to_string());
-    let outcome = match Conversation::open(&d, &v, &route, &host).await {
-        Ok(mut c) => {
-            let listed = c.request("tools/list", json!({})).await;
-            let schema = listed
-                .as_ref()
-                .ok()
-                .and_then(|l| {
-                    l["tools"].as_array().and_then(|t| t.iter().find(|t| t["name"] == tool.as_str())).cloned()
-                })
-                .map(|t| t["inputSchema"].clone())
-                .unwrap_or(json!({}));
-            let r = match arguments(&schema, &f) {
-                Ok(args) => c.request("tools/call", json!({"name": tool, "arguments": args})).await,
-                Err(e) => Err(e),
-            };
-            c.close().await;
-            match r {
-                Ok(r) => result_view(&r),
-                Err(e) => html! { section #result { p.flash.err role="alert" { (e) } } },
-            }
+    if !routes(&d, &v).await.iter().any(|(r, _)| *r == route) {
+        return crate::layout::page(
+            &d,
+            &v,
+            "/playground",
+            "Playground",
+            html! {
+                p.flash.err role="alert" { "Choose one of your connections or virtual MCPs." }
+            },
+        );
+    }
+    let mut r = call_once(&d, &v, &route, &host, &tool, &f).await;
+    if let Err(e) = &r {
+        if before_session(e) {
+            r = call_once(&d, &v, &route, &host, &tool, &f).await;
         }
+    }
+    let outcome = match r {
+        Ok(r) => result_view(&r),
         Err(e) => html! { section #result { p.flash.err role="alert" { (e) } } },
     };
     let body = body(&d, &v, &host, &f, Some(outcome)).await;
     crate::layout::page(&d, &v, "/playground", "Playground", body)
+}
+
+/// Lists (for the input schema) and calls `tool` in one conversation.
+async fn call_once(d: &Dashboard, v: &Viewer, route: &str, host: &str, tool: &str, f: &Form) -> Result<Value, String> {
+    let mut c = Conversation::open(d, v, route, host).await?;
+    let schema = match c.tools().await {
+        Ok(l) => l["tools"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == tool))
+            .map(|t| t["inputSchema"].clone())
+            .unwrap_or(json!({})),
+        Err(e) => {
+            c.close().await;
+            return Err(e);
+        }
+    };
+    let r = match arguments(&schema, f) {
+        Ok(args) => c.request("tools/call", json!({"name": tool, "arguments": args})).await,
+        Err(e) => Err(e),
+    };
+    if r.as_ref().is_err_and(|e| before_session(e)) {
+        c.close().await;
+    } else {
+        c.keep().await;
+    }
+    r
 }

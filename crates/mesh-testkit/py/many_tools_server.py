@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""many_tools_server.py — a stdio MCP server (2025-11-25) with N generated tools, for testing
+how the mesh's pages and lists cope with a big catalogue. Plain JSON-RPC on stdin/stdout, no
+SDK, so that listing thousands of tools costs the server nothing worth measuring.
+
+    python many_tools_server.py --tools 2000
+"""
+
+import argparse
+import json
+import sys
+
+WORDS = ["search", "create", "update", "delete", "list", "get", "sync", "export", "import", "archive"]
+THINGS = ["issue", "ticket", "file", "user", "invoice", "page", "repo", "event", "order", "report"]
+
+
+def tools(n: int) -> list:
+    out = []
+    for i in range(n):
+        verb, thing = WORDS[i % len(WORDS)], THINGS[(i // len(WORDS)) % len(THINGS)]
+        out.append({
+            "name": f"{verb}_{thing}_{i:04d}",
+            "description": f"{verb.capitalize()} a {thing} in system {i // 100}: a generated tool for catalogue tests.",
+            "inputSchema": {"type": "object", "properties": {
+                "id": {"type": "string", "description": f"The {thing}'s id."},
+                "limit": {"type": "integer", "minimum": 1}}, "required": ["id"]},
+        })
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tools", type=int, default=2000)
+    listed = tools(parser.parse_args().tools)
+    for line in sys.stdin:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if "id" not in msg:
+            continue
+        method, rid = msg.get("method"), msg["id"]
+        if method == "initialize":
+            result = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "many-tools", "version": "1.0.0"}}
+        elif method == "tools/list":
+            result = {"tools": listed}
+        elif method == "tools/call":
+            name = msg.get("params", {}).get("name", "")
+            result = {"content": [{"type": "text", "text": f"called {name}"}]}
+        elif method == "ping":
+            result = {}
+        else:
+            reply = {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"Method not found: {method}"}}
+            sys.stdout.write(json.dumps(reply) + "\n")
+            sys.stdout.flush()
+            continue
+        sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
