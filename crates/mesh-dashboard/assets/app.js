@@ -26,6 +26,25 @@ document.addEventListener('DOMContentLoaded', () => {
     });
   }
 
+  // Live parts of a page (the overview's counts and charts) refresh every 15 s while it is shown.
+  const live = document.querySelectorAll('[data-live][id]');
+  if (live.length) {
+    setInterval(async () => {
+      if (document.hidden) return;
+      try {
+        const resp = await fetch(window.location.href, { credentials: 'same-origin' });
+        if (!resp.ok) return;
+        const doc = new DOMParser().parseFromString(await resp.text(), 'text/html');
+        for (const el of document.querySelectorAll('[data-live][id]')) {
+          const fresh = doc.getElementById(el.id);
+          if (fresh) el.replaceWith(document.importNode(fresh, true));
+        }
+      } catch {
+        // Offline for a moment: the next tick tries again.
+      }
+    }, 15000);
+  }
+
   // The virtual MCP editor checks names while you edit (the server's own check).
   const editor = document.querySelector('form[data-check]');
   if (editor) {

@@ -23,9 +23,9 @@ use mesh_admin::tools::ManagementServer;
 use mesh_admin::Admin;
 use std::sync::Arc;
 
-/// What the data plane tells the overview: open sessions, open streams, upstream links up and
-/// down.
-pub type LiveCounts = Arc<dyn Fn() -> (usize, usize, usize, usize) + Send + Sync>;
+/// What the data plane tells the overview about one organisation: open sessions, open streams,
+/// upstream links up and down.
+pub type LiveCounts = Arc<dyn Fn(&str) -> (usize, usize, usize, usize) + Send + Sync>;
 
 /// Everything the pages need.
 pub struct Dashboard {

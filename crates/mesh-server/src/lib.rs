@@ -169,8 +169,8 @@ impl Mesh {
             admin: self.admin.clone(),
             tools: Arc::new(ManagementServer::new(self.admin.clone())),
             mcp: self.relay.router(),
-            live: Arc::new(move || {
-                let c = relay.upgrade().map(|r| r.live_counts()).unwrap_or_default();
+            live: Arc::new(move |org: &str| {
+                let c = relay.upgrade().map(|r| r.live_counts_in(Some(org))).unwrap_or_default();
                 (c.sessions.iter().map(|(_, n)| n).sum(), c.streams, c.up, c.down)
             }),
             public_url: self.public_url.clone(),

@@ -416,6 +416,34 @@ async fn issue17_single_sign_on_provisions_the_user_with_the_configured_role() {
     let m = mesh.admin.store.get_membership(&owner.org_id, &user.id).await.unwrap().expect("a member");
     assert_eq!(m.role, "viewer");
     assert!(user.password_hash.is_none(), "an SSO user has no password of the mesh's");
+    // The dashboard's login page offers the same single sign-on, and it returns to the dashboard.
+    let mut browser = Browser::new();
+    let login = browser.get(&format!("{}/login", mesh.url)).await;
+    assert!(login.has_form("sso") && login.body.contains("Sign in with Test IdP"), "{}", login.body);
+    let at_provider = browser.submit(&login, "sso", &[]).await;
+    let interaction = browser.get(&at_provider.location().expect("to the provider")).await;
+    let form = browser.get(&interaction.location().expect("to its login page")).await;
+    let mut page = browser
+        .post_form(
+            &form.url,
+            &[
+                ("prompt".into(), "login".into()),
+                ("login".into(), "alice".into()),
+                ("password".into(), "alice-at-the-idp".into()),
+            ],
+        )
+        .await;
+    for _ in 0..6 {
+        let Some(next) = page.location() else { break };
+        page = browser.get(&next).await;
+    }
+    assert!(
+        page.status == 200 && page.body.contains("<h1>Overview</h1>") && page.body.contains("alice@example.com"),
+        "on the dashboard as alice: {} {} {}",
+        page.status,
+        page.url,
+        page.body
+    );
     // The provider's client secret is kept sealed in the vault, never in clear.
     let stored = mesh.admin.store.installation_value("oidc_client_secret").await.unwrap().expect("sealed");
     assert!(!stored.contains("sso-secret-value"));

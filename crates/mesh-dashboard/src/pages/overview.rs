@@ -59,7 +59,7 @@ async fn render(d: &Dashboard, v: &Viewer) -> Response {
     let hourly = d.run(v, "USAGE_QUERY", json!({"from": "24h", "by": "route,time", "bucket": "hour"}), false).await;
     let connections = d.run(v, "COLLECTION_CONNECTIONS_LIST", json!({}), false).await;
     let refusals = d.run(v, "AUDIT_QUERY", json!({"outcome": "denied", "limit": 10}), false).await;
-    let (sessions, streams, up, down) = (d.live)();
+    let (sessions, streams, up, down) = (d.live)(&v.who.principal.org_id);
     let items = |r: &Result<Value, mesh_admin::AdminError>| -> Vec<Value> {
         r.as_ref().ok().and_then(|v| v["items"].as_array().cloned()).unwrap_or_default()
     };
@@ -75,20 +75,20 @@ async fn render(d: &Dashboard, v: &Viewer) -> Response {
         rows.iter().map(|t| (t.key[0].clone(), k(t))).collect()
     };
     let body = html! {
-        section.cards aria-label="Now" {
+        section.cards #now aria-label="Now" data-live {
             div.card { span.big #open-sessions { (sessions) } span { "open sessions" } }
             div.card { span.big { (streams) } span { "open streams" } }
             div.card { span.big { (up) } span { "upstream links up" } }
             div.card { span.big.bad[down > 0] { (down) } span { "upstream links down" } }
         }
         h2 { "Last hour" }
-        div.charts {
+        div.charts #last-hour data-live {
             (bars("Calls per minute", &series(&by_minute, |t| t.calls), "calls"))
             (bars("Errors per minute", &series(&by_minute, |t| t.errors), "errors"))
             (bars("Mean latency per minute", &series(&by_minute, Totals::mean_ms), "ms"))
         }
         h2 { "Last day" }
-        div.charts {
+        div.charts #last-day data-live {
             (bars("Calls per hour", &series(&by_hour, |t| t.calls), "calls"))
             (bars("Errors per hour", &series(&by_hour, |t| t.errors), "errors"))
             (bars("Mean latency per hour", &series(&by_hour, Totals::mean_ms), "ms"))

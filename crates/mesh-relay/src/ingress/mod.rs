@@ -197,8 +197,13 @@ impl Relay {
     /// virtual MCP's members one by one), and the streams clients are attached to, for the
     /// metrics.
     pub fn live_counts(&self) -> LiveCounts {
+        self.live_counts_in(None)
+    }
+
+    /// [`Relay::live_counts`] of one organisation's sessions (`None`: all of them).
+    pub fn live_counts_in(&self, org_id: Option<&str>) -> LiveCounts {
         let mut c = LiveCounts::default();
-        for s in self.sessions.matching(|_| true) {
+        for s in self.sessions.matching(|s| org_id.is_none_or(|o| s.principal.org_id == o)) {
             let i = match s.route_kind {
                 SessionKind::Connection => 0,
                 SessionKind::Gateway => 1,
