@@ -65,7 +65,8 @@ pub struct AuditQuery {
     pub order: Option<AuditOrder>,
 }
 
-const OUTCOMES: &[&str] = &[
+/// Every outcome an audit row can carry (what the `outcome` filter accepts).
+pub const OUTCOMES: &[&str] = &[
     "ok",
     "tool_error",
     "protocol_error",

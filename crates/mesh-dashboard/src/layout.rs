@@ -23,20 +23,27 @@ const NAV: &[(&str, &str, bool)] = &[
     ("/settings", "Settings", true),
 ];
 
+/// The `<head>` of every page; `script` adds the progressive-enhancement script.
+pub(crate) fn head(title: &str, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · MCP Mesh" }
+            link rel="icon" href="data:,";
+            link rel="stylesheet" href="/assets/app.css";
+            @if script { script src="/assets/app.js" defer {} }
+        }
+    }
+}
+
 /// A whole page for `v`, with `active` the navigation entry it belongs to.
 pub(crate) fn page(d: &Dashboard, v: &Viewer, active: &str, title: &str, body: Markup) -> Response {
     let org = v.org();
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · MCP Mesh" }
-                link rel="icon" href="data:,";
-                link rel="stylesheet" href="/assets/app.css";
-                script src="/assets/app.js" defer {}
-            }
+            (head(title, true))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {

@@ -28,17 +28,7 @@ pub(crate) const SSO_STATE_COOKIE: &str = "mesh_sso_state";
 /// Largest form body read.
 pub(crate) const MAX_FORM: usize = 256 * 1024;
 
-/// A cookie's value from the request.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+use mesh_admin::oauth::cookie;
 
 impl Dashboard {
     /// A cookie's full name: over https with the `__Host-` prefix (this host only, `Secure`,

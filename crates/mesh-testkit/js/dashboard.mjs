@@ -53,6 +53,16 @@ async function settle(page, problems, name, resp) {
   check(`${name}: CSP header`, !resp || /script-src 'self'/.test(resp.headers()['content-security-policy'] || ''), resp && resp.headers()['content-security-policy']);
   const violations = await axe(page);
   check(`${name}: no accessibility violations`, violations.length === 0, violations);
+  if (await page.$('a.skip')) {
+    // Keyboard: from the top, Tab reaches the skip link first, then the header's controls and the
+    // navigation, each with an accessible name.
+    const first = await page.evaluate(() =>
+      document.querySelector('a[href], button, input:not([type=hidden]), select, textarea') === document.querySelector('a.skip'));
+    await page.focus('a.skip');
+    const order = await tabOrder(page, 8);
+    check(`${name}: keyboard reaches the skip link first, then labelled controls`,
+      first && order[0].id === 'org-switch' && order.every((o) => o.tag !== 'body' && o.label), order);
+  }
   await shot(page, name);
   check(`${name}: no console errors or CSP violations`, problems.length === 0, [...problems]);
   problems.length = 0;

@@ -211,6 +211,18 @@ pub fn client_ip(
     peer.map(|p| p.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
 }
 
+/// A cookie's value from a request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 /// At most 100 characters of something a client or provider sent, for a message.
 pub(crate) fn clip(s: &str) -> String {
     s.chars().take(100).collect()

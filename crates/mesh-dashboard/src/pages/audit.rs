@@ -25,17 +25,7 @@ const FILTERS: [(&str, &str, &str); 7] = [
     ("method", "Method", "method"),
     ("outcome", "Outcome", "outcome"),
 ];
-const OUTCOMES: [&str; 9] = [
-    "ok",
-    "tool_error",
-    "protocol_error",
-    "denied",
-    "rate_limited",
-    "upstream_down",
-    "timeout",
-    "cancelled",
-    "client_gone",
-];
+use mesh_admin::audit::OUTCOMES;
 
 /// The AUDIT_QUERY arguments from the filter form.
 fn filters(f: &Form) -> Map<String, Value> {
@@ -75,7 +65,7 @@ async fn render(d: &Dashboard, v: &Viewer, f: &Form) -> Response {
                     @if field == "outcome" {
                         select id=(format!("f-{field}")) name=(field) {
                             option value="" { "any" }
-                            @for o in OUTCOMES { option value=(o) selected[f.get("outcome") == o] { (o) } }
+                            @for o in OUTCOMES { option value=(o) selected[f.get("outcome") == *o] { (o) } }
                         }
                     } @else {
                         input id=(format!("f-{field}")) name=(field) value=(f.get(field));

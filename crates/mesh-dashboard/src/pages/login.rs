@@ -17,13 +17,7 @@ fn bare(status: StatusCode, title: &str, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · MCP Mesh" }
-                link rel="icon" href="data:,";
-                link rel="stylesheet" href="/assets/app.css";
-            }
+            (crate::layout::head(title, false))
             body.bare { main #main { (body) } }
         }
     };

@@ -71,17 +71,7 @@ fn client_ip(ctx: &Ctx, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr
     mesh_admin::oauth::client_ip(ctx.ip_header.as_ref(), peer, headers)
 }
 
-/// A cookie's value from the request.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+use mesh_admin::oauth::cookie;
 
 /// A cookie's full name: over https with the `__Host-` prefix, which browsers accept only from
 /// this very host, `Secure`, for path `/` — so a sibling subdomain cannot plant one (and defeat
