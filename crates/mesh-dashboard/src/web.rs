@@ -264,10 +264,26 @@ impl Dashboard {
             None => Err(AdminError::Invalid(format!("unknown operation {tool}"))),
         };
         if let Some(arguments) = logged {
-            let (outcome, error) = match &r {
-                Ok(_) => (Outcome::Ok, None),
-                Err(e @ AdminError::Forbidden(_)) => (Outcome::Denied, Some(e.public_message())),
-                Err(e) => (Outcome::ToolError, Some(e.public_message())),
+            self.record(v, tool, arguments, r.as_ref().err(), started);
+        }
+        r
+    }
+
+    /// The audit row of a change made in the dashboard (`name`: the management tool, or the
+    /// service a page called directly).
+    pub(crate) fn record(
+        &self,
+        v: &Viewer,
+        name: &str,
+        arguments: String,
+        error: Option<&AdminError>,
+        started: Instant,
+    ) {
+        {
+            let (outcome, error) = match error {
+                None => (Outcome::Ok, None),
+                Some(e @ AdminError::Forbidden(_)) => (Outcome::Denied, Some(e.public_message())),
+                Some(e) => (Outcome::ToolError, Some(e.public_message())),
             };
             self.admin.audit.record(CallRecord {
                 time_ms: mesh_core::id::now_ms() - started.elapsed().as_millis() as i64,
@@ -279,7 +295,7 @@ impl Dashboard {
                     route: "dashboard".into(),
                 }),
                 method: "tools/call".into(),
-                name: Some(tool.to_string()),
+                name: Some(name.to_string()),
                 arguments: Some(arguments),
                 outcome,
                 error,
@@ -289,7 +305,6 @@ impl Dashboard {
                 request_id: "null".into(),
             });
         }
-        r
     }
 }
 

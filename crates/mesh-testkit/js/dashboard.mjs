@@ -111,6 +111,11 @@ async function admin() {
   await settle(page, problems, 'connection', null);
   const toolNames = await page.$$eval('#tools summary code', (els) => els.map((e) => e.textContent));
   check('the connection page lists its tools with schemas', toolNames.includes('echo') && (await page.$$('#tools pre.json')).length === toolNames.length, toolNames);
+  await page.click('details:has(#edit-connection) summary');
+  await page.fill('#e-title', 'Everything server');
+  await Promise.all([page.waitForNavigation(), page.click('#edit-connection button[type=submit]')]);
+  check('the connection is edited', /Connection saved/.test(await page.textContent('.flash')) && (await page.textContent('h1')) === 'Everything server',
+    await page.textContent('main'));
   await visit(page, problems, '/connections', 'connections');
 
   // A virtual MCP with exactly three chosen tools; a rename that collides is caught live.

@@ -256,6 +256,32 @@ pub(crate) async fn detail(
                 (button(&v, &here, "delete", "Delete", &[], true))
             }
             details {
+                summary { "Edit" }
+                form #edit-connection.stack method="post" action=(here) {
+                    (csrf(&v))
+                    input type="hidden" name="action" value="edit";
+                    label for="e-title" { "Title" }
+                    input #e-title name="title" value=(text(&c["title"]));
+                    label for="e-description" { "Description" }
+                    input #e-description name="description" value=(text(&c["description"]));
+                    @if c["url"].is_string() {
+                        label for="e-url" { "URL" }
+                        input #e-url type="url" name="url" value=(text(&c["url"]));
+                    }
+                    label for="e-timeout" { "Request timeout (ms)" }
+                    input #e-timeout type="number" min="1000" max="3600000" name="timeoutMs" value=(text(&c["timeoutMs"]));
+                    button.small type="submit" { "Save" }
+                }
+            }
+            @if c["auth"] == "oauth" {
+                form.inline method="post" action=(here) {
+                    (csrf(&v))
+                    input type="hidden" name="action" value="authorize";
+                    button.small #authorize type="submit" { "Authorize at the server" }
+                }
+                span.muted { " Each user authorizes once; the mesh keeps and refreshes the token." }
+            }
+            details {
                 summary { "Replace request headers" }
                 form.stack method="post" action=(here) {
                     (csrf(&v))
@@ -330,6 +356,29 @@ pub(crate) async fn act(State(d): State<Arc<Dashboard>>, v: Viewer, Path(id): Pa
                 .map(|_| Flash::Ok("Headers replaced.".into())),
             Err(e) => Ok(Flash::Err(e)),
         },
+        "edit" => {
+            let mut args = json!({"id": id, "title": f.get("title"), "description": f.get("description")});
+            if let Some(u) = f.opt("url") {
+                args["url"] = json!(u);
+            }
+            match f.opt("timeoutMs").map(|t| t.parse::<i64>()) {
+                Some(Ok(t)) => args["timeoutMs"] = json!(t),
+                Some(Err(_)) => return d.after(&here, Flash::Err("timeout: a whole number of milliseconds".into())),
+                None => {}
+            }
+            d.run(&v, "COLLECTION_CONNECTIONS_UPDATE", args, true).await.map(|_| Flash::Ok("Connection saved.".into()))
+        }
+        "authorize" => {
+            // The same service as `POST /api/v1/connections/{id}/login`: a link for this user, to
+            // open in this browser (logged in to the mesh as them).
+            let started = std::time::Instant::now();
+            let r = d.admin.upstream_login(&v.who.principal, &id).await;
+            d.record(&v, "CONNECTION_LOGIN", json!({"id": id}).to_string(), r.as_ref().err(), started);
+            return match r {
+                Ok(link) => crate::web::see_other(&link.url),
+                Err(e) => d.after(&here, Flash::Err(e.public_message())),
+            };
+        }
         "delete" => {
             return match d.run(&v, "COLLECTION_CONNECTIONS_DELETE", json!({"id": id}), true).await {
                 Ok(_) => d.after("/connections", Flash::Ok(format!("Connection '{id}' deleted."))),
