@@ -50,6 +50,7 @@ pub struct Dashboard {
 /// The dashboard's routes.
 pub fn router(d: Dashboard) -> Router {
     let d = Arc::new(d);
+    pages::playground::spawn_reaper(Arc::downgrade(&d));
     Router::new()
         .route("/", get(pages::overview::show))
         .route("/login", get(pages::login::page).post(pages::login::submit))

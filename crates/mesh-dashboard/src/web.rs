@@ -233,6 +233,11 @@ impl Dashboard {
         self.set_cookie(resp, ORG_COOKIE, org_id, mesh_admin::oauth::login::SESSION_TTL.as_secs());
     }
 
+    /// Clears the organisation cookie (at logout).
+    pub(crate) fn forget_org(&self, resp: &mut Response) {
+        self.set_cookie(resp, ORG_COOKIE, "", 0);
+    }
+
     /// Clears the flash cookie once a page has shown it.
     pub(crate) fn shown(&self, resp: &mut Response, v: &Viewer) {
         if v.flash.is_some() {

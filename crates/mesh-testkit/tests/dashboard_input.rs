@@ -91,3 +91,42 @@ async fn dashboard_routes_refuse_bad_input_clearly() {
     assert_eq!(r.status(), 200);
     mesh.stop().await;
 }
+
+/// The playground keeps its MCP session between clicks, and logging out ends it (and its stdio
+/// child) rather than leaving it to the idle reaper.
+#[tokio::test]
+async fn the_playground_keeps_its_session_and_logout_ends_it() {
+    let mesh = TestMesh::start().await;
+    let owner = mesh.owner();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/many_tools_server.py");
+    let python = mesh_testkit::deps::python().display().to_string();
+    mesh.add_connection(
+        serde_json::json!({"slug": "few", "command": python, "args": [script.display().to_string(), "--tools", "3"]}),
+    )
+    .await;
+    mesh.admin.set_password(&owner, None, "a long enough password").await.expect("password");
+    let login = mesh
+        .admin
+        .password_login(mesh_admin::bootstrap::OWNER_EMAIL, "a long enough password", "127.0.0.1".parse().unwrap())
+        .await
+        .unwrap_or_else(|_| panic!("login"));
+    let session = mesh.admin.login_session(&login.cookie).await.expect("session");
+    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let cookie = format!("mesh_session={}", login.cookie);
+    for _ in 0..3 {
+        let r = http.get(format!("{}/playground?route=few", mesh.url)).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().contains("search_issue_0000"), "the tools are listed");
+    }
+    assert_eq!(mesh.session_count(), 1, "three visits, one kept session");
+    let r = http
+        .post(format!("{}/logout", mesh.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", session.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(mesh.session_count(), 0, "logout ends the playground's session");
+    mesh.stop().await;
+}

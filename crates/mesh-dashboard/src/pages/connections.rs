@@ -249,6 +249,18 @@ pub(crate) async fn detail(
             dt { "Authentication" } dd { (text(&c["auth"])) }
             dt { "Headers" } dd { @if secret_names.is_empty() { "none" } @else { (secret_names.join(", ")) " (values hidden)" } }
         }
+        // Members authorize their own grant; a shared grant (a service account) is an admin's.
+        @if c["auth"] == "oauth" && (v.manages() || c["oauthShared"] != true) {
+            form.inline method="post" action=(here) {
+                (csrf(&v))
+                input type="hidden" name="action" value="authorize";
+                button.small #authorize type="submit" { "Authorize at the server" }
+            }
+            span.muted {
+                @if c["oauthShared"] == true { " One grant for the whole connection; the mesh keeps and refreshes it." }
+                @else { " Each user authorizes once; the mesh keeps and refreshes their token." }
+            }
+        }
         @if v.manages() {
             div.actions {
                 (button(&v, &here, "test", "Test", &[], false))
@@ -261,7 +273,7 @@ pub(crate) async fn detail(
                     (csrf(&v))
                     input type="hidden" name="action" value="edit";
                     label for="e-title" { "Title" }
-                    input #e-title name="title" value=(text(&c["title"]));
+                    input #e-title name="title" value=(text(&c["title"])) required;
                     label for="e-description" { "Description" }
                     input #e-description name="description" value=(text(&c["description"]));
                     @if c["url"].is_string() {
@@ -272,14 +284,6 @@ pub(crate) async fn detail(
                     input #e-timeout type="number" min="1000" max="3600000" name="timeoutMs" value=(text(&c["timeoutMs"]));
                     button.small type="submit" { "Save" }
                 }
-            }
-            @if c["auth"] == "oauth" {
-                form.inline method="post" action=(here) {
-                    (csrf(&v))
-                    input type="hidden" name="action" value="authorize";
-                    button.small #authorize type="submit" { "Authorize at the server" }
-                }
-                span.muted { " Each user authorizes once; the mesh keeps and refreshes the token." }
             }
             details {
                 summary { "Replace request headers" }
@@ -357,7 +361,10 @@ pub(crate) async fn act(State(d): State<Arc<Dashboard>>, v: Viewer, Path(id): Pa
             Err(e) => Ok(Flash::Err(e)),
         },
         "edit" => {
-            let mut args = json!({"id": id, "title": f.get("title"), "description": f.get("description")});
+            let mut args = json!({"id": id, "description": f.get("description")});
+            if let Some(t) = f.opt("title") {
+                args["title"] = json!(t);
+            }
             if let Some(u) = f.opt("url") {
                 args["url"] = json!(u);
             }

@@ -115,13 +115,14 @@ impl Draft {
             let mut m = MemberDraft::from_stored(&stored);
             m.slug = slug.clone();
             if let Some((_, p)) = f.0.iter().find(|(k, _)| *k == format!("prefix:{slug}")) {
-                m.prefix = Some(p.trim().to_string());
+                // The slug shown as the default stays the default (it follows a renamed slug).
+                let stored = m.stored.get("prefix").is_some();
+                m.prefix = (stored || p.trim() != slug).then(|| p.trim().to_string());
             }
             if f.0.iter().any(|(k, _)| *k == format!("tools-mode:{slug}")) {
                 let mut tools = f.all(&format!("tool:{slug}"));
                 let typed = f.get(&format!("more:{slug}"));
-                tools
-                    .extend(typed.split([',', ' ', '\n']).map(str::trim).filter(|t| !t.is_empty()).map(str::to_string));
+                tools.extend(typed.split([',', '\n']).map(str::trim).filter(|t| !t.is_empty()).map(str::to_string));
                 let mut seen = std::collections::HashSet::new();
                 tools.retain(|t| seen.insert(t.clone()));
                 // Ticking or naming tools means "only these"; "only" with none exposes none.

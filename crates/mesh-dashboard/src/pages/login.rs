@@ -71,7 +71,11 @@ fn login_page(d: &Dashboard, status: StatusCode, next: &str, email: &str, error:
 
 /// GET /login.
 pub(crate) async fn page(State(d): State<Arc<Dashboard>>, headers: HeaderMap, Query(q): Query<Next>) -> Response {
-    let next = local(q.next.as_deref());
+    // A link from another site may bring the login page, not where to go after it: that would
+    // pass the cross-site guard (lib.rs) on the way back.
+    let foreign =
+        headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+    let next = if foreign { "/" } else { local(q.next.as_deref()) };
     if let Some(c) = d.read_cookie(&headers, SESSION_COOKIE) {
         if let Some(session) = d.admin.login_session(c).await {
             // Only when the dashboard can serve them: a user without an organisation would
@@ -156,8 +160,10 @@ pub(crate) async fn logout(State(d): State<Arc<Dashboard>>, headers: HeaderMap, 
         return forbidden_form();
     }
     d.admin.logout_session(&session.hash).await;
+    crate::pages::playground::end_session(&d, &session.hash).await;
     let mut resp = web::see_other("/login");
     d.set_cookie(&mut resp, SESSION_COOKIE, "", 0);
+    d.forget_org(&mut resp);
     resp
 }
 

@@ -5,229 +5,23 @@
 //! one route and drops after the call: authentication, the viewer's role rules, rate limits,
 //! audit and telemetry apply exactly as to any MCP client.
 
+mod mcp;
+
+pub use mcp::Warm;
+pub(crate) use mcp::{end_session, spawn_reaper};
+
 use crate::layout::{csrf, json_block, text};
 use crate::pages::login::forbidden_form;
 use crate::web::{Form, Viewer};
 use crate::Dashboard;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, Method, Request};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use maud::{html, Markup};
+use mcp::{Conversation, Failure};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tower::ServiceExt;
-
-/// The largest answer read from the relay.
-const MAX_ANSWER: usize = 8 * 1024 * 1024;
-
-/// How long a playground conversation stays open for the next request of the same login
-/// session and route (within the token's two minutes): a stdio upstream is not restarted, nor a
-/// big catalogue listed again, on every click.
-const KEEP: Duration = Duration::from_secs(60);
-
-/// Conversations kept open between requests, by login session (hash) and route.
-#[derive(Default)]
-pub struct Warm(Mutex<HashMap<(String, String), Kept>>);
-
-struct Kept {
-    session: String,
-    token: String,
-    tools: Option<Value>,
-    since: Instant,
-}
-
-/// A playground token, forgotten when dropped — also when the browser goes away mid-call and
-/// the handler is cancelled — unless its conversation is kept.
-struct Token<'a> {
-    d: &'a Dashboard,
-    value: String,
-    kept: bool,
-}
-
-impl Drop for Token<'_> {
-    fn drop(&mut self) {
-        if !self.kept {
-            self.d.admin.drop_playground_token(&self.value);
-        }
-    }
-}
-
-/// A short MCP conversation with one route, as the viewer.
-struct Conversation<'a> {
-    d: &'a Dashboard,
-    key: (String, String),
-    path: String,
-    token: Token<'a>,
-    host: String,
-    session: Option<String>,
-    tools: Option<Value>,
-    since: Instant,
-}
-
-impl<'a> Conversation<'a> {
-    async fn open(d: &'a Dashboard, v: &Viewer, route: &str, host: &str) -> Result<Conversation<'a>, String> {
-        if route.is_empty() {
-            return Err("choose a connection or virtual MCP".into());
-        }
-        let key = (v.session.hash.clone(), route.to_string());
-        let (warm, stale) = {
-            let mut map = d.playground.0.lock().unwrap_or_else(|p| p.into_inner());
-            let stale: Vec<Kept> = {
-                let old: Vec<(String, String)> =
-                    map.iter().filter(|(_, k)| k.since.elapsed() >= KEEP).map(|(k, _)| k.clone()).collect();
-                old.into_iter().filter_map(|k| map.remove(&k)).collect()
-            };
-            (map.remove(&key), stale)
-        };
-        for k in stale {
-            // Its relay session ends when idle; the token goes now.
-            d.admin.drop_playground_token(&k.token);
-        }
-        if let Some(k) = warm {
-            return Ok(Conversation {
-                d,
-                key,
-                path: format!("/mcp/{route}"),
-                token: Token { d, value: k.token, kept: false },
-                host: host.to_string(),
-                session: Some(k.session),
-                tools: k.tools,
-                since: k.since,
-            });
-        }
-        let token = Token { d, value: d.admin.playground_token(&v.who.principal, route), kept: false };
-        let mut c = Conversation {
-            d,
-            key,
-            path: format!("/mcp/{route}"),
-            token,
-            host: host.to_string(),
-            session: None,
-            tools: None,
-            since: Instant::now(),
-        };
-        let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
-                          "clientInfo": {"name": "mcp-mesh-playground", "version": env!("CARGO_PKG_VERSION")}});
-        match c.request("initialize", init).await {
-            Ok(_) => {
-                c.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await.ok();
-                Ok(c)
-            }
-            Err(e) => {
-                c.close().await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn post(&mut self, msg: Value) -> Result<(Option<String>, Bytes, bool), String> {
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(&self.path)
-            .header(header::HOST, &self.host)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token.value))
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25");
-        if let Some(s) = &self.session {
-            req = req.header("mcp-session-id", s);
-        }
-        let req = req.body(Body::from(msg.to_string())).map_err(|e| e.to_string())?;
-        let resp = self.d.mcp.clone().oneshot(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let session = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let sse = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("text/event-stream"));
-        let body = axum::body::to_bytes(resp.into_body(), MAX_ANSWER).await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            let detail = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().or(v["error"].as_str()).map(str::to_string))
-                .unwrap_or_default();
-            return Err(format!("{status} {detail}").trim().to_string());
-        }
-        if self.session.is_none() {
-            self.session = session;
-        }
-        Ok((self.session.clone(), body, sse))
-    }
-
-    /// A request and its result (or the JSON-RPC error's message).
-    async fn request(&mut self, method: &str, params: Value) -> Result<Value, String> {
-        let (_, body, sse) = self.post(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await?;
-        let reply: Value = if sse {
-            // The reply is the event whose message has our id; others are notifications.
-            String::from_utf8_lossy(&body)
-                .split("\n\n")
-                .filter_map(|ev| {
-                    let data: Vec<&str> =
-                        ev.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
-                    serde_json::from_str::<Value>(&data.join("\n")).ok()
-                })
-                // Our reply, not a request of the server's that happens to use id 1.
-                .find(|m| m.get("id") == Some(&json!(1)) && m.get("method").is_none())
-                .ok_or("the stream ended without a reply")?
-        } else {
-            serde_json::from_slice(&body).map_err(|e| format!("malformed reply: {e}"))?
-        };
-        match (reply.get("result"), reply.get("error")) {
-            (Some(r), _) => Ok(r.clone()),
-            (None, Some(e)) => Err(text(&e["message"])),
-            _ => Err("a reply without result or error".into()),
-        }
-    }
-
-    /// The route's tools (listed once per kept conversation).
-    async fn tools(&mut self) -> Result<Value, String> {
-        if let Some(t) = &self.tools {
-            return Ok(t.clone());
-        }
-        let t = self.request("tools/list", json!({})).await?;
-        self.tools = Some(t.clone());
-        Ok(t)
-    }
-
-    /// Keeps the conversation for the next request (or closes it when it is old enough).
-    async fn keep(mut self) {
-        match &self.session {
-            Some(s) if self.since.elapsed() < KEEP => {
-                let kept = Kept {
-                    session: s.clone(),
-                    token: self.token.value.clone(),
-                    tools: self.tools.take(),
-                    since: self.since,
-                };
-                self.token.kept = true;
-                let mut map = self.d.playground.0.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(old) = map.insert(self.key.clone(), kept) {
-                    self.d.admin.drop_playground_token(&old.token);
-                }
-            }
-            _ => self.close().await,
-        }
-    }
-
-    async fn close(self) {
-        if let Some(s) = &self.session {
-            let req = Request::builder()
-                .method(Method::DELETE)
-                .uri(&self.path)
-                .header(header::HOST, &self.host)
-                .header(header::AUTHORIZATION, format!("Bearer {}", self.token.value))
-                .header("mcp-session-id", s)
-                .body(Body::empty());
-            if let Ok(req) = req {
-                let _ = self.d.mcp.clone().oneshot(req).await;
-            }
-        }
-    }
-}
+use std::sync::Arc;
 
 /// The routes the viewer can pick: connections and virtual MCPs.
 async fn routes(d: &Dashboard, v: &Viewer) -> Vec<(String, String)> {
@@ -383,7 +177,7 @@ async fn body(d: &Dashboard, v: &Viewer, host: &str, f: &Form, outcome: Option<M
 }
 
 /// The route's tools, in a conversation kept for the next request.
-async fn list(d: &Dashboard, v: &Viewer, route: &str, host: &str) -> Result<Value, String> {
+async fn list(d: &Dashboard, v: &Viewer, route: &str, host: &str) -> Result<Value, Failure> {
     let mut c = Conversation::open(d, v, route, host).await?;
     let r = c.tools().await;
     if r.is_ok() {
@@ -392,12 +186,6 @@ async fn list(d: &Dashboard, v: &Viewer, route: &str, host: &str) -> Result<Valu
         c.close().await;
     }
     r
-}
-
-/// Whether a failure happened before the request reached a session (unknown session, expired
-/// token): then it is safe to try again with a new conversation.
-fn before_session(e: &str) -> bool {
-    e.starts_with("404") || e.starts_with("401")
 }
 
 /// POST /playground: calls the tool and shows the result under the form.
@@ -426,7 +214,7 @@ pub(crate) async fn call(
     }
     let mut r = call_once(&d, &v, &route, &host, &tool, &f).await;
     if let Err(e) = &r {
-        if before_session(e) {
+        if e.before_session() {
             r = call_once(&d, &v, &route, &host, &tool, &f).await;
         }
     }
@@ -439,7 +227,7 @@ pub(crate) async fn call(
 }
 
 /// Lists (for the input schema) and calls `tool` in one conversation.
-async fn call_once(d: &Dashboard, v: &Viewer, route: &str, host: &str, tool: &str, f: &Form) -> Result<Value, String> {
+async fn call_once(d: &Dashboard, v: &Viewer, route: &str, host: &str, tool: &str, f: &Form) -> Result<Value, Failure> {
     let mut c = Conversation::open(d, v, route, host).await?;
     let schema = match c.tools().await {
         Ok(l) => l["tools"]
@@ -454,9 +242,9 @@ async fn call_once(d: &Dashboard, v: &Viewer, route: &str, host: &str, tool: &st
     };
     let r = match arguments(&schema, f) {
         Ok(args) => c.request("tools/call", json!({"name": tool, "arguments": args})).await,
-        Err(e) => Err(e),
+        Err(e) => Err(Failure::Other(e)),
     };
-    if r.as_ref().is_err_and(|e| before_session(e)) {
+    if r.as_ref().is_err_and(Failure::before_session) {
         c.close().await;
     } else {
         c.keep().await;
