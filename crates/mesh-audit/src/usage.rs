@@ -217,15 +217,10 @@ mod tests {
             time_ms: 1_796_205_600_000,
             origin: Arc::new(Origin {
                 principal: mesh_core::Principal {
-                    org_id: "o".into(),
                     user_id: "u".into(),
                     key_id: "k".into(),
                     role: mesh_core::Role::Member,
-                    custom_role: None,
-                    operator: false,
-                    manage: false,
-                    key_expires_at: None,
-                    audience: None,
+                    ..mesh_core::Principal::anonymous("o")
                 },
                 session_id: String::new(),
                 client: None,

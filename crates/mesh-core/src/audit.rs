@@ -171,15 +171,10 @@ mod tests {
             time_ms: 0,
             origin: Arc::new(Origin {
                 principal: crate::Principal {
-                    org_id: "o".into(),
                     user_id: "u".into(),
                     key_id: "k".into(),
                     role: crate::Role::Member,
-                    custom_role: None,
-                    operator: false,
-                    manage: false,
-                    key_expires_at: None,
-                    audience: None,
+                    ..crate::Principal::anonymous("o")
                 },
                 session_id: String::new(),
                 client: None,

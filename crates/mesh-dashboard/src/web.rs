@@ -31,27 +31,14 @@ pub(crate) const MAX_FORM: usize = 256 * 1024;
 use mesh_admin::oauth::cookie;
 
 impl Dashboard {
-    /// A cookie's full name: over https with the `__Host-` prefix (this host only, `Secure`,
-    /// path `/`), so a sibling subdomain cannot plant one.
-    pub(crate) fn cookie_name(&self, base: &str) -> String {
-        if self.admin.oauth.settings.secure_cookies() {
-            format!("__Host-{base}")
-        } else {
-            base.to_string()
-        }
-    }
-
-    /// This mesh's cookie `base` from the request.
+    /// This mesh's cookie `base` from the request (names shared with the OAuth pages).
     pub(crate) fn read_cookie<'a>(&self, headers: &'a HeaderMap, base: &str) -> Option<&'a str> {
-        cookie(headers, &self.cookie_name(base))
+        cookie(headers, &self.admin.oauth.settings.cookie_name(base))
     }
 
-    /// Adds a `Set-Cookie` (HttpOnly, SameSite=Lax, Secure behind TLS); `max_age` 0 deletes it.
+    /// Adds a `Set-Cookie` (the OAuth pages' attributes); `max_age` 0 deletes it.
     pub(crate) fn set_cookie(&self, resp: &mut Response, base: &str, value: &str, max_age: u64) {
-        let secure = if self.admin.oauth.settings.secure_cookies() { "; Secure" } else { "" };
-        let v =
-            format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", self.cookie_name(base));
-        if let Ok(v) = HeaderValue::from_str(&v) {
+        if let Ok(v) = HeaderValue::from_str(&self.admin.oauth.settings.set_cookie(base, value, max_age)) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
     }
@@ -284,32 +271,30 @@ impl Dashboard {
         error: Option<&AdminError>,
         started: Instant,
     ) {
-        {
-            let (outcome, error) = match error {
-                None => (Outcome::Ok, None),
-                Some(e @ AdminError::Forbidden(_)) => (Outcome::Denied, Some(e.public_message())),
-                Some(e) => (Outcome::ToolError, Some(e.public_message())),
-            };
-            self.admin.audit.record(CallRecord {
-                time_ms: mesh_core::id::now_ms() - started.elapsed().as_millis() as i64,
-                origin: Arc::new(Origin {
-                    principal: v.who.principal.clone(),
-                    session_id: String::new(),
-                    client: None,
-                    route_kind: "dashboard",
-                    route: "dashboard".into(),
-                }),
-                method: "tools/call".into(),
-                name: Some(name.to_string()),
-                arguments: Some(arguments),
-                outcome,
-                error,
-                latency_us: started.elapsed().as_micros() as u64,
-                bytes_in: 0,
-                bytes_out: 0,
-                request_id: "null".into(),
-            });
-        }
+        let (outcome, error) = match error {
+            None => (Outcome::Ok, None),
+            Some(e @ AdminError::Forbidden(_)) => (Outcome::Denied, Some(e.public_message())),
+            Some(e) => (Outcome::ToolError, Some(e.public_message())),
+        };
+        self.admin.audit.record(CallRecord {
+            time_ms: mesh_core::id::now_ms() - started.elapsed().as_millis() as i64,
+            origin: Arc::new(Origin {
+                principal: v.who.principal.clone(),
+                session_id: String::new(),
+                client: None,
+                route_kind: "dashboard",
+                route: "dashboard".into(),
+            }),
+            method: "tools/call".into(),
+            name: Some(name.to_string()),
+            arguments: Some(arguments),
+            outcome,
+            error,
+            latency_us: started.elapsed().as_micros() as u64,
+            bytes_in: 0,
+            bytes_out: 0,
+            request_id: "null".into(),
+        });
     }
 }
 

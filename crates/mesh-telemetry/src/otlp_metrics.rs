@@ -322,15 +322,11 @@ mod tests {
             time_ms: 0,
             origin: Arc::new(mesh_core::audit::Origin {
                 principal: mesh_core::Principal {
-                    org_id: "o".into(),
                     user_id: "u".into(),
                     key_id: "k".into(),
                     role: mesh_core::Role::Owner,
-                    custom_role: None,
-                    operator: false,
                     manage: true,
-                    key_expires_at: None,
-                    audience: None,
+                    ..mesh_core::Principal::anonymous("o")
                 },
                 session_id: String::new(),
                 client: None,

@@ -85,6 +85,20 @@ impl TestMesh {
         self.admin.keys.authenticate(&self.key).expect("owner key authenticates")
     }
 
+    /// Gives the owner a password and logs them in as a browser would: the `Cookie` header value
+    /// of the login session (served to the dashboard and the OAuth pages), and the session.
+    pub async fn browser_login(&self) -> (String, mesh_store::UserSession) {
+        const PASSWORD: &str = "a long enough password";
+        self.admin.set_password(&self.owner(), None, PASSWORD).await.expect("owner password");
+        let login = self
+            .admin
+            .password_login(mesh_admin::bootstrap::OWNER_EMAIL, PASSWORD, std::net::Ipv4Addr::LOCALHOST.into())
+            .await
+            .unwrap_or_else(|e| panic!("owner login: {e:?}"));
+        let session = self.admin.login_session(&login.cookie).await.expect("the login session");
+        (format!("mesh_session={}", login.cookie), session)
+    }
+
     /// Registers a connection from management-tool style JSON (`{"slug": …, "command": …}`).
     pub async fn add_connection(&self, input: Value) -> String {
         let input = serde_json::from_value(input).expect("valid connection input");

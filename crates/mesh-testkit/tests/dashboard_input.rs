@@ -9,14 +9,8 @@ use reqwest::redirect::Policy;
 async fn dashboard_routes_refuse_bad_input_clearly() {
     let mesh = TestMesh::start().await;
     let owner = mesh.owner();
-    mesh.admin.set_password(&owner, None, "a long enough password").await.expect("password");
-    let login = mesh
-        .admin
-        .password_login(mesh_admin::bootstrap::OWNER_EMAIL, "a long enough password", "127.0.0.1".parse().unwrap())
-        .await
-        .unwrap_or_else(|_| panic!("login"));
+    let (cookie, _) = mesh.browser_login().await;
     let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    let cookie = format!("mesh_session={}", login.cookie);
     let url = |p: &str| format!("{}{p}", mesh.url);
     let location =
         |r: &reqwest::Response| r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -97,22 +91,14 @@ async fn dashboard_routes_refuse_bad_input_clearly() {
 #[tokio::test]
 async fn the_playground_keeps_its_session_and_logout_ends_it() {
     let mesh = TestMesh::start().await;
-    let owner = mesh.owner();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/many_tools_server.py");
     let python = mesh_testkit::deps::python().display().to_string();
     mesh.add_connection(
         serde_json::json!({"slug": "few", "command": python, "args": [script.display().to_string(), "--tools", "3"]}),
     )
     .await;
-    mesh.admin.set_password(&owner, None, "a long enough password").await.expect("password");
-    let login = mesh
-        .admin
-        .password_login(mesh_admin::bootstrap::OWNER_EMAIL, "a long enough password", "127.0.0.1".parse().unwrap())
-        .await
-        .unwrap_or_else(|_| panic!("login"));
-    let session = mesh.admin.login_session(&login.cookie).await.expect("session");
+    let (cookie, session) = mesh.browser_login().await;
     let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    let cookie = format!("mesh_session={}", login.cookie);
     for _ in 0..3 {
         let r = http.get(format!("{}/playground?route=few", mesh.url)).header("cookie", &cookie).send().await.unwrap();
         assert_eq!(r.status(), 200);

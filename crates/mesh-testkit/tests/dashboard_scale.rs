@@ -58,15 +58,8 @@ async fn pages_stay_fast_and_light_with_2000_tools_and_100000_audit_rows() {
     assert_eq!(mesh.admin.audit.stats().dropped, 0, "no record was dropped while seeding");
     eprintln!("seeded {AUDIT_ROWS} audit rows in {:?}", started.elapsed());
 
-    let password = "a long enough password";
-    mesh.admin.set_password(&owner, None, password).await.expect("password");
-    let login = mesh
-        .admin
-        .password_login(mesh_admin::bootstrap::OWNER_EMAIL, password, "127.0.0.1".parse().unwrap())
-        .await
-        .unwrap_or_else(|_| panic!("login"));
+    let (cookie, _) = mesh.browser_login().await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let cookie = format!("mesh_session={}", login.cookie);
 
     let pages = [
         "/",

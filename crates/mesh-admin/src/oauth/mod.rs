@@ -65,6 +65,25 @@ impl OAuthSettings {
     pub fn secure_cookies(&self) -> bool {
         self.issuer.starts_with("https://")
     }
+
+    /// A cookie's full name: over https with the `__Host-` prefix, which browsers accept only
+    /// from this very host, `Secure`, for path `/` — so a sibling subdomain cannot plant one (and
+    /// defeat a double-submit check, or fix a session). The OAuth pages and the dashboard share
+    /// their cookies, so they share this.
+    pub fn cookie_name(&self, base: &str) -> String {
+        if self.secure_cookies() {
+            format!("__Host-{base}")
+        } else {
+            base.to_string()
+        }
+    }
+
+    /// The `Set-Cookie` value for cookie `base`: HttpOnly, SameSite=Lax, path `/`, `Secure`
+    /// behind TLS; `max_age` 0 deletes it.
+    pub fn set_cookie(&self, base: &str, value: &str, max_age: u64) -> String {
+        let secure = if self.secure_cookies() { "; Secure" } else { "" };
+        format!("{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", self.cookie_name(base))
+    }
 }
 
 /// The authorization server's settings and its in-memory state.

@@ -1,7 +1,7 @@
 //! Logging in and out (the local accounts and single sign-on of docs/OAUTH.md), and choosing
 //! the organisation to act in.
 
-use crate::web::{Flash, Form, Viewer, LOGIN_CSRF_COOKIE, MAX_FORM, SESSION_COOKIE, SSO_STATE_COOKIE};
+use crate::web::{Flash, Form, Viewer, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SSO_STATE_COOKIE};
 use crate::{web, Dashboard};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -95,9 +95,6 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if body.len() > MAX_FORM {
-        return bare(StatusCode::PAYLOAD_TOO_LARGE, "Error", html! { p.flash.err { "The form is too large." } });
-    }
     let f = Form::parse(&body);
     let next = local(Some(f.get("next"))).to_string();
     let csrf = d.read_cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");

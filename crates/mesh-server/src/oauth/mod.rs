@@ -73,27 +73,13 @@ fn client_ip(ctx: &Ctx, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr
 
 use mesh_admin::oauth::cookie;
 
-/// A cookie's full name: over https with the `__Host-` prefix, which browsers accept only from
-/// this very host, `Secure`, for path `/` — so a sibling subdomain cannot plant one (and defeat
-/// the login form's double-submit check, or fix a session).
-fn cookie_name(ctx: &Ctx, base: &str) -> String {
-    if ctx.admin.oauth.settings.secure_cookies() {
-        format!("__Host-{base}")
-    } else {
-        base.to_string()
-    }
-}
-
 /// This mesh's cookie `base` from the request.
 fn read_cookie<'a>(ctx: &Ctx, headers: &'a HeaderMap, base: &str) -> Option<&'a str> {
-    cookie(headers, &cookie_name(ctx, base))
+    cookie(headers, &ctx.admin.oauth.settings.cookie_name(base))
 }
 
 fn set_cookie(resp: &mut Response, ctx: &Ctx, base: &str, value: &str, max_age: u64) {
-    let secure = if ctx.admin.oauth.settings.secure_cookies() { "; Secure" } else { "" };
-    let name = cookie_name(ctx, base);
-    let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
-    if let Ok(v) = HeaderValue::from_str(&v) {
+    if let Ok(v) = HeaderValue::from_str(&ctx.admin.oauth.settings.set_cookie(base, value, max_age)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
 }

@@ -120,12 +120,20 @@ pub(crate) async fn page(
     RawQuery(q): RawQuery,
 ) -> Response {
     let f = Form::parse(q.unwrap_or_default().as_bytes());
-    let body = body(&d, &v, &host_of(&headers), &f, None).await;
+    let routes = routes(&d, &v).await;
+    let body = body(&d, &v, &host_of(&headers), &f, &routes, None).await;
     crate::layout::page(&d, &v, "/playground", "Playground", body)
 }
 
-async fn body(d: &Dashboard, v: &Viewer, host: &str, f: &Form, outcome: Option<Markup>) -> Markup {
-    let routes = routes(d, v).await;
+/// The page's body; `routes` are the viewer's ([`routes`]).
+async fn body(
+    d: &Dashboard,
+    v: &Viewer,
+    host: &str,
+    f: &Form,
+    routes: &[(String, String)],
+    outcome: Option<Markup>,
+) -> Markup {
     let route = f.get("route").to_string();
     let tool = f.get("tool").to_string();
     let tools = if route.is_empty() || !routes.iter().any(|(r, _)| *r == route) {
@@ -146,7 +154,7 @@ async fn body(d: &Dashboard, v: &Viewer, host: &str, f: &Form, outcome: Option<M
             label for="route" { "Connection or virtual MCP" }
             select #route name="route" data-autosubmit {
                 option value="" { "—" }
-                @for (r, label) in &routes { option value=(r) selected[*r == route] { (label) } }
+                @for (r, label) in routes { option value=(r) selected[*r == route] { (label) } }
             }
             @if !list.is_empty() {
                 label for="tool" { "Tool" }
@@ -201,7 +209,8 @@ pub(crate) async fn call(
     }
     let host = host_of(&headers);
     let (route, tool) = (f.get("route").to_string(), f.get("tool").to_string());
-    if !routes(&d, &v).await.iter().any(|(r, _)| *r == route) {
+    let routes = routes(&d, &v).await;
+    if !routes.iter().any(|(r, _)| *r == route) {
         return crate::layout::page(
             &d,
             &v,
@@ -222,7 +231,7 @@ pub(crate) async fn call(
         Ok(r) => result_view(&r),
         Err(e) => html! { section #result { p.flash.err role="alert" { (e) } } },
     };
-    let body = body(&d, &v, &host, &f, Some(outcome)).await;
+    let body = body(&d, &v, &host, &f, &routes, Some(outcome)).await;
     crate::layout::page(&d, &v, "/playground", "Playground", body)
 }
 
