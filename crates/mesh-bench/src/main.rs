@@ -64,7 +64,7 @@ struct RunArgs {
     /// Sessions opened in the memory stage (default 1000).
     #[arg(long)]
     sessions: Option<usize>,
-    /// Record a perf profile of the mesh under load (concurrency 16) into this file.
+    /// Record a perf profile of the mesh under load into this file.
     #[arg(long)]
     perf: Option<PathBuf>,
     /// Seconds of load under perf.
@@ -73,6 +73,9 @@ struct RunArgs {
     /// The load profiled: tools/call through /mcp/{connection}, or tools/list through the 50 × 20 virtual MCP.
     #[arg(long, value_enum, default_value = "call")]
     perf_load: run::PerfLoad,
+    /// Concurrency of the profiled load (default: the load's own, 16 for calls, 1 for lists).
+    #[arg(long)]
+    perf_concurrency: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -204,6 +207,7 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
     cfg.perf = a.perf;
     cfg.perf_secs = a.perf_secs.max(2);
     cfg.perf_load = a.perf_load;
+    cfg.perf_concurrency = a.perf_concurrency;
     let report = until_interrupted(run::run(&cfg)).await?;
     println!("{}", report.markdown());
     if let Some(path) = a.json {

@@ -59,6 +59,8 @@ pub struct RunConfig {
     pub perf_secs: u64,
     /// What load runs under `perf`.
     pub perf_load: PerfLoad,
+    /// Its concurrency, when not the load's own.
+    pub perf_concurrency: Option<usize>,
     /// A one-line description for the report.
     pub label: String,
 }
@@ -81,6 +83,7 @@ impl RunConfig {
             perf: None,
             perf_secs: 10,
             perf_load: PerfLoad::Call,
+            perf_concurrency: None,
             label: "full".into(),
         }
     }
@@ -312,7 +315,7 @@ async fn measure(
                 }
             };
             let pid = if cfg.perf_load == PerfLoad::Observed { observed.pid } else { mesh.pid };
-            Some(profile(cfg, out, pool, c, call, pid).await?)
+            Some(profile(cfg, out, pool, cfg.perf_concurrency.unwrap_or(c), call, pid).await?)
         }
         None => None,
     };

@@ -128,6 +128,15 @@ pub fn needs_name(method: &str) -> bool {
     matches!(method, "tools/call" | "prompts/get" | "resources/read" | "tasks/get" | "tasks/update" | "tasks/cancel")
 }
 
+/// Where `inner` sits within `outer`, when it is a slice of it (a value deserialised borrowing
+/// from `outer`): the span a splice needs, found without scanning.
+pub fn span_within(outer: &[u8], inner: &[u8]) -> Option<Range<usize>> {
+    let (base, at) = (outer.as_ptr() as usize, inner.as_ptr() as usize);
+    let start = at.checked_sub(base)?;
+    let end = start.checked_add(inner.len())?;
+    (end <= outer.len()).then_some(start..end)
+}
+
 /// The task a `tools/call` reply created (tasks extension, SEP-2663): its `taskId` and
 /// `ttlMs`, when the result is a `CreateTaskResult` (`resultType: "task"`). Most replies are
 /// not, and are told apart by a scan that parses nothing.
@@ -304,10 +313,16 @@ fn value_end(json: &[u8], mut i: usize) -> Option<usize> {
 /// serves depends on who asks, so no cache may share it across callers, whatever the upstream
 /// said of its own answer. The bytes are spliced, not re-serialised: the result may be large.
 pub fn complete_result(reply: &Bytes, cacheable: bool) -> Bytes {
-    let Some(span) = member_span(reply, "result") else { return reply.clone() };
+    completed(reply, cacheable).unwrap_or_else(|| reply.clone())
+}
+
+/// [`complete_result`] of a reply that has a `result`; `None` for one that has not (an error),
+/// told apart by the same scan.
+pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
+    let span = member_span(reply, "result")?;
     let result = &reply[span.clone()];
     if result.first() != Some(&b'{') {
-        return reply.clone();
+        return Some(reply.clone());
     }
     if cacheable {
         if let Some(scope) = member_span(result, "cacheScope").filter(|s| &result[s.clone()] != br#""private""#) {
@@ -316,7 +331,7 @@ pub fn complete_result(reply: &Bytes, cacheable: bool) -> Bytes {
             out.put_slice(&reply[..at.start]);
             out.put_slice(br#""private""#);
             out.put_slice(&reply[at.end..]);
-            return complete_result(&out.freeze(), cacheable);
+            return completed(&out.freeze(), cacheable);
         }
     }
     let mut add = String::new();
@@ -332,7 +347,7 @@ pub fn complete_result(reply: &Bytes, cacheable: bool) -> Bytes {
         }
     }
     if add.is_empty() {
-        return reply.clone();
+        return Some(reply.clone());
     }
     let empty = result[1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
     if empty {
@@ -343,12 +358,23 @@ pub fn complete_result(reply: &Bytes, cacheable: bool) -> Bytes {
     out.put_slice(&reply[..at]);
     out.put_slice(add.as_bytes());
     out.put_slice(&reply[at..]);
-    out.freeze()
+    Some(out.freeze())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn span_within_finds_borrowed_slices_only() {
+        let outer = br#"{"a":{"b":1}}"#;
+        assert_eq!(span_within(outer, &outer[5..12]), Some(5..12));
+        assert_eq!(span_within(outer, &outer[..0]), Some(0..0));
+        assert_eq!(span_within(&outer[..4], &outer[5..12]), None);
+        // Equal bytes elsewhere are not a slice of it.
+        let copy = outer[5..12].to_vec();
+        assert_eq!(span_within(outer, &copy), None);
+    }
 
     #[test]
     fn member_span_finds_top_level_members_only() {

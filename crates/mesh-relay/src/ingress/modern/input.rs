@@ -22,7 +22,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use mesh_core::Principal;
-use mesh_protocol::{codes, sse, Kind, Message};
+use mesh_protocol::{codes, modern, sse, Kind, Message};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -98,7 +98,7 @@ impl Pending {
             tasked: super::Tasked::No,
             method: ask.method,
             request: msg.clone(),
-            capabilities: ask.capabilities.into(),
+            capabilities: ask.capabilities,
         }
     }
 
@@ -329,6 +329,14 @@ async fn next(p: &mut Pending) -> Step {
                 None => return Step::Gone,
             },
         };
+        if ev.last && p.learn.is_none() && matches!(p.tasked, super::Tasked::No) && p.request.id() == Some(&p.id) {
+            // The session hands a reply back under the id it was asked with, the client's (this
+            // call was never retried under another): a result is completed without a parse.
+            let cacheable = modern::CACHEABLE.contains(&p.method.as_str());
+            if let Some(body) = modern::completed(&ev.data, cacheable) {
+                return Step::Reply(StatusCode::OK, body, ev.retry_after);
+            }
+        }
         let Ok(msg) = Message::parse(ev.data.clone()) else { continue };
         if ev.last {
             if let Some(learn) = &p.learn {
@@ -387,7 +395,7 @@ fn task_named(p: &Pending, msg: Message) -> Message {
         super::Tasked::No => msg,
         super::Tasked::MayCreate(table, (session, slot)) => {
             let Some((task, ttl)) = tasks::created(msg.bytes()) else { return msg };
-            let tool = p.request.params::<mesh_protocol::modern::Request<'_>>().and_then(|r| r.name);
+            let tool = p.request.params::<modern::Request<'_>>().and_then(|r| r.name);
             let (tool, holder) = (tool.as_deref().unwrap_or(""), (session.as_str(), *slot));
             let handle = table.record(&p.principal, &p.endpoint, holder, tool, &task, ttl);
             tasks::with_task_id(&msg, "result", &handle).unwrap_or(msg)

@@ -46,8 +46,8 @@ pub(super) struct Ask {
     pub id: String,
     /// Its method.
     pub method: String,
-    /// `clientCapabilities`, raw JSON.
-    pub capabilities: String,
+    /// `clientCapabilities`, raw JSON (shared with the call that may ask the client things).
+    pub capabilities: Arc<str>,
     /// `clientInfo`, raw JSON, if sent.
     pub client_info: Option<String>,
     /// The log level it opted into, if any.
@@ -126,7 +126,7 @@ pub(super) async fn post(
     let ask = Ask {
         id,
         method,
-        capabilities: capabilities.get().to_string(),
+        capabilities: capabilities.get().into(),
         client_info: meta.client_info.map(|c| c.get().to_string()),
         log_level: meta.log_level.map(|l| l.into_owned()),
         param_headers: headers
@@ -141,6 +141,9 @@ pub(super) async fn post(
     if modern::REMOVED.contains(&ask.method.as_str()) || (ask.method.starts_with("tasks/") && !task_method) {
         return Ok(refuse(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None));
     }
+    // Where `_meta` sits in the body, from the borrowed value itself: the rewrite on the way to
+    // the pooled session then scans nothing again.
+    let meta_at = params.meta.and_then(|m| modern::span_within(msg.bytes(), m.get().as_bytes()));
     let task_id = params.task_id.as_deref().map(str::to_string);
     let state = params.request_state.as_deref().map(str::to_string);
     let responses = params.input_responses.map(|r| r.get().to_string());
@@ -172,7 +175,7 @@ pub(super) async fn post(
     let mut msg = msg;
     if let (Some(owned), Some(handle)) = (task, task_id) {
         // Policy may have changed since the task was created: its tool must still be callable.
-        if !tasks::offered(&session.init) || !session.session.may_call_tool(&owned.tool) {
+        if !session.tasks || !session.session.may_call_tool(&owned.tool) {
             return Ok(refuse(&ask.id, codes::INVALID_PARAMS, "Unknown task", None));
         }
         // The upstream knows the task by its own id; the client, by the mesh's handle.
@@ -185,7 +188,7 @@ pub(super) async fn post(
             &session.session,
             principal,
             ask,
-            &msg,
+            (&msg, None),
             None,
             Tasked::Addressed { handle, upstream: owned.upstream, tool: owned.tool },
         )
@@ -201,11 +204,11 @@ pub(super) async fn post(
                 }
             }
             let learn = (ask.method == "tools/list").then(|| session.params.clone());
-            let tasked = match ask.method == "tools/call" && tasks::offered(&session.init) {
+            let tasked = match ask.method == "tools/call" && session.tasks {
                 true => Tasked::MayCreate(relay.modern.tasks.clone(), (session.session.id.clone(), session.slot)),
                 false => Tasked::No,
             };
-            call(relay, &session.session, principal, ask, &msg, learn, tasked).await
+            call(relay, &session.session, principal, ask, (&msg, meta_at), learn, tasked).await
         }
     })
 }
@@ -251,19 +254,20 @@ fn mirrored(headers: &HeaderMap, name: &HeaderName, body: Option<&str>) -> Resul
     }
 }
 
-/// Forwards a request on the pooled session and answers it in the stateless form.
+/// Forwards a request on the pooled session and answers it in the stateless form. `meta_at` is
+/// where `params._meta` sits in `msg`, when the caller knows.
 async fn call(
     relay: &Arc<Relay>,
     session: &Arc<crate::session::Session>,
     principal: mesh_core::Principal,
     ask: Ask,
-    msg: &Message,
+    (msg, meta_at): (&Message, Option<std::ops::Range<usize>>),
     learn: Option<Arc<pool::ParamHeaders>>,
     tasked: Tasked,
 ) -> Response {
     // The envelope is the mesh's business: the upstream behind a pooled session learnt it at the
     // handshake (a dual-era upstream seeing it would answer in the stateless form on a session).
-    let (forwarded, progress) = without_envelope(msg, &ask.param_headers);
+    let (forwarded, progress) = without_envelope(msg, meta_at, &ask.param_headers);
     let about = match &tasked {
         Tasked::Addressed { tool, .. } => Some(tool.as_str()),
         _ => None,
@@ -342,16 +346,25 @@ fn params_mirrored(headers: &HeaderMap, known: &pool::ParamHeaders, msg: &Messag
 /// client's `Mcp-Param-*` headers in `_meta[PARAM_HEADERS]`, which the link to a stateless
 /// upstream turns back into headers (an intermediary forwards them untouched). Answers a first
 /// call carries stay: a stateless upstream may use them, a session-based one ignores them.
-fn without_envelope(msg: &Message, param_headers: &[(String, String)]) -> (Message, Option<(String, String)>) {
+fn without_envelope(
+    msg: &Message,
+    meta_at: Option<std::ops::Range<usize>>,
+    param_headers: &[(String, String)],
+) -> (Message, Option<(String, String)>) {
     use crate::upstream::modern::PARAM_HEADERS;
     // Only `_meta` is read and rewritten; the rest of the request (its arguments may be large)
     // is spliced around it byte for byte.
     let raw = msg.bytes();
-    let Some(params) = modern::member_span(raw, "params") else { return (msg.clone(), None) };
-    let Some(meta_at) = modern::member_span(&raw[params.clone()], "_meta") else {
-        return (msg.clone(), None);
+    let meta_at = match meta_at.filter(|r| r.end <= raw.len()) {
+        Some(at) => at,
+        None => {
+            let Some(params) = modern::member_span(raw, "params") else { return (msg.clone(), None) };
+            let Some(at) = modern::member_span(&raw[params.clone()], "_meta") else {
+                return (msg.clone(), None);
+            };
+            params.start + at.start..params.start + at.end
+        }
     };
-    let meta_at = params.start + meta_at.start..params.start + meta_at.end;
     let meta_bytes = &raw[meta_at.clone()];
     if param_headers.is_empty() && modern::member_span(meta_bytes, "progressToken").is_none() {
         // The common case: members dropped by copying the others, nothing parsed again.
@@ -536,7 +549,7 @@ mod tests {
     fn without_a_progress_token_the_envelope_is_dropped_by_copying() {
         let sent = r#"{"jsonrpc":"2.0","id":"a","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"x":{}},"traceparent":"t"},"cursor":"c"}}"#;
         let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
-        let (out, progress) = without_envelope(&msg, &[]);
+        let (out, progress) = without_envelope(&msg, None, &[]);
         assert!(progress.is_none());
         assert_eq!(
             out.as_str(),
@@ -550,7 +563,11 @@ mod tests {
         let sent = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"t","arguments":{"x": [1, 2]},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"info","progressToken":5,"mcp-mesh/paramHeaders":{"mcp-param-evil":"x"},"traceparent":"00-ab-cd-01"}}}"#;
         let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
         let headers = vec![("mcp-param-region".to_string(), "eu".to_string())];
-        let (out, progress) = without_envelope(&msg, &headers);
+        // Found by the ingress from the borrowed `_meta`, as `post` does.
+        let meta = msg.params::<modern::Request<'_>>().and_then(|p| p.meta).expect("meta");
+        let at = modern::span_within(msg.bytes(), meta.get().as_bytes());
+        assert!(at.is_some());
+        let (out, progress) = without_envelope(&msg, at, &headers);
         let text = out.as_str();
         // The arguments are the client's bytes, untouched.
         assert!(text.contains(r#""arguments":{"x": [1, 2]}"#), "{text}");

@@ -47,6 +47,7 @@ struct Entry {
     session_id: String,
     init: Arc<serde_json::Value>,
     params: Arc<ParamHeaders>,
+    tasks: bool,
 }
 
 /// Per tool with annotations (as listed on this session): the arguments its `inputSchema` asks clients to mirror
@@ -64,6 +65,9 @@ pub(in crate::ingress) struct Pooled {
     pub params: Arc<ParamHeaders>,
     /// Where the pool keeps it: with the session's id, how a task's requests find it again.
     pub slot: u64,
+    /// Whether its upstream offers tasks ([`super::tasks::offered`], read once at the handshake,
+    /// not per call).
+    pub tasks: bool,
 }
 
 impl Pool {
@@ -158,7 +162,7 @@ fn in_slot(relay: &Arc<Relay>, slot: u64, which: impl Fn(&Entry) -> bool, princi
     let s = relay.sessions.get(&entry.session_id)?;
     // Same key, other rights (a role changed): the session was opened by someone else.
     if !s.is_dead() && s.principal.same_rights(principal) {
-        return Some(Pooled { session: s, init: entry.init, params: entry.params, slot });
+        return Some(Pooled { session: s, init: entry.init, params: entry.params, slot, tasks: entry.tasks });
     }
     relay.sessions.remove(&s.id);
     tokio::spawn(async move { s.close().await });
@@ -193,9 +197,10 @@ async fn open(
     let init = Arc::new(reply.result::<serde_json::Value>().unwrap_or_default());
     tracing::info!(session = %session.id, route = %session.label, "stateless requests of a key now share an upstream session");
     let params = Arc::new(ParamHeaders::default());
-    let entry = Entry { key, session_id: session.id.clone(), init: init.clone(), params: params.clone() };
+    let tasks = super::tasks::offered(&init);
+    let entry = Entry { key, session_id: session.id.clone(), init: init.clone(), params: params.clone(), tasks };
     relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).insert(slot, entry);
-    Ok(Pooled { session, init, params, slot })
+    Ok(Pooled { session, init, params, slot, tasks })
 }
 
 /// The `initialize` params that open a pooled session: the newest session-based revision, and the
