@@ -14,7 +14,7 @@ pub mod check;
 
 use crate::{Admin, AdminError};
 use check::Member;
-use mesh_core::gateway::{FailureMode, MemberConfig};
+use mesh_core::gateway::{FailureMode, MemberConfig, Strategy};
 use mesh_core::{id, slug, Principal};
 use mesh_relay::ports::{ResolvedGateway, ResolvedMember};
 use mesh_store::{Connection, Gateway};
@@ -45,6 +45,8 @@ pub struct GatewayInput {
     pub members: Option<Vec<MemberConfig>>,
     /// Items per page of merged lists, 1 to 1000 (default 100).
     pub page_size: Option<i64>,
+    /// What clients are shown of the tools: `passthrough` (default) or `smart`.
+    pub strategy: Option<Strategy>,
     /// `active` or `disabled` (a disabled gateway answers 404).
     pub status: Option<String>,
     /// Members are every active connection of the organisation, each under its slug, as they come
@@ -72,6 +74,8 @@ pub struct GatewayView {
     pub all_connections: bool,
     /// Items per page of merged lists.
     pub page_size: i64,
+    /// What clients are shown of the tools.
+    pub strategy: Strategy,
     /// The members, each with its connection's slug and the prefix in force, so that a member
     /// shown here is valid input as it stands. For `allConnections`, the active connections now.
     pub members: Vec<MemberConfig>,
@@ -119,6 +123,7 @@ pub fn default_gateway(org_id: &str, now: i64) -> Gateway {
         mode: "degrade".into(),
         members: Vec::new(),
         page_size: DEFAULT_PAGE_SIZE,
+        strategy: Strategy::default(),
         all_connections: true,
         status: "active".into(),
         created_at: now,
@@ -158,6 +163,7 @@ impl Admin {
             mode: mode_name(FailureMode::default()).into(),
             members: Vec::new(),
             page_size: DEFAULT_PAGE_SIZE,
+            strategy: Strategy::default(),
             all_connections: false,
             status: "active".into(),
             created_at: now,
@@ -280,6 +286,7 @@ impl Admin {
             slug: g.slug,
             mode: if g.mode == "strict" { FailureMode::Strict } else { FailureMode::Degrade },
             page_size: usize::try_from(g.page_size).unwrap_or(DEFAULT_PAGE_SIZE as usize),
+            strategy: g.strategy,
             members: resolved,
         })
     }
@@ -409,6 +416,7 @@ impl Admin {
             status: g.status,
             all_connections: g.all_connections,
             page_size: g.page_size,
+            strategy: g.strategy,
             members,
             skipped,
             live: None,
@@ -445,6 +453,9 @@ fn apply_fields(g: &mut Gateway, i: &GatewayInput) -> Result<(), AdminError> {
             return Err(AdminError::Invalid(format!("pageSize must be between 1 and {MAX_PAGE_SIZE}")));
         }
         g.page_size = n;
+    }
+    if let Some(s) = i.strategy {
+        g.strategy = s;
     }
     if let Some(s) = &i.status {
         if s != "active" && s != "disabled" {

@@ -94,11 +94,20 @@ struct FieldArgs {
     /// Items per page of merged lists (1–1000, default 100).
     #[arg(long)]
     page_size: Option<u32>,
+    /// What clients see of the tools: `passthrough` (all listed; default) or `smart` (search,
+    /// describe and call meta-tools instead).
+    #[arg(long)]
+    strategy: Option<String>,
 }
 
 impl FieldArgs {
     fn into_input(self, input: &mut Map<String, Value>) {
-        let fields = [("mode", self.mode), ("title", self.title), ("description", self.description)];
+        let fields = [
+            ("mode", self.mode),
+            ("title", self.title),
+            ("description", self.description),
+            ("strategy", self.strategy),
+        ];
         for (k, v) in fields {
             if let Some(v) = v {
                 input.insert(k.into(), json!(v));
@@ -266,7 +275,7 @@ fn print_item(t: &Target, item: &Value) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(item)?);
         return Ok(());
     }
-    for key in ["slug", "id", "title", "description", "mode", "status", "pageSize", "endpoint"] {
+    for key in ["slug", "id", "title", "description", "mode", "strategy", "status", "pageSize", "endpoint"] {
         match &item[key] {
             Value::Null => {}
             Value::String(s) => println!("{:<12} {s}", format!("{key}:")),

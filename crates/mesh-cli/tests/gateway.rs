@@ -78,11 +78,20 @@ async fn gateway_create_list_show_set_rm() {
     let clock = show.stdout.lines().find(|l| l.starts_with("time")).unwrap_or_default();
     assert!(clock.contains("clock"), "{}", show.stdout);
 
-    let set = cli(&mesh, &["gateway", "set", "dev", "--mode", "degrade", "--status", "disabled"]).await;
+    assert!(show.stdout.contains("strategy:    passthrough"), "{}", show.stdout);
+
+    let set =
+        cli(&mesh, &["gateway", "set", "dev", "--mode", "degrade", "--status", "disabled", "--strategy", "smart"])
+            .await;
     assert!(set.ok && set.stdout.contains("gateway \"dev\" updated"), "{} {}", set.stdout, set.stderr);
     let json: Value =
         serde_json::from_str(&cli(&mesh, &["gateway", "show", "dev", "--json"]).await.stdout).expect("json");
-    assert_eq!((json["mode"].as_str(), json["status"].as_str()), (Some("degrade"), Some("disabled")));
+    assert_eq!(
+        (json["mode"].as_str(), json["status"].as_str(), json["strategy"].as_str()),
+        (Some("degrade"), Some("disabled"), Some("smart"))
+    );
+    let code = cli(&mesh, &["gateway", "set", "dev", "--strategy", "code"]).await;
+    assert!(!code.ok && code.stderr.contains("expected `passthrough` or `smart`"), "{}", code.stderr);
     let nothing = cli(&mesh, &["gateway", "set", "dev"]).await;
     assert!(!nothing.ok && nothing.stderr.contains("nothing to change"), "{}", nothing.stderr);
 

@@ -109,6 +109,32 @@ pub enum FailureMode {
     Strict,
 }
 
+/// What a virtual MCP shows its clients of its tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Every tool, listed (the default).
+    #[default]
+    Passthrough,
+    /// Three meta-tools instead of the catalogue: search it, describe tools, call one.
+    Smart,
+}
+
+impl Strategy {
+    /// The name used in configuration and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Passthrough => "passthrough",
+            Strategy::Smart => "smart",
+        }
+    }
+
+    /// Whether this is the default (kept out of stored configuration).
+    pub fn is_default(&self) -> bool {
+        *self == Strategy::Passthrough
+    }
+}
+
 /// Whether `name` is a valid final tool name.
 pub fn valid_tool_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))

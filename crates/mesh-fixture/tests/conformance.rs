@@ -73,6 +73,7 @@ fn fixture_gateway(slug: &str, prefix: Option<&str>, transport: TransportSpec) -
     config.prefix = Some(prefix.unwrap_or("").to_string());
     let member = ResolvedMember { connection_id: "conn_fixture".into(), slug: "fixture".into(), config, spec };
     ResolvedGateway {
+        strategy: Default::default(),
         id: format!("gw_{slug}"),
         slug: slug.into(),
         mode: FailureMode::Degrade,

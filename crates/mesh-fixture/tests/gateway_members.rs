@@ -58,6 +58,7 @@ async fn fixture_everything_and_time_behind_one_prefixed_gateway() -> anyhow::Re
     let time_args: Vec<&str> = time_args.iter().map(String::as_str).collect();
     let fixture = env!("CARGO_BIN_EXE_mesh-fixture");
     let gateway = ResolvedGateway {
+        strategy: Default::default(),
         id: "gw_trio".into(),
         slug: "trio".into(),
         mode: FailureMode::Degrade,
@@ -116,6 +117,7 @@ async fn fixture_everything_and_time_behind_one_prefixed_gateway() -> anyhow::Re
 async fn a_gateway_bridges_a_stdio_member_of_the_stateless_revision_only() -> anyhow::Result<()> {
     let fixture = env!("CARGO_BIN_EXE_mesh-fixture");
     let gateway = ResolvedGateway {
+        strategy: Default::default(),
         id: "gw_eras".into(),
         slug: "eras".into(),
         mode: FailureMode::Strict,

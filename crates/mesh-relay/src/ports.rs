@@ -90,6 +90,8 @@ pub struct ResolvedGateway {
     pub mode: mesh_core::gateway::FailureMode,
     /// Items per page of merged lists.
     pub page_size: usize,
+    /// What clients are shown of the tools.
+    pub strategy: mesh_core::gateway::Strategy,
     /// The members, in order (earlier members list first).
     pub members: Vec<ResolvedMember>,
 }

@@ -1,7 +1,7 @@
 //! Gateways (virtual MCPs): a curated set of an organisation's connections behind one endpoint.
 //! Every query is scoped by organisation.
 
-use mesh_core::gateway::MemberConfig;
+use mesh_core::gateway::{MemberConfig, Strategy};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -31,6 +31,8 @@ pub struct Gateway {
     pub members: Vec<MemberConfig>,
     /// Items per page of merged lists.
     pub page_size: i64,
+    /// What clients are shown of the tools.
+    pub strategy: Strategy,
     /// Members are every active connection of the organisation, computed when resolved.
     pub all_connections: bool,
     /// "active" | "disabled".
@@ -48,6 +50,9 @@ pub struct Gateway {
 struct Config {
     members: Vec<MemberConfig>,
     page_size: i64,
+    /// Absent for passthrough, so rows written before strategies read the same.
+    #[serde(default, skip_serializing_if = "Strategy::is_default")]
+    strategy: Strategy,
 }
 
 impl Store {
@@ -137,7 +142,7 @@ fn conflict(g: &Gateway, what: &str) -> String {
 }
 
 fn config_json(g: &Gateway) -> String {
-    let config = Config { members: g.members.clone(), page_size: g.page_size };
+    let config = Config { members: g.members.clone(), page_size: g.page_size, strategy: g.strategy };
     serde_json::to_string(&config).expect("gateway config always serialises")
 }
 
@@ -154,6 +159,7 @@ fn gateway_from_row(row: &AnyRow) -> Result<Gateway, sqlx::Error> {
         mode: row.try_get("mode")?,
         members: config.members,
         page_size: config.page_size,
+        strategy: config.strategy,
         all_connections: row.try_get::<i64, _>("all_connections")? != 0,
         status: row.try_get("status")?,
         created_at: row.try_get("created_at")?,

@@ -56,7 +56,14 @@ fn member(slug: &str, spec: UpstreamSpec, tune: impl FnOnce(&mut MemberConfig)) 
 }
 
 fn gateway(slug: &str, mode: FailureMode, page_size: usize, members: Vec<ResolvedMember>) -> ResolvedGateway {
-    ResolvedGateway { id: format!("gw_{slug}"), slug: slug.into(), mode, page_size, members }
+    ResolvedGateway {
+        id: format!("gw_{slug}"),
+        slug: slug.into(),
+        mode,
+        page_size,
+        strategy: Default::default(),
+        members,
+    }
 }
 
 fn full_client() -> ClientBehaviour {

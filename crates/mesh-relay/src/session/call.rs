@@ -45,6 +45,9 @@ impl Session {
         headers: Option<mesh_core::trace::Parent<'_>>,
     ) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
         self.touch();
+        // A smart virtual MCP's `call_tool` is, from here on, the call of the tool it names.
+        let unwrapped = self.gateway.as_ref().and_then(|gw| gw.unwrap_call(msg));
+        let msg = unwrapped.as_ref().unwrap_or(msg);
         if msg.method() == Some("initialize") {
             self.note_client(msg);
         }

@@ -20,7 +20,9 @@ use super::routing::Routing;
 use super::Session;
 use crate::ports::{ResolvedGateway, ResolvedMember};
 use crate::RelayError;
-use mesh_core::gateway::{expose_name, expose_uri, uri_prefix, valid_tool_name, FailureMode, MemberConfig, Selection};
+use mesh_core::gateway::{
+    expose_name, expose_uri, uri_prefix, valid_tool_name, FailureMode, MemberConfig, Selection, Strategy,
+};
 use mesh_core::policy::Item;
 use mesh_protocol::Message;
 use serde_json::{json, Map, Value};
@@ -138,6 +140,8 @@ impl Member {
 pub(super) struct Catalog {
     pub(super) raw: HashMap<(usize, ListKind), Arc<Vec<Value>>>,
     pub(super) merged: HashMap<ListKind, Arc<Merged>>,
+    /// The `smart` strategy's search index of the merged tools (`smart.rs`).
+    pub(super) search: Option<Arc<super::smart::Index>>,
 }
 
 /// The gateway part of a session.
@@ -145,6 +149,8 @@ pub struct Gateway {
     pub(super) slug: String,
     pub(super) mode: FailureMode,
     pub(super) page_size: usize,
+    /// What the client is shown of the tools (`smart.rs`).
+    pub(super) strategy: Strategy,
     pub(super) members: RwLock<Vec<Member>>,
     pub(super) catalog: Mutex<Catalog>,
     /// Serialises list refreshes so one member change yields at most one list_changed.
@@ -230,6 +236,7 @@ impl Gateway {
             slug: def.slug.clone(),
             mode: def.mode,
             page_size: def.page_size.max(1),
+            strategy: def.strategy,
             members: RwLock::new(members),
             catalog: Mutex::new(Catalog::default()),
             refresh: tokio::sync::Mutex::new(()),
@@ -283,6 +290,9 @@ impl Gateway {
     pub(super) async fn route(&self, s: &Session, msg: &Message) -> Result<Routing, RelayError> {
         let method = msg.method().unwrap_or("");
         let me = s.me.upgrade().ok_or_else(|| RelayError::Internal("session is gone".into()))?;
+        if let Some(answer) = self.smart_route(&me, msg) {
+            return Ok(answer);
+        }
         if let Some(kind) = ListKind::of_method(method) {
             let cursor = params_of(msg).get("cursor").and_then(Value::as_str).map(str::to_string);
             return Ok(Routing::Local(Box::pin(async move {

@@ -27,6 +27,7 @@ mod inflight;
 mod record;
 pub mod registry;
 mod routing;
+mod smart;
 pub mod streams;
 mod trace;
 

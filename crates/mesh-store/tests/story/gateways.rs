@@ -1,7 +1,7 @@
 //! Chapter three: gateways (virtual MCPs), their member curation kept exactly, scoped by
 //! organisation.
 
-use mesh_core::gateway::{MemberConfig, Selection};
+use mesh_core::gateway::{MemberConfig, Selection, Strategy};
 use mesh_store::{Gateway, Store, StoreError};
 
 use crate::people::NOW;
@@ -16,6 +16,7 @@ pub fn gateway(org_id: &str, id: &str, slug: &str, members: Vec<MemberConfig>) -
         mode: "degrade".into(),
         members,
         page_size: 100,
+        strategy: Strategy::Passthrough,
         all_connections: false,
         status: "active".into(),
         created_at: NOW,
@@ -33,7 +34,13 @@ pub async fn gateways(store: &Store) {
     fs.renames.insert("read_text_file".into(), "read".into());
     fs.descriptions.insert("read_text_file".into(), "Lit un fichier — «texte»".into());
     let gh = MemberConfig { prefix: Some("gh".into()), ..MemberConfig::all_of("conn_gh_a2") };
-    let dev = Gateway { mode: "strict".into(), page_size: 7, ..gateway("org_a", "gw_dev", "dev", vec![fs, gh]) };
+    // The smart strategy is kept too (passthrough, the default, is not written at all).
+    let dev = Gateway {
+        mode: "strict".into(),
+        page_size: 7,
+        strategy: Strategy::Smart,
+        ..gateway("org_a", "gw_dev", "dev", vec![fs, gh])
+    };
     store.create_gateway(&dev).await.unwrap();
     let everything =
         Gateway { all_connections: true, description: None, ..gateway("org_a", "gw_default_a", "default", vec![]) };

