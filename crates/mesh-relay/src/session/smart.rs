@@ -16,23 +16,12 @@ use super::routing::Routing;
 use super::Session;
 use crate::RelayError;
 use mesh_core::gateway::Strategy;
+use mesh_core::search::meta::{meta_tools, CALL, DEFAULT_K, DESCRIBE, MAX_DESCRIBE, MAX_K, SEARCH};
 use mesh_core::search::{top_k, Bm25, Doc};
 use mesh_protocol::Message;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
-/// Searches the catalogue.
-pub(super) const SEARCH: &str = "search_tools";
-/// Describes chosen tools with their input schemas.
-pub(super) const DESCRIBE: &str = "describe_tools";
-/// Calls a tool by name.
-pub(super) const CALL: &str = "call_tool";
-
-/// Results a search returns unless it asks for another number, and the most it may ask for.
-const DEFAULT_K: u64 = 10;
-const MAX_K: u64 = 50;
-/// Tools one `describe_tools` may name.
-const MAX_DESCRIBE: usize = 50;
 /// Characters of a description a search result carries (the full text comes with describe).
 const SUMMARY_CHARS: usize = 300;
 
@@ -98,8 +87,14 @@ impl Gateway {
         let mut out = Map::new();
         out.insert("name".into(), Value::String(tool.to_string()));
         out.insert("arguments".into(), inner.get("arguments").cloned().unwrap_or_else(|| json!({})));
-        if let Some(meta) = params.get("_meta") {
-            out.insert("_meta".into(), meta.clone());
+        if let Some(mut meta) = params.get("_meta").cloned() {
+            // `Mcp-Param-*` headers a stateless client sent were checked against `call_tool`'s
+            // arguments, not the real tool's: dropped, so that the link to the upstream mirrors
+            // them from the real arguments instead of passing the client's on.
+            if let Some(m) = meta.as_object_mut() {
+                m.remove(crate::upstream::modern::PARAM_HEADERS);
+            }
+            out.insert("_meta".into(), meta);
         }
         Some(super::gateway::rewrite(msg, out))
     }
@@ -150,15 +145,16 @@ impl Gateway {
 
     /// The index of `merged`, built now if the list changed since the last one.
     fn index(&self, merged: &Merged) -> Arc<Index> {
-        let mut catalog = self.catalog();
-        if let Some(i) = catalog.search.as_ref().filter(|i| i.fingerprint == merged.fingerprint) {
+        if let Some(i) = self.catalog().search.as_ref().filter(|i| i.fingerprint == merged.fingerprint) {
             return i.clone();
         }
+        // Built with no lock held: `servers` reads the members, and elsewhere the members are
+        // locked before the catalogue (`Gateway::build`), never after.
         let servers = self.servers(merged);
         let docs: Vec<Doc> =
             merged.items.iter().zip(&servers).map(|(tool, server)| Doc::from_tool(tool, server)).collect();
         let index = Arc::new(Index { fingerprint: merged.fingerprint, bm25: Bm25::new(&docs) });
-        catalog.search = Some(index.clone());
+        self.catalog().search = Some(index.clone());
         index
     }
 
@@ -216,55 +212,4 @@ fn summary(text: &str) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
-}
-
-/// What a smart virtual MCP lists: its three meta-tools, the search's description saying how
-/// many tools stand behind it.
-fn meta_tools(count: usize) -> Vec<Value> {
-    vec![
-        json!({
-            "name": SEARCH,
-            "title": "Search tools",
-            "description": format!(
-                "Find tools by what you want to do. This server has {count} tools behind this search; \
-                 it returns the best matches with their names and short descriptions. Then call \
-                 {DESCRIBE} for their input schemas and {CALL} to run one."
-            ),
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "query": {"type": "string", "description": "What the tool should do, in a few words."},
-                    "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "description": format!("How many tools to return (default {DEFAULT_K}).")}
-                },
-                "required": ["query"]
-            },
-            "annotations": {"readOnlyHint": true, "openWorldHint": false}
-        }),
-        json!({
-            "name": DESCRIBE,
-            "title": "Describe tools",
-            "description": format!("The full definitions of tools found with {SEARCH}: description and input schema."),
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "names": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_DESCRIBE, "description": "Tool names, as search returned them."}
-                },
-                "required": ["names"]
-            },
-            "annotations": {"readOnlyHint": true, "openWorldHint": false}
-        }),
-        json!({
-            "name": CALL,
-            "title": "Call a tool",
-            "description": format!("Calls a tool found with {SEARCH}, with arguments that match its input schema ({DESCRIBE})."),
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string", "description": "The tool's name, as search returned it."},
-                    "arguments": {"type": "object", "description": "The tool's arguments."}
-                },
-                "required": ["name"]
-            }
-        }),
-    ]
 }

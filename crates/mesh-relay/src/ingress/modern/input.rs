@@ -329,11 +329,13 @@ async fn next(p: &mut Pending) -> Step {
                 None => return Step::Gone,
             },
         };
-        if ev.last && p.learn.is_none() && matches!(p.tasked, super::Tasked::No) && p.request.id() == Some(&p.id) {
-            // The session hands a reply back under the id it was asked with, the client's (this
-            // call was never retried under another): a result is completed without a parse.
+        if ev.last && p.learn.is_none() && matches!(p.tasked, super::Tasked::No) {
+            // Usually the reply already carries the client's id exactly as written (replies the
+            // mesh builds itself may spell a number differently): then a result is completed
+            // without a parse.
+            let same_id = modern::member_span(&ev.data, "id").is_some_and(|at| ev.data[at] == *p.id.as_bytes());
             let cacheable = modern::CACHEABLE.contains(&p.method.as_str());
-            if let Some(body) = modern::completed(&ev.data, cacheable) {
+            if let Some(body) = same_id.then(|| modern::completed(&ev.data, cacheable)).flatten() {
                 return Step::Reply(StatusCode::OK, body, ev.retry_after);
             }
         }
@@ -395,7 +397,7 @@ fn task_named(p: &Pending, msg: Message) -> Message {
         super::Tasked::No => msg,
         super::Tasked::MayCreate(table, (session, slot)) => {
             let Some((task, ttl)) = tasks::created(msg.bytes()) else { return msg };
-            let tool = p.request.params::<modern::Request<'_>>().and_then(|r| r.name);
+            let tool = called_tool(&p.request);
             let (tool, holder) = (tool.as_deref().unwrap_or(""), (session.as_str(), *slot));
             let handle = table.record(&p.principal, &p.endpoint, holder, tool, &task, ttl);
             tasks::with_task_id(&msg, "result", &handle).unwrap_or(msg)
@@ -405,6 +407,23 @@ fn task_named(p: &Pending, msg: Message) -> Message {
             mesh_protocol::Kind::Error => tasks::error_renamed(&msg, upstream, handle),
             _ => tasks::with_task_id(&msg, "result", handle).unwrap_or(msg),
         },
+    }
+}
+
+/// The tool a `tools/call` calls: its `name`, or, through a smart virtual MCP's `call_tool`, the
+/// tool that one names (the session unwrapped it; a task it creates belongs to that tool).
+fn called_tool(request: &Message) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Call {
+        name: Option<String>,
+        arguments: Option<serde_json::Value>,
+    }
+    let call = request.params::<Call>()?;
+    match call.name.as_deref() {
+        Some(mesh_core::search::meta::CALL) => {
+            call.arguments.and_then(|a| a.get("name").and_then(serde_json::Value::as_str).map(str::to_string))
+        }
+        _ => call.name,
     }
 }
 
