@@ -12,6 +12,7 @@ pub mod id;
 pub mod policy;
 pub mod principal;
 pub mod ratelimit;
+pub mod registry;
 pub mod search;
 pub mod secret;
 pub mod slug;
