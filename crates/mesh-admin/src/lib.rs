@@ -20,6 +20,7 @@ pub mod keys;
 pub mod limits;
 pub mod oauth;
 pub mod orgs;
+pub mod registry;
 pub mod roles;
 pub mod templates;
 pub mod tools;

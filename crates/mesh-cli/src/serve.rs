@@ -41,6 +41,13 @@ pub struct ServeArgs {
     /// Seconds after which an idle MCP session is closed.
     #[arg(long, env = "MESH_SESSION_IDLE_SECS", default_value_t = 1800)]
     session_idle_secs: u64,
+    /// Seconds without a heartbeat after which a registered agent is unhealthy (no longer
+    /// resolved or listed as healthy).
+    #[arg(long, env = "MESH_REGISTRY_UNHEALTHY_SECS", default_value_t = 10)]
+    registry_unhealthy_secs: u64,
+    /// Seconds an unhealthy agent is remembered before it and its connection are removed.
+    #[arg(long, env = "MESH_REGISTRY_RETENTION_SECS", default_value_t = 3600)]
+    registry_retention_secs: u64,
     /// Days audit rows are kept before they are pruned (0 keeps them forever).
     #[arg(long, env = "MESH_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     audit_retention_days: u32,
@@ -144,6 +151,10 @@ impl ServeArgs {
             self.allowed_hosts.into_iter().filter(|h| !h.is_empty()).map(|h| h.to_ascii_lowercase()).collect();
         cfg.max_body_bytes = self.max_body_bytes;
         cfg.session_idle = Duration::from_secs(self.session_idle_secs);
+        cfg.registry = mesh_admin::registry::RegistrySettings {
+            unhealthy_after: Duration::from_secs(self.registry_unhealthy_secs),
+            retention: Duration::from_secs(self.registry_retention_secs),
+        };
         cfg.audit_retention_days = self.audit_retention_days;
         cfg.trust = Trust {
             stdio: Who::parse("MESH_STDIO", &self.stdio, true).map_err(anyhow::Error::msg)?,

@@ -32,6 +32,9 @@ pub struct Config {
     /// Audit rows older than this many days are pruned (`MESH_AUDIT_RETENTION_DAYS`, default 90;
     /// 0 keeps them forever).
     pub audit_retention_days: u32,
+    /// The agent registry's timing (`MESH_REGISTRY_UNHEALTHY_SECS`, default 10;
+    /// `MESH_REGISTRY_RETENTION_SECS`, default 3600).
+    pub registry: mesh_admin::registry::RegistrySettings,
     /// Trust tiers (`MESH_STDIO`, `MESH_ORG_CREATE`, `MESH_UPSTREAM_PRIVATE`, each default
     /// `operators`): who besides the installation's operators may reach the host.
     pub trust: mesh_admin::trust::Trust,
@@ -135,6 +138,7 @@ impl Config {
             max_body_bytes: 4 * 1024 * 1024,
             session_idle: Duration::from_secs(1800),
             audit_retention_days: 90,
+            registry: mesh_admin::registry::RegistrySettings::default(),
             trust: mesh_admin::trust::Trust::default(),
             max_sessions: 10_000,
             max_sessions_per_org: 1_000,
@@ -199,6 +203,9 @@ impl Config {
         }
         if self.session_idle < Duration::from_secs(10) {
             anyhow::bail!("MESH_SESSION_IDLE_SECS must be at least 10");
+        }
+        if self.registry.unhealthy_after < Duration::from_secs(1) || self.registry.retention < Duration::from_secs(1) {
+            anyhow::bail!("MESH_REGISTRY_UNHEALTHY_SECS and MESH_REGISTRY_RETENTION_SECS must be at least 1");
         }
         if self.audit_retention_days > 36_500 {
             anyhow::bail!("MESH_AUDIT_RETENTION_DAYS must be at most 36500 (0 keeps audit rows forever)");

@@ -8,6 +8,7 @@ pub mod config;
 mod health;
 mod metrics;
 mod oauth;
+mod registry;
 mod rest;
 mod rest_config;
 mod rest_oauth;
@@ -43,6 +44,7 @@ pub struct Mesh {
     /// SHA-256 of `MESH_METRICS_TOKEN`, and `MESH_METRICS_LISTEN`.
     metrics_token: Option<[u8; 32]>,
     metrics_listen: Option<std::net::SocketAddr>,
+    registry_settings: mesh_admin::registry::RegistrySettings,
     /// The tracer, when `OTEL_*` configures one.
     pub tracing: Option<Arc<mesh_telemetry::Tracing>>,
     /// Where metrics are pushed, when `OTEL_*` says.
@@ -142,6 +144,7 @@ impl Mesh {
             metrics,
             metrics_token: cfg.metrics_token.as_ref().map(|t| metrics::digest(t.expose())),
             metrics_listen: cfg.metrics_listen,
+            registry_settings: cfg.registry,
             tracing,
             metrics_export: cfg.metrics_export.clone(),
             public_url: cfg.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_string()),
@@ -159,7 +162,13 @@ impl Mesh {
             .merge(oauth::router(oauth::Ctx { admin: self.admin.clone(), ip_header: self.client_ip_header.clone() }))
             .merge(metrics::router(self.scrape(self.metrics_token.is_some())))
             .merge(self.dashboard())
+            .merge(registry::router(self.registry(), self.relay.router()))
             .fallback(health::not_found)
+    }
+
+    /// The agent registry.
+    fn registry(&self) -> mesh_admin::registry::Registry {
+        mesh_admin::registry::Registry { admin: self.admin.clone(), settings: self.registry_settings }
     }
 
     /// The web dashboard at `/`.
@@ -216,6 +225,19 @@ impl Mesh {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.relay.spawn_reaper();
+        let registry = self.registry();
+        let sweeper = tokio::spawn(async move {
+            // Often enough that an agent is marked unhealthy within a second of its deadline,
+            // so that the others hear of it on their next heartbeat.
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = registry.sweep().await {
+                    tracing::warn!(error = %e, "registry sweep failed");
+                }
+            }
+        });
         let (keys, store) = (self.admin.keys.clone(), self.admin.store.clone());
         let flusher = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -265,6 +287,7 @@ impl Mesh {
             }
         }
         flusher.abort();
+        sweeper.abort();
         if let Some(p) = pusher {
             p.abort();
         }

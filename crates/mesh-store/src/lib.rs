@@ -37,6 +37,7 @@ mod limits;
 mod models;
 mod oauth;
 mod orgs;
+mod registry;
 mod roles;
 mod secrets;
 mod templates;
@@ -55,6 +56,7 @@ pub use gateways::Gateway;
 pub use models::{ApiKey, Connection, Membership, Org, RateLimitRow, RoleRow, SecretRow, StdioTemplate, User};
 pub use oauth::{OAuthClient, OAuthCode, OAuthGrant, OAuthToken, UserSession};
 pub use orgs::MemberChange;
+pub use registry::{AgentRow, Beat, SweptAgent};
 pub use upstream_oauth::{UpstreamLogin, CLIENT as OAUTH_CLIENT, GRANT as OAUTH_GRANT};
 pub use usage::{UsageDim, UsageQuery, UsageRow, UsageSpan, UsageTotal};
 

@@ -8,6 +8,7 @@ mod audit;
 mod connections;
 mod gateways;
 mod people;
+mod registry;
 mod templates;
 mod upstream_oauth;
 mod usage;
@@ -27,6 +28,7 @@ async fn story(store: &Store) {
     templates::templates(store).await;
     upstream_oauth::upstream_oauth(store).await;
     usage::usage(store).await;
+    registry::registry(store).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,557 @@
+//! The agent registry (#22): agents built on the mcp-mesh SDK join the mesh by heartbeat.
+//!
+//! The wire is the SDK's (full heartbeat `POST /heartbeat` answering with resolved
+//! dependencies, fast heartbeat `HEAD /heartbeat/{id}` answering 200/202/410, goodbye
+//! `DELETE /agents/{id}`, the topology at `GET /agents`); the routes live in `mesh-server`.
+//! What the mesh adds is governance: an agent registers with a credential of an organisation,
+//! which decides where it joins, and each agent becomes a connection of that organisation, so
+//! its tools are called, narrowed, rate-limited, audited and put in virtual MCPs like any
+//! other server's. Registering creates a connection, so it needs the rights to manage
+//! connections, and reaching an agent on an internal address needs the trust tier that may
+//! configure such upstreams (`MESH_UPSTREAM_PRIVATE`).
+
+use std::time::Duration;
+
+use mesh_core::registry::{self, Candidate, Dependency};
+use mesh_core::{id, slug, Principal, Role};
+use mesh_store::AgentRow;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::connections::ConnectionInput;
+use crate::trust::Trust;
+use crate::{Admin, AdminError};
+
+/// How long agents have to beat, and how long departed ones are remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// An agent not heard from for this long is unhealthy (`MESH_REGISTRY_UNHEALTHY_AFTER`).
+    pub unhealthy_after: Duration,
+    /// An unhealthy agent is forgotten, with its connection, after this long
+    /// (`MESH_REGISTRY_RETENTION`).
+    pub retention: Duration,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        // Two beats of the SDK's default 5 s interval: a provider that stopped is out of
+        // resolution within two missed heartbeats.
+        RegistrySettings { unhealthy_after: Duration::from_secs(10), retention: Duration::from_secs(3600) }
+    }
+}
+
+/// Most tools one agent may declare (the SDK adds three of its own to every agent).
+const MAX_TOOLS: usize = 256;
+/// Most dependencies one tool may declare.
+const MAX_DEPENDENCIES: usize = 64;
+
+/// A full heartbeat as the SDK sends it (fields the mesh does not use are ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Heartbeat {
+    /// The agent's id.
+    #[serde(default)]
+    pub agent_id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `mcp_agent`, …
+    #[serde(default)]
+    pub agent_type: Option<String>,
+    /// Its version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Its namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `python`, …
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The host it advertises.
+    #[serde(default)]
+    pub http_host: Option<String>,
+    /// The port it advertises.
+    #[serde(default)]
+    pub http_port: Option<u16>,
+    /// Its tools.
+    #[serde(default)]
+    pub tools: Vec<AgentTool>,
+}
+
+/// One tool of an agent, as stored and resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentTool {
+    /// The MCP tool name.
+    pub function_name: String,
+    /// The capability it offers.
+    pub capability: String,
+    /// Its version.
+    #[serde(default)]
+    pub version: String,
+    /// Its tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// What it depends on, in the order the SDK matches answers to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+    /// The SDK's call options, echoed to consumers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kwargs: Option<Value>,
+}
+
+/// A fast heartbeat's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeatAnswer {
+    /// Known and healthy, nothing changed (HTTP 200).
+    Fine,
+    /// Known and healthy, but the topology changed since its last full heartbeat: send one (202).
+    Changed,
+    /// Unknown or unhealthy: register again (410).
+    Gone,
+}
+
+/// One resolved (or unresolved) dependency slot.
+struct Slot<'a> {
+    dep: &'a Dependency,
+    found: Option<(Candidate<'a>, &'a str, Option<&'a Value>)>,
+}
+
+fn is_framework(t: &AgentTool) -> bool {
+    t.function_name.starts_with("__mesh_")
+}
+
+fn validate(hb: &Heartbeat) -> Result<(), AdminError> {
+    let id = hb.agent_id.as_str();
+    if id.is_empty() {
+        return Err(AdminError::Invalid("agent_id is required".into()));
+    }
+    if id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(AdminError::Invalid("agent_id must be 1-128 letters, digits, '-' or '_'".into()));
+    }
+    let host = hb.http_host.as_deref().unwrap_or("");
+    // A host name or address only: anything that could smuggle a path, credentials or a port.
+    if host.is_empty()
+        || host.len() > 253
+        || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    {
+        return Err(AdminError::Invalid("http_host must be a host name or an IP address".into()));
+    }
+    if hb.http_port.unwrap_or(0) == 0 {
+        return Err(AdminError::Invalid("http_port must be a port number (1-65535)".into()));
+    }
+    if hb.tools.len() > MAX_TOOLS {
+        return Err(AdminError::Invalid(format!("an agent may declare at most {MAX_TOOLS} tools")));
+    }
+    if let Some(t) = hb.tools.iter().find(|t| t.dependencies.len() > MAX_DEPENDENCIES) {
+        return Err(AdminError::Invalid(format!(
+            "tool '{}' declares more than {MAX_DEPENDENCIES} dependencies",
+            t.function_name
+        )));
+    }
+    Ok(())
+}
+
+fn endpoint(hb: &Heartbeat) -> String {
+    let host = hb.http_host.as_deref().unwrap_or_default();
+    let port = hb.http_port.unwrap_or_default();
+    if host.contains(':') && !host.starts_with('[') {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
+    }
+}
+
+fn tools_of(a: &AgentRow) -> Vec<AgentTool> {
+    // Written by this module only; a row that does not read is treated as offering nothing.
+    serde_json::from_str(&a.tools).unwrap_or_default()
+}
+
+/// The slots of every tool of `consumer` that declares dependencies, against `healthy` agents.
+fn resolve_all<'a>(
+    consumer: &'a [AgentTool],
+    healthy: &'a [(AgentRow, Vec<AgentTool>)],
+) -> Vec<(&'a str, Vec<Slot<'a>>)> {
+    let candidates: Vec<(Candidate<'a>, &'a str, Option<&'a Value>)> = healthy
+        .iter()
+        .flat_map(|(a, tools)| {
+            tools.iter().map(move |t| {
+                let c = Candidate {
+                    agent_id: &a.id,
+                    function_name: &t.function_name,
+                    capability: &t.capability,
+                    version: &t.version,
+                    tags: &t.tags,
+                };
+                (c, a.endpoint.as_str(), t.kwargs.as_ref())
+            })
+        })
+        .collect();
+    let plain: Vec<Candidate<'a>> = candidates.iter().map(|(c, _, _)| *c).collect();
+    consumer
+        .iter()
+        .filter(|t| !t.dependencies.is_empty())
+        .map(|t| {
+            let slots = t
+                .dependencies
+                .iter()
+                .map(|dep| {
+                    let found = registry::resolve(dep, &plain).and_then(|c| {
+                        candidates
+                            .iter()
+                            .find(|(x, _, _)| x.agent_id == c.agent_id && x.function_name == c.function_name)
+                    });
+                    Slot { dep, found: found.copied() }
+                })
+                .collect();
+            (t.function_name.as_str(), slots)
+        })
+        .collect()
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// The current time as the SDK's registry writes it.
+pub fn timestamp() -> String {
+    rfc3339(id::now_ms())
+}
+
+/// The registry of one installation: the admin services plus its timing.
+#[derive(Clone)]
+pub struct Registry {
+    /// The control plane (store, connections).
+    pub admin: Admin,
+    /// Timing.
+    pub settings: RegistrySettings,
+}
+
+impl Registry {
+    fn fresh_after(&self, now: i64) -> i64 {
+        now - i64::try_from(self.settings.unhealthy_after.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The organisation's agents that are healthy now, with their tools.
+    async fn healthy(&self, org_id: &str, now: i64) -> Result<Vec<(AgentRow, Vec<AgentTool>)>, AdminError> {
+        let fresh = self.fresh_after(now);
+        Ok(self
+            .admin
+            .store
+            .list_agents(org_id)
+            .await?
+            .into_iter()
+            .filter(|a| a.status == "healthy" && a.last_seen >= fresh)
+            .map(|a| {
+                let tools = tools_of(&a);
+                (a, tools)
+            })
+            .collect())
+    }
+
+    /// A full heartbeat: registers or refreshes the agent (and its connection) and answers with
+    /// a provider for each declared dependency, in the SDK's response shape.
+    pub async fn heartbeat(&self, p: &Principal, hb: Heartbeat) -> Result<Value, AdminError> {
+        Trust::check_management(p)?;
+        if !p.role.can_manage() {
+            return Err(AdminError::Forbidden(
+                "registering an agent creates a connection: it needs a key of an owner or admin",
+            ));
+        }
+        validate(&hb)?;
+        let now = id::now_ms();
+        let endpoint = endpoint(&hb);
+        let before = self.admin.store.get_agent(&p.org_id, &hb.agent_id).await?;
+        let connection_id = self.connection_for(p, &hb, &endpoint, before.as_ref()).await?;
+        let tools = serde_json::to_string(&hb.tools).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        // Others hear of a join, a return, a move or a new declaration; not of a mere refresh.
+        let changed = match &before {
+            Some(b) => b.status != "healthy" || b.endpoint != endpoint || b.tools != tools,
+            None => true,
+        };
+        let row = AgentRow {
+            org_id: p.org_id.clone(),
+            id: hb.agent_id.clone(),
+            name: hb.name.clone().unwrap_or_else(|| hb.agent_id.clone()),
+            agent_type: hb.agent_type.clone().unwrap_or_else(|| "mcp_agent".into()),
+            version: hb.version.clone().unwrap_or_default(),
+            namespace: hb.namespace.clone().unwrap_or_else(|| "default".into()),
+            runtime: hb.runtime.clone().unwrap_or_default(),
+            description: hb.description.clone().unwrap_or_default(),
+            endpoint,
+            tools,
+            status: "healthy".into(),
+            connection_id: Some(connection_id),
+            created_at: before.as_ref().map_or(now, |b| b.created_at),
+            last_seen: now,
+            last_full: now,
+            changed_at: if changed { now } else { before.as_ref().map_or(now, |b| b.changed_at) },
+        };
+        self.admin.store.put_agent(&row).await?;
+        if changed {
+            tracing::info!(org = %p.org_id, agent = %row.id, endpoint = %row.endpoint, "agent registered");
+        }
+        let healthy = self.healthy(&p.org_id, now).await?;
+        let mut resolved = serde_json::Map::new();
+        for (function, slots) in resolve_all(&hb.tools, &healthy) {
+            let entries: Vec<Value> = slots
+                .iter()
+                .map(|s| match s.found {
+                    Some((c, endpoint, kwargs)) => {
+                        let mut e = json!({
+                            "agent_id": c.agent_id, "capability": c.capability, "endpoint": endpoint,
+                            "function_name": c.function_name, "status": "available",
+                        });
+                        if let Some(k) = kwargs {
+                            e["kwargs"] = k.clone();
+                        }
+                        e
+                    }
+                    // The SDK reads all five fields, and matches answers to declarations by position.
+                    None => json!({
+                        "agent_id": "", "capability": s.dep.capability, "endpoint": "",
+                        "function_name": "", "status": "unresolved",
+                    }),
+                })
+                .collect();
+            resolved.insert(function.to_string(), Value::Array(entries));
+        }
+        Ok(json!({
+            "agent_id": hb.agent_id,
+            "status": "success",
+            "message": if before.is_some() { "Agent updated via heartbeat" } else { "Agent registered via heartbeat" },
+            "timestamp": rfc3339(now),
+            "dependencies_resolved": resolved,
+            "llm_tools": {},
+        }))
+    }
+
+    /// The connection standing for the agent: made on its first heartbeat, its URL kept in
+    /// step with what the agent advertises.
+    async fn connection_for(
+        &self,
+        p: &Principal,
+        hb: &Heartbeat,
+        endpoint: &str,
+        before: Option<&AgentRow>,
+    ) -> Result<String, AdminError> {
+        let url = format!("{endpoint}/mcp");
+        if let Some(id) = before.and_then(|b| b.connection_id.as_deref()) {
+            match self.admin.get_connection(p, id).await {
+                Ok(c) if c.url.as_deref() == Some(url.as_str()) && c.status == "active" => return Ok(c.id),
+                Ok(c) => {
+                    let input =
+                        ConnectionInput { url: Some(url), status: Some("active".into()), ..ConnectionInput::default() };
+                    return Ok(self.admin.update_connection(p, &c.id, input).await?.id);
+                }
+                Err(AdminError::NotFound(_)) => {} // deleted by hand: make it again
+                Err(e) => return Err(e),
+            }
+        }
+        let slug = slug::slugify(&hb.agent_id)
+            .ok_or_else(|| AdminError::Invalid(format!("agent_id '{}' cannot name a connection", hb.agent_id)))?;
+        let input = ConnectionInput {
+            slug: Some(slug.clone()),
+            title: hb.name.clone(),
+            description: Some(format!("Agent '{}', registered by heartbeat", hb.agent_id)),
+            transport: Some("http".into()),
+            url: Some(url),
+            ..ConnectionInput::default()
+        };
+        match self.admin.create_connection(p, input).await {
+            Ok(c) => Ok(c.id),
+            Err(AdminError::Conflict(_)) => Err(AdminError::Conflict(format!(
+                "a connection named '{slug}' already exists in this organisation; start the agent with another \
+                 id (MCP_MESH_AGENT_ID)"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A fast heartbeat.
+    pub async fn beat(&self, p: &Principal, agent_id: &str) -> Result<BeatAnswer, AdminError> {
+        let now = id::now_ms();
+        Ok(match self.admin.store.beat_agent(&p.org_id, agent_id, now).await? {
+            None => BeatAnswer::Gone,
+            Some(b) if b.topology_at > b.last_full => BeatAnswer::Changed,
+            Some(_) => BeatAnswer::Fine,
+        })
+    }
+
+    /// An agent's goodbye: it is unhealthy from now on (and forgotten after the retention).
+    /// Unknown agents are fine: a goodbye may be said twice.
+    pub async fn leave(&self, p: &Principal, agent_id: &str) -> Result<(), AdminError> {
+        if self.admin.store.leave_agent(&p.org_id, agent_id, id::now_ms()).await? {
+            tracing::info!(org = %p.org_id, agent = %agent_id, "agent deregistered");
+        }
+        Ok(())
+    }
+
+    /// The organisation's agents, healthy or not, in the SDK registry's `GET /agents` shape.
+    pub async fn agents(&self, p: &Principal) -> Result<Value, AdminError> {
+        let now = id::now_ms();
+        let fresh = self.fresh_after(now);
+        let all = self.admin.store.list_agents(&p.org_id).await?;
+        let healthy = self.healthy(&p.org_id, now).await?;
+        let mut out = Vec::with_capacity(all.len());
+        for a in &all {
+            let tools = tools_of(a);
+            let status = if a.status == "healthy" && a.last_seen >= fresh { "healthy" } else { "unhealthy" };
+            let capabilities: Vec<Value> = tools
+                .iter()
+                .map(|t| {
+                    json!({
+                        "name": t.capability, "function_name": t.function_name, "version": t.version,
+                        "tags": t.tags, "description": t.description.clone().unwrap_or_default(),
+                        "available": status == "healthy",
+                    })
+                })
+                .collect();
+            let mut resolutions = Vec::new();
+            for (function, slots) in resolve_all(&tools, &healthy) {
+                for s in slots {
+                    let tags = serde_json::to_value(&s.dep.tags).unwrap_or(Value::Null);
+                    resolutions.push(match s.found {
+                        Some((c, endpoint, _)) => json!({
+                            "capability": s.dep.capability, "function_name": function, "status": "available",
+                            "endpoint": endpoint, "mcp_tool": c.function_name, "provider_agent_id": c.agent_id,
+                            "tags": tags,
+                        }),
+                        None => json!({
+                            "capability": s.dep.capability, "function_name": function, "status": "unresolved",
+                            "tags": tags,
+                        }),
+                    });
+                }
+            }
+            let resolved = resolutions.iter().filter(|r| r["status"] == "available").count();
+            let connection = match &a.connection_id {
+                Some(id) => self.admin.get_connection(p, id).await.ok().map(|c| c.slug),
+                None => None,
+            };
+            out.push(json!({
+                "id": a.id, "name": a.name, "agent_type": a.agent_type, "version": a.version,
+                "namespace": a.namespace, "runtime": a.runtime, "description": a.description,
+                "endpoint": a.endpoint, "status": status, "capabilities": capabilities,
+                "total_dependencies": resolutions.len(), "dependencies_resolved": resolved,
+                "dependency_resolutions": if resolutions.is_empty() { Value::Null } else { Value::Array(resolutions) },
+                "created_at": rfc3339(a.created_at), "last_seen": rfc3339(a.last_seen),
+                "connection": connection,
+                "a2a_producer": false, "a2a_consumer": false,
+                "tools_count": tools.iter().filter(|t| !is_framework(t)).count(),
+            }));
+        }
+        Ok(json!({"agents": out, "count": all.len(), "timestamp": rfc3339(now)}))
+    }
+
+    /// The agent listening at `host_port` (`host:port` as `GET /agents` shows its endpoint),
+    /// and the slug of its connection: what a registry proxy call goes through.
+    pub async fn agent_at(&self, p: &Principal, host_port: &str) -> Result<(AgentRow, String), AdminError> {
+        let wanted = format!("http://{host_port}");
+        let agent = self
+            .admin
+            .store
+            .list_agents(&p.org_id)
+            .await?
+            .into_iter()
+            .find(|a| a.endpoint == wanted)
+            .ok_or_else(|| AdminError::NotFound(format!("registered agent at '{host_port}'")))?;
+        let id = agent.connection_id.clone().ok_or_else(|| AdminError::NotFound("the agent's connection".into()))?;
+        let slug = self.admin.get_connection(p, &id).await?.slug;
+        Ok((agent, slug))
+    }
+
+    /// One pass of the sweep: agents not heard from are marked unhealthy (others hear of it on
+    /// their next heartbeat), and those unhealthy past the retention are forgotten with their
+    /// connections.
+    pub async fn sweep(&self) -> Result<(), AdminError> {
+        let now = id::now_ms();
+        for a in self.admin.store.age_agents(self.fresh_after(now), now).await? {
+            tracing::info!(org = %a.org_id, agent = %a.id, "agent missed its heartbeats: unhealthy");
+        }
+        let retention = i64::try_from(self.settings.retention.as_millis()).unwrap_or(i64::MAX);
+        for a in self.admin.store.purge_agents(now.saturating_sub(retention)).await? {
+            tracing::info!(org = %a.org_id, agent = %a.id, "agent forgotten");
+            if let Some(id) = &a.connection_id {
+                // The connection was the registry's: it goes with the agent. An owner's rights
+                // within that organisation, nothing more.
+                let system = Principal { role: Role::Owner, manage: true, ..Principal::anonymous(&a.org_id) };
+                match self.admin.delete_connection(&system, id).await {
+                    Ok(_) | Err(AdminError::NotFound(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(org = %a.org_id, agent = %a.id, error = %e, "could not delete the agent's connection")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(host: &str, port: u16) -> Heartbeat {
+        serde_json::from_value(json!({"agent_id": "a-1", "http_host": host, "http_port": port, "tools": []})).unwrap()
+    }
+
+    #[test]
+    fn heartbeats_are_checked_before_anything_is_written() {
+        assert!(validate(&hb("127.0.0.1", 9000)).is_ok());
+        assert_eq!(endpoint(&hb("::1", 9000)), "http://[::1]:9000");
+        for (host, port) in [("", 9000), ("evil.com/x", 9000), ("user@host", 9000), ("h", 0)] {
+            assert!(validate(&hb(host, port)).is_err(), "{host}:{port}");
+        }
+        let mut bad = hb("h", 1);
+        bad.agent_id = "a/b".into();
+        assert!(validate(&bad).is_err());
+        bad.agent_id = String::new();
+        assert!(matches!(validate(&bad), Err(AdminError::Invalid(m)) if m == "agent_id is required"));
+    }
+
+    #[test]
+    fn every_declared_dependency_gets_a_slot_in_order() {
+        let consumer: Vec<AgentTool> = serde_json::from_value(json!([{
+            "function_name": "ask", "capability": "greeter",
+            "dependencies": [{"capability": "missing"}, {"capability": "date", "tags": ["system"]}]
+        }]))
+        .unwrap();
+        let provider = AgentRow {
+            org_id: "o".into(),
+            id: "p-1".into(),
+            name: "p".into(),
+            agent_type: "mcp_agent".into(),
+            version: "1.0.0".into(),
+            namespace: "default".into(),
+            runtime: "python".into(),
+            description: String::new(),
+            endpoint: "http://127.0.0.1:1".into(),
+            tools: String::new(),
+            status: "healthy".into(),
+            connection_id: None,
+            created_at: 0,
+            last_seen: 0,
+            last_full: 0,
+            changed_at: 0,
+        };
+        let tools: Vec<AgentTool> = serde_json::from_value(json!([
+            {"function_name": "get_date", "capability": "date", "version": "1.0.0", "tags": ["system"]}
+        ]))
+        .unwrap();
+        let healthy = vec![(provider, tools)];
+        let all = resolve_all(&consumer, &healthy);
+        assert_eq!(all.len(), 1);
+        let (function, slots) = &all[0];
+        assert_eq!(*function, "ask");
+        assert!(slots[0].found.is_none());
+        let (c, endpoint, _) = slots[1].found.unwrap();
+        assert_eq!((c.agent_id, c.function_name, endpoint), ("p-1", "get_date", "http://127.0.0.1:1"));
+    }
+}
