@@ -6,6 +6,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod agent;
 mod api;
 mod audit;
 mod connection;
@@ -48,6 +49,9 @@ enum Command {
     /// Manage gateways: virtual MCPs over several connections, at /mcp/gateway/{name}.
     #[command(subcommand, visible_alias = "gateways", visible_alias = "gw")]
     Gateway(gateway::GatewayCmd),
+    /// Agents registered by heartbeat (mcp-mesh SDK agents): list, show.
+    #[command(subcommand, visible_alias = "agents")]
+    Agent(agent::AgentCmd),
     /// Manage API keys (create, list, revoke), optionally narrowed to some connections, gateways, tools.
     #[command(subcommand, visible_alias = "keys")]
     Key(key::KeyCmd),
@@ -126,6 +130,7 @@ async fn main() -> ExitCode {
         Command::Template(c) => template::run(c).await,
         Command::Gateway(cmd) => gateway::run(cmd).await,
         Command::Key(cmd) => key::run(cmd).await,
+        Command::Agent(cmd) => agent::run(cmd).await,
         Command::Org(cmd) => org::run(cmd).await,
         Command::Member(cmd) => member::run(cmd).await,
         Command::User(cmd) => user::run(cmd).await,

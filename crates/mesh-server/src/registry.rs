@@ -47,6 +47,8 @@ pub(crate) fn router(registry: Registry, mcp: Router) -> Router {
         .route("/registry/{key}/agents", get(agents))
         .route("/registry/{key}/agents/{agent}", axum::routing::delete(leave))
         .route("/registry/{key}/proxy/{target}/{*path}", post(proxy).get(proxy))
+        .route("/api/v1/agents", get(rest_agents))
+        .route("/api/v1/agents/{agent}", get(rest_agent))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(ctx)
 }
@@ -71,15 +73,18 @@ fn refused(e: &AdminError) -> Response {
 }
 
 /// The key's principal, or the 401. OAuth access tokens are for one MCP endpoint, not this.
-fn principal(ctx: &Ctx, key: &str) -> Result<Principal, Response> {
+fn principal(ctx: &Ctx, key: &str) -> Result<Principal, Box<Response>> {
     ctx.registry.admin.keys.authenticate(key).filter(|p| p.audience.is_none()).ok_or_else(|| {
-        error(StatusCode::UNAUTHORIZED, "the registry URL must carry a valid API key: http://<mesh>/registry/<key>")
+        Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "the registry URL must carry a valid API key: http://<mesh>/registry/<key>",
+        ))
     })
 }
 
 async fn index(State(ctx): State<Ctx>, Path(key): Path<String>) -> Response {
     if let Err(r) = principal(&ctx, &key) {
-        return r;
+        return *r;
     }
     Json(json!({
         "service": "mcp-mesh-registry", "status": "running", "version": env!("CARGO_PKG_VERSION"),
@@ -90,7 +95,7 @@ async fn index(State(ctx): State<Ctx>, Path(key): Path<String>) -> Response {
 
 async fn health(State(ctx): State<Ctx>, Path(key): Path<String>) -> Response {
     if let Err(r) = principal(&ctx, &key) {
-        return r;
+        return *r;
     }
     Json(json!({
         "service": "mcp-mesh-registry", "status": "healthy", "version": env!("CARGO_PKG_VERSION"),
@@ -102,7 +107,7 @@ async fn health(State(ctx): State<Ctx>, Path(key): Path<String>) -> Response {
 async fn heartbeat(State(ctx): State<Ctx>, Path(key): Path<String>, body: Bytes) -> Response {
     let p = match principal(&ctx, &key) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let hb: Heartbeat = match serde_json::from_slice(&body) {
         Ok(hb) => hb,
@@ -137,7 +142,7 @@ async fn beat(State(ctx): State<Ctx>, Path((key, agent)): Path<(String, String)>
 async fn agents(State(ctx): State<Ctx>, Path(key): Path<String>) -> Response {
     let p = match principal(&ctx, &key) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match ctx.registry.agents(&p).await {
         Ok(v) => Json(v).into_response(),
@@ -145,10 +150,34 @@ async fn agents(State(ctx): State<Ctx>, Path(key): Path<String>) -> Response {
     }
 }
 
+/// `GET /api/v1/agents`: the same view for scripts and the CLI, with the usual bearer key.
+async fn rest_agents(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    let p = match crate::rest::authenticate(&ctx.registry.admin, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    crate::rest::reply(ctx.registry.agents(&p).await.map(Json))
+}
+
+/// `GET /api/v1/agents/{id}`: one agent.
+async fn rest_agent(State(ctx): State<Ctx>, Path(agent): Path<String>, headers: HeaderMap) -> Response {
+    let p = match crate::rest::authenticate(&ctx.registry.admin, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let found = ctx.registry.agents(&p).await.and_then(|all| {
+        all["agents"]
+            .as_array()
+            .and_then(|list| list.iter().find(|a| a["id"] == agent.as_str()).cloned())
+            .ok_or_else(|| AdminError::NotFound(format!("agent '{agent}'")))
+    });
+    crate::rest::reply(found.map(Json))
+}
+
 async fn leave(State(ctx): State<Ctx>, Path((key, agent)): Path<(String, String)>) -> Response {
     let p = match principal(&ctx, &key) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !p.role.can_manage() {
         return error(StatusCode::FORBIDDEN, "deregistering an agent needs a key of an owner or admin");
@@ -171,7 +200,7 @@ async fn proxy(
 ) -> Response {
     let p = match principal(&ctx, &key) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if path != "mcp" && !path.starts_with("mcp/") {
         return error(StatusCode::BAD_REQUEST, "Only /mcp/* paths are allowed for proxying");
@@ -198,12 +227,12 @@ async fn proxy(
         return error(StatusCode::BAD_REQUEST, "params must be an object");
     };
     let name = params.get("name").and_then(Value::as_str).map(str::to_string);
-    params.entry("_meta").or_insert_with(|| json!({})).as_object_mut().map(|meta| {
+    if let Some(meta) = params.entry("_meta").or_insert_with(|| json!({})).as_object_mut() {
         meta.insert(mesh_protocol::modern::META_VERSION.into(), json!(version));
         meta.entry(mesh_protocol::modern::META_CAPABILITIES).or_insert_with(|| json!({}));
         meta.entry(mesh_protocol::modern::META_CLIENT_INFO)
             .or_insert_with(|| json!({"name": "meshctl", "version": "proxy"}));
-    });
+    }
     let mut req = Request::builder()
         .method(Method::POST)
         .uri(format!("/mcp/{slug}"))
