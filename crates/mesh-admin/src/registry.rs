@@ -25,10 +25,10 @@ use crate::{Admin, AdminError};
 /// How long agents have to beat, and how long departed ones are remembered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegistrySettings {
-    /// An agent not heard from for this long is unhealthy (`MESH_REGISTRY_UNHEALTHY_AFTER`).
+    /// An agent not heard from for this long is unhealthy (`MESH_REGISTRY_UNHEALTHY_SECS`).
     pub unhealthy_after: Duration,
     /// An unhealthy agent is forgotten, with its connection, after this long
-    /// (`MESH_REGISTRY_RETENTION`).
+    /// (`MESH_REGISTRY_RETENTION_SECS`).
     pub retention: Duration,
 }
 
@@ -44,6 +44,11 @@ impl Default for RegistrySettings {
 const MAX_TOOLS: usize = 256;
 /// Most dependencies one tool may declare.
 const MAX_DEPENDENCIES: usize = 64;
+/// A change this close before an agent's last full heartbeat still earns it a 202: the change
+/// may have been stamped before that heartbeat but written after it read the topology (or on a
+/// replica whose clock is a little behind). The cost is at most one extra full heartbeat per
+/// agent per change.
+const TOPOLOGY_MARGIN_MS: i64 = 2_000;
 
 /// A full heartbeat as the SDK sends it (fields the mesh does not use are ignored).
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +238,17 @@ pub struct Registry {
     pub settings: RegistrySettings,
 }
 
+/// Whether `p` may change the registry (register, beat, leave): registering creates
+/// connections, so an owner's or admin's key with management rights.
+pub fn writer(p: &Principal) -> Result<(), AdminError> {
+    Trust::check_management(p)?;
+    if p.role.can_manage() {
+        Ok(())
+    } else {
+        Err(AdminError::Forbidden("changing the registry needs a key of an owner or admin"))
+    }
+}
+
 impl Registry {
     fn fresh_after(&self, now: i64) -> i64 {
         now - i64::try_from(self.settings.unhealthy_after.as_millis()).unwrap_or(i64::MAX)
@@ -258,23 +274,22 @@ impl Registry {
     /// A full heartbeat: registers or refreshes the agent (and its connection) and answers with
     /// a provider for each declared dependency, in the SDK's response shape.
     pub async fn heartbeat(&self, p: &Principal, hb: Heartbeat) -> Result<Value, AdminError> {
-        Trust::check_management(p)?;
-        if !p.role.can_manage() {
-            return Err(AdminError::Forbidden(
-                "registering an agent creates a connection: it needs a key of an owner or admin",
-            ));
-        }
+        writer(p)?;
         validate(&hb)?;
         let now = id::now_ms();
         let endpoint = endpoint(&hb);
         let before = self.admin.store.get_agent(&p.org_id, &hb.agent_id).await?;
         let connection_id = self.connection_for(p, &hb, &endpoint, before.as_ref()).await?;
         let tools = serde_json::to_string(&hb.tools).map_err(|e| AdminError::Invalid(e.to_string()))?;
-        // Others hear of a join, a return, a move or a new declaration; not of a mere refresh.
+        // Others hear of a join, a return (also from silence the sweep has not yet marked), a
+        // move or a new declaration; not of a mere refresh.
+        let fresh = self.fresh_after(now);
         let changed = match &before {
-            Some(b) => b.status != "healthy" || b.endpoint != endpoint || b.tools != tools,
+            Some(b) => b.status != "healthy" || b.last_seen < fresh || b.endpoint != endpoint || b.tools != tools,
             None => true,
         };
+        // Stamped as late as possible: others compare it with the time they read the topology.
+        let stamp = id::now_ms();
         let row = AgentRow {
             org_id: p.org_id.clone(),
             id: hb.agent_id.clone(),
@@ -291,7 +306,7 @@ impl Registry {
             created_at: before.as_ref().map_or(now, |b| b.created_at),
             last_seen: now,
             last_full: now,
-            changed_at: if changed { now } else { before.as_ref().map_or(now, |b| b.changed_at) },
+            changed_at: if changed { stamp } else { before.as_ref().map_or(stamp, |b| b.changed_at) },
         };
         self.admin.store.put_agent(&row).await?;
         if changed {
@@ -344,10 +359,10 @@ impl Registry {
         let url = format!("{endpoint}/mcp");
         if let Some(id) = before.and_then(|b| b.connection_id.as_deref()) {
             match self.admin.get_connection(p, id).await {
-                Ok(c) if c.url.as_deref() == Some(url.as_str()) && c.status == "active" => return Ok(c.id),
+                // A connection an admin disabled stays disabled: the agent only moves it.
+                Ok(c) if c.url.as_deref() == Some(url.as_str()) => return Ok(c.id),
                 Ok(c) => {
-                    let input =
-                        ConnectionInput { url: Some(url), status: Some("active".into()), ..ConnectionInput::default() };
+                    let input = ConnectionInput { url: Some(url), ..ConnectionInput::default() };
                     return Ok(self.admin.update_connection(p, &c.id, input).await?.id);
                 }
                 Err(AdminError::NotFound(_)) => {} // deleted by hand: make it again
@@ -377,9 +392,9 @@ impl Registry {
     /// A fast heartbeat.
     pub async fn beat(&self, p: &Principal, agent_id: &str) -> Result<BeatAnswer, AdminError> {
         let now = id::now_ms();
-        Ok(match self.admin.store.beat_agent(&p.org_id, agent_id, now).await? {
+        Ok(match self.admin.store.beat_agent(&p.org_id, agent_id, now, self.fresh_after(now)).await? {
             None => BeatAnswer::Gone,
-            Some(b) if b.topology_at > b.last_full => BeatAnswer::Changed,
+            Some(b) if b.topology_at >= b.last_full - TOPOLOGY_MARGIN_MS => BeatAnswer::Changed,
             Some(_) => BeatAnswer::Fine,
         })
     }
@@ -460,7 +475,10 @@ impl Registry {
             .list_agents(&p.org_id)
             .await?
             .into_iter()
-            .find(|a| a.endpoint == wanted)
+            // An agent restarted under a new id leaves its old row at the same address for a
+            // while: the live one, else the one seen last.
+            .filter(|a| a.endpoint == wanted)
+            .max_by_key(|a| (a.status == "healthy", a.last_seen))
             .ok_or_else(|| AdminError::NotFound(format!("registered agent at '{host_port}'")))?;
         let id = agent.connection_id.clone().ok_or_else(|| AdminError::NotFound("the agent's connection".into()))?;
         let slug = self.admin.get_connection(p, &id).await?.slug;

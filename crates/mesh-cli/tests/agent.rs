@@ -16,7 +16,8 @@ async fn register(mesh: &TestMesh, body: Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_list_and_show() {
-    let mesh = TestMesh::start().await;
+    // Hand-sent heartbeats do not repeat: keep the agents healthy for the whole test.
+    let mesh = TestMesh::start_with(|c| c.registry.unhealthy_after = std::time::Duration::from_secs(600)).await;
     let empty = cli(&mesh, &["agent", "list"]).await;
     assert!(empty.ok && empty.stdout.contains("MCP_MESH_REGISTRY_URL="), "{}", empty.stdout);
 

@@ -127,6 +127,10 @@ async fn beat(State(ctx): State<Ctx>, Path((key, agent)): Path<(String, String)>
         Ok(p) => p,
         Err(r) => return r.status().into_response(),
     };
+    // A heartbeat keeps an agent in resolution: a write, for the keys that may register.
+    if mesh_admin::registry::writer(&p).is_err() {
+        return StatusCode::FORBIDDEN.into_response();
+    }
     // A HEAD answer has no body: the status is the whole message.
     match ctx.registry.beat(&p, &agent).await {
         Ok(BeatAnswer::Fine) => StatusCode::OK.into_response(),
@@ -179,8 +183,8 @@ async fn leave(State(ctx): State<Ctx>, Path((key, agent)): Path<(String, String)
         Ok(p) => p,
         Err(r) => return *r,
     };
-    if !p.role.can_manage() {
-        return error(StatusCode::FORBIDDEN, "deregistering an agent needs a key of an owner or admin");
+    if let Err(e) = mesh_admin::registry::writer(&p) {
+        return refused(&e);
     }
     match ctx.registry.leave(&p, &agent).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

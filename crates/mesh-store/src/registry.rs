@@ -136,11 +136,22 @@ impl Store {
     }
 
     /// A fast heartbeat of a healthy agent: refreshes `last_seen`. `None` when the agent is
-    /// unknown or unhealthy (a fast heartbeat never revives one: it must register again).
-    pub async fn beat_agent(&self, org_id: &str, id: &str, now: i64) -> Result<Option<Beat>, StoreError> {
+    /// unknown or unhealthy (a fast heartbeat never revives one: it must register again). An
+    /// agent silent since before `fresh_after` was already out of resolution, so its return is
+    /// a change the others must hear of.
+    pub async fn beat_agent(
+        &self,
+        org_id: &str,
+        id: &str,
+        now: i64,
+        fresh_after: i64,
+    ) -> Result<Option<Beat>, StoreError> {
         let done = sqlx::query(
-            "UPDATE registry_agents SET last_seen = $1 WHERE org_id = $2 AND id = $3 AND status = 'healthy'",
+            "UPDATE registry_agents SET changed_at = CASE WHEN last_seen < $1 THEN $2 ELSE changed_at END, \
+             last_seen = $3 WHERE org_id = $4 AND id = $5 AND status = 'healthy'",
         )
+        .bind(fresh_after)
+        .bind(now)
         .bind(now)
         .bind(org_id)
         .bind(id)

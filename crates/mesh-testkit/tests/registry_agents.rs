@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// Heartbeats every second, unhealthy after four silent seconds: the SDK's and the mesh's
+/// Heartbeats every second, unhealthy after six silent seconds: the SDK's and the mesh's
 /// defaults (5 s and 10 s) scaled down so that the test takes seconds, not minutes.
 const BEAT_SECS: &str = "1";
-const UNHEALTHY: Duration = Duration::from_secs(4);
+const UNHEALTHY: Duration = Duration::from_secs(6);
 
 fn dep(var: &str) -> PathBuf {
     let p = PathBuf::from(std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: source .test-deps/env.sh")));
@@ -118,7 +118,8 @@ async fn real_agents_register_resolve_fail_over_and_leave() {
     assert_eq!(r.status(), 401);
     let member = mesh.extra_key("member").await;
     let hb = json!({"agent_id": "sneaky-1", "http_host": "127.0.0.1", "http_port": 9, "tools": []});
-    let r = http.post(format!("{}/registry/{member}/heartbeat", mesh.url)).json(&hb).send().await.unwrap();
+    let member_registry = format!("{}/registry/{member}", mesh.url);
+    let r = http.post(format!("{member_registry}/heartbeat")).json(&hb).send().await.unwrap();
     assert_eq!(r.status(), 403, "{}", r.text().await.unwrap());
     let r = http.post(format!("{registry}/heartbeat")).body("{not json").send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -153,6 +154,13 @@ async fn real_agents_register_resolve_fail_over_and_leave() {
             }
         })
         .await;
+
+    // A member's key reads but may not keep an agent alive or send it away.
+    let r = http.head(format!("{member_registry}/heartbeat/{provider_id}")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http.delete(format!("{member_registry}/agents/{provider_id}")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(agents(&http, &member_registry).await.len(), 2);
 
     // Each agent is a connection of the key's organisation.
     let connections = mesh.admin.list_connections(&mesh.owner()).await.unwrap();
@@ -232,13 +240,24 @@ async fn real_agents_register_resolve_fail_over_and_leave() {
     let resolved = &by_endpoint(&all, &consumer.endpoint()).unwrap()["dependency_resolutions"][0];
     assert_eq!(resolved["endpoint"], second.endpoint(), "{all:?}");
 
-    // SIGTERM: the consumer says goodbye (DELETE) as it stops, well before it could age out.
+    // SIGTERM: the consumer says goodbye (DELETE) as it stops. It beat within the last second,
+    // so it cannot have aged out before UNHEALTHY - 1 s: seen unhealthy sooner, it said goodbye.
     consumer.signal("-TERM");
+    wait_for("the consumer deregistered on SIGTERM", UNHEALTHY - Duration::from_secs(1), || {
+        let (http, registry, consumer_id) = (&http, &registry, &consumer_id);
+        async move {
+            let all = agents(http, registry).await;
+            let left = all.iter().find(|a| a["id"] == consumer_id.as_str()).unwrap();
+            if left["status"] == "unhealthy" {
+                Ok(())
+            } else {
+                Err(left.to_string())
+            }
+        }
+    })
+    .await;
     let stopped = tokio::time::timeout(Duration::from_secs(20), consumer.child.wait()).await;
     assert!(stopped.is_ok(), "the consumer stops on SIGTERM");
-    let all = agents(&http, &registry).await;
-    let left = all.iter().find(|a| a["id"] == consumer_id.as_str()).unwrap();
-    assert_eq!(left["status"], "unhealthy", "deregistered on SIGTERM: {left}");
     let listed = meshctl(&["list"], &registry).await;
     assert!(listed.contains("1 healthy"), "{listed}");
     drop(second);

@@ -154,8 +154,8 @@ impl Partial {
     /// complete (it covers one version) or covers everything.
     fn ceiling(&self) -> Option<Version> {
         match (self.major, self.minor, self.patch) {
-            (Some(m), None, _) => Some(Version::triple(m + 1, 0, 0)),
-            (Some(m), Some(n), None) => Some(Version::triple(m, n + 1, 0)),
+            (Some(m), None, _) => Some(Version::triple(m.saturating_add(1), 0, 0)),
+            (Some(m), Some(n), None) => Some(Version::triple(m, n.saturating_add(1), 0)),
             _ => None,
         }
     }
@@ -230,18 +230,18 @@ impl Comparator {
             },
             Op::Tilde => {
                 let upper = match c.minor {
-                    Some(n) => Version::triple(floor.major, n + 1, 0),
-                    None => Version::triple(floor.major + 1, 0, 0),
+                    Some(n) => Version::triple(floor.major, n.saturating_add(1), 0),
+                    None => Version::triple(floor.major.saturating_add(1), 0, 0),
                 };
                 *v >= floor && *v < upper
             }
             Op::Caret => {
                 let upper = if floor.major > 0 || c.minor.is_none() {
-                    Version::triple(floor.major + 1, 0, 0)
+                    Version::triple(floor.major.saturating_add(1), 0, 0)
                 } else if floor.minor > 0 || c.patch.is_none() {
-                    Version::triple(0, floor.minor + 1, 0)
+                    Version::triple(0, floor.minor.saturating_add(1), 0)
                 } else {
-                    Version::triple(0, 0, floor.patch + 1)
+                    Version::triple(0, 0, floor.patch.saturating_add(1))
                 };
                 *v >= floor && *v < upper
             }
@@ -370,6 +370,11 @@ mod tests {
         assert!(Constraint::parse("1.x.3").is_none());
         assert!(Constraint::parse(">=").is_none());
         assert!(Constraint::parse("||").is_none());
+        // The largest numbers neither panic nor wrap around to match everything.
+        let max = u64::MAX;
+        for c in [format!("~{max}"), format!("^{max}"), format!("{max}"), format!("{max}.{max}"), format!(">{max}")] {
+            assert!(!satisfies(&c, "1.0.0"), "{c}");
+        }
     }
 
     #[test]

@@ -38,11 +38,16 @@ pub async fn registry(store: &Store) {
 
     // A fast heartbeat learns that the topology changed after its last full one.
     assert_eq!(
-        store.beat_agent(&org, "provider-0a1b2c3d", NOW + 10).await.unwrap(),
+        store.beat_agent(&org, "provider-0a1b2c3d", NOW + 10, NOW).await.unwrap(),
         Some(Beat { last_full: NOW, topology_at: NOW + 5 })
     );
-    assert_eq!(store.beat_agent(&org, "nobody", NOW + 10).await.unwrap(), None);
-    assert_eq!(store.beat_agent("org_other", "consumer-1", NOW + 10).await.unwrap(), None);
+    assert_eq!(store.beat_agent(&org, "nobody", NOW + 10, NOW).await.unwrap(), None);
+    // The consumer was silent past the freshness line: its return is a topology change.
+    assert_eq!(
+        store.beat_agent(&org, "consumer-1", NOW + 12, NOW + 11).await.unwrap(),
+        Some(Beat { last_full: NOW + 5, topology_at: NOW + 12 })
+    );
+    assert_eq!(store.beat_agent("org_other", "consumer-1", NOW + 10, NOW).await.unwrap(), None);
 
     // A full heartbeat replaces the declaration and keeps the first registration time.
     let moved = AgentRow {
@@ -59,7 +64,7 @@ pub async fn registry(store: &Store) {
     // Goodbye: unhealthy, and a fast heartbeat no longer revives it.
     assert!(store.leave_agent(&org, "consumer-1", NOW + 30).await.unwrap());
     assert!(!store.leave_agent(&org, "consumer-1", NOW + 31).await.unwrap());
-    assert_eq!(store.beat_agent(&org, "consumer-1", NOW + 32).await.unwrap(), None);
+    assert_eq!(store.beat_agent(&org, "consumer-1", NOW + 32, NOW).await.unwrap(), None);
 
     // Ageing: the provider was last seen at NOW + 20.
     assert!(store.age_agents(NOW + 20, NOW + 40).await.unwrap().is_empty());
