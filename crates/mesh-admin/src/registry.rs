@@ -10,6 +10,7 @@
 //! connections, and reaching an agent on an internal address needs the trust tier that may
 //! configure such upstreams (`MESH_UPSTREAM_PRIVATE`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use mesh_core::registry::{self, Candidate, Dependency};
@@ -42,8 +43,12 @@ impl Default for RegistrySettings {
 
 /// Most tools one agent may declare (the SDK adds three of its own to every agent).
 const MAX_TOOLS: usize = 256;
-/// Most dependencies one tool may declare.
-const MAX_DEPENDENCIES: usize = 64;
+/// Most dependencies one agent may declare, over all its tools (each is resolved on every full
+/// heartbeat).
+const MAX_DEPENDENCIES: usize = 256;
+/// Most agents one organisation may have registered (healthy or not yet forgotten): every full
+/// heartbeat resolves against all of them.
+const MAX_AGENTS: usize = 1_000;
 /// A change this close before an agent's last full heartbeat still earns it a 202: the change
 /// may have been stamped before that heartbeat but written after it read the topology (or on a
 /// replica whose clock is a little behind). The cost is at most one extra full heartbeat per
@@ -120,10 +125,13 @@ pub enum BeatAnswer {
     Gone,
 }
 
+/// A provider's tool with where to call it and the options to echo.
+type Target<'a> = (Candidate<'a>, &'a str, Option<&'a Value>);
+
 /// One resolved (or unresolved) dependency slot.
 struct Slot<'a> {
     dep: &'a Dependency,
-    found: Option<(Candidate<'a>, &'a str, Option<&'a Value>)>,
+    found: Option<Target<'a>>,
 }
 
 fn is_framework(t: &AgentTool) -> bool {
@@ -152,11 +160,8 @@ fn validate(hb: &Heartbeat) -> Result<(), AdminError> {
     if hb.tools.len() > MAX_TOOLS {
         return Err(AdminError::Invalid(format!("an agent may declare at most {MAX_TOOLS} tools")));
     }
-    if let Some(t) = hb.tools.iter().find(|t| t.dependencies.len() > MAX_DEPENDENCIES) {
-        return Err(AdminError::Invalid(format!(
-            "tool '{}' declares more than {MAX_DEPENDENCIES} dependencies",
-            t.function_name
-        )));
+    if hb.tools.iter().map(|t| t.dependencies.len()).sum::<usize>() > MAX_DEPENDENCIES {
+        return Err(AdminError::Invalid(format!("an agent may declare at most {MAX_DEPENDENCIES} dependencies")));
     }
     Ok(())
 }
@@ -181,7 +186,7 @@ fn resolve_all<'a>(
     consumer: &'a [AgentTool],
     healthy: &'a [(AgentRow, Vec<AgentTool>)],
 ) -> Vec<(&'a str, Vec<Slot<'a>>)> {
-    let candidates: Vec<(Candidate<'a>, &'a str, Option<&'a Value>)> = healthy
+    let candidates: Vec<Target<'a>> = healthy
         .iter()
         .flat_map(|(a, tools)| {
             tools.iter().map(move |t| {
@@ -196,7 +201,13 @@ fn resolve_all<'a>(
             })
         })
         .collect();
-    let plain: Vec<Candidate<'a>> = candidates.iter().map(|(c, _, _)| *c).collect();
+    // Indexed by capability once, so that each dependency looks only at its own providers.
+    let mut by_capability: HashMap<&str, (Vec<Candidate<'a>>, Vec<Target<'a>>)> = HashMap::new();
+    for (c, endpoint, kwargs) in candidates {
+        let entry = by_capability.entry(c.capability).or_default();
+        entry.0.push(c);
+        entry.1.push((c, endpoint, kwargs));
+    }
     consumer
         .iter()
         .filter(|t| !t.dependencies.is_empty())
@@ -205,10 +216,9 @@ fn resolve_all<'a>(
                 .dependencies
                 .iter()
                 .map(|dep| {
-                    let found = registry::resolve(dep, &plain).and_then(|c| {
-                        candidates
-                            .iter()
-                            .find(|(x, _, _)| x.agent_id == c.agent_id && x.function_name == c.function_name)
+                    let found = by_capability.get(dep.capability.as_str()).and_then(|(plain, targets)| {
+                        let c = registry::resolve(dep, plain)?;
+                        targets.iter().find(|(x, _, _)| x.agent_id == c.agent_id && x.function_name == c.function_name)
                     });
                     Slot { dep, found: found.copied() }
                 })
@@ -279,6 +289,12 @@ impl Registry {
         let now = id::now_ms();
         let endpoint = endpoint(&hb);
         let before = self.admin.store.get_agent(&p.org_id, &hb.agent_id).await?;
+        if before.is_none() && self.admin.store.list_agents(&p.org_id).await?.len() >= MAX_AGENTS {
+            return Err(AdminError::Invalid(format!(
+                "this organisation has {MAX_AGENTS} registered agents, the most it may have; departed ones are \
+                 forgotten after MESH_REGISTRY_RETENTION_SECS"
+            )));
+        }
         let connection_id = self.connection_for(p, &hb, &endpoint, before.as_ref()).await?;
         let tools = serde_json::to_string(&hb.tools).map_err(|e| AdminError::Invalid(e.to_string()))?;
         // Others hear of a join, a return (also from silence the sweep has not yet marked), a
@@ -371,6 +387,7 @@ impl Registry {
         }
         let slug = slug::slugify(&hb.agent_id)
             .ok_or_else(|| AdminError::Invalid(format!("agent_id '{}' cannot name a connection", hb.agent_id)))?;
+        let url_for_adopt = url.clone();
         let input = ConnectionInput {
             slug: Some(slug.clone()),
             title: hb.name.clone(),
@@ -381,6 +398,17 @@ impl Registry {
         };
         match self.admin.create_connection(p, input).await {
             Ok(c) => Ok(c.id),
+            // Made for this agent by a registration that did not finish (same name, same
+            // address): take it over rather than lock the agent out.
+            Err(AdminError::Conflict(_))
+                if self
+                    .admin
+                    .get_connection(p, &slug)
+                    .await
+                    .is_ok_and(|c| c.url.as_deref() == Some(url_for_adopt.as_str())) =>
+            {
+                Ok(self.admin.get_connection(p, &slug).await?.id)
+            }
             Err(AdminError::Conflict(_)) => Err(AdminError::Conflict(format!(
                 "a connection named '{slug}' already exists in this organisation; start the agent with another \
                  id (MCP_MESH_AGENT_ID)"
@@ -414,6 +442,8 @@ impl Registry {
         let fresh = self.fresh_after(now);
         let all = self.admin.store.list_agents(&p.org_id).await?;
         let healthy = self.healthy(&p.org_id, now).await?;
+        let connections = self.admin.store.list_connections(&p.org_id).await?;
+        let slugs: HashMap<&str, &str> = connections.iter().map(|c| (c.id.as_str(), c.slug.as_str())).collect();
         let mut out = Vec::with_capacity(all.len());
         for a in &all {
             let tools = tools_of(a);
@@ -446,10 +476,7 @@ impl Registry {
                 }
             }
             let resolved = resolutions.iter().filter(|r| r["status"] == "available").count();
-            let connection = match &a.connection_id {
-                Some(id) => self.admin.get_connection(p, id).await.ok().map(|c| c.slug),
-                None => None,
-            };
+            let connection = a.connection_id.as_ref().and_then(|id| slugs.get(id.as_str()));
             out.push(json!({
                 "id": a.id, "name": a.name, "agent_type": a.agent_type, "version": a.version,
                 "namespace": a.namespace, "runtime": a.runtime, "description": a.description,
@@ -532,6 +559,11 @@ mod tests {
         assert!(validate(&bad).is_err());
         bad.agent_id = String::new();
         assert!(matches!(validate(&bad), Err(AdminError::Invalid(m)) if m == "agent_id is required"));
+        let deps: Vec<Value> = (0..=MAX_DEPENDENCIES).map(|i| json!({"capability": format!("c{i}")})).collect();
+        let greedy: Heartbeat = serde_json::from_value(json!({"agent_id": "a-1", "http_host": "h", "http_port": 1,
+            "tools": [{"function_name": "f", "capability": "c", "dependencies": deps}]}))
+        .unwrap();
+        assert!(matches!(validate(&greedy), Err(AdminError::Invalid(m)) if m.contains("dependencies")));
     }
 
     #[test]

@@ -57,6 +57,19 @@ async fn agent_list_and_show() {
     let conns = cli(&mesh, &["connection", "list"]).await;
     assert!(conns.stdout.contains("dates-1") && conns.stdout.contains("asker-1"), "{}", conns.stdout);
 
+    // An organisation admin who is not an operator registers an agent on loopback: it joins
+    // (other agents call it directly), but the mesh itself will not reach it for them.
+    let admin = mesh.extra_key("admin").await;
+    let admin_registry = format!("{}/registry/{admin}", mesh.url);
+    let http = reqwest::Client::new();
+    let hb = json!({"agent_id": "local-1", "http_host": "127.0.0.1", "http_port": 19303, "tools": []});
+    let r = http.post(format!("{admin_registry}/heartbeat")).json(&hb).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    let r = http.post(format!("{admin_registry}/proxy/127.0.0.1:19303/mcp")).json(&call).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("only installation operators may connect to internal networks"), "{body}");
+
     let missing = cli(&mesh, &["agent", "show", "nobody"]).await;
     assert!(!missing.ok && missing.stderr.contains("agent 'nobody' not found"), "{}", missing.stderr);
     mesh.stop().await;

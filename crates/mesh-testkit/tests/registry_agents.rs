@@ -31,6 +31,8 @@ fn free_port() -> u16 {
 struct Agent {
     child: tokio::process::Child,
     port: u16,
+    /// Held open: the agent exits when it closes, so a test that dies leaves no agent behind.
+    _stdin: Option<tokio::process::ChildStdin>,
 }
 
 impl Agent {
@@ -44,13 +46,15 @@ impl Agent {
             .env("MCP_MESH_HTTP_PORT", port.to_string())
             .env("MCP_MESH_REGISTRY_URL", registry)
             .env("MCP_MESH_HEALTH_INTERVAL", BEAT_SECS)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("the mcp-mesh agent starts");
-        Agent { child, port }
+        let mut child = child;
+        let stdin = child.stdin.take();
+        Agent { child, port, _stdin: stdin }
     }
 
     fn endpoint(&self) -> String {
@@ -103,6 +107,19 @@ async fn meshctl(args: &[&str], registry: &str) -> String {
     .expect("meshctl finishes")
     .expect("meshctl runs");
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Polls `meshctl call ask_date` until its output contains `text`.
+async fn until_call_says(registry: &str, text: &str, what: &str, limit: Duration) {
+    wait_for(what, limit, || async move {
+        let out = meshctl(&["call", "ask_date"], registry).await;
+        if out.contains(text) {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,17 +189,12 @@ async fn real_agents_register_resolve_fail_over_and_leave() {
     // learns of the provider on a heartbeat, so the first calls may still say NO_PROVIDER).
     let listed = meshctl(&["list"], &registry).await;
     assert!(listed.contains(&provider_id) && listed.contains(&consumer_id) && listed.contains("2 healthy"), "{listed}");
-    wait_for("meshctl call reaches the provider through the consumer", Duration::from_secs(30), || {
-        let registry = &registry;
-        async move {
-            let out = meshctl(&["call", "ask_date"], registry).await;
-            if out.contains("provider says: 2024-01-01 (from the provider)") {
-                Ok(())
-            } else {
-                Err(out)
-            }
-        }
-    })
+    until_call_says(
+        &registry,
+        "provider says: 2024-01-01 (from the provider)",
+        "meshctl call reaches the provider through the consumer",
+        Duration::from_secs(30),
+    )
     .await;
     // The call went through the consumer's connection: authorised and audited like any other.
     let (ok, audit) = mesh.manage(&mesh.key, "AUDIT_QUERY", json!({"tool": "ask_date", "outcome": "ok"})).await;
@@ -209,33 +221,12 @@ async fn real_agents_register_resolve_fail_over_and_leave() {
         }
     })
     .await;
-    wait_for("the consumer learns that no provider is left", Duration::from_secs(30), || {
-        let registry = &registry;
-        async move {
-            let out = meshctl(&["call", "ask_date"], registry).await;
-            if out.contains("NO_PROVIDER") {
-                Ok(())
-            } else {
-                Err(out)
-            }
-        }
-    })
-    .await;
+    until_call_says(&registry, "NO_PROVIDER", "the consumer learns that no provider is left", Duration::from_secs(30))
+        .await;
 
     // A second provider: resolved again.
     let second = Agent::start("mesh_provider.py", &registry);
-    wait_for("the second provider takes over", Duration::from_secs(60), || {
-        let registry = &registry;
-        async move {
-            let out = meshctl(&["call", "ask_date"], registry).await;
-            if out.contains("provider says:") {
-                Ok(())
-            } else {
-                Err(out)
-            }
-        }
-    })
-    .await;
+    until_call_says(&registry, "provider says:", "the second provider takes over", Duration::from_secs(60)).await;
     let all = agents(&http, &registry).await;
     let resolved = &by_endpoint(&all, &consumer.endpoint()).unwrap()["dependency_resolutions"][0];
     assert_eq!(resolved["endpoint"], second.endpoint(), "{all:?}");

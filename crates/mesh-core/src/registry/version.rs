@@ -250,7 +250,8 @@ impl Comparator {
 }
 
 /// A version constraint: `||` between alternatives, `,` or spaces between the comparators of
-/// one alternative, which must all hold.
+/// one alternative, which must all hold; an operator may stand apart from its version
+/// (`>= 1.2`), and `1.2 - 1.4` is a range (`>=1.2, <=1.4`).
 #[derive(Debug, Clone)]
 pub struct Constraint {
     any_of: Vec<Vec<Comparator>>,
@@ -259,28 +260,41 @@ pub struct Constraint {
 impl Constraint {
     /// Parses a constraint; `None` when it is not one (the caller then compares text).
     pub fn parse(text: &str) -> Option<Constraint> {
-        let any_of = text
-            .split("||")
-            .map(|alt| {
-                let all = alt
-                    .split([',', ' '])
-                    .filter(|c| !c.trim().is_empty())
-                    .map(Comparator::parse)
-                    .collect::<Option<Vec<_>>>()?;
-                (!all.is_empty()).then_some(all)
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let any_of = text.split("||").map(alternative).collect::<Option<Vec<_>>>()?;
         Some(Constraint { any_of })
     }
 
-    /// Whether `v` satisfies one alternative. A prerelease satisfies only an alternative that
-    /// names a prerelease itself: asking for `>=1.2` is not asking for betas.
+    /// Whether `v` satisfies one alternative. A prerelease satisfies only comparators that name
+    /// a prerelease themselves: asking for `>=1.2` is not asking for betas.
     pub fn matches(&self, v: &Version) -> bool {
         self.any_of.iter().any(|all| {
-            (v.pre.is_empty() || all.iter().any(|c| !c.version.pre.is_empty() && c.version.complete()))
-                && all.iter().all(|c| c.matches(v))
+            all.iter().all(|c| (v.pre.is_empty() || !c.version.pre.is_empty() && c.version.complete()) && c.matches(v))
         })
     }
+}
+
+/// The comparators of one alternative.
+fn alternative(text: &str) -> Option<Vec<Comparator>> {
+    let tokens: Vec<&str> = text.split([',', ' ', '\t']).filter(|t| !t.is_empty()).collect();
+    let is_operator = |t: &str| t.chars().all(|c| "<>=!~^".contains(c));
+    let mut all = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = tokens[i];
+        if is_operator(token) {
+            all.push(Comparator::parse(&format!("{token}{}", tokens.get(i + 1)?))?);
+            i += 2;
+        } else if tokens.get(i + 1) == Some(&"-") {
+            let upper = tokens.get(i + 2)?;
+            all.push(Comparator::parse(&format!(">={token}"))?);
+            all.push(Comparator::parse(&format!("<={upper}"))?);
+            i += 3;
+        } else {
+            all.push(Comparator::parse(token)?);
+            i += 1;
+        }
+    }
+    (!all.is_empty()).then_some(all)
 }
 
 /// Whether a provider's `version` satisfies a dependency's `constraint`, as the SDK expects:
@@ -341,9 +355,22 @@ mod tests {
             (">1.2", Some("2.1.0")),
             (">1", Some("2.1.0")),
             ("<1.2.5", Some("1.0.0")),
+            (">= 1.2", Some("2.1.0")),
+            (">= 1.0 , < 2", Some("1.5.0")),
+            ("1.2 - 1.5", Some("1.5.0")),
+            ("1.0 - 1.2", Some("1.2.5")),
+            ("1.0 -", None),
         ] {
             assert_eq!(best(constraint), expected, "constraint {constraint:?}");
         }
+    }
+
+    #[test]
+    fn prereleases_only_for_comparators_that_name_one() {
+        assert!(satisfies(">=3.0.0-0", "3.1.0-beta"));
+        assert!(!satisfies(">=3.0.0-0, <4", "3.1.0-beta"));
+        assert!(!satisfies(">=2", "3.0.0-beta.1"));
+        assert!(satisfies("<2 || >=3.0.0-0", "3.0.0-beta.1"));
     }
 
     #[test]
