@@ -18,6 +18,7 @@ mod oauth;
 mod org;
 mod output;
 mod password;
+mod register;
 mod role;
 mod rule;
 mod serve;
@@ -49,6 +50,9 @@ enum Command {
     /// Manage gateways: virtual MCPs over several connections, at /mcp/gateway/{name}.
     #[command(subcommand, visible_alias = "gateways", visible_alias = "gw")]
     Gateway(gateway::GatewayCmd),
+    /// Register a plain MCP server with the mesh's agent registry and keep it there by heartbeat
+    /// until stopped (a sidecar for servers without the mcp-mesh SDK).
+    Register(Box<register::RegisterArgs>),
     /// Agents registered by heartbeat (mcp-mesh SDK agents): list, show.
     #[command(subcommand, visible_alias = "agents")]
     Agent(agent::AgentCmd),
@@ -131,6 +135,7 @@ async fn main() -> ExitCode {
         Command::Gateway(cmd) => gateway::run(cmd).await,
         Command::Key(cmd) => key::run(cmd).await,
         Command::Agent(cmd) => agent::run(cmd).await,
+        Command::Register(args) => register::run(*args).await,
         Command::Org(cmd) => org::run(cmd).await,
         Command::Member(cmd) => member::run(cmd).await,
         Command::User(cmd) => user::run(cmd).await,

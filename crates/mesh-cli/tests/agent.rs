@@ -74,3 +74,99 @@ async fn agent_list_and_show() {
     assert!(!missing.ok && missing.stderr.contains("agent 'nobody' not found"), "{}", missing.stderr);
     mesh.stop().await;
 }
+
+/// The agents `GET /api/v1/agents` lists.
+async fn listed(mesh: &TestMesh) -> Vec<Value> {
+    let r = reqwest::Client::new().get(format!("{}/api/v1/agents", mesh.url)).bearer_auth(&mesh.key).send().await;
+    let v: Value = r.unwrap().json().await.unwrap();
+    v["agents"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_keeps_a_plain_server_in_the_registry_until_stopped() {
+    let unhealthy = std::time::Duration::from_secs(3);
+    let mesh = TestMesh::start_with(|c| c.registry.unhealthy_after = unhealthy).await;
+    let server = mesh_testkit::upstreams::everything_http().await;
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+
+    // Usage errors, before anything is registered.
+    let wrong_path = cli(&mesh, &["register", "--url", &format!("{endpoint}/other"), "--capability", "x"]).await;
+    assert!(!wrong_path.ok && wrong_path.stderr.contains("/mcp"), "{}", wrong_path.stderr);
+    let ambiguous = cli(&mesh, &["register", "--url", &server.url, "--capability", "echo_service"]).await;
+    assert!(!ambiguous.ok && ambiguous.stderr.contains("--capability echo_service=TOOL"), "{}", ambiguous.stderr);
+    assert!(listed(&mesh).await.is_empty());
+
+    let mut sidecar = command(
+        &mesh,
+        &mesh.key,
+        &[
+            "register",
+            "--url",
+            &server.url,
+            "--capability",
+            "echo_service=echo",
+            "--tag",
+            "demo",
+            "--version",
+            "1.2.0",
+            "--interval",
+            "1",
+        ],
+    )
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("register runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let agent = loop {
+        let all = listed(&mesh).await;
+        if let Some(a) = all.iter().find(|a| a["endpoint"] == endpoint.as_str() && a["status"] == "healthy") {
+            break a.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the sidecar registered the server: {all:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let id = agent["id"].as_str().unwrap().to_string();
+    assert!(id.ends_with(&format!("-{}", server.port)), "{agent}");
+    let echo = agent["capabilities"].as_array().unwrap().iter().find(|c| c["function_name"] == "echo").unwrap();
+    assert_eq!((echo["name"].as_str(), echo["version"].as_str()), (Some("echo_service"), Some("1.2.0")));
+    assert_eq!(echo["tags"], json!(["demo"]));
+
+    // Heartbeats keep it healthy past the unhealthy threshold.
+    tokio::time::sleep(unhealthy + std::time::Duration::from_secs(2)).await;
+    let all = listed(&mesh).await;
+    assert_eq!(all.iter().find(|a| a["id"] == id.as_str()).unwrap()["status"], "healthy", "{all:?}");
+
+    // An SDK-style consumer resolves the capability to the server's tool, and meshctl's proxy
+    // route calls it through the server's connection.
+    let url = format!("{}/registry/{}", mesh.url, mesh.key);
+    let http = reqwest::Client::new();
+    let consumer = json!({"agent_id": "needs-echo", "http_host": "127.0.0.1", "http_port": 19304, "tools": [
+        {"function_name": "ask", "capability": "asker", "dependencies": [{"capability": "echo_service", "tags": ["demo"], "version": ">= 1.2"}]}
+    ]});
+    let answer: Value =
+        http.post(format!("{url}/heartbeat")).json(&consumer).send().await.unwrap().json().await.unwrap();
+    let resolved = &answer["dependencies_resolved"]["ask"][0];
+    assert_eq!(
+        (resolved["function_name"].as_str(), resolved["endpoint"].as_str()),
+        (Some("echo"), Some(endpoint.as_str())),
+        "{answer}"
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "hi sidecar"}}});
+    let port = server.port;
+    let body =
+        http.post(format!("{url}/proxy/127.0.0.1:{port}/mcp")).json(&call).send().await.unwrap().text().await.unwrap();
+    assert!(body.contains("Echo: hi sidecar"), "{body}");
+
+    // SIGTERM: the sidecar says goodbye as it stops. It beat within the last second, so it could
+    // not have aged out by the time it exits.
+    let pid = sidecar.id().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let signalled = std::time::Instant::now();
+    let exited = tokio::time::timeout(std::time::Duration::from_secs(10), sidecar.wait()).await;
+    assert!(exited.is_ok_and(|s| s.is_ok_and(|s| s.success())), "register exits 0 on SIGTERM");
+    assert!(signalled.elapsed() < unhealthy - std::time::Duration::from_secs(1), "it stopped promptly");
+    let gone = mesh.admin.store.get_agent(&mesh.owner().org_id, &id).await.unwrap().unwrap();
+    assert_eq!(gone.status, "unhealthy");
+    server.stop().await;
+    mesh.stop().await;
+}
