@@ -11,6 +11,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod bootstrap;
 pub mod browser;
+pub mod catalogue;
 pub mod connections;
 pub mod error;
 pub mod gateways;

@@ -119,7 +119,18 @@ pub struct AddArgs {
 #[derive(Args)]
 pub struct ImportArgs {
     /// A Claude Desktop / Cursor / VS Code config with "mcpServers" (or "servers").
-    file: std::path::PathBuf,
+    #[arg(required_unless_present = "registry", conflicts_with = "registry")]
+    file: Option<std::path::PathBuf>,
+    /// Import from an MCP Registry instead (the official format, `GET {URL}/v0.1/servers`): its
+    /// servers' remotes become connections.
+    #[arg(long)]
+    registry: Option<url::Url>,
+    /// A bearer token for that registry (another mesh's API key, for one).
+    #[arg(long, env = "MESH_IMPORT_REGISTRY_KEY", hide_env_values = true)]
+    registry_key: Option<String>,
+    /// Only the registry's servers whose name contains this.
+    #[arg(long, requires = "registry")]
+    search: Option<String>,
     /// Show what would be created without creating it.
     #[arg(long)]
     dry_run: bool,
@@ -385,9 +396,14 @@ async fn test(n: NameArg) -> anyhow::Result<()> {
 
 /// `mcp-mesh import FILE`.
 pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
-    let (entries, skipped) =
-        mesh_admin::import::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
+    let (entries, skipped) = match (&a.file, &a.registry) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            mesh_admin::import::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        }
+        (None, Some(registry)) => from_registry(registry, a.registry_key.as_deref(), a.search.as_deref()).await?,
+        (None, None) => bail!("give a config file or --registry URL"),
+    };
     for s in &skipped {
         eprintln!("skipped {s}");
     }
@@ -416,13 +432,62 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every page of a registry's listing, read into connection inputs (the notes printed as found).
+async fn from_registry(
+    registry: &url::Url,
+    key: Option<&str>,
+    search: Option<&str>,
+) -> anyhow::Result<(Vec<mesh_admin::import::Imported>, Vec<String>)> {
+    // A registry that keeps answering with a cursor is not followed for ever.
+    const MAX_PAGES: usize = 100;
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    let list = registry.join("v0.1/servers").context("invalid registry URL")?;
+    let (mut entries, mut skipped) = (Vec::new(), Vec::new());
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut req = http.get(list.clone()).query(&[("limit", "100")]);
+        if let Some(s) = search {
+            req = req.query(&[("search", s)]);
+        }
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the registry at {registry}: {}", e.without_url()))?;
+        let status = resp.status();
+        let page: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "the registry at {registry} answered {status}: {}",
+                page["error"].as_str().or(page["detail"].as_str()).unwrap_or("")
+            );
+        }
+        let got = mesh_admin::import::parse_registry(&page).map_err(|e| anyhow::anyhow!("{registry}: {e}"))?;
+        for n in got.notes {
+            eprintln!("note: {n}");
+        }
+        entries.extend(got.servers);
+        skipped.extend(got.skipped);
+        cursor = page["metadata"]["nextCursor"].as_str().filter(|c| !c.is_empty()).map(str::to_string);
+        if cursor.is_none() {
+            return Ok((entries, skipped));
+        }
+    }
+    bail!("the registry at {registry} gave more than {MAX_PAGES} pages; narrow it with --search")
+}
+
 /// Serialises an import entry as management tool arguments.
 struct ImportInput<'a>(&'a mesh_admin::connections::ConnectionInput);
 
 impl serde::Serialize for ImportInput<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let i = self.0;
-        json!({"slug": i.slug, "title": i.title, "transport": i.transport, "url": i.url, "headers": i.headers,
+        json!({"slug": i.slug, "title": i.title, "description": i.description, "transport": i.transport, "url": i.url, "headers": i.headers,
                "command": i.command, "args": i.args, "env": i.env, "cwd": i.cwd})
         .serialize(s)
     }

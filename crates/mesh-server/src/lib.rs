@@ -4,6 +4,7 @@
 //! `Mesh::serve` on a listener bound to `127.0.0.1:0`, with a shutdown future.
 #![forbid(unsafe_code)]
 
+mod catalogue;
 pub mod config;
 mod health;
 mod metrics;
@@ -163,6 +164,7 @@ impl Mesh {
             .merge(metrics::router(self.scrape(self.metrics_token.is_some())))
             .merge(self.dashboard())
             .merge(registry::router(self.registry(), self.relay.router()))
+            .merge(catalogue::router(self.admin.clone(), self.public_url.clone()))
             .fallback(health::not_found)
     }
 
