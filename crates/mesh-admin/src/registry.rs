@@ -88,6 +88,32 @@ pub struct Heartbeat {
     /// Its tools.
     #[serde(default)]
     pub tools: Vec<AgentTool>,
+    /// `http` (the default, all the SDK's agents speak) or `https` (a mesh joining a hub
+    /// across networks).
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Where its MCP endpoint is below its address (default `/mcp`, where the SDK's agents
+    /// serve). A mesh joining a hub names one of its virtual MCPs: `/mcp/gateway/{slug}`.
+    #[serde(default)]
+    pub mcp_path: Option<String>,
+    /// Request headers the mesh sends it (a mesh joining a hub hands over a key of its own).
+    /// Sealed in the vault with the agent's connection, never shown or answered back; taken
+    /// when the agent joins or comes back, not on every heartbeat.
+    #[serde(default)]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl Heartbeat {
+    /// The MCP endpoint's path, checked: `/mcp` or below it, in plain characters.
+    fn mcp_path(&self) -> Result<&str, AdminError> {
+        let path = self.mcp_path.as_deref().unwrap_or("/mcp");
+        let plain = path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+        if (path == "/mcp" || path.starts_with("/mcp/")) && plain && !path.contains("..") && path.len() <= 200 {
+            Ok(path)
+        } else {
+            Err(AdminError::Invalid("mcp_path must be /mcp or a path below it".into()))
+        }
+    }
 }
 
 /// One tool of an agent, as stored and resolved.
@@ -157,6 +183,13 @@ fn validate(hb: &Heartbeat) -> Result<(), AdminError> {
     if hb.http_port.unwrap_or(0) == 0 {
         return Err(AdminError::Invalid("http_port must be a port number (1-65535)".into()));
     }
+    hb.mcp_path()?;
+    if !matches!(hb.scheme.as_deref(), None | Some("http" | "https")) {
+        return Err(AdminError::Invalid("scheme must be http or https".into()));
+    }
+    if hb.headers.as_ref().is_some_and(|h| h.len() > 16) {
+        return Err(AdminError::Invalid("an agent may hand over at most 16 headers".into()));
+    }
     if hb.tools.len() > MAX_TOOLS {
         return Err(AdminError::Invalid(format!("an agent may declare at most {MAX_TOOLS} tools")));
     }
@@ -167,12 +200,13 @@ fn validate(hb: &Heartbeat) -> Result<(), AdminError> {
 }
 
 fn endpoint(hb: &Heartbeat) -> String {
+    let scheme = hb.scheme.as_deref().unwrap_or("http");
     let host = hb.http_host.as_deref().unwrap_or_default();
     let port = hb.http_port.unwrap_or_default();
     if host.contains(':') && !host.starts_with('[') {
-        format!("http://[{host}]:{port}")
+        format!("{scheme}://[{host}]:{port}")
     } else {
-        format!("http://{host}:{port}")
+        format!("{scheme}://{host}:{port}")
     }
 }
 
@@ -372,13 +406,18 @@ impl Registry {
         endpoint: &str,
         before: Option<&AgentRow>,
     ) -> Result<String, AdminError> {
-        let url = format!("{endpoint}/mcp");
+        let url = format!("{endpoint}{}", hb.mcp_path()?);
+        // Headers replace the stored ones when the agent joins or comes back; a healthy agent's
+        // full heartbeat (after a 202) leaves them, as replacing them ends the open upstream
+        // sessions.
+        let rejoined = before.is_none_or(|b| b.status != "healthy");
+        let headers = hb.headers.clone().filter(|_| rejoined);
         if let Some(id) = before.and_then(|b| b.connection_id.as_deref()) {
             match self.admin.get_connection(p, id).await {
                 // A connection an admin disabled stays disabled: the agent only moves it.
-                Ok(c) if c.url.as_deref() == Some(url.as_str()) => return Ok(c.id),
+                Ok(c) if c.url.as_deref() == Some(url.as_str()) && headers.is_none() => return Ok(c.id),
                 Ok(c) => {
-                    let input = ConnectionInput { url: Some(url), ..ConnectionInput::default() };
+                    let input = ConnectionInput { url: Some(url), headers, ..ConnectionInput::default() };
                     return Ok(self.admin.update_connection(p, &c.id, input).await?.id);
                 }
                 Err(AdminError::NotFound(_)) => {} // deleted by hand: make it again
@@ -394,6 +433,7 @@ impl Registry {
             description: Some(format!("Agent '{}', registered by heartbeat", hb.agent_id)),
             transport: Some("http".into()),
             url: Some(url),
+            headers: hb.headers.clone(),
             ..ConnectionInput::default()
         };
         match self.admin.create_connection(p, input).await {

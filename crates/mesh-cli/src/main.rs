@@ -11,6 +11,7 @@ mod api;
 mod audit;
 mod connection;
 mod gateway;
+mod hub;
 mod key;
 mod limit;
 mod member;
@@ -53,6 +54,9 @@ enum Command {
     /// Register a plain MCP server with the mesh's agent registry and keep it there by heartbeat
     /// until stopped (a sidecar for servers without the mcp-mesh SDK).
     Register(Box<register::RegisterArgs>),
+    /// Hub mode: join a hub mesh as a peer, advertising one virtual MCP, until stopped.
+    #[command(subcommand)]
+    Hub(hub::HubCmd),
     /// Agents registered by heartbeat (mcp-mesh SDK agents): list, show.
     #[command(subcommand, visible_alias = "agents")]
     Agent(agent::AgentCmd),
@@ -136,6 +140,7 @@ async fn main() -> ExitCode {
         Command::Key(cmd) => key::run(cmd).await,
         Command::Agent(cmd) => agent::run(cmd).await,
         Command::Register(args) => register::run(*args).await,
+        Command::Hub(cmd) => hub::run(cmd).await,
         Command::Org(cmd) => org::run(cmd).await,
         Command::Member(cmd) => member::run(cmd).await,
         Command::User(cmd) => user::run(cmd).await,

@@ -124,10 +124,25 @@ pub async fn run(a: RegisterArgs) -> anyhow::Result<()> {
 
     let key = api::resolve_key(a.target.api_key.clone(), &a.target.data_dir)?;
     let base = a.target.mesh_url.join(&format!("registry/{}/", key.expose())).context("invalid mesh URL")?;
+    let summary = format!("{id} ({} tools, {} capabilities)", tools.len(), offered.len());
+    keep_registered(&base, &id, &body, a.interval, &summary, &a.target.mesh_url).await
+}
+
+/// Registers `body` at the registry `base` (`…/registry/{key}/`), keeps it there with a
+/// heartbeat every `interval` seconds (a 202 or 410 answered with a full heartbeat) until
+/// SIGINT/SIGTERM, then deregisters. A refused first registration is an error.
+pub(crate) async fn keep_registered(
+    base: &url::Url,
+    id: &str,
+    body: &Value,
+    interval: u64,
+    summary: &str,
+    shown: &url::Url,
+) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let post = || async {
         let url = base.join("heartbeat").expect("a fixed path joins");
-        let resp = http.post(url).json(&body).send().await.map_err(|e| anyhow!("{}", e.without_url()))?;
+        let resp = http.post(url).json(body).send().await.map_err(|e| anyhow!("{}", e.without_url()))?;
         let status = resp.status();
         let answer: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -136,15 +151,10 @@ pub async fn run(a: RegisterArgs) -> anyhow::Result<()> {
         Ok(())
     };
     post().await?;
-    eprintln!(
-        "registered {id} ({} tools, {} capabilities) with the mesh at {}",
-        tools.len(),
-        offered.len(),
-        a.target.mesh_url
-    );
+    eprintln!("registered {summary} with the mesh at {shown}");
 
     let beat_url = base.join(&format!("heartbeat/{id}")).context("agent id")?;
-    let mut tick = tokio::time::interval(Duration::from_secs(a.interval.max(1)));
+    let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
     tick.tick().await;
     let stop = shutdown();
     tokio::pin!(stop);
