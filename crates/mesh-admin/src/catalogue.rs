@@ -131,6 +131,9 @@ impl Admin {
             let name = format!("gateway.{}", g.slug);
             out.push(entry(&ns, name, &g.title, g.description.as_deref(), url, g.created_at, g.updated_at));
         }
+        // The schema caps names at 200 characters; a longer one (a long host and slug) is left
+        // out rather than served invalid.
+        out.retain(|e| e.name.len() <= 200);
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }

@@ -83,6 +83,11 @@ pub fn parse_registry(page: &Value) -> Result<RegistryPage, String> {
     for item in servers {
         let server = item.get("server").unwrap_or(item);
         let name = server.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+        let official = &item["_meta"]["io.modelcontextprotocol.registry/official"];
+        if let Some(status) = official["status"].as_str().filter(|s| *s != "active") {
+            skipped.push(format!("{name}: {status} in the registry"));
+            continue;
+        }
         match registry_entry(server, &mut notes) {
             Ok(input) => ok.push(Imported { name, input }),
             Err(why) => skipped.push(format!("{name}: {why}")),

@@ -407,54 +407,73 @@ impl Registry {
         before: Option<&AgentRow>,
     ) -> Result<String, AdminError> {
         let url = format!("{endpoint}{}", hb.mcp_path()?);
-        // Headers replace the stored ones when the agent joins or comes back; a healthy agent's
-        // full heartbeat (after a 202) leaves them, as replacing them ends the open upstream
-        // sessions.
-        let rejoined = before.is_none_or(|b| b.status != "healthy");
-        let headers = hb.headers.clone().filter(|_| rejoined);
+        let now = id::now_ms();
+        let live = before.filter(|b| b.status == "healthy" && b.last_seen >= self.fresh_after(now));
+        if let Some(b) = live.filter(|b| b.endpoint != endpoint) {
+            // Two registrants under one id (a collision, or a copy of an agent's id) would move
+            // one connection, and the headers it holds, back and forth between them.
+            return Err(AdminError::Conflict(format!(
+                "agent id '{}' is in use by a live agent at {}; give this one another id",
+                hb.agent_id, b.endpoint
+            )));
+        }
+        // Headers replace the stored ones when the agent joins or comes back; a live agent's full
+        // heartbeat (after a 202) leaves them, as replacing them ends the open upstream sessions.
+        let headers = if live.is_none() { Some(hb.headers.clone().unwrap_or_default()) } else { None };
+        let marker = format!("Agent '{}', registered by heartbeat", hb.agent_id);
         if let Some(id) = before.and_then(|b| b.connection_id.as_deref()) {
             match self.admin.get_connection(p, id).await {
                 // A connection an admin disabled stays disabled: the agent only moves it.
                 Ok(c) if c.url.as_deref() == Some(url.as_str()) && headers.is_none() => return Ok(c.id),
-                Ok(c) => {
-                    let input = ConnectionInput { url: Some(url), headers, ..ConnectionInput::default() };
-                    return Ok(self.admin.update_connection(p, &c.id, input).await?.id);
-                }
+                Ok(c) => return self.refresh(p, &c.id, url, headers).await,
                 Err(AdminError::NotFound(_)) => {} // deleted by hand: make it again
                 Err(e) => return Err(e),
             }
         }
         let slug = slug::slugify(&hb.agent_id)
             .ok_or_else(|| AdminError::Invalid(format!("agent_id '{}' cannot name a connection", hb.agent_id)))?;
-        let url_for_adopt = url.clone();
         let input = ConnectionInput {
             slug: Some(slug.clone()),
             title: hb.name.clone(),
-            description: Some(format!("Agent '{}', registered by heartbeat", hb.agent_id)),
+            description: Some(marker.clone()),
             transport: Some("http".into()),
-            url: Some(url),
+            url: Some(url.clone()),
             headers: hb.headers.clone(),
             ..ConnectionInput::default()
         };
         match self.admin.create_connection(p, input).await {
             Ok(c) => Ok(c.id),
-            // Made for this agent by a registration that did not finish (same name, same
-            // address): take it over rather than lock the agent out.
-            Err(AdminError::Conflict(_))
-                if self
-                    .admin
-                    .get_connection(p, &slug)
-                    .await
-                    .is_ok_and(|c| c.url.as_deref() == Some(url_for_adopt.as_str())) =>
-            {
-                Ok(self.admin.get_connection(p, &slug).await?.id)
-            }
-            Err(AdminError::Conflict(_)) => Err(AdminError::Conflict(format!(
-                "a connection named '{slug}' already exists in this organisation; start the agent with another \
-                 id (MCP_MESH_AGENT_ID)"
-            ))),
+            Err(AdminError::Conflict(taken)) => match self.admin.get_connection(p, &slug).await {
+                // Made for this very agent by a registration that did not finish, and no other
+                // agent's: take it over (with this heartbeat's address and headers) rather than
+                // lock the agent out. A connection made by hand is never taken.
+                Ok(c) if c.description.as_deref() == Some(marker.as_str()) && !self.claimed(p, &c.id).await? => {
+                    self.refresh(p, &c.id, url, Some(hb.headers.clone().unwrap_or_default())).await
+                }
+                _ => Err(AdminError::Conflict(format!(
+                    "{taken}: a connection named '{slug}' already exists in this organisation; start the agent \
+                     with another id (MCP_MESH_AGENT_ID)"
+                ))),
+            },
             Err(e) => Err(e),
         }
+    }
+
+    /// Points the agent's connection at `url` and, when given, replaces its headers.
+    async fn refresh(
+        &self,
+        p: &Principal,
+        id: &str,
+        url: String,
+        headers: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<String, AdminError> {
+        let input = ConnectionInput { url: Some(url), headers, ..ConnectionInput::default() };
+        Ok(self.admin.update_connection(p, id, input).await?.id)
+    }
+
+    /// Whether some agent's row names connection `id`.
+    async fn claimed(&self, p: &Principal, id: &str) -> Result<bool, AdminError> {
+        Ok(self.admin.store.list_agents(&p.org_id).await?.iter().any(|a| a.connection_id.as_deref() == Some(id)))
     }
 
     /// A fast heartbeat.
@@ -535,7 +554,7 @@ impl Registry {
     /// The agent listening at `host_port` (`host:port` as `GET /agents` shows its endpoint),
     /// and the slug of its connection: what a registry proxy call goes through.
     pub async fn agent_at(&self, p: &Principal, host_port: &str) -> Result<(AgentRow, String), AdminError> {
-        let wanted = format!("http://{host_port}");
+        let wanted = [format!("http://{host_port}"), format!("https://{host_port}")];
         let agent = self
             .admin
             .store
@@ -544,7 +563,7 @@ impl Registry {
             .into_iter()
             // An agent restarted under a new id leaves its old row at the same address for a
             // while: the live one, else the one seen last.
-            .filter(|a| a.endpoint == wanted)
+            .filter(|a| wanted.contains(&a.endpoint))
             .max_by_key(|a| (a.status == "healthy", a.last_seen))
             .ok_or_else(|| AdminError::NotFound(format!("registered agent at '{host_port}'")))?;
         let id = agent.connection_id.clone().ok_or_else(|| AdminError::NotFound("the agent's connection".into()))?;

@@ -131,6 +131,10 @@ pub struct ImportArgs {
     /// Only the registry's servers whose name contains this.
     #[arg(long, requires = "registry")]
     search: Option<String>,
+    /// Also import remotes over plain http or on loopback, private or link-local addresses (a
+    /// registry is someone else's list: by default only public https servers are taken).
+    #[arg(long, requires = "registry")]
+    allow_private: bool,
     /// Show what would be created without creating it.
     #[arg(long)]
     dry_run: bool,
@@ -401,7 +405,9 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
             mesh_admin::import::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         }
-        (None, Some(registry)) => from_registry(registry, a.registry_key.as_deref(), a.search.as_deref()).await?,
+        (None, Some(registry)) => {
+            from_registry(registry, a.registry_key.as_deref(), a.search.as_deref(), a.allow_private).await?
+        }
         (None, None) => bail!("give a config file or --registry URL"),
     };
     for s in &skipped {
@@ -433,19 +439,24 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
 }
 
 /// Every page of a registry's listing, read into connection inputs (the notes printed as found).
+/// Only the latest version of each server, only active ones, one per slug; remotes that are not
+/// public https only with `allow_private`.
 async fn from_registry(
     registry: &url::Url,
     key: Option<&str>,
     search: Option<&str>,
+    allow_private: bool,
 ) -> anyhow::Result<(Vec<mesh_admin::import::Imported>, Vec<String>)> {
-    // A registry that keeps answering with a cursor is not followed for ever.
+    // A registry that keeps answering is not followed for ever, nor read into memory whole.
     const MAX_PAGES: usize = 100;
+    const MAX_PAGE_BYTES: usize = 8 << 20;
+    const MAX_SERVERS: usize = 5_000;
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
     let list = registry.join("v0.1/servers").context("invalid registry URL")?;
-    let (mut entries, mut skipped) = (Vec::new(), Vec::new());
+    let (mut entries, mut skipped) = (Vec::<mesh_admin::import::Imported>::new(), Vec::new());
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let mut req = http.get(list.clone()).query(&[("limit", "100")]);
+        let mut req = http.get(list.clone()).query(&[("limit", "100"), ("version", "latest")]);
         if let Some(s) = search {
             req = req.query(&[("search", s)]);
         }
@@ -455,12 +466,21 @@ async fn from_registry(
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
-        let resp = req
+        let mut resp = req
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("cannot read the registry at {registry}: {}", e.without_url()))?;
         let status = resp.status();
-        let page: Value = resp.json().await.unwrap_or(Value::Null);
+        let mut body = Vec::new();
+        while let Some(chunk) =
+            resp.chunk().await.map_err(|e| anyhow::anyhow!("reading {registry}: {}", e.without_url()))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_PAGE_BYTES {
+                bail!("a page of the registry at {registry} is larger than {} MiB", MAX_PAGE_BYTES >> 20);
+            }
+        }
+        let page: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !status.is_success() {
             bail!(
                 "the registry at {registry} answered {status}: {}",
@@ -471,14 +491,48 @@ async fn from_registry(
         for n in got.notes {
             eprintln!("note: {n}");
         }
-        entries.extend(got.servers);
+        for e in got.servers {
+            let url = e.input.url.as_deref().and_then(|u| url::Url::parse(u).ok());
+            if !allow_private && !url.as_ref().is_some_and(public_https) {
+                skipped.push(format!("{}: not a public https remote (--allow-private takes it)", e.name));
+            } else if entries.iter().any(|x| x.input.slug == e.input.slug) {
+                skipped.push(format!("{}: another server already takes the name {:?}", e.name, e.input.slug));
+            } else {
+                entries.push(e);
+            }
+        }
         skipped.extend(got.skipped);
-        cursor = page["metadata"]["nextCursor"].as_str().filter(|c| !c.is_empty()).map(str::to_string);
-        if cursor.is_none() {
+        if entries.len() > MAX_SERVERS {
+            bail!("the registry at {registry} lists more than {MAX_SERVERS} servers; narrow it with --search");
+        }
+        let next = page["metadata"]["nextCursor"].as_str().filter(|c| !c.is_empty()).map(str::to_string);
+        if next.is_none() || next == cursor {
             return Ok((entries, skipped));
         }
+        cursor = next;
     }
     bail!("the registry at {registry} gave more than {MAX_PAGES} pages; narrow it with --search")
+}
+
+/// Whether `url` is https to a name or a public address. A name that resolves to a private
+/// address is still caught when the mesh connects, by the trust rules of whoever imports.
+fn public_https(url: &url::Url) -> bool {
+    let public_ip = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()),
+        std::net::IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80)
+        }
+    };
+    url.scheme() == "https"
+        && match url.host() {
+            Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost") && !d.ends_with(".localhost"),
+            Some(url::Host::Ipv4(ip)) => public_ip(ip.into()),
+            Some(url::Host::Ipv6(ip)) => public_ip(ip.into()),
+            None => false,
+        }
 }
 
 /// Serialises an import entry as management tool arguments.

@@ -52,6 +52,7 @@ pub async fn run(cmd: HubCmd) -> anyhow::Result<()> {
 }
 
 async fn join(a: JoinArgs) -> anyhow::Result<()> {
+    let stop = crate::register::shutdown()?;
     let advertised = a.advertise_url.clone().unwrap_or_else(|| a.target.mesh_url.clone());
     if !matches!(advertised.path(), "" | "/") || advertised.query().is_some() {
         bail!("--advertise-url must be scheme://host:port, without a path ({advertised})");
@@ -59,11 +60,18 @@ async fn join(a: JoinArgs) -> anyhow::Result<()> {
     let (Some(host), Some(port)) = (advertised.host_str(), advertised.port_or_known_default()) else {
         bail!("--advertise-url needs a host");
     };
+    if is_loopback(host) && !a.hub.host_str().is_some_and(is_loopback) {
+        bail!(
+            "the hub at {} would reach this mesh at {advertised}, a loopback address of its own host: give \
+             --advertise-url with an address the hub can reach",
+            a.hub
+        );
+    }
     let gateway = api::manage(&a.target, "COLLECTION_GATEWAYS_GET", json!({"id": a.gateway}))
         .await
         .with_context(|| format!("this mesh's virtual MCP '{}'", a.gateway))?;
     let slug = gateway["item"]["slug"].as_str().unwrap_or(&a.gateway).to_string();
-    let name = a.name.clone().unwrap_or_else(|| format!("mesh-{port}"));
+    let name = a.name.clone().unwrap_or_else(|| format!("mesh-{host}-{port}"));
     let id = mesh_core::slug::slugify(&format!("{name}-{slug}")).context("--name and the gateway make no id")?;
 
     // The hub's way in: a key of this mesh for that virtual MCP only, without management.
@@ -75,20 +83,21 @@ async fn join(a: JoinArgs) -> anyhow::Result<()> {
     .await
     .context("making a key for the hub")?;
     let key_id = made["item"]["id"].as_str().unwrap_or_default().to_string();
-    let hub_key = made["key"].as_str().context("the new key")?.to_string();
-
-    let body = json!({
-        "agent_id": id, "name": name, "agent_type": "mesh", "version": env!("CARGO_PKG_VERSION"),
-        "runtime": "mcp-mesh", "namespace": "default", "status": "healthy",
-        "description": format!("Peer mesh {advertised}: virtual MCP '{slug}'"),
-        "scheme": advertised.scheme(), "http_host": host, "http_port": port,
-        "mcp_path": format!("/mcp/gateway/{slug}"),
-        "headers": {"Authorization": format!("Bearer {hub_key}")},
-        "tools": [],
-    });
-    let base = a.hub.join(&format!("registry/{}/", a.hub_key)).context("invalid hub URL")?;
-    let shown = a.hub.clone();
-    let result = crate::register::keep_registered(&base, &id, &body, a.interval, &id, &shown).await;
+    let result = async {
+        let hub_key = made["key"].as_str().context("the new key")?;
+        let body = json!({
+            "agent_id": id, "name": name, "agent_type": "mesh", "version": env!("CARGO_PKG_VERSION"),
+            "runtime": "mcp-mesh", "namespace": "default", "status": "healthy",
+            "description": format!("Peer mesh {advertised}: virtual MCP '{slug}'"),
+            "scheme": advertised.scheme(), "http_host": host, "http_port": port,
+            "mcp_path": format!("/mcp/gateway/{slug}"),
+            "headers": {"Authorization": format!("Bearer {hub_key}")},
+            "tools": [],
+        });
+        let base = a.hub.join(&format!("registry/{}/", a.hub_key)).context("invalid hub URL")?;
+        crate::register::keep_registered(&base, &id, &body, a.interval, &id, &a.hub, stop).await
+    }
+    .await;
     // Whatever happened, the hub's key goes: a peer that left is not reachable through it.
     match api::manage(&a.target, "API_KEY_REVOKE", json!({"id": key_id})).await {
         Ok(_) => eprintln!("revoked the hub's key {key_id}"),
@@ -97,4 +106,9 @@ async fn join(a: JoinArgs) -> anyhow::Result<()> {
         }
     }
     result
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_matches(['[', ']']);
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

@@ -34,7 +34,7 @@ pub struct RegisterArgs {
     /// The agent's name (default: the server's own name from its handshake).
     #[arg(long)]
     name: Option<String>,
-    /// The agent's id (default: the name and the port, stable across restarts).
+    /// The agent's id (default: the name, host and port, stable across restarts).
     #[arg(long)]
     id: Option<String>,
     /// Seconds between heartbeats.
@@ -65,6 +65,9 @@ fn capabilities_of(args: &[String], tools: &[String]) -> anyhow::Result<Vec<(Str
         if !tools.contains(&tool) {
             bail!("the server has no tool '{tool}' (tools: {})", tools.join(", "));
         }
+        if out.iter().any(|(t, _)| *t == tool) {
+            bail!("tool '{tool}' is named by two --capability options; a tool offers one capability");
+        }
         out.push((tool, cap.to_string()));
     }
     Ok(out)
@@ -72,6 +75,7 @@ fn capabilities_of(args: &[String], tools: &[String]) -> anyhow::Result<Vec<(Str
 
 /// Runs the sidecar until SIGINT/SIGTERM.
 pub async fn run(a: RegisterArgs) -> anyhow::Result<()> {
+    let stop = shutdown()?;
     if a.url.path().trim_end_matches('/') != "/mcp" {
         bail!(
             "agents call a provider at http://host:port/mcp: serve the server's MCP endpoint at /mcp (got {})",
@@ -99,8 +103,7 @@ pub async fn run(a: RegisterArgs) -> anyhow::Result<()> {
     let offered = capabilities_of(&a.capabilities, &names)?;
     let name = a.name.clone().or(server_name).unwrap_or_else(|| "server".into());
     let id = a.id.clone().unwrap_or_else(|| {
-        let base = mesh_core::slug::slugify(&name).unwrap_or_else(|| "server".into());
-        format!("{base}-{port}")
+        mesh_core::slug::slugify(&format!("{name}-{host}-{port}")).unwrap_or_else(|| format!("server-{port}"))
     });
     let tools: Vec<Value> = listed
         .iter()
@@ -118,14 +121,15 @@ pub async fn run(a: RegisterArgs) -> anyhow::Result<()> {
         .collect();
     let body = json!({
         "agent_id": id, "name": name, "agent_type": "mcp_server", "version": a.version,
-        "http_host": host, "http_port": port, "namespace": "default", "runtime": "mcp-mesh-register",
+        "scheme": a.url.scheme(), "http_host": host, "http_port": port, "namespace": "default",
+        "runtime": "mcp-mesh-register",
         "status": "healthy", "tools": tools,
     });
 
     let key = api::resolve_key(a.target.api_key.clone(), &a.target.data_dir)?;
     let base = a.target.mesh_url.join(&format!("registry/{}/", key.expose())).context("invalid mesh URL")?;
     let summary = format!("{id} ({} tools, {} capabilities)", tools.len(), offered.len());
-    keep_registered(&base, &id, &body, a.interval, &summary, &a.target.mesh_url).await
+    keep_registered(&base, &id, &body, a.interval, &summary, &a.target.mesh_url, stop).await
 }
 
 /// Registers `body` at the registry `base` (`…/registry/{key}/`), keeps it there with a
@@ -138,6 +142,7 @@ pub(crate) async fn keep_registered(
     interval: u64,
     summary: &str,
     shown: &url::Url,
+    stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let post = || async {
@@ -150,14 +155,17 @@ pub(crate) async fn keep_registered(
         }
         Ok(())
     };
-    post().await?;
+    tokio::pin!(stop);
+    tokio::select! {
+        _ = &mut stop => return Ok(()),
+        first = post() => first?,
+    }
     eprintln!("registered {summary} with the mesh at {shown}");
 
     let beat_url = base.join(&format!("heartbeat/{id}")).context("agent id")?;
     let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
     tick.tick().await;
-    let stop = shutdown();
-    tokio::pin!(stop);
+    let mut ended = Ok(());
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -171,6 +179,12 @@ pub(crate) async fn keep_registered(
                     eprintln!("heartbeat: {e}");
                 }
             }
+            // The key was revoked or lost its rights, or the mesh has no registry: beating on
+            // would only log this for ever.
+            Ok(status @ (401 | 403 | 404)) => {
+                ended = Err(anyhow!("the mesh answered {status} to a heartbeat: the key no longer registers here"));
+                break;
+            }
             Ok(status) => eprintln!("heartbeat: the mesh answered {status}"),
             Err(e) => eprintln!("heartbeat: {}", e.without_url()),
         }
@@ -181,18 +195,19 @@ pub(crate) async fn keep_registered(
         Ok(r) => eprintln!("deregistering {id}: the mesh answered {}", r.status()),
         Err(e) => eprintln!("deregistering {id}: {}", e.without_url()),
     }
-    Ok(())
+    ended
 }
 
-async fn shutdown() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+/// Resolves on SIGINT or SIGTERM. The handlers are installed now, not when first awaited, so a
+/// signal during the first registration is not the default (immediate) death that would skip
+/// the goodbye.
+pub(crate) fn shutdown() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+    })
 }
 
 #[cfg(test)]
@@ -208,5 +223,6 @@ mod tests {
         assert_eq!(capabilities_of(&["math=add".into()], &two).unwrap(), vec![("add".into(), "math".into())]);
         assert!(capabilities_of(&["math=nope".into()], &two).unwrap_err().to_string().contains("no tool 'nope'"));
         assert!(capabilities_of(&["=add".into()], &two).is_err());
+        assert!(capabilities_of(&["a=add".into(), "b=add".into()], &two).unwrap_err().to_string().contains("two"));
     }
 }

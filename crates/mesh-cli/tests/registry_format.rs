@@ -46,6 +46,19 @@ async fn the_catalogue_in_registry_format_validates_paginates_and_imports() {
     let anonymous = reqwest::get(format!("{}/v0.1/servers", source.url)).await.unwrap();
     assert_eq!(anonymous.status(), 401);
 
+    // A key narrowed to one virtual MCP (what a hub holds of a peer) reads no catalogue.
+    let (ok, narrowed) =
+        source.manage(&source.key, "API_KEY_CREATE", json!({"name": "narrow", "scope": {"gateways": ["team"]}})).await;
+    assert!(ok, "{narrowed}");
+    let narrowed = narrowed["key"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{}/v0.1/servers", source.url)).bearer_auth(&narrowed).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http.get(format!("{}/registry/{narrowed}/agents", source.url)).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http.get(format!("{}/api/v1/agents", source.url)).bearer_auth(&narrowed).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+
     // Pages of two, followed by their cursors; every page kept for the schema check.
     let dir = tempfile::tempdir().unwrap();
     let mut all = Vec::new();
@@ -110,7 +123,12 @@ async fn the_catalogue_in_registry_format_validates_paginates_and_imports() {
     // Another mesh imports the catalogue and, once given the header the entries ask for, calls
     // a tool of the first mesh through its own connection.
     let target = TestMesh::start().await;
-    let imported = cli(&target, &["import", "--registry", &source.url, "--registry-key", &source.key]).await;
+    // A registry is someone else's list: its plain-http loopback remotes are not taken unasked.
+    let cautious = cli(&target, &["import", "--registry", &source.url, "--registry-key", &source.key]).await;
+    assert!(cautious.stderr.contains("not a public https remote"), "{}", cautious.stderr);
+    assert!(!cautious.stdout.contains("created"), "{}", cautious.stdout);
+    let imported =
+        cli(&target, &["import", "--registry", &source.url, "--registry-key", &source.key, "--allow-private"]).await;
     assert!(imported.ok, "{}\n{}", imported.stdout, imported.stderr);
     assert!(imported.stdout.contains("created \"everything\""), "{}", imported.stdout);
     assert!(imported.stderr.contains("everything needs the header Authorization"), "{}", imported.stderr);

@@ -47,11 +47,21 @@ pub enum Reach {
     Public,
 }
 
-/// Request fields the mesh writes itself on every upstream request (framing and hop-by-hop,
-/// RFC 9110 §7.6.1): a connection's configured headers never carry them, and the control plane
+/// Request fields the mesh writes itself on every upstream request (framing, hop-by-hop,
+/// RFC 9110 §7.6.1, and the host): a connection's configured headers never carry them, and the control plane
 /// refuses them when a connection is saved.
-pub const MESH_OWNED_HEADERS: [&str; 8] =
-    ["content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "expect", "proxy-connection"];
+pub const MESH_OWNED_HEADERS: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "expect",
+    "proxy-connection",
+    // The URL names the host: a configured Host would send a request for one site to another.
+    "host",
+];
 
 /// The three upstream transports MCP defines.
 #[derive(Debug, Clone)]

@@ -148,34 +148,34 @@ async fn agents(State(ctx): State<Ctx>, Path(key): Path<String>) -> Response {
         Ok(p) => p,
         Err(r) => return *r,
     };
+    // A key narrowed to some routes (a hub's key to a peer, say) reads no addresses.
+    if let Err(e) = mesh_admin::trust::Trust::check_management(&p) {
+        return refused(&e);
+    }
     match ctx.registry.agents(&p).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => refused(&e),
     }
 }
 
-/// `GET /api/v1/agents`: the same view for scripts and the CLI, with the usual bearer key.
-async fn rest_agents(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
-    let p = match crate::rest::authenticate(&ctx.registry.admin, &headers) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    crate::rest::reply(ctx.registry.agents(&p).await.map(Json))
+/// `GET /api/v1/agents`: the same view for scripts and the CLI, with the usual bearer key (not
+/// a narrowed one: agents' addresses are the organisation's business).
+async fn rest_agents(State(ctx): State<Ctx>, call: crate::rest::Call) -> Response {
+    let registry = ctx.registry.clone();
+    crate::rest::run(&ctx.registry.admin, &call, None, |p| async move { registry.agents(&p).await }).await
 }
 
 /// `GET /api/v1/agents/{id}`: one agent.
-async fn rest_agent(State(ctx): State<Ctx>, Path(agent): Path<String>, headers: HeaderMap) -> Response {
-    let p = match crate::rest::authenticate(&ctx.registry.admin, &headers) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let found = ctx.registry.agents(&p).await.and_then(|all| {
+async fn rest_agent(State(ctx): State<Ctx>, Path(agent): Path<String>, call: crate::rest::Call) -> Response {
+    let registry = ctx.registry.clone();
+    crate::rest::run(&ctx.registry.admin, &call, None, |p| async move {
+        let all = registry.agents(&p).await?;
         all["agents"]
             .as_array()
             .and_then(|list| list.iter().find(|a| a["id"] == agent.as_str()).cloned())
             .ok_or_else(|| AdminError::NotFound(format!("agent '{agent}'")))
-    });
-    crate::rest::reply(found.map(Json))
+    })
+    .await
 }
 
 async fn leave(State(ctx): State<Ctx>, Path((key, agent)): Path<(String, String)>) -> Response {

@@ -147,6 +147,13 @@ pub(crate) struct Call {
     method: Method,
 }
 
+impl Call {
+    /// The request's headers.
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Call {
     type Rejection = std::convert::Infallible;
 

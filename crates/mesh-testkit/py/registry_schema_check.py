@@ -11,7 +11,7 @@ from jsonschema import Draft7Validator
 
 schema = json.load(open(os.environ["MESH_TEST_SERVER_SCHEMA"]))
 Draft7Validator.check_schema(schema)
-server_validator = Draft7Validator(schema)
+server_validator = Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
 # The listing's own shape, as the registry's OpenAPI document describes ServerList and
 # ServerResponse (written here; the registry publishes no JSON Schema for it).
 page_validator = Draft7Validator({
