@@ -10,14 +10,20 @@
 //! connections, and reaching an agent on an internal address needs the trust tier that may
 //! configure such upstreams (`MESH_UPSTREAM_PRIVATE`).
 
-use std::collections::HashMap;
+mod resolution;
+mod view;
+mod wire;
+
+pub use wire::{AgentTool, Heartbeat};
+
 use std::time::Duration;
 
-use mesh_core::registry::{self, Candidate, Dependency};
 use mesh_core::{id, slug, Principal, Role};
 use mesh_store::AgentRow;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+use resolution::resolve_all;
+use wire::{endpoint, tools_of, validate};
 
 use crate::connections::ConnectionInput;
 use crate::trust::Trust;
@@ -41,11 +47,6 @@ impl Default for RegistrySettings {
     }
 }
 
-/// Most tools one agent may declare (the SDK adds three of its own to every agent).
-const MAX_TOOLS: usize = 256;
-/// Most dependencies one agent may declare, over all its tools (each is resolved on every full
-/// heartbeat).
-const MAX_DEPENDENCIES: usize = 256;
 /// Most agents one organisation may have registered (healthy or not yet forgotten): every full
 /// heartbeat resolves against all of them.
 const MAX_AGENTS: usize = 1_000;
@@ -54,91 +55,6 @@ const MAX_AGENTS: usize = 1_000;
 /// replica whose clock is a little behind). The cost is at most one extra full heartbeat per
 /// agent per change.
 const TOPOLOGY_MARGIN_MS: i64 = 2_000;
-
-/// A full heartbeat as the SDK sends it (fields the mesh does not use are ignored).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Heartbeat {
-    /// The agent's id.
-    #[serde(default)]
-    pub agent_id: String,
-    /// Its name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// `mcp_agent`, …
-    #[serde(default)]
-    pub agent_type: Option<String>,
-    /// Its version.
-    #[serde(default)]
-    pub version: Option<String>,
-    /// Its namespace.
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// `python`, …
-    #[serde(default)]
-    pub runtime: Option<String>,
-    /// Free text.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// The host it advertises.
-    #[serde(default)]
-    pub http_host: Option<String>,
-    /// The port it advertises.
-    #[serde(default)]
-    pub http_port: Option<u16>,
-    /// Its tools.
-    #[serde(default)]
-    pub tools: Vec<AgentTool>,
-    /// `http` (the default, all the SDK's agents speak) or `https` (a mesh joining a hub
-    /// across networks).
-    #[serde(default)]
-    pub scheme: Option<String>,
-    /// Where its MCP endpoint is below its address (default `/mcp`, where the SDK's agents
-    /// serve). A mesh joining a hub names one of its virtual MCPs: `/mcp/gateway/{slug}`.
-    #[serde(default)]
-    pub mcp_path: Option<String>,
-    /// Request headers the mesh sends it (a mesh joining a hub hands over a key of its own).
-    /// Sealed in the vault with the agent's connection, never shown or answered back; taken
-    /// when the agent joins or comes back, not on every heartbeat.
-    #[serde(default)]
-    pub headers: Option<std::collections::BTreeMap<String, String>>,
-}
-
-impl Heartbeat {
-    /// The MCP endpoint's path, checked: `/mcp` or below it, in plain characters.
-    fn mcp_path(&self) -> Result<&str, AdminError> {
-        let path = self.mcp_path.as_deref().unwrap_or("/mcp");
-        let plain = path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
-        if (path == "/mcp" || path.starts_with("/mcp/")) && plain && !path.contains("..") && path.len() <= 200 {
-            Ok(path)
-        } else {
-            Err(AdminError::Invalid("mcp_path must be /mcp or a path below it".into()))
-        }
-    }
-}
-
-/// One tool of an agent, as stored and resolved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentTool {
-    /// The MCP tool name.
-    pub function_name: String,
-    /// The capability it offers.
-    pub capability: String,
-    /// Its version.
-    #[serde(default)]
-    pub version: String,
-    /// Its tags.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    /// Free text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// What it depends on, in the order the SDK matches answers to.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dependencies: Vec<Dependency>,
-    /// The SDK's call options, echoed to consumers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kwargs: Option<Value>,
-}
 
 /// A fast heartbeat's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,117 +65,6 @@ pub enum BeatAnswer {
     Changed,
     /// Unknown or unhealthy: register again (410).
     Gone,
-}
-
-/// A provider's tool with where to call it and the options to echo.
-type Target<'a> = (Candidate<'a>, &'a str, Option<&'a Value>);
-
-/// One resolved (or unresolved) dependency slot.
-struct Slot<'a> {
-    dep: &'a Dependency,
-    found: Option<Target<'a>>,
-}
-
-fn is_framework(t: &AgentTool) -> bool {
-    t.function_name.starts_with("__mesh_")
-}
-
-fn validate(hb: &Heartbeat) -> Result<(), AdminError> {
-    let id = hb.agent_id.as_str();
-    if id.is_empty() {
-        return Err(AdminError::Invalid("agent_id is required".into()));
-    }
-    if id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(AdminError::Invalid("agent_id must be 1-128 letters, digits, '-' or '_'".into()));
-    }
-    let host = hb.http_host.as_deref().unwrap_or("");
-    // A host name or address only: anything that could smuggle a path, credentials or a port.
-    if host.is_empty()
-        || host.len() > 253
-        || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-    {
-        return Err(AdminError::Invalid("http_host must be a host name or an IP address".into()));
-    }
-    if hb.http_port.unwrap_or(0) == 0 {
-        return Err(AdminError::Invalid("http_port must be a port number (1-65535)".into()));
-    }
-    hb.mcp_path()?;
-    if !matches!(hb.scheme.as_deref(), None | Some("http" | "https")) {
-        return Err(AdminError::Invalid("scheme must be http or https".into()));
-    }
-    if hb.headers.as_ref().is_some_and(|h| h.len() > 16) {
-        return Err(AdminError::Invalid("an agent may hand over at most 16 headers".into()));
-    }
-    if hb.tools.len() > MAX_TOOLS {
-        return Err(AdminError::Invalid(format!("an agent may declare at most {MAX_TOOLS} tools")));
-    }
-    if hb.tools.iter().map(|t| t.dependencies.len()).sum::<usize>() > MAX_DEPENDENCIES {
-        return Err(AdminError::Invalid(format!("an agent may declare at most {MAX_DEPENDENCIES} dependencies")));
-    }
-    Ok(())
-}
-
-fn endpoint(hb: &Heartbeat) -> String {
-    let scheme = hb.scheme.as_deref().unwrap_or("http");
-    let host = hb.http_host.as_deref().unwrap_or_default();
-    let port = hb.http_port.unwrap_or_default();
-    if host.contains(':') && !host.starts_with('[') {
-        format!("{scheme}://[{host}]:{port}")
-    } else {
-        format!("{scheme}://{host}:{port}")
-    }
-}
-
-fn tools_of(a: &AgentRow) -> Vec<AgentTool> {
-    // Written by this module only; a row that does not read is treated as offering nothing.
-    serde_json::from_str(&a.tools).unwrap_or_default()
-}
-
-/// The slots of every tool of `consumer` that declares dependencies, against `healthy` agents.
-fn resolve_all<'a>(
-    consumer: &'a [AgentTool],
-    healthy: &'a [(AgentRow, Vec<AgentTool>)],
-) -> Vec<(&'a str, Vec<Slot<'a>>)> {
-    let candidates: Vec<Target<'a>> = healthy
-        .iter()
-        .flat_map(|(a, tools)| {
-            tools.iter().map(move |t| {
-                let c = Candidate {
-                    agent_id: &a.id,
-                    function_name: &t.function_name,
-                    capability: &t.capability,
-                    version: &t.version,
-                    tags: &t.tags,
-                };
-                (c, a.endpoint.as_str(), t.kwargs.as_ref())
-            })
-        })
-        .collect();
-    // Indexed by capability once, so that each dependency looks only at its own providers.
-    let mut by_capability: HashMap<&str, (Vec<Candidate<'a>>, Vec<Target<'a>>)> = HashMap::new();
-    for (c, endpoint, kwargs) in candidates {
-        let entry = by_capability.entry(c.capability).or_default();
-        entry.0.push(c);
-        entry.1.push((c, endpoint, kwargs));
-    }
-    consumer
-        .iter()
-        .filter(|t| !t.dependencies.is_empty())
-        .map(|t| {
-            let slots = t
-                .dependencies
-                .iter()
-                .map(|dep| {
-                    let found = by_capability.get(dep.capability.as_str()).and_then(|(plain, targets)| {
-                        let c = registry::resolve(dep, plain)?;
-                        targets.iter().find(|(x, _, _)| x.agent_id == c.agent_id && x.function_name == c.function_name)
-                    });
-                    Slot { dep, found: found.copied() }
-                })
-                .collect();
-            (t.function_name.as_str(), slots)
-        })
-        .collect()
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -495,62 +300,6 @@ impl Registry {
         Ok(())
     }
 
-    /// The organisation's agents, healthy or not, in the SDK registry's `GET /agents` shape.
-    pub async fn agents(&self, p: &Principal) -> Result<Value, AdminError> {
-        let now = id::now_ms();
-        let fresh = self.fresh_after(now);
-        let all = self.admin.store.list_agents(&p.org_id).await?;
-        let healthy = self.healthy(&p.org_id, now).await?;
-        let connections = self.admin.store.list_connections(&p.org_id).await?;
-        let slugs: HashMap<&str, &str> = connections.iter().map(|c| (c.id.as_str(), c.slug.as_str())).collect();
-        let mut out = Vec::with_capacity(all.len());
-        for a in &all {
-            let tools = tools_of(a);
-            let status = if a.status == "healthy" && a.last_seen >= fresh { "healthy" } else { "unhealthy" };
-            let capabilities: Vec<Value> = tools
-                .iter()
-                .map(|t| {
-                    json!({
-                        "name": t.capability, "function_name": t.function_name, "version": t.version,
-                        "tags": t.tags, "description": t.description.clone().unwrap_or_default(),
-                        "available": status == "healthy",
-                    })
-                })
-                .collect();
-            let mut resolutions = Vec::new();
-            for (function, slots) in resolve_all(&tools, &healthy) {
-                for s in slots {
-                    let tags = serde_json::to_value(&s.dep.tags).unwrap_or(Value::Null);
-                    resolutions.push(match s.found {
-                        Some((c, endpoint, _)) => json!({
-                            "capability": s.dep.capability, "function_name": function, "status": "available",
-                            "endpoint": endpoint, "mcp_tool": c.function_name, "provider_agent_id": c.agent_id,
-                            "tags": tags,
-                        }),
-                        None => json!({
-                            "capability": s.dep.capability, "function_name": function, "status": "unresolved",
-                            "tags": tags,
-                        }),
-                    });
-                }
-            }
-            let resolved = resolutions.iter().filter(|r| r["status"] == "available").count();
-            let connection = a.connection_id.as_ref().and_then(|id| slugs.get(id.as_str()));
-            out.push(json!({
-                "id": a.id, "name": a.name, "agent_type": a.agent_type, "version": a.version,
-                "namespace": a.namespace, "runtime": a.runtime, "description": a.description,
-                "endpoint": a.endpoint, "status": status, "capabilities": capabilities,
-                "total_dependencies": resolutions.len(), "dependencies_resolved": resolved,
-                "dependency_resolutions": if resolutions.is_empty() { Value::Null } else { Value::Array(resolutions) },
-                "created_at": rfc3339(a.created_at), "last_seen": rfc3339(a.last_seen),
-                "connection": connection,
-                "a2a_producer": false, "a2a_consumer": false,
-                "tools_count": tools.iter().filter(|t| !is_framework(t)).count(),
-            }));
-        }
-        Ok(json!({"agents": out, "count": all.len(), "timestamp": rfc3339(now)}))
-    }
-
     /// The agent listening at `host_port` (`host:port` as `GET /agents` shows its endpoint),
     /// and the slug of its connection: what a registry proxy call goes through.
     pub async fn agent_at(&self, p: &Principal, host_port: &str) -> Result<(AgentRow, String), AdminError> {
@@ -595,72 +344,5 @@ impl Registry {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hb(host: &str, port: u16) -> Heartbeat {
-        serde_json::from_value(json!({"agent_id": "a-1", "http_host": host, "http_port": port, "tools": []})).unwrap()
-    }
-
-    #[test]
-    fn heartbeats_are_checked_before_anything_is_written() {
-        assert!(validate(&hb("127.0.0.1", 9000)).is_ok());
-        assert_eq!(endpoint(&hb("::1", 9000)), "http://[::1]:9000");
-        for (host, port) in [("", 9000), ("evil.com/x", 9000), ("user@host", 9000), ("h", 0)] {
-            assert!(validate(&hb(host, port)).is_err(), "{host}:{port}");
-        }
-        let mut bad = hb("h", 1);
-        bad.agent_id = "a/b".into();
-        assert!(validate(&bad).is_err());
-        bad.agent_id = String::new();
-        assert!(matches!(validate(&bad), Err(AdminError::Invalid(m)) if m == "agent_id is required"));
-        let deps: Vec<Value> = (0..=MAX_DEPENDENCIES).map(|i| json!({"capability": format!("c{i}")})).collect();
-        let greedy: Heartbeat = serde_json::from_value(json!({"agent_id": "a-1", "http_host": "h", "http_port": 1,
-            "tools": [{"function_name": "f", "capability": "c", "dependencies": deps}]}))
-        .unwrap();
-        assert!(matches!(validate(&greedy), Err(AdminError::Invalid(m)) if m.contains("dependencies")));
-    }
-
-    #[test]
-    fn every_declared_dependency_gets_a_slot_in_order() {
-        let consumer: Vec<AgentTool> = serde_json::from_value(json!([{
-            "function_name": "ask", "capability": "greeter",
-            "dependencies": [{"capability": "missing"}, {"capability": "date", "tags": ["system"]}]
-        }]))
-        .unwrap();
-        let provider = AgentRow {
-            org_id: "o".into(),
-            id: "p-1".into(),
-            name: "p".into(),
-            agent_type: "mcp_agent".into(),
-            version: "1.0.0".into(),
-            namespace: "default".into(),
-            runtime: "python".into(),
-            description: String::new(),
-            endpoint: "http://127.0.0.1:1".into(),
-            tools: String::new(),
-            status: "healthy".into(),
-            connection_id: None,
-            created_at: 0,
-            last_seen: 0,
-            last_full: 0,
-            changed_at: 0,
-        };
-        let tools: Vec<AgentTool> = serde_json::from_value(json!([
-            {"function_name": "get_date", "capability": "date", "version": "1.0.0", "tags": ["system"]}
-        ]))
-        .unwrap();
-        let healthy = vec![(provider, tools)];
-        let all = resolve_all(&consumer, &healthy);
-        assert_eq!(all.len(), 1);
-        let (function, slots) = &all[0];
-        assert_eq!(*function, "ask");
-        assert!(slots[0].found.is_none());
-        let (c, endpoint, _) = slots[1].found.unwrap();
-        assert_eq!((c.agent_id, c.function_name, endpoint), ("p-1", "get_date", "http://127.0.0.1:1"));
     }
 }
