@@ -2,22 +2,9 @@
 `date_service` with tag `system` and answers with what the resolved provider said, or
 NO_PROVIDER while the dependency is unresolved."""
 
-import os
-import sys
-import threading
-
+import lifeline  # noqa: F401  (exits with the test)
 import mesh
 from fastmcp import FastMCP
-
-
-def _exit_with_the_test() -> None:
-    # The test holds our stdin open; if it dies without stopping us, EOF ends us too.
-    while sys.stdin.buffer.read(65536):
-        pass
-    os._exit(0)
-
-
-threading.Thread(target=_exit_with_the_test, daemon=True).start()
 
 app = FastMCP("Consumer")
 

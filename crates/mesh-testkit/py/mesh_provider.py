@@ -2,22 +2,9 @@
 capability (tag `system`, version 1.0.0). The registry URL, host and port come from the SDK's
 own environment variables (MCP_MESH_REGISTRY_URL, MCP_MESH_HTTP_HOST, MCP_MESH_HTTP_PORT)."""
 
-import os
-import sys
-import threading
-
+import lifeline  # noqa: F401  (exits with the test)
 import mesh
 from fastmcp import FastMCP
-
-
-def _exit_with_the_test() -> None:
-    # The test holds our stdin open; if it dies without stopping us, EOF ends us too.
-    while sys.stdin.buffer.read(65536):
-        pass
-    os._exit(0)
-
-
-threading.Thread(target=_exit_with_the_test, daemon=True).start()
 
 app = FastMCP("Provider")
 
