@@ -1,6 +1,7 @@
 //! `mcp-mesh agent list|show` (#22): agents that registered by heartbeat, with health,
 //! capabilities and resolved dependencies. The agents here are heartbeats sent by hand (the
-//! real SDK's agents are in mesh-testkit's registry_agents.rs); nothing dials them.
+//! real SDK's agents are in mesh-testkit's registry_agents.rs); nothing dials them. Each story
+//! runs on SQLite and on PostgreSQL.
 
 mod common;
 use common::*;
@@ -14,10 +15,38 @@ async fn register(mesh: &TestMesh, body: Value) {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
+/// A mesh with the registry's unhealthy threshold at `unhealthy`, on SQLite or (with `pg`) on a
+/// fresh PostgreSQL database; `None` when PostgreSQL is asked for but not configured.
+async fn mesh_with(
+    unhealthy: std::time::Duration,
+    pg: bool,
+) -> Option<(TestMesh, Option<mesh_testkit::pg::PgDatabase>)> {
+    if !pg {
+        return Some((TestMesh::start_with(move |c| c.registry.unhealthy_after = unhealthy).await, None));
+    }
+    let db = mesh_testkit::pg::fresh("mesh_registry").await?;
+    let url = db.url.clone();
+    let mesh = TestMesh::start_with(move |c| {
+        c.registry.unhealthy_after = unhealthy;
+        c.database_url = Some(mesh_core::Secret::new(url));
+    })
+    .await;
+    Some((mesh, Some(db)))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_list_and_show() {
+async fn agent_list_and_show_on_sqlite() {
+    agent_list_and_show(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_list_and_show_on_postgres() {
+    agent_list_and_show(true).await;
+}
+
+async fn agent_list_and_show(pg: bool) {
     // Hand-sent heartbeats do not repeat: keep the agents healthy for the whole test.
-    let mesh = TestMesh::start_with(|c| c.registry.unhealthy_after = std::time::Duration::from_secs(600)).await;
+    let Some((mesh, db)) = mesh_with(std::time::Duration::from_secs(600), pg).await else { return };
     let empty = cli(&mesh, &["agent", "list"]).await;
     assert!(empty.ok && empty.stdout.contains("MCP_MESH_REGISTRY_URL="), "{}", empty.stdout);
 
@@ -73,6 +102,9 @@ async fn agent_list_and_show() {
     let missing = cli(&mesh, &["agent", "show", "nobody"]).await;
     assert!(!missing.ok && missing.stderr.contains("agent 'nobody' not found"), "{}", missing.stderr);
     mesh.stop().await;
+    if let Some(db) = db {
+        db.drop_now().await;
+    }
 }
 
 /// The agents `GET /api/v1/agents` lists.
@@ -83,9 +115,18 @@ async fn listed(mesh: &TestMesh) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_keeps_a_plain_server_in_the_registry_until_stopped() {
+async fn register_keeps_a_plain_server_in_the_registry_until_stopped_on_sqlite() {
+    register_keeps_a_plain_server_in_the_registry_until_stopped(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_keeps_a_plain_server_in_the_registry_until_stopped_on_postgres() {
+    register_keeps_a_plain_server_in_the_registry_until_stopped(true).await;
+}
+
+async fn register_keeps_a_plain_server_in_the_registry_until_stopped(pg: bool) {
     let unhealthy = std::time::Duration::from_secs(4);
-    let mesh = TestMesh::start_with(|c| c.registry.unhealthy_after = unhealthy).await;
+    let Some((mesh, db)) = mesh_with(unhealthy, pg).await else { return };
     let server = mesh_testkit::upstreams::everything_http().await;
     let endpoint = format!("http://127.0.0.1:{}", server.port);
 
@@ -170,4 +211,7 @@ async fn register_keeps_a_plain_server_in_the_registry_until_stopped() {
     assert_eq!(gone.status, "unhealthy");
     server.stop().await;
     mesh.stop().await;
+    if let Some(db) = db {
+        db.drop_now().await;
+    }
 }
