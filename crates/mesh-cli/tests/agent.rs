@@ -215,3 +215,56 @@ async fn register_keeps_a_plain_server_in_the_registry_until_stopped(pg: bool) {
         db.drop_now().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organisations_have_registries_of_their_own() {
+    let mesh = TestMesh::start_with(|c| c.registry.unhealthy_after = std::time::Duration::from_secs(600)).await;
+    let (ok, acme) = mesh.manage(&mesh.key, "ORGANIZATION_CREATE", json!({"slug": "acme", "name": "Acme"})).await;
+    assert!(ok, "{acme}");
+    let acme_key = acme["key"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let ours = format!("{}/registry/{}", mesh.url, mesh.key);
+    let theirs = format!("{}/registry/{acme_key}", mesh.url);
+    let beat = |id: &str, port: u16, tools: Value| json!({"agent_id": id, "http_host": "127.0.0.1", "http_port": port, "tools": tools});
+    let provider = json!([{"function_name": "get_date", "capability": "date_service"}]);
+    let consumer =
+        json!([{"function_name": "ask", "capability": "asker", "dependencies": [{"capability": "date_service"}]}]);
+
+    // Acme's provider is Acme's alone: our consumer's dependency stays unresolved.
+    let r = http.post(format!("{theirs}/heartbeat")).json(&beat("dates-1", 19311, provider)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let answer: Value = http
+        .post(format!("{ours}/heartbeat"))
+        .json(&beat("asker-1", 19312, consumer.clone()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["dependencies_resolved"]["ask"][0]["status"], "unresolved", "{answer}");
+    // The same id in another organisation is another agent.
+    let r = http.post(format!("{theirs}/heartbeat")).json(&beat("asker-1", 19313, consumer)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["dependencies_resolved"]["ask"][0]["agent_id"], "dates-1", "{answer}");
+
+    let ids = |v: Value| -> Vec<String> {
+        v["agents"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_string()).collect()
+    };
+    let our_list: Value = http.get(format!("{ours}/agents")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ids(our_list), ["asker-1"]);
+    let their_list: Value = http.get(format!("{theirs}/agents")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ids(their_list), ["asker-1", "dates-1"]);
+
+    // Another organisation's key neither beats for nor sends away our agent.
+    let r = http.delete(format!("{theirs}/agents/asker-1")).send().await.unwrap();
+    assert_eq!(r.status(), 204, "a goodbye for its own asker-1");
+    let ours_still = mesh.admin.store.get_agent(&mesh.owner().org_id, "asker-1").await.unwrap().unwrap();
+    assert_eq!(ours_still.status, "healthy");
+    // Known and healthy (200, or 202 within the topology margin of its own registration).
+    let status = http.head(format!("{ours}/heartbeat/asker-1")).send().await.unwrap().status().as_u16();
+    assert!(matches!(status, 200 | 202), "{status}");
+    assert_eq!(http.head(format!("{theirs}/heartbeat/asker-1")).send().await.unwrap().status(), 410);
+    mesh.stop().await;
+}
