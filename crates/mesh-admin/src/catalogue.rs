@@ -7,6 +7,7 @@
 //! reverse-DNS order and the organisation's slug (`com.example.mesh.acme`), the name the
 //! connection's slug, or `gateway.{slug}` for a virtual MCP, so the two never collide.
 
+use mesh_audit::view::format_time;
 use mesh_core::Principal;
 use serde_json::{json, Value};
 
@@ -39,12 +40,6 @@ fn bounded(text: &str, max: usize, fallback: &str) -> String {
     let text = text.trim();
     let text = if text.is_empty() { fallback } else { text };
     text.chars().take(max).collect()
-}
-
-fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// The namespace of names: the host reversed (`mesh.example.com` → `com.example.mesh`; an IP
@@ -107,8 +102,8 @@ fn entry(
         "_meta": {
             "io.modelcontextprotocol.registry/official": {
                 "status": "active",
-                "publishedAt": rfc3339(created_at),
-                "updatedAt": rfc3339(updated_at),
+                "publishedAt": format_time(created_at),
+                "updatedAt": format_time(updated_at),
                 "isLatest": true,
             }
         },

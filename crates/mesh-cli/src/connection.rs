@@ -514,23 +514,16 @@ async fn from_registry(
     bail!("the registry at {registry} gave more than {MAX_PAGES} pages; narrow it with --search")
 }
 
-/// Whether `url` is https to a name or a public address. A name that resolves to a private
-/// address is still caught when the mesh connects, by the trust rules of whoever imports.
+/// Whether `url` is https to a name or a public address (the relay's own classification). A name
+/// that resolves to a private address is still caught when the mesh connects, by the trust rules
+/// of whoever imports.
 fn public_https(url: &url::Url) -> bool {
-    let public_ip = |ip: std::net::IpAddr| match ip {
-        std::net::IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()),
-        std::net::IpAddr::V6(v6) => {
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80)
-        }
-    };
+    use mesh_relay::upstream::reach::is_public;
     url.scheme() == "https"
         && match url.host() {
             Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost") && !d.ends_with(".localhost"),
-            Some(url::Host::Ipv4(ip)) => public_ip(ip.into()),
-            Some(url::Host::Ipv6(ip)) => public_ip(ip.into()),
+            Some(url::Host::Ipv4(ip)) => is_public(ip.into()),
+            Some(url::Host::Ipv6(ip)) => is_public(ip.into()),
             None => false,
         }
 }

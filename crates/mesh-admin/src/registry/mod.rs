@@ -22,6 +22,7 @@ use mesh_core::{id, slug, Principal, Role};
 use mesh_store::AgentRow;
 use serde_json::{json, Value};
 
+use mesh_audit::view::format_time;
 use resolution::resolve_all;
 use wire::{endpoint, tools_of, validate};
 
@@ -67,15 +68,9 @@ pub enum BeatAnswer {
     Gone,
 }
 
-fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
 /// The current time as the SDK's registry writes it.
 pub fn timestamp() -> String {
-    rfc3339(id::now_ms())
+    format_time(id::now_ms())
 }
 
 /// The registry of one installation: the admin services plus its timing.
@@ -196,7 +191,7 @@ impl Registry {
             "agent_id": hb.agent_id,
             "status": "success",
             "message": if before.is_some() { "Agent updated via heartbeat" } else { "Agent registered via heartbeat" },
-            "timestamp": rfc3339(now),
+            "timestamp": format_time(now),
             "dependencies_resolved": resolved,
             "llm_tools": {},
         }))

@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use super::resolution::resolve_all;
 use super::wire::{is_framework, tools_of};
-use super::{rfc3339, Registry};
+use super::Registry;
 use crate::AdminError;
+use mesh_audit::view::format_time;
 
 impl Registry {
     /// The organisation's agents, healthy or not, in the SDK registry's `GET /agents` shape.
@@ -59,12 +60,12 @@ impl Registry {
                 "endpoint": a.endpoint, "status": status, "capabilities": capabilities,
                 "total_dependencies": resolutions.len(), "dependencies_resolved": resolved,
                 "dependency_resolutions": if resolutions.is_empty() { Value::Null } else { Value::Array(resolutions) },
-                "created_at": rfc3339(a.created_at), "last_seen": rfc3339(a.last_seen),
+                "created_at": format_time(a.created_at), "last_seen": format_time(a.last_seen),
                 "connection": connection,
                 "a2a_producer": false, "a2a_consumer": false,
                 "tools_count": tools.iter().filter(|t| !is_framework(t)).count(),
             }));
         }
-        Ok(json!({"agents": out, "count": all.len(), "timestamp": rfc3339(now)}))
+        Ok(json!({"agents": out, "count": all.len(), "timestamp": format_time(now)}))
     }
 }
