@@ -30,8 +30,10 @@ pub struct ConnectionInput {
     pub title: Option<String>,
     /// Free text.
     pub description: Option<String>,
-    /// `http`, `sse` or `stdio`; inferred from `url`/`command` when absent.
+    /// `http`, `sse`, `stdio` or `capability`; inferred from `url`/`command`/`selector` when absent.
     pub transport: Option<String>,
+    /// For `capability`: which registered providers to balance over (capability, tags, version).
+    pub selector: Option<mesh_core::registry::Dependency>,
     /// Endpoint of an `http` or `sse` upstream.
     pub url: Option<String>,
     /// Request headers for `http`/`sse` (secret, write-only).
@@ -69,6 +71,7 @@ impl std::fmt::Debug for ConnectionInput {
         f.debug_struct("ConnectionInput")
             .field("slug", &self.slug)
             .field("transport", &self.transport)
+            .field("selector", &self.selector)
             .field("url", &self.url.as_deref().map(mesh_audit::redact::mask_url))
             .field("headers", &names(&self.headers))
             .field("template", &self.template)
@@ -100,6 +103,9 @@ pub struct ConnectionView {
     pub transport: String,
     /// URL (http/sse).
     pub url: Option<String>,
+    /// What a `capability` connection balances over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Value>,
     /// Header names with masked values.
     pub headers: BTreeMap<String, String>,
     /// Command (stdio).
@@ -177,6 +183,7 @@ impl Admin {
             template: None,
             auth: "headers".into(),
             oauth_shared: false,
+            selector: None,
         };
         apply(&mut c, &input)?;
         crate::upstream_oauth::check_input(&c, &input)?;
@@ -246,8 +253,15 @@ impl Admin {
         }
         let upstream_changed = c.status != "active"
             || secrets.is_some()
-            || (c.transport.as_str(), &c.url, &c.command, &c.args, &c.cwd)
-                != (before.transport.as_str(), &before.url, &before.command, &before.args, &before.cwd);
+            || (c.transport.as_str(), &c.url, &c.command, &c.args, &c.cwd, &c.selector)
+                != (
+                    before.transport.as_str(),
+                    &before.url,
+                    &before.command,
+                    &before.args,
+                    &before.cwd,
+                    &before.selector,
+                );
         if (&c.url, &c.auth, c.oauth_shared) != (&before.url, &before.auth, before.oauth_shared) {
             // Tokens are for one resource and one way of holding them: another URL or mode
             // starts from no grant.
@@ -368,6 +382,7 @@ impl Admin {
             outside_catalogue: c.transport == "stdio" && c.template.is_none(),
             transport: c.transport,
             url: c.url.as_deref().map(mesh_audit::redact::mask_url),
+            selector: c.selector.as_deref().and_then(|s| serde_json::from_str(s).ok()),
             command: c.command,
             args: mesh_audit::redact::mask_args(&c.args),
             cwd: c.cwd,
@@ -408,6 +423,16 @@ impl Admin {
             url::Url::parse(raw).map_err(|e| AdminError::Invalid(format!("invalid url: {e}")))
         };
         let transport = match c.transport.as_str() {
+            "capability" => {
+                let selector: mesh_core::registry::Dependency = c
+                    .selector
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .ok_or_else(|| AdminError::Invalid("connection has no valid selector".into()))?;
+                // Boxed: filling a source opens its providers' specs, which is this function.
+                let providers = Box::pin(self.selectors.source(self, &c.org_id, &selector)).await?;
+                TransportSpec::Balanced { selector: crate::registry::selectors::describe(&selector), providers }
+            }
             "http" => TransportSpec::Http { url: url()?, headers },
             "sse" => TransportSpec::Sse { url: url()?, headers },
             _ => TransportSpec::Stdio {
@@ -451,7 +476,7 @@ impl Admin {
                 headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
                 headers.push(("authorization".into(), Secret::new(format!("Bearer {}", token.0))));
             }
-            TransportSpec::Stdio { .. } => {}
+            TransportSpec::Stdio { .. } | TransportSpec::Balanced { .. } => {}
         }
         Ok(())
     }

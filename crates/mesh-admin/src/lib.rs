@@ -70,6 +70,8 @@ pub struct Admin {
     pub oauth: Arc<oauth::OAuth>,
     /// Connections' tool lists fetched recently (`CONNECTION_TOOLS`).
     pub tool_lists: Arc<connections::catalog::ToolLists>,
+    /// The providers of capability connections in use, kept current by the registry's sweep.
+    pub selectors: Arc<registry::Selectors>,
 }
 
 /// What the data plane can tell the control plane about open sessions.

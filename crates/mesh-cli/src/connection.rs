@@ -79,7 +79,18 @@ pub struct AddArgs {
     /// Working directory of the stdio program.
     #[arg(long)]
     cwd: Option<String>,
-    /// http, sse or stdio (inferred when absent).
+    /// Balance over every healthy registered provider of this capability instead of one server
+    /// (agents that joined by heartbeat, or `mcp-mesh register`; docs/REGISTRY.md).
+    #[arg(long, conflicts_with_all = ["url", "command", "template"])]
+    capability: Option<String>,
+    /// With --capability: a tag the provider must have; `+tag` preferred, `-tag` excluded,
+    /// `a,b` one of them (repeatable).
+    #[arg(long = "tag", requires = "capability", allow_hyphen_values = true)]
+    tags: Vec<String>,
+    /// With --capability: a version constraint, e.g. '>=1.0', '~1.2', '^2'.
+    #[arg(long, requires = "capability")]
+    version: Option<String>,
+    /// http, sse, stdio or capability (inferred when absent).
     #[arg(long)]
     transport: Option<String>,
     /// Display name.
@@ -259,6 +270,9 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
     opt(&mut input, "command", a.command);
     opt(&mut input, "cwd", a.cwd);
     opt(&mut input, "transport", a.transport);
+    if let Some(capability) = a.capability {
+        input.insert("selector".into(), selector(capability, &a.tags, a.version));
+    }
     opt(&mut input, "title", a.title);
     opt(&mut input, "description", a.description);
     if !a.args.is_empty() {
@@ -297,6 +311,45 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A capability selector from the flags: `a,b` is a group of which one must match.
+fn selector(capability: String, tags: &[String], version: Option<String>) -> Value {
+    let tags: Vec<Value> = tags
+        .iter()
+        .map(|t| match t.contains(',') {
+            true => json!(t.split(',').map(str::trim).filter(|x| !x.is_empty()).collect::<Vec<_>>()),
+            false => json!(t),
+        })
+        .collect();
+    let mut out = json!({"capability": capability, "tags": tags});
+    if let Some(v) = version {
+        out["version"] = json!(v);
+    }
+    out
+}
+
+/// What a capability connection selects, as one line: `date_service tags=system,+fast version=>=1`.
+fn describe_selector(s: &Value) -> String {
+    let mut out = s["capability"].as_str().unwrap_or("?").to_string();
+    let tags: Vec<String> = s["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| match t {
+                    Value::Array(group) => group.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("|"),
+                    t => t.as_str().unwrap_or("").to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !tags.is_empty() {
+        out.push_str(&format!(" tags={}", tags.join(",")));
+    }
+    if let Some(v) = s["version"].as_str() {
+        out.push_str(&format!(" version={v}"));
+    }
+    out
+}
+
 async fn list(t: Target) -> anyhow::Result<()> {
     let out = api::manage(&t, "COLLECTION_CONNECTIONS_LIST", json!({})).await?;
     if t.json {
@@ -317,6 +370,7 @@ async fn list(t: Target) -> anyhow::Result<()> {
                                 .unwrap_or_default();
                             format!("{} {}", c["command"].as_str().unwrap_or(""), args.join(" "))
                         }
+                        Some("capability") => describe_selector(&c["selector"]),
                         _ => c["url"].as_str().unwrap_or("").to_string(),
                     };
                     let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
@@ -325,6 +379,7 @@ async fn list(t: Target) -> anyhow::Result<()> {
                     let source = match (c["template"].as_str(), c["outsideCatalogue"].as_bool()) {
                         (Some(t), _) => format!("template:{t}"),
                         (None, Some(true)) => "command".to_string(),
+                        _ if c["transport"] == "capability" => "registry".to_string(),
                         _ => "url".to_string(),
                     };
                     vec![s("slug"), s("transport"), s("status"), source, target.trim().to_string()]
@@ -333,7 +388,9 @@ async fn list(t: Target) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     if rows.is_empty() {
-        println!("No connections. Add one with: mcp-mesh connection add NAME --url URL | --command CMD");
+        println!(
+            "No connections. Add one with: mcp-mesh connection add NAME --url URL | --command CMD | --capability CAP"
+        );
         return Ok(());
     }
     output::table(&["NAME", "TRANSPORT", "STATUS", "SOURCE", "TARGET"], &rows);
@@ -352,6 +409,7 @@ fn print_item(t: &Target, item: &Value) -> anyhow::Result<()> {
         "description",
         "transport",
         "url",
+        "selector",
         "template",
         "command",
         "args",

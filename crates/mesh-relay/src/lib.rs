@@ -29,7 +29,7 @@ pub mod stats;
 pub mod upstream;
 
 pub use error::{AuthorizationLink, Cause, RelayError};
-pub use spec::{Credential, Reach, TransportSpec, UpstreamSpec};
+pub use spec::{Credential, Provider, ProviderSet, Providers, Reach, TransportSpec, UpstreamSpec};
 pub use upstream::UpstreamClients;
 
 /// The MCP session header, both ways. A `HeaderName`, not a `&str`: a lookup by string parses

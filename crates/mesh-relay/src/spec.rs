@@ -91,6 +91,41 @@ pub enum TransportSpec {
         /// Working directory, if not the mesh's.
         cwd: Option<PathBuf>,
     },
+    /// Not one server but every healthy provider of a capability (#22): each request goes to
+    /// one of them (`upstream::balance`).
+    Balanced {
+        /// What the selector asks for, for logs and errors (`date_service tags=[system]`).
+        selector: String,
+        /// The providers now, kept current by the control plane.
+        providers: Arc<dyn Providers>,
+    },
+}
+
+/// The providers a capability selector balances over, kept current by the control plane from
+/// the registry's health; read on every call, so it answers from memory.
+pub trait Providers: Send + Sync + std::fmt::Debug {
+    /// The providers now.
+    fn current(&self) -> Arc<ProviderSet>;
+}
+
+/// One snapshot of a selector's providers.
+#[derive(Debug, Default)]
+pub struct ProviderSet {
+    /// Changes whenever the set does, so a link rebuilds its view only then.
+    pub version: u64,
+    /// The healthy providers, in no particular order.
+    pub providers: Vec<Provider>,
+}
+
+/// One provider of a capability: a registered agent and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Stable while the provider lives (its agent id).
+    pub key: Arc<str>,
+    /// Changes when how to reach it does (its connection was edited): the link reconnects.
+    pub revision: i64,
+    /// Its upstream (an agent's Streamable HTTP endpoint, with its connection's credentials).
+    pub spec: UpstreamSpec,
 }
 
 impl TransportSpec {
@@ -100,6 +135,7 @@ impl TransportSpec {
             TransportSpec::Http { .. } => "http",
             TransportSpec::Sse { .. } => "sse",
             TransportSpec::Stdio { .. } => "stdio",
+            TransportSpec::Balanced { .. } => "capability",
         }
     }
 }

@@ -91,6 +91,7 @@ impl Mesh {
             trust: cfg.trust,
             oauth,
             tool_lists: Arc::default(),
+            selectors: Arc::new(mesh_admin::registry::Selectors::new(cfg.registry.unhealthy_after)),
             children_dir: Arc::new(
                 tempfile::Builder::new()
                     .prefix("mcp-mesh-children-")

@@ -8,7 +8,7 @@ use crate::secrets::{check_secrets, insert_secrets};
 use crate::{Connection, SecretRow, Store, StoreError};
 
 const COLUMNS: &str =
-    "id, org_id, slug, title, description, transport, url, command, args, cwd, timeout_ms, status, anonymous, created_at, updated_at, trusted, template, auth, oauth_shared";
+    "id, org_id, slug, title, description, transport, url, command, args, cwd, timeout_ms, status, anonymous, created_at, updated_at, trusted, template, auth, oauth_shared, selector";
 
 impl Store {
     /// Inserts a connection and its secrets in one transaction. `Conflict` if the slug is taken
@@ -18,7 +18,7 @@ impl Store {
         check_secrets(c, secrets)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         ))
         .bind(&c.id)
         .bind(&c.org_id)
@@ -39,6 +39,7 @@ impl Store {
         .bind(c.template.as_deref())
         .bind(&c.auth)
         .bind(i64::from(c.oauth_shared))
+        .bind(c.selector.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| on_write(e, |what| conflict(c, what), &format!("organisation '{}' does not exist", c.org_id)))?;
@@ -91,8 +92,8 @@ impl Store {
         let done = sqlx::query(
             "UPDATE connections SET slug = $1, title = $2, description = $3, transport = $4, url = $5, \
              command = $6, args = $7, cwd = $8, timeout_ms = $9, status = $10, updated_at = $11, \
-             anonymous = $12, trusted = $13, template = $14, auth = $15, oauth_shared = $16 \
-             WHERE org_id = $17 AND id = $18",
+             anonymous = $12, trusted = $13, template = $14, auth = $15, oauth_shared = $16, \
+             selector = $17 WHERE org_id = $18 AND id = $19",
         )
         .bind(&c.slug)
         .bind(&c.title)
@@ -110,6 +111,7 @@ impl Store {
         .bind(c.template.as_deref())
         .bind(&c.auth)
         .bind(i64::from(c.oauth_shared))
+        .bind(c.selector.as_deref())
         .bind(&c.org_id)
         .bind(&c.id)
         .execute(&mut *tx)
@@ -194,5 +196,6 @@ fn connection_from_row(row: &AnyRow) -> Result<Connection, sqlx::Error> {
         template: row.try_get("template")?,
         auth: row.try_get("auth")?,
         oauth_shared: row.try_get::<i64, _>("oauth_shared")? != 0,
+        selector: row.try_get("selector")?,
     })
 }

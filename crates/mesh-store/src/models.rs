@@ -115,6 +115,9 @@ pub struct Connection {
     /// With "oauth": one grant for the whole connection (a service account) instead of one per
     /// user.
     pub oauth_shared: bool,
+    /// For "capability": the selector (JSON `{"capability", "tags", "version"}`) whose healthy
+    /// registered providers the connection balances over.
+    pub selector: Option<String>,
 }
 
 /// A stdio command an installation operator published for organisations to use.

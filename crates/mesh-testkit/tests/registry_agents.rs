@@ -7,91 +7,17 @@
 //! and the dependency becomes unresolved, then resolved again when a second provider starts; a
 //! consumer stopped with SIGTERM deregisters at once. Bad keys, roles and bodies are refused.
 
+mod sdk_agents;
+
 use mesh_testkit::TestMesh;
+use sdk_agents::{agents, by_endpoint, dep, wait_for, Agent};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Heartbeats every second, unhealthy after six silent seconds: the SDK's and the mesh's
 /// defaults (5 s and 10 s) scaled down so that the test takes seconds, not minutes.
-const BEAT_SECS: &str = "1";
+const BEAT_SECS: u64 = 1;
 const UNHEALTHY: Duration = Duration::from_secs(6);
-
-fn dep(var: &str) -> PathBuf {
-    let p = PathBuf::from(std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: source .test-deps/env.sh")));
-    assert!(p.exists(), "{} is missing: run scripts/test-deps", p.display());
-    p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Agent {
-    child: tokio::process::Child,
-    port: u16,
-    /// Held open: the agent exits when it closes, so a test that dies leaves no agent behind.
-    _stdin: Option<tokio::process::ChildStdin>,
-}
-
-impl Agent {
-    fn start(script: &str, registry: &str) -> Agent {
-        let port = free_port();
-        let child = tokio::process::Command::new(dep("MESH_TEST_MCPMESH_PYTHON"))
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(script))
-            // Bind and advertise loopback only.
-            .env("HOST", "127.0.0.1")
-            .env("MCP_MESH_HTTP_HOST", "127.0.0.1")
-            .env("MCP_MESH_HTTP_PORT", port.to_string())
-            .env("MCP_MESH_REGISTRY_URL", registry)
-            .env("MCP_MESH_HEALTH_INTERVAL", BEAT_SECS)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the mcp-mesh agent starts");
-        let mut child = child;
-        let stdin = child.stdin.take();
-        Agent { child, port, _stdin: stdin }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().expect("running").to_string();
-        let ok = std::process::Command::new("kill").args([sig, &pid]).status().expect("kill runs").success();
-        assert!(ok, "kill {sig} {pid}");
-    }
-}
-
-async fn agents(http: &reqwest::Client, registry: &str) -> Vec<Value> {
-    let v: Value = http.get(format!("{registry}/agents")).send().await.unwrap().json().await.unwrap();
-    v["agents"].as_array().cloned().unwrap_or_default()
-}
-
-fn by_endpoint<'a>(all: &'a [Value], endpoint: &str) -> Option<&'a Value> {
-    all.iter().find(|a| a["endpoint"] == endpoint)
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, for at most `limit`.
-async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => panic!("{what} within {limit:?}; last seen: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
 
 async fn meshctl(args: &[&str], registry: &str) -> String {
     let out = tokio::time::timeout(
@@ -149,8 +75,8 @@ async fn real_agents_register_resolve_fail_over_and_leave() {
     assert!(agents(&http, &registry).await.is_empty());
 
     // A provider and a consumer join; the consumer's dependency resolves to the provider.
-    let first = Agent::start("mesh_provider.py", &registry);
-    let mut consumer = Agent::start("mesh_consumer.py", &registry);
+    let first = Agent::start("mesh_provider.py", &registry, BEAT_SECS, &[]);
+    let mut consumer = Agent::start("mesh_consumer.py", &registry, BEAT_SECS, &[]);
     let (provider_id, consumer_id) =
         wait_for("both agents healthy, the dependency resolved", Duration::from_secs(60), || {
             let (http, registry) = (&http, &registry);
@@ -225,7 +151,7 @@ async fn real_agents_register_resolve_fail_over_and_leave() {
         .await;
 
     // A second provider: resolved again.
-    let second = Agent::start("mesh_provider.py", &registry);
+    let second = Agent::start("mesh_provider.py", &registry, BEAT_SECS, &[]);
     until_call_says(&registry, "provider says:", "the second provider takes over", Duration::from_secs(60)).await;
     let all = agents(&http, &registry).await;
     let resolved = &by_endpoint(&all, &consumer.endpoint()).unwrap()["dependency_resolutions"][0];

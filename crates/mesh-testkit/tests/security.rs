@@ -275,6 +275,7 @@ async fn issue16_item1_connections_made_before_the_tiers_keep_working() {
         template: None,
         auth: "headers".into(),
         oauth_shared: false,
+        selector: None,
     };
     mesh.admin.store.create_connection(&legacy, &[]).await.unwrap();
     let client = TestClient::connect_http(&mesh.endpoint("legacy"), &admin, ClientBehaviour::default()).await.unwrap();

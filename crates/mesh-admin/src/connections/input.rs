@@ -81,6 +81,30 @@ pub(crate) fn validate_command(command: &str, args: &[String]) -> Result<(), Adm
     Ok(())
 }
 
+/// Checks a capability selector: a capability name, a bounded list of tags, a version constraint.
+fn validate_selector(s: &mesh_core::registry::Dependency) -> Result<(), AdminError> {
+    use mesh_core::registry::TagSpec;
+    let fine = |t: &str| !t.is_empty() && t.len() <= 200 && !t.chars().any(char::is_control);
+    if !fine(&s.capability) {
+        return Err(AdminError::Invalid("selector.capability: 1 to 200 bytes, no control characters".into()));
+    }
+    let tags: Vec<&String> = s
+        .tags
+        .iter()
+        .flat_map(|t| match t {
+            TagSpec::One(t) => std::slice::from_ref(t).iter(),
+            TagSpec::AnyOf(group) => group.iter(),
+        })
+        .collect();
+    if tags.len() > 64 || !tags.iter().all(|t| fine(t)) {
+        return Err(AdminError::Invalid("selector.tags: at most 64 tags of 1 to 200 bytes each".into()));
+    }
+    if s.version.as_deref().is_some_and(|v| !fine(v)) {
+        return Err(AdminError::Invalid("selector.version: 1 to 200 bytes, no control characters".into()));
+    }
+    Ok(())
+}
+
 /// A name quoted back in an error: control characters shown escaped, and cut short.
 fn printable(s: &str) -> String {
     s.chars().take(64).flat_map(char::escape_default).collect()
@@ -131,15 +155,51 @@ pub(super) fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), Admin
     if let Some(a) = i.anonymous {
         c.anonymous = a;
     }
+    if let Some(sel) = &i.selector {
+        validate_selector(sel)?;
+        c.selector = Some(serde_json::to_string(sel).map_err(|e| AdminError::Invalid(format!("selector: {e}")))?);
+    }
     c.transport = match i.transport.as_deref() {
-        Some(t @ ("http" | "sse" | "stdio")) => t.to_string(),
-        Some(other) => return Err(AdminError::Invalid(format!("unknown transport '{other}' (http, sse or stdio)"))),
+        Some(t @ ("http" | "sse" | "stdio" | "capability")) => t.to_string(),
+        Some(other) => {
+            return Err(AdminError::Invalid(format!("unknown transport '{other}' (http, sse, stdio or capability)")))
+        }
+        None if i.selector.is_some() => "capability".into(),
         None if !c.transport.is_empty() => c.transport.clone(),
         None if c.command.is_some() || i.template.is_some() => "stdio".into(),
         None if c.url.is_some() => "http".into(),
         None => return Err(AdminError::Invalid("give either url (http/sse) or command (stdio)".into())),
     };
+    if c.transport != "capability" && i.selector.is_some() {
+        return Err(AdminError::Invalid(format!(
+            "selector: only a capability connection has one (this one is {})",
+            c.transport
+        )));
+    }
     match c.transport.as_str() {
+        "capability" => {
+            if c.selector.is_none() {
+                return Err(AdminError::Invalid(
+                    "a capability connection needs a selector (at least its capability)".into(),
+                ));
+            }
+            if i.url.is_some() || i.command.is_some() || i.template.is_some() {
+                return Err(AdminError::Invalid(
+                    "a capability connection reaches the registered providers of its capability: give no url, command or template"
+                        .into(),
+                ));
+            }
+            if i.headers.as_ref().is_some_and(|h| !h.is_empty()) || i.env.as_ref().is_some_and(|e| !e.is_empty()) {
+                return Err(AdminError::Invalid(
+                    "a capability connection has no headers or env of its own: each provider's connection has its own"
+                        .into(),
+                ));
+            }
+            c.url = None;
+            c.command = None;
+            c.args.clear();
+            c.cwd = None;
+        }
         "stdio" => {
             if c.command.as_deref().is_none_or(str::is_empty) && i.template.is_none() {
                 return Err(AdminError::Invalid("a stdio connection needs a command or a template".into()));
@@ -151,8 +211,10 @@ pub(super) fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), Admin
                 return Err(AdminError::Invalid("cwd: an absolute path, at most 4096 bytes".into()));
             }
             c.url = None;
+            c.selector = None;
         }
         _ => {
+            c.selector = None;
             let raw = c
                 .url
                 .as_deref()
@@ -182,6 +244,9 @@ pub(super) fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), Admin
     }
     if let Some(shared) = i.oauth_shared {
         c.oauth_shared = shared;
+    }
+    if c.auth == "oauth" && c.transport == "capability" {
+        return Err(AdminError::Invalid("auth: a capability connection uses each provider's own credentials".into()));
     }
     if c.auth == "oauth" && c.transport == "stdio" {
         return Err(AdminError::Invalid(

@@ -11,9 +11,11 @@
 //! configure such upstreams (`MESH_UPSTREAM_PRIVATE`).
 
 mod resolution;
+pub mod selectors;
 mod view;
 mod wire;
 
+pub use selectors::Selectors;
 pub use wire::{AgentTool, Heartbeat};
 
 use std::time::Duration;
@@ -338,6 +340,6 @@ impl Registry {
                 }
             }
         }
-        Ok(())
+        self.admin.selectors.refresh(&self.admin).await
     }
 }

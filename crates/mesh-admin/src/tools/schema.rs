@@ -7,7 +7,14 @@ fn connection_fields() -> Value {
         "slug": {"type": "string", "description": "Unique name in the organisation; the proxy endpoint is /mcp/{slug}. Lowercase letters, digits, '-' and '_'."},
         "title": {"type": "string"},
         "description": {"type": "string"},
-        "transport": {"type": "string", "enum": ["http", "sse", "stdio"], "description": "Inferred from url (http) or command (stdio) when absent."},
+        "transport": {"type": "string", "enum": ["http", "sse", "stdio", "capability"], "description": "Inferred from url (http), command (stdio) or selector (capability) when absent."},
+        "selector": {"type": "object", "description": "A capability connection: every healthy agent registered with the mesh (docs/REGISTRY.md) that offers this capability, tags and version, each call balanced over them (fewest outstanding requests) with failover.",
+            "properties": {
+                "capability": {"type": "string"},
+                "tags": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}, "description": "A tag the provider must have; '+tag' preferred, '-tag' excluded; a list: one of them."},
+                "version": {"type": "string", "description": "A version constraint: '>=1.2', '~1.2', '^2', '1.5.0'."}
+            },
+            "required": ["capability"]},
         "url": {"type": "string", "description": "Endpoint of an http (Streamable HTTP) or sse (legacy HTTP+SSE) server."},
         "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Request headers sent upstream, e.g. Authorization. Stored encrypted; write-only."},
         "template": {"type": "string", "description": "Make a stdio server from the installation's catalogue (COLLECTION_TEMPLATES_LIST): its command and arguments are the template's; env may set only the variables it names. The way for organisation admins to add stdio servers."},

@@ -119,6 +119,20 @@ fn score(specs: &[TagSpec], has: impl Fn(&str) -> bool) -> Option<u32> {
     Some(total)
 }
 
+/// Every candidate that could answer `dep` with the best tag score: the providers a capability
+/// selector balances over (#22), where [`resolve`] would pick one of them. Preferred tags still
+/// prefer; version order does not, since every provider in range serves.
+pub fn qualifying<'a>(dep: &Dependency, candidates: &[Candidate<'a>]) -> Vec<Candidate<'a>> {
+    let constraint = dep.version.as_deref().unwrap_or("");
+    let scored: Vec<(u32, Candidate<'a>)> = candidates
+        .iter()
+        .filter(|c| c.capability == dep.capability && version::satisfies(constraint, c.version))
+        .filter_map(|c| score(&dep.tags, |t| c.tags.iter().any(|have| have == t)).map(|s| (s, *c)))
+        .collect();
+    let best = scored.iter().map(|(s, _)| *s).max();
+    scored.into_iter().filter(|(s, _)| Some(*s) == best).map(|(_, c)| c).collect()
+}
+
 /// The candidate that answers `dep`, or `None` when none qualifies. `candidates` must already
 /// be limited to healthy agents.
 pub fn resolve<'a>(dep: &Dependency, candidates: &[Candidate<'a>]) -> Option<Candidate<'a>> {
@@ -215,6 +229,36 @@ mod tests {
         for (d, expected) in table {
             assert_eq!(pick(&agents, &d), expected, "{d:?}");
         }
+    }
+
+    #[test]
+    fn a_selector_balances_over_every_provider_of_the_best_score() {
+        use serde_json::json;
+        let agents = [
+            agent("a", "date", "1.0.0", &["system"]),
+            agent("b", "date", "1.2.0", &["system", "fast"]),
+            agent("c", "date", "2.0.0", &["system"]),
+            agent("d", "date", "1.1.0", &["other"]),
+            agent("e", "time", "1.0.0", &["system"]),
+        ];
+        let ids = |d: &Dependency| -> Vec<&str> {
+            let candidates: Vec<Candidate> = agents
+                .iter()
+                .map(|a| Candidate {
+                    agent_id: a.id,
+                    function_name: "f",
+                    capability: a.capability,
+                    version: a.version,
+                    tags: &a.tags,
+                })
+                .collect();
+            qualifying(d, &candidates).iter().map(|c| c.agent_id).collect()
+        };
+        assert_eq!(ids(&dep("date", json!(["system"]), Some(">=1.0"))), ["a", "b", "c"]);
+        assert_eq!(ids(&dep("date", json!(["system"]), Some("^1"))), ["a", "b"]);
+        assert_eq!(ids(&dep("date", json!(["system", "+fast"]), None)), ["b"]);
+        assert_eq!(ids(&dep("date", json!(["-system"]), None)), ["d"]);
+        assert!(ids(&dep("date", json!(["missing"]), None)).is_empty());
     }
 
     #[test]

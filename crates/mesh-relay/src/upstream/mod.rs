@@ -5,6 +5,7 @@
 //! per underlying stream. The session layer above does all id remapping; links only carry bytes
 //! and report when the upstream goes down or comes back.
 
+pub mod balance;
 pub mod clients;
 mod h1;
 pub mod http;
@@ -101,6 +102,9 @@ pub async fn connect(
             Arc::new(sse::SseLink::connect(&spec.name, http.clone(), url.clone(), headers, sink).await?)
         }
         TransportSpec::Stdio { .. } => stdio::StdioLink::spawn(spec, sink)?,
+        TransportSpec::Balanced { selector, providers } => {
+            balance::BalancedLink::new(&spec.name, selector, providers.clone(), clients.clone(), sink)
+        }
     })
 }
 
@@ -163,7 +167,8 @@ pub async fn bridge_link(
     match &spec.transport {
         TransportSpec::Stdio { .. } => modern_stdio::link(spec, clients, sink, false).await,
         TransportSpec::Http { .. } => stateless_link(spec, clients, sink, false).await,
-        TransportSpec::Sse { .. } => None,
+        // Each provider is asked on its own link, which is what `connect` opens.
+        TransportSpec::Sse { .. } | TransportSpec::Balanced { .. } => None,
     }
 }
 

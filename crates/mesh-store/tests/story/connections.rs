@@ -27,6 +27,7 @@ pub fn conn(org_id: &str, id: &str, slug: &str) -> Connection {
         // Not the defaults either.
         auth: "oauth".into(),
         oauth_shared: true,
+        selector: None,
     }
 }
 

@@ -35,6 +35,7 @@ pub async fn upstream_oauth(store: &Store) {
         template: None,
         auth: "oauth".into(),
         oauth_shared: false,
+        selector: None,
         ..conn("org_a", "conn_remote_a", "remote")
     };
     store.create_connection(&c, &[secret(&c, "sec_h1", "header", "X-Trace")]).await.unwrap();

@@ -1,0 +1,182 @@
+//! Capability selectors (#22): the providers a `capability` connection balances over, kept in
+//! memory so that a call never asks the database.
+//!
+//! One [`Source`] per organisation and selector while some session uses it (links hold it; the
+//! table only remembers it weakly). The registry's sweep refreshes every live source each
+//! second from the agents' health, so a provider that stops beating leaves rotation within
+//! `MESH_REGISTRY_UNHEALTHY_SECS` and a second; the link itself leaves out a provider that
+//! refuses it at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use mesh_core::id;
+use mesh_core::registry::{self, Candidate, Dependency};
+use mesh_relay::{Provider, ProviderSet, Providers};
+use mesh_store::{AgentRow, Connection};
+
+use super::wire::{tools_of, AgentTool};
+use crate::{Admin, AdminError};
+
+/// The live selectors of the installation.
+#[derive(Debug)]
+pub struct Selectors {
+    unhealthy_after: Duration,
+    live: Mutex<HashMap<(String, String), Weak<Source>>>,
+}
+
+impl Default for Selectors {
+    fn default() -> Self {
+        Selectors::new(super::RegistrySettings::default().unhealthy_after)
+    }
+}
+
+/// The providers of one selector in one organisation.
+#[derive(Debug)]
+pub struct Source {
+    org_id: String,
+    selector: Dependency,
+    set: RwLock<Arc<ProviderSet>>,
+    /// `(agent, connection, its revision)` behind the current set: rebuilt only when it changes.
+    behind: Mutex<Vec<(String, String, i64)>>,
+}
+
+impl Providers for Source {
+    fn current(&self) -> Arc<ProviderSet> {
+        self.set.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// How a selector reads in logs and errors: `date_service tags=["system"] version=>=1.0`.
+pub fn describe(s: &Dependency) -> String {
+    let mut out = s.capability.clone();
+    if !s.tags.is_empty() {
+        out.push_str(&format!(" tags={}", serde_json::to_string(&s.tags).unwrap_or_default()));
+    }
+    if let Some(v) = &s.version {
+        out.push_str(&format!(" version={v}"));
+    }
+    out
+}
+
+impl Selectors {
+    /// Selectors whose agents are healthy while heard from within `unhealthy_after`.
+    pub fn new(unhealthy_after: Duration) -> Selectors {
+        Selectors { unhealthy_after, live: Mutex::default() }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Weak<Source>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The source of `selector` in `org_id`: the live one, or a new one filled now.
+    pub async fn source(&self, admin: &Admin, org_id: &str, selector: &Dependency) -> Result<Arc<Source>, AdminError> {
+        let key = (org_id.to_string(), serde_json::to_string(selector).unwrap_or_default());
+        if let Some(s) = self.live().get(&key).and_then(Weak::upgrade) {
+            return Ok(s);
+        }
+        let source = Arc::new(Source {
+            org_id: org_id.to_string(),
+            selector: selector.clone(),
+            set: RwLock::default(),
+            behind: Mutex::default(),
+        });
+        let agents = admin.store.list_agents(org_id).await?;
+        let connections = admin.store.list_connections(org_id).await?;
+        self.fill(admin, &source, &agents, &connections).await?;
+        // Two sessions opening at once may both have made one; the first stored wins.
+        let mut live = self.live();
+        if let Some(s) = live.get(&key).and_then(Weak::upgrade) {
+            return Ok(s);
+        }
+        live.insert(key, Arc::downgrade(&source));
+        Ok(source)
+    }
+
+    /// Brings every live source up to date with the registry (the sweep calls it each second).
+    pub async fn refresh(&self, admin: &Admin) -> Result<(), AdminError> {
+        let sources: Vec<Arc<Source>> = {
+            let mut live = self.live();
+            live.retain(|_, s| s.strong_count() > 0);
+            live.values().filter_map(Weak::upgrade).collect()
+        };
+        let mut by_org: HashMap<&str, Vec<&Arc<Source>>> = HashMap::new();
+        for s in &sources {
+            by_org.entry(s.org_id.as_str()).or_default().push(s);
+        }
+        for (org_id, sources) in by_org {
+            let agents = admin.store.list_agents(org_id).await?;
+            let connections = admin.store.list_connections(org_id).await?;
+            for s in sources {
+                self.fill(admin, s, &agents, &connections).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `source`'s providers from `agents`: the healthy ones whose tools qualify, each
+    /// through its active connection.
+    async fn fill(
+        &self,
+        admin: &Admin,
+        source: &Source,
+        agents: &[AgentRow],
+        connections: &[Connection],
+    ) -> Result<(), AdminError> {
+        let fresh = id::now_ms() - i64::try_from(self.unhealthy_after.as_millis()).unwrap_or(i64::MAX);
+        let healthy: Vec<(&AgentRow, Vec<AgentTool>)> =
+            agents.iter().filter(|a| a.status == "healthy" && a.last_seen >= fresh).map(|a| (a, tools_of(a))).collect();
+        let candidates: Vec<Candidate> = healthy
+            .iter()
+            .flat_map(|(a, tools)| {
+                tools.iter().map(|t| Candidate {
+                    agent_id: &a.id,
+                    function_name: &t.function_name,
+                    capability: &t.capability,
+                    version: &t.version,
+                    tags: &t.tags,
+                })
+            })
+            .collect();
+        let mut chosen: Vec<&str> =
+            registry::qualifying(&source.selector, &candidates).iter().map(|c| c.agent_id).collect();
+        chosen.sort_unstable();
+        chosen.dedup();
+        let mut behind = Vec::new();
+        for agent in chosen {
+            let Some(a) = healthy.iter().find(|(a, _)| a.id == agent).map(|(a, _)| *a) else { continue };
+            let Some(c) = a.connection_id.as_deref().and_then(|id| connections.iter().find(|c| c.id == id)) else {
+                continue;
+            };
+            // An admin who disabled an agent's connection took it out of every selector too; a
+            // provider the mesh would need a user's token for cannot serve everyone.
+            if c.status == "active" && c.transport == "http" && c.auth != "oauth" {
+                behind.push((a.id.clone(), c.id.clone(), c.updated_at));
+            }
+        }
+        if *source.behind.lock().unwrap_or_else(|p| p.into_inner()) == behind {
+            return Ok(());
+        }
+        let mut providers = Vec::with_capacity(behind.len());
+        for (agent, connection, revision) in &behind {
+            let Some(c) = connections.iter().find(|c| &c.id == connection) else { continue };
+            match admin.spec(c).await {
+                Ok(spec) => providers.push(Provider { key: Arc::from(agent.as_str()), revision: *revision, spec }),
+                Err(e) => {
+                    tracing::warn!(org = %source.org_id, agent = %agent, error = %e, "a provider cannot be reached")
+                }
+            }
+        }
+        let version = source.current().version + 1;
+        tracing::info!(
+            org = %source.org_id,
+            selector = %describe(&source.selector),
+            providers = providers.len(),
+            "capability providers changed"
+        );
+        *source.set.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ProviderSet { version, providers });
+        *source.behind.lock().unwrap_or_else(|p| p.into_inner()) = behind;
+        Ok(())
+    }
+}
