@@ -126,6 +126,9 @@ pub struct Provider {
     pub revision: i64,
     /// Its upstream (an agent's Streamable HTTP endpoint, with its connection's credentials).
     pub spec: UpstreamSpec,
+    /// Its tools that serve the capability: the only ones listed, and a call of one goes only to
+    /// providers that have it.
+    pub tools: Vec<String>,
 }
 
 impl TransportSpec {

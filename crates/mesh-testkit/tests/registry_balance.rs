@@ -85,8 +85,11 @@ async fn calls_spread_over_healthy_providers_and_survive_one_killed() {
         TestClient::connect_http(&format!("{}/mcp/gateway/g", mesh.url), &mesh.key, ClientBehaviour::default())
             .await
             .expect("the virtual MCP opens");
+    // Only the selected capability's tool: the providers' other one is not what was asked for.
     let tools = client.list_tool_names().await.unwrap();
-    assert!(tools.contains(&"dates_get_date".to_string()), "{tools:?}");
+    assert_eq!(tools, ["dates_get_date"]);
+    let other = client.call_tool("dates_whoami", json!({})).await;
+    assert!(other.is_err() || other.as_ref().is_ok_and(|r| r["isError"] == true), "{other:?}");
 
     // Even: each provider in range within ±10% of a third; the one out of range never.
     let started = Instant::now();

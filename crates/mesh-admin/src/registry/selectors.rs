@@ -32,14 +32,18 @@ impl Default for Selectors {
     }
 }
 
+/// What one provider in a set stands on.
+type Behind = (String, Vec<String>, String, i64);
+
 /// The providers of one selector in one organisation.
 #[derive(Debug)]
 pub struct Source {
     org_id: String,
     selector: Dependency,
     set: RwLock<Arc<ProviderSet>>,
-    /// `(agent, connection, its revision)` behind the current set: rebuilt only when it changes.
-    behind: Mutex<Vec<(String, String, i64)>>,
+    /// `(agent, its tools that qualify, connection, its revision)` behind the current set:
+    /// rebuilt only when it changes.
+    behind: Mutex<Vec<Behind>>,
 }
 
 impl Providers for Source {
@@ -139,12 +143,13 @@ impl Selectors {
                 })
             })
             .collect();
-        let mut chosen: Vec<&str> =
-            registry::qualifying(&source.selector, &candidates).iter().map(|c| c.agent_id).collect();
-        chosen.sort_unstable();
-        chosen.dedup();
+        // Agent by agent (in id order), with the names of its tools that qualify.
+        let mut chosen: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+        for c in registry::qualifying(&source.selector, &candidates) {
+            chosen.entry(c.agent_id).or_default().push(c.function_name.to_string());
+        }
         let mut behind = Vec::new();
-        for agent in chosen {
+        for (agent, tools) in chosen {
             let Some(a) = healthy.iter().find(|(a, _)| a.id == agent).map(|(a, _)| *a) else { continue };
             let Some(c) = a.connection_id.as_deref().and_then(|id| connections.iter().find(|c| c.id == id)) else {
                 continue;
@@ -152,17 +157,22 @@ impl Selectors {
             // An admin who disabled an agent's connection took it out of every selector too; a
             // provider the mesh would need a user's token for cannot serve everyone.
             if c.status == "active" && c.transport == "http" && c.auth != "oauth" {
-                behind.push((a.id.clone(), c.id.clone(), c.updated_at));
+                behind.push((a.id.clone(), tools, c.id.clone(), c.updated_at));
             }
         }
         if *source.behind.lock().unwrap_or_else(|p| p.into_inner()) == behind {
             return Ok(());
         }
         let mut providers = Vec::with_capacity(behind.len());
-        for (agent, connection, revision) in &behind {
+        for (agent, tools, connection, revision) in &behind {
             let Some(c) = connections.iter().find(|c| &c.id == connection) else { continue };
             match admin.spec(c).await {
-                Ok(spec) => providers.push(Provider { key: Arc::from(agent.as_str()), revision: *revision, spec }),
+                Ok(spec) => providers.push(Provider {
+                    key: Arc::from(agent.as_str()),
+                    revision: *revision,
+                    spec,
+                    tools: tools.clone(),
+                }),
                 Err(e) => {
                     tracing::warn!(org = %source.org_id, agent = %agent, error = %e, "a provider cannot be reached")
                 }

@@ -14,6 +14,9 @@
 //! `tools/call`, which may have done its work). A provider that failed so is left out for a
 //! while ([`EJECT_FOR`]), before the registry has even noticed it is gone.
 //!
+//! Tools: the link lists only the tools that serve the capability (a provider's other tools are
+//! not what the selector asked for), and a `tools/call` goes only to providers that have the tool.
+//!
 //! Ids: the session's request ids pass unchanged (they are unique in the session). Requests a
 //! provider sends the client get an id that names the provider, so the client's answer finds its
 //! way back to the one that asked.
@@ -71,6 +74,8 @@ struct State {
 struct Flight {
     sub: Arc<Sub>,
     again: Option<Again>,
+    /// A `tools/list`, whose reply is cut to the capability's tools.
+    lists_tools: bool,
 }
 
 #[derive(Clone)]
@@ -87,6 +92,8 @@ struct Sub {
     key: Arc<str>,
     revision: i64,
     spec: UpstreamSpec,
+    /// The provider's tools that serve the capability.
+    tools: Arc<[String]>,
     link: tokio::sync::OnceCell<Link>,
     /// Where the reply to its `initialize` goes while the handshake runs.
     init_wait: Mutex<Option<oneshot::Sender<Message>>>,
@@ -146,8 +153,10 @@ impl Shared {
         }
         let mut old: HashMap<Arc<str>, Arc<Sub>> = st.subs.drain(..).map(|s| (s.key.clone(), s)).collect();
         for p in &set.providers {
-            let kept = old.remove(&p.key).filter(|s| s.revision == p.revision);
-            st.subs.push(kept.unwrap_or_else(|| self.sub(p.key.clone(), p.revision, p.spec.clone())));
+            let kept = old.remove(&p.key).filter(|s| s.revision == p.revision && *s.tools == *p.tools);
+            st.subs.push(
+                kept.unwrap_or_else(|| self.sub(p.key.clone(), p.revision, p.spec.clone(), p.tools.clone().into())),
+            );
         }
         for (_, gone) in old {
             close_when_idle(gone);
@@ -155,12 +164,13 @@ impl Shared {
         st.version = Some(set.version);
     }
 
-    fn sub(&self, key: Arc<str>, revision: i64, spec: UpstreamSpec) -> Arc<Sub> {
+    fn sub(&self, key: Arc<str>, revision: i64, spec: UpstreamSpec, tools: Arc<[String]>) -> Arc<Sub> {
         Arc::new(Sub {
             serial: self.next_serial.fetch_add(1, Ordering::Relaxed),
             key,
             revision,
             spec,
+            tools,
             link: tokio::sync::OnceCell::new(),
             init_wait: Mutex::new(None),
             init_reply: OnceLock::new(),
@@ -170,9 +180,9 @@ impl Shared {
         })
     }
 
-    /// The provider for the next request: not one of `tried`, in rotation before left out, then
-    /// the fewest outstanding requests, ties in turn.
-    fn pick(&self, tried: &[u64]) -> Option<Arc<Sub>> {
+    /// The provider for the next request: not one of `tried`, offering `tool` if named, in
+    /// rotation before left out, then the fewest outstanding requests, ties in turn.
+    fn pick(&self, tried: &[u64], tool: Option<&str>) -> Option<Arc<Sub>> {
         let mut st = self.state();
         self.refresh(&mut st);
         let now = self.now_ms();
@@ -187,12 +197,12 @@ impl Shared {
             if st.subs[i].dead.load(Ordering::Acquire) {
                 // A new session to the same provider, after a pause.
                 let s = &st.subs[i];
-                let fresh = self.sub(s.key.clone(), s.revision, s.spec.clone());
+                let fresh = self.sub(s.key.clone(), s.revision, s.spec.clone(), s.tools.clone());
                 fresh.ejected_until.store(s.ejected_until.load(Ordering::Relaxed), Ordering::Relaxed);
                 st.subs[i] = fresh;
             }
             let s = &st.subs[i];
-            if tried.contains(&s.serial) {
+            if tried.contains(&s.serial) || tool.is_some_and(|t| !s.tools.iter().any(|have| have == t)) {
                 continue;
             }
             let rank = (s.ejected_until.load(Ordering::Relaxed) > now, s.outstanding.load(Ordering::Relaxed));
@@ -203,9 +213,9 @@ impl Shared {
         best.map(|(i, _)| st.subs[i].clone())
     }
 
-    fn track(&self, id: &str, sub: &Arc<Sub>, again: Option<Again>) {
+    fn track(&self, id: &str, sub: &Arc<Sub>, again: Option<Again>, lists_tools: bool) {
         sub.outstanding.fetch_add(1, Ordering::Relaxed);
-        let old = self.state().flights.insert(id.into(), Flight { sub: sub.clone(), again });
+        let old = self.state().flights.insert(id.into(), Flight { sub: sub.clone(), again, lists_tools });
         if let Some(old) = old {
             old.sub.outstanding.fetch_sub(1, Ordering::Relaxed);
         }
@@ -220,6 +230,13 @@ impl Shared {
         let f = st.flights.remove(id)?;
         f.sub.outstanding.fetch_sub(1, Ordering::Relaxed);
         Some(f)
+    }
+
+    /// Whether some provider now offers tool `name`.
+    fn offered(&self, name: &str) -> bool {
+        let mut st = self.state();
+        self.refresh(&mut st);
+        st.subs.iter().any(|s| s.tools.iter().any(|t| t == name))
     }
 
     fn eject(&self, sub: &Sub, why: &RelayError) {
@@ -238,15 +255,27 @@ impl Shared {
         mut tried: Vec<u64>,
     ) -> Result<(), RelayError> {
         let id: Box<str> = msg.id().unwrap_or("null").into();
-        let safe = safe_to_repeat(msg.method().unwrap_or(""));
+        let method = msg.method().unwrap_or("");
+        let safe = safe_to_repeat(method);
+        let tool = match method {
+            "tools/call" => {
+                Some(tool_name(&msg).ok_or_else(|| RelayError::InvalidParams("tools/call needs params.name".into()))?)
+            }
+            _ => None,
+        };
+        if let Some(t) = &tool {
+            if !self.offered(t) {
+                return Err(RelayError::InvalidParams(format!("Unknown tool: {t}")));
+            }
+        }
         let mut last = None;
         while tried.len() < MAX_TRIES {
-            let Some(sub) = self.pick(&tried) else { break };
+            let Some(sub) = self.pick(&tried, tool.as_deref()) else { break };
             tried.push(sub.serial);
             let again =
                 safe.then(|| Again { msg: msg.clone(), traceparent: traceparent.clone(), tried: tried.clone() });
             // Registered before the send: the reply may come before `send` returns.
-            self.track(&id, &sub, again);
+            self.track(&id, &sub, again, method == "tools/list");
             let (sent, reached) = match sub.ready(self).await {
                 Ok(link) => {
                     let sent = match &traceparent {
@@ -277,7 +306,7 @@ impl Shared {
         let mut tried = Vec::new();
         let mut last = None;
         while tried.len() < MAX_TRIES {
-            let Some(sub) = self.pick(&tried) else { break };
+            let Some(sub) = self.pick(&tried, None) else { break };
             tried.push(sub.serial);
             match sub.ready(self).await {
                 Ok(_) => {
@@ -425,9 +454,11 @@ impl InboundSink for SubSink {
                     }
                 }
                 Kind::Response | Kind::Error => {
-                    if let Some(id) = msg.id() {
-                        sh.land(id, Some(sub.serial));
-                    }
+                    let flight = msg.id().and_then(|id| sh.land(id, Some(sub.serial)));
+                    let msg = match flight {
+                        Some(f) if f.lists_tools && msg.kind() == Kind::Response => only_tools(&msg, &sub.tools),
+                        _ => msg,
+                    };
                     sh.sink.deliver(Inbound::Message { msg, related });
                 }
                 Kind::Request => {
@@ -489,6 +520,25 @@ fn close_when_idle(sub: Arc<Sub>) {
             tokio::spawn(async move { link.close().await });
         }
     }
+}
+
+/// `params.name` of a `tools/call`.
+fn tool_name(msg: &Message) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow)]
+        name: std::borrow::Cow<'a, str>,
+    }
+    msg.params::<Params>().map(|p| p.name.into_owned())
+}
+
+/// A `tools/list` reply with only the tools in `keep` (the rest of the result as it was).
+fn only_tools(msg: &Message, keep: &[String]) -> Message {
+    let Some(mut result) = msg.result::<serde_json::Value>() else { return msg.clone() };
+    if let Some(tools) = result.get_mut("tools").and_then(|t| t.as_array_mut()) {
+        tools.retain(|t| t["name"].as_str().is_some_and(|n| keep.iter().any(|k| k == n)));
+    }
+    Message::response(msg.id().unwrap_or("null"), &result)
 }
 
 /// Methods whose repetition changes nothing: sent again when a provider may have dropped them.
@@ -560,6 +610,7 @@ mod tests {
         let provider = |k: &&str| crate::Provider {
             key: Arc::from(*k),
             revision: 1,
+            tools: vec!["get_date".to_string()],
             spec: UpstreamSpec {
                 name: k.to_string(),
                 transport: crate::TransportSpec::Http {
@@ -582,7 +633,7 @@ mod tests {
         let sh = &link.sh;
         let mut count: HashMap<Arc<str>, usize> = HashMap::new();
         for _ in 0..300 {
-            *count.entry(sh.pick(&[]).unwrap().key.clone()).or_default() += 1;
+            *count.entry(sh.pick(&[], None).unwrap().key.clone()).or_default() += 1;
         }
         assert_eq!(count.values().copied().collect::<Vec<_>>(), vec![100, 100, 100], "{count:?}");
 
@@ -592,22 +643,38 @@ mod tests {
         a.outstanding.store(3, Ordering::Relaxed);
         b.outstanding.store(1, Ordering::Relaxed);
         for _ in 0..10 {
-            assert_eq!(&*sh.pick(&[]).unwrap().key, "c");
+            assert_eq!(&*sh.pick(&[], None).unwrap().key, "c");
         }
         // Left out while ejected, unless nothing else is left; never one already tried.
         let c = sh.state().subs.iter().find(|s| &*s.key == "c").unwrap().clone();
         sh.eject(&c, &RelayError::UpstreamFailed { cause: Cause::Refused, detail: "x".into() });
-        assert_eq!(&*sh.pick(&[]).unwrap().key, "b");
-        assert_eq!(&*sh.pick(&[a.serial, b.serial]).unwrap().key, "c");
-        assert!(sh.pick(&[a.serial, b.serial, c.serial]).is_none());
+        assert_eq!(&*sh.pick(&[], None).unwrap().key, "b");
+        assert_eq!(&*sh.pick(&[a.serial, b.serial], None).unwrap().key, "c");
+        assert!(sh.pick(&[a.serial, b.serial, c.serial], Some("get_date")).is_none());
+        assert!(sh.pick(&[], Some("not_the_capability")).is_none(), "a tool no provider offers");
 
         // A new set: the kept provider keeps its state, the one that left is gone.
         *providers.0.lock().unwrap() = set(2, &["b", "d"]);
-        let keys: Vec<String> = (0..4).map(|_| sh.pick(&[]).unwrap().key.to_string()).collect();
+        let keys: Vec<String> = (0..4).map(|_| sh.pick(&[], None).unwrap().key.to_string()).collect();
         assert!(keys.iter().all(|k| k == "d"), "b has one outstanding, d none: {keys:?}");
         assert_eq!(sh.state().subs.iter().find(|s| &*s.key == "b").unwrap().serial, b.serial);
         *providers.0.lock().unwrap() = set(3, &[]);
-        assert!(sh.pick(&[]).is_none());
+        assert!(sh.pick(&[], None).is_none());
+    }
+
+    #[test]
+    fn a_tool_list_keeps_only_the_capabilitys_tools_and_the_rest_of_the_result() {
+        let raw = r#"{"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"get_date","inputSchema":{}},{"name":"other"}],"nextCursor":"x"}}"#;
+        let msg = Message::parse(bytes::Bytes::from(raw)).unwrap();
+        let cut = only_tools(&msg, &["get_date".to_string()]);
+        assert_eq!(cut.id(), Some("4"));
+        let result: serde_json::Value = cut.result().unwrap();
+        assert_eq!(result, serde_json::json!({"tools": [{"name": "get_date", "inputSchema": {}}], "nextCursor": "x"}));
+        let call = Message::parse(bytes::Bytes::from(
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get\u005fdate"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(tool_name(&call).as_deref(), Some("get_date"));
     }
 
     #[test]
