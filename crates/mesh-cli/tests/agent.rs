@@ -268,3 +268,83 @@ async fn organisations_have_registries_of_their_own() {
     assert_eq!(http.head(format!("{theirs}/heartbeat/asker-1")).send().await.unwrap().status(), 410);
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capability_connections_on_sqlite() {
+    capability_connections(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capability_connections_on_postgres() {
+    capability_connections(true).await;
+}
+
+/// `connection add --capability`: stored and shown with its selector on both databases, refused
+/// with what it cannot have, and reaching only its own organisation's providers. (Balancing over
+/// real agents is mesh-testkit's registry_balance.rs.)
+async fn capability_connections(pg: bool) {
+    let Some((mesh, db)) = mesh_with(std::time::Duration::from_secs(600), pg).await else { return };
+    let add = cli(
+        &mesh,
+        &["connection", "add", "dates", "--capability", "date_service", "--tag", "system", "--tag", "-legacy"]
+            .into_iter()
+            .chain(["--tag", "fast,cheap", "--version", ">=1.0"])
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert!(add.ok, "{}{}", add.stdout, add.stderr);
+    let list = cli(&mesh, &["connection", "list"]).await;
+    let row = list.stdout.lines().find(|l| l.starts_with("dates")).unwrap_or_default().to_string();
+    assert!(row.contains("capability") && row.contains("registry"), "{}", list.stdout);
+    assert!(row.contains("date_service tags=system,-legacy,fast|cheap version=>=1.0"), "{}", list.stdout);
+    let show = cli(&mesh, &["connection", "show", "dates", "--json"]).await;
+    let shown: Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(
+        shown["selector"],
+        json!({"capability": "date_service", "tags": ["system", "-legacy", ["fast", "cheap"]], "version": ">=1.0"})
+    );
+    assert_eq!(shown["transport"], "capability");
+    assert_eq!(shown["url"], Value::Null);
+
+    // What a capability connection cannot have, each refused with its reason.
+    let refused = |args: &'static [&'static str], why: &'static str| {
+        let mesh = &mesh;
+        async move {
+            let out = cli(mesh, args).await;
+            assert!(!out.ok && out.stderr.contains(why), "{args:?}: {}{}", out.stdout, out.stderr);
+        }
+    };
+    refused(&["connection", "add", "x", "--capability", "c", "-H", "Authorization: Bearer t"], "no headers or env")
+        .await;
+    refused(&["connection", "add", "x", "--capability", "c", "--auth", "oauth"], "provider's own credentials").await;
+    refused(&["connection", "add", "x", "--capability", "c", "--url", "http://127.0.0.1:9/mcp"], "cannot be used with")
+        .await;
+    refused(&["connection", "add", "x", "--tag", "system"], "--capability").await;
+    let (ok, bad) = mesh
+        .manage(
+            &mesh.key,
+            "COLLECTION_CONNECTIONS_CREATE",
+            json!({"slug": "y", "url": "http://127.0.0.1:9/mcp", "selector": {"capability": "c"}}),
+        )
+        .await;
+    assert!(!ok && bad.to_string().contains("give no url"), "{bad}");
+    let (ok, bad) = mesh
+        .manage(&mesh.key, "COLLECTION_CONNECTIONS_CREATE", json!({"slug": "y", "selector": {"capability": ""}}))
+        .await;
+    assert!(!ok && bad.to_string().contains("selector.capability"), "{bad}");
+
+    // With no provider, a call says so; another organisation's provider is never one of ours.
+    let (ok, acme) = mesh.manage(&mesh.key, "ORGANIZATION_CREATE", json!({"slug": "acme", "name": "Acme"})).await;
+    assert!(ok, "{acme}");
+    let theirs = format!("{}/registry/{}/heartbeat", mesh.url, acme["key"].as_str().unwrap());
+    let beat = json!({"agent_id": "their-dates", "http_host": "127.0.0.1", "http_port": 19321,
+                      "tools": [{"function_name": "get_date", "capability": "date_service", "version": "1.5.0", "tags": ["system"]}]});
+    let r = reqwest::Client::new().post(theirs).json(&beat).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let call = cli(&mesh, &["call", "dates", "get_date"]).await;
+    assert!(!call.ok && call.stderr.contains("no healthy provider of date_service"), "{}{}", call.stdout, call.stderr);
+    mesh.stop().await;
+    if let Some(db) = db {
+        db.drop_now().await;
+    }
+}
