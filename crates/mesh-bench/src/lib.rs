@@ -15,6 +15,7 @@
 //!   never a timing threshold.
 #![forbid(unsafe_code)]
 
+pub mod capability;
 pub mod client;
 pub mod coldstart;
 pub mod compare;

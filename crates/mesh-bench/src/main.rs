@@ -264,6 +264,7 @@ async fn mesh_serve(a: MeshServeArgs) -> anyhow::Result<()> {
     // As `mcp-mesh serve` with processes::BENCH_SESSION_LIMITS: no cap the bench could reach.
     (cfg.max_sessions, cfg.max_sessions_per_org, cfg.max_sessions_per_key) = (1_000_000, 1_000_000, 1_000_000);
     cfg.session_open_per_minute = 0;
+    cfg.registry.unhealthy_after = std::time::Duration::from_secs(86_400);
     // The observed mesh's telemetry (`observed.rs`), from the same variables `mcp-mesh serve` reads.
     cfg.tracing = mesh_telemetry::TraceSettings::from_env().map_err(anyhow::Error::msg)?;
     cfg.metrics_token = std::env::var("MESH_METRICS_TOKEN").ok().map(mesh_core::Secret::new);

@@ -19,6 +19,8 @@ pub struct Pools {
     pub gateway_na: Option<String>,
     /// Why the OAuth path is missing (a mesh without OAuth), if it is.
     pub oauth_na: Option<String>,
+    /// Why the capability path is missing (a mesh without capability connections), if it is.
+    pub capability_na: Option<String>,
 }
 
 impl Pools {
@@ -61,6 +63,14 @@ impl Pools {
             }
             Err(why) => (None, Some(why)),
         };
+        let capability_na = match crate::capability::create(mesh, upstream).await? {
+            Ok(url) => {
+                let capability_http = client::http_client();
+                call.insert(Path::Capability, http_pool(&capability_http, &url, key, n).await?);
+                None
+            }
+            Err(why) => Some(why),
+        };
         let stdio_url = mesh.url(&format!("/mcp/{STDIO_CONNECTION}"));
         call.insert(Path::StdioMesh, http_pool(&mesh_http, &stdio_url, key, n).await?);
         let args = stdio_args(cfg);
@@ -71,7 +81,7 @@ impl Pools {
             .try_collect()
             .await?;
         call.insert(Path::StdioDirect, stdio);
-        Ok(Pools { call, list_gateway, gateway_na, oauth_na })
+        Ok(Pools { call, list_gateway, gateway_na, oauth_na, capability_na })
     }
 
     /// Opens `n` sessions on the observed mesh's `/mcp/{connection}` (`observed.rs`).
@@ -104,6 +114,7 @@ impl Pools {
         n(Path::Mesh)
             + n(Path::MeshOauth)
             + n(Path::Gateway)
+            + n(Path::Capability)
             + n(Path::StdioMesh)
             + self.list_gateway.as_ref().map_or(0, Vec::len)
     }

@@ -62,7 +62,10 @@ impl MeshBin {
 }
 
 /// The session limits a benchmarked mesh runs with: none that the bench's load could reach.
-pub const BENCH_SESSION_LIMITS: [(&str, &str); 4] = [
+/// (And the registry's agents stay healthy without heartbeats: the capability path's providers
+/// beat once.)
+pub const BENCH_SESSION_LIMITS: [(&str, &str); 5] = [
+    ("MESH_REGISTRY_UNHEALTHY_SECS", "86400"),
     ("MESH_MAX_SESSIONS", "1000000"),
     ("MESH_MAX_SESSIONS_PER_ORG", "1000000"),
     ("MESH_MAX_SESSIONS_PER_KEY", "1000000"),

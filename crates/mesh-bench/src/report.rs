@@ -28,6 +28,9 @@ pub enum Path {
     MeshOauth,
     /// `Mesh`, in the stateless revision (2026-07-28): no session, an envelope per request.
     MeshStateless,
+    /// `Mesh` over a capability connection balanced over three providers (#22), all the echo
+    /// upstream.
+    Capability,
     /// `Mesh` on a second mesh with tracing on (every span exported over OTLP/HTTP) and its
     /// `/metrics` scraped every second (#20).
     MeshObserved,
@@ -46,6 +49,7 @@ impl Path {
             Path::MeshOauth => "/mcp/{connection}, OAuth token",
             Path::MeshStateless => "/mcp/{connection}, stateless (2026-07-28)",
             Path::MeshObserved => "/mcp/{connection}, traced + metrics scraped",
+            Path::Capability => "/mcp/{connection}, capability over 3 providers",
         }
     }
 }
@@ -318,6 +322,14 @@ impl Report {
             Path::MeshStateless,
             ("session", "session"),
             ("stateless", "stateless"),
+        );
+        self.versus(
+            &mut o,
+            &levels,
+            "A capability connection (balanced over 3 providers) vs one connection",
+            Path::Capability,
+            ("one upstream", "one"),
+            ("capability", "capability"),
         );
         self.versus(
             &mut o,

@@ -145,13 +145,14 @@ pub fn log(msg: impl AsRef<str>) {
 }
 
 /// The paths measured for `tools/call`, in round order.
-const CALL_PATHS: [Path; 9] = [
+const CALL_PATHS: [Path; 10] = [
     Path::Direct,
     Path::Bare,
     Path::Mesh,
     Path::MeshOauth,
     Path::MeshStateless,
     Path::MeshObserved,
+    Path::Capability,
     Path::Gateway,
     Path::StdioDirect,
     Path::StdioMesh,
@@ -246,6 +247,7 @@ async fn measure(
     pools.open_observed(observed, max_c).await?;
     let gateway_na = pools.gateway_na.clone();
     let pools_oauth_na = pools.oauth_na.clone();
+    let pools_capability_na = pools.capability_na.clone();
     for (&path, pool) in pools.call.iter_mut() {
         let budget = Budget { duration: Duration::from_secs(30), calls: cfg.warmup_calls };
         warm_up(pool, Pools::tool_call(path), budget, path).await?;
@@ -339,6 +341,9 @@ async fn measure(
                 None if path == Path::MeshOauth => {
                     CallRow::unavailable(path, c, pools_oauth_na.as_deref().unwrap_or("n/a"))
                 }
+                None if path == Path::Capability => {
+                    CallRow::unavailable(path, c, pools_capability_na.as_deref().unwrap_or("n/a"))
+                }
                 None => CallRow::unavailable(path, c, &na),
             });
         }
@@ -428,6 +433,7 @@ impl Acc {
                 | Path::MeshObserved
                 | Path::StdioMesh
                 | Path::Gateway
+                | Path::Capability
         );
         let http_upstream = matches!(
             path,
@@ -438,6 +444,7 @@ impl Acc {
                 | Path::MeshStateless
                 | Path::MeshObserved
                 | Path::Gateway
+                | Path::Capability
         );
         CallRow {
             path,
