@@ -234,6 +234,10 @@ impl Admin {
             // An environment belongs to a program: a connection that no longer runs one drops it.
             input.env = Some(BTreeMap::new());
         }
+        if c.transport == "capability" && input.headers.is_none() && stored.iter().any(|r| r.kind == "header") {
+            // Each provider is reached with its own connection's headers: none are kept here.
+            input.headers = Some(BTreeMap::new());
+        }
         self.check_anonymous_slug(&c).await?;
         c.updated_at = id::now_ms();
         let mut secrets = self.seal_secrets(&c, &input)?;

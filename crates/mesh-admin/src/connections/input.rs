@@ -164,7 +164,9 @@ pub(super) fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), Admin
         Some(other) => {
             return Err(AdminError::Invalid(format!("unknown transport '{other}' (http, sse, stdio or capability)")))
         }
-        None if i.selector.is_some() => "capability".into(),
+        // A selector makes a new connection a capability one; an existing one changes kind
+        // only when asked to (transport), never as a side effect.
+        None if i.selector.is_some() && c.transport.is_empty() => "capability".into(),
         None if !c.transport.is_empty() => c.transport.clone(),
         None if c.command.is_some() || i.template.is_some() => "stdio".into(),
         None if c.url.is_some() => "http".into(),
@@ -183,9 +185,10 @@ pub(super) fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), Admin
                     "a capability connection needs a selector (at least its capability)".into(),
                 ));
             }
-            if i.url.is_some() || i.command.is_some() || i.template.is_some() {
+            if i.url.is_some() || i.command.is_some() || i.template.is_some() || i.args.is_some() || i.cwd.is_some() {
                 return Err(AdminError::Invalid(
-                    "a capability connection reaches the registered providers of its capability: give no url, command or template"
+                    "a capability connection reaches the registered providers of its capability: give no url, command, args, \
+                     cwd or template"
                         .into(),
                 ));
             }
@@ -255,4 +258,75 @@ pub(super) fn apply(c: &mut Connection, i: &ConnectionInput) -> Result<(), Admin
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn blank() -> Connection {
+        Connection {
+            id: "conn_1".into(),
+            org_id: "org_1".into(),
+            slug: String::new(),
+            title: String::new(),
+            description: None,
+            transport: String::new(),
+            url: None,
+            command: None,
+            args: Vec::new(),
+            cwd: None,
+            timeout_ms: 60_000,
+            status: "active".into(),
+            anonymous: false,
+            created_at: 0,
+            updated_at: 0,
+            trusted: false,
+            template: None,
+            auth: "headers".into(),
+            oauth_shared: false,
+            selector: None,
+        }
+    }
+
+    fn input(v: serde_json::Value) -> ConnectionInput {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_selector_makes_a_capability_connection_and_nothing_else_rides_along() {
+        let mut c = blank();
+        apply(&mut c, &input(json!({"slug": "dates", "selector": {"capability": "date_service", "tags": ["system"]}})))
+            .unwrap();
+        assert_eq!(c.transport, "capability");
+        assert_eq!(c.selector.as_deref(), Some(r#"{"capability":"date_service","tags":["system"]}"#));
+        for extra in [
+            json!({"url": "http://x/mcp"}),
+            json!({"args": ["a"]}),
+            json!({"cwd": "/tmp"}),
+            json!({"headers": {"A": "b"}}),
+        ] {
+            let mut again = c.clone();
+            let mut given = input(extra.clone());
+            given.selector = None;
+            assert!(apply(&mut again, &given).is_err(), "{extra}");
+        }
+        assert!(apply(&mut c.clone(), &input(json!({"auth": "oauth"}))).is_err());
+    }
+
+    #[test]
+    fn an_existing_connection_changes_kind_only_when_asked() {
+        let mut http = blank();
+        apply(&mut http, &input(json!({"slug": "web", "url": "http://127.0.0.1:9/mcp"}))).unwrap();
+        let err = apply(&mut http.clone(), &input(json!({"selector": {"capability": "c"}}))).unwrap_err();
+        assert!(err.to_string().contains("only a capability connection"), "{err}");
+        apply(&mut http, &input(json!({"transport": "capability", "selector": {"capability": "c"}}))).unwrap();
+        assert_eq!((http.transport.as_str(), http.url.as_deref()), ("capability", None));
+        // And back: the selector goes.
+        apply(&mut http, &input(json!({"transport": "http", "url": "http://127.0.0.1:9/mcp"}))).unwrap();
+        assert_eq!((http.transport.as_str(), http.selector.as_deref()), ("http", None));
+        let err = apply(&mut blank(), &input(json!({"slug": "x", "selector": {"capability": "c\u{0}"}}))).unwrap_err();
+        assert!(err.to_string().contains("selector.capability"), "{err}");
+    }
 }

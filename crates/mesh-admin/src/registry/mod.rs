@@ -321,6 +321,14 @@ impl Registry {
     /// their next heartbeat), and those unhealthy past the retention are forgotten with their
     /// connections.
     pub async fn sweep(&self) -> Result<(), AdminError> {
+        let aged = self.age().await;
+        // Capability connections follow health even when ageing failed this time.
+        let refreshed = self.admin.selectors.refresh(&self.admin).await;
+        aged.and(refreshed)
+    }
+
+    /// Marks silent agents unhealthy and forgets those past the retention.
+    async fn age(&self) -> Result<(), AdminError> {
         let now = id::now_ms();
         for a in self.admin.store.age_agents(self.fresh_after(now), now).await? {
             tracing::info!(org = %a.org_id, agent = %a.id, "agent missed its heartbeats: unhealthy");
@@ -340,6 +348,6 @@ impl Registry {
                 }
             }
         }
-        self.admin.selectors.refresh(&self.admin).await
+        Ok(())
     }
 }

@@ -109,14 +109,25 @@ impl Selectors {
         for s in &sources {
             by_org.entry(s.org_id.as_str()).or_default().push(s);
         }
+        // One organisation's trouble (a database error) leaves the others' sets current.
+        let mut first_error = None;
         for (org_id, sources) in by_org {
-            let agents = admin.store.list_agents(org_id).await?;
-            let connections = admin.store.list_connections(org_id).await?;
+            let agents = admin.store.list_agents(org_id).await;
+            let connections = admin.store.list_connections(org_id).await;
+            let (agents, connections) = match (agents, connections) {
+                (Ok(a), Ok(c)) => (a, c),
+                (Err(e), _) | (_, Err(e)) => {
+                    first_error.get_or_insert(AdminError::from(e));
+                    continue;
+                }
+            };
             for s in sources {
-                self.fill(admin, s, &agents, &connections).await?;
+                if let Err(e) = self.fill(admin, s, &agents, &connections).await {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Sets `source`'s providers from `agents`: the healthy ones whose tools qualify, each
@@ -164,15 +175,20 @@ impl Selectors {
             return Ok(());
         }
         let mut providers = Vec::with_capacity(behind.len());
-        for (agent, tools, connection, revision) in &behind {
+        let mut built = Vec::with_capacity(behind.len());
+        for b in &behind {
+            let (agent, tools, connection, revision) = b;
             let Some(c) = connections.iter().find(|c| &c.id == connection) else { continue };
             match admin.spec(c).await {
-                Ok(spec) => providers.push(Provider {
-                    key: Arc::from(agent.as_str()),
-                    revision: *revision,
-                    spec,
-                    tools: tools.clone(),
-                }),
+                Ok(spec) => {
+                    providers.push(Provider {
+                        key: Arc::from(agent.as_str()),
+                        revision: *revision,
+                        spec,
+                        tools: tools.clone(),
+                    });
+                    built.push(b.clone());
+                }
                 Err(e) => {
                     tracing::warn!(org = %source.org_id, agent = %agent, error = %e, "a provider cannot be reached")
                 }
@@ -186,7 +202,9 @@ impl Selectors {
             "capability providers changed"
         );
         *source.set.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ProviderSet { version, providers });
-        *source.behind.lock().unwrap_or_else(|p| p.into_inner()) = behind;
+        // What was built, not what qualified: a provider whose spec failed (a passing database
+        // error) differs from the next sweep's view, which tries it again.
+        *source.behind.lock().unwrap_or_else(|p| p.into_inner()) = built;
         Ok(())
     }
 }

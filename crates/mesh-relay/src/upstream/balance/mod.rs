@@ -5,25 +5,31 @@
 //! opened when a request first goes there and initialised with the client's own `initialize`
 //! (so each provider sees the real client's capabilities). Each request goes to the provider
 //! with the fewest requests outstanding, ties taken in turn, so an even load spreads evenly and
-//! a slow provider gets less. Providers come from [`Providers`], a snapshot the control plane
+//! a slow provider gets less. Requests that carry a provider's own state (list pages, resource
+//! subscriptions, the log level: [`rules::sticky`]) stay with the provider that answered the
+//! handshake while it serves. Providers come from [`Providers`], a snapshot the control plane
 //! keeps current from the registry's heartbeats: no database on a call.
 //!
 //! Failover: a request that never reached its provider (nothing listening, no route, the
-//! handshake failed) goes to another provider, whatever its method; one that may have reached it
-//! goes again only if the method is safe to repeat (lists, reads, `ping`, completion; never
-//! `tools/call`, which may have done its work). A provider that failed so is left out for a
-//! while ([`EJECT_FOR`]), before the registry has even noticed it is gone.
+//! handshake failed, the provider refused the mesh) goes to another provider, whatever its
+//! method; one that may have reached it goes again only if the method is safe to repeat (lists,
+//! reads, `ping`, completion; never `tools/call`, which may have done its work). A provider that
+//! failed so is left out for a while ([`EJECT_FOR`]), before the registry has even noticed it is
+//! gone.
 //!
 //! Tools: the link lists only the tools that serve the capability (a provider's other tools are
 //! not what the selector asked for), and a `tools/call` goes only to providers that have the tool.
 //!
 //! Ids: the session's request ids pass unchanged (they are unique in the session). Requests a
 //! provider sends the client get an id that names the provider, so the client's answer finds its
-//! way back to the one that asked.
+//! way back to the one that asked, even after it left rotation.
+
+mod rules;
 
 use super::{Inbound, InboundSink, Link, Transport, UpstreamClients};
-use crate::{Cause, ProviderSet, Providers, RelayError, UpstreamSpec};
+use crate::{ProviderSet, Providers, RelayError, UpstreamSpec};
 use mesh_protocol::{Kind, Message};
+use rules::{asked_by, asked_id, for_session, only_tools, safe_to_repeat, sick, sticky, tool_name, undelivered};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -37,8 +43,6 @@ const MAX_TRIES: usize = 3;
 /// The id of the `initialize` the link sends each provider; the session's ids are integers, so
 /// it never meets one of theirs.
 const INIT_ID: &str = "\"mesh-balance-init\"";
-/// The prefix of the ids given to a provider's requests to the client.
-const ASKED_PREFIX: &str = "mesh-balance-";
 
 /// A link balanced over the providers of a capability.
 pub struct BalancedLink {
@@ -63,11 +67,17 @@ struct Shared {
 struct State {
     /// The version of the provider set `subs` reflects.
     version: Option<u64>,
+    /// The providers in rotation.
     subs: Vec<Arc<Sub>>,
+    /// Every provider link still alive, in rotation or not: a client's answer finds the provider
+    /// that asked, and `close` ends them all.
+    by_serial: HashMap<u64, Weak<Sub>>,
     /// Requests sent and not yet answered, by the session's id.
     flights: HashMap<Box<str>, Flight>,
     /// The client's `initialize`, replayed to each provider.
     handshake: Option<Message>,
+    /// The provider that sticky requests go to while it serves.
+    home: Option<Arc<str>>,
 }
 
 /// A request in flight: where it went, and what to send again should its stream be lost.
@@ -83,7 +93,7 @@ struct Again {
     msg: Message,
     traceparent: Option<String>,
     /// Providers it was tried on.
-    tried: Vec<u64>,
+    tried: Vec<Arc<str>>,
 }
 
 /// One provider, and the link to it once opened.
@@ -144,6 +154,10 @@ impl Shared {
         RelayError::UpstreamUnavailable(format!("{}: no healthy provider of {}", self.name, self.selector))
     }
 
+    fn closed_error() -> RelayError {
+        RelayError::UpstreamUnavailable("the upstream session was closed".into())
+    }
+
     /// Brings `st.subs` in line with the provider set: kept where the provider is unchanged,
     /// new where it is new or was changed, dropped where it left.
     fn refresh(&self, st: &mut State) {
@@ -153,19 +167,21 @@ impl Shared {
         }
         let mut old: HashMap<Arc<str>, Arc<Sub>> = st.subs.drain(..).map(|s| (s.key.clone(), s)).collect();
         for p in &set.providers {
-            let kept = old.remove(&p.key).filter(|s| s.revision == p.revision && *s.tools == *p.tools);
-            st.subs.push(
-                kept.unwrap_or_else(|| self.sub(p.key.clone(), p.revision, p.spec.clone(), p.tools.clone().into())),
-            );
+            let sub = match old.remove(&p.key).filter(|s| s.revision == p.revision && *s.tools == *p.tools) {
+                Some(kept) => kept,
+                None => self.sub(st, p.key.clone(), p.revision, p.spec.clone(), p.tools.clone().into()),
+            };
+            st.subs.push(sub);
         }
         for (_, gone) in old {
             close_when_idle(gone);
         }
+        st.by_serial.retain(|_, s| s.strong_count() > 0);
         st.version = Some(set.version);
     }
 
-    fn sub(&self, key: Arc<str>, revision: i64, spec: UpstreamSpec, tools: Arc<[String]>) -> Arc<Sub> {
-        Arc::new(Sub {
+    fn sub(&self, st: &mut State, key: Arc<str>, revision: i64, spec: UpstreamSpec, tools: Arc<[String]>) -> Arc<Sub> {
+        let sub = Arc::new(Sub {
             serial: self.next_serial.fetch_add(1, Ordering::Relaxed),
             key,
             revision,
@@ -177,48 +193,72 @@ impl Shared {
             outstanding: AtomicUsize::new(0),
             ejected_until: AtomicU64::new(0),
             dead: AtomicBool::new(false),
-        })
+        });
+        st.by_serial.insert(sub.serial, Arc::downgrade(&sub));
+        sub
     }
 
-    /// The provider for the next request: not one of `tried`, offering `tool` if named, in
-    /// rotation before left out, then the fewest outstanding requests, ties in turn.
-    fn pick(&self, tried: &[u64], tool: Option<&str>) -> Option<Arc<Sub>> {
-        let mut st = self.state();
-        self.refresh(&mut st);
-        let now = self.now_ms();
-        let n = st.subs.len();
-        if n == 0 {
+    /// The provider for the next request: not one of `tried`, offering `tool` if named; `home`
+    /// when it qualifies and is in rotation; else in rotation before left out, then the fewest
+    /// outstanding requests, ties in turn. `count`: the request is counted as outstanding there
+    /// at once, under the same lock, so a provider leaving meanwhile is not closed under it.
+    fn pick(&self, tried: &[Arc<str>], tool: Option<&str>, home: Option<&str>, count: bool) -> Option<Arc<Sub>> {
+        if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let start = self.turn.fetch_add(1, Ordering::Relaxed) % n;
-        let mut best: Option<(usize, (bool, usize))> = None;
-        for step in 0..n {
-            let i = (start + step) % n;
+        let mut st = self.state();
+        self.refresh(&mut st);
+        for i in 0..st.subs.len() {
             if st.subs[i].dead.load(Ordering::Acquire) {
                 // A new session to the same provider, after a pause.
-                let s = &st.subs[i];
-                let fresh = self.sub(s.key.clone(), s.revision, s.spec.clone(), s.tools.clone());
+                let s = st.subs[i].clone();
+                let fresh = self.sub(&mut st, s.key.clone(), s.revision, s.spec.clone(), s.tools.clone());
                 fresh.ejected_until.store(s.ejected_until.load(Ordering::Relaxed), Ordering::Relaxed);
                 st.subs[i] = fresh;
             }
-            let s = &st.subs[i];
-            if tried.contains(&s.serial) || tool.is_some_and(|t| !s.tools.iter().any(|have| have == t)) {
-                continue;
-            }
-            let rank = (s.ejected_until.load(Ordering::Relaxed) > now, s.outstanding.load(Ordering::Relaxed));
-            if best.is_none_or(|(_, r)| rank < r) {
-                best = Some((i, rank));
-            }
         }
-        best.map(|(i, _)| st.subs[i].clone())
+        let now = self.now_ms();
+        let n = st.subs.len();
+        let eligible = |s: &Sub| !tried.contains(&s.key) && tool.is_none_or(|t| s.tools.iter().any(|have| have == t));
+        let in_rotation = |s: &Sub| s.ejected_until.load(Ordering::Relaxed) <= now;
+        let chosen = match home.and_then(|h| st.subs.iter().find(|s| &*s.key == h)) {
+            Some(s) if eligible(s) && in_rotation(s) => Some(s.clone()),
+            _ if n == 0 => None,
+            _ => {
+                let start = self.turn.fetch_add(1, Ordering::Relaxed) % n;
+                let mut best: Option<(usize, (bool, usize))> = None;
+                for step in 0..n {
+                    let i = (start + step) % n;
+                    let s = &st.subs[i];
+                    if !eligible(s) {
+                        continue;
+                    }
+                    let rank = (!in_rotation(s), s.outstanding.load(Ordering::Relaxed));
+                    if best.is_none_or(|(_, r)| rank < r) {
+                        best = Some((i, rank));
+                    }
+                }
+                best.map(|(i, _)| st.subs[i].clone())
+            }
+        };
+        if let (Some(s), true) = (&chosen, count) {
+            s.outstanding.fetch_add(1, Ordering::Relaxed);
+        }
+        chosen
     }
 
+    /// Records request `id` as in flight at `sub` (already counted there by `pick`).
     fn track(&self, id: &str, sub: &Arc<Sub>, again: Option<Again>, lists_tools: bool) {
-        sub.outstanding.fetch_add(1, Ordering::Relaxed);
         let old = self.state().flights.insert(id.into(), Flight { sub: sub.clone(), again, lists_tools });
         if let Some(old) = old {
             old.sub.outstanding.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether request `id` is still in flight at provider `serial` (not answered, cancelled or
+    /// moved).
+    fn flying(&self, id: &str, serial: u64) -> bool {
+        self.state().flights.get(id).is_some_and(|f| f.sub.serial == serial)
     }
 
     /// Ends the flight of `id` if it is still with `serial` (or with anyone, for `None`).
@@ -252,11 +292,11 @@ impl Shared {
         self: &Arc<Self>,
         msg: Message,
         traceparent: Option<String>,
-        mut tried: Vec<u64>,
+        mut tried: Vec<Arc<str>>,
     ) -> Result<(), RelayError> {
         let id: Box<str> = msg.id().unwrap_or("null").into();
         let method = msg.method().unwrap_or("");
-        let safe = safe_to_repeat(method);
+        let (safe, stick) = (safe_to_repeat(method), sticky(method));
         let tool = match method {
             "tools/call" => {
                 Some(tool_name(&msg).ok_or_else(|| RelayError::InvalidParams("tools/call needs params.name".into()))?)
@@ -270,34 +310,52 @@ impl Shared {
         }
         let mut last = None;
         while tried.len() < MAX_TRIES {
-            let Some(sub) = self.pick(&tried, tool.as_deref()) else { break };
-            tried.push(sub.serial);
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Self::closed_error());
+            }
+            let home = if stick { self.state().home.clone() } else { None };
+            let Some(sub) = self.pick(&tried, tool.as_deref(), home.as_deref(), true) else { break };
+            tried.push(sub.key.clone());
             let again =
                 safe.then(|| Again { msg: msg.clone(), traceparent: traceparent.clone(), tried: tried.clone() });
             // Registered before the send: the reply may come before `send` returns.
             self.track(&id, &sub, again, method == "tools/list");
-            let (sent, reached) = match sub.ready(self).await {
-                Ok(link) => {
-                    let sent = match &traceparent {
-                        Some(t) => link.send_traced(msg.clone(), t).await,
-                        None => link.send(msg.clone()).await,
-                    };
-                    (sent, true)
+            let link = match sub.ready(self).await {
+                Ok(link) => link.clone(),
+                Err(e) => {
+                    // Nothing was sent: another provider may have it (unless it was cancelled).
+                    if self.land(&id, Some(sub.serial)).is_none() {
+                        return Ok(());
+                    }
+                    self.eject(&sub, &e);
+                    last = Some(e);
+                    continue;
                 }
-                Err(e) => (Err(e), false),
+            };
+            if !self.flying(&id, sub.serial) {
+                return Ok(()); // cancelled during the provider's handshake: never sent
+            }
+            if stick {
+                self.state().home = Some(sub.key.clone());
+            }
+            let sent = match &traceparent {
+                Some(t) => link.send_traced(msg.clone(), t).await,
+                None => link.send(msg.clone()).await,
             };
             let Err(e) = sent else { return Ok(()) };
-            self.land(&id, Some(sub.serial));
+            if self.land(&id, Some(sub.serial)).is_none() {
+                return Ok(()); // answered or cancelled meanwhile: decided elsewhere
+            }
             if sick(&e) {
                 self.eject(&sub, &e);
             }
-            if !reached || undelivered(&e) || (safe && sick(&e)) {
+            if undelivered(&e) || (safe && sick(&e)) {
                 last = Some(e);
                 continue;
             }
-            return Err(e);
+            return Err(for_session(e, &self.name));
         }
-        Err(last.unwrap_or_else(|| self.none_left()))
+        Err(for_session(last.unwrap_or_else(|| self.none_left()), &self.name))
     }
 
     /// The client's `initialize`: answered by the first provider that completes it.
@@ -306,12 +364,13 @@ impl Shared {
         let mut tried = Vec::new();
         let mut last = None;
         while tried.len() < MAX_TRIES {
-            let Some(sub) = self.pick(&tried, None) else { break };
-            tried.push(sub.serial);
+            let Some(sub) = self.pick(&tried, None, None, false) else { break };
+            tried.push(sub.key.clone());
             match sub.ready(self).await {
                 Ok(_) => {
                     let id = msg.id().unwrap_or("null");
                     let reply = sub.init_reply.get().map(|r| r.with_id(id)).ok_or_else(|| self.none_left())?;
+                    self.state().home = Some(sub.key.clone());
                     self.sink.deliver(Inbound::Message { msg: reply, related: Some(id.into()) });
                     return Ok(());
                 }
@@ -321,7 +380,7 @@ impl Shared {
                 }
             }
         }
-        Err(last.unwrap_or_else(|| self.none_left()))
+        Err(for_session(last.unwrap_or_else(|| self.none_left()), &self.name))
     }
 
     /// The client's answer to a provider's request: to the provider that asked.
@@ -329,7 +388,7 @@ impl Shared {
         let Some((serial, original)) = msg.id().and_then(asked_by) else {
             return Err(RelayError::UpstreamProtocol(format!("{}: an answer to nothing a provider asked", self.name)));
         };
-        let sub = self.state().subs.iter().find(|s| s.serial == serial).cloned();
+        let sub = self.state().by_serial.get(&serial).and_then(Weak::upgrade);
         match sub.as_ref().and_then(|s| s.link.get()) {
             Some(link) => link.send(msg.with_id(&original)).await,
             None => Err(RelayError::UpstreamUnavailable(format!("{}: the provider that asked has left", self.name))),
@@ -343,6 +402,7 @@ impl Shared {
         match msg.method() {
             Some("notifications/initialized") => Ok(()),
             Some("notifications/cancelled") => {
+                // Landed here, so a dispatch still in the provider's handshake never sends it.
                 let Some(f) = msg.cancelled_request_id().and_then(|id| self.land(&id, None)) else { return Ok(()) };
                 match f.sub.link.get() {
                     Some(link) => link.send(msg).await,
@@ -367,7 +427,7 @@ impl Shared {
         let Some(f) = self.land(&request, Some(sub.serial)) else {
             return self.sink.deliver(Inbound::StreamLost { request, reason });
         };
-        match f.again.filter(|a| a.tried.len() < MAX_TRIES) {
+        match f.again.filter(|a| a.tried.len() < MAX_TRIES && !self.closed.load(Ordering::Acquire)) {
             Some(a) => {
                 let sh = self.clone();
                 tokio::spawn(async move {
@@ -402,38 +462,36 @@ impl Sub {
                     })?;
                 let sink = Arc::new(SubSink { sub: Arc::downgrade(self), sh: Arc::downgrade(sh) });
                 let link = super::connect(&self.spec, &sh.clients, sink).await?;
-                let (tx, rx) = oneshot::channel();
-                *self.init_wait.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
-                let replied = async {
-                    link.send(handshake.with_id(INIT_ID)).await?;
-                    tokio::time::timeout(self.spec.timeout, rx)
-                        .await
-                        .map_err(|_| {
-                            RelayError::UpstreamTimeout(self.spec.timeout, " (initialize at a provider)".into())
-                        })?
-                        .map_err(|_| {
-                            RelayError::UpstreamUnavailable(format!("{}: the provider went away", self.spec.name))
-                        })
-                };
-                let reply = match replied.await {
-                    Ok(r) if r.kind() == Kind::Response => r,
-                    Ok(_) => {
-                        link.close().await;
-                        return Err(RelayError::UpstreamUnavailable(format!(
-                            "{}: the provider refused the initialize",
-                            self.spec.name
-                        )));
-                    }
+                match self.handshake(&link, &handshake).await {
+                    Ok(()) => Ok(link),
                     Err(e) => {
                         link.close().await;
-                        return Err(e);
+                        Err(e)
                     }
-                };
-                link.send(Message::notification("notifications/initialized", None)).await?;
-                let _ = self.init_reply.set(reply);
-                Ok(link)
+                }
             })
             .await
+    }
+
+    /// Sends `handshake` on `link`, waits for the reply and completes the handshake.
+    async fn handshake(&self, link: &Link, handshake: &Message) -> Result<(), RelayError> {
+        let (tx, rx) = oneshot::channel();
+        *self.init_wait.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        link.send(handshake.with_id(INIT_ID)).await?;
+        let timeout = self.spec.timeout;
+        let reply = tokio::time::timeout(timeout, rx)
+            .await
+            .map_err(|_| RelayError::UpstreamTimeout(timeout, " (initialize at a provider)".into()))?
+            .map_err(|_| RelayError::UpstreamUnavailable(format!("{}: the provider went away", self.spec.name)))?;
+        if reply.kind() != Kind::Response {
+            return Err(RelayError::UpstreamUnavailable(format!(
+                "{}: the provider refused the initialize",
+                self.spec.name
+            )));
+        }
+        link.send(Message::notification("notifications/initialized", None)).await?;
+        let _ = self.init_reply.set(reply);
+        Ok(())
     }
 }
 
@@ -465,8 +523,17 @@ impl InboundSink for SubSink {
                     let id = asked_id(sub.serial, msg.id().unwrap_or("null"));
                     sh.sink.deliver(Inbound::Message { msg: msg.with_id(&id), related });
                 }
+                Kind::Notification if msg.method() == Some("notifications/cancelled") => {
+                    // The provider gives up a request of its own: named as the client knows it.
+                    let msg = rules::cancelled_as_asked(&msg, sub.serial);
+                    sh.sink.deliver(Inbound::Message { msg, related });
+                }
                 Kind::Notification => sh.sink.deliver(Inbound::Message { msg, related }),
             },
+            // The handshake's own stream: its wait fails now rather than at its timeout.
+            Inbound::StreamLost { request, .. } if *request == *INIT_ID => {
+                sub.init_wait.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
             Inbound::StreamLost { request, reason } => sh.lost(&sub, request, reason),
             Inbound::Down { reason } => sh.down(&sub, reason),
             Inbound::Up => {}
@@ -486,8 +553,11 @@ impl Transport for BalancedLink {
 
     async fn close(&self) {
         self.sh.closed.store(true, Ordering::Release);
-        let subs = std::mem::take(&mut self.sh.state().subs);
-        let links: Vec<Link> = subs.iter().filter_map(|s| s.link.get().cloned()).collect();
+        let links: Vec<Link> = {
+            let mut st = self.sh.state();
+            st.subs.clear();
+            st.by_serial.drain().filter_map(|(_, s)| s.upgrade()?.link.get().cloned()).collect()
+        };
         futures_util::future::join_all(links.iter().map(|l| l.close())).await;
     }
 
@@ -502,7 +572,7 @@ impl Transport for BalancedLink {
 impl BalancedLink {
     async fn send_with(&self, msg: Message, traceparent: Option<String>) -> Result<(), RelayError> {
         if self.sh.closed.load(Ordering::Acquire) {
-            return Err(RelayError::UpstreamUnavailable("the upstream session was closed".into()));
+            return Err(Shared::closed_error());
         }
         match msg.kind() {
             Kind::Request if msg.method() == Some("initialize") => self.sh.initialize(msg).await,
@@ -513,81 +583,14 @@ impl BalancedLink {
     }
 }
 
-/// Closes a provider's link once nothing is waiting on it (or drops it, which ends its streams).
+/// Closes a provider's link once nothing is waiting on it (or leaves it to end when its last
+/// request does: the link is dropped then, which ends its streams).
 fn close_when_idle(sub: Arc<Sub>) {
     if sub.outstanding.load(Ordering::Relaxed) == 0 {
         if let Some(link) = sub.link.get().cloned() {
             tokio::spawn(async move { link.close().await });
         }
     }
-}
-
-/// `params.name` of a `tools/call`.
-fn tool_name(msg: &Message) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Params<'a> {
-        #[serde(borrow)]
-        name: std::borrow::Cow<'a, str>,
-    }
-    msg.params::<Params>().map(|p| p.name.into_owned())
-}
-
-/// A `tools/list` reply with only the tools in `keep` (the rest of the result as it was).
-fn only_tools(msg: &Message, keep: &[String]) -> Message {
-    let Some(mut result) = msg.result::<serde_json::Value>() else { return msg.clone() };
-    if let Some(tools) = result.get_mut("tools").and_then(|t| t.as_array_mut()) {
-        tools.retain(|t| t["name"].as_str().is_some_and(|n| keep.iter().any(|k| k == n)));
-    }
-    Message::response(msg.id().unwrap_or("null"), &result)
-}
-
-/// Methods whose repetition changes nothing: sent again when a provider may have dropped them.
-fn safe_to_repeat(method: &str) -> bool {
-    matches!(
-        method,
-        "ping"
-            | "tools/list"
-            | "prompts/list"
-            | "prompts/get"
-            | "resources/list"
-            | "resources/templates/list"
-            | "resources/read"
-            | "completion/complete"
-    )
-}
-
-/// The provider never got the request: another may have it, whatever it is.
-fn undelivered(e: &RelayError) -> bool {
-    matches!(
-        e,
-        RelayError::UpstreamFailed {
-            cause: Cause::Refused | Cause::Dns | Cause::Timeout | Cause::NotPublic | Cause::Tls,
-            ..
-        }
-    )
-}
-
-/// The provider, not the request, is at fault: leave it out for a while.
-fn sick(e: &RelayError) -> bool {
-    match e {
-        RelayError::UpstreamFailed { cause: Cause::Status(s), .. } => matches!(s, 502..=504),
-        RelayError::UpstreamFailed { .. } | RelayError::UpstreamUnavailable(_) | RelayError::UpstreamTimeout(..) => {
-            true
-        }
-        _ => false,
-    }
-}
-
-/// The id the client sees for request `raw` (raw JSON) of provider `serial`.
-fn asked_id(serial: u64, raw: &str) -> String {
-    serde_json::Value::String(format!("{ASKED_PREFIX}{serial}:{raw}")).to_string()
-}
-
-/// The provider and original id behind an id made by [`asked_id`].
-fn asked_by(id: &str) -> Option<(u64, String)> {
-    let text: String = serde_json::from_str(id).ok()?;
-    let (serial, raw) = text.strip_prefix(ASKED_PREFIX)?.split_once(':')?;
-    Some((serial.parse().ok()?, raw.to_string()))
 }
 
 #[cfg(test)]
@@ -626,85 +629,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn picks_spread_evenly_prefer_the_idle_and_skip_the_ejected() {
+    async fn picks_spread_evenly_prefer_the_idle_and_home_and_skip_the_ejected() {
         let providers = Arc::new(Fixed(Mutex::new(set(1, &["a", "b", "c"]))));
         let clients = UpstreamClients::new(&[]).unwrap();
         let link = BalancedLink::new("cap", "c", providers.clone(), clients, Arc::new(Nowhere));
         let sh = &link.sh;
-        let mut count: HashMap<Arc<str>, usize> = HashMap::new();
+        let pick = |tried: &[Arc<str>], tool, home| sh.pick(tried, tool, home, false).map(|s| s.key.to_string());
+        let mut count: HashMap<String, usize> = HashMap::new();
         for _ in 0..300 {
-            *count.entry(sh.pick(&[], None).unwrap().key.clone()).or_default() += 1;
+            *count.entry(pick(&[], None, None).unwrap()).or_default() += 1;
         }
         assert_eq!(count.values().copied().collect::<Vec<_>>(), vec![100, 100, 100], "{count:?}");
 
-        // Fewest outstanding first.
-        let a = sh.state().subs.iter().find(|s| &*s.key == "a").unwrap().clone();
-        let b = sh.state().subs.iter().find(|s| &*s.key == "b").unwrap().clone();
+        // Fewest outstanding first; a counted pick counts at once.
+        let sub = |k: &str| sh.state().subs.iter().find(|s| &*s.key == k).unwrap().clone();
+        let (a, b, c) = (sub("a"), sub("b"), sub("c"));
         a.outstanding.store(3, Ordering::Relaxed);
         b.outstanding.store(1, Ordering::Relaxed);
         for _ in 0..10 {
-            assert_eq!(&*sh.pick(&[], None).unwrap().key, "c");
+            assert_eq!(pick(&[], None, None).as_deref(), Some("c"));
         }
+        assert_eq!(sh.pick(&[], None, None, true).unwrap().key.as_ref(), "c");
+        assert_eq!(c.outstanding.load(Ordering::Relaxed), 1);
+        c.outstanding.store(0, Ordering::Relaxed);
+        // Home wins while it is in rotation, whatever its load.
+        assert_eq!(pick(&[], None, Some("a")).as_deref(), Some("a"));
         // Left out while ejected, unless nothing else is left; never one already tried.
-        let c = sh.state().subs.iter().find(|s| &*s.key == "c").unwrap().clone();
-        sh.eject(&c, &RelayError::UpstreamFailed { cause: Cause::Refused, detail: "x".into() });
-        assert_eq!(&*sh.pick(&[], None).unwrap().key, "b");
-        assert_eq!(&*sh.pick(&[a.serial, b.serial], None).unwrap().key, "c");
-        assert!(sh.pick(&[a.serial, b.serial, c.serial], Some("get_date")).is_none());
-        assert!(sh.pick(&[], Some("not_the_capability")).is_none(), "a tool no provider offers");
+        sh.eject(&c, &RelayError::UpstreamFailed { cause: crate::Cause::Refused, detail: "x".into() });
+        assert_eq!(pick(&[], None, None).as_deref(), Some("b"));
+        assert_eq!(pick(&[], None, Some("c")).as_deref(), Some("b"), "an ejected home is not home");
+        assert_eq!(pick(&[a.key.clone(), b.key.clone()], None, None).as_deref(), Some("c"));
+        assert_eq!(pick(&[a.key.clone(), b.key.clone(), c.key.clone()], Some("get_date"), None), None);
+        assert_eq!(pick(&[], Some("not_the_capability"), None), None, "a tool no provider offers");
+
+        // A provider whose session died gets a new one (a new serial) under the same key.
+        b.dead.store(true, Ordering::Release);
+        let _ = pick(&[], None, None);
+        assert_ne!(sub("b").serial, b.serial);
+        assert!(sh.state().by_serial.contains_key(&b.serial), "the old one is still alive here");
 
         // A new set: the kept provider keeps its state, the one that left is gone.
-        *providers.0.lock().unwrap() = set(2, &["b", "d"]);
-        let keys: Vec<String> = (0..4).map(|_| sh.pick(&[], None).unwrap().key.to_string()).collect();
-        assert!(keys.iter().all(|k| k == "d"), "b has one outstanding, d none: {keys:?}");
-        assert_eq!(sh.state().subs.iter().find(|s| &*s.key == "b").unwrap().serial, b.serial);
+        *providers.0.lock().unwrap() = set(2, &["a", "d"]);
+        let keys: Vec<String> = (0..4).map(|_| pick(&[], None, None).unwrap()).collect();
+        assert!(keys.iter().all(|k| k == "d"), "a has three outstanding, d none: {keys:?}");
+        assert_eq!(sub("a").serial, a.serial);
+        drop((a, b, c));
         *providers.0.lock().unwrap() = set(3, &[]);
-        assert!(sh.pick(&[], None).is_none());
-    }
-
-    #[test]
-    fn a_tool_list_keeps_only_the_capabilitys_tools_and_the_rest_of_the_result() {
-        let raw = r#"{"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"get_date","inputSchema":{}},{"name":"other"}],"nextCursor":"x"}}"#;
-        let msg = Message::parse(bytes::Bytes::from(raw)).unwrap();
-        let cut = only_tools(&msg, &["get_date".to_string()]);
-        assert_eq!(cut.id(), Some("4"));
-        let result: serde_json::Value = cut.result().unwrap();
-        assert_eq!(result, serde_json::json!({"tools": [{"name": "get_date", "inputSchema": {}}], "nextCursor": "x"}));
-        let call = Message::parse(bytes::Bytes::from(
-            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get\u005fdate"}}"#,
-        ))
-        .unwrap();
-        assert_eq!(tool_name(&call).as_deref(), Some("get_date"));
-    }
-
-    #[test]
-    fn a_providers_request_id_goes_there_and_back() {
-        for raw in ["7", "\"abc\"", "\"a:b\\\"c\""] {
-            let id = asked_id(42, raw);
-            assert!(id.starts_with('"'), "a JSON string: {id}");
-            assert_eq!(asked_by(&id), Some((42, raw.to_string())));
-        }
-        assert_eq!(asked_by("7"), None);
-        assert_eq!(asked_by("\"something-else:7\""), None);
-    }
-
-    #[test]
-    fn only_calls_that_change_nothing_are_repeated() {
-        assert!(safe_to_repeat("tools/list"));
-        assert!(safe_to_repeat("resources/read"));
-        assert!(!safe_to_repeat("tools/call"));
-        assert!(!safe_to_repeat("sampling/createMessage"));
-        assert!(!safe_to_repeat("anything/new"));
-    }
-
-    #[test]
-    fn refusals_before_delivery_fail_over_and_request_errors_do_not() {
-        let refused = RelayError::UpstreamFailed { cause: Cause::Refused, detail: "x".into() };
-        assert!(undelivered(&refused) && sick(&refused));
-        let reset = RelayError::UpstreamFailed { cause: Cause::Other, detail: "x".into() };
-        assert!(!undelivered(&reset) && sick(&reset));
-        let bad = RelayError::UpstreamFailed { cause: Cause::Status(400), detail: "x".into() };
-        assert!(!undelivered(&bad) && !sick(&bad));
-        assert!(sick(&RelayError::UpstreamFailed { cause: Cause::Status(503), detail: "x".into() }));
+        assert_eq!(pick(&[], None, None), None);
+        assert!(sh.state().by_serial.is_empty(), "forgotten once nothing holds them");
     }
 }
