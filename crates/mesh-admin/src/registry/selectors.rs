@@ -41,10 +41,17 @@ pub struct Source {
     org_id: String,
     selector: Dependency,
     set: RwLock<Arc<ProviderSet>>,
-    /// `(agent, its tools that qualify, connection, its revision)` behind the current set:
-    /// rebuilt only when it changes.
+    /// `(agent, its tools that qualify, connection, its revision)` of the qualifying providers
+    /// last seen: the set is rebuilt only when this changes…
     behind: Mutex<Vec<Behind>>,
+    /// …or, after a provider's spec could not be built (a passing database error), at this time.
+    retry_at: Mutex<Option<std::time::Instant>>,
+    /// What the current set was built from: a new version only when this changes.
+    published: Mutex<Vec<Behind>>,
 }
+
+/// How long a provider whose spec could not be built waits before it is tried again.
+const RETRY_SPEC: Duration = Duration::from_secs(30);
 
 impl Providers for Source {
     fn current(&self) -> Arc<ProviderSet> {
@@ -85,6 +92,8 @@ impl Selectors {
             selector: selector.clone(),
             set: RwLock::default(),
             behind: Mutex::default(),
+            retry_at: Mutex::default(),
+            published: Mutex::default(),
         });
         let agents = admin.store.list_agents(org_id).await?;
         let connections = admin.store.list_connections(org_id).await?;
@@ -171,7 +180,9 @@ impl Selectors {
                 behind.push((a.id.clone(), tools, c.id.clone(), c.updated_at));
             }
         }
-        if *source.behind.lock().unwrap_or_else(|p| p.into_inner()) == behind {
+        let now = std::time::Instant::now();
+        let due = source.retry_at.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|t| now >= t);
+        if *source.behind.lock().unwrap_or_else(|p| p.into_inner()) == behind && !due {
             return Ok(());
         }
         let mut providers = Vec::with_capacity(behind.len());
@@ -194,6 +205,15 @@ impl Selectors {
                 }
             }
         }
+        *source.retry_at.lock().unwrap_or_else(|p| p.into_inner()) =
+            (built.len() < behind.len()).then_some(now + RETRY_SPEC);
+        *source.behind.lock().unwrap_or_else(|p| p.into_inner()) = behind;
+        let mut published = source.published.lock().unwrap_or_else(|p| p.into_inner());
+        if *published == built {
+            return Ok(());
+        }
+        *published = built;
+        drop(published);
         let version = source.current().version + 1;
         tracing::info!(
             org = %source.org_id,
@@ -202,9 +222,6 @@ impl Selectors {
             "capability providers changed"
         );
         *source.set.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ProviderSet { version, providers });
-        // What was built, not what qualified: a provider whose spec failed (a passing database
-        // error) differs from the next sweep's view, which tries it again.
-        *source.behind.lock().unwrap_or_else(|p| p.into_inner()) = built;
         Ok(())
     }
 }

@@ -40,6 +40,12 @@ use tokio::sync::oneshot;
 const EJECT_FOR: Duration = Duration::from_secs(2);
 /// Most providers one request is tried on.
 const MAX_TRIES: usize = 3;
+/// Longest a provider's handshake may take (its connection's timeout if shorter): well within
+/// the request it opens for, so that a provider that accepts and never answers is left out and
+/// the request goes elsewhere before the client's deadline.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// Longest a request sent again after a lost stream may take, in a task of its own.
+const RETRY_FOR: Duration = Duration::from_secs(60);
 /// The id of the `initialize` the link sends each provider; the session's ids are integers, so
 /// it never meets one of theirs.
 const INIT_ID: &str = "\"mesh-balance-init\"";
@@ -194,6 +200,7 @@ impl Shared {
             ejected_until: AtomicU64::new(0),
             dead: AtomicBool::new(false),
         });
+        st.by_serial.retain(|_, s| s.strong_count() > 0);
         st.by_serial.insert(sub.serial, Arc::downgrade(&sub));
         sub
     }
@@ -247,12 +254,22 @@ impl Shared {
         chosen
     }
 
-    /// Records request `id` as in flight at `sub` (already counted there by `pick`).
-    fn track(&self, id: &str, sub: &Arc<Sub>, again: Option<Again>, lists_tools: bool) {
-        let old = self.state().flights.insert(id.into(), Flight { sub: sub.clone(), again, lists_tools });
-        if let Some(old) = old {
+    /// Records request `id` as in flight at `sub` (already counted there by `pick`): new when
+    /// `from` is `None`, else moved from provider `from`, in one step, so that a cancellation
+    /// always finds it. `false` when it was no longer at `from` (answered or cancelled): the
+    /// count taken at `sub` is given back and the request must not be sent.
+    fn place(&self, id: &str, sub: &Arc<Sub>, from: Option<u64>, again: Option<Again>, lists_tools: bool) -> bool {
+        let mut st = self.state();
+        if let Some(from) = from {
+            if st.flights.get(id).is_none_or(|f| f.sub.serial != from) {
+                sub.outstanding.fetch_sub(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+        if let Some(old) = st.flights.insert(id.into(), Flight { sub: sub.clone(), again, lists_tools }) {
             old.sub.outstanding.fetch_sub(1, Ordering::Relaxed);
         }
+        true
     }
 
     /// Whether request `id` is still in flight at provider `serial` (not answered, cancelled or
@@ -288,11 +305,13 @@ impl Shared {
     }
 
     /// Sends request `msg` to a provider, and to another when that one could not take it.
+    /// `from`: the provider it is in flight at already (a retry after a lost stream).
     async fn dispatch(
         self: &Arc<Self>,
         msg: Message,
         traceparent: Option<String>,
         mut tried: Vec<Arc<str>>,
+        mut from: Option<u64>,
     ) -> Result<(), RelayError> {
         let id: Box<str> = msg.id().unwrap_or("null").into();
         let method = msg.method().unwrap_or("");
@@ -308,32 +327,37 @@ impl Shared {
                 return Err(RelayError::InvalidParams(format!("Unknown tool: {t}")));
             }
         }
+        if self.state().handshake.is_none() {
+            // The client's mistake, not any provider's.
+            return Err(RelayError::UpstreamProtocol(format!("{}: a request before initialize", self.name)));
+        }
         let mut last = None;
-        while tried.len() < MAX_TRIES {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Self::closed_error());
-            }
+        while tried.len() < MAX_TRIES && !self.closed.load(Ordering::Acquire) {
             let home = if stick { self.state().home.clone() } else { None };
             let Some(sub) = self.pick(&tried, tool.as_deref(), home.as_deref(), true) else { break };
             tried.push(sub.key.clone());
             let again =
                 safe.then(|| Again { msg: msg.clone(), traceparent: traceparent.clone(), tried: tried.clone() });
-            // Registered before the send: the reply may come before `send` returns.
-            self.track(&id, &sub, again, method == "tools/list");
+            // Recorded before the send (the reply may come before `send` returns), and moved
+            // rather than dropped and recorded again, so a cancellation is never missed.
+            if !self.place(&id, &sub, from, again, method == "tools/list") {
+                return Ok(()); // answered or cancelled meanwhile
+            }
+            from = Some(sub.serial);
             let link = match sub.ready(self).await {
-                Ok(link) => link.clone(),
+                Ok(link) => link,
+                // Nothing was sent (the provider is left out by `ready`): the next one may have it.
                 Err(e) => {
-                    // Nothing was sent: another provider may have it (unless it was cancelled).
-                    if self.land(&id, Some(sub.serial)).is_none() {
-                        return Ok(());
-                    }
-                    self.eject(&sub, &e);
                     last = Some(e);
                     continue;
                 }
             };
             if !self.flying(&id, sub.serial) {
                 return Ok(()); // cancelled during the provider's handshake: never sent
+            }
+            if self.closed.load(Ordering::Acquire) {
+                link.close().await; // opened after the link was closed
+                break;
             }
             if stick {
                 self.state().home = Some(sub.key.clone());
@@ -343,7 +367,7 @@ impl Shared {
                 None => link.send(msg.clone()).await,
             };
             let Err(e) = sent else { return Ok(()) };
-            if self.land(&id, Some(sub.serial)).is_none() {
+            if !self.flying(&id, sub.serial) {
                 return Ok(()); // answered or cancelled meanwhile: decided elsewhere
             }
             if sick(&e) {
@@ -353,9 +377,17 @@ impl Shared {
                 last = Some(e);
                 continue;
             }
+            self.land(&id, Some(sub.serial));
             return Err(for_session(e, &self.name));
         }
-        Err(for_session(last.unwrap_or_else(|| self.none_left()), &self.name))
+        if let Some(at) = from {
+            self.land(&id, Some(at));
+        }
+        let last = match self.closed.load(Ordering::Acquire) {
+            true => Self::closed_error(),
+            false => last.unwrap_or_else(|| self.none_left()),
+        };
+        Err(for_session(last, &self.name))
     }
 
     /// The client's `initialize`: answered by the first provider that completes it.
@@ -374,10 +406,7 @@ impl Shared {
                     self.sink.deliver(Inbound::Message { msg: reply, related: Some(id.into()) });
                     return Ok(());
                 }
-                Err(e) => {
-                    self.eject(&sub, &e);
-                    last = Some(e);
-                }
+                Err(e) => last = Some(e), // left out by `ready`
             }
         }
         Err(for_session(last.unwrap_or_else(|| self.none_left()), &self.name))
@@ -389,10 +418,10 @@ impl Shared {
             return Err(RelayError::UpstreamProtocol(format!("{}: an answer to nothing a provider asked", self.name)));
         };
         let sub = self.state().by_serial.get(&serial).and_then(Weak::upgrade);
-        match sub.as_ref().and_then(|s| s.link.get()) {
-            Some(link) => link.send(msg.with_id(&original)).await,
-            None => Err(RelayError::UpstreamUnavailable(format!("{}: the provider that asked has left", self.name))),
-        }
+        let Some((sub, link)) = sub.and_then(|s| s.link.get().cloned().map(|l| (s, l))) else {
+            return Err(RelayError::UpstreamUnavailable(format!("{}: the provider that asked has left", self.name)));
+        };
+        self.provider_said(&sub, link.send(msg.with_id(&original)).await)
     }
 
     /// A notification from the client: a cancellation to the provider of that request, the
@@ -404,8 +433,8 @@ impl Shared {
             Some("notifications/cancelled") => {
                 // Landed here, so a dispatch still in the provider's handshake never sends it.
                 let Some(f) = msg.cancelled_request_id().and_then(|id| self.land(&id, None)) else { return Ok(()) };
-                match f.sub.link.get() {
-                    Some(link) => link.send(msg).await,
+                match f.sub.link.get().cloned() {
+                    Some(link) => self.provider_said(&f.sub, link.send(msg).await),
                     None => Ok(()),
                 }
             }
@@ -421,22 +450,45 @@ impl Shared {
         }
     }
 
-    /// A provider lost the stream of request `id`: sent again elsewhere when that is safe,
-    /// else the session hears of it.
+    /// What the session hears of a provider's answer to a send that is not a request: a
+    /// provider that refuses or fails is left out, and its refusal is its own.
+    fn provider_said(&self, sub: &Sub, sent: Result<(), RelayError>) -> Result<(), RelayError> {
+        sent.map_err(|e| {
+            if sick(&e) {
+                self.eject(sub, &e);
+            }
+            for_session(e, &self.name)
+        })
+    }
+
+    /// A provider lost the stream of request `id`: sent again elsewhere when that is safe (the
+    /// request stays recorded at the provider that lost it until it moves, so a cancellation
+    /// meanwhile stops it), else the session hears of it.
     fn lost(self: &Arc<Self>, sub: &Sub, request: Box<str>, reason: String) {
-        let Some(f) = self.land(&request, Some(sub.serial)) else {
-            return self.sink.deliver(Inbound::StreamLost { request, reason });
+        let again = match self.state().flights.get(&request) {
+            Some(f) if f.sub.serial == sub.serial => f.again.clone(),
+            // Not in flight here (answered, cancelled, moved): the session decides.
+            _ => return self.sink.deliver(Inbound::StreamLost { request, reason }),
         };
-        match f.again.filter(|a| a.tried.len() < MAX_TRIES && !self.closed.load(Ordering::Acquire)) {
+        match again.filter(|a| a.tried.len() < MAX_TRIES && !self.closed.load(Ordering::Acquire)) {
             Some(a) => {
-                let sh = self.clone();
+                let (sh, from) = (self.clone(), sub.serial);
                 tokio::spawn(async move {
-                    if let Err(e) = sh.dispatch(a.msg, a.traceparent, a.tried).await {
-                        sh.sink.deliver(Inbound::StreamLost { request, reason: format!("{reason}; then {e}") });
-                    }
+                    let retried =
+                        tokio::time::timeout(RETRY_FOR, sh.dispatch(a.msg, a.traceparent, a.tried, Some(from)));
+                    let failed = match retried.await {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => format!("no provider answered within {} s", RETRY_FOR.as_secs()),
+                    };
+                    sh.land(&request, None);
+                    sh.sink.deliver(Inbound::StreamLost { request, reason: format!("{reason}; then {failed}") });
                 });
             }
-            None => self.sink.deliver(Inbound::StreamLost { request, reason }),
+            None => {
+                self.land(&request, Some(sub.serial));
+                self.sink.deliver(Inbound::StreamLost { request, reason });
+            }
         }
     }
 
@@ -452,25 +504,40 @@ impl Shared {
 }
 
 impl Sub {
-    /// The link to this provider, opened and initialised with the client's handshake on first use.
-    async fn ready(self: &Arc<Self>, sh: &Arc<Shared>) -> Result<&Link, RelayError> {
-        self.link
-            .get_or_try_init(|| async {
-                let handshake =
-                    sh.state().handshake.clone().ok_or_else(|| {
-                        RelayError::UpstreamProtocol(format!("{}: a request before initialize", sh.name))
-                    })?;
-                let sink = Arc::new(SubSink { sub: Arc::downgrade(self), sh: Arc::downgrade(sh) });
-                let link = super::connect(&self.spec, &sh.clients, sink).await?;
-                match self.handshake(&link, &handshake).await {
-                    Ok(()) => Ok(link),
-                    Err(e) => {
-                        link.close().await;
-                        Err(e)
-                    }
-                }
-            })
-            .await
+    /// The link to this provider, opened and initialised with the client's handshake on first
+    /// use. The opening runs in a task of its own: a caller that gives up (its deadline) does not
+    /// stop it halfway, and a provider that fails it is left out all the same.
+    async fn ready(self: &Arc<Self>, sh: &Arc<Shared>) -> Result<Link, RelayError> {
+        if let Some(link) = self.link.get() {
+            return Ok(link.clone());
+        }
+        let (sub, shared) = (self.clone(), sh.clone());
+        let opening = tokio::spawn(async move {
+            let opened = sub.link.get_or_try_init(|| sub.open(&shared)).await.cloned();
+            if let Err(e) = &opened {
+                shared.eject(&sub, e);
+            }
+            opened
+        });
+        opening.await.map_err(|e| RelayError::Internal(format!("opening a provider failed: {e}")))?
+    }
+
+    /// Connects to the provider and completes the client's handshake there.
+    async fn open(self: &Arc<Self>, sh: &Arc<Shared>) -> Result<Link, RelayError> {
+        let handshake = sh
+            .state()
+            .handshake
+            .clone()
+            .ok_or_else(|| RelayError::UpstreamProtocol(format!("{}: a request before initialize", sh.name)))?;
+        let sink = Arc::new(SubSink { sub: Arc::downgrade(self), sh: Arc::downgrade(sh) });
+        let link = super::connect(&self.spec, &sh.clients, sink).await?;
+        match self.handshake(&link, &handshake).await {
+            Ok(()) => Ok(link),
+            Err(e) => {
+                link.close().await;
+                Err(e)
+            }
+        }
     }
 
     /// Sends `handshake` on `link`, waits for the reply and completes the handshake.
@@ -478,7 +545,7 @@ impl Sub {
         let (tx, rx) = oneshot::channel();
         *self.init_wait.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
         link.send(handshake.with_id(INIT_ID)).await?;
-        let timeout = self.spec.timeout;
+        let timeout = self.spec.timeout.min(HANDSHAKE_LIMIT);
         let reply = tokio::time::timeout(timeout, rx)
             .await
             .map_err(|_| RelayError::UpstreamTimeout(timeout, " (initialize at a provider)".into()))?
@@ -512,10 +579,15 @@ impl InboundSink for SubSink {
                     }
                 }
                 Kind::Response | Kind::Error => {
-                    let flight = msg.id().and_then(|id| sh.land(id, Some(sub.serial)));
-                    let msg = match flight {
-                        Some(f) if f.lists_tools && msg.kind() == Kind::Response => only_tools(&msg, &sub.tools),
-                        _ => msg,
+                    // Every request is recorded before it is sent: a reply to nothing in flight
+                    // here is a late one from a provider the request has moved away from.
+                    let Some(flight) = msg.id().and_then(|id| sh.land(id, Some(sub.serial))) else {
+                        tracing::debug!(connection = %sh.name, provider = %sub.key, "late reply dropped");
+                        return;
+                    };
+                    let msg = match flight.lists_tools && msg.kind() == Kind::Response {
+                        true => only_tools(&msg, &sub.tools),
+                        false => msg,
                     };
                     sh.sink.deliver(Inbound::Message { msg, related });
                 }
@@ -554,9 +626,12 @@ impl Transport for BalancedLink {
     async fn close(&self) {
         self.sh.closed.store(true, Ordering::Release);
         let links: Vec<Link> = {
-            let mut st = self.sh.state();
-            st.subs.clear();
-            st.by_serial.drain().filter_map(|(_, s)| s.upgrade()?.link.get().cloned()).collect()
+            let mut guard = self.sh.state();
+            let st = &mut *guard;
+            let mut seen = std::collections::HashSet::new();
+            let all: Vec<Arc<Sub>> =
+                st.subs.drain(..).chain(st.by_serial.drain().filter_map(|(_, s)| s.upgrade())).collect();
+            all.into_iter().filter(|s| seen.insert(s.serial)).filter_map(|s| s.link.get().cloned()).collect()
         };
         futures_util::future::join_all(links.iter().map(|l| l.close())).await;
     }
@@ -576,7 +651,7 @@ impl BalancedLink {
         }
         match msg.kind() {
             Kind::Request if msg.method() == Some("initialize") => self.sh.initialize(msg).await,
-            Kind::Request => self.sh.dispatch(msg, traceparent, Vec::new()).await,
+            Kind::Request => self.sh.dispatch(msg, traceparent, Vec::new(), None).await,
             Kind::Response | Kind::Error => self.sh.answer(msg).await,
             Kind::Notification => self.sh.notify(msg).await,
         }

@@ -39,9 +39,17 @@ pub(super) fn sticky(method: &str) -> bool {
 }
 
 /// The provider certainly never processed the request: another may have it, whatever it is.
-/// (Only connect-time failures: a timeout or TLS error may come after the request was written.)
+/// Connect-time failures only: the causes are decided where the error is made, and `Timeout`
+/// and `Tls` are the connect phase's (the fast path's connect timeout, reqwest's
+/// `connect_timeout` and handshake; no overall request timeout is set on either).
 pub(super) fn undelivered(e: &RelayError) -> bool {
-    matches!(e, RelayError::UpstreamFailed { cause: Cause::Refused | Cause::Dns | Cause::NotPublic, .. }) || refused(e)
+    matches!(
+        e,
+        RelayError::UpstreamFailed {
+            cause: Cause::Refused | Cause::Dns | Cause::NotPublic | Cause::Timeout | Cause::Tls,
+            ..
+        }
+    ) || refused(e)
 }
 
 /// The provider refused the mesh's credentials: the request was not processed, and the session
@@ -156,8 +164,8 @@ mod tests {
         let failed = |cause| RelayError::UpstreamFailed { cause, detail: "x".into() };
         assert!(undelivered(&failed(Cause::Refused)) && sick(&failed(Cause::Refused)));
         assert!(!undelivered(&failed(Cause::Other)) && sick(&failed(Cause::Other)));
-        assert!(!undelivered(&failed(Cause::Timeout)), "a timeout may come after the request was written");
-        assert!(!undelivered(&failed(Cause::Tls)));
+        assert!(undelivered(&failed(Cause::Timeout)), "a connect timeout");
+        assert!(undelivered(&failed(Cause::Tls)), "a failed TLS handshake");
         assert!(!undelivered(&failed(Cause::Status(400))) && !sick(&failed(Cause::Status(400))));
         assert!(sick(&failed(Cause::Status(503))));
         // A provider that refuses the mesh is its fault, not the session's.
