@@ -94,8 +94,9 @@ struct FieldArgs {
     /// Items per page of merged lists (1–1000, default 100).
     #[arg(long)]
     page_size: Option<u32>,
-    /// What clients see of the tools: `passthrough` (all listed; default) or `smart` (search,
-    /// describe and call meta-tools instead).
+    /// What clients see of the tools: `passthrough` (all listed; default), `smart` (search,
+    /// describe and call meta-tools instead) or `code` (one `run_code` tool: scripts that call
+    /// the tools in a sandbox).
     #[arg(long)]
     strategy: Option<String>,
 }

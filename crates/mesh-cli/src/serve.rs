@@ -48,6 +48,21 @@ pub struct ServeArgs {
     /// Seconds an unhealthy agent is remembered before it and its connection are removed.
     #[arg(long, env = "MESH_REGISTRY_RETENTION_SECS", default_value_t = 3600)]
     registry_retention_secs: u64,
+    /// Seconds a script of a `code` virtual MCP may run, its tool calls included.
+    #[arg(long, env = "MESH_CODE_TIMEOUT_SECS", default_value_t = 30)]
+    code_timeout_secs: u64,
+    /// MiB of memory a script may use.
+    #[arg(long, env = "MESH_CODE_MEMORY_MB", default_value_t = 64)]
+    code_memory_mb: usize,
+    /// KiB of stack a script may use.
+    #[arg(long, env = "MESH_CODE_STACK_KB", default_value_t = 512)]
+    code_stack_kb: usize,
+    /// Tool calls one script may make.
+    #[arg(long, env = "MESH_CODE_MAX_CALLS", default_value_t = 64)]
+    code_max_calls: usize,
+    /// KiB a script's result (and, separately, its log) may take.
+    #[arg(long, env = "MESH_CODE_MAX_OUTPUT_KB", default_value_t = 256)]
+    code_max_output_kb: usize,
     /// Days audit rows are kept before they are pruned (0 keeps them forever).
     #[arg(long, env = "MESH_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     audit_retention_days: u32,
@@ -156,6 +171,13 @@ impl ServeArgs {
             retention: Duration::from_secs(self.registry_retention_secs),
         };
         cfg.audit_retention_days = self.audit_retention_days;
+        cfg.code_limits = mesh_relay::CodeLimits {
+            wall: Duration::from_secs(self.code_timeout_secs),
+            memory: self.code_memory_mb.saturating_mul(1 << 20),
+            stack: self.code_stack_kb.saturating_mul(1 << 10),
+            calls: self.code_max_calls,
+            output: self.code_max_output_kb.saturating_mul(1 << 10),
+        };
         cfg.trust = Trust {
             stdio: Who::parse("MESH_STDIO", &self.stdio, true).map_err(anyhow::Error::msg)?,
             org_create: Who::parse("MESH_ORG_CREATE", &self.org_create, false).map_err(anyhow::Error::msg)?,

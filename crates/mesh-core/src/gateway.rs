@@ -118,6 +118,8 @@ pub enum Strategy {
     Passthrough,
     /// Three meta-tools instead of the catalogue: search it, describe tools, call one.
     Smart,
+    /// One tool, `run_code`: the catalogue as a typed API, called from a sandboxed script.
+    Code,
 }
 
 impl Strategy {
@@ -126,6 +128,7 @@ impl Strategy {
         match self {
             Strategy::Passthrough => "passthrough",
             Strategy::Smart => "smart",
+            Strategy::Code => "code",
         }
     }
 

@@ -29,6 +29,8 @@ pub mod stats;
 pub mod upstream;
 
 pub use error::{AuthorizationLink, Cause, RelayError};
+/// What a `code` strategy's script may use.
+pub use mesh_sandbox::Limits as CodeLimits;
 pub use spec::{Credential, Provider, ProviderSet, Providers, Reach, TransportSpec, UpstreamSpec};
 pub use upstream::UpstreamClients;
 

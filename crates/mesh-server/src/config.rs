@@ -35,6 +35,10 @@ pub struct Config {
     /// The agent registry's timing (`MESH_REGISTRY_UNHEALTHY_SECS`, default 10;
     /// `MESH_REGISTRY_RETENTION_SECS`, default 3600).
     pub registry: mesh_admin::registry::RegistrySettings,
+    /// What a script of a `code` virtual MCP may use (`MESH_CODE_TIMEOUT_SECS` 30,
+    /// `MESH_CODE_MEMORY_MB` 64, `MESH_CODE_STACK_KB` 512, `MESH_CODE_MAX_CALLS` 64,
+    /// `MESH_CODE_MAX_OUTPUT_KB` 256).
+    pub code_limits: mesh_relay::CodeLimits,
     /// Trust tiers (`MESH_STDIO`, `MESH_ORG_CREATE`, `MESH_UPSTREAM_PRIVATE`, each default
     /// `operators`): who besides the installation's operators may reach the host.
     pub trust: mesh_admin::trust::Trust,
@@ -139,6 +143,7 @@ impl Config {
             session_idle: Duration::from_secs(1800),
             audit_retention_days: 90,
             registry: mesh_admin::registry::RegistrySettings::default(),
+            code_limits: mesh_relay::CodeLimits::default(),
             trust: mesh_admin::trust::Trust::default(),
             max_sessions: 10_000,
             max_sessions_per_org: 1_000,
@@ -206,6 +211,18 @@ impl Config {
         }
         if self.registry.unhealthy_after < Duration::from_secs(1) || self.registry.retention < Duration::from_secs(1) {
             anyhow::bail!("MESH_REGISTRY_UNHEALTHY_SECS and MESH_REGISTRY_RETENTION_SECS must be at least 1");
+        }
+        let c = &self.code_limits;
+        if c.wall < Duration::from_secs(1)
+            || c.memory < (1 << 20)
+            || c.stack < (64 << 10)
+            || c.calls == 0
+            || c.output < 1024
+        {
+            anyhow::bail!(
+                "MESH_CODE_*: a script needs at least 1 s (MESH_CODE_TIMEOUT_SECS), 1 MiB of memory, 64 KiB of stack, \
+                 one tool call and 1 KiB of output"
+            );
         }
         if self.audit_retention_days > 36_500 {
             anyhow::bail!("MESH_AUDIT_RETENTION_DAYS must be at most 36500 (0 keeps audit rows forever)");

@@ -462,6 +462,7 @@ fn relay_config(cfg: &Config) -> RelayConfig {
         max_sessions_per_key: cfg.max_sessions_per_key,
         session_opens_per_minute: cfg.session_open_per_minute,
         oauth_metadata: Some(metadata_base(&cfg.issuer())),
+        code_limits: cfg.code_limits,
         ..RelayConfig::default()
     }
 }

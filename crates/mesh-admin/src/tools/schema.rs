@@ -59,7 +59,7 @@ fn gateway_fields() -> Value {
         "members": {"type": "array", "items": member, "description": "The connections behind the gateway, each once, in order (earlier members list first). Two members exposing the same final name are refused when saving, naming both."},
         "mode": {"type": "string", "enum": ["degrade", "strict"], "description": "When a member fails: degrade (default) serves the others and says so in a log message; strict fails the session."},
         "pageSize": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Items per page of merged lists (default 100)."},
-        "strategy": {"type": "string", "enum": ["passthrough", "smart"], "description": "What clients see of the tools: passthrough (default) lists them all; smart lists three meta-tools instead (search_tools, describe_tools, call_tool) for catalogues too big for a model's context."},
+        "strategy": {"type": "string", "enum": ["passthrough", "smart", "code"], "description": "What clients see of the tools: passthrough (default) lists them all; smart lists three meta-tools instead (search_tools, describe_tools, call_tool) for catalogues too big for a model's context; code lists one tool, run_code, whose description is the catalogue as a typed API: the model writes JavaScript that calls the tools, run in a sandbox."},
         "status": {"type": "string", "enum": ["active", "disabled"], "description": "A disabled gateway answers 404."},
         "allConnections": {"type": "boolean", "description": "Serve every active connection of the organisation, each under its slug, as connections come and go (the default gateway does). Excludes members."}
     })

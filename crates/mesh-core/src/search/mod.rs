@@ -8,6 +8,7 @@
 //! the best: a hidden tool never takes a place in the results, or shows in them.
 
 mod bm25;
+pub mod code;
 pub mod meta;
 mod tokens;
 

@@ -60,6 +60,8 @@ pub struct RelayConfig {
     /// an OAuth authorization server: a 401 then names the route's metadata (RFC 9728 §5.1) so
     /// that an MCP client can discover how to log in.
     pub oauth_metadata: Option<String>,
+    /// What a script of a virtual MCP with the `code` strategy may use (`MESH_CODE_*`).
+    pub code_limits: mesh_sandbox::Limits,
 }
 
 impl RelayConfig {
@@ -88,6 +90,7 @@ impl Default for RelayConfig {
             max_sessions: 10_000,
             session_opens_per_minute: 120,
             oauth_metadata: None,
+            code_limits: mesh_sandbox::Limits::default(),
         }
     }
 }

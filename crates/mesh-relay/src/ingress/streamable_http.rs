@@ -278,9 +278,17 @@ pub(super) async fn open_session(
                     Box::pin(async move { routes.refused(&who, &connection).await })
                 });
             };
-            let (s, reply) =
-                Session::open_gateway(principal, &def, relay.audit.clone(), prepare, &relay.http, msg, stateless)
-                    .await?;
+            let (s, reply) = Session::open_gateway(
+                principal,
+                &def,
+                relay.audit.clone(),
+                prepare,
+                &relay.http,
+                msg,
+                stateless,
+                relay.cfg.code_limits,
+            )
+            .await?;
             relay.sessions.insert(slot, s.clone());
             return Ok(Opened::Session(s, reply));
         }

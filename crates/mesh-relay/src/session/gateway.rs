@@ -151,6 +151,8 @@ pub struct Gateway {
     pub(super) page_size: usize,
     /// What the client is shown of the tools (`smart.rs`).
     pub(super) strategy: Strategy,
+    /// What a `code` strategy's script may use.
+    pub(super) code_limits: mesh_sandbox::Limits,
     pub(super) members: RwLock<Vec<Member>>,
     pub(super) catalog: Mutex<Catalog>,
     /// Serialises list refreshes so one member change yields at most one list_changed.
@@ -230,13 +232,14 @@ pub(super) fn template_matches(template: &str, uri: &str) -> bool {
 }
 
 impl Gateway {
-    pub(super) fn new(def: &ResolvedGateway, stateless_clients: bool) -> Gateway {
+    pub(super) fn new(def: &ResolvedGateway, stateless_clients: bool, code_limits: mesh_sandbox::Limits) -> Gateway {
         let members = def.members.iter().map(Self::member).collect();
         Gateway {
             slug: def.slug.clone(),
             mode: def.mode,
             page_size: def.page_size.max(1),
             strategy: def.strategy,
+            code_limits,
             members: RwLock::new(members),
             catalog: Mutex::new(Catalog::default()),
             refresh: tokio::sync::Mutex::new(()),
@@ -290,7 +293,7 @@ impl Gateway {
     pub(super) async fn route(&self, s: &Session, msg: &Message) -> Result<Routing, RelayError> {
         let method = msg.method().unwrap_or("");
         let me = s.me.upgrade().ok_or_else(|| RelayError::Internal("session is gone".into()))?;
-        if let Some(answer) = self.smart_route(&me, msg) {
+        if let Some(answer) = self.smart_route(&me, msg).or_else(|| self.code_route(&me, msg)) {
             return Ok(answer);
         }
         if let Some(kind) = ListKind::of_method(method) {

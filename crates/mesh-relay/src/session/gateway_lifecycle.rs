@@ -16,6 +16,8 @@ impl Session {
     /// Opens a virtual MCP session: connects and initialises every member with the client's
     /// `initialize`, and returns the session with the merged InitializeResult. `prepare` sets the
     /// session up (its governance, its hooks) before any member is contacted.
+    // The ingress's own values, each passed on once: a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open_gateway(
         principal: mesh_core::Principal,
         def: &ResolvedGateway,
@@ -24,6 +26,7 @@ impl Session {
         http: &crate::upstream::UpstreamClients,
         init: &Message,
         stateless_clients: bool,
+        code_limits: mesh_sandbox::Limits,
     ) -> Result<(Arc<Session>, Message), RelayError> {
         let timeout = def.members.iter().map(|m| m.spec.timeout).max().unwrap_or(Duration::from_secs(60));
         let s = Session::build(
@@ -33,7 +36,7 @@ impl Session {
             timeout,
             super::RouteKind::Gateway,
             audit,
-            Some(Gateway::new(def, stateless_clients)),
+            Some(Gateway::new(def, stateless_clients, code_limits)),
         );
         prepare(&s);
         s.note_client(init);

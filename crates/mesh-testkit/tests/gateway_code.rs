@@ -1,0 +1,111 @@
+//! The `code` strategy of a virtual MCP (#23), end to end: the official Python SDK lists one tool,
+//! `run_code`, whose description is the catalogue as a typed API, and runs scripts in the mesh's
+//! QuickJS sandbox over two real servers (server-everything and mcp-server-time). A script calls
+//! two tools and combines their results; a tool policy hides is absent from the API and refused
+//! inside a script; an infinite loop and a memory bomb are stopped within their limits and the
+//! mesh goes on serving; every call a script makes is in the audit trail under the real tool.
+
+use mesh_testkit::{deps, upstreams, TestMesh};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn manage(mesh: &TestMesh, tool: &str, args: Value) -> Value {
+    let (ok, out) = mesh.manage(&mesh.key, tool, args).await;
+    assert!(ok, "{tool} failed: {out}");
+    out
+}
+
+/// The text of a tool result's first content block.
+fn text(result: &Value) -> String {
+    result["content"][0]["text"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
+    let wall = Duration::from_secs(3);
+    let mesh = TestMesh::start_with(move |c| {
+        c.code_limits.wall = wall;
+        c.code_limits.memory = 32 << 20;
+    })
+    .await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let (time, time_args) = upstreams::time_command();
+    mesh.add_connection(json!({"slug": "time", "command": time, "args": time_args})).await;
+    let created = manage(
+        &mesh,
+        "COLLECTION_GATEWAYS_CREATE",
+        json!({"slug": "code", "strategy": "code", "members": [{"connection": "everything"}, {"connection": "time"}]}),
+    )
+    .await;
+    assert_eq!(created["item"]["strategy"], "code", "{created}");
+
+    // A member who may use everything but converting times.
+    let rules = json!([
+        {"effect": "allow", "connection": "everything"},
+        {"effect": "allow", "connection": "time"},
+        {"effect": "deny", "connection": "time", "name": "convert_time"}
+    ]);
+    manage(&mesh, "ROLE_CREATE", json!({"name": "no-convert", "rules": rules})).await;
+    let added =
+        manage(&mesh, "ORGANIZATION_MEMBER_ADD", json!({"email": "sam@example.test", "role": "no-convert"})).await;
+    let user = added["item"]["userId"].as_str().expect("user id").to_string();
+    let key = manage(&mesh, "API_KEY_CREATE", json!({"name": "k", "userId": user})).await["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+
+    let scripts = [
+        // Two tools, combined.
+        r#"const echo = tools.everything_echo({message: "hi code"});
+           const now = await tools.time_get_current_time({timezone: "Europe/Paris"});
+           console.log("asked two tools");
+           return {echo, zone: (typeof now === "string" ? JSON.parse(now) : now).timezone};"#,
+        // The hidden tool: not in the API, and refused when called by name anyway.
+        r#"const listed = typeof tools.time_convert_time;
+           try { callTool("time_convert_time", {source_timezone: "UTC", time: "12:00", target_timezone: "Asia/Tokyo"}); return "called"; }
+           catch (e) { return listed + " / " + e.message; }"#,
+        // Forever, then a memory bomb, then a plain script: the mesh is still there.
+        "while (true) {}",
+        "const hog = []; while (true) hog.push('x'.repeat(1 << 20));",
+        "return 6 * 7",
+    ];
+    let mut args = vec!["--url".to_string(), mesh.endpoint("gateway/code"), "--key".to_string(), key.clone()];
+    for s in scripts {
+        args.extend(["--script".to_string(), s.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let (ok, stdout, stderr) = deps::run_python("code_client.py", &args, Duration::from_secs(120)).await;
+    assert!(ok, "code_client.py:\n{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON report");
+
+    let tools = report["tools"].as_array().expect("tools");
+    assert_eq!(tools.len(), 1, "{tools:?}");
+    assert_eq!(tools[0]["name"], "run_code");
+    let api = tools[0]["description"].as_str().unwrap_or_default();
+    assert!(api.contains("tools.everything_echo({message: string"), "{api}");
+    assert!(api.contains("tools.time_get_current_time({timezone: string})"), "{api}");
+    assert!(!api.contains("convert_time"), "the hidden tool is not in the API: {api}");
+
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs[0]["isError"], false, "{}", runs[0]);
+    assert_eq!(runs[0]["structuredContent"]["result"], json!({"echo": "Echo: hi code", "zone": "Europe/Paris"}));
+    assert_eq!(runs[0]["structuredContent"]["logs"], json!(["asked two tools"]));
+    assert_eq!(runs[1]["structuredContent"]["result"], json!("undefined / Unknown tool: time_convert_time"));
+    assert_eq!(runs[2]["isError"], true);
+    assert!(text(&runs[2]).contains("time limit of 3 s"), "{}", runs[2]);
+    assert_eq!(runs[3]["isError"], true);
+    assert!(text(&runs[3]).contains("memory limit of 32 MiB"), "{}", runs[3]);
+    assert_eq!(runs[4]["structuredContent"]["result"], json!(42));
+    // Each limit stopped its script near its time: the loop at the wall limit, not the client's.
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+
+    // Every tool call a script made is in the audit trail, under the real tool's name.
+    let rows = manage(&mesh, "AUDIT_QUERY", json!({"route": "code", "method": "tools/call", "limit": 100})).await;
+    let rows = rows["items"].as_array().cloned().unwrap_or_default();
+    let named = |name: &str, outcome: &str| rows.iter().any(|r| r["name"] == name && r["outcome"] == outcome);
+    assert!(named("everything_echo", "ok"), "{rows:#?}");
+    assert!(named("time_get_current_time", "ok"), "{rows:#?}");
+    assert!(named("time_convert_time", "denied"), "{rows:#?}");
+    mesh.stop().await;
+}
