@@ -86,6 +86,11 @@ struct Inner {
 
 impl Host for Inner {
     fn call(&mut self, name: &str, arguments: Value, deadline: Instant) -> Result<Value, String> {
+        if name == RUN_CODE {
+            // A script in a script would hold a second slot while the first waits on it: with
+            // every slot so held, none would ever be freed.
+            return Err(format!("{RUN_CODE} cannot be called from a script"));
+        }
         let id = format!("\"mesh-code-{}\"", NEXT.fetch_add(1, Ordering::Relaxed));
         let msg = Message::request(&id, "tools/call", Some(&json!({"name": name, "arguments": arguments})));
         let session = self.session.clone();
