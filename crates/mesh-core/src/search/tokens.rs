@@ -30,10 +30,37 @@ pub fn tokenize(text: &str) -> Vec<String> {
             if STOP.binary_search(&lower.as_str()).is_ok() {
                 return;
             }
-            out.push(STEMMER.stem(&lower).into_owned());
+            let stem = STEMMER.stem(&lower);
+            out.push(canonical(&stem).map_or_else(|| stem.into_owned(), str::to_string));
         });
     }
     out
+}
+
+/// Stems that mean the same to someone looking for a tool, and the one they are indexed under:
+/// questions say "find", "look up" or "retrieve" where descriptions say "search" or "get".
+const SAME: &[(&str, &str)] = &[
+    ("fetch", "get"),
+    ("obtain", "get"),
+    ("retriev", "get"),
+    ("find", "search"),
+    ("lookup", "search"),
+    ("queri", "search"),
+    ("seek", "search"),
+    ("look", "search"),
+    ("remov", "delet"),
+    ("eras", "delet"),
+    ("modifi", "updat"),
+    ("edit", "updat"),
+    ("chang", "updat"),
+    ("make", "creat"),
+    ("generat", "creat"),
+    ("build", "creat"),
+];
+
+/// The stem `stem` is indexed under, if another.
+fn canonical(stem: &str) -> Option<&'static str> {
+    SAME.iter().find(|(from, _)| *from == stem).map(|(_, to)| *to)
 }
 
 /// Calls `each` with the words of one alphanumeric run: split where the case turns upper after
@@ -62,6 +89,24 @@ fn split_identifier(run: &str, mut each: impl FnMut(&str)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_for_the_same_action_meet() {
+        for (a, b) in [
+            ("find", "search"),
+            ("look", "search"),
+            ("lookup", "search"),
+            ("queries", "search"),
+            ("retrieve", "get"),
+            ("fetched", "get"),
+            ("remove", "delete"),
+            ("modify", "update"),
+            ("generate", "create"),
+        ] {
+            assert_eq!(tokenize(a).last(), tokenize(b).last(), "{a} / {b}");
+        }
+        assert_ne!(tokenize("find"), tokenize("delete"));
+    }
 
     #[test]
     fn identifiers_split_the_way_people_write_them() {
