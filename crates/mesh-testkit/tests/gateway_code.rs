@@ -64,6 +64,8 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
         r#"const listed = typeof tools.time_convert_time;
            try { callTool("time_convert_time", {source_timezone: "UTC", time: "12:00", target_timezone: "Asia/Tokyo"}); return "called"; }
            catch (e) { return listed + " / " + e.message; }"#,
+        // A script may not start another.
+        r#"try { callTool("run_code", {code: "return 1"}); return "nested"; } catch (e) { return e.message; }"#,
         // Forever, then a memory bomb, then a plain script: the mesh is still there.
         "while (true) {}",
         "const hog = []; while (true) hog.push('x'.repeat(1 << 20));",
@@ -92,11 +94,12 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
     assert_eq!(runs[0]["structuredContent"]["result"], json!({"echo": "Echo: hi code", "zone": "Europe/Paris"}));
     assert_eq!(runs[0]["structuredContent"]["logs"], json!(["asked two tools"]));
     assert_eq!(runs[1]["structuredContent"]["result"], json!("undefined / Unknown tool: time_convert_time"));
-    assert_eq!(runs[2]["isError"], true);
-    assert!(text(&runs[2]).contains("time limit of 3 s"), "{}", runs[2]);
+    assert_eq!(runs[2]["structuredContent"]["result"], json!("run_code cannot be called from a script"));
     assert_eq!(runs[3]["isError"], true);
-    assert!(text(&runs[3]).contains("memory limit of 32 MiB"), "{}", runs[3]);
-    assert_eq!(runs[4]["structuredContent"]["result"], json!(42));
+    assert!(text(&runs[3]).contains("time limit of 3 s"), "{}", runs[3]);
+    assert_eq!(runs[4]["isError"], true);
+    assert!(text(&runs[4]).contains("memory limit of 32 MiB"), "{}", runs[4]);
+    assert_eq!(runs[5]["structuredContent"]["result"], json!(42));
     // Each limit stopped its script near its time: the loop at the wall limit, not the client's.
     assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
 
