@@ -31,6 +31,8 @@ pub mod upstream;
 pub use error::{AuthorizationLink, Cause, RelayError};
 /// What a `code` strategy's script may use.
 pub use mesh_sandbox::Limits as CodeLimits;
+/// The largest limits a `code` strategy's script may be given.
+pub use mesh_sandbox::CEILING as CODE_CEILING;
 pub use spec::{Credential, Provider, ProviderSet, Providers, Reach, TransportSpec, UpstreamSpec};
 pub use upstream::UpstreamClients;
 

@@ -7,10 +7,14 @@
 //! `performance` (no clock), `eval` of new code. Each run gets a fresh runtime, so nothing carries
 //! over between runs.
 //!
-//! Limits ([`Limits`]): wall time (an interrupt handler stops the engine, and a tool call cannot
-//! outlive it), heap (allocation fails past it), stack, number of tool calls, and the size of the
-//! result and of the log. Each is reported as an error sentence the model can read; none takes the
-//! process down. A run blocks its thread: the caller runs it on a blocking thread.
+//! Limits ([`Limits`]): wall time (an interrupt handler stops the engine, the job queue is driven
+//! against the deadline, and a tool call cannot outlive it), heap (allocation fails past it),
+//! stack, number of tool calls, and the size of the result and of the log. Each is reported as an
+//! error sentence the model can read; none takes the process down. QuickJS checks for interrupts
+//! in loops, calls and the regex engine, but some generic built-ins loop over an array-like's
+//! `length` without checking: the prelude refuses array-likes longer than any array the heap could
+//! hold ([`MAX_LENGTH`]). A run blocks its thread: the caller runs it on a thread of its own whose
+//! stack is larger than the stack limit, and should not wait for it past the wall limit.
 //!
 //! Tool calls are synchronous inside the script (the caller's [`Host`] blocks until the answer);
 //! `await` on them works too, since the script body runs in an async function.
@@ -43,11 +47,26 @@ impl Default for Limits {
     }
 }
 
+/// The longest array-like a built-in may walk: more elements than a heap within the limits
+/// can hold, so only a forged `length` is refused.
+pub const MAX_LENGTH: u64 = 1 << 26;
+/// Most lines a log keeps (each also counts against the output limit).
+const MAX_LOG_LINES: usize = 1_000;
+
+/// The largest limits a configuration may set: beyond them the sandbox's own guarantees (the
+/// thread's real stack, the deadline's arithmetic) would not hold.
+pub const CEILING: Limits =
+    Limits { wall: Duration::from_secs(3_600), memory: 4 << 30, stack: 8 << 20, calls: 10_000, output: 64 << 20 };
+
 /// What a script may reach outside itself.
 pub trait Host {
     /// Calls tool `name` with `arguments` and waits for it, at most until `deadline`: `Ok` is what
     /// the script gets back, `Err` the message of the error it sees thrown.
     fn call(&mut self, name: &str, arguments: Value, deadline: Instant) -> Result<Value, String>;
+    /// Whether the run should stop now (whoever asked for it is gone). Asked often: cheap.
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 /// How a run ended.
@@ -74,28 +93,43 @@ struct Shared {
 /// Runs `code` (the body of an async function: `return` gives the result) with `tools` (the
 /// names it may call) through `host`.
 pub fn run(code: &str, tools: &[String], limits: Limits, host: Box<dyn Host>) -> Outcome {
+    let limits = Limits {
+        wall: limits.wall.min(CEILING.wall),
+        memory: limits.memory.min(CEILING.memory),
+        stack: limits.stack.min(CEILING.stack),
+        calls: limits.calls.min(CEILING.calls),
+        output: limits.output.min(CEILING.output),
+    };
     let deadline = Instant::now() + limits.wall;
     let shared = Rc::new(RefCell::new(Shared { host, calls: 0, logs: Vec::new(), logged: 0, deadline, limits }));
-    let result = match engine(limits, deadline) {
+    let result = match engine(limits, deadline, &shared) {
         Ok((_rt, ctx)) => ctx.with(|ctx| script(&ctx, code, tools, &shared)),
         Err(e) => Err(format!("the sandbox could not start: {e}")),
     };
     let s = shared.borrow();
     let result = match result {
-        Err(_) if Instant::now() >= deadline => {
-            Err(format!("the script ran past its time limit of {} s and was stopped", limits.wall.as_secs_f64()))
-        }
+        Err(_) if s.host.stopped() => Err("the script was stopped: its session ended".to_string()),
+        Err(_) if Instant::now() >= deadline => Err(over_time(&limits)),
         other => other,
     };
     Outcome { result, logs: s.logs.clone(), calls: s.calls }
 }
 
+fn over_time(limits: &Limits) -> String {
+    format!("the script ran past its time limit of {} s and was stopped", limits.wall.as_secs_f64())
+}
+
 /// A runtime with the limits, and a context without clock, modules or new code.
-fn engine(limits: Limits, deadline: Instant) -> rquickjs::Result<(Runtime, Context)> {
+fn engine(limits: Limits, deadline: Instant, shared: &Rc<RefCell<Shared>>) -> rquickjs::Result<(Runtime, Context)> {
     let rt = Runtime::new()?;
     rt.set_memory_limit(limits.memory);
     rt.set_max_stack_size(limits.stack);
-    rt.set_interrupt_handler(Some(Box::new(move || Instant::now() >= deadline)));
+    // Never called while a tool call holds the borrow (the engine is not running then).
+    let sh = Rc::downgrade(shared);
+    let stop = move || {
+        Instant::now() >= deadline || sh.upgrade().is_some_and(|s| s.try_borrow().is_ok_and(|s| s.host.stopped()))
+    };
+    rt.set_interrupt_handler(Some(Box::new(stop)));
     type Allowed = (
         intrinsic::Eval, // evaluating the script itself; `eval` is removed from its globals
         intrinsic::RegExpCompiler,
@@ -119,7 +153,20 @@ fn script(ctx: &Ctx<'_>, code: &str, tools: &[String], shared: &Rc<RefCell<Share
         "(async () => {{\n{code}\n}})().then((v) => {{ const t = JSON.stringify(v); return t === undefined ? 'null' : t; }})"
     );
     let promise: Promise = ctx.eval(wrapped).catch(ctx).map_err(|e| error_text(e, &limits))?;
-    let text: String = promise.finish().catch(ctx).map_err(|e| error_text(e, &limits))?;
+    // The job queue driven here rather than by `Promise::finish`, which would go on past the
+    // deadline as long as jobs keep queueing jobs.
+    let deadline = shared.borrow().deadline;
+    let text: String = loop {
+        if let Some(done) = promise.result::<String>() {
+            break done.catch(ctx).map_err(|e| error_text(e, &limits))?;
+        }
+        if Instant::now() >= deadline || shared.try_borrow().is_ok_and(|s| s.host.stopped()) {
+            return Err(over_time(&limits));
+        }
+        if !ctx.execute_pending_job() {
+            return Err("the script waits for something that never happens (a promise nothing resolves)".into());
+        }
+    };
     if text.len() > limits.output {
         return Err(format!(
             "the script's result is {} bytes, more than the limit of {} bytes; return less (a summary, a slice)",
@@ -157,13 +204,15 @@ fn install(ctx: &Ctx<'_>, tools: &[String], shared: &Rc<RefCell<Shared>>) -> rqu
     let s = shared.clone();
     let log = Function::new(ctx.clone(), move |line: String| {
         let mut sh = s.borrow_mut();
-        if sh.logged + line.len() <= sh.limits.output {
-            sh.logged += line.len();
+        // Each line costs its bytes and one more, so that empty lines count too.
+        if sh.logs.len() < MAX_LOG_LINES && sh.logged + line.len() < sh.limits.output {
+            sh.logged += line.len() + 1;
             sh.logs.push(line);
         }
     })?;
     globals.set("__mesh_log", log)?;
     globals.set("__mesh_names", serde_json::to_string(tools).unwrap_or_else(|_| "[]".into()))?;
+    globals.set("__mesh_max_length", MAX_LENGTH as f64)?;
     ctx.eval::<(), _>(PRELUDE)?;
     Ok(())
 }
@@ -182,9 +231,31 @@ const PRELUDE: &str = r#"
   globalThis.tools = Object.freeze(tools);
   globalThis.callTool = callTool;
   globalThis.console = Object.freeze({ log: line, info: line, warn: line, error: line, debug: line });
-  delete globalThis.__mesh_call; delete globalThis.__mesh_log; delete globalThis.__mesh_names;
-  delete globalThis.eval;
-  Object.defineProperty(Function.prototype, "constructor", { value: undefined });
+  // Built-ins that walk an array-like's length without letting the engine be interrupted:
+  // refused on a length no real array within the heap limit can have.
+  const most = globalThis.__mesh_max_length;
+  const guard = (proto) => {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const d = Object.getOwnPropertyDescriptor(proto, name);
+      if (name === "constructor" || typeof d.value !== "function") continue;
+      const original = d.value;
+      const guarded = { [name](...args) {
+        if (this !== null && this !== undefined && Number(this.length) > most) {
+          throw new RangeError(name + ": a length of " + this.length + " is more than any array here can have");
+        }
+        return original.apply(this, args);
+      } }[name];
+      Object.defineProperty(proto, name, { ...d, value: guarded });
+    }
+  };
+  guard(Array.prototype);
+  for (const key of ["__mesh_call", "__mesh_log", "__mesh_names", "__mesh_max_length", "eval", "Function"]) {
+    delete globalThis[key];
+  }
+  // No way back to compiling new code from strings.
+  for (const f of [function () {}, async function () {}, function* () {}, async function* () {}]) {
+    Object.defineProperty(Object.getPrototypeOf(f), "constructor", { value: undefined });
+  }
 })();
 "#;
 
@@ -193,6 +264,17 @@ fn error_text(e: CaughtError<'_>, limits: &Limits) -> String {
     match e {
         CaughtError::Exception(ex) => {
             let message = ex.message().unwrap_or_default();
+            let name = ex.get::<_, String>("name").unwrap_or_else(|_| "Error".into());
+            // The engine's own limits are InternalErrors; an error a tool or the script made is
+            // not, whatever its text says.
+            if name != "InternalError" {
+                let mut text = format!("{name}: {message}");
+                if let Some(stack) = ex.stack().filter(|s| !s.is_empty()) {
+                    text.push('\n');
+                    text.push_str(stack.trim_end());
+                }
+                return text;
+            }
             if message.contains("out of memory") {
                 return format!(
                     "the script used more than its memory limit of {} MiB and was stopped",
@@ -211,12 +293,7 @@ fn error_text(e: CaughtError<'_>, limits: &Limits) -> String {
                     limits.wall.as_secs_f64()
                 );
             }
-            let mut text = format!("{}: {message}", ex.get::<_, String>("name").unwrap_or_else(|_| "Error".into()));
-            if let Some(stack) = ex.stack().filter(|s| !s.is_empty()) {
-                text.push('\n');
-                text.push_str(stack.trim_end());
-            }
-            text
+            format!("{name}: {message}")
         }
         CaughtError::Value(v) => format!("the script threw {}", thrown(&v)),
         CaughtError::Error(rquickjs::Error::Allocation) => {
@@ -301,6 +378,9 @@ mod tests {
             ("no clock", "return typeof Date"),
             ("no eval", "return typeof eval"),
             ("no Function constructor", "return typeof (() => 1).constructor"),
+            ("no Function global", "return typeof Function"),
+            ("no async function constructor", "return typeof (async () => 1).constructor"),
+            ("no generator constructor", "return typeof (function* () {}).constructor"),
             ("no modules", "return typeof require"),
             ("no timers", "return typeof setTimeout"),
             ("no performance", "return typeof performance"),
@@ -330,6 +410,35 @@ mod tests {
         // A tool call cannot carry a script past its time.
         let (out, _) = go("tools.sleep({}); tools.sleep({}); while (true) {}", quick);
         assert!(out.result.as_ref().unwrap_err().contains("time limit"), "{out:?}");
+        // Built-ins that would walk a forged length, and promises that keep queueing promises.
+        for code in [
+            "return Array.prototype.join.call({length: 2 ** 53 - 1}, '')",
+            "return Array.prototype.reverse.call({length: 2 ** 53 - 1})",
+            "return Array.prototype.sort.call({length: 2 ** 53 - 1})",
+            "return new Array(2 ** 32 - 1).join('')",
+        ] {
+            let (out, _) = go(code, quick);
+            assert!(out.result.as_ref().unwrap_err().contains("more than any array"), "{code}: {out:?}");
+        }
+        let started = Instant::now();
+        let (out, _) =
+            go("const spin = () => Promise.resolve().then(spin); spin(); await new Promise(() => {});", quick);
+        assert!(out.result.as_ref().unwrap_err().contains("time limit"), "{out:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        let started = Instant::now();
+        let (out, _) =
+            go("const two = () => Promise.resolve().then(two).then(two); two(); await new Promise(() => {});", quick);
+        assert!(out.result.is_err(), "{out:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        let (out, _) = go("await new Promise(() => {})", quick);
+        assert!(out.result.as_ref().unwrap_err().contains("never happens"), "{out:?}");
+        // Empty log lines count too.
+        let (out, _) = go("for (let i = 0; i < 100000; i++) console.log(); return 1", Limits::default());
+        assert_eq!(out.result, Ok(json!(1)));
+        assert_eq!(out.logs.len(), MAX_LOG_LINES);
+        // A tool's error that mentions a limit is still the tool's.
+        let (out, _) = go("throw new Error('upstream: out of memory')", Limits::default());
+        assert!(out.result.as_ref().unwrap_err().starts_with("Error: upstream: out of memory"), "{out:?}");
         let (out, _) = go("return 'x'.repeat(1000)", Limits { output: 100, ..Limits::default() });
         assert!(out.result.as_ref().unwrap_err().contains("more than the limit of 100 bytes"), "{out:?}");
         // And the next run is fine.

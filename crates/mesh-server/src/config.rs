@@ -212,7 +212,7 @@ impl Config {
         if self.registry.unhealthy_after < Duration::from_secs(1) || self.registry.retention < Duration::from_secs(1) {
             anyhow::bail!("MESH_REGISTRY_UNHEALTHY_SECS and MESH_REGISTRY_RETENTION_SECS must be at least 1");
         }
-        let c = &self.code_limits;
+        let (c, most) = (&self.code_limits, &mesh_relay::CODE_CEILING);
         if c.wall < Duration::from_secs(1)
             || c.memory < (1 << 20)
             || c.stack < (64 << 10)
@@ -222,6 +222,21 @@ impl Config {
             anyhow::bail!(
                 "MESH_CODE_*: a script needs at least 1 s (MESH_CODE_TIMEOUT_SECS), 1 MiB of memory, 64 KiB of stack, \
                  one tool call and 1 KiB of output"
+            );
+        }
+        if c.wall > most.wall
+            || c.memory > most.memory
+            || c.stack > most.stack
+            || c.calls > most.calls
+            || c.output > most.output
+        {
+            anyhow::bail!(
+                "MESH_CODE_*: at most {} s, {} MiB of memory, {} KiB of stack, {} tool calls and {} KiB of output",
+                most.wall.as_secs(),
+                most.memory >> 20,
+                most.stack >> 10,
+                most.calls,
+                most.output >> 10
             );
         }
         if self.audit_retention_days > 36_500 {

@@ -17,21 +17,64 @@ use mesh_core::search::code::{run_code_tool, RUN_CODE};
 use mesh_protocol::{Kind, Message};
 use mesh_sandbox::Host;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-/// Scripts running at once in this process; more wait (each holds a blocking thread and up to
-/// its memory limit).
+/// Scripts running at once in this process (each holds a thread and up to its memory limit)…
 const CONCURRENT_SCRIPTS: usize = 16;
+/// …and per organisation, so that one cannot take them all.
+const PER_ORG: usize = 4;
+/// How long a script waits for a free place before it is refused.
+const WAIT_FOR_SLOT: Duration = Duration::from_secs(10);
+/// How long past its wall limit a script's thread may take to come back. The sandbox stops
+/// itself; a thread that still does not return is abandoned (it keeps its memory).
+const GRACE: Duration = Duration::from_secs(5);
+/// Abandoned script threads after which the code strategy refuses scripts until a restart.
+const MAX_ABANDONED: usize = 4;
+/// Stack of a script's thread beyond the script's own stack limit (the engine and Rust frames).
+const THREAD_STACK_EXTRA: usize = 2 << 20;
 
-/// Ids of the requests scripts make: unique in the process, and a string no client's integer
-/// ids can equal.
-static NEXT: AtomicU64 = AtomicU64::new(1);
+/// Threads whose scripts never came back.
+static ABANDONED: AtomicUsize = AtomicUsize::new(0);
 
 fn slots() -> &'static tokio::sync::Semaphore {
     static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
     SLOTS.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_SCRIPTS))
+}
+
+/// Scripts running per organisation.
+fn running() -> &'static Mutex<HashMap<String, usize>> {
+    static RUNNING: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+    RUNNING.get_or_init(Mutex::default)
+}
+
+/// One organisation's place among the running scripts, given back when dropped.
+struct OrgSlot(String);
+
+impl OrgSlot {
+    fn take(org: &str) -> Option<OrgSlot> {
+        let mut all = running().lock().unwrap_or_else(|p| p.into_inner());
+        let n = all.entry(org.to_string()).or_default();
+        if *n >= PER_ORG {
+            return None;
+        }
+        *n += 1;
+        Some(OrgSlot(org.to_string()))
+    }
+}
+
+impl Drop for OrgSlot {
+    fn drop(&mut self) {
+        let mut all = running().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = all.get_mut(&self.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                all.remove(&self.0);
+            }
+        }
+    }
 }
 
 impl Gateway {
@@ -64,14 +107,55 @@ impl Gateway {
             let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
                 return Ok(tool_error(format!("{RUN_CODE} needs arguments.code: the JavaScript to run")));
             };
+            if !me.access().call_tools {
+                return Ok(tool_error("this key may not call tools, so it may not run scripts that do".into()));
+            }
+            let abandoned = ABANDONED.load(Ordering::Relaxed);
+            if abandoned >= MAX_ABANDONED {
+                return Ok(tool_error(format!(
+                    "scripts are switched off on this mesh until it restarts: {abandoned} did not stop at their limit"
+                )));
+            }
             let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
             let merged = gw.merged(&me, ListKind::Tools).await?;
             let names: Vec<String> =
                 merged.items.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).map(str::to_string).collect();
-            let _slot = slots().acquire().await.map_err(|_| RelayError::Internal("scripts are shut down".into()))?;
-            let host = Inner { session: me.clone(), handle: tokio::runtime::Handle::current() };
-            let run = tokio::task::spawn_blocking(move || mesh_sandbox::run(&code, &names, limits, Box::new(host)));
-            let out = run.await.map_err(|e| RelayError::Internal(format!("the script's thread failed: {e}")))?;
+            let Some(_org) = OrgSlot::take(&me.principal.org_id) else {
+                return Ok(tool_error(format!(
+                    "this organisation already runs {PER_ORG} scripts at once; wait for one to finish"
+                )));
+            };
+            let Ok(Ok(_slot)) = tokio::time::timeout(WAIT_FOR_SLOT, slots().acquire()).await else {
+                return Ok(tool_error("the mesh is running as many scripts as it may; try again shortly".into()));
+            };
+            let run_id = format!("{:016x}", rand::random::<u64>());
+            let host = Inner { session: me.clone(), handle: tokio::runtime::Handle::current(), run_id, next: 0 };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            // A thread of its own, not the runtime's blocking pool: its stack fits the script's
+            // stack limit, and a script that never returns neither holds a pool thread nor keeps
+            // the runtime from shutting down.
+            let spawned = std::thread::Builder::new()
+                .name("mesh-script".into())
+                .stack_size(limits.stack.min(mesh_sandbox::CEILING.stack) + THREAD_STACK_EXTRA)
+                .spawn(move || {
+                    let _ = tx.send(mesh_sandbox::run(&code, &names, limits, Box::new(host)));
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a script's thread");
+                return Ok(tool_error("the mesh could not start the script; try again".into()));
+            }
+            let out = match tokio::time::timeout(limits.wall + GRACE, rx).await {
+                Ok(Ok(out)) => out,
+                Ok(Err(_)) => return Ok(tool_error("the script failed inside the sandbox".into())),
+                Err(_) => {
+                    let n = ABANDONED.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::error!(session = %me.id, abandoned = n, "a script did not stop at its limit; its thread is abandoned");
+                    return Ok(tool_error(format!(
+                        "the script did not stop at its time limit of {} s",
+                        limits.wall.as_secs()
+                    )));
+                }
+            };
             tracing::debug!(session = %me.id, calls = out.calls, ok = out.result.is_ok(), "script ran");
             Ok(answer(out))
         })))
@@ -82,6 +166,10 @@ impl Gateway {
 struct Inner {
     session: Arc<Session>,
     handle: tokio::runtime::Handle,
+    /// Random per run: the ids of a script's requests cannot be guessed or told apart across
+    /// organisations.
+    run_id: String,
+    next: u64,
 }
 
 impl Host for Inner {
@@ -91,7 +179,8 @@ impl Host for Inner {
             // every slot so held, none would ever be freed.
             return Err(format!("{RUN_CODE} cannot be called from a script"));
         }
-        let id = format!("\"mesh-code-{}\"", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.next += 1;
+        let id = format!("\"mesh-code-{}-{}\"", self.run_id, self.next);
         let msg = Message::request(&id, "tools/call", Some(&json!({"name": name, "arguments": arguments})));
         let session = self.session.clone();
         let asked = async move {
@@ -109,6 +198,10 @@ impl Host for Inner {
             .block_on(async { tokio::time::timeout_at(deadline.into(), asked).await })
             .map_err(|_| format!("{name}: no answer before the script's time limit"))??;
         value_of(name, &reply)
+    }
+
+    fn stopped(&self) -> bool {
+        self.session.has_ended()
     }
 }
 
@@ -163,6 +256,16 @@ mod tests {
 
     fn reply(raw: &str) -> Message {
         Message::parse(bytes::Bytes::from(raw.to_string())).unwrap()
+    }
+
+    #[test]
+    fn an_organisation_runs_at_most_its_share_of_scripts() {
+        let held: Vec<OrgSlot> = (0..PER_ORG).map(|_| OrgSlot::take("org-a").expect("a place")).collect();
+        assert!(OrgSlot::take("org-a").is_none(), "the organisation's share is taken");
+        let other = OrgSlot::take("org-b");
+        assert!(other.is_some(), "another organisation is not affected");
+        drop(held);
+        assert!(OrgSlot::take("org-a").is_some(), "given back when the scripts end");
     }
 
     #[test]

@@ -470,6 +470,11 @@ impl Session {
         self.lock().streams.live_count()
     }
 
+    /// Whether the session has been closed.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
     /// Ends every upstream session, then every request still waiting for one.
     pub async fn close(&self) {
         futures_util::future::join_all(self.all_links().iter().map(|l| l.close())).await;
