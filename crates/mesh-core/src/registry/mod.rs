@@ -174,8 +174,8 @@ mod tests {
         Agent { id, capability, version, tags: tags.iter().map(|t| t.to_string()).collect() }
     }
 
-    fn pick(agents: &[Agent], d: &Dependency) -> Option<&'static str> {
-        let candidates: Vec<Candidate> = agents
+    fn candidates(agents: &[Agent]) -> Vec<Candidate<'_>> {
+        agents
             .iter()
             .map(|a| Candidate {
                 agent_id: a.id,
@@ -184,7 +184,11 @@ mod tests {
                 version: a.version,
                 tags: &a.tags,
             })
-            .collect();
+            .collect()
+    }
+
+    fn pick(agents: &[Agent], d: &Dependency) -> Option<&'static str> {
+        let candidates = candidates(agents);
         let found = resolve(d, &candidates).map(|c| c.agent_id);
         found.map(|id| agents.iter().find(|a| a.id == id).unwrap().id)
     }
@@ -241,19 +245,8 @@ mod tests {
             agent("d", "date", "1.1.0", &["other"]),
             agent("e", "time", "1.0.0", &["system"]),
         ];
-        let ids = |d: &Dependency| -> Vec<&str> {
-            let candidates: Vec<Candidate> = agents
-                .iter()
-                .map(|a| Candidate {
-                    agent_id: a.id,
-                    function_name: "f",
-                    capability: a.capability,
-                    version: a.version,
-                    tags: &a.tags,
-                })
-                .collect();
-            qualifying(d, &candidates).iter().map(|c| c.agent_id).collect()
-        };
+        let ids =
+            |d: &Dependency| -> Vec<&str> { qualifying(d, &candidates(&agents)).iter().map(|c| c.agent_id).collect() };
         assert_eq!(ids(&dep("date", json!(["system"]), Some(">=1.0"))), ["a", "b", "c"]);
         assert_eq!(ids(&dep("date", json!(["system"]), Some("^1"))), ["a", "b"]);
         assert_eq!(ids(&dep("date", json!(["system", "+fast"]), None)), ["b"]);

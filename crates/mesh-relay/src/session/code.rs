@@ -86,12 +86,7 @@ impl Gateway {
         }
         let method = msg.method()?;
         if method == ListKind::Tools.method() {
-            let me = me.clone();
-            return Some(Routing::Local(Box::pin(async move {
-                let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
-                let merged = gw.merged(&me, ListKind::Tools).await?;
-                Ok(json!({ "tools": [run_code_tool(&merged.items)] }))
-            })));
+            return Some(super::gateway::tools_listed_as(me, |merged| vec![run_code_tool(&merged.items)]));
         }
         if method != "tools/call" {
             return None;

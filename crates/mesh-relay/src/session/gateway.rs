@@ -662,6 +662,17 @@ impl Gateway {
     }
 }
 
+/// A strategy's answer to `tools/list`: the tools `list` makes of the session's merged list
+/// (curated and filtered by policy) instead of that list.
+pub(super) fn tools_listed_as(me: &Arc<Session>, list: fn(&Merged) -> Vec<Value>) -> Routing {
+    let me = me.clone();
+    Routing::Local(Box::pin(async move {
+        let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
+        let merged = gw.merged(&me, ListKind::Tools).await?;
+        Ok(json!({ "tools": list(&merged) }))
+    }))
+}
+
 pub(super) fn warning(text: &str) -> Message {
     Message::notification(
         "notifications/message",

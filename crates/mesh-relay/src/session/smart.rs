@@ -40,12 +40,7 @@ impl Gateway {
         }
         let method = msg.method()?;
         if method == ListKind::Tools.method() {
-            let me = me.clone();
-            return Some(Routing::Local(Box::pin(async move {
-                let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
-                let merged = gw.merged(&me, ListKind::Tools).await?;
-                Ok(json!({ "tools": meta_tools(merged.items.len()) }))
-            })));
+            return Some(super::gateway::tools_listed_as(me, |merged| meta_tools(merged.items.len())));
         }
         if method != "tools/call" {
             return None;
