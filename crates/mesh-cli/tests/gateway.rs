@@ -91,7 +91,12 @@ async fn gateway_create_list_show_set_rm() {
         (Some("degrade"), Some("disabled"), Some("smart"))
     );
     let code = cli(&mesh, &["gateway", "set", "dev", "--strategy", "code"]).await;
-    assert!(!code.ok && code.stderr.contains("expected `passthrough` or `smart`"), "{}", code.stderr);
+    assert!(code.ok, "{} {}", code.stdout, code.stderr);
+    let json: Value =
+        serde_json::from_str(&cli(&mesh, &["gateway", "show", "dev", "--json"]).await.stdout).expect("json");
+    assert_eq!(json["strategy"], "code");
+    let bogus = cli(&mesh, &["gateway", "set", "dev", "--strategy", "clever"]).await;
+    assert!(!bogus.ok && bogus.stderr.contains("unknown variant `clever`"), "{}", bogus.stderr);
     let nothing = cli(&mesh, &["gateway", "set", "dev"]).await;
     assert!(!nothing.ok && nothing.stderr.contains("nothing to change"), "{}", nothing.stderr);
 
