@@ -27,6 +27,8 @@ pub enum Call {
     Tool(&'static str),
     /// `tools/list`, first page.
     ListTools,
+    /// `tools/call` of a smart virtual MCP's `call_tool`, naming this tool.
+    ViaCallTool(&'static str),
 }
 
 impl Call {
@@ -43,6 +45,9 @@ impl Call {
         match self {
             Call::Tool(name) => format!(
                 r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{{meta}"name":"{name}","arguments":{{"text":"hello from mesh-bench"}}}}}}"#
+            ),
+            Call::ViaCallTool(name) => format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{{meta}"name":"call_tool","arguments":{{"name":"{name}","arguments":{{"text":"hello from mesh-bench"}}}}}}}}"#
             ),
             Call::ListTools => {
                 let meta = meta.trim_end_matches(',');
@@ -142,6 +147,7 @@ impl HttpSession {
         let body = if self.stateless {
             let (method, name) = match call {
                 Call::Tool(name) => ("tools/call", Some(name)),
+                Call::ViaCallTool(_) => ("tools/call", Some("call_tool")),
                 Call::ListTools => ("tools/list", None),
             };
             headers.insert("mcp-method", HeaderValue::from_static(method));

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// The gateway of the `tools/call` column.
 pub const CALL_GATEWAY: &str = "bench-call3";
+/// The `smart` gateway over the same members, for `tools/call` through `call_tool`.
+pub const SMART_GATEWAY: &str = "bench-smart3";
 /// The gateway of the `tools/list` 50 × 20 figure.
 pub const LIST_GATEWAY: &str = "bench-list50";
 /// The tool called through [`CALL_GATEWAY`]: `echo` of its first member, under its prefix.
@@ -70,4 +72,18 @@ pub async fn create(
     )
     .await?;
     Ok(Ok((mesh.url(&format!("/mcp/gateway/{CALL_GATEWAY}")), mesh.url(&format!("/mcp/gateway/{LIST_GATEWAY}")))))
+}
+
+/// Creates [`SMART_GATEWAY`] over [`CALL_GATEWAY`]'s members (after [`create`]); its URL, or
+/// `None` on a mesh without strategies.
+pub async fn create_smart(mesh: &MeshProcess) -> anyhow::Result<Option<url::Url>> {
+    let members: Vec<_> = ["gw1", "gw2", "gw3"].iter().map(|s| json!({"connection": s})).collect();
+    let made = mesh
+        .manage("COLLECTION_GATEWAYS_CREATE", json!({"slug": SMART_GATEWAY, "members": members, "strategy": "smart"}))
+        .await;
+    match made {
+        Ok(_) => Ok(Some(mesh.url(&format!("/mcp/gateway/{SMART_GATEWAY}")))),
+        Err(e) if e.to_string().contains("strategy") => Ok(None),
+        Err(e) => Err(e),
+    }
 }

@@ -59,6 +59,11 @@ impl Pools {
         let (list_gateway, gateway_na) = match gateway::create(mesh, upstream).await? {
             Ok((call_url, list_url)) => {
                 call.insert(Path::Gateway, http_pool(&mesh_http, &call_url, key, n).await?);
+                // Its own HTTP client: the row is compared with the gateway's in the same run.
+                if let Some(smart_url) = gateway::create_smart(mesh).await? {
+                    let smart_http = client::http_client();
+                    call.insert(Path::SmartCall, http_pool(&smart_http, &smart_url, key, n).await?);
+                }
                 (Some(http_pool(&mesh_http, &list_url, key, 1).await?), None)
             }
             Err(why) => (None, Some(why)),
@@ -96,6 +101,7 @@ impl Pools {
     pub fn tool_call(path: Path) -> Call {
         match path {
             Path::Gateway => Call::Tool(gateway::CALL_TOOL),
+            Path::SmartCall => Call::ViaCallTool(gateway::CALL_TOOL),
             _ => client::ECHO,
         }
     }
@@ -114,6 +120,7 @@ impl Pools {
         n(Path::Mesh)
             + n(Path::MeshOauth)
             + n(Path::Gateway)
+            + n(Path::SmartCall)
             + n(Path::Capability)
             + n(Path::StdioMesh)
             + self.list_gateway.as_ref().map_or(0, Vec::len)

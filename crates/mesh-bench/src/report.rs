@@ -28,6 +28,8 @@ pub enum Path {
     MeshOauth,
     /// `Mesh`, in the stateless revision (2026-07-28): no session, an envelope per request.
     MeshStateless,
+    /// `tools/call` through a smart virtual MCP's `call_tool` (#23), against `Gateway`.
+    SmartCall,
     /// `Mesh` over a capability connection balanced over three providers (#22), all the echo
     /// upstream.
     Capability,
@@ -50,6 +52,7 @@ impl Path {
             Path::MeshStateless => "/mcp/{connection}, stateless (2026-07-28)",
             Path::MeshObserved => "/mcp/{connection}, traced + metrics scraped",
             Path::Capability => "/mcp/{connection}, capability over 3 providers",
+            Path::SmartCall => "virtual MCP (3 members), smart, through call_tool",
         }
     }
 }
@@ -233,7 +236,22 @@ impl Report {
         base: (&str, &str),
         them: (&str, &str),
     ) {
-        let _ = writeln!(o, "\n### {title} (/mcp/{{connection}}, HTTP upstream)\n");
+        self.versus_of(o, levels, title, (Path::Mesh, "/mcp/{connection}"), other, base, them)
+    }
+
+    /// [`Report::versus`] against `against` (a path and how the heading names it).
+    #[allow(clippy::too_many_arguments)] // the table's parts, each used once
+    fn versus_of(
+        &self,
+        o: &mut String,
+        levels: &[usize],
+        title: &str,
+        against: (Path, &str),
+        other: Path,
+        base: (&str, &str),
+        them: (&str, &str),
+    ) {
+        let _ = writeln!(o, "\n### {title} ({}, HTTP upstream)\n", against.1);
         let _ = writeln!(
             o,
             "| concurrency | {} calls/s | {} calls/s | {}/{} | p50 {} | p50 {} | mesh CPU/call {} | mesh CPU/call {} |",
@@ -241,7 +259,7 @@ impl Report {
         );
         let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|");
         for &c in levels {
-            let (k, t) = (self.call(Path::Mesh, c), self.call(other, c));
+            let (k, t) = (self.call(against.0, c), self.call(other, c));
             if let Some(why) = t.and_then(|t| t.status.clone()) {
                 let _ = writeln!(
                     o,
@@ -330,6 +348,15 @@ impl Report {
             Path::Capability,
             ("one upstream", "one"),
             ("capability", "capability"),
+        );
+        self.versus_of(
+            &mut o,
+            &levels,
+            "call_tool of a smart virtual MCP vs a direct call of the tool",
+            (Path::Gateway, "virtual MCP of 3 members"),
+            Path::SmartCall,
+            ("direct", "direct"),
+            ("call_tool", "call_tool"),
         );
         self.versus(
             &mut o,

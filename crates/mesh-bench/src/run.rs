@@ -145,7 +145,7 @@ pub fn log(msg: impl AsRef<str>) {
 }
 
 /// The paths measured for `tools/call`, in round order.
-const CALL_PATHS: [Path; 10] = [
+const CALL_PATHS: [Path; 11] = [
     Path::Direct,
     Path::Bare,
     Path::Mesh,
@@ -154,6 +154,7 @@ const CALL_PATHS: [Path; 10] = [
     Path::MeshObserved,
     Path::Capability,
     Path::Gateway,
+    Path::SmartCall,
     Path::StdioDirect,
     Path::StdioMesh,
 ];
@@ -344,6 +345,9 @@ async fn measure(
                 None if path == Path::Capability => {
                     CallRow::unavailable(path, c, pools_capability_na.as_deref().unwrap_or("n/a"))
                 }
+                None if path == Path::SmartCall && gateway_na.is_none() => {
+                    CallRow::unavailable(path, c, "n/a (virtual MCP strategies not implemented)")
+                }
                 None => CallRow::unavailable(path, c, &na),
             });
         }
@@ -433,6 +437,7 @@ impl Acc {
                 | Path::MeshObserved
                 | Path::StdioMesh
                 | Path::Gateway
+                | Path::SmartCall
                 | Path::Capability
         );
         let http_upstream = matches!(
@@ -444,6 +449,7 @@ impl Acc {
                 | Path::MeshStateless
                 | Path::MeshObserved
                 | Path::Gateway
+                | Path::SmartCall
                 | Path::Capability
         );
         CallRow {

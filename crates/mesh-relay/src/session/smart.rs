@@ -19,6 +19,7 @@ use mesh_core::gateway::Strategy;
 use mesh_core::search::meta::{meta_tools, CALL, DEFAULT_K, DESCRIBE, MAX_DESCRIBE, MAX_K, SEARCH};
 use mesh_core::search::{top_k, Bm25, Doc};
 use mesh_protocol::Message;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -68,30 +69,59 @@ impl Gateway {
     }
 
     /// `msg` as the `tools/call` of the tool a [`CALL`] names (same id and `_meta`), when this
-    /// is a smart gateway and `msg` such a call with a tool name; `None` otherwise.
+    /// is a smart gateway and `msg` such a call with a tool name; `None` otherwise. On the
+    /// request path of every call through `call_tool`: the params are read borrowed and the new
+    /// ones written from the original bytes of the arguments and `_meta`, not re-serialised.
     pub(super) fn unwrap_call(&self, msg: &Message) -> Option<Message> {
         if self.strategy != Strategy::Smart || msg.method() != Some("tools/call") {
             return None;
         }
-        let params = params_of(msg);
-        if params.get("name").and_then(Value::as_str) != Some(CALL) {
+        #[derive(serde::Deserialize)]
+        struct Outer<'a> {
+            #[serde(borrow)]
+            name: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            arguments: Option<&'a RawValue>,
+            #[serde(borrow, rename = "_meta")]
+            meta: Option<&'a RawValue>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Inner<'a> {
+            #[serde(borrow)]
+            name: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            arguments: Option<&'a RawValue>,
+        }
+        let outer: Outer = msg.params()?;
+        if outer.name != CALL {
             return None;
         }
-        let inner = params.get("arguments").and_then(Value::as_object)?;
-        let tool = inner.get("name").and_then(Value::as_str).filter(|n| !n.is_empty())?;
-        let mut out = Map::new();
-        out.insert("name".into(), Value::String(tool.to_string()));
-        out.insert("arguments".into(), inner.get("arguments").cloned().unwrap_or_else(|| json!({})));
-        if let Some(mut meta) = params.get("_meta").cloned() {
-            // `Mcp-Param-*` headers a stateless client sent were checked against `call_tool`'s
-            // arguments, not the real tool's: dropped, so that the link to the upstream mirrors
-            // them from the real arguments instead of passing the client's on.
-            if let Some(m) = meta.as_object_mut() {
-                m.remove(crate::upstream::modern::PARAM_HEADERS);
+        let inner: Inner = serde_json::from_str(outer.arguments?.get()).ok()?;
+        let tool = inner.name.filter(|n| !n.is_empty())?;
+        let mut params = format!(
+            r#"{{"name":{},"arguments":{}"#,
+            serde_json::to_string(&tool).ok()?,
+            inner.arguments.map_or("{}", |a| a.get())
+        );
+        if let Some(meta) = outer.meta {
+            params.push_str(r#","_meta":"#);
+            let key = format!("\"{}\"", crate::upstream::modern::PARAM_HEADERS);
+            if meta.get().contains(&key) {
+                // `Mcp-Param-*` headers a stateless client sent were checked against
+                // `call_tool`'s arguments, not the real tool's: dropped, so that the link to the
+                // upstream mirrors them from the real arguments instead of passing the client's on.
+                let mut m: Value = serde_json::from_str(meta.get()).ok()?;
+                if let Some(o) = m.as_object_mut() {
+                    o.remove(crate::upstream::modern::PARAM_HEADERS);
+                }
+                params.push_str(&m.to_string());
+            } else {
+                params.push_str(meta.get());
             }
-            out.insert("_meta".into(), meta);
         }
-        Some(super::gateway::rewrite(msg, out))
+        params.push('}');
+        let id = msg.id().unwrap_or("null");
+        Message::parse(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{params}}}"#).into()).ok()
     }
 
     /// `search_tools`; `Err` is the sentence telling the model what was wrong with its arguments.
@@ -206,5 +236,60 @@ fn summary(text: &str) -> String {
     match text.char_indices().nth(SUMMARY_CHARS) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::ResolvedGateway;
+
+    fn gateway(strategy: Strategy) -> Gateway {
+        let def = ResolvedGateway {
+            id: "gw_1".into(),
+            slug: "g".into(),
+            mode: Default::default(),
+            page_size: 100,
+            strategy,
+            members: Vec::new(),
+        };
+        Gateway::new(&def, false, Default::default())
+    }
+
+    fn msg(raw: &str) -> Message {
+        Message::parse(bytes::Bytes::from(raw.to_string())).unwrap()
+    }
+
+    #[test]
+    fn call_tool_becomes_the_named_tools_call_with_its_arguments_and_meta_as_sent() {
+        let smart = gateway(Strategy::Smart);
+        let call = msg(
+            r#"{"jsonrpc":"2.0","id":"x1","method":"tools/call","params":{"name":"call_tool","arguments":{"name":"a_\"b","arguments":{"n":1.50,"s":"é"}},"_meta":{"progressToken":7}}}"#,
+        );
+        let out = smart.unwrap_call(&call).expect("unwrapped");
+        assert_eq!(out.id(), Some("\"x1\""));
+        assert_eq!(out.method(), Some("tools/call"));
+        assert_eq!(out.progress_token().as_deref(), Some("7"));
+        assert!(out.as_str().contains(r#""arguments":{"n":1.50,"s":"é"}"#), "bytes as sent: {}", out.as_str());
+        let params: Value = out.params().unwrap();
+        assert_eq!(params["name"], "a_\"b");
+
+        // The Mcp-Param headers checked against call_tool's arguments are dropped.
+        let stateless = msg(&format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"call_tool","arguments":{{"name":"t"}},"_meta":{{"{}":{{"x":"1"}},"keep":true}}}}}}"#,
+            crate::upstream::modern::PARAM_HEADERS
+        ));
+        let params: Value = smart.unwrap_call(&stateless).unwrap().params().unwrap();
+        assert_eq!(params, json!({"name": "t", "arguments": {}, "_meta": {"keep": true}}));
+
+        // Not a call through call_tool, or not a smart gateway: left alone.
+        for raw in [
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"call_tool","arguments":{"arguments":{}}}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"call_tool","arguments":"t"}}"#,
+        ] {
+            assert!(smart.unwrap_call(&msg(raw)).is_none(), "{raw}");
+        }
+        assert!(gateway(Strategy::Passthrough).unwrap_call(&call).is_none());
     }
 }
