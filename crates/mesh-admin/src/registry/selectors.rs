@@ -59,6 +59,11 @@ impl Providers for Source {
     }
 }
 
+/// What a selector is resolved against: the organisation's agents and connections.
+async fn org_view(admin: &Admin, org_id: &str) -> Result<(Vec<AgentRow>, Vec<Connection>), AdminError> {
+    Ok((admin.store.list_agents(org_id).await?, admin.store.list_connections(org_id).await?))
+}
+
 /// How a selector reads in logs and errors: `date_service tags=["system"] version=>=1.0`.
 pub fn describe(s: &Dependency) -> String {
     let mut out = s.capability.clone();
@@ -95,8 +100,7 @@ impl Selectors {
             retry_at: Mutex::default(),
             published: Mutex::default(),
         });
-        let agents = admin.store.list_agents(org_id).await?;
-        let connections = admin.store.list_connections(org_id).await?;
+        let (agents, connections) = org_view(admin, org_id).await?;
         self.fill(admin, &source, &agents, &connections).await?;
         // Two sessions opening at once may both have made one; the first stored wins.
         let mut live = self.live();
@@ -121,12 +125,10 @@ impl Selectors {
         // One organisation's trouble (a database error) leaves the others' sets current.
         let mut first_error = None;
         for (org_id, sources) in by_org {
-            let agents = admin.store.list_agents(org_id).await;
-            let connections = admin.store.list_connections(org_id).await;
-            let (agents, connections) = match (agents, connections) {
-                (Ok(a), Ok(c)) => (a, c),
-                (Err(e), _) | (_, Err(e)) => {
-                    first_error.get_or_insert(AdminError::from(e));
+            let (agents, connections) = match org_view(admin, org_id).await {
+                Ok(both) => both,
+                Err(e) => {
+                    first_error.get_or_insert(e);
                     continue;
                 }
             };
