@@ -4,6 +4,10 @@ how the mesh's pages and lists cope with a big catalogue. Plain JSON-RPC on stdi
 SDK, so that listing thousands of tools costs the server nothing worth measuring.
 
     python many_tools_server.py --tools 2000
+    python many_tools_server.py --tools-file server.json   # {"instructions": "...", "tools": [...]}
+
+With `--tools-file` it serves a published server's tool list as written, and its instructions
+(what the server says it is for) at the handshake: one of LiveMCPBench's 70 servers, say.
 """
 
 import argparse
@@ -31,7 +35,15 @@ def tools(n: int) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tools", type=int, default=2000)
-    listed = tools(parser.parse_args().tools)
+    parser.add_argument("--tools-file")
+    args = parser.parse_args()
+    instructions = None
+    if args.tools_file:
+        with open(args.tools_file, encoding="utf-8") as f:
+            served = json.load(f)
+        listed, instructions = served["tools"], served.get("instructions")
+    else:
+        listed = tools(args.tools)
     for line in sys.stdin:
         try:
             msg = json.loads(line)
@@ -43,6 +55,8 @@ def main() -> None:
         if method == "initialize":
             result = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
                       "serverInfo": {"name": "many-tools", "version": "1.0.0"}}
+            if instructions:
+                result["instructions"] = instructions
         elif method == "tools/list":
             result = {"tools": listed}
         elif method == "tools/call":

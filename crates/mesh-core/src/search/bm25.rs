@@ -3,6 +3,7 @@
 //! fields", 2004). Written here rather than taken from a search engine crate: the catalogues are a
 //! few thousand short documents held in memory, and an index this size is a few hash maps.
 
+use super::tokens::query_terms;
 use super::{tokenize, Doc, Field, Scorer, FIELDS};
 use std::collections::HashMap;
 
@@ -23,19 +24,21 @@ impl Default for Params {
     fn default() -> Params {
         let mut weight = [0.0; FIELDS];
         let mut b = [0.0; FIELDS];
-        // Chosen on LiveMCPBench (crates/mesh-core/tests/search_recall.rs): against equal weights
-        // and full normalisation, recall@5 0.396 → 0.402 and recall@10 0.464 (unchanged).
+        // Chosen on LiveMCPBench (crates/mesh-core/tests/search_recall.rs, docs/PERFORMANCE.md):
+        // names weigh most and are barely normalised (a tool's name is its summary), parameter text
+        // counts less than the description, and saturation comes late because questions are short
+        // and each word of one is evidence. Picked on half the tasks, these also lift the other half.
         for (f, w, norm) in [
-            (Field::Name, 2.0, 0.3),
-            (Field::Title, 2.0, 0.3),
-            (Field::Description, 1.0, 0.5),
-            (Field::Params, 1.0, 0.75),
+            (Field::Name, 3.0, 0.3),
+            (Field::Title, 3.0, 0.3),
+            (Field::Description, 1.0, 0.3),
+            (Field::Params, 0.6, 0.75),
             (Field::Server, 1.0, 0.5),
         ] {
             weight[f as usize] = w;
             b[f as usize] = norm;
         }
-        Params { k1: 1.2, weight, b }
+        Params { k1: 3.0, weight, b }
     }
 }
 
@@ -123,7 +126,7 @@ impl Scorer for Bm25 {
             end -= 1;
         }
         let mut seen: Vec<u32> = Vec::new();
-        for token in tokenize(&query[..end]) {
+        for token in query_terms(&query[..end]) {
             let Some(&id) = self.terms.get(token.as_str()) else { continue };
             // A word asked twice is not twice the evidence.
             if seen.contains(&id) {

@@ -37,6 +37,36 @@ pub fn tokenize(text: &str) -> Vec<String> {
     out
 }
 
+/// The terms of a query: its words as [`tokenize`] makes them, and `file` when it names a file
+/// by path. A question that says where the result goes ("save it to /root/notes/plan.md") asks
+/// for a tool that writes files without saying "file", and the path's own words (`root`, `md`)
+/// match nothing useful.
+pub fn query_terms(text: &str) -> Vec<String> {
+    let mut terms = tokenize(text);
+    if text.split_whitespace().any(is_path) {
+        terms.extend(tokenize("file"));
+    }
+    terms
+}
+
+/// Whether a word of a query is a file path: absolute, home- or dot-relative (`/srv/x`, `~/x`,
+/// `./x`), or a relative path that ends in an extension (`reports/q3.csv`). URLs are not.
+fn is_path(word: &str) -> bool {
+    let word = word.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '(' | ')' | ',' | ';' | ':' | '?' | '!'));
+    let word = word.strip_suffix('.').unwrap_or(word);
+    if word.contains("://") {
+        return false;
+    }
+    let rooted = ["/", "~/", "./", "../"].iter().any(|p| word.starts_with(p))
+        && word.len() > 2
+        && word[1..].chars().any(char::is_alphanumeric);
+    let with_extension = word.contains('/')
+        && word.rsplit_once('/').and_then(|(_, last)| last.rsplit_once('.')).is_some_and(|(stem, ext)| {
+            !stem.is_empty() && (1..=5).contains(&ext.len()) && ext.chars().all(|c| c.is_ascii_alphanumeric())
+        });
+    rooted || with_extension
+}
+
 /// Stems that mean the same to someone looking for a tool, and the one they are indexed under:
 /// questions say "find", "look up" or "retrieve" where descriptions say "search" or "get".
 const SAME: &[(&str, &str)] = &[
@@ -56,6 +86,7 @@ const SAME: &[(&str, &str)] = &[
     ("make", "creat"),
     ("generat", "creat"),
     ("build", "creat"),
+    ("save", "write"),
 ];
 
 /// The stem `stem` is indexed under, if another.
@@ -106,6 +137,24 @@ mod tests {
             assert_eq!(tokenize(a).last(), tokenize(b).last(), "{a} / {b}");
         }
         assert_ne!(tokenize("find"), tokenize("delete"));
+    }
+
+    #[test]
+    fn a_query_naming_a_path_asks_for_files() {
+        let file = tokenize("file");
+        for q in [
+            "Generate a report and save it in /root/markdown/bitcoin.md",
+            "write notes to ~/notes.txt",
+            "read ./data/people.xlsx, please",
+            "summarise reports/q3.csv",
+            "open \"/var/log/syslog\".",
+        ] {
+            assert!(query_terms(q).ends_with(&file), "{q}");
+        }
+        for q in ["see https://example.com/a/b.html", "and/or the 3/4 rule", "a / b", "weather in Paris"] {
+            assert_eq!(query_terms(q), tokenize(q), "{q}");
+        }
+        assert_eq!(tokenize("saved").last(), tokenize("write").last());
     }
 
     #[test]
