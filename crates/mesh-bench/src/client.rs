@@ -29,6 +29,9 @@ pub enum Call {
     ListTools,
     /// `tools/call` of a smart virtual MCP's `call_tool`, naming this tool.
     ViaCallTool(&'static str),
+    /// `tools/call` of a code virtual MCP's `run_code`, with a script that calls this tool once
+    /// and returns its result.
+    ViaRunCode(&'static str),
 }
 
 impl Call {
@@ -48,6 +51,9 @@ impl Call {
             ),
             Call::ViaCallTool(name) => format!(
                 r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{{meta}"name":"call_tool","arguments":{{"name":"{name}","arguments":{{"text":"hello from mesh-bench"}}}}}}}}"#
+            ),
+            Call::ViaRunCode(name) => format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{{meta}"name":"run_code","arguments":{{"code":"return await tools.{name}({{text: 'hello from mesh-bench'}});"}}}}}}"#
             ),
             Call::ListTools => {
                 let meta = meta.trim_end_matches(',');
@@ -72,6 +78,13 @@ const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialize
 /// True when a reply body is a JSON-RPC result (as JSON, or as the last SSE event).
 fn is_result(body: &[u8]) -> bool {
     body.windows(9).any(|w| w == b"\"result\":")
+}
+
+/// True when a reply to `call` is a success: a result, and for a script, not a tool error (a
+/// script refused for want of a place, or stopped, is answered as one).
+fn succeeded(call: Call, body: &[u8]) -> bool {
+    const TOOL_ERROR: &[u8] = b"\"isError\":true";
+    is_result(body) && !(matches!(call, Call::ViaRunCode(_)) && body.windows(TOOL_ERROR.len()).any(|w| w == TOOL_ERROR))
 }
 
 /// The stateless revision the load client speaks on the stateless path.
@@ -148,6 +161,7 @@ impl HttpSession {
             let (method, name) = match call {
                 Call::Tool(name) => ("tools/call", Some(name)),
                 Call::ViaCallTool(_) => ("tools/call", Some("call_tool")),
+                Call::ViaRunCode(_) => ("tools/call", Some("run_code")),
                 Call::ListTools => ("tools/list", None),
             };
             headers.insert("mcp-method", HeaderValue::from_static(method));
@@ -161,7 +175,7 @@ impl HttpSession {
         let resp = self.http.post(self.url.clone()).headers(headers).body(body).send().await?;
         let status = resp.status();
         let body: Bytes = resp.bytes().await?;
-        if status != reqwest::StatusCode::OK || !is_result(&body) {
+        if status != reqwest::StatusCode::OK || !succeeded(call, &body) {
             bail!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
         }
         Ok(())

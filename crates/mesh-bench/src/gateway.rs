@@ -18,6 +18,8 @@ use std::time::Duration;
 pub const CALL_GATEWAY: &str = "bench-call3";
 /// The `smart` gateway over the same members, for `tools/call` through `call_tool`.
 pub const SMART_GATEWAY: &str = "bench-smart3";
+/// The `code` gateway over the same members, for `tools/call` through `run_code`.
+pub const CODE_GATEWAY: &str = "bench-code3";
 /// The gateway of the `tools/list` 50 × 20 figure.
 pub const LIST_GATEWAY: &str = "bench-list50";
 /// The tool called through [`CALL_GATEWAY`]: `echo` of its first member, under its prefix.
@@ -74,15 +76,15 @@ pub async fn create(
     Ok(Ok((mesh.url(&format!("/mcp/gateway/{CALL_GATEWAY}")), mesh.url(&format!("/mcp/gateway/{LIST_GATEWAY}")))))
 }
 
-/// Creates [`SMART_GATEWAY`] over [`CALL_GATEWAY`]'s members (after [`create`]); its URL, or
-/// `None` on a mesh without strategies.
-pub async fn create_smart(mesh: &MeshProcess) -> anyhow::Result<Option<url::Url>> {
+/// Creates a gateway named `slug` with `strategy` over [`CALL_GATEWAY`]'s members (after
+/// [`create`]); its URL, or `None` on a mesh without that strategy.
+pub async fn create_with_strategy(mesh: &MeshProcess, slug: &str, strategy: &str) -> anyhow::Result<Option<url::Url>> {
     let members: Vec<_> = ["gw1", "gw2", "gw3"].iter().map(|s| json!({"connection": s})).collect();
     let made = mesh
-        .manage("COLLECTION_GATEWAYS_CREATE", json!({"slug": SMART_GATEWAY, "members": members, "strategy": "smart"}))
+        .manage("COLLECTION_GATEWAYS_CREATE", json!({"slug": slug, "members": members, "strategy": strategy}))
         .await;
     match made {
-        Ok(_) => Ok(Some(mesh.url(&format!("/mcp/gateway/{SMART_GATEWAY}")))),
+        Ok(_) => Ok(Some(mesh.url(&format!("/mcp/gateway/{slug}")))),
         Err(e) if e.to_string().contains("strategy") => Ok(None),
         Err(e) => Err(e),
     }

@@ -60,9 +60,14 @@ impl Pools {
             Ok((call_url, list_url)) => {
                 call.insert(Path::Gateway, http_pool(&mesh_http, &call_url, key, n).await?);
                 // Its own HTTP client: the row is compared with the gateway's in the same run.
-                if let Some(smart_url) = gateway::create_smart(mesh).await? {
-                    let smart_http = client::http_client();
-                    call.insert(Path::SmartCall, http_pool(&smart_http, &smart_url, key, n).await?);
+                for (path, slug, strategy) in [
+                    (Path::SmartCall, gateway::SMART_GATEWAY, "smart"),
+                    (Path::CodeCall, gateway::CODE_GATEWAY, "code"),
+                ] {
+                    if let Some(url) = gateway::create_with_strategy(mesh, slug, strategy).await? {
+                        let http = client::http_client();
+                        call.insert(path, http_pool(&http, &url, key, n).await?);
+                    }
                 }
                 (Some(http_pool(&mesh_http, &list_url, key, 1).await?), None)
             }
@@ -102,6 +107,7 @@ impl Pools {
         match path {
             Path::Gateway => Call::Tool(gateway::CALL_TOOL),
             Path::SmartCall => Call::ViaCallTool(gateway::CALL_TOOL),
+            Path::CodeCall => Call::ViaRunCode(gateway::CALL_TOOL),
             _ => client::ECHO,
         }
     }
@@ -121,6 +127,7 @@ impl Pools {
             + n(Path::MeshOauth)
             + n(Path::Gateway)
             + n(Path::SmartCall)
+            + n(Path::CodeCall)
             + n(Path::Capability)
             + n(Path::StdioMesh)
             + self.list_gateway.as_ref().map_or(0, Vec::len)

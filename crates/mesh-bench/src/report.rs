@@ -30,6 +30,9 @@ pub enum Path {
     MeshStateless,
     /// `tools/call` through a smart virtual MCP's `call_tool` (#23), against `Gateway`.
     SmartCall,
+    /// `tools/call` of a code virtual MCP's `run_code` (#23) with a script making one tool call,
+    /// against `Gateway`.
+    CodeCall,
     /// `Mesh` over a capability connection balanced over three providers (#22), all the echo
     /// upstream.
     Capability,
@@ -53,6 +56,7 @@ impl Path {
             Path::MeshObserved => "/mcp/{connection}, traced + metrics scraped",
             Path::Capability => "/mcp/{connection}, capability over 3 providers",
             Path::SmartCall => "virtual MCP (3 members), smart, through call_tool",
+            Path::CodeCall => "virtual MCP (3 members), code, a script of one call",
         }
     }
 }
@@ -357,6 +361,15 @@ impl Report {
             Path::SmartCall,
             ("direct", "direct"),
             ("call_tool", "call_tool"),
+        );
+        self.versus_of(
+            &mut o,
+            &levels,
+            "run_code (a script making one tool call) of a code virtual MCP vs a direct call of the tool",
+            (Path::Gateway, "virtual MCP of 3 members"),
+            Path::CodeCall,
+            ("direct", "direct"),
+            ("run_code", "run_code"),
         );
         self.versus(
             &mut o,

@@ -145,7 +145,7 @@ pub fn log(msg: impl AsRef<str>) {
 }
 
 /// The paths measured for `tools/call`, in round order.
-const CALL_PATHS: [Path; 11] = [
+const CALL_PATHS: [Path; 12] = [
     Path::Direct,
     Path::Bare,
     Path::Mesh,
@@ -155,6 +155,7 @@ const CALL_PATHS: [Path; 11] = [
     Path::Capability,
     Path::Gateway,
     Path::SmartCall,
+    Path::CodeCall,
     Path::StdioDirect,
     Path::StdioMesh,
 ];
@@ -345,7 +346,7 @@ async fn measure(
                 None if path == Path::Capability => {
                     CallRow::unavailable(path, c, pools_capability_na.as_deref().unwrap_or("n/a"))
                 }
-                None if path == Path::SmartCall && gateway_na.is_none() => {
+                None if matches!(path, Path::SmartCall | Path::CodeCall) && gateway_na.is_none() => {
                     CallRow::unavailable(path, c, "n/a (virtual MCP strategies not implemented)")
                 }
                 None => CallRow::unavailable(path, c, &na),
@@ -438,6 +439,7 @@ impl Acc {
                 | Path::StdioMesh
                 | Path::Gateway
                 | Path::SmartCall
+                | Path::CodeCall
                 | Path::Capability
         );
         let http_upstream = matches!(
@@ -450,6 +452,7 @@ impl Acc {
                 | Path::MeshObserved
                 | Path::Gateway
                 | Path::SmartCall
+                | Path::CodeCall
                 | Path::Capability
         );
         CallRow {

@@ -3,8 +3,10 @@
 //! QuickJS sandbox over two real servers (server-everything and mcp-server-time). A script calls
 //! two tools and combines their results; a tool policy hides is absent from the API and refused
 //! inside a script; an infinite loop and a memory bomb are stopped within their limits and the
-//! mesh goes on serving; every call a script makes is in the audit trail under the real tool.
+//! mesh goes on serving; every call a script makes is in the audit trail under the real tool; a
+//! script itself spends the caller's rate limit.
 
+use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{deps, upstreams, TestMesh};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -49,10 +51,9 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
     let added =
         manage(&mesh, "ORGANIZATION_MEMBER_ADD", json!({"email": "sam@example.test", "role": "no-convert"})).await;
     let user = added["item"]["userId"].as_str().expect("user id").to_string();
-    let key = manage(&mesh, "API_KEY_CREATE", json!({"name": "k", "userId": user})).await["key"]
-        .as_str()
-        .expect("key")
-        .to_string();
+    let created = manage(&mesh, "API_KEY_CREATE", json!({"name": "k", "userId": user})).await;
+    let key = created["key"].as_str().expect("key").to_string();
+    let key_id = created["item"]["id"].as_str().expect("key id").to_string();
 
     let scripts = [
         // Two tools, combined.
@@ -110,5 +111,21 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
     assert!(named("everything_echo", "ok"), "{rows:#?}");
     assert!(named("time_get_current_time", "ok"), "{rows:#?}");
     assert!(named("time_convert_time", "denied"), "{rows:#?}");
+
+    // A script is a call: it spends the key's rate limit before it runs, and is refused and
+    // audited as rate limited when the limit is spent.
+    manage(&mesh, "RATE_LIMIT_SET", json!({"scope": "key", "target": key_id, "perMinute": 1, "burst": 2})).await;
+    let client = TestClient::connect_http(&mesh.endpoint("gateway/code"), &key, ClientBehaviour::default())
+        .await
+        .expect("session");
+    for _ in 0..2 {
+        let run = client.call_tool("run_code", json!({"code": "return 1"})).await.expect("within the limit");
+        assert_eq!(run["structuredContent"]["result"], json!(1), "{run}");
+    }
+    let refused = client.call_tool("run_code", json!({"code": "return 1"})).await.expect_err("over the limit");
+    assert!(format!("{refused:#}").contains("HTTP 429"), "{refused:#}");
+    let rows = manage(&mesh, "AUDIT_QUERY", json!({"route": "code", "method": "tools/call", "limit": 100})).await;
+    let rows = rows["items"].as_array().cloned().unwrap_or_default();
+    assert!(rows.iter().any(|r| r["name"] == "run_code" && r["outcome"] == "rate_limited"), "{rows:#?}");
     mesh.stop().await;
 }

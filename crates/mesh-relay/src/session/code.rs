@@ -50,10 +50,31 @@ fn running() -> &'static Mutex<HashMap<String, usize>> {
     RUNNING.get_or_init(Mutex::default)
 }
 
+/// Woken whenever an organisation's place is given back.
+fn freed() -> &'static tokio::sync::Notify {
+    static FREED: OnceLock<tokio::sync::Notify> = OnceLock::new();
+    FREED.get_or_init(tokio::sync::Notify::new)
+}
+
 /// One organisation's place among the running scripts, given back when dropped.
 struct OrgSlot(String);
 
 impl OrgSlot {
+    /// A place for `org`, waiting for one to be given back until `deadline`: a burst of scripts
+    /// queues briefly rather than failing, and one organisation's queue never holds another's.
+    async fn wait(org: &str, deadline: tokio::time::Instant) -> Option<OrgSlot> {
+        loop {
+            // Registered before trying, so a place given back in between is not missed.
+            let notified = freed().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(slot) = OrgSlot::take(org) {
+                return Some(slot);
+            }
+            tokio::time::timeout_at(deadline, notified).await.ok()?;
+        }
+    }
+
     fn take(org: &str) -> Option<OrgSlot> {
         let mut all = running().lock().unwrap_or_else(|p| p.into_inner());
         let n = all.entry(org.to_string()).or_default();
@@ -74,19 +95,23 @@ impl Drop for OrgSlot {
                 all.remove(&self.0);
             }
         }
+        drop(all);
+        freed().notify_waiters();
     }
 }
 
 impl Gateway {
     /// The code strategy's answer to `tools/list` and to a call of `run_code`; `None` for
     /// everything else (routed as for any virtual MCP, so a client may still call a tool by name).
-    pub(super) fn code_route(&self, me: &Arc<Session>, msg: &Message) -> Option<Routing> {
+    /// A script is a call: it is refused here, before it runs, when the caller's rate limits are
+    /// spent (and each tool call it makes is counted again, as its own call).
+    pub(super) fn code_route(&self, me: &Arc<Session>, msg: &Message) -> Option<Result<Routing, RelayError>> {
         if self.strategy != Strategy::Code {
             return None;
         }
         let method = msg.method()?;
         if method == ListKind::Tools.method() {
-            return Some(super::gateway::tools_listed_as(me, |merged| vec![run_code_tool(&merged.items)]));
+            return Some(Ok(super::gateway::tools_listed_as(me, |merged| vec![run_code_tool(&merged.items)])));
         }
         if method != "tools/call" {
             return None;
@@ -96,9 +121,12 @@ impl Gateway {
             return None;
         }
         let code = params.get("arguments").and_then(|a| a.get("code")).and_then(Value::as_str).map(str::to_string);
+        if let Err(e) = me.admit_local_tool(RUN_CODE) {
+            return Some(Err(e));
+        }
         let me = me.clone();
         let limits = self.code_limits;
-        Some(Routing::Local(Box::pin(async move {
+        Some(Ok(Routing::Local(Box::pin(async move {
             let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
                 return Ok(tool_error(format!("{RUN_CODE} needs arguments.code: the JavaScript to run")));
             };
@@ -115,12 +143,14 @@ impl Gateway {
             let merged = gw.merged(&me, ListKind::Tools).await?;
             let names: Vec<String> =
                 merged.items.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).map(str::to_string).collect();
-            let Some(_org) = OrgSlot::take(&me.principal.org_id) else {
+            let deadline = tokio::time::Instant::now() + WAIT_FOR_SLOT;
+            let Some(_org) = OrgSlot::wait(&me.principal.org_id, deadline).await else {
                 return Ok(tool_error(format!(
-                    "this organisation already runs {PER_ORG} scripts at once; wait for one to finish"
+                    "this organisation has run {PER_ORG} scripts at once for {} s; try again when one has finished",
+                    WAIT_FOR_SLOT.as_secs()
                 )));
             };
-            let Ok(Ok(_slot)) = tokio::time::timeout(WAIT_FOR_SLOT, slots().acquire()).await else {
+            let Ok(Ok(_slot)) = tokio::time::timeout_at(deadline, slots().acquire()).await else {
                 return Ok(tool_error("the mesh is running as many scripts as it may; try again shortly".into()));
             };
             let run_id = format!("{:016x}", rand::random::<u64>());
@@ -153,7 +183,7 @@ impl Gateway {
             };
             tracing::debug!(session = %me.id, calls = out.calls, ok = out.result.is_ok(), "script ran");
             Ok(answer(out))
-        })))
+        }))))
     }
 }
 
@@ -261,6 +291,21 @@ mod tests {
         assert!(other.is_some(), "another organisation is not affected");
         drop(held);
         assert!(OrgSlot::take("org-a").is_some(), "given back when the scripts end");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_script_waits_for_its_organisations_place() {
+        let held: Vec<OrgSlot> = (0..PER_ORG).map(|_| OrgSlot::take("org-w").expect("a place")).collect();
+        let start = tokio::time::Instant::now();
+        // Nothing is given back: refused at the deadline, not before.
+        assert!(OrgSlot::wait("org-w", start + Duration::from_secs(3)).await.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        // A place given back while waiting goes to the waiter.
+        let waiter =
+            tokio::spawn(async move { OrgSlot::wait("org-w", start + Duration::from_secs(60)).await.is_some() });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(held);
+        assert!(waiter.await.expect("joined"), "the place given back is taken");
     }
 
     #[test]

@@ -293,8 +293,11 @@ impl Gateway {
     pub(super) async fn route(&self, s: &Session, msg: &Message) -> Result<Routing, RelayError> {
         let method = msg.method().unwrap_or("");
         let me = s.me.upgrade().ok_or_else(|| RelayError::Internal("session is gone".into()))?;
-        if let Some(answer) = self.smart_route(&me, msg).or_else(|| self.code_route(&me, msg)) {
+        if let Some(answer) = self.smart_route(&me, msg) {
             return Ok(answer);
+        }
+        if let Some(answer) = self.code_route(&me, msg) {
+            return answer;
         }
         if let Some(kind) = ListKind::of_method(method) {
             let cursor = params_of(msg).get("cursor").and_then(Value::as_str).map(str::to_string);

@@ -176,6 +176,17 @@ impl Session {
         Ok(())
     }
 
+    /// Takes one call of `tool`, a tool the gateway answers itself at a cost (`run_code`), from
+    /// the caller's rate limits, as a call of that tool on the gateway's route; refused like a
+    /// call of a member's tool (`RateLimited`, so 429 and an audit row saying so).
+    pub(super) fn admit_local_tool(&self, tool: &str) -> Result<(), RelayError> {
+        let Some(g) = self.governance.get() else { return Ok(()) };
+        let route = self.gateway.as_ref().map_or(self.label.as_str(), |gw| gw.slug.as_str());
+        g.governor
+            .admit(&self.principal, route, Some(tool))
+            .map_err(|l| RelayError::RateLimited { limit: l.limit, retry_after: l.retry_after })
+    }
+
     /// A direct session's list reply with what policy hides taken out; anything else as is.
     pub(super) fn filter_list(&self, call: &Call, reply: Message) -> Message {
         if self.gateway.is_some() {
