@@ -137,6 +137,9 @@ pub enum PerfLoad {
     GatewayList,
     /// `tools/call` through the observed mesh (traced, metrics scraped) at concurrency 16.
     Observed,
+    /// `run_code` of a code virtual MCP, a script of one tool call, at concurrency 4 (the
+    /// places an organisation has).
+    Code,
 }
 
 /// A progress line on stderr (stdout carries the report).
@@ -317,6 +320,7 @@ async fn measure(
                 PerfLoad::Observed => {
                     (pools.call.get_mut(&Path::MeshObserved), 16, Pools::tool_call(Path::MeshObserved))
                 }
+                PerfLoad::Code => (pools.call.get_mut(&Path::CodeCall), 4, Pools::tool_call(Path::CodeCall)),
             };
             let pid = if cfg.perf_load == PerfLoad::Observed { observed.pid } else { mesh.pid };
             Some(profile(cfg, out, pool, cfg.perf_concurrency.unwrap_or(c), call, pid).await?)
