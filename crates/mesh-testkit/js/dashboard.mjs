@@ -189,6 +189,20 @@ async function admin() {
   check('the playground shows the tool\'s result', /from the playground/.test(result), result);
   await settle(page, problems, 'playground-result', null);
 
+  // The strategy is set in the editor: smart, and the SDK then lists the three meta-tools (a tool
+  // called by its name still answers).
+  await visit(page, problems, '/gateways/new?edit=trio', 'gateway-edit');
+  check('the editor shows the strategy, passthrough by default', (await page.$eval('#gw-strategy', (s) => s.value)) === 'passthrough', '');
+  await page.selectOption('#gw-strategy', 'smart');
+  await Promise.all([page.waitForNavigation(), page.click('#save-gateway')]);
+  check('the strategy is saved and shown', (await page.textContent('#strategy')).trim() === 'smart', await page.textContent('main'));
+  const smart = JSON.parse(execFileSync(a.python, [a['sdk-script'], '--url', endpoint, '--key', key,
+    '--tool', 'everything_echo', '--args', JSON.stringify({ message: 'still there' })], { encoding: 'utf8', timeout: 90000 }));
+  check('the Python SDK then lists the meta-tools', JSON.stringify(smart.tools) === JSON.stringify(['search_tools', 'describe_tools', 'call_tool']), smart.tools);
+  check('and a tool called by name still answers', JSON.stringify(smart.result.content).includes('still there'), smart.result);
+  await visit(page, problems, '/gateways/new?edit=trio', 'gateway-edit-smart');
+  check('editing again keeps it', (await page.$eval('#gw-strategy', (s) => s.value)) === 'smart', '');
+
   for (const [path, name] of [['/members', 'members'], ['/roles', 'roles'], ['/roles?preview=member', 'role-preview'],
     ['/oauth', 'oauth'], ['/limits', 'limits'], ['/settings', 'settings'], ['/', 'overview-after']]) {
     await visit(page, problems, path, name);

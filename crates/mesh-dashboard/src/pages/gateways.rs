@@ -98,6 +98,8 @@ struct Draft {
     slug: String,
     title: String,
     mode: String,
+    /// What clients are shown of the tools (`passthrough`, `smart`, `code`).
+    strategy: String,
     /// Chosen connections, in order.
     members: Vec<MemberDraft>,
     query: String,
@@ -144,6 +146,7 @@ impl Draft {
             slug: f.get("slug").to_string(),
             title: f.get("title").to_string(),
             mode: f.opt("mode").unwrap_or_else(|| "degrade".into()),
+            strategy: f.opt("strategy").unwrap_or_else(|| "passthrough".into()),
             members,
             query: f.get("q").to_string(),
         }
@@ -155,6 +158,7 @@ impl Draft {
             slug: text(&g["slug"]),
             title: text(&g["title"]),
             mode: text(&g["mode"]),
+            strategy: text(&g["strategy"]),
             members: g["members"].as_array().into_iter().flatten().map(MemberDraft::from_stored).collect(),
             query: String::new(),
         }
@@ -164,12 +168,22 @@ impl Draft {
     fn args(&self) -> Value {
         let members: Vec<Value> = self.members.iter().map(MemberDraft::args).collect();
         let mut a = json!({"slug": self.slug, "mode": self.mode, "members": members});
+        if !self.strategy.is_empty() {
+            a["strategy"] = json!(self.strategy);
+        }
         if !self.title.is_empty() {
             a["title"] = json!(self.title);
         }
         a
     }
 }
+
+/// The strategies the editor offers, with what each shows a client.
+const STRATEGIES: [(&str, &str); 3] = [
+    ("passthrough", "Passthrough: every tool, as listed"),
+    ("smart", "Smart: search, describe and call meta-tools"),
+    ("code", "Code: one run_code tool, the catalogue as a typed API"),
+];
 
 /// GET /gateways/new: `?edit=slug` edits one; `member=` (repeated) and `q=` come from the
 /// connection picker, which keeps what is stored for members already there.
@@ -266,6 +280,13 @@ async fn editor_body(d: &Dashboard, v: &Viewer, draft: &Draft, editing: Option<&
                     option value="degrade" selected[draft.mode != "strict"] { "Degrade: serve the others" }
                     option value="strict" selected[draft.mode == "strict"] { "Strict: fail the session" }
                 }
+                label for="gw-strategy" { "What clients are shown of the tools" }
+                select #gw-strategy name="strategy" aria-describedby="gw-strategy-help" {
+                    @for (value, label) in STRATEGIES {
+                        option value=(value) selected[draft.strategy == value || (draft.strategy.is_empty() && value == "passthrough")] { (label) }
+                    }
+                }
+                p #gw-strategy-help.muted { "Smart and code suit catalogues of a hundred tools or more; see docs/STRATEGIES.md." }
             }
             @for (m, list) in draft.members.iter().zip(&tool_lists) {
                 @let slug = &m.slug;
@@ -412,6 +433,7 @@ pub(crate) async fn detail(State(d): State<Arc<Dashboard>>, v: Viewer, Path(id):
             dt { "Endpoint" } dd { code #endpoint { (url) } " " button.small.secondary.copy type="button" data-copy=(url) { "Copy" } }
             dt { "Status" } dd { span.status.(text(&g["status"])) { (text(&g["status"])) } }
             dt { "When a member fails" } dd { (text(&g["mode"])) }
+            dt { "Tools shown as" } dd #strategy { (text(&g["strategy"])) }
             dt { "Open sessions" } dd { (text(&g["live"]["openSessions"])) }
         }
         @if v.manages() {
