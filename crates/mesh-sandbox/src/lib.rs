@@ -108,7 +108,9 @@ pub fn run(code: &str, tools: &[String], limits: Limits, host: Box<dyn Host>) ->
     };
     let s = shared.borrow();
     let result = match result {
-        Err(_) if s.host.stopped() => Err("the script was stopped: its session ended".to_string()),
+        Err(_) if s.host.stopped() => {
+            Err("the script was stopped: its call was cancelled or its session ended".to_string())
+        }
         Err(_) if Instant::now() >= deadline => Err(over_time(&limits)),
         other => other,
     };

@@ -7,7 +7,7 @@
 //! script itself spends the caller's rate limit.
 
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
-use mesh_testkit::{deps, upstreams, TestMesh};
+use mesh_testkit::{deps, raw, upstreams, TestMesh};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -127,5 +127,66 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
     let rows = manage(&mesh, "AUDIT_QUERY", json!({"route": "code", "method": "tools/call", "limit": 100})).await;
     let rows = rows["items"].as_array().cloned().unwrap_or_default();
     assert!(rows.iter().any(|r| r["name"] == "run_code" && r["outcome"] == "rate_limited"), "{rows:#?}");
+    mesh.stop().await;
+}
+
+/// A client that cancels its `run_code` call stops the script: the four places of the
+/// organisation, held by four scripts that would loop for a minute, are free again at once, so
+/// a fifth script runs (without the cancellation it would wait 10 s for a place and be refused);
+/// each cancelled call ends without a reply and is audited as cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_script_stops_and_gives_its_place_back() {
+    let mesh = TestMesh::start_with(|c| c.code_limits.wall = Duration::from_secs(60)).await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    manage(
+        &mesh,
+        "COLLECTION_GATEWAYS_CREATE",
+        json!({"slug": "code", "strategy": "code", "members": [{"connection": "everything"}]}),
+    )
+    .await;
+    let url = mesh.endpoint("gateway/code");
+    let sid = raw::open_session(&url, &mesh.key, "2025-11-25").await;
+    let run = |id: u64, code: &str| {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                          "params": {"name": "run_code", "arguments": {"code": code}}});
+        let (url, headers) = (url.clone(), raw::post_headers(&mesh.key, Some(&sid)));
+        tokio::spawn(async move { raw::post(&url, headers, body.to_string()).await })
+    };
+    let loops: Vec<_> = (1..=4).map(|id| (id, run(id, "while (true) {}"))).collect();
+    let until = Instant::now() + Duration::from_secs(20);
+    for (id, call) in &loops {
+        // A cancellation that arrives before its request is known is ignored (as the spec
+        // allows): send it until the call has ended.
+        while !call.is_finished() {
+            assert!(Instant::now() < until, "script {id} still runs after its cancellation");
+            let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                "params": {"requestId": id, "reason": "the user stopped it"}});
+            let (status, _, _) = raw::post(&url, raw::post_headers(&mesh.key, Some(&sid)), cancel.to_string()).await;
+            assert_eq!(status, 202);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for (id, call) in loops {
+        let (status, _, body) = call.await.expect("joined");
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            raw::messages(&body).iter().all(|m| m.get("result").is_none()),
+            "call {id} ended without a reply: {body}"
+        );
+    }
+    let (status, _, body) = run(5, "return 6 * 7").await.expect("joined");
+    assert_eq!(status, 200, "{body}");
+    let reply = raw::messages(&body).pop().expect("a reply");
+    assert_eq!(reply["result"]["structuredContent"]["result"], json!(42), "{reply}");
+
+    let rows = loop {
+        let rows = manage(&mesh, "AUDIT_QUERY", json!({"route": "code", "name": "run_code", "limit": 100})).await;
+        let rows = rows["items"].as_array().cloned().unwrap_or_default();
+        if rows.iter().filter(|r| r["outcome"] == "cancelled").count() == 4 || Instant::now() > until {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rows.iter().filter(|r| r["outcome"] == "cancelled").count(), 4, "{rows:#?}");
     mesh.stop().await;
 }

@@ -80,17 +80,25 @@ impl Session {
                 self.forward(member, &request, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
             }
             Ok(Routing::Local(task)) => {
-                // Answered by the mesh (merged lists, ping): computed off this task so the
-                // caller's stream sees it like any upstream reply.
+                // Answered by the mesh (merged lists, ping, search, scripts): computed off this
+                // task so the caller's stream sees it like any upstream reply, and stopped (the
+                // task dropped) if the client cancels it or leaves.
                 let me = self.me.clone();
                 let id = msg.id().unwrap_or("null").to_string();
+                let cancel = tokio_util::sync::CancellationToken::new();
+                self.lock().local.insert(stream, super::Local { down_id: id.as_str().into(), cancel: cancel.clone() });
                 tokio::spawn(async move {
-                    let reply = match super::trace::under(parent, task).await {
-                        Ok(result) => Message::response(&id, &result),
-                        Err(e) => e.to_message(Some(&id)),
+                    let answered = tokio::select! {
+                        r = super::trace::under(parent, task) => Some(r),
+                        () = cancel.cancelled() => None,
                     };
-                    if let Some(s) = me.upgrade() {
-                        s.answer(stream, reply, call);
+                    let Some(s) = me.upgrade() else { return };
+                    s.lock().local.remove(&stream);
+                    match answered {
+                        Some(Ok(result)) => s.answer(stream, Message::response(&id, &result), call),
+                        Some(Err(e)) => s.answer(stream, e.to_message(Some(&id)), call),
+                        // Its stream was ended by the cancellation.
+                        None => s.audit_end(call, id.into(), Outcome::Cancelled, None, 0),
                     }
                 });
                 Ok(())

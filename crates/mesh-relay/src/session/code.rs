@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Scripts running at once in this process (each holds a thread and up to its memory limit)…
 const CONCURRENT_SCRIPTS: usize = 16;
@@ -144,17 +145,21 @@ impl Gateway {
             let names: Vec<String> =
                 merged.items.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).map(str::to_string).collect();
             let deadline = tokio::time::Instant::now() + WAIT_FOR_SLOT;
-            let Some(_org) = OrgSlot::wait(&me.principal.org_id, deadline).await else {
+            let Some(org) = OrgSlot::wait(&me.principal.org_id, deadline).await else {
                 return Ok(tool_error(format!(
                     "this organisation has run {PER_ORG} scripts at once for {} s; try again when one has finished",
                     WAIT_FOR_SLOT.as_secs()
                 )));
             };
-            let Ok(Ok(_slot)) = tokio::time::timeout_at(deadline, slots().acquire()).await else {
+            let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, slots().acquire()).await else {
                 return Ok(tool_error("the mesh is running as many scripts as it may; try again shortly".into()));
             };
             let run_id = format!("{:016x}", rand::random::<u64>());
-            let host = Inner { session: me.clone(), handle: tokio::runtime::Handle::current(), run_id, next: 0 };
+            // Dropping this future (the client cancelled the call, or left) tells the script to
+            // stop; the places go back when its thread ends, not before.
+            let stop = CancellationToken::new();
+            let _stop_when_dropped = stop.clone().drop_guard();
+            let host = Inner { session: me.clone(), handle: tokio::runtime::Handle::current(), run_id, next: 0, stop };
             let (tx, rx) = tokio::sync::oneshot::channel();
             // A thread of its own, not the runtime's blocking pool: its stack fits the script's
             // stack limit, and a script that never returns neither holds a pool thread nor keeps
@@ -163,6 +168,7 @@ impl Gateway {
                 .name("mesh-script".into())
                 .stack_size(limits.stack.min(mesh_sandbox::CEILING.stack) + THREAD_STACK_EXTRA)
                 .spawn(move || {
+                    let _places = (org, slot);
                     let _ = tx.send(mesh_sandbox::run(&code, &names, limits, Box::new(host)));
                 });
             if let Err(e) = spawned {
@@ -195,6 +201,8 @@ struct Inner {
     /// organisations.
     run_id: String,
     next: u64,
+    /// Cancelled when the call of `run_code` is (or its answer is no longer awaited).
+    stop: CancellationToken,
 }
 
 impl Host for Inner {
@@ -218,15 +226,22 @@ impl Host for Inner {
                 }
             }
         };
+        let stop = self.stop.clone();
         let reply = self
             .handle
-            .block_on(async { tokio::time::timeout_at(deadline.into(), asked).await })
+            .block_on(async {
+                tokio::select! {
+                    r = tokio::time::timeout_at(deadline.into(), asked) => Some(r),
+                    () = stop.cancelled() => None,
+                }
+            })
+            .ok_or_else(|| format!("{name}: the script's call was cancelled"))?
             .map_err(|_| format!("{name}: no answer before the script's time limit"))??;
         value_of(name, &reply)
     }
 
     fn stopped(&self) -> bool {
-        self.session.has_ended()
+        self.stop.is_cancelled() || self.session.has_ended()
     }
 }
 

@@ -121,6 +121,17 @@ struct State {
     /// Keyed by the client's progress tokens: SipHash, which chosen keys cannot degrade.
     progress: HashMap<String, u64>,
     streams: Streams,
+    /// Requests the mesh answers itself (merged lists, smart search, scripts), by stream: what a
+    /// cancellation finds them by, and how it stops them.
+    local: foldhash::HashMap<u64, Local>,
+}
+
+/// A request being answered by the mesh itself.
+struct Local {
+    /// The client's id for it, as written.
+    down_id: Box<str>,
+    /// Stops its work (dropping it: a script is told to stop).
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 /// Where the reply to a forwarded request goes.
@@ -386,13 +397,34 @@ impl Session {
             return last;
         }
         let Some(target) = msg.cancelled_request_id() else { return Ok(()) };
+        if self.cancel_local(|down_id, _| down_id == target) {
+            return Ok(());
+        }
         let params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
         self.cancel_where(|p| *p.down_id == target && matches!(p.target, Target::Stream(_)), params).await
+    }
+
+    /// Stops the request the mesh answers itself that `which` picks (by client id and stream);
+    /// its stream ends without a reply, as the spec has it for a cancelled request, and the
+    /// task answering it audits it as cancelled. False when there is none.
+    fn cancel_local(&self, which: impl Fn(&str, u64) -> bool) -> bool {
+        let mut st = self.lock();
+        let Some(stream) = st.local.iter().find(|(s, l)| which(&l.down_id, **s)).map(|(s, _)| *s) else {
+            return false;
+        };
+        if let Some(local) = st.local.remove(&stream) {
+            local.cancel.cancel();
+        }
+        st.streams.end(stream);
+        true
     }
 
     /// Cancels the request on `stream` (a stateless client left, or gave up on a call waiting for
     /// its answers): the upstream is told, the audit row says cancelled. Nothing if it has ended.
     pub async fn cancel_stream(&self, stream: u64) {
+        if self.cancel_local(|_, s| s == stream) {
+            return;
+        }
         let params = serde_json::json!({"reason": "the client went away"});
         let _ = self.cancel_where(|p| matches!(p.target, Target::Stream(s) if s == stream), params).await;
     }
