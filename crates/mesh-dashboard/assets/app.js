@@ -7,6 +7,17 @@ document.addEventListener('DOMContentLoaded', () => {
     el.addEventListener('change', () => el.form && el.form.requestSubmit());
   }
 
+  // Hidden fields that carry another field's current value when their form is sent (the
+  // virtual MCP editor's name, title, failure mode and strategy across a new pick of connections).
+  for (const form of document.querySelectorAll('form')) {
+    form.addEventListener('submit', () => {
+      for (const hidden of form.querySelectorAll('input[data-mirror]')) {
+        const source = document.getElementById(hidden.dataset.mirror);
+        if (source) hidden.value = source.value;
+      }
+    });
+  }
+
   // Destructive buttons ask first.
   for (const el of document.querySelectorAll('button[data-confirm]')) {
     el.addEventListener('click', (e) => {

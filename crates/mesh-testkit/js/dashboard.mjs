@@ -194,6 +194,9 @@ async function admin() {
   await visit(page, problems, '/gateways/new?edit=trio', 'gateway-edit');
   check('the editor shows the strategy, passthrough by default', (await page.$eval('#gw-strategy', (s) => s.value)) === 'passthrough', '');
   await page.selectOption('#gw-strategy', 'smart');
+  // Picking the connections again keeps what the editor holds.
+  await Promise.all([page.waitForNavigation(), page.click('#pick-tools')]);
+  check('a new pick of connections keeps the chosen strategy', (await page.$eval('#gw-strategy', (s) => s.value)) === 'smart', '');
   await Promise.all([page.waitForNavigation(), page.click('#save-gateway')]);
   check('the strategy is saved and shown', (await page.textContent('#strategy')).trim() === 'smart', await page.textContent('main'));
   const smart = JSON.parse(execFileSync(a.python, [a['sdk-script'], '--url', endpoint, '--key', key,

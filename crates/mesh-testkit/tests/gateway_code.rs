@@ -131,9 +131,9 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
 }
 
 /// A client that cancels its `run_code` call stops the script: the four places of the
-/// organisation, held by four scripts that would loop for a minute, are free again at once, so
-/// a fifth script runs (without the cancellation it would wait 10 s for a place and be refused);
-/// each cancelled call ends without a reply and is audited as cancelled.
+/// organisation, held by four scripts that would loop for a minute, are given back, so a fifth
+/// script runs (without the cancellation it would wait 10 s for a place and be refused); each
+/// cancelled call ends without a reply and is audited as cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_script_stops_and_gives_its_place_back() {
     let mesh = TestMesh::start_with(|c| c.code_limits.wall = Duration::from_secs(60)).await;

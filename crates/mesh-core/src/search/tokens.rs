@@ -49,10 +49,15 @@ pub fn query_terms(text: &str) -> Vec<String> {
     terms
 }
 
-/// Whether a word of a query is a file path: absolute, home- or dot-relative (`/srv/x`, `~/x`,
-/// `./x`), or a relative path that ends in an extension (`reports/q3.csv`). URLs are not.
+/// Whether a word of a query names a file: an absolute, home- or dot-relative path (`/srv/x`,
+/// `~/x`, `./x`), a Windows one (`C:\x`), a relative path that ends in an extension
+/// (`reports/q3.csv`, not `example.com/post.html`, whose first part is a host), or a bare name
+/// with a document's extension (`notes.md`; not `node.js`). URLs are not.
 fn is_path(word: &str) -> bool {
-    let word = word.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '(' | ')' | ',' | ';' | ':' | '?' | '!'));
+    let word = word.trim_matches(|c: char| {
+        matches!(c, '"' | '\'' | '`' | '(' | ')' | '[' | ']' | '<' | '>' | '*' | ',' | ';' | ':' | '?' | '!')
+            || (!c.is_ascii() && !c.is_alphanumeric())
+    });
     let word = word.strip_suffix('.').unwrap_or(word);
     if word.contains("://") {
         return false;
@@ -60,12 +65,33 @@ fn is_path(word: &str) -> bool {
     let rooted = ["/", "~/", "./", "../"].iter().any(|p| word.starts_with(p))
         && word.len() > 2
         && word[1..].chars().any(char::is_alphanumeric);
-    let with_extension = word.contains('/')
-        && word.rsplit_once('/').and_then(|(_, last)| last.rsplit_once('.')).is_some_and(|(stem, ext)| {
-            !stem.is_empty() && (1..=5).contains(&ext.len()) && ext.chars().all(|c| c.is_ascii_alphanumeric())
-        });
-    rooted || with_extension
+    let bytes = word.as_bytes();
+    let windows =
+        bytes.len() > 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && matches!(bytes[2], b'\\' | b'/');
+
+    let relative = match word.split_once('/') {
+        Some((first, rest)) => !first.contains('.') && rest.rsplit('/').next().and_then(extension).is_some(),
+        None => false,
+    };
+    let document = !word.contains('/')
+        && extension(word).is_some_and(|ext| DOCUMENT_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()));
+    rooted || windows || relative || document
 }
+
+/// The extension of a file name (`q3.csv` → `csv`): 1 to 5 letters or digits after a dot that
+/// follows something.
+fn extension(name: &str) -> Option<&str> {
+    let (stem, ext) = name.rsplit_once('.')?;
+    (!stem.is_empty() && (1..=5).contains(&ext.len()) && ext.chars().all(|c| c.is_ascii_alphanumeric())).then_some(ext)
+}
+
+/// Extensions that make a bare word a file name: documents, data, media and archives. Not
+/// languages' (`node.js`, `main.py` read as names of things as often as of files) and not
+/// domains' (`.com`, `.io`).
+const DOCUMENT_EXTENSIONS: &[&str] = &[
+    "7z", "csv", "doc", "docx", "gif", "gz", "htm", "html", "jpeg", "jpg", "json", "log", "md", "mp3", "mp4", "odt",
+    "pdf", "png", "ppt", "pptx", "svg", "tar", "tsv", "txt", "wav", "webp", "xls", "xlsx", "xml", "yaml", "yml", "zip",
+];
 
 /// Stems that mean the same to someone looking for a tool, and the one they are indexed under:
 /// questions say "find", "look up" or "retrieve" where descriptions say "search" or "get".
@@ -148,10 +174,22 @@ mod tests {
             "read ./data/people.xlsx, please",
             "summarise reports/q3.csv",
             "open \"/var/log/syslog\".",
+            "save as notes.md",
+            "open C:\\Users\\me\\plan.docx",
+            "put it in [/root/a.md]",
+            "写入 /root/报告.md。",
         ] {
             assert!(query_terms(q).ends_with(&file), "{q}");
         }
-        for q in ["see https://example.com/a/b.html", "and/or the 3/4 rule", "a / b", "weather in Paris"] {
+        for q in [
+            "see https://example.com/a/b.html",
+            "and/or the 3/4 rule",
+            "a / b",
+            "weather in Paris",
+            "read example.com/post.html",
+            "learn node.js basics",
+            "the github.com/o/r.git repository",
+        ] {
             assert_eq!(query_terms(q), tokenize(q), "{q}");
         }
         assert_eq!(tokenize("saved").last(), tokenize("write").last());

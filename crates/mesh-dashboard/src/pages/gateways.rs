@@ -217,6 +217,12 @@ pub(crate) async fn editor(State(d): State<Arc<Dashboard>>, v: Viewer, RawQuery(
     if let Some(t) = f.opt("title") {
         draft.title = t;
     }
+    if let Some(m) = f.opt("mode") {
+        draft.mode = m;
+    }
+    if let Some(st) = f.opt("strategy") {
+        draft.strategy = st;
+    }
     draft.query = f.get("q").to_string();
     let body = editor_body(&d, &v, &draft, editing.as_deref(), None).await;
     page(&d, &v, "/gateways", if editing.is_some() { "Edit a virtual MCP" } else { "Create a virtual MCP" }, body)
@@ -252,8 +258,12 @@ async fn editor_body(d: &Dashboard, v: &Viewer, draft: &Draft, editing: Option<&
         @if let Err(e) = &connections { (failed(e)) }
         form #pick.stack method="get" action="/gateways/new" {
             @if let Some(e) = editing { input type="hidden" name="edit" value=(e); }
-            input type="hidden" name="slug" value=(draft.slug);
-            input type="hidden" name="title" value=(draft.title);
+            // What the editor below holds, carried across a new pick (the script copies the
+            // fields' current values in when this form is sent).
+            input type="hidden" name="slug" value=(draft.slug) data-mirror="gw-slug";
+            input type="hidden" name="title" value=(draft.title) data-mirror="gw-title";
+            input type="hidden" name="mode" value=(draft.mode) data-mirror="gw-mode";
+            input type="hidden" name="strategy" value=(draft.strategy) data-mirror="gw-strategy";
             fieldset {
                 legend { "1. Connections" }
                 @for c in &all {

@@ -89,15 +89,18 @@ impl Session {
                 self.lock().local.insert(stream, super::Local { down_id: id.as_str().into(), cancel: cancel.clone() });
                 tokio::spawn(async move {
                     let answered = tokio::select! {
-                        r = super::trace::under(parent, task) => Some(r),
+                        // A cancellation that raced the answer wins: its stream has ended.
+                        biased;
                         () = cancel.cancelled() => None,
+                        r = super::trace::under(parent, task) => Some(r),
                     };
                     let Some(s) = me.upgrade() else { return };
                     s.lock().local.remove(&stream);
-                    match answered {
+                    match answered.filter(|_| !cancel.is_cancelled()) {
                         Some(Ok(result)) => s.answer(stream, Message::response(&id, &result), call),
                         Some(Err(e)) => s.answer(stream, e.to_message(Some(&id)), call),
-                        // Its stream was ended by the cancellation.
+                        // Its stream was ended by the cancellation (which may have come just as the
+                        // answer did).
                         None => s.audit_end(call, id.into(), Outcome::Cancelled, None, 0),
                     }
                 });

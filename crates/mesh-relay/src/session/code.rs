@@ -45,59 +45,51 @@ fn slots() -> &'static tokio::sync::Semaphore {
     SLOTS.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_SCRIPTS))
 }
 
-/// Scripts running per organisation.
-fn running() -> &'static Mutex<HashMap<String, usize>> {
-    static RUNNING: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
-    RUNNING.get_or_init(Mutex::default)
-}
-
-/// Woken whenever an organisation's place is given back.
-fn freed() -> &'static tokio::sync::Notify {
-    static FREED: OnceLock<tokio::sync::Notify> = OnceLock::new();
-    FREED.get_or_init(tokio::sync::Notify::new)
+/// Each organisation's places, while any is taken or awaited (a FIFO semaphore each, so the
+/// oldest waiter is served first and one organisation's queue never holds another's).
+fn places() -> &'static Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>> {
+    static PLACES: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>> = OnceLock::new();
+    PLACES.get_or_init(Mutex::default)
 }
 
 /// One organisation's place among the running scripts, given back when dropped.
-struct OrgSlot(String);
+struct OrgSlot {
+    org: String,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
 
 impl OrgSlot {
-    /// A place for `org`, waiting for one to be given back until `deadline`: a burst of scripts
-    /// queues briefly rather than failing, and one organisation's queue never holds another's.
-    async fn wait(org: &str, deadline: tokio::time::Instant) -> Option<OrgSlot> {
-        loop {
-            // Registered before trying, so a place given back in between is not missed.
-            let notified = freed().notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(slot) = OrgSlot::take(org) {
-                return Some(slot);
-            }
-            tokio::time::timeout_at(deadline, notified).await.ok()?;
-        }
+    /// The organisation's semaphore, made on first use.
+    fn semaphore(org: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut all = places().lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(org.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_ORG))).clone()
     }
 
+    /// A place for `org`, waiting in turn for one to be given back until `deadline`: a burst of
+    /// scripts queues briefly rather than failing.
+    async fn wait(org: &str, deadline: tokio::time::Instant) -> Option<OrgSlot> {
+        let semaphore = OrgSlot::semaphore(org);
+        let permit = tokio::time::timeout_at(deadline, semaphore.acquire_owned()).await.ok()?.ok()?;
+        Some(OrgSlot { org: org.to_string(), permit: Some(permit) })
+    }
+
+    /// A place for `org` if one is free now.
+    #[cfg(test)]
     fn take(org: &str) -> Option<OrgSlot> {
-        let mut all = running().lock().unwrap_or_else(|p| p.into_inner());
-        let n = all.entry(org.to_string()).or_default();
-        if *n >= PER_ORG {
-            return None;
-        }
-        *n += 1;
-        Some(OrgSlot(org.to_string()))
+        let permit = OrgSlot::semaphore(org).try_acquire_owned().ok()?;
+        Some(OrgSlot { org: org.to_string(), permit: Some(permit) })
     }
 }
 
 impl Drop for OrgSlot {
     fn drop(&mut self) {
-        let mut all = running().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = all.get_mut(&self.0) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                all.remove(&self.0);
-            }
+        drop(self.permit.take());
+        // Forget an organisation nobody runs or awaits a script of (a waiter holds the semaphore
+        // too), so that the map holds only organisations busy now.
+        let mut all = places().lock().unwrap_or_else(|p| p.into_inner());
+        if all.get(&self.org).is_some_and(|s| Arc::strong_count(s) == 1 && s.available_permits() == PER_ORG) {
+            all.remove(&self.org);
         }
-        drop(all);
-        freed().notify_waiters();
     }
 }
 
@@ -122,6 +114,11 @@ impl Gateway {
             return None;
         }
         let code = params.get("arguments").and_then(|a| a.get("code")).and_then(Value::as_str).map(str::to_string);
+        // Refused before it is counted: a denied call spends no quota.
+        if !me.access().call_tools {
+            let refused = tool_error("this key may not call tools, so it may not run scripts that do".into());
+            return Some(Ok(Routing::Local(Box::pin(async move { Ok(refused) }))));
+        }
         if let Err(e) = me.admit_local_tool(RUN_CODE) {
             return Some(Err(e));
         }
@@ -131,9 +128,6 @@ impl Gateway {
             let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
                 return Ok(tool_error(format!("{RUN_CODE} needs arguments.code: the JavaScript to run")));
             };
-            if !me.access().call_tools {
-                return Ok(tool_error("this key may not call tools, so it may not run scripts that do".into()));
-            }
             let abandoned = ABANDONED.load(Ordering::Relaxed);
             if abandoned >= MAX_ABANDONED {
                 return Ok(tool_error(format!(
@@ -212,31 +206,38 @@ impl Host for Inner {
             // every slot so held, none would ever be freed.
             return Err(format!("{RUN_CODE} cannot be called from a script"));
         }
+        // Stopped (the call of `run_code` was cancelled): no new call leaves, whatever the
+        // script does with the error.
+        if self.stop.is_cancelled() {
+            return Err(format!("{name}: the script's call was cancelled"));
+        }
         self.next += 1;
         let id = format!("\"mesh-code-{}-{}\"", self.run_id, self.next);
         let msg = Message::request(&id, "tools/call", Some(&json!({"name": name, "arguments": arguments})));
-        let session = self.session.clone();
-        let asked = async move {
-            let (_, mut rx) = session.request(&msg).await.map_err(|e| format!("{name}: {e}"))?;
-            loop {
-                match rx.recv().await {
-                    Some(ev) if ev.last => break Message::parse(ev.data).map_err(|e| format!("{name}: {e}")),
-                    Some(_) => continue, // progress and log lines of the call
-                    None => break Err(format!("{name}: the call ended without an answer")),
+        let (session, stop) = (self.session.clone(), self.stop.clone());
+        let reply = self.handle.block_on(async move {
+            let (stream, mut rx) = session.request(&msg).await.map_err(|e| format!("{name}: {e}"))?;
+            let answered = async {
+                loop {
+                    match rx.recv().await {
+                        Some(ev) if ev.last => break Message::parse(ev.data).map_err(|e| format!("{name}: {e}")),
+                        Some(_) => continue, // progress and log lines of the call
+                        None => break Err(format!("{name}: the call ended without an answer")),
+                    }
                 }
-            }
-        };
-        let stop = self.stop.clone();
-        let reply = self
-            .handle
-            .block_on(async {
-                tokio::select! {
-                    r = tokio::time::timeout_at(deadline.into(), asked) => Some(r),
-                    () = stop.cancelled() => None,
-                }
-            })
-            .ok_or_else(|| format!("{name}: the script's call was cancelled"))?
-            .map_err(|_| format!("{name}: no answer before the script's time limit"))??;
+            };
+            let why = tokio::select! {
+                biased;
+                () = stop.cancelled() => format!("{name}: the script's call was cancelled"),
+                r = tokio::time::timeout_at(deadline.into(), answered) => match r {
+                    Ok(reply) => return reply,
+                    Err(_) => format!("{name}: no answer before the script's time limit"),
+                },
+            };
+            // The call is given up: the upstream is told, and the audit row says cancelled.
+            session.cancel_stream(stream).await;
+            Err(why)
+        })?;
         value_of(name, &reply)
     }
 

@@ -176,14 +176,18 @@ impl Session {
         Ok(())
     }
 
-    /// Takes one call of `tool`, a tool the gateway answers itself at a cost (`run_code`), from
-    /// the caller's rate limits, as a call of that tool on the gateway's route; refused like a
-    /// call of a member's tool (`RateLimited`, so 429 and an audit row saying so).
+    /// Takes one call of `tool`, a tool a virtual MCP answers itself at a cost (`run_code`), from
+    /// the caller's rate limits; refused like a call of a member's tool (`RateLimited`, so 429
+    /// and an audit row saying so). Its subject is `gateway/{slug}`, which no connection slug
+    /// can be (docs/ACCESS.md, "Rate limits").
     pub(super) fn admit_local_tool(&self, tool: &str) -> Result<(), RelayError> {
         let Some(g) = self.governance.get() else { return Ok(()) };
-        let route = self.gateway.as_ref().map_or(self.label.as_str(), |gw| gw.slug.as_str());
+        let subject = match &self.gateway {
+            Some(gw) => format!("gateway/{}", gw.slug),
+            None => self.label.clone(),
+        };
         g.governor
-            .admit(&self.principal, route, Some(tool))
+            .admit(&self.principal, &subject, Some(tool))
             .map_err(|l| RelayError::RateLimited { limit: l.limit, retry_after: l.retry_after })
     }
 

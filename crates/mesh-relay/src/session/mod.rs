@@ -295,7 +295,7 @@ impl Session {
     /// Whether the session has nothing in flight and nobody listening.
     pub fn is_idle(&self) -> bool {
         let st = self.lock();
-        st.pending.is_empty() && !st.streams.any_live()
+        st.pending.is_empty() && st.local.is_empty() && !st.streams.any_live()
     }
 
     /// For a gateway session: each member and whether it is healthy now.
