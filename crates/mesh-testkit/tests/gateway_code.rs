@@ -4,7 +4,8 @@
 //! two tools and combines their results; a tool policy hides is absent from the API and refused
 //! inside a script; an infinite loop and a memory bomb are stopped within their limits and the
 //! mesh goes on serving; every call a script makes is in the audit trail under the real tool; a
-//! script itself spends the caller's rate limit.
+//! script itself spends the caller's rate limit; a cancelled script stops; a tool that asks the
+//! client during a script is answered.
 
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
 use mesh_testkit::{deps, raw, upstreams, TestMesh};
@@ -188,5 +189,37 @@ async fn a_cancelled_script_stops_and_gives_its_place_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(rows.iter().filter(|r| r["outcome"] == "cancelled").count(), 4, "{rows:#?}");
+    mesh.stop().await;
+}
+
+/// A tool that asks the client something during a script's call (sampling, elicitation) reaches
+/// the client on the `run_code` call's stream, and the client's answer goes back to the tool:
+/// the script gets the tool's result (before, the question was lost and the call waited until
+/// the script's time was up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_that_asks_the_client_during_a_script_is_answered() {
+    let mesh = TestMesh::start_with(|c| c.code_limits.wall = Duration::from_secs(20)).await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    manage(
+        &mesh,
+        "COLLECTION_GATEWAYS_CREATE",
+        json!({"slug": "code", "strategy": "code", "members": [{"connection": "everything"}]}),
+    )
+    .await;
+    let behaviour = ClientBehaviour {
+        sampling_reply: Some("pong through a script".into()),
+        elicitation_accept: Some(json!({"name": "Grace Hopper", "check": true})),
+        ..ClientBehaviour::default()
+    };
+    let client = TestClient::connect_http(&mesh.endpoint("gateway/code"), &mesh.key, behaviour).await.expect("session");
+    let script = r#"const sampled = callTool("everything_trigger-sampling-request", {prompt: "ping", maxTokens: 16});
+                    const elicited = callTool("everything_trigger-elicitation-request", {});
+                    return {sampled, elicited};"#;
+    let run = client.call_tool("run_code", json!({"code": script})).await.expect("run_code");
+    assert_eq!(run["isError"], false, "{run}");
+    let result = run["structuredContent"]["result"].to_string();
+    assert!(result.contains("pong through a script"), "{run}");
+    assert!(result.contains("Grace Hopper"), "{run}");
+    assert_eq!(client.sampling_requests_seen(), 1);
     mesh.stop().await;
 }

@@ -27,6 +27,12 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+tokio::task_local! {
+    /// In the task answering a request the mesh answers itself: that request's stream, for
+    /// what the work relays to the client meanwhile (a script's tool asking the client).
+    pub(super) static LOCAL_STREAM: u64;
+}
+
 impl Session {
     /// The driver of a client request, in the order the module's docs give (route, authorize and
     /// rate-limit, forward or answer, audit on every exit). Returns its stream: events end with
@@ -92,7 +98,7 @@ impl Session {
                         // A cancellation that raced the answer wins: its stream has ended.
                         biased;
                         () = cancel.cancelled() => None,
-                        r = super::trace::under(parent, task) => Some(r),
+                        r = super::trace::under(parent, LOCAL_STREAM.scope(stream, task)) => Some(r),
                     };
                     let Some(s) = me.upgrade() else { return };
                     s.lock().local.remove(&stream);

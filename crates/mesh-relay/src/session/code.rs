@@ -153,7 +153,9 @@ impl Gateway {
             // stop; the places go back when its thread ends, not before.
             let stop = CancellationToken::new();
             let _stop_when_dropped = stop.clone().drop_guard();
-            let host = Inner { session: me.clone(), handle: tokio::runtime::Handle::current(), run_id, next: 0, stop };
+            let outer = super::call::LOCAL_STREAM.try_with(|s| *s).ok();
+            let host =
+                Inner { session: me.clone(), handle: tokio::runtime::Handle::current(), run_id, next: 0, stop, outer };
             let (tx, rx) = tokio::sync::oneshot::channel();
             // A thread of its own, not the runtime's blocking pool: its stack fits the script's
             // stack limit, and a script that never returns neither holds a pool thread nor keeps
@@ -197,6 +199,10 @@ struct Inner {
     next: u64,
     /// Cancelled when the call of `run_code` is (or its answer is no longer awaited).
     stop: CancellationToken,
+    /// The stream of the call of `run_code`: what a tool call of the script sends the client
+    /// before its reply (a question to answer, a log line) goes there, so the client answers it
+    /// as it would on a direct call.
+    outer: Option<u64>,
 }
 
 impl Host for Inner {
@@ -214,14 +220,21 @@ impl Host for Inner {
         self.next += 1;
         let id = format!("\"mesh-code-{}-{}\"", self.run_id, self.next);
         let msg = Message::request(&id, "tools/call", Some(&json!({"name": name, "arguments": arguments})));
-        let (session, stop) = (self.session.clone(), self.stop.clone());
+        let (session, stop, outer) = (self.session.clone(), self.stop.clone(), self.outer);
         let reply = self.handle.block_on(async move {
             let (stream, mut rx) = session.request(&msg).await.map_err(|e| format!("{name}: {e}"))?;
             let answered = async {
                 loop {
                     match rx.recv().await {
                         Some(ev) if ev.last => break Message::parse(ev.data).map_err(|e| format!("{name}: {e}")),
-                        Some(_) => continue, // progress and log lines of the call
+                        Some(ev) => {
+                            // Sampling, elicitation and roots requests (the client's answer
+                            // comes back through the session's server-request ids), progress
+                            // and log lines of the call.
+                            if let Some(o) = outer {
+                                session.lock().streams.push(o, ev.data);
+                            }
+                        }
                         None => break Err(format!("{name}: the call ended without an answer")),
                     }
                 }
