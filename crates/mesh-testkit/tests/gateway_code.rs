@@ -131,13 +131,9 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
     mesh.stop().await;
 }
 
-/// A client that cancels its `run_code` call stops the script: the four places of the
-/// organisation, held by four scripts that would loop for a minute, are given back, so a fifth
-/// script runs (without the cancellation it would wait 10 s for a place and be refused); each
-/// cancelled call ends without a reply and is audited as cancelled.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_script_stops_and_gives_its_place_back() {
-    let mesh = TestMesh::start_with(|c| c.code_limits.wall = Duration::from_secs(60)).await;
+/// A mesh whose scripts may run for `wall`, with a code virtual MCP `code` over server-everything.
+async fn code_over_everything(wall: Duration) -> TestMesh {
+    let mesh = TestMesh::start_with(move |c| c.code_limits.wall = wall).await;
     mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
     manage(
         &mesh,
@@ -145,6 +141,16 @@ async fn a_cancelled_script_stops_and_gives_its_place_back() {
         json!({"slug": "code", "strategy": "code", "members": [{"connection": "everything"}]}),
     )
     .await;
+    mesh
+}
+
+/// A client that cancels its `run_code` call stops the script: the four places of the
+/// organisation, held by four scripts that would loop for a minute, are given back, so a fifth
+/// script runs (without the cancellation it would wait 10 s for a place and be refused); each
+/// cancelled call ends without a reply and is audited as cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_script_stops_and_gives_its_place_back() {
+    let mesh = code_over_everything(Duration::from_secs(60)).await;
     let url = mesh.endpoint("gateway/code");
     let sid = raw::open_session(&url, &mesh.key, "2025-11-25").await;
     let run = |id: u64, code: &str| {
@@ -198,14 +204,7 @@ async fn a_cancelled_script_stops_and_gives_its_place_back() {
 /// the script's time was up).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tool_that_asks_the_client_during_a_script_is_answered() {
-    let mesh = TestMesh::start_with(|c| c.code_limits.wall = Duration::from_secs(20)).await;
-    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
-    manage(
-        &mesh,
-        "COLLECTION_GATEWAYS_CREATE",
-        json!({"slug": "code", "strategy": "code", "members": [{"connection": "everything"}]}),
-    )
-    .await;
+    let mesh = code_over_everything(Duration::from_secs(20)).await;
     let behaviour = ClientBehaviour {
         sampling_reply: Some("pong through a script".into()),
         elicitation_accept: Some(json!({"name": "Grace Hopper", "check": true})),
