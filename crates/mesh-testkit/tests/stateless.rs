@@ -293,3 +293,40 @@ async fn issue18_a_stateless_client_that_leaves_cancels_its_call() {
     assert_eq!(s, 200, "{b}");
     mesh.stop().await;
 }
+
+/// A stateless client's script on a code virtual MCP: a tool the script calls asks the client
+/// something, which comes back as an input-required result of `run_code`; the retry with the
+/// answer lets the waiting tool call finish, and the script returns its result.
+#[tokio::test]
+async fn issue23_a_stateless_clients_script_is_asked_and_answered_through_input_required() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let (ok, out) = mesh
+        .manage(
+            &mesh.key,
+            "COLLECTION_GATEWAYS_CREATE",
+            json!({"slug": "code", "strategy": "code", "members": [{"connection": "everything"}]}),
+        )
+        .await;
+    assert!(ok, "{out}");
+    let url = mesh.endpoint("gateway/code");
+    let script = r#"const asked = callTool("everything_trigger-elicitation-request", {}); return {asked};"#;
+    let run = json!({"name": "run_code", "arguments": {"code": script}});
+    let h = || headers(&mesh.key, "tools/call", Some("run_code"));
+    let (status, body) = post(&url, h(), request(1, "tools/call", run.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let r = &body["result"];
+    assert_eq!(r["resultType"], "input_required", "{body}");
+    let requests = r["inputRequests"].as_object().expect("inputRequests");
+    let (k, input) = requests.iter().next().expect("one question");
+    assert_eq!(input["method"], "elicitation/create", "{body}");
+    let mut retry = run.clone();
+    retry["inputResponses"] = json!({k: {"action": "accept", "content": {"name": "Ada"}}});
+    retry["requestState"] = r["requestState"].clone();
+    let (status, body) = post(&url, h(), request(2, "tools/call", retry)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["resultType"], "complete", "{body}");
+    assert_eq!(body["result"]["isError"], false, "{body}");
+    assert!(body["result"]["structuredContent"]["result"].to_string().contains("Ada"), "{body}");
+    mesh.stop().await;
+}
