@@ -130,6 +130,12 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+impl From<Limited> for crate::RelayError {
+    fn from(l: Limited) -> Self {
+        crate::RelayError::RateLimited { limit: l.limit, retry_after: l.retry_after }
+    }
+}
+
 /// No policy and no limits (the relay on its own, tests).
 pub struct Ungoverned;
 

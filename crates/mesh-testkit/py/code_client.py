@@ -11,32 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 
 import anyio
-import httpx2
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
-def dump(result) -> dict:
-    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+from sdk_session import dump, session as sdk_session
 
 
 async def run(args: argparse.Namespace) -> dict:
-    headers = {"Authorization": f"Bearer {args.key}"}
     with anyio.fail_after(120):
-        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
-            async with streamable_http_client(args.url, http_client=http) as (read, write, *_):
-                async with ClientSession(read, write) as session:
-                    await session.initialize()
-                    listed = await session.list_tools()
-                    runs = []
-                    for script in args.script:
-                        runs.append(dump(await session.call_tool("run_code", {"code": script})))
-                    return {"tools": [dump(t) for t in listed.tools], "runs": runs}
+        async with sdk_session(args.url, args.key, timeout=60) as session:
+            listed = await session.list_tools()
+            runs = []
+            for script in args.script:
+                runs.append(dump(await session.call_tool("run_code", {"code": script})))
+            return {"tools": [dump(t) for t in listed.tools], "runs": runs}
 
 
 def main() -> None:

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 
 import anyio
-import httpx2
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-
-warnings.filterwarnings("ignore", category=DeprecationWarning)
+from sdk_session import dump, session as sdk_session
 
 
 async def run(args: argparse.Namespace) -> dict:
-    headers = {"Authorization": f"Bearer {args.key}"}
     with anyio.fail_after(60):
-        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-            async with streamable_http_client(args.url, http_client=http) as (read, write, *_):
-                async with ClientSession(read, write) as session:
-                    await session.initialize()
-                    tools = await session.list_tools()
-                    result = await session.call_tool(args.tool, json.loads(args.args))
-                    return {
-                        "tools": [t.name for t in tools.tools],
-                        "result": result.model_dump(mode="json", by_alias=True, exclude_none=True),
-                    }
+        async with sdk_session(args.url, args.key) as session:
+            tools = await session.list_tools()
+            result = await session.call_tool(args.tool, json.loads(args.args))
+            return {"tools": [t.name for t in tools.tools], "result": dump(result)}
 
 
 def main() -> None:

@@ -12,50 +12,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 
 import anyio
-import httpx2
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
-def dump(result) -> dict:
-    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+from sdk_session import dump, session as sdk_session
 
 
 async def run(args: argparse.Namespace) -> dict:
-    headers = {"Authorization": f"Bearer {args.key}"}
     with anyio.fail_after(60):
-        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-            async with streamable_http_client(args.url, http_client=http) as (read, write, *_):
-                async with ClientSession(read, write) as session:
-                    await session.initialize()
-                    listed = await session.list_tools()
-                    searches = {}
-                    for query in args.query:
-                        found = await session.call_tool("search_tools", {"query": query, "k": 5})
-                        searches[query] = dump(found)
-                    described = await session.call_tool("describe_tools", {"names": [args.tool]})
-                    called = await session.call_tool(
-                        "call_tool", {"name": args.tool, "arguments": json.loads(args.args)}
-                    )
-                    denied = None
-                    if args.denied:
-                        # Refused as unknown, as a direct call of it would be: a JSON-RPC error.
-                        try:
-                            denied = dump(await session.call_tool("call_tool", {"name": args.denied, "arguments": {}}))
-                        except Exception as e:  # noqa: BLE001 - the refusal is the result
-                            denied = {"error": str(e)}
-                    return {
-                        "tools": [t.name for t in listed.tools],
-                        "searches": searches,
-                        "described": dump(described),
-                        "called": dump(called),
-                        "denied": denied,
-                    }
+        async with sdk_session(args.url, args.key) as session:
+            listed = await session.list_tools()
+            searches = {}
+            for query in args.query:
+                found = await session.call_tool("search_tools", {"query": query, "k": 5})
+                searches[query] = dump(found)
+            described = await session.call_tool("describe_tools", {"names": [args.tool]})
+            called = await session.call_tool(
+                "call_tool", {"name": args.tool, "arguments": json.loads(args.args)}
+            )
+            denied = None
+            if args.denied:
+                # Refused as unknown, as a direct call of it would be: a JSON-RPC error.
+                try:
+                    denied = dump(await session.call_tool("call_tool", {"name": args.denied, "arguments": {}}))
+                except Exception as e:  # noqa: BLE001 - the refusal is the result
+                    denied = {"error": str(e)}
+            return {
+                "tools": [t.name for t in listed.tools],
+                "searches": searches,
+                "described": dump(described),
+                "called": dump(called),
+                "denied": denied,
+            }
 
 
 def main() -> None:

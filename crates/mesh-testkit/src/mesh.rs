@@ -4,7 +4,7 @@ use mesh_admin::Admin;
 use mesh_core::{id, Principal};
 use mesh_relay::ports::Authenticator;
 use mesh_server::{Config, Mesh};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 /// A running mesh for one test. Stopped (sessions closed, children reaped) by `stop` or on drop.
@@ -130,6 +130,43 @@ impl TestMesh {
         store.create_api_key(&row).await.expect("key");
         self.admin.keys.reload(store).await.expect("reload keys");
         k.full.expose().clone()
+    }
+
+    /// Calls a management tool as the owner and returns its result; panics, naming the tool, if
+    /// it fails.
+    pub async fn manage_ok(&self, tool: &str, args: Value) -> Value {
+        let (ok, out) = self.manage(&self.key, tool, args).await;
+        assert!(ok, "{tool} failed: {out}");
+        out
+    }
+
+    /// Server-everything and mcp-server-time as connections `everything` and `time`, and a
+    /// virtual MCP `slug` over both with `strategy`; plus a member (sam@example.test) whose role
+    /// `no-convert` may use both but `time`'s `convert_time`: that member's API key and its id.
+    /// The setup of the strategy tests (policy must hide one tool from search and scripts).
+    pub async fn strategy_over_everything_and_time(&self, slug: &str, strategy: &str) -> (String, String) {
+        self.add_connection(
+            json!({"slug": "everything", "command": crate::upstreams::everything_bin(), "args": ["stdio"]}),
+        )
+        .await;
+        let (time, time_args) = crate::upstreams::time_command();
+        self.add_connection(json!({"slug": "time", "command": time, "args": time_args})).await;
+        let members = json!([{"connection": "everything"}, {"connection": "time"}]);
+        let created = self
+            .manage_ok("COLLECTION_GATEWAYS_CREATE", json!({"slug": slug, "strategy": strategy, "members": members}))
+            .await;
+        assert_eq!(created["item"]["strategy"], strategy, "{created}");
+        let rules = json!([
+            {"effect": "allow", "connection": "everything"},
+            {"effect": "allow", "connection": "time"},
+            {"effect": "deny", "connection": "time", "name": "convert_time"}
+        ]);
+        self.manage_ok("ROLE_CREATE", json!({"name": "no-convert", "rules": rules})).await;
+        let added =
+            self.manage_ok("ORGANIZATION_MEMBER_ADD", json!({"email": "sam@example.test", "role": "no-convert"})).await;
+        let user = added["item"]["userId"].as_str().expect("user id");
+        let key = self.manage_ok("API_KEY_CREATE", json!({"name": "k", "userId": user})).await;
+        (key["key"].as_str().expect("key").to_string(), key["item"]["id"].as_str().expect("key id").to_string())
     }
 
     /// Calls a management tool at `/mcp` with `key`, in a session of its own: `(true,

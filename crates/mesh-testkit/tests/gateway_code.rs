@@ -12,12 +12,6 @@ use mesh_testkit::{deps, raw, upstreams, TestMesh};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-async fn manage(mesh: &TestMesh, tool: &str, args: Value) -> Value {
-    let (ok, out) = mesh.manage(&mesh.key, tool, args).await;
-    assert!(ok, "{tool} failed: {out}");
-    out
-}
-
 /// The text of a tool result's first content block.
 fn text(result: &Value) -> String {
     result["content"][0]["text"].as_str().unwrap_or_default().to_string()
@@ -31,30 +25,8 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
         c.code_limits.memory = 32 << 20;
     })
     .await;
-    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
-    let (time, time_args) = upstreams::time_command();
-    mesh.add_connection(json!({"slug": "time", "command": time, "args": time_args})).await;
-    let created = manage(
-        &mesh,
-        "COLLECTION_GATEWAYS_CREATE",
-        json!({"slug": "code", "strategy": "code", "members": [{"connection": "everything"}, {"connection": "time"}]}),
-    )
-    .await;
-    assert_eq!(created["item"]["strategy"], "code", "{created}");
-
     // A member who may use everything but converting times.
-    let rules = json!([
-        {"effect": "allow", "connection": "everything"},
-        {"effect": "allow", "connection": "time"},
-        {"effect": "deny", "connection": "time", "name": "convert_time"}
-    ]);
-    manage(&mesh, "ROLE_CREATE", json!({"name": "no-convert", "rules": rules})).await;
-    let added =
-        manage(&mesh, "ORGANIZATION_MEMBER_ADD", json!({"email": "sam@example.test", "role": "no-convert"})).await;
-    let user = added["item"]["userId"].as_str().expect("user id").to_string();
-    let created = manage(&mesh, "API_KEY_CREATE", json!({"name": "k", "userId": user})).await;
-    let key = created["key"].as_str().expect("key").to_string();
-    let key_id = created["item"]["id"].as_str().expect("key id").to_string();
+    let (key, key_id) = mesh.strategy_over_everything_and_time("code", "code").await;
 
     let scripts = [
         // Two tools, combined.
@@ -106,7 +78,7 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
     assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
 
     // Every tool call a script made is in the audit trail, under the real tool's name.
-    let rows = manage(&mesh, "AUDIT_QUERY", json!({"route": "code", "method": "tools/call", "limit": 100})).await;
+    let rows = mesh.manage_ok("AUDIT_QUERY", json!({"route": "code", "method": "tools/call", "limit": 100})).await;
     let rows = rows["items"].as_array().cloned().unwrap_or_default();
     let named = |name: &str, outcome: &str| rows.iter().any(|r| r["name"] == name && r["outcome"] == outcome);
     assert!(named("everything_echo", "ok"), "{rows:#?}");
@@ -115,7 +87,7 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
 
     // A script is a call: it spends the key's rate limit before it runs, and is refused and
     // audited as rate limited when the limit is spent.
-    manage(&mesh, "RATE_LIMIT_SET", json!({"scope": "key", "target": key_id, "perMinute": 1, "burst": 2})).await;
+    mesh.manage_ok("RATE_LIMIT_SET", json!({"scope": "key", "target": key_id, "perMinute": 1, "burst": 2})).await;
     let client = TestClient::connect_http(&mesh.endpoint("gateway/code"), &key, ClientBehaviour::default())
         .await
         .expect("session");
@@ -125,7 +97,7 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
     }
     let refused = client.call_tool("run_code", json!({"code": "return 1"})).await.expect_err("over the limit");
     assert!(format!("{refused:#}").contains("HTTP 429"), "{refused:#}");
-    let rows = manage(&mesh, "AUDIT_QUERY", json!({"route": "code", "method": "tools/call", "limit": 100})).await;
+    let rows = mesh.manage_ok("AUDIT_QUERY", json!({"route": "code", "method": "tools/call", "limit": 100})).await;
     let rows = rows["items"].as_array().cloned().unwrap_or_default();
     assert!(rows.iter().any(|r| r["name"] == "run_code" && r["outcome"] == "rate_limited"), "{rows:#?}");
     mesh.stop().await;
@@ -135,8 +107,7 @@ async fn a_code_virtual_mcp_runs_scripts_under_policy_and_limits() {
 async fn code_over_everything(wall: Duration) -> TestMesh {
     let mesh = TestMesh::start_with(move |c| c.code_limits.wall = wall).await;
     mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
-    manage(
-        &mesh,
+    mesh.manage_ok(
         "COLLECTION_GATEWAYS_CREATE",
         json!({"slug": "code", "strategy": "code", "members": [{"connection": "everything"}]}),
     )
@@ -187,7 +158,7 @@ async fn a_cancelled_script_stops_and_gives_its_place_back() {
     assert_eq!(reply["result"]["structuredContent"]["result"], json!(42), "{reply}");
 
     let rows = loop {
-        let rows = manage(&mesh, "AUDIT_QUERY", json!({"route": "code", "name": "run_code", "limit": 100})).await;
+        let rows = mesh.manage_ok("AUDIT_QUERY", json!({"route": "code", "name": "run_code", "limit": 100})).await;
         let rows = rows["items"].as_array().cloned().unwrap_or_default();
         if rows.iter().filter(|r| r["outcome"] == "cancelled").count() == 4 || Instant::now() > until {
             break rows;

@@ -7,25 +7,11 @@
 //! catalogue again.
 
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
-use mesh_testkit::{deps, text_of, upstreams, TestMesh};
+use mesh_testkit::{deps, text_of, TestMesh};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const META: [&str; 3] = ["search_tools", "describe_tools", "call_tool"];
-
-async fn manage(mesh: &TestMesh, tool: &str, args: Value) -> Value {
-    let (ok, out) = mesh.manage(&mesh.key, tool, args).await;
-    assert!(ok, "{tool} failed: {out}");
-    out
-}
-
-/// A new member with `role`, and an API key for them.
-async fn member_key(mesh: &TestMesh, email: &str, role: &str) -> String {
-    let added = manage(mesh, "ORGANIZATION_MEMBER_ADD", json!({"email": email, "role": role})).await;
-    let user = added["item"]["userId"].as_str().expect("user id").to_string();
-    let key = manage(mesh, "API_KEY_CREATE", json!({"name": "k", "userId": user})).await;
-    key["key"].as_str().expect("key").to_string()
-}
 
 fn found(search: &Value) -> Vec<String> {
     search["structuredContent"]["tools"]
@@ -39,28 +25,11 @@ fn found(search: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smart_virtual_mcp_searches_describes_and_calls_under_policy() {
     let mesh = TestMesh::start().await;
-    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
-    let (time, time_args) = upstreams::time_command();
-    mesh.add_connection(json!({"slug": "time", "command": time, "args": time_args})).await;
-    let created = manage(
-        &mesh,
-        "COLLECTION_GATEWAYS_CREATE",
-        json!({"slug": "smart", "strategy": "smart", "members": [{"connection": "everything"}, {"connection": "time"}]}),
-    )
-    .await;
-    assert_eq!(created["item"]["strategy"], "smart", "{created}");
+    // A member who may use everything but converting times.
+    let (key, _) = mesh.strategy_over_everything_and_time("smart", "smart").await;
     let refused =
         mesh.manage(&mesh.key, "COLLECTION_GATEWAYS_UPDATE", json!({"id": "smart", "strategy": "clever"})).await;
     assert!(!refused.0 && refused.1.to_string().contains("unknown variant `clever`"), "{refused:?}");
-
-    // A member who may use everything but converting times.
-    let rules = json!([
-        {"effect": "allow", "connection": "everything"},
-        {"effect": "allow", "connection": "time"},
-        {"effect": "deny", "connection": "time", "name": "convert_time"}
-    ]);
-    manage(&mesh, "ROLE_CREATE", json!({"name": "no-convert", "rules": rules})).await;
-    let key = member_key(&mesh, "sam@example.test", "no-convert").await;
     let url = mesh.endpoint("gateway/smart");
 
     // The official Python SDK: list, search, describe, call, and the hidden tool called anyway.
@@ -131,7 +100,7 @@ async fn a_smart_virtual_mcp_searches_describes_and_calls_under_policy() {
     assert_eq!(text_of(&direct), "Echo: direct");
 
     // The audit trail names the real tool of a call made through call_tool, and the refusal.
-    let rows = manage(&mesh, "AUDIT_QUERY", json!({"route": "smart", "method": "tools/call", "limit": 100})).await;
+    let rows = mesh.manage_ok("AUDIT_QUERY", json!({"route": "smart", "method": "tools/call", "limit": 100})).await;
     let rows = rows["items"].as_array().cloned().unwrap_or_default();
     let named = |name: &str, outcome: &str| rows.iter().any(|r| r["name"] == name && r["outcome"] == outcome);
     assert!(named("everything_echo", "ok"), "{rows:#?}");
@@ -139,7 +108,7 @@ async fn a_smart_virtual_mcp_searches_describes_and_calls_under_policy() {
     assert!(!rows.iter().any(|r| r["name"] == "call_tool" && r["outcome"] == "ok"), "{rows:#?}");
 
     // Back to passthrough: a new session lists the catalogue.
-    manage(&mesh, "COLLECTION_GATEWAYS_UPDATE", json!({"id": "smart", "strategy": "passthrough"})).await;
+    mesh.manage_ok("COLLECTION_GATEWAYS_UPDATE", json!({"id": "smart", "strategy": "passthrough"})).await;
     let again = TestClient::connect_http(&url, &mesh.key, ClientBehaviour::default()).await.expect("session");
     let names = again.list_tool_names().await.expect("list");
     assert!(

@@ -169,9 +169,7 @@ impl Session {
         }
         if counted {
             let tool = (kind == ItemKind::Tool).then_some(name);
-            g.governor
-                .admit(&self.principal, connection, tool)
-                .map_err(|l| RelayError::RateLimited { limit: l.limit, retry_after: l.retry_after })?;
+            g.governor.admit(&self.principal, connection, tool).map_err(RelayError::from)?;
         }
         Ok(())
     }
@@ -186,9 +184,7 @@ impl Session {
             Some(gw) => format!("gateway/{}", gw.slug),
             None => self.label.clone(),
         };
-        g.governor
-            .admit(&self.principal, &subject, Some(tool))
-            .map_err(|l| RelayError::RateLimited { limit: l.limit, retry_after: l.retry_after })
+        g.governor.admit(&self.principal, &subject, Some(tool)).map_err(RelayError::from)
     }
 
     /// A direct session's list reply with what policy hides taken out; anything else as is.
