@@ -4,9 +4,14 @@
 //! 1. Origin/Host (DNS-rebinding defence) — before anything else reads the request;
 //! 2. authentication — nothing below runs for anonymous callers;
 //! 3. transport shape (Accept, Content-Type, body size, JSON-RPC envelope);
-//! 4. session lookup, bound to the principal that created it (another key gets 404);
-//! 5. forwarding, where upstream credentials exist only inside the link.
+//! 4. session lookup, bound to the principal that created it (another key gets 404) — or, for
+//!    a stateless request, the pooled session of its principal;
+//! 5. the session's driver: authorize, rate-limit, forward (upstream credentials exist only
+//!    inside the link), audit on every exit.
+//!
+//! A POST of either revision runs through one driver (`driver.rs`) that owns this order.
 
+mod driver;
 mod front;
 mod guard;
 mod modern;
@@ -313,12 +318,6 @@ impl Default for LiveCounts {
     fn default() -> Self {
         LiveCounts { sessions: [("connection", 0), ("gateway", 0), ("management", 0)], up: 0, down: 0, streams: 0 }
     }
-}
-
-/// The W3C trace context headers of a request, owned (`traceparent`, and `tracestate` if sent).
-pub(crate) fn trace_headers(headers: &axum::http::HeaderMap) -> Option<(String, Option<String>)> {
-    let p = trace_parent(headers)?;
-    Some((p.traceparent.to_string(), p.tracestate.map(str::to_string)))
 }
 
 /// The W3C trace context headers of a request, borrowed.

@@ -1,5 +1,6 @@
 //! The Streamable HTTP endpoint (MCP 2025-11-25, basic/transports): POST, GET and DELETE.
 
+use super::driver::{self, Answer, Flow, Forward, Revision};
 use super::respond::{self, SESSION_HEADER, VERSION_HEADER};
 use super::{guard, Relay};
 use crate::session::{RouteKind as SessionKind, Session};
@@ -44,15 +45,14 @@ pub(super) async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) ->
     let (method, headers) = (parts.method, parts.headers);
     // The revision is told from the headers (spec basic/versioning): a stateless request names
     // one that no earlier revision defined, and has no session; the body must then agree
-    // (`modern::post`). A request on a session stays a session's, whatever version it names.
+    // (`modern::resolve`). A request on a session stays a session's, whatever version it names.
     let modern = headers
         .get(VERSION_HEADER)
         .filter(|_| !headers.contains_key(SESSION_HEADER))
         .and_then(|v| v.to_str().ok())
-        .filter(|v| mesh_protocol::modern::is_modern_header(v))
-        .map(str::to_string);
+        .filter(|v| mesh_protocol::modern::is_modern_header(v));
     let result = match (method, modern) {
-        (Method::POST, Some(v)) => super::modern::post(&relay, &target, &headers, body, &v).await,
+        (Method::POST, Some(v)) => driver::post(&relay, &target, &headers, body, Revision::Stateless(v)).await,
         // The stateless revision has no GET stream and no session to delete.
         (_, Some(_)) => {
             let mut r = axum::response::IntoResponse::into_response(StatusCode::METHOD_NOT_ALLOWED);
@@ -60,7 +60,7 @@ pub(super) async fn dispatch(relay: Arc<Relay>, target: Target, req: Request) ->
             return r;
         }
         (method, None) => match method {
-            Method::POST => post(&relay, &target, &headers, body).await,
+            Method::POST => driver::post(&relay, &target, &headers, body, Revision::Session).await,
             Method::GET => get(&relay, &target, &headers),
             Method::DELETE => delete(&relay, &target, &headers),
             _ => return StatusCode::METHOD_NOT_ALLOWED.into_response_with_allow(),
@@ -148,14 +148,18 @@ pub(super) fn admit(relay: &Relay, headers: &HeaderMap, target: &Target) -> Resu
     }
 }
 
-async fn post(relay: &Arc<Relay>, target: &Target, headers: &HeaderMap, body: Body) -> Result<Response, RelayError> {
-    let principal = admit(relay, headers, target)?;
-    guard::accepts_json_and_sse(headers)?;
-    guard::content_type_json(headers)?;
-    let body = read_body(body, headers, relay.cfg.max_body_bytes).await?;
-    let msg = Message::parse(body)?;
+/// Step 3 of the driver for a session's client: an `initialize` opens a session and is answered
+/// here; anything else belongs to the session it names, which must be this principal's, at
+/// this route.
+pub(super) async fn resolve(
+    relay: &Arc<Relay>,
+    target: &Target,
+    headers: &HeaderMap,
+    principal: Principal,
+    msg: Message,
+) -> Result<Flow, RelayError> {
     if msg.kind() == Kind::Request && msg.method() == Some("initialize") {
-        return Ok(initialize(relay, target, principal, msg).await);
+        return Ok(Flow::Respond(initialize(relay, target, principal, msg).await));
     }
     let session = session_for(relay, headers, &principal, target)?;
     if let Some(v) = headers.get(VERSION_HEADER) {
@@ -164,22 +168,16 @@ async fn post(relay: &Arc<Relay>, target: &Target, headers: &HeaderMap, body: Bo
             return Err(RelayError::BadProtocolVersion(v.chars().take(40).collect()));
         }
     }
-    match msg.kind() {
-        Kind::Request => match session.request_traced(&msg, None, crate::ingress::trace_parent(headers)).await {
-            Ok((stream, rx)) => Ok(reply_stream(&session, stream, rx).await),
-            Err(e) => {
-                tracing::info!(session = %session.id, route = %session.label, error = %e, "request failed");
-                Ok(respond::json(&e.to_message(msg.id()), None))
-            }
-        },
-        Kind::Notification => session.notify(&msg).await.map(|_| respond::accepted()),
-        Kind::Response | Kind::Error => session.reply(&msg).await.map(|_| respond::accepted()),
-    }
+    Ok(match msg.kind() {
+        Kind::Request => Flow::Forward(Forward { session, msg, item: None, answer: Answer::Session }),
+        Kind::Notification => Flow::Respond(session.notify(&msg).await.map(|_| respond::accepted())?),
+        Kind::Response | Kind::Error => Flow::Respond(session.reply(&msg).await.map(|_| respond::accepted())?),
+    })
 }
 
 /// Answers a request: one JSON body when the reply is the first thing the upstream says (the
 /// fast, common case), else an SSE stream carrying everything related, ending with the reply.
-async fn reply_stream(
+pub(super) async fn reply_stream(
     session: &Session,
     stream: u64,
     mut rx: tokio::sync::mpsc::Receiver<crate::session::streams::Event>,

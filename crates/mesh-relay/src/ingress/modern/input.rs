@@ -81,7 +81,7 @@ impl Pending {
         rx: mpsc::Receiver<Event>,
         principal: Principal,
         ask: Ask,
-        msg: &Message,
+        msg: Message,
     ) -> Pending {
         Pending {
             session,
@@ -97,7 +97,7 @@ impl Pending {
             learn: None,
             tasked: super::Tasked::No,
             method: ask.method,
-            request: msg.clone(),
+            request: msg,
             capabilities: ask.capabilities,
         }
     }

@@ -10,11 +10,11 @@
 //! ecosystem accepts, and its replies are made stateless here (`resultType`, caching hints,
 //! errors with their HTTP statuses).
 //!
-//! The order of checks is the session-based path's, with the revision's own in the middle:
-//! Origin/Host and authentication (`admit`), then transport shape, then the envelope and the
+//! A stateless request runs through the same driver as a session's (`driver.rs`): Origin/Host
+//! and authentication, then transport shape; this module's step is the envelope and the
 //! mirrored headers (a header that disagrees with the body is refused: the body is what the mesh
 //! governs), then the pooled session — whose route, access and rate limits apply exactly as to a
-//! session's request.
+//! session's request — and its answer in the stateless form.
 
 mod input;
 mod listen;
@@ -23,11 +23,11 @@ mod tasks;
 
 pub(super) use pool::Pool;
 
+use super::driver::{Answer, Flow, Forward};
 use super::respond;
-use super::streamable_http::{admit, read_body, Target};
-use super::{guard, Relay};
+use super::streamable_http::Target;
+use super::Relay;
 use crate::RelayError;
-use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -56,28 +56,24 @@ pub(super) struct Ask {
     pub param_headers: Vec<(String, String)>,
     /// The endpoint's canonical path (what pooled sessions and parked calls are bound to).
     pub endpoint: String,
-    /// The W3C trace context headers, `traceparent` and `tracestate` (`_meta` wins over them).
-    pub trace: Option<(String, Option<String>)>,
 }
 
-/// Serves one stateless POST. Refusals before the body is read come back as errors (the caller
-/// adds an OAuth challenge to a 401); every later one is a JSON-RPC error carrying the request id.
-pub(super) async fn post(
+/// Step 3 of the driver (`driver.rs`) for a stateless request: the envelope and the mirrored
+/// headers are checked, then the request goes to the pooled session of its principal at this
+/// route — or the mesh answers it here (`server/discover`, a retry carrying answers, a refusal).
+/// Refusals are JSON-RPC errors carrying the request id, with the revision's HTTP statuses.
+pub(super) async fn resolve(
     relay: &Arc<Relay>,
     target: &Target,
     headers: &HeaderMap,
-    body: Body,
+    principal: mesh_core::Principal,
+    msg: Message,
     header_version: &str,
-) -> Result<Response, RelayError> {
-    let principal = admit(relay, headers, target)?;
-    guard::accepts_json_and_sse(headers)?;
-    guard::content_type_json(headers)?;
-    let body = read_body(body, headers, relay.cfg.max_body_bytes).await?;
-    let msg = Message::parse(body)?;
+) -> Result<Flow, RelayError> {
     match msg.kind() {
         Kind::Request => {}
         // The revision defines no client notification over HTTP; one is acknowledged and dropped.
-        Kind::Notification => return Ok(respond::accepted()),
+        Kind::Notification => return Ok(Flow::Respond(respond::accepted())),
         Kind::Response | Kind::Error => {
             return Err(RelayError::BadRequest(
                 "the stateless revision has no replies to the server: answer input requests by retrying the request"
@@ -90,12 +86,17 @@ pub(super) async fn post(
     let params: modern::Request<'_> = match msg.params() {
         Some(p) => p,
         None => {
-            return Ok(refuse(&id, codes::INVALID_PARAMS, "params._meta is required in this protocol revision", None))
+            return respond_with(refuse(
+                &id,
+                codes::INVALID_PARAMS,
+                "params._meta is required in this protocol revision",
+                None,
+            ))
         }
     };
     let meta = params.envelope();
     let (Some(body_version), Some(capabilities)) = (meta.version.as_deref(), meta.capabilities) else {
-        return Ok(refuse(
+        return respond_with(refuse(
             &id,
             codes::INVALID_PARAMS,
             "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
@@ -103,25 +104,35 @@ pub(super) async fn post(
         ));
     };
     if body_version != header_version {
-        return Ok(refuse(&id, codes::HEADER_MISMATCH, "MCP-Protocol-Version disagrees with params._meta", None));
+        return respond_with(refuse(
+            &id,
+            codes::HEADER_MISMATCH,
+            "MCP-Protocol-Version disagrees with params._meta",
+            None,
+        ));
     }
     if !version::is_modern(body_version) {
         let data = serde_json::json!({"supported": version::MODERN, "requested": body_version});
-        return Ok(refuse(&id, codes::UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version", Some(data)));
+        return respond_with(refuse(
+            &id,
+            codes::UNSUPPORTED_PROTOCOL_VERSION,
+            "unsupported protocol version",
+            Some(data),
+        ));
     }
     if let Err(why) = mirrored(headers, &METHOD_HEADER, Some(&method)) {
-        return Ok(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Method {why}"), None));
+        return respond_with(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Method {why}"), None));
     }
     if modern::needs_name(&method) {
         if let Err(why) = mirrored(headers, &NAME_HEADER, params.routed_name(&method)) {
-            return Ok(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None));
+            return respond_with(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None));
         }
     }
     if capabilities.get().len() > pool::MAX_CAPABILITIES {
-        return Ok(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None));
+        return respond_with(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None));
     }
     if !capabilities.get().trim_start().starts_with('{') {
-        return Ok(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None));
+        return respond_with(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None));
     }
     let ask = Ask {
         id,
@@ -135,11 +146,15 @@ pub(super) async fn post(
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect(),
         endpoint: target.path(),
-        trace: crate::ingress::trace_headers(headers),
     };
     let task_method = tasks::METHODS.contains(&ask.method.as_str());
     if modern::REMOVED.contains(&ask.method.as_str()) || (ask.method.starts_with("tasks/") && !task_method) {
-        return Ok(refuse(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None));
+        return respond_with(refuse(
+            &ask.id,
+            codes::METHOD_NOT_FOUND,
+            &format!("Method not found: {}", ask.method),
+            None,
+        ));
     }
     // Where `_meta` sits in the body, from the borrowed value itself: the rewrite on the way to
     // the pooled session then scans nothing again.
@@ -150,7 +165,7 @@ pub(super) async fn post(
     drop(params);
     if let Some(state) = state {
         if modern::MAY_NEED_INPUT.contains(&ask.method.as_str()) {
-            return Ok(input::retry(relay, &principal, &ask, &msg, &state, responses).await);
+            return respond_with(input::retry(relay, &principal, &ask, &msg, &state, responses).await);
         }
     }
     // A task is checked before anything is opened for it: a handle alone must not cost a
@@ -158,7 +173,7 @@ pub(super) async fn post(
     let task = match task_method {
         true => match task_owner(relay, &principal, &ask, task_id.as_deref()) {
             Ok(owned) => Some(owned),
-            Err(refused) => return Ok(*refused),
+            Err(refused) => return respond_with(*refused),
         },
         false => None,
     };
@@ -169,38 +184,30 @@ pub(super) async fn post(
         Some(s) => s,
         None => match pool::session(relay, target, &principal, &ask).await {
             Ok(s) => s,
-            Err(e) => return Ok(refusal(&ask.id, &e)),
+            Err(e) => return respond_with(refusal(&ask.id, &e)),
         },
     };
     let mut msg = msg;
     if let (Some(owned), Some(handle)) = (task, task_id) {
         // Policy may have changed since the task was created: its tool must still be callable.
         if !session.tasks || !session.session.may_call_tool(&owned.tool) {
-            return Ok(refuse(&ask.id, codes::INVALID_PARAMS, "Unknown task", None));
+            return respond_with(refuse(&ask.id, codes::INVALID_PARAMS, "Unknown task", None));
         }
         // The upstream knows the task by its own id; the client, by the mesh's handle.
         match tasks::with_task_id(&msg, "params", &owned.upstream) {
             Some(m) => msg = m,
-            None => return Ok(refuse(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None)),
+            None => return respond_with(refuse(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None)),
         }
-        return Ok(call(
-            relay,
-            &session.session,
-            principal,
-            ask,
-            (&msg, None),
-            None,
-            Tasked::Addressed { handle, upstream: owned.upstream, tool: owned.tool },
-        )
-        .await);
+        let tasked = Tasked::Addressed { handle, upstream: owned.upstream, tool: owned.tool };
+        return Ok(forward(session.session, principal, ask, (msg, None), None, tasked));
     }
     Ok(match ask.method.as_str() {
-        "server/discover" => discover(&ask, &session),
-        "subscriptions/listen" => listen::open(&session, &ask, &msg),
+        "server/discover" => Flow::Respond(discover(&ask, &session)),
+        "subscriptions/listen" => Flow::Respond(listen::open(&session, &ask, &msg)),
         _ => {
             if ask.method == "tools/call" {
                 if let Err(why) = params_mirrored(headers, &session.params, &msg) {
-                    return Ok(refuse(&ask.id, codes::HEADER_MISMATCH, &why, None));
+                    return respond_with(refuse(&ask.id, codes::HEADER_MISMATCH, &why, None));
                 }
             }
             let learn = (ask.method == "tools/list").then(|| session.params.clone());
@@ -208,9 +215,14 @@ pub(super) async fn post(
                 true => Tasked::MayCreate(relay.modern.tasks.clone(), (session.session.id.clone(), session.slot)),
                 false => Tasked::No,
             };
-            call(relay, &session.session, principal, ask, (&msg, meta_at), learn, tasked).await
+            forward(session.session, principal, ask, (msg, meta_at), learn, tasked)
         }
     })
+}
+
+/// The refusal `r` as what step 3 decided.
+fn respond_with(r: Response) -> Result<Flow, RelayError> {
+    Ok(Flow::Respond(r))
 }
 
 /// The stateless ingress's own tables.
@@ -254,38 +266,52 @@ fn mirrored(headers: &HeaderMap, name: &HeaderName, body: Option<&str>) -> Resul
     }
 }
 
-/// Forwards a request on the pooled session and answers it in the stateless form. `meta_at` is
-/// where `params._meta` sits in `msg`, when the caller knows.
-async fn call(
-    relay: &Arc<Relay>,
-    session: &Arc<crate::session::Session>,
+/// A request as it goes to its pooled session, and what its answer needs. `meta_at` is where
+/// `params._meta` sits in `msg`, when the caller knows.
+fn forward(
+    session: Arc<crate::session::Session>,
     principal: mesh_core::Principal,
     ask: Ask,
-    (msg, meta_at): (&Message, Option<std::ops::Range<usize>>),
+    (msg, meta_at): (Message, Option<std::ops::Range<usize>>),
     learn: Option<Arc<pool::ParamHeaders>>,
     tasked: Tasked,
-) -> Response {
+) -> Flow {
     // The envelope is the mesh's business: the upstream behind a pooled session learnt it at the
     // handshake (a dual-era upstream seeing it would answer in the stateless form on a session).
-    let (forwarded, progress) = without_envelope(msg, meta_at, &ask.param_headers);
-    let about = match &tasked {
-        Tasked::Addressed { tool, .. } => Some(tool.as_str()),
+    let (forwarded, progress) = without_envelope(&msg, meta_at, &ask.param_headers);
+    let item = match &tasked {
+        Tasked::Addressed { tool, .. } => Some(tool.clone()),
         _ => None,
     };
-    let parent = ask.trace.as_ref().map(|(p, s)| mesh_core::trace::Parent { traceparent: p, tracestate: s.as_deref() });
-    match session.request_traced(&forwarded, about, parent).await {
-        Ok((stream, rx)) => {
-            let pending = input::Pending::new(session.clone(), stream, rx, principal, ask, msg)
-                .with_progress(progress)
-                .learning(learn)
-                .tasked(tasked);
-            input::drive(relay, pending).await
-        }
-        Err(e) => {
-            tracing::info!(route = %session.label, error = %e, "stateless request failed");
-            refusal(&ask.id, &e)
-        }
-    }
+    let answer = Answer::Stateless(Box::new(Answering { principal, ask, original: msg, progress, learn, tasked }));
+    Flow::Forward(Forward { session, msg: forwarded, item, answer })
+}
+
+/// What the answer to a stateless request needs besides the session's events.
+pub(super) struct Answering {
+    principal: mesh_core::Principal,
+    ask: Ask,
+    /// The request as the client sent it (a retry must match it).
+    original: Message,
+    /// The mesh's progress token and the client's, when it sent one.
+    progress: Option<(String, String)>,
+    learn: Option<Arc<pool::ParamHeaders>>,
+    tasked: Tasked,
+}
+
+/// Step 5 of the driver for a stateless request: its events in the stateless form, the upstream's
+/// questions as input-required results.
+pub(super) async fn answer(
+    relay: &Arc<Relay>,
+    session: &Arc<crate::session::Session>,
+    (stream, rx): (u64, tokio::sync::mpsc::Receiver<crate::session::streams::Event>),
+    a: Answering,
+) -> Response {
+    let pending = input::Pending::new(session.clone(), stream, rx, a.principal, a.ask, a.original)
+        .with_progress(a.progress)
+        .learning(a.learn)
+        .tasked(a.tasked);
+    input::drive(relay, pending).await
 }
 
 /// Checks a `tools/call`'s `Mcp-Param-*` headers against its arguments, for the tools whose
@@ -492,7 +518,7 @@ fn refuse(id: &str, code: i64, message: &str, data: Option<serde_json::Value>) -
 
 /// A mesh error as the answer to a stateless request: transport-level refusals keep their
 /// status (401, 404 for an unknown route, 429), the rest travel as JSON-RPC errors.
-fn refusal(id: &str, e: &RelayError) -> Response {
+pub(super) fn refusal(id: &str, e: &RelayError) -> Response {
     match e.http_status() {
         StatusCode::OK => refuse(id, e.rpc_code(), &e.to_string(), None),
         _ => respond::error(e, Some(id)),

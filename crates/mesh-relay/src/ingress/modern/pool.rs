@@ -41,7 +41,6 @@ struct Key {
 /// The largest `clientCapabilities` accepted (real ones are a few hundred bytes).
 pub(super) const MAX_CAPABILITIES: usize = 16 * 1024;
 
-#[derive(Clone)]
 struct Entry {
     key: Key,
     session_id: String,
@@ -154,15 +153,17 @@ pub(super) fn holding(
 /// The session of the entry in `slot` that `which` accepts, when it still serves and
 /// `principal` may use it.
 fn in_slot(relay: &Arc<Relay>, slot: u64, which: impl Fn(&Entry) -> bool, principal: &Principal) -> Option<Pooled> {
-    let entry = {
+    // Only the shared parts are taken out, not the entry's strings: this runs on every request.
+    // The registry says whether it still serves (reaped or ended sessions leave it first); it is
+    // asked under the pool's lock, the order `Pool::prune` takes them in too.
+    let (s, init, params, tasks) = {
         let map = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&slot).filter(|e| which(e)).cloned()
-    }?;
-    // The registry says whether it still serves (reaped or ended sessions leave it first).
-    let s = relay.sessions.get(&entry.session_id)?;
+        let e = map.get(&slot).filter(|e| which(e))?;
+        (relay.sessions.get(&e.session_id)?, e.init.clone(), e.params.clone(), e.tasks)
+    };
     // Same key, other rights (a role changed): the session was opened by someone else.
     if !s.is_dead() && s.principal.same_rights(principal) {
-        return Some(Pooled { session: s, init: entry.init, params: entry.params, slot, tasks: entry.tasks });
+        return Some(Pooled { session: s, init, params, slot, tasks });
     }
     relay.sessions.remove(&s.id);
     tokio::spawn(async move { s.close().await });
