@@ -261,15 +261,16 @@ pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The index just past the string starting at `i` (which is a `"`).
+/// The index just past the string starting at `i` (which is a `"`). Found with `memchr`: the
+/// scans on the stateless path spend most of their bytes inside strings.
 fn string_end(json: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
-        match json.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
+        let at = i + memchr::memchr2(b'"', b'\\', json.get(i..)?)?;
+        if json[at] == b'"' {
+            return Some(at + 1);
         }
+        i = at + 2;
     }
 }
 

@@ -627,6 +627,13 @@ impl Transport for ModernLink {
             w.close().await;
         }
     }
+
+    fn diagnostics(&self) -> Option<String> {
+        match &self.wire {
+            Wire::Stdio(w) => w.diagnostics(),
+            Wire::Http { .. } => None,
+        }
+    }
 }
 
 impl ModernLink {

@@ -125,6 +125,11 @@ impl StdioWire {
     pub(super) async fn close(&self) {
         self.child.close().await;
     }
+
+    /// What the child did wrong on its stdout, for error messages (the child's own link's note).
+    pub(super) fn diagnostics(&self) -> Option<String> {
+        self.child.diagnostics()
+    }
 }
 
 /// A [`super::modern::ModernLink`] over `spec`'s child when its command speaks the stateless

@@ -48,8 +48,6 @@ pub(super) struct Ask {
     pub method: String,
     /// `clientCapabilities`, raw JSON (shared with the call that may ask the client things).
     pub capabilities: Arc<str>,
-    /// `clientInfo`, raw JSON, if sent.
-    pub client_info: Option<String>,
     /// The log level it opted into, if any.
     pub log_level: Option<String>,
     /// `Mcp-Param-*` headers (name, value as sent), which the mesh forwards to a stateless upstream.
@@ -138,7 +136,6 @@ pub(super) async fn resolve(
         id,
         method,
         capabilities: capabilities.get().into(),
-        client_info: meta.client_info.map(|c| c.get().to_string()),
         log_level: meta.log_level.map(|l| l.into_owned()),
         param_headers: headers
             .iter()
@@ -182,7 +179,7 @@ pub(super) async fn resolve(
     let holder = task.as_ref().and_then(|t| pool::holding(relay, (&t.holder.0, t.holder.1), &principal, &ask.endpoint));
     let session = match holder {
         Some(s) => s,
-        None => match pool::session(relay, target, &principal, &ask).await {
+        None => match pool::session(relay, target, &principal, &ask, &msg).await {
             Ok(s) => s,
             Err(e) => return respond_with(refusal(&ask.id, &e)),
         },

@@ -107,6 +107,7 @@ pub(super) async fn session(
     target: &Target,
     principal: &Principal,
     ask: &Ask,
+    msg: &Message,
 ) -> Result<Pooled, RelayError> {
     let (slot, caps) = hash_of(&principal.key_id, &ask.endpoint, &ask.capabilities);
     if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint, caps), principal) {
@@ -122,7 +123,7 @@ pub(super) async fn session(
     if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint, caps), principal) {
         return Ok(found);
     }
-    let opened = open(relay, target, principal, ask, slot, key.clone()).await;
+    let opened = open(relay, target, principal, (ask, msg), slot, key.clone()).await;
     relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
     opened
 }
@@ -175,11 +176,11 @@ async fn open(
     relay: &Arc<Relay>,
     target: &Target,
     principal: &Principal,
-    ask: &Ask,
+    (ask, msg): (&Ask, &Message),
     slot: u64,
     key: Key,
 ) -> Result<Pooled, RelayError> {
-    let init_msg = Message::request("0", "initialize", Some(&handshake(ask)));
+    let init_msg = Message::request("0", "initialize", Some(&handshake(ask, msg)));
     let (session, reply) = match open_session(relay, target, principal.clone(), &init_msg, true).await? {
         Opened::Session(s, reply) => (s, reply),
         Opened::Refused(reply) => {
@@ -206,8 +207,9 @@ async fn open(
 
 /// The `initialize` params that open a pooled session: the newest session-based revision, and the
 /// request's own capabilities and client (so that the upstream asks for nothing the client did not
-/// declare, and logs name the real client).
-fn handshake(ask: &Ask) -> serde_json::Value {
+/// declare, and logs name the real client, read from the request only now: most requests find
+/// their session open).
+fn handshake(ask: &Ask, msg: &Message) -> serde_json::Value {
     let mut capabilities: serde_json::Value =
         serde_json::from_str(&ask.capabilities).unwrap_or_else(|_| serde_json::json!({}));
     let mut extensions = None;
@@ -219,10 +221,11 @@ fn handshake(ask: &Ask) -> serde_json::Value {
         extensions = tasks.map(|t| serde_json::json!({ TASKS: t }));
         c.remove("tasks");
     }
-    let client_info = ask
-        .client_info
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+    let request = msg.params::<mesh_protocol::modern::Request<'_>>();
+    let client_info = request
+        .as_ref()
+        .and_then(|r| r.envelope().client_info)
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok())
         .filter(|c| c.get("name").is_some_and(|n| n.is_string()))
         .unwrap_or_else(|| serde_json::json!({"name": "mcp-mesh", "version": env!("CARGO_PKG_VERSION")}));
     let mut params = serde_json::json!({"protocolVersion": version::LATEST, "capabilities": capabilities, "clientInfo": client_info});
@@ -230,4 +233,48 @@ fn handshake(ask: &Ask) -> serde_json::Value {
         params["_meta"] = serde_json::json!({ crate::upstream::modern::EXTENSIONS: e });
     }
     params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(capabilities: &str) -> Ask {
+        Ask {
+            id: "1".into(),
+            method: "tools/list".into(),
+            capabilities: capabilities.into(),
+            log_level: None,
+            param_headers: Vec::new(),
+            endpoint: "/mcp/echo".into(),
+        }
+    }
+
+    fn request(meta: &str) -> Message {
+        let raw = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"_meta":{{{meta}}}}}}}"#);
+        Message::parse(raw.into()).expect("message")
+    }
+
+    #[test]
+    fn a_pooled_handshake_names_the_client_and_its_capabilities() {
+        let caps = r#"{"sampling":{},"tasks":{},"extensions":{"io.modelcontextprotocol/tasks":{"x":1},"other":{}}}"#;
+        let msg = request(&format!(
+            r#""io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps},"io.modelcontextprotocol/clientInfo":{{"name":"agent-7","version":"2"}}"#
+        ));
+        let params = handshake(&ask(caps), &msg);
+        assert_eq!(params["clientInfo"], serde_json::json!({"name": "agent-7", "version": "2"}));
+        assert_eq!(params["protocolVersion"], version::LATEST);
+        // Stateless-only members leave the capabilities; only the tasks extension rides beside them.
+        assert_eq!(params["capabilities"], serde_json::json!({"sampling": {}}));
+        assert_eq!(params["_meta"][crate::upstream::modern::EXTENSIONS], serde_json::json!({ TASKS: {"x": 1} }));
+    }
+
+    #[test]
+    fn without_a_usable_client_info_the_mesh_names_itself() {
+        for info in ["", r#","io.modelcontextprotocol/clientInfo":{"version":"1"}"#] {
+            let msg = request(&format!(r#""io.modelcontextprotocol/clientCapabilities":{{}}{info}"#));
+            let params = handshake(&ask("{}"), &msg);
+            assert_eq!(params["clientInfo"]["name"], "mcp-mesh", "{info}");
+        }
+    }
 }
