@@ -95,6 +95,9 @@ struct SoakArgs {
     /// Do not run `cargo build --release -p mesh-cli` first.
     #[arg(long)]
     no_build: bool,
+    /// Speak the stateless revision (2026-07-28): no sessions, an envelope on every request.
+    #[arg(long)]
+    stateless: bool,
 }
 
 #[derive(clap::Args)]
@@ -157,7 +160,7 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
                 };
                 let cfg = RunConfig::full(exe, mesh);
                 let every = std::time::Duration::from_secs(a.every.max(1));
-                mesh_bench::soak::soak(&cfg, a.secs, a.concurrency, every).await?;
+                mesh_bench::soak::soak(&cfg, a.secs, a.concurrency, every, a.stateless).await?;
                 Ok(())
             })
             .await

@@ -26,8 +26,15 @@ pub struct SoakPoint {
     pub mesh_cpu_us_per_call: f64,
 }
 
-/// Runs `/mcp/{connection}` at `concurrency` for `secs`, reporting every `every`.
-pub async fn soak(cfg: &RunConfig, secs: u64, concurrency: usize, every: Duration) -> anyhow::Result<Vec<SoakPoint>> {
+/// Runs `/mcp/{connection}` at `concurrency` for `secs`, reporting every `every`; in the
+/// stateless revision (2026-07-28) when `stateless`.
+pub async fn soak(
+    cfg: &RunConfig,
+    secs: u64,
+    concurrency: usize,
+    every: Duration,
+    stateless: bool,
+) -> anyhow::Result<Vec<SoakPoint>> {
     let upstream = UpstreamProcess::start(&cfg.bench_exe, cfg.tools).await?;
     let data = tempfile::tempdir()?;
     let mesh = MeshProcess::start(&cfg.mesh, data.path()).await?;
@@ -35,13 +42,21 @@ pub async fn soak(cfg: &RunConfig, secs: u64, concurrency: usize, every: Duratio
         register(cfg, &mesh, &upstream).await?;
         let http = client::http_client();
         let url = mesh.url(&format!("/mcp/{HTTP_CONNECTION}"));
-        let mut pool: Vec<Session> = stream::iter(0..concurrency.max(1))
-            .map(|_| HttpSession::open(&http, &url, Some(&mesh.key)))
-            .buffer_unordered(8)
-            .map_ok(Session::Http)
-            .try_collect()
-            .await?;
-        log(format!("soak: {secs} s at concurrency {concurrency} through {url}"));
+        let mut pool: Vec<Session> = match stateless {
+            true => (0..concurrency.max(1))
+                .map(|_| HttpSession::stateless(&http, &url, Some(&mesh.key)).map(Session::Http))
+                .collect::<anyhow::Result<_>>()?,
+            false => {
+                stream::iter(0..concurrency.max(1))
+                    .map(|_| HttpSession::open(&http, &url, Some(&mesh.key)))
+                    .buffer_unordered(8)
+                    .map_ok(Session::Http)
+                    .try_collect()
+                    .await?
+            }
+        };
+        let revision = if stateless { " (stateless)" } else { "" };
+        log(format!("soak: {secs} s at concurrency {concurrency} through {url}{revision}"));
         println!("| seconds | calls/s | mesh VmRSS MiB | mesh CPU µs/call |\n|---:|---:|---:|---:|");
         let mut points = Vec::new();
         let mut elapsed = Duration::ZERO;

@@ -6,10 +6,10 @@
 
 use crate::codes;
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::ops::Range;
+
+mod read;
 
 /// `_meta` key of the request's protocol revision (required).
 pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -66,47 +66,44 @@ pub fn status_of(code: i64) -> u16 {
     }
 }
 
-/// What a modern request carries beyond the JSON-RPC envelope, read from `params` in one pass.
-#[derive(Debug, Default, Deserialize)]
+/// What a modern request carries beyond the JSON-RPC envelope, read from `params` in one pass
+/// ([`Request::read`]).
+#[derive(Debug, Default)]
 pub struct Request<'a> {
-    /// `params._meta`, kept raw (the relay forwards it untouched).
-    #[serde(borrow, rename = "_meta", default)]
-    pub meta: Option<&'a RawValue>,
+    /// `params._meta`, its JSON text (the relay forwards it untouched).
+    pub meta: Option<&'a str>,
     /// `params.name` (tools/call, prompts/get).
-    #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
     /// `params.uri` (resources/read).
-    #[serde(borrow, default)]
     pub uri: Option<Cow<'a, str>>,
     /// `params.taskId` (tasks/get, tasks/update, tasks/cancel).
-    #[serde(borrow, default, rename = "taskId")]
     pub task_id: Option<Cow<'a, str>>,
     /// `params.requestState` of an MRTR retry.
-    #[serde(borrow, default, rename = "requestState")]
     pub request_state: Option<Cow<'a, str>>,
-    /// `params.inputResponses` of an MRTR retry, raw.
-    #[serde(borrow, default, rename = "inputResponses")]
-    pub input_responses: Option<&'a RawValue>,
+    /// `params.inputResponses` of an MRTR retry, its JSON text.
+    pub input_responses: Option<&'a str>,
 }
 
 /// The envelope of `params._meta`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Meta<'a> {
     /// The revision the request speaks.
-    #[serde(borrow, rename = "io.modelcontextprotocol/protocolVersion", default)]
     pub version: Option<Cow<'a, str>>,
-    /// The client's capabilities for this request, raw.
-    #[serde(borrow, rename = "io.modelcontextprotocol/clientCapabilities", default)]
-    pub capabilities: Option<&'a RawValue>,
-    /// The client's name and version, raw.
-    #[serde(borrow, rename = "io.modelcontextprotocol/clientInfo", default)]
-    pub client_info: Option<&'a RawValue>,
+    /// The client's capabilities for this request, JSON text.
+    pub capabilities: Option<&'a str>,
+    /// The client's name and version, JSON text.
+    pub client_info: Option<&'a str>,
     /// The lowest log level the request wants to hear about.
-    #[serde(borrow, rename = "io.modelcontextprotocol/logLevel", default)]
     pub log_level: Option<Cow<'a, str>>,
 }
 
 impl<'a> Request<'a> {
+    /// `params` of `raw`, a message [`crate::message::Message::parse`] accepted; `None` when it
+    /// has none, or it does not read as this shape (a member twice, a name that is no string).
+    pub fn read(raw: &'a [u8]) -> Option<Request<'a>> {
+        read::request(raw)
+    }
+
     /// The name the `Mcp-Name` header must mirror for `method`, if it has one.
     pub fn routed_name(&self, method: &str) -> Option<&str> {
         match method {
@@ -119,7 +116,7 @@ impl<'a> Request<'a> {
 
     /// The envelope, if `_meta` is an object (a malformed one reads as absent).
     pub fn envelope(&self) -> Meta<'a> {
-        self.meta.and_then(|m| serde_json::from_str(m.get()).ok()).unwrap_or_default()
+        self.meta.map(read::meta).unwrap_or_default()
     }
 }
 

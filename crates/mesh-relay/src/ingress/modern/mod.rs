@@ -81,7 +81,7 @@ pub(super) async fn resolve(
     }
     let id = msg.id().unwrap_or("null").to_string();
     let method = msg.method().unwrap_or_default().to_string();
-    let params: modern::Request<'_> = match msg.params() {
+    let params = match modern::Request::read(msg.bytes()) {
         Some(p) => p,
         None => {
             return respond_with(refuse(
@@ -126,16 +126,16 @@ pub(super) async fn resolve(
             return respond_with(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None));
         }
     }
-    if capabilities.get().len() > pool::MAX_CAPABILITIES {
+    if capabilities.len() > pool::MAX_CAPABILITIES {
         return respond_with(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None));
     }
-    if !capabilities.get().trim_start().starts_with('{') {
+    if !capabilities.trim_start().starts_with('{') {
         return respond_with(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None));
     }
     let ask = Ask {
         id,
         method,
-        capabilities: capabilities.get().into(),
+        capabilities: capabilities.into(),
         log_level: meta.log_level.map(|l| l.into_owned()),
         param_headers: headers
             .iter()
@@ -155,10 +155,10 @@ pub(super) async fn resolve(
     }
     // Where `_meta` sits in the body, from the borrowed value itself: the rewrite on the way to
     // the pooled session then scans nothing again.
-    let meta_at = params.meta.and_then(|m| modern::span_within(msg.bytes(), m.get().as_bytes()));
+    let meta_at = params.meta.and_then(|m| modern::span_within(msg.bytes(), m.as_bytes()));
     let task_id = params.task_id.as_deref().map(str::to_string);
     let state = params.request_state.as_deref().map(str::to_string);
-    let responses = params.input_responses.map(|r| r.get().to_string());
+    let responses = params.input_responses.map(str::to_string);
     drop(params);
     if let Some(state) = state {
         if modern::MAY_NEED_INPUT.contains(&ask.method.as_str()) {
@@ -327,7 +327,7 @@ fn params_mirrored(headers: &HeaderMap, known: &pool::ParamHeaders, msg: &Messag
         if known.is_empty() {
             return Ok(());
         }
-        let Some(name) = msg.params::<modern::Request<'_>>().and_then(|p| p.name.map(|n| n.into_owned())) else {
+        let Some(name) = modern::Request::read(msg.bytes()).and_then(|p| p.name.map(|n| n.into_owned())) else {
             return Ok(());
         };
         match known.get(&name) {
@@ -587,8 +587,8 @@ mod tests {
         let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
         let headers = vec![("mcp-param-region".to_string(), "eu".to_string())];
         // Found by the ingress from the borrowed `_meta`, as `post` does.
-        let meta = msg.params::<modern::Request<'_>>().and_then(|p| p.meta).expect("meta");
-        let at = modern::span_within(msg.bytes(), meta.get().as_bytes());
+        let meta = modern::Request::read(msg.bytes()).and_then(|p| p.meta).expect("meta");
+        let at = modern::span_within(msg.bytes(), meta.as_bytes());
         assert!(at.is_some());
         let (out, progress) = without_envelope(&msg, at, &headers);
         let text = out.as_str();

@@ -221,11 +221,11 @@ fn handshake(ask: &Ask, msg: &Message) -> serde_json::Value {
         extensions = tasks.map(|t| serde_json::json!({ TASKS: t }));
         c.remove("tasks");
     }
-    let request = msg.params::<mesh_protocol::modern::Request<'_>>();
+    let request = mesh_protocol::modern::Request::read(msg.bytes());
     let client_info = request
         .as_ref()
         .and_then(|r| r.envelope().client_info)
-        .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok())
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
         .filter(|c| c.get("name").is_some_and(|n| n.is_string()))
         .unwrap_or_else(|| serde_json::json!({"name": "mcp-mesh", "version": env!("CARGO_PKG_VERSION")}));
     let mut params = serde_json::json!({"protocolVersion": version::LATEST, "capabilities": capabilities, "clientInfo": client_info});
