@@ -271,6 +271,17 @@ fn string_end(json: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// The bytes `value_end` stops at inside an object or array.
+static STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
 /// The index just past the JSON value starting at `i`.
 fn value_end(json: &[u8], mut i: usize) -> Option<usize> {
     match json.get(i)? {
@@ -278,19 +289,21 @@ fn value_end(json: &[u8], mut i: usize) -> Option<usize> {
         b'{' | b'[' => {
             let mut depth = 0usize;
             loop {
-                match json.get(i)? {
+                // To the next byte that matters, without a match per byte: the scans of the
+                // stateless path cross every result the mesh relays.
+                i += json.get(i..)?.iter().position(|b| STRUCTURAL[usize::from(*b)])?;
+                match json[i] {
                     b'"' => {
                         i = string_end(json, i)?;
                         continue;
                     }
                     b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
+                    _ => {
                         depth -= 1;
                         if depth == 0 {
                             return Some(i + 1);
                         }
                     }
-                    _ => {}
                 }
                 i += 1;
             }
@@ -362,6 +375,25 @@ pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_ends_where_json_says_whatever_its_strings_hold() {
+        let cases: [(&str, &str); 7] = [
+            (r#"{"a":1}, "#, r#"{"a":1}"#),
+            (r#"[1,[2,[3]],{"b":[]}]x"#, r#"[1,[2,[3]],{"b":[]}]"#),
+            (r#"{"s":"}]{[","t":"\"}"}"#, r#"{"s":"}]{[","t":"\"}"}"#),
+            (r#"{"e":"a\\"} tail"#, r#"{"e":"a\\"}"#),
+            (r#""x\"y" ,"#, r#""x\"y""#),
+            ("-12.5e3,", "-12.5e3"),
+            ("true}", "true"),
+        ];
+        for (json, value) in cases {
+            assert_eq!(value_end(json.as_bytes(), 0).map(|e| &json[..e]), Some(value), "{json}");
+        }
+        for unfinished in [r#"{"a":[1,2}"#, r#"{"a":"b}"#, r#"["#] {
+            assert_eq!(value_end(unfinished.as_bytes(), 0), None, "{unfinished}");
+        }
+    }
 
     #[test]
     fn span_within_finds_borrowed_slices_only() {
