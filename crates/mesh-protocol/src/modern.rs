@@ -258,8 +258,8 @@ pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The index just past the string starting at `i` (which is a `"`). Found with `memchr`: the
-/// scans on the stateless path spend most of their bytes inside strings.
+/// The index just past the string starting at `i` (which is a `"`), found with `memchr` (under
+/// callgrind it costs fewer instructions than a byte loop even for short strings).
 fn string_end(json: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {

@@ -23,17 +23,29 @@ pub(super) fn meta(text: &str) -> Meta<'_> {
     scan_meta(text.as_bytes()).or_else(|| serde_meta(text)).unwrap_or_default()
 }
 
-/// `None` when the scan cannot vouch for its answer (then serde reads it).
+/// `None` when the scan cannot vouch for its answer (then serde reads it). One pass: `params`
+/// is read where the top level finds it, not found first and read again.
 fn scan_request(raw: &[u8]) -> Option<Request<'_>> {
-    let mut params = None;
-    members(raw, |name, value| match name {
-        b"params" => once(&mut params, value),
-        _ => Some(()),
+    let mut r = None;
+    members(raw, |name, json, start| match name {
+        b"params" if r.is_some() => None,
+        b"params" if json.get(start) == Some(&b'{') => {
+            let mut params = Request::default();
+            let end = scan_params(json, start, &mut params)?;
+            r = Some(params);
+            Some(end)
+        }
+        // `null` or another type: serde says what that means.
+        b"params" => None,
+        _ => value_end(json, start),
     })?;
-    let params = params.filter(|p| *p != b"null")?;
-    let mut r = Request::default();
+    r
+}
+
+fn scan_params<'a>(json: &'a [u8], start: usize, r: &mut Request<'a>) -> Option<usize> {
     let mut seen = [false; 6];
-    members(params, |name, value| {
+    let end = members(&json[start..], |name, obj, at| {
+        let end = value_end(obj, at)?;
         let i = match name {
             b"_meta" => 0,
             b"name" => 1,
@@ -41,12 +53,13 @@ fn scan_request(raw: &[u8]) -> Option<Request<'_>> {
             b"taskId" => 3,
             b"requestState" => 4,
             b"inputResponses" => 5,
-            _ => return Some(()),
+            _ => return Some(end),
         };
         // A member twice: serde refuses the whole request.
         if std::mem::replace(&mut seen[i], true) {
             return None;
         }
+        let value = &obj[at..end];
         match i {
             0 => r.meta = raw_text(value)?,
             1 => r.name = text(value)?,
@@ -55,47 +68,51 @@ fn scan_request(raw: &[u8]) -> Option<Request<'_>> {
             4 => r.request_state = text(value)?,
             _ => r.input_responses = raw_text(value)?,
         }
-        Some(())
+        Some(end)
     })?;
-    Some(r)
+    Some(start + end)
 }
 
 fn scan_meta(meta: &[u8]) -> Option<Meta<'_>> {
+    const PREFIX: &[u8] = b"io.modelcontextprotocol/";
     let mut m = Meta::default();
     let mut seen = [false; 4];
-    members(meta, |name, value| {
-        let i = match name {
-            b"io.modelcontextprotocol/protocolVersion" => 0,
-            b"io.modelcontextprotocol/clientCapabilities" => 1,
-            b"io.modelcontextprotocol/clientInfo" => 2,
-            b"io.modelcontextprotocol/logLevel" => 3,
-            _ => return Some(()),
+    members(meta, |name, obj, at| {
+        let end = value_end(obj, at)?;
+        let Some(own) = name.strip_prefix(PREFIX) else { return Some(end) };
+        let i = match own {
+            b"protocolVersion" => 0,
+            b"clientCapabilities" => 1,
+            b"clientInfo" => 2,
+            b"logLevel" => 3,
+            _ => return Some(end),
         };
         if std::mem::replace(&mut seen[i], true) {
             return None;
         }
+        let value = &obj[at..end];
         match i {
             0 => m.version = text(value)?,
             1 => m.capabilities = raw_text(value)?,
             2 => m.client_info = raw_text(value)?,
             _ => m.log_level = text(value)?,
         }
-        Some(())
+        Some(end)
     })?;
     Some(m)
 }
 
-/// Calls `f(name, value)` for each member of the object `obj`, with the name as written (no
-/// quotes) and the value's bytes. `None` when `obj` is not an object, a name has escapes, or `f`
-/// says `None`.
-fn members<'a>(obj: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8]) -> Option<()>) -> Option<()> {
+/// Walks the members of the object `obj`: `f(name, obj, start)` gets each name as written (no
+/// quotes) and where its value starts, and answers where the value ends. The index just past the
+/// object; `None` when `obj` is not an object, a name has escapes, or `f` says `None`.
+fn members<'a>(obj: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8], usize) -> Option<usize>) -> Option<usize> {
     let mut i = skip_ws(obj, 0);
     if obj.get(i) != Some(&b'{') {
         return None;
     }
     i = skip_ws(obj, i + 1);
     if obj.get(i) == Some(&b'}') {
-        return Some(());
+        return Some(i + 1);
     }
     loop {
         if obj.get(i) != Some(&b'"') {
@@ -110,25 +127,12 @@ fn members<'a>(obj: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8]) -> Option<()
         if obj.get(colon) != Some(&b':') {
             return None;
         }
-        let start = skip_ws(obj, colon + 1);
-        let end = value_end(obj, start)?;
-        f(name, &obj[start..end])?;
+        let end = f(name, obj, skip_ws(obj, colon + 1))?;
         i = skip_ws(obj, end);
         match obj.get(i) {
             Some(b',') => i = skip_ws(obj, i + 1),
-            Some(b'}') => return Some(()),
+            Some(b'}') => return Some(i + 1),
             _ => return None,
-        }
-    }
-}
-
-/// Sets `slot` the first time; a second time is `None`.
-fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
-    match slot {
-        Some(_) => None,
-        None => {
-            *slot = Some(value);
-            Some(())
         }
     }
 }
