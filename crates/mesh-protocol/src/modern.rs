@@ -82,10 +82,12 @@ pub struct Request<'a> {
     pub request_state: Option<Cow<'a, str>>,
     /// `params.inputResponses` of an MRTR retry, its JSON text.
     pub input_responses: Option<&'a str>,
+    /// The envelope, when the scan read it on its way through `_meta`.
+    scanned: Option<Meta<'a>>,
 }
 
 /// The envelope of `params._meta`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Meta<'a> {
     /// The revision the request speaks.
     pub version: Option<Cow<'a, str>>,
@@ -116,7 +118,10 @@ impl<'a> Request<'a> {
 
     /// The envelope, if `_meta` is an object (a malformed one reads as absent).
     pub fn envelope(&self) -> Meta<'a> {
-        self.meta.map(read::meta).unwrap_or_default()
+        match &self.scanned {
+            Some(m) => m.clone(),
+            None => self.meta.map(read::meta).unwrap_or_default(),
+        }
     }
 }
 
@@ -139,7 +144,7 @@ pub fn span_within(outer: &[u8], inner: &[u8]) -> Option<Range<usize>> {
 /// not, and are told apart by a scan that parses nothing.
 pub fn created_task(reply: &[u8]) -> Option<(String, Option<u64>)> {
     let result = &reply[member_span(reply, "result")?];
-    let kind = member_span(result, "resultType")?;
+    let kind = present_member(result, "resultType")?;
     if &result[kind] != br#""task""# {
         return None;
     }
@@ -282,6 +287,19 @@ static STRUCTURAL: [bool; 256] = {
     t
 };
 
+/// Whether the object `obj` has the member `key` (written without escapes). Most objects the
+/// mesh asks this of do not, and most of those do not hold the name anywhere: a `memmem` search
+/// answers them without walking the object's members.
+pub fn has_member(obj: &[u8], key: &str) -> bool {
+    present_member(obj, key).is_some()
+}
+
+/// [`member_span`], for a member that is usually absent (see [`has_member`]).
+fn present_member(obj: &[u8], key: &str) -> Option<Range<usize>> {
+    memchr::memmem::find(obj, key.as_bytes())?;
+    member_span(obj, key)
+}
+
 /// The index just past the JSON value starting at `i`.
 fn value_end(json: &[u8], mut i: usize) -> Option<usize> {
     match json.get(i)? {
@@ -336,7 +354,7 @@ pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
         return Some(reply.clone());
     }
     if cacheable {
-        if let Some(scope) = member_span(result, "cacheScope").filter(|s| &result[s.clone()] != br#""private""#) {
+        if let Some(scope) = present_member(result, "cacheScope").filter(|s| &result[s.clone()] != br#""private""#) {
             let at = span.start + scope.start..span.start + scope.end;
             let mut out = BytesMut::with_capacity(reply.len());
             out.put_slice(&reply[..at.start]);
@@ -346,14 +364,14 @@ pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
         }
     }
     let mut add = String::new();
-    if member_span(result, "resultType").is_none() {
+    if !has_member(result, "resultType") {
         add.push_str(r#""resultType":"complete","#);
     }
     if cacheable {
-        if member_span(result, "ttlMs").is_none() {
+        if !has_member(result, "ttlMs") {
             add.push_str(r#""ttlMs":0,"#);
         }
-        if member_span(result, "cacheScope").is_none() {
+        if !has_member(result, "cacheScope") {
             add.push_str(r#""cacheScope":"private","#);
         }
     }
@@ -375,6 +393,15 @@ pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_is_one_of_the_objects_own() {
+        let obj = br#"{"content":[{"resultType":"x"}],"text":"resultType","isError":false}"#;
+        assert!(!has_member(obj, "resultType"), "nested or in a string is not a member");
+        assert!(has_member(obj, "isError"));
+        assert!(!has_member(obj, "ttlMs"));
+        assert!(has_member(br#"{"a":{"b":1},"resultType":"complete"}"#, "resultType"));
+    }
 
     #[test]
     fn a_value_ends_where_json_says_whatever_its_strings_hold() {

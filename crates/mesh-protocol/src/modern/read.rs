@@ -45,7 +45,6 @@ fn scan_request(raw: &[u8]) -> Option<Request<'_>> {
 fn scan_params<'a>(json: &'a [u8], start: usize, r: &mut Request<'a>) -> Option<usize> {
     let mut seen = [false; 6];
     let end = members(&json[start..], |name, obj, at| {
-        let end = value_end(obj, at)?;
         let i = match name {
             b"_meta" => 0,
             b"name" => 1,
@@ -53,12 +52,22 @@ fn scan_params<'a>(json: &'a [u8], start: usize, r: &mut Request<'a>) -> Option<
             b"taskId" => 3,
             b"requestState" => 4,
             b"inputResponses" => 5,
-            _ => return Some(end),
+            _ => return value_end(obj, at),
         };
         // A member twice: serde refuses the whole request.
         if std::mem::replace(&mut seen[i], true) {
             return None;
         }
+        // The envelope is read on the way through `_meta`, not in a pass of its own.
+        let end = match (i, obj.get(at)) {
+            (0, Some(b'{')) => {
+                let mut envelope = Meta::default();
+                let len = scan_meta_into(&obj[at..], &mut envelope)?;
+                r.scanned = Some(envelope);
+                at + len
+            }
+            _ => value_end(obj, at)?,
+        };
         let value = &obj[at..end];
         match i {
             0 => r.meta = raw_text(value)?,
@@ -74,8 +83,14 @@ fn scan_params<'a>(json: &'a [u8], start: usize, r: &mut Request<'a>) -> Option<
 }
 
 fn scan_meta(meta: &[u8]) -> Option<Meta<'_>> {
-    const PREFIX: &[u8] = b"io.modelcontextprotocol/";
     let mut m = Meta::default();
+    scan_meta_into(meta, &mut m)?;
+    Some(m)
+}
+
+/// Reads the envelope members of the object `meta` into `m`; where the object ends.
+fn scan_meta_into<'a>(meta: &'a [u8], m: &mut Meta<'a>) -> Option<usize> {
+    const PREFIX: &[u8] = b"io.modelcontextprotocol/";
     let mut seen = [false; 4];
     members(meta, |name, obj, at| {
         let end = value_end(obj, at)?;
@@ -98,8 +113,7 @@ fn scan_meta(meta: &[u8]) -> Option<Meta<'_>> {
             _ => m.log_level = text(value)?,
         }
         Some(end)
-    })?;
-    Some(m)
+    })
 }
 
 /// Walks the members of the object `obj`: `f(name, obj, start)` gets each name as written (no
@@ -186,6 +200,7 @@ fn serde_request(raw: &[u8]) -> Option<Request<'_>> {
         task_id: l.task_id,
         request_state: l.request_state,
         input_responses: l.input_responses.map(RawValue::get),
+        scanned: None,
     })
 }
 
@@ -217,7 +232,7 @@ mod tests {
     /// What both readers say about a message, comparable.
     fn summary(r: Option<Request<'_>>) -> Option<String> {
         let r = r?;
-        let m = r.meta.map(super::meta);
+        let m = r.meta.map(|_| r.envelope());
         Some(format!(
             "meta={:?} name={:?} uri={:?} task={:?} state={:?} responses={:?} | {:?}",
             r.meta,

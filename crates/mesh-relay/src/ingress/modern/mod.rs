@@ -389,7 +389,7 @@ fn without_envelope(
         }
     };
     let meta_bytes = &raw[meta_at.clone()];
-    if param_headers.is_empty() && modern::member_span(meta_bytes, "progressToken").is_none() {
+    if param_headers.is_empty() && !modern::has_member(meta_bytes, "progressToken") {
         // The common case: members dropped by copying the others, nothing parsed again.
         let kept = modern::keep_members(meta_bytes, |name| {
             (!name.starts_with(b"io.modelcontextprotocol/") || name == modern::META_LOG_LEVEL.as_bytes())
