@@ -300,6 +300,55 @@ fn present_member(obj: &[u8], key: &str) -> Option<Range<usize>> {
     member_span(obj, key)
 }
 
+/// Whether `result` names `cacheScope` at most once and only as written: then the scope the
+/// mesh sets is the only one a client can read. An upstream's duplicate, or a name spelled with
+/// `\u` escapes (the only escapes that make letters), could leave a client's parser another.
+fn one_plain_scope(result: &[u8]) -> bool {
+    let escapes = memchr::memmem::find(result, b"\\u").is_some();
+    if !escapes && memchr::memmem::find_iter(result, b"\"cacheScope\"").count() <= 1 {
+        return true;
+    }
+    // Some bytes say it may not be: the members say whether it is.
+    let mut named = 0;
+    let mut plain = true;
+    let mut i = skip_ws(result, 0) + 1;
+    loop {
+        i = skip_ws(result, i);
+        let Some(name_end) = (result.get(i) == Some(&b'"')).then(|| string_end(result, i)).flatten() else {
+            return plain && named <= 1;
+        };
+        let name = &result[i + 1..name_end - 1];
+        plain &= !name.contains(&b'\\');
+        named += usize::from(name == b"cacheScope");
+        let colon = skip_ws(result, name_end);
+        let Some(end) =
+            (result.get(colon) == Some(&b':')).then(|| value_end(result, skip_ws(result, colon + 1))).flatten()
+        else {
+            return false;
+        };
+        i = skip_ws(result, end);
+        match result.get(i) {
+            Some(b',') => i += 1,
+            _ => return plain && named <= 1,
+        }
+    }
+}
+
+/// [`completed`] through `serde_json`: the result read as an object (a duplicate member keeps its
+/// last value, as most parsers do), completed, and written back in its place.
+fn completed_by_value(reply: &Bytes, span: Range<usize>) -> Option<Bytes> {
+    let mut result: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&reply[span.clone()]).ok()?;
+    result.entry("resultType").or_insert_with(|| "complete".into());
+    result.entry("ttlMs").or_insert_with(|| 0.into());
+    result.insert("cacheScope".into(), "private".into());
+    let written = serde_json::to_vec(&result).ok()?;
+    let mut out = BytesMut::with_capacity(reply.len() + 64);
+    out.put_slice(&reply[..span.start]);
+    out.put_slice(&written);
+    out.put_slice(&reply[span.end..]);
+    Some(out.freeze())
+}
+
 /// The index just past the JSON value starting at `i`.
 fn value_end(json: &[u8], mut i: usize) -> Option<usize> {
     match json.get(i)? {
@@ -353,6 +402,9 @@ pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
     if result.first() != Some(&b'{') {
         return Some(reply.clone());
     }
+    if cacheable && !one_plain_scope(result) {
+        return completed_by_value(reply, span);
+    }
     if cacheable {
         if let Some(scope) = present_member(result, "cacheScope").filter(|s| &result[s.clone()] != br#""private""#) {
             let at = span.start + scope.start..span.start + scope.end;
@@ -401,6 +453,33 @@ mod tests {
         assert!(has_member(obj, "isError"));
         assert!(!has_member(obj, "ttlMs"));
         assert!(has_member(br#"{"a":{"b":1},"resultType":"complete"}"#, "resultType"));
+    }
+
+    #[test]
+    fn no_upstream_spelling_leaves_a_client_a_shared_cache_scope() {
+        let cases = [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"cacheScope":"private","cacheScope":"public"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"cache\u0053cope":"public"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a\u00e9"}],"cacheScope":"public","ttlMs":5}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"description":"cacheScope \"cacheScope\""}]}}"#,
+        ];
+        for raw in cases {
+            let out = completed(&Bytes::from(raw), true).expect("a result");
+            let text = std::str::from_utf8(&out).expect("utf-8");
+            // However a client's parser treats duplicates and escapes, it reads one scope.
+            let scopes: Vec<serde_json::Value> = text
+                .match_indices("cacheScope")
+                .filter(|(at, _)| text[..*at].ends_with('"') && text[at + 10..].starts_with("\":"))
+                .map(|(at, _)| {
+                    serde_json::from_str::<serde_json::Value>(text[at + 12..].split([',', '}']).next().unwrap_or(""))
+                        .unwrap_or_default()
+                })
+                .collect();
+            assert_eq!(scopes, vec![serde_json::json!("private")], "{raw} → {text}");
+            assert!(!text.contains("\\u0053cope"), "{text}");
+            let v: serde_json::Value = serde_json::from_str(text).expect("json");
+            assert_eq!(v["result"]["resultType"], "complete", "{text}");
+        }
     }
 
     #[test]

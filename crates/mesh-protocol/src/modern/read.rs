@@ -134,7 +134,9 @@ fn members<'a>(obj: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8], usize) -> Op
         }
         let name_end = string_end(obj, i)?;
         let name = &obj[i + 1..name_end - 1];
-        if name.contains(&b'\\') {
+        // Escapes, or bytes that are not UTF-8 (`Message::parse` skipped `params` without
+        // checking them; serde refuses such a name when it reads one).
+        if name.contains(&b'\\') || (!name.is_ascii() && std::str::from_utf8(name).is_err()) {
             return None;
         }
         let colon = skip_ws(obj, name_end);
@@ -269,6 +271,9 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":[1,2]}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":"text"}}"#,
         ];
+        let not_utf8: &[u8] =
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"\xff\":1,\"name\":\"echo\"}}";
+        assert!(request(not_utf8).is_none(), "a name that is not UTF-8 is refused, as serde does");
         for raw in cases {
             let by_serde = serde_request(raw.as_bytes()).map(|r| {
                 let m = r.meta.and_then(serde_meta).unwrap_or_default();
