@@ -183,6 +183,13 @@ pub fn header_value(raw: &[u8]) -> Option<Cow<'_, str>> {
 /// deserialising anything (a reply's result may be megabytes; this stops at its first byte).
 /// `None` when `json` is not an object or has no such member.
 pub fn member_span(json: &[u8], key: &str) -> Option<Range<usize>> {
+    let start = member_start(json, key)?;
+    Some(start..value_end(json, start)?)
+}
+
+/// Where the value of the top-level member `key` of the object `json` starts; the members before
+/// it are walked, the value itself is not.
+fn member_start(json: &[u8], key: &str) -> Option<usize> {
     let mut i = skip_ws(json, 0);
     if json.get(i) != Some(&b'{') {
         return None;
@@ -200,13 +207,12 @@ pub fn member_span(json: &[u8], key: &str) -> Option<Range<usize>> {
             return None;
         }
         let start = skip_ws(json, i + 1);
-        let end = value_end(json, start)?;
         // Escaped names are compared as written: a peer spelling a member name with escapes
         // is not served the fast path, and nothing is spliced into it.
         if name == key.as_bytes() {
-            return Some(start..end);
+            return Some(start);
         }
-        i = skip_ws(json, end);
+        i = skip_ws(json, value_end(json, start)?);
         match json.get(i) {
             Some(b',') => i += 1,
             _ => return None,
@@ -395,13 +401,22 @@ pub fn complete_result(reply: &Bytes, cacheable: bool) -> Bytes {
 }
 
 /// [`complete_result`] of a reply that has a `result`; `None` for one that has not (an error),
-/// told apart by the same scan.
+/// told apart by the same scan. The reply is one [`crate::message::Message::parse`] accepted:
+/// well-formed JSON.
 pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
-    let span = member_span(reply, "result")?;
-    let result = &reply[span.clone()];
-    if result.first() != Some(&b'{') {
+    let start = member_start(reply, "result")?;
+    if reply.get(start) != Some(&b'{') {
+        value_end(reply, start)?;
         return Some(reply.clone());
     }
+    // The usual reply, a `tools/call` result: nothing from the result on names `resultType`, so
+    // it is not a member, and it goes in without a walk through the result (every relayed
+    // result passes here).
+    if !cacheable && memchr::memmem::find(&reply[start..], b"resultType").is_none() {
+        return Some(with_members(reply, start, r#""resultType":"complete","#.into()));
+    }
+    let span = start..value_end(reply, start)?;
+    let result = &reply[span.clone()];
     if cacheable && !one_plain_scope(result) {
         return completed_by_value(reply, span);
     }
@@ -430,16 +445,21 @@ pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
     if add.is_empty() {
         return Some(reply.clone());
     }
-    let empty = result[1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    Some(with_members(reply, span.start, add))
+}
+
+/// `reply` with `add` (members, each followed by a comma) first in the object starting at `at`.
+fn with_members(reply: &Bytes, at: usize, mut add: String) -> Bytes {
+    let empty = reply[at + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
     if empty {
         add.pop();
     }
-    let at = span.start + 1;
+    let at = at + 1;
     let mut out = BytesMut::with_capacity(reply.len() + add.len());
     out.put_slice(&reply[..at]);
     out.put_slice(add.as_bytes());
     out.put_slice(&reply[at..]);
-    Some(out.freeze())
+    out.freeze()
 }
 
 #[cfg(test)]
@@ -542,6 +562,21 @@ mod tests {
         let public = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"ttlMs":5,"cacheScope":"public","resultType":"complete"}}"#);
         let v: serde_json::Value = serde_json::from_slice(&complete_result(&public, true)).expect("json");
         assert_eq!((v["result"]["cacheScope"].as_str(), v["result"]["ttlMs"].as_i64()), (Some("private"), Some(5)));
+
+        // Named inside the result but not as its member: still added.
+        let nested = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"resultType"}],"isError":false}}"#,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&complete_result(&nested, false)).expect("json");
+        assert_eq!(
+            (v["result"]["resultType"].as_str(), v["result"]["isError"].as_bool()),
+            (Some("complete"), Some(false))
+        );
+        let plain = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"x","result":{"content":[]}}"#);
+        assert_eq!(
+            complete_result(&plain, false),
+            Bytes::from_static(br#"{"jsonrpc":"2.0","id":"x","result":{"resultType":"complete","content":[]}}"#)
+        );
 
         let already = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#);
         assert_eq!(complete_result(&already, false), already);
