@@ -190,49 +190,34 @@ pub fn member_span(json: &[u8], key: &str) -> Option<Range<usize>> {
 /// Where the value of the top-level member `key` of the object `json` starts; the members before
 /// it are walked, the value itself is not.
 fn member_start(json: &[u8], key: &str) -> Option<usize> {
-    let mut i = skip_ws(json, 0);
-    if json.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
-    loop {
-        i = skip_ws(json, i);
-        if json.get(i) != Some(&b'"') {
-            return None;
-        }
-        let name_end = string_end(json, i)?;
-        let name = &json[i + 1..name_end - 1];
-        i = skip_ws(json, name_end);
-        if json.get(i) != Some(&b':') {
-            return None;
-        }
-        let start = skip_ws(json, i + 1);
+    let mut found = None;
+    walk_members(json, |_, name, at| {
         // Escaped names are compared as written: a peer spelling a member name with escapes
         // is not served the fast path, and nothing is spliced into it.
         if name == key.as_bytes() {
-            return Some(start);
+            found = Some(at);
+            return None;
         }
-        i = skip_ws(json, value_end(json, start)?);
-        match json.get(i) {
-            Some(b',') => i += 1,
-            _ => return None,
-        }
-    }
+        value_end(json, at)
+    });
+    found
 }
 
-/// The JSON object `obj` with only the members whose (raw) name `keep` accepts, in order; the
-/// kept members' bytes are copied as they are. `None` when `obj` is not a well-formed object.
-pub fn keep_members(obj: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(obj.len());
-    out.push(b'{');
+/// Walks the members of the object `obj`: for each, `f(at, name, value_at)` gets where the member
+/// starts (its name's opening quote), its name as written (no quotes, escapes kept) and where its
+/// value starts, and answers where the value ends, or `None` to stop. The index just past the
+/// object; `None` when it is not a well-formed object or `f` stopped.
+pub(crate) fn walk_members<'a>(
+    obj: &'a [u8],
+    mut f: impl FnMut(usize, &'a [u8], usize) -> Option<usize>,
+) -> Option<usize> {
     let mut i = skip_ws(obj, 0);
     if obj.get(i) != Some(&b'{') {
         return None;
     }
     i = skip_ws(obj, i + 1);
     if obj.get(i) == Some(&b'}') {
-        out.push(b'}');
-        return Some(out);
+        return Some(i + 1);
     }
     loop {
         if obj.get(i) != Some(&b'"') {
@@ -243,23 +228,33 @@ pub fn keep_members(obj: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>>
         if obj.get(colon) != Some(&b':') {
             return None;
         }
-        let end = value_end(obj, skip_ws(obj, colon + 1))?;
-        if keep(&obj[i + 1..name_end - 1]) {
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&obj[i..end]);
-        }
+        let end = f(i, &obj[i + 1..name_end - 1], skip_ws(obj, colon + 1))?;
         i = skip_ws(obj, end);
         match obj.get(i) {
             Some(b',') => i = skip_ws(obj, i + 1),
-            Some(b'}') => {
-                out.push(b'}');
-                return Some(out);
-            }
+            Some(b'}') => return Some(i + 1),
             _ => return None,
         }
     }
+}
+
+/// The JSON object `obj` with only the members whose (raw) name `keep` accepts, in order; the
+/// kept members' bytes are copied as they are. `None` when `obj` is not a well-formed object.
+pub fn keep_members(obj: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(obj.len());
+    out.push(b'{');
+    walk_members(obj, |at, name, value_at| {
+        let end = value_end(obj, value_at)?;
+        if keep(name) {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&obj[at..end]);
+        }
+        Some(end)
+    })?;
+    out.push(b'}');
+    Some(out)
 }
 
 pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {
@@ -315,29 +310,13 @@ fn one_plain_scope(result: &[u8]) -> bool {
         return true;
     }
     // Some bytes say it may not be: the members say whether it is.
-    let mut named = 0;
-    let mut plain = true;
-    let mut i = skip_ws(result, 0) + 1;
-    loop {
-        i = skip_ws(result, i);
-        let Some(name_end) = (result.get(i) == Some(&b'"')).then(|| string_end(result, i)).flatten() else {
-            return plain && named <= 1;
-        };
-        let name = &result[i + 1..name_end - 1];
+    let (mut named, mut plain) = (0, true);
+    let walked = walk_members(result, |_, name, at| {
         plain &= !name.contains(&b'\\');
         named += usize::from(name == b"cacheScope");
-        let colon = skip_ws(result, name_end);
-        let Some(end) =
-            (result.get(colon) == Some(&b':')).then(|| value_end(result, skip_ws(result, colon + 1))).flatten()
-        else {
-            return false;
-        };
-        i = skip_ws(result, end);
-        match result.get(i) {
-            Some(b',') => i += 1,
-            _ => return plain && named <= 1,
-        }
-    }
+        value_end(result, at)
+    });
+    walked.is_some() && plain && named <= 1
 }
 
 /// [`completed`] through `serde_json`: the result read as an object (a duplicate member keeps its

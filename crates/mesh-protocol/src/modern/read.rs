@@ -8,7 +8,7 @@
 //! with escapes, a member given twice, a value of another type, a string with escapes — goes to
 //! serde, whose answer stays the reference (the tests hold the two to the same answers).
 
-use super::{skip_ws, string_end, value_end, Meta, Request};
+use super::{value_end, walk_members, Meta, Request};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -116,41 +116,16 @@ fn scan_meta_into<'a>(meta: &'a [u8], m: &mut Meta<'a>) -> Option<usize> {
     })
 }
 
-/// Walks the members of the object `obj`: `f(name, obj, start)` gets each name as written (no
-/// quotes) and where its value starts, and answers where the value ends. The index just past the
-/// object; `None` when `obj` is not an object, a name has escapes, or `f` says `None`.
+/// [`walk_members`] for the scan: `f(name, obj, start)` answers where each value ends. `None`
+/// when a name has escapes or bytes that are not UTF-8 (`Message::parse` skipped `params`
+/// without checking them; serde refuses such a name when it reads one), or `f` says `None`.
 fn members<'a>(obj: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8], usize) -> Option<usize>) -> Option<usize> {
-    let mut i = skip_ws(obj, 0);
-    if obj.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_ws(obj, i + 1);
-    if obj.get(i) == Some(&b'}') {
-        return Some(i + 1);
-    }
-    loop {
-        if obj.get(i) != Some(&b'"') {
-            return None;
-        }
-        let name_end = string_end(obj, i)?;
-        let name = &obj[i + 1..name_end - 1];
-        // Escapes, or bytes that are not UTF-8 (`Message::parse` skipped `params` without
-        // checking them; serde refuses such a name when it reads one).
+    walk_members(obj, |_, name, at| {
         if name.contains(&b'\\') || (!name.is_ascii() && std::str::from_utf8(name).is_err()) {
             return None;
         }
-        let colon = skip_ws(obj, name_end);
-        if obj.get(colon) != Some(&b':') {
-            return None;
-        }
-        let end = f(name, obj, skip_ws(obj, colon + 1))?;
-        i = skip_ws(obj, end);
-        match obj.get(i) {
-            Some(b',') => i = skip_ws(obj, i + 1),
-            Some(b'}') => return Some(i + 1),
-            _ => return None,
-        }
-    }
+        f(name, obj, at)
+    })
 }
 
 /// A string value, borrowed (`null` is absent). `None` for another type, or escapes.
