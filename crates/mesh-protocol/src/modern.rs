@@ -385,7 +385,6 @@ pub fn complete_result(reply: &Bytes, cacheable: bool) -> Bytes {
 pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
     let start = member_start(reply, "result")?;
     if reply.get(start) != Some(&b'{') {
-        value_end(reply, start)?;
         return Some(reply.clone());
     }
     // The usual reply, a `tools/call` result: nothing from the result on names `resultType`, so

@@ -83,54 +83,37 @@ pub(super) async fn resolve(
     let method = msg.method().unwrap_or_default().to_string();
     let params = match modern::Request::read(msg.bytes()) {
         Some(p) => p,
-        None => {
-            return respond_with(refuse(
-                &id,
-                codes::INVALID_PARAMS,
-                "params._meta is required in this protocol revision",
-                None,
-            ))
-        }
+        None => return refused(&id, codes::INVALID_PARAMS, "params._meta is required in this protocol revision", None),
     };
     let meta = params.envelope();
     let (Some(body_version), Some(capabilities)) = (meta.version.as_deref(), meta.capabilities) else {
-        return respond_with(refuse(
+        return refused(
             &id,
             codes::INVALID_PARAMS,
             "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
             None,
-        ));
+        );
     };
     if body_version != header_version {
-        return respond_with(refuse(
-            &id,
-            codes::HEADER_MISMATCH,
-            "MCP-Protocol-Version disagrees with params._meta",
-            None,
-        ));
+        return refused(&id, codes::HEADER_MISMATCH, "MCP-Protocol-Version disagrees with params._meta", None);
     }
     if !version::is_modern(body_version) {
         let data = serde_json::json!({"supported": version::MODERN, "requested": body_version});
-        return respond_with(refuse(
-            &id,
-            codes::UNSUPPORTED_PROTOCOL_VERSION,
-            "unsupported protocol version",
-            Some(data),
-        ));
+        return refused(&id, codes::UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version", Some(data));
     }
     if let Err(why) = mirrored(headers, &METHOD_HEADER, Some(&method)) {
-        return respond_with(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Method {why}"), None));
+        return refused(&id, codes::HEADER_MISMATCH, &format!("Mcp-Method {why}"), None);
     }
     if modern::needs_name(&method) {
         if let Err(why) = mirrored(headers, &NAME_HEADER, params.routed_name(&method)) {
-            return respond_with(refuse(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None));
+            return refused(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None);
         }
     }
     if capabilities.len() > pool::MAX_CAPABILITIES {
-        return respond_with(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None));
+        return refused(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None);
     }
     if !capabilities.trim_start().starts_with('{') {
-        return respond_with(refuse(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None));
+        return refused(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None);
     }
     let ask = Ask {
         id,
@@ -146,12 +129,7 @@ pub(super) async fn resolve(
     };
     let task_method = tasks::METHODS.contains(&ask.method.as_str());
     if modern::REMOVED.contains(&ask.method.as_str()) || (ask.method.starts_with("tasks/") && !task_method) {
-        return respond_with(refuse(
-            &ask.id,
-            codes::METHOD_NOT_FOUND,
-            &format!("Method not found: {}", ask.method),
-            None,
-        ));
+        return refused(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None);
     }
     // Where `_meta` sits in the body, from the borrowed value itself: the rewrite on the way to
     // the pooled session then scans nothing again.
@@ -188,12 +166,12 @@ pub(super) async fn resolve(
     if let (Some(owned), Some(handle)) = (task, task_id) {
         // Policy may have changed since the task was created: its tool must still be callable.
         if !session.tasks || !session.session.may_call_tool(&owned.tool) {
-            return respond_with(refuse(&ask.id, codes::INVALID_PARAMS, "Unknown task", None));
+            return refused(&ask.id, codes::INVALID_PARAMS, "Unknown task", None);
         }
         // The upstream knows the task by its own id; the client, by the mesh's handle.
         match tasks::with_task_id(&msg, "params", &owned.upstream) {
             Some(m) => msg = m,
-            None => return respond_with(refuse(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None)),
+            None => return refused(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None),
         }
         let tasked = Tasked::Addressed { handle, upstream: owned.upstream, tool: owned.tool };
         return Ok(forward(session.session, principal, ask, (msg, None), None, tasked));
@@ -204,7 +182,7 @@ pub(super) async fn resolve(
         _ => {
             if ask.method == "tools/call" {
                 if let Err(why) = params_mirrored(headers, &session.params, &msg) {
-                    return respond_with(refuse(&ask.id, codes::HEADER_MISMATCH, &why, None));
+                    return refused(&ask.id, codes::HEADER_MISMATCH, &why, None);
                 }
             }
             let learn = (ask.method == "tools/list").then(|| session.params.clone());
@@ -217,9 +195,14 @@ pub(super) async fn resolve(
     })
 }
 
-/// The refusal `r` as what step 3 decided.
+/// The response `r` as what step 3 decided.
 fn respond_with(r: Response) -> Result<Flow, RelayError> {
     Ok(Flow::Respond(r))
+}
+
+/// [`refuse`] as what step 3 decided.
+fn refused(id: &str, code: i64, message: &str, data: Option<serde_json::Value>) -> Result<Flow, RelayError> {
+    respond_with(refuse(id, code, message, data))
 }
 
 /// The stateless ingress's own tables.
@@ -586,7 +569,7 @@ mod tests {
         let sent = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"t","arguments":{"x": [1, 2]},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"info","progressToken":5,"mcp-mesh/paramHeaders":{"mcp-param-evil":"x"},"traceparent":"00-ab-cd-01"}}}"#;
         let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
         let headers = vec![("mcp-param-region".to_string(), "eu".to_string())];
-        // Found by the ingress from the borrowed `_meta`, as `post` does.
+        // Found by the ingress from the borrowed `_meta`, as `resolve` does.
         let meta = modern::Request::read(msg.bytes()).and_then(|p| p.meta).expect("meta");
         let at = modern::span_within(msg.bytes(), meta.as_bytes());
         assert!(at.is_some());
