@@ -97,6 +97,50 @@ pub struct Meta<'a> {
     pub client_info: Option<&'a str>,
     /// The lowest log level the request wants to hear about.
     pub log_level: Option<Cow<'a, str>>,
+    /// Where `_meta`'s members sit, when the scan read it.
+    members: Option<MetaMembers>,
+}
+
+/// Where the members of a `_meta` object sit in its text, as the scan found them, so that the
+/// relay can cut the envelope out without walking `_meta` again. Only for an object of at most
+/// [`MetaMembers::MAX`] members whose names have no escapes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetaMembers {
+    at: [MemberAt; MetaMembers::MAX],
+    len: usize,
+}
+
+/// One member of [`MetaMembers`]: offsets into `_meta`'s text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemberAt {
+    /// Where the member starts (its name's opening quote).
+    pub start: usize,
+    /// Where its name ends (its closing quote): the name is `start + 1..name_end`.
+    pub name_end: usize,
+    /// Where its value ends.
+    pub end: usize,
+}
+
+impl MetaMembers {
+    /// The most members described; real envelopes have three or four.
+    pub const MAX: usize = 8;
+
+    /// The members, in order.
+    pub fn members(&self) -> &[MemberAt] {
+        &self.at[..self.len]
+    }
+
+    /// Adds one; `false` when full.
+    fn push(&mut self, m: MemberAt) -> bool {
+        match self.at.get_mut(self.len) {
+            Some(slot) => {
+                *slot = m;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl<'a> Request<'a> {
@@ -114,6 +158,11 @@ impl<'a> Request<'a> {
             "tasks/get" | "tasks/update" | "tasks/cancel" => self.task_id.as_deref(),
             _ => None,
         }
+    }
+
+    /// Where `_meta`'s members sit in its text, when the scan could say.
+    pub fn meta_members(&self) -> Option<MetaMembers> {
+        self.scanned.as_ref().and_then(|m| m.members)
     }
 
     /// The envelope, if `_meta` is an object (a malformed one reads as absent).
@@ -194,7 +243,7 @@ fn member_start(json: &[u8], key: &str) -> Option<usize> {
     walk_members(json, |_, name, at| {
         // Escaped names are compared as written: a peer spelling a member name with escapes
         // is not served the fast path, and nothing is spliced into it.
-        if name == key.as_bytes() {
+        if name.raw == key.as_bytes() {
             found = Some(at);
             return None;
         }
@@ -204,12 +253,12 @@ fn member_start(json: &[u8], key: &str) -> Option<usize> {
 }
 
 /// Walks the members of the object `obj`: for each, `f(at, name, value_at)` gets where the member
-/// starts (its name's opening quote), its name as written (no quotes, escapes kept) and where its
-/// value starts, and answers where the value ends, or `None` to stop. The index just past the
-/// object; `None` when it is not a well-formed object or `f` stopped.
+/// starts (its name's opening quote), its name as written (no quotes, escapes kept, with whether
+/// it has any) and where its value starts, and answers where the value ends, or `None` to stop.
+/// The index just past the object; `None` when it is not a well-formed object or `f` stopped.
 pub(crate) fn walk_members<'a>(
     obj: &'a [u8],
-    mut f: impl FnMut(usize, &'a [u8], usize) -> Option<usize>,
+    mut f: impl FnMut(usize, Name<'a>, usize) -> Option<usize>,
 ) -> Option<usize> {
     let mut i = skip_ws(obj, 0);
     if obj.get(i) != Some(&b'{') {
@@ -223,12 +272,13 @@ pub(crate) fn walk_members<'a>(
         if obj.get(i) != Some(&b'"') {
             return None;
         }
-        let name_end = string_end(obj, i)?;
+        // Whether the name has escapes comes with its end: nobody searches it again.
+        let (name_end, escaped) = string_scan(obj, i)?;
         let colon = skip_ws(obj, name_end);
         if obj.get(colon) != Some(&b':') {
             return None;
         }
-        let end = f(i, &obj[i + 1..name_end - 1], skip_ws(obj, colon + 1))?;
+        let end = f(i, Name { raw: &obj[i + 1..name_end - 1], escaped }, skip_ws(obj, colon + 1))?;
         i = skip_ws(obj, end);
         match obj.get(i) {
             Some(b',') => i = skip_ws(obj, i + 1),
@@ -238,6 +288,15 @@ pub(crate) fn walk_members<'a>(
     }
 }
 
+/// A member's name as [`walk_members`] found it.
+#[derive(Clone, Copy)]
+pub(crate) struct Name<'a> {
+    /// As written, without the quotes.
+    pub raw: &'a [u8],
+    /// Whether it has escapes (then `raw` is not the name a parser reads).
+    pub escaped: bool,
+}
+
 /// The JSON object `obj` with only the members whose (raw) name `keep` accepts, in order; the
 /// kept members' bytes are copied as they are. `None` when `obj` is not a well-formed object.
 pub fn keep_members(obj: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
@@ -245,7 +304,7 @@ pub fn keep_members(obj: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>>
     out.push(b'{');
     walk_members(obj, |at, name, value_at| {
         let end = value_end(obj, value_at)?;
-        if keep(name) {
+        if keep(name.raw) {
             if out.len() > 1 {
                 out.push(b',');
             }
@@ -266,13 +325,20 @@ pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {
 
 /// The index just past the string starting at `i` (which is a `"`), found with `memchr` (under
 /// callgrind it costs fewer instructions than a byte loop even for short strings).
-fn string_end(json: &[u8], mut i: usize) -> Option<usize> {
+fn string_end(json: &[u8], i: usize) -> Option<usize> {
+    string_scan(json, i).map(|(end, _)| end)
+}
+
+/// [`string_end`], and whether the string has escapes.
+fn string_scan(json: &[u8], mut i: usize) -> Option<(usize, bool)> {
     i += 1;
+    let mut escaped = false;
     loop {
         let at = i + memchr::memchr2(b'"', b'\\', json.get(i..)?)?;
         if json[at] == b'"' {
-            return Some(at + 1);
+            return Some((at + 1, escaped));
         }
+        escaped = true;
         i = at + 2;
     }
 }
@@ -312,8 +378,8 @@ fn one_plain_scope(result: &[u8]) -> bool {
     // Some bytes say it may not be: the members say whether it is.
     let (mut named, mut plain) = (0, true);
     let walked = walk_members(result, |_, name, at| {
-        plain &= !name.contains(&b'\\');
-        named += usize::from(name == b"cacheScope");
+        plain &= !name.escaped;
+        named += usize::from(name.raw == b"cacheScope");
         value_end(result, at)
     });
     walked.is_some() && plain && named <= 1
@@ -383,14 +449,44 @@ pub fn complete_result(reply: &Bytes, cacheable: bool) -> Bytes {
 /// told apart by the same scan. The reply is one [`crate::message::Message::parse`] accepted:
 /// well-formed JSON.
 pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
-    let start = member_start(reply, "result")?;
+    completed_at(reply, member_start(reply, "result")?, cacheable)
+}
+
+/// [`completed`] of a reply whose `id` is written exactly as `id`: `None` also for another id.
+/// One walk of the reply's top level finds both (every relayed result passes here).
+pub fn completed_as(reply: &Bytes, id: &[u8], cacheable: bool) -> Option<Bytes> {
+    let (mut same, mut seen, mut result) = (false, false, None);
+    walk_members(reply, |_, name, at| match name.raw {
+        b"id" if !seen => {
+            let end = value_end(reply, at)?;
+            (seen, same) = (true, reply.get(at..end) == Some(id));
+            // Another id ends the walk; so does the id after the result.
+            (same && result.is_none()).then_some(end)
+        }
+        b"result" if result.is_none() => {
+            result = Some(at);
+            match seen {
+                true => None,
+                false => value_end(reply, at),
+            }
+        }
+        _ => value_end(reply, at),
+    });
+    completed_at(reply, result.filter(|_| same)?, cacheable)
+}
+
+/// `resultType`, searched for in every relayed result: its searcher is built once.
+static RESULT_TYPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new("resultType"));
+
+/// [`completed`] of the reply whose `result` starts at `start`.
+fn completed_at(reply: &Bytes, start: usize, cacheable: bool) -> Option<Bytes> {
     if reply.get(start) != Some(&b'{') {
         return Some(reply.clone());
     }
     // The usual reply, a `tools/call` result: nothing from the result on names `resultType`, so
-    // it is not a member, and it goes in without a walk through the result (every relayed
-    // result passes here).
-    if !cacheable && memchr::memmem::find(&reply[start..], b"resultType").is_none() {
+    // it is not a member, and it goes in without a walk through the result.
+    if !cacheable && RESULT_TYPE.find(&reply[start..]).is_none() {
         return Some(with_members(reply, start, r#""resultType":"complete","#.into()));
     }
     let span = start..value_end(reply, start)?;
@@ -560,6 +656,22 @@ mod tests {
         assert_eq!(complete_result(&already, false), already);
         let error = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#);
         assert_eq!(complete_result(&error, true), error);
+    }
+
+    #[test]
+    fn completed_as_answers_for_its_id_only() {
+        let id_first = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"a","result":{"content":[]}}"#);
+        let result_first = Bytes::from_static(br#"{"result":{"content":[]},"jsonrpc":"2.0","id":"a"}"#);
+        for reply in [&id_first, &result_first] {
+            assert_eq!(completed_as(reply, br#""a""#, false), completed(reply, false));
+            assert!(completed_as(reply, br#""a""#, false).is_some());
+            assert_eq!(completed_as(reply, br#""b""#, false), None);
+            assert_eq!(completed_as(reply, b"1", true), None);
+        }
+        let error = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"m"}}"#);
+        assert_eq!(completed_as(&error, br#""a""#, false), None);
+        let bare = Bytes::from_static(br#"{"jsonrpc":"2.0","result":{}}"#);
+        assert_eq!(completed_as(&bare, br#""a""#, false), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! with escapes, a member given twice, a value of another type, a string with escapes — goes to
 //! serde, whose answer stays the reference (the tests hold the two to the same answers).
 
-use super::{value_end, walk_members, Meta, Request};
+use super::{value_end, walk_members, MemberAt, Meta, MetaMembers, Request};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -20,18 +20,22 @@ pub(super) fn request(raw: &[u8]) -> Option<Request<'_>> {
 
 /// `_meta`'s envelope, by the scan, else by serde; an absent or malformed one reads as empty.
 pub(super) fn meta(text: &str) -> Meta<'_> {
-    scan_meta(text.as_bytes()).or_else(|| serde_meta(text)).unwrap_or_default()
+    scan_meta(text).or_else(|| serde_meta(text)).unwrap_or_default()
 }
 
 /// `None` when the scan cannot vouch for its answer (then serde reads it). One pass: `params`
 /// is read where the top level finds it, not found first and read again.
 fn scan_request(raw: &[u8]) -> Option<Request<'_>> {
+    // Checked once as UTF-8 (`Message::parse` skipped `params` without checking it): every
+    // value the scan hands out is a slice of it, not checked again.
+    let whole = std::str::from_utf8(raw).ok()?;
+    let json = whole.as_bytes();
     let mut r = None;
-    members(raw, |name, json, start| match name {
+    members(json, |name, start| match name {
         b"params" if r.is_some() => None,
         b"params" if json.get(start) == Some(&b'{') => {
             let mut params = Request::default();
-            let end = scan_params(json, start, &mut params)?;
+            let end = scan_params(whole, start, &mut params)?;
             r = Some(params);
             Some(end)
         }
@@ -42,9 +46,10 @@ fn scan_request(raw: &[u8]) -> Option<Request<'_>> {
     r
 }
 
-fn scan_params<'a>(json: &'a [u8], start: usize, r: &mut Request<'a>) -> Option<usize> {
+fn scan_params<'a>(whole: &'a str, start: usize, r: &mut Request<'a>) -> Option<usize> {
+    let obj = &whole.as_bytes()[start..];
     let mut seen = [false; 6];
-    let end = members(&json[start..], |name, obj, at| {
+    let end = members(obj, |name, at| {
         let i = match name {
             b"_meta" => 0,
             b"name" => 1,
@@ -62,7 +67,7 @@ fn scan_params<'a>(json: &'a [u8], start: usize, r: &mut Request<'a>) -> Option<
         let end = match (i, obj.get(at)) {
             (0, Some(b'{')) => {
                 let mut envelope = Meta::default();
-                let len = scan_meta_into(&obj[at..], &mut envelope)?;
+                let len = scan_meta_into(whole, &obj[at..], &mut envelope)?;
                 r.scanned = Some(envelope);
                 at + len
             }
@@ -70,31 +75,40 @@ fn scan_params<'a>(json: &'a [u8], start: usize, r: &mut Request<'a>) -> Option<
         };
         let value = &obj[at..end];
         match i {
-            0 => r.meta = raw_text(value)?,
-            1 => r.name = text(value)?,
-            2 => r.uri = text(value)?,
-            3 => r.task_id = text(value)?,
-            4 => r.request_state = text(value)?,
-            _ => r.input_responses = raw_text(value)?,
+            0 => r.meta = raw_text(whole, value)?,
+            1 => r.name = text(whole, value)?,
+            2 => r.uri = text(whole, value)?,
+            3 => r.task_id = text(whole, value)?,
+            4 => r.request_state = text(whole, value)?,
+            _ => r.input_responses = raw_text(whole, value)?,
         }
         Some(end)
     })?;
     Some(start + end)
 }
 
-fn scan_meta(meta: &[u8]) -> Option<Meta<'_>> {
+fn scan_meta(meta: &str) -> Option<Meta<'_>> {
     let mut m = Meta::default();
-    scan_meta_into(meta, &mut m)?;
+    scan_meta_into(meta, meta.as_bytes(), &mut m)?;
     Some(m)
 }
 
-/// Reads the envelope members of the object `meta` into `m`; where the object ends.
-fn scan_meta_into<'a>(meta: &'a [u8], m: &mut Meta<'a>) -> Option<usize> {
+/// Reads the envelope members of the object `meta` (a slice of `whole`) into `m`, with where
+/// its members sit; where the object ends.
+fn scan_meta_into<'a>(whole: &'a str, meta: &'a [u8], m: &mut Meta<'a>) -> Option<usize> {
     const PREFIX: &[u8] = b"io.modelcontextprotocol/";
     let mut seen = [false; 4];
-    members(meta, |name, obj, at| {
-        let end = value_end(obj, at)?;
-        let Some(own) = name.strip_prefix(PREFIX) else { return Some(end) };
+    let mut spans = Some(MetaMembers::default());
+    let end = walk_members(meta, |at, name, value_at| {
+        if name.escaped {
+            return None;
+        }
+        let end = value_end(meta, value_at)?;
+        let member = MemberAt { start: at, name_end: at + 1 + name.raw.len(), end };
+        if spans.as_mut().is_some_and(|s| !s.push(member)) {
+            spans = None;
+        }
+        let Some(own) = name.raw.strip_prefix(PREFIX) else { return Some(end) };
         let i = match own {
             b"protocolVersion" => 0,
             b"clientCapabilities" => 1,
@@ -105,31 +119,34 @@ fn scan_meta_into<'a>(meta: &'a [u8], m: &mut Meta<'a>) -> Option<usize> {
         if std::mem::replace(&mut seen[i], true) {
             return None;
         }
-        let value = &obj[at..end];
+        let value = &meta[value_at..end];
         match i {
-            0 => m.version = text(value)?,
-            1 => m.capabilities = raw_text(value)?,
-            2 => m.client_info = raw_text(value)?,
-            _ => m.log_level = text(value)?,
+            0 => m.version = text(whole, value)?,
+            1 => m.capabilities = raw_text(whole, value)?,
+            2 => m.client_info = raw_text(whole, value)?,
+            _ => m.log_level = text(whole, value)?,
         }
         Some(end)
-    })
+    })?;
+    m.members = spans;
+    Some(end)
 }
 
-/// [`walk_members`] for the scan: `f(name, obj, start)` answers where each value ends. `None`
-/// when a name has escapes or bytes that are not UTF-8 (`Message::parse` skipped `params`
-/// without checking them; serde refuses such a name when it reads one), or `f` says `None`.
-fn members<'a>(obj: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8], usize) -> Option<usize>) -> Option<usize> {
-    walk_members(obj, |_, name, at| {
-        if name.contains(&b'\\') || (!name.is_ascii() && std::str::from_utf8(name).is_err()) {
-            return None;
-        }
-        f(name, obj, at)
-    })
+/// [`walk_members`] for the scan: `f(name, start)` answers where each value ends. `None` when a
+/// name has escapes (serde reads those), or `f` says `None`.
+fn members<'a>(obj: &'a [u8], mut f: impl FnMut(&'a [u8], usize) -> Option<usize>) -> Option<usize> {
+    walk_members(obj, |_, name, at| if name.escaped { None } else { f(name.raw, at) })
+}
+
+/// `part`, a slice of `whole`'s bytes, as text: a value the scan found starts and ends at
+/// JSON's ASCII delimiters, so at character boundaries (which `get` checks).
+fn str_at<'a>(whole: &'a str, part: &[u8]) -> Option<&'a str> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    whole.get(start..start + part.len())
 }
 
 /// A string value, borrowed (`null` is absent). `None` for another type, or escapes.
-fn text(v: &[u8]) -> Option<Option<Cow<'_, str>>> {
+fn text<'a>(whole: &'a str, v: &[u8]) -> Option<Option<Cow<'a, str>>> {
     if v == b"null" {
         return Some(None);
     }
@@ -137,14 +154,14 @@ fn text(v: &[u8]) -> Option<Option<Cow<'_, str>>> {
     if inner.contains(&b'\\') {
         return None;
     }
-    Some(Some(Cow::Borrowed(std::str::from_utf8(inner).ok()?)))
+    Some(Some(Cow::Borrowed(str_at(whole, inner)?)))
 }
 
 /// Any value as its JSON text (`null` is absent, as serde reads an `Option<&RawValue>`).
-fn raw_text(v: &[u8]) -> Option<Option<&str>> {
+fn raw_text<'a>(whole: &'a str, v: &[u8]) -> Option<Option<&'a str>> {
     match v {
         b"null" => Some(None),
-        _ => Some(Some(std::str::from_utf8(v).ok()?)),
+        _ => Some(Some(str_at(whole, v)?)),
     }
 }
 
@@ -199,6 +216,7 @@ fn serde_meta(text: &str) -> Option<Meta<'_>> {
         capabilities: l.capabilities.map(RawValue::get),
         client_info: l.client_info.map(RawValue::get),
         log_level: l.log_level,
+        members: None,
     })
 }
 
@@ -263,12 +281,31 @@ mod tests {
     }
 
     #[test]
+    fn the_scan_says_where_metas_members_sit_up_to_its_limit() {
+        let with = |n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!(r#""k{i}" : [{i}]"#)).collect();
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"m","params":{{"_meta":{{{}}}}}}}"#, members.join(","))
+        };
+        let raw = with(MetaMembers::MAX);
+        let r = request(raw.as_bytes()).expect("read");
+        let meta = r.meta.expect("meta");
+        let m = r.meta_members().expect("members");
+        assert_eq!(m.members().len(), MetaMembers::MAX);
+        let last = m.members()[MetaMembers::MAX - 1];
+        assert_eq!(&meta[last.start + 1..last.name_end], "k7");
+        assert_eq!(&meta[last.start..last.end], r#""k7" : [7]"#);
+        // One more, and the relay walks `_meta` itself.
+        let raw = with(MetaMembers::MAX + 1);
+        assert!(request(raw.as_bytes()).expect("read").meta_members().is_none());
+    }
+
+    #[test]
     fn the_usual_request_is_read_by_the_scan_alone() {
         let raw = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"name":"echo","arguments":{"text":"hi"}}}"#;
         let r = scan_request(raw.as_bytes()).expect("scanned");
         assert_eq!(r.name.as_deref(), Some("echo"));
         assert!(matches!(r.name, Some(Cow::Borrowed(_))));
-        let m = scan_meta(r.meta.expect("meta").as_bytes()).expect("scanned");
+        let m = scan_meta(r.meta.expect("meta")).expect("scanned");
         assert_eq!((m.version.as_deref(), m.capabilities), (Some("2026-07-28"), Some("{}")));
         // And a name with an escape is left to serde.
         let escaped = raw.replace(r#""name":"echo""#, r#""name":"ec\u0068o""#);

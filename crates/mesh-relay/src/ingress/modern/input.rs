@@ -333,9 +333,8 @@ async fn next(p: &mut Pending) -> Step {
             // Usually the reply already carries the client's id exactly as written (replies the
             // mesh builds itself may spell a number differently): then a result is completed
             // without a parse.
-            let same_id = modern::member_span(&ev.data, "id").is_some_and(|at| ev.data[at] == *p.id.as_bytes());
             let cacheable = modern::CACHEABLE.contains(&p.method.as_str());
-            if let Some(body) = same_id.then(|| modern::completed(&ev.data, cacheable)).flatten() {
+            if let Some(body) = modern::completed_as(&ev.data, p.id.as_bytes(), cacheable) {
                 return Step::Reply(StatusCode::OK, body, ev.retry_after);
             }
         }

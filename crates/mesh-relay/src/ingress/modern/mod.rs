@@ -134,6 +134,7 @@ pub(super) async fn resolve(
     // Where `_meta` sits in the body, from the borrowed value itself: the rewrite on the way to
     // the pooled session then scans nothing again.
     let meta_at = params.meta.and_then(|m| modern::span_within(msg.bytes(), m.as_bytes()));
+    let meta_at = meta_at.map(|span| MetaAt { span, members: params.meta_members() });
     let task_id = params.task_id.as_deref().map(str::to_string);
     let state = params.request_state.as_deref().map(str::to_string);
     let responses = params.input_responses.map(str::to_string);
@@ -246,13 +247,20 @@ fn mirrored(headers: &HeaderMap, name: &HeaderName, body: Option<&str>) -> Resul
     }
 }
 
+/// Where `params._meta` sits in a request, and where its members sit in it when the scan that
+/// found it could say.
+struct MetaAt {
+    span: std::ops::Range<usize>,
+    members: Option<modern::MetaMembers>,
+}
+
 /// A request as it goes to its pooled session, and what its answer needs. `meta_at` is where
 /// `params._meta` sits in `msg`, when the caller knows.
 fn forward(
     session: Arc<crate::session::Session>,
     principal: mesh_core::Principal,
     ask: Ask,
-    (msg, meta_at): (Message, Option<std::ops::Range<usize>>),
+    (msg, meta_at): (Message, Option<MetaAt>),
     learn: Option<Arc<pool::ParamHeaders>>,
     tasked: Tasked,
 ) -> Flow {
@@ -354,15 +362,25 @@ fn params_mirrored(headers: &HeaderMap, known: &pool::ParamHeaders, msg: &Messag
 /// call carries stay: a stateless upstream may use them, a session-based one ignores them.
 fn without_envelope(
     msg: &Message,
-    meta_at: Option<std::ops::Range<usize>>,
+    meta_at: Option<MetaAt>,
     param_headers: &[(String, String)],
 ) -> (Message, Option<(String, String)>) {
     use crate::upstream::modern::PARAM_HEADERS;
     // Only `_meta` is read and rewritten; the rest of the request (its arguments may be large)
     // is spliced around it byte for byte.
     let raw = msg.bytes();
-    let meta_at = match meta_at.filter(|r| r.end <= raw.len()) {
-        Some(at) => at,
+    let meta_at = meta_at.filter(|m| m.span.end <= raw.len());
+    if let (Some(at), true) = (&meta_at, param_headers.is_empty()) {
+        // The usual request: the members the scan found are copied or dropped by their spans,
+        // nothing walked again.
+        if let Some(kept) = at.members.and_then(|m| kept_by_spans(&raw[at.span.clone()], &m)) {
+            if let Some(out) = msg.splice(at.span.clone(), &kept) {
+                return (out, None);
+            }
+        }
+    }
+    let meta_at = match meta_at {
+        Some(at) => at.span,
         None => {
             let Some(params) = modern::member_span(raw, "params") else { return (msg.clone(), None) };
             let Some(at) = modern::member_span(&raw[params.clone()], "_meta") else {
@@ -374,10 +392,7 @@ fn without_envelope(
     let meta_bytes = &raw[meta_at.clone()];
     if param_headers.is_empty() && !modern::has_member(meta_bytes, "progressToken") {
         // The common case: members dropped by copying the others, nothing parsed again.
-        let kept = modern::keep_members(meta_bytes, |name| {
-            (!name.starts_with(b"io.modelcontextprotocol/") || name == modern::META_LOG_LEVEL.as_bytes())
-                && name != PARAM_HEADERS.as_bytes()
-        });
+        let kept = modern::keep_members(meta_bytes, goes_upstream);
         if let Some(out) = kept.and_then(|k| msg.splice(meta_at.clone(), &k)) {
             return (out, None);
         }
@@ -409,6 +424,36 @@ fn without_envelope(
         Ok(m) => (m, progress),
         Err(_) => (msg.clone(), None),
     }
+}
+
+/// Whether a member of a stateless request's `_meta` goes on to its pooled session (see
+/// [`without_envelope`]): not the revision's per-request keys except the log level, and not the
+/// mesh's own carrier of `Mcp-Param-*` headers, which only the mesh may fill.
+fn goes_upstream(name: &[u8]) -> bool {
+    use crate::upstream::modern::PARAM_HEADERS;
+    (!name.starts_with(b"io.modelcontextprotocol/") || name == modern::META_LOG_LEVEL.as_bytes())
+        && name != PARAM_HEADERS.as_bytes()
+}
+
+/// `_meta` (its text `meta`, whose members sit at `members`) without the members that stay with
+/// the mesh; `None` when it has a progress token (rewritten by value) or a span does not fit.
+fn kept_by_spans(meta: &[u8], members: &modern::MetaMembers) -> Option<Vec<u8>> {
+    let mut kept = Vec::with_capacity(meta.len());
+    kept.push(b'{');
+    for m in members.members() {
+        let name = meta.get(m.start + 1..m.name_end)?;
+        if name == b"progressToken" {
+            return None;
+        }
+        if goes_upstream(name) {
+            if kept.len() > 1 {
+                kept.push(b',');
+            }
+            kept.extend_from_slice(meta.get(m.start..m.end)?);
+        }
+    }
+    kept.push(b'}');
+    Some(kept)
 }
 
 /// How a request relates to tasks (`tasks` module docs).
@@ -565,14 +610,42 @@ mod tests {
     }
 
     #[test]
+    fn the_envelope_cut_by_the_scans_spans_is_the_walks_cut() {
+        let cases = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"}},"name":"echo","arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta" : { "traceparent" : "t" , "io.modelcontextprotocol/protocolVersion":"2026-07-28", "io.modelcontextprotocol/logLevel":"info", "mcp-mesh/paramHeaders":{"a":"b"}, "x":[1,{"y":"}"}] }}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{}}}"#,
+        ];
+        for sent in cases {
+            let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
+            let read = modern::Request::read(msg.bytes()).expect("read");
+            let span = modern::span_within(msg.bytes(), read.meta.expect("meta").as_bytes()).expect("span");
+            let members = read.meta_members().expect("members");
+            // The spans are used, not walked around.
+            let by_spans = kept_by_spans(&msg.bytes()[span.clone()], &members).expect("kept");
+            let by_walk = modern::keep_members(&msg.bytes()[span.clone()], goes_upstream).expect("kept");
+            assert_eq!(String::from_utf8_lossy(&by_spans), String::from_utf8_lossy(&by_walk), "{sent}");
+            let (out, _) = without_envelope(&msg, Some(MetaAt { span, members: Some(members) }), &[]);
+            assert_eq!(out.as_str(), without_envelope(&msg, None, &[]).0.as_str(), "{sent}");
+        }
+        // A progress token is the mesh's to rewrite: not copied as it is.
+        let sent =
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":1},"name":"t"}}"#;
+        let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
+        let read = modern::Request::read(msg.bytes()).expect("read");
+        let span = modern::span_within(msg.bytes(), read.meta.expect("meta").as_bytes()).expect("span");
+        assert!(kept_by_spans(&msg.bytes()[span], &read.meta_members().expect("members")).is_none());
+    }
+
+    #[test]
     fn only_the_envelope_is_rewritten_on_the_way_to_a_pooled_session() {
         let sent = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"t","arguments":{"x": [1, 2]},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"info","progressToken":5,"mcp-mesh/paramHeaders":{"mcp-param-evil":"x"},"traceparent":"00-ab-cd-01"}}}"#;
         let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
         let headers = vec![("mcp-param-region".to_string(), "eu".to_string())];
         // Found by the ingress from the borrowed `_meta`, as `resolve` does.
-        let meta = modern::Request::read(msg.bytes()).and_then(|p| p.meta).expect("meta");
-        let at = modern::span_within(msg.bytes(), meta.as_bytes());
-        assert!(at.is_some());
+        let read = modern::Request::read(msg.bytes()).expect("read");
+        let span = modern::span_within(msg.bytes(), read.meta.expect("meta").as_bytes()).expect("span");
+        let at = Some(MetaAt { span, members: read.meta_members() });
         let (out, progress) = without_envelope(&msg, at, &headers);
         let text = out.as_str();
         // The arguments are the client's bytes, untouched.

@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex};
 pub(in crate::ingress) struct Pool {
     /// By the seeded hash of the key (found without building one per request); each entry keeps
     /// its whole key, compared on every find, so a hash collision only ever costs a new session.
-    map: Mutex<HashMap<u64, Entry>>,
+    /// That hash is already seeded SipHash: the map's own hasher need not be.
+    map: Mutex<foldhash::HashMap<u64, Entry>>,
     /// One opening at a time per key: a burst of first requests opens one session, not one each.
     opening: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
