@@ -84,6 +84,8 @@ pub struct Request<'a> {
     pub input_responses: Option<&'a str>,
     /// The envelope, when the scan read it on its way through `_meta`.
     scanned: Option<Meta<'a>>,
+    /// Where `_meta`'s members sit, when the scan could say.
+    members: Option<MetaMembers>,
 }
 
 /// The envelope of `params._meta`.
@@ -97,8 +99,6 @@ pub struct Meta<'a> {
     pub client_info: Option<&'a str>,
     /// The lowest log level the request wants to hear about.
     pub log_level: Option<Cow<'a, str>>,
-    /// Where `_meta`'s members sit, when the scan read it.
-    members: Option<MetaMembers>,
 }
 
 /// Where the members of a `_meta` object sit in its text, as the scan found them, so that the
@@ -114,11 +114,23 @@ pub struct MetaMembers {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MemberAt {
     /// Where the member starts (its name's opening quote).
-    pub start: usize,
+    pub start: u32,
     /// Where its name ends (its closing quote): the name is `start + 1..name_end`.
-    pub name_end: usize,
+    pub name_end: u32,
     /// Where its value ends.
-    pub end: usize,
+    pub end: u32,
+}
+
+impl MemberAt {
+    /// The member's name, as written.
+    pub fn name(&self) -> Range<usize> {
+        self.start as usize + 1..self.name_end as usize
+    }
+
+    /// The whole member, name to value.
+    pub fn member(&self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
 }
 
 impl MetaMembers {
@@ -162,7 +174,7 @@ impl<'a> Request<'a> {
 
     /// Where `_meta`'s members sit in its text, when the scan could say.
     pub fn meta_members(&self) -> Option<MetaMembers> {
-        self.scanned.as_ref().and_then(|m| m.members)
+        self.members
     }
 
     /// The envelope, if `_meta` is an object (a malformed one reads as absent).
@@ -217,7 +229,10 @@ pub const MAX_TASK_ID: usize = 256;
 /// `=?base64?…?=` form (used for values that are not plain ASCII) decoded. `None` when the value
 /// is not valid in either form.
 pub fn header_value(raw: &[u8]) -> Option<Cow<'_, str>> {
-    let text = std::str::from_utf8(raw).ok()?.trim_matches([' ', '\t']);
+    // Trimmed as bytes (both are ASCII), before the check: cheaper than a pattern of chars.
+    let start = raw.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(raw.len());
+    let end = raw.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
+    let text = std::str::from_utf8(raw.get(start..end)?).ok()?;
     match text.strip_prefix("=?base64?").and_then(|t| t.strip_suffix("?=")) {
         Some(encoded) => {
             use base64::Engine;
@@ -689,6 +704,9 @@ mod tests {
         assert_eq!(header_value(b"  tools/call\t").as_deref(), Some("tools/call"));
         assert_eq!(header_value(b"=?base64?w6lsw6hwaGFudA==?=").as_deref(), Some("élèphant"));
         assert_eq!(header_value(b"=?base64?!!?="), None);
+        assert_eq!((header_value(b" \t ").as_deref(), header_value(b"").as_deref()), (Some(""), Some("")));
+        assert_eq!(header_value(b" a b ").as_deref(), Some("a b"));
+        assert_eq!(header_value(b"\xff"), None);
     }
 
     #[test]

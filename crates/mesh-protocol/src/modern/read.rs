@@ -67,8 +67,8 @@ fn scan_params<'a>(whole: &'a str, start: usize, r: &mut Request<'a>) -> Option<
         let end = match (i, obj.get(at)) {
             (0, Some(b'{')) => {
                 let mut envelope = Meta::default();
-                let len = scan_meta_into(whole, &obj[at..], &mut envelope)?;
-                r.scanned = Some(envelope);
+                let (len, members) = scan_meta_into(whole, &obj[at..], &mut envelope)?;
+                (r.scanned, r.members) = (Some(envelope), members);
                 at + len
             }
             _ => value_end(obj, at)?,
@@ -93,9 +93,9 @@ fn scan_meta(meta: &str) -> Option<Meta<'_>> {
     Some(m)
 }
 
-/// Reads the envelope members of the object `meta` (a slice of `whole`) into `m`, with where
-/// its members sit; where the object ends.
-fn scan_meta_into<'a>(whole: &'a str, meta: &'a [u8], m: &mut Meta<'a>) -> Option<usize> {
+/// Reads the envelope members of the object `meta` (a slice of `whole`) into `m`; where the
+/// object ends, and where its members sit.
+fn scan_meta_into<'a>(whole: &'a str, meta: &'a [u8], m: &mut Meta<'a>) -> Option<(usize, Option<MetaMembers>)> {
     const PREFIX: &[u8] = b"io.modelcontextprotocol/";
     let mut seen = [false; 4];
     let mut spans = Some(MetaMembers::default());
@@ -104,8 +104,8 @@ fn scan_meta_into<'a>(whole: &'a str, meta: &'a [u8], m: &mut Meta<'a>) -> Optio
             return None;
         }
         let end = value_end(meta, value_at)?;
-        let member = MemberAt { start: at, name_end: at + 1 + name.raw.len(), end };
-        if spans.as_mut().is_some_and(|s| !s.push(member)) {
+        let member = member_at(at, name.raw.len(), end);
+        if !spans.as_mut().zip(member).is_some_and(|(s, m)| s.push(m)) {
             spans = None;
         }
         let Some(own) = name.raw.strip_prefix(PREFIX) else { return Some(end) };
@@ -128,8 +128,13 @@ fn scan_meta_into<'a>(whole: &'a str, meta: &'a [u8], m: &mut Meta<'a>) -> Optio
         }
         Some(end)
     })?;
-    m.members = spans;
-    Some(end)
+    Some((end, spans))
+}
+
+/// A member starting at `at` whose name has `name_len` bytes and whose value ends at `end`.
+fn member_at(at: usize, name_len: usize, end: usize) -> Option<MemberAt> {
+    let at32 = |i: usize| u32::try_from(i).ok();
+    Some(MemberAt { start: at32(at)?, name_end: at32(at + 1 + name_len)?, end: at32(end)? })
 }
 
 /// [`walk_members`] for the scan: `f(name, start)` answers where each value ends. `None` when a
@@ -195,6 +200,7 @@ fn serde_request(raw: &[u8]) -> Option<Request<'_>> {
         request_state: l.request_state,
         input_responses: l.input_responses.map(RawValue::get),
         scanned: None,
+        members: None,
     })
 }
 
@@ -216,7 +222,6 @@ fn serde_meta(text: &str) -> Option<Meta<'_>> {
         capabilities: l.capabilities.map(RawValue::get),
         client_info: l.client_info.map(RawValue::get),
         log_level: l.log_level,
-        members: None,
     })
 }
 
@@ -292,8 +297,8 @@ mod tests {
         let m = r.meta_members().expect("members");
         assert_eq!(m.members().len(), MetaMembers::MAX);
         let last = m.members()[MetaMembers::MAX - 1];
-        assert_eq!(&meta[last.start + 1..last.name_end], "k7");
-        assert_eq!(&meta[last.start..last.end], r#""k7" : [7]"#);
+        assert_eq!(&meta[last.name()], "k7");
+        assert_eq!(&meta[last.member()], r#""k7" : [7]"#);
         // One more, and the relay walks `_meta` itself.
         let raw = with(MetaMembers::MAX + 1);
         assert!(request(raw.as_bytes()).expect("read").meta_members().is_none());

@@ -74,15 +74,14 @@ pub(in crate::ingress) struct Pending {
 }
 
 impl Pending {
-    /// Follows `stream` of `session`, which carries the request `msg`.
+    /// Follows `stream` of `session`, which carries the request `a` describes (built in one
+    /// piece: it is moved with every call).
     pub(super) fn new(
         session: Arc<Session>,
-        stream: u64,
-        rx: mpsc::Receiver<Event>,
-        principal: Principal,
-        ask: Ask,
-        msg: Message,
+        (stream, rx): (u64, mpsc::Receiver<Event>),
+        a: super::Answering,
     ) -> Pending {
+        let super::Answering { principal, ask, original, progress, learn, tasked } = a;
         Pending {
             session,
             stream,
@@ -92,32 +91,14 @@ impl Pending {
             id: ask.id,
             principal,
             endpoint: ask.endpoint,
-            progress: None,
+            progress,
             done: false,
-            learn: None,
-            tasked: super::Tasked::No,
+            learn,
+            tasked,
             method: ask.method,
-            request: msg,
+            request: original,
             capabilities: ask.capabilities,
         }
-    }
-
-    /// Keeps the `Mcp-Param-*` annotations of the tools this `tools/list` returns in `learn`.
-    pub(super) fn learning(mut self, learn: Option<Arc<super::pool::ParamHeaders>>) -> Pending {
-        self.learn = learn;
-        self
-    }
-
-    /// Says how the request relates to tasks (see [`super::Tasked`]).
-    pub(super) fn tasked(mut self, tasked: super::Tasked) -> Pending {
-        self.tasked = tasked;
-        self
-    }
-
-    /// Records that the request went upstream with progress token `sent` for the client's `own`.
-    pub(super) fn with_progress(mut self, tokens: Option<(String, String)>) -> Pending {
-        self.progress = tokens;
-        self
     }
 }
 

@@ -295,11 +295,7 @@ pub(super) async fn answer(
     (stream, rx): (u64, tokio::sync::mpsc::Receiver<crate::session::streams::Event>),
     a: Answering,
 ) -> Response {
-    let pending = input::Pending::new(session.clone(), stream, rx, a.principal, a.ask, a.original)
-        .with_progress(a.progress)
-        .learning(a.learn)
-        .tasked(a.tasked);
-    input::drive(relay, pending).await
+    input::drive(relay, input::Pending::new(session.clone(), (stream, rx), a)).await
 }
 
 /// Checks a `tools/call`'s `Mcp-Param-*` headers against its arguments, for the tools whose
@@ -441,7 +437,7 @@ fn kept_by_spans(meta: &[u8], members: &modern::MetaMembers) -> Option<Vec<u8>> 
     let mut kept = Vec::with_capacity(meta.len());
     kept.push(b'{');
     for m in members.members() {
-        let name = meta.get(m.start + 1..m.name_end)?;
+        let name = meta.get(m.name())?;
         if name == b"progressToken" {
             return None;
         }
@@ -449,7 +445,7 @@ fn kept_by_spans(meta: &[u8], members: &modern::MetaMembers) -> Option<Vec<u8>> 
             if kept.len() > 1 {
                 kept.push(b',');
             }
-            kept.extend_from_slice(meta.get(m.start..m.end)?);
+            kept.extend_from_slice(meta.get(m.member())?);
         }
     }
     kept.push(b'}');
