@@ -81,45 +81,26 @@ struct Envelope<'a> {
     error: Option<&'a RawValue>,
 }
 
-/// The envelope with a stateless request's `params` read in the same pass
-/// ([`crate::modern::parse`]). Not [`Envelope`] with one more field: naming `params` makes serde
-/// refuse a message that gives it twice, which `Message::parse` has never done.
-#[derive(Deserialize)]
-struct WithParams<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
-    #[serde(default)]
-    result: Option<probe::ResultProbe>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    params: Option<crate::modern::Probe<'a>>,
-}
-
-/// What [`Message::parse`] makes of an envelope, whichever struct read it.
-struct Parts {
-    kind: Kind,
-    id_span: Option<Range<usize>>,
-    method: Option<Box<str>>,
-    result_is_error: Option<bool>,
-}
-
-impl Parts {
-    /// Checks the envelope's members (read from `raw`) and says what the message is.
-    fn of(
-        raw: &[u8],
-        (jsonrpc, id, method): (Option<Cow<'_, str>>, Option<&RawValue>, Option<Cow<'_, str>>),
-        result: Option<probe::ResultProbe>,
-        error: bool,
-    ) -> Result<Parts, ParseError> {
-        if jsonrpc.as_deref() != Some("2.0") {
+impl Message {
+    /// Parses one message, keeping `raw` as is.
+    pub fn parse(raw: Bytes) -> Result<Message, ParseError> {
+        match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => return Err(ParseError::Batch),
+            Some(b'{') => {}
+            Some(_) => {
+                // Distinguish "not JSON" from "JSON but not an object" for a clearer error.
+                return match serde_json::from_slice::<serde::de::IgnoredAny>(&raw) {
+                    Ok(_) => Err(ParseError::Invalid("expected a JSON object")),
+                    Err(e) => Err(ParseError::NotJson(e.to_string())),
+                };
+            }
+            None => return Err(ParseError::NotJson("empty body".into())),
+        }
+        let env: Envelope<'_> = serde_json::from_slice(&raw).map_err(|e| ParseError::NotJson(e.to_string()))?;
+        if env.jsonrpc.as_deref() != Some("2.0") {
             return Err(ParseError::Invalid("\"jsonrpc\" must be \"2.0\""));
         }
-        let id_span = match id {
+        let id_span = match env.id {
             Some(id) => {
                 let text = id.get();
                 let first = text.as_bytes().first().copied().unwrap_or(b' ');
@@ -132,67 +113,16 @@ impl Parts {
             }
             None => None,
         };
-        let result_is_error = result.as_ref().and_then(|r| r.is_error);
-        let kind = match (&method, &id_span, result.is_some(), error) {
+        let result_is_error = env.result.as_ref().and_then(|r| r.is_error);
+        let kind = match (&env.method, &id_span, env.result.is_some(), env.error.is_some()) {
             (Some(_), Some(_), false, false) => Kind::Request,
             (Some(_), None, false, false) => Kind::Notification,
             (None, Some(_), true, false) => Kind::Response,
             (None, _, false, true) => Kind::Error,
             _ => return Err(ParseError::Invalid("not a request, notification, response or error")),
         };
-        let method = method.map(|m| m.into_owned().into_boxed_str());
-        Ok(Parts { kind, id_span, method, result_is_error })
-    }
-
-    fn into_message(self, raw: Bytes) -> Message {
-        Message {
-            raw,
-            kind: self.kind,
-            id_span: self.id_span,
-            method: self.method,
-            result_is_error: self.result_is_error,
-        }
-    }
-}
-
-/// Refuses what is no JSON object before serde reads it: a batch, another value, nothing.
-fn object_shape(raw: &[u8]) -> Result<(), ParseError> {
-    match raw.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => Err(ParseError::Batch),
-        Some(b'{') => Ok(()),
-        Some(_) => {
-            // Distinguish "not JSON" from "JSON but not an object" for a clearer error.
-            match serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
-                Ok(_) => Err(ParseError::Invalid("expected a JSON object")),
-                Err(e) => Err(ParseError::NotJson(e.to_string())),
-            }
-        }
-        None => Err(ParseError::NotJson("empty body".into())),
-    }
-}
-
-/// [`Message::parse`], with `params` read as a stateless request's in the same pass: `None`
-/// for them where that reading does not vouch for its answer (then the caller reads them again;
-/// see [`crate::modern::Probe`]). The message is the one `Message::parse` makes.
-pub(crate) fn parse_with_params(raw: &Bytes) -> Result<(Message, Option<crate::modern::Request<'_>>), ParseError> {
-    object_shape(raw)?;
-    match serde_json::from_slice::<WithParams<'_>>(raw) {
-        Ok(env) => {
-            let parts = Parts::of(raw, (env.jsonrpc, env.id, env.method), env.result, env.error.is_some())?;
-            Ok((parts.into_message(raw.clone()), env.params.map(|p| p.0)))
-        }
-        // Malformed, or params that read otherwise: the plain parse says what it says.
-        Err(_) => Message::parse(raw.clone()).map(|m| (m, None)),
-    }
-}
-
-impl Message {
-    /// Parses one message, keeping `raw` as is.
-    pub fn parse(raw: Bytes) -> Result<Message, ParseError> {
-        object_shape(&raw)?;
-        let env: Envelope<'_> = serde_json::from_slice(&raw).map_err(|e| ParseError::NotJson(e.to_string()))?;
-        let parts = Parts::of(&raw, (env.jsonrpc, env.id, env.method), env.result, env.error.is_some())?;
-        Ok(parts.into_message(raw))
+        let method = env.method.map(|m| m.into_owned().into_boxed_str());
+        Ok(Message { raw, kind, id_span, method, result_is_error })
     }
 
     /// The message's kind.

@@ -11,16 +11,6 @@ use std::ops::Range;
 
 mod read;
 
-pub(crate) use read::Probe;
-
-/// Parses a stateless request as [`crate::Message::parse`] does, with its `params` read in the
-/// same pass where they read plainly; `None` for them otherwise, and then
-/// [`Request::read`] reads them from the message. The request borrows `raw`, whose bytes the
-/// message shares.
-pub fn parse(raw: &Bytes) -> Result<(crate::Message, Option<Request<'_>>), crate::ParseError> {
-    crate::message::parse_with_params(raw)
-}
-
 /// `_meta` key of the request's protocol revision (required).
 pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// `_meta` key of the request's client capabilities (required).

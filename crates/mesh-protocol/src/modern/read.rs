@@ -131,74 +131,6 @@ fn scan_meta_into<'a>(whole: &'a str, meta: &'a [u8], m: &mut Meta<'a>) -> Optio
     Some((end, spans))
 }
 
-/// A stateless request's `params` read by serde in the same pass as the rest of the message
-/// (`crate::message::parse_with_params`): the scan's reading without its walk of the top level,
-/// of `params` and of the values serde crosses anyway. Only where every value it needs is
-/// borrowed as written and each member comes once; anything else fails the pass, and the request
-/// is read the way [`Request::read`] reads it. `_meta` is taken as its text and scanned as the
-/// scan does (its envelope and where its members sit).
-pub(crate) struct Probe<'a>(pub(crate) Request<'a>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Probe<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ParamsVisitor(std::marker::PhantomData))
-    }
-}
-
-struct ParamsVisitor<'a>(std::marker::PhantomData<&'a ()>);
-
-impl<'de: 'a, 'a> serde::de::Visitor<'de> for ParamsVisitor<'a> {
-    type Value = Probe<'a>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("params as an object")
-    }
-
-    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Probe<'a>, M::Error> {
-        use serde::de::{Error, IgnoredAny};
-        let mut r = Request::default();
-        let mut seen = [false; 6];
-        // A name with escapes is no borrowed string: serde fails it, and the slower reading
-        // decides, as it does for a value with escapes or of another type.
-        while let Some(name) = map.next_key::<&'a str>()? {
-            let i = match name {
-                "_meta" => 0,
-                "name" => 1,
-                "uri" => 2,
-                "taskId" => 3,
-                "requestState" => 4,
-                "inputResponses" => 5,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            if std::mem::replace(&mut seen[i], true) {
-                return Err(M::Error::custom("a member twice"));
-            }
-            let text = |v: Option<&'a str>| v.map(Cow::Borrowed);
-            match i {
-                0 => {
-                    let meta = map.next_value::<Option<&'a RawValue>>()?.map(RawValue::get);
-                    if let Some(m) = meta.filter(|m| m.starts_with('{')) {
-                        let mut envelope = Meta::default();
-                        let (_, members) = scan_meta_into(m, m.as_bytes(), &mut envelope)
-                            .ok_or_else(|| M::Error::custom("an envelope the scan leaves to serde"))?;
-                        (r.scanned, r.members) = (Some(envelope), members);
-                    }
-                    r.meta = meta;
-                }
-                1 => r.name = text(map.next_value()?),
-                2 => r.uri = text(map.next_value()?),
-                3 => r.task_id = text(map.next_value()?),
-                4 => r.request_state = text(map.next_value()?),
-                _ => r.input_responses = map.next_value::<Option<&'a RawValue>>()?.map(RawValue::get),
-            }
-        }
-        Ok(Probe(r))
-    }
-}
-
 /// A member starting at `at` whose name has `name_len` bytes and whose value ends at `end`.
 fn member_at(at: usize, name_len: usize, end: usize) -> Option<MemberAt> {
     let at32 = |i: usize| u32::try_from(i).ok();
@@ -297,31 +229,6 @@ fn serde_meta(text: &str) -> Option<Meta<'_>> {
 mod tests {
     use super::*;
 
-    /// Requests both readers must read alike: the usual ones first, then where the scan hands over.
-    const CASES: [&str; 20] = [
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"a":[1,{"b":"}"}]},"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"},"io.modelcontextprotocol/logLevel":"info","x":null},"name":"echo","arguments":{"text":"a \"quoted\" {brace"}}}"#,
-        r#" { "params" : { "name" : "t" , "uri" : "file:///a" , "taskId" : "k" , "requestState" : "s" , "inputResponses" : { "q" : 1 } , "_meta" : { } } , "id" : "x" , "jsonrpc" : "2.0" , "method" : "m" } "#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":null,"_meta":null}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m"}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":null}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":[1]}"#,
-        // Where the scan hands over to serde:
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"a","name":"b"}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":null,"name":"b"}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"n\u0061me":"a","name":"b"}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"n\u0061me":"a"}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"a\"b\u00e9"}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":7}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"a"},"params":{"name":"b"}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","p\u0061rams":{"name":"a"}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"a","io.modelcontextprotocol/protocolVersion":"b"}}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":5}}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":{"io.modelcontextprotocol\/protocolVersion":"2026-07-28"}}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":[1,2]}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":"text"}}"#,
-    ];
-
     /// What a reader said about a message (its request and envelope), comparable.
     fn summary(read: Option<(Request<'_>, Meta<'_>)>) -> Option<String> {
         let (r, m) = read?;
@@ -339,7 +246,29 @@ mod tests {
 
     #[test]
     fn the_scan_reads_what_serde_reads() {
-        let cases = CASES;
+        let cases = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"a":[1,{"b":"}"}]},"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"},"io.modelcontextprotocol/logLevel":"info","x":null},"name":"echo","arguments":{"text":"a \"quoted\" {brace"}}}"#,
+            r#" { "params" : { "name" : "t" , "uri" : "file:///a" , "taskId" : "k" , "requestState" : "s" , "inputResponses" : { "q" : 1 } , "_meta" : { } } , "id" : "x" , "jsonrpc" : "2.0" , "method" : "m" } "#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":null,"_meta":null}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":null}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":[1]}"#,
+            // Where the scan hands over to serde:
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"a","name":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":null,"name":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"n\u0061me":"a","name":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"n\u0061me":"a"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"a\"b\u00e9"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":7}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"a"},"params":{"name":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","p\u0061rams":{"name":"a"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"a","io.modelcontextprotocol/protocolVersion":"b"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":5}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":{"io.modelcontextprotocol\/protocolVersion":"2026-07-28"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":[1,2]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":"text"}}"#,
+        ];
         let not_utf8: &[u8] =
             b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"\xff\":1,\"name\":\"echo\"}}";
         assert!(request(not_utf8).is_none(), "a name that is not UTF-8 is refused, as serde does");
@@ -353,46 +282,6 @@ mod tests {
                 (r, m)
             });
             assert_eq!(summary(by_scan), summary(by_serde), "{raw}");
-        }
-    }
-
-    #[test]
-    fn the_probe_reads_what_serde_reads_or_leaves_it_to_the_scan() {
-        for (n, raw) in CASES.iter().enumerate() {
-            // Owned, as a request body is: the message must share its bytes, not copy them.
-            let bytes = bytes::Bytes::from(raw.as_bytes().to_vec());
-            let (msg, probed) = crate::modern::parse(&bytes).expect("message");
-            assert_eq!(Some(msg.clone()), crate::Message::parse(bytes.clone()).ok(), "{raw}");
-            // The usual requests are read in the one pass; others may be left to the slower readers.
-            assert!(probed.is_some() || n >= 4, "{raw}");
-            let Some(r) = probed else { continue };
-            if let Some(meta) = r.meta {
-                assert!(
-                    super::super::span_within(msg.bytes(), meta.as_bytes()).is_some(),
-                    "shares the message's bytes"
-                );
-            }
-            let by_serde = serde_request(raw.as_bytes()).map(|r| {
-                let m = r.meta.and_then(serde_meta).unwrap_or_default();
-                (r, m)
-            });
-            let members = r.meta_members().map(|m| m.members().len());
-            let m = r.envelope();
-            assert_eq!(summary(Some((r, m))), summary(by_serde), "{raw}");
-            let scanned = request(raw.as_bytes()).and_then(|r| r.meta_members()).map(|m| m.members().len());
-            assert_eq!(members, scanned, "{raw}");
-        }
-        // Not a request the probe reads: the message is still the plain parse's.
-        for raw in [
-            &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"params\":{\"name\":\"a\"},\"params\":{}}"[..],
-            b"[1]",
-            b"{\"id\":1}",
-        ] {
-            let bytes = bytes::Bytes::from_static(raw);
-            let plain = crate::Message::parse(bytes.clone());
-            let probed = crate::modern::parse(&bytes);
-            assert_eq!(probed.as_ref().map(|(m, _)| m.clone()).map_err(Clone::clone), plain);
-            assert!(probed.map(|(_, r)| r.is_none()).unwrap_or(true));
         }
     }
 

@@ -75,18 +75,11 @@ pub(super) async fn post(
     // 2.
     guard::accepts_json_and_sse(headers)?;
     guard::content_type_json(headers)?;
-    let body = read_body(body, headers, relay.cfg.max_body_bytes).await?;
+    let msg = Message::parse(read_body(body, headers, relay.cfg.max_body_bytes).await?)?;
     // 3.
     let flow = match revision {
-        Revision::Session => {
-            let msg = Message::parse(body)?;
-            super::streamable_http::resolve(relay, target, headers, principal, msg).await?
-        }
-        Revision::Stateless(v) => {
-            // `params` are read in the same pass as the message: every stateless request needs them.
-            let (msg, params) = mesh_protocol::modern::parse(&body)?;
-            modern::resolve(relay, target, headers, principal, (msg, params), v).await?
-        }
+        Revision::Session => super::streamable_http::resolve(relay, target, headers, principal, msg).await?,
+        Revision::Stateless(v) => modern::resolve(relay, target, headers, principal, msg, v).await?,
     };
     let fwd = match flow {
         Flow::Respond(r) => return Ok(r),

@@ -65,7 +65,7 @@ pub(super) async fn resolve(
     target: &Target,
     headers: &HeaderMap,
     principal: mesh_core::Principal,
-    (msg, params): (Message, Option<modern::Request<'_>>),
+    msg: Message,
     header_version: &str,
 ) -> Result<Flow, RelayError> {
     match msg.kind() {
@@ -81,7 +81,7 @@ pub(super) async fn resolve(
     }
     let id = msg.id().unwrap_or("null").to_string();
     let method = msg.method().unwrap_or_default().to_string();
-    let params = match params.or_else(|| modern::Request::read(msg.bytes())) {
+    let params = match modern::Request::read(msg.bytes()) {
         Some(p) => p,
         None => return refused(&id, codes::INVALID_PARAMS, "params._meta is required in this protocol revision", None),
     };
