@@ -259,3 +259,51 @@ async fn first_start_prints_the_owner_key_and_how_to_set_a_password() {
     let how = printed.last().unwrap();
     assert!(how.contains("owner@localhost") && how.contains("mcp-mesh user passwd"), "{how}");
 }
+
+/// The `THP_enabled` line of `/proc/<pid>/status` (`None` on kernels that do not say).
+#[cfg(target_os = "linux")]
+fn thp_enabled(pid: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(|v| v.trim().to_string())
+}
+
+/// The mesh turns transparent huge pages off for its process (its idle RSS, docs/config.md),
+/// unless the operator keeps the host's setting with MIMALLOC_ALLOW_THP.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn transparent_huge_pages_are_off_unless_the_operator_keeps_them() {
+    // What this test process has: the host's setting, which a kept one must equal.
+    let Some(host) = thp_enabled("self") else { return };
+    for keep in [false, true] {
+        let data = tempfile::tempdir().expect("a data dir");
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .env_clear()
+            .env("MESH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        if keep {
+            cmd.env("MIMALLOC_ALLOW_THP", "1");
+        }
+        let mut child = cmd.spawn().expect("serve runs");
+        let pid = child.id().expect("pid").to_string();
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        // The first-start lines come well after `main` set the flag.
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.expect("stdout") {
+                if line.contains("user passwd") {
+                    return;
+                }
+            }
+            panic!("serve stopped printing");
+        })
+        .await
+        .expect("first-start lines in time");
+        let thp = thp_enabled(&pid).expect("the mesh's status");
+        child.kill().await.expect("stopped");
+        assert_eq!(thp, if keep { host.as_str() } else { "0" }, "kept: {keep}");
+    }
+}
