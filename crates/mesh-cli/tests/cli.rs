@@ -225,21 +225,25 @@ async fn key_create_list_revoke() {
     mesh.stop().await;
 }
 
-#[tokio::test]
-async fn first_start_prints_the_owner_key_and_how_to_set_a_password() {
-    let data = tempfile::tempdir().expect("a data dir");
-    // Nothing from the environment (a DATABASE_URL, a listen address) reaches this server.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
+/// `serve` on a fresh data dir, its stdout piped. Nothing from the environment (a DATABASE_URL, a
+/// listen address) reaches this server.
+fn first_start(data: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
         .env_clear()
         .env("MESH_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve runs");
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn first_start_prints_the_owner_key_and_how_to_set_a_password() {
+    let data = tempfile::tempdir().expect("a data dir");
+    let mut child = first_start(data.path()).spawn().expect("serve runs");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut printed = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -276,15 +280,7 @@ async fn transparent_huge_pages_are_off_unless_the_operator_keeps_them() {
     let Some(host) = thp_enabled("self") else { return };
     for keep in [false, true] {
         let data = tempfile::tempdir().expect("a data dir");
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mesh"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .env_clear()
-            .env("MESH_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
+        let mut cmd = first_start(data.path());
         if keep {
             cmd.env("MIMALLOC_ALLOW_THP", "1");
         }
