@@ -128,19 +128,29 @@ fn init_logs(default: &str) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // Transparent huge pages back the allocator's arena 2 MiB at a time: on a host with THP
     // "always" an idle mesh was 33 MiB resident instead of 19. A relay's heap is small and
     // churns; huge pages buy it nothing. mimalloc no longer asks for them (`no_thp`); this stops
-    // the kernel collapsing its arena into them later. Process-wide (the flag is the address
-    // space's, and children inherit it), best effort: a kernel or sandbox that refuses leaves
-    // the host's setting, and so does an operator who sets mimalloc's own MIMALLOC_ALLOW_THP
-    // (docs/config.md).
+    // the kernel giving or collapsing them anyway — first, before the runtime's threads touch
+    // memory. Process-wide (the flag is the address space's, and children inherit it), best
+    // effort: a kernel or sandbox that refuses leaves the host's setting, and so does an operator
+    // who sets mimalloc's own MIMALLOC_ALLOW_THP (docs/config.md).
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
         let _ = nix::sys::prctl::set_thp_disable(true);
     }
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The command line, run.
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logs(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let result = match cli.command {

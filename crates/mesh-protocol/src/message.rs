@@ -152,7 +152,8 @@ impl Message {
         &self.raw
     }
 
-    /// The whole message as text (always valid UTF-8: it parsed as JSON).
+    /// The whole message as text; empty if it is not UTF-8 (serde checks the strings it reads,
+    /// not those it skips, so a peer's bytes in a skipped value may not be).
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.raw).unwrap_or("")
     }

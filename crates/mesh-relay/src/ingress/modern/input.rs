@@ -74,8 +74,8 @@ pub(in crate::ingress) struct Pending {
 }
 
 impl Pending {
-    /// Follows `stream` of `session`, which carries the request `a` describes (built in one
-    /// piece: it is moved with every call).
+    /// Follows `stream` of `session`, which carries the request `a` describes. Built in one
+    /// piece rather than by builder steps: each step moved the whole struct.
     pub(super) fn new(
         session: Arc<Session>,
         (stream, rx): (u64, mpsc::Receiver<Event>),
