@@ -142,6 +142,23 @@ impl MetaMembers {
         &self.at[..self.len]
     }
 
+    /// [`keep_members`] of `meta`, the text these members were found in, by their spans instead
+    /// of a walk; `None` when a span does not fit `meta`.
+    pub fn kept(&self, meta: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+        let mut out = Kept::new(meta.len());
+        for m in self.members() {
+            if keep(meta.get(m.name())?) {
+                out.push(meta.get(m.member())?);
+            }
+        }
+        Some(out.done())
+    }
+
+    /// The members' names as written in `meta`.
+    pub fn names<'m>(&self, meta: &'m [u8]) -> impl Iterator<Item = &'m [u8]> + use<'_, 'm> {
+        self.members().iter().filter_map(|m| meta.get(m.name()))
+    }
+
     /// Adds one; `false` when full.
     fn push(&mut self, m: MemberAt) -> bool {
         match self.at.get_mut(self.len) {
@@ -315,20 +332,39 @@ pub(crate) struct Name<'a> {
 /// The JSON object `obj` with only the members whose (raw) name `keep` accepts, in order; the
 /// kept members' bytes are copied as they are. `None` when `obj` is not a well-formed object.
 pub fn keep_members(obj: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(obj.len());
-    out.push(b'{');
+    let mut out = Kept::new(obj.len());
     walk_members(obj, |at, name, value_at| {
         let end = value_end(obj, value_at)?;
         if keep(name.raw) {
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&obj[at..end]);
+            out.push(&obj[at..end]);
         }
         Some(end)
     })?;
-    out.push(b'}');
-    Some(out)
+    Some(out.done())
+}
+
+/// An object written from members copied as they are ([`keep_members`], [`MetaMembers::kept`]).
+struct Kept(Vec<u8>);
+
+impl Kept {
+    fn new(capacity: usize) -> Kept {
+        let mut out = Vec::with_capacity(capacity);
+        out.push(b'{');
+        Kept(out)
+    }
+
+    /// One member, name to value.
+    fn push(&mut self, member: &[u8]) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        self.0.extend_from_slice(member);
+    }
+
+    fn done(mut self) -> Vec<u8> {
+        self.0.push(b'}');
+        self.0
+    }
 }
 
 pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {

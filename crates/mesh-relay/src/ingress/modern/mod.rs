@@ -365,30 +365,26 @@ fn without_envelope(
     // Only `_meta` is read and rewritten; the rest of the request (its arguments may be large)
     // is spliced around it byte for byte.
     let raw = msg.bytes();
-    let meta_at = meta_at.filter(|m| m.span.end <= raw.len());
-    if let (Some(at), true) = (&meta_at, param_headers.is_empty()) {
-        // The usual request: the members the scan found are copied or dropped by their spans,
-        // nothing walked again.
-        if let Some(kept) = at.members.and_then(|m| kept_by_spans(&raw[at.span.clone()], &m)) {
-            if let Some(out) = msg.splice(at.span.clone(), &kept) {
-                return (out, None);
-            }
-        }
-    }
-    let meta_at = match meta_at {
-        Some(at) => at.span,
+    let (meta_at, members) = match meta_at.filter(|m| m.span.end <= raw.len()) {
+        Some(at) => (at.span, at.members),
         None => {
             let Some(params) = modern::member_span(raw, "params") else { return (msg.clone(), None) };
             let Some(at) = modern::member_span(&raw[params.clone()], "_meta") else {
                 return (msg.clone(), None);
             };
-            params.start + at.start..params.start + at.end
+            (params.start + at.start..params.start + at.end, None)
         }
     };
     let meta_bytes = &raw[meta_at.clone()];
-    if param_headers.is_empty() && !modern::has_member(meta_bytes, "progressToken") {
-        // The common case: members dropped by copying the others, nothing parsed again.
-        let kept = modern::keep_members(meta_bytes, goes_upstream);
+    if param_headers.is_empty() {
+        // The common case: members dropped by copying the others, nothing parsed again — by the
+        // spans the scan found, else by a walk. A progress token is rewritten by value, below.
+        const PROGRESS: &[u8] = b"progressToken";
+        let kept = match members {
+            Some(m) if !m.names(meta_bytes).any(|n| n == PROGRESS) => m.kept(meta_bytes, goes_upstream),
+            None if !modern::has_member(meta_bytes, "progressToken") => modern::keep_members(meta_bytes, goes_upstream),
+            _ => None,
+        };
         if let Some(out) = kept.and_then(|k| msg.splice(meta_at.clone(), &k)) {
             return (out, None);
         }
@@ -429,27 +425,6 @@ fn goes_upstream(name: &[u8]) -> bool {
     use crate::upstream::modern::PARAM_HEADERS;
     (!name.starts_with(b"io.modelcontextprotocol/") || name == modern::META_LOG_LEVEL.as_bytes())
         && name != PARAM_HEADERS.as_bytes()
-}
-
-/// `_meta` (its text `meta`, whose members sit at `members`) without the members that stay with
-/// the mesh; `None` when it has a progress token (rewritten by value) or a span does not fit.
-fn kept_by_spans(meta: &[u8], members: &modern::MetaMembers) -> Option<Vec<u8>> {
-    let mut kept = Vec::with_capacity(meta.len());
-    kept.push(b'{');
-    for m in members.members() {
-        let name = meta.get(m.name())?;
-        if name == b"progressToken" {
-            return None;
-        }
-        if goes_upstream(name) {
-            if kept.len() > 1 {
-                kept.push(b',');
-            }
-            kept.extend_from_slice(meta.get(m.member())?);
-        }
-    }
-    kept.push(b'}');
-    Some(kept)
 }
 
 /// How a request relates to tasks (`tasks` module docs).
@@ -618,7 +593,7 @@ mod tests {
             let span = modern::span_within(msg.bytes(), read.meta.expect("meta").as_bytes()).expect("span");
             let members = read.meta_members().expect("members");
             // The spans are used, not walked around.
-            let by_spans = kept_by_spans(&msg.bytes()[span.clone()], &members).expect("kept");
+            let by_spans = members.kept(&msg.bytes()[span.clone()], goes_upstream).expect("kept");
             let by_walk = modern::keep_members(&msg.bytes()[span.clone()], goes_upstream).expect("kept");
             assert_eq!(String::from_utf8_lossy(&by_spans), String::from_utf8_lossy(&by_walk), "{sent}");
             let (out, _) = without_envelope(&msg, Some(MetaAt { span, members: Some(members) }), &[]);
@@ -630,7 +605,8 @@ mod tests {
         let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
         let read = modern::Request::read(msg.bytes()).expect("read");
         let span = modern::span_within(msg.bytes(), read.meta.expect("meta").as_bytes()).expect("span");
-        assert!(kept_by_spans(&msg.bytes()[span], &read.meta_members().expect("members")).is_none());
+        let at = Some(MetaAt { span, members: Some(read.meta_members().expect("members")) });
+        assert!(without_envelope(&msg, at, &[]).1.is_some());
     }
 
     #[test]
