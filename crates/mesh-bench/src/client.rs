@@ -39,12 +39,8 @@ impl Call {
         self.body_with(id, "")
     }
 
-    /// The body, with `meta` (members of `params._meta`, each followed by a comma) spliced in.
+    /// The body, with `meta` (the member `"_meta":{…}` and a comma, or nothing) first in `params`.
     fn body_with(self, id: u64, meta: &str) -> String {
-        let meta = match meta {
-            "" => String::new(),
-            m => format!(r#""_meta":{{{}}},"#, m.trim_end_matches(',')),
-        };
         match self {
             Call::Tool(name) => format!(
                 r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{{meta}"name":"{name}","arguments":{{"text":"hello from mesh-bench"}}}}}}"#
@@ -90,11 +86,11 @@ fn succeeded(call: Call, body: &[u8]) -> bool {
 /// The stateless revision the load client speaks on the stateless path.
 pub const STATELESS_VERSION: &str = "2026-07-28";
 
-/// The `_meta` envelope every stateless request carries.
+/// The `_meta` envelope every stateless request carries, as the first member of `params`.
 const STATELESS_META: &str = concat!(
-    r#""io.modelcontextprotocol/protocolVersion":"2026-07-28","#,
+    r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","#,
     r#""io.modelcontextprotocol/clientCapabilities":{},"#,
-    r#""io.modelcontextprotocol/clientInfo":{"name":"mesh-bench","version":"1"},"#
+    r#""io.modelcontextprotocol/clientInfo":{"name":"mesh-bench","version":"1"}},"#
 );
 
 /// One MCP session over Streamable HTTP — or, for the stateless revision, one worker's stream of
@@ -105,6 +101,9 @@ pub struct HttpSession {
     headers: HeaderMap,
     next_id: u64,
     stateless: bool,
+    /// A stateless worker's headers for the call it last made (with `Mcp-Method` and
+    /// `Mcp-Name`): built once, cloned per call like a session's own headers.
+    routed: Option<(Call, HeaderMap)>,
 }
 
 impl HttpSession {
@@ -137,7 +136,7 @@ impl HttpSession {
         if resp.status() != reqwest::StatusCode::ACCEPTED {
             bail!("notifications/initialized at {url} answered HTTP {}", resp.status());
         }
-        Ok(HttpSession { http: http.clone(), url: url.clone(), headers, next_id: 1, stateless: false })
+        Ok(HttpSession { http: http.clone(), url: url.clone(), headers, next_id: 1, stateless: false, routed: None })
     }
 
     /// A stateless (2026-07-28) worker at `url`: nothing to open, so nothing is measured twice.
@@ -149,28 +148,25 @@ impl HttpSession {
         if let Some(t) = token {
             headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {t}"))?);
         }
-        Ok(HttpSession { http: http.clone(), url: url.clone(), headers, next_id: 1, stateless: true })
+        Ok(HttpSession { http: http.clone(), url: url.clone(), headers, next_id: 1, stateless: true, routed: None })
     }
 
     /// One request; Ok when the reply is a result.
     pub async fn call(&mut self, call: Call) -> anyhow::Result<()> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut headers = self.headers.clone();
-        let body = if self.stateless {
-            let (method, name) = match call {
-                Call::Tool(name) => ("tools/call", Some(name)),
-                Call::ViaCallTool(_) => ("tools/call", Some("call_tool")),
-                Call::ViaRunCode(_) => ("tools/call", Some("run_code")),
-                Call::ListTools => ("tools/list", None),
+        let (headers, body) = if self.stateless {
+            let headers = match &self.routed {
+                Some((last, h)) if *last == call => h.clone(),
+                _ => {
+                    let h = routed_headers(&self.headers, call);
+                    self.routed = Some((call, h.clone()));
+                    h
+                }
             };
-            headers.insert("mcp-method", HeaderValue::from_static(method));
-            if let Some(n) = name {
-                headers.insert("mcp-name", HeaderValue::from_static(n));
-            }
-            call.body_with(id, STATELESS_META)
+            (headers, call.body_with(id, STATELESS_META))
         } else {
-            call.body(id)
+            (self.headers.clone(), call.body(id))
         };
         let resp = self.http.post(self.url.clone()).headers(headers).body(body).send().await?;
         let status = resp.status();
@@ -188,6 +184,22 @@ impl HttpSession {
         }
         let _ = self.http.delete(self.url.clone()).headers(self.headers.clone()).send().await;
     }
+}
+
+/// `headers` with the stateless revision's `Mcp-Method` and `Mcp-Name` for `call`.
+fn routed_headers(headers: &HeaderMap, call: Call) -> HeaderMap {
+    let (method, name) = match call {
+        Call::Tool(name) => ("tools/call", Some(name)),
+        Call::ViaCallTool(_) => ("tools/call", Some("call_tool")),
+        Call::ViaRunCode(_) => ("tools/call", Some("run_code")),
+        Call::ListTools => ("tools/list", None),
+    };
+    let mut headers = headers.clone();
+    headers.insert("mcp-method", HeaderValue::from_static(method));
+    if let Some(n) = name {
+        headers.insert("mcp-name", HeaderValue::from_static(n));
+    }
+    headers
 }
 
 /// One MCP session with a stdio server this process started.

@@ -10,6 +10,11 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 mod read;
+mod scan;
+
+pub use scan::{has_member, keep_members, member_cut, member_span};
+use scan::{member_start, present_member, value_end, Kept};
+pub(crate) use scan::{skip_ws, walk_members};
 
 /// `_meta` key of the request's protocol revision (required).
 pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -82,6 +87,11 @@ pub struct Request<'a> {
     pub request_state: Option<Cow<'a, str>>,
     /// `params.inputResponses` of an MRTR retry, its JSON text.
     pub input_responses: Option<&'a str>,
+    /// `params.arguments`, its JSON text, when the scan read the request (see
+    /// [`Request::audited`]).
+    arguments: Option<&'a str>,
+    /// Whether the scan read the request (not serde): then `arguments` was read too.
+    by_scan: bool,
     /// The envelope, when the scan read it on its way through `_meta`.
     scanned: Option<Meta<'a>>,
     /// Where `_meta`'s members sit, when the scan could say.
@@ -189,6 +199,27 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// What an audit record names of a request to `method` — its name (for `resources/*` its
+    /// `uri` first, else its `name` first) and its arguments' JSON text — when the scan read
+    /// them as serde would (each member once, no escapes); `None` when serde read the request,
+    /// so that the caller reads `params` itself.
+    pub fn audited(&self, method: &str) -> Option<(Option<&'a str>, Option<&'a str>)> {
+        if !self.by_scan {
+            return None;
+        }
+        let (first, second) = match method.starts_with("resources/") {
+            true => (&self.uri, &self.name),
+            false => (&self.name, &self.uri),
+        };
+        let name = match first.as_ref().or(second.as_ref()) {
+            None => None,
+            Some(Cow::Borrowed(n)) => Some(*n),
+            // The scan borrows every string it hands out.
+            Some(Cow::Owned(_)) => return None,
+        };
+        Some((name, self.arguments))
+    }
+
     /// Where `_meta`'s members sit in its text, when the scan could say.
     pub fn meta_members(&self) -> Option<MetaMembers> {
         self.members
@@ -260,164 +291,6 @@ pub fn header_value(raw: &[u8]) -> Option<Cow<'_, str>> {
     }
 }
 
-/// Where the value of the top-level member `key` sits in the JSON object `json`, found without
-/// deserialising anything (a reply's result may be megabytes; this stops at its first byte).
-/// `None` when `json` is not an object or has no such member.
-pub fn member_span(json: &[u8], key: &str) -> Option<Range<usize>> {
-    let start = member_start(json, key)?;
-    Some(start..value_end(json, start)?)
-}
-
-/// Where the value of the top-level member `key` of the object `json` starts; the members before
-/// it are walked, the value itself is not.
-fn member_start(json: &[u8], key: &str) -> Option<usize> {
-    let mut found = None;
-    walk_members(json, |_, name, at| {
-        // Escaped names are compared as written: a peer spelling a member name with escapes
-        // is not served the fast path, and nothing is spliced into it.
-        if name.raw == key.as_bytes() {
-            found = Some(at);
-            return None;
-        }
-        value_end(json, at)
-    });
-    found
-}
-
-/// Walks the members of the object `obj`: for each, `f(at, name, value_at)` gets where the member
-/// starts (its name's opening quote), its name as written (no quotes, escapes kept, with whether
-/// it has any) and where its value starts, and answers where the value ends, or `None` to stop.
-/// The index just past the object; `None` when it is not a well-formed object or `f` stopped.
-pub(crate) fn walk_members<'a>(
-    obj: &'a [u8],
-    mut f: impl FnMut(usize, Name<'a>, usize) -> Option<usize>,
-) -> Option<usize> {
-    let mut i = skip_ws(obj, 0);
-    if obj.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_ws(obj, i + 1);
-    if obj.get(i) == Some(&b'}') {
-        return Some(i + 1);
-    }
-    loop {
-        if obj.get(i) != Some(&b'"') {
-            return None;
-        }
-        // Whether the name has escapes comes with its end: nobody searches it again.
-        let (name_end, escaped) = string_scan(obj, i)?;
-        let colon = skip_ws(obj, name_end);
-        if obj.get(colon) != Some(&b':') {
-            return None;
-        }
-        let end = f(i, Name { raw: &obj[i + 1..name_end - 1], escaped }, skip_ws(obj, colon + 1))?;
-        i = skip_ws(obj, end);
-        match obj.get(i) {
-            Some(b',') => i = skip_ws(obj, i + 1),
-            Some(b'}') => return Some(i + 1),
-            _ => return None,
-        }
-    }
-}
-
-/// A member's name as [`walk_members`] found it.
-#[derive(Clone, Copy)]
-pub(crate) struct Name<'a> {
-    /// As written, without the quotes.
-    pub raw: &'a [u8],
-    /// Whether it has escapes (then `raw` is not the name a parser reads).
-    pub escaped: bool,
-}
-
-/// The JSON object `obj` with only the members whose (raw) name `keep` accepts, in order; the
-/// kept members' bytes are copied as they are. `None` when `obj` is not a well-formed object.
-pub fn keep_members(obj: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
-    let mut out = Kept::new(obj.len());
-    walk_members(obj, |at, name, value_at| {
-        let end = value_end(obj, value_at)?;
-        if keep(name.raw) {
-            out.push(&obj[at..end]);
-        }
-        Some(end)
-    })?;
-    Some(out.done())
-}
-
-/// An object written from members copied as they are ([`keep_members`], [`MetaMembers::kept`]).
-struct Kept(Vec<u8>);
-
-impl Kept {
-    fn new(capacity: usize) -> Kept {
-        let mut out = Vec::with_capacity(capacity);
-        out.push(b'{');
-        Kept(out)
-    }
-
-    /// One member, name to value.
-    fn push(&mut self, member: &[u8]) {
-        if self.0.len() > 1 {
-            self.0.push(b',');
-        }
-        self.0.extend_from_slice(member);
-    }
-
-    fn done(mut self) -> Vec<u8> {
-        self.0.push(b'}');
-        self.0
-    }
-}
-
-pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {
-    while matches!(json.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
-/// The index just past the string starting at `i` (which is a `"`), found with `memchr` (under
-/// callgrind it costs fewer instructions than a byte loop even for short strings).
-fn string_end(json: &[u8], i: usize) -> Option<usize> {
-    string_scan(json, i).map(|(end, _)| end)
-}
-
-/// [`string_end`], and whether the string has escapes.
-fn string_scan(json: &[u8], mut i: usize) -> Option<(usize, bool)> {
-    i += 1;
-    let mut escaped = false;
-    loop {
-        let at = i + memchr::memchr2(b'"', b'\\', json.get(i..)?)?;
-        if json[at] == b'"' {
-            return Some((at + 1, escaped));
-        }
-        escaped = true;
-        i = at + 2;
-    }
-}
-
-/// The bytes `value_end` stops at inside an object or array.
-static STRUCTURAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'"' as usize] = true;
-    t[b'{' as usize] = true;
-    t[b'}' as usize] = true;
-    t[b'[' as usize] = true;
-    t[b']' as usize] = true;
-    t
-};
-
-/// Whether the object `obj` has the member `key` (written without escapes). Most objects the
-/// mesh asks this of do not, and most of those do not hold the name anywhere: a `memmem` search
-/// answers them without walking the object's members.
-pub fn has_member(obj: &[u8], key: &str) -> bool {
-    present_member(obj, key).is_some()
-}
-
-/// [`member_span`], for a member that is usually absent (see [`has_member`]).
-fn present_member(obj: &[u8], key: &str) -> Option<Range<usize>> {
-    memchr::memmem::find(obj, key.as_bytes())?;
-    member_span(obj, key)
-}
-
 /// Whether `result` names `cacheScope` at most once and only as written: then the scope the
 /// mesh sets is the only one a client can read. An upstream's duplicate, or a name spelled with
 /// `\u` escapes (the only escapes that make letters), could leave a client's parser another.
@@ -449,41 +322,6 @@ fn completed_by_value(reply: &Bytes, span: Range<usize>) -> Option<Bytes> {
     out.put_slice(&written);
     out.put_slice(&reply[span.end..]);
     Some(out.freeze())
-}
-
-/// The index just past the JSON value starting at `i`.
-fn value_end(json: &[u8], mut i: usize) -> Option<usize> {
-    match json.get(i)? {
-        b'"' => string_end(json, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            loop {
-                // To the next byte that matters, without a match per byte: the scans of the
-                // stateless path cross every result the mesh relays.
-                i += json.get(i..)?.iter().position(|b| STRUCTURAL[usize::from(*b)])?;
-                match json[i] {
-                    b'"' => {
-                        i = string_end(json, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    _ => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            while !matches!(json.get(i), None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')) {
-                i += 1;
-            }
-            Some(i)
-        }
-    }
 }
 
 /// A legacy upstream's successful reply made a valid 2026-07-28 result: `resultType` added, and

@@ -34,7 +34,7 @@ fn scan_request(raw: &[u8]) -> Option<Request<'_>> {
     members(json, |name, start| match name {
         b"params" if r.is_some() => None,
         b"params" if json.get(start) == Some(&b'{') => {
-            let mut params = Request::default();
+            let mut params = Request { by_scan: true, ..Request::default() };
             let end = scan_params(whole, start, &mut params)?;
             r = Some(params);
             Some(end)
@@ -48,7 +48,7 @@ fn scan_request(raw: &[u8]) -> Option<Request<'_>> {
 
 fn scan_params<'a>(whole: &'a str, start: usize, r: &mut Request<'a>) -> Option<usize> {
     let obj = &whole.as_bytes()[start..];
-    let mut seen = [false; 6];
+    let mut seen = [false; 7];
     let end = members(obj, |name, at| {
         let i = match name {
             b"_meta" => 0,
@@ -57,6 +57,9 @@ fn scan_params<'a>(whole: &'a str, start: usize, r: &mut Request<'a>) -> Option<
             b"taskId" => 3,
             b"requestState" => 4,
             b"inputResponses" => 5,
+            // Read for the audit record only (`Request::audited`). Twice, and the request goes
+            // to serde, which does not read it: then the relay reads `params` itself.
+            b"arguments" => 6,
             _ => return value_end(obj, at),
         };
         // A member twice: serde refuses the whole request.
@@ -80,7 +83,8 @@ fn scan_params<'a>(whole: &'a str, start: usize, r: &mut Request<'a>) -> Option<
             2 => r.uri = text(whole, value)?,
             3 => r.task_id = text(whole, value)?,
             4 => r.request_state = text(whole, value)?,
-            _ => r.input_responses = raw_text(whole, value)?,
+            5 => r.input_responses = raw_text(whole, value)?,
+            _ => r.arguments = raw_text(whole, value)?,
         }
         Some(end)
     })?;
@@ -199,6 +203,8 @@ fn serde_request(raw: &[u8]) -> Option<Request<'_>> {
         task_id: l.task_id,
         request_state: l.request_state,
         input_responses: l.input_responses.map(RawValue::get),
+        arguments: None,
+        by_scan: false,
         scanned: None,
         members: None,
     })
@@ -316,5 +322,78 @@ mod tests {
         let escaped = raw.replace(r#""name":"echo""#, r#""name":"ec\u0068o""#);
         assert!(scan_request(escaped.as_bytes()).is_none());
         assert_eq!(request(escaped.as_bytes()).and_then(|r| r.name).as_deref(), Some("echo"));
+    }
+
+    #[test]
+    fn what_an_audit_record_names_is_what_serde_reads_or_left_to_the_relay() {
+        // The reference: how the relay reads `params` for an audit record (`Call::of`).
+        #[derive(Deserialize)]
+        struct Audit<'a> {
+            #[serde(borrow)]
+            name: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            uri: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            arguments: Option<&'a RawValue>,
+            #[serde(borrow, rename = "_meta")]
+            _meta: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct P<T> {
+            params: Option<T>,
+        }
+        let by_serde = |method: &str, raw: &str| {
+            let a = serde_json::from_str::<P<Audit<'_>>>(raw).ok()?.params?;
+            let name = match method.starts_with("resources/") {
+                true => a.uri.or(a.name),
+                false => a.name.or(a.uri),
+            };
+            Some((name.map(|n| n.into_owned()), a.arguments.map(|v| v.get().to_string())))
+        };
+        let cases = [
+            (
+                "tools/call",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{},"name":"echo","arguments":{"text":"a \"b\" {c}"}}}"#,
+                true,
+            ),
+            (
+                "tools/call",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments" : [1, "}"] , "name":"echo"}}"#,
+                true,
+            ),
+            (
+                "tools/call",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":null}}"#,
+                true,
+            ),
+            ("tools/call", r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"uri":"file:///a"}}"#, true),
+            (
+                "resources/read",
+                r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"n","uri":"file:///a"}}"#,
+                true,
+            ),
+            ("resources/read", r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"n"}}"#, true),
+            ("tools/list", r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#, true),
+            // Left to the relay: serde read the request.
+            (
+                "tools/call",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{},"arguments":{}}}"#,
+                false,
+            ),
+            (
+                "tools/call",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ec\u0068o","arguments":{}}}"#,
+                false,
+            ),
+        ];
+        for (method, raw, scanned) in cases {
+            let r = request(raw.as_bytes());
+            let audited = r.as_ref().and_then(|r| r.audited(method));
+            assert_eq!(audited.is_some(), scanned, "{raw}");
+            if let Some((name, arguments)) = audited {
+                let expected = by_serde(method, raw).expect("serde reads it");
+                assert_eq!((name.map(str::to_string), arguments.map(str::to_string)), expected, "{raw}");
+            }
+        }
     }
 }

@@ -49,6 +49,8 @@ pub(super) struct Forward {
     /// For a request about an item it does not name itself (a task's requests carry only the
     /// task's id): the item its audit row and policy name.
     pub item: Option<String>,
+    /// What step 3 already read of the request's `params` for its audit row, if it did.
+    pub audited: Option<crate::session::Audited>,
     /// How the reply reaches the client.
     pub answer: Answer,
 }
@@ -87,7 +89,7 @@ pub(super) async fn post(
     };
     // 4. `params._meta`'s trace context wins over the headers'.
     let trace = super::trace_parent(headers);
-    match fwd.session.request_traced(&fwd.msg, fwd.item.as_deref(), trace).await {
+    match fwd.session.request_traced(&fwd.msg, (fwd.item.as_deref(), fwd.audited), trace).await {
         // 5.
         Ok((stream, rx)) => Ok(match fwd.answer {
             Answer::Session => super::streamable_http::reply_stream(&fwd.session, stream, rx).await,

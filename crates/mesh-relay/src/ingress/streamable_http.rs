@@ -172,7 +172,7 @@ pub(super) async fn resolve(
         }
     }
     Ok(match msg.kind() {
-        Kind::Request => Flow::Forward(Forward { session, msg, item: None, answer: Answer::Session }),
+        Kind::Request => Flow::Forward(Forward { session, msg, item: None, audited: None, answer: Answer::Session }),
         Kind::Notification => Flow::Respond(session.notify(&msg).await.map(|_| respond::accepted())?),
         Kind::Response | Kind::Error => Flow::Respond(session.reply(&msg).await.map(|_| respond::accepted())?),
     })

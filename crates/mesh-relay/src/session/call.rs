@@ -38,16 +38,17 @@ impl Session {
     /// rate-limit, forward or answer, audit on every exit). Returns its stream: events end with
     /// the reply.
     pub async fn request(&self, msg: &Message) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
-        self.request_traced(msg, None, None).await
+        self.request_traced(msg, (None, None), None).await
     }
 
     /// [`Session::request`] for a request about an item it does not name itself (a task's
     /// requests carry only its id): the audit row names `item`, the tool the task belongs to;
-    /// and with the trace context of its HTTP headers (`params._meta` wins over them).
+    /// with what the ingress already read of its `params` for the audit row (`audited`); and
+    /// with the trace context of its HTTP headers (`params._meta` wins over them).
     pub async fn request_traced(
         &self,
         msg: &Message,
-        item: Option<&str>,
+        (item, audited): (Option<&str>, Option<super::Audited>),
         headers: Option<mesh_core::trace::Parent<'_>>,
     ) -> Result<(u64, mpsc::Receiver<Event>), RelayError> {
         self.touch();
@@ -58,7 +59,10 @@ impl Session {
             self.note_client(msg);
         }
         let (stream, rx) = self.lock().streams.open();
-        let mut call = Call::of(msg);
+        // What the ingress read describes the request it sent, not the call a smart virtual MCP
+        // unwrapped from it.
+        let audited = audited.filter(|_| unwrapped.is_none());
+        let mut call = Call::of(msg, audited);
         if let (Some(item), None) = (item, &call.name) {
             call.name = Some(item.to_string());
         }

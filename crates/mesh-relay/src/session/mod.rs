@@ -39,6 +39,7 @@ use inbound::target_stream;
 use mesh_core::audit::{Origin, Outcome};
 use mesh_core::Principal;
 use mesh_protocol::Message;
+pub use record::Audited;
 use record::Call;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -53,8 +53,42 @@ pub(super) struct Call {
     pub rpc_code: Option<i64>,
 }
 
+/// What the ingress already read of a request's `params` for its audit record — the stateless
+/// ingress scans them for its envelope — so that [`Call::of`] need not read them again: the
+/// request's name, its arguments' JSON text and its progress token's, exactly as `Call::of`
+/// would read them from the request the session receives.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Audited {
+    /// `params.name`, or for `resources/*` `params.uri` (each falling back on the other).
+    pub name: Option<String>,
+    /// `params.arguments`, its JSON text.
+    pub arguments: Option<String>,
+    /// `params._meta.progressToken`, its JSON text.
+    pub progress: Option<String>,
+}
+
 impl Call {
-    pub fn of(msg: &Message) -> Call {
+    /// What the record of `msg` needs, reading its `params` unless `audited` already did.
+    pub fn of(msg: &Message, audited: Option<Audited>) -> Call {
+        let a = audited.unwrap_or_else(|| Audited::read(msg));
+        Call {
+            time_ms: mesh_core::id::now_ms(),
+            started: std::time::Instant::now(),
+            method: method_name(msg.method().unwrap_or("")),
+            name: a.name,
+            arguments: a.arguments,
+            bytes_in: msg.bytes().len() as u64,
+            progress: a.progress,
+            span: None,
+            up_span: None,
+            rpc_code: None,
+        }
+    }
+}
+
+impl Audited {
+    /// What the audit record of `msg` names, read from its `params`.
+    pub fn read(msg: &Message) -> Audited {
         #[derive(serde::Deserialize)]
         struct Params<'a> {
             #[serde(borrow)]
@@ -85,18 +119,7 @@ impl Call {
             Some(p) => (p.name.or(p.uri).map(|n| n.into_owned()), p.arguments.map(|a| a.get().to_string())),
             None => (None, None),
         };
-        Call {
-            time_ms: mesh_core::id::now_ms(),
-            started: std::time::Instant::now(),
-            method: method_name(method),
-            name,
-            arguments,
-            bytes_in: msg.bytes().len() as u64,
-            progress,
-            span: None,
-            up_span: None,
-            rpc_code: None,
-        }
+        Audited { name, arguments, progress }
     }
 }
 
@@ -197,7 +220,7 @@ mod tests {
 
     #[test]
     fn a_rate_limit_refusal_carries_its_wait_whoever_sent_it() {
-        let call = Call::of(&msg(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#));
+        let call = Call::of(&msg(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#), None);
         let own = RelayError::RateLimited { limit: "key limit".into(), retry_after: Duration::from_millis(1500) };
         assert_eq!(Ending::of_error(&own).retry_after, Some(Duration::from_millis(1500)));
         // An upstream's refusal (another mesh in front of it) is the same refusal.
