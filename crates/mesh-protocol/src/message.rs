@@ -311,6 +311,12 @@ impl Message {
     }
 }
 
+/// Whether a request to `method` is named by its `params.uri` before its `params.name` (a
+/// resource is what its URI says), in audit rows and policy.
+pub fn named_by_uri(method: &str) -> bool {
+    method.starts_with("resources/")
+}
+
 /// The `progressToken` of a request's `params._meta` (given as raw JSON), as raw JSON text; for a
 /// caller that has read `_meta` along with other params already.
 pub fn progress_token_in(meta: &RawValue) -> Option<String> {

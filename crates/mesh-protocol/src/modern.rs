@@ -75,7 +75,7 @@ pub fn status_of(code: i64) -> u16 {
 /// ([`Request::read`]).
 #[derive(Debug, Default)]
 pub struct Request<'a> {
-    /// `params._meta`, its JSON text (the relay forwards it untouched).
+    /// `params._meta`, its JSON text.
     pub meta: Option<&'a str>,
     /// `params.name` (tools/call, prompts/get).
     pub name: Option<Cow<'a, str>>,
@@ -207,7 +207,7 @@ impl<'a> Request<'a> {
         if !self.by_scan {
             return None;
         }
-        let (first, second) = match method.starts_with("resources/") {
+        let (first, second) = match crate::message::named_by_uri(method) {
             true => (&self.uri, &self.name),
             false => (&self.name, &self.uri),
         };

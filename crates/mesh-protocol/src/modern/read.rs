@@ -344,7 +344,7 @@ mod tests {
         }
         let by_serde = |method: &str, raw: &str| {
             let a = serde_json::from_str::<P<Audit<'_>>>(raw).ok()?.params?;
-            let name = match method.starts_with("resources/") {
+            let name = match crate::message::named_by_uri(method) {
                 true => a.uri.or(a.name),
                 false => a.name.or(a.uri),
             };

@@ -120,12 +120,12 @@ pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {
 
 /// The index just past the string starting at `i` (which is a `"`), found with `memchr` (under
 /// callgrind it costs fewer instructions than a byte loop even for short strings).
-pub(super) fn string_end(json: &[u8], i: usize) -> Option<usize> {
+fn string_end(json: &[u8], i: usize) -> Option<usize> {
     string_scan(json, i).map(|(end, _)| end)
 }
 
 /// [`string_end`], and whether the string has escapes.
-pub(super) fn string_scan(json: &[u8], mut i: usize) -> Option<(usize, bool)> {
+fn string_scan(json: &[u8], mut i: usize) -> Option<(usize, bool)> {
     i += 1;
     let mut escaped = false;
     loop {

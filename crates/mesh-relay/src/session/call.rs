@@ -179,7 +179,8 @@ impl Session {
         };
         let msg = msg.as_ref();
         let progress = match call.as_mut() {
-            // Read with the rest of the client's params (`Call::of`); a gateway's rewrite keeps it.
+            // Read with the rest of the client's params (`Call::of`, or for a stateless request
+            // the mesh's own token its rewrite set); a gateway's rewrite keeps it.
             Some(c) => c.progress.take(),
             None => msg.progress_token(),
         };

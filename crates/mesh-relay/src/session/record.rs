@@ -55,8 +55,8 @@ pub(super) struct Call {
 
 /// What the ingress already read of a request's `params` for its audit record — the stateless
 /// ingress scans them for its envelope — so that [`Call::of`] need not read them again: the
-/// request's name, its arguments' JSON text and its progress token's, exactly as `Call::of`
-/// would read them from the request the session receives.
+/// request's name, its arguments' JSON text and its progress token's, as [`Audited::read`]
+/// reads them from the request the session receives (whose progress token is the mesh's own).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Audited {
     /// `params.name`, or for `resources/*` `params.uri` (each falling back on the other).
@@ -113,7 +113,7 @@ impl Audited {
         };
         let (name, arguments) = match p {
             // A resource is what its `uri` says, whatever else the request carries.
-            Some(p) if method.starts_with("resources/") => {
+            Some(p) if mesh_protocol::message::named_by_uri(method) => {
                 (p.uri.or(p.name).map(|n| n.into_owned()), p.arguments.map(|a| a.get().to_string()))
             }
             Some(p) => (p.name.or(p.uri).map(|n| n.into_owned()), p.arguments.map(|a| a.get().to_string())),

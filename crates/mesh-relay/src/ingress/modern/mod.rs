@@ -130,7 +130,11 @@ pub(super) async fn resolve(
     // the pooled session then scans nothing again.
     let meta_at = params.meta.and_then(|m| modern::span_within(msg.bytes(), m.as_bytes()));
     let meta_at = meta_at.map(|span| MetaAt { span, members: params.meta_members() });
-    let audited = audited_by(&params, &ask.method);
+    // Only for a request that goes on to a session (not a retry, a task's request, or what the
+    // mesh answers itself): the arguments are copied for it.
+    let retry = params.request_state.is_some() && modern::MAY_NEED_INPUT.contains(&ask.method.as_str());
+    let answered_here = matches!(ask.method.as_str(), "server/discover" | "subscriptions/listen");
+    let audited = (!retry && !task_method && !answered_here).then(|| audited_by(&params, &ask.method)).flatten();
     let task_id = params.task_id.as_deref().map(str::to_string);
     let state = params.request_state.as_deref().map(str::to_string);
     let responses = params.input_responses.map(str::to_string);
@@ -318,7 +322,8 @@ pub(super) async fn answer(
 /// upstream turns back into headers (an intermediary forwards them untouched). Answers a first
 /// call carries stay: a stateless upstream may use them, a session-based one ignores them. A
 /// `_meta` left empty goes altogether: the upstream reads what a session's client would send.
-/// `None` when there is no `_meta` to rewrite (the request goes as it is).
+/// `None` when the request goes as it is: it has no `_meta`, or one that does not read as an
+/// object, or the rewritten request would not parse.
 fn without_envelope(
     msg: &Message,
     meta_at: Option<MetaAt>,
@@ -343,7 +348,10 @@ fn without_envelope(
         const PROGRESS: &[u8] = b"progressToken";
         let kept = match members {
             Some(m) if !m.names(meta_bytes).any(|n| n == PROGRESS) => m.kept(meta_bytes, goes_upstream),
-            None if !modern::has_member(meta_bytes, "progressToken") => modern::keep_members(meta_bytes, goes_upstream),
+            // A name written with escapes may spell `progressToken`: only serde, below, reads it.
+            None if !modern::has_member(meta_bytes, "progressToken") && memchr::memchr(b'\\', meta_bytes).is_none() => {
+                modern::keep_members(meta_bytes, goes_upstream)
+            }
             _ => None,
         };
         if let Some(k) = kept {
@@ -638,6 +646,20 @@ mod tests {
         // Read by serde (a name with escapes): the session reads `params` itself.
         let escaped = cases[0].replace(r#""name":"echo""#, r#""name":"ec\u0068o""#);
         assert_eq!(as_resolved(&escaped).2, None);
+    }
+
+    #[test]
+    fn a_progress_token_spelt_with_escapes_is_still_the_meshs_to_rewrite() {
+        let sent = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"progress\u0054oken":7},"name":"t"}}"#;
+        let msg = Message::parse(Bytes::from_static(sent.as_bytes())).expect("message");
+        let read = modern::Request::read(msg.bytes()).expect("read");
+        let span = modern::span_within(msg.bytes(), read.meta.expect("meta").as_bytes()).expect("span");
+        let at = Some(MetaAt { span, members: read.meta_members() });
+        let (out, progress) = without_envelope(&msg, at, &[]).expect("rewritten");
+        let (mesh_token, own) = progress.expect("the client's token is replaced");
+        assert_eq!(own, "7");
+        let v: serde_json::Value = serde_json::from_str(out.as_str()).expect("json");
+        assert_eq!(v["params"]["_meta"]["progressToken"].to_string(), mesh_token);
     }
 
     #[test]
