@@ -130,19 +130,18 @@ pub(super) async fn resolve(
     // the pooled session then scans nothing again.
     let meta_at = params.meta.and_then(|m| modern::span_within(msg.bytes(), m.as_bytes()));
     let meta_at = meta_at.map(|span| MetaAt { span, members: params.meta_members() });
+    // A retry carrying answers goes to its parked call; any other requestState means nothing.
+    let retry = params.request_state.as_deref().filter(|_| modern::MAY_NEED_INPUT.contains(&ask.method.as_str()));
+    let retry = retry.map(|state| (state.to_string(), params.input_responses.map(str::to_string)));
     // Only for a request that goes on to a session (not a retry, a task's request, or what the
     // mesh answers itself): the arguments are copied for it.
-    let retry = params.request_state.is_some() && modern::MAY_NEED_INPUT.contains(&ask.method.as_str());
     let answered_here = matches!(ask.method.as_str(), "server/discover" | "subscriptions/listen");
-    let audited = (!retry && !task_method && !answered_here).then(|| audited_by(&params, &ask.method)).flatten();
+    let audited =
+        (retry.is_none() && !task_method && !answered_here).then(|| audited_by(&params, &ask.method)).flatten();
     let task_id = params.task_id.as_deref().map(str::to_string);
-    let state = params.request_state.as_deref().map(str::to_string);
-    let responses = params.input_responses.map(str::to_string);
     drop(params);
-    if let Some(state) = state {
-        if modern::MAY_NEED_INPUT.contains(&ask.method.as_str()) {
-            return respond_with(input::retry(relay, &principal, &ask, &msg, &state, responses).await);
-        }
+    if let Some((state, responses)) = retry {
+        return respond_with(input::retry(relay, &principal, &ask, &msg, &state, responses).await);
     }
     // A task is checked before anything is opened for it: a handle alone must not cost a
     // handshake.
