@@ -7,7 +7,9 @@ SDK, so that listing thousands of tools costs the server nothing worth measuring
     python many_tools_server.py --tools-file server.json   # {"instructions": "...", "tools": [...]}
 
 With `--tools-file` it serves a published server's tool list as written, and its instructions
-(what the server says it is for) at the handshake: one of LiveMCPBench's 70 servers, say.
+(what the server says it is for) at the handshake: one of LiveMCPBench's 70 servers, say. With
+`--handshake-tool` it also lists `handshake`, whose call answers the `initialize` params it was
+sent, as JSON text: what a client (the mesh) told the upstream.
 """
 
 import argparse
@@ -36,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tools", type=int, default=2000)
     parser.add_argument("--tools-file")
+    parser.add_argument("--handshake-tool", action="store_true")
     args = parser.parse_args()
     instructions = None
     if args.tools_file:
@@ -44,6 +47,10 @@ def main() -> None:
         listed, instructions = served["tools"], served.get("instructions")
     else:
         listed = tools(args.tools)
+    if args.handshake_tool:
+        listed = listed + [{"name": "handshake", "description": "The initialize params this server was sent.",
+                            "inputSchema": {"type": "object"}}]
+    handshake = None
     for line in sys.stdin:
         try:
             msg = json.loads(line)
@@ -53,6 +60,7 @@ def main() -> None:
             continue
         method, rid = msg.get("method"), msg["id"]
         if method == "initialize":
+            handshake = msg.get("params")
             result = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
                       "serverInfo": {"name": "many-tools", "version": "1.0.0"}}
             if instructions:
@@ -61,7 +69,8 @@ def main() -> None:
             result = {"tools": listed}
         elif method == "tools/call":
             name = msg.get("params", {}).get("name", "")
-            result = {"content": [{"type": "text", "text": f"called {name}"}]}
+            text = json.dumps(handshake) if name == "handshake" and args.handshake_tool else f"called {name}"
+            result = {"content": [{"type": "text", "text": text}]}
         elif method == "ping":
             result = {}
         else:

@@ -132,6 +132,29 @@ async fn issue18_stateless_requests_are_checked_and_answered_in_the_new_form() {
     mesh.stop().await;
 }
 
+/// A pooled session's handshake carries a stateless client's tasks extension under a key of
+/// the mesh's own, for a link to a stateless upstream; a session-based upstream is sent the
+/// handshake a session's client would send: the real client and capabilities, no mesh keys.
+#[tokio::test]
+async fn issue18_a_session_based_upstream_hears_no_mesh_keys_in_a_pooled_handshake() {
+    let mesh = TestMesh::start().await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/many_tools_server.py");
+    let args = json!([script, "--tools", "1", "--handshake-tool"]);
+    mesh.add_connection(json!({"slug": "plain", "command": deps::python(), "args": args})).await;
+    let url = mesh.endpoint("plain");
+    let mut call: Value = serde_json::from_str(&request(1, "tools/call", json!({"name": "handshake"}))).expect("json");
+    call["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+        json!({"sampling": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}});
+    let (status, body) = post(&url, headers(&mesh.key, "tools/call", Some("handshake")), call.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("a text result: {body}"));
+    let sent: Value = serde_json::from_str(text).expect("the upstream's record is JSON");
+    assert_eq!(sent["clientInfo"]["name"], "stateless-test", "{sent}");
+    assert_eq!(sent["capabilities"], json!({"sampling": {}}), "stateless-only members stay behind: {sent}");
+    assert!(sent.get("_meta").is_none(), "no mesh key reaches a session-based upstream: {sent}");
+    mesh.stop().await;
+}
+
 #[tokio::test]
 async fn issue18_input_required_results_bridge_server_requests_and_refuse_altered_state() {
     let mesh = TestMesh::start().await;

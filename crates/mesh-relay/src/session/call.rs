@@ -178,6 +178,13 @@ impl Session {
             _ => (std::borrow::Cow::Borrowed(msg), own_trace),
         };
         let msg = msg.as_ref();
+        let handshake = msg.method() == Some("initialize");
+        // A pooled session's handshake carries the stateless client's tasks extension under the
+        // mesh's own key, for a link of that revision; no other upstream sees the key.
+        let stripped =
+            (handshake && !link.reads_extensions()).then(|| crate::upstream::modern::without_extensions(msg));
+        let stripped = stripped.flatten();
+        let msg = stripped.as_ref().unwrap_or(msg);
         let progress = match call.as_mut() {
             // Read with the rest of the client's params (`Call::of`, or for a stateless request
             // the mesh's own token its rewrite set); a gateway's rewrite keeps it.
@@ -190,7 +197,7 @@ impl Session {
             if let Some(t) = &progress {
                 st.progress.insert(t.clone(), up);
             }
-            let cancellable = msg.method() != Some("initialize");
+            let cancellable = !handshake;
             let pending =
                 Pending { down_id: down_id.into(), target, member, progress, deadline, cancellable, call, timer: None };
             st.pending.insert(up, pending);
@@ -216,9 +223,8 @@ impl Session {
             }
             e = self.step_up(e).await;
             // Not the handshake: the client cannot be asked before its session exists.
-            let in_session = msg.method() != Some("initialize");
             if let (true, RelayError::AuthorizationRequired(links), Some(me)) =
-                (in_session && self.asks_by_url(&e), &e, self.me.upgrade())
+                (!handshake && self.asks_by_url(&e), &e, self.me.upgrade())
             {
                 // Asked in-band, and sent again once authorized: the call stays pending.
                 let again = msg.with_id(&up.to_string());

@@ -67,6 +67,11 @@ pub trait Transport: Send + Sync + 'static {
     async fn send_traced(&self, msg: Message, _traceparent: &str) -> Result<(), RelayError> {
         self.send(msg).await
     }
+    /// Whether the link reads the mesh's own [`modern::EXTENSIONS`] in an `initialize` (a link
+    /// to a stateless upstream does); any other link's upstream is sent the handshake without it.
+    fn reads_extensions(&self) -> bool {
+        false
+    }
     /// `network.transport` of the semantic conventions: `tcp`, or `pipe` for a child's stdio.
     fn transport_kind(&self) -> &'static str {
         "tcp"

@@ -37,6 +37,20 @@ pub const PARAM_HEADERS: &str = "mcp-mesh/paramHeaders";
 /// The `_meta` key of a pooled session's `initialize` carrying the stateless client's
 /// `capabilities.extensions`, which the session-based handshake has no place for.
 pub const EXTENSIONS: &str = "mcp-mesh/extensions";
+/// `initialize` without the mesh's own [`EXTENSIONS`] in `params._meta` (and without a `_meta`
+/// that leaves empty): what an upstream not spoken to in the stateless revision receives, since
+/// only this link reads that key. `None` when the message does not carry it.
+pub fn without_extensions(msg: &Message) -> Option<Message> {
+    memchr::memmem::find(msg.bytes(), EXTENSIONS.as_bytes())?;
+    let mut params: Value = msg.params()?;
+    let meta = params.get_mut("_meta")?.as_object_mut()?;
+    meta.remove(EXTENSIONS)?;
+    if meta.is_empty() {
+        params.as_object_mut()?.remove("_meta");
+    }
+    Some(Message::request(msg.id()?, msg.method()?, Some(&params)))
+}
+
 /// The extension this link relays to stateless clients (`ingress::modern::tasks`).
 const TASKS: &str = "io.modelcontextprotocol/tasks";
 /// The `_meta` key marking the `initialize` result of a link that serves stateless clients in
@@ -555,6 +569,10 @@ impl ModernLink {
 
 #[async_trait::async_trait]
 impl Transport for ModernLink {
+    fn reads_extensions(&self) -> bool {
+        true
+    }
+
     fn transport_kind(&self) -> &'static str {
         match self.wire {
             Wire::Http { .. } => "tcp",
