@@ -93,7 +93,7 @@ pub(super) async fn post(
         // 5.
         Ok((stream, rx)) => Ok(match fwd.answer {
             Answer::Session => super::streamable_http::reply_stream(&fwd.session, stream, rx).await,
-            Answer::Stateless(a) => modern::answer(relay, &fwd.session, (stream, rx), *a).await,
+            Answer::Stateless(a) => modern::answer(relay, &fwd.session, (stream, rx), a).await,
         }),
         Err(e) => {
             tracing::info!(session = %fwd.session.id, route = %fwd.session.label, error = %e, "request failed");

@@ -162,7 +162,8 @@ pub(super) async fn resolve(
     msg: Message,
 ) -> Result<Flow, RelayError> {
     if msg.kind() == Kind::Request && msg.method() == Some("initialize") {
-        return Ok(Flow::Respond(initialize(relay, target, principal, msg).await));
+        // Boxed: the handshake's future is large, and every request's future would carry it.
+        return Ok(Flow::Respond(Box::pin(initialize(relay, target, principal, msg)).await));
     }
     let session = session_for(relay, headers, &principal, target)?;
     if let Some(v) = headers.get(VERSION_HEADER) {

@@ -73,7 +73,9 @@ impl Session {
         // request's child).
         let parent = call.span.as_ref().map(|s| s.traceparent());
         let routing = match &self.gateway {
-            Some(gw) => super::trace::under(parent.clone(), gw.route(self, msg)).await,
+            // Boxed: a virtual MCP's routing future is large, and a direct session's request
+            // would carry it (and copy it) for nothing.
+            Some(gw) => Box::pin(super::trace::under(parent.clone(), gw.route(self, msg))).await,
             None => Ok(Routing::direct(msg)),
         };
         // 2. Authorize, then rate-limit: where the request goes, under the name it has there.

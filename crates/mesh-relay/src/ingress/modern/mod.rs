@@ -77,71 +77,80 @@ pub(super) async fn resolve(
             ))
         }
     }
-    let id = msg.id().unwrap_or("null").to_string();
-    let method = msg.method().unwrap_or_default().to_string();
-    let params = match modern::Request::read(msg.bytes()) {
-        Some(p) => p,
-        None => return refused(&id, codes::INVALID_PARAMS, "params._meta is required in this protocol revision", None),
-    };
-    let meta = params.envelope();
-    let (Some(body_version), Some(capabilities)) = (meta.version.as_deref(), meta.capabilities) else {
-        return refused(
-            &id,
-            codes::INVALID_PARAMS,
-            "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
-            None,
-        );
-    };
-    if body_version != header_version {
-        return refused(&id, codes::HEADER_MISMATCH, "MCP-Protocol-Version disagrees with params._meta", None);
-    }
-    if !version::is_modern(body_version) {
-        let data = serde_json::json!({"supported": version::MODERN, "requested": body_version});
-        return refused(&id, codes::UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version", Some(data));
-    }
-    let mirrors = Mirrors::of(headers);
-    if let Err(why) = mirrors.method.agrees(Some(&method)) {
-        return refused(&id, codes::HEADER_MISMATCH, &format!("Mcp-Method {why}"), None);
-    }
-    if modern::needs_name(&method) {
-        if let Err(why) = mirrors.name.agrees(params.routed_name(&method)) {
-            return refused(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None);
+    // Read in a block of its own: what reading needed (the scan of `params`, the headers) is
+    // gone before the first await, so the future does not carry it (every request's future is
+    // copied as it moves).
+    let (ask, meta_at, retry, audited, task_id, task_method) = {
+        let id = msg.id().unwrap_or("null").to_string();
+        let method = msg.method().unwrap_or_default().to_string();
+        let params = match modern::Request::read(msg.bytes()) {
+            Some(p) => p,
+            None => {
+                return refused(&id, codes::INVALID_PARAMS, "params._meta is required in this protocol revision", None)
+            }
+        };
+        let meta = params.envelope();
+        let (Some(body_version), Some(capabilities)) = (meta.version.as_deref(), meta.capabilities) else {
+            return refused(
+                &id,
+                codes::INVALID_PARAMS,
+                "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
+                None,
+            );
+        };
+        if body_version != header_version {
+            return refused(&id, codes::HEADER_MISMATCH, "MCP-Protocol-Version disagrees with params._meta", None);
         }
-    }
-    if capabilities.len() > pool::MAX_CAPABILITIES {
-        return refused(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None);
-    }
-    if !capabilities.trim_start().starts_with('{') {
-        return refused(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None);
-    }
-    let ask = Ask {
-        id,
-        method,
-        capabilities: capabilities.into(),
-        log_level: meta.log_level.map(|l| l.into_owned()),
-        param_headers: mirrors.params,
-        endpoint: target.path(),
+        if !version::is_modern(body_version) {
+            let data = serde_json::json!({"supported": version::MODERN, "requested": body_version});
+            return refused(&id, codes::UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version", Some(data));
+        }
+        let mirrors = Mirrors::of(headers);
+        if let Err(why) = mirrors.method.agrees(Some(&method)) {
+            return refused(&id, codes::HEADER_MISMATCH, &format!("Mcp-Method {why}"), None);
+        }
+        if modern::needs_name(&method) {
+            if let Err(why) = mirrors.name.agrees(params.routed_name(&method)) {
+                return refused(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None);
+            }
+        }
+        if capabilities.len() > pool::MAX_CAPABILITIES {
+            return refused(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None);
+        }
+        if !capabilities.trim_start().starts_with('{') {
+            return refused(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None);
+        }
+        let ask = Ask {
+            id,
+            method,
+            capabilities: capabilities.into(),
+            log_level: meta.log_level.map(|l| l.into_owned()),
+            param_headers: mirrors.params,
+            endpoint: target.path(),
+        };
+        let task_method = tasks::METHODS.contains(&ask.method.as_str());
+        if modern::REMOVED.contains(&ask.method.as_str()) || (ask.method.starts_with("tasks/") && !task_method) {
+            return refused(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None);
+        }
+        // Where `_meta` sits in the body, from the borrowed value itself: the rewrite on the way to
+        // the pooled session then scans nothing again.
+        let meta_at = params.meta.and_then(|m| modern::span_within(msg.bytes(), m.as_bytes()));
+        let meta_at = meta_at.map(|span| MetaAt { span, members: params.meta_members() });
+        // A retry carrying answers goes to its parked call; any other requestState means nothing.
+        let retry = params.request_state.as_deref().filter(|_| modern::MAY_NEED_INPUT.contains(&ask.method.as_str()));
+        let retry = retry.map(|state| (state.to_string(), params.input_responses.map(str::to_string)));
+        // Only for a request that goes on to a session (not a retry, a task's request, or what the
+        // mesh answers itself): the arguments are copied for it.
+        let answered_here = matches!(ask.method.as_str(), "server/discover" | "subscriptions/listen");
+        let audited =
+            (retry.is_none() && !task_method && !answered_here).then(|| audited_by(&params, &ask.method)).flatten();
+        let task_id = params.task_id.as_deref().map(str::to_string);
+        (ask, meta_at, retry, audited, task_id, task_method)
     };
-    let task_method = tasks::METHODS.contains(&ask.method.as_str());
-    if modern::REMOVED.contains(&ask.method.as_str()) || (ask.method.starts_with("tasks/") && !task_method) {
-        return refused(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None);
-    }
-    // Where `_meta` sits in the body, from the borrowed value itself: the rewrite on the way to
-    // the pooled session then scans nothing again.
-    let meta_at = params.meta.and_then(|m| modern::span_within(msg.bytes(), m.as_bytes()));
-    let meta_at = meta_at.map(|span| MetaAt { span, members: params.meta_members() });
-    // A retry carrying answers goes to its parked call; any other requestState means nothing.
-    let retry = params.request_state.as_deref().filter(|_| modern::MAY_NEED_INPUT.contains(&ask.method.as_str()));
-    let retry = retry.map(|state| (state.to_string(), params.input_responses.map(str::to_string)));
-    // Only for a request that goes on to a session (not a retry, a task's request, or what the
-    // mesh answers itself): the arguments are copied for it.
-    let answered_here = matches!(ask.method.as_str(), "server/discover" | "subscriptions/listen");
-    let audited =
-        (retry.is_none() && !task_method && !answered_here).then(|| audited_by(&params, &ask.method)).flatten();
-    let task_id = params.task_id.as_deref().map(str::to_string);
-    drop(params);
     if let Some((state, responses)) = retry {
-        return respond_with(input::retry(relay, &principal, &ask, &msg, &state, responses).await);
+        // Boxed, like every path a request rarely takes: a future is as large as its largest
+        // await, and the whole of it is copied each time it moves (docs/PERFORMANCE.md).
+        return respond_with(Box::pin(input::retry(relay, &principal, &ask, &msg, &state, responses)).await);
     }
     // A task is checked before anything is opened for it: a handle alone must not cost a
     // handshake.
@@ -302,14 +311,15 @@ pub(super) struct Answering {
 }
 
 /// Step 5 of the driver for a stateless request: its events in the stateless form, the upstream's
-/// questions as input-required results.
-pub(super) async fn answer(
-    relay: &Arc<Relay>,
+/// questions as input-required results. The follower's own future, not one wrapping it: the
+/// driver's future would carry (and copy) both.
+pub(super) fn answer<'a>(
+    relay: &'a Arc<Relay>,
     session: &Arc<crate::session::Session>,
     (stream, rx): (u64, tokio::sync::mpsc::Receiver<crate::session::streams::Event>),
-    a: Answering,
-) -> Response {
-    input::drive(relay, input::Pending::new(session.clone(), (stream, rx), a)).await
+    a: Box<Answering>,
+) -> impl std::future::Future<Output = Response> + 'a {
+    input::drive(relay, input::Pending::new(session.clone(), (stream, rx), *a))
 }
 
 /// `msg` as it goes on a pooled session: without the revision's per-request keys in

@@ -124,7 +124,8 @@ pub(super) async fn session(
     if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint, caps), principal) {
         return Ok(found);
     }
-    let opened = open(relay, target, principal, (ask, msg), slot, key.clone()).await;
+    // Boxed: the handshake's future is large, and every request's future would carry it.
+    let opened = Box::pin(open(relay, target, principal, (ask, msg), slot, key.clone())).await;
     relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
     opened
 }
