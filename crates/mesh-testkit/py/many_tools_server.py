@@ -8,8 +8,8 @@ SDK, so that listing thousands of tools costs the server nothing worth measuring
 
 With `--tools-file` it serves a published server's tool list as written, and its instructions
 (what the server says it is for) at the handshake: one of LiveMCPBench's 70 servers, say. With
-`--handshake-tool` it also lists `handshake`, whose call answers the `initialize` params it was
-sent, as JSON text: what a client (the mesh) told the upstream.
+`--handshake-tool` it also lists `handshake`, whose call answers, as JSON text, the `initialize`
+params this server was sent and the call's own `_meta`: what a client (the mesh) told it.
 """
 
 import argparse
@@ -69,7 +69,10 @@ def main() -> None:
             result = {"tools": listed}
         elif method == "tools/call":
             name = msg.get("params", {}).get("name", "")
-            text = json.dumps(handshake) if name == "handshake" and args.handshake_tool else f"called {name}"
+            if name == "handshake" and args.handshake_tool:
+                text = json.dumps({"initialize": handshake, "meta": msg.get("params", {}).get("_meta")})
+            else:
+                text = f"called {name}"
             result = {"content": [{"type": "text", "text": text}]}
         elif method == "ping":
             result = {}

@@ -132,9 +132,10 @@ async fn issue18_stateless_requests_are_checked_and_answered_in_the_new_form() {
     mesh.stop().await;
 }
 
-/// A pooled session's handshake carries a stateless client's tasks extension under a key of
-/// the mesh's own, for a link to a stateless upstream; a session-based upstream is sent the
-/// handshake a session's client would send: the real client and capabilities, no mesh keys.
+/// A pooled session's handshake carries a stateless client's tasks extension, and its calls the
+/// client's `Mcp-Param-*` headers, under keys of the mesh's own, for a link to a stateless
+/// upstream; a session-based upstream is sent what a session's client would send: the real
+/// client and capabilities, no mesh keys.
 #[tokio::test]
 async fn issue18_a_session_based_upstream_hears_no_mesh_keys_in_a_pooled_handshake() {
     let mesh = TestMesh::start().await;
@@ -145,13 +146,19 @@ async fn issue18_a_session_based_upstream_hears_no_mesh_keys_in_a_pooled_handsha
     let mut call: Value = serde_json::from_str(&request(1, "tools/call", json!({"name": "handshake"}))).expect("json");
     call["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
         json!({"sampling": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}});
-    let (status, body) = post(&url, headers(&mesh.key, "tools/call", Some("handshake")), call.to_string()).await;
+    call["params"]["_meta"]["trace"] = json!("kept");
+    let mut h = headers(&mesh.key, "tools/call", Some("handshake"));
+    h.insert("mcp-param-region", HeaderValue::from_static("eu"));
+    let (status, body) = post(&url, h, call.to_string()).await;
     assert_eq!(status, 200, "{body}");
     let text = body["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("a text result: {body}"));
-    let sent: Value = serde_json::from_str(text).expect("the upstream's record is JSON");
-    assert_eq!(sent["clientInfo"]["name"], "stateless-test", "{sent}");
-    assert_eq!(sent["capabilities"], json!({"sampling": {}}), "stateless-only members stay behind: {sent}");
-    assert!(sent.get("_meta").is_none(), "no mesh key reaches a session-based upstream: {sent}");
+    let seen: Value = serde_json::from_str(text).expect("the upstream's record is JSON");
+    let init = &seen["initialize"];
+    assert_eq!(init["clientInfo"]["name"], "stateless-test", "{seen}");
+    assert_eq!(init["capabilities"], json!({"sampling": {}}), "stateless-only members stay behind: {seen}");
+    assert!(init.get("_meta").is_none(), "no mesh key reaches a session-based upstream's handshake: {seen}");
+    // The call's own `_meta` goes on without the envelope and without the mesh's header carrier.
+    assert_eq!(seen["meta"], json!({"trace": "kept"}), "{seen}");
     mesh.stop().await;
 }
 

@@ -181,10 +181,11 @@ impl Session {
         };
         let msg = msg.as_ref();
         let handshake = msg.method() == Some("initialize");
-        // A pooled session's handshake carries the stateless client's tasks extension under the
-        // mesh's own key, for a link of that revision; no other upstream sees the key.
-        let stripped =
-            (handshake && !link.reads_extensions()).then(|| crate::upstream::modern::without_extensions(msg));
+        // A pooled session's handshake carries the stateless client's tasks extension, and its
+        // calls the client's `Mcp-Param-*` headers, under keys of the mesh's own, for a link of
+        // that revision; no other upstream sees them. Only the ingress puts them there.
+        let mesh_keys = (handshake || self.is_pooled()) && !link.reads_mesh_keys();
+        let stripped = mesh_keys.then(|| crate::upstream::modern::without_mesh_keys(msg));
         let stripped = stripped.flatten();
         let msg = stripped.as_ref().unwrap_or(msg);
         let progress = match call.as_mut() {

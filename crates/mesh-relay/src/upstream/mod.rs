@@ -67,9 +67,9 @@ pub trait Transport: Send + Sync + 'static {
     async fn send_traced(&self, msg: Message, _traceparent: &str) -> Result<(), RelayError> {
         self.send(msg).await
     }
-    /// Whether the link reads the mesh's own [`modern::EXTENSIONS`] in an `initialize` (a link
-    /// to a stateless upstream does); any other link's upstream is sent the handshake without it.
-    fn reads_extensions(&self) -> bool {
+    /// Whether the link reads the mesh's own keys in `params._meta` ([`modern::without_mesh_keys`]):
+    /// a link to a stateless upstream does; any other link's upstream is sent requests without them.
+    fn reads_mesh_keys(&self) -> bool {
         false
     }
     /// `network.transport` of the semantic conventions: `tcp`, or `pipe` for a child's stdio.

@@ -37,16 +37,27 @@ pub const PARAM_HEADERS: &str = "mcp-mesh/paramHeaders";
 /// The `_meta` key of a pooled session's `initialize` carrying the stateless client's
 /// `capabilities.extensions`, which the session-based handshake has no place for.
 pub const EXTENSIONS: &str = "mcp-mesh/extensions";
-/// `initialize` without the mesh's own [`EXTENSIONS`] in `params._meta` (and without a `_meta`
-/// that leaves empty): what an upstream not spoken to in the stateless revision receives, since
-/// only this link reads that key. `None` when the message does not carry it.
-pub fn without_extensions(msg: &Message) -> Option<Message> {
-    memchr::memmem::find(msg.bytes(), EXTENSIONS.as_bytes())?;
+/// `msg` without the mesh's own keys in `params._meta` ([`EXTENSIONS`] on a pooled session's
+/// `initialize`, [`PARAM_HEADERS`] on a stateless client's calls) and without a `_meta` they
+/// leave empty: what an upstream not spoken to in the stateless revision receives, since only
+/// this link reads them. `None` when the message carries neither.
+pub fn without_mesh_keys(msg: &Message) -> Option<Message> {
+    // Asked of every request on a pooled session: the bytes are searched before anything is
+    // parsed, and the keys are there only when the ingress put them there.
+    static MESH_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"mcp-mesh/"));
+    MESH_KEY.find(msg.bytes())?;
     let mut params: Value = msg.params()?;
     let meta = params.get_mut("_meta")?.as_object_mut()?;
-    meta.remove(EXTENSIONS)?;
+    let before = meta.len();
+    // `shift_remove`: the other members keep their order.
+    meta.shift_remove(EXTENSIONS);
+    meta.shift_remove(PARAM_HEADERS);
+    if meta.len() == before {
+        return None;
+    }
     if meta.is_empty() {
-        params.as_object_mut()?.remove("_meta");
+        params.as_object_mut()?.shift_remove("_meta");
     }
     Some(Message::request(msg.id()?, msg.method()?, Some(&params)))
 }
@@ -569,7 +580,7 @@ impl ModernLink {
 
 #[async_trait::async_trait]
 impl Transport for ModernLink {
-    fn reads_extensions(&self) -> bool {
+    fn reads_mesh_keys(&self) -> bool {
         true
     }
 
