@@ -10,6 +10,7 @@ pub mod clients;
 mod h1;
 pub mod http;
 pub mod local;
+mod mesh_keys;
 pub mod modern;
 mod modern_stdio;
 mod pool;

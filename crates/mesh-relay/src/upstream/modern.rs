@@ -28,46 +28,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-/// The `_meta` key naming the input key of a server request that came from an input-required
-/// result (see the module docs).
-pub const INPUT_KEY: &str = "mcp-mesh/inputKey";
-/// The `_meta` key under which the stateless ingress hands a client's `Mcp-Param-*` headers to
-/// this link (taken out before the request leaves).
-pub const PARAM_HEADERS: &str = "mcp-mesh/paramHeaders";
-/// The `_meta` key of a pooled session's `initialize` carrying the stateless client's
-/// `capabilities.extensions`, which the session-based handshake has no place for.
-pub const EXTENSIONS: &str = "mcp-mesh/extensions";
-/// `msg` without the mesh's own keys in `params._meta` ([`EXTENSIONS`] on a pooled session's
-/// `initialize`, [`PARAM_HEADERS`] on a stateless client's calls) and without a `_meta` they
-/// leave empty: what an upstream not spoken to in the stateless revision receives, since only
-/// this link reads them. `None` when the message carries neither.
-pub fn without_mesh_keys(msg: &Message) -> Option<Message> {
-    // Asked of every request on a pooled session: the bytes are searched before anything is
-    // parsed, and the keys are there only when the ingress put them there.
-    static MESH_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"mcp-mesh/"));
-    MESH_KEY.find(msg.bytes())?;
-    let mut params: Value = msg.params()?;
-    let meta = params.get_mut("_meta")?.as_object_mut()?;
-    let before = meta.len();
-    // `shift_remove`: the other members keep their order.
-    meta.shift_remove(EXTENSIONS);
-    meta.shift_remove(PARAM_HEADERS);
-    if meta.len() == before {
-        return None;
-    }
-    if meta.is_empty() {
-        params.as_object_mut()?.shift_remove("_meta");
-    }
-    Some(Message::request(msg.id()?, msg.method()?, Some(&params)))
-}
+pub use super::mesh_keys::{without_mesh_keys, EXTENSIONS, INPUT_KEY, PARAM_HEADERS, SERVES_STATELESS};
 
 /// The extension this link relays to stateless clients (`ingress::modern::tasks`).
 const TASKS: &str = "io.modelcontextprotocol/tasks";
-/// The `_meta` key marking the `initialize` result of a link that serves stateless clients in
-/// their own revision: only from such a session may the tasks extension be offered (a
-/// session-based upstream advertising it speaks the other revision's wire).
-pub const SERVES_STATELESS: &str = "mcp-mesh/servesStateless";
 /// The largest JSON reply read from a stateless upstream (as for session-based ones).
 const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// Questions one input-required result of an upstream may carry.
