@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::Arc;
 
 mod probe;
 
@@ -49,7 +50,9 @@ pub struct Message {
     kind: Kind,
     /// Where the `id` value sits in `raw`, so it can be replaced without re-serialising.
     id_span: Option<Range<usize>>,
-    method: Option<Box<str>>,
+    /// Shared, not owned: every message derived from this one (`with_id`, `splice`) names the
+    /// same method, and a relayed request is derived at least once.
+    method: Option<Arc<str>>,
     /// `result.isError` when it is a boolean (a tool result's failure flag), read during `parse`.
     result_is_error: Option<bool>,
 }
@@ -121,7 +124,7 @@ impl Message {
             (None, _, false, true) => Kind::Error,
             _ => return Err(ParseError::Invalid("not a request, notification, response or error")),
         };
-        let method = env.method.map(|m| m.into_owned().into_boxed_str());
+        let method = env.method.map(|m| Arc::from(m.as_ref()));
         Ok(Message { raw, kind, id_span, method, result_is_error })
     }
 
@@ -133,6 +136,12 @@ impl Message {
     /// The method of a request or notification.
     pub fn method(&self) -> Option<&str> {
         self.method.as_deref()
+    }
+
+    /// [`Message::method`], shared rather than copied (for a caller that keeps it past the
+    /// message).
+    pub fn method_shared(&self) -> Option<Arc<str>> {
+        self.method.clone()
     }
 
     /// The `id` exactly as it was written (e.g. `7` or `"abc"`), if any.

@@ -376,7 +376,7 @@ fn completed_at(reply: &Bytes, start: usize, cacheable: bool) -> Option<Bytes> {
     // The usual reply, a `tools/call` result: nothing from the result on names `resultType`, so
     // it is not a member, and it goes in without a walk through the result.
     if !cacheable && RESULT_TYPE.find(&reply[start..]).is_none() {
-        return Some(with_members(reply, start, r#""resultType":"complete","#.into()));
+        return Some(with_members(reply, start, r#""resultType":"complete","#));
     }
     let span = start..value_end(reply, start)?;
     let result = &reply[span.clone()];
@@ -408,15 +408,17 @@ fn completed_at(reply: &Bytes, start: usize, cacheable: bool) -> Option<Bytes> {
     if add.is_empty() {
         return Some(reply.clone());
     }
-    Some(with_members(reply, span.start, add))
+    Some(with_members(reply, span.start, &add))
 }
 
 /// `reply` with `add` (members, each followed by a comma) first in the object starting at `at`.
-fn with_members(reply: &Bytes, at: usize, mut add: String) -> Bytes {
+/// Borrowed: the usual `add` is a constant, and every relayed result passes here.
+fn with_members(reply: &Bytes, at: usize, add: &str) -> Bytes {
     let empty = reply[at + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
-    if empty {
-        add.pop();
-    }
+    let add = match empty {
+        true => add.strip_suffix(',').unwrap_or(add),
+        false => add,
+    };
     let at = at + 1;
     let mut out = BytesMut::with_capacity(reply.len() + add.len());
     out.put_slice(&reply[..at]);

@@ -210,7 +210,9 @@ impl Session {
         // the head of its stream), and one that never does must not hold the call for ever.
         // Should the client leave during the send, the guard ends the request (`inflight.rs`).
         let sending = inflight::Sending::new(self, up);
-        let outgoing = msg.with_id(&up.to_string());
+        // Written on the stack: the id is rewritten on every request.
+        let mut id = itoa::Buffer::new();
+        let outgoing = msg.with_id(id.format(up));
         let sending_it = match &traceparent {
             Some(t) => link.send_traced(outgoing, t),
             None => link.send(outgoing),
@@ -230,7 +232,7 @@ impl Session {
                 (!handshake && self.asks_by_url(&e), &e, self.me.upgrade())
             {
                 // Asked in-band, and sent again once authorized: the call stays pending.
-                let again = msg.with_id(&up.to_string());
+                let again = msg.with_id(id.format(up));
                 tokio::spawn(me.elicit_then_retry(up, link.clone(), again, links[0].clone()));
                 let mut st = self.lock();
                 if let Some(p) = st.pending.get_mut(&up) {

@@ -43,62 +43,42 @@ const MAX_QUESTIONS: usize = 16;
 /// notifications of a call nobody is listening to are dropped).
 const MAX_KEPT: usize = 64;
 
-/// A request on its pooled session, as far as the stateless ingress follows it.
+/// A request on its pooled session, as far as the stateless ingress follows it. What the request
+/// itself was stays in the box it came to the driver in: the follower's future holds this, and
+/// moves it, on every call.
 pub(in crate::ingress) struct Pending {
     session: Arc<Session>,
     stream: u64,
     rx: mpsc::Receiver<Event>,
     /// Events read ahead while gathering the questions of one round, read again first.
     stash: std::collections::VecDeque<Event>,
-    /// The id of the client's latest attempt: the reply goes out under it.
-    id: String,
-    /// Who asked: a retry must come from the same key with the same rights.
-    principal: Principal,
-    endpoint: String,
-    /// The progress token sent upstream (unique in the pooled session, which other callers
-    /// share) and the client's own, both raw JSON.
-    progress: Option<(String, String)>,
     /// The call has its reply (or its session ended): dropping it now cancels nothing.
     done: bool,
-    /// For `tools/list`: where the listed tools' `Mcp-Param-*` annotations are kept.
-    learn: Option<Arc<super::pool::ParamHeaders>>,
-    /// How the request relates to tasks.
-    tasked: super::Tasked,
-    method: String,
-    /// The request as the client sent it: what identifies it across retries is computed from it
-    /// only if it ever waits for input (most calls never do).
-    request: Message,
-    /// `clientCapabilities`, read only when the upstream asks something.
-    capabilities: Arc<str>,
     log_level: Option<u8>,
+    /// The request: its id is that of the client's latest attempt (the reply goes out under
+    /// it); its principal is who asked (a retry must come from the same key with the same
+    /// rights); its original is what identifies it across retries, computed only if it ever
+    /// waits for input (most calls never do).
+    a: Box<super::Answering>,
 }
 
 impl Pending {
-    /// Follows `stream` of `session`, which carries the request `a` describes. Built in one
-    /// piece rather than by builder steps: each step moved the whole struct.
+    /// Follows `stream` of `session`, which carries the request `a` describes.
     pub(super) fn new(
         session: Arc<Session>,
         (stream, rx): (u64, mpsc::Receiver<Event>),
-        a: super::Answering,
+        a: Box<super::Answering>,
     ) -> Pending {
-        let super::Answering { principal, ask, original, progress, learn, tasked } = a;
-        Pending {
-            session,
-            stream,
-            rx,
-            stash: Default::default(),
-            log_level: ask.log_level.as_deref().and_then(level),
-            id: ask.id,
-            principal,
-            endpoint: ask.endpoint,
-            progress,
-            done: false,
-            learn,
-            tasked,
-            method: ask.method,
-            request: original,
-            capabilities: ask.capabilities,
-        }
+        let log_level = a.ask.log_level.as_deref().and_then(level);
+        Pending { session, stream, rx, stash: Default::default(), done: false, log_level, a }
+    }
+
+    fn id(&self) -> &str {
+        &self.a.ask.id
+    }
+
+    fn method(&self) -> &str {
+        &self.a.ask.method
     }
 }
 
@@ -121,7 +101,7 @@ pub(in crate::ingress) struct Parked {
     /// What a retry must match, copied from the call (which the reader holds).
     principal: Principal,
     endpoint: String,
-    method: String,
+    method: Arc<str>,
     digest: [u8; 32],
     /// What was asked: (key, the session's id for the upstream's request, the input request).
     asked: Vec<(String, String, serde_json::Value)>,
@@ -135,7 +115,7 @@ impl Parked {
     fn fits(&self, principal: &Principal, endpoint: &str, method: &str, digest: &[u8; 32]) -> bool {
         self.principal.same_rights(principal)
             && self.endpoint == endpoint
-            && self.method == method
+            && &*self.method == method
             && &self.digest == digest
     }
 }
@@ -294,7 +274,7 @@ fn end(relay: &Relay, p: Pending, step: Step) -> (StatusCode, Bytes) {
             let mut p = p;
             p.done = true;
             let e = crate::RelayError::UpstreamUnavailable("the upstream session ended before it answered".into());
-            (StatusCode::OK, e.to_message(Some(&p.id)).bytes().clone())
+            (StatusCode::OK, e.to_message(Some(p.id())).bytes().clone())
         }
     }
 }
@@ -310,22 +290,22 @@ async fn next(p: &mut Pending) -> Step {
                 None => return Step::Gone,
             },
         };
-        if ev.last && p.learn.is_none() && matches!(p.tasked, super::Tasked::No) {
+        if ev.last && p.a.learn.is_none() && matches!(p.a.tasked, super::Tasked::No) {
             // Usually the reply already carries the client's id exactly as written (replies the
             // mesh builds itself may spell a number differently): then a result is completed
             // without a parse.
-            let cacheable = modern::CACHEABLE.contains(&p.method.as_str());
-            if let Some(body) = modern::completed_as(&ev.data, p.id.as_bytes(), cacheable) {
+            let cacheable = modern::CACHEABLE.contains(&p.method());
+            if let Some(body) = modern::completed_as(&ev.data, p.id().as_bytes(), cacheable) {
                 return Step::Reply(StatusCode::OK, body, ev.retry_after);
             }
         }
         let Ok(msg) = Message::parse(ev.data.clone()) else { continue };
         if ev.last {
-            if let Some(learn) = &p.learn {
+            if let Some(learn) = &p.a.learn {
                 learn_params(learn, &msg);
             }
             let msg = task_named(p, msg);
-            let (status, body) = finished(&msg.with_id(&p.id), &p.method);
+            let (status, body) = finished(&msg.with_id(p.id()), p.method());
             return Step::Reply(status, body, ev.retry_after);
         }
         match (msg.kind(), msg.method()) {
@@ -347,7 +327,7 @@ async fn next(p: &mut Pending) -> Step {
                 let answer = match method {
                     "ping" => Message::response(&down, &serde_json::json!({})),
                     _ => match capability_of(method) {
-                        Some(cap) if declared(&p.capabilities, cap) => return Step::Asks(together(p, msg)),
+                        Some(cap) if declared(&p.a.ask.capabilities, cap) => return Step::Asks(together(p, msg)),
                         Some(_) => Message::error(
                             Some(&down),
                             codes::METHOD_NOT_FOUND,
@@ -373,13 +353,13 @@ async fn next(p: &mut Pending) -> Step {
 /// recorded and named by the mesh's handle; a reply about a task names the handle it was asked by.
 fn task_named(p: &Pending, msg: Message) -> Message {
     use super::tasks;
-    match &p.tasked {
+    match &p.a.tasked {
         super::Tasked::No => msg,
         super::Tasked::MayCreate(table, (session, slot)) => {
             let Some((task, ttl)) = tasks::created(msg.bytes()) else { return msg };
-            let tool = called_tool(&p.request);
+            let tool = called_tool(&p.a.original);
             let (tool, holder) = (tool.as_deref().unwrap_or(""), (session.as_str(), *slot));
-            let handle = table.record(&p.principal, &p.endpoint, holder, tool, &task, ttl);
+            let handle = table.record(&p.a.principal, &p.a.ask.endpoint, holder, tool, &task, ttl);
             tasks::with_task_id(&msg, "result", &handle).unwrap_or(msg)
         }
         super::Tasked::Addressed { handle, upstream, .. } => match msg.kind() {
@@ -459,7 +439,7 @@ fn together(p: &mut Pending, first: Message) -> Vec<Message> {
         let Ok(ev) = p.rx.try_recv() else { break };
         let question = (!ev.last).then(|| Message::parse(ev.data.clone()).ok()).flatten().filter(|m| {
             m.kind() == Kind::Request
-                && m.method().and_then(capability_of).is_some_and(|c| declared(&p.capabilities, c))
+                && m.method().and_then(capability_of).is_some_and(|c| declared(&p.a.ask.capabilities, c))
         });
         match question {
             Some(m) => asks.push(m),
@@ -507,25 +487,25 @@ fn take_input_key(params: &mut serde_json::Map<String, serde_json::Value>) -> Op
 
 /// Parks `p` under a fresh state and answers with an input-required result for `asked`.
 fn ask_again(relay: &Relay, p: Pending, asked: Vec<(String, String, serde_json::Value)>) -> (StatusCode, Bytes) {
-    let id = p.id.clone();
+    let id = p.a.ask.id.clone();
     let mut map = relay.modern.parked.lock();
-    let mine = map.values().filter(|w| w.key_id == p.principal.key_id).count();
+    let mine = map.values().filter(|w| w.key_id == p.a.principal.key_id).count();
     if map.len() >= MAX_PARKED || mine >= MAX_PARKED_PER_KEY {
         drop(map);
         tokio::spawn(async move { withdraw(&p, &asked).await });
         let msg = "too many calls are waiting for input; answer or abandon some, then try again";
-        return (StatusCode::OK, Message::error(Some(&id), codes::INTERNAL_ERROR, msg, None).bytes().clone());
+        return (StatusCode::OK, Message::error(Some(&*id), codes::INTERNAL_ERROR, msg, None).bytes().clone());
     }
     let state = mesh_core::id::random_base62(43);
     let requests: serde_json::Map<String, serde_json::Value> =
         asked.iter().map(|(k, _, r)| (k.clone(), r.clone())).collect();
     let result = serde_json::json!({"resultType": "input_required", "inputRequests": requests, "requestState": state});
     let parked = Parked {
-        key_id: p.principal.key_id.clone(),
-        principal: p.principal.clone(),
-        endpoint: p.endpoint.clone(),
-        method: p.method.clone(),
-        digest: digest(&p.request),
+        key_id: p.a.principal.key_id.clone(),
+        principal: p.a.principal.clone(),
+        endpoint: p.a.ask.endpoint.clone(),
+        method: p.a.ask.method.clone(),
+        digest: digest(&p.a.original),
         reader: Reader::start(p),
         asked,
         since: Instant::now(),
@@ -544,7 +524,7 @@ async fn withdraw(p: &Pending, asked: &[(String, String, serde_json::Value)]) {
 
 /// A progress notification with the client's own token in place of the one the mesh sent.
 fn own_progress(p: &Pending, msg: &Message) -> Bytes {
-    let Some((_, own)) = &p.progress else { return msg.bytes().clone() };
+    let Some((_, own)) = &p.a.progress else { return msg.bytes().clone() };
     let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
     params["progressToken"] = serde_json::from_str(own).unwrap_or(serde_json::Value::Null);
     Message::notification("notifications/progress", Some(&params)).bytes().clone()
@@ -592,7 +572,7 @@ pub(super) async fn retry(
     };
     let Parked { reader, asked, .. } = parked;
     let Some(mut pending) = reader.resume().await else { return bad_state() };
-    pending.id = ask.id.clone();
+    pending.a.ask.id = ask.id.clone();
     let mut missing = Vec::new();
     for (key, down, request) in asked {
         match answers.get(&key) {

@@ -41,17 +41,51 @@ use std::sync::Arc;
 /// What a stateless request asked for, once its envelope checked out.
 pub(super) struct Ask {
     /// The request's raw id.
-    pub id: String,
-    /// Its method.
-    pub method: String,
-    /// `clientCapabilities`, raw JSON (shared with the call that may ask the client things).
-    pub capabilities: Arc<str>,
+    pub id: Held,
+    /// Its method (the message's own, shared).
+    pub method: Arc<str>,
+    /// `clientCapabilities`, raw JSON.
+    pub capabilities: Held,
     /// The log level it opted into, if any.
     pub log_level: Option<String>,
     /// `Mcp-Param-*` headers (name, value as sent), which the mesh forwards to a stateless upstream.
     pub param_headers: Vec<(String, String)>,
     /// The endpoint's canonical path (what pooled sessions and parked calls are bound to).
     pub endpoint: String,
+}
+
+/// Text of the request's own, held as a shared slice of its bytes rather than copied: a
+/// stateless request carries its id and capabilities on every call, and most calls read them
+/// once (allocations are much of what the stateless path adds; docs/PERFORMANCE.md).
+#[derive(Clone)]
+pub(super) struct Held(Bytes);
+
+impl Held {
+    /// `part` of `msg`: a slice of its bytes when it is one (the scan's and serde's borrowed
+    /// answers are), else a copy.
+    fn of(msg: &Message, part: &str) -> Held {
+        let raw = msg.bytes();
+        let (at, within) = ((part.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize), raw.len());
+        match at <= within && part.len() <= within - at {
+            true => Held(raw.slice(at..at + part.len())),
+            false => Held(Bytes::copy_from_slice(part.as_bytes())),
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Built from a `&str` only, so this never fails.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl From<&str> for Held {
+    fn from(text: &str) -> Held {
+        Held(Bytes::copy_from_slice(text.as_bytes()))
+    }
 }
 
 /// Step 3 of the driver (`driver.rs`) for a stateless request: the envelope and the mirrored
@@ -81,8 +115,8 @@ pub(super) async fn resolve(
     // gone before the first await, so the future does not carry it (every request's future is
     // copied as it moves).
     let (ask, meta_at, retry, audited, task_id, task_method) = {
-        let id = msg.id().unwrap_or("null").to_string();
-        let method = msg.method().unwrap_or_default().to_string();
+        let id = Held::of(&msg, msg.id().unwrap_or("null"));
+        let method = msg.method_shared().unwrap_or_else(|| "".into());
         let params = match modern::Request::read(msg.bytes()) {
             Some(p) => p,
             None => {
@@ -106,7 +140,7 @@ pub(super) async fn resolve(
             return refused(&id, codes::UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version", Some(data));
         }
         let mirrors = Mirrors::of(headers);
-        if let Err(why) = mirrors.method.agrees(Some(&method)) {
+        if let Err(why) = mirrors.method.agrees(Some(&*method)) {
             return refused(&id, codes::HEADER_MISMATCH, &format!("Mcp-Method {why}"), None);
         }
         if modern::needs_name(&method) {
@@ -123,13 +157,13 @@ pub(super) async fn resolve(
         let ask = Ask {
             id,
             method,
-            capabilities: capabilities.into(),
+            capabilities: Held::of(&msg, capabilities),
             log_level: meta.log_level.map(|l| l.into_owned()),
             param_headers: mirrors.params,
             endpoint: target.path(),
         };
-        let task_method = tasks::METHODS.contains(&ask.method.as_str());
-        if modern::REMOVED.contains(&ask.method.as_str()) || (ask.method.starts_with("tasks/") && !task_method) {
+        let task_method = tasks::METHODS.contains(&&*ask.method);
+        if modern::REMOVED.contains(&&*ask.method) || (ask.method.starts_with("tasks/") && !task_method) {
             return refused(&ask.id, codes::METHOD_NOT_FOUND, &format!("Method not found: {}", ask.method), None);
         }
         // Where `_meta` sits in the body, from the borrowed value itself: the rewrite on the way to
@@ -137,11 +171,11 @@ pub(super) async fn resolve(
         let meta_at = params.meta.and_then(|m| modern::span_within(msg.bytes(), m.as_bytes()));
         let meta_at = meta_at.map(|span| MetaAt { span, members: params.meta_members() });
         // A retry carrying answers goes to its parked call; any other requestState means nothing.
-        let retry = params.request_state.as_deref().filter(|_| modern::MAY_NEED_INPUT.contains(&ask.method.as_str()));
+        let retry = params.request_state.as_deref().filter(|_| modern::MAY_NEED_INPUT.contains(&&*ask.method));
         let retry = retry.map(|state| (state.to_string(), params.input_responses.map(str::to_string)));
         // Only for a request that goes on to a session (not a retry, a task's request, or what the
         // mesh answers itself): the arguments are copied for it.
-        let answered_here = matches!(ask.method.as_str(), "server/discover" | "subscriptions/listen");
+        let answered_here = matches!(&*ask.method, "server/discover" | "subscriptions/listen");
         let audited =
             (retry.is_none() && !task_method && !answered_here).then(|| audited_by(&params, &ask.method)).flatten();
         let task_id = params.task_id.as_deref().map(str::to_string);
@@ -185,17 +219,17 @@ pub(super) async fn resolve(
         let tasked = Tasked::Addressed { handle, upstream: owned.upstream, tool: owned.tool };
         return Ok(forward(session.session, principal, ask, (msg, None, None), None, tasked));
     }
-    Ok(match ask.method.as_str() {
+    Ok(match &*ask.method {
         "server/discover" => Flow::Respond(discover(&ask, &session)),
         "subscriptions/listen" => Flow::Respond(listen::open(&session, &ask, &msg)),
         _ => {
-            if ask.method == "tools/call" {
+            if &*ask.method == "tools/call" {
                 if let Err(why) = params_mirrored(headers, &session.params, &msg) {
                     return refused(&ask.id, codes::HEADER_MISMATCH, &why, None);
                 }
             }
-            let learn = (ask.method == "tools/list").then(|| session.params.clone());
-            let tasked = match ask.method == "tools/call" && session.tasks {
+            let learn = (&*ask.method == "tools/list").then(|| session.params.clone());
+            let tasked = match &*ask.method == "tools/call" && session.tasks {
                 true => Tasked::MayCreate(relay.modern.tasks.clone(), (session.session.id.clone(), session.slot)),
                 false => Tasked::No,
             };
@@ -319,7 +353,7 @@ pub(super) fn answer<'a>(
     (stream, rx): (u64, tokio::sync::mpsc::Receiver<crate::session::streams::Event>),
     a: Box<Answering>,
 ) -> impl std::future::Future<Output = Response> + 'a {
-    input::drive(relay, input::Pending::new(session.clone(), (stream, rx), *a))
+    input::drive(relay, input::Pending::new(session.clone(), (stream, rx), a))
 }
 
 /// `msg` as it goes on a pooled session: without the revision's per-request keys in
@@ -355,16 +389,20 @@ fn without_envelope(
         // The common case: members dropped by copying the others, nothing parsed again — by the
         // spans the scan found, else by a walk. A progress token is rewritten by value, below.
         const PROGRESS: &[u8] = b"progressToken";
-        let kept = match members {
-            Some(m) if !m.names(meta_bytes).any(|n| n == PROGRESS) => m.kept(meta_bytes, goes_upstream),
+        let kept: Option<std::borrow::Cow<'_, [u8]>> = match members {
+            Some(m) if !m.names(meta_bytes).any(|n| n == PROGRESS) => match m.names(meta_bytes).any(goes_upstream) {
+                // The usual envelope: none of it goes on, and nothing is built to say so.
+                false => Some(b"{}".as_slice().into()),
+                true => m.kept(meta_bytes, goes_upstream).map(Into::into),
+            },
             // A name written with escapes may spell `progressToken`: only serde, below, reads it.
             None if !modern::has_member(meta_bytes, "progressToken") && memchr::memchr(b'\\', meta_bytes).is_none() => {
-                modern::keep_members(meta_bytes, goes_upstream)
+                modern::keep_members(meta_bytes, goes_upstream).map(Into::into)
             }
             _ => None,
         };
         if let Some(k) = kept {
-            let gone = (k == b"{}").then(|| modern::member_cut(raw, "_meta", meta_at.clone())).flatten();
+            let gone = (*k == *b"{}").then(|| modern::member_cut(raw, "_meta", meta_at.clone())).flatten();
             let out = match gone {
                 Some(member) => msg.splice(member, b""),
                 None => msg.splice(meta_at.clone(), &k),
@@ -545,6 +583,22 @@ const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_request_holds_is_shared_not_copied() {
+        let sent = r#"{"jsonrpc":"2.0","id":"a-1","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"x":{}}}}}"#;
+        let msg = Message::parse(Bytes::from(sent)).expect("message");
+        let within = |h: &Held| msg.bytes().as_ptr_range().contains(&h.as_ptr());
+        let id = Held::of(&msg, msg.id().expect("id"));
+        assert_eq!((&*id, within(&id)), (r#""a-1""#, true));
+        let read = modern::Request::read(msg.bytes()).expect("params");
+        let caps = Held::of(&msg, read.envelope().capabilities.expect("capabilities"));
+        assert_eq!((&*caps, within(&caps)), (r#"{"x":{}}"#, true));
+        // Text from elsewhere (serde's answer for a value with escapes) is copied.
+        let other = String::from(r#"{"y":1}"#);
+        let copied = Held::of(&msg, &other);
+        assert_eq!((&*copied, within(&copied)), (r#"{"y":1}"#, false));
+    }
 
     #[test]
     fn without_a_progress_token_the_envelope_is_dropped_by_copying() {
