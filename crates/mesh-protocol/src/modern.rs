@@ -341,28 +341,49 @@ pub fn completed(reply: &Bytes, cacheable: bool) -> Option<Bytes> {
     completed_at(reply, member_start(reply, "result")?, cacheable)
 }
 
-/// [`completed`] of a reply whose `id` is written exactly as `id`: `None` also for another id.
-/// One walk of the reply's top level finds both (every relayed result passes here).
+/// [`completed`] of a reply, answered under `id` (raw JSON): a reply written under another id
+/// (a pooled session's, which leaves the client's id to its caller) gets `id` in the same copy
+/// that completes it. `None` for a reply without an id or a result (an error). One walk of the
+/// reply's top level finds both (every relayed result passes here).
 pub fn completed_as(reply: &Bytes, id: &[u8], cacheable: bool) -> Option<Bytes> {
-    let (mut same, mut seen, mut result) = (false, false, None);
+    let (mut written, mut result) = (None, None);
     walk_members(reply, |_, name, at| match name.raw {
-        b"id" if !seen => {
+        b"id" if written.is_none() => {
             let end = value_end(reply, at)?;
-            (seen, same) = (true, reply.get(at..end) == Some(id));
-            // Another id ends the walk; so does the id after the result.
-            (same && result.is_none()).then_some(end)
+            written = Some(at..end);
+            // The id after the result ends the walk.
+            result.is_none().then_some(end)
         }
         b"result" if result.is_none() => {
             result = Some(at);
-            match seen {
-                true => None,
-                false => value_end(reply, at),
+            match written {
+                Some(_) => None,
+                None => value_end(reply, at),
             }
         }
         _ => value_end(reply, at),
     });
-    completed_at(reply, result.filter(|_| same)?, cacheable)
+    let (written, start) = (written?, result?);
+    if reply.get(written.clone()) == Some(id) {
+        return completed_at(reply, start, cacheable);
+    }
+    // The usual result (see `completed_at`): the id and `resultType` in one copy.
+    if !cacheable && reply.get(start) == Some(&b'{') && RESULT_TYPE.find(&reply[start..]).is_none() {
+        return Some(with_members(reply, start, RESULT_TYPE_COMPLETE, Some((written, id))));
+    }
+    let start = match written.end <= start {
+        true => start - written.len() + id.len(),
+        false => start,
+    };
+    let mut out = BytesMut::with_capacity(reply.len() + id.len());
+    out.put_slice(&reply[..written.start]);
+    out.put_slice(id);
+    out.put_slice(&reply[written.end..]);
+    completed_at(&out.freeze(), start, cacheable)
 }
+
+/// The member every completed result gains, as `with_members` adds it.
+const RESULT_TYPE_COMPLETE: &str = r#""resultType":"complete","#;
 
 /// `resultType`, searched for in every relayed result: its searcher is built once.
 static RESULT_TYPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
@@ -376,7 +397,7 @@ fn completed_at(reply: &Bytes, start: usize, cacheable: bool) -> Option<Bytes> {
     // The usual reply, a `tools/call` result: nothing from the result on names `resultType`, so
     // it is not a member, and it goes in without a walk through the result.
     if !cacheable && RESULT_TYPE.find(&reply[start..]).is_none() {
-        return Some(with_members(reply, start, r#""resultType":"complete","#));
+        return Some(with_members(reply, start, RESULT_TYPE_COMPLETE, None));
     }
     let span = start..value_end(reply, start)?;
     let result = &reply[span.clone()];
@@ -408,22 +429,42 @@ fn completed_at(reply: &Bytes, start: usize, cacheable: bool) -> Option<Bytes> {
     if add.is_empty() {
         return Some(reply.clone());
     }
-    Some(with_members(reply, span.start, &add))
+    Some(with_members(reply, span.start, &add, None))
 }
 
-/// `reply` with `add` (members, each followed by a comma) first in the object starting at `at`.
+/// `reply` with `add` (members, each followed by a comma) first in the object starting at `at`,
+/// and with the value at `id.0` (outside that object) replaced by `id.1` when given: one copy.
 /// Borrowed: the usual `add` is a constant, and every relayed result passes here.
-fn with_members(reply: &Bytes, at: usize, add: &str) -> Bytes {
+fn with_members(reply: &Bytes, at: usize, add: &str, id: Option<(Range<usize>, &[u8])>) -> Bytes {
     let empty = reply[at + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
     let add = match empty {
         true => add.strip_suffix(',').unwrap_or(add),
         false => add,
-    };
+    }
+    .as_bytes();
     let at = at + 1;
-    let mut out = BytesMut::with_capacity(reply.len() + add.len());
-    out.put_slice(&reply[..at]);
-    out.put_slice(add.as_bytes());
-    out.put_slice(&reply[at..]);
+    let mut out = BytesMut::with_capacity(reply.len() + add.len() + id.as_ref().map_or(0, |(_, new)| new.len()));
+    match id {
+        None => {
+            out.put_slice(&reply[..at]);
+            out.put_slice(add);
+            out.put_slice(&reply[at..]);
+        }
+        Some((span, new)) if span.end <= at => {
+            out.put_slice(&reply[..span.start]);
+            out.put_slice(new);
+            out.put_slice(&reply[span.end..at]);
+            out.put_slice(add);
+            out.put_slice(&reply[at..]);
+        }
+        Some((span, new)) => {
+            out.put_slice(&reply[..at]);
+            out.put_slice(add);
+            out.put_slice(&reply[at..span.start]);
+            out.put_slice(new);
+            out.put_slice(&reply[span.end..]);
+        }
+    }
     out.freeze()
 }
 
@@ -550,17 +591,52 @@ mod tests {
     }
 
     #[test]
-    fn completed_as_answers_for_its_id_only() {
+    fn completed_as_answers_under_the_id_it_is_given() {
         let id_first = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"a","result":{"content":[]}}"#);
         let result_first = Bytes::from_static(br#"{"result":{"content":[]},"jsonrpc":"2.0","id":"a"}"#);
         for reply in [&id_first, &result_first] {
             assert_eq!(completed_as(reply, br#""a""#, false), completed(reply, false));
             assert!(completed_as(reply, br#""a""#, false).is_some());
-            assert_eq!(completed_as(reply, br#""b""#, false), None);
-            assert_eq!(completed_as(reply, b"1", true), None);
+        }
+        // Another id is replaced in the same copy, wherever it sits, whatever the result needs.
+        let cases: [(&[u8], &[u8], bool, &str); 5] = [
+            (
+                br#"{"jsonrpc":"2.0","id":17,"result":{"content":[]}}"#,
+                br#""abc""#,
+                false,
+                r#"{"jsonrpc":"2.0","id":"abc","result":{"resultType":"complete","content":[]}}"#,
+            ),
+            (
+                br#"{"result":{"content":[]},"jsonrpc":"2.0","id":17}"#,
+                br#""abc""#,
+                false,
+                r#"{"result":{"resultType":"complete","content":[]},"jsonrpc":"2.0","id":"abc"}"#,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":"long-upstream-id","result":{ }}"#,
+                b"7",
+                false,
+                r#"{"jsonrpc":"2.0","id":7,"result":{"resultType":"complete" }}"#,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]}}"#,
+                br#""x""#,
+                true,
+                r#"{"jsonrpc":"2.0","id":"x","result":{"resultType":"complete","ttlMs":0,"cacheScope":"private","tools":[]}}"#,
+            ),
+            (
+                br#"{"result":{"resultType":"input_required"},"id":3,"jsonrpc":"2.0"}"#,
+                b"12",
+                false,
+                r#"{"result":{"resultType":"input_required"},"id":12,"jsonrpc":"2.0"}"#,
+            ),
+        ];
+        for (reply, id, cacheable, want) in cases {
+            let got = completed_as(&Bytes::copy_from_slice(reply), id, cacheable).expect("completed");
+            assert_eq!(std::str::from_utf8(&got).expect("text"), want);
         }
         let error = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"m"}}"#);
-        assert_eq!(completed_as(&error, br#""a""#, false), None);
+        assert_eq!(completed_as(&error, br#""b""#, false), None);
         let bare = Bytes::from_static(br#"{"jsonrpc":"2.0","result":{}}"#);
         assert_eq!(completed_as(&bare, br#""a""#, false), None);
     }

@@ -322,7 +322,8 @@ impl Session {
         self.finish(p, out, |_| Ending::of_error(err));
     }
 
-    /// Ends a request with its reply `out` (already carrying the client's id): to the mesh's own
+    /// Ends a request with its reply `out` (carrying the client's id, except on a pooled session's
+    /// streams, whose follower writes it: `on_reply`): to the mesh's own
     /// waiter, or to the client's stream and the audit trail.
     pub(super) fn finish(&self, p: Pending, out: Message, ending: impl FnOnce(&Call) -> Ending) {
         self.finish_as(p, out, ending, false)

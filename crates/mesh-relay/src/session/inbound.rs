@@ -63,7 +63,13 @@ impl Session {
             tracing::debug!(session = %self.id, up, "reply to a request no longer pending (timed out or cancelled)");
             return;
         };
-        let out = msg.with_id(&p.down_id);
+        let out = match p.target {
+            // A pooled session's calls are followed by the stateless ingress, which writes the
+            // client's id in the same copy that makes the reply stateless
+            // (`modern::completed_as`): one copy of every reply instead of two.
+            Target::Stream(_) if self.is_pooled() => msg.clone(),
+            _ => msg.with_id(&p.down_id),
+        };
         self.finish(p, out, |c| Ending::of_reply(c, &msg));
     }
 

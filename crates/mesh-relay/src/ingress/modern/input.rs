@@ -291,9 +291,8 @@ async fn next(p: &mut Pending) -> Step {
             },
         };
         if ev.last && p.a.learn.is_none() && matches!(p.a.tasked, super::Tasked::No) {
-            // Usually the reply already carries the client's id exactly as written (replies the
-            // mesh builds itself may spell a number differently): then a result is completed
-            // without a parse.
+            // A result is completed without a parse, and given the client's id in the same copy:
+            // a pooled session leaves its upstream's id on the replies it relays (`on_reply`).
             let cacheable = modern::CACHEABLE.contains(&p.method());
             if let Some(body) = modern::completed_as(&ev.data, p.id().as_bytes(), cacheable) {
                 return Step::Reply(StatusCode::OK, body, ev.retry_after);

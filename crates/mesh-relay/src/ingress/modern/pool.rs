@@ -29,14 +29,15 @@ pub(in crate::ingress) struct Pool {
     opening: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// (API key, endpoint, a hash of the capabilities as sent). Two capability sets that collide
-/// share a session initialised with one of them; the ingress still asks a client only for what
-/// its own request declared (`input::declared`).
+/// (API key, endpoint, the seeded hash of all three with the capabilities as sent), which stands
+/// for the capabilities. Two capability sets that collide share a session initialised with one
+/// of them; the ingress still asks a client only for what its own request declared
+/// (`input::declared`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     key_id: String,
     endpoint: String,
-    capabilities: u64,
+    hash: u64,
 }
 
 /// The largest `clientCapabilities` accepted (real ones are a few hundred bytes).
@@ -78,27 +79,26 @@ impl Pool {
     }
 }
 
-/// The seeded hash a pooled session is found by. Keyed by a per-process random seed: no client
-/// can aim its capabilities, or its key, at another's entry.
-fn hash_of(key_id: &str, endpoint: &str, capabilities: &str) -> (u64, u64) {
+/// The seeded hash a pooled session is found by, in one pass (every stateless request hashes
+/// it). Keyed by a per-process random seed: no client can aim its capabilities, or its key, at
+/// another's entry. The fields cannot run into each other: `0xff` is never in UTF-8 text, and
+/// the capabilities come last.
+fn hash_of(key_id: &str, endpoint: &str, capabilities: &str) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static SEED: std::sync::LazyLock<std::collections::hash_map::RandomState> =
         std::sync::LazyLock::new(Default::default);
-    let mut caps = SEED.build_hasher();
-    caps.write(capabilities.as_bytes());
-    let caps = caps.finish();
     let mut all = SEED.build_hasher();
     all.write(key_id.as_bytes());
     all.write_u8(0xff);
     all.write(endpoint.as_bytes());
     all.write_u8(0xff);
-    all.write_u64(caps);
-    (all.finish(), caps)
+    all.write(capabilities.as_bytes());
+    all.finish()
 }
 
 impl Key {
-    fn is(&self, key_id: &str, endpoint: &str, capabilities: u64) -> bool {
-        self.capabilities == capabilities && self.key_id == key_id && self.endpoint == endpoint
+    fn is(&self, key_id: &str, endpoint: &str, hash: u64) -> bool {
+        self.hash == hash && self.key_id == key_id && self.endpoint == endpoint
     }
 }
 
@@ -110,18 +110,18 @@ pub(super) async fn session(
     ask: &Ask,
     msg: &Message,
 ) -> Result<Pooled, RelayError> {
-    let (slot, caps) = hash_of(&principal.key_id, &ask.endpoint, &ask.capabilities);
-    if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint, caps), principal) {
+    let slot = hash_of(&principal.key_id, &ask.endpoint, &ask.capabilities);
+    if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
         return Ok(found);
     }
-    let key = Key { key_id: principal.key_id.clone(), endpoint: ask.endpoint.clone(), capabilities: caps };
+    let key = Key { key_id: principal.key_id.clone(), endpoint: ask.endpoint.clone(), hash: slot };
     let gate = {
         let mut opening = relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner());
         opening.entry(key.clone()).or_default().clone()
     };
     let _turn = gate.lock().await;
     // Opened by the request this one waited for.
-    if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint, caps), principal) {
+    if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
         return Ok(found);
     }
     // Boxed: the handshake's future is large, and every request's future would carry it.
@@ -130,15 +130,10 @@ pub(super) async fn session(
     opened
 }
 
-/// The live pooled session in `slot` for (key, endpoint, capabilities), if there is one
-/// `principal` may use.
-fn pooled(
-    relay: &Arc<Relay>,
-    slot: u64,
-    (key_id, endpoint, caps): (&str, &str, u64),
-    principal: &Principal,
-) -> Option<Pooled> {
-    in_slot(relay, slot, |e| e.key.is(key_id, endpoint, caps), principal)
+/// The live pooled session in `slot` (the hash of key, endpoint and capabilities) for this key
+/// and endpoint, if there is one `principal` may use.
+fn pooled(relay: &Arc<Relay>, slot: u64, (key_id, endpoint): (&str, &str), principal: &Principal) -> Option<Pooled> {
+    in_slot(relay, slot, |e| e.key.is(key_id, endpoint, slot), principal)
 }
 
 /// The pooled session `id` in `slot`, when it is still open, is `principal`'s (same key and
