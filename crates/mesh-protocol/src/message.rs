@@ -174,7 +174,7 @@ impl Message {
             return self.clone();
         };
         if &self.raw[span.clone()] == new_id.as_bytes() {
-            // Already so (a reply the session has mapped back): no copy.
+            // Already so (a reply that already carries the client's id): no copy.
             return self.clone();
         }
         let mut buf = BytesMut::with_capacity(self.raw.len() + new_id.len());

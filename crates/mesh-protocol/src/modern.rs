@@ -599,7 +599,19 @@ mod tests {
             assert!(completed_as(reply, br#""a""#, false).is_some());
         }
         // Another id is replaced in the same copy, wherever it sits, whatever the result needs.
-        let cases: [(&[u8], &[u8], bool, &str); 5] = [
+        let cases: [(&[u8], &[u8], bool, &str); 7] = [
+            (
+                br#"{"jsonrpc":"2.0","id":1,"result":[1]}"#,
+                br#""q""#,
+                false,
+                r#"{"jsonrpc":"2.0","id":"q","result":[1]}"#,
+            ),
+            (
+                br#"{"result":{},"jsonrpc":"2.0","id":"upstream"}"#,
+                b"9",
+                false,
+                r#"{"result":{"resultType":"complete"},"jsonrpc":"2.0","id":9}"#,
+            ),
             (
                 br#"{"jsonrpc":"2.0","id":17,"result":{"content":[]}}"#,
                 br#""abc""#,

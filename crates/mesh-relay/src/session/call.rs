@@ -211,8 +211,7 @@ impl Session {
         // Should the client leave during the send, the guard ends the request (`inflight.rs`).
         let sending = inflight::Sending::new(self, up);
         // Written on the stack: the id is rewritten on every request.
-        let mut id = itoa::Buffer::new();
-        let outgoing = msg.with_id(id.format(up));
+        let outgoing = msg.with_id(itoa::Buffer::new().format(up));
         let sending_it = match &traceparent {
             Some(t) => link.send_traced(outgoing, t),
             None => link.send(outgoing),
@@ -232,7 +231,7 @@ impl Session {
                 (!handshake && self.asks_by_url(&e), &e, self.me.upgrade())
             {
                 // Asked in-band, and sent again once authorized: the call stays pending.
-                let again = msg.with_id(id.format(up));
+                let again = msg.with_id(itoa::Buffer::new().format(up));
                 tokio::spawn(me.elicit_then_retry(up, link.clone(), again, links[0].clone()));
                 let mut st = self.lock();
                 if let Some(p) = st.pending.get_mut(&up) {
@@ -322,8 +321,8 @@ impl Session {
         self.finish(p, out, |_| Ending::of_error(err));
     }
 
-    /// Ends a request with its reply `out` (carrying the client's id, except on a pooled session's
-    /// streams, whose follower writes it: `on_reply`): to the mesh's own
+    /// Ends a request with its reply `out` (carrying the client's id, except an upstream's reply on
+    /// a pooled session's stream, whose follower writes it: `on_reply`): to the mesh's own
     /// waiter, or to the client's stream and the audit trail.
     pub(super) fn finish(&self, p: Pending, out: Message, ending: impl FnOnce(&Call) -> Ending) {
         self.finish_as(p, out, ending, false)
@@ -355,7 +354,12 @@ impl Session {
                     if !decided && delivery != streams::Delivery::Live {
                         (outcome, error) = inflight::client_gone(outcome, error);
                     }
-                    self.audit_end(c, p.down_id, outcome, error, out.bytes().len() as u64);
+                    // What the client is sent: under its own id (see `on_reply`).
+                    let bytes_out = match out.id() {
+                        Some(written) => out.bytes().len() - written.len() + p.down_id.len(),
+                        None => out.bytes().len(),
+                    };
+                    self.audit_end(c, p.down_id, outcome, error, bytes_out as u64);
                 }
             }
         }

@@ -98,7 +98,7 @@ impl Drop for Pending {
 pub(in crate::ingress) struct Parked {
     reader: Reader,
     key_id: String,
-    /// What a retry must match, copied from the call (which the reader holds).
+    /// What a retry must match, taken from the call (which the reader holds).
     principal: Principal,
     endpoint: String,
     method: Arc<str>,
@@ -571,7 +571,8 @@ pub(super) async fn retry(
     };
     let Parked { reader, asked, .. } = parked;
     let Some(mut pending) = reader.resume().await else { return bad_state() };
-    pending.a.ask.id = ask.id.clone();
+    // A copy: the call may be parked again, and a slice would keep this retry's whole body.
+    pending.a.ask.id = ask.id.copied();
     let mut missing = Vec::new();
     for (key, down, request) in asked {
         match answers.get(&key) {

@@ -74,7 +74,8 @@ pub(super) fn open(pooled: &Pooled, ask: &Ask, msg: &Message) -> Response {
         Some(&serde_json::json!({"notifications": filter.honoured(), "_meta": tag})),
     );
     let session = pooled.session.clone();
-    let request_id = ask.id.clone();
+    // A copy: the stream outlives the request, whose body a slice would keep.
+    let request_id = ask.id.copied();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         let relay = |data: &Bytes| -> Option<Bytes> {

@@ -17,6 +17,7 @@
 //! session's request — and its answer in the stateless form.
 
 mod headers;
+mod held;
 mod input;
 mod listen;
 mod pool;
@@ -33,6 +34,7 @@ use crate::RelayError;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use headers::{params_mirrored, Mirrors};
+use held::Held;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode};
 use mesh_protocol::{codes, modern, version, Kind, Message};
@@ -52,40 +54,6 @@ pub(super) struct Ask {
     pub param_headers: Vec<(String, String)>,
     /// The endpoint's canonical path (what pooled sessions and parked calls are bound to).
     pub endpoint: String,
-}
-
-/// Text of the request's own, held as a shared slice of its bytes rather than copied: a
-/// stateless request carries its id and capabilities on every call, and most calls read them
-/// once (allocations are much of what the stateless path adds; docs/PERFORMANCE.md).
-#[derive(Clone)]
-pub(super) struct Held(Bytes);
-
-impl Held {
-    /// `part` of `msg`: a slice of its bytes when it is one (the scan's and serde's borrowed
-    /// answers are), else a copy.
-    fn of(msg: &Message, part: &str) -> Held {
-        let raw = msg.bytes();
-        let (at, within) = ((part.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize), raw.len());
-        match at <= within && part.len() <= within - at {
-            true => Held(raw.slice(at..at + part.len())),
-            false => Held(Bytes::copy_from_slice(part.as_bytes())),
-        }
-    }
-}
-
-impl std::ops::Deref for Held {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        // Built from a `&str` only, so this never fails.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl From<&str> for Held {
-    fn from(text: &str) -> Held {
-        Held(Bytes::copy_from_slice(text.as_bytes()))
-    }
 }
 
 /// Step 3 of the driver (`driver.rs`) for a stateless request: the envelope and the mirrored
@@ -583,22 +551,6 @@ const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn what_a_request_holds_is_shared_not_copied() {
-        let sent = r#"{"jsonrpc":"2.0","id":"a-1","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"x":{}}}}}"#;
-        let msg = Message::parse(Bytes::from(sent)).expect("message");
-        let within = |h: &Held| msg.bytes().as_ptr_range().contains(&h.as_ptr());
-        let id = Held::of(&msg, msg.id().expect("id"));
-        assert_eq!((&*id, within(&id)), (r#""a-1""#, true));
-        let read = modern::Request::read(msg.bytes()).expect("params");
-        let caps = Held::of(&msg, read.envelope().capabilities.expect("capabilities"));
-        assert_eq!((&*caps, within(&caps)), (r#"{"x":{}}"#, true));
-        // Text from elsewhere (serde's answer for a value with escapes) is copied.
-        let other = String::from(r#"{"y":1}"#);
-        let copied = Held::of(&msg, &other);
-        assert_eq!((&*copied, within(&copied)), (r#"{"y":1}"#, false));
-    }
 
     #[test]
     fn without_a_progress_token_the_envelope_is_dropped_by_copying() {

@@ -22,8 +22,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 pub(in crate::ingress) struct Pool {
     /// By the seeded hash of the key (found without building one per request); each entry keeps
-    /// its whole key, compared on every find, so a hash collision only ever costs a new session.
-    /// That hash is already seeded SipHash: the map's own hasher need not be.
+    /// its API key and endpoint, compared on every find, so a hash collision between two keys or
+    /// endpoints only ever costs a new session (one between two capability sets of the same key
+    /// and endpoint shares one: see [`Key`]). That hash is already seeded SipHash: the map's own
+    /// hasher need not be.
     map: Mutex<foldhash::HashMap<u64, Entry>>,
     /// One opening at a time per key: a burst of first requests opens one session, not one each.
     opening: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
@@ -83,7 +85,7 @@ impl Pool {
 /// it). Keyed by a per-process random seed: no client can aim its capabilities, or its key, at
 /// another's entry. The fields cannot run into each other: `0xff` is never in UTF-8 text, and
 /// the capabilities come last.
-fn hash_of(key_id: &str, endpoint: &str, capabilities: &str) -> u64 {
+fn hash_of(key_id: &str, endpoint: &str, capabilities: &[u8]) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static SEED: std::sync::LazyLock<std::collections::hash_map::RandomState> =
         std::sync::LazyLock::new(Default::default);
@@ -92,13 +94,14 @@ fn hash_of(key_id: &str, endpoint: &str, capabilities: &str) -> u64 {
     all.write_u8(0xff);
     all.write(endpoint.as_bytes());
     all.write_u8(0xff);
-    all.write(capabilities.as_bytes());
+    all.write(capabilities);
     all.finish()
 }
 
 impl Key {
-    fn is(&self, key_id: &str, endpoint: &str, hash: u64) -> bool {
-        self.hash == hash && self.key_id == key_id && self.endpoint == endpoint
+    /// Whether this is the key of `key_id` at `endpoint` (its hash is the slot it was found in).
+    fn is(&self, key_id: &str, endpoint: &str) -> bool {
+        self.key_id == key_id && self.endpoint == endpoint
     }
 }
 
@@ -110,7 +113,7 @@ pub(super) async fn session(
     ask: &Ask,
     msg: &Message,
 ) -> Result<Pooled, RelayError> {
-    let slot = hash_of(&principal.key_id, &ask.endpoint, &ask.capabilities);
+    let slot = hash_of(&principal.key_id, &ask.endpoint, ask.capabilities.raw());
     if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
         return Ok(found);
     }
@@ -119,21 +122,40 @@ pub(super) async fn session(
         let mut opening = relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner());
         opening.entry(key.clone()).or_default().clone()
     };
+    // Whatever ends the wait or the opening — done, failed, or the client gone and this future
+    // dropped — the gate goes with its last holder: a client that keeps changing its
+    // capabilities and leaving must not leave a gate behind each time.
+    let _gone = Ungate { pool: &relay.modern.pool, key: &key, gate: &gate };
     let _turn = gate.lock().await;
     // Opened by the request this one waited for.
     if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
         return Ok(found);
     }
     // Boxed: the handshake's future is large, and every request's future would carry it.
-    let opened = Box::pin(open(relay, target, principal, (ask, msg), slot, key.clone())).await;
-    relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-    opened
+    Box::pin(open(relay, target, principal, (ask, msg), slot, key.clone())).await
+}
+
+/// Removes an opening gate from the pool once nobody else holds it (see [`session`]).
+struct Ungate<'a> {
+    pool: &'a Pool,
+    key: &'a Key,
+    gate: &'a Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Ungate<'_> {
+    fn drop(&mut self) {
+        let mut opening = self.pool.opening.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: the map's and this request's. A request still waiting holds a third.
+        if opening.get(self.key).is_some_and(|g| Arc::ptr_eq(g, self.gate)) && Arc::strong_count(self.gate) <= 2 {
+            opening.remove(self.key);
+        }
+    }
 }
 
 /// The live pooled session in `slot` (the hash of key, endpoint and capabilities) for this key
 /// and endpoint, if there is one `principal` may use.
 fn pooled(relay: &Arc<Relay>, slot: u64, (key_id, endpoint): (&str, &str), principal: &Principal) -> Option<Pooled> {
-    in_slot(relay, slot, |e| e.key.is(key_id, endpoint, slot), principal)
+    in_slot(relay, slot, |e| e.key.is(key_id, endpoint), principal)
 }
 
 /// The pooled session `id` in `slot`, when it is still open, is `principal`'s (same key and
@@ -235,6 +257,19 @@ fn handshake(ask: &Ask, msg: &Message) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_opening_gate_goes_with_its_last_holder() {
+        let pool = Pool::default();
+        let key = Key { key_id: "k".into(), endpoint: "/mcp/e".into(), hash: 1 };
+        let take = || pool.opening.lock().expect("lock").entry(key.clone()).or_default().clone();
+        let (first, second) = (take(), take());
+        drop(Ungate { pool: &pool, key: &key, gate: &first });
+        assert!(pool.opening.lock().expect("lock").contains_key(&key), "another request still waits on it");
+        drop(first);
+        drop(Ungate { pool: &pool, key: &key, gate: &second });
+        assert!(pool.opening.lock().expect("lock").is_empty(), "the last holder removes it");
+    }
 
     fn ask(capabilities: &str) -> Ask {
         Ask {
