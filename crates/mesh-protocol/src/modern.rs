@@ -317,11 +317,7 @@ fn completed_by_value(reply: &Bytes, span: Range<usize>) -> Option<Bytes> {
     result.entry("ttlMs").or_insert_with(|| 0.into());
     result.insert("cacheScope".into(), "private".into());
     let written = serde_json::to_vec(&result).ok()?;
-    let mut out = BytesMut::with_capacity(reply.len() + 64);
-    out.put_slice(&reply[..span.start]);
-    out.put_slice(&written);
-    out.put_slice(&reply[span.end..]);
-    Some(out.freeze())
+    Some(spliced(reply, [(span, &written)]))
 }
 
 /// A legacy upstream's successful reply made a valid 2026-07-28 result: `resultType` added, and
@@ -375,11 +371,7 @@ pub fn completed_as(reply: &Bytes, id: &[u8], cacheable: bool) -> Option<Bytes> 
         true => start - written.len() + id.len(),
         false => start,
     };
-    let mut out = BytesMut::with_capacity(reply.len() + id.len());
-    out.put_slice(&reply[..written.start]);
-    out.put_slice(id);
-    out.put_slice(&reply[written.end..]);
-    completed_at(&out.freeze(), start, cacheable)
+    completed_at(&spliced(reply, [(written, id)]), start, cacheable)
 }
 
 /// The member every completed result gains, as `with_members` adds it.
@@ -407,11 +399,7 @@ fn completed_at(reply: &Bytes, start: usize, cacheable: bool) -> Option<Bytes> {
     if cacheable {
         if let Some(scope) = present_member(result, "cacheScope").filter(|s| &result[s.clone()] != br#""private""#) {
             let at = span.start + scope.start..span.start + scope.end;
-            let mut out = BytesMut::with_capacity(reply.len());
-            out.put_slice(&reply[..at.start]);
-            out.put_slice(br#""private""#);
-            out.put_slice(&reply[at.end..]);
-            return completed(&out.freeze(), cacheable);
+            return completed(&spliced(reply, [(at, br#""private""#)]), cacheable);
         }
     }
     let mut add = String::new();
@@ -443,28 +431,25 @@ fn with_members(reply: &Bytes, at: usize, add: &str, id: Option<(Range<usize>, &
     }
     .as_bytes();
     let at = at + 1;
-    let mut out = BytesMut::with_capacity(reply.len() + add.len() + id.as_ref().map_or(0, |(_, new)| new.len()));
     match id {
-        None => {
-            out.put_slice(&reply[..at]);
-            out.put_slice(add);
-            out.put_slice(&reply[at..]);
-        }
-        Some((span, new)) if span.end <= at => {
-            out.put_slice(&reply[..span.start]);
-            out.put_slice(new);
-            out.put_slice(&reply[span.end..at]);
-            out.put_slice(add);
-            out.put_slice(&reply[at..]);
-        }
-        Some((span, new)) => {
-            out.put_slice(&reply[..at]);
-            out.put_slice(add);
-            out.put_slice(&reply[at..span.start]);
-            out.put_slice(new);
-            out.put_slice(&reply[span.end..]);
-        }
+        None => spliced(reply, [(at..at, add)]),
+        Some((span, new)) => spliced(reply, [(span, new), (at..at, add)]),
     }
+}
+
+/// `bytes` with each range replaced by its bytes, in one copy. The ranges, in any order, are
+/// spans a scan of `bytes` found, and do not overlap.
+fn spliced<const N: usize>(bytes: &[u8], mut edits: [(Range<usize>, &[u8]); N]) -> Bytes {
+    edits.sort_unstable_by_key(|(range, _)| range.start);
+    let grown: usize = edits.iter().map(|(_, with)| with.len()).sum();
+    let mut out = BytesMut::with_capacity(bytes.len() + grown);
+    let mut from = 0;
+    for (range, with) in &edits {
+        out.put_slice(&bytes[from..range.start]);
+        out.put_slice(with);
+        from = range.end;
+    }
+    out.put_slice(&bytes[from..]);
     out.freeze()
 }
 

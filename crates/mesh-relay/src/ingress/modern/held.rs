@@ -43,6 +43,8 @@ impl std::ops::Deref for Held {
     }
 }
 
+/// For tests' requests built by hand; the ingress takes text from the request ([`Held::of`]).
+#[cfg(test)]
 impl From<&str> for Held {
     fn from(text: &str) -> Held {
         Held(Bytes::copy_from_slice(text.as_bytes()))
