@@ -145,3 +145,99 @@ async fn a_gateway_bridges_a_stdio_member_of_the_stateless_revision_only() -> an
     relay.stop().await;
     Ok(())
 }
+
+/// A stateless client through a virtual MCP whose members are child processes of either
+/// revision only — both bridges at once: `server/discover` and the merged list in the stateless
+/// form, with caching hints; a call to each member; and sampling asked by each member in its own
+/// revision (a server request of the session-based one, an input-required result of the
+/// stateless one) reaching the client as an input-required result whose retry completes the call.
+#[tokio::test]
+async fn a_stateless_client_through_a_gateway_over_members_of_both_revisions() -> anyhow::Result<()> {
+    use mesh_testkit::raw;
+    use serde_json::Value;
+    const V: &str = "2026-07-28";
+    let request = |id: i64, method: &str, mut params: Value| {
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": V,
+            "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+            "io.modelcontextprotocol/clientInfo": {"name": "stateless-eras", "version": "1"},
+        });
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+    };
+    let fixture = env!("CARGO_BIN_EXE_mesh-fixture");
+    let gateway = ResolvedGateway {
+        strategy: Default::default(),
+        id: "gw_eras".into(),
+        slug: "eras".into(),
+        mode: FailureMode::Strict,
+        page_size: 1000,
+        members: vec![
+            member("old", spec("old", stdio(fixture, &["stdio", "--era", "legacy"]))),
+            member("new", spec("new", stdio(fixture, &["stdio", "--era", "modern"]))),
+        ],
+    };
+    let relay = BareRelay::start(vec![gateway]).await;
+    let url = relay.gateway("eras");
+    let post = |method: &'static str, name: Option<&'static str>, body: String| {
+        let url = url.clone();
+        async move {
+            let (status, _, text) = raw::post(&url, raw::stateless_headers(KEY, method, name), body).await;
+            (status, raw::messages(&text).last().cloned().unwrap_or(Value::Null))
+        }
+    };
+
+    let (status, body) = post("server/discover", None, request(1, "server/discover", json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["resultType"], "complete", "{body}");
+    assert!(body["result"]["capabilities"]["tools"].is_object(), "{body}");
+
+    let (status, body) = post("tools/list", None, request(2, "tools/list", json!({}))).await;
+    assert_eq!((status, &body["id"]), (200, &json!(2)), "{body}");
+    let listed = &body["result"];
+    assert_eq!(listed["resultType"], "complete", "{body}");
+    assert!(listed["cacheScope"].is_string() && listed["ttlMs"].is_u64(), "caching hints: {listed}");
+    let names: Vec<&str> =
+        listed["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+    for t in ["old_test_simple_text", "new_test_simple_text", "old_test_sampling", "new_test_sampling"] {
+        assert!(names.contains(&t), "{t} missing: {names:?}");
+    }
+
+    let mut id = 10;
+    for member in ["old", "new"] {
+        let tool: &'static str = if member == "old" { "old_test_simple_text" } else { "new_test_simple_text" };
+        id += 1;
+        let (status, body) = post("tools/call", Some(tool), request(id, "tools/call", json!({"name": tool}))).await;
+        assert_eq!((status, &body["id"]), (200, &json!(id)), "{member}: {body}");
+        assert_eq!(body["result"]["resultType"], "complete", "{member}: {body}");
+        assert!(body["result"]["content"].to_string().contains("simple text"), "{member}: {body}");
+
+        // Sampling, asked in the member's own revision, reaches this client one way.
+        let tool: &'static str = if member == "old" { "old_test_sampling" } else { "new_test_sampling" };
+        let ask = json!({"name": tool, "arguments": {"prompt": format!("hello {member}")}});
+        id += 1;
+        let (status, body) = post("tools/call", Some(tool), request(id, "tools/call", ask.clone())).await;
+        assert_eq!(status, 200, "{member}: {body}");
+        let r = &body["result"];
+        assert_eq!(r["resultType"], "input_required", "{member}: {body}");
+        let asked = r["inputRequests"].as_object().expect("inputRequests");
+        assert_eq!(asked.len(), 1, "{member}: {body}");
+        let (k, input) = asked.iter().next().expect("one");
+        assert_eq!(input["method"], "sampling/createMessage", "{member}: {body}");
+        assert!(input["params"].to_string().contains(&format!("hello {member}")), "{member}: {input}");
+        let mut retry = ask.clone();
+        retry["inputResponses"] = json!({k: {
+            "role": "assistant",
+            "content": {"type": "text", "text": format!("sampled for {member}")},
+            "model": "stateless-eras",
+            "stopReason": "endTurn",
+        }});
+        retry["requestState"] = r["requestState"].clone();
+        id += 1;
+        let (status, body) = post("tools/call", Some(tool), request(id, "tools/call", retry)).await;
+        assert_eq!((status, &body["id"]), (200, &json!(id)), "{member}: {body}");
+        assert_eq!(body["result"]["resultType"], "complete", "{member}: {body}");
+        assert!(body["result"]["content"].to_string().contains(&format!("sampled for {member}")), "{member}: {body}");
+    }
+    relay.stop().await;
+    Ok(())
+}
