@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::mesh_keys::{without_mesh_keys, EXTENSIONS, INPUT_KEY, PARAM_HEADERS, SERVES_STATELESS};
 
+mod listen;
+
 /// The extension this link relays to stateless clients (`ingress::modern::tasks`).
 const TASKS: &str = "io.modelcontextprotocol/tasks";
 /// The largest JSON reply read from a stateless upstream (as for session-based ones).
@@ -52,6 +54,8 @@ pub struct ModernLink {
     stateless_clients: bool,
     state: Mutex<State>,
     closed: CancellationToken,
+    /// Reopens the listen stream with what it should now carry (`listen.rs`).
+    relisten: Arc<tokio::sync::Notify>,
     me: Weak<ModernLink>,
 }
 
@@ -82,6 +86,8 @@ struct State {
     /// Per tool: the arguments the upstream wants mirrored in `Mcp-Param-*` headers, as
     /// (argument, header token), from the `tools/list` results this link relayed.
     mirrored: HashMap<String, Vec<(String, String)>>,
+    /// The resources the session subscribed to, which the listen stream watches (`listen.rs`).
+    resources: std::collections::BTreeSet<String>,
     next: u64,
 }
 
@@ -133,6 +139,7 @@ impl ModernLink {
             stateless_clients,
             state: Mutex::new(State::default()),
             closed: CancellationToken::new(),
+            relisten: Arc::default(),
             me: me.clone(),
         })
     }
@@ -183,8 +190,11 @@ impl ModernLink {
                 c.insert("extensions".into(), json!({ TASKS: t }));
             }
             if let Some(r) = c.get_mut("resources").and_then(Value::as_object_mut) {
-                // resources/subscribe is a session's; the bridge does not carry it.
-                r.remove("subscribe");
+                // A session's `resources/subscribe` is carried by the listen stream's
+                // `resourceSubscriptions` (`listen.rs`), where the upstream says it takes them.
+                if r.get("subscribe").and_then(Value::as_bool) != Some(true) {
+                    r.remove("subscribe");
+                }
             }
         }
         let server_info = self
@@ -496,50 +506,6 @@ impl ModernLink {
         };
         reply.result()
     }
-
-    /// Keeps one `subscriptions/listen` open for the list changes the upstream announces, and
-    /// passes them on as the session-based revision's notifications.
-    fn listen(&self) {
-        let caps = self.discover.get("capabilities").cloned().unwrap_or_default();
-        let on = |k: &str| caps.get(k).and_then(|c| c.get("listChanged")).and_then(Value::as_bool) == Some(true);
-        let filter = json!({"toolsListChanged": on("tools"), "promptsListChanged": on("prompts"), "resourcesListChanged": on("resources")});
-        if !(on("tools") || on("prompts") || on("resources")) {
-            return;
-        }
-        let (weak, closed) = (self.me.clone(), self.closed.clone());
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(500);
-            while !closed.is_cancelled() {
-                // Held only while a stream is open: a link dropped without `close` still goes.
-                let Some(me) = weak.upgrade() else { return };
-                let params = {
-                    let m = Message::request("0", "subscriptions/listen", Some(&json!({"notifications": filter})));
-                    me.enveloped(&m)
-                };
-                let none = HeaderMap::new();
-                let listen = me.post("\"mesh-listen\"", "subscriptions/listen", &params, None, &none);
-                let ended = tokio::select! {
-                    r = listen => r,
-                    () = closed.cancelled() => return,
-                };
-                drop(me);
-                match ended {
-                    // The upstream has no listen after all: nothing to wait for.
-                    Ok(m) if m.error_object().is_some_and(|e| e.code == codes::METHOD_NOT_FOUND) => return,
-                    // A graceful end: listen again soon (not in a tight loop, should an
-                    // upstream end every stream at once).
-                    Ok(m) if m.kind() == Kind::Response => {
-                        delay = Duration::from_millis(500);
-                        tokio::time::sleep(delay).await;
-                    }
-                    _ => {
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(30));
-                    }
-                }
-            }
-        });
-    }
 }
 
 #[async_trait::async_trait]
@@ -576,6 +542,12 @@ impl Transport for ModernLink {
             (Kind::Request, Some("tasks/get" | "tasks/update" | "tasks/cancel")) if !self.stateless_clients => {
                 let why = "tasks are not available on this route to session-based clients";
                 self.deliver(Message::error(Some(&id), codes::METHOD_NOT_FOUND, why, None), None);
+            }
+            (Kind::Request, Some(m @ ("resources/subscribe" | "resources/unsubscribe")))
+                if self.takes_subscriptions() =>
+            {
+                let answer = self.subscription(&id, m, &msg);
+                self.deliver(answer, None);
             }
             (Kind::Request, Some(m)) if modern::REMOVED.contains(&m) => {
                 let why = format!("{m} is not available: the upstream speaks the stateless revision (2026-07-28)");

@@ -1,23 +1,34 @@
-//! `subscriptions/listen`: the stateless revision's stream of list changes, fed by the pooled
-//! session's standalone stream (where an upstream's list changes, and the mesh's own after a
-//! policy change, wait for a listener).
+//! `subscriptions/listen`: the stateless revision's stream of list changes and resource updates,
+//! fed by the pooled session's standalone stream (where an upstream's list changes and resource
+//! updates, and the mesh's own list changes after a policy change, wait for a listener).
 //!
 //! The stream opens with `notifications/subscriptions/acknowledged` naming what is honoured;
-//! every notification carries the listen request's id in `_meta`. The lists the client did not
-//! ask about are never sent. Resource subscriptions are not honoured yet (the earlier revision's
-//! `resources/subscribe` is not bridged): the acknowledgement leaves them out, as the revision
-//! allows. One listener per pooled session: a second `subscriptions/listen` of the same key
-//! takes the stream over, and the first one ends with its result.
+//! every notification carries the listen request's id in `_meta`. What the client did not ask
+//! about is never sent. `resourceSubscriptions` become `resources/subscribe` requests on the
+//! pooled session, where its upstream (or a member of its virtual MCP) takes subscriptions: sent
+//! like any request of the session, so policy, audit and a virtual MCP's routing apply to each;
+//! those the upstream accepted are honoured. One listener per pooled session: a second
+//! `subscriptions/listen` of the same key takes the stream over (the first one ends with its
+//! result), subscribing what it asks for and unsubscribing what it no longer does; a listener
+//! whose client leaves unsubscribes what it held.
 
 use super::pool::Pooled;
 use super::{refuse, Ask};
+use crate::ingress::Relay;
+use crate::session::Session;
 use axum::response::Response;
 use bytes::Bytes;
 use mesh_protocol::{codes, modern, sse, Kind, Message};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Comment lines that keep idle proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(25);
+/// Resources one listen may watch: each is a request to the upstream when the stream opens (and
+/// one more when a later listen drops it), which a client can repeat with every listen.
+const MAX_WATCHED: usize = 32;
 
 #[derive(serde::Deserialize)]
 struct Params {
@@ -32,6 +43,8 @@ struct Filter {
     prompts: bool,
     #[serde(rename = "resourcesListChanged", default)]
     resources: bool,
+    #[serde(rename = "resourceSubscriptions", default)]
+    watch: Vec<String>,
 }
 
 impl Filter {
@@ -44,7 +57,8 @@ impl Filter {
         }
     }
 
-    fn honoured(&self) -> serde_json::Value {
+    /// What the acknowledgement says is honoured: the lists asked for, and the resources `watched`.
+    fn honoured(&self, watched: &BTreeSet<String>) -> serde_json::Value {
         let mut out = serde_json::Map::new();
         for (on, name) in [
             (self.tools, "toolsListChanged"),
@@ -55,84 +69,216 @@ impl Filter {
                 out.insert(name.into(), true.into());
             }
         }
+        if !watched.is_empty() {
+            out.insert("resourceSubscriptions".into(), watched.iter().cloned().collect::<Vec<_>>().into());
+        }
         out.into()
     }
 }
 
+/// What the listeners of each pooled session had subscribed to upstream, by session id.
+#[derive(Default)]
+pub(super) struct Watches(Mutex<HashMap<String, Arc<tokio::sync::Mutex<Watched>>>>);
+
+/// One pooled session's resource subscriptions, and the listener that holds them.
+#[derive(Default)]
+pub(super) struct Watched {
+    owner: u64,
+    uris: BTreeSet<String>,
+}
+
+impl Watches {
+    fn of(&self, session: &str) -> Arc<tokio::sync::Mutex<Watched>> {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(session.to_string()).or_default().clone()
+    }
+
+    /// Forgets the sessions that ended (with their upstream subscriptions).
+    pub(super) fn prune(&self, relay: &Relay) {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|id, _| relay.sessions.get(id).is_some());
+    }
+}
+
+/// Listeners, numbered: which one holds a session's subscriptions.
+static LISTENERS: AtomicU64 = AtomicU64::new(1);
+
 /// Opens the listen stream of `pooled` for the request `msg`.
-pub(super) fn open(pooled: &Pooled, ask: &Ask, msg: &Message) -> Response {
+pub(super) fn open(relay: &Relay, pooled: &Pooled, ask: &Ask, msg: &Message) -> Response {
     let Some(filter) = msg.params::<Params>().and_then(|p| p.notifications) else {
         return refuse(&ask.id, codes::INVALID_PARAMS, "params.notifications is required", None);
     };
+    if filter.watch.len() > MAX_WATCHED {
+        let why = format!("at most {MAX_WATCHED} resourceSubscriptions per listen");
+        return refuse(&ask.id, codes::INVALID_PARAMS, &why, None);
+    }
     let Some((queued, Some(mut live))) = pooled.session.listen(None) else {
         return refuse(&ask.id, codes::INTERNAL_ERROR, "the session cannot be listened to", None);
     };
     let id: serde_json::Value = serde_json::from_str(&ask.id).unwrap_or(serde_json::Value::Null);
     let tag = serde_json::json!({ modern::META_SUBSCRIPTION: id });
-    let ack = Message::notification(
-        "notifications/subscriptions/acknowledged",
-        Some(&serde_json::json!({"notifications": filter.honoured(), "_meta": tag})),
-    );
     let session = pooled.session.clone();
+    let subscribes =
+        pooled.init.pointer("/capabilities/resources/subscribe").and_then(serde_json::Value::as_bool) == Some(true);
+    let watches = relay.modern.watches.of(&session.id);
+    let me = LISTENERS.fetch_add(1, Ordering::Relaxed);
     // A copy: the stream outlives the request, whose body a slice would keep.
     let request_id = ask.id.copied();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
+        // Before the acknowledgement, which names the subscriptions the upstream took.
+        let wanted = if subscribes { filter.watch.iter().cloned().collect() } else { BTreeSet::new() };
+        let watched = watch(&session, &watches, me, &wanted, || tx.is_closed()).await;
+        let ack = Message::notification(
+            "notifications/subscriptions/acknowledged",
+            Some(&serde_json::json!({"notifications": filter.honoured(&watched), "_meta": tag})),
+        );
         let relay = |data: &Bytes| -> Option<Bytes> {
             let m = Message::parse(data.clone()).ok()?;
-            if m.kind() != Kind::Notification || !filter.wants(m.method()?) {
+            if m.kind() != Kind::Notification {
                 return None;
             }
             let mut params: serde_json::Value = m.params().unwrap_or_else(|| serde_json::json!({}));
+            let asked = match m.method()? {
+                "notifications/resources/updated" => {
+                    params.get("uri").and_then(serde_json::Value::as_str).is_some_and(|u| watched.contains(u))
+                }
+                other => filter.wants(other),
+            };
+            if !asked {
+                return None;
+            }
             let meta = params.as_object_mut()?.entry("_meta").or_insert_with(|| serde_json::json!({}));
             meta.as_object_mut()?.insert(modern::META_SUBSCRIPTION.into(), id.clone());
             Some(frame(Message::notification(m.method()?, Some(&params)).bytes()))
         };
-        if tx.send(frame(ack.bytes())).await.is_err() {
-            return;
-        }
-        for ev in &queued {
-            if let Some(f) = relay(&ev.data) {
-                if tx.send(f).await.is_err() {
-                    return;
+        // Whether the client left (rather than the stream being taken over or the session ending).
+        let left = async {
+            if tx.send(frame(ack.bytes())).await.is_err() {
+                return true;
+            }
+            for ev in &queued {
+                if let Some(f) = relay(&ev.data) {
+                    if tx.send(f).await.is_err() {
+                        return true;
+                    }
                 }
             }
-        }
-        let mut tick = tokio::time::interval(KEEP_ALIVE);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                ev = live.recv() => match ev {
-                    Some(ev) => {
-                        if let Some(f) = relay(&ev.data) {
-                            if tx.send(f).await.is_err() {
-                                return;
-                            }
-                        } else if let Ok(m) = Message::parse(ev.data.clone()) {
-                            // An upstream request outside any call has no stateless client to ask.
-                            if m.kind() == Kind::Request {
-                                let no = Message::error(m.id(), codes::METHOD_NOT_FOUND, "no client to ask outside a call", None);
-                                let _ = session.reply(&no).await;
+            let mut tick = tokio::time::interval(KEEP_ALIVE);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    ev = live.recv() => match ev {
+                        Some(ev) => {
+                            if let Some(f) = relay(&ev.data) {
+                                if tx.send(f).await.is_err() {
+                                    return true;
+                                }
+                            } else if let Ok(m) = Message::parse(ev.data.clone()) {
+                                // An upstream request outside any call has no stateless client to ask.
+                                if m.kind() == Kind::Request {
+                                    let no = Message::error(m.id(), codes::METHOD_NOT_FOUND, "no client to ask outside a call", None);
+                                    let _ = session.reply(&no).await;
+                                }
                             }
                         }
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        // A closed session keeps its stream's sender: its end is seen here.
+                        if session.has_ended() || session.is_dead() {
+                            break;
+                        }
+                        if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                            return true;
+                        }
                     }
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
-                        return;
-                    }
+                    () = tx.closed() => return true,
                 }
-                () = tx.closed() => return,
             }
+            // The stream was taken over or the session ended: the listen request ends gracefully.
+            let done = Message::response(&request_id, &serde_json::json!({"resultType": "complete", "_meta": tag}));
+            let _ = tx.send(frame(done.bytes())).await;
+            false
         }
-        // The stream was taken over or the session ended: the listen request ends gracefully.
-        let done = Message::response(&request_id, &serde_json::json!({"resultType": "complete", "_meta": tag}));
-        let _ = tx.send(frame(done.bytes())).await;
+        .await;
+        if left {
+            release(&session, &watches, me).await;
+        }
     });
     super::sse_response(rx)
 }
 
 fn frame(data: &[u8]) -> Bytes {
     sse::encode(None, None, std::str::from_utf8(data).unwrap_or(""), None)
+}
+
+/// Makes `wanted` the resources the pooled session watches upstream, for the listener `me`:
+/// subscribes what it lacks, unsubscribes what no listener asks for any more (a listener that
+/// took the stream over), and stops subscribing once its client is `gone`. The resources now
+/// watched of those wanted.
+async fn watch(
+    session: &Session,
+    watches: &tokio::sync::Mutex<Watched>,
+    me: u64,
+    wanted: &BTreeSet<String>,
+    gone: impl Fn() -> bool,
+) -> BTreeSet<String> {
+    let mut w = watches.lock().await;
+    w.owner = me;
+    if w.uris.is_empty() && wanted.is_empty() {
+        return BTreeSet::new();
+    }
+    let stale: Vec<String> = w.uris.difference(wanted).cloned().collect();
+    for uri in stale {
+        // Forgotten whatever the upstream says: at worst it sends updates nobody relays.
+        subscription(session, "resources/unsubscribe", &uri).await;
+        w.uris.remove(&uri);
+    }
+    let missing: Vec<String> = wanted.difference(&w.uris).cloned().collect();
+    for uri in missing {
+        if gone() {
+            break;
+        }
+        if subscription(session, "resources/subscribe", &uri).await {
+            w.uris.insert(uri);
+        }
+    }
+    w.uris.clone()
+}
+
+/// Unsubscribes what the listener `me` held, unless another listener took the session over.
+async fn release(session: &Session, watches: &tokio::sync::Mutex<Watched>, me: u64) {
+    let mut w = watches.lock().await;
+    if w.owner != me || session.is_dead() {
+        return;
+    }
+    for uri in std::mem::take(&mut w.uris) {
+        subscription(session, "resources/unsubscribe", &uri).await;
+    }
+}
+
+/// Sends `method` (`resources/subscribe` or `resources/unsubscribe`) for `uri` on the pooled
+/// session as a request of its own — routed, governed and audited as a client's would be —
+/// and says whether the upstream accepted it.
+async fn subscription(session: &Session, method: &str, uri: &str) -> bool {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = format!("\"mesh-watch-{}\"", NEXT.fetch_add(1, Ordering::Relaxed));
+    let msg = Message::request(&id, method, Some(&serde_json::json!({ "uri": uri })));
+    let (stream, mut rx) = match session.request(&msg).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(session = %session.id, method, error = %e, "a listen's resource subscription was refused");
+            return false;
+        }
+    };
+    let mut accepted = false;
+    while let Some(ev) = rx.recv().await {
+        if ev.last {
+            accepted = Message::parse(ev.data).is_ok_and(|m| m.kind() == Kind::Response);
+            break;
+        }
+    }
+    session.forget_stream(stream);
+    accepted
 }

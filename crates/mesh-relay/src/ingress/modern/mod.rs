@@ -189,7 +189,7 @@ pub(super) async fn resolve(
     }
     Ok(match &*ask.method {
         "server/discover" => Flow::Respond(discover(&ask, &session)),
-        "subscriptions/listen" => Flow::Respond(listen::open(&session, &ask, &msg)),
+        "subscriptions/listen" => Flow::Respond(listen::open(relay, &session, &ask, &msg)),
         _ => {
             if &*ask.method == "tools/call" {
                 if let Err(why) = params_mirrored(headers, &session.params, &msg) {
@@ -225,6 +225,8 @@ pub(super) struct State {
     pub(super) parked: input::Parking,
     /// Whose each task is (the tasks extension).
     pub(super) tasks: Arc<tasks::Tasks>,
+    /// The resources listeners had each pooled session subscribe to.
+    watches: listen::Watches,
 }
 
 impl State {
@@ -238,6 +240,7 @@ impl State {
             }
         }
         self.pool.prune(relay);
+        self.watches.prune(relay);
         self.parked.expire();
         self.tasks.expire();
     }

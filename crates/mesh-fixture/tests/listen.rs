@@ -1,0 +1,202 @@
+//! Resource subscriptions across the two revisions, with the fixture as the upstream (its
+//! `test://watched-resource` is updated once shortly after each subscription to it):
+//!
+//! - a stateless client's `subscriptions/listen` with `resourceSubscriptions`, through the mesh to
+//!   an upstream of the session-based revision (the mesh subscribes on the pooled session) and to
+//!   one of the stateless revision (the pooled session's link reopens its own listen), at a
+//!   connection and through a virtual MCP;
+//! - a session-based client's `resources/subscribe` through the mesh to an upstream of the
+//!   stateless revision only, whose update reaches the client's GET stream.
+
+use futures_util::StreamExt;
+use mesh_core::gateway::{FailureMode, MemberConfig};
+use mesh_relay::ports::{ResolvedGateway, ResolvedMember};
+use mesh_relay::{TransportSpec, UpstreamSpec};
+use mesh_testkit::bare::BareRelay;
+use mesh_testkit::{raw, TestMesh};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const V: &str = "2026-07-28";
+const WATCHED: &str = "test://watched-resource";
+
+fn fixture(era: &str) -> TransportSpec {
+    TransportSpec::Stdio {
+        command: env!("CARGO_BIN_EXE_mesh-fixture").into(),
+        args: vec!["stdio".into(), "--era".into(), era.into()],
+        env: vec![],
+        cwd: None,
+    }
+}
+
+/// A listen request of the stateless revision for `filter`.
+fn listen_body(id: i64, filter: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": {
+        "notifications": filter,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": V,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "listen-test", "version": "1"},
+        },
+    }})
+    .to_string()
+}
+
+/// The messages of an SSE response as they arrive, until `enough` says so (or 15 s pass, which
+/// fails the test); the response is dropped after, which closes the stream.
+async fn read_until(resp: reqwest::Response, enough: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let mut text = String::new();
+    let mut body = resp.bytes_stream();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !enough(&seen) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; the stream said: {seen:?}"));
+        let Some(Ok(chunk)) = chunk else { panic!("the stream ended; it said: {seen:?}") };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            seen.extend(raw::messages(&event));
+        }
+    }
+    seen
+}
+
+fn method_is(m: &Value, method: &str) -> bool {
+    m["method"] == method
+}
+
+/// Opens a listen at `url` watching `uris` (and tool list changes); the acknowledgement and then
+/// the updates of the watched resource, as the stateless client gets them.
+async fn listen_for_update(url: &str, key: &str, uris: &[&str]) -> (Value, Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .headers(raw::stateless_headers(key, "subscriptions/listen", None))
+        .body(listen_body(7, json!({"toolsListChanged": true, "resourceSubscriptions": uris})))
+        .send()
+        .await
+        .expect("listen");
+    assert_eq!(resp.status(), 200);
+    let seen = read_until(resp, |s| s.iter().any(|m| method_is(m, "notifications/resources/updated"))).await;
+    let ack = seen.iter().find(|m| method_is(m, "notifications/subscriptions/acknowledged")).expect("ack").clone();
+    assert!(method_is(&seen[0], "notifications/subscriptions/acknowledged"), "the acknowledgement first: {seen:?}");
+    let update = seen.iter().find(|m| method_is(m, "notifications/resources/updated")).expect("update").clone();
+    (ack, update)
+}
+
+#[tokio::test]
+async fn a_stateless_listen_watches_resources_of_a_session_based_upstream() {
+    let mesh = TestMesh::start().await;
+    let TransportSpec::Stdio { command, args, .. } = fixture("legacy") else { unreachable!() };
+    mesh.add_connection(json!({"slug": "legacy", "command": command, "args": args})).await;
+    let url = mesh.endpoint("legacy");
+
+    // The upstream refuses a subscription to what it does not have: not honoured.
+    let (ack, update) = listen_for_update(&url, &mesh.key, &[WATCHED, "test://no-such-resource"]).await;
+    let honoured = &ack["params"]["notifications"];
+    assert_eq!(honoured["resourceSubscriptions"], json!([WATCHED]), "{ack}");
+    assert_eq!(honoured["toolsListChanged"], true, "{ack}");
+    assert_eq!(update["params"]["uri"], WATCHED, "{update}");
+    assert_eq!(update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7, "tagged: {update}");
+
+    // The subscription went through the session like a client's request: audited.
+    audited(&mesh, "resources/subscribe").await;
+    // A listen that asks for no resources unsubscribes what the last one watched.
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .headers(raw::stateless_headers(&mesh.key, "subscriptions/listen", None))
+        .body(listen_body(8, json!({"toolsListChanged": true})))
+        .send()
+        .await
+        .expect("listen");
+    let seen = read_until(resp, |s| !s.is_empty()).await;
+    assert!(seen[0]["params"]["notifications"].get("resourceSubscriptions").is_none(), "{seen:?}");
+    audited(&mesh, "resources/unsubscribe").await;
+    mesh.stop().await;
+}
+
+/// Waits (10 s at most) for the audit row of `method` on the watched resource; the trail is
+/// written asynchronously.
+async fn audited(mesh: &TestMesh, method: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, rows) = mesh.manage(&mesh.key, "AUDIT_QUERY", json!({"method": method, "name": WATCHED})).await;
+        assert!(ok, "{rows}");
+        if rows["items"].as_array().is_some_and(|i| i.len() == 1) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no audit row of {method}: {rows}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn gateway(slug: &str, era: &str) -> ResolvedGateway {
+    ResolvedGateway {
+        strategy: Default::default(),
+        id: format!("gw_{slug}"),
+        slug: slug.into(),
+        mode: FailureMode::Strict,
+        page_size: 1000,
+        members: vec![ResolvedMember {
+            connection_id: format!("conn_{slug}"),
+            slug: era.into(),
+            config: MemberConfig::all_of(era),
+            spec: UpstreamSpec {
+                name: era.into(),
+                transport: fixture(era),
+                timeout: Duration::from_secs(30),
+                reach: Default::default(),
+                credential: None,
+            },
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_stateless_listen_watches_resources_through_virtual_mcps_of_either_revision() {
+    let relay = BareRelay::start(vec![gateway("old", "legacy"), gateway("new", "modern")]).await;
+    for (slug, era) in [("old", "legacy"), ("new", "modern")] {
+        // The member's resources under its prefix, as the virtual MCP lists them.
+        let watched = format!("{era}+{WATCHED}");
+        let (ack, update) = listen_for_update(&relay.gateway(slug), mesh_testkit::bare::KEY, &[&watched]).await;
+        assert_eq!(ack["params"]["notifications"]["resourceSubscriptions"], json!([watched]), "{slug}: {ack}");
+        assert_eq!(update["params"]["uri"], watched, "{slug}: {update}");
+        assert_eq!(update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7, "{slug}: {update}");
+    }
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_based_client_subscribes_to_a_resource_of_a_stateless_upstream() {
+    let mesh = TestMesh::start().await;
+    let TransportSpec::Stdio { command, args, .. } = fixture("modern") else { unreachable!() };
+    mesh.add_connection(json!({"slug": "modern", "command": command, "args": args})).await;
+    let url = mesh.endpoint("modern");
+    let (status, h, body) =
+        raw::post(&url, raw::post_headers(&mesh.key, None), raw::initialize_body(1, "2025-11-25")).await;
+    assert_eq!(status, 200, "{body}");
+    let init = &raw::messages(&body)[0];
+    assert_eq!(init["result"]["capabilities"]["resources"]["subscribe"], true, "offered: {init}");
+    let sid = h.get("mcp-session-id").and_then(|v| v.to_str().ok()).expect("session").to_string();
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert_eq!(raw::post(&url, raw::post_headers(&mesh.key, Some(&sid)), note).await.0, 202);
+
+    let mut get = raw::post_headers(&mesh.key, Some(&sid));
+    get.insert("mcp-protocol-version", "2025-11-25".parse().expect("header"));
+    let stream = reqwest::Client::new().get(&url).headers(get).send().await.expect("GET stream");
+    assert_eq!(stream.status(), 200);
+    let rpc = |id: i64, method: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {"uri": WATCHED}}).to_string()
+    };
+    let mut h = raw::post_headers(&mesh.key, Some(&sid));
+    h.insert("mcp-protocol-version", "2025-11-25".parse().expect("header"));
+    let (status, _, body) = raw::post(&url, h.clone(), rpc(2, "resources/subscribe")).await;
+    assert_eq!((status, &raw::messages(&body)[0]["result"]), (200, &json!({})), "{body}");
+    let seen = read_until(stream, |s| s.iter().any(|m| method_is(m, "notifications/resources/updated"))).await;
+    let update = seen.iter().find(|m| method_is(m, "notifications/resources/updated")).expect("update");
+    assert_eq!(update["params"]["uri"], WATCHED, "{update}");
+    let (status, _, body) = raw::post(&url, h, rpc(3, "resources/unsubscribe")).await;
+    assert_eq!((status, &raw::messages(&body)[0]["result"]), (200, &json!({})), "{body}");
+    mesh.stop().await;
+}

@@ -1,0 +1,143 @@
+//! The link's one `subscriptions/listen` to its stateless upstream: the list changes the upstream
+//! announces, and the resources the session subscribed to.
+//!
+//! The stateless revision has no `resources/subscribe`: a listen stream's `resourceSubscriptions`
+//! replaces it, and a stream's filter cannot change once open. So the link keeps the session's
+//! subscribed resources itself, answers `resources/subscribe` and `resources/unsubscribe` at once,
+//! and reopens the stream with the new set; the upstream's `notifications/resources/updated`
+//! arrive on it like its list changes, and go to the session's standalone stream.
+
+use super::ModernLink;
+use mesh_protocol::{codes, Kind, Message};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Resources one link watches at most: a client chooses how many it subscribes to, and every
+/// reopened stream carries them all.
+const MAX_SUBSCRIPTIONS: usize = 256;
+/// The longest resource URI a subscription takes (as the relay's policy checks allow).
+const MAX_URI: usize = 2048;
+
+/// Listen requests of every link, numbered: a stream reopened at once must not reuse the id of
+/// the one whose cancellation may still be on its way (over stdio the child sees both).
+static LISTENS: AtomicU64 = AtomicU64::new(0);
+
+impl ModernLink {
+    /// Whether the upstream's `server/discover` says it takes resource subscriptions.
+    pub(super) fn takes_subscriptions(&self) -> bool {
+        self.discover.pointer("/capabilities/resources/subscribe").and_then(Value::as_bool) == Some(true)
+    }
+
+    /// The session's `resources/subscribe` or `resources/unsubscribe` (`msg`, with `id`): the
+    /// watched set changes and the stream reopens with it. Answered `{}` without waiting for the
+    /// upstream, as a session-based server answers before its first update; a URI the upstream
+    /// does not know is its to ignore, as it may ignore any subscription it cannot honour.
+    pub(super) fn subscription(&self, id: &str, method: &str, msg: &Message) -> Message {
+        #[derive(serde::Deserialize)]
+        struct Params {
+            uri: String,
+        }
+        let Some(uri) = msg.params::<Params>().map(|p| p.uri) else {
+            return Message::error(Some(id), codes::INVALID_PARAMS, &format!("{method}: params.uri is required"), None);
+        };
+        if uri.len() > MAX_URI {
+            let why = format!("{method}: the uri is longer than {MAX_URI} bytes");
+            return Message::error(Some(id), codes::INVALID_PARAMS, &why, None);
+        }
+        let changed = {
+            let mut st = self.lock();
+            match method {
+                "resources/subscribe" if st.resources.contains(&uri) => false,
+                "resources/subscribe" if st.resources.len() >= MAX_SUBSCRIPTIONS => {
+                    let why = format!("at most {MAX_SUBSCRIPTIONS} resource subscriptions per session");
+                    return Message::error(Some(id), codes::INVALID_PARAMS, &why, None);
+                }
+                "resources/subscribe" => st.resources.insert(uri),
+                _ => st.resources.remove(&uri),
+            }
+        };
+        if changed {
+            self.relisten.notify_one();
+        }
+        Message::response(id, &json!({}))
+    }
+
+    /// What the listen stream asks for now: the list changes the upstream announces and the
+    /// watched resources; `None` when there is nothing to listen for.
+    fn filter(&self) -> Option<Value> {
+        let caps = self.discover.get("capabilities").cloned().unwrap_or_default();
+        let on = |k: &str| caps.get(k).and_then(|c| c.get("listChanged")).and_then(Value::as_bool) == Some(true);
+        let watched: Vec<String> = self.lock().resources.iter().cloned().collect();
+        if !(on("tools") || on("prompts") || on("resources")) && watched.is_empty() {
+            return None;
+        }
+        let mut filter = json!({
+            "toolsListChanged": on("tools"),
+            "promptsListChanged": on("prompts"),
+            "resourcesListChanged": on("resources"),
+        });
+        if !watched.is_empty() {
+            filter["resourceSubscriptions"] = watched.into();
+        }
+        Some(filter)
+    }
+
+    /// Keeps one `subscriptions/listen` open for what [`ModernLink::filter`] asks, reopened when
+    /// that changes, and passes what it carries on as the session-based revision's notifications.
+    pub(super) fn listen(&self) {
+        let caps = self.discover.get("capabilities").cloned().unwrap_or_default();
+        let lists = ["tools", "prompts", "resources"]
+            .iter()
+            .any(|k| caps.get(k).and_then(|c| c.get("listChanged")).and_then(Value::as_bool) == Some(true));
+        if !(lists || self.takes_subscriptions()) {
+            return;
+        }
+        let (weak, closed, relisten) = (self.me.clone(), self.closed.clone(), self.relisten.clone());
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(500);
+            while !closed.is_cancelled() {
+                // Held only while a stream is open: a link dropped without `close` still goes.
+                let Some(me) = weak.upgrade() else { return };
+                let Some(filter) = me.filter() else {
+                    drop(me);
+                    // Nothing to listen for until the session subscribes to something.
+                    tokio::select! {
+                        () = relisten.notified() => continue,
+                        () = closed.cancelled() => return,
+                    }
+                };
+                let params = {
+                    let m = Message::request("0", "subscriptions/listen", Some(&json!({"notifications": filter})));
+                    me.enveloped(&m)
+                };
+                let id = format!("\"mesh-listen-{}\"", LISTENS.fetch_add(1, Ordering::Relaxed));
+                let none = HeaderMap::new();
+                let listen = me.post(&id, "subscriptions/listen", &params, None, &none);
+                let ended = tokio::select! {
+                    r = listen => r,
+                    // The watched set changed: this stream closes (which cancels it) and the
+                    // next one carries the new set.
+                    () = relisten.notified() => continue,
+                    () = closed.cancelled() => return,
+                };
+                drop(me);
+                match ended {
+                    // The upstream has no listen after all: nothing to wait for.
+                    Ok(m) if m.error_object().is_some_and(|e| e.code == codes::METHOD_NOT_FOUND) => return,
+                    // A graceful end: listen again soon (not in a tight loop, should an
+                    // upstream end every stream at once).
+                    Ok(m) if m.kind() == Kind::Response => {
+                        delay = Duration::from_millis(500);
+                        tokio::time::sleep(delay).await;
+                    }
+                    _ => {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        });
+    }
+}
