@@ -360,3 +360,50 @@ async fn issue23_a_stateless_clients_script_is_asked_and_answered_through_input_
     assert!(body["result"]["structuredContent"]["result"].to_string().contains("Ada"), "{body}");
     mesh.stop().await;
 }
+
+/// A call parked for its client's answers is checked against policy again when the answers come:
+/// a tool the key may no longer call gets what an unknown tool gets, and its upstream call is
+/// given up rather than completed.
+#[tokio::test]
+async fn issue18_a_retry_after_a_policy_change_is_refused_like_an_unknown_tool() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let url = mesh.endpoint("everything");
+    const TOOL: &str = "trigger-elicitation-request";
+    let allow = |names: &[&str]| {
+        Value::Array(names.iter().map(|n| json!({"effect": "allow", "connection": "everything", "name": n})).collect())
+    };
+    manage(&mesh, "ROLE_CREATE", json!({"name": "support", "rules": allow(&["echo", TOOL])})).await;
+    let added = manage(&mesh, "ORGANIZATION_MEMBER_ADD", json!({"email": "sam@example.test", "role": "support"})).await;
+    let user = added["item"]["userId"].as_str().expect("user id").to_string();
+    let key = manage(&mesh, "API_KEY_CREATE", json!({"name": "k", "userId": user})).await["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+
+    let ask = json!({"name": TOOL, "arguments": {}});
+    let (status, body) =
+        post(&url, headers(&key, "tools/call", Some(TOOL)), request(1, "tools/call", ask.clone())).await;
+    assert_eq!((status, body["result"]["resultType"].as_str()), (200, Some("input_required")), "{body}");
+    let (k, _) = body["result"]["inputRequests"].as_object().expect("inputRequests").iter().next().expect("one");
+    let mut retry = ask.clone();
+    retry["inputResponses"] = json!({k: {"action": "accept", "content": {"name": "Ada"}}});
+    retry["requestState"] = body["result"]["requestState"].clone();
+
+    // The tool leaves the role's rules; once the key's lists no longer show it, the retry comes.
+    manage(&mesh, "ROLE_UPDATE", json!({"name": "support", "rules": allow(&["echo"])})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, b) = post(&url, headers(&key, "tools/list", None), request(2, "tools/list", json!({}))).await;
+        assert_eq!(s, 200, "{b}");
+        if !b["result"]["tools"].to_string().contains(TOOL) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the policy change never reached the key's lists: {b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, b) = post(&url, headers(&key, "tools/call", Some(TOOL)), request(3, "tools/call", retry)).await;
+    assert_eq!((s, b["error"]["code"].as_i64()), (400, Some(-32602)), "{b}");
+    assert_eq!(b["error"]["message"], format!("Unknown tool: {TOOL}"), "{b}");
+    mesh.stop().await;
+}

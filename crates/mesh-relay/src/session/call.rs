@@ -63,7 +63,8 @@ impl Session {
         // unwrapped from it.
         let audited = audited.filter(|_| unwrapped.is_none());
         let mut call = Call::of(msg, audited);
-        if let (Some(item), None) = (item, &call.name) {
+        // A task's request names its task's tool, whatever name its params may carry besides.
+        if let Some(item) = item {
             call.name = Some(item.to_string());
         }
         if let Some(tracer) = self.audit.tracer() {

@@ -100,8 +100,12 @@ impl Session {
                 access.allows(&Item { connection: &self.label, gateway: None, kind: ItemKind::Tool, name: exposed })
             }
             Some(gw) => {
+                // The tools a virtual MCP's strategy answers itself are in no member's catalogue;
+                // what they call is admitted call by call.
+                let own =
+                    [mesh_core::search::code::RUN_CODE, mesh_core::search::meta::SEARCH, mesh_core::search::meta::CALL];
                 let merged = gw.catalog().merged.get(&ListKind::Tools).cloned();
-                merged.is_some_and(|m| m.index.contains_key(exposed))
+                own.contains(&exposed) || merged.is_some_and(|m| m.index.contains_key(exposed))
             }
         }
     }

@@ -135,8 +135,10 @@ impl Reader {
                     _ = &mut stopped => return p,
                     ev = p.rx.recv() => match ev {
                         Some(ev) => {
-                            let keep = ev.last || Message::parse(ev.data.clone()).is_ok_and(|m| m.kind() == Kind::Request);
-                            if keep && p.stash.len() < MAX_KEPT {
+                            // The reply always: a call that notified a lot while it waited must
+                            // not lose its outcome. Questions up to a bound; the rest is noise.
+                            let question = || Message::parse(ev.data.clone()).is_ok_and(|m| m.kind() == Kind::Request);
+                            if ev.last || (p.stash.len() < MAX_KEPT && question()) {
                                 p.stash.push_back(ev);
                             }
                         }
@@ -571,6 +573,15 @@ pub(super) async fn retry(
     };
     let Parked { reader, asked, .. } = parked;
     let Some(mut pending) = reader.resume().await else { return bad_state() };
+    // Policy may have changed while the call waited for its client: its tool must still be
+    // callable (as for a task's requests), else the call is given up before any answer reaches
+    // the upstream, and the client is told what an unknown tool gets.
+    if &*ask.method == "tools/call" {
+        if let Some(tool) = called_tool(&pending.a.original).filter(|t| !pending.session.may_call_tool(t)) {
+            withdraw(&pending, &asked).await;
+            return refuse(&ask.id, codes::INVALID_PARAMS, &format!("Unknown tool: {tool}"), None);
+        }
+    }
     // A copy: the call may be parked again, and a slice would keep this retry's whole body.
     pending.a.ask.id = ask.id.copied();
     let mut missing = Vec::new();
