@@ -109,14 +109,11 @@ async fn fixture_everything_and_time_behind_one_prefixed_gateway() -> anyhow::Re
     Ok(())
 }
 
-/// A session-based client through a virtual MCP whose members are child processes of either
-/// revision only: the one of the stateless revision refuses `initialize`, is asked
-/// `server/discover`, and is bridged (its input-required results become this client's sampling
-/// and elicitation requests); the session-based one is spoken to as before.
-#[tokio::test]
-async fn a_gateway_bridges_a_stdio_member_of_the_stateless_revision_only() -> anyhow::Result<()> {
+/// The virtual MCP `eras` over two fixture children: `old` speaks the session-based revision
+/// only, `new` the stateless one only.
+fn eras() -> ResolvedGateway {
     let fixture = env!("CARGO_BIN_EXE_mesh-fixture");
-    let gateway = ResolvedGateway {
+    ResolvedGateway {
         strategy: Default::default(),
         id: "gw_eras".into(),
         slug: "eras".into(),
@@ -126,8 +123,16 @@ async fn a_gateway_bridges_a_stdio_member_of_the_stateless_revision_only() -> an
             member("old", spec("old", stdio(fixture, &["stdio", "--era", "legacy"]))),
             member("new", spec("new", stdio(fixture, &["stdio", "--era", "modern"]))),
         ],
-    };
-    let relay = BareRelay::start(vec![gateway]).await;
+    }
+}
+
+/// A session-based client through a virtual MCP whose members are child processes of either
+/// revision only: the one of the stateless revision refuses `initialize`, is asked
+/// `server/discover`, and is bridged (its input-required results become this client's sampling
+/// and elicitation requests); the session-based one is spoken to as before.
+#[tokio::test]
+async fn a_gateway_bridges_a_stdio_member_of_the_stateless_revision_only() -> anyhow::Result<()> {
+    let relay = BareRelay::start(vec![eras()]).await;
     let client = TestClient::connect_http(&relay.gateway("eras"), KEY, behaviour()).await?;
     let names = client.list_tool_names().await?;
     for t in ["old_test_simple_text", "new_test_simple_text", "new_test_sampling", "new_test_elicitation"] {
@@ -164,19 +169,7 @@ async fn a_stateless_client_through_a_gateway_over_members_of_both_revisions() -
         });
         json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
     };
-    let fixture = env!("CARGO_BIN_EXE_mesh-fixture");
-    let gateway = ResolvedGateway {
-        strategy: Default::default(),
-        id: "gw_eras".into(),
-        slug: "eras".into(),
-        mode: FailureMode::Strict,
-        page_size: 1000,
-        members: vec![
-            member("old", spec("old", stdio(fixture, &["stdio", "--era", "legacy"]))),
-            member("new", spec("new", stdio(fixture, &["stdio", "--era", "modern"]))),
-        ],
-    };
-    let relay = BareRelay::start(vec![gateway]).await;
+    let relay = BareRelay::start(vec![eras()]).await;
     let url = relay.gateway("eras");
     let post = |method: &'static str, name: Option<&'static str>, body: String| {
         let url = url.clone();

@@ -42,6 +42,12 @@ fn listen_body(id: i64, filter: Value) -> String {
     .to_string()
 }
 
+/// POSTs a listen request of the stateless revision with `filter` to `url`.
+async fn open_listen(url: &str, key: &str, id: i64, filter: Value) -> reqwest::Response {
+    let h = raw::stateless_headers(key, "subscriptions/listen", None);
+    reqwest::Client::new().post(url).headers(h).body(listen_body(id, filter)).send().await.expect("listen")
+}
+
 /// The messages of an SSE response as they arrive, until `enough` says so (or 15 s pass, which
 /// fails the test); the response is dropped after, which closes the stream.
 async fn read_until(resp: reqwest::Response, enough: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -70,13 +76,7 @@ fn method_is(m: &Value, method: &str) -> bool {
 /// Opens a listen at `url` watching `uris` (and tool list changes); the acknowledgement and then
 /// the updates of the watched resource, as the stateless client gets them.
 async fn listen_for_update(url: &str, key: &str, uris: &[&str]) -> (Value, Value) {
-    let resp = reqwest::Client::new()
-        .post(url)
-        .headers(raw::stateless_headers(key, "subscriptions/listen", None))
-        .body(listen_body(7, json!({"toolsListChanged": true, "resourceSubscriptions": uris})))
-        .send()
-        .await
-        .expect("listen");
+    let resp = open_listen(url, key, 7, json!({"toolsListChanged": true, "resourceSubscriptions": uris})).await;
     assert_eq!(resp.status(), 200);
     let seen = read_until(resp, |s| s.iter().any(|m| method_is(m, "notifications/resources/updated"))).await;
     let ack = seen.iter().find(|m| method_is(m, "notifications/subscriptions/acknowledged")).expect("ack").clone();
@@ -85,12 +85,18 @@ async fn listen_for_update(url: &str, key: &str, uris: &[&str]) -> (Value, Value
     (ack, update)
 }
 
+/// A mesh with the fixture of `era` as the connection of that name, and its endpoint.
+async fn mesh_over(era: &str) -> (TestMesh, String) {
+    let mesh = TestMesh::start().await;
+    let TransportSpec::Stdio { command, args, .. } = fixture(era) else { unreachable!() };
+    mesh.add_connection(json!({"slug": era, "command": command, "args": args})).await;
+    let url = mesh.endpoint(era);
+    (mesh, url)
+}
+
 #[tokio::test]
 async fn a_stateless_listen_watches_resources_of_a_session_based_upstream() {
-    let mesh = TestMesh::start().await;
-    let TransportSpec::Stdio { command, args, .. } = fixture("legacy") else { unreachable!() };
-    mesh.add_connection(json!({"slug": "legacy", "command": command, "args": args})).await;
-    let url = mesh.endpoint("legacy");
+    let (mesh, url) = mesh_over("legacy").await;
 
     // The upstream refuses a subscription to what it does not have: not honoured.
     let (ack, update) = listen_for_update(&url, &mesh.key, &[WATCHED, "test://no-such-resource"]).await;
@@ -103,13 +109,7 @@ async fn a_stateless_listen_watches_resources_of_a_session_based_upstream() {
     // The subscription went through the session like a client's request: audited.
     audited(&mesh, "resources/subscribe").await;
     // A listen that asks for no resources unsubscribes what the last one watched.
-    let resp = reqwest::Client::new()
-        .post(&url)
-        .headers(raw::stateless_headers(&mesh.key, "subscriptions/listen", None))
-        .body(listen_body(8, json!({"toolsListChanged": true})))
-        .send()
-        .await
-        .expect("listen");
+    let resp = open_listen(&url, &mesh.key, 8, json!({"toolsListChanged": true})).await;
     let seen = read_until(resp, |s| !s.is_empty()).await;
     assert!(seen[0]["params"]["notifications"].get("resourceSubscriptions").is_none(), "{seen:?}");
     audited(&mesh, "resources/unsubscribe").await;
@@ -169,10 +169,7 @@ async fn a_stateless_listen_watches_resources_through_virtual_mcps_of_either_rev
 
 #[tokio::test]
 async fn a_session_based_client_subscribes_to_a_resource_of_a_stateless_upstream() {
-    let mesh = TestMesh::start().await;
-    let TransportSpec::Stdio { command, args, .. } = fixture("modern") else { unreachable!() };
-    mesh.add_connection(json!({"slug": "modern", "command": command, "args": args})).await;
-    let url = mesh.endpoint("modern");
+    let (mesh, url) = mesh_over("modern").await;
     let (status, h, body) =
         raw::post(&url, raw::post_headers(&mesh.key, None), raw::initialize_body(1, "2025-11-25")).await;
     assert_eq!(status, 200, "{body}");

@@ -36,7 +36,14 @@ const PARK_FOR: Duration = Duration::from_secs(600);
 /// until it expires, so their number is bounded like every other per-client table.
 const MAX_PARKED: usize = 10_000;
 /// Calls one API key may have waiting for input: no key can take the table from the others.
+/// Counted per organisation and key: every anonymous caller has the same key id.
 const MAX_PARKED_PER_KEY: usize = 256;
+/// Calls one organisation may have waiting for input (organisations are self-service).
+const MAX_PARKED_PER_ORG: usize = 2_000;
+/// The request bytes parked calls may keep alive (each keeps its request, up to the body limit,
+/// to match its retry and to name its tool), across all keys and per organisation.
+const MAX_PARKED_BYTES: usize = 512 << 20;
+const MAX_PARKED_BYTES_PER_ORG: usize = 128 << 20;
 /// Questions one input-required result may carry.
 const MAX_QUESTIONS: usize = 16;
 /// What a parked call keeps of what its upstream says meanwhile (questions and the reply; the
@@ -106,6 +113,8 @@ pub(in crate::ingress) struct Parked {
     /// What was asked: (key, the session's id for the upstream's request, the input request).
     asked: Vec<(String, String, serde_json::Value)>,
     since: Instant,
+    /// The request bytes it keeps alive.
+    weight: usize,
 }
 
 impl Parked {
@@ -486,12 +495,33 @@ fn take_input_key(params: &mut serde_json::Map<String, serde_json::Value>) -> Op
     key.as_str().filter(|k| !k.is_empty() && k.len() <= 256).map(str::to_string)
 }
 
+/// Whether a call of (`org`, `key`) keeping `weight` request bytes alive may be parked beside
+/// those `parked` already, as (organisation, key, weight).
+fn room<'a>(parked: impl Iterator<Item = (&'a str, &'a str, usize)>, (org, key): (&str, &str), weight: usize) -> bool {
+    let (mut all, mut theirs, mut mine, mut org_bytes, mut bytes) = (0, 0, 0, weight, weight);
+    for (o, k, w) in parked {
+        all += 1;
+        bytes += w;
+        if o == org {
+            theirs += 1;
+            org_bytes += w;
+            mine += usize::from(k == key);
+        }
+    }
+    all < MAX_PARKED
+        && bytes <= MAX_PARKED_BYTES
+        && theirs < MAX_PARKED_PER_ORG
+        && org_bytes <= MAX_PARKED_BYTES_PER_ORG
+        && mine < MAX_PARKED_PER_KEY
+}
+
 /// Parks `p` under a fresh state and answers with an input-required result for `asked`.
 fn ask_again(relay: &Relay, p: Pending, asked: Vec<(String, String, serde_json::Value)>) -> (StatusCode, Bytes) {
     let id = p.a.ask.id.clone();
     let mut map = relay.modern.parked.lock();
-    let mine = map.values().filter(|w| w.key_id == p.a.principal.key_id).count();
-    if map.len() >= MAX_PARKED || mine >= MAX_PARKED_PER_KEY {
+    let weight = p.a.original.bytes().len();
+    let parked = map.values().map(|w| (w.principal.org_id.as_str(), w.key_id.as_str(), w.weight));
+    if !room(parked, (&p.a.principal.org_id, &p.a.principal.key_id), weight) {
         drop(map);
         tokio::spawn(async move { withdraw(&p, &asked).await });
         let msg = "too many calls are waiting for input; answer or abandon some, then try again";
@@ -510,6 +540,7 @@ fn ask_again(relay: &Relay, p: Pending, asked: Vec<(String, String, serde_json::
         reader: Reader::start(p),
         asked,
         since: Instant::now(),
+        weight,
     };
     map.insert(state, parked);
     (StatusCode::OK, Message::response(&id, &result).bytes().clone())
@@ -647,6 +678,23 @@ mod tests {
         );
         assert_eq!(digest(&first), digest(&retry));
         assert_ne!(digest(&first), digest(&other));
+    }
+
+    #[test]
+    fn parked_calls_are_bounded_per_key_per_organisation_and_in_bytes() {
+        let many = |n: usize, org: &'static str, key: &'static str, w: usize| (0..n).map(move |_| (org, key, w));
+        assert!(room(std::iter::empty(), ("o", "k"), 10));
+        // Per key, within its organisation: the same key id elsewhere is someone else.
+        assert!(!room(many(MAX_PARKED_PER_KEY, "o", "anonymous", 1), ("o", "anonymous"), 1));
+        assert!(room(many(MAX_PARKED_PER_KEY, "other", "anonymous", 1), ("o", "anonymous"), 1));
+        // Per organisation, however many keys it has.
+        let keys = (0..MAX_PARKED_PER_ORG).map(|_| ("o", "k1", 1));
+        assert!(!room(keys, ("o", "k2"), 1));
+        // By the bytes they keep alive.
+        assert!(!room(many(1, "o", "k", MAX_PARKED_BYTES_PER_ORG), ("o", "k2"), 1));
+        assert!(room(many(1, "other", "k", MAX_PARKED_BYTES_PER_ORG), ("o", "k2"), 1));
+        assert!(!room(many(4, "x", "k", MAX_PARKED_BYTES / 4), ("o", "k"), 1));
+        assert!(!room(many(MAX_PARKED, "x", "k", 0), ("o", "k"), 0));
     }
 
     #[test]

@@ -250,7 +250,7 @@ async fn watch(
 /// Unsubscribes what the listener `me` held, unless another listener took the session over.
 async fn release(session: &Session, watches: &tokio::sync::Mutex<Watched>, me: u64) {
     let mut w = watches.lock().await;
-    if w.owner != me || session.is_dead() {
+    if w.owner != me || session.is_dead() || session.has_ended() {
         return;
     }
     for uri in std::mem::take(&mut w.uris) {

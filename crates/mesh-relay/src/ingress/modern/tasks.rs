@@ -27,6 +27,9 @@ const PER_KEY: usize = 1_000;
 /// Tasks one organisation's keys may have recorded at once, its oldest forgotten first: one
 /// organisation never pushes out another's.
 const PER_ORG: usize = 20_000;
+/// Tasks recorded in all (organisations are self-service: their caps alone bound nothing);
+/// beyond it the oldest is forgotten.
+const IN_ALL: usize = 100_000;
 /// How long a task with no `ttlMs` (or a longer one) stays reachable.
 const LONGEST: Duration = Duration::from_secs(24 * 60 * 60);
 /// Slack past a task's own TTL: its last `tasks/get` may race the upstream's expiry.
@@ -44,6 +47,8 @@ struct Inner {
     /// Per (organisation, key) and per organisation, the handles recorded, oldest first.
     by_key: HashMap<(String, String), VecDeque<String>>,
     by_org: HashMap<String, VecDeque<String>>,
+    /// Every handle recorded, oldest first.
+    all: VecDeque<String>,
 }
 
 struct Owner {
@@ -110,6 +115,11 @@ impl Tasks {
         if let Some(old) = oldest {
             inner.owners.remove(&old);
         }
+        inner.all.push_back(handle.clone());
+        while inner.owners.len() > IN_ALL {
+            let Some(old) = inner.all.pop_front() else { break };
+            inner.owners.remove(&old);
+        }
         handle
     }
 
@@ -134,7 +144,8 @@ impl Tasks {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         inner.owners.retain(|_, o| o.expires > now);
-        let Inner { owners, by_key, by_org } = &mut *inner;
+        let Inner { owners, by_key, by_org, all } = &mut *inner;
+        all.retain(|h| owners.contains_key(h));
         by_key.retain(|_, ids| {
             ids.retain(|h| owners.contains_key(h));
             !ids.is_empty()
@@ -284,6 +295,18 @@ mod tests {
         t.expire();
         let inner = t.inner.lock().unwrap();
         assert!(inner.owners.is_empty() && inner.by_key.is_empty() && inner.by_org.is_empty());
+        assert!(inner.all.is_empty());
+    }
+
+    #[test]
+    fn the_table_is_bounded_across_organisations_too() {
+        let t = Tasks::default();
+        let first = t.record(&key("o0", "k"), "/mcp/a", ("s1", 1), "t", "x", None);
+        for i in 1..=IN_ALL {
+            t.record(&key(&format!("o{i}"), "k"), "/mcp/a", ("s1", 1), "t", "x", None);
+        }
+        assert_eq!(t.inner.lock().unwrap().owners.len(), IN_ALL);
+        assert!(t.owned(&key("o0", "k"), "/mcp/a", &first).is_none(), "the oldest is forgotten");
     }
 
     #[test]
