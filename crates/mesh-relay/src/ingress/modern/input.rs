@@ -283,8 +283,15 @@ fn end(relay: &Relay, p: Pending, step: Step) -> (StatusCode, Bytes) {
         Step::Asks(reqs) => park(relay, p, reqs),
         Step::Gone | Step::Note(_) => {
             let mut p = p;
-            p.done = true;
-            let e = crate::RelayError::UpstreamUnavailable("the upstream session ended before it answered".into());
+            // A stream that fell too far behind is detached while its call still runs upstream:
+            // dropping `p` then cancels it there, rather than leaving it to its timeout.
+            let ended = p.session.has_ended() || p.session.is_dead();
+            p.done = ended;
+            let why = match ended {
+                true => "the upstream session ended before it answered",
+                false => "the call fell too far behind and was cancelled",
+            };
+            let e = crate::RelayError::UpstreamUnavailable(why.into());
             (StatusCode::OK, e.to_message(Some(p.id())).bytes().clone())
         }
     }
@@ -319,7 +326,11 @@ async fn next(p: &mut Pending) -> Step {
             return Step::Reply(status, body, ev.retry_after);
         }
         match (msg.kind(), msg.method()) {
-            (Kind::Notification, Some("notifications/progress")) => return Step::Note(own_progress(p, &msg)),
+            (Kind::Notification, Some("notifications/progress")) => {
+                if let Some(note) = own_progress(p, &msg) {
+                    return Step::Note(note);
+                }
+            }
             (Kind::Notification, Some("notifications/message")) => {
                 #[derive(serde::Deserialize)]
                 struct Log<'a> {
@@ -554,12 +565,29 @@ async fn withdraw(p: &Pending, asked: &[(String, String, serde_json::Value)]) {
     }
 }
 
-/// A progress notification with the client's own token in place of the one the mesh sent.
-fn own_progress(p: &Pending, msg: &Message) -> Bytes {
-    let Some((_, own)) = &p.a.progress else { return msg.bytes().clone() };
+/// A progress notification with the client's own token in place of the one the mesh sent;
+/// `None` when the client's latest attempt asked for no progress (a retry without a token).
+fn own_progress(p: &Pending, msg: &Message) -> Option<Bytes> {
+    let Some((_, own)) = &p.a.progress else { return Some(msg.bytes().clone()) };
+    let own = own.as_deref()?;
     let mut params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
     params["progressToken"] = serde_json::from_str(own).unwrap_or(serde_json::Value::Null);
-    Message::notification("notifications/progress", Some(&params)).bytes().clone()
+    Some(Message::notification("notifications/progress", Some(&params)).bytes().clone())
+}
+
+/// The progress token a retry's `_meta` carries, raw JSON.
+fn progress_token(retry: &Message) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(rename = "_meta")]
+        meta: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "progressToken")]
+        token: Option<Box<RawValue>>,
+    }
+    Some(retry.params::<Params>()?.meta?.token?.get().to_string())
 }
 
 /// A retry carrying answers: delivered to the parked call, which then goes on.
@@ -615,6 +643,12 @@ pub(super) async fn retry(
     }
     // A copy: the call may be parked again, and a slice would keep this retry's whole body.
     pending.a.ask.id = ask.id.copied();
+    // A retry is a new request: what it says of progress and logging now holds (the upstream
+    // keeps the mesh's token, the client gets its own under it, or none).
+    pending.log_level = ask.log_level.as_deref().and_then(level);
+    if let Some((_, own)) = &mut pending.a.progress {
+        *own = progress_token(msg);
+    }
     let mut missing = Vec::new();
     for (key, down, request) in asked {
         match answers.get(&key) {
@@ -695,6 +729,17 @@ mod tests {
         assert!(room(many(1, "other", "k", MAX_PARKED_BYTES_PER_ORG), ("o", "k2"), 1));
         assert!(!room(many(4, "x", "k", MAX_PARKED_BYTES / 4), ("o", "k"), 1));
         assert!(!room(many(MAX_PARKED, "x", "k", 0), ("o", "k"), 0));
+    }
+
+    #[test]
+    fn a_retrys_progress_token_is_read_as_sent() {
+        let m = |s: &'static str| Message::parse(Bytes::from_static(s.as_bytes())).expect("message");
+        let with = m(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"_meta":{"progressToken":"p-2"}}}"#);
+        assert_eq!(progress_token(&with).as_deref(), Some(r#""p-2""#));
+        let number = m(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"_meta":{"progressToken":7}}}"#);
+        assert_eq!(progress_token(&number).as_deref(), Some("7"));
+        let without = m(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"_meta":{}}}"#);
+        assert_eq!(progress_token(&without), None);
     }
 
     #[test]

@@ -268,7 +268,14 @@ fn forward(
         Tasked::Addressed { tool, .. } => Some(tool.clone()),
         _ => None,
     };
-    let answer = Answer::Stateless(Box::new(Answering { principal, ask, original: msg, progress, learn, tasked }));
+    let answer = Answer::Stateless(Box::new(Answering {
+        principal,
+        ask,
+        original: msg,
+        progress: progress.map(|(mesh, own)| (mesh, Some(own))),
+        learn,
+        tasked,
+    }));
     Flow::Forward(Forward { session, msg: forwarded, item, audited, answer })
 }
 
@@ -309,8 +316,9 @@ pub(super) struct Answering {
     ask: Ask,
     /// The request as the client sent it (a retry must match it).
     original: Message,
-    /// The mesh's progress token and the client's, when it sent one.
-    progress: Option<(String, String)>,
+    /// The mesh's progress token and the client's, when it sent one (a retry may take the
+    /// client's back: `None`, and progress is no longer relayed).
+    progress: Option<(String, Option<String>)>,
     learn: Option<Arc<pool::ParamHeaders>>,
     tasked: Tasked,
 }
