@@ -48,41 +48,52 @@ async fn open_listen(url: &str, key: &str, id: i64, filter: Value) -> reqwest::R
     reqwest::Client::new().post(url).headers(h).body(listen_body(id, filter)).send().await.expect("listen")
 }
 
-/// The messages of an SSE response as they arrive, until `enough` says so (or 15 s pass, which
-/// fails the test); the response is dropped after, which closes the stream.
-async fn read_until(resp: reqwest::Response, enough: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let mut seen = Vec::new();
-    let mut text = String::new();
-    let mut body = resp.bytes_stream();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !enough(&seen) {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .unwrap_or_else(|_| panic!("timed out; the stream said: {seen:?}"));
-        let Some(Ok(chunk)) = chunk else { panic!("the stream ended; it said: {seen:?}") };
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = text.find("\n\n") {
-            let event: String = text.drain(..end + 2).collect();
-            seen.extend(raw::messages(&event));
-        }
+/// An SSE response read as it arrives.
+struct Sse {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    text: String,
+    seen: Vec<Value>,
+}
+
+impl Sse {
+    fn of(resp: reqwest::Response) -> Sse {
+        assert_eq!(resp.status(), 200);
+        Sse { body: Box::pin(resp.bytes_stream()), text: String::new(), seen: Vec::new() }
     }
-    seen
+
+    /// Every message so far, once `enough` says so (15 s at most, else the test fails).
+    async fn until(&mut self, enough: impl Fn(&[Value]) -> bool) -> &[Value] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !enough(&self.seen) {
+            let seen = &self.seen;
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out; the stream said: {seen:?}"));
+            let Some(Ok(chunk)) = chunk else { panic!("the stream ended; it said: {seen:?}") };
+            self.text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = self.text.find("\n\n") {
+                let event: String = self.text.drain(..end + 2).collect();
+                self.seen.extend(raw::messages(&event));
+            }
+        }
+        &self.seen
+    }
 }
 
 fn method_is(m: &Value, method: &str) -> bool {
     m["method"] == method
 }
 
-/// Opens a listen at `url` watching `uris` (and tool list changes); the acknowledgement and then
-/// the updates of the watched resource, as the stateless client gets them.
-async fn listen_for_update(url: &str, key: &str, uris: &[&str]) -> (Value, Value) {
-    let resp = open_listen(url, key, 7, json!({"toolsListChanged": true, "resourceSubscriptions": uris})).await;
-    assert_eq!(resp.status(), 200);
-    let seen = read_until(resp, |s| s.iter().any(|m| method_is(m, "notifications/resources/updated"))).await;
-    let ack = seen.iter().find(|m| method_is(m, "notifications/subscriptions/acknowledged")).expect("ack").clone();
+/// Opens a listen at `url` watching `uris` (and tool list changes), read until the watched
+/// resource's update: the stream, its acknowledgement and the update.
+async fn listen_for_update(url: &str, key: &str, uris: &[&str]) -> (Sse, Value, Value) {
+    let mut sse =
+        Sse::of(open_listen(url, key, 7, json!({"toolsListChanged": true, "resourceSubscriptions": uris})).await);
+    let seen = sse.until(|s| s.iter().any(|m| method_is(m, "notifications/resources/updated"))).await;
     assert!(method_is(&seen[0], "notifications/subscriptions/acknowledged"), "the acknowledgement first: {seen:?}");
+    let ack = seen[0].clone();
     let update = seen.iter().find(|m| method_is(m, "notifications/resources/updated")).expect("update").clone();
-    (ack, update)
+    (sse, ack, update)
 }
 
 /// A mesh with the fixture of `era` as the connection of that name, and its endpoint.
@@ -99,7 +110,7 @@ async fn a_stateless_listen_watches_resources_of_a_session_based_upstream() {
     let (mesh, url) = mesh_over("legacy").await;
 
     // The upstream refuses a subscription to what it does not have: not honoured.
-    let (ack, update) = listen_for_update(&url, &mesh.key, &[WATCHED, "test://no-such-resource"]).await;
+    let (mut first, ack, update) = listen_for_update(&url, &mesh.key, &[WATCHED, "test://no-such-resource"]).await;
     let honoured = &ack["params"]["notifications"];
     assert_eq!(honoured["resourceSubscriptions"], json!([WATCHED]), "{ack}");
     assert_eq!(honoured["toolsListChanged"], true, "{ack}");
@@ -108,11 +119,18 @@ async fn a_stateless_listen_watches_resources_of_a_session_based_upstream() {
 
     // The subscription went through the session like a client's request: audited.
     audited(&mesh, "resources/subscribe").await;
-    // A listen that asks for no resources unsubscribes what the last one watched.
-    let resp = open_listen(&url, &mesh.key, 8, json!({"toolsListChanged": true})).await;
-    let seen = read_until(resp, |s| !s.is_empty()).await;
+    // A second listen of the key, asking for no resources, takes the stream over and
+    // unsubscribes what the first one watched — while the first one's client is still there —
+    // and the first one ends with its result.
+    let mut second = Sse::of(open_listen(&url, &mesh.key, 8, json!({"toolsListChanged": true})).await);
+    let seen = second.until(|s| !s.is_empty()).await;
     assert!(seen[0]["params"]["notifications"].get("resourceSubscriptions").is_none(), "{seen:?}");
     audited(&mesh, "resources/unsubscribe").await;
+    let seen = first.until(|s| s.iter().any(|m| m["id"] == 7)).await;
+    let end = seen.iter().find(|m| m["id"] == 7).expect("result");
+    assert_eq!(end["result"]["resultType"], "complete", "{end}");
+    // Streams still open would hold the mesh's graceful shutdown.
+    drop((first, second));
     mesh.stop().await;
 }
 
@@ -159,7 +177,8 @@ async fn a_stateless_listen_watches_resources_through_virtual_mcps_of_either_rev
     for (slug, era) in [("old", "legacy"), ("new", "modern")] {
         // The member's resources under its prefix, as the virtual MCP lists them.
         let watched = format!("{era}+{WATCHED}");
-        let (ack, update) = listen_for_update(&relay.gateway(slug), mesh_testkit::bare::KEY, &[&watched]).await;
+        let (_stream, ack, update) =
+            listen_for_update(&relay.gateway(slug), mesh_testkit::bare::KEY, &[&watched]).await;
         assert_eq!(ack["params"]["notifications"]["resourceSubscriptions"], json!([watched]), "{slug}: {ack}");
         assert_eq!(update["params"]["uri"], watched, "{slug}: {update}");
         assert_eq!(update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7, "{slug}: {update}");
@@ -190,10 +209,12 @@ async fn a_session_based_client_subscribes_to_a_resource_of_a_stateless_upstream
     h.insert("mcp-protocol-version", "2025-11-25".parse().expect("header"));
     let (status, _, body) = raw::post(&url, h.clone(), rpc(2, "resources/subscribe")).await;
     assert_eq!((status, &raw::messages(&body)[0]["result"]), (200, &json!({})), "{body}");
-    let seen = read_until(stream, |s| s.iter().any(|m| method_is(m, "notifications/resources/updated"))).await;
+    let mut stream = Sse::of(stream);
+    let seen = stream.until(|s| s.iter().any(|m| method_is(m, "notifications/resources/updated"))).await;
     let update = seen.iter().find(|m| method_is(m, "notifications/resources/updated")).expect("update");
     assert_eq!(update["params"]["uri"], WATCHED, "{update}");
     let (status, _, body) = raw::post(&url, h, rpc(3, "resources/unsubscribe")).await;
     assert_eq!((status, &raw::messages(&body)[0]["result"]), (200, &json!({})), "{body}");
+    drop(stream);
     mesh.stop().await;
 }

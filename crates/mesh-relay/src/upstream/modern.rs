@@ -508,6 +508,14 @@ impl ModernLink {
     }
 }
 
+impl Drop for ModernLink {
+    /// A link dropped without `close` still stops its listen task, which may be waiting for a
+    /// subscription without holding the link.
+    fn drop(&mut self) {
+        self.closed.cancel();
+    }
+}
+
 #[async_trait::async_trait]
 impl Transport for ModernLink {
     fn reads_mesh_keys(&self) -> bool {

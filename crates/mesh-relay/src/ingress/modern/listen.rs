@@ -15,6 +15,7 @@
 use super::pool::Pooled;
 use super::{refuse, Ask};
 use crate::ingress::Relay;
+use crate::session::streams::Event;
 use crate::session::Session;
 use axum::response::Response;
 use bytes::Bytes;
@@ -23,6 +24,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Comment lines that keep idle proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(25);
@@ -78,19 +80,34 @@ impl Filter {
 
 /// What the listeners of each pooled session had subscribed to upstream, by session id.
 #[derive(Default)]
-pub(super) struct Watches(Mutex<HashMap<String, Arc<tokio::sync::Mutex<Watched>>>>);
+pub(super) struct Watches(Mutex<HashMap<String, Arc<Watch>>>);
 
-/// One pooled session's resource subscriptions, and the listener that holds them.
+/// One pooled session's resource subscriptions and its listeners.
 #[derive(Default)]
-pub(super) struct Watched {
-    owner: u64,
-    uris: BTreeSet<String>,
+pub(super) struct Watch {
+    /// The number of the session's latest listener: the one whose stream is live, and whose
+    /// resources are the ones to watch. Taken with the stream, so the two agree.
+    latest: AtomicU64,
+    /// What is subscribed upstream; changed by one listener at a time.
+    uris: tokio::sync::Mutex<BTreeSet<String>>,
+}
+
+impl Watch {
+    fn superseded(&self, me: u64) -> bool {
+        self.latest.load(Ordering::Acquire) != me
+    }
 }
 
 impl Watches {
-    fn of(&self, session: &str) -> Arc<tokio::sync::Mutex<Watched>> {
+    /// Takes `session`'s listen stream for a new listener: the stream, the session's `Watch`
+    /// and the listener's number. `None` when the session cannot be listened to.
+    #[allow(clippy::type_complexity)]
+    fn take(&self, session: &Session) -> Option<((Vec<Event>, mpsc::Receiver<Event>), Arc<Watch>, u64)> {
         let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        all.entry(session.to_string()).or_default().clone()
+        let (queued, Some(live)) = session.listen(None)? else { return None };
+        let watch = all.entry(session.id.clone()).or_default().clone();
+        let me = watch.latest.fetch_add(1, Ordering::AcqRel) + 1;
+        Some(((queued, live), watch, me))
     }
 
     /// Forgets the sessions that ended (with their upstream subscriptions).
@@ -99,9 +116,6 @@ impl Watches {
         all.retain(|id, _| relay.sessions.get(id).is_some());
     }
 }
-
-/// Listeners, numbered: which one holds a session's subscriptions.
-static LISTENERS: AtomicU64 = AtomicU64::new(1);
 
 /// Opens the listen stream of `pooled` for the request `msg`.
 pub(super) fn open(relay: &Relay, pooled: &Pooled, ask: &Ask, msg: &Message) -> Response {
@@ -112,7 +126,7 @@ pub(super) fn open(relay: &Relay, pooled: &Pooled, ask: &Ask, msg: &Message) -> 
         let why = format!("at most {MAX_WATCHED} resourceSubscriptions per listen");
         return refuse(&ask.id, codes::INVALID_PARAMS, &why, None);
     }
-    let Some((queued, Some(mut live))) = pooled.session.listen(None) else {
+    let Some(((queued, mut live), watches, me)) = relay.modern.watches.take(&pooled.session) else {
         return refuse(&ask.id, codes::INTERNAL_ERROR, "the session cannot be listened to", None);
     };
     let id: serde_json::Value = serde_json::from_str(&ask.id).unwrap_or(serde_json::Value::Null);
@@ -120,38 +134,18 @@ pub(super) fn open(relay: &Relay, pooled: &Pooled, ask: &Ask, msg: &Message) -> 
     let session = pooled.session.clone();
     let subscribes =
         pooled.init.pointer("/capabilities/resources/subscribe").and_then(serde_json::Value::as_bool) == Some(true);
-    let watches = relay.modern.watches.of(&session.id);
-    let me = LISTENERS.fetch_add(1, Ordering::Relaxed);
     // A copy: the stream outlives the request, whose body a slice would keep.
     let request_id = ask.id.copied();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         // Before the acknowledgement, which names the subscriptions the upstream took.
         let wanted = if subscribes { filter.watch.iter().cloned().collect() } else { BTreeSet::new() };
-        let watched = watch(&session, &watches, me, &wanted, || tx.is_closed()).await;
+        let watched = watch(&session, &watches, &wanted, || tx.is_closed() || watches.superseded(me)).await;
         let ack = Message::notification(
             "notifications/subscriptions/acknowledged",
             Some(&serde_json::json!({"notifications": filter.honoured(&watched), "_meta": tag})),
         );
-        let relay = |data: &Bytes| -> Option<Bytes> {
-            let m = Message::parse(data.clone()).ok()?;
-            if m.kind() != Kind::Notification {
-                return None;
-            }
-            let mut params: serde_json::Value = m.params().unwrap_or_else(|| serde_json::json!({}));
-            let asked = match m.method()? {
-                "notifications/resources/updated" => {
-                    params.get("uri").and_then(serde_json::Value::as_str).is_some_and(|u| watched.contains(u))
-                }
-                other => filter.wants(other),
-            };
-            if !asked {
-                return None;
-            }
-            let meta = params.as_object_mut()?.entry("_meta").or_insert_with(|| serde_json::json!({}));
-            meta.as_object_mut()?.insert(modern::META_SUBSCRIPTION.into(), id.clone());
-            Some(frame(Message::notification(m.method()?, Some(&params)).bytes()))
-        };
+        let relay = |data: &Bytes| relayed(data, (&filter, &watched), &id).map(|m| frame(m.bytes()));
         // Whether the client left (rather than the stream being taken over or the session ending).
         let left = async {
             if tx.send(frame(ack.bytes())).await.is_err() {
@@ -209,51 +203,72 @@ pub(super) fn open(relay: &Relay, pooled: &Pooled, ask: &Ask, msg: &Message) -> 
     super::sse_response(rx)
 }
 
+/// The notification in `data` as the listener gets it, tagged with the listen's `id`: when it is
+/// one of the lists `filter` asks about, or an update of a resource `watched`.
+fn relayed(data: &Bytes, (filter, watched): (&Filter, &BTreeSet<String>), id: &serde_json::Value) -> Option<Message> {
+    let m = Message::parse(data.clone()).ok()?;
+    if m.kind() != Kind::Notification {
+        return None;
+    }
+    let mut params: serde_json::Value = m.params().unwrap_or_else(|| serde_json::json!({}));
+    let asked = match m.method()? {
+        "notifications/resources/updated" => {
+            params.get("uri").and_then(serde_json::Value::as_str).is_some_and(|u| watched.contains(u))
+        }
+        other => filter.wants(other),
+    };
+    if !asked {
+        return None;
+    }
+    let meta = params.as_object_mut()?.entry("_meta").or_insert_with(|| serde_json::json!({}));
+    meta.as_object_mut()?.insert(modern::META_SUBSCRIPTION.into(), id.clone());
+    Some(Message::notification(m.method()?, Some(&params)))
+}
+
 fn frame(data: &[u8]) -> Bytes {
     sse::encode(None, None, std::str::from_utf8(data).unwrap_or(""), None)
 }
 
-/// Makes `wanted` the resources the pooled session watches upstream, for the listener `me`:
-/// subscribes what it lacks, unsubscribes what no listener asks for any more (a listener that
-/// took the stream over), and stops subscribing once its client is `gone`. The resources now
-/// watched of those wanted.
+/// Makes `wanted` the resources the pooled session watches upstream, for its latest listener:
+/// subscribes what it lacks and unsubscribes what it no longer asks for (what an earlier
+/// listener held). Stops once the listener is `gone` — its client left, or a later one took the
+/// stream, which then does the same in its turn. The resources now watched of those wanted.
 async fn watch(
     session: &Session,
-    watches: &tokio::sync::Mutex<Watched>,
-    me: u64,
+    watch: &Watch,
     wanted: &BTreeSet<String>,
     gone: impl Fn() -> bool,
 ) -> BTreeSet<String> {
-    let mut w = watches.lock().await;
-    w.owner = me;
-    if w.uris.is_empty() && wanted.is_empty() {
+    let mut uris = watch.uris.lock().await;
+    if gone() {
         return BTreeSet::new();
     }
-    let stale: Vec<String> = w.uris.difference(wanted).cloned().collect();
+    let stale: Vec<String> = uris.difference(wanted).cloned().collect();
     for uri in stale {
         // Forgotten whatever the upstream says: at worst it sends updates nobody relays.
         subscription(session, "resources/unsubscribe", &uri).await;
-        w.uris.remove(&uri);
+        uris.remove(&uri);
     }
-    let missing: Vec<String> = wanted.difference(&w.uris).cloned().collect();
+    let missing: Vec<String> = wanted.difference(&uris).cloned().collect();
     for uri in missing {
         if gone() {
             break;
         }
         if subscription(session, "resources/subscribe", &uri).await {
-            w.uris.insert(uri);
+            uris.insert(uri);
         }
     }
-    w.uris.clone()
+    uris.intersection(wanted).cloned().collect()
 }
 
-/// Unsubscribes what the listener `me` held, unless another listener took the session over.
-async fn release(session: &Session, watches: &tokio::sync::Mutex<Watched>, me: u64) {
-    let mut w = watches.lock().await;
-    if w.owner != me || session.is_dead() || session.has_ended() {
+/// Unsubscribes what the session's listener `me` held when its client left, unless a later
+/// listener has taken the stream (and the subscriptions) over.
+async fn release(session: &Session, watch: &Watch, me: u64) {
+    let mut uris = watch.uris.lock().await;
+    if watch.superseded(me) || session.is_dead() || session.has_ended() {
         return;
     }
-    for uri in std::mem::take(&mut w.uris) {
+    for uri in std::mem::take(&mut *uris) {
         subscription(session, "resources/unsubscribe", &uri).await;
     }
 }
@@ -281,4 +296,27 @@ async fn subscription(session: &Session, method: &str, uri: &str) -> bool {
     }
     session.forget_stream(stream);
     accepted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_hears_only_what_it_asked_for() {
+        let filter: Filter = serde_json::from_value(serde_json::json!({"toolsListChanged": true})).expect("filter");
+        let watched: BTreeSet<String> = ["file:///a".to_string()].into();
+        let id = serde_json::json!(7);
+        let note =
+            |method: &str, params: serde_json::Value| Message::notification(method, Some(&params)).bytes().clone();
+        let heard = |data: Bytes| relayed(&data, (&filter, &watched), &id).map(|m| m.as_str().to_string());
+        let tools = heard(note("notifications/tools/list_changed", serde_json::json!({}))).expect("asked for");
+        assert!(tools.contains(r#""io.modelcontextprotocol/subscriptionId":7"#), "{tools}");
+        assert_eq!(heard(note("notifications/prompts/list_changed", serde_json::json!({}))), None);
+        let a = heard(note("notifications/resources/updated", serde_json::json!({"uri": "file:///a"})));
+        assert!(a.is_some_and(|a| a.contains("file:///a")));
+        assert_eq!(heard(note("notifications/resources/updated", serde_json::json!({"uri": "file:///b"}))), None);
+        assert_eq!(heard(note("notifications/resources/updated", serde_json::json!({}))), None);
+        assert_eq!(heard(note("notifications/progress", serde_json::json!({"progressToken": 1}))), None);
+    }
 }

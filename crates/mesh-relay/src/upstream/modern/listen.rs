@@ -17,8 +17,8 @@ use std::time::Duration;
 /// Resources one link watches at most: a client chooses how many it subscribes to, and every
 /// reopened stream carries them all.
 const MAX_SUBSCRIPTIONS: usize = 256;
-/// The longest resource URI a subscription takes (as the relay's policy checks allow).
-const MAX_URI: usize = 2048;
+/// The longest resource URI a subscription takes (what the relay's policy checks allow).
+const MAX_URI: usize = 8 * 1024;
 
 /// Listen requests of every link, numbered: a stream reopened at once must not reuse the id of
 /// the one whose cancellation may still be on its way (over stdio the child sees both).
@@ -122,20 +122,35 @@ impl ModernLink {
                     () = relisten.notified() => continue,
                     () = closed.cancelled() => return,
                 };
-                drop(me);
-                match ended {
+                let wait = match ended {
                     // The upstream has no listen after all: nothing to wait for.
                     Ok(m) if m.error_object().is_some_and(|e| e.code == codes::METHOD_NOT_FOUND) => return,
                     // A graceful end: listen again soon (not in a tight loop, should an
                     // upstream end every stream at once).
                     Ok(m) if m.kind() == Kind::Response => {
                         delay = Duration::from_millis(500);
-                        tokio::time::sleep(delay).await;
+                        delay
+                    }
+                    // Refused, perhaps for a resource it does not know: the session's
+                    // subscriptions go (the list changes must not stop for them), said in the log.
+                    Ok(m) if filter.get("resourceSubscriptions").is_some() => {
+                        let why = m.error_object().map(|e| e.message).unwrap_or_default();
+                        tracing::info!(link = %me.name, error = %why, "the upstream refused a listen with resource subscriptions; they are dropped");
+                        me.lock().resources.clear();
+                        Duration::from_millis(500)
                     }
                     _ => {
-                        tokio::time::sleep(delay).await;
+                        let wait = delay;
                         delay = (delay * 2).min(Duration::from_secs(30));
+                        wait
                     }
+                };
+                drop(me);
+                // A subscription meanwhile does not wait out a backoff.
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = relisten.notified() => {}
+                    () = closed.cancelled() => return,
                 }
             }
         });
