@@ -92,6 +92,16 @@ pub(super) struct Watch {
     uris: tokio::sync::Mutex<BTreeSet<String>>,
 }
 
+/// A listener that has just taken its session's stream.
+struct Listener {
+    /// What waited for a listener, and what comes next.
+    queued: Vec<Event>,
+    live: mpsc::Receiver<Event>,
+    watch: Arc<Watch>,
+    /// Its number among the session's listeners.
+    me: u64,
+}
+
 impl Watch {
     fn superseded(&self, me: u64) -> bool {
         self.latest.load(Ordering::Acquire) != me
@@ -99,15 +109,14 @@ impl Watch {
 }
 
 impl Watches {
-    /// Takes `session`'s listen stream for a new listener: the stream, the session's `Watch`
-    /// and the listener's number. `None` when the session cannot be listened to.
-    #[allow(clippy::type_complexity)]
-    fn take(&self, session: &Session) -> Option<((Vec<Event>, mpsc::Receiver<Event>), Arc<Watch>, u64)> {
+    /// Takes `session`'s listen stream for a new listener. `None` when the session cannot be
+    /// listened to.
+    fn take(&self, session: &Session) -> Option<Listener> {
         let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let (queued, Some(live)) = session.listen(None)? else { return None };
         let watch = all.entry(session.id.clone()).or_default().clone();
         let me = watch.latest.fetch_add(1, Ordering::AcqRel) + 1;
-        Some(((queued, live), watch, me))
+        Some(Listener { queued, live, watch, me })
     }
 
     /// Forgets the sessions that ended (with their upstream subscriptions).
@@ -126,7 +135,7 @@ pub(super) fn open(relay: &Relay, pooled: &Pooled, ask: &Ask, msg: &Message) -> 
         let why = format!("at most {MAX_WATCHED} resourceSubscriptions per listen");
         return refuse(&ask.id, codes::INVALID_PARAMS, &why, None);
     }
-    let Some(((queued, mut live), watches, me)) = relay.modern.watches.take(&pooled.session) else {
+    let Some(Listener { queued, mut live, watch: watches, me }) = relay.modern.watches.take(&pooled.session) else {
         return refuse(&ask.id, codes::INTERNAL_ERROR, "the session cannot be listened to", None);
     };
     let id: serde_json::Value = serde_json::from_str(&ask.id).unwrap_or(serde_json::Value::Null);

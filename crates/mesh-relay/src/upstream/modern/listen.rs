@@ -64,11 +64,15 @@ impl ModernLink {
         Message::response(id, &json!({}))
     }
 
+    /// Whether the upstream's `server/discover` announces changes of the list `kind`.
+    fn announces(&self, kind: &str) -> bool {
+        self.discover.pointer(&format!("/capabilities/{kind}/listChanged")).and_then(Value::as_bool) == Some(true)
+    }
+
     /// What the listen stream asks for now: the list changes the upstream announces and the
     /// watched resources; `None` when there is nothing to listen for.
     fn filter(&self) -> Option<Value> {
-        let caps = self.discover.get("capabilities").cloned().unwrap_or_default();
-        let on = |k: &str| caps.get(k).and_then(|c| c.get("listChanged")).and_then(Value::as_bool) == Some(true);
+        let on = |k: &str| self.announces(k);
         let watched: Vec<String> = self.lock().resources.iter().cloned().collect();
         if !(on("tools") || on("prompts") || on("resources")) && watched.is_empty() {
             return None;
@@ -87,10 +91,7 @@ impl ModernLink {
     /// Keeps one `subscriptions/listen` open for what [`ModernLink::filter`] asks, reopened when
     /// that changes, and passes what it carries on as the session-based revision's notifications.
     pub(super) fn listen(&self) {
-        let caps = self.discover.get("capabilities").cloned().unwrap_or_default();
-        let lists = ["tools", "prompts", "resources"]
-            .iter()
-            .any(|k| caps.get(k).and_then(|c| c.get("listChanged")).and_then(Value::as_bool) == Some(true));
+        let lists = ["tools", "prompts", "resources"].iter().any(|k| self.announces(k));
         if !(lists || self.takes_subscriptions()) {
             return;
         }
