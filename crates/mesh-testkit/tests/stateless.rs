@@ -407,3 +407,29 @@ async fn issue18_a_retry_after_a_policy_change_is_refused_like_an_unknown_tool()
     assert_eq!(b["error"]["message"], format!("Unknown tool: {TOOL}"), "{b}");
     mesh.stop().await;
 }
+
+/// A stateless request whose pooled session cannot be opened (its upstream is down) is in the
+/// audit trail like any other request's end: there is no session to write it, so the ingress does.
+#[tokio::test]
+async fn issue18_a_request_whose_upstream_session_cannot_open_is_audited() {
+    let mesh = TestMesh::start().await;
+    let down = format!("http://127.0.0.1:{}/mcp", upstreams::free_port());
+    mesh.add_connection(json!({"slug": "down", "url": down})).await;
+    let url = mesh.endpoint("down");
+    let call = request(4, "tools/call", json!({"name": "echo", "arguments": {"message": "anyone?"}}));
+    let (status, body) = post(&url, headers(&mesh.key, "tools/call", Some("echo")), call).await;
+    assert_eq!((status, body["error"]["code"].as_i64()), (200, Some(-31010)), "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let rows = manage(&mesh, "AUDIT_QUERY", json!({"outcome": "upstream_down", "tool": "echo"})).await;
+        if rows["items"].as_array().is_some_and(|i| !i.is_empty()) {
+            break rows;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no audit row: {rows}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let row = &rows["items"][0];
+    assert_eq!((row["method"].as_str(), row["route"].as_str()), (Some("tools/call"), Some("down")), "{row}");
+    assert_eq!((&row["requestId"], &row["name"], &row["sessionId"]), (&json!(4), &json!("echo"), &json!("")), "{row}");
+    mesh.stop().await;
+}

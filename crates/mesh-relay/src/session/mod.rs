@@ -41,6 +41,7 @@ use mesh_core::Principal;
 use mesh_protocol::Message;
 pub use record::Audited;
 use record::Call;
+pub(crate) use record::{method_name, outcome_of};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};

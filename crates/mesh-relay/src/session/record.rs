@@ -27,7 +27,8 @@ const METHODS: &[&str] = &[
     "tasks/cancel",
 ];
 
-fn method_name(m: &str) -> Cow<'static, str> {
+/// The method as audit records name it: the spec's methods without an allocation.
+pub(crate) fn method_name(m: &str) -> Cow<'static, str> {
     match METHODS.iter().find(|k| **k == m) {
         Some(k) => Cow::Borrowed(k),
         None => Cow::Owned(m.to_string()),
@@ -198,7 +199,7 @@ impl Ending {
 }
 
 /// The audit outcome of a relay error.
-pub(super) fn outcome_of(e: &RelayError) -> Outcome {
+pub(crate) fn outcome_of(e: &RelayError) -> Outcome {
     match e {
         RelayError::UpstreamTimeout(..) => Outcome::Timeout,
         RelayError::Unauthorized | RelayError::Forbidden(_) | RelayError::Hidden(_) => Outcome::Denied,

@@ -168,7 +168,7 @@ pub(super) async fn resolve(
     let holder = task.as_ref().and_then(|t| pool::holding(relay, (&t.holder.0, t.holder.1), &principal, &ask.endpoint));
     let session = match holder {
         Some(s) => s,
-        None => match pool::session(relay, target, &principal, &ask, &msg).await {
+        None => match pool::session(relay, target, &principal, (&ask, &msg, audited.as_ref())).await {
             Ok(s) => s,
             Err(e) => return respond_with(refusal(&ask.id, &e)),
         },

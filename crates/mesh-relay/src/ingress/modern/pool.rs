@@ -11,8 +11,9 @@ use super::tasks::EXTENSION as TASKS;
 use super::Ask;
 use crate::ingress::streamable_http::{open_session, Opened, Target};
 use crate::ingress::Relay;
-use crate::session::Session;
+use crate::session::{method_name, outcome_of, Audited, RouteKind, Session};
 use crate::RelayError;
+use mesh_core::audit::{CallRecord, Origin, Outcome};
 use mesh_core::Principal;
 use mesh_protocol::{version, Message};
 use std::collections::HashMap;
@@ -105,18 +106,50 @@ impl Key {
     }
 }
 
-/// The pooled session for `ask` from `principal` at `target`, opened on first use.
+/// The pooled session for `ask` from `principal` at `target`, opened on first use. When it
+/// cannot be opened — or the client leaves while it opens — the request's audit row is written
+/// here (`audited`: what it names), since no session will write it.
 pub(super) async fn session(
     relay: &Arc<Relay>,
     target: &Target,
     principal: &Principal,
-    ask: &Ask,
-    msg: &Message,
+    (ask, msg, audited): (&Ask, &Message, Option<&Audited>),
 ) -> Result<Pooled, RelayError> {
     let slot = hash_of(&principal.key_id, &ask.endpoint, ask.capabilities.raw());
     if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
         return Ok(found);
     }
+    let unopened = Unopened {
+        relay,
+        target,
+        principal,
+        ask,
+        audited,
+        bytes_in: msg.bytes().len(),
+        time_ms: mesh_core::id::now_ms(),
+        started: std::time::Instant::now(),
+        armed: true,
+    };
+    match opened(relay, target, principal, (ask, msg), slot).await {
+        Ok(found) => {
+            unopened.disarm();
+            Ok(found)
+        }
+        Err(e) => {
+            unopened.failed(&e);
+            Err(e)
+        }
+    }
+}
+
+/// [`session`] for a request that found none open.
+async fn opened(
+    relay: &Arc<Relay>,
+    target: &Target,
+    principal: &Principal,
+    (ask, msg): (&Ask, &Message),
+    slot: u64,
+) -> Result<Pooled, RelayError> {
     let key = Key { key_id: principal.key_id.clone(), endpoint: ask.endpoint.clone(), hash: slot };
     let gate = {
         let mut opening = relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner());
@@ -133,6 +166,68 @@ pub(super) async fn session(
     }
     // Boxed: the handshake's future is large, and every request's future would carry it.
     Box::pin(open(relay, target, principal, (ask, msg), slot, key.clone())).await
+}
+
+/// The audit row of a request whose pooled session was not opened (see [`session`]): written
+/// when it failed, or on drop while still armed (the client left during the opening).
+struct Unopened<'a> {
+    relay: &'a Relay,
+    target: &'a Target,
+    principal: &'a Principal,
+    ask: &'a Ask,
+    audited: Option<&'a Audited>,
+    bytes_in: usize,
+    time_ms: i64,
+    started: std::time::Instant,
+    armed: bool,
+}
+
+impl Unopened<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+
+    fn failed(mut self, e: &RelayError) {
+        self.armed = false;
+        self.write(outcome_of(e), e.to_string());
+    }
+
+    fn write(&self, outcome: Outcome, error: String) {
+        let (kind, route) = match self.target {
+            Target::Management => (RouteKind::Management, ""),
+            Target::Route(r) => (RouteKind::Connection, r.as_str()),
+            Target::Gateway(g) => (RouteKind::Gateway, g.as_str()),
+        };
+        let origin = Origin {
+            principal: self.principal.clone(),
+            // No session was opened for it.
+            session_id: String::new(),
+            client: None,
+            route_kind: kind.as_str(),
+            route: route.to_string(),
+        };
+        self.relay.audit.record(CallRecord {
+            time_ms: self.time_ms,
+            origin: Arc::new(origin),
+            method: method_name(&self.ask.method),
+            name: self.audited.and_then(|a| a.name.clone()),
+            arguments: self.audited.and_then(|a| a.arguments.clone()),
+            outcome,
+            error: Some(error),
+            latency_us: self.started.elapsed().as_micros() as u64,
+            bytes_in: self.bytes_in as u64,
+            bytes_out: 0,
+            request_id: self.ask.id.to_string().into(),
+        });
+    }
+}
+
+impl Drop for Unopened<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.write(Outcome::ClientGone, "the client went away while its upstream session was opening".into());
+        }
+    }
 }
 
 /// Removes an opening gate from the pool once nobody else holds it (see [`session`]).
