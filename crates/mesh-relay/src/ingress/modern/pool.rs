@@ -130,7 +130,9 @@ pub(super) async fn session(
         started: std::time::Instant::now(),
         armed: true,
     };
-    match opened(relay, target, principal, (ask, msg), slot).await {
+    // Boxed: only a request that opens a session pays for the opening's future; every other
+    // request's future would carry it (and copy it as it moves).
+    match Box::pin(opened(relay, target, principal, (ask, msg), slot)).await {
         Ok(found) => {
             unopened.disarm();
             Ok(found)
@@ -164,8 +166,7 @@ async fn opened(
     if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
         return Ok(found);
     }
-    // Boxed: the handshake's future is large, and every request's future would carry it.
-    Box::pin(open(relay, target, principal, (ask, msg), slot, key.clone())).await
+    open(relay, target, principal, (ask, msg), slot, key.clone()).await
 }
 
 /// The audit row of a request whose pooled session was not opened (see [`session`]): written
