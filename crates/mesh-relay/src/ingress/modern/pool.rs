@@ -132,7 +132,7 @@ pub(super) async fn session(
     };
     // Boxed: only a request that opens a session pays for the opening's future; every other
     // request's future would carry it (and copy it as it moves).
-    match Box::pin(opened(relay, target, principal, (ask, msg), slot)).await {
+    match Box::pin(open(relay, target, principal, (ask, msg), slot)).await {
         Ok(found) => {
             unopened.disarm();
             Ok(found)
@@ -142,31 +142,6 @@ pub(super) async fn session(
             Err(e)
         }
     }
-}
-
-/// [`session`] for a request that found none open.
-async fn opened(
-    relay: &Arc<Relay>,
-    target: &Target,
-    principal: &Principal,
-    (ask, msg): (&Ask, &Message),
-    slot: u64,
-) -> Result<Pooled, RelayError> {
-    let key = Key { key_id: principal.key_id.clone(), endpoint: ask.endpoint.clone(), hash: slot };
-    let gate = {
-        let mut opening = relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner());
-        opening.entry(key.clone()).or_default().clone()
-    };
-    // Whatever ends the wait or the opening — done, failed, or the client gone and this future
-    // dropped — the gate goes with its last holder: a client that keeps changing its
-    // capabilities and leaving must not leave a gate behind each time.
-    let _gone = Ungate { pool: &relay.modern.pool, key: &key, gate: &gate };
-    let _turn = gate.lock().await;
-    // Opened by the request this one waited for.
-    if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
-        return Ok(found);
-    }
-    open(relay, target, principal, (ask, msg), slot, key.clone()).await
 }
 
 /// The audit row of a request whose pooled session was not opened (see [`session`]): written
@@ -286,15 +261,29 @@ fn in_slot(relay: &Arc<Relay>, slot: u64, which: impl Fn(&Entry) -> bool, princi
     None
 }
 
-/// Opens the pooled session of `key`.
+/// Opens the pooled session in `slot` for a request that found none open — once per key: a
+/// request that waited for another's opening takes what it opened.
 async fn open(
     relay: &Arc<Relay>,
     target: &Target,
     principal: &Principal,
     (ask, msg): (&Ask, &Message),
     slot: u64,
-    key: Key,
 ) -> Result<Pooled, RelayError> {
+    let key = Key { key_id: principal.key_id.clone(), endpoint: ask.endpoint.clone(), hash: slot };
+    let gate = {
+        let mut opening = relay.modern.pool.opening.lock().unwrap_or_else(|p| p.into_inner());
+        opening.entry(key.clone()).or_default().clone()
+    };
+    // Whatever ends the wait or the opening — done, failed, or the client gone and this future
+    // dropped — the gate goes with its last holder: a client that keeps changing its
+    // capabilities and leaving must not leave a gate behind each time.
+    let _gone = Ungate { pool: &relay.modern.pool, key: &key, gate: &gate };
+    let _turn = gate.lock().await;
+    // Opened by the request this one waited for.
+    if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
+        return Ok(found);
+    }
     let init_msg = Message::request("0", "initialize", Some(&handshake(ask, msg)));
     let (session, reply) = match open_session(relay, target, principal.clone(), &init_msg, true).await? {
         Opened::Session(s, reply) => (s, reply),
@@ -315,7 +304,8 @@ async fn open(
     tracing::info!(session = %session.id, route = %session.label, "stateless requests of a key now share an upstream session");
     let params = Arc::new(ParamHeaders::default());
     let tasks = super::tasks::offered(&init);
-    let entry = Entry { key, session_id: session.id.clone(), init: init.clone(), params: params.clone(), tasks };
+    let entry =
+        Entry { key: key.clone(), session_id: session.id.clone(), init: init.clone(), params: params.clone(), tasks };
     relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).insert(slot, entry);
     Ok(Pooled { session, init, params, slot, tasks })
 }
