@@ -201,6 +201,16 @@ impl TaskRoutes {
     }
 }
 
+/// Where an exposed resource URI goes ([`Gateway::locate_uri`]).
+pub(super) enum Located {
+    /// To this member, which knows it by this URI.
+    At(usize, String),
+    /// Several members serve resources unprefixed: only the merged list tells which.
+    InIndex,
+    /// No member serves it.
+    Nowhere,
+}
+
 pub(super) fn params_of(msg: &Message) -> Map<String, Value> {
     msg.params::<Map<String, Value>>().unwrap_or_default()
 }
@@ -399,38 +409,45 @@ impl Gateway {
     /// The member owning an exposed resource URI, and the URI it knows.
     pub(super) async fn route_uri(&self, s: &Session, uri: &str) -> Result<(usize, String), RelayError> {
         let unknown = || RelayError::InvalidParams(format!("Unknown resource: {uri}"));
-        let (found, unprefixed) = {
-            let members = self.members();
-            let found = members.iter().enumerate().find_map(|(k, m)| {
-                let p = format!("{}+", m.uri_prefix);
-                (!m.removed && !m.uri_prefix.is_empty() && uri.starts_with(&p)).then(|| (k, uri[p.len()..].to_string()))
-            });
-            let unprefixed: Vec<usize> = members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.uri_prefix.is_empty() && m.has("resources"))
-                .map(|(k, _)| k)
-                .collect();
-            (found, unprefixed)
-        };
-        let (member, original) = match (found, unprefixed.as_slice()) {
-            (Some(hit), _) => hit,
-            (None, [only]) => (*only, uri.to_string()),
-            (None, []) => return Err(unknown()),
-            (None, _) => {
+        let (member, original) = match self.locate_uri(uri) {
+            Located::At(member, original) => (member, original),
+            Located::InIndex => {
                 let merged = self.merged(s, ListKind::Resources).await?;
                 merged.index.get(uri).cloned().ok_or_else(unknown)?
             }
+            Located::Nowhere => return Err(unknown()),
         };
-        let allowed = match self.members().get(member).map(|m| m.config.resources.clone()) {
+        match self.selects_resource(member, &original) {
+            true => Ok((member, original)),
+            false => Err(unknown()),
+        }
+    }
+
+    /// Where an exposed resource URI goes, as far as the members alone can tell: a member's URI
+    /// prefix names it, or only one member serves resources unprefixed.
+    pub(super) fn locate_uri(&self, uri: &str) -> Located {
+        let members = self.members();
+        let found = members.iter().enumerate().find_map(|(k, m)| {
+            let p = format!("{}+", m.uri_prefix);
+            (!m.removed && !m.uri_prefix.is_empty() && uri.starts_with(&p)).then(|| (k, uri[p.len()..].to_string()))
+        });
+        if let Some((member, original)) = found {
+            return Located::At(member, original);
+        }
+        let mut unprefixed = members.iter().enumerate().filter(|(_, m)| m.uri_prefix.is_empty() && m.has("resources"));
+        match (unprefixed.next(), unprefixed.next()) {
+            (Some((only, _)), None) => Located::At(only, uri.to_string()),
+            (None, _) => Located::Nowhere,
+            (Some(_), Some(_)) => Located::InIndex,
+        }
+    }
+
+    /// Whether the virtual MCP's curation of `member` takes the resource it knows as `original`.
+    pub(super) fn selects_resource(&self, member: usize, original: &str) -> bool {
+        match self.members().get(member).map(|m| m.config.resources.clone()) {
             Some(Selection::All) => true,
-            Some(Selection::Only(list)) => list.iter().any(|t| *t == original || template_matches(t, &original)),
+            Some(Selection::Only(list)) => list.iter().any(|t| *t == original || template_matches(t, original)),
             None => false,
-        };
-        if allowed {
-            Ok((member, original))
-        } else {
-            Err(unknown())
         }
     }
 

@@ -10,7 +10,7 @@
 //! tool is absent from its name index) and checks calls after routing, when the member and the
 //! original name are known — the check that also covers resources, routed by URI prefix.
 
-use super::gateway::ListKind;
+use super::gateway::{ListKind, Located};
 use super::record::Call;
 use super::Session;
 use crate::ports::Governor;
@@ -108,6 +108,41 @@ impl Session {
                 own.contains(&exposed) || merged.is_some_and(|m| m.index.contains_key(exposed))
             }
         }
+    }
+
+    /// Whether the principal may still make a `tools/call`, `prompts/get` or `resources/read` of
+    /// `exposed` (the name or URI the client sees) on this session: what a call that waited for
+    /// its client's answers gets when the retry comes, since the rules may have changed meanwhile.
+    /// Rate limits are not asked again: the call was counted when it came. Other methods: true.
+    pub fn may_still(&self, method: &str, exposed: &str) -> bool {
+        let kind = match governed(method) {
+            Some((ItemKind::Tool, _)) => return self.may_call_tool(exposed),
+            Some((kind, _)) => kind,
+            None => return true,
+        };
+        let access = self.access();
+        let Some(gw) = &self.gateway else {
+            return access.allows(&Item { connection: &self.label, gateway: None, kind, name: exposed });
+        };
+        if kind == ItemKind::Prompt {
+            // Like tools: the merged list is built under the current rules.
+            let merged = gw.catalog().merged.get(&ListKind::Prompts).cloned();
+            return merged.is_some_and(|m| m.index.contains_key(exposed));
+        }
+        let (member, original) = match gw.locate_uri(exposed) {
+            Located::At(member, original) => (member, original),
+            Located::InIndex => {
+                let merged = gw.catalog().merged.get(&ListKind::Resources).cloned();
+                match merged.and_then(|m| m.index.get(exposed).cloned()) {
+                    Some(found) => found,
+                    None => return false,
+                }
+            }
+            Located::Nowhere => return false,
+        };
+        let Some(slug) = gw.members().get(member).map(|m| m.slug.clone()) else { return false };
+        gw.selects_resource(member, &original)
+            && access.allows(&Item { connection: &slug, gateway: Some(&gw.slug), kind, name: &original })
     }
 
     /// Checks a routed request against policy and rate limits. `member` and `original` say

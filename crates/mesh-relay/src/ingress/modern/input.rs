@@ -632,13 +632,14 @@ pub(super) async fn retry(
     };
     let Parked { reader, asked, .. } = parked;
     let Some(mut pending) = reader.resume().await else { return bad_state() };
-    // Policy may have changed while the call waited for its client: its tool must still be
-    // callable (as for a task's requests), else the call is given up before any answer reaches
-    // the upstream, and the client is told what an unknown tool gets.
-    if &*ask.method == "tools/call" {
-        if let Some(tool) = called_tool(&pending.a.original).filter(|t| !pending.session.may_call_tool(t)) {
+    // Policy may have changed while the call waited for its client: its tool, prompt or
+    // resource must still be allowed (as a task's tool is for its requests), else the call is
+    // given up before any answer reaches the upstream, and the client is told what an unknown
+    // one gets.
+    if let Some((what, name)) = named(&ask.method, &pending.a.original) {
+        if !pending.session.may_still(&ask.method, &name) {
             withdraw(&pending, &asked).await;
-            return refuse(&ask.id, codes::INVALID_PARAMS, &format!("Unknown tool: {tool}"), None);
+            return refuse(&ask.id, codes::INVALID_PARAMS, &format!("Unknown {what}: {name}"), None);
         }
     }
     // A copy: the call may be parked again, and a slice would keep this retry's whole body.
@@ -670,6 +671,24 @@ pub(super) async fn retry(
         return json(status, body);
     }
     drive(relay, pending).await
+}
+
+/// What a request that may wait for input names, as its kind of item is called in errors: the
+/// tool a `tools/call` calls, the prompt a `prompts/get` gets, the resource a `resources/read`
+/// reads. `None` when it names nothing readable (the session refused such a request before it
+/// could wait).
+fn named(method: &str, request: &Message) -> Option<(&'static str, String)> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: Option<String>,
+        uri: Option<String>,
+    }
+    match method {
+        "tools/call" => called_tool(request).map(|t| ("tool", t)),
+        "prompts/get" => request.params::<Named>()?.name.map(|n| ("prompt", n)),
+        "resources/read" => request.params::<Named>()?.uri.map(|u| ("resource", u)),
+        _ => None,
+    }
 }
 
 /// What identifies a request across its retries: method and params, without the envelope and
