@@ -101,6 +101,21 @@ pub(crate) fn subscribe(session: &Arc<Session>, peer: &Peer<RoleServer>, uri: &s
     Ok(())
 }
 
+/// Sends `notifications/resources/updated` for each resource `session` is subscribed to, in URI
+/// order (`test_trigger_resource_update`); how many were sent.
+pub(crate) async fn touch(session: &Session, peer: &Peer<RoleServer>) -> usize {
+    let mut sent = 0;
+    for uri in session.subscribed() {
+        let param: Result<ResourceUpdatedNotificationParam, _> = decode(json!({"uri": uri}));
+        let Ok(param) = param else { continue };
+        match peer.notify_resource_updated(param).await {
+            Ok(()) => sent += 1,
+            Err(e) => tracing::debug!(error = %e, "could not send notifications/resources/updated"),
+        }
+    }
+    sent
+}
+
 pub(crate) fn unsubscribe(session: &Session, uri: &str) {
     session.unsubscribe(uri);
 }

@@ -80,6 +80,13 @@ impl Session {
     pub(crate) fn is_subscribed(&self, uri: &str) -> bool {
         lock(&self.subscriptions).contains(uri)
     }
+
+    /// The URIs the client subscribed to, in order.
+    pub(crate) fn subscribed(&self) -> Vec<String> {
+        let mut uris: Vec<String> = lock(&self.subscriptions).iter().cloned().collect();
+        uris.sort_unstable();
+        uris
+    }
 }
 
 /// RFC 5424 order, least severe first, as `logging/setLevel` defines it.

@@ -40,6 +40,8 @@ pub(crate) const RECONNECTION: &str = "test_reconnection";
 pub(crate) const LOGGING_TOOL: &str = "test_logging_tool";
 pub(crate) const TRIGGER_TOOL_CHANGE: &str = "test_trigger_tool_change";
 pub(crate) const TRIGGER_PROMPT_CHANGE: &str = "test_trigger_prompt_change";
+/// "Changes" every resource the session subscribed to: what a relay must pass on, or hold back.
+pub(crate) const TRIGGER_RESOURCE_UPDATE: &str = "test_trigger_resource_update";
 /// A tool with an `x-mcp-header` argument (SEP-2243), for `http-custom-header-server-validation`.
 pub(crate) const CUSTOM_HEADER: &str = "test_custom_header";
 /// Answers the W3C trace context it received: `params._meta.traceparent` and, over HTTP, the
@@ -71,6 +73,11 @@ fn modern_catalogue() -> Vec<Value> {
         tool(
             TRIGGER_PROMPT_CHANGE,
             "Announces notifications/prompts/list_changed on every subscriptions/listen stream.",
+            no_arguments(),
+        ),
+        tool(
+            TRIGGER_RESOURCE_UPDATE,
+            "Sends notifications/resources/updated for each resource this session subscribed to with resources/subscribe, in URI order, while the call runs.",
             no_arguments(),
         ),
         tool(
@@ -220,6 +227,10 @@ pub(crate) async fn call(
         RECONNECTION => timed::reconnection().await,
         TRIGGER_TOOL_CHANGE => announce(shared, Change::Tools, "notifications/tools/list_changed"),
         TRIGGER_PROMPT_CHANGE => announce(shared, Change::Prompts, "notifications/prompts/list_changed"),
+        TRIGGER_RESOURCE_UPDATE => {
+            let updated = crate::resources::touch(session, &cx.peer).await;
+            text_result(format!("Sent notifications/resources/updated for {updated} resource(s)"))
+        }
         // These four ask the client mid-call, so at 2026-07-28 they may answer input_required.
         SAMPLING => return client_requests::sampling(&x).await,
         ELICITATION => return client_requests::elicitation(&x).await,

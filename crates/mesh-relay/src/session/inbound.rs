@@ -24,6 +24,9 @@ impl Session {
                         },
                         None => msg,
                     };
+                    if !self.may_hear(&msg) {
+                        return;
+                    }
                     self.on_notification(member, msg, related.as_deref())
                 }
             },
@@ -52,6 +55,26 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Whether the client may hear `msg`, a notification (resource URIs as the client sees
+    /// them): the update of a resource the rules hide now is dropped, though the subscription was
+    /// allowed when it was made. Everything else passes.
+    fn may_hear(&self, msg: &Message) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Updated<'a> {
+            #[serde(borrow)]
+            uri: std::borrow::Cow<'a, str>,
+        }
+        if msg.method() != Some("notifications/resources/updated") {
+            return true;
+        }
+        let Some(updated) = msg.params::<Updated<'_>>() else { return true };
+        let heard = self.may_still("resources/read", &updated.uri);
+        if !heard {
+            tracing::debug!(session = %self.id, route = %self.label, "an update of a resource policy now hides; dropped");
+        }
+        heard
     }
 
     fn on_reply(&self, msg: Message) {

@@ -1,7 +1,8 @@
-//! A stateless client's retry (MCP 2026-07-28, input-required results) through the mesh to the
-//! session-based fixture, whose `prompts/get` of its input-required prompt asks the client by
-//! elicitation mid-request: the mesh parks the call, and the retry is checked against the rules
-//! as they are when it comes, not as they were when the call was admitted.
+//! What a change of the rules does to what is already under way, through the mesh to the
+//! session-based fixture: a stateless client's call parked for its answers (MCP 2026-07-28,
+//! input-required results; the fixture's input-required prompt asks by elicitation mid-request)
+//! is checked against the rules as they are when its retry comes; a subscription made while a
+//! resource was allowed no longer carries its updates once the rules hide it.
 
 mod common;
 
@@ -98,5 +99,81 @@ async fn issue18_a_parked_prompt_is_refused_on_retry_once_policy_hides_it() {
         assert_eq!((status, refused["error"]["code"].as_i64()), (400, Some(-32602)), "{url}: {refused}");
         assert_eq!(refused["error"]["message"], format!("Unknown prompt: {prompt}"), "{url}: {refused}");
     }
+    mesh.stop().await;
+}
+
+/// A session-based client subscribed to two resources; the rules then hide one. The fixture's
+/// `test_trigger_resource_update` sends an update of every resource its session subscribed to,
+/// on the call's own stream, before its result: the hidden one's update is held back, the
+/// other's still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_an_update_of_a_resource_the_rules_now_hide_is_not_heard() {
+    const TRIGGER: &str = "test_trigger_resource_update";
+    const KEPT: &str = "test://static-text";
+    const HIDDEN: &str = "test://static-binary";
+    let mesh = TestMesh::start().await;
+    let bin = env!("CARGO_BIN_EXE_mesh-fixture");
+    mesh.add_connection(json!({"slug": "legacy", "command": bin, "args": ["stdio", "--era", "legacy"]})).await;
+    let url = mesh.endpoint("legacy");
+    let rules = |resources: &[&str]| {
+        let mut rules = vec![json!({"effect": "allow", "connection": "legacy", "kind": "tool", "name": TRIGGER})];
+        rules.extend(
+            resources.iter().map(|u| json!({"effect": "allow", "connection": "legacy", "kind": "resource", "name": u})),
+        );
+        Value::Array(rules)
+    };
+    manage(&mesh, "ROLE_CREATE", json!({"name": "reader", "rules": rules(&[KEPT, HIDDEN])})).await;
+    let added = manage(&mesh, "ORGANIZATION_MEMBER_ADD", json!({"email": "rae@example.test", "role": "reader"})).await;
+    let user = added["item"]["userId"].as_str().expect("user id").to_string();
+    let created = manage(&mesh, "API_KEY_CREATE", json!({"name": "k", "userId": user})).await;
+    let key = created["key"].as_str().expect("key").to_string();
+
+    let session = raw::open_session(&url, &key, "2025-11-25").await;
+    let post = |id: i64, method: &str, params: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+        let (url, headers) = (url.clone(), raw::post_headers(&key, Some(&session)));
+        async move {
+            let (status, _, text) = bounded("post", raw::post(&url, headers, body)).await;
+            assert_eq!(status, 200, "{text}");
+            raw::messages(&text)
+        }
+    };
+    for (id, uri) in [(2, KEPT), (3, HIDDEN)] {
+        let reply = post(id, "resources/subscribe", json!({"uri": uri})).await;
+        assert_eq!(reply.last().map(|m| &m["result"]), Some(&json!({})), "{uri}: {reply:?}");
+    }
+    // The updates the trigger's call carries, and its result's text.
+    let trigger = |id: i64| {
+        let call = post(id, "tools/call", json!({"name": TRIGGER, "arguments": {}}));
+        async move {
+            let messages = call.await;
+            let updated: Vec<String> = messages
+                .iter()
+                .filter(|m| m["method"] == "notifications/resources/updated")
+                .map(|m| m["params"]["uri"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let text = messages.last().map(|m| m["result"]["content"][0]["text"].to_string()).unwrap_or_default();
+            (updated, text)
+        }
+    };
+    let (updated, text) = trigger(4).await;
+    assert_eq!(updated, [HIDDEN, KEPT], "{text}");
+
+    manage(&mesh, "ROLE_UPDATE", json!({"name": "reader", "rules": rules(&[KEPT])})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = post(5, "resources/list", json!({})).await;
+        let listed = listed.last().map(|m| m["result"]["resources"].to_string()).unwrap_or_default();
+        assert!(listed.contains(KEPT), "{listed}");
+        if !listed.contains(HIDDEN) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the policy change never reached the session: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The upstream still sends both (its session is subscribed to both); the client hears one.
+    let (updated, text) = trigger(6).await;
+    assert!(text.contains("for 2 resource(s)"), "{text}");
+    assert_eq!(updated, [KEPT], "{text}");
     mesh.stop().await;
 }
