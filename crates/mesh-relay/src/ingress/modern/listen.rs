@@ -10,7 +10,8 @@
 //! those the upstream accepted are honoured. One listener per pooled session: a second
 //! `subscriptions/listen` of the same key takes the stream over (the first one ends with its
 //! result), subscribing what it asks for and unsubscribing what it no longer does; a listener
-//! whose client leaves unsubscribes what it held.
+//! that ends otherwise (its client leaves, its stream falls too far behind) unsubscribes what it
+//! held.
 
 use super::pool::Pooled;
 use super::{refuse, Ask};
@@ -113,9 +114,11 @@ impl Watches {
     /// listened to.
     fn take(&self, session: &Session) -> Option<Listener> {
         let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (queued, Some(live)) = session.listen(None)? else { return None };
         let watch = all.entry(session.id.clone()).or_default().clone();
+        // Numbered before the stream changes hands: the listener it is taken from, seeing its
+        // stream end, must find itself superseded (else it would release what this one keeps).
         let me = watch.latest.fetch_add(1, Ordering::AcqRel) + 1;
+        let (queued, Some(live)) = session.listen(None)? else { return None };
         Some(Listener { queued, live, watch, me })
     }
 
@@ -155,15 +158,14 @@ pub(super) fn open(relay: &Relay, pooled: &Pooled, ask: &Ask, msg: &Message) -> 
             Some(&serde_json::json!({"notifications": filter.honoured(&watched), "_meta": tag})),
         );
         let relay = |data: &Bytes| relayed(data, (&filter, &watched), &id).map(|m| frame(m.bytes()));
-        // Whether the client left (rather than the stream being taken over or the session ending).
-        let left = async {
+        async {
             if tx.send(frame(ack.bytes())).await.is_err() {
-                return true;
+                return;
             }
             for ev in &queued {
                 if let Some(f) = relay(&ev.data) {
                     if tx.send(f).await.is_err() {
-                        return true;
+                        return;
                     }
                 }
             }
@@ -175,7 +177,7 @@ pub(super) fn open(relay: &Relay, pooled: &Pooled, ask: &Ask, msg: &Message) -> 
                         Some(ev) => {
                             if let Some(f) = relay(&ev.data) {
                                 if tx.send(f).await.is_err() {
-                                    return true;
+                                    return;
                                 }
                             } else if let Ok(m) = Message::parse(ev.data.clone()) {
                                 // An upstream request outside any call has no stateless client to ask.
@@ -193,21 +195,21 @@ pub(super) fn open(relay: &Relay, pooled: &Pooled, ask: &Ask, msg: &Message) -> 
                             break;
                         }
                         if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
-                            return true;
+                            return;
                         }
                     }
-                    () = tx.closed() => return true,
+                    () = tx.closed() => return,
                 }
             }
-            // The stream was taken over or the session ended: the listen request ends gracefully.
+            // The stream was taken over, the session ended, or the stream fell too far behind
+            // and was detached: the listen request ends gracefully.
             let done = Message::response(&request_id, &serde_json::json!({"resultType": "complete", "_meta": tag}));
             let _ = tx.send(frame(done.bytes())).await;
-            false
         }
         .await;
-        if left {
-            release(&session, &watches, me).await;
-        }
+        // The client left, or its stream fell too far behind and was ended: what it held is
+        // unsubscribed (not when a later listener took over, nor when the session ended).
+        release(&session, &watches, me).await;
     });
     super::sse_response(rx)
 }
@@ -270,8 +272,8 @@ async fn watch(
     uris.intersection(wanted).cloned().collect()
 }
 
-/// Unsubscribes what the session's listener `me` held when its client left, unless a later
-/// listener has taken the stream (and the subscriptions) over.
+/// Unsubscribes what the session's listener `me` held when it ended, unless a later listener has
+/// taken the stream (and the subscriptions) over or the session ended with it.
 async fn release(session: &Session, watch: &Watch, me: u64) {
     let mut uris = watch.uris.lock().await;
     if watch.superseded(me) || session.is_dead() || session.has_ended() {
