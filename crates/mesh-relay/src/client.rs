@@ -54,6 +54,11 @@ impl InboundSink for ClientSink {
                     let _ = tx.send(Err(RelayError::UpstreamUnavailable(reason)));
                 }
             }
+            Inbound::Refused { request, error } => {
+                if let Some(tx) = request.parse::<u64>().ok().and_then(|id| w.remove(&id)) {
+                    let _ = tx.send(Err(error));
+                }
+            }
             Inbound::Down { reason } => {
                 for (_, tx) in w.drain() {
                     let _ = tx.send(Err(RelayError::UpstreamUnavailable(reason.clone())));

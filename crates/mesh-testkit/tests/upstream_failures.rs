@@ -508,3 +508,87 @@ async fn an_http_upstream_that_never_answers_a_post_times_out_and_is_told() {
     assert_still_serves(&mesh).await;
     mesh.stop().await;
 }
+
+/// A hand-written HTTP upstream of the stateless revision (2026-07-28) whose one tool answers
+/// `input_required` with a `requestState` of `state_bytes` bytes.
+fn greedy_stateless_upstream(state_bytes: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            std::thread::spawn(move || {
+                use std::io::Write;
+                while let Some((_, body)) = raw::read_request(&mut sock) {
+                    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let (status, reply) = match msg["method"].as_str().unwrap_or_default() {
+                        "initialize" => (
+                            400,
+                            json!({"error": {"code": -32022, "message": "unsupported protocol version",
+                                                              "data": {"supported": ["2026-07-28"]}}}),
+                        ),
+                        "server/discover" => (
+                            200,
+                            json!({"result": {"resultType": "complete",
+                            "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
+                            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "greedy", "version": "1"}}}}),
+                        ),
+                        "tools/list" => (
+                            200,
+                            json!({"result": {"resultType": "complete", "tools": [
+                            {"name": "greedy", "inputSchema": {"type": "object"}}]}}),
+                        ),
+                        "tools/call" => (
+                            200,
+                            json!({"result": {"resultType": "input_required",
+                            "inputRequests": {"who": {"method": "elicitation/create", "params": {
+                                "mode": "form", "message": "Who are you?",
+                                "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}}},
+                            "requestState": "s".repeat(state_bytes)}}),
+                        ),
+                        _ => (200, json!({"error": {"code": -32601, "message": "method not found"}})),
+                    };
+                    let mut reply = reply;
+                    reply["jsonrpc"] = json!("2.0");
+                    reply["id"] = msg["id"].clone();
+                    let reply = reply.to_string();
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        reply.len()
+                    );
+                    if sock.write_all(head.as_bytes()).and_then(|()| sock.write_all(reply.as_bytes())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// An upstream of the stateless revision whose input-required result carries a `requestState`
+/// larger than the link keeps (1 MiB): the call fails at once with the upstream's fault named,
+/// rather than the client being asked and the state held while it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_upstream_handing_over_a_huge_request_state_fails_the_call() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "greedy", "url": greedy_stateless_upstream(2 << 20)})).await;
+    let url = mesh.endpoint("greedy");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": VERSION,
+        "capabilities": {"elicitation": {"form": {}}}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (status, headers, body) = raw::post(&url, post_headers(&mesh.key, None), init.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let sid = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).expect("session").to_string();
+    let call =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "greedy", "arguments": {}}});
+    let answered = raw::post(&url, post_headers(&mesh.key, Some(&sid)), call.to_string());
+    let (status, _, body) = tokio::time::timeout(Duration::from_secs(20), answered)
+        .await
+        .expect("answered at once, not after asking the client");
+    assert_eq!(status, 200, "{body}");
+    let reply = raw::messages(&body).into_iter().find(|m| m["id"] == 2).unwrap_or(Value::Null);
+    assert_eq!(reply["error"]["code"], mesh_protocol::codes::UPSTREAM_PROTOCOL, "{body}");
+    assert!(reply["error"]["message"].as_str().is_some_and(|m| m.contains("exceeds")), "{reply}");
+    assert!(!body.contains("elicitation/create"), "the client was not asked: {body}");
+    mesh.stop().await;
+}

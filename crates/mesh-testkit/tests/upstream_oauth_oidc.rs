@@ -203,8 +203,19 @@ async fn authorized_front(up: &Upstream) -> (TestMesh, User) {
 /// has authorized, the same call on the same session passes with the new token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue19_step_up_on_insufficient_scope() {
+    step_up_on_insufficient_scope(false).await;
+}
+
+/// The same step-up where the server speaks only MCP 2026-07-28 and the client the earlier
+/// revision (bridged): the link's refusal reaches the session typed, not as "unavailable".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_step_up_on_insufficient_scope_of_a_stateless_server() {
+    step_up_on_insufficient_scope(true).await;
+}
+
+async fn step_up_on_insufficient_scope(stateless: bool) {
     use mesh_testkit::raw::{messages, open_session};
-    let up = upstream("600");
+    let up = upstream_with("600", stateless);
     let (front, owner) = authorized_front(&up).await;
     let scope_of = || async {
         let (ok, grants) = front.manage(&front.key, "CONNECTION_GRANT_LIST", json!({})).await;
@@ -242,6 +253,46 @@ async fn issue19_step_up_on_insufficient_scope() {
     let s = stats(&up).await;
     assert_eq!((s["step_ups"].as_u64(), s["admin_calls"].as_u64()), (Some(1), Some(1)), "{s}");
     assert_eq!(s["token_requests"]["authorization_code"], 2, "{s}");
+    front.stop().await;
+}
+
+/// Revoked at the authorization server while a bridged session is open (the server speaks only
+/// MCP 2026-07-28, the client the earlier revision): the server's 401 reaches the session typed,
+/// so the next call fails and the session ends (its next request is 404), as with a server of
+/// the client's own revision — never a session that keeps sending the refused token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_revoked_token_ends_a_bridged_session_of_a_stateless_server() {
+    use mesh_testkit::raw::{messages, open_session};
+    let up = upstream_with("600", true);
+    let (front, owner) = authorized_front(&up).await;
+    let endpoint = front.endpoint("remote");
+    let sid = open_session(&endpoint, &owner.key, "2025-11-25").await;
+    let call = |id: i64| {
+        let (endpoint, key, sid) = (endpoint.clone(), owner.key.clone(), sid.clone());
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                              "params": {"name": "echo", "arguments": {"message": format!("call {id}")}}});
+            let (status, _, text) = post(&endpoint, post_headers(&key, Some(&sid)), body.to_string()).await;
+            (status, messages(&text).into_iter().find(|m| m["id"] == id).unwrap_or(Value::Null))
+        }
+    };
+    let (status, reply) = call(2).await;
+    assert_eq!((status, &reply["result"]["content"][0]["text"]), (200, &json!("call 2")), "{reply}");
+
+    let revoked: Value = reqwest::Client::new()
+        .post(format!("{}/admin/revoke", up.mcp))
+        .send()
+        .await
+        .expect("revoke")
+        .json()
+        .await
+        .expect("json");
+    assert!(revoked["revoked_grants"].as_u64() >= Some(1), "{revoked}");
+    let (status, failed) = call(3).await;
+    assert_eq!(status, 200, "{failed}");
+    assert!(failed["error"].is_object(), "the call fails: {failed}");
+    let (status, after) = call(4).await;
+    assert_eq!(status, 404, "the session ended with its refused credentials: {after}");
     front.stop().await;
 }
 

@@ -184,9 +184,16 @@ impl Session {
         let handshake = msg.method() == Some("initialize");
         // A pooled session's handshake carries the stateless client's tasks extension, and its
         // calls the client's `Mcp-Param-*` headers, under keys of the mesh's own, for a link of
-        // that revision; no other upstream sees them. Only the ingress puts them there.
-        let mesh_keys = (handshake || self.is_pooled()) && !link.reads_mesh_keys();
-        let stripped = mesh_keys.then(|| crate::upstream::modern::without_mesh_keys(msg));
+        // that revision; no other upstream sees them. Only the ingress puts them there, so a link
+        // that reads them never gets a session-based client's calls with them: the client could
+        // otherwise set the headers an intermediary routes by to other values than the arguments
+        // policy read. (A handshake keeps them: a session is marked pooled only once it is open,
+        // and the link reads the extensions only on a pooled session's link.)
+        let strip = match link.reads_mesh_keys() {
+            true => !(handshake || self.is_pooled()),
+            false => handshake || self.is_pooled(),
+        };
+        let stripped = strip.then(|| crate::upstream::modern::without_mesh_keys(msg));
         let stripped = stripped.flatten();
         let msg = stripped.as_ref().unwrap_or(msg);
         let progress = match call.as_mut() {

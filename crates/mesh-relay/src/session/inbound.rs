@@ -35,6 +35,11 @@ impl Session {
                     self.fail(up, &RelayError::UpstreamUnavailable(reason));
                 }
             }
+            Inbound::Refused { request, error } => {
+                if let Ok(up) = request.parse::<u64>() {
+                    self.refused(member, up, error);
+                }
+            }
             Inbound::Down { reason } => {
                 let ups: Vec<u64> = {
                     let mut st = self.lock();
@@ -55,6 +60,24 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Ends the call `up`, which the upstream of `member` refused (`Inbound::Refused`), as a
+    /// failed send would: refused credentials are given up first, and an insufficient scope
+    /// becomes the user's authorization request. Both are asynchronous; everything else ends
+    /// the call at once.
+    fn refused(&self, member: usize, up: u64, error: RelayError) {
+        let unauthorized = matches!(error, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. });
+        let scope = matches!(error, RelayError::InsufficientScope { .. });
+        let me = self.me.upgrade().filter(|_| unauthorized || scope);
+        let Some(me) = me else { return self.fail(up, &error) };
+        tokio::spawn(async move {
+            if unauthorized {
+                me.credentials_refused(member).await;
+            }
+            let error = me.step_up(error).await;
+            me.fail(up, &error);
+        });
     }
 
     /// Whether the client may hear `msg`, a notification (resource URIs as the client sees

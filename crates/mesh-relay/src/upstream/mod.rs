@@ -43,6 +43,16 @@ pub enum Inbound {
         /// Why, for the error the client sees.
         reason: String,
     },
+    /// The upstream refused request `request` before answering it (an HTTP status, an
+    /// authorization challenge), from a link whose `send` returned before the request went out
+    /// (the link to a stateless upstream): the typed error, which the session acts on as on a
+    /// failed `send` (credentials refused, step-up).
+    Refused {
+        /// The raw upstream request id.
+        request: Box<str>,
+        /// What the upstream said, as the mesh names it.
+        error: RelayError,
+    },
     /// The upstream as a whole went away: every pending request fails.
     Down {
         /// Why, for the error the client sees.

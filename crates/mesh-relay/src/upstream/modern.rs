@@ -40,6 +40,12 @@ const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 const MAX_QUESTIONS: usize = 16;
 /// Input-required rounds one request may take before the mesh gives up (as the SDKs do).
 const MAX_ROUNDS: usize = 10;
+/// The longest the link waits for the client to answer one input request.
+const ASK_FOR: Duration = Duration::from_secs(600);
+/// The largest `requestState`, and the largest `inputRequests` (as JSON), an upstream may hand
+/// the link to keep for a round: each is kept, copied into the retry, for as long as the client
+/// takes to answer (the SDKs' states are a few kilobytes).
+const MAX_STATE: usize = 1 << 20;
 /// The revision spoken to stateless upstreams.
 pub(super) const REVISION: &str = "2026-07-28";
 
@@ -372,8 +378,8 @@ impl ModernLink {
             let wire_id = if round == 0 { id.clone() } else { format!("\"{}-{round}\"", id.trim_matches('"')) };
             let reply = match self.post(&wire_id, &method, &p, Some(&id), &custom).await {
                 Ok(r) => r,
-                Err(e) => {
-                    self.sink.deliver(Inbound::StreamLost { request: id.as_str().into(), reason: e.to_string() });
+                Err(error) => {
+                    self.sink.deliver(Inbound::Refused { request: id.as_str().into(), error });
                     return;
                 }
             };
@@ -398,6 +404,12 @@ impl ModernLink {
             let requests = r.get("inputRequests").and_then(Value::as_object).cloned().unwrap_or_default();
             if requests.len() > MAX_QUESTIONS {
                 let why = format!("the upstream asked {} questions at once (at most {MAX_QUESTIONS})", requests.len());
+                self.deliver(Message::error(Some(&id), codes::UPSTREAM_PROTOCOL, &why, None), None);
+                return;
+            }
+            let asked_bytes = r.get("inputRequests").map_or(0, |q| q.to_string().len());
+            if state.as_ref().map_or(0, String::len) > MAX_STATE || asked_bytes > MAX_STATE {
+                let why = format!("the upstream's input request or its requestState exceeds {MAX_STATE} bytes");
                 self.deliver(Message::error(Some(&id), codes::UPSTREAM_PROTOCOL, &why, None), None);
                 return;
             }
@@ -491,18 +503,27 @@ impl ModernLink {
             st.waiting.insert(sid.clone(), tx);
             sid
         };
-        // However this ends (answered, link closed, request cancelled), the entry goes.
-        struct Forget<'a>(&'a ModernLink, &'a str);
+        // However this ends (answered, link closed, request cancelled, given up), the entry goes;
+        // a question left unanswered is withdrawn from the client, whose dialog would stay open.
+        struct Forget<'a>(&'a ModernLink, &'a str, &'a str);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
-                self.0.lock().waiting.remove(self.1);
+                let unanswered = self.0.lock().waiting.remove(self.1).is_some();
+                if unanswered && !self.0.closed.is_cancelled() {
+                    let id = serde_json::from_str::<Value>(self.1).unwrap_or(Value::Null);
+                    let note = json!({"requestId": id, "reason": "the request it was asked for has ended"});
+                    self.0.deliver(Message::notification("notifications/cancelled", Some(&note)), Some(self.2));
+                }
             }
         }
-        let _forget = Forget(self, &sid);
+        let _forget = Forget(self, &sid, related);
         self.deliver(Message::request(&sid, method, Some(&params)), Some(related));
         let reply = tokio::select! {
             r = rx => r.ok()?,
             () = self.closed.cancelled() => return None,
+            // Bounded even when nothing else ends the wait (the session lost the call when its
+            // child went down): a user gets as long as an in-band authorization.
+            () = tokio::time::sleep(ASK_FOR) => return None,
         };
         reply.result()
     }

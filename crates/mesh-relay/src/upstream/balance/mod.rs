@@ -607,6 +607,8 @@ impl InboundSink for SubSink {
                 sub.init_wait.lock().unwrap_or_else(|p| p.into_inner()).take();
             }
             Inbound::StreamLost { request, reason } => sh.lost(&sub, request, reason),
+            // A replica's refusal is that replica's: another may still answer.
+            Inbound::Refused { request, error } => sh.lost(&sub, request, error.to_string()),
             Inbound::Down { reason } => sh.down(&sub, reason),
             Inbound::Up => {}
         }

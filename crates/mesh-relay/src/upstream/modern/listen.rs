@@ -132,9 +132,10 @@ impl ModernLink {
                         delay = Duration::from_millis(500);
                         delay
                     }
-                    // Refused, perhaps for a resource it does not know: the session's
-                    // subscriptions go (the list changes must not stop for them), said in the log.
-                    Ok(m) if filter.get("resourceSubscriptions").is_some() => {
+                    // Refused for a resource it does not know: the session's subscriptions go
+                    // (the list changes must not stop for them), said in the log. Any other
+                    // refusal (overloaded, rate-limited) is waited out with them kept.
+                    Ok(m) if filter.get("resourceSubscriptions").is_some() && refuses_resources(&m) => {
                         let why = m.error_object().map(|e| e.message).unwrap_or_default();
                         tracing::info!(link = %me.name, error = %why, "the upstream refused a listen with resource subscriptions; they are dropped");
                         me.lock().resources.clear();
@@ -156,4 +157,11 @@ impl ModernLink {
             }
         });
     }
+}
+
+/// Whether `m`, the answer to a listen, refuses it for what it names (an unknown or invalid
+/// resource): -32602, or the earlier revisions' resource-not-found (-32002).
+fn refuses_resources(m: &Message) -> bool {
+    const RESOURCE_NOT_FOUND: i64 = -32002;
+    m.error_object().is_some_and(|e| e.code == codes::INVALID_PARAMS || e.code == RESOURCE_NOT_FOUND)
 }
