@@ -355,7 +355,12 @@ impl Session {
                 // Before the push: a rate-limit refusal is marked on the reply it travels with.
                 let end = p.call.as_ref().map(ending);
                 let retry_after = end.as_ref().and_then(|e| e.retry_after);
-                let delivery = self.lock().streams.push_reply(stream, out.bytes().clone(), retry_after);
+                let delivery = {
+                    let mut st = self.lock();
+                    // The call's questions still open go with it.
+                    super::inbound::withdraw_questions(&mut st, |r| r.stream == stream);
+                    st.streams.push_reply(stream, out.bytes().clone(), retry_after)
+                };
                 if let (Some(mut c), Some(end)) = (p.call, end) {
                     c.rpc_code = end.code;
                     let (mut outcome, mut error) = (end.outcome, end.error);

@@ -442,6 +442,17 @@ impl Gateway {
         }
     }
 
+    /// The member whose last fetched list of resources has `uri`, among those that serve
+    /// resources unprefixed: where the merged list is being rebuilt, what still places a URI.
+    pub(super) fn listed_unprefixed(&self, uri: &str) -> Option<(usize, String)> {
+        let members = self.members();
+        let catalog = self.catalog();
+        members.iter().enumerate().find_map(|(k, m)| {
+            let raw = catalog.raw.get(&(k, ListKind::Resources)).filter(|_| m.uri_prefix.is_empty() && !m.removed)?;
+            raw.iter().any(|r| r.get("uri").and_then(Value::as_str) == Some(uri)).then(|| (k, uri.to_string()))
+        })
+    }
+
     /// Whether the virtual MCP's curation of `member` takes the resource it knows as `original`.
     pub(super) fn selects_resource(&self, member: usize, original: &str) -> bool {
         match self.members().get(member).map(|m| m.config.resources.clone()) {

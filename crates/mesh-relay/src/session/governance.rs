@@ -42,6 +42,15 @@ fn governed(method: &str) -> Option<(ItemKind, bool)> {
     }
 }
 
+/// The list a virtual MCP finds an exposed tool or prompt name in (resources go by URI).
+fn list_of(kind: ItemKind) -> Option<ListKind> {
+    match kind {
+        ItemKind::Tool => Some(ListKind::Tools),
+        ItemKind::Prompt => Some(ListKind::Prompts),
+        ItemKind::Resource => None,
+    }
+}
+
 /// The answer for a hidden item: exactly what an unknown one gets.
 fn unknown(kind: ItemKind, name: &str) -> RelayError {
     let what = match kind {
@@ -88,61 +97,61 @@ impl Session {
     }
 
     /// Whether the principal may still call the tool named `exposed` on this session: the check
-    /// a task's later requests get, since they name only the task. A virtual MCP answers from its
-    /// merged list, where a hidden tool is absent.
+    /// a task's later requests get, since they name only the task.
     pub fn may_call_tool(&self, exposed: &str) -> bool {
-        let access = self.access();
-        if !access.call_tools {
-            return false;
-        }
-        match &self.gateway {
-            None => {
-                access.allows(&Item { connection: &self.label, gateway: None, kind: ItemKind::Tool, name: exposed })
-            }
-            Some(gw) => {
-                // The tools a virtual MCP's strategy answers itself are in no member's catalogue;
-                // what they call is admitted call by call.
-                let own =
-                    [mesh_core::search::code::RUN_CODE, mesh_core::search::meta::SEARCH, mesh_core::search::meta::CALL];
-                let merged = gw.catalog().merged.get(&ListKind::Tools).cloned();
-                own.contains(&exposed) || merged.is_some_and(|m| m.index.contains_key(exposed))
-            }
-        }
+        self.may_use(ItemKind::Tool, exposed)
     }
 
     /// Whether the principal may still make a `tools/call`, `prompts/get` or `resources/read` of
     /// `exposed` (the name or URI the client sees) on this session: what a call that waited for
     /// its client's answers gets when the retry comes, since the rules may have changed meanwhile.
     /// Rate limits are not asked again: the call was counted when it came. Other methods: true.
-    pub fn may_still(&self, method: &str, exposed: &str) -> bool {
-        let kind = match governed(method) {
-            Some((ItemKind::Tool, _)) => return self.may_call_tool(exposed),
-            Some((kind, _)) => kind,
-            None => return true,
-        };
+    pub async fn may_still(&self, method: &str, exposed: &str) -> bool {
+        let Some((kind, _)) = governed(method) else { return true };
+        if let (Some(gw), Some(list)) = (&self.gateway, list_of(kind)) {
+            // The merged list says what an exposed name stands for; a change of the rules or of
+            // the members may have dropped it, and it is built again rather than taken as empty.
+            if gw.merged(self, list).await.is_err() {
+                return false;
+            }
+        }
+        self.may_use(kind, exposed)
+    }
+
+    /// Whether the current rules (and a virtual MCP's curation) let the principal use the item
+    /// of `kind` the client knows as `exposed`. A virtual MCP finds the member and the original
+    /// name in its merged list (for a resource, by its URI) and checks those, as `admit_call`
+    /// does; a name it cannot place is not allowed.
+    pub(super) fn may_use(&self, kind: ItemKind, exposed: &str) -> bool {
         let access = self.access();
+        if kind == ItemKind::Tool && !access.call_tools {
+            return false;
+        }
         let Some(gw) = &self.gateway else {
             return access.allows(&Item { connection: &self.label, gateway: None, kind, name: exposed });
         };
-        if kind == ItemKind::Prompt {
-            // Like tools: the merged list is built under the current rules.
-            let merged = gw.catalog().merged.get(&ListKind::Prompts).cloned();
-            return merged.is_some_and(|m| m.index.contains_key(exposed));
+        // The tools a virtual MCP's strategy answers itself are in no member's catalogue; what
+        // they call is admitted call by call.
+        let own = [mesh_core::search::code::RUN_CODE, mesh_core::search::meta::SEARCH, mesh_core::search::meta::CALL];
+        if kind == ItemKind::Tool && own.contains(&exposed) {
+            return true;
         }
-        let (member, original) = match gw.locate_uri(exposed) {
-            Located::At(member, original) => (member, original),
-            Located::InIndex => {
-                let merged = gw.catalog().merged.get(&ListKind::Resources).cloned();
-                match merged.and_then(|m| m.index.get(exposed).cloned()) {
-                    Some(found) => found,
-                    None => return false,
-                }
-            }
-            Located::Nowhere => return false,
+        let indexed = |list| gw.catalog().merged.get(&list).and_then(|m| m.index.get(exposed).cloned());
+        let found = match list_of(kind) {
+            Some(list) => indexed(list),
+            None => match gw.locate_uri(exposed) {
+                Located::At(member, original) => Some((member, original)),
+                Located::InIndex => indexed(ListKind::Resources).or_else(|| gw.listed_unprefixed(exposed)),
+                Located::Nowhere => None,
+            },
+        };
+        let Some((member, original)) = found else { return false };
+        let curated = match list_of(kind) {
+            Some(list) => gw.members().get(member).is_some_and(|m| !m.removed && m.selection(list).allows(&original)),
+            None => gw.selects_resource(member, &original),
         };
         let Some(slug) = gw.members().get(member).map(|m| m.slug.clone()) else { return false };
-        gw.selects_resource(member, &original)
-            && access.allows(&Item { connection: &slug, gateway: Some(&gw.slug), kind, name: &original })
+        curated && access.allows(&Item { connection: &slug, gateway: Some(&gw.slug), kind, name: &original })
     }
 
     /// Checks a routed request against policy and rate limits. `member` and `original` say

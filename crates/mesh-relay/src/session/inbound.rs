@@ -43,7 +43,7 @@ impl Session {
             Inbound::Down { reason } => {
                 let ups: Vec<u64> = {
                     let mut st = self.lock();
-                    st.server_requests.retain(|_, r| r.member != member);
+                    withdraw_questions(&mut st, |r| r.member == member);
                     st.pending.iter().filter(|(_, p)| p.member == member).map(|(k, _)| *k).collect()
                 };
                 let err = RelayError::UpstreamUnavailable(reason.clone());
@@ -92,8 +92,9 @@ impl Session {
         if msg.method() != Some("notifications/resources/updated") {
             return true;
         }
-        let Some(updated) = msg.params::<Updated<'_>>() else { return true };
-        let heard = self.may_still("resources/read", &updated.uri);
+        // An update whose resource cannot be read is not one the rules can be asked about.
+        let Some(updated) = msg.params::<Updated<'_>>() else { return false };
+        let heard = self.may_use(mesh_core::policy::ItemKind::Resource, &updated.uri);
         if !heard {
             tracing::debug!(session = %self.id, route = %self.label, "an update of a resource policy now hides; dropped");
         }
@@ -213,6 +214,23 @@ impl Session {
         }
         let stream = target_stream(&st, related);
         st.streams.push(stream, msg.bytes().clone());
+    }
+}
+
+/// Withdraws from the client the questions (server requests) of `st` that `which` picks: their
+/// call is ending, or the upstream that asked went away, so no answer will be used. Each is
+/// forgotten and its stream carries `notifications/cancelled`, so that a dialog the client shows
+/// for it closes (on the call's own stream, ahead of the call's end).
+pub(super) fn withdraw_questions(st: &mut State, which: impl Fn(&ServerRequest) -> bool) {
+    if st.server_requests.is_empty() {
+        return;
+    }
+    let gone: Vec<(u64, u64)> =
+        st.server_requests.iter().filter(|(_, r)| which(r)).map(|(down, r)| (*down, r.stream)).collect();
+    for (down, stream) in gone {
+        st.server_requests.remove(&down);
+        let params = serde_json::json!({"requestId": down, "reason": "the request it was asked for has ended"});
+        st.streams.push(stream, Message::notification("notifications/cancelled", Some(&params)).bytes().clone());
     }
 }
 

@@ -445,7 +445,9 @@ impl Session {
                     st.progress.remove(t);
                 }
                 if let Target::Stream(s) = p.target {
-                    // Spec: no response is sent for a cancelled request; its stream just ends.
+                    // Spec: no response is sent for a cancelled request; its stream just ends
+                    // (after withdrawing the questions it still had open).
+                    inbound::withdraw_questions(&mut st, |r| r.stream == s);
                     st.streams.end(s);
                 }
                 (up, p.member, p.down_id, p.call)

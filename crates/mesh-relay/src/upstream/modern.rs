@@ -418,10 +418,23 @@ impl ModernLink {
             let asked =
                 requests.iter().map(|(key, request)| async move { (key.clone(), me.ask(related, key, request).await) });
             let mut responses = serde_json::Map::new();
+            let mut refused = None;
             for (key, answer) in futures_util::future::join_all(asked).await {
-                if let Some(a) = answer {
-                    responses.insert(key, a);
+                match answer {
+                    Asked::Answered(a) => {
+                        responses.insert(key, a);
+                    }
+                    Asked::Refused(e) => refused = refused.or(Some(e)),
+                    Asked::Unanswered => {}
                 }
+            }
+            // The revision has no way to tell the upstream of a refusal (answers are results):
+            // the call fails, as a client of the stateless revision fails it, rather than being
+            // asked the same again.
+            if let Some((method, e)) = refused {
+                let why = format!("the client refused the upstream's {method}: {}", e.message);
+                self.deliver(Message::error(Some(&id), e.code, &why, e.data), None);
+                return;
             }
             if responses.is_empty() {
                 // Nothing asked (or nothing answered): the upstream is waiting on something of
@@ -480,10 +493,10 @@ impl ModernLink {
         out
     }
 
-    /// Asks the client one input request as a server request; its result, or `None` when it
-    /// answered with an error or the link closed (the upstream then asks again or gives up).
-    async fn ask(&self, related: &str, key: &str, request: &Value) -> Option<Value> {
-        let method = request.get("method").and_then(Value::as_str)?;
+    /// Asks the client one input request as a server request: its result, its refusal, or
+    /// nothing (the link closed, or no answer in time: the upstream then asks again or gives up).
+    async fn ask(&self, related: &str, key: &str, request: &Value) -> Asked {
+        let Some(method) = request.get("method").and_then(Value::as_str) else { return Asked::Unanswered };
         let mut params = request.get("params").cloned().unwrap_or_else(|| json!({}));
         if let Some(p) = params.as_object_mut() {
             let meta = p.entry("_meta").or_insert_with(|| json!({}));
@@ -519,14 +532,29 @@ impl ModernLink {
         let _forget = Forget(self, &sid, related);
         self.deliver(Message::request(&sid, method, Some(&params)), Some(related));
         let reply = tokio::select! {
-            r = rx => r.ok()?,
-            () = self.closed.cancelled() => return None,
+            r = rx => r,
+            () = self.closed.cancelled() => return Asked::Unanswered,
             // Bounded even when nothing else ends the wait (the session lost the call when its
             // child went down): a user gets as long as an in-band authorization.
-            () = tokio::time::sleep(ASK_FOR) => return None,
+            () = tokio::time::sleep(ASK_FOR) => return Asked::Unanswered,
         };
-        reply.result()
+        let Ok(reply) = reply else { return Asked::Unanswered };
+        match (reply.result(), reply.error_object()) {
+            (Some(result), _) => Asked::Answered(result),
+            (None, Some(e)) => Asked::Refused((method.to_string(), e)),
+            (None, None) => Asked::Unanswered,
+        }
     }
+}
+
+/// What became of one input request put to the client ([`ModernLink::ask`]).
+enum Asked {
+    /// Its result, for `inputResponses`.
+    Answered(Value),
+    /// The client answered the request (its method) with an error.
+    Refused((String, mesh_protocol::ErrorObject)),
+    /// No answer.
+    Unanswered,
 }
 
 impl Drop for ModernLink {

@@ -637,7 +637,7 @@ pub(super) async fn retry(
     // given up before any answer reaches the upstream, and the client is told what an unknown
     // one gets.
     if let Some((what, name)) = named(&ask.method, &pending.a.original) {
-        if !pending.session.may_still(&ask.method, &name) {
+        if !pending.session.may_still(&ask.method, &name).await {
             withdraw(&pending, &asked).await;
             return refuse(&ask.id, codes::INVALID_PARAMS, &format!("Unknown {what}: {name}"), None);
         }
