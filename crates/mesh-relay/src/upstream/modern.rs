@@ -30,22 +30,13 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::mesh_keys::{without_mesh_keys, EXTENSIONS, INPUT_KEY, PARAM_HEADERS, SERVES_STATELESS};
 
+mod input;
 mod listen;
 
 /// The extension this link relays to stateless clients (`ingress::modern::tasks`).
 const TASKS: &str = "io.modelcontextprotocol/tasks";
 /// The largest JSON reply read from a stateless upstream (as for session-based ones).
 const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
-/// Questions one input-required result of an upstream may carry.
-const MAX_QUESTIONS: usize = 16;
-/// Input-required rounds one request may take before the mesh gives up (as the SDKs do).
-const MAX_ROUNDS: usize = 10;
-/// The longest the link waits for the client to answer one input request.
-const ASK_FOR: Duration = Duration::from_secs(600);
-/// The largest `requestState`, and the largest `inputRequests` (as JSON), an upstream may hand
-/// the link to keep for a round: each is kept, copied into the retry, for as long as the client
-/// takes to answer (the SDKs' states are a few kilobytes).
-const MAX_STATE: usize = 1 << 20;
 /// The revision spoken to stateless upstreams.
 pub(super) const REVISION: &str = "2026-07-28";
 
@@ -354,104 +345,6 @@ impl ModernLink {
         Err(RelayError::UpstreamUnavailable(format!("{}: the response stream ended without a reply", self.name)))
     }
 
-    /// Runs one request to its final reply, across input-required rounds.
-    async fn exchange(self: Arc<Self>, msg: Message) {
-        let id = msg.id().unwrap_or("null").to_string();
-        let method = msg.method().unwrap_or_default().to_string();
-        let mut params = self.enveloped(&msg);
-        let mut custom = take_param_headers(&mut params);
-        if custom.is_empty() && method == "tools/call" {
-            // A session-based client knows nothing of these headers: the mesh mirrors what the
-            // upstream's tools/list asked for.
-            custom = self.mirror(&params);
-        }
-        let mut answers: Option<(Value, Option<String>)> = None;
-        for round in 0..=MAX_ROUNDS {
-            let mut p = params.clone();
-            if let Some((responses, state)) = &answers {
-                p["inputResponses"] = responses.clone();
-                if let Some(s) = state {
-                    p["requestState"] = s.clone().into();
-                }
-            }
-            // A retry is a new request: a new id (the session's id stays the client-facing one).
-            let wire_id = if round == 0 { id.clone() } else { format!("\"{}-{round}\"", id.trim_matches('"')) };
-            let reply = match self.post(&wire_id, &method, &p, Some(&id), &custom).await {
-                Ok(r) => r,
-                Err(error) => {
-                    self.sink.deliver(Inbound::Refused { request: id.as_str().into(), error });
-                    return;
-                }
-            };
-            let result: Option<Value> = (reply.kind() == Kind::Response).then(|| reply.result()).flatten();
-            let needs_input =
-                result.as_ref().is_some_and(|r| r.get("resultType").and_then(Value::as_str) == Some("input_required"));
-            if !needs_input {
-                let http = matches!(self.wire, Wire::Http { .. });
-                if let (true, true, Some(mut r)) = (http, method == "tools/list", result) {
-                    // A tool whose header annotations are invalid cannot be called correctly:
-                    // it is left out (2026-07-28 streamable-http, "Custom Headers").
-                    if self.learn_mirrored(&mut r) {
-                        self.deliver(Message::response(&id, &r), None);
-                        return;
-                    }
-                }
-                self.deliver(reply.with_id(&id), None);
-                return;
-            }
-            let r = result.unwrap_or_default();
-            let state = r.get("requestState").and_then(Value::as_str).map(str::to_string);
-            let requests = r.get("inputRequests").and_then(Value::as_object).cloned().unwrap_or_default();
-            if requests.len() > MAX_QUESTIONS {
-                let why = format!("the upstream asked {} questions at once (at most {MAX_QUESTIONS})", requests.len());
-                self.deliver(Message::error(Some(&id), codes::UPSTREAM_PROTOCOL, &why, None), None);
-                return;
-            }
-            let asked_bytes = r.get("inputRequests").map_or(0, |q| q.to_string().len());
-            if state.as_ref().map_or(0, String::len) > MAX_STATE || asked_bytes > MAX_STATE {
-                let why = format!("the upstream's input request or its requestState exceeds {MAX_STATE} bytes");
-                self.deliver(Message::error(Some(&id), codes::UPSTREAM_PROTOCOL, &why, None), None);
-                return;
-            }
-            // Asked together, as the upstream asked them; answered in any order.
-            let (me, related) = (&self, id.as_str());
-            let asked =
-                requests.iter().map(|(key, request)| async move { (key.clone(), me.ask(related, key, request).await) });
-            let mut responses = serde_json::Map::new();
-            let mut refused = None;
-            for (key, answer) in futures_util::future::join_all(asked).await {
-                match answer {
-                    Asked::Answered(a) => {
-                        responses.insert(key, a);
-                    }
-                    Asked::Refused(e) => refused = refused.or(Some(e)),
-                    Asked::Unanswered => {}
-                }
-            }
-            // The revision has no way to tell the upstream of a refusal (answers are results):
-            // the call fails, as a client of the stateless revision fails it, rather than being
-            // asked the same again.
-            if let Some((method, e)) = refused {
-                let why = format!("the client refused the upstream's {method}: {}", e.message);
-                self.deliver(Message::error(Some(&id), e.code, &why, e.data), None);
-                return;
-            }
-            if responses.is_empty() {
-                // Nothing asked (or nothing answered): the upstream is waiting on something of
-                // its own. Back off as the SDKs do rather than spend the rounds at once.
-                tokio::time::sleep(Duration::from_millis(50 << round.min(2))).await;
-            }
-            answers = Some((Value::Object(responses), state));
-        }
-        let e = Message::error(
-            Some(&id),
-            codes::UPSTREAM_PROTOCOL,
-            "the upstream asked for input more than 10 times",
-            None,
-        );
-        self.deliver(e, None);
-    }
-
     /// Remembers which arguments of each listed tool travel in `Mcp-Param-*` headers, and takes
     /// the tools whose annotations are invalid out of `result`; whether it took any out.
     fn learn_mirrored(&self, result: &mut Value) -> bool {
@@ -492,69 +385,6 @@ impl ModernLink {
         }
         out
     }
-
-    /// Asks the client one input request as a server request: its result, its refusal, or
-    /// nothing (the link closed, or no answer in time: the upstream then asks again or gives up).
-    async fn ask(&self, related: &str, key: &str, request: &Value) -> Asked {
-        let Some(method) = request.get("method").and_then(Value::as_str) else { return Asked::Unanswered };
-        let mut params = request.get("params").cloned().unwrap_or_else(|| json!({}));
-        if let Some(p) = params.as_object_mut() {
-            let meta = p.entry("_meta").or_insert_with(|| json!({}));
-            if let Some(m) = meta.as_object_mut() {
-                m.insert(INPUT_KEY.into(), key.into());
-            }
-            if method == "elicitation/create" && p.get("mode").and_then(Value::as_str) == Some("url") {
-                // The session-based revision requires an id for URL elicitations.
-                p.insert("elicitationId".into(), mesh_core::id::random_base62(16).into());
-            }
-        }
-        let (tx, rx) = oneshot::channel();
-        let sid = {
-            let mut st = self.lock();
-            st.next += 1;
-            let sid = format!("\"mrtr-{}\"", st.next);
-            st.waiting.insert(sid.clone(), tx);
-            sid
-        };
-        // However this ends (answered, link closed, request cancelled, given up), the entry goes;
-        // a question left unanswered is withdrawn from the client, whose dialog would stay open.
-        struct Forget<'a>(&'a ModernLink, &'a str, &'a str);
-        impl Drop for Forget<'_> {
-            fn drop(&mut self) {
-                let unanswered = self.0.lock().waiting.remove(self.1).is_some();
-                if unanswered && !self.0.closed.is_cancelled() {
-                    let id = serde_json::from_str::<Value>(self.1).unwrap_or(Value::Null);
-                    let note = json!({"requestId": id, "reason": "the request it was asked for has ended"});
-                    self.0.deliver(Message::notification("notifications/cancelled", Some(&note)), Some(self.2));
-                }
-            }
-        }
-        let _forget = Forget(self, &sid, related);
-        self.deliver(Message::request(&sid, method, Some(&params)), Some(related));
-        let reply = tokio::select! {
-            r = rx => r,
-            () = self.closed.cancelled() => return Asked::Unanswered,
-            // Bounded even when nothing else ends the wait (the session lost the call when its
-            // child went down): a user gets as long as an in-band authorization.
-            () = tokio::time::sleep(ASK_FOR) => return Asked::Unanswered,
-        };
-        let Ok(reply) = reply else { return Asked::Unanswered };
-        match (reply.result(), reply.error_object()) {
-            (Some(result), _) => Asked::Answered(result),
-            (None, Some(e)) => Asked::Refused((method.to_string(), e)),
-            (None, None) => Asked::Unanswered,
-        }
-    }
-}
-
-/// What became of one input request put to the client ([`ModernLink::ask`]).
-enum Asked {
-    /// Its result, for `inputResponses`.
-    Answered(Value),
-    /// The client answered the request (its method) with an error.
-    Refused((String, mesh_protocol::ErrorObject)),
-    /// No answer.
-    Unanswered,
 }
 
 impl Drop for ModernLink {
@@ -655,14 +485,6 @@ impl Transport for ModernLink {
             Wire::Stdio(w) => w.diagnostics(),
             Wire::Http { .. } => None,
         }
-    }
-}
-
-impl ModernLink {
-    async fn exchange_then_forget(self: Arc<Self>, msg: Message) {
-        let id = msg.id().unwrap_or("null").to_string();
-        self.clone().exchange(msg).await;
-        self.lock().inflight.remove(&id);
     }
 }
 
