@@ -229,11 +229,8 @@ impl Session {
             Err(_) => Err(self.send_timed_out(&link, up)),
         };
         sending.done();
-        if let Err(mut e) = sent {
-            if matches!(e, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. }) {
-                self.credentials_refused(member).await;
-            }
-            e = self.step_up(e).await;
+        if let Err(e) = sent {
+            let e = self.upstream_refused(member, e).await;
             // Not the handshake: the client cannot be asked before its session exists.
             if let (true, RelayError::AuthorizationRequired(links), Some(me)) =
                 (!handshake && self.asks_by_url(&e), &e, self.me.upgrade())

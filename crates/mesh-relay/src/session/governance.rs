@@ -146,12 +146,13 @@ impl Session {
             },
         };
         let Some((member, original)) = found else { return false };
-        let curated = match list_of(kind) {
-            Some(list) => gw.members().get(member).is_some_and(|m| !m.removed && m.selection(list).allows(&original)),
-            None => gw.selects_resource(member, &original),
-        };
-        let Some(slug) = gw.members().get(member).map(|m| m.slug.clone()) else { return false };
-        curated && access.allows(&Item { connection: &slug, gateway: Some(&gw.slug), kind, name: &original })
+        if list_of(kind).is_none() && !gw.selects_resource(member, &original) {
+            return false;
+        }
+        let members = gw.members();
+        let Some(m) = members.get(member).filter(|m| !m.removed) else { return false };
+        let curated = list_of(kind).is_none_or(|list| m.selection(list).allows(&original));
+        curated && access.allows(&Item { connection: &m.slug, gateway: Some(&gw.slug), kind, name: &original })
     }
 
     /// Checks a routed request against policy and rate limits. `member` and `original` say

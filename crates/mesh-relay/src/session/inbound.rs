@@ -72,10 +72,7 @@ impl Session {
         let me = self.me.upgrade().filter(|_| unauthorized || scope);
         let Some(me) = me else { return self.fail(up, &error) };
         tokio::spawn(async move {
-            if unauthorized {
-                me.credentials_refused(member).await;
-            }
-            let error = me.step_up(error).await;
+            let error = me.upstream_refused(member, error).await;
             me.fail(up, &error);
         });
     }

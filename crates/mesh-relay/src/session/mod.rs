@@ -338,6 +338,16 @@ impl Session {
         }
     }
 
+    /// What the session does when the upstream of `member` refuses a request (from a failed
+    /// send, or a link's `Inbound::Refused`): a 401 gives up the credentials, an insufficient
+    /// scope becomes the user's authorization request. The error the call ends with.
+    pub(crate) async fn upstream_refused(&self, member: usize, e: RelayError) -> RelayError {
+        if matches!(e, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. }) {
+            self.credentials_refused(member).await;
+        }
+        self.step_up(e).await
+    }
+
     /// The upstream of `member` answered 401: the credentials the session holds will not work
     /// again, and whoever gave them is told — before the refusal reaches the client, so that the
     /// session it opens next gets new ones (or asks the user), never the refused ones again. A
