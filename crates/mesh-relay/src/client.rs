@@ -54,7 +54,7 @@ impl InboundSink for ClientSink {
                     let _ = tx.send(Err(RelayError::UpstreamUnavailable(reason)));
                 }
             }
-            Inbound::Refused { request, error } => {
+            Inbound::Refused { request, error, .. } => {
                 if let Some(tx) = request.parse::<u64>().ok().and_then(|id| w.remove(&id)) {
                     let _ = tx.send(Err(error));
                 }

@@ -26,7 +26,7 @@ impl InboundSink for StdoutSink {
                 let e = Message::error(Some(&request), codes::UPSTREAM_UNAVAILABLE, &reason, None);
                 let _ = self.0.send(e.bytes().clone());
             }
-            Inbound::Refused { request, error } => {
+            Inbound::Refused { request, error, .. } => {
                 let _ = self.0.send(error.to_message(Some(&request)).bytes().clone());
             }
             Inbound::Down { reason } => tracing::warn!("{reason}"),

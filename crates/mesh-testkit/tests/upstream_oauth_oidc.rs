@@ -336,7 +336,19 @@ async fn issue19_an_oauth_server_of_the_stateless_revision() {
 /// its result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue19_step_up_asked_in_band_of_a_client_that_shows_urls() {
-    let up = upstream("600");
+    step_up_asked_in_band(false).await;
+}
+
+/// The same in-band step-up where the server speaks only MCP 2026-07-28 (bridged): its 403
+/// reaches the session after the link took the request, and the session still asks the user and
+/// sends the call again — once: the client is asked a single time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_step_up_asked_in_band_of_a_stateless_server() {
+    step_up_asked_in_band(true).await;
+}
+
+async fn step_up_asked_in_band(stateless: bool) {
+    let up = upstream_with("600", stateless);
     let (front, owner) = authorized_front(&up).await;
 
     let (urls, mut shown) = tokio::sync::mpsc::unbounded_channel();

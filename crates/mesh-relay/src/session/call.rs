@@ -209,8 +209,17 @@ impl Session {
                 st.progress.insert(t.clone(), up);
             }
             let cancellable = !handshake;
-            let pending =
-                Pending { down_id: down_id.into(), target, member, progress, deadline, cancellable, call, timer: None };
+            let pending = Pending {
+                down_id: down_id.into(),
+                target,
+                member,
+                progress,
+                deadline,
+                cancellable,
+                call,
+                asked: false,
+                timer: None,
+            };
             st.pending.insert(up, pending);
         }
         // Registered before sending: a transport may deliver the reply before `send` returns.

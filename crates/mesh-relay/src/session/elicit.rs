@@ -53,11 +53,18 @@ impl Session {
         let stream = {
             let mut st = self.lock();
             let Some(p) = st.pending.get_mut(&up) else { return };
-            // The user needs longer than an upstream does to answer.
-            p.deadline = Instant::now() + USER_WAIT;
-            match &p.target {
-                Target::Stream(s) => Some(*s),
-                _ => None,
+            // Once per call: a token still short of scope after the user's authorization fails
+            // the call (a stateless upstream's second refusal comes back here), rather than
+            // asking the user again and again.
+            if std::mem::replace(&mut p.asked, true) {
+                None
+            } else {
+                // The user needs longer than an upstream does to answer.
+                p.deadline = Instant::now() + USER_WAIT;
+                match &p.target {
+                    Target::Stream(s) => Some(*s),
+                    _ => None,
+                }
             }
         };
         let Some(stream) = stream else { return self.fail(up, &refused) };

@@ -35,9 +35,9 @@ impl Session {
                     self.fail(up, &RelayError::UpstreamUnavailable(reason));
                 }
             }
-            Inbound::Refused { request, error } => {
+            Inbound::Refused { request, error, again } => {
                 if let Ok(up) = request.parse::<u64>() {
-                    self.refused(member, up, error);
+                    self.refused(member, up, error, again);
                 }
             }
             Inbound::Down { reason } => {
@@ -64,15 +64,25 @@ impl Session {
 
     /// Ends the call `up`, which the upstream of `member` refused (`Inbound::Refused`), as a
     /// failed send would: refused credentials are given up first, and an insufficient scope
-    /// becomes the user's authorization request. Both are asynchronous; everything else ends
-    /// the call at once.
-    fn refused(&self, member: usize, up: u64, error: RelayError) {
+    /// becomes the user's authorization request — asked in-band of a client that shows URLs,
+    /// with `again` (the request as it was sent) sent once more when the user has authorized,
+    /// as `Session::forward_traced` does for a failed send. Both are asynchronous; everything
+    /// else ends the call at once.
+    fn refused(&self, member: usize, up: u64, error: RelayError, again: Option<Message>) {
         let unauthorized = matches!(error, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. });
         let scope = matches!(error, RelayError::InsufficientScope { .. });
         let me = self.me.upgrade().filter(|_| unauthorized || scope);
         let Some(me) = me else { return self.fail(up, &error) };
         tokio::spawn(async move {
             let error = me.upstream_refused(member, error).await;
+            if let (true, RelayError::AuthorizationRequired(links), Some(again)) =
+                (me.asks_by_url(&error), &error, again)
+            {
+                if let Ok(link) = me.link(member) {
+                    let auth = links[0].clone();
+                    return me.clone().elicit_then_retry(up, link, again, auth).await;
+                }
+            }
             me.fail(up, &error);
         });
     }

@@ -154,6 +154,9 @@ struct Pending {
     cancellable: bool,
     /// What the audit record needs; `None` for internal requests, which are not the client's.
     call: Option<Call>,
+    /// Whether the user was asked in-band to authorize more scope for this call (`elicit.rs`):
+    /// once per call.
+    asked: bool,
     /// The task enforcing the deadline; aborted when the request ends, so that per-call state
     /// never outlives the call (a sleeping timer per finished call would pile up under load).
     timer: Option<tokio::task::AbortHandle>,

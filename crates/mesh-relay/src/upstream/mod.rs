@@ -52,6 +52,9 @@ pub enum Inbound {
         request: Box<str>,
         /// What the upstream said, as the mesh names it.
         error: RelayError,
+        /// The request as the link was given it, for a session that may send it again once the
+        /// user has authorized (an insufficient scope asked in-band).
+        again: Option<Message>,
     },
     /// The upstream as a whole went away: every pending request fails.
     Down {

@@ -77,7 +77,7 @@ impl Client {
                     Kind::Error => (msg.id().unwrap_or_default().to_string(), Err(msg.as_str().to_string())),
                 },
                 Inbound::StreamLost { request, reason } => (request.to_string(), Err(reason)),
-                Inbound::Refused { request, error } => (request.to_string(), Err(error.to_string())),
+                Inbound::Refused { request, error, .. } => (request.to_string(), Err(error.to_string())),
                 Inbound::Down { reason } => {
                     for (_, tx) in self.pending.lock().expect("pending").drain() {
                         let _ = tx.send(Err(reason.clone()));

@@ -608,7 +608,7 @@ impl InboundSink for SubSink {
             }
             Inbound::StreamLost { request, reason } => sh.lost(&sub, request, reason),
             // A replica's refusal is that replica's: another may still answer.
-            Inbound::Refused { request, error } => sh.lost(&sub, request, error.to_string()),
+            Inbound::Refused { request, error, .. } => sh.lost(&sub, request, error.to_string()),
             Inbound::Down { reason } => sh.down(&sub, reason),
             Inbound::Up => {}
         }

@@ -46,7 +46,7 @@ impl ModernLink {
             let reply = match self.post(&wire_id, &method, &p, Some(&id), &custom).await {
                 Ok(r) => r,
                 Err(error) => {
-                    self.sink.deliver(Inbound::Refused { request: id.as_str().into(), error });
+                    self.sink.deliver(Inbound::Refused { request: id.as_str().into(), error, again: Some(msg) });
                     return;
                 }
             };
