@@ -85,3 +85,71 @@ pub fn read_request(sock: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)>
         }
     }
 }
+
+/// What a hand-written stateless upstream ([`stateless_upstream`]) answers to one request.
+pub enum Reply {
+    /// A JSON body with this HTTP status; the request's id and `jsonrpc` are added.
+    Json(u16, Value),
+    /// An SSE stream that stays open, with nothing on it, until the mesh closes it.
+    Hold,
+}
+
+/// A hand-written upstream of MCP 2026-07-28 only, on a loopback port, for what no real server
+/// does on purpose: `initialize` is refused as an unsupported revision, `server/discover`
+/// offers `capabilities`, and every other request is `answer`'s. Its `/mcp` URL.
+pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            let (answer, capabilities) = (answer.clone(), capabilities.clone());
+            std::thread::spawn(move || {
+                while let Some((_, body)) = read_request(&mut sock) {
+                    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let reply = match msg["method"].as_str().unwrap_or_default() {
+                        "initialize" => Reply::Json(
+                            400,
+                            json!({"error": {"code": -32022, "message": "unsupported protocol version",
+                                             "data": {"supported": ["2026-07-28"]}}}),
+                        ),
+                        "server/discover" => Reply::Json(
+                            200,
+                            json!({"result": {"resultType": "complete", "supportedVersions": ["2026-07-28"],
+                                   "capabilities": capabilities,
+                                   "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "hand-written", "version": "1"}}}}),
+                        ),
+                        _ => answer(&msg),
+                    };
+                    let (status, reply) = match reply {
+                        Reply::Json(status, reply) => (status, reply),
+                        Reply::Hold => {
+                            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                            if sock.write_all(head.as_bytes()).is_err() {
+                                return;
+                            }
+                            // Until the mesh closes the stream (which is how it cancels).
+                            let mut sink = [0u8; 1024];
+                            while matches!(sock.read(&mut sink), Ok(n) if n > 0) {}
+                            return;
+                        }
+                    };
+                    let mut reply = reply;
+                    reply["jsonrpc"] = json!("2.0");
+                    reply["id"] = msg["id"].clone();
+                    let reply = reply.to_string();
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        reply.len()
+                    );
+                    if sock.write_all(head.as_bytes()).and_then(|()| sock.write_all(reply.as_bytes())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}

@@ -512,58 +512,21 @@ async fn an_http_upstream_that_never_answers_a_post_times_out_and_is_told() {
 /// A hand-written HTTP upstream of the stateless revision (2026-07-28) whose one tool answers
 /// `input_required` with a `requestState` of `state_bytes` bytes.
 fn greedy_stateless_upstream(state_bytes: usize) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for sock in listener.incoming() {
-            let Ok(mut sock) = sock else { return };
-            std::thread::spawn(move || {
-                use std::io::Write;
-                while let Some((_, body)) = raw::read_request(&mut sock) {
-                    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let (status, reply) = match msg["method"].as_str().unwrap_or_default() {
-                        "initialize" => (
-                            400,
-                            json!({"error": {"code": -32022, "message": "unsupported protocol version",
-                                                              "data": {"supported": ["2026-07-28"]}}}),
-                        ),
-                        "server/discover" => (
-                            200,
-                            json!({"result": {"resultType": "complete",
-                            "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
-                            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "greedy", "version": "1"}}}}),
-                        ),
-                        "tools/list" => (
-                            200,
-                            json!({"result": {"resultType": "complete", "tools": [
-                            {"name": "greedy", "inputSchema": {"type": "object"}}]}}),
-                        ),
-                        "tools/call" => (
-                            200,
-                            json!({"result": {"resultType": "input_required",
-                            "inputRequests": {"who": {"method": "elicitation/create", "params": {
-                                "mode": "form", "message": "Who are you?",
-                                "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}}},
-                            "requestState": "s".repeat(state_bytes)}}),
-                        ),
-                        _ => (200, json!({"error": {"code": -32601, "message": "method not found"}})),
-                    };
-                    let mut reply = reply;
-                    reply["jsonrpc"] = json!("2.0");
-                    reply["id"] = msg["id"].clone();
-                    let reply = reply.to_string();
-                    let head = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                        reply.len()
-                    );
-                    if sock.write_all(head.as_bytes()).and_then(|()| sock.write_all(reply.as_bytes())).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    url
+    raw::stateless_upstream(json!({"tools": {}}), move |msg| match msg["method"].as_str().unwrap_or_default() {
+        "tools/list" => raw::Reply::Json(
+            200,
+            json!({"result": {"resultType": "complete", "tools": [{"name": "greedy", "inputSchema": {"type": "object"}}]}}),
+        ),
+        "tools/call" => raw::Reply::Json(
+            200,
+            json!({"result": {"resultType": "input_required",
+                "inputRequests": {"who": {"method": "elicitation/create", "params": {
+                    "mode": "form", "message": "Who are you?",
+                    "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}}},
+                "requestState": "s".repeat(state_bytes)}}),
+        ),
+        _ => raw::Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
+    })
 }
 
 /// An upstream of the stateless revision whose input-required result carries a `requestState`

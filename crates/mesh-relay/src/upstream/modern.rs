@@ -83,8 +83,12 @@ struct State {
     /// Per tool: the arguments the upstream wants mirrored in `Mcp-Param-*` headers, as
     /// (argument, header token), from the `tools/list` results this link relayed.
     mirrored: HashMap<String, Vec<(String, String)>>,
-    /// The resources the session subscribed to, which the listen stream watches (`listen.rs`).
+    /// The resources the session subscribed to, which the listen stream watches (`listen.rs`),
+    /// and their URIs' bytes together.
     resources: std::collections::BTreeSet<String>,
+    watched_bytes: usize,
+    /// The upstream answered a listen with "method not found": subscriptions are refused.
+    no_listen: bool,
     next: u64,
 }
 

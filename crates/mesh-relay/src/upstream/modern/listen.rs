@@ -6,19 +6,37 @@
 //! subscribed resources itself, answers `resources/subscribe` and `resources/unsubscribe` at once,
 //! and reopens the stream with the new set; the upstream's `notifications/resources/updated`
 //! arrive on it like its list changes, and go to the session's standalone stream.
+//!
+//! What a client or an upstream does cannot make the link hammer the upstream: a stream is
+//! reopened at most once a second, whatever the subscriptions do meanwhile (the changes of that
+//! second go in one stream), and one the upstream keeps ending at once is reopened after a
+//! growing wait.
 
 use super::ModernLink;
+use futures_util::FutureExt;
 use mesh_protocol::{codes, Kind, Message};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Resources one link watches at most: a client chooses how many it subscribes to, and every
 /// reopened stream carries them all.
 const MAX_SUBSCRIPTIONS: usize = 256;
 /// The longest resource URI a subscription takes (what the relay's policy checks allow).
 const MAX_URI: usize = 8 * 1024;
+/// The watched URIs' bytes at most, all together: each reopened stream carries them all.
+const MAX_WATCHED_BYTES: usize = 64 * 1024;
+/// The shortest time between two listen streams of one link.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+/// The first wait before reopening a stream the upstream ended (no shorter than
+/// [`REOPEN_EVERY`]); it doubles up to [`LONGEST_WAIT`] while streams keep ending sooner than
+/// [`LASTED`].
+const FIRST_WAIT: Duration = Duration::from_secs(1);
+const LONGEST_WAIT: Duration = Duration::from_secs(30);
+/// A stream open this long ended normally: the next wait starts again from [`FIRST_WAIT`].
+const LASTED: Duration = Duration::from_secs(10);
 
 /// Listen requests of every link, numbered: a stream reopened at once must not reuse the id of
 /// the one whose cancellation may still be on its way (over stdio the child sees both).
@@ -33,7 +51,9 @@ impl ModernLink {
     /// The session's `resources/subscribe` or `resources/unsubscribe` (`msg`, with `id`): the
     /// watched set changes and the stream reopens with it. Answered `{}` without waiting for the
     /// upstream, as a session-based server answers before its first update; a URI the upstream
-    /// does not know is its to ignore, as it may ignore any subscription it cannot honour.
+    /// does not know is its to ignore, as it may ignore any subscription it cannot honour. Once
+    /// the upstream has answered a listen with "method not found", a subscription is refused the
+    /// same way: nothing would ever carry its updates.
     pub(super) fn subscription(&self, id: &str, method: &str, msg: &Message) -> Message {
         #[derive(serde::Deserialize)]
         struct Params {
@@ -48,14 +68,32 @@ impl ModernLink {
         }
         let changed = {
             let mut st = self.lock();
+            if st.no_listen && method == "resources/subscribe" {
+                let why =
+                    "resources/subscribe: the upstream does not take subscriptions (it has no subscriptions/listen)";
+                return Message::error(Some(id), codes::METHOD_NOT_FOUND, why, None);
+            }
             match method {
                 "resources/subscribe" if st.resources.contains(&uri) => false,
                 "resources/subscribe" if st.resources.len() >= MAX_SUBSCRIPTIONS => {
                     let why = format!("at most {MAX_SUBSCRIPTIONS} resource subscriptions per session");
                     return Message::error(Some(id), codes::INVALID_PARAMS, &why, None);
                 }
-                "resources/subscribe" => st.resources.insert(uri),
-                _ => st.resources.remove(&uri),
+                "resources/subscribe" if st.watched_bytes + uri.len() > MAX_WATCHED_BYTES => {
+                    let why = format!("a session's subscribed URIs take at most {MAX_WATCHED_BYTES} bytes together");
+                    return Message::error(Some(id), codes::INVALID_PARAMS, &why, None);
+                }
+                "resources/subscribe" => {
+                    st.watched_bytes += uri.len();
+                    st.resources.insert(uri)
+                }
+                _ => {
+                    let gone = st.resources.remove(&uri);
+                    if gone {
+                        st.watched_bytes -= uri.len();
+                    }
+                    gone
+                }
             }
         };
         if changed {
@@ -97,8 +135,18 @@ impl ModernLink {
         }
         let (weak, closed, relisten) = (self.me.clone(), self.closed.clone(), self.relisten.clone());
         tokio::spawn(async move {
-            let mut delay = Duration::from_millis(500);
+            let mut delay = FIRST_WAIT;
+            let mut opened: Option<Instant> = None;
             while !closed.is_cancelled() {
+                if let Some(at) = opened {
+                    // At most one stream a second: the changes made meanwhile are all in the
+                    // next one, so a wake-up they left behind is spent here, not on a reopen.
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at + REOPEN_EVERY) => {}
+                        () = closed.cancelled() => return,
+                    }
+                    let _ = relisten.notified().now_or_never();
+                }
                 // Held only while a stream is open: a link dropped without `close` still goes.
                 let Some(me) = weak.upgrade() else { return };
                 let Some(filter) = me.filter() else {
@@ -116,6 +164,8 @@ impl ModernLink {
                 let id = format!("\"mesh-listen-{}\"", LISTENS.fetch_add(1, Ordering::Relaxed));
                 let none = HeaderMap::new();
                 let listen = me.post(&id, "subscriptions/listen", &params, None, &none);
+                let at = Instant::now();
+                opened = Some(at);
                 let ended = tokio::select! {
                     r = listen => r,
                     // The watched set changed: this stream closes (which cancels it) and the
@@ -124,12 +174,16 @@ impl ModernLink {
                     () = closed.cancelled() => return,
                 };
                 let wait = match ended {
-                    // The upstream has no listen after all: nothing to wait for.
-                    Ok(m) if m.error_object().is_some_and(|e| e.code == codes::METHOD_NOT_FOUND) => return,
-                    // A graceful end: listen again soon (not in a tight loop, should an
-                    // upstream end every stream at once).
-                    Ok(m) if m.kind() == Kind::Response => {
-                        delay = Duration::from_millis(500);
+                    // The upstream has no listen after all: nothing to wait for, and nothing to
+                    // subscribe to from now on.
+                    Ok(m) if m.error_object().is_some_and(|e| e.code == codes::METHOD_NOT_FOUND) => {
+                        tracing::info!(link = %me.name, "the upstream has no subscriptions/listen; its list changes and resource updates are not followed");
+                        me.lock().no_listen = true;
+                        return;
+                    }
+                    // A graceful end of a stream that lasted: listen again soon.
+                    Ok(m) if m.kind() == Kind::Response && at.elapsed() >= LASTED => {
+                        delay = FIRST_WAIT;
                         delay
                     }
                     // Refused for a resource it does not know: the session's subscriptions go
@@ -138,12 +192,16 @@ impl ModernLink {
                     Ok(m) if filter.get("resourceSubscriptions").is_some() && refuses_resources(&m) => {
                         let why = m.error_object().map(|e| e.message).unwrap_or_default();
                         tracing::info!(link = %me.name, error = %why, "the upstream refused a listen with resource subscriptions; they are dropped");
-                        me.lock().resources.clear();
-                        Duration::from_millis(500)
+                        let mut st = me.lock();
+                        st.resources.clear();
+                        st.watched_bytes = 0;
+                        FIRST_WAIT
                     }
+                    // Refused, failed, or ended at once (an upstream that ends every stream
+                    // would otherwise be asked again twice a second for ever).
                     _ => {
                         let wait = delay;
-                        delay = (delay * 2).min(Duration::from_secs(30));
+                        delay = (delay * 2).min(LONGEST_WAIT);
                         wait
                     }
                 };
