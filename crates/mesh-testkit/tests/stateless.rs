@@ -280,6 +280,52 @@ async fn issue18_governance_applies_to_stateless_requests_as_to_sessions() {
     mesh.stop().await;
 }
 
+/// Two programs calling with the same key and the same capabilities are two clients: each is
+/// named in the audit trail (and to the upstream) by its own `clientInfo`, never by whichever
+/// happened to call first — as two sessions would be.
+#[tokio::test]
+async fn issue18_each_stateless_client_is_named_in_the_audit_trail_by_its_own_client_info() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "everything", "command": upstreams::everything_bin(), "args": ["stdio"]})).await;
+    let url = mesh.endpoint("everything");
+    for (id, client) in [(1, "agent-a"), (2, "agent-b"), (3, "agent-a")] {
+        let call = request(id, "tools/call", json!({"name": "echo", "arguments": {"message": client}}))
+            .replace(r#""name":"stateless-test""#, &format!(r#""name":"{client}""#));
+        assert!(call.contains(client), "{call}");
+        let (status, body) = post(&url, headers(&mesh.key, "tools/call", Some("echo")), call).await;
+        assert_eq!((status, &body["result"]["content"][0]["text"]), (200, &json!(format!("Echo: {client}"))), "{body}");
+    }
+    let rows = manage(&mesh, "AUDIT_QUERY", json!({"tool": "echo"})).await;
+    let mut named: Vec<(String, String)> = rows["items"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (r["clientName"].as_str().unwrap_or("-").to_string(), r["arguments"].to_string()))
+        .collect();
+    named.sort();
+    assert_eq!(named.len(), 3, "{rows}");
+    for (client, arguments) in &named {
+        assert!(arguments.contains(client.as_str()), "a call named by another client's info: {named:?}");
+    }
+    assert_eq!(named.iter().filter(|(c, _)| c == "agent-a").count(), 2, "{named:?}");
+    // Both are part of what a pooled session is found by, hashed on every request: each is
+    // bounded (16 KiB), and a request past the bound is refused before anything is opened.
+    let big = "x".repeat(20 * 1024);
+    let too_big = [
+        (r#""name":"stateless-test""#.to_string(), format!(r#""name":"{big}""#), "clientInfo is too large"),
+        (r#""roots":{}"#.to_string(), format!(r#""roots":{{"x":"{big}"}}"#), "clientCapabilities is too large"),
+    ];
+    for (from, to, why) in too_big {
+        let call =
+            request(9, "tools/call", json!({"name": "echo", "arguments": {"message": "big"}})).replace(&from, &to);
+        assert!(call.len() > 20 * 1024, "{from}");
+        let (status, body) = post(&url, headers(&mesh.key, "tools/call", Some("echo")), call).await;
+        assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(-32602)), "{body}");
+        assert_eq!(body["error"]["message"], why, "{body}");
+    }
+    mesh.stop().await;
+}
+
 #[tokio::test]
 async fn issue18_a_stateless_client_that_leaves_cancels_its_call() {
     let mesh = TestMesh::start().await;

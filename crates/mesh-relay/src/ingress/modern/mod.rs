@@ -3,9 +3,9 @@
 //! A stateless request names its revision in `MCP-Protocol-Version` and again in
 //! `params._meta`; it has no session, so everything a session held travels with each request.
 //! The mesh serves it with the same machinery as a session's request: each principal gets a
-//! *pooled* session per route and set of client capabilities (`pool.rs`), opened on its first
-//! request with the upstream's own handshake and reused by every later one — never one upstream
-//! handshake per call. What the upstream speaks behind that session is the mesh's business:
+//! *pooled* session per route, set of client capabilities and client (`pool.rs`), opened on its
+//! first request with the upstream's own handshake and reused by every later one — never one
+//! upstream handshake per call. What the upstream speaks behind that session is the mesh's business:
 //! today every upstream is spoken to in the session-based revision, which every upstream in the
 //! ecosystem accepts, and its replies are made stateless here (`resultType`, caching hints,
 //! errors with their HTTP statuses).
@@ -48,6 +48,8 @@ pub(super) struct Ask {
     pub method: Arc<str>,
     /// `clientCapabilities`, raw JSON.
     pub capabilities: Held,
+    /// `clientInfo`, raw JSON, when sent.
+    pub client_info: Option<Held>,
     /// The log level it opted into, if any.
     pub log_level: Option<String>,
     /// `Mcp-Param-*` headers (name, value as sent), which the mesh forwards to a stateless upstream.
@@ -119,6 +121,9 @@ pub(super) async fn resolve(
         if capabilities.len() > pool::MAX_CAPABILITIES {
             return refused(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None);
         }
+        if meta.client_info.is_some_and(|c| c.len() > pool::MAX_CLIENT_INFO) {
+            return refused(&id, codes::INVALID_PARAMS, "clientInfo is too large", None);
+        }
         if !capabilities.trim_start().starts_with('{') {
             return refused(&id, codes::INVALID_PARAMS, "clientCapabilities must be an object", None);
         }
@@ -126,6 +131,7 @@ pub(super) async fn resolve(
             id,
             method,
             capabilities: Held::of(&msg, capabilities),
+            client_info: meta.client_info.map(|c| Held::of(&msg, c)),
             log_level: meta.log_level.map(|l| l.into_owned()),
             param_headers: mirrors.params,
             endpoint: target.path(),
@@ -219,7 +225,7 @@ fn refused(id: &str, code: i64, message: &str, data: Option<serde_json::Value>) 
 /// The stateless ingress's own tables.
 #[derive(Default)]
 pub(super) struct State {
-    /// Pooled sessions, by key, endpoint and capabilities.
+    /// Pooled sessions, by key, endpoint, capabilities and client info.
     pub(super) pool: Pool,
     /// Calls waiting for their client's answers, by request state.
     pub(super) parked: input::Parking,

@@ -1,14 +1,16 @@
 //! Pooled sessions: what a stateless request runs on.
 //!
-//! Keyed by (API key, endpoint, client capabilities). The key because a session is bound to the
-//! principal that opened it (its access, its rate limits, its upstream credentials); the
-//! capabilities because the upstream learns them once, at its handshake, and may only ask a
-//! client for what it declared. A pooled session is an ordinary registered session — counted
+//! Keyed by (API key, endpoint, client capabilities, client info). The key because a session is
+//! bound to the principal that opened it (its access, its rate limits, its upstream credentials);
+//! the capabilities because the upstream learns them once, at its handshake, and may only ask a
+//! client for what it declared; the client info because the upstream learns that at the
+//! handshake too, and the audit trail names a session's client from it: two programs sharing a
+//! key are two clients, as two sessions would be. A pooled session is an ordinary registered session — counted
 //! against the session caps, ended with its connection, reaped when idle, recomputing its access
 //! on policy changes — whose id is never handed out.
 
 use super::tasks::EXTENSION as TASKS;
-use super::Ask;
+use super::{Ask, Held};
 use crate::ingress::streamable_http::{open_session, Opened, Target};
 use crate::ingress::Relay;
 use crate::session::{method_name, outcome_of, Audited, RouteKind, Session};
@@ -45,6 +47,8 @@ struct Key {
 
 /// The largest `clientCapabilities` accepted (real ones are a few hundred bytes).
 pub(super) const MAX_CAPABILITIES: usize = 16 * 1024;
+/// The largest `clientInfo` accepted (a name and a version; icons are URLs, or small data URIs).
+pub(super) const MAX_CLIENT_INFO: usize = 16 * 1024;
 
 struct Entry {
     key: Key,
@@ -85,8 +89,8 @@ impl Pool {
 /// The seeded hash a pooled session is found by, in one pass (every stateless request hashes
 /// it). Keyed by a per-process random seed: no client can aim its capabilities, or its key, at
 /// another's entry. The fields cannot run into each other: `0xff` is never in UTF-8 text, and
-/// the capabilities come last.
-fn hash_of(key_id: &str, endpoint: &str, capabilities: &[u8]) -> u64 {
+/// the client info comes last.
+fn hash_of(key_id: &str, endpoint: &str, capabilities: &[u8], client_info: &[u8]) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static SEED: std::sync::LazyLock<std::collections::hash_map::RandomState> =
         std::sync::LazyLock::new(Default::default);
@@ -96,6 +100,8 @@ fn hash_of(key_id: &str, endpoint: &str, capabilities: &[u8]) -> u64 {
     all.write(endpoint.as_bytes());
     all.write_u8(0xff);
     all.write(capabilities);
+    all.write_u8(0xff);
+    all.write(client_info);
     all.finish()
 }
 
@@ -115,7 +121,8 @@ pub(super) async fn session(
     principal: &Principal,
     (ask, msg, audited): (&Ask, &Message, Option<&Audited>),
 ) -> Result<Pooled, RelayError> {
-    let slot = hash_of(&principal.key_id, &ask.endpoint, ask.capabilities.raw());
+    let client_info = ask.client_info.as_ref().map_or(&[][..], Held::raw);
+    let slot = hash_of(&principal.key_id, &ask.endpoint, ask.capabilities.raw(), client_info);
     if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
         return Ok(found);
     }
@@ -132,7 +139,7 @@ pub(super) async fn session(
     };
     // Boxed: only a request that opens a session pays for the opening's future; every other
     // request's future would carry it (and copy it as it moves).
-    match Box::pin(open(relay, target, principal, (ask, msg), slot)).await {
+    match Box::pin(open(relay, target, principal, ask, slot)).await {
         Ok(found) => {
             unopened.disarm();
             Ok(found)
@@ -267,7 +274,7 @@ async fn open(
     relay: &Arc<Relay>,
     target: &Target,
     principal: &Principal,
-    (ask, msg): (&Ask, &Message),
+    ask: &Ask,
     slot: u64,
 ) -> Result<Pooled, RelayError> {
     let key = Key { key_id: principal.key_id.clone(), endpoint: ask.endpoint.clone(), hash: slot };
@@ -284,7 +291,7 @@ async fn open(
     if let Some(found) = pooled(relay, slot, (&principal.key_id, &ask.endpoint), principal) {
         return Ok(found);
     }
-    let init_msg = Message::request("0", "initialize", Some(&handshake(ask, msg)));
+    let init_msg = Message::request("0", "initialize", Some(&handshake(ask)));
     let (session, reply) = match open_session(relay, target, principal.clone(), &init_msg, true).await? {
         Opened::Session(s, reply) => (s, reply),
         Opened::Refused(reply) => {
@@ -312,9 +319,8 @@ async fn open(
 
 /// The `initialize` params that open a pooled session: the newest session-based revision, and the
 /// request's own capabilities and client (so that the upstream asks for nothing the client did not
-/// declare, and logs name the real client, read from the request only now: most requests find
-/// their session open).
-fn handshake(ask: &Ask, msg: &Message) -> serde_json::Value {
+/// declare, and the upstream's logs and the audit trail name the real client).
+fn handshake(ask: &Ask) -> serde_json::Value {
     let mut capabilities: serde_json::Value =
         serde_json::from_str(&ask.capabilities).unwrap_or_else(|_| serde_json::json!({}));
     let mut extensions = None;
@@ -326,10 +332,9 @@ fn handshake(ask: &Ask, msg: &Message) -> serde_json::Value {
         extensions = tasks.map(|t| serde_json::json!({ TASKS: t }));
         c.remove("tasks");
     }
-    let request = mesh_protocol::modern::Request::read(msg.bytes());
-    let client_info = request
-        .as_ref()
-        .and_then(|r| r.envelope().client_info)
+    let client_info = ask
+        .client_info
+        .as_deref()
         .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
         .filter(|c| c.get("name").is_some_and(|n| n.is_string()))
         .unwrap_or_else(|| serde_json::json!({"name": "mcp-mesh", "version": env!("CARGO_PKG_VERSION")}));
@@ -357,29 +362,22 @@ mod tests {
         assert!(pool.opening.lock().expect("lock").is_empty(), "the last holder removes it");
     }
 
-    fn ask(capabilities: &str) -> Ask {
+    fn ask(capabilities: &str, client_info: Option<&str>) -> Ask {
         Ask {
             id: "1".into(),
             method: "tools/list".into(),
             capabilities: capabilities.into(),
+            client_info: client_info.map(Into::into),
             log_level: None,
             param_headers: Vec::new(),
             endpoint: "/mcp/echo".into(),
         }
     }
 
-    fn request(meta: &str) -> Message {
-        let raw = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"_meta":{{{meta}}}}}}}"#);
-        Message::parse(raw.into()).expect("message")
-    }
-
     #[test]
     fn a_pooled_handshake_names_the_client_and_its_capabilities() {
         let caps = r#"{"sampling":{},"tasks":{},"extensions":{"io.modelcontextprotocol/tasks":{"x":1},"other":{}}}"#;
-        let msg = request(&format!(
-            r#""io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps},"io.modelcontextprotocol/clientInfo":{{"name":"agent-7","version":"2"}}"#
-        ));
-        let params = handshake(&ask(caps), &msg);
+        let params = handshake(&ask(caps, Some(r#"{"name":"agent-7","version":"2"}"#)));
         assert_eq!(params["clientInfo"], serde_json::json!({"name": "agent-7", "version": "2"}));
         assert_eq!(params["protocolVersion"], version::LATEST);
         // Stateless-only members leave the capabilities; only the tasks extension rides beside them.
@@ -389,10 +387,9 @@ mod tests {
 
     #[test]
     fn without_a_usable_client_info_the_mesh_names_itself() {
-        for info in ["", r#","io.modelcontextprotocol/clientInfo":{"version":"1"}"#] {
-            let msg = request(&format!(r#""io.modelcontextprotocol/clientCapabilities":{{}}{info}"#));
-            let params = handshake(&ask("{}"), &msg);
-            assert_eq!(params["clientInfo"]["name"], "mcp-mesh", "{info}");
+        for info in [None, Some(r#"{"version":"1"}"#), Some("[1]")] {
+            let params = handshake(&ask("{}", info));
+            assert_eq!(params["clientInfo"]["name"], "mcp-mesh", "{info:?}");
         }
     }
 }
