@@ -92,7 +92,7 @@ async fn issue18_subscriptions_are_refused_once_the_upstream_says_it_has_no_list
     assert_eq!(refused["error"]["code"], -32601, "{refused}");
     assert!(refused["error"]["message"].as_str().is_some_and(|m| m.contains("no subscriptions/listen")), "{refused}");
     let asked = listens.count();
-    assert!((1..=2).contains(&asked), "{asked} listens");
+    assert!(asked >= 1, "the listen was asked for");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(listens.count(), asked, "a listen refused as unknown is not asked again");
     // Unsubscribing still answers: there is nothing to undo upstream.
@@ -145,10 +145,14 @@ async fn issue18_subscription_toggles_reopen_the_listen_at_most_once_a_second() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(listens.last(), Some(json!(["file:///kept"])), "the last stream carries the last state");
-    // One to open, one a second while the client toggled, one for the last state.
+    // One to open, one a second while the client toggled, one for the last state — and never
+    // two within a second, however long the toggling took.
     let most = 2 + toggling.as_secs() as usize + 1;
     let n = listens.count();
     assert!(n <= most, "{n} listens for 41 changes in {toggling:?} (at most {most})");
+    let times: Vec<Instant> = listens.0.lock().expect("listens").iter().map(|(t, _)| *t).collect();
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(900)), "listens within a second: {gaps:?}");
     // And a subscription past the bytes a session may watch is refused, not carried.
     let long = format!("file:///{}", "x".repeat(8000));
     let mut refused = Value::Null;

@@ -367,3 +367,31 @@ async fn step_up_asked_in_band(stateless: bool) {
     let s = stats(&up).await;
     assert_eq!((s["step_ups"].as_u64(), s["admin_calls"].as_u64()), (Some(1), Some(1)), "{s}");
 }
+
+/// A scope still short after the user authorized in-band (`short_echo` is refused whatever the
+/// token carries): the call ends with the authorization request (`-32042`) instead of asking the
+/// user again and again — asked once per call, at a server of either revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_scope_still_short_after_authorizing_in_band_is_not_asked_again() {
+    for stateless in [false, true] {
+        let up = upstream_with("600", stateless);
+        let (front, owner) = authorized_front(&up).await;
+        let (urls, mut shown) = tokio::sync::mpsc::unbounded_channel();
+        let behaviour = ClientBehaviour { url_elicitations: Some(urls), ..Default::default() };
+        let client = TestClient::connect_http(&front.endpoint("remote"), &owner.key, behaviour).await.expect("session");
+        let user = async {
+            let url = tokio::time::timeout(Duration::from_secs(20), shown.recv()).await.expect("asked").expect("a url");
+            follow(&front, &owner, &url).await;
+        };
+        let call =
+            tokio::time::timeout(Duration::from_secs(60), client.call_tool("short_echo", json!({"message": "m"})));
+        let (ended, ()) = tokio::join!(call, user);
+        let failed = ended.expect("the call ends, not waiting on a second question").expect_err("refused");
+        assert!(format!("{failed:#}").contains("32042"), "stateless {stateless}: {failed:#}");
+        assert_eq!(client.elicitations_seen(), 1, "stateless {stateless}: asked once");
+        let s = stats(&up).await;
+        assert_eq!(s["step_ups"].as_u64(), Some(2), "refused before and after the authorization: {s}");
+        client.close().await.ok();
+        front.stop().await;
+    }
+}

@@ -125,10 +125,10 @@ impl Session {
         // As any send: bounded by the request's timeout, and a refused token ends the session.
         match tokio::time::timeout(self.timeout, link.send(msg)).await {
             Ok(Ok(())) => {}
+            // Refused again (asked once per call): the same ending as a stateless upstream's
+            // second refusal — credentials given up on a 401, a fresh link for a scope still short.
             Ok(Err(e)) => {
-                if matches!(e, RelayError::UpstreamFailed { cause: crate::Cause::Status(401), .. }) {
-                    self.credentials_refused(0).await;
-                }
+                let e = self.upstream_refused(0, e).await;
                 self.fail(up, &e);
             }
             Err(_) => self.fail(up, &self.timed_out(&link)),

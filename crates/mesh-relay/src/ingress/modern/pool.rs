@@ -34,10 +34,11 @@ pub(in crate::ingress) struct Pool {
     opening: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// (API key, endpoint, the seeded hash of all three with the capabilities as sent), which stands
-/// for the capabilities. Two capability sets that collide share a session initialised with one
-/// of them; the ingress still asks a client only for what its own request declared
-/// (`input::declared`).
+/// (API key, endpoint, the seeded hash of all four with the capabilities and client info as
+/// sent), which stands for those two. Two that collide share a session initialised with one of
+/// them; the ingress still asks a client only for what its own request declared
+/// (`input::declared`). Compared as sent: a client that changes how it writes them (another
+/// order, another `clientInfo`) opens another session, counted against the caps like any.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     key_id: String,
@@ -230,8 +231,8 @@ impl Drop for Ungate<'_> {
     }
 }
 
-/// The live pooled session in `slot` (the hash of key, endpoint and capabilities) for this key
-/// and endpoint, if there is one `principal` may use.
+/// The live pooled session in `slot` (the hash of key, endpoint, capabilities and client info)
+/// for this key and endpoint, if there is one `principal` may use.
 fn pooled(relay: &Arc<Relay>, slot: u64, (key_id, endpoint): (&str, &str), principal: &Principal) -> Option<Pooled> {
     in_slot(relay, slot, |e| e.key.is(key_id, endpoint), principal)
 }

@@ -9,8 +9,8 @@
 //!
 //! What a client or an upstream does cannot make the link hammer the upstream: a stream is
 //! reopened at most once a second, whatever the subscriptions do meanwhile (the changes of that
-//! second go in one stream), and one the upstream keeps ending at once is reopened after a
-//! growing wait.
+//! second go in one stream), and one the upstream keeps ending or refusing is reopened after a
+//! growing wait, which a subscription does not cut short.
 
 use super::ModernLink;
 use futures_util::FutureExt;
@@ -32,7 +32,7 @@ const MAX_WATCHED_BYTES: usize = 64 * 1024;
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 /// The first wait before reopening a stream the upstream ended (no shorter than
 /// [`REOPEN_EVERY`]); it doubles up to [`LONGEST_WAIT`] while streams keep ending sooner than
-/// [`LASTED`].
+/// [`LASTED`] or being refused.
 const FIRST_WAIT: Duration = Duration::from_secs(1);
 const LONGEST_WAIT: Duration = Duration::from_secs(30);
 /// A stream open this long ended normally: the next wait starts again from [`FIRST_WAIT`].
@@ -136,13 +136,16 @@ impl ModernLink {
         let (weak, closed, relisten) = (self.me.clone(), self.closed.clone(), self.relisten.clone());
         tokio::spawn(async move {
             let mut delay = FIRST_WAIT;
-            let mut opened: Option<Instant> = None;
+            // When the last stream opened, and the end of the wait after it ended.
+            let (mut opened, mut not_before): (Option<Instant>, Option<Instant>) = (None, None);
             while !closed.is_cancelled() {
-                if let Some(at) = opened {
-                    // At most one stream a second: the changes made meanwhile are all in the
-                    // next one, so a wake-up they left behind is spent here, not on a reopen.
+                // At most one stream a second, and none before the wait is out (a subscription
+                // meanwhile waits too: the upstream is failing, or a second is the floor). The
+                // changes made meanwhile are all in the next stream, so a wake-up they left
+                // behind is spent here, not on a reopen.
+                if let Some(next) = opened.map(|at| at + REOPEN_EVERY).max(not_before) {
                     tokio::select! {
-                        () = tokio::time::sleep_until(at + REOPEN_EVERY) => {}
+                        () = tokio::time::sleep_until(next) => {}
                         () = closed.cancelled() => return,
                     }
                     let _ = relisten.notified().now_or_never();
@@ -173,6 +176,11 @@ impl ModernLink {
                     () = relisten.notified() => continue,
                     () = closed.cancelled() => return,
                 };
+                // A stream that lasted ended normally, however it ended (a proxy cutting idle
+                // streams, a dropped connection): the waits start again from the first.
+                if at.elapsed() >= LASTED {
+                    delay = FIRST_WAIT;
+                }
                 let wait = match ended {
                     // The upstream has no listen after all: nothing to wait for, and nothing to
                     // subscribe to from now on.
@@ -182,19 +190,21 @@ impl ModernLink {
                         return;
                     }
                     // A graceful end of a stream that lasted: listen again soon.
-                    Ok(m) if m.kind() == Kind::Response && at.elapsed() >= LASTED => {
-                        delay = FIRST_WAIT;
-                        delay
-                    }
-                    // Refused for a resource it does not know: the session's subscriptions go
-                    // (the list changes must not stop for them), said in the log. Any other
-                    // refusal (overloaded, rate-limited) is waited out with them kept.
+                    Ok(m) if m.kind() == Kind::Response && at.elapsed() >= LASTED => delay,
+                    // Refused for a resource it does not know: the subscriptions it carried go
+                    // (the list changes must not stop for them), said in the log; one made since
+                    // was never sent, and stays. Any other refusal (overloaded, rate-limited) is
+                    // waited out with them kept.
                     Ok(m) if filter.get("resourceSubscriptions").is_some() && refuses_resources(&m) => {
                         let why = m.error_object().map(|e| e.message).unwrap_or_default();
                         tracing::info!(link = %me.name, error = %why, "the upstream refused a listen with resource subscriptions; they are dropped");
+                        let sent = filter["resourceSubscriptions"].as_array().into_iter().flatten();
                         let mut st = me.lock();
-                        st.resources.clear();
-                        st.watched_bytes = 0;
+                        for uri in sent.filter_map(Value::as_str) {
+                            if st.resources.remove(uri) {
+                                st.watched_bytes -= uri.len();
+                            }
+                        }
                         FIRST_WAIT
                     }
                     // Refused, failed, or ended at once (an upstream that ends every stream
@@ -206,12 +216,7 @@ impl ModernLink {
                     }
                 };
                 drop(me);
-                // A subscription meanwhile does not wait out a backoff.
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = relisten.notified() => {}
-                    () = closed.cancelled() => return,
-                }
+                not_before = Some(Instant::now() + wait);
             }
         });
     }
