@@ -348,18 +348,8 @@ async fn issue18_step_up_asked_in_band_of_a_stateless_server() {
 }
 
 async fn step_up_asked_in_band(stateless: bool) {
-    let up = upstream_with("600", stateless);
-    let (front, owner) = authorized_front(&up).await;
-
-    let (urls, mut shown) = tokio::sync::mpsc::unbounded_channel();
-    let behaviour = ClientBehaviour { url_elicitations: Some(urls), ..Default::default() };
-    let client = TestClient::connect_http(&front.endpoint("remote"), &owner.key, behaviour).await.expect("session");
-    let user = async {
-        let url = tokio::time::timeout(Duration::from_secs(20), shown.recv()).await.expect("asked").expect("a url");
-        follow(&front, &owner, &url).await;
-    };
-    let (result, ()) = tokio::join!(client.call_tool("admin_echo", json!({"message": "in band"})), user);
-    let result = result.expect("the call returns");
+    let (up, _front, client, result) = asked_in_band(stateless, "admin_echo").await;
+    let result = result.expect("the call ends in time").expect("the call returns");
     assert_eq!(result["content"][0]["text"], "in band", "{result}");
     assert_eq!(client.elicitations_seen(), 1);
     assert_eq!(client.notifications_seen("notifications/elicitation/complete"), 1);
@@ -368,24 +358,31 @@ async fn step_up_asked_in_band(stateless: bool) {
     assert_eq!((s["step_ups"].as_u64(), s["admin_calls"].as_u64()), (Some(1), Some(1)), "{s}");
 }
 
+/// A client that shows URLs, on a front authorized at `up` (a server of the stateless revision
+/// only when `stateless`), calls `tool` while the user follows the first link it is shown; the
+/// upstream, the front, the client and how the call ended (`None`: not within a minute).
+async fn asked_in_band(stateless: bool, tool: &str) -> (Upstream, TestMesh, TestClient, Option<anyhow::Result<Value>>) {
+    let up = upstream_with("600", stateless);
+    let (front, owner) = authorized_front(&up).await;
+    let (urls, mut shown) = tokio::sync::mpsc::unbounded_channel();
+    let behaviour = ClientBehaviour { url_elicitations: Some(urls), ..Default::default() };
+    let client = TestClient::connect_http(&front.endpoint("remote"), &owner.key, behaviour).await.expect("session");
+    let user = async {
+        let url = tokio::time::timeout(Duration::from_secs(20), shown.recv()).await.expect("asked").expect("a url");
+        follow(&front, &owner, &url).await;
+    };
+    let call = tokio::time::timeout(Duration::from_secs(60), client.call_tool(tool, json!({"message": "in band"})));
+    let (ended, ()) = tokio::join!(call, user);
+    (up, front, client, ended.ok())
+}
+
 /// A scope still short after the user authorized in-band (`short_echo` is refused whatever the
 /// token carries): the call ends with the authorization request (`-32042`) instead of asking the
 /// user again and again — asked once per call, at a server of either revision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue18_a_scope_still_short_after_authorizing_in_band_is_not_asked_again() {
     for stateless in [false, true] {
-        let up = upstream_with("600", stateless);
-        let (front, owner) = authorized_front(&up).await;
-        let (urls, mut shown) = tokio::sync::mpsc::unbounded_channel();
-        let behaviour = ClientBehaviour { url_elicitations: Some(urls), ..Default::default() };
-        let client = TestClient::connect_http(&front.endpoint("remote"), &owner.key, behaviour).await.expect("session");
-        let user = async {
-            let url = tokio::time::timeout(Duration::from_secs(20), shown.recv()).await.expect("asked").expect("a url");
-            follow(&front, &owner, &url).await;
-        };
-        let call =
-            tokio::time::timeout(Duration::from_secs(60), client.call_tool("short_echo", json!({"message": "m"})));
-        let (ended, ()) = tokio::join!(call, user);
+        let (up, front, client, ended) = asked_in_band(stateless, "short_echo").await;
         let failed = ended.expect("the call ends, not waiting on a second question").expect_err("refused");
         assert!(format!("{failed:#}").contains("32042"), "stateless {stateless}: {failed:#}");
         assert_eq!(client.elicitations_seen(), 1, "stateless {stateless}: asked once");
