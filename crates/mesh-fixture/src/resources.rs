@@ -13,6 +13,9 @@ const STATIC_TEXT: &str = "test://static-text";
 const STATIC_BINARY: &str = "test://static-binary";
 pub(crate) const WATCHED: &str = "test://watched-resource";
 pub(crate) const TEMPLATE: &str = "test://template/{id}/data";
+/// The instance of [`TEMPLATE`] that asks the user's name before it is read (run by
+/// [`crate::server`]): the input-required resource read a relay re-checks on the retry.
+pub(crate) const ASKS: &str = "test://template/asks/data";
 const TEMPLATE_PREFIX: &str = "test://template/";
 const TEMPLATE_SUFFIX: &str = "/data";
 
@@ -63,6 +66,13 @@ pub(crate) fn read(uri: &str) -> Result<ReadResourceResult, McpError> {
         },
     };
     decode(json!({"contents": [contents]}))
+}
+
+/// [`ASKS`] once the name is known.
+pub(crate) fn read_after_input(answers: &str) -> Result<ReadResourceResult, McpError> {
+    decode(
+        json!({"contents": [{"uri": ASKS, "mimeType": "text/plain", "text": format!("Data after input: {answers}")}]}),
+    )
 }
 
 /// The `{id}` of `test://template/{id}/data`: one non-empty path segment.

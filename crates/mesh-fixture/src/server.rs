@@ -23,10 +23,10 @@ use crate::{prompts, resources, tools};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams, CompleteResult,
     GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams,
-    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ResultType,
-    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
-    UnsubscribeRequestParams, UpdateTaskParams, TASKS_EXTENSION_ID,
+    InitializeResult, InputResponses, JsonObject, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ResultType, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
+    Tool, UnsubscribeRequestParams, UpdateTaskParams, TASKS_EXTENSION_ID,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -74,6 +74,21 @@ impl Fixture {
     /// A fixture sharing `shared` with the other handlers of the process.
     pub fn with(shared: Arc<Shared>) -> Self {
         Self { session: Arc::default(), shared }
+    }
+
+    /// The user's name, asked before `method` of `name` answers (2026-07-28: an input-required
+    /// result, answered by the retry; 2025-11-25: an elicitation mid-request).
+    async fn ask_name(
+        &self,
+        cx: &RequestContext<RoleServer>,
+        (method, name): (&'static str, &str),
+        arguments: &JsonObject,
+        (responses, state): (Option<&InputResponses>, Option<&str>),
+    ) -> Result<Reply, McpError> {
+        let dialogue = Dialogue::ephemeral(vec![(USER_NAME, input::Ask::text_field("What is your name?", "name"))]);
+        let x = Exchange { cx, sealer: &self.shared.sealer, method, name, arguments, responses, state };
+        input::require_capabilities(cx, &dialogue)?;
+        input::run(&dialogue, &x).await
     }
 }
 
@@ -205,9 +220,16 @@ impl ServerHandler for Fixture {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        resources::read(&request.uri).map(|r| ReadResourceResponse::from(completed!(r)))
+        if request.uri != resources::ASKS {
+            return resources::read(&request.uri).map(|r| ReadResourceResponse::from(completed!(r)));
+        }
+        let (responses, state) = (request.input_responses.as_ref(), request.request_state.as_deref());
+        match self.ask_name(&cx, ("resources/read", &request.uri), &JsonObject::default(), (responses, state)).await? {
+            Reply::InputRequired(irr) => Ok(ReadResourceResponse::InputRequired(irr)),
+            Reply::Done(answers) => resources::read_after_input(&summary(&answers)).map(|r| completed!(r).into()),
+        }
     }
 
     async fn subscribe(&self, request: SubscribeRequestParams, cx: RequestContext<RoleServer>) -> Result<(), McpError> {
@@ -241,18 +263,8 @@ impl ServerHandler for Fixture {
         }
         // `input-required-result-non-tool-request`: the name question, on prompts/get.
         let arguments = request.arguments.clone().unwrap_or_default();
-        let dialogue = Dialogue::ephemeral(vec![(USER_NAME, input::Ask::text_field("What is your name?", "name"))]);
-        let x = Exchange {
-            cx: &cx,
-            sealer: &self.shared.sealer,
-            method: "prompts/get",
-            name: &request.name,
-            arguments: &arguments,
-            responses: request.input_responses.as_ref(),
-            state: request.request_state.as_deref(),
-        };
-        input::require_capabilities(&cx, &dialogue)?;
-        match input::run(&dialogue, &x).await? {
+        let (responses, state) = (request.input_responses.as_ref(), request.request_state.as_deref());
+        match self.ask_name(&cx, ("prompts/get", &request.name), &arguments, (responses, state)).await? {
             Reply::InputRequired(irr) => Ok(GetPromptResponse::InputRequired(irr)),
             Reply::Done(answers) => prompts::input_required(&summary(&answers)).map(|r| completed!(r).into()),
         }

@@ -35,13 +35,29 @@ async fn manage(mesh: &TestMesh, tool: &str, args: Value) -> Value {
     v
 }
 
-/// `prompts/get` of the input-required prompt (`prompt`, as `url` exposes it): parked, with the retry that answers it.
-async fn parked(url: &str, key: &str, prompt: &str, id: i64) -> Value {
-    let get = json!({"name": prompt});
-    let (status, body) = ask(url, key, "prompts/get", Some(prompt), request(id, "prompts/get", get.clone())).await;
+/// A request the session-based fixture answers only after asking the user's name (by elicitation
+/// mid-request, which the mesh turns into an input-required result for a stateless client).
+struct Parkable {
+    /// `prompts/get` or `resources/read`, and the param that names what it asks for.
+    method: &'static str,
+    field: &'static str,
+    /// The rules' kind, and the word of the refusal ("Unknown prompt: …").
+    kind: &'static str,
+    /// What asks, as the connection names it and as the virtual MCP over it does.
+    asks: &'static str,
+    via_gateway: String,
+    /// Another item of the kind, which the rules keep allowing.
+    other: &'static str,
+}
+
+/// `p.method` of `name` at `url`: parked, with the retry that answers it.
+async fn parked(url: &str, key: &str, p: &Parkable, name: &str, id: i64) -> Value {
+    let mut first = json!({});
+    first[p.field] = json!(name);
+    let (status, body) = ask(url, key, p.method, Some(name), request(id, p.method, first.clone())).await;
     assert_eq!((status, body["result"]["resultType"].as_str()), (200, Some("input_required")), "{url}: {body}");
     let (k, _) = body["result"]["inputRequests"].as_object().expect("inputRequests").iter().next().expect("one");
-    let mut retry = get;
+    let mut retry = first;
     retry["inputResponses"] = json!({k: {"action": "accept", "content": {"name": "Ada"}}});
     retry["requestState"] = body["result"]["requestState"].clone();
     retry
@@ -49,55 +65,86 @@ async fn parked(url: &str, key: &str, prompt: &str, id: i64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue18_a_parked_prompt_is_refused_on_retry_once_policy_hides_it() {
+    let p = Parkable {
+        method: "prompts/get",
+        field: "name",
+        kind: "prompt",
+        asks: PROMPT,
+        via_gateway: format!("legacy_{PROMPT}"),
+        other: "test_simple_prompt",
+    };
+    refused_on_retry_once_hidden(p).await;
+}
+
+/// The same for a resource read (the fixture's template instance that asks first), whose
+/// re-check through a virtual MCP places the URI by its member's prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_parked_resource_read_is_refused_on_retry_once_policy_hides_it() {
+    const ASKS: &str = "test://template/asks/data";
+    let p = Parkable {
+        method: "resources/read",
+        field: "uri",
+        kind: "resource",
+        asks: ASKS,
+        // A virtual MCP's member's URIs carry its slug (`{slug}+{uri}`).
+        via_gateway: format!("legacy+{ASKS}"),
+        other: "test://static-text",
+    };
+    refused_on_retry_once_hidden(p).await;
+}
+
+/// `p` parked on a direct route and through a virtual MCP: while the rules allow it, the retry
+/// completes it with the client's answer; parked again, then hidden by the rules, the retry is
+/// refused like an unknown one.
+async fn refused_on_retry_once_hidden(p: Parkable) {
     let mesh = TestMesh::start().await;
     let bin = env!("CARGO_BIN_EXE_mesh-fixture");
     mesh.add_connection(json!({"slug": "legacy", "command": bin, "args": ["stdio", "--era", "legacy"]})).await;
-    // The same prompt through a virtual MCP, which answers from its merged list.
+    // The same request through a virtual MCP, which answers from its merged list.
     manage(&mesh, "COLLECTION_GATEWAYS_CREATE", json!({"slug": "writing", "members": [{"connection": "legacy"}]}))
         .await;
-    let prompts = |names: &[&str]| {
-        let rules =
-            names.iter().map(|n| json!({"effect": "allow", "connection": "legacy", "kind": "prompt", "name": n}));
+    let rules = |names: &[&str]| {
+        let rules = names.iter().map(|n| json!({"effect": "allow", "connection": "legacy", "kind": p.kind, "name": n}));
         Value::Array(rules.collect())
     };
-    manage(&mesh, "ROLE_CREATE", json!({"name": "writer", "rules": prompts(&["test_simple_prompt", PROMPT])})).await;
+    manage(&mesh, "ROLE_CREATE", json!({"name": "writer", "rules": rules(&[p.other, p.asks])})).await;
     let added = manage(&mesh, "ORGANIZATION_MEMBER_ADD", json!({"email": "wren@example.test", "role": "writer"})).await;
     let user = added["item"]["userId"].as_str().expect("user id").to_string();
     let created = manage(&mesh, "API_KEY_CREATE", json!({"name": "k", "userId": user})).await;
     let key = created["key"].as_str().expect("key").to_string();
     let gateway = format!("{}/mcp/gateway/writing", mesh.url);
-    let routes = [(mesh.endpoint("legacy"), PROMPT.to_string()), (gateway, format!("legacy_{PROMPT}"))];
+    let routes = [(mesh.endpoint("legacy"), p.asks.to_string()), (gateway, p.via_gateway.clone())];
 
-    // While the rules allow it, the retry completes the prompt with the client's answer.
-    for (url, prompt) in &routes {
-        let retry = parked(url, &key, prompt, 1).await;
-        let (status, done) = ask(url, &key, "prompts/get", Some(prompt), request(2, "prompts/get", retry)).await;
+    // While the rules allow it, the retry completes the request with the client's answer.
+    for (url, name) in &routes {
+        let retry = parked(url, &key, &p, name, 1).await;
+        let (status, done) = ask(url, &key, p.method, Some(name), request(2, p.method, retry)).await;
         assert_eq!((status, done["result"]["resultType"].as_str()), (200, Some("complete")), "{url}: {done}");
-        assert!(done["result"]["messages"].to_string().contains("Ada"), "{url}: {done}");
+        assert!(done["result"].to_string().contains("Ada"), "{url}: {done}");
     }
 
-    // Parked again; the prompt leaves the role's rules; once the key's lists no longer show it,
-    // the retry comes.
+    // Parked again; it leaves the role's rules; once a fresh request of it is refused (the
+    // change has reached the key's sessions), the retry comes.
     let mut retries = Vec::new();
-    for (url, prompt) in &routes {
-        retries.push(parked(url, &key, prompt, 3).await);
+    for (url, name) in &routes {
+        retries.push(parked(url, &key, &p, name, 3).await);
     }
-    manage(&mesh, "ROLE_UPDATE", json!({"name": "writer", "rules": prompts(&["test_simple_prompt"])})).await;
-    for ((url, prompt), retry) in routes.iter().zip(retries) {
+    manage(&mesh, "ROLE_UPDATE", json!({"name": "writer", "rules": rules(&[p.other])})).await;
+    for ((url, name), retry) in routes.iter().zip(retries) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let (s, b) = ask(url, &key, "prompts/list", None, request(4, "prompts/list", json!({}))).await;
-            assert_eq!(s, 200, "{url}: {b}");
-            assert!(b["result"]["prompts"].to_string().contains("test_simple_prompt"), "{url}: {b}");
-            if !b["result"]["prompts"].to_string().contains(PROMPT) {
+            let mut fresh = json!({});
+            fresh[p.field] = json!(name);
+            let (_, b) = ask(url, &key, p.method, Some(name), request(4, p.method, fresh)).await;
+            if b["error"].is_object() {
                 break;
             }
             assert!(tokio::time::Instant::now() < deadline, "the policy change never reached {url}: {b}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let (status, refused) = ask(url, &key, "prompts/get", Some(prompt), request(5, "prompts/get", retry)).await;
+        let (status, refused) = ask(url, &key, p.method, Some(name), request(5, p.method, retry)).await;
         assert_eq!((status, refused["error"]["code"].as_i64()), (400, Some(-32602)), "{url}: {refused}");
-        assert_eq!(refused["error"]["message"], format!("Unknown prompt: {prompt}"), "{url}: {refused}");
+        assert_eq!(refused["error"]["message"], format!("Unknown {}: {name}", p.kind), "{url}: {refused}");
     }
     mesh.stop().await;
 }
