@@ -80,7 +80,7 @@ impl Session {
             {
                 if let Ok(link) = me.link(member) {
                     let auth = links[0].clone();
-                    return me.clone().elicit_then_retry(up, link, again, auth).await;
+                    return me.elicit_then_retry(up, link, again, auth).await;
                 }
             }
             me.fail(up, &error);

@@ -5,9 +5,9 @@
 //! The mesh serves it with the same machinery as a session's request: each principal gets a
 //! *pooled* session per route, set of client capabilities and client (`pool.rs`), opened on its
 //! first request with the upstream's own handshake and reused by every later one — never one
-//! upstream handshake per call. What the upstream speaks behind that session is the mesh's business:
-//! today every upstream is spoken to in the session-based revision, which every upstream in the
-//! ecosystem accepts, and its replies are made stateless here (`resultType`, caching hints,
+//! upstream handshake per call. What the upstream speaks behind that session is the mesh's
+//! business: each upstream is spoken to in its own revision (`upstream::modern` for one that
+//! speaks only this one), and replies are made stateless here (`resultType`, caching hints,
 //! errors with their HTTP statuses).
 //!
 //! A stateless request runs through the same driver as a session's (`driver.rs`): Origin/Host

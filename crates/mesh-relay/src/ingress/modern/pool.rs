@@ -5,9 +5,9 @@
 //! the capabilities because the upstream learns them once, at its handshake, and may only ask a
 //! client for what it declared; the client info because the upstream learns that at the
 //! handshake too, and the audit trail names a session's client from it: two programs sharing a
-//! key are two clients, as two sessions would be. A pooled session is an ordinary registered session — counted
-//! against the session caps, ended with its connection, reaped when idle, recomputing its access
-//! on policy changes — whose id is never handed out.
+//! key are two clients, as two sessions would be. A pooled session is an ordinary registered
+//! session — counted against the session caps, ended with its connection, reaped when idle,
+//! recomputing its access on policy changes — whose id is never handed out.
 
 use super::tasks::EXTENSION as TASKS;
 use super::{Ask, Held};
