@@ -134,6 +134,31 @@ async fn a_stateless_listen_watches_resources_of_a_session_based_upstream() {
     mesh.stop().await;
 }
 
+/// A client taking its own listen over again and again, with other resources each time: each
+/// takeover changes the pooled session's subscriptions upstream (a request per resource), so the
+/// mesh changes them at most once a second. The takeovers' acknowledgements come a second apart,
+/// each naming what its own listen asked for.
+#[tokio::test]
+async fn issue18_listen_takeovers_change_the_upstream_subscriptions_at_most_once_a_second() {
+    let (mesh, url) = mesh_over("legacy").await;
+    let sets = [["test://static-text"], ["test://static-binary"]];
+    let (mut streams, mut acked) = (Vec::new(), Vec::new());
+    for i in 0..4 {
+        let uris = sets[i % 2];
+        let mut sse =
+            Sse::of(open_listen(&url, &mesh.key, 10 + i as i64, json!({"resourceSubscriptions": uris})).await);
+        let seen = sse.until(|s| !s.is_empty()).await;
+        assert_eq!(seen[0]["params"]["notifications"]["resourceSubscriptions"], json!(uris), "{seen:?}");
+        acked.push(tokio::time::Instant::now());
+        streams.push(sse);
+    }
+    let gaps: Vec<Duration> = acked.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(900)), "changed within a second: {gaps:?}");
+    // Streams still open would hold the mesh's graceful shutdown.
+    drop(streams);
+    mesh.stop().await;
+}
+
 /// Waits (10 s at most) for the audit row of `method` on the watched resource; the trail is
 /// written asynchronously.
 async fn audited(mesh: &TestMesh, method: &str) {

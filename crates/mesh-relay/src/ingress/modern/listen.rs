@@ -11,7 +11,7 @@
 //! `subscriptions/listen` of the same key takes the stream over (the first one ends with its
 //! result), subscribing what it asks for and unsubscribing what it no longer does; a listener
 //! that ends otherwise (its client leaves, its stream falls too far behind) unsubscribes what it
-//! held.
+//! held. The subscriptions change at most once a second ([`CHANGE_EVERY`]).
 
 use super::pool::Pooled;
 use super::{refuse, Ask};
@@ -32,6 +32,10 @@ const KEEP_ALIVE: Duration = Duration::from_secs(25);
 /// Resources one listen may watch: each is a request to the upstream when the stream opens (and
 /// one more when a later listen drops it), which a client can repeat with every listen.
 const MAX_WATCHED: usize = 32;
+/// The shortest time between two changes of a pooled session's subscriptions by its listeners: a
+/// client taking its own listen over again and again, with other resources each time, would
+/// otherwise have the mesh send up to twice [`MAX_WATCHED`] requests upstream per listen.
+const CHANGE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(serde::Deserialize)]
 struct Params {
@@ -90,7 +94,14 @@ pub(super) struct Watch {
     /// resources are the ones to watch. Taken with the stream, so the two agree.
     latest: AtomicU64,
     /// What is subscribed upstream; changed by one listener at a time.
-    uris: tokio::sync::Mutex<BTreeSet<String>>,
+    uris: tokio::sync::Mutex<Subscribed>,
+}
+
+/// A pooled session's resource subscriptions upstream, and when a listener last changed them.
+#[derive(Default)]
+struct Subscribed {
+    uris: BTreeSet<String>,
+    changed: Option<tokio::time::Instant>,
 }
 
 /// A listener that has just taken its session's stream.
@@ -250,9 +261,22 @@ async fn watch(
     wanted: &BTreeSet<String>,
     gone: impl Fn() -> bool,
 ) -> BTreeSet<String> {
-    let mut uris = watch.uris.lock().await;
+    let mut held = watch.uris.lock().await;
     if gone() {
         return BTreeSet::new();
+    }
+    let unchanged = *wanted == held.uris;
+    if let (false, Some(at)) = (unchanged, held.changed) {
+        // At most one change a second; a listener taken over meanwhile changes nothing (the
+        // lock is held: the next listener waits, then finds it superseded or not).
+        tokio::time::sleep_until(at + CHANGE_EVERY).await;
+        if gone() {
+            return BTreeSet::new();
+        }
+    }
+    let Subscribed { uris, changed } = &mut *held;
+    if !unchanged {
+        *changed = Some(tokio::time::Instant::now());
     }
     let stale: Vec<String> = uris.difference(wanted).cloned().collect();
     for uri in stale {
@@ -260,7 +284,7 @@ async fn watch(
         subscription(session, "resources/unsubscribe", &uri).await;
         uris.remove(&uri);
     }
-    let missing: Vec<String> = wanted.difference(&uris).cloned().collect();
+    let missing: Vec<String> = wanted.difference(uris).cloned().collect();
     for uri in missing {
         if gone() {
             break;
@@ -275,11 +299,14 @@ async fn watch(
 /// Unsubscribes what the session's listener `me` held when it ended, unless a later listener has
 /// taken the stream (and the subscriptions) over or the session ended with it.
 async fn release(session: &Session, watch: &Watch, me: u64) {
-    let mut uris = watch.uris.lock().await;
+    let mut held = watch.uris.lock().await;
     if watch.superseded(me) || session.is_dead() || session.has_ended() {
         return;
     }
-    for uri in std::mem::take(&mut *uris) {
+    if !held.uris.is_empty() {
+        held.changed = Some(tokio::time::Instant::now());
+    }
+    for uri in std::mem::take(&mut held.uris) {
         subscription(session, "resources/unsubscribe", &uri).await;
     }
 }
