@@ -135,7 +135,8 @@ impl Dialogue {
 pub(crate) struct Exchange<'a> {
     pub(crate) cx: &'a RequestContext<RoleServer>,
     pub(crate) sealer: &'a Sealer,
-    /// `tools/call` or `prompts/get`, and the tool or prompt name: what a state is bound to.
+    /// `tools/call`, `prompts/get` or `resources/read`, and the tool, prompt or URI: what a state
+    /// is bound to.
     pub(crate) method: &'static str,
     pub(crate) name: &'a str,
     pub(crate) arguments: &'a JsonObject,

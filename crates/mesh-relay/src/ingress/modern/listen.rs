@@ -94,7 +94,7 @@ pub(super) struct Watch {
     /// resources are the ones to watch. Taken with the stream, so the two agree.
     latest: AtomicU64,
     /// What is subscribed upstream; changed by one listener at a time.
-    uris: tokio::sync::Mutex<Subscribed>,
+    subscribed: tokio::sync::Mutex<Subscribed>,
 }
 
 /// A pooled session's resource subscriptions upstream, and when a listener last changed them.
@@ -261,7 +261,7 @@ async fn watch(
     wanted: &BTreeSet<String>,
     gone: impl Fn() -> bool,
 ) -> BTreeSet<String> {
-    let mut held = watch.uris.lock().await;
+    let mut held = watch.subscribed.lock().await;
     if gone() {
         return BTreeSet::new();
     }
@@ -299,7 +299,7 @@ async fn watch(
 /// Unsubscribes what the session's listener `me` held when it ended, unless a later listener has
 /// taken the stream (and the subscriptions) over or the session ended with it.
 async fn release(session: &Session, watch: &Watch, me: u64) {
-    let mut held = watch.uris.lock().await;
+    let mut held = watch.subscribed.lock().await;
     if watch.superseded(me) || session.is_dead() || session.has_ended() {
         return;
     }
