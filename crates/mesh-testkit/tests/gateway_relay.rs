@@ -243,6 +243,27 @@ async fn resources_prompts_and_completions_route_by_namespace() {
     assert!(templates.contains(&"my-ev+demo://resource/dynamic/text/{resourceId}".to_string()), "{templates:?}");
     let read = rpc(&url, &sid, 4, "resources/read", json!({"uri": "my-ev+demo://resource/dynamic/text/5"})).await;
     assert!(read["result"]["contents"][0]["text"].is_string(), "{read}");
+    assert_eq!(read["result"]["contents"][0]["uri"], "my-ev+demo://resource/dynamic/text/5", "what was asked for");
+    // What a member's tools point to is named as the virtual MCP serves it, and can be read there.
+    let links = rpc(&url, &sid, 12, "tools/call", json!({"name": "ev_get-resource-links", "arguments": {"count": 2}}));
+    let links = links.await;
+    let linked: Vec<&str> = links["result"]["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["type"] == "resource_link")
+        .filter_map(|c| c["uri"].as_str())
+        .collect();
+    assert_eq!(linked, ["ev+demo://resource/dynamic/blob/1", "ev+demo://resource/dynamic/text/2"], "{links}");
+    for (k, uri) in linked.iter().enumerate() {
+        let read = rpc(&url, &sid, 13 + k as i64, "resources/read", json!({"uri": uri})).await;
+        assert_eq!(read["result"]["contents"][0]["uri"], *uri, "{read}");
+    }
+    let reference =
+        json!({"name": "my_ev_get-resource-reference", "arguments": {"resourceType": "Text", "resourceId": 3}});
+    let reference = rpc(&url, &sid, 15, "tools/call", reference).await;
+    let embedded = &reference["result"]["content"][1]["resource"];
+    assert_eq!(embedded["uri"], "my-ev+demo://resource/dynamic/text/3", "{reference}");
     let unknown = rpc(&url, &sid, 5, "resources/read", json!({"uri": "nobody+demo://x"})).await;
     assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
     let sub = rpc(&url, &sid, 6, "resources/subscribe", json!({"uri": "ev+demo://resource/dynamic/text/1"})).await;

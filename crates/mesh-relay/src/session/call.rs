@@ -353,11 +353,15 @@ impl Session {
                     Some(c) => self.filter_list(c, out),
                     None => out,
                 };
-                if let (Some(gw), Some(c)) = (&self.gateway, &p.call) {
-                    if gw.stateless_clients && c.method == "tools/call" {
-                        gw.note_task(p.member, &out);
+                let out = match (&self.gateway, &p.call) {
+                    (Some(gw), Some(c)) => {
+                        if gw.stateless_clients && c.method == "tools/call" {
+                            gw.note_task(p.member, &out);
+                        }
+                        gw.exposed_reply(p.member, &c.method, out)
                     }
-                }
+                    _ => out,
+                };
                 // Before the push: a rate-limit refusal is marked on the reply it travels with.
                 let end = p.call.as_ref().map(ending);
                 let retry_after = end.as_ref().and_then(|e| e.retry_after);

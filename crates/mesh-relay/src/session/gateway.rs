@@ -271,6 +271,15 @@ impl Gateway {
         }
     }
 
+    /// `reply`, `member`'s answer to `method`, with the resource URIs it names as this virtual
+    /// MCP's client knows them (`exposed.rs`).
+    pub(super) fn exposed_reply(&self, member: usize, method: &str, reply: Message) -> Message {
+        match self.members().get(member) {
+            Some(m) => super::exposed::exposed_reply(&m.uri_prefix, method, reply),
+            None => reply,
+        }
+    }
+
     pub(super) fn member(m: &ResolvedMember) -> Member {
         let prefix = m.config.effective_prefix(&m.slug).to_string();
         Member {

@@ -20,6 +20,7 @@ pub mod caps;
 mod code;
 mod deadline;
 mod elicit;
+mod exposed;
 pub mod gateway;
 mod gateway_lifecycle;
 mod governance;
