@@ -92,6 +92,8 @@ pub enum Reply {
     Json(u16, Value),
     /// An SSE stream that stays open, with nothing on it, until the mesh closes it.
     Hold,
+    /// [`Reply::Hold`], and a word on the channel when the mesh has closed it.
+    HoldTelling(std::sync::mpsc::Sender<()>),
 }
 
 /// A hand-written upstream of MCP 2026-07-28 only, on a loopback port, for what no real server
@@ -125,7 +127,7 @@ pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply 
                     };
                     let (status, reply) = match reply {
                         Reply::Json(status, reply) => (status, reply),
-                        Reply::Hold => {
+                        held @ (Reply::Hold | Reply::HoldTelling(_)) => {
                             let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
                             if sock.write_all(head.as_bytes()).is_err() {
                                 return;
@@ -133,6 +135,9 @@ pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply 
                             // Until the mesh closes the stream (which is how it cancels).
                             let mut sink = [0u8; 1024];
                             while matches!(sock.read(&mut sink), Ok(n) if n > 0) {}
+                            if let Reply::HoldTelling(closed) = held {
+                                let _ = closed.send(());
+                            }
                             return;
                         }
                     };

@@ -167,3 +167,53 @@ async fn issue18_subscription_toggles_reopen_the_listen_at_most_once_a_second() 
     assert!(refused["error"]["message"].as_str().is_some_and(|m| m.contains("bytes together")), "{refused}");
     mesh.stop().await;
 }
+
+/// Reports nothing anywhere: the test below watches the upstream, not the session.
+struct Nowhere;
+
+impl mesh_relay::upstream::InboundSink for Nowhere {
+    fn deliver(&self, _: mesh_relay::upstream::Inbound) {}
+}
+
+/// A session dropped without closing its links must not leave a listen stream open behind it:
+/// the listen task holds the link while a stream is open, so without a handle of the session's
+/// own the link never went, and its stream stayed open for as long as the upstream kept it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_link_dropped_without_close_ends_its_listen() {
+    use mesh_relay::upstream::{stateless_link, UpstreamClients};
+    let (closed_tx, closed) = std::sync::mpsc::channel();
+    let listens = Listens::default();
+    let seen = listens.clone();
+    let closed_tx = Mutex::new(closed_tx);
+    let url = raw::stateless_upstream(json!({"tools": {"listChanged": true}}), move |msg| {
+        match msg["method"].as_str().unwrap_or_default() {
+            "subscriptions/listen" => {
+                seen.record(msg);
+                Reply::HoldTelling(closed_tx.lock().expect("sender").clone())
+            }
+            _ => Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
+        }
+    });
+    let spec = mesh_relay::UpstreamSpec {
+        name: "hand".into(),
+        transport: mesh_relay::TransportSpec::Http { url: url.parse().expect("url"), headers: vec![] },
+        timeout: Duration::from_secs(10),
+        reach: mesh_relay::Reach::Any,
+        credential: None,
+    };
+    let link = stateless_link(&spec, &UpstreamClients::default(), Arc::new(Nowhere), false)
+        .await
+        .expect("the upstream speaks 2026-07-28")
+        .expect("a link");
+    let init =
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+    link.send(mesh_protocol::Message::request("1", "initialize", Some(&init))).await.expect("initialize");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listens.count() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(listens.count(), 1, "the link listens for the list changes its upstream announces");
+    drop(link);
+    let ended = tokio::task::spawn_blocking(move || closed.recv_timeout(Duration::from_secs(10))).await;
+    assert!(matches!(ended, Ok(Ok(()))), "the listen stream is still open after its link went");
+}

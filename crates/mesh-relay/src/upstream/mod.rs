@@ -171,7 +171,7 @@ pub async fn stateless_link(
     let discover =
         clients.era(spec.reach, url, &asked_with, || modern::probe(http, url, &asked_with, probe_for)).await?;
     let link = modern::ModernLink::new(spec, http.clone(), sink, discover, stateless_clients);
-    Some(link.map(|l| l as Link))
+    Some(link.map(modern::ModernLink::owned))
 }
 
 /// A link that bridges session-based clients to `spec` when it speaks only the stateless

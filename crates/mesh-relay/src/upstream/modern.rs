@@ -145,6 +145,21 @@ impl ModernLink {
         })
     }
 
+    /// The link as a session holds it: dropping the last handle closes it ([`Owned`]).
+    pub fn owned(self: Arc<Self>) -> super::Link {
+        Arc::new(Owned(self))
+    }
+
+    /// Ends the listen and the requests on their way; later sends fail.
+    fn stop(&self) {
+        self.closed.cancel();
+        let mut st = self.lock();
+        for (_, t) in st.inflight.drain() {
+            t.abort();
+        }
+        st.waiting.clear();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -392,10 +407,49 @@ impl ModernLink {
 }
 
 impl Drop for ModernLink {
-    /// A link dropped without `close` still stops its listen task, which may be waiting for a
-    /// subscription without holding the link.
+    /// The listen task waits for a subscription without holding the link: it stops with it.
     fn drop(&mut self) {
         self.closed.cancel();
+    }
+}
+
+/// What a session holds of a [`ModernLink`]. The link's own tasks hold the link too (its listen
+/// while a stream is open, a request while it is on its way), so the link itself would not be
+/// dropped while its listen stream stays open: the last handle going stops them, as `close`
+/// does, when a session is dropped without closing its links (as `HttpLink`'s drop does for its
+/// streams).
+struct Owned(Arc<ModernLink>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for Owned {
+    async fn send(&self, msg: Message) -> Result<(), RelayError> {
+        self.0.send(msg).await
+    }
+
+    async fn send_traced(&self, msg: Message, traceparent: &str) -> Result<(), RelayError> {
+        self.0.send_traced(msg, traceparent).await
+    }
+
+    fn reads_mesh_keys(&self) -> bool {
+        self.0.reads_mesh_keys()
+    }
+
+    fn transport_kind(&self) -> &'static str {
+        self.0.transport_kind()
+    }
+
+    async fn close(&self) {
+        self.0.close().await;
+    }
+
+    fn diagnostics(&self) -> Option<String> {
+        self.0.diagnostics()
     }
 }
 
@@ -471,14 +525,7 @@ impl Transport for ModernLink {
     }
 
     async fn close(&self) {
-        self.closed.cancel();
-        {
-            let mut st = self.lock();
-            for (_, t) in st.inflight.drain() {
-                t.abort();
-            }
-            st.waiting.clear();
-        }
+        self.stop();
         if let Wire::Stdio(w) = &self.wire {
             w.close().await;
         }

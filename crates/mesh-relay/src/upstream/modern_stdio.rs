@@ -176,7 +176,7 @@ pub(super) async fn link(
     demux.live.store(true, Ordering::Release);
     tracing::info!(connection = %spec.name, "the upstream process speaks the stateless revision");
     let link = super::modern::ModernLink::over_stdio(&spec.name, wire, sink, discover, stateless_clients);
-    Some(Ok(link as Link))
+    Some(Ok(link.owned()))
 }
 
 /// `server/discover` to the child: its result when it lists the stateless revision. A `-32022`
