@@ -234,3 +234,61 @@ async fn a_stateless_client_through_a_gateway_over_members_of_both_revisions() -
     relay.stop().await;
     Ok(())
 }
+
+/// What a member's reply points to is named as the virtual MCP serves it, for a stateless client
+/// (on the pooled session, whose replies are completed afterwards) and in a task's result: an
+/// embedded resource, a read's contents, and a task's resource link that the client then reads.
+#[tokio::test]
+async fn resources_a_member_points_to_are_named_as_the_virtual_mcp_serves_them() -> anyhow::Result<()> {
+    use mesh_testkit::raw;
+    use serde_json::Value;
+    let relay = BareRelay::start(vec![eras()]).await;
+    let url = relay.gateway("eras");
+    let post = |method: &'static str, name: Option<String>, params: Value| {
+        let url = url.clone();
+        let mut params = params;
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}},
+        });
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        async move {
+            let (status, _, text) = raw::post(&url, raw::stateless_headers(KEY, method, name.as_deref()), body).await;
+            assert_eq!(status, 200, "{method}: {text}");
+            raw::messages(&text).last().cloned().unwrap_or(Value::Null)
+        }
+    };
+    let tool = |name: &str| Some(name.to_string());
+
+    let embedded =
+        post("tools/call", tool("new_test_embedded_resource"), json!({"name": "new_test_embedded_resource"}));
+    let embedded = embedded.await;
+    assert_eq!(embedded["result"]["content"][0]["resource"]["uri"], "new+test://embedded-resource", "{embedded}");
+    assert_eq!(embedded["result"]["resultType"], "complete", "completed after the rewrite: {embedded}");
+
+    let uri = "old+test://static-text";
+    let read = post("resources/read", tool(uri), json!({"uri": uri})).await;
+    assert_eq!(read["result"]["contents"][0]["uri"], uri, "{read}");
+
+    let compute =
+        json!({"name": "new_slow_compute", "arguments": {"seconds": 0, "label": "l", "link": "test://static-text"}});
+    let created = post("tools/call", tool("new_slow_compute"), compute).await;
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    let task = created["result"]["taskId"].as_str().expect("a task id").to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let got = post("tasks/get", Some(task.clone()), json!({"taskId": task})).await;
+        if got["result"]["status"] != "working" || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["result"]["status"], "completed", "{done}");
+    let linked = &done["result"]["result"]["content"][1]["uri"];
+    assert_eq!(linked, "new+test://static-text", "{done}");
+    let uri = linked.as_str().expect("a URI");
+    let read = post("resources/read", tool(uri), json!({"uri": uri})).await;
+    assert_eq!(read["result"]["contents"][0]["uri"], uri, "the link reads through the virtual MCP: {read}");
+    relay.stop().await;
+    Ok(())
+}

@@ -219,6 +219,38 @@ impl Message {
         })
     }
 
+    /// The same message with `with` inserted at each of `at` (ascending offsets of its bytes),
+    /// in one copy: everything else, the id included, stays byte for byte. `None` when an offset
+    /// is out of order, out of bounds, or inside the id.
+    pub fn inserted(&self, at: &[usize], with: &[u8]) -> Option<Message> {
+        if !at.windows(2).all(|w| w[0] <= w[1]) || at.last().is_some_and(|&i| i > self.raw.len()) {
+            return None;
+        }
+        let id_span = match &self.id_span {
+            Some(s) if at.iter().any(|&i| i > s.start && i < s.end) => return None,
+            Some(s) => {
+                let shift = at.iter().filter(|&&i| i <= s.start).count() * with.len();
+                Some(s.start + shift..s.end + shift)
+            }
+            None => None,
+        };
+        let mut buf = BytesMut::with_capacity(self.raw.len() + at.len() * with.len());
+        let mut from = 0;
+        for &i in at {
+            buf.put_slice(&self.raw[from..i]);
+            buf.put_slice(with);
+            from = i;
+        }
+        buf.put_slice(&self.raw[from..]);
+        Some(Message {
+            raw: buf.freeze(),
+            kind: self.kind,
+            id_span,
+            method: self.method.clone(),
+            result_is_error: self.result_is_error,
+        })
+    }
+
     /// Deserialises `params` into `T` (borrowing where `T` allows). `None` when absent or not `T`.
     pub fn params<'a, T: Deserialize<'a>>(&'a self) -> Option<T> {
         #[derive(Deserialize)]
@@ -392,6 +424,22 @@ mod tests {
         assert_eq!(out.with_id("7").as_str(), r#"{"params":{"bb":22},"jsonrpc":"2.0","id":7,"method":"m"}"#);
         let id = crate::modern::member_span(m.bytes(), "id").unwrap();
         assert!(m.splice(id, b"1").is_none(), "the id itself is not spliced");
+    }
+
+    #[test]
+    fn insertions_keep_the_id_and_every_other_byte() {
+        let raw = r#"{"result":{"a":"x","b":"y"},"jsonrpc":"2.0","id":12345678901234567890123}"#;
+        let m = msg(raw).unwrap();
+        let (a, b) = (raw.find(r#""x""#).unwrap() + 1, raw.find(r#""y""#).unwrap() + 1);
+        let out = m.inserted(&[a, b], b"p+").unwrap();
+        let want = r#"{"result":{"a":"p+x","b":"p+y"},"jsonrpc":"2.0","id":12345678901234567890123}"#;
+        assert_eq!(out.as_str(), want);
+        assert_eq!(out.id(), Some("12345678901234567890123"), "the id moved with its bytes");
+        assert_eq!(out.with_id("7").as_str(), want.replace("12345678901234567890123", "7"));
+        assert!(m.inserted(&[b, a], b"p+").is_none(), "out of order");
+        assert!(m.inserted(&[raw.len() + 1], b"p+").is_none(), "out of bounds");
+        assert!(m.inserted(&[raw.find("123").unwrap() + 1], b"p+").is_none(), "inside the id");
+        assert_eq!(m.inserted(&[], b"p+").unwrap().as_str(), raw);
     }
 
     #[test]

@@ -56,12 +56,13 @@ pub(super) fn catalogue() -> Vec<Value> {
         ),
         tool(
             SLOW_COMPUTE,
-            "Works for `seconds` seconds (at most 300), then reports its `label`. Task support: optional.",
+            "Works for `seconds` seconds (at most 300), then reports its `label` (and links to `link`). Task support: optional.",
             json!({
                 "type": "object",
                 "properties": {
                     "seconds": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS, "description": "How long to work"},
-                    "label": string("Echoed in the result")
+                    "label": string("Echoed in the result"),
+                    "link": string("A resource URI the result links to")
                 },
                 "required": ["seconds"]
             }),
@@ -108,7 +109,7 @@ struct Plan {
 /// What a tool does once its questions are answered.
 #[derive(Debug, Clone)]
 enum Work {
-    Compute { seconds: f64, label: String },
+    Compute { seconds: f64, label: String, link: Option<String> },
     FailAsTool,
     FailAsProtocol,
     Delete { filename: String },
@@ -137,7 +138,8 @@ fn plan(name: &str, args: &JsonObject) -> Option<Result<Plan, Value>> {
         SLOW_COMPUTE => match args.get("seconds").map(Value::as_f64) {
             Some(Some(seconds)) if (0.0..=MAX_SECONDS).contains(&seconds) => {
                 let label = args.get("label").and_then(Value::as_str).unwrap_or("unlabelled").to_owned();
-                plan(Support::Optional, none(), Work::Compute { seconds, label })
+                let link = args.get("link").and_then(Value::as_str).map(str::to_owned);
+                plan(Support::Optional, none(), Work::Compute { seconds, label, link })
             }
             _ => Err(error_result(format!("'seconds' must be a number from 0 to {MAX_SECONDS}"))),
         },
@@ -225,9 +227,13 @@ impl Work {
     /// The tool result (`Ok`), or the protocol error the call ends in (`Err`).
     async fn run(self, answers: BTreeMap<String, Value>) -> Result<Value, McpError> {
         match self {
-            Work::Compute { seconds, label } => {
+            Work::Compute { seconds, label, link } => {
                 tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-                Ok(text_result(format!("Computed '{label}' in {seconds} s")))
+                let mut result = text_result(format!("Computed '{label}' in {seconds} s"));
+                if let (Some(uri), Some(content)) = (link, result["content"].as_array_mut()) {
+                    content.push(json!({"type": "resource_link", "uri": uri, "name": "linked"}));
+                }
+                Ok(result)
             }
             Work::FailAsTool => {
                 tokio::time::sleep(FAILING_AFTER).await;
