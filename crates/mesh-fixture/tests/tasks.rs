@@ -189,3 +189,32 @@ async fn issue18_a_task_keeps_its_pooled_session_and_reaches_it_with_other_capab
     }
     mesh.stop().await;
 }
+
+/// A task a stdio child held ends with its pooled session (here: the connection's command line
+/// changed, which ends its sessions). A later request for it is answered as for an unknown task by the mesh
+/// itself: no pooled session is opened (no child started) to ask for what is gone, where a
+/// reused id could name another task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_task_gone_with_its_session_is_unknown_without_opening_another() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "dual", "command": common::BIN, "args": ["stdio"]})).await;
+    let (url, key) = (mesh.endpoint("dual"), mesh.key.clone());
+    let slow = json!({"name": "slow_compute", "arguments": {"seconds": 60, "label": "gone"}});
+    let (_, created) = ask(&url, &key, "tools/call", Some("slow_compute"), slow, true).await;
+    let task = created["result"]["taskId"].as_str().expect("a task").to_string();
+    assert_eq!(mesh.session_count(), 1, "the pooled session holding the task");
+
+    let args = json!(["stdio", "--era", "modern"]);
+    mesh.manage_ok("COLLECTION_CONNECTIONS_UPDATE", json!({"id": "dual", "args": args})).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while mesh.session_count() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(mesh.session_count(), 0, "a changed connection ends its sessions");
+
+    let (status, got) = ask(&url, &key, "tasks/get", Some(&task), json!({"taskId": task}), true).await;
+    assert_eq!((status, &got["error"]["code"]), (400, &json!(-32602)), "{got}");
+    assert_eq!(got["error"]["message"], "Unknown task", "the mesh's own answer: {got}");
+    assert_eq!(mesh.session_count(), 0, "no session opened for a handle alone");
+    mesh.stop().await;
+}

@@ -9,7 +9,9 @@ SDK, so that listing thousands of tools costs the server nothing worth measuring
 With `--tools-file` it serves a published server's tool list as written, and its instructions
 (what the server says it is for) at the handshake: one of LiveMCPBench's 70 servers, say. With
 `--handshake-tool` it also lists `handshake`, whose call answers, as JSON text, the `initialize`
-params this server was sent and the call's own `_meta`: what a client (the mesh) told it.
+params this server was sent and the call's own `_meta`: what a client (the mesh) told it. With
+`--ask-on-list` it asks the client `roots/list` while it answers each `tools/list`, and waits for
+the answer before it lists (the answers come back in `handshake`'s text, under `asked`).
 """
 
 import argparse
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--tools", type=int, default=2000)
     parser.add_argument("--tools-file")
     parser.add_argument("--handshake-tool", action="store_true")
+    parser.add_argument("--ask-on-list", action="store_true")
     args = parser.parse_args()
     instructions = None
     if args.tools_file:
@@ -50,13 +53,14 @@ def main() -> None:
     if args.handshake_tool:
         listed = listed + [{"name": "handshake", "description": "The initialize params this server was sent.",
                             "inputSchema": {"type": "object"}}]
-    handshake = None
-    for line in sys.stdin:
+    handshake, asked = None, []
+    lines = iter(sys.stdin)
+    for line in lines:
         try:
             msg = json.loads(line)
         except ValueError:
             continue
-        if "id" not in msg:
+        if "id" not in msg or "method" not in msg:
             continue
         method, rid = msg.get("method"), msg["id"]
         if method == "initialize":
@@ -66,11 +70,23 @@ def main() -> None:
             if instructions:
                 result["instructions"] = instructions
         elif method == "tools/list":
+            if args.ask_on_list:
+                ask = f"ask-{len(asked)}"
+                sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": ask, "method": "roots/list"}) + "\n")
+                sys.stdout.flush()
+                for answer in lines:
+                    try:
+                        answer = json.loads(answer)
+                    except ValueError:
+                        continue
+                    if answer.get("id") == ask and "method" not in answer:
+                        asked.append(answer.get("error") or answer.get("result"))
+                        break
             result = {"tools": listed}
         elif method == "tools/call":
             name = msg.get("params", {}).get("name", "")
             if name == "handshake" and args.handshake_tool:
-                text = json.dumps({"initialize": handshake, "meta": msg.get("params", {}).get("_meta")})
+                text = json.dumps({"initialize": handshake, "meta": msg.get("params", {}).get("_meta"), "asked": asked})
             else:
                 text = f"called {name}"
             result = {"content": [{"type": "text", "text": text}]}

@@ -162,6 +162,30 @@ async fn issue18_a_session_based_upstream_hears_no_mesh_keys_in_a_pooled_handsha
     mesh.stop().await;
 }
 
+/// A stateless client can be asked only during a request it can retry with answers
+/// (`tools/call`, `prompts/get`, `resources/read`): a question a session-based upstream puts
+/// while it answers `tools/list` is refused to the upstream (`-32601`), and the list comes back
+/// complete, instead of an input-required result for a request that cannot be retried.
+#[tokio::test]
+async fn issue18_a_question_during_a_list_is_refused_to_the_upstream_not_put_to_the_client() {
+    let mesh = TestMesh::start().await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/many_tools_server.py");
+    let args = json!([script, "--tools", "1", "--handshake-tool", "--ask-on-list"]);
+    mesh.add_connection(json!({"slug": "asks", "command": deps::python(), "args": args})).await;
+    let url = mesh.endpoint("asks");
+    let (status, listed) =
+        post(&url, headers(&mesh.key, "tools/list", None), request(1, "tools/list", json!({}))).await;
+    assert_eq!((status, &listed["result"]["resultType"]), (200, &json!("complete")), "{listed}");
+    assert!(listed["result"]["tools"].to_string().contains("handshake"), "{listed}");
+    let call = request(2, "tools/call", json!({"name": "handshake"}));
+    let (status, body) = post(&url, headers(&mesh.key, "tools/call", Some("handshake")), call).await;
+    assert_eq!(status, 200, "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("a text result: {body}"));
+    let seen: Value = serde_json::from_str(text).expect("the upstream's record is JSON");
+    assert_eq!(seen["asked"][0]["code"], -32601, "the upstream's question was refused: {seen}");
+    mesh.stop().await;
+}
+
 #[tokio::test]
 async fn issue18_input_required_results_bridge_server_requests_and_refuse_altered_state() {
     let mesh = TestMesh::start().await;

@@ -380,6 +380,13 @@ impl Session {
         self.pooled.store(true, Ordering::Release);
     }
 
+    /// Whether the tasks its upstreams create live in the session itself and end with it: a
+    /// virtual MCP's (its members' sessions, and its own record of which member has which) and a
+    /// stdio child's. An HTTP upstream keeps its tasks whichever session asks.
+    pub fn holds_its_tasks(&self) -> bool {
+        self.gateway.is_some() || self.link(0).is_ok_and(|l| l.transport_kind() == "pipe")
+    }
+
     /// Whether the session serves stateless requests (see [`Session::set_pooled`]).
     pub fn is_pooled(&self) -> bool {
         self.pooled.load(Ordering::Acquire)

@@ -16,6 +16,9 @@ pub(super) struct Mirrors<'h> {
     pub name: Mirror<'h>,
     /// `Mcp-Param-*` (name, value as sent), which the mesh forwards to a stateless upstream.
     pub params: Vec<(String, String)>,
+    /// An `Mcp-Param-*` header given more than once: refused, since the check reads one value
+    /// and the forwarding could carry another.
+    pub repeated_param: Option<String>,
 }
 
 /// How often a mirrored header came.
@@ -27,13 +30,16 @@ pub(super) enum Mirror<'h> {
 
 impl<'h> Mirrors<'h> {
     pub(super) fn of(headers: &'h HeaderMap) -> Mirrors<'h> {
-        let mut m = Mirrors { method: Mirror::Absent, name: Mirror::Absent, params: Vec::new() };
+        let mut m = Mirrors { method: Mirror::Absent, name: Mirror::Absent, params: Vec::new(), repeated_param: None };
         for (k, v) in headers {
             let Some(own) = k.as_str().strip_prefix("mcp-") else { continue };
             match own {
                 "method" => m.method.add(v),
                 "name" => m.name.add(v),
                 _ if own.starts_with("param-") => {
+                    if m.params.iter().any(|(name, _)| name == k.as_str()) {
+                        m.repeated_param = Some(k.as_str().to_string());
+                    }
                     if let Ok(value) = v.to_str() {
                         m.params.push((k.as_str().to_string(), value.to_string()));
                     }

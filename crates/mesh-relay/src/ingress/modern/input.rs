@@ -347,6 +347,15 @@ async fn next(p: &mut Pending) -> Step {
                 let Some(down) = msg.id().map(str::to_string) else { continue };
                 let answer = match method {
                     "ping" => Message::response(&down, &serde_json::json!({})),
+                    // Only a request its client can retry with answers may ask it anything: asked
+                    // during another, it could never answer (and the question would wait for
+                    // nothing until the call's deadline).
+                    _ if !modern::MAY_NEED_INPUT.contains(&p.method()) => Message::error(
+                        Some(&down),
+                        codes::METHOD_NOT_FOUND,
+                        "a stateless client cannot be asked during this request",
+                        None,
+                    ),
                     _ => match capability_of(method) {
                         Some(cap) if declared(&p.a.ask.capabilities, cap) => return Step::Asks(together(p, msg)),
                         Some(_) => Message::error(
@@ -376,11 +385,11 @@ fn task_named(p: &Pending, msg: Message) -> Message {
     use super::tasks;
     match &p.a.tasked {
         super::Tasked::No => msg,
-        super::Tasked::MayCreate(table, (session, slot)) => {
+        super::Tasked::MayCreate(table, holder) => {
             let Some((task, ttl)) = tasks::created(msg.bytes()) else { return msg };
             let tool = called_tool(&p.a.original);
-            let (tool, holder) = (tool.as_deref().unwrap_or(""), (session.as_str(), *slot));
-            let handle = table.record(&p.a.principal, &p.a.ask.endpoint, holder, tool, &task, ttl);
+            let tool = tool.as_deref().unwrap_or("");
+            let handle = table.record(&p.a.principal, &p.a.ask.endpoint, holder.clone(), tool, &task, ttl);
             tasks::with_task_id(&msg, "result", &handle).unwrap_or(msg)
         }
         super::Tasked::Addressed { handle, upstream, .. } => match msg.kind() {

@@ -118,6 +118,9 @@ pub(super) async fn resolve(
                 return refused(&id, codes::HEADER_MISMATCH, &format!("Mcp-Name {why}"), None);
             }
         }
+        if let Some(header) = &mirrors.repeated_param {
+            return refused(&id, codes::HEADER_MISMATCH, &format!("{header} is given more than once"), None);
+        }
         if capabilities.len() > pool::MAX_CAPABILITIES {
             return refused(&id, codes::INVALID_PARAMS, "clientCapabilities is too large", None);
         }
@@ -171,10 +174,14 @@ pub(super) async fn resolve(
     };
     // A task's requests go to the pooled session that created it while it lives (a stdio child
     // or a virtual MCP's member sessions hold the task), whatever capabilities they carry now.
-    let holder = task.as_ref().and_then(|t| pool::holding(relay, (&t.holder.0, t.holder.1), &principal, &ask.endpoint));
-    let session = match holder {
-        Some(s) => s,
-        None => match pool::session(relay, target, &principal, (&ask, &msg, audited.as_ref())).await {
+    let holder =
+        task.as_ref().and_then(|t| pool::holding(relay, (&t.holder.id, t.holder.slot), &principal, &ask.endpoint));
+    let session = match (holder, &task) {
+        (Some(s), _) => s,
+        // Its session has ended, and the task with it: another would cost a handshake (a child)
+        // to ask for what is gone, and might know another task by a reused id.
+        (None, Some(t)) if t.holder.bound => return refused(&ask.id, codes::INVALID_PARAMS, "Unknown task", None),
+        (None, _) => match pool::session(relay, target, &principal, (&ask, &msg, audited.as_ref())).await {
             Ok(s) => s,
             Err(e) => return respond_with(refusal(&ask.id, &e)),
         },
@@ -204,7 +211,11 @@ pub(super) async fn resolve(
             }
             let learn = (&*ask.method == "tools/list").then(|| session.params.clone());
             let tasked = match &*ask.method == "tools/call" && session.tasks {
-                true => Tasked::MayCreate(relay.modern.tasks.clone(), (session.session.id.clone(), session.slot)),
+                true => {
+                    let bound = session.session.holds_its_tasks();
+                    let holder = tasks::Holder { id: session.session.id.clone(), slot: session.slot, bound };
+                    Tasked::MayCreate(relay.modern.tasks.clone(), holder)
+                }
                 false => Tasked::No,
             };
             forward(session.session, principal, ask, (msg, meta_at, audited), learn, tasked)
@@ -435,7 +446,7 @@ pub(super) enum Tasked {
     No,
     /// A `tools/call` where the upstream offers tasks: a task it creates is recorded (with the
     /// pooled session's id), and the client gets the mesh's handle for it.
-    MayCreate(Arc<tasks::Tasks>, (String, u64)),
+    MayCreate(Arc<tasks::Tasks>, tasks::Holder),
     /// A request for the task with this handle: the reply names the handle, never the
     /// upstream's id; the audit row names the task's tool.
     Addressed {

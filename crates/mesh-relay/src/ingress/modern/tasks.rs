@@ -47,8 +47,23 @@ struct Inner {
     /// Per (organisation, key) and per organisation, the handles recorded, oldest first.
     by_key: HashMap<(String, String), VecDeque<String>>,
     by_org: HashMap<String, VecDeque<String>>,
+    /// Per organisation, how many of its handles are still recorded: its list above may hold
+    /// handles its keys' own caps have pushed out since (until the reaper's next `expire`), which
+    /// must not count against it.
+    live: HashMap<String, usize>,
     /// Every handle recorded, oldest first.
     all: VecDeque<String>,
+}
+
+impl Inner {
+    /// Forgets `handle`, if it is still recorded.
+    fn forget(&mut self, handle: &str) {
+        if let Some(o) = self.owners.remove(handle) {
+            if let Some(n) = self.live.get_mut(&o.org_id) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
 }
 
 struct Owner {
@@ -59,11 +74,21 @@ struct Owner {
     tool: String,
     /// The upstream's own id.
     upstream: String,
-    /// The pooled session whose call created it (its id and pool slot): a stdio child or a
-    /// virtual MCP's member session holds the task, so its later requests go there, and it is
-    /// kept open meanwhile.
-    holder: (String, u64),
+    /// The pooled session whose call created it: a stdio child or a virtual MCP's member session
+    /// holds the task, so its later requests go there, and it is kept open meanwhile.
+    holder: Holder,
     expires: Instant,
+}
+
+/// The pooled session whose call created a task.
+#[derive(Clone)]
+pub(in crate::ingress) struct Holder {
+    /// Its id and pool slot.
+    pub id: String,
+    pub slot: u64,
+    /// The task lives in the session itself (a stdio child's, a virtual MCP member's) and ends
+    /// with it; otherwise the upstream keeps it, for any pooled session of the key to reach.
+    pub bound: bool,
 }
 
 /// A recorded task, as a later request for it needs it.
@@ -72,19 +97,19 @@ pub(super) struct Owned {
     pub tool: String,
     /// The upstream's id for it.
     pub upstream: String,
-    /// The pooled session that created it (id, pool slot).
-    pub holder: (String, u64),
+    /// The pooled session that created it.
+    pub holder: Holder,
 }
 
 impl Tasks {
     /// Records that the upstream behind `endpoint` created task `upstream` in a call of `tool`
-    /// by `principal` on the pooled session `holder` (id, slot), reachable for `ttl` (the
+    /// by `principal` on the pooled session `holder`, reachable for `ttl` (the
     /// upstream's `ttlMs`; none means as long as the mesh keeps any); the handle the client gets.
     pub(super) fn record(
         &self,
         principal: &Principal,
         endpoint: &str,
-        holder: (&str, u64),
+        holder: Holder,
         tool: &str,
         upstream: &str,
         ttl: Option<Duration>,
@@ -97,28 +122,29 @@ impl Tasks {
             endpoint: endpoint.to_string(),
             tool: tool.to_string(),
             upstream: upstream.to_string(),
-            holder: (holder.0.to_string(), holder.1),
+            holder,
             expires,
         };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.owners.insert(handle.clone(), owner);
+        *inner.live.entry(principal.org_id.clone()).or_default() += 1;
         let key = (principal.org_id.clone(), principal.key_id.clone());
         let ids = inner.by_key.entry(key).or_default();
         ids.push_back(handle.clone());
         let oldest = (ids.len() > PER_KEY).then(|| ids.pop_front()).flatten();
         if let Some(old) = oldest {
-            inner.owners.remove(&old);
+            inner.forget(&old);
         }
-        let ids = inner.by_org.entry(principal.org_id.clone()).or_default();
-        ids.push_back(handle.clone());
-        let oldest = (ids.len() > PER_ORG).then(|| ids.pop_front()).flatten();
-        if let Some(old) = oldest {
-            inner.owners.remove(&old);
+        inner.by_org.entry(principal.org_id.clone()).or_default().push_back(handle.clone());
+        // Its oldest still recorded goes; handles already forgotten are passed over.
+        while inner.live.get(&principal.org_id).is_some_and(|n| *n > PER_ORG) {
+            let Some(old) = inner.by_org.get_mut(&principal.org_id).and_then(VecDeque::pop_front) else { break };
+            inner.forget(&old);
         }
         inner.all.push_back(handle.clone());
         while inner.owners.len() > IN_ALL {
             let Some(old) = inner.all.pop_front() else { break };
-            inner.owners.remove(&old);
+            inner.forget(&old);
         }
         handle
     }
@@ -136,7 +162,7 @@ impl Tasks {
     pub(super) fn holders(&self) -> std::collections::HashSet<String> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        inner.owners.values().filter(|o| o.expires > now).map(|o| o.holder.0.clone()).collect()
+        inner.owners.values().filter(|o| o.expires > now).map(|o| o.holder.id.clone()).collect()
     }
 
     /// Forgets expired tasks (from the relay's reaper).
@@ -144,7 +170,7 @@ impl Tasks {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         inner.owners.retain(|_, o| o.expires > now);
-        let Inner { owners, by_key, by_org, all } = &mut *inner;
+        let Inner { owners, by_key, by_org, live, all } = &mut *inner;
         all.retain(|h| owners.contains_key(h));
         by_key.retain(|_, ids| {
             ids.retain(|h| owners.contains_key(h));
@@ -154,6 +180,10 @@ impl Tasks {
             ids.retain(|h| owners.contains_key(h));
             !ids.is_empty()
         });
+        live.clear();
+        for o in owners.values() {
+            *live.entry(o.org_id.clone()).or_default() += 1;
+        }
     }
 }
 
@@ -246,11 +276,15 @@ mod tests {
         p
     }
 
+    fn held() -> Holder {
+        Holder { id: "s1".into(), slot: 1, bound: false }
+    }
+
     #[test]
     fn a_task_is_reachable_by_its_handle_only_for_its_key_at_its_endpoint() {
         let t = Tasks::default();
         let (k1, k2) = (key("o", "k1"), key("o", "k2"));
-        let h = t.record(&k1, "/mcp/a", ("s1", 1), "echo", "1", Some(Duration::from_secs(60)));
+        let h = t.record(&k1, "/mcp/a", held(), "echo", "1", Some(Duration::from_secs(60)));
         assert!(h.starts_with("mt-") && h.len() == 35, "{h}");
         let owned = t.owned(&k1, "/mcp/a", &h).expect("owned");
         assert_eq!((owned.tool.as_str(), owned.upstream.as_str()), ("echo", "1"));
@@ -265,8 +299,7 @@ mod tests {
     fn the_same_upstream_id_twice_is_two_tasks() {
         let t = Tasks::default();
         let (a, b) = (key("o1", "k1"), key("o2", "k2"));
-        let (ha, hb) =
-            (t.record(&a, "/mcp/x", ("s1", 1), "t", "1", None), t.record(&b, "/mcp/x", ("s1", 1), "t", "1", None));
+        let (ha, hb) = (t.record(&a, "/mcp/x", held(), "t", "1", None), t.record(&b, "/mcp/x", held(), "t", "1", None));
         assert_ne!(ha, hb);
         assert!(t.owned(&a, "/mcp/x", &ha).is_some() && t.owned(&b, "/mcp/x", &hb).is_some());
     }
@@ -276,7 +309,7 @@ mod tests {
         let t = Tasks::default();
         let k = key("o", "k");
         let handles: Vec<String> =
-            (0..=PER_KEY).map(|i| t.record(&k, "/mcp/a", ("s1", 1), "t", &format!("t{i}"), None)).collect();
+            (0..=PER_KEY).map(|i| t.record(&k, "/mcp/a", held(), "t", &format!("t{i}"), None)).collect();
         assert!(t.owned(&k, "/mcp/a", &handles[0]).is_none());
         assert!(t.owned(&k, "/mcp/a", &handles[1]).is_some());
         assert!(t.owned(&k, "/mcp/a", &handles[PER_KEY]).is_some());
@@ -284,10 +317,41 @@ mod tests {
     }
 
     #[test]
+    fn handles_a_key_pushed_out_do_not_count_against_its_organisation() {
+        let t = Tasks::default();
+        let other = key("o", "other");
+        let kept = t.record(&other, "/mcp/a", held(), "t", "kept", None);
+        // One key creates more than an organisation may hold; its own cap keeps it at PER_KEY.
+        let busy = key("o", "busy");
+        for i in 0..PER_ORG + 10 {
+            t.record(&busy, "/mcp/a", held(), "t", &format!("t{i}"), None);
+        }
+        assert!(t.owned(&other, "/mcp/a", &kept).is_some(), "the organisation holds far fewer than its cap");
+        assert_eq!(t.inner.lock().unwrap().live["o"], PER_KEY + 1);
+        t.expire();
+        assert_eq!(t.inner.lock().unwrap().by_org["o"].len(), PER_KEY + 1);
+    }
+
+    #[test]
+    fn an_organisation_over_its_cap_forgets_its_oldest() {
+        let t = Tasks::default();
+        let keys: Vec<Principal> = (0..=PER_ORG / PER_KEY).map(|i| key("o", &format!("k{i}"))).collect();
+        let first = t.record(&keys[0], "/mcp/a", held(), "t", "first", None);
+        for (i, k) in keys.iter().enumerate() {
+            for j in 0..PER_KEY - usize::from(i == 0) {
+                t.record(k, "/mcp/a", held(), "t", &format!("{i}-{j}"), None);
+            }
+        }
+        assert!(t.owned(&keys[0], "/mcp/a", &first).is_none(), "past the organisation's cap");
+        assert_eq!(t.inner.lock().unwrap().live["o"], PER_ORG);
+        assert_eq!(t.inner.lock().unwrap().owners.len(), PER_ORG);
+    }
+
+    #[test]
     fn an_expired_task_is_forgotten() {
         let t = Tasks::default();
         let k = key("o", "k");
-        let h = t.record(&k, "/mcp/a", ("s1", 1), "t", "x", Some(Duration::ZERO));
+        let h = t.record(&k, "/mcp/a", held(), "t", "x", Some(Duration::ZERO));
         for o in t.inner.lock().unwrap().owners.values_mut() {
             o.expires = Instant::now() - Duration::from_secs(1);
         }
@@ -301,9 +365,9 @@ mod tests {
     #[test]
     fn the_table_is_bounded_across_organisations_too() {
         let t = Tasks::default();
-        let first = t.record(&key("o0", "k"), "/mcp/a", ("s1", 1), "t", "x", None);
+        let first = t.record(&key("o0", "k"), "/mcp/a", held(), "t", "x", None);
         for i in 1..=IN_ALL {
-            t.record(&key(&format!("o{i}"), "k"), "/mcp/a", ("s1", 1), "t", "x", None);
+            t.record(&key(&format!("o{i}"), "k"), "/mcp/a", held(), "t", "x", None);
         }
         assert_eq!(t.inner.lock().unwrap().owners.len(), IN_ALL);
         assert!(t.owned(&key("o0", "k"), "/mcp/a", &first).is_none(), "the oldest is forgotten");
