@@ -181,13 +181,7 @@ impl Message {
         buf.put_slice(&self.raw[..span.start]);
         buf.put_slice(new_id.as_bytes());
         buf.put_slice(&self.raw[span.end..]);
-        Message {
-            raw: buf.freeze(),
-            kind: self.kind,
-            id_span: Some(span.start..span.start + new_id.len()),
-            method: self.method.clone(),
-            result_is_error: self.result_is_error,
-        }
+        self.rewritten(buf.freeze(), Some(span.start..span.start + new_id.len()))
     }
 
     /// The same message with the bytes at `range` replaced by `with` — for a caller that found a
@@ -210,13 +204,7 @@ impl Message {
         buf.put_slice(&self.raw[..range.start]);
         buf.put_slice(with);
         buf.put_slice(&self.raw[range.end..]);
-        Some(Message {
-            raw: buf.freeze(),
-            kind: self.kind,
-            id_span,
-            method: self.method.clone(),
-            result_is_error: self.result_is_error,
-        })
+        Some(self.rewritten(buf.freeze(), id_span))
     }
 
     /// The same message with `with` inserted at each of `at` (ascending offsets of its bytes),
@@ -242,13 +230,13 @@ impl Message {
             from = i;
         }
         buf.put_slice(&self.raw[from..]);
-        Some(Message {
-            raw: buf.freeze(),
-            kind: self.kind,
-            id_span,
-            method: self.method.clone(),
-            result_is_error: self.result_is_error,
-        })
+        Some(self.rewritten(buf.freeze(), id_span))
+    }
+
+    /// This message as `raw`, rewritten from its bytes without touching its kind, method or
+    /// outcome; its id now at `id_span`.
+    fn rewritten(&self, raw: Bytes, id_span: Option<Range<usize>>) -> Message {
+        Message { raw, kind: self.kind, id_span, method: self.method.clone(), result_is_error: self.result_is_error }
     }
 
     /// Deserialises `params` into `T` (borrowing where `T` allows). `None` when absent or not `T`.
