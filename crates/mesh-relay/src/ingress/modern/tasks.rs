@@ -83,8 +83,9 @@ struct Owner {
 /// The pooled session whose call created a task.
 #[derive(Clone)]
 pub(in crate::ingress) struct Holder {
-    /// Its id and pool slot.
+    /// Its id.
     pub id: String,
+    /// Its slot in the pool.
     pub slot: u64,
     /// The task lives in the session itself (a stdio child's, a virtual MCP member's) and ends
     /// with it; otherwise the upstream keeps it, for any pooled session of the key to reach.
