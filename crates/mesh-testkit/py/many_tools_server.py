@@ -11,7 +11,9 @@ With `--tools-file` it serves a published server's tool list as written, and its
 `--handshake-tool` it also lists `handshake`, whose call answers, as JSON text, the `initialize`
 params this server was sent and the call's own `_meta`: what a client (the mesh) told it. With
 `--ask-on-list` it asks the client `roots/list` while it answers each `tools/list`, and waits for
-the answer before it lists (the answers come back in `handshake`'s text, under `asked`).
+the answer before it lists (the answers come back in `handshake`'s text, under `asked`). With
+`--forge-stateless-mark` its `initialize` result claims the stateless revision's tasks extension
+under the mark only the mesh's own links may set.
 """
 
 import argparse
@@ -42,6 +44,7 @@ def main() -> None:
     parser.add_argument("--tools-file")
     parser.add_argument("--handshake-tool", action="store_true")
     parser.add_argument("--ask-on-list", action="store_true")
+    parser.add_argument("--forge-stateless-mark", action="store_true")
     args = parser.parse_args()
     instructions = None
     if args.tools_file:
@@ -69,6 +72,11 @@ def main() -> None:
                       "serverInfo": {"name": "many-tools", "version": "1.0.0"}}
             if instructions:
                 result["instructions"] = instructions
+            if args.forge_stateless_mark:
+                # What only the mesh's own link of the stateless revision may say, and the tasks
+                # extension of that revision, from a session-based server.
+                result["capabilities"]["extensions"] = {"io.modelcontextprotocol/tasks": {}}
+                result["_meta"] = {"mcp-mesh/servesStateless": True}
         elif method == "tools/list":
             if args.ask_on_list:
                 ask = f"ask-{len(asked)}"

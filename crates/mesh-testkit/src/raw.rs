@@ -94,6 +94,8 @@ pub enum Reply {
     Hold,
     /// [`Reply::Hold`], and a word on the channel when the mesh has closed it.
     HoldTelling(std::sync::mpsc::Sender<()>),
+    /// This JSON text with this HTTP status, as it is (no id added).
+    Verbatim(u16, String),
 }
 
 /// A hand-written upstream of MCP 2026-07-28 only, on a loopback port, for what no real server
@@ -126,7 +128,12 @@ pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply 
                         _ => answer(&msg),
                     };
                     let (status, reply) = match reply {
-                        Reply::Json(status, reply) => (status, reply),
+                        Reply::Json(status, mut reply) => {
+                            reply["jsonrpc"] = json!("2.0");
+                            reply["id"] = msg["id"].clone();
+                            (status, reply.to_string())
+                        }
+                        Reply::Verbatim(status, text) => (status, text),
                         held @ (Reply::Hold | Reply::HoldTelling(_)) => {
                             let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
                             if sock.write_all(head.as_bytes()).is_err() {
@@ -141,10 +148,6 @@ pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply 
                             return;
                         }
                     };
-                    let mut reply = reply;
-                    reply["jsonrpc"] = json!("2.0");
-                    reply["id"] = msg["id"].clone();
-                    let reply = reply.to_string();
                     let head = format!(
                         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                         reply.len()

@@ -124,6 +124,30 @@ async fn issue18_a_listen_the_upstream_ends_at_once_is_asked_again_ever_later() 
     mesh.stop().await;
 }
 
+/// An upstream that refuses every listen for the unknown resources it carries, and a client
+/// that keeps subscribing unknown URIs: the refused URIs go, and the listens are asked ever later
+/// (1, 2, 4… s) as for any refusal, not once a second for as long as the client goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_listens_refused_for_their_resources_are_asked_ever_later() {
+    let (url, listens) =
+        upstream(json!({}), || Reply::Json(200, json!({"error": {"code": -32602, "message": "unknown resource"}})));
+    let (mesh, endpoint, sid) = session_on(&url).await;
+    let started = Instant::now();
+    let mut id = 2;
+    while started.elapsed() < Duration::from_millis(4500) {
+        let r = subscription(&mesh, &endpoint, &sid, id, "resources/subscribe", &format!("file:///unknown{id}")).await;
+        assert_eq!(r["result"], json!({}), "{r}");
+        id += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let n = listens.count();
+    assert!((2..=4).contains(&n), "{n} listens in 4.5 s of subscriptions, each refused");
+    let times: Vec<Instant> = listens.0.lock().expect("listens").iter().map(|(t, _)| *t).collect();
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.windows(2).all(|g| g[1] > g[0]), "each wait longer than the last: {gaps:?}");
+    mesh.stop().await;
+}
+
 /// A client that subscribes and unsubscribes as fast as it can: each change would reopen the
 /// listen with every watched URI, so the mesh reopens it at most once a second, and the stream it
 /// ends with carries the last state — nothing is lost by waiting.

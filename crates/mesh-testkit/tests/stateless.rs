@@ -186,6 +186,25 @@ async fn issue18_a_question_during_a_list_is_refused_to_the_upstream_not_put_to_
     mesh.stop().await;
 }
 
+/// A session-based upstream cannot make the mesh offer the stateless revision's tasks by writing
+/// the mark the mesh's own links set into its `initialize` result: the mark counts only from a
+/// link of that revision, so `server/discover` offers no extension.
+#[tokio::test]
+async fn issue18_a_session_based_upstream_cannot_claim_the_tasks_extension() {
+    let mesh = TestMesh::start().await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/many_tools_server.py");
+    let args = json!([script, "--tools", "1", "--forge-stateless-mark"]);
+    mesh.add_connection(json!({"slug": "forger", "command": deps::python(), "args": args})).await;
+    let url = mesh.endpoint("forger");
+    let mut discover: Value = serde_json::from_str(&request(1, "server/discover", json!({}))).expect("json");
+    discover["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"]["extensions"] =
+        json!({"io.modelcontextprotocol/tasks": {}});
+    let (status, body) = post(&url, headers(&mesh.key, "server/discover", None), discover.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["result"]["capabilities"].get("extensions").is_none(), "no extension offered: {body}");
+    mesh.stop().await;
+}
+
 #[tokio::test]
 async fn issue18_input_required_results_bridge_server_requests_and_refuse_altered_state() {
     let mesh = TestMesh::start().await;

@@ -555,3 +555,58 @@ async fn a_stateless_upstream_handing_over_a_huge_request_state_fails_the_call()
     assert!(!body.contains("elicitation/create"), "the client was not asked: {body}");
     mesh.stop().await;
 }
+
+/// A session on the hand-written stateless upstream `url`, for a client that answers
+/// elicitations; the mesh and the session's endpoint.
+async fn bridged_session(slug: &str, url: String) -> (TestMesh, String, String) {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": slug, "url": url})).await;
+    let endpoint = mesh.endpoint(slug);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": VERSION,
+        "capabilities": {"elicitation": {"form": {}}}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (status, headers, body) = raw::post(&endpoint, post_headers(&mesh.key, None), init.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let sid = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).expect("session").to_string();
+    (mesh, endpoint, sid)
+}
+
+/// A stateless upstream's error that carries no id of its own (`"id": null`, the usual shape for
+/// a request it could not read) answers the request it was the reply to: the client gets it at
+/// once, not a timeout after the call's whole deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_upstream_error_without_an_id_reaches_its_call() {
+    let url = raw::stateless_upstream(json!({"tools": {}}), |msg| match msg["method"].as_str().unwrap_or_default() {
+        "tools/call" => raw::Reply::Verbatim(
+            400,
+            json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32020, "message": "Mcp-Name is required"}})
+                .to_string(),
+        ),
+        _ => raw::Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
+    });
+    let (mesh, endpoint, sid) = bridged_session("nullid", url).await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x", "arguments": {}}});
+    let answered = raw::post(&endpoint, post_headers(&mesh.key, Some(&sid)), call.to_string());
+    let (status, _, body) =
+        tokio::time::timeout(Duration::from_secs(10), answered).await.expect("answered at once, not timed out");
+    assert_eq!(status, 200, "{body}");
+    let reply = raw::messages(&body).into_iter().find(|m| m["id"] == 2).unwrap_or(Value::Null);
+    assert_eq!(reply["error"]["code"], -32020, "the upstream's own error: {body}");
+    mesh.stop().await;
+}
+
+/// An upstream that answers `input_required` however often it is answered: the client is asked
+/// ten rounds of questions, whose answers are each sent, and then the call fails naming the
+/// upstream's fault. An eleventh round, whose answers could never be sent, is not asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_upstream_that_never_stops_asking_is_asked_ten_rounds_at_most() {
+    use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
+    let (mesh, endpoint, _) = bridged_session("greedy", greedy_stateless_upstream(16)).await;
+    let behaviour = ClientBehaviour { elicitation_accept: Some(json!({"name": "Ada"})), ..Default::default() };
+    let client = TestClient::connect_http(&endpoint, &mesh.key, behaviour).await.expect("connected");
+    let failed = client.call_tool("greedy", json!({})).await;
+    let why = format!("{failed:?}");
+    assert!(why.contains("more than 10 times"), "{why}");
+    assert_eq!(client.elicitations_seen(), 10, "asked ten rounds, each answered and sent");
+    client.close().await.expect("closed");
+    mesh.stop().await;
+}

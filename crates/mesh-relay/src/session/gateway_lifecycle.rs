@@ -124,7 +124,8 @@ impl Session {
     /// advertises tasks speaks the other revision's wire, which the mesh does not relay.
     async fn initialize_member(&self, k: usize, params: &Value, stateless_clients: bool) -> Result<Value, RelayError> {
         let mut init = self.internal(k, "initialize", params).await?;
-        let marked = init.pointer("/_meta").and_then(|m| m.get(upstream::modern::SERVES_STATELESS)).is_some();
+        let marked = init.pointer("/_meta").and_then(|m| m.get(upstream::modern::SERVES_STATELESS)).is_some()
+            && self.speaks_stateless(k);
         if !(stateless_clients && marked) {
             if let Some(c) = init.get_mut("capabilities").and_then(Value::as_object_mut) {
                 c.remove("extensions");

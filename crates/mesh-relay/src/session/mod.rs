@@ -387,6 +387,13 @@ impl Session {
         self.gateway.is_some() || self.link(0).is_ok_and(|l| l.transport_kind() == "pipe")
     }
 
+    /// Whether member `k`'s link speaks the stateless revision to its upstream (a
+    /// `ModernLink`): only such a link's marks in an `initialize` result are the mesh's own; any
+    /// other's came from the upstream.
+    pub(crate) fn speaks_stateless(&self, k: usize) -> bool {
+        self.link(k).is_ok_and(|l| l.reads_mesh_keys())
+    }
+
     /// Whether the session serves stateless requests (see [`Session::set_pooled`]).
     pub fn is_pooled(&self) -> bool {
         self.pooled.load(Ordering::Acquire)

@@ -51,7 +51,16 @@ impl InboundSink for Demux {
         match inbound {
             Inbound::Message { msg, .. } => match msg.kind() {
                 Kind::Response | Kind::Error => {
-                    let waiting = msg.id().and_then(|id| self.lock().remove(id));
+                    let waiting = {
+                        let mut waiting = self.lock();
+                        match msg.id() {
+                            Some(id) => waiting.remove(id),
+                            // An error without an id answers a request the child could not read:
+                            // the one waiting, when only one is.
+                            None if waiting.len() == 1 => waiting.drain().next().map(|(_, tx)| tx),
+                            None => None,
+                        }
+                    };
                     // A reply nobody waits for answers a cancelled request: dropped.
                     if let Some(tx) = waiting {
                         let _ = tx.send(msg);

@@ -494,7 +494,7 @@ fn discover(ask: &Ask, session: &pool::Pooled) -> Response {
         // tasks: an extension it does not know might carry what its policy cannot see.
         caps.remove("tasks");
         let tasks = caps.get("extensions").and_then(|e| e.get(tasks::EXTENSION)).cloned();
-        let tasks = tasks.filter(|_| tasks::offered(init));
+        let tasks = tasks.filter(|_| session.tasks);
         caps.remove("extensions");
         if let Some(t) = tasks {
             caps.insert("extensions".into(), serde_json::json!({ tasks::EXTENSION: t }));

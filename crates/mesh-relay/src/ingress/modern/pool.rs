@@ -311,7 +311,10 @@ async fn open(
     let init = Arc::new(reply.result::<serde_json::Value>().unwrap_or_default());
     tracing::info!(session = %session.id, route = %session.label, "stateless requests of a key now share an upstream session");
     let params = Arc::new(ParamHeaders::default());
-    let tasks = super::tasks::offered(&init);
+    // The mark is the link's own only from a link of the stateless revision; a session-based
+    // upstream could write it into its result.
+    let tasks = super::tasks::offered(&init)
+        && (session.route_kind == crate::session::RouteKind::Gateway || session.speaks_stateless(0));
     let entry =
         Entry { key: key.clone(), session_id: session.id.clone(), init: init.clone(), params: params.clone(), tasks };
     relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner()).insert(slot, entry);

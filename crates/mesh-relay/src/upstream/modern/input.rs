@@ -63,8 +63,12 @@ impl ModernLink {
                         return;
                     }
                 }
-                self.deliver(reply.with_id(&id), None);
+                self.deliver(reply_to(reply, &id), None);
                 return;
+            }
+            if round == MAX_ROUNDS {
+                // Answers asked for now could never be sent: the client is not asked again.
+                break;
             }
             let r = result.unwrap_or_default();
             let state = r.get("requestState").and_then(Value::as_str).map(str::to_string);
@@ -187,4 +191,15 @@ enum Asked {
     Refused((String, mesh_protocol::ErrorObject)),
     /// No answer.
     Unanswered,
+}
+
+/// `reply` to the request the link sent as `id`: over either wire the link knows which request a
+/// reply answers (one POST each, or the child's reply found by its id), so an upstream error
+/// without an id of its own (`"id": null`, its usual shape for a request it could not read)
+/// still reaches the call instead of being dropped as nobody's.
+pub(super) fn reply_to(reply: Message, id: &str) -> Message {
+    match (reply.id(), reply.error_object()) {
+        (None, Some(e)) => Message::error(Some(id), e.code, &e.message, e.data),
+        _ => reply.with_id(id),
+    }
 }

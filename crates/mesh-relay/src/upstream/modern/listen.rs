@@ -193,8 +193,9 @@ impl ModernLink {
                     Ok(m) if m.kind() == Kind::Response && at.elapsed() >= LASTED => delay,
                     // Refused for a resource it does not know: the subscriptions it carried go
                     // (the list changes must not stop for them), said in the log; one made since
-                    // was never sent, and stays. Any other refusal (overloaded, rate-limited) is
-                    // waited out with them kept.
+                    // was never sent, and stays. The waits grow as for any refusal: a client
+                    // subscribing unknown URIs again and again is not a listen a second. Any other
+                    // refusal (overloaded, rate-limited) is waited out with them kept.
                     Ok(m) if filter.get("resourceSubscriptions").is_some() && refuses_resources(&m) => {
                         let why = m.error_object().map(|e| e.message).unwrap_or_default();
                         tracing::info!(link = %me.name, error = %why, "the upstream refused a listen with resource subscriptions; they are dropped");
@@ -205,7 +206,9 @@ impl ModernLink {
                                 st.watched_bytes -= uri.len();
                             }
                         }
-                        FIRST_WAIT
+                        let wait = delay;
+                        delay = (delay * 2).min(LONGEST_WAIT);
+                        wait
                     }
                     // Refused, failed, or ended at once (an upstream that ends every stream
                     // would otherwise be asked again twice a second for ever).
