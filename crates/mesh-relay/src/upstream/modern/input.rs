@@ -198,8 +198,9 @@ enum Asked {
 /// without an id of its own (`"id": null`, its usual shape for a request it could not read)
 /// still reaches the call instead of being dropped as nobody's.
 pub(super) fn reply_to(reply: Message, id: &str) -> Message {
-    match (reply.id(), reply.error_object()) {
-        (None, Some(e)) => Message::error(Some(id), e.code, &e.message, e.data),
-        _ => reply.with_id(id),
+    // Read only when it has no id: an error object is parsed out of the whole message.
+    match reply.id().is_none().then(|| reply.error_object()).flatten() {
+        Some(e) => Message::error(Some(id), e.code, &e.message, e.data),
+        None => reply.with_id(id),
     }
 }
