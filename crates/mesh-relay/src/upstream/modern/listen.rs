@@ -206,17 +206,11 @@ impl ModernLink {
                                 st.watched_bytes -= uri.len();
                             }
                         }
-                        let wait = delay;
-                        delay = (delay * 2).min(LONGEST_WAIT);
-                        wait
+                        grown(&mut delay)
                     }
                     // Refused, failed, or ended at once (an upstream that ends every stream
                     // would otherwise be asked again twice a second for ever).
-                    _ => {
-                        let wait = delay;
-                        delay = (delay * 2).min(LONGEST_WAIT);
-                        wait
-                    }
+                    _ => grown(&mut delay),
                 };
                 drop(me);
                 not_before = Some(Instant::now() + wait);
@@ -230,4 +224,11 @@ impl ModernLink {
 fn refuses_resources(m: &Message) -> bool {
     const RESOURCE_NOT_FOUND: i64 = -32002;
     m.error_object().is_some_and(|e| e.code == codes::INVALID_PARAMS || e.code == RESOURCE_NOT_FOUND)
+}
+
+/// The wait before the next listen, `delay`, which doubles for the one after (to 30 s at most).
+fn grown(delay: &mut Duration) -> Duration {
+    let wait = *delay;
+    *delay = (wait * 2).min(LONGEST_WAIT);
+    wait
 }
