@@ -96,6 +96,9 @@ pub enum Reply {
     HoldTelling(std::sync::mpsc::Sender<()>),
     /// This JSON text with this HTTP status, as it is (no id added).
     Verbatim(u16, String),
+    /// An SSE stream of events that are not JSON-RPC, each this many bytes, without end: until
+    /// the mesh closes it.
+    Flood(usize),
 }
 
 /// A hand-written upstream of MCP 2026-07-28 only, on a loopback port, for what no real server
@@ -134,6 +137,14 @@ pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply 
                             (status, reply.to_string())
                         }
                         Reply::Verbatim(status, text) => (status, text),
+                        Reply::Flood(size) => {
+                            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+                            let event = format!("data: {}\n\n", "x".repeat(size));
+                            // The body is the connection's rest (no length): written until closed.
+                            let _ = sock.write_all(head.as_bytes());
+                            while sock.write_all(event.as_bytes()).is_ok() {}
+                            return;
+                        }
                         held @ (Reply::Hold | Reply::HoldTelling(_)) => {
                             let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
                             if sock.write_all(head.as_bytes()).is_err() {
@@ -160,4 +171,37 @@ pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply 
         }
     });
     url
+}
+
+/// Reads the SSE events of a response as they come, with a deadline per event.
+pub struct Events {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    decoder: mesh_protocol::sse::Decoder,
+    queue: std::collections::VecDeque<mesh_protocol::sse::Event>,
+}
+
+impl Events {
+    /// The events of `resp`, which must be an SSE stream.
+    pub fn new(resp: reqwest::Response) -> Events {
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Events {
+            body: Box::pin(resp.bytes_stream()),
+            decoder: mesh_protocol::sse::Decoder::new(),
+            queue: Default::default(),
+        }
+    }
+
+    /// The next event's id and message, or `None` when the stream ends.
+    pub async fn next(&mut self) -> Option<(String, Value)> {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                let id = ev.id.clone().unwrap_or_default();
+                return Some((id, serde_json::from_str(&ev.data).expect("events carry JSON-RPC")));
+            }
+            let next = tokio::time::timeout(std::time::Duration::from_secs(20), self.body.next());
+            let chunk = next.await.expect("event in time")?;
+            self.queue.extend(self.decoder.push(&chunk.expect("body chunk")).expect("valid SSE"));
+        }
+    }
 }

@@ -2,15 +2,12 @@
 //! list_changed from the client, resuming a dropped SSE response with `Last-Event-ID`, and a
 //! client's cancellation ending its request. Upstream: server-everything.
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use mesh_protocol::sse;
+use futures_util::StreamExt;
+use mesh_testkit::raw::{self, Events};
 use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
-use mesh_testkit::{raw, upstreams, TestMesh};
+use mesh_testkit::{upstreams, TestMesh};
 use rmcp::model::SubscribeRequestParams;
-use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::pin::Pin;
+use serde_json::json;
 use std::time::Duration;
 
 async fn mesh_with_everything(http: Option<&upstreams::HttpServer>) -> TestMesh {
@@ -69,33 +66,6 @@ async fn roots_list_changed_from_the_client_reaches_the_upstream() -> anyhow::Re
     client.close().await?;
     mesh.stop().await;
     Ok(())
-}
-
-/// Reads SSE events from a response, with a deadline per event.
-struct Events {
-    body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    decoder: sse::Decoder,
-    queue: VecDeque<sse::Event>,
-}
-
-impl Events {
-    fn new(resp: reqwest::Response) -> Events {
-        assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        Events { body: Box::pin(resp.bytes_stream()), decoder: sse::Decoder::new(), queue: VecDeque::new() }
-    }
-
-    /// The next event, or `None` when the stream ends.
-    async fn next(&mut self) -> Option<(String, Value)> {
-        loop {
-            if let Some(ev) = self.queue.pop_front() {
-                let id = ev.id.clone().unwrap_or_default();
-                return Some((id, serde_json::from_str(&ev.data).expect("events carry JSON-RPC")));
-            }
-            let chunk =
-                tokio::time::timeout(Duration::from_secs(20), self.body.next()).await.expect("event in time")?;
-            self.queue.extend(self.decoder.push(&chunk.expect("body chunk")).expect("valid SSE"));
-        }
-    }
 }
 
 fn long_call(id: i64, secs: f64, steps: u32) -> String {

@@ -556,12 +556,12 @@ async fn a_stateless_upstream_handing_over_a_huge_request_state_fails_the_call()
     mesh.stop().await;
 }
 
-/// A session on the hand-written stateless upstream `url`, for a client that answers
-/// elicitations; the mesh and the session's endpoint.
-async fn bridged_session(slug: &str, url: String) -> (TestMesh, String, String) {
+/// A session on a hand-written stateless upstream (the `connection`), for a client that answers
+/// elicitations; the mesh, the session's endpoint and its id.
+async fn bridged_session(connection: Value) -> (TestMesh, String, String) {
     let mesh = TestMesh::start().await;
-    mesh.add_connection(json!({"slug": slug, "url": url})).await;
-    let endpoint = mesh.endpoint(slug);
+    mesh.add_connection(connection.clone()).await;
+    let endpoint = mesh.endpoint(connection["slug"].as_str().expect("slug"));
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": VERSION,
         "capabilities": {"elicitation": {"form": {}}}, "clientInfo": {"name": "t", "version": "1"}}});
     let (status, headers, body) = raw::post(&endpoint, post_headers(&mesh.key, None), init.to_string()).await;
@@ -583,7 +583,7 @@ async fn a_stateless_upstream_error_without_an_id_reaches_its_call() {
         ),
         _ => raw::Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
     });
-    let (mesh, endpoint, sid) = bridged_session("nullid", url).await;
+    let (mesh, endpoint, sid) = bridged_session(json!({"slug": "nullid", "url": url})).await;
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x", "arguments": {}}});
     let answered = raw::post(&endpoint, post_headers(&mesh.key, Some(&sid)), call.to_string());
     let (status, _, body) =
@@ -600,7 +600,7 @@ async fn a_stateless_upstream_error_without_an_id_reaches_its_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stateless_upstream_that_never_stops_asking_is_asked_ten_rounds_at_most() {
     use mesh_testkit::rmcp_client::{ClientBehaviour, TestClient};
-    let (mesh, endpoint, _) = bridged_session("greedy", greedy_stateless_upstream(16)).await;
+    let (mesh, endpoint, _) = bridged_session(json!({"slug": "greedy", "url": greedy_stateless_upstream(16)})).await;
     let behaviour = ClientBehaviour { elicitation_accept: Some(json!({"name": "Ada"})), ..Default::default() };
     let client = TestClient::connect_http(&endpoint, &mesh.key, behaviour).await.expect("connected");
     let failed = client.call_tool("greedy", json!({})).await;
@@ -608,5 +608,83 @@ async fn a_stateless_upstream_that_never_stops_asking_is_asked_ten_rounds_at_mos
     assert!(why.contains("more than 10 times"), "{why}");
     assert_eq!(client.elicitations_seen(), 10, "asked ten rounds, each answered and sent");
     client.close().await.expect("closed");
+    mesh.stop().await;
+}
+
+/// A stateless upstream whose answer to a call is a response stream without end: the call fails
+/// naming the bound (256 MiB in all, as for a session-based upstream's request stream) and the
+/// stream is closed, instead of the request being held for as long as the upstream streams
+/// (progress would keep its deadline alive).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_upstreams_endless_response_stream_is_cut_off() {
+    let url = raw::stateless_upstream(json!({"tools": {}}), |msg| match msg["method"].as_str().unwrap_or_default() {
+        "tools/call" => raw::Reply::Flood(1 << 20),
+        _ => raw::Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
+    });
+    // A deadline far beyond the test's: only the bound can end the call in time.
+    let (mesh, endpoint, sid) = bridged_session(json!({"slug": "flood", "url": url, "timeoutMs": 300_000})).await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x", "arguments": {}}});
+    let answered = raw::post(&endpoint, post_headers(&mesh.key, Some(&sid)), call.to_string());
+    let (status, _, body) =
+        tokio::time::timeout(Duration::from_secs(120), answered).await.expect("cut off, not held to the deadline");
+    assert_eq!(status, 200, "{body}");
+    let reply = raw::messages(&body).into_iter().find(|m| m["id"] == 2).unwrap_or(Value::Null);
+    let why = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("longer than 268435456 bytes"), "{reply}");
+    mesh.stop().await;
+}
+
+/// An upstream asks two questions in one round; the client refuses one and leaves the other
+/// unanswered. The call fails at once with the refusal and the other question is withdrawn,
+/// rather than the call waiting (up to ten minutes) for an answer its outcome no longer needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refused_question_fails_the_call_without_waiting_for_the_rest_of_its_round() {
+    let url = raw::stateless_upstream(json!({"tools": {}}), |msg| match msg["method"].as_str().unwrap_or_default() {
+        "tools/call" => {
+            let ask = |m: &str| {
+                json!({"method": "elicitation/create", "params": {"mode": "form", "message": m,
+                "requestedSchema": {"type": "object", "properties": {"x": {"type": "string"}}}}})
+            };
+            raw::Reply::Json(
+                200,
+                json!({"result": {"resultType": "input_required", "requestState": "s",
+                    "inputRequests": {"first": ask("first?"), "second": ask("second?")}}}),
+            )
+        }
+        _ => raw::Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
+    });
+    let (mesh, endpoint, sid) = bridged_session(json!({"slug": "two", "url": url})).await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x", "arguments": {}}});
+    let resp = reqwest::Client::new()
+        .post(&endpoint)
+        .headers(post_headers(&mesh.key, Some(&sid)))
+        .body(call.to_string())
+        .send()
+        .await
+        .expect("POST");
+    let mut events = raw::Events::new(resp);
+    let mut asked = Vec::new();
+    while asked.len() < 2 {
+        let (_, msg) = events.next().await.expect("both questions");
+        if msg["method"] == "elicitation/create" {
+            asked.push(msg);
+        }
+    }
+    let (refused, left) = (&asked[0], &asked[1]);
+    let no = json!({"jsonrpc": "2.0", "id": refused["id"], "error": {"code": -32603, "message": "not now"}});
+    let (status, _, body) = raw::post(&endpoint, post_headers(&mesh.key, Some(&sid)), no.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    let (mut withdrawn, mut reply) = (false, Value::Null);
+    while let Some((_, msg)) = events.next().await {
+        if msg["method"] == "notifications/cancelled" && msg["params"]["requestId"] == left["id"] {
+            withdrawn = true;
+        }
+        if msg["id"] == 2 {
+            reply = msg;
+            break;
+        }
+    }
+    assert!(reply["error"]["message"].as_str().is_some_and(|m| m.contains("not now")), "{reply}");
+    assert!(withdrawn, "the unanswered question is withdrawn before the call ends");
     mesh.stop().await;
 }

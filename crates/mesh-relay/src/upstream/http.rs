@@ -28,7 +28,7 @@ const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 /// bounded by the decoder (`sse::MAX_EVENT`); this bounds an upstream that streams related
 /// messages for ever (progress resets the request's deadline). The standalone GET stream is
 /// long-lived by design and has no total, only the per-event bound.
-const MAX_REQUEST_STREAM: u64 = 256 * 1024 * 1024;
+pub(super) const MAX_REQUEST_STREAM: u64 = 256 * 1024 * 1024;
 /// How often a stream that ended early is resumed before the request is failed.
 const MAX_RESUMES: u32 = 5;
 

@@ -153,11 +153,27 @@ impl ModernLink {
     /// Ends the listen and the requests on their way; later sends fail.
     fn stop(&self) {
         self.closed.cancel();
+        self.end_exchanges();
+    }
+
+    /// Ends the requests on their way and forgets the questions they put to the client: their
+    /// calls are over (the link stops, or the session failed them when the child under a stdio
+    /// link went down). A question's withdrawal is the session's, which knows the client's id.
+    fn end_exchanges(&self) {
         let mut st = self.lock();
+        // Forgotten first: an exchange ended while it waits on an answer finds its question gone
+        // and tells nobody.
+        st.waiting.clear();
         for (_, t) in st.inflight.drain() {
             t.abort();
         }
-        st.waiting.clear();
+    }
+
+    /// The child under this (stdio) link went down. Its successor never saw the requests on
+    /// their way: a retry of one, with the dead child's `requestState`, must not reach it. The
+    /// session fails those calls; their exchanges end here.
+    pub(super) fn child_down(&self) {
+        self.end_exchanges();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -343,9 +359,18 @@ impl ModernLink {
         }
         let mut decoder = sse::Decoder::new();
         let mut stream = resp.bytes_stream();
+        let mut total = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk =
                 chunk.map_err(|e| RelayError::UpstreamUnavailable(format!("{}: {}", self.name, e.without_url())))?;
+            // Bounded in all, as a session-based upstream's request stream is: each event is
+            // (the decoder's bound), but progress keeps a call alive however long it streams.
+            total += chunk.len() as u64;
+            if total > super::http::MAX_REQUEST_STREAM {
+                let why = format!("a response stream longer than {} bytes", super::http::MAX_REQUEST_STREAM);
+                tracing::warn!(connection = %self.name, "upstream SSE stream refused: {why}");
+                return Err(RelayError::UpstreamProtocol(format!("{}: {why}", self.name)));
+            }
             let events = decoder
                 .push(&chunk)
                 .map_err(|_| RelayError::UpstreamUnavailable(format!("{}: an SSE event is too large", self.name)))?;

@@ -14,6 +14,7 @@
 //! environment and directory ([`UpstreamClients::remembered`]), so a command is asked again only
 //! when that memory expires.
 
+use super::modern::ModernLink;
 use super::stdio::StdioLink;
 use super::{Inbound, InboundSink, Link, Transport, UpstreamClients};
 use crate::{RelayError, TransportSpec, UpstreamSpec};
@@ -21,7 +22,7 @@ use mesh_protocol::{codes, modern, Kind, Message};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -43,6 +44,8 @@ struct Demux {
     replies: Mutex<HashMap<String, oneshot::Sender<Message>>>,
     /// Probed and found stateless: messages other than replies reach the session.
     live: AtomicBool,
+    /// The link over the child, told when the child goes down (set once the link is made).
+    link: OnceLock<Weak<ModernLink>>,
 }
 
 impl InboundSink for Demux {
@@ -73,8 +76,13 @@ impl InboundSink for Demux {
                 Kind::Notification => {}
             },
             Inbound::Down { reason } => {
-                // Every request waiting on the child fails now (their senders are dropped).
+                // Every request waiting on the child fails now (their senders are dropped), and
+                // the link's exchanges end before the session hears of it: none may go on to
+                // the child's successor.
                 self.lock().clear();
+                if let Some(link) = self.link.get().and_then(Weak::upgrade) {
+                    link.child_down();
+                }
                 if live {
                     self.session.deliver(Inbound::Down { reason });
                 }
@@ -150,6 +158,16 @@ pub(super) async fn link(
     sink: Arc<dyn InboundSink>,
     stateless_clients: bool,
 ) -> Option<Result<Link, RelayError>> {
+    Some(modern_link(spec, clients, sink, stateless_clients).await?.map(ModernLink::owned))
+}
+
+/// [`link`], as the link itself.
+pub(super) async fn modern_link(
+    spec: &UpstreamSpec,
+    clients: &UpstreamClients,
+    sink: Arc<dyn InboundSink>,
+    stateless_clients: bool,
+) -> Option<Result<Arc<ModernLink>, RelayError>> {
     let key = era_key(spec)?;
     // A command's answer does not come and go as a network's can: a no is kept as long as a yes
     // (each ask starts a child).
@@ -157,7 +175,12 @@ pub(super) async fn link(
     if known == Some(None) {
         return None;
     }
-    let demux = Arc::new(Demux { session: sink.clone(), replies: Mutex::default(), live: AtomicBool::new(false) });
+    let demux = Arc::new(Demux {
+        session: sink.clone(),
+        replies: Mutex::default(),
+        live: AtomicBool::new(false),
+        link: OnceLock::new(),
+    });
     let child = match StdioLink::spawn(spec, demux.clone()) {
         Ok(c) => c,
         Err(e) => return Some(Err(e)),
@@ -182,10 +205,11 @@ pub(super) async fn link(
             }
         }
     };
-    demux.live.store(true, Ordering::Release);
     tracing::info!(connection = %spec.name, "the upstream process speaks the stateless revision");
-    let link = super::modern::ModernLink::over_stdio(&spec.name, wire, sink, discover, stateless_clients);
-    Some(Ok(link.owned()))
+    let link = ModernLink::over_stdio(&spec.name, wire, sink, discover, stateless_clients);
+    let _ = demux.link.set(Arc::downgrade(&link));
+    demux.live.store(true, Ordering::Release);
+    Some(Ok(link))
 }
 
 /// `server/discover` to the child: its result when it lists the stateless revision. A `-32022`

@@ -3,6 +3,7 @@
 //! `inputResponses`, the upstream's `requestState` kept here and sent back with them.
 
 use super::{take_param_headers, Inbound, ModernLink, Wire, INPUT_KEY};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use mesh_protocol::{codes, Kind, Message};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -86,19 +87,27 @@ impl ModernLink {
             }
             // Asked together, as the upstream asked them; answered in any order.
             let (me, related) = (&self, id.as_str());
-            let asked =
-                requests.iter().map(|(key, request)| async move { (key.clone(), me.ask(related, key, request).await) });
+            let mut asked: FuturesUnordered<_> = requests
+                .iter()
+                .map(|(key, request)| async move { (key.clone(), me.ask(related, key, request).await) })
+                .collect();
             let mut responses = serde_json::Map::new();
             let mut refused = None;
-            for (key, answer) in futures_util::future::join_all(asked).await {
+            while let Some((key, answer)) = asked.next().await {
                 match answer {
                     Asked::Answered(a) => {
                         responses.insert(key, a);
                     }
-                    Asked::Refused(e) => refused = refused.or(Some(e)),
+                    // One refusal ends the call: the round's other questions are not waited for
+                    // but withdrawn from the client (each as its ask is dropped).
+                    Asked::Refused(e) => {
+                        refused = Some(e);
+                        break;
+                    }
                     Asked::Unanswered => {}
                 }
             }
+            drop(asked);
             // The revision has no way to tell the upstream of a refusal (answers are results):
             // the call fails, as a client of the stateless revision fails it, rather than being
             // asked the same again.
@@ -202,5 +211,103 @@ pub(super) fn reply_to(reply: Message, id: &str) -> Message {
     match reply.id().is_none().then(|| reply.error_object()).flatten() {
         Some(e) => Message::error(Some(id), e.code, &e.message, e.data),
         None => reply.with_id(id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::upstream::{Inbound, InboundSink, Transport, UpstreamClients};
+    use crate::{Reach, TransportSpec, UpstreamSpec};
+    use mesh_protocol::{Kind, Message};
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    /// A child of the stateless revision whose `ask` tool asks the client one question, naming
+    /// its pid, and answers a retry with the `requestState` it was given.
+    const CHILD: &str = r#"
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("id") is None:
+        continue
+    method, p = m.get("method"), m.get("params") or {}
+    if method == "server/discover":
+        r = {"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}}
+    elif method == "tools/call" and "requestState" in p:
+        r = {"resultType": "complete", "content": [{"type": "text", "text": "retried " + p["requestState"]}]}
+    elif method == "tools/call":
+        ask = {"method": "elicitation/create", "params": {"mode": "form", "message": str(os.getpid()),
+               "requestedSchema": {"type": "object", "properties": {}}}}
+        r = {"resultType": "input_required", "requestState": str(os.getpid()), "inputRequests": {"who": ask}}
+    else:
+        continue
+    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": r}), flush=True)
+"#;
+
+    struct Sink(mpsc::UnboundedSender<Inbound>);
+
+    impl InboundSink for Sink {
+        fn deliver(&self, inbound: Inbound) {
+            let _ = self.0.send(inbound);
+        }
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<Inbound>, what: &str) -> Inbound {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect(what).expect(what)
+    }
+
+    /// The child dies while a call waits on the client's answer: the session fails the call, and
+    /// the link's exchange for it ends with it. Before, it waited out its ten minutes for an
+    /// answer and then posted the retry, with the dead child's `requestState`, to its successor.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_that_dies_while_its_call_waits_on_the_client_ends_the_calls_exchange() {
+        let spec = UpstreamSpec {
+            name: "asker".into(),
+            transport: TransportSpec::Stdio {
+                command: "python3".into(),
+                args: vec!["-c".into(), CHILD.into()],
+                env: vec![],
+                cwd: None,
+            },
+            timeout: Duration::from_secs(20),
+            reach: Reach::Any,
+            credential: None,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let clients = UpstreamClients::default();
+        let link = crate::upstream::modern_stdio::modern_link(&spec, &clients, Arc::new(Sink(tx)), false)
+            .await
+            .expect("the child speaks the stateless revision")
+            .expect("started");
+        let init = json!({"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
+                          "clientInfo": {"name": "t", "version": "1"}});
+        link.send(Message::request("1", "initialize", Some(&init))).await.expect("initialize");
+        assert!(matches!(next(&mut rx, "initialized").await, Inbound::Message { msg, .. } if msg.id() == Some("1")));
+        let call = json!({"name": "ask", "arguments": {}});
+        link.send(Message::request("2", "tools/call", Some(&call))).await.expect("call");
+        let (question, pid) = loop {
+            if let Inbound::Message { msg, .. } = next(&mut rx, "the question").await {
+                if msg.kind() == Kind::Request {
+                    let params: Value = msg.params().expect("params");
+                    let pid: i32 = params["message"].as_str().and_then(|p| p.parse().ok()).expect("the child's pid");
+                    break (msg.id().expect("id").to_string(), pid);
+                }
+            }
+        };
+        assert_eq!(link.lock().inflight.len(), 1, "the call's exchange waits on the client");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).expect("kill");
+        while !matches!(next(&mut rx, "the child's end").await, Inbound::Down { .. }) {}
+        {
+            let st = link.lock();
+            assert!(st.inflight.is_empty(), "the exchange ended with the child");
+            assert!(!st.waiting.contains_key(&question), "its question is forgotten");
+        }
+        // The client's late answer reaches nothing: no retry goes to the restarted child.
+        let late = Message::response(&question, &json!({"action": "accept", "content": {}}));
+        link.send(late).await.expect("the answer is taken");
+        assert!(link.lock().inflight.is_empty());
+        link.close().await;
     }
 }
