@@ -292,3 +292,63 @@ async fn resources_a_member_points_to_are_named_as_the_virtual_mcp_serves_them()
     relay.stop().await;
     Ok(())
 }
+
+/// A stateless client with calls at two members of a virtual MCP at once. The session-based
+/// member asks its second question (over stdio, nothing ties a question to its call) while the
+/// other member's call is newer and in flight: the question comes back in its own member's call,
+/// never in the other's, whose answer would have gone to the wrong upstream.
+#[tokio::test]
+async fn a_members_question_is_put_in_that_members_call_not_a_newer_one_elsewhere() -> anyhow::Result<()> {
+    use mesh_testkit::raw;
+    use serde_json::Value;
+    let relay = BareRelay::start(vec![eras()]).await;
+    let url = relay.gateway("eras");
+    let call = |id: i64, tool: &str, mut params: Value| {
+        params["name"] = json!(tool);
+        params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2026-07-28");
+        params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+        params["_meta"]["io.modelcontextprotocol/clientInfo"] = json!({"name": "two-members", "version": "1"});
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string()
+    };
+    let headers = |tool: &str| raw::stateless_headers(KEY, "tools/call", Some(tool));
+    let asking = "old_multi_input";
+    let post = |body: String| {
+        let (url, headers) = (url.clone(), headers(asking));
+        async move {
+            let answered = raw::post(&url, headers, body);
+            let (status, _, text) =
+                tokio::time::timeout(Duration::from_secs(20), answered).await.expect("the asking call answers");
+            assert_eq!(status, 200, "{text}");
+            raw::messages(&text).last().cloned().unwrap_or(Value::Null)
+        }
+    };
+
+    // The session-based member asks its first question.
+    let first = post(call(1, asking, json!({"arguments": {}}))).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    assert!(first["result"]["inputRequests"]["user_name"].is_object(), "{first}");
+
+    // The other member's call, newer, is in flight (its first progress says so).
+    let slow = call(2, "new_slow_compute", json!({"arguments": {"seconds": 60}, "_meta": {"progressToken": "slow"}}));
+    let resp = reqwest::Client::new().post(&url).headers(headers("new_slow_compute")).body(slow).send().await?;
+    let mut other = raw::Events::new(resp);
+    let (_, progress) = other.next().await.expect("the slow call's progress");
+    assert_eq!(progress["method"], "notifications/progress", "{progress}");
+
+    // The answer lets the member ask its second question: it comes back in the asking call.
+    let mut retry = json!({"arguments": {},
+        "inputResponses": {"user_name": {"action": "accept", "content": {"name": "Ada"}}},
+        "requestState": first["result"]["requestState"]});
+    let second = post(call(3, asking, retry.clone())).await;
+    assert_eq!(second["result"]["resultType"], "input_required", "{second}");
+    assert!(second["result"]["inputRequests"]["confirm"].is_object(), "{second}");
+
+    retry["inputResponses"] = json!({"confirm": {"action": "accept", "content": {"confirm": true}}});
+    retry["requestState"] = second["result"]["requestState"].clone();
+    let done = post(call(4, asking, retry)).await;
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert!(done["result"]["content"].to_string().contains("name=Ada, confirmed=true"), "{done}");
+    drop(other);
+    relay.stop().await;
+    Ok(())
+}

@@ -109,6 +109,13 @@ async fn mesh_over(era: &str) -> (TestMesh, String) {
 async fn a_stateless_listen_watches_resources_of_a_session_based_upstream() {
     let (mesh, url) = mesh_over("legacy").await;
 
+    // Offered in server/discover, as the upstream offers it: a listen's resourceSubscriptions
+    // are what carries it.
+    let discover = listen_body(6, json!({})).replace("subscriptions/listen", "server/discover");
+    let (status, _, text) = raw::post(&url, raw::stateless_headers(&mesh.key, "server/discover", None), discover).await;
+    let found = raw::messages(&text).pop().unwrap_or_default();
+    assert_eq!((status, &found["result"]["capabilities"]["resources"]["subscribe"]), (200, &json!(true)), "{found}");
+
     // The upstream refuses a subscription to what it does not have: not honoured.
     let (mut first, ack, update) = listen_for_update(&url, &mesh.key, &[WATCHED, "test://no-such-resource"]).await;
     let honoured = &ack["params"]["notifications"];

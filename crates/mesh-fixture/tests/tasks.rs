@@ -218,3 +218,55 @@ async fn issue18_a_task_gone_with_its_session_is_unknown_without_opening_another
     assert_eq!(mesh.session_count(), 0, "no session opened for a handle alone");
     mesh.stop().await;
 }
+
+/// A task whose tool the rules stop allowing: its requests get what an unknown task gets, and
+/// each refusal is in the audit trail as denied, under the task's tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_task_whose_tool_the_rules_now_deny_is_unknown_and_the_refusal_audited() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "dual", "command": common::BIN, "args": ["stdio"]})).await;
+    let url = mesh.endpoint("dual");
+    let rules = |names: &[&str]| {
+        Value::Array(names.iter().map(|n| json!({"effect": "allow", "connection": "dual", "name": n})).collect())
+    };
+    mesh.manage_ok("ROLE_CREATE", json!({"name": "worker", "rules": rules(&["slow_compute", "greet"])})).await;
+    let added = mesh.manage_ok("ORGANIZATION_MEMBER_ADD", json!({"email": "tam@example.test", "role": "worker"})).await;
+    let user = added["item"]["userId"].as_str().expect("user id").to_string();
+    let created = mesh.manage_ok("API_KEY_CREATE", json!({"name": "k", "userId": user})).await;
+    let key = created["key"].as_str().expect("key").to_string();
+
+    let slow = json!({"name": "slow_compute", "arguments": {"seconds": 60, "label": "denied"}});
+    let (_, created) = ask(&url, &key, "tools/call", Some("slow_compute"), slow.clone(), true).await;
+    let task = created["result"]["taskId"].as_str().expect("a task").to_string();
+    let (_, got) = ask(&url, &key, "tasks/get", Some(&task), json!({"taskId": task}), true).await;
+    assert_eq!(got["result"]["status"], "working", "{got}");
+
+    // The tool leaves the role's rules; once a call of it is refused, the task's request comes.
+    mesh.manage_ok("ROLE_UPDATE", json!({"name": "worker", "rules": rules(&["greet"])})).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, b) = ask(&url, &key, "tools/call", Some("slow_compute"), slow.clone(), true).await;
+        if b["error"].is_object() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the policy change never reached the key: {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, got) = ask(&url, &key, "tasks/get", Some(&task), json!({"taskId": task}), true).await;
+    assert_eq!((status, &got["error"]["code"]), (400, &json!(-32602)), "{got}");
+    assert_eq!(got["error"]["message"], "Unknown task", "{got}");
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let args = json!({"tool": "slow_compute", "outcome": "denied"});
+        let (ok, rows) = mesh.manage(&mesh.key, "AUDIT_QUERY", args).await;
+        assert!(ok, "{rows}");
+        let denied_get = rows["items"].as_array().into_iter().flatten().any(|r| r["method"] == "tasks/get");
+        if denied_get {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the refused task request is not audited: {rows}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    mesh.stop().await;
+}

@@ -66,6 +66,11 @@ pub fn messages(body: &str) -> Vec<Value> {
 /// Reads one HTTP request (head and Content-Length body) from a hand-written test upstream's
 /// socket: its method and body; `None` when the peer closed.
 pub fn read_request(sock: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    read_request_head(sock).map(|(head, body)| (head.split(' ').next().unwrap_or_default().to_ascii_uppercase(), body))
+}
+
+/// [`read_request`] with the request's whole head, lowercased (request line and header lines).
+pub fn read_request_head(sock: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
     use std::io::Read;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -75,8 +80,7 @@ pub fn read_request(sock: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)>
             let len: usize =
                 head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
             if buf.len() >= end + 4 + len {
-                let method = head.split(' ').next().unwrap_or_default().to_ascii_uppercase();
-                return Some((method, buf[end + 4..end + 4 + len].to_vec()));
+                return Some((head, buf[end + 4..end + 4 + len].to_vec()));
             }
         }
         match sock.read(&mut chunk) {
@@ -105,6 +109,14 @@ pub enum Reply {
 /// does on purpose: `initialize` is refused as an unsupported revision, `server/discover`
 /// offers `capabilities`, and every other request is `answer`'s. Its `/mcp` URL.
 pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> String {
+    stateless_upstream_seeing(capabilities, move |msg, _| answer(msg))
+}
+
+/// [`stateless_upstream`] whose `answer` also sees each request's head, lowercased.
+pub fn stateless_upstream_seeing(
+    capabilities: Value,
+    answer: impl Fn(&Value, &str) -> Reply + Send + Sync + 'static,
+) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
@@ -114,7 +126,7 @@ pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply 
             let Ok(mut sock) = sock else { return };
             let (answer, capabilities) = (answer.clone(), capabilities.clone());
             std::thread::spawn(move || {
-                while let Some((_, body)) = read_request(&mut sock) {
+                while let Some((head, body)) = read_request_head(&mut sock) {
                     let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let reply = match msg["method"].as_str().unwrap_or_default() {
                         "initialize" => Reply::Json(
@@ -128,7 +140,7 @@ pub fn stateless_upstream(capabilities: Value, answer: impl Fn(&Value) -> Reply 
                                    "capabilities": capabilities,
                                    "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "hand-written", "version": "1"}}}}),
                         ),
-                        _ => answer(&msg),
+                        _ => answer(&msg, &head),
                     };
                     let (status, reply) = match reply {
                         Reply::Json(status, mut reply) => {

@@ -494,6 +494,19 @@ async fn issue18_a_retry_after_a_policy_change_is_refused_like_an_unknown_tool()
     let (s, b) = post(&url, headers(&key, "tools/call", Some(TOOL)), request(3, "tools/call", retry)).await;
     assert_eq!((s, b["error"]["code"].as_i64()), (400, Some(-32602)), "{b}");
     assert_eq!(b["error"]["message"], format!("Unknown tool: {TOOL}"), "{b}");
+    // The call's one audit row says the rules refused it, not that it was cancelled.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = manage(&mesh, "AUDIT_QUERY", json!({"tool": TOOL})).await;
+        let items = rows["items"].as_array().cloned().unwrap_or_default();
+        if !items.is_empty() {
+            assert_eq!(items.len(), 1, "{rows}");
+            assert_eq!((items[0]["outcome"].as_str(), items[0]["userId"].as_str()), (Some("denied"), Some(&*user)));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no audit row for the call: {rows}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     mesh.stop().await;
 }
 
@@ -520,5 +533,106 @@ async fn issue18_a_request_whose_upstream_session_cannot_open_is_audited() {
     let row = &rows["items"][0];
     assert_eq!((row["method"].as_str(), row["route"].as_str()), (Some("tools/call"), Some("down")), "{row}");
     assert_eq!((&row["requestId"], &row["name"], &row["sessionId"]), (&json!(4), &json!("echo"), &json!("")), "{row}");
+    mesh.stop().await;
+}
+
+/// A hand-written member of the stateless revision whose tools/list says `ttlMs` and does not
+/// announce list changes; each list names its tool after how many lists it has answered.
+fn counting_member(prefix: &'static str, ttl_ms: u64) -> String {
+    let lists = std::sync::atomic::AtomicUsize::new(0);
+    raw::stateless_upstream(json!({"tools": {}}), move |msg| match msg["method"].as_str().unwrap_or_default() {
+        "tools/list" => {
+            let n = lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let tool = json!({"name": format!("{prefix}{n}"), "inputSchema": {"type": "object"}});
+            raw::Reply::Json(200, json!({"result": {"resultType": "complete", "tools": [tool], "ttlMs": ttl_ms}}))
+        }
+        _ => raw::Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
+    })
+}
+
+/// A virtual MCP's merged list, for a stateless client, carries the caching hint its members
+/// give: the least time any of them still has. A member whose list has gone stale by its own
+/// `ttlMs` (and that does not announce changes) is asked again when the client lists; one still
+/// fresh is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_virtual_mcps_caching_hints_come_from_its_members() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "steady", "url": counting_member("s", 60_000)})).await;
+    mesh.add_connection(json!({"slug": "fleeting", "url": counting_member("f", 0)})).await;
+    let create = |slug: &str, members: Value| json!({"slug": slug, "members": members});
+    manage(&mesh, "COLLECTION_GATEWAYS_CREATE", create("one", json!([{"connection": "steady"}]))).await;
+    let both = json!([{"connection": "steady"}, {"connection": "fleeting"}]);
+    manage(&mesh, "COLLECTION_GATEWAYS_CREATE", create("both", both)).await;
+    let list = |gateway: &'static str, id: i64| {
+        let url = format!("{}/mcp/gateway/{gateway}", mesh.url);
+        let key = mesh.key.clone();
+        async move {
+            let (status, body) =
+                post(&url, headers(&key, "tools/list", None), request(id, "tools/list", json!({}))).await;
+            assert_eq!(status, 200, "{body}");
+            let r = body["result"].clone();
+            let names: Vec<String> = r["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["name"].as_str().map(String::from))
+                .collect();
+            (r["ttlMs"].as_u64().unwrap_or_else(|| panic!("ttlMs: {r}")), names)
+        }
+    };
+
+    // One member that keeps its list a minute: the merged list says as much (less what passed).
+    let (ttl, names) = list("one", 1).await;
+    assert!((50_000..=60_000).contains(&ttl), "{ttl}");
+    assert!(names.len() == 1 && names[0].starts_with("steady_s"), "{names:?}");
+
+    // With a member whose list is stale at once, the merged list is too; listing again asks
+    // that member again, and not the other.
+    let named = |names: &[String], prefix: &str| {
+        let found: Vec<&String> = names.iter().filter(|n| n.starts_with(prefix)).collect();
+        assert_eq!(found.len(), 1, "{prefix}: {names:?}");
+        found[0].clone()
+    };
+    let (ttl, first) = list("both", 2).await;
+    assert_eq!(ttl, 0, "{first:?}");
+    let (ttl, again) = list("both", 3).await;
+    assert_eq!(ttl, 0, "{again:?}");
+    assert_eq!(named(&first, "steady_s"), named(&again, "steady_s"), "a fresh member's list is kept");
+    assert_ne!(named(&first, "fleeting_f"), named(&again, "fleeting_f"), "a stale member's list is asked again");
+    mesh.stop().await;
+}
+
+/// A stateless client's `Mcp-Param-*` header that disagrees with its arguments, on a pooled
+/// session that has not seen the tool listed (so the ingress cannot check it): the upstream gets
+/// the header made from the body, which policy and audit read, never the client's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_param_header_the_mesh_could_not_check_is_made_from_the_body() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let heard = seen.clone();
+    let url = raw::stateless_upstream_seeing(json!({"tools": {}}), move |msg, head| {
+        match msg["method"].as_str().unwrap_or_default() {
+            "tools/list" => {
+                let region = json!({"type": "string", "x-mcp-header": "Region"});
+                let tool =
+                    json!({"name": "where", "inputSchema": {"type": "object", "properties": {"region": region}}});
+                raw::Reply::Json(200, json!({"result": {"resultType": "complete", "tools": [tool]}}))
+            }
+            "tools/call" => {
+                let params = head.lines().filter(|l| l.starts_with("mcp-param-")).map(str::to_string);
+                heard.lock().unwrap().extend(params);
+                let text = json!([{"type": "text", "text": "ok"}]);
+                raw::Reply::Json(200, json!({"result": {"resultType": "complete", "content": text}}))
+            }
+            _ => raw::Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
+        }
+    });
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "regions", "url": url})).await;
+    let mut h = headers(&mesh.key, "tools/call", Some("where"));
+    h.insert("mcp-param-region", HeaderValue::from_static("us"));
+    let call = request(1, "tools/call", json!({"name": "where", "arguments": {"region": "eu"}}));
+    let (status, body) = post(&mesh.endpoint("regions"), h, call).await;
+    assert_eq!((status, body["result"]["resultType"].as_str()), (200, Some("complete")), "{body}");
+    assert_eq!(*seen.lock().unwrap(), ["mcp-param-region: eu"], "the body's value, not the client's");
     mesh.stop().await;
 }

@@ -56,7 +56,7 @@ pub(super) fn catalogue() -> Vec<Value> {
         ),
         tool(
             SLOW_COMPUTE,
-            "Works for `seconds` seconds (at most 300), then reports its `label` (and links to `link`). Task support: optional.",
+            "Works for `seconds` seconds (at most 300; progress 0 on the caller's token as it starts), then reports its `label` (and links to `link`). Task support: optional.",
             json!({
                 "type": "object",
                 "properties": {
@@ -199,6 +199,13 @@ async fn run(tasks: &TaskStore, x: &Exchange<'_>, plan: Plan) -> Result<CallTool
         BTreeMap::new()
     };
     if !as_task {
+        if let (Work::Compute { .. }, Some(token)) = (&work, x.cx.meta.get_progress_token()) {
+            // Tells a client the work has begun: a test can then act while it is in flight.
+            let started = rmcp::model::ProgressNotificationParam::new(token, 0.0);
+            if let Err(e) = x.cx.peer.notify_progress(started).await {
+                tracing::debug!(error = %e, "could not send notifications/progress");
+            }
+        }
         return decode(work.run(answers).await?).map(CallToolResponse::Complete);
     }
     let in_task = if ask_first { Vec::new() } else { questions.rounds };

@@ -410,6 +410,18 @@ impl Session {
         }
     }
 
+    /// The audit row of `msg`, a request the mesh refused before it reached the session's
+    /// upstream (a stateless task request whose tool the rules now deny), under `name` when the
+    /// request names something else (a task request, its tool).
+    pub(crate) fn audit_refused(&self, msg: &Message, name: Option<&str>, outcome: Outcome, error: &str) {
+        let mut call = Call::of(msg, None);
+        if let Some(n) = name {
+            call.name = Some(n.to_string());
+        }
+        let id: Box<str> = msg.id().unwrap_or("null").into();
+        self.audit_end(call, id, outcome, Some(error.to_string()), 0);
+    }
+
     pub(super) fn audit_end(
         &self,
         mut c: Call,

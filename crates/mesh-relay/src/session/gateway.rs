@@ -127,6 +127,12 @@ impl Member {
         !self.removed && self.healthy && self.caps.as_ref().is_some_and(|c| c.get(capability).is_some())
     }
 
+    /// Whether the member says when its list of `kind` changes (`listChanged`).
+    pub(super) fn announces_changes(&self, kind: ListKind) -> bool {
+        let changes = self.caps.as_ref().and_then(|c| c.get(kind.capability())).and_then(|c| c.get("listChanged"));
+        changes.and_then(Value::as_bool) == Some(true)
+    }
+
     pub(super) fn selection(&self, kind: ListKind) -> &Selection {
         match kind {
             ListKind::Tools => &self.config.tools,
@@ -138,10 +144,28 @@ impl Member {
 
 #[derive(Default)]
 pub(super) struct Catalog {
-    pub(super) raw: HashMap<(usize, ListKind), Arc<Vec<Value>>>,
+    pub(super) raw: HashMap<(usize, ListKind), Listed>,
     pub(super) merged: HashMap<ListKind, Arc<Merged>>,
     /// The `smart` strategy's search index of the merged tools (`smart.rs`).
     pub(super) search: Option<Arc<super::smart::Index>>,
+}
+
+/// One member's whole list of one kind, as last fetched.
+pub(super) struct Listed {
+    pub(super) items: Arc<Vec<Value>>,
+    /// When it was fetched, and for how long the member said it stays fresh (`ttlMs`, the
+    /// shortest of its pages; `None` when a page gave none, as every session-based member's).
+    pub(super) fetched: std::time::Instant,
+    pub(super) ttl_ms: Option<u64>,
+}
+
+impl Listed {
+    /// How much longer the member said the list stays fresh, in milliseconds (0 when it said
+    /// nothing: immediately stale, as the revision reads a missing `ttlMs`).
+    fn fresh_for(&self) -> u64 {
+        let ttl = self.ttl_ms.unwrap_or(0);
+        ttl.saturating_sub(u64::try_from(self.fetched.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
 }
 
 /// The gateway part of a session.
@@ -322,8 +346,17 @@ impl Gateway {
             let cursor = params_of(msg).get("cursor").and_then(Value::as_str).map(str::to_string);
             return Ok(Routing::Local(Box::pin(async move {
                 let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
+                if me.is_pooled() && cursor.is_none() {
+                    // A list's first page: a later one pages through the list the first saw.
+                    gw.expire(kind);
+                }
                 let merged = gw.merged(&me, kind).await?;
-                gw.page(&merged, kind, cursor.as_deref())
+                let mut page = gw.page(&merged, kind, cursor.as_deref())?;
+                if me.is_pooled() {
+                    // The stateless revision's caching hint, from the members' own.
+                    page["ttlMs"] = gw.fresh_for(kind).into();
+                }
+                Ok(page)
             })));
         }
         match method {
@@ -458,7 +491,7 @@ impl Gateway {
         let catalog = self.catalog();
         members.iter().enumerate().find_map(|(k, m)| {
             let raw = catalog.raw.get(&(k, ListKind::Resources)).filter(|_| m.uri_prefix.is_empty() && !m.removed)?;
-            raw.iter().any(|r| r.get("uri").and_then(Value::as_str) == Some(uri)).then(|| (k, uri.to_string()))
+            raw.items.iter().any(|r| r.get("uri").and_then(Value::as_str) == Some(uri)).then(|| (k, uri.to_string()))
         })
     }
 
@@ -510,8 +543,9 @@ impl Gateway {
         .await;
         for (k, slug, result) in fetched {
             match result {
-                Ok(items) => {
-                    self.catalog().raw.insert((k, kind), Arc::new(items));
+                Ok((items, ttl_ms)) => {
+                    let listed = Listed { items: Arc::new(items), fetched: std::time::Instant::now(), ttl_ms };
+                    self.catalog().raw.insert((k, kind), listed);
                 }
                 Err(e) if self.mode == FailureMode::Strict => {
                     return Err(RelayError::UpstreamUnavailable(format!("member {slug}: {e}")));
@@ -527,9 +561,16 @@ impl Gateway {
         Ok(merged)
     }
 
-    pub(super) async fn fetch_all(s: &Session, member: usize, kind: ListKind) -> Result<Vec<Value>, RelayError> {
+    /// Every page of `member`'s list of `kind`, and the shortest `ttlMs` its pages gave (`None`
+    /// when one gave none).
+    pub(super) async fn fetch_all(
+        s: &Session,
+        member: usize,
+        kind: ListKind,
+    ) -> Result<(Vec<Value>, Option<u64>), RelayError> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut ttl_ms = Some(u64::MAX);
         for _ in 0..100 {
             let params = match &cursor {
                 Some(c) => json!({"cursor": c}),
@@ -537,12 +578,51 @@ impl Gateway {
             };
             let page = s.internal(member, kind.method(), &params).await?;
             items.extend(page.get(kind.key()).and_then(Value::as_array).cloned().unwrap_or_default());
+            ttl_ms = ttl_ms.zip(page.get("ttlMs").and_then(Value::as_u64)).map(|(a, b)| a.min(b));
             cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_string);
             if cursor.is_none() {
                 break;
             }
         }
-        Ok(items)
+        Ok((items, ttl_ms))
+    }
+
+    /// Drops the members' lists of `kind` that have gone stale — the member said for how long
+    /// its list stays fresh, that time is up, and it does not announce changes of the list (one
+    /// that does is refetched when it says so) — with the merged list, so that the next merge
+    /// fetches them again. Asked when a client lists, not per call: what a call finds by name
+    /// is the list as the client last saw it.
+    pub(super) fn expire(&self, kind: ListKind) {
+        let members = self.members();
+        let mut catalog = self.catalog();
+        let stale: Vec<(usize, ListKind)> = catalog
+            .raw
+            .iter()
+            .filter(|((k, kk), listed)| {
+                *kk == kind
+                    && listed.ttl_ms.is_some()
+                    && listed.fresh_for() == 0
+                    && !members.get(*k).is_some_and(|m| m.announces_changes(kind))
+            })
+            .map(|(at, _)| *at)
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        for at in stale {
+            catalog.raw.remove(&at);
+        }
+        catalog.merged.remove(&kind);
+    }
+
+    /// How long the merged list of `kind` stays fresh, in milliseconds: the least any member in
+    /// it still has (each member's own `ttlMs` since it was fetched; 0 for one that gave none or
+    /// whose list is missing from the merge).
+    pub(super) fn fresh_for(&self, kind: ListKind) -> u64 {
+        let members = self.members();
+        let catalog = self.catalog();
+        let serving = members.iter().enumerate().filter(|(_, m)| m.has(kind.capability()));
+        serving.map(|(k, _)| catalog.raw.get(&(k, kind)).map_or(0, Listed::fresh_for)).min().unwrap_or(0)
     }
 
     pub(super) fn build(&self, s: &Session, kind: ListKind) -> Merged {
@@ -554,7 +634,7 @@ impl Gateway {
         let mut hidden = std::collections::HashSet::new();
         for (k, m) in members.iter().enumerate() {
             let Some(raw) = catalog.raw.get(&(k, kind)) else { continue };
-            for item in raw.iter() {
+            for item in raw.items.iter() {
                 let Some(original) = item.get(kind.id_field()).and_then(Value::as_str) else { continue };
                 if !m.selection(kind).allows(original) {
                     continue;

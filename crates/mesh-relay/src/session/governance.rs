@@ -96,15 +96,10 @@ impl Session {
         }
     }
 
-    /// Whether the principal may still call the tool named `exposed` on this session: the check
-    /// a task's later requests get, since they name only the task.
-    pub fn may_call_tool(&self, exposed: &str) -> bool {
-        self.may_use(ItemKind::Tool, exposed)
-    }
-
     /// Whether the principal may still make a `tools/call`, `prompts/get` or `resources/read` of
     /// `exposed` (the name or URI the client sees) on this session: what a call that waited for
-    /// its client's answers gets when the retry comes, since the rules may have changed meanwhile.
+    /// its client's answers gets when the retry comes, and a task's later requests (which name
+    /// only the task) for its tool, since the rules may have changed meanwhile.
     /// Rate limits are not asked again: the call was counted when it came. Other methods: true.
     pub async fn may_still(&self, method: &str, exposed: &str) -> bool {
         let Some((kind, _)) = governed(method) else { return true };

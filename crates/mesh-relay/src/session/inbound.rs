@@ -127,16 +127,17 @@ impl Session {
         self.finish(p, out, |c| Ending::of_reply(c, &msg));
     }
 
-    /// On a pooled session, the stream of the call an upstream request (`asking`) or log line
-    /// belongs to: the one it names, else the only call that could be asking. Several could: the
-    /// newest for a key's own calls (all of them its own), none for anonymous callers (different
-    /// people share that principal, and one must never see another's questions).
-    fn pooled_owner(&self, st: &State, related: Option<&str>, asking: bool) -> Option<u64> {
+    /// On a pooled session, the stream of the call an upstream request (`asking`) or log line of
+    /// `member` belongs to: the one it names, else the only call of that member that could be
+    /// asking. Several could: the newest for a key's own calls (all of them its own), none for
+    /// anonymous callers (different people share that principal, and one must never see
+    /// another's questions).
+    fn pooled_owner(&self, st: &State, member: usize, related: Option<&str>, asking: bool) -> Option<u64> {
         let named = related.and_then(|r| r.parse::<u64>().ok()).and_then(|up| st.pending.get(&up));
-        if let Some(Target::Stream(s)) = named.map(|p| &p.target) {
+        if let Some(Target::Stream(s)) = named.filter(|p| p.member == member).map(|p| &p.target) {
             return Some(*s);
         }
-        let mut candidates = askers(st, asking);
+        let mut candidates = askers(st, member, asking);
         let first = candidates.next();
         match (first, candidates.max_by_key(|(up, _)| *up)) {
             (Some((_, s)), None) => Some(s),
@@ -149,7 +150,7 @@ impl Session {
         let down = self.next_down.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
         let mut stream = target_stream(&st, related);
-        let owner = if self.is_pooled() { self.pooled_owner(&st, related, true) } else { Some(stream) };
+        let owner = if self.is_pooled() { self.pooled_owner(&st, member, related, true) } else { Some(stream) };
         if let Some(s) = owner {
             stream = s;
         }
@@ -205,7 +206,7 @@ impl Session {
                 return;
             }
             Some("notifications/message") if self.is_pooled() => {
-                if let Some(stream) = self.pooled_owner(&st, related, false) {
+                if let Some(stream) = self.pooled_owner(&st, member, related, false) {
                     st.streams.push(stream, msg.bytes().clone());
                 }
                 return;
@@ -241,13 +242,16 @@ pub(super) fn withdraw_questions(st: &mut State, which: impl Fn(&ServerRequest) 
     }
 }
 
-/// The calls of `st` that could be the one an upstream message is about: each call in flight
-/// (for a question, one a stateless client can be asked during: the revision's input-required
-/// results are for `tools/call`, `prompts/get` and `resources/read` only), less those waiting on
-/// a question of their own (their upstream handler is blocked on it).
-fn askers(st: &State, asking: bool) -> impl Iterator<Item = (u64, u64)> + '_ {
+/// The calls of `st` that could be the one a message of `member` (a virtual MCP's member, or the
+/// one upstream) is about: each call in flight at that member (for a question, one a stateless
+/// client can be asked during: the revision's input-required results are for `tools/call`,
+/// `prompts/get` and `resources/read` only), less those waiting on a question of their own
+/// (their upstream handler is blocked on it). Another member's call never is: its answer would
+/// go to the wrong upstream.
+fn askers(st: &State, member: usize, asking: bool) -> impl Iterator<Item = (u64, u64)> + '_ {
     let askable = move |p: &Pending| {
-        !asking || p.call.as_ref().is_some_and(|c| mesh_protocol::modern::MAY_NEED_INPUT.contains(&&*c.method))
+        p.member == member
+            && (!asking || p.call.as_ref().is_some_and(|c| mesh_protocol::modern::MAY_NEED_INPUT.contains(&&*c.method)))
     };
     st.pending.iter().filter_map(move |(up, p)| match p.target {
         Target::Stream(s) if askable(p) && !st.server_requests.values().any(|r| r.stream == s) => Some((*up, s)),

@@ -431,7 +431,8 @@ impl Session {
             return Ok(());
         }
         let params: serde_json::Value = msg.params().unwrap_or_else(|| serde_json::json!({}));
-        self.cancel_where(|p| *p.down_id == target && matches!(p.target, Target::Stream(_)), params).await
+        let which = |p: &Pending| *p.down_id == target && matches!(p.target, Target::Stream(_));
+        self.cancel_where(which, params, (Outcome::Cancelled, None)).await
     }
 
     /// Stops the request the mesh answers itself that `which` picks (by client id and stream);
@@ -456,13 +457,26 @@ impl Session {
             return;
         }
         let params = serde_json::json!({"reason": "the client went away"});
-        let _ = self.cancel_where(|p| matches!(p.target, Target::Stream(s) if s == stream), params).await;
+        let ending = (Outcome::Cancelled, None);
+        let _ = self.cancel_where(|p| matches!(p.target, Target::Stream(s) if s == stream), params, ending).await;
     }
 
+    /// Gives up the request on `stream` because the rules no longer allow it (a stateless call
+    /// that waited for its answers, refused on its retry): as [`Session::cancel_stream`], but its
+    /// audit row says denied, and why.
+    pub async fn deny_stream(&self, stream: u64, why: &str) {
+        let params = serde_json::json!({"reason": "the rules no longer allow it"});
+        let ending = (Outcome::Denied, Some(why.to_string()));
+        let _ = self.cancel_where(|p| matches!(p.target, Target::Stream(s) if s == stream), params, ending).await;
+    }
+
+    /// Ends the first pending request `which` picks: the upstream is told with `params`, the
+    /// audit row ends as `ending` (outcome, error).
     async fn cancel_where(
         &self,
         which: impl Fn(&Pending) -> bool,
         mut params: serde_json::Value,
+        (outcome, error): (Outcome, Option<String>),
     ) -> Result<(), RelayError> {
         let found = {
             let mut st = self.lock();
@@ -484,7 +498,7 @@ impl Session {
         // Unknown or already answered: the spec lets receivers ignore it.
         let Some((up, member, down_id, call)) = found else { return Ok(()) };
         if let Some(c) = call {
-            self.audit_end(c, down_id, Outcome::Cancelled, None, 0);
+            self.audit_end(c, down_id, outcome, error, 0);
         }
         params["requestId"] = serde_json::json!(up);
         self.link(member)?.send(Message::notification("notifications/cancelled", Some(&params))).await

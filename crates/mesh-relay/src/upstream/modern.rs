@@ -89,6 +89,8 @@ struct State {
     watched_bytes: usize,
     /// The upstream answered a listen with "method not found": subscriptions are refused.
     no_listen: bool,
+    /// When the link last listed the tools itself to learn their annotations (`learn_tools`).
+    listed: Option<std::time::Instant>,
     next: u64,
 }
 
@@ -407,6 +409,39 @@ impl ModernLink {
             true
         });
         tools.len() != before
+    }
+
+    /// Lists the upstream's tools to learn their `x-mcp-header` annotations, when the tool
+    /// `params` calls has not been seen listed on this link and the list was not asked for in
+    /// the last minute (an HTTP upstream only: the headers are HTTP's). Failures leave it
+    /// unlearnt: the call then goes without headers, and the upstream says what it misses.
+    async fn learn_tools(&self, params: &Value) {
+        const RELEARN_AFTER: Duration = Duration::from_secs(60);
+        let name = params.get("name").and_then(Value::as_str).unwrap_or_default();
+        {
+            let mut st = self.lock();
+            let recent = st.listed.is_some_and(|at| at.elapsed() < RELEARN_AFTER);
+            if !matches!(self.wire, Wire::Http { .. }) || st.mirrored.contains_key(name) || recent {
+                return;
+            }
+            st.listed = Some(std::time::Instant::now());
+        }
+        let mut cursor: Option<String> = None;
+        for page in 0..100 {
+            let mut list = json!({});
+            if let Some(c) = &cursor {
+                list["cursor"] = c.clone().into();
+            }
+            let list = self.enveloped(&Message::request("0", "tools/list", Some(&list)));
+            let id = format!("\"mesh-learn-{page}\"");
+            let Ok(reply) = self.post(&id, "tools/list", &list, None, &HeaderMap::new()).await else { return };
+            let Some(mut result) = reply.result::<Value>() else { return };
+            self.learn_mirrored(&mut result);
+            cursor = result.get("nextCursor").and_then(Value::as_str).map(str::to_string);
+            if cursor.is_none() {
+                return;
+            }
+        }
     }
 
     /// The `Mcp-Param-*` headers of a `tools/call` with `params`, for a tool whose annotations

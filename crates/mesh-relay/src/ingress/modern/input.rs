@@ -403,15 +403,23 @@ fn task_named(p: &Pending, msg: Message) -> Message {
 /// The tool a `tools/call` calls: its `name`, or, through a smart virtual MCP's `call_tool`, the
 /// tool that one names (the session unwrapped it; a task it creates belongs to that tool).
 fn called_tool(request: &Message) -> Option<String> {
+    // The arguments are read only for the name `call_tool` gives, and as raw JSON: whatever
+    // else they hold (a number beyond f64, nesting deeper than a parse allows) passed the
+    // message's own reading, and must not make the call name nothing the policy can check.
     #[derive(serde::Deserialize)]
-    struct Call {
+    struct Call<'a> {
         name: Option<String>,
-        arguments: Option<serde_json::Value>,
+        #[serde(borrow)]
+        arguments: Option<&'a serde_json::value::RawValue>,
     }
-    let call = request.params::<Call>()?;
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: Option<String>,
+    }
+    let call = request.params::<Call<'_>>()?;
     match call.name.as_deref() {
         Some(mesh_core::search::meta::CALL) => {
-            call.arguments.and_then(|a| a.get("name").and_then(serde_json::Value::as_str).map(str::to_string))
+            call.arguments.and_then(|a| serde_json::from_str::<Named>(a.get()).ok()).and_then(|n| n.name)
         }
         _ => call.name,
     }
@@ -645,11 +653,21 @@ pub(super) async fn retry(
     // resource must still be allowed (as a task's tool is for its requests), else the call is
     // given up before any answer reaches the upstream, and the client is told what an unknown
     // one gets.
-    if let Some((what, name)) = named(&ask.method, &pending.a.original) {
-        if !pending.session.may_still(&ask.method, &name).await {
-            withdraw(&pending, &asked).await;
-            return refuse(&ask.id, codes::INVALID_PARAMS, &format!("Unknown {what}: {name}"), None);
+    // A call that names nothing the mesh can read cannot be checked again: it is given up
+    // (fail closed), though the session admitted it.
+    let refusal = match named(&ask.method, &pending.a.original) {
+        Some((what, name)) => {
+            (!pending.session.may_still(&ask.method, &name).await).then(|| format!("Unknown {what}: {name}"))
         }
+        None => Some(format!("the {} it retries cannot be checked against the rules again", ask.method)),
+    };
+    if let Some(why) = refusal {
+        // Ended here, before an upstream answer can end it otherwise, so that its one audit row
+        // says denied (dropped, it would say cancelled): the upstream is told of the cancellation,
+        // which also ends its questions.
+        pending.done = true;
+        pending.session.deny_stream(pending.stream, &why).await;
+        return refuse(&ask.id, codes::INVALID_PARAMS, &why, None);
     }
     // A copy: the call may be parked again, and a slice would keep this retry's whole body.
     pending.a.ask.id = ask.id.copied();
@@ -684,8 +702,7 @@ pub(super) async fn retry(
 
 /// What a request that may wait for input names, as its kind of item is called in errors: the
 /// tool a `tools/call` calls, the prompt a `prompts/get` gets, the resource a `resources/read`
-/// reads. `None` when it names nothing readable (the session refused such a request before it
-/// could wait).
+/// reads. `None` when it names nothing readable.
 fn named(method: &str, request: &Message) -> Option<(&'static str, String)> {
     #[derive(serde::Deserialize)]
     struct Named {
@@ -704,15 +721,24 @@ fn named(method: &str, request: &Message) -> Option<(&'static str, String)> {
 /// the answers.
 fn digest(msg: &Message) -> [u8; 32] {
     use sha2::Digest;
-    let mut params: serde_json::Value = msg.params().unwrap_or(serde_json::Value::Null);
-    if let Some(o) = params.as_object_mut() {
-        // `retain`, not `remove`: an order-preserving map's `remove` swaps the last member in.
-        o.retain(|k, _| !matches!(k.as_str(), "_meta" | "inputResponses" | "requestState"));
-    }
     let mut h = sha2::Sha256::new();
     h.update(msg.method().unwrap_or_default().as_bytes());
     h.update([0]);
-    h.update(serde_json::to_vec(&params).unwrap_or_default());
+    match msg.params::<serde_json::Value>() {
+        Some(mut params) => {
+            if let Some(o) = params.as_object_mut() {
+                // `retain`, not `remove`: an order-preserving map's `remove` swaps the last member in.
+                o.retain(|k, _| !matches!(k.as_str(), "_meta" | "inputResponses" | "requestState"));
+            }
+            h.update(serde_json::to_vec(&params).unwrap_or_default());
+        }
+        // Params that cannot be read as a value (what the message's own reading let through) are
+        // taken whole, answers and all: such a request fits no retry, rather than every one.
+        None => {
+            h.update([0xff]);
+            h.update(msg.params::<&serde_json::value::RawValue>().map_or("", |r| r.get()).as_bytes());
+        }
+    }
     h.finalize().into()
 }
 
@@ -740,6 +766,33 @@ mod tests {
         );
         assert_eq!(digest(&first), digest(&retry));
         assert_ne!(digest(&first), digest(&other));
+    }
+
+    /// Arguments the message's reading lets through but a value cannot hold (a number beyond
+    /// f64, nesting past serde_json's limit): the call still names its tool, so its retry is
+    /// checked against the rules again; and its digest fits no retry rather than every one.
+    #[test]
+    fn what_a_call_names_is_read_whatever_its_arguments_hold() {
+        let m = |s: String| Message::parse(Bytes::from(s)).expect("the message's reading lets it through");
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for pad in ["1e400", deep.as_str()] {
+            let call = m(format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{{"pad":{pad}}}}}}}"#
+            ));
+            assert_eq!(named("tools/call", &call), Some(("tool", "t".to_string())), "{pad}");
+            let wrapped = m(format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"call_tool","arguments":{{"name":"inner","arguments":{{"pad":{pad}}}}}}}}}"#
+            ));
+            assert_eq!(named("tools/call", &wrapped), Some(("tool", "inner".to_string())), "{pad}");
+            let retry = m(format!(
+                r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"t","arguments":{{"pad":{pad}}},"requestState":"s","inputResponses":{{}}}}}}"#
+            ));
+            let other = m(format!(
+                r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"u","arguments":{{"pad":{pad}}}}}}}"#
+            ));
+            assert_ne!(digest(&call), digest(&retry), "{pad}");
+            assert_ne!(digest(&retry), digest(&other), "{pad}");
+        }
     }
 
     #[test]

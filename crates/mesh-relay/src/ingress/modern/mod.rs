@@ -37,6 +37,7 @@ use headers::{params_mirrored, Mirrors};
 use held::Held;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode};
+use mesh_core::audit::Outcome;
 use mesh_protocol::{codes, modern, version, Kind, Message};
 use std::sync::Arc;
 
@@ -188,8 +189,14 @@ pub(super) async fn resolve(
     };
     let mut msg = msg;
     if let (Some(owned), Some(handle)) = (task, task_id) {
-        // Policy may have changed since the task was created: its tool must still be callable.
-        if !session.tasks || !session.session.may_call_tool(&owned.tool) {
+        // Policy may have changed since the task was created: its tool must still be callable
+        // (a virtual MCP's merged list, dropped while it is rebuilt, is built again to say so).
+        if !session.tasks || !session.session.may_still("tools/call", &owned.tool).await {
+            if session.tasks {
+                // Refused by the rules, not for want of the task: the audit trail says so.
+                let why = format!("the rules no longer allow the task's tool {}", owned.tool);
+                session.session.audit_refused(&msg, Some(&owned.tool), Outcome::Denied, &why);
+            }
             return refused(&ask.id, codes::INVALID_PARAMS, "Unknown task", None);
         }
         // The upstream knows the task by its own id; the client, by the mesh's handle.
@@ -489,18 +496,16 @@ fn discover(ask: &Ask, session: &pool::Pooled) -> Response {
     let init = &session.init;
     let mut capabilities = init.get("capabilities").cloned().unwrap_or_else(|| serde_json::json!({}));
     if let Some(caps) = capabilities.as_object_mut() {
-        // The earlier revision's experimental tasks are another wire; resource subscriptions
-        // are not carried to `subscriptions/listen` yet. Of the extensions, the mesh relays only
-        // tasks: an extension it does not know might carry what its policy cannot see.
+        // The earlier revision's experimental tasks are another wire. Of the extensions, the
+        // mesh relays only tasks: an extension it does not know might carry what its policy
+        // cannot see. `resources.subscribe` stays where the upstream offers it: a listen's
+        // `resourceSubscriptions` carry it (`listen.rs`).
         caps.remove("tasks");
         let tasks = caps.get("extensions").and_then(|e| e.get(tasks::EXTENSION)).cloned();
         let tasks = tasks.filter(|_| session.tasks);
         caps.remove("extensions");
         if let Some(t) = tasks {
             caps.insert("extensions".into(), serde_json::json!({ tasks::EXTENSION: t }));
-        }
-        if let Some(r) = caps.get_mut("resources").and_then(|r| r.as_object_mut()) {
-            r.remove("subscribe");
         }
     }
     let mut result = serde_json::json!({

@@ -27,12 +27,20 @@ impl ModernLink {
         let id = msg.id().unwrap_or("null").to_string();
         let method = msg.method().unwrap_or_default().to_string();
         let mut params = self.enveloped(&msg);
-        let mut custom = take_param_headers(&mut params);
-        if custom.is_empty() && method == "tools/call" {
-            // A session-based client knows nothing of these headers: the mesh mirrors what the
-            // upstream's tools/list asked for.
-            custom = self.mirror(&params);
-        }
+        // The client's own `Mcp-Param-*` values are never sent on: the ingress could check them
+        // only against annotations it has seen listed. The headers are made from the body, which
+        // policy and audit read, by what the upstream's tools/list asks for; a client that sent
+        // some for a tool this link has not seen listed has the list asked for first.
+        let sent = !take_param_headers(&mut params).is_empty();
+        let custom = match method == "tools/call" {
+            true => {
+                if sent {
+                    self.learn_tools(&params).await;
+                }
+                self.mirror(&params)
+            }
+            false => reqwest::header::HeaderMap::new(),
+        };
         let mut answers: Option<(Value, Option<String>)> = None;
         for round in 0..=MAX_ROUNDS {
             let mut p = params.clone();
