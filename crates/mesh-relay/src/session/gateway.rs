@@ -7,27 +7,24 @@
 //! mode any failure fails the session.
 //!
 //! Lists (`tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`) are answered
-//! by the gateway: each member's full list is fetched once (following its own pagination),
-//! curated and namespaced (`mesh_core::gateway`), merged in member order, and paged with a cursor
-//! the gateway owns. A member's `list_changed` refetches that member only and reaches the client
-//! as one `list_changed`, only when what the client can see changed.
+//! by the gateway from its catalogue (`catalog.rs`: the members' lists merged, curated and paged).
+//! A member's `list_changed` refetches that member only and reaches the client as one
+//! `list_changed`, only when what the client can see changed.
 //!
 //! Calls, reads, subscriptions and completions are routed by exposed name or URI prefix to their
 //! member with the original name restored. Everything else a member sends (progress, logging,
 //! sampling, elicitation, roots) flows through the shared session machinery in `mod.rs`.
 
+pub(super) use super::catalog::{Catalog, Merged};
 use super::routing::Routing;
 use super::Session;
 use crate::ports::{ResolvedGateway, ResolvedMember};
 use crate::RelayError;
-use mesh_core::gateway::{
-    expose_name, expose_uri, uri_prefix, valid_tool_name, FailureMode, MemberConfig, Selection, Strategy,
-};
-use mesh_core::policy::Item;
+use mesh_core::gateway::{expose_uri, uri_prefix, FailureMode, MemberConfig, Selection, Strategy};
 use mesh_protocol::Message;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -93,16 +90,6 @@ impl ListKind {
     }
 }
 
-/// A merged, curated list.
-pub(super) struct Merged {
-    pub(super) items: Vec<Value>,
-    /// Exposed name (or URI) → (member, original name or URI).
-    pub(super) index: HashMap<String, (usize, String)>,
-    /// Exposed names policy hides from this session: answered as unknown, audited as denied.
-    pub(super) hidden: std::collections::HashSet<String>,
-    pub(super) fingerprint: u64,
-}
-
 pub(super) struct Member {
     pub(super) connection_id: String,
     pub(super) slug: String,
@@ -139,32 +126,6 @@ impl Member {
             ListKind::Prompts => &self.config.prompts,
             ListKind::Resources | ListKind::Templates => &self.config.resources,
         }
-    }
-}
-
-#[derive(Default)]
-pub(super) struct Catalog {
-    pub(super) raw: HashMap<(usize, ListKind), Listed>,
-    pub(super) merged: HashMap<ListKind, Arc<Merged>>,
-    /// The `smart` strategy's search index of the merged tools (`smart.rs`).
-    pub(super) search: Option<Arc<super::smart::Index>>,
-}
-
-/// One member's whole list of one kind, as last fetched.
-pub(super) struct Listed {
-    pub(super) items: Arc<Vec<Value>>,
-    /// When it was fetched, and for how long the member said it stays fresh (`ttlMs`, the
-    /// shortest of its pages; `None` when a page gave none, as every session-based member's).
-    pub(super) fetched: std::time::Instant,
-    pub(super) ttl_ms: Option<u64>,
-}
-
-impl Listed {
-    /// How much longer the member said the list stays fresh, in milliseconds (0 when it said
-    /// nothing: immediately stale, as the revision reads a missing `ttlMs`).
-    fn fresh_for(&self) -> u64 {
-        let ttl = self.ttl_ms.unwrap_or(0);
-        ttl.saturating_sub(u64::try_from(self.fetched.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -241,12 +202,6 @@ pub(super) fn params_of(msg: &Message) -> Map<String, Value> {
 
 pub(super) fn rewrite(msg: &Message, params: Map<String, Value>) -> Message {
     Message::request(msg.id().unwrap_or("null"), msg.method().unwrap_or(""), Some(&Value::Object(params)))
-}
-
-pub(super) fn fingerprint(items: &[Value]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(items).unwrap_or_default().hash(&mut h);
-    h.finish()
 }
 
 /// Whether `uri` is an instance of RFC 6570 level-1 `template` (literal parts in order).
@@ -504,193 +459,6 @@ impl Gateway {
         }
     }
 
-    pub(super) fn page(&self, merged: &Merged, kind: ListKind, cursor: Option<&str>) -> Result<Value, RelayError> {
-        let start = match cursor {
-            None => 0,
-            Some(c) => c
-                .strip_prefix('p')
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|n| *n <= merged.items.len())
-                .ok_or_else(|| RelayError::InvalidParams("invalid cursor".into()))?,
-        };
-        let end = (start + self.page_size).min(merged.items.len());
-        let mut out = Map::new();
-        out.insert(kind.key().into(), Value::Array(merged.items[start..end].to_vec()));
-        if end < merged.items.len() {
-            out.insert("nextCursor".into(), Value::String(format!("p{end}")));
-        }
-        Ok(Value::Object(out))
-    }
-
-    /// The merged list of `kind`, fetching what is not cached.
-    pub(super) async fn merged(&self, s: &Session, kind: ListKind) -> Result<Arc<Merged>, RelayError> {
-        if let Some(m) = self.catalog().merged.get(&kind) {
-            return Ok(m.clone());
-        }
-        let wanted: Vec<(usize, String)> = {
-            let members = self.members();
-            let catalog = self.catalog();
-            members
-                .iter()
-                .enumerate()
-                .filter(|(k, m)| m.has(kind.capability()) && !catalog.raw.contains_key(&(*k, kind)))
-                .map(|(k, m)| (k, m.slug.clone()))
-                .collect()
-        };
-        let fetched = futures_util::future::join_all(
-            wanted.into_iter().map(|(k, slug)| async move { (k, slug, Self::fetch_all(s, k, kind).await) }),
-        )
-        .await;
-        for (k, slug, result) in fetched {
-            match result {
-                Ok((items, ttl_ms)) => {
-                    let listed = Listed { items: Arc::new(items), fetched: std::time::Instant::now(), ttl_ms };
-                    self.catalog().raw.insert((k, kind), listed);
-                }
-                Err(e) if self.mode == FailureMode::Strict => {
-                    return Err(RelayError::UpstreamUnavailable(format!("member {slug}: {e}")));
-                }
-                Err(e) => {
-                    tracing::warn!(gateway = %self.slug, member = %slug, error = %e, "member list unavailable; serving the others");
-                    s.notify_client(&warning(&format!("member {slug} is unavailable: {e}")));
-                }
-            }
-        }
-        let merged = Arc::new(self.build(s, kind));
-        self.catalog().merged.insert(kind, merged.clone());
-        Ok(merged)
-    }
-
-    /// Every page of `member`'s list of `kind`, and the shortest `ttlMs` its pages gave (`None`
-    /// when one gave none).
-    pub(super) async fn fetch_all(
-        s: &Session,
-        member: usize,
-        kind: ListKind,
-    ) -> Result<(Vec<Value>, Option<u64>), RelayError> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut ttl_ms = Some(u64::MAX);
-        for _ in 0..100 {
-            let params = match &cursor {
-                Some(c) => json!({"cursor": c}),
-                None => json!({}),
-            };
-            let page = s.internal(member, kind.method(), &params).await?;
-            items.extend(page.get(kind.key()).and_then(Value::as_array).cloned().unwrap_or_default());
-            ttl_ms = ttl_ms.zip(page.get("ttlMs").and_then(Value::as_u64)).map(|(a, b)| a.min(b));
-            cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_string);
-            if cursor.is_none() {
-                break;
-            }
-        }
-        Ok((items, ttl_ms))
-    }
-
-    /// Drops the members' lists of `kind` that have gone stale — the member said for how long
-    /// its list stays fresh, that time is up, and it does not announce changes of the list (one
-    /// that does is refetched when it says so) — with the merged list, so that the next merge
-    /// fetches them again. Asked when a client lists, not per call: what a call finds by name
-    /// is the list as the client last saw it.
-    pub(super) fn expire(&self, kind: ListKind) {
-        let members = self.members();
-        let mut catalog = self.catalog();
-        let stale: Vec<(usize, ListKind)> = catalog
-            .raw
-            .iter()
-            .filter(|((k, kk), listed)| {
-                *kk == kind
-                    && listed.ttl_ms.is_some()
-                    && listed.fresh_for() == 0
-                    && !members.get(*k).is_some_and(|m| m.announces_changes(kind))
-            })
-            .map(|(at, _)| *at)
-            .collect();
-        if stale.is_empty() {
-            return;
-        }
-        for at in stale {
-            catalog.raw.remove(&at);
-        }
-        catalog.merged.remove(&kind);
-    }
-
-    /// How long the merged list of `kind` stays fresh, in milliseconds: the least any member in
-    /// it still has (each member's own `ttlMs` since it was fetched; 0 for one that gave none or
-    /// whose list is missing from the merge).
-    pub(super) fn fresh_for(&self, kind: ListKind) -> u64 {
-        let members = self.members();
-        let catalog = self.catalog();
-        let serving = members.iter().enumerate().filter(|(_, m)| m.has(kind.capability()));
-        serving.map(|(k, _)| catalog.raw.get(&(k, kind)).map_or(0, Listed::fresh_for)).min().unwrap_or(0)
-    }
-
-    pub(super) fn build(&self, s: &Session, kind: ListKind) -> Merged {
-        let access = s.access();
-        let policy_kind = super::governance::item_kind(kind);
-        let members = self.members();
-        let catalog = self.catalog();
-        let mut candidates: Vec<(String, usize, String, Value)> = Vec::new();
-        let mut hidden = std::collections::HashSet::new();
-        for (k, m) in members.iter().enumerate() {
-            let Some(raw) = catalog.raw.get(&(k, kind)) else { continue };
-            for item in raw.items.iter() {
-                let Some(original) = item.get(kind.id_field()).and_then(Value::as_str) else { continue };
-                if !m.selection(kind).allows(original) {
-                    continue;
-                }
-                let exposed = match kind {
-                    ListKind::Tools | ListKind::Prompts => expose_name(&m.prefix, &m.config, original),
-                    ListKind::Resources | ListKind::Templates => expose_uri(&m.prefix, original),
-                };
-                let entry = Item { connection: &m.slug, gateway: Some(&self.slug), kind: policy_kind, name: original };
-                if !access.allows(&entry) {
-                    hidden.insert(exposed);
-                    continue;
-                }
-                if kind == ListKind::Tools && !valid_tool_name(&exposed) {
-                    tracing::warn!(gateway = %self.slug, member = %m.slug, name = %exposed, "exposed tool name invalid; left out");
-                    continue;
-                }
-                let mut def = item.clone();
-                def[kind.id_field()] = Value::String(exposed.clone());
-                if let Some(d) =
-                    m.config.descriptions.get(original).filter(|_| matches!(kind, ListKind::Tools | ListKind::Prompts))
-                {
-                    def["description"] = Value::String(d.clone());
-                }
-                candidates.push((exposed, k, original.to_string(), def));
-            }
-        }
-        // A name exposed twice is a collision: neither is served, and both are named, rather
-        // than letting whichever member answered first win.
-        let mut count: HashMap<&str, Vec<(usize, &str)>> = HashMap::new();
-        for (name, k, original, _) in &candidates {
-            count.entry(name.as_str()).or_default().push((*k, original.as_str()));
-        }
-        for (name, owners) in count.iter().filter(|(_, o)| o.len() > 1) {
-            let who: Vec<String> = owners.iter().map(|(k, o)| format!("{}'s '{o}'", members[*k].slug)).collect();
-            let text = format!(
-                "name collision in gateway {}: '{name}' is {}; neither is served",
-                self.slug,
-                who.join(" and ")
-            );
-            tracing::warn!("{text}");
-            s.notify_client(&warning(&text));
-        }
-        let mut items = Vec::new();
-        let mut index = HashMap::new();
-        for (name, k, original, def) in candidates.iter().cloned() {
-            if count.get(name.as_str()).is_some_and(|o| o.len() > 1) {
-                continue;
-            }
-            index.insert(name, (k, original));
-            items.push(def);
-        }
-        let fingerprint = fingerprint(&items);
-        Merged { items, index, hidden, fingerprint }
-    }
-
     /// Handles a member's notification; returns what to pass on to the client, if anything.
     pub(super) fn on_notification(&self, s: &Session, member: usize, msg: Message) -> Option<Message> {
         let kinds: &[ListKind] = match msg.method()? {
@@ -710,53 +478,6 @@ impl Gateway {
         // Stateless clients list on other requests than they listen on: they hear of a member's
         // change at once (a spurious list_changed only costs a refetch), not after the merge.
         s.is_pooled().then(|| Message::notification(msg.method().unwrap_or_default(), None))
-    }
-
-    /// Refetches `member`'s lists of `kinds` (all members' when `None`) and tells the client
-    /// once per kind whose visible list changed.
-    pub(super) fn refresh(&self, s: &Session, member: Option<usize>, kinds: &[ListKind]) {
-        self.renew(s, Some(member), kinds);
-    }
-
-    /// Re-curates every merged list from the cached member lists (the policy changed) and tells
-    /// the client of those whose visible content moved.
-    pub(super) fn rebuild(&self, s: &Session) {
-        self.renew(s, None, &ListKind::ALL);
-    }
-
-    /// `refetch`: `Some(member)` drops that member's cached lists (`Some(None)`: every member's)
-    /// before merging again; `None` keeps them.
-    fn renew(&self, s: &Session, refetch: Option<Option<usize>>, kinds: &[ListKind]) {
-        let Some(me) = s.me.upgrade() else { return };
-        let kinds = kinds.to_vec();
-        tokio::spawn(async move {
-            let Some(gw) = me.gateway.as_ref() else { return };
-            let _serial = gw.refresh.lock().await;
-            let mut announce: Vec<&'static str> = Vec::new();
-            for kind in kinds {
-                let old = {
-                    let mut c = gw.catalog();
-                    if let Some(member) = refetch {
-                        c.raw.retain(|(k, kk), _| *kk != kind || member.is_some_and(|m| m != *k));
-                    }
-                    c.merged.remove(&kind)
-                };
-                // A list the client never fetched cannot have changed for it.
-                let Some(old) = old else { continue };
-                match gw.merged(&me, kind).await {
-                    Ok(new) if new.fingerprint != old.fingerprint => {
-                        if !announce.contains(&kind.changed_notification()) {
-                            announce.push(kind.changed_notification());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(gateway = %gw.slug, error = %e, "refreshing a merged list failed"),
-                }
-            }
-            for method in announce {
-                me.notify_client(&Message::notification(method, None));
-            }
-        });
     }
 
     pub(super) fn member_down(&self, s: &Session, member: usize, reason: &str) {

@@ -17,6 +17,7 @@
 
 mod call;
 pub mod caps;
+mod catalog;
 mod code;
 mod deadline;
 mod elicit;
