@@ -539,10 +539,18 @@ async fn issue18_a_request_whose_upstream_session_cannot_open_is_audited() {
 /// A hand-written member of the stateless revision whose tools/list says `ttlMs` and does not
 /// announce list changes; each list names its tool after how many lists it has answered.
 fn counting_member(prefix: &'static str, ttl_ms: u64) -> String {
+    counting_member_failing_after(prefix, ttl_ms, usize::MAX)
+}
+
+/// [`counting_member`] whose lists after the first `good` fail (a JSON-RPC error).
+fn counting_member_failing_after(prefix: &'static str, ttl_ms: u64, good: usize) -> String {
     let lists = std::sync::atomic::AtomicUsize::new(0);
     raw::stateless_upstream(json!({"tools": {}}), move |msg| match msg["method"].as_str().unwrap_or_default() {
         "tools/list" => {
             let n = lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n > good {
+                return raw::Reply::Json(200, json!({"error": {"code": -32603, "message": "lists are failing"}}));
+            }
             let tool = json!({"name": format!("{prefix}{n}"), "inputSchema": {"type": "object"}});
             raw::Reply::Json(200, json!({"result": {"resultType": "complete", "tools": [tool], "ttlMs": ttl_ms}}))
         }
@@ -599,6 +607,14 @@ async fn issue18_a_virtual_mcps_caching_hints_come_from_its_members() {
     assert_eq!(ttl, 0, "{again:?}");
     assert_eq!(named(&first, "steady_s"), named(&again, "steady_s"), "a fresh member's list is kept");
     assert_ne!(named(&first, "fleeting_f"), named(&again, "fleeting_f"), "a stale member's list is asked again");
+
+    // A stale list that cannot be fetched again is served as it was, not dropped.
+    mesh.add_connection(json!({"slug": "shaky", "url": counting_member_failing_after("k", 0, 1)})).await;
+    let with_shaky = json!([{"connection": "steady"}, {"connection": "shaky"}]);
+    manage(&mesh, "COLLECTION_GATEWAYS_CREATE", create("shaky", with_shaky)).await;
+    let (_, first) = list("shaky", 4).await;
+    let (ttl, again) = list("shaky", 5).await;
+    assert_eq!((ttl, named(&again, "shaky_k")), (0, named(&first, "shaky_k")), "{again:?}");
     mesh.stop().await;
 }
 

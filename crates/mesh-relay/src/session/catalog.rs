@@ -40,6 +40,8 @@ pub(super) struct Listed {
     /// shortest of its pages; `None` when a page gave none, as every session-based member's).
     pub(super) fetched: std::time::Instant,
     pub(super) ttl_ms: Option<u64>,
+    /// Its time is up: fetched again at the next merge, and served as it is if that fails.
+    pub(super) stale: bool,
 }
 
 impl Listed {
@@ -84,10 +86,11 @@ impl Gateway {
         let wanted: Vec<(usize, String)> = {
             let members = self.members();
             let catalog = self.catalog();
+            let lacking = |k: usize| catalog.raw.get(&(k, kind)).is_none_or(|l| l.stale);
             members
                 .iter()
                 .enumerate()
-                .filter(|(k, m)| m.has(kind.capability()) && !catalog.raw.contains_key(&(*k, kind)))
+                .filter(|(k, m)| m.has(kind.capability()) && lacking(*k))
                 .map(|(k, m)| (k, m.slug.clone()))
                 .collect()
         };
@@ -98,12 +101,15 @@ impl Gateway {
         for (k, slug, result) in fetched {
             match result {
                 Ok((items, ttl_ms)) => {
-                    let listed = Listed { items: Arc::new(items), fetched: std::time::Instant::now(), ttl_ms };
+                    let fetched = std::time::Instant::now();
+                    let listed = Listed { items: Arc::new(items), fetched, ttl_ms, stale: false };
                     self.catalog().raw.insert((k, kind), listed);
                 }
                 Err(e) if self.mode == FailureMode::Strict => {
                     return Err(RelayError::UpstreamUnavailable(format!("member {slug}: {e}")));
                 }
+                // A stale list that could not be fetched again is served as it was (and asked
+                // for again on the next list).
                 Err(e) => {
                     tracing::warn!(gateway = %self.slug, member = %slug, error = %e, "member list unavailable; serving the others");
                     s.notify_client(&warning(&format!("member {slug} is unavailable: {e}")));
@@ -141,32 +147,42 @@ impl Gateway {
         Ok((items, ttl_ms))
     }
 
-    /// Drops the members' lists of `kind` that have gone stale — the member said for how long
-    /// its list stays fresh, that time is up, and it does not announce changes of the list (one
-    /// that does is refetched when it says so) — with the merged list, so that the next merge
-    /// fetches them again. Asked when a client lists, not per call: what a call finds by name
-    /// is the list as the client last saw it.
-    pub(super) fn expire(&self, kind: ListKind) {
+    /// The merged list of `kind` for a stateless client's list (its first page), with the
+    /// members' lists that have gone stale fetched again: the member said for how long its list
+    /// stays fresh, that time is up, and it does not announce changes of the list (one that
+    /// does is refetched when it says so); and a serving member whose list could not be fetched
+    /// is asked again. Calls do not ask: what a call finds by name is the list as the client last
+    /// saw it. Serialised with `renew`, so that neither builds a merge without what the other
+    /// dropped.
+    pub(super) async fn fresh_merged(&self, s: &Session, kind: ListKind) -> Result<Arc<Merged>, RelayError> {
+        if !self.expire(kind, false) {
+            return self.merged(s, kind).await;
+        }
+        let _serial = self.refresh.lock().await;
+        self.expire(kind, true);
+        self.merged(s, kind).await
+    }
+
+    /// Whether a member's list of `kind` is stale or missing (see [`Gateway::fresh_merged`]);
+    /// when `mark`, those lists are marked to be fetched again and the merged list dropped.
+    fn expire(&self, kind: ListKind, mark: bool) -> bool {
         let members = self.members();
         let mut catalog = self.catalog();
-        let stale: Vec<(usize, ListKind)> = catalog
-            .raw
-            .iter()
-            .filter(|((k, kk), listed)| {
-                *kk == kind
-                    && listed.ttl_ms.is_some()
-                    && listed.fresh_for() == 0
-                    && !members.get(*k).is_some_and(|m| m.announces_changes(kind))
-            })
-            .map(|(at, _)| *at)
-            .collect();
-        if stale.is_empty() {
-            return;
+        let mut any = false;
+        for (k, m) in members.iter().enumerate().filter(|(_, m)| m.has(kind.capability())) {
+            let Some(listed) = catalog.raw.get_mut(&(k, kind)) else {
+                any = true;
+                continue;
+            };
+            if listed.ttl_ms.is_some() && listed.fresh_for() == 0 && !m.announces_changes(kind) {
+                any = true;
+                listed.stale |= mark;
+            }
         }
-        for at in stale {
-            catalog.raw.remove(&at);
+        if any && mark {
+            catalog.merged.remove(&kind);
         }
-        catalog.merged.remove(&kind);
+        any
     }
 
     /// How long the merged list of `kind` stays fresh, in milliseconds: the least any member in

@@ -301,11 +301,12 @@ impl Gateway {
             let cursor = params_of(msg).get("cursor").and_then(Value::as_str).map(str::to_string);
             return Ok(Routing::Local(Box::pin(async move {
                 let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
-                if me.is_pooled() && cursor.is_none() {
-                    // A list's first page: a later one pages through the list the first saw.
-                    gw.expire(kind);
-                }
-                let merged = gw.merged(&me, kind).await?;
+                // A stateless client's first page: a later one pages through the list the
+                // first saw.
+                let merged = match me.is_pooled() && cursor.is_none() {
+                    true => gw.fresh_merged(&me, kind).await?,
+                    false => gw.merged(&me, kind).await?,
+                };
                 let mut page = gw.page(&merged, kind, cursor.as_deref())?;
                 if me.is_pooled() {
                     // The stateless revision's caching hint, from the members' own.
@@ -509,7 +510,10 @@ pub(super) fn tools_listed_as(me: &Arc<Session>, list: fn(&Merged) -> Vec<Value>
     let me = me.clone();
     Routing::Local(Box::pin(async move {
         let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
-        let merged = gw.merged(&me, ListKind::Tools).await?;
+        let merged = match me.is_pooled() {
+            true => gw.fresh_merged(&me, ListKind::Tools).await?,
+            false => gw.merged(&me, ListKind::Tools).await?,
+        };
         Ok(json!({ "tools": list(&merged) }))
     }))
 }

@@ -256,9 +256,10 @@ impl Session {
             }
         }
         let old: Vec<(ListKind, Arc<Merged>)> = {
+            // Members before the catalogue, the order every other holder takes them in.
+            let live: Vec<usize> = gw.members().iter().enumerate().filter(|(_, m)| m.healthy).map(|(k, _)| k).collect();
             let mut c = gw.catalog();
             let old = c.merged.drain().collect();
-            let live: Vec<usize> = gw.members().iter().enumerate().filter(|(_, m)| m.healthy).map(|(k, _)| k).collect();
             c.raw.retain(|(k, _), _| live.contains(k));
             old
         };

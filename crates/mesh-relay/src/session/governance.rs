@@ -10,6 +10,28 @@
 //! tool is absent from its name index) and checks calls after routing, when the member and the
 //! original name are known — the check that also covers resources, routed by URI prefix.
 
+/// What the rules, and a virtual MCP's curation and lists, say of using one item now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// It may be used.
+    Allowed,
+    /// The rules refuse it.
+    Denied,
+    /// Nothing by that name can be used here now: not listed or curated, its member gone, or the
+    /// list that would say unavailable.
+    Unknown,
+}
+
+impl Use {
+    /// The audit outcome of a request refused so.
+    pub fn outcome(self) -> mesh_core::audit::Outcome {
+        match self {
+            Use::Denied => mesh_core::audit::Outcome::Denied,
+            Use::Allowed | Use::Unknown => mesh_core::audit::Outcome::ProtocolError,
+        }
+    }
+}
+
 use super::gateway::{ListKind, Located};
 use super::record::Call;
 use super::Session;
@@ -100,36 +122,43 @@ impl Session {
     /// `exposed` (the name or URI the client sees) on this session: what a call that waited for
     /// its client's answers gets when the retry comes, and a task's later requests (which name
     /// only the task) for its tool, since the rules may have changed meanwhile.
-    /// Rate limits are not asked again: the call was counted when it came. Other methods: true.
-    pub async fn may_still(&self, method: &str, exposed: &str) -> bool {
-        let Some((kind, _)) = governed(method) else { return true };
+    /// Rate limits are not asked again: the call was counted when it came. Other methods: allowed.
+    pub async fn may_still(&self, method: &str, exposed: &str) -> Use {
+        let Some((kind, _)) = governed(method) else { return Use::Allowed };
         if let (Some(gw), Some(list)) = (&self.gateway, list_of(kind)) {
             // The merged list says what an exposed name stands for; a change of the rules or of
             // the members may have dropped it, and it is built again rather than taken as empty.
             if gw.merged(self, list).await.is_err() {
-                return false;
+                return Use::Unknown;
             }
         }
-        self.may_use(kind, exposed)
+        self.use_of(kind, exposed)
     }
 
     /// Whether the current rules (and a virtual MCP's curation) let the principal use the item
-    /// of `kind` the client knows as `exposed`. A virtual MCP finds the member and the original
-    /// name in its merged list (for a resource, by its URI) and checks those, as `admit_call`
-    /// does; a name it cannot place is not allowed.
+    /// of `kind` the client knows as `exposed` ([`Session::use_of`]).
     pub(super) fn may_use(&self, kind: ItemKind, exposed: &str) -> bool {
+        self.use_of(kind, exposed) == Use::Allowed
+    }
+
+    /// What the current rules (and a virtual MCP's curation) say of the principal's use of the
+    /// item of `kind` the client knows as `exposed`. A virtual MCP finds the member and the
+    /// original name in its merged list (for a resource, by its URI) and checks those, as
+    /// `admit_call` does; a name it cannot place is unknown, unless the rules hid it.
+    fn use_of(&self, kind: ItemKind, exposed: &str) -> Use {
         let access = self.access();
+        let by_rules = |allowed: bool| if allowed { Use::Allowed } else { Use::Denied };
         if kind == ItemKind::Tool && !access.call_tools {
-            return false;
+            return Use::Denied;
         }
         let Some(gw) = &self.gateway else {
-            return access.allows(&Item { connection: &self.label, gateway: None, kind, name: exposed });
+            return by_rules(access.allows(&Item { connection: &self.label, gateway: None, kind, name: exposed }));
         };
         // The tools a virtual MCP's strategy answers itself are in no member's catalogue; what
         // they call is admitted call by call.
         let own = [mesh_core::search::code::RUN_CODE, mesh_core::search::meta::SEARCH, mesh_core::search::meta::CALL];
         if kind == ItemKind::Tool && own.contains(&exposed) {
-            return true;
+            return Use::Allowed;
         }
         let indexed = |list| gw.catalog().merged.get(&list).and_then(|m| m.index.get(exposed).cloned());
         let found = match list_of(kind) {
@@ -140,14 +169,20 @@ impl Session {
                 Located::Nowhere => None,
             },
         };
-        let Some((member, original)) = found else { return false };
+        let Some((member, original)) = found else {
+            let hidden =
+                list_of(kind).is_some_and(|l| gw.catalog().merged.get(&l).is_some_and(|m| m.hidden.contains(exposed)));
+            return if hidden { Use::Denied } else { Use::Unknown };
+        };
         if list_of(kind).is_none() && !gw.selects_resource(member, &original) {
-            return false;
+            return Use::Unknown;
         }
         let members = gw.members();
-        let Some(m) = members.get(member).filter(|m| !m.removed) else { return false };
-        let curated = list_of(kind).is_none_or(|list| m.selection(list).allows(&original));
-        curated && access.allows(&Item { connection: &m.slug, gateway: Some(&gw.slug), kind, name: &original })
+        let Some(m) = members.get(member).filter(|m| !m.removed) else { return Use::Unknown };
+        if !list_of(kind).is_none_or(|list| m.selection(list).allows(&original)) {
+            return Use::Unknown;
+        }
+        by_rules(access.allows(&Item { connection: &m.slug, gateway: Some(&gw.slug), kind, name: &original }))
     }
 
     /// Checks a routed request against policy and rate limits. `member` and `original` say

@@ -37,10 +37,11 @@ mod trace;
 use crate::ports::AuditSink;
 use crate::upstream::{Inbound, InboundSink, Link};
 use crate::RelayError;
+pub use governance::Use;
 use inbound::target_stream;
 use mesh_core::audit::{Origin, Outcome};
 use mesh_core::Principal;
-use mesh_protocol::Message;
+use mesh_protocol::{codes, Message};
 pub use record::Audited;
 use record::Call;
 pub(crate) use record::{method_name, outcome_of};
@@ -462,13 +463,34 @@ impl Session {
         let _ = self.cancel_where(|p| matches!(p.target, Target::Stream(s) if s == stream), params, ending).await;
     }
 
-    /// Gives up the request on `stream` because the rules no longer allow it (a stateless call
-    /// that waited for its answers, refused on its retry): as [`Session::cancel_stream`], but its
-    /// audit row says denied, and why.
-    pub async fn deny_stream(&self, stream: u64, why: &str) {
-        let params = serde_json::json!({"reason": "the rules no longer allow it"});
-        let ending = (Outcome::Denied, Some(why.to_string()));
-        let _ = self.cancel_where(|p| matches!(p.target, Target::Stream(s) if s == stream), params, ending).await;
+    /// Gives up the request on `stream` because it may no longer be made (a stateless call that
+    /// waited for its answers, refused on its retry): ended here, before an upstream answer can
+    /// end it otherwise, with its audit row saying `outcome`, and why. Its upstream is then told,
+    /// off the caller's path (a client that leaves must not stop that): the questions the call
+    /// still had open are answered as withdrawn (an upstream may ignore a cancellation), then the
+    /// call is cancelled.
+    pub fn refuse_stream(&self, stream: u64, outcome: Outcome, why: &str) {
+        let open: Vec<(usize, Box<str>)> = {
+            let st = self.lock();
+            let asked = st.server_requests.values().filter(|r| r.stream == stream && r.mesh.is_none());
+            asked.map(|r| (r.member, r.up_id.clone())).collect()
+        };
+        let which = |p: &Pending| matches!(p.target, Target::Stream(s) if s == stream);
+        let Some((up, member)) = self.end_where(which, (outcome, Some(why.to_string()))) else { return };
+        let Some(me) = self.me.upgrade() else { return };
+        tokio::spawn(async move {
+            for (m, up_id) in open {
+                let no =
+                    Message::error(Some(&up_id), codes::INTERNAL_ERROR, "the request it was asked for has ended", None);
+                if let Ok(link) = me.link(m) {
+                    let _ = link.send(no).await;
+                }
+            }
+            let params = serde_json::json!({"requestId": up, "reason": "it may no longer be made"});
+            if let Ok(link) = me.link(member) {
+                let _ = link.send(Message::notification("notifications/cancelled", Some(&params))).await;
+            }
+        });
     }
 
     /// Ends the first pending request `which` picks: the upstream is told with `params`, the
@@ -477,8 +499,22 @@ impl Session {
         &self,
         which: impl Fn(&Pending) -> bool,
         mut params: serde_json::Value,
-        (outcome, error): (Outcome, Option<String>),
+        ending: (Outcome, Option<String>),
     ) -> Result<(), RelayError> {
+        // Unknown or already answered: the spec lets receivers ignore it.
+        let Some((up, member)) = self.end_where(which, ending) else { return Ok(()) };
+        params["requestId"] = serde_json::json!(up);
+        self.link(member)?.send(Message::notification("notifications/cancelled", Some(&params))).await
+    }
+
+    /// Takes the first pending request `which` picks out of the session — its stream ended, its
+    /// questions withdrawn from the client, its audit row written as `ending` — and says which
+    /// it was (its upstream id and member), for the upstream to be told.
+    fn end_where(
+        &self,
+        which: impl Fn(&Pending) -> bool,
+        (outcome, error): (Outcome, Option<String>),
+    ) -> Option<(u64, usize)> {
         let found = {
             let mut st = self.lock();
             let up = st.pending.iter().find(|(_, p)| which(p)).map(|(k, _)| *k);
@@ -496,13 +532,11 @@ impl Session {
                 (up, p.member, p.down_id, p.call)
             })
         };
-        // Unknown or already answered: the spec lets receivers ignore it.
-        let Some((up, member, down_id, call)) = found else { return Ok(()) };
+        let (up, member, down_id, call) = found?;
         if let Some(c) = call {
             self.audit_end(c, down_id, outcome, error, 0);
         }
-        params["requestId"] = serde_json::json!(up);
-        self.link(member)?.send(Message::notification("notifications/cancelled", Some(&params))).await
+        Some((up, member))
     }
 
     /// Forwards the client's reply to a server→client request back to the member that asked.

@@ -53,6 +53,9 @@ pub struct ModernLink {
     closed: CancellationToken,
     /// Reopens the listen stream with what it should now carry (`listen.rs`).
     relisten: Arc<tokio::sync::Notify>,
+    /// When the link last listed the tools itself to learn their annotations (`learn_tools`);
+    /// held while it lists, so that calls arriving meanwhile wait for what it learns.
+    learnt: tokio::sync::Mutex<Option<std::time::Instant>>,
     me: Weak<ModernLink>,
 }
 
@@ -89,8 +92,6 @@ struct State {
     watched_bytes: usize,
     /// The upstream answered a listen with "method not found": subscriptions are refused.
     no_listen: bool,
-    /// When the link last listed the tools itself to learn their annotations (`learn_tools`).
-    listed: Option<std::time::Instant>,
     next: u64,
 }
 
@@ -143,6 +144,7 @@ impl ModernLink {
             state: Mutex::new(State::default()),
             closed: CancellationToken::new(),
             relisten: Arc::default(),
+            learnt: tokio::sync::Mutex::new(None),
             me: me.clone(),
         })
     }
@@ -371,7 +373,8 @@ impl ModernLink {
             if total > super::http::MAX_REQUEST_STREAM {
                 let why = format!("a response stream longer than {} bytes", super::http::MAX_REQUEST_STREAM);
                 tracing::warn!(connection = %self.name, "upstream SSE stream refused: {why}");
-                return Err(RelayError::UpstreamProtocol(format!("{}: {why}", self.name)));
+                // As a session-based upstream's stream that breaks a bound (-31010, the limit named).
+                return Err(RelayError::UpstreamUnavailable(format!("{}: refused {why}", self.name)));
             }
             let events = decoder
                 .push(&chunk)
@@ -418,14 +421,23 @@ impl ModernLink {
     async fn learn_tools(&self, params: &Value) {
         const RELEARN_AFTER: Duration = Duration::from_secs(60);
         let name = params.get("name").and_then(Value::as_str).unwrap_or_default();
-        {
-            let mut st = self.lock();
-            let recent = st.listed.is_some_and(|at| at.elapsed() < RELEARN_AFTER);
-            if !matches!(self.wire, Wire::Http { .. }) || st.mirrored.contains_key(name) || recent {
-                return;
-            }
-            st.listed = Some(std::time::Instant::now());
+        let known = || self.lock().mirrored.contains_key(name);
+        if !matches!(self.wire, Wire::Http { .. }) || known() {
+            return;
         }
+        let mut learnt = self.learnt.lock().await;
+        // Another call may have learnt it while this one waited.
+        if known() || learnt.is_some_and(|at| at.elapsed() < RELEARN_AFTER) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        // Bounded: the calls waiting for it have deadlines of their own.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.list_annotations()).await;
+        *learnt = Some(started);
+    }
+
+    /// Every page of the upstream's tools/list, its annotations learnt (`learn_mirrored`).
+    async fn list_annotations(&self) {
         let mut cursor: Option<String> = None;
         for page in 0..100 {
             let mut list = json!({});

@@ -17,10 +17,11 @@
 use super::{finished, json, refuse, Ask};
 use crate::ingress::Relay;
 use crate::session::streams::Event;
-use crate::session::Session;
+use crate::session::{Session, Use};
 use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
+use mesh_core::audit::Outcome;
 use mesh_core::Principal;
 use mesh_protocol::{codes, modern, sse, Kind, Message};
 use serde_json::value::RawValue;
@@ -656,17 +657,19 @@ pub(super) async fn retry(
     // A call that names nothing the mesh can read cannot be checked again: it is given up
     // (fail closed), though the session admitted it.
     let refusal = match named(&ask.method, &pending.a.original) {
-        Some((what, name)) => {
-            (!pending.session.may_still(&ask.method, &name).await).then(|| format!("Unknown {what}: {name}"))
+        Some((what, name)) => match pending.session.may_still(&ask.method, &name).await {
+            Use::Allowed => None,
+            refused => Some((refused.outcome(), format!("Unknown {what}: {name}"))),
+        },
+        None => {
+            Some((Outcome::Denied, format!("the {} it retries cannot be checked against the rules again", ask.method)))
         }
-        None => Some(format!("the {} it retries cannot be checked against the rules again", ask.method)),
     };
-    if let Some(why) = refusal {
-        // Ended here, before an upstream answer can end it otherwise, so that its one audit row
-        // says denied (dropped, it would say cancelled): the upstream is told of the cancellation,
-        // which also ends its questions.
+    if let Some((outcome, why)) = refusal {
+        // Ended by the session, so that its one audit row says why (dropped, it would say
+        // cancelled).
         pending.done = true;
-        pending.session.deny_stream(pending.stream, &why).await;
+        pending.session.refuse_stream(pending.stream, outcome, &why);
         return refuse(&ask.id, codes::INVALID_PARAMS, &why, None);
     }
     // A copy: the call may be parked again, and a slice would keep this retry's whole body.
@@ -732,11 +735,26 @@ fn digest(msg: &Message) -> [u8; 32] {
             }
             h.update(serde_json::to_vec(&params).unwrap_or_default());
         }
-        // Params that cannot be read as a value (what the message's own reading let through) are
-        // taken whole, answers and all: such a request fits no retry, rather than every one.
+        // Params a value cannot hold (a number beyond f64, nesting past the parser's limit, which
+        // the message's own reading lets through): their members as sent, in key order, less the
+        // same three; params that are not even an object, whole. Never nothing: that would let
+        // such a request fit every retry.
         None => {
             h.update([0xff]);
-            h.update(msg.params::<&serde_json::value::RawValue>().map_or("", |r| r.get()).as_bytes());
+            type Members<'a> = std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a RawValue>;
+            match msg.params::<Members<'_>>() {
+                Some(members) => {
+                    let kept =
+                        members.iter().filter(|(k, _)| !matches!(&***k, "_meta" | "inputResponses" | "requestState"));
+                    for (k, v) in kept {
+                        for part in [k.as_bytes(), v.get().as_bytes()] {
+                            h.update((part.len() as u64).to_le_bytes());
+                            h.update(part);
+                        }
+                    }
+                }
+                None => h.update(msg.params::<&RawValue>().map_or("", |r| r.get()).as_bytes()),
+            }
         }
     }
     h.finalize().into()
@@ -770,7 +788,7 @@ mod tests {
 
     /// Arguments the message's reading lets through but a value cannot hold (a number beyond
     /// f64, nesting past serde_json's limit): the call still names its tool, so its retry is
-    /// checked against the rules again; and its digest fits no retry rather than every one.
+    /// checked against the rules again; and its digest fits its own retry, not every one.
     #[test]
     fn what_a_call_names_is_read_whatever_its_arguments_hold() {
         let m = |s: String| Message::parse(Bytes::from(s)).expect("the message's reading lets it through");
@@ -790,8 +808,8 @@ mod tests {
             let other = m(format!(
                 r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"u","arguments":{{"pad":{pad}}}}}}}"#
             ));
-            assert_ne!(digest(&call), digest(&retry), "{pad}");
-            assert_ne!(digest(&retry), digest(&other), "{pad}");
+            assert_eq!(digest(&call), digest(&retry), "{pad}: its retry fits");
+            assert_ne!(digest(&retry), digest(&other), "{pad}: another call's does not");
         }
     }
 

@@ -29,7 +29,7 @@ use super::driver::{Answer, Flow, Forward};
 use super::respond;
 use super::streamable_http::Target;
 use super::Relay;
-use crate::session::Audited;
+use crate::session::{Audited, Use};
 use crate::RelayError;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -37,7 +37,7 @@ use headers::{params_mirrored, Mirrors};
 use held::Held;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode};
-use mesh_core::audit::Outcome;
+
 use mesh_protocol::{codes, modern, version, Kind, Message};
 use std::sync::Arc;
 
@@ -191,11 +191,18 @@ pub(super) async fn resolve(
     if let (Some(owned), Some(handle)) = (task, task_id) {
         // Policy may have changed since the task was created: its tool must still be callable
         // (a virtual MCP's merged list, dropped while it is rebuilt, is built again to say so).
-        if !session.tasks || !session.session.may_still("tools/call", &owned.tool).await {
+        let usable = match session.tasks {
+            true => session.session.may_still("tools/call", &owned.tool).await,
+            false => Use::Unknown,
+        };
+        if usable != Use::Allowed {
             if session.tasks {
-                // Refused by the rules, not for want of the task: the audit trail says so.
-                let why = format!("the rules no longer allow the task's tool {}", owned.tool);
-                session.session.audit_refused(&msg, Some(&owned.tool), Outcome::Denied, &why);
+                // Refused for its tool, not for want of the task: the audit trail says why.
+                let why = match usable {
+                    Use::Denied => format!("the rules no longer allow the task's tool {}", owned.tool),
+                    _ => format!("the task's tool {} is no longer served here", owned.tool),
+                };
+                session.session.audit_refused(&msg, Some(&owned.tool), usable.outcome(), &why);
             }
             return refused(&ask.id, codes::INVALID_PARAMS, "Unknown task", None);
         }
