@@ -292,19 +292,36 @@ impl Gateway {
                 };
                 // A list the client never fetched cannot have changed for it.
                 let Some(old) = old else { continue };
-                match gw.merged(&me, kind).await {
-                    Ok(new) if new.fingerprint != old.fingerprint => {
-                        if !announce.contains(&kind.changed_notification()) {
-                            announce.push(kind.changed_notification());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(gateway = %gw.slug, error = %e, "refreshing a merged list failed"),
+                gw.merge_again(&me, kind, &old, &mut announce).await;
+            }
+            announce_changes(&me, announce);
+        });
+    }
+
+    /// Merges `kind` again, its merged list `old` having been dropped, and notes in `announce`
+    /// the kind's `list_changed` when what the client can see moved.
+    pub(super) async fn merge_again(
+        &self,
+        s: &Session,
+        kind: ListKind,
+        old: &Merged,
+        announce: &mut Vec<&'static str>,
+    ) {
+        match self.merged(s, kind).await {
+            Ok(new) if new.fingerprint != old.fingerprint => {
+                if !announce.contains(&kind.changed_notification()) {
+                    announce.push(kind.changed_notification());
                 }
             }
-            for method in announce {
-                me.notify_client(&Message::notification(method, None));
-            }
-        });
+            Ok(_) => {}
+            Err(e) => tracing::warn!(gateway = %self.slug, error = %e, "merging a list again failed"),
+        }
+    }
+}
+
+/// Tells the client of each list whose visible content moved, once each.
+pub(super) fn announce_changes(s: &Session, announce: Vec<&'static str>) {
+    for method in announce {
+        s.notify_client(&Message::notification(method, None));
     }
 }

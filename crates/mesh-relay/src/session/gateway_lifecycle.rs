@@ -265,18 +265,8 @@ impl Session {
         };
         let mut announce: Vec<&'static str> = Vec::new();
         for (kind, before) in old {
-            match gw.merged(self, kind).await {
-                Ok(after) if after.fingerprint != before.fingerprint => {
-                    if !announce.contains(&kind.changed_notification()) {
-                        announce.push(kind.changed_notification());
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(gateway = %gw.slug, error = %e, "rebuilding a list after a change failed"),
-            }
+            gw.merge_again(self, kind, &before, &mut announce).await;
         }
-        for method in announce {
-            self.notify_client(&Message::notification(method, None));
-        }
+        super::catalog::announce_changes(self, announce);
     }
 }
