@@ -544,10 +544,18 @@ fn counting_member(prefix: &'static str, ttl_ms: u64) -> String {
 
 /// [`counting_member`] whose lists after the first `good` fail (a JSON-RPC error).
 fn counting_member_failing_after(prefix: &'static str, ttl_ms: u64, good: usize) -> String {
+    counting_member_then(prefix, ttl_ms, good, false)
+}
+
+/// [`counting_member`] whose lists after the first `good` fail, or are never answered (`hang`).
+fn counting_member_then(prefix: &'static str, ttl_ms: u64, good: usize, hang: bool) -> String {
     let lists = std::sync::atomic::AtomicUsize::new(0);
     raw::stateless_upstream(json!({"tools": {}}), move |msg| match msg["method"].as_str().unwrap_or_default() {
         "tools/list" => {
             let n = lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n > good && hang {
+                return raw::Reply::Hold;
+            }
             if n > good {
                 return raw::Reply::Json(200, json!({"error": {"code": -32603, "message": "lists are failing"}}));
             }
@@ -615,6 +623,21 @@ async fn issue18_a_virtual_mcps_caching_hints_come_from_its_members() {
     let (_, first) = list("shaky", 4).await;
     let (ttl, again) = list("shaky", 5).await;
     assert_eq!((ttl, named(&again, "shaky_k")), (0, named(&first, "shaky_k")), "{again:?}");
+
+    // A member that stops answering costs one list its deadline; the lists right after do not
+    // wait on it again, and are served what was last fetched.
+    let stuck = json!({"slug": "stuck", "url": counting_member_then("h", 0, 1, true), "timeoutMs": 3000});
+    mesh.add_connection(stuck).await;
+    manage(&mesh, "COLLECTION_GATEWAYS_CREATE", create("stuck", json!([{"connection": "stuck"}]))).await;
+    let (_, first) = list("stuck", 6).await;
+    let waited = std::time::Instant::now();
+    let (_, again) = list("stuck", 7).await;
+    assert!(waited.elapsed() >= Duration::from_secs(2), "the refetch waited for the member: {:?}", waited.elapsed());
+    assert_eq!(again, first);
+    let at_once = std::time::Instant::now();
+    let (_, third) = list("stuck", 8).await;
+    assert!(at_once.elapsed() < Duration::from_millis(1500), "not asked again at once: {:?}", at_once.elapsed());
+    assert_eq!(third, first);
     mesh.stop().await;
 }
 

@@ -14,6 +14,10 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a member whose list could not be fetched is not asked for it again.
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
 
 /// A merged, curated list.
 pub(super) struct Merged {
@@ -28,6 +32,8 @@ pub(super) struct Merged {
 #[derive(Default)]
 pub(super) struct Catalog {
     pub(super) raw: HashMap<(usize, ListKind), Listed>,
+    /// When each member's list was last asked for, and whether that failed.
+    pub(super) tried: HashMap<(usize, ListKind), (Instant, bool)>,
     pub(super) merged: HashMap<ListKind, Arc<Merged>>,
     /// The `smart` strategy's search index of the merged tools (`smart.rs`).
     pub(super) search: Option<Arc<super::smart::Index>>,
@@ -38,7 +44,7 @@ pub(super) struct Listed {
     pub(super) items: Arc<Vec<Value>>,
     /// When it was fetched, and for how long the member said it stays fresh (`ttlMs`, the
     /// shortest of its pages; `None` when a page gave none, as every session-based member's).
-    pub(super) fetched: std::time::Instant,
+    pub(super) fetched: Instant,
     pub(super) ttl_ms: Option<u64>,
     /// Its time is up: fetched again at the next merge, and served as it is if that fails.
     pub(super) stale: bool,
@@ -99,9 +105,10 @@ impl Gateway {
         )
         .await;
         for (k, slug, result) in fetched {
+            self.catalog().tried.insert((k, kind), (Instant::now(), result.is_err()));
             match result {
                 Ok((items, ttl_ms)) => {
-                    let fetched = std::time::Instant::now();
+                    let fetched = Instant::now();
                     let listed = Listed { items: Arc::new(items), fetched, ttl_ms, stale: false };
                     self.catalog().raw.insert((k, kind), listed);
                 }
@@ -138,7 +145,12 @@ impl Gateway {
             };
             let page = s.internal(member, kind.method(), &params).await?;
             items.extend(page.get(kind.key()).and_then(Value::as_array).cloned().unwrap_or_default());
-            ttl_ms = ttl_ms.zip(page.get("ttlMs").and_then(Value::as_u64)).map(|(a, b)| a.min(b));
+            // A page of the stateless revision (it says its `resultType`) without `ttlMs` is
+            // stale at once, as the revision reads it; a session-based member's pages say
+            // nothing, and its list is kept until it says it changed.
+            let stateless = page.get("resultType").is_some().then_some(0);
+            let ttl = page.get("ttlMs").and_then(Value::as_u64).or(stateless);
+            ttl_ms = ttl_ms.zip(ttl).map(|(a, b)| a.min(b));
             cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_string);
             if cursor.is_none() {
                 break;
@@ -154,22 +166,35 @@ impl Gateway {
     /// is asked again. Calls do not ask: what a call finds by name is the list as the client last
     /// saw it. Serialised with `renew`, so that neither builds a merge without what the other
     /// dropped.
+    ///
+    /// Lists that came in while one was fetching take what it fetched (only a member last asked
+    /// before they came is asked again), and a member whose fetch failed is not asked again for a
+    /// few seconds: one failing member must not make every list wait on it.
     pub(super) async fn fresh_merged(&self, s: &Session, kind: ListKind) -> Result<Arc<Merged>, RelayError> {
-        if !self.expire(kind, false) {
+        let arrived = Instant::now();
+        if !self.expire(kind, None) {
             return self.merged(s, kind).await;
         }
         let _serial = self.refresh.lock().await;
-        self.expire(kind, true);
+        self.expire(kind, Some(arrived));
         self.merged(s, kind).await
     }
 
-    /// Whether a member's list of `kind` is stale or missing (see [`Gateway::fresh_merged`]);
-    /// when `mark`, those lists are marked to be fetched again and the merged list dropped.
-    fn expire(&self, kind: ListKind, mark: bool) -> bool {
+    /// Whether a member's list of `kind` is stale or missing (see [`Gateway::fresh_merged`]) and
+    /// may be asked for again; with `arrived` (under the refresh lock), those last asked for
+    /// before then are marked to be fetched again and the merged list dropped.
+    fn expire(&self, kind: ListKind, arrived: Option<Instant>) -> bool {
         let members = self.members();
         let mut catalog = self.catalog();
         let mut any = false;
         for (k, m) in members.iter().enumerate().filter(|(_, m)| m.has(kind.capability())) {
+            let tried = catalog.tried.get(&(k, kind)).copied();
+            let failed_lately = tried.is_some_and(|(at, failed)| failed && at.elapsed() < RETRY_FAILED_AFTER);
+            let asked_since = arrived.is_some_and(|t| tried.is_some_and(|(at, _)| at >= t));
+            if failed_lately || asked_since {
+                continue;
+            }
+            let mark = arrived.is_some();
             let Some(listed) = catalog.raw.get_mut(&(k, kind)) else {
                 any = true;
                 continue;
@@ -179,7 +204,7 @@ impl Gateway {
                 listed.stale |= mark;
             }
         }
-        if any && mark {
+        if any && arrived.is_some() {
             catalog.merged.remove(&kind);
         }
         any

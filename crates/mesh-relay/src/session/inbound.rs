@@ -229,18 +229,28 @@ impl Session {
 /// call is ending, or the upstream that asked went away, so no answer will be used. Each is
 /// forgotten and its stream carries `notifications/cancelled`, so that a dialog the client shows
 /// for it closes (on the call's own stream, ahead of the call's end).
-pub(super) fn withdraw_questions(st: &mut State, which: impl Fn(&ServerRequest) -> bool) {
+///
+/// Returns the upstream's own questions among them (not the mesh's), for a caller that answers
+/// them to the upstream as well.
+pub(super) fn withdraw_questions(st: &mut State, which: impl Fn(&ServerRequest) -> bool) -> Vec<Asked> {
     if st.server_requests.is_empty() {
-        return;
+        return Vec::new();
     }
-    let gone: Vec<(u64, u64)> =
-        st.server_requests.iter().filter(|(_, r)| which(r)).map(|(down, r)| (*down, r.stream)).collect();
-    for (down, stream) in gone {
-        st.server_requests.remove(&down);
+    let gone: Vec<u64> = st.server_requests.iter().filter(|(_, r)| which(r)).map(|(down, _)| *down).collect();
+    let mut upstreams = Vec::new();
+    for down in gone {
+        let Some(r) = st.server_requests.remove(&down) else { continue };
         let params = serde_json::json!({"requestId": down, "reason": "the request it was asked for has ended"});
-        st.streams.push(stream, Message::notification("notifications/cancelled", Some(&params)).bytes().clone());
+        st.streams.push(r.stream, Message::notification("notifications/cancelled", Some(&params)).bytes().clone());
+        if r.mesh.is_none() {
+            upstreams.push((r.member, r.up_id));
+        }
     }
+    upstreams
 }
+
+/// An upstream's question to the client: the member that asked, and its id there.
+pub(super) type Asked = (usize, Box<str>);
 
 /// The calls of `st` that could be the one a message of `member` (a virtual MCP's member, or the
 /// one upstream) is about: each call in flight at that member (for a question, one a stateless

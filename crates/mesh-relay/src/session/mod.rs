@@ -470,13 +470,8 @@ impl Session {
     /// still had open are answered as withdrawn (an upstream may ignore a cancellation), then the
     /// call is cancelled.
     pub fn refuse_stream(&self, stream: u64, outcome: Outcome, why: &str) {
-        let open: Vec<(usize, Box<str>)> = {
-            let st = self.lock();
-            let asked = st.server_requests.values().filter(|r| r.stream == stream && r.mesh.is_none());
-            asked.map(|r| (r.member, r.up_id.clone())).collect()
-        };
         let which = |p: &Pending| matches!(p.target, Target::Stream(s) if s == stream);
-        let Some((up, member)) = self.end_where(which, (outcome, Some(why.to_string()))) else { return };
+        let Some((up, member, open)) = self.end_where(which, (outcome, Some(why.to_string()))) else { return };
         let Some(me) = self.me.upgrade() else { return };
         tokio::spawn(async move {
             for (m, up_id) in open {
@@ -502,19 +497,20 @@ impl Session {
         ending: (Outcome, Option<String>),
     ) -> Result<(), RelayError> {
         // Unknown or already answered: the spec lets receivers ignore it.
-        let Some((up, member)) = self.end_where(which, ending) else { return Ok(()) };
+        let Some((up, member, _)) = self.end_where(which, ending) else { return Ok(()) };
         params["requestId"] = serde_json::json!(up);
         self.link(member)?.send(Message::notification("notifications/cancelled", Some(&params))).await
     }
 
     /// Takes the first pending request `which` picks out of the session — its stream ended, its
     /// questions withdrawn from the client, its audit row written as `ending` — and says which
-    /// it was (its upstream id and member), for the upstream to be told.
+    /// it was (its upstream id and member) and which of the upstream's questions it had open,
+    /// for the upstream to be told.
     fn end_where(
         &self,
         which: impl Fn(&Pending) -> bool,
         (outcome, error): (Outcome, Option<String>),
-    ) -> Option<(u64, usize)> {
+    ) -> Option<(u64, usize, Vec<inbound::Asked>)> {
         let found = {
             let mut st = self.lock();
             let up = st.pending.iter().find(|(_, p)| which(p)).map(|(k, _)| *k);
@@ -523,20 +519,21 @@ impl Session {
                 if let Some(t) = &p.progress {
                     st.progress.remove(t);
                 }
+                let mut open = Vec::new();
                 if let Target::Stream(s) = p.target {
                     // Spec: no response is sent for a cancelled request; its stream just ends
                     // (after withdrawing the questions it still had open).
-                    inbound::withdraw_questions(&mut st, |r| r.stream == s);
+                    open = inbound::withdraw_questions(&mut st, |r| r.stream == s);
                     st.streams.end(s);
                 }
-                (up, p.member, p.down_id, p.call)
+                (up, p.member, p.down_id, p.call, open)
             })
         };
-        let (up, member, down_id, call) = found?;
+        let (up, member, down_id, call, open) = found?;
         if let Some(c) = call {
             self.audit_end(c, down_id, outcome, error, 0);
         }
-        Some((up, member))
+        Some((up, member, open))
     }
 
     /// Forwards the client's reply to a server→client request back to the member that asked.

@@ -430,10 +430,9 @@ impl ModernLink {
         if known() || learnt.is_some_and(|at| at.elapsed() < RELEARN_AFTER) {
             return;
         }
-        let started = std::time::Instant::now();
         // Bounded: the calls waiting for it have deadlines of their own.
         let _ = tokio::time::timeout(Duration::from_secs(10), self.list_annotations()).await;
-        *learnt = Some(started);
+        *learnt = Some(std::time::Instant::now());
     }
 
     /// Every page of the upstream's tools/list, its annotations learnt (`learn_mirrored`).
