@@ -570,6 +570,17 @@ async fn bridged_session(connection: Value) -> (TestMesh, String, String) {
     (mesh, endpoint, sid)
 }
 
+/// A `tools/call` of `x` (id 2) on the bridged session `sid`, answered within `secs` (`what`
+/// says why it must be): its reply, and the whole body it came in (HTTP 200).
+async fn call_within(mesh: &TestMesh, endpoint: &str, sid: &str, secs: u64, what: &str) -> (Value, String) {
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x", "arguments": {}}});
+    let answered = raw::post(endpoint, post_headers(&mesh.key, Some(sid)), call.to_string());
+    let (status, _, body) = tokio::time::timeout(Duration::from_secs(secs), answered).await.expect(what);
+    assert_eq!(status, 200, "{body}");
+    let reply = raw::messages(&body).into_iter().find(|m| m["id"] == 2).unwrap_or(Value::Null);
+    (reply, body)
+}
+
 /// A stateless upstream's error that carries no id of its own (`"id": null`, the usual shape for
 /// a request it could not read) answers the request it was the reply to: the client gets it at
 /// once, not a timeout after the call's whole deadline.
@@ -584,12 +595,7 @@ async fn a_stateless_upstream_error_without_an_id_reaches_its_call() {
         _ => raw::Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
     });
     let (mesh, endpoint, sid) = bridged_session(json!({"slug": "nullid", "url": url})).await;
-    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x", "arguments": {}}});
-    let answered = raw::post(&endpoint, post_headers(&mesh.key, Some(&sid)), call.to_string());
-    let (status, _, body) =
-        tokio::time::timeout(Duration::from_secs(10), answered).await.expect("answered at once, not timed out");
-    assert_eq!(status, 200, "{body}");
-    let reply = raw::messages(&body).into_iter().find(|m| m["id"] == 2).unwrap_or(Value::Null);
+    let (reply, body) = call_within(&mesh, &endpoint, &sid, 10, "answered at once, not timed out").await;
     assert_eq!(reply["error"]["code"], -32020, "the upstream's own error: {body}");
     mesh.stop().await;
 }
@@ -623,12 +629,7 @@ async fn a_stateless_upstreams_endless_response_stream_is_cut_off() {
     });
     // A deadline far beyond the test's: only the bound can end the call in time.
     let (mesh, endpoint, sid) = bridged_session(json!({"slug": "flood", "url": url, "timeoutMs": 300_000})).await;
-    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "x", "arguments": {}}});
-    let answered = raw::post(&endpoint, post_headers(&mesh.key, Some(&sid)), call.to_string());
-    let (status, _, body) =
-        tokio::time::timeout(Duration::from_secs(120), answered).await.expect("cut off, not held to the deadline");
-    assert_eq!(status, 200, "{body}");
-    let reply = raw::messages(&body).into_iter().find(|m| m["id"] == 2).unwrap_or(Value::Null);
+    let (reply, _) = call_within(&mesh, &endpoint, &sid, 120, "cut off, not held to the deadline").await;
     let why = reply["error"]["message"].as_str().unwrap_or_default();
     assert!(why.contains("longer than 268435456 bytes"), "{reply}");
     mesh.stop().await;

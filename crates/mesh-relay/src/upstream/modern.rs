@@ -627,23 +627,12 @@ async fn limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, String>
     Ok(Bytes::from(body))
 }
 
-/// The client's `Mcp-Param-*` headers the ingress carried in `_meta`, taken out of it.
-fn take_param_headers(params: &mut Value) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else { return out };
-    let Some(Value::Object(carried)) = meta.remove(PARAM_HEADERS) else { return out };
-    for (k, v) in carried {
-        // Only what the ingress put there: mcp-param-* names with header-safe values.
-        let (Ok(name), Some(value)) = (reqwest::header::HeaderName::from_bytes(k.as_bytes()), v.as_str()) else {
-            continue;
-        };
-        if name.as_str().starts_with("mcp-param-") {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                out.insert(name, value);
-            }
-        }
-    }
-    out
+/// Takes the client's `Mcp-Param-*` headers, which the ingress carried in `_meta`, out of it:
+/// whether there were any. Their values are never sent on (the link makes its own, `mirror`).
+fn took_param_headers(params: &mut Value) -> bool {
+    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else { return false };
+    let Some(Value::Object(carried)) = meta.remove(PARAM_HEADERS) else { return false };
+    carried.keys().any(|k| k.starts_with("mcp-param-"))
 }
 
 /// A tool's `x-mcp-header` annotations as (argument, header token), or `None` when one is

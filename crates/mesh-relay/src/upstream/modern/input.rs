@@ -2,7 +2,7 @@
 //! input request becomes a server request on the client's session, its answer the retry's
 //! `inputResponses`, the upstream's `requestState` kept here and sent back with them.
 
-use super::{take_param_headers, Inbound, ModernLink, Wire, INPUT_KEY};
+use super::{took_param_headers, Inbound, ModernLink, Wire, INPUT_KEY};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use mesh_protocol::{codes, Kind, Message};
 use serde_json::{json, Value};
@@ -31,7 +31,7 @@ impl ModernLink {
         // only against annotations it has seen listed. The headers are made from the body, which
         // policy and audit read, by what the upstream's tools/list asks for; a client that sent
         // some for a tool this link has not seen listed has the list asked for first.
-        let sent = !take_param_headers(&mut params).is_empty();
+        let sent = took_param_headers(&mut params);
         let custom = match method == "tools/call" {
             true => {
                 if sent {
