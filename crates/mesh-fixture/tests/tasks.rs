@@ -270,3 +270,78 @@ async fn issue18_a_task_whose_tool_the_rules_now_deny_is_unknown_and_the_refusal
     }
     mesh.stop().await;
 }
+
+/// A hand-written member of the stateless revision that offers tasks and counts their ids from 1,
+/// as any server may: `tools/call` of `work` creates tasks "1", "2", …; `tasks/get` answers for
+/// task 1 naming `who` and the id it was asked by, and for any other id an error naming that id.
+fn counting_tasks_member(who: &'static str) -> String {
+    let made = std::sync::atomic::AtomicUsize::new(0);
+    raw::stateless_upstream(json!({"tools": {}, "extensions": {TASKS: {}}}), move |msg| {
+        let reply = match msg["method"].as_str().unwrap_or_default() {
+            "tools/list" => {
+                let tool = json!({"name": "work", "inputSchema": {"type": "object"}});
+                json!({"result": {"resultType": "complete", "tools": [tool]}})
+            }
+            "tools/call" => {
+                let n = made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                json!({"result": {"resultType": "task", "taskId": n.to_string(), "status": "working", "ttlMs": 60_000}})
+            }
+            "tasks/get" => match msg["params"]["taskId"].as_str().unwrap_or_default() {
+                "1" => {
+                    let text = format!("{who} did task 1");
+                    json!({"result": {"resultType": "complete", "taskId": "1", "status": "completed",
+                                      "result": {"content": [{"type": "text", "text": text}]}}})
+                }
+                id => {
+                    json!({"error": {"code": -32602, "message": format!("Unknown task: {id}"), "data": {"taskId": id}}})
+                }
+            },
+            _ => json!({"error": {"code": -32601, "message": "method not found"}}),
+        };
+        raw::Reply::Json(200, reply)
+    })
+}
+
+/// Two members of a virtual MCP that both count their task ids from 1: each task is reached at
+/// the member that created it, by the id that member gave it, and a member's error about its
+/// task names the client's handle, never the member's own id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_tasks_of_two_members_with_the_same_ids_are_kept_apart() {
+    let mesh = TestMesh::start().await;
+    for slug in ["a", "b"] {
+        mesh.add_connection(json!({"slug": slug, "url": counting_tasks_member(slug)})).await;
+    }
+    let members = json!([{"connection": "a"}, {"connection": "b"}]);
+    mesh.manage_ok("COLLECTION_GATEWAYS_CREATE", json!({"slug": "pair", "members": members})).await;
+    let (url, key) = (format!("{}/mcp/gateway/pair", mesh.url), mesh.key.clone());
+    let create = |tool: &'static str| {
+        let (url, key) = (url.clone(), key.clone());
+        async move {
+            let (status, created) = ask(&url, &key, "tools/call", Some(tool), json!({"name": tool}), true).await;
+            assert_eq!((status, created["result"]["resultType"].as_str()), (200, Some("task")), "{created}");
+            created["result"]["taskId"].as_str().expect("a task").to_string()
+        }
+    };
+    let get = |task: String| {
+        let (url, key) = (url.clone(), key.clone());
+        async move { ask(&url, &key, "tasks/get", Some(&task), json!({"taskId": task}), true).await.1 }
+    };
+
+    // Both members call their first task "1".
+    let (at_a, at_b) = (create("a_work").await, create("b_work").await);
+    for (member, task) in [("a", &at_a), ("b", &at_b)] {
+        let got = get(task.clone()).await;
+        assert_eq!(got["result"]["status"], "completed", "{member}: {got}");
+        assert_eq!(got["result"]["taskId"], json!(task), "{member}: {got}");
+        let text = got["result"]["result"]["content"][0]["text"].as_str().unwrap_or_default();
+        assert_eq!(text, format!("{member} did task 1"), "{member}: {got}");
+    }
+
+    // The member's error about its task "2" names it as the client knows it.
+    let second = create("a_work").await;
+    let got = get(second.clone()).await;
+    let e = &got["error"];
+    assert_eq!((&e["code"], &e["message"]), (&json!(-32602), &json!(format!("Unknown task: {second}"))), "{got}");
+    assert_eq!(e["data"]["taskId"], json!(second), "{got}");
+    mesh.stop().await;
+}

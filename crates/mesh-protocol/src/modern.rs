@@ -11,10 +11,12 @@ use std::ops::Range;
 
 mod read;
 mod scan;
+mod tasks;
 
 pub use scan::{has_member, keep_members, member_cut, member_span};
 use scan::{member_start, present_member, value_end, Kept};
 pub(crate) use scan::{skip_ws, walk_members};
+pub use tasks::{created_task, task_error_renamed, with_task_id, MAX_TASK_ID};
 
 /// `_meta` key of the request's protocol revision (required).
 pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -247,31 +249,6 @@ pub fn span_within(outer: &[u8], inner: &[u8]) -> Option<Range<usize>> {
     let end = start.checked_add(inner.len())?;
     (end <= outer.len()).then_some(start..end)
 }
-
-/// The task a `tools/call` reply created (tasks extension, SEP-2663): its `taskId` and
-/// `ttlMs`, when the result is a `CreateTaskResult` (`resultType: "task"`). Most replies are
-/// not, and are told apart by a scan that parses nothing.
-pub fn created_task(reply: &[u8]) -> Option<(String, Option<u64>)> {
-    let result = &reply[member_span(reply, "result")?];
-    let kind = present_member(result, "resultType")?;
-    if &result[kind] != br#""task""# {
-        return None;
-    }
-    #[derive(serde::Deserialize)]
-    struct Created {
-        #[serde(rename = "taskId")]
-        task_id: String,
-        #[serde(rename = "ttlMs")]
-        ttl_ms: Option<u64>,
-    }
-    let c: Created = serde_json::from_slice(result).ok()?;
-    // An id is a handle, not a payload: one longer than this is not recorded (the mesh keeps
-    // ids in memory, and an upstream chooses them).
-    (c.task_id.len() <= MAX_TASK_ID).then_some((c.task_id, c.ttl_ms))
-}
-
-/// The longest task id the mesh records.
-pub const MAX_TASK_ID: usize = 256;
 
 /// A mirrored header's value as the sender meant it: surrounding whitespace trimmed, and the
 /// `=?base64?…?=` form (used for values that are not plain ASCII) decoded. `None` when the value

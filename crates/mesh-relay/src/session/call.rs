@@ -89,7 +89,11 @@ impl Session {
         });
         // 3. Forward or answer; 4. audit: here for a refusal, later for everything that went on.
         let result = match routing {
-            Ok(Routing::Forward { member, request, .. }) => {
+            Ok(Routing::Forward { member, request, original }) => {
+                // A task's id at a virtual MCP's member, for its reply (`Gateway::tasks_named`).
+                if call.method.starts_with("tasks/") && self.gateway.is_some() {
+                    call.task = original;
+                }
                 self.forward(member, &request, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
             }
             Ok(Routing::Local(task)) => {
@@ -355,9 +359,10 @@ impl Session {
                 };
                 let out = match (&self.gateway, &p.call) {
                     (Some(gw), Some(c)) => {
-                        if gw.stateless_clients && c.method == "tools/call" {
-                            gw.note_task(p.member, &out);
-                        }
+                        let out = match gw.stateless_clients {
+                            true => gw.tasks_named(p.member, c, out),
+                            false => out,
+                        };
                         gw.exposed_reply(p.member, &c.method, out)
                     }
                     _ => out,

@@ -151,12 +151,20 @@ pub struct Gateway {
     pub(super) tasks: Mutex<TaskRoutes>,
 }
 
-/// Task id → the member that created it, oldest first within a bound (a pooled session is one
-/// key's; the ingress keeps the key's own bound too).
+/// The tasks a virtual MCP's members created, under ids of the virtual MCP's own: two members may
+/// choose the same id (each may count from 1), and a task's requests must reach the member that
+/// created it. The ids are the session's (a pooled session is one key's; the ingress keeps the
+/// key's own bound too, and shows the client handles of its own), oldest forgotten first.
 #[derive(Default)]
 pub(super) struct TaskRoutes {
-    member: HashMap<String, usize>,
+    /// The virtual MCP's id → the member, and the member's own id.
+    at: HashMap<String, (usize, String)>,
+    /// (member, the member's id) → the virtual MCP's id.
+    named: HashMap<(usize, String), String>,
+    /// The virtual MCP's ids, oldest first.
     order: std::collections::VecDeque<String>,
+    /// The last id handed out.
+    last: u64,
 }
 
 /// Tasks one virtual MCP session routes at once; the oldest is forgotten first.
@@ -165,24 +173,25 @@ const MAX_TASK_ROUTES: usize = 1_000;
 const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
 impl TaskRoutes {
-    fn record(&mut self, task: &str, member: usize) {
-        match self.member.get(task) {
-            // Two members chose the same id: neither can be told apart any more, so the id is
-            // forgotten rather than routed to the wrong one (a task's answers may be in it).
-            Some(&m) if m != member => {
-                self.member.insert(task.to_string(), usize::MAX);
-            }
-            Some(_) => {}
-            None => {
-                self.member.insert(task.to_string(), member);
-                self.order.push_back(task.to_string());
-                if self.order.len() > MAX_TASK_ROUTES {
-                    if let Some(oldest) = self.order.pop_front() {
-                        self.member.remove(&oldest);
-                    }
+    /// The virtual MCP's id for `member`'s task `task`, given now if it has none.
+    fn name(&mut self, member: usize, task: &str) -> String {
+        let key = (member, task.to_string());
+        if let Some(ours) = self.named.get(&key) {
+            return ours.clone();
+        }
+        self.last += 1;
+        let ours = format!("vt{}", self.last);
+        self.at.insert(ours.clone(), key.clone());
+        self.named.insert(key, ours.clone());
+        self.order.push_back(ours.clone());
+        if self.order.len() > MAX_TASK_ROUTES {
+            if let Some(oldest) = self.order.pop_front() {
+                if let Some(key) = self.at.remove(&oldest) {
+                    self.named.remove(&key);
                 }
             }
         }
+        ours
     }
 }
 
@@ -239,14 +248,31 @@ impl Gateway {
         }
     }
 
-    /// Records the task a `tools/call` reply of `member` created, so that later requests for it
-    /// reach that member.
-    pub(super) fn note_task(&self, member: usize, reply: &Message) {
-        if !self.members().get(member).is_some_and(Member::has_tasks) {
-            return;
-        }
-        if let Some((task, _)) = mesh_protocol::modern::created_task(reply.bytes()) {
-            self.tasks.lock().unwrap_or_else(|p| p.into_inner()).record(&task, member);
+    /// `reply`, `member`'s answer to a stateless client's `call`, naming tasks as this virtual
+    /// MCP does: a task a `tools/call` created is given an id of the virtual MCP's, by which
+    /// later requests for it reach that member; a reply about a task (`call.task`, the id its
+    /// member knows it by) names it by that id again.
+    pub(super) fn tasks_named(&self, member: usize, call: &super::record::Call, reply: Message) -> Message {
+        use mesh_protocol::modern;
+        let routes = || self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        match (&*call.method, call.task.as_deref()) {
+            ("tools/call", _) => {
+                if !self.members().get(member).is_some_and(Member::has_tasks) {
+                    return reply;
+                }
+                let Some((task, _)) = modern::created_task(reply.bytes()) else { return reply };
+                let ours = routes().name(member, &task);
+                modern::with_task_id(&reply, "result", &ours).unwrap_or(reply)
+            }
+            (_, Some(theirs)) => {
+                let Some(ours) = routes().named.get(&(member, theirs.to_string())).cloned() else { return reply };
+                match reply.kind() {
+                    // A member's error may name its own id ("Unknown task: 1", `data.taskId`).
+                    mesh_protocol::Kind::Error => modern::task_error_renamed(&reply, theirs, &ours),
+                    _ => modern::with_task_id(&reply, "result", &ours).unwrap_or(reply),
+                }
+            }
+            _ => reply,
         }
     }
 
@@ -377,14 +403,14 @@ impl Gateway {
                 Ok(Routing::Forward { member, request: rewrite(msg, params), original })
             }
             "tasks/get" | "tasks/update" | "tasks/cancel" => {
-                let task = params_of(msg).get("taskId").and_then(Value::as_str).map(str::to_string);
-                let found = task
-                    .and_then(|t| self.tasks.lock().unwrap_or_else(|p| p.into_inner()).member.get(&t).copied())
-                    .filter(|m| *m != usize::MAX);
-                match found {
-                    Some(member) => Ok(Routing::Forward { member, request: msg.clone(), original: None }),
-                    None => Err(RelayError::InvalidParams("Unknown task".into())),
-                }
+                // The member knows the task by its own id: `original`, which the reply names again
+                // by the virtual MCP's (`tasks_named`).
+                let ours = params_of(msg).get("taskId").and_then(Value::as_str).map(str::to_string);
+                let found = ours.and_then(|t| self.tasks.lock().unwrap_or_else(|p| p.into_inner()).at.get(&t).cloned());
+                let unknown = || RelayError::InvalidParams("Unknown task".into());
+                let (member, theirs) = found.ok_or_else(unknown)?;
+                let request = mesh_protocol::modern::with_task_id(msg, "params", &theirs).ok_or_else(unknown)?;
+                Ok(Routing::Forward { member, request, original: Some(theirs) })
             }
             "logging/setLevel" => {
                 let params = Value::Object(params_of(msg));

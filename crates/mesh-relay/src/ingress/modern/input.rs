@@ -391,12 +391,12 @@ fn task_named(p: &Pending, msg: Message) -> Message {
             let tool = called_tool(&p.a.original);
             let tool = tool.as_deref().unwrap_or("");
             let handle = table.record(&p.a.principal, &p.a.ask.endpoint, holder.clone(), tool, &task, ttl);
-            tasks::with_task_id(&msg, "result", &handle).unwrap_or(msg)
+            mesh_protocol::modern::with_task_id(&msg, "result", &handle).unwrap_or(msg)
         }
         super::Tasked::Addressed { handle, upstream, .. } => match msg.kind() {
             // An upstream's error may name its own id ("Unknown task: …", `data.taskId`).
-            mesh_protocol::Kind::Error => tasks::error_renamed(&msg, upstream, handle),
-            _ => tasks::with_task_id(&msg, "result", handle).unwrap_or(msg),
+            mesh_protocol::Kind::Error => mesh_protocol::modern::task_error_renamed(&msg, upstream, handle),
+            _ => mesh_protocol::modern::with_task_id(&msg, "result", handle).unwrap_or(msg),
         },
     }
 }

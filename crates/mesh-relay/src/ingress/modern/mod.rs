@@ -207,7 +207,7 @@ pub(super) async fn resolve(
             return refused(&ask.id, codes::INVALID_PARAMS, "Unknown task", None);
         }
         // The upstream knows the task by its own id; the client, by the mesh's handle.
-        match tasks::with_task_id(&msg, "params", &owned.upstream) {
+        match modern::with_task_id(&msg, "params", &owned.upstream) {
             Some(m) => msg = m,
             None => return refused(&ask.id, codes::INVALID_PARAMS, "params.taskId is required", None),
         }

@@ -12,7 +12,7 @@
 //! handle is answered as unknown (`-32602`), exactly as one that never existed.
 
 use mesh_core::Principal;
-use mesh_protocol::{modern, Message};
+use mesh_protocol::modern;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -188,55 +188,6 @@ impl Tasks {
     }
 }
 
-/// `msg` with the `taskId` member of its `outer` object (`params` of a request, `result` of a
-/// reply) set to `id`; the rest of the message byte for byte. `None` when there is none.
-pub(super) fn with_task_id(msg: &Message, outer: &str, id: &str) -> Option<Message> {
-    let raw = msg.bytes();
-    let object = modern::member_span(raw, outer)?;
-    let at = modern::member_span(&raw[object.clone()], "taskId")?;
-    let value = serde_json::Value::from(id).to_string();
-    msg.splice(object.start + at.start..object.start + at.end, value.as_bytes())
-}
-
-/// An upstream's error about task `upstream`, with that id replaced by the client's `handle`
-/// where it stands as a word of its own (in the message, and in the strings of `data`), so that
-/// a short id ("1") never rewrites other numbers; other errors as they are.
-pub(super) fn error_renamed(msg: &Message, upstream: &str, handle: &str) -> Message {
-    fn rename(v: &mut serde_json::Value, from: &str, to: &str) {
-        match v {
-            serde_json::Value::String(s) => *s = replace_word(s, from, to),
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| rename(v, from, to)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|v| rename(v, from, to)),
-            _ => {}
-        }
-    }
-    let Some(mut e) = msg.error_object() else { return msg.clone() };
-    if upstream.is_empty() || !msg.as_str().contains(upstream) {
-        return msg.clone();
-    }
-    e.message = replace_word(&e.message, upstream, handle);
-    if let Some(d) = e.data.as_mut() {
-        rename(d, upstream, handle);
-    }
-    Message::error(msg.id(), e.code, &e.message, e.data)
-}
-
-/// `text` with each occurrence of `word` that no letter, digit, `-` or `_` touches replaced.
-fn replace_word(text: &str, word: &str, with: &str) -> String {
-    let part_of_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(word) {
-        let (before, after) = (rest[..at].chars().next_back(), rest[at + word.len()..].chars().next());
-        let alone = !part_of_word(before) && !part_of_word(after);
-        out.push_str(&rest[..at]);
-        out.push_str(if alone { with } else { word });
-        rest = &rest[at + word.len()..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Whether `capabilities` (a request's `clientCapabilities`, raw JSON) declare the extension.
 pub(super) fn declared(capabilities: &str) -> bool {
     #[derive(serde::Deserialize)]
@@ -375,38 +326,9 @@ mod tests {
     }
 
     #[test]
-    fn a_task_id_is_swapped_in_place() {
-        let reply = Message::parse(bytes::Bytes::from_static(
-            br#"{"jsonrpc":"2.0","id":3,"result":{"resultType":"task","taskId":"up-1","status":"working"}}"#,
-        ))
-        .unwrap();
-        let out = with_task_id(&reply, "result", "mt-x").expect("swapped");
-        assert_eq!(
-            out.as_str(),
-            r#"{"jsonrpc":"2.0","id":3,"result":{"resultType":"task","taskId":"mt-x","status":"working"}}"#
-        );
-        assert_eq!(out.id(), Some("3"));
-        let request = Message::parse(bytes::Bytes::from_static(
-            br#"{"jsonrpc":"2.0","id":"a","method":"tasks/get","params":{"taskId":"mt-x","_meta":{}}}"#,
-        ))
-        .unwrap();
-        let out = with_task_id(&request, "params", "up-1").expect("swapped");
-        assert!(out.as_str().contains(r#""taskId":"up-1""#), "{}", out.as_str());
-        assert_eq!((out.id(), out.method()), (Some(r#""a""#), Some("tasks/get")));
-    }
-
-    #[test]
-    fn only_a_create_task_result_creates_a_task() {
-        let task = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"task","taskId":"abc","status":"working","ttlMs":5000}}"#;
+    fn a_created_tasks_ttl_is_a_duration() {
+        let task = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"task","taskId":"abc","ttlMs":5000}}"#;
         assert_eq!(created(task), Some(("abc".into(), Some(Duration::from_millis(5000)))));
-        let no_ttl = br#"{"jsonrpc":"2.0","id":1,"result":{"taskId":"abc","resultType":"task","ttlMs":null}}"#;
-        assert_eq!(created(no_ttl), Some(("abc".into(), None)));
-        let plain = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","content":[],"taskId":"x"}}"#;
-        assert_eq!(created(plain), None);
-        assert_eq!(created(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#), None);
-        let long =
-            format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"resultType":"task","taskId":"{}"}}}}"#, "x".repeat(300));
-        assert_eq!(created(long.as_bytes()), None);
     }
 
     #[test]
@@ -420,23 +342,5 @@ mod tests {
         assert!(!offered(&marked(serde_json::json!({"tools":{}}))));
         // A session-based upstream's own claim is not an offer the mesh can relay.
         assert!(!offered(&serde_json::json!({"capabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}})));
-    }
-
-    #[test]
-    fn an_upstream_error_never_names_its_own_task_id() {
-        let up = Message::error(
-            Some("7"),
-            -32602,
-            "Unknown task: 41 (of 141, 41a)",
-            Some(serde_json::json!({"taskId": "41", "seen": ["41", 41, "task 41."]})),
-        );
-        let out = error_renamed(&up, "41", "mt-abc");
-        let e = out.error_object().expect("an error");
-        assert_eq!((e.code, e.message.as_str()), (-32602, "Unknown task: mt-abc (of 141, 41a)"));
-        assert_eq!(e.data, Some(serde_json::json!({"taskId": "mt-abc", "seen": ["mt-abc", 41, "task mt-abc."]})));
-        assert_eq!(out.id(), Some("7"));
-        // Nothing to rename: the same message.
-        let other = Message::error(Some("7"), -32603, "boom", None);
-        assert_eq!(error_renamed(&other, "41", "mt-abc").as_str(), other.as_str());
     }
 }
