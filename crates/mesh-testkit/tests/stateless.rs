@@ -641,6 +641,70 @@ async fn issue18_a_virtual_mcps_caching_hints_come_from_its_members() {
     mesh.stop().await;
 }
 
+/// A member whose lists are stale at once and grow: its `n`th list has `n` tools.
+fn growing_member() -> String {
+    let lists = std::sync::atomic::AtomicUsize::new(0);
+    raw::stateless_upstream(json!({"tools": {}}), move |msg| match msg["method"].as_str().unwrap_or_default() {
+        "tools/list" => {
+            let n = lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let tools: Vec<Value> =
+                (1..=n).map(|i| json!({"name": format!("g{n}_{i}"), "inputSchema": {"type": "object"}})).collect();
+            raw::Reply::Json(200, json!({"result": {"resultType": "complete", "tools": tools, "ttlMs": 0}}))
+        }
+        _ => raw::Reply::Json(200, json!({"error": {"code": -32601, "message": "method not found"}})),
+    })
+}
+
+/// A virtual MCP's list read page by page on a pooled session, while another caller's first page
+/// merges it again with a member's new list: the later pages come from the list the first page
+/// saw, so the pages add up to one list, never to parts of two; a cursor whose list is gone is
+/// refused as invalid, not served from another list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue18_a_virtual_mcps_pages_come_from_the_list_their_first_page_saw() {
+    let mesh = TestMesh::start().await;
+    mesh.add_connection(json!({"slug": "growing", "url": growing_member()})).await;
+    mesh.add_connection(json!({"slug": "steady", "url": counting_member("s", 60_000)})).await;
+    let members = json!([{"connection": "growing"}, {"connection": "steady"}]);
+    manage(&mesh, "COLLECTION_GATEWAYS_CREATE", json!({"slug": "paged", "members": members, "pageSize": 1})).await;
+    let url = format!("{}/mcp/gateway/paged", mesh.url);
+    let page = |cursor: Option<String>| {
+        let (url, key) = (url.clone(), mesh.key.clone());
+        async move {
+            let params = cursor.map(|c| json!({"cursor": c})).unwrap_or_else(|| json!({}));
+            let (status, body) = post(&url, headers(&key, "tools/list", None), request(1, "tools/list", params)).await;
+            let names: Vec<String> = body["result"]["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["name"].as_str().map(String::from))
+                .collect();
+            (status, names, body["result"]["nextCursor"].as_str().map(String::from), body)
+        }
+    };
+
+    // The first list: one tool of each member, a page each.
+    let (_, first, cursor, body) = page(None).await;
+    assert_eq!(first, ["growing_g1_1"], "{body}");
+    // Another caller's first page on the same pooled session: the growing member is asked again.
+    let (_, other, _, body) = page(None).await;
+    assert_eq!(other, ["growing_g2_1"], "{body}");
+    // The first caller's later pages still read the first list.
+    let (status, second, cursor, body) = page(cursor).await;
+    assert_eq!((status, second.as_slice()), (200, ["steady_s1".to_string()].as_slice()), "{body}");
+    assert_eq!(cursor, None, "the first list had two tools: {body}");
+
+    // A cursor whose list is no longer kept is refused, never read against another list.
+    let (_, _, mut cursor, _) = page(None).await;
+    for _ in 0..4 {
+        page(None).await;
+    }
+    let stale = cursor.take().expect("a cursor");
+    let (status, names, _, body) = page(Some(stale)).await;
+    assert_eq!((status, &body["error"]["code"]), (400, &json!(-32602)), "{body}");
+    assert!(names.is_empty(), "{body}");
+    mesh.stop().await;
+}
+
 /// A stateless client's `Mcp-Param-*` header that disagrees with its arguments, on a pooled
 /// session that has not seen the tool listed (so the ingress cannot check it): the upstream gets
 /// the header made from the body, which policy and audit read, never the client's value.

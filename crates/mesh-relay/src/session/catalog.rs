@@ -37,7 +37,14 @@ pub(super) struct Catalog {
     pub(super) merged: HashMap<ListKind, Arc<Merged>>,
     /// The `smart` strategy's search index of the merged tools (`smart.rs`).
     pub(super) search: Option<Arc<super::smart::Index>>,
+    /// The lists recent first pages were served from, when they had more pages, newest last: a
+    /// later page is served from the list its first page saw, though another caller's list (on a
+    /// pooled session) merged it again meanwhile.
+    pub(super) paged: HashMap<ListKind, std::collections::VecDeque<Arc<Merged>>>,
 }
+
+/// Lists of one kind kept for their later pages ([`Catalog::paged`]).
+const PAGED_KEPT: usize = 4;
 
 /// One member's whole list of one kind, as last fetched.
 pub(super) struct Listed {
@@ -66,20 +73,51 @@ pub(super) fn fingerprint(items: &[Value]) -> u64 {
 }
 
 impl Gateway {
-    pub(super) fn page(&self, merged: &Merged, kind: ListKind, cursor: Option<&str>) -> Result<Value, RelayError> {
-        let start = match cursor {
-            None => 0,
-            Some(c) => c
-                .strip_prefix('p')
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|n| *n <= merged.items.len())
-                .ok_or_else(|| RelayError::InvalidParams("invalid cursor".into()))?,
+    /// A page of the merged list `current`. A cursor names where the page starts and which list
+    /// its first page was served from (its fingerprint): a later page comes from that list, so
+    /// that the pages a client reads add up to one list, never parts of two.
+    pub(super) fn page(&self, current: Arc<Merged>, kind: ListKind, cursor: Option<&str>) -> Result<Value, RelayError> {
+        let (merged, start) = match cursor {
+            None => (current, 0),
+            Some(c) => {
+                let invalid = || RelayError::InvalidParams("invalid cursor".into());
+                let (start, seen) = c.strip_prefix('p').and_then(|c| c.split_once('-')).ok_or_else(invalid)?;
+                let start = start.parse::<usize>().map_err(|_| invalid())?;
+                let seen = u64::from_str_radix(seen, 16).map_err(|_| invalid())?;
+                let merged = match current.fingerprint == seen {
+                    true => current,
+                    false => self
+                        .catalog()
+                        .paged
+                        .get(&kind)
+                        .and_then(|p| p.iter().find(|m| m.fingerprint == seen).cloned())
+                        .ok_or_else(|| {
+                            RelayError::InvalidParams(
+                                "invalid cursor: the list changed since its first page; list it again".into(),
+                            )
+                        })?,
+                };
+                match start <= merged.items.len() {
+                    true => (merged, start),
+                    false => return Err(invalid()),
+                }
+            }
         };
         let end = (start + self.page_size).min(merged.items.len());
         let mut out = Map::new();
         out.insert(kind.key().into(), Value::Array(merged.items[start..end].to_vec()));
         if end < merged.items.len() {
-            out.insert("nextCursor".into(), Value::String(format!("p{end}")));
+            out.insert("nextCursor".into(), Value::String(format!("p{end}-{:x}", merged.fingerprint)));
+            if start == 0 {
+                let mut catalog = self.catalog();
+                let kept = catalog.paged.entry(kind).or_default();
+                if !kept.iter().any(|m| m.fingerprint == merged.fingerprint) {
+                    kept.push_back(merged.clone());
+                    if kept.len() > PAGED_KEPT {
+                        kept.pop_front();
+                    }
+                }
+            }
         }
         Ok(Value::Object(out))
     }

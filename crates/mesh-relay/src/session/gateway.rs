@@ -333,7 +333,7 @@ impl Gateway {
                     true => gw.fresh_merged(&me, kind).await?,
                     false => gw.merged(&me, kind).await?,
                 };
-                let mut page = gw.page(&merged, kind, cursor.as_deref())?;
+                let mut page = gw.page(merged, kind, cursor.as_deref())?;
                 if me.is_pooled() {
                     // The stateless revision's caching hint, from the members' own.
                     page["ttlMs"] = gw.fresh_for(kind).into();
