@@ -104,11 +104,25 @@ impl Sessions {
     /// in flight, and no client connected to any of its streams (see `Session::is_idle`).
     pub async fn reap(&self, idle: Duration) -> usize {
         let cutoff = mesh_core::id::now_ms() - idle.as_millis() as i64;
+        let expired = |s: &Session| s.last_active_ms() < cutoff && s.is_idle();
+        // Looked for under the read lock, which every call's lookup shares: the scan of all
+        // sessions (each one's own lock taken) must not hold them up. Only what it found is
+        // checked again under the write lock, where a call can no longer pick the session up.
+        let found: Vec<String> = {
+            let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+            t.map.values().filter(|s| expired(s)).map(|s| s.id.clone()).collect()
+        };
+        if found.is_empty() {
+            return 0;
+        }
         let expired: Vec<Arc<Session>> = {
             let mut t = self.write();
-            let ids: Vec<String> =
-                t.map.values().filter(|s| s.last_active_ms() < cutoff && s.is_idle()).map(|s| s.id.clone()).collect();
-            let gone: Vec<Arc<Session>> = ids.iter().filter_map(|id| t.map.remove(id)).collect();
+            let mut gone: Vec<Arc<Session>> = Vec::with_capacity(found.len());
+            for id in &found {
+                if t.map.get(id.as_str()).is_some_and(|s| expired(s)) {
+                    gone.extend(t.map.remove(id));
+                }
+            }
             for s in &gone {
                 t.counts.release(&owner_of(&s.principal), org_counted(s));
             }

@@ -82,8 +82,18 @@ pub(in crate::ingress) struct Pooled {
 impl Pool {
     /// Forgets entries whose session has ended (reaped, closed with its connection).
     pub(in crate::ingress) fn prune(&self, relay: &Relay) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, e| relay.sessions.get(&e.session_id).is_some());
+        // Every stateless request takes this lock: the sessions are looked up outside it, and it
+        // is taken again only when some have ended.
+        let ids: Vec<String> = self.entries().values().map(|e| e.session_id.clone()).collect();
+        let ended: std::collections::HashSet<String> =
+            ids.into_iter().filter(|id| relay.sessions.get(id).is_none()).collect();
+        if !ended.is_empty() {
+            self.entries().retain(|_, e| !ended.contains(&e.session_id));
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, foldhash::HashMap<u64, Entry>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
