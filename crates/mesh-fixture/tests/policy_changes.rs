@@ -224,3 +224,61 @@ async fn issue18_an_update_of_a_resource_the_rules_now_hide_is_not_heard() {
     assert_eq!(updated, [KEPT], "{text}");
     mesh.stop().await;
 }
+
+/// A virtual MCP's list read page by page by a stateless client, across a change of the rules
+/// that hides a member's tool: the cursor from before the change is refused as invalid, never
+/// served from the list as it was (which would show the hidden tool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_cursor_from_before_a_rules_change_is_refused() {
+    let member = || {
+        raw::stateless_upstream(json!({"tools": {}}), |msg| {
+            let reply = match msg["method"].as_str().unwrap_or_default() {
+                "tools/list" => {
+                    let tools = [json!({"name": "only", "inputSchema": {"type": "object"}})];
+                    json!({"result": {"resultType": "complete", "tools": tools, "ttlMs": 60_000}})
+                }
+                _ => json!({"error": {"code": -32601, "message": "method not found"}}),
+            };
+            raw::Reply::Json(200, reply)
+        })
+    };
+    let mesh = TestMesh::start().await;
+    for slug in ["first", "second"] {
+        mesh.add_connection(json!({"slug": slug, "url": member()})).await;
+    }
+    let members = json!([{"connection": "first"}, {"connection": "second"}]);
+    manage(&mesh, "COLLECTION_GATEWAYS_CREATE", json!({"slug": "paged", "members": members, "pageSize": 1})).await;
+    let rules = |slugs: &[&str]| {
+        Value::Array(slugs.iter().map(|c| json!({"effect": "allow", "connection": c, "name": "*"})).collect())
+    };
+    manage(&mesh, "ROLE_CREATE", json!({"name": "pager", "rules": rules(&["first", "second"])})).await;
+    let added = manage(&mesh, "ORGANIZATION_MEMBER_ADD", json!({"email": "pia@example.test", "role": "pager"})).await;
+    let user = added["item"]["userId"].as_str().expect("user id").to_string();
+    let created = manage(&mesh, "API_KEY_CREATE", json!({"name": "k", "userId": user})).await;
+    let key = created["key"].as_str().expect("key").to_string();
+    let url = format!("{}/mcp/gateway/paged", mesh.url);
+    let page = |cursor: Option<&str>| {
+        let params = cursor.map(|c| json!({"cursor": c})).unwrap_or_else(|| json!({}));
+        let (url, key) = (url.clone(), key.clone());
+        async move { ask(&url, &key, "tools/list", None, request(1, "tools/list", params)).await }
+    };
+
+    let (_, first) = page(None).await;
+    assert_eq!(first["result"]["tools"][0]["name"], "first_only", "{first}");
+    let cursor = first["result"]["nextCursor"].as_str().expect("a second page").to_string();
+
+    manage(&mesh, "ROLE_UPDATE", json!({"name": "pager", "rules": rules(&["first"])})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, now) = page(None).await;
+        if now["result"]["tools"].as_array().is_some_and(|t| t.len() == 1) && now["result"]["nextCursor"].is_null() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the rules change never reached the key: {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, stale) = page(Some(&cursor)).await;
+    assert_eq!((status, &stale["error"]["code"]), (400, &json!(-32602)), "{stale}");
+    assert!(!stale.to_string().contains("second_only"), "{stale}");
+    mesh.stop().await;
+}

@@ -90,9 +90,12 @@ impl Session {
         // 3. Forward or answer; 4. audit: here for a refusal, later for everything that went on.
         let result = match routing {
             Ok(Routing::Forward { member, request, original }) => {
-                // A task's id at a virtual MCP's member, for its reply (`Gateway::tasks_named`).
+                // A task's id at a virtual MCP's member and its own, for the reply
+                // (`Gateway::tasks_named`).
                 if call.method.starts_with("tasks/") && self.gateway.is_some() {
-                    call.task = original;
+                    let params = super::gateway::params_of(msg);
+                    let ours = params.get("taskId").and_then(serde_json::Value::as_str).map(str::to_string);
+                    call.task = original.zip(ours).map(Box::new);
                 }
                 self.forward(member, &request, msg.id().unwrap_or("null"), Target::Stream(stream), Some(call)).await
             }

@@ -27,6 +27,8 @@ pub(super) struct Merged {
     /// Exposed names policy hides from this session: answered as unknown, audited as denied.
     pub(super) hidden: std::collections::HashSet<String>,
     pub(super) fingerprint: u64,
+    /// The catalogue's generation it was built in ([`Catalog::generation`]).
+    pub(super) generation: u64,
 }
 
 #[derive(Default)]
@@ -41,6 +43,10 @@ pub(super) struct Catalog {
     /// later page is served from the list its first page saw, though another caller's list (on a
     /// pooled session) merged it again meanwhile.
     pub(super) paged: HashMap<ListKind, std::collections::VecDeque<Arc<Merged>>>,
+    /// Moves on whenever what a list may show changes otherwise than by a member's new list (the
+    /// rules, the members, a member's announced change): a list built before is never served
+    /// again from `paged`, though a cursor names it.
+    pub(super) generation: u64,
 }
 
 /// Lists of one kind kept for their later pages ([`Catalog::paged`]).
@@ -73,29 +79,28 @@ pub(super) fn fingerprint(items: &[Value]) -> u64 {
 }
 
 impl Gateway {
-    /// A page of the merged list `current`. A cursor names where the page starts and which list
-    /// its first page was served from (its fingerprint): a later page comes from that list, so
-    /// that the pages a client reads add up to one list, never parts of two.
-    pub(super) fn page(&self, current: Arc<Merged>, kind: ListKind, cursor: Option<&str>) -> Result<Value, RelayError> {
+    /// A page of the merged list of `kind`: from the start for a client's first page (a stateless
+    /// client's first page asks again the members whose lists went stale, [`Gateway::fresh_merged`]),
+    /// else from where the cursor says, in the list the first page was served from. A cursor names
+    /// that list by its fingerprint, so the pages a client reads add up to one list, never to parts
+    /// of two (on a pooled session another caller's first page may merge the list again between
+    /// this caller's pages); one whose list is gone is refused, never read against another list.
+    pub(super) async fn page(&self, s: &Session, kind: ListKind, cursor: Option<&str>) -> Result<Value, RelayError> {
         let (merged, start) = match cursor {
-            None => (current, 0),
+            None if s.is_pooled() => (self.fresh_merged(s, kind).await?, 0),
+            None => (self.merged(s, kind).await?, 0),
             Some(c) => {
                 let invalid = || RelayError::InvalidParams("invalid cursor".into());
                 let (start, seen) = c.strip_prefix('p').and_then(|c| c.split_once('-')).ok_or_else(invalid)?;
                 let start = start.parse::<usize>().map_err(|_| invalid())?;
                 let seen = u64::from_str_radix(seen, 16).map_err(|_| invalid())?;
-                let merged = match current.fingerprint == seen {
-                    true => current,
-                    false => self
-                        .catalog()
-                        .paged
-                        .get(&kind)
-                        .and_then(|p| p.iter().find(|m| m.fingerprint == seen).cloned())
-                        .ok_or_else(|| {
-                            RelayError::InvalidParams(
-                                "invalid cursor: the list changed since its first page; list it again".into(),
-                            )
-                        })?,
+                let merged = match self.kept(kind, seen) {
+                    Some(m) => m,
+                    None => Some(self.merged(s, kind).await?).filter(|m| m.fingerprint == seen).ok_or_else(|| {
+                        RelayError::InvalidParams(
+                            "invalid cursor: the list changed since its first page; list it again".into(),
+                        )
+                    })?,
                 };
                 match start <= merged.items.len() {
                     true => (merged, start),
@@ -109,17 +114,39 @@ impl Gateway {
         if end < merged.items.len() {
             out.insert("nextCursor".into(), Value::String(format!("p{end}-{:x}", merged.fingerprint)));
             if start == 0 {
-                let mut catalog = self.catalog();
-                let kept = catalog.paged.entry(kind).or_default();
-                if !kept.iter().any(|m| m.fingerprint == merged.fingerprint) {
-                    kept.push_back(merged.clone());
-                    if kept.len() > PAGED_KEPT {
-                        kept.pop_front();
-                    }
-                }
+                self.keep(kind, merged);
             }
         }
         Ok(Value::Object(out))
+    }
+
+    /// The list of `kind` with this fingerprint that later pages may still be served from: the
+    /// current merge, or one a first page was served from, of the catalogue's generation.
+    fn kept(&self, kind: ListKind, fingerprint: u64) -> Option<Arc<Merged>> {
+        let catalog = self.catalog();
+        let current = catalog.merged.get(&kind).into_iter();
+        let mut all = current.chain(catalog.paged.get(&kind).into_iter().flatten());
+        all.find(|m| m.fingerprint == fingerprint && m.generation == catalog.generation).cloned()
+    }
+
+    /// Keeps `merged`, whose first page was just served, for its later pages.
+    fn keep(&self, kind: ListKind, merged: Arc<Merged>) {
+        let mut catalog = self.catalog();
+        if merged.generation != catalog.generation {
+            return;
+        }
+        let kept = catalog.paged.entry(kind).or_default();
+        kept.retain(|m| m.fingerprint != merged.fingerprint);
+        kept.push_back(merged);
+        if kept.len() > PAGED_KEPT {
+            kept.pop_front();
+        }
+    }
+
+    /// Forgets every list kept for later pages: what lists may show has changed.
+    pub(super) fn new_generation(catalog: &mut Catalog) {
+        catalog.generation += 1;
+        catalog.paged.clear();
     }
 
     /// The merged list of `kind`, fetching what is not cached.
@@ -321,7 +348,7 @@ impl Gateway {
             items.push(def);
         }
         let fingerprint = fingerprint(&items);
-        Merged { items, index, hidden, fingerprint }
+        Merged { items, index, hidden, fingerprint, generation: catalog.generation }
     }
 
     /// Refetches `member`'s lists of `kinds` (all members' when `None`) and tells the client
@@ -348,6 +375,7 @@ impl Gateway {
             for kind in kinds {
                 let old = {
                     let mut c = gw.catalog();
+                    Gateway::new_generation(&mut c);
                     if let Some(member) = refetch {
                         c.raw.retain(|(k, kk), _| *kk != kind || member.is_some_and(|m| m != *k));
                     }

@@ -173,22 +173,22 @@ const MAX_TASK_ROUTES: usize = 1_000;
 const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
 impl TaskRoutes {
-    /// The virtual MCP's id for `member`'s task `task`, given now if it has none.
+    /// A new id of the virtual MCP's for the task `member` just created as `task`. Should the
+    /// member use an id again (one that restarted and counts from 1 anew), the older task's id
+    /// goes: what the client holds for it never reaches the newer task.
     fn name(&mut self, member: usize, task: &str) -> String {
-        let key = (member, task.to_string());
-        if let Some(ours) = self.named.get(&key) {
-            return ours.clone();
-        }
         self.last += 1;
         let ours = format!("vt{}", self.last);
-        self.at.insert(ours.clone(), key.clone());
-        self.named.insert(key, ours.clone());
+        let key = (member, task.to_string());
+        if let Some(older) = self.named.insert(key.clone(), ours.clone()) {
+            self.at.remove(&older);
+        }
+        self.at.insert(ours.clone(), key);
         self.order.push_back(ours.clone());
-        if self.order.len() > MAX_TASK_ROUTES {
-            if let Some(oldest) = self.order.pop_front() {
-                if let Some(key) = self.at.remove(&oldest) {
-                    self.named.remove(&key);
-                }
+        while self.order.len() > MAX_TASK_ROUTES {
+            let Some(oldest) = self.order.pop_front() else { break };
+            if let Some(key) = self.at.remove(&oldest) {
+                self.named.remove(&key);
             }
         }
         ours
@@ -250,12 +250,12 @@ impl Gateway {
 
     /// `reply`, `member`'s answer to a stateless client's `call`, naming tasks as this virtual
     /// MCP does: a task a `tools/call` created is given an id of the virtual MCP's, by which
-    /// later requests for it reach that member; a reply about a task (`call.task`, the id its
-    /// member knows it by) names it by that id again.
+    /// later requests for it reach that member; a reply about a task (`call.task`: the id its
+    /// member knows it by, and the virtual MCP's) names it by the virtual MCP's id again.
     pub(super) fn tasks_named(&self, member: usize, call: &super::record::Call, reply: Message) -> Message {
         use mesh_protocol::modern;
         let routes = || self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        match (&*call.method, call.task.as_deref()) {
+        match (&*call.method, call.task.as_deref().map(|(theirs, ours)| (theirs.as_str(), ours.as_str()))) {
             ("tools/call", _) => {
                 if !self.members().get(member).is_some_and(Member::has_tasks) {
                     return reply;
@@ -264,14 +264,11 @@ impl Gateway {
                 let ours = routes().name(member, &task);
                 modern::with_task_id(&reply, "result", &ours).unwrap_or(reply)
             }
-            (_, Some(theirs)) => {
-                let Some(ours) = routes().named.get(&(member, theirs.to_string())).cloned() else { return reply };
-                match reply.kind() {
-                    // A member's error may name its own id ("Unknown task: 1", `data.taskId`).
-                    mesh_protocol::Kind::Error => modern::task_error_renamed(&reply, theirs, &ours),
-                    _ => modern::with_task_id(&reply, "result", &ours).unwrap_or(reply),
-                }
-            }
+            (_, Some((theirs, ours))) => match reply.kind() {
+                // A member's error may name its own id ("Unknown task: 1", `data.taskId`).
+                mesh_protocol::Kind::Error => modern::task_error_renamed(&reply, theirs, ours),
+                _ => modern::with_task_id(&reply, "result", ours).unwrap_or(reply),
+            },
             _ => reply,
         }
     }
@@ -327,13 +324,7 @@ impl Gateway {
             let cursor = params_of(msg).get("cursor").and_then(Value::as_str).map(str::to_string);
             return Ok(Routing::Local(Box::pin(async move {
                 let gw = me.gateway.as_ref().ok_or_else(|| RelayError::Internal("not a gateway".into()))?;
-                // A stateless client's first page: a later one pages through the list the
-                // first saw.
-                let merged = match me.is_pooled() && cursor.is_none() {
-                    true => gw.fresh_merged(&me, kind).await?,
-                    false => gw.merged(&me, kind).await?,
-                };
-                let mut page = gw.page(merged, kind, cursor.as_deref())?;
+                let mut page = gw.page(&me, kind, cursor.as_deref()).await?;
                 if me.is_pooled() {
                     // The stateless revision's caching hint, from the members' own.
                     page["ttlMs"] = gw.fresh_for(kind).into();
@@ -403,8 +394,8 @@ impl Gateway {
                 Ok(Routing::Forward { member, request: rewrite(msg, params), original })
             }
             "tasks/get" | "tasks/update" | "tasks/cancel" => {
-                // The member knows the task by its own id: `original`, which the reply names again
-                // by the virtual MCP's (`tasks_named`).
+                // The member knows the task by its own id: `original`, by which `Session`
+                // tells `tasks_named` what to name again in the reply.
                 let ours = params_of(msg).get("taskId").and_then(Value::as_str).map(str::to_string);
                 let found = ours.and_then(|t| self.tasks.lock().unwrap_or_else(|p| p.into_inner()).at.get(&t).cloned());
                 let unknown = || RelayError::InvalidParams("Unknown task".into());
@@ -553,7 +544,7 @@ pub(super) fn warning(text: &str) -> Message {
 
 #[cfg(test)]
 mod tests {
-    use super::template_matches;
+    use super::{template_matches, TaskRoutes, MAX_TASK_ROUTES};
 
     #[test]
     pub(super) fn templates_match_their_instances() {
@@ -562,5 +553,28 @@ mod tests {
         assert!(template_matches("demo://resource/dynamic/text/{resourceId}", "demo://resource/dynamic/text/7"));
         assert!(template_matches("file:///exact", "file:///exact"));
         assert!(!template_matches("file:///exact", "file:///exact/more"));
+    }
+
+    #[test]
+    fn members_tasks_get_ids_of_the_virtual_mcps_own() {
+        let mut r = TaskRoutes::default();
+        let (a, b) = (r.name(0, "1"), r.name(1, "1"));
+        assert_ne!(a, b, "two members' task 1 are two tasks");
+        assert_eq!((r.at[&a].clone(), r.at[&b].clone()), ((0, "1".into()), (1, "1".into())));
+        // A member that counts from 1 anew: the older task's id no longer reaches anything.
+        let again = r.name(0, "1");
+        assert!(!r.at.contains_key(&a) && r.at[&again] == (0, "1".into()));
+        assert_eq!(r.named[&(0, "1".to_string())], again);
+        // Bounded, the oldest going first: the id given up above goes without taking the newer
+        // route of its task along.
+        for i in 0..MAX_TASK_ROUTES - 2 {
+            r.name(2, &i.to_string());
+        }
+        assert_eq!(r.named[&(0, "1".to_string())], again);
+        assert!(r.at.contains_key(&b) && r.at.contains_key(&again));
+        r.name(2, "x");
+        r.name(2, "y");
+        assert!(!r.at.contains_key(&b) && !r.at.contains_key(&again));
+        assert_eq!((r.at.len(), r.named.len()), (MAX_TASK_ROUTES, MAX_TASK_ROUTES));
     }
 }

@@ -52,9 +52,9 @@ pub(super) struct Call {
     pub up_span: Option<Box<dyn mesh_core::trace::CallSpan>>,
     /// The JSON-RPC error code the client was answered with, if it was an error (for its span).
     pub rpc_code: Option<i64>,
-    /// For a task's request through a virtual MCP: the id the member knows the task by, which
-    /// its reply names by the virtual MCP's id again (`Gateway::tasks_named`).
-    pub task: Option<String>,
+    /// For a task's request through a virtual MCP: the id the member knows the task by, and
+    /// the virtual MCP's, by which its reply names it again (`Gateway::tasks_named`).
+    pub task: Option<Box<(String, String)>>,
 }
 
 /// What the ingress already read of a request's `params` for its audit record — the stateless
