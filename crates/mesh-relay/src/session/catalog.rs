@@ -27,7 +27,7 @@ pub(super) struct Merged {
     /// Exposed names policy hides from this session: answered as unknown, audited as denied.
     pub(super) hidden: std::collections::HashSet<String>,
     pub(super) fingerprint: u64,
-    /// The catalogue's generation it was built in ([`Catalog::generation`]).
+    /// Its kind's generation when it was built ([`Catalog::generations`]).
     pub(super) generation: u64,
 }
 
@@ -43,10 +43,25 @@ pub(super) struct Catalog {
     /// later page is served from the list its first page saw, though another caller's list (on a
     /// pooled session) merged it again meanwhile.
     pub(super) paged: HashMap<ListKind, std::collections::VecDeque<Arc<Merged>>>,
-    /// Moves on whenever what a list may show changes otherwise than by a member's new list (the
-    /// rules, the members, a member's announced change): a list built before is never served
-    /// again from `paged`, though a cursor names it.
-    pub(super) generation: u64,
+    /// Per kind, moves on whenever what its list may show changes otherwise than by a member's
+    /// list going stale (the rules, the members, a member's announced change): a list built
+    /// before is never cached or served again, though a cursor names it.
+    pub(super) generations: HashMap<ListKind, u64>,
+}
+
+impl Catalog {
+    /// The generation of the lists of `kind` ([`Catalog::generations`]).
+    pub(super) fn generation(&self, kind: ListKind) -> u64 {
+        self.generations.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Moves the lists of `kind` on a generation: its merge and the lists kept for later pages
+    /// are dropped (the merge returned, for the caller to compare).
+    pub(super) fn new_generation(&mut self, kind: ListKind) -> Option<Arc<Merged>> {
+        *self.generations.entry(kind).or_default() += 1;
+        self.paged.remove(&kind);
+        self.merged.remove(&kind)
+    }
 }
 
 /// Lists of one kind kept for their later pages ([`Catalog::paged`]).
@@ -96,11 +111,13 @@ impl Gateway {
                 let seen = u64::from_str_radix(seen, 16).map_err(|_| invalid())?;
                 let merged = match self.kept(kind, seen) {
                     Some(m) => m,
-                    None => Some(self.merged(s, kind).await?).filter(|m| m.fingerprint == seen).ok_or_else(|| {
-                        RelayError::InvalidParams(
-                            "invalid cursor: the list changed since its first page; list it again".into(),
-                        )
-                    })?,
+                    None => {
+                        Some(self.merged(s, kind).await?).filter(|m| self.kept_as(m, kind, seen)).ok_or_else(|| {
+                            RelayError::InvalidParams(
+                                "invalid cursor: the list changed since its first page; list it again".into(),
+                            )
+                        })?
+                    }
                 };
                 match start <= merged.items.len() {
                     true => (merged, start),
@@ -121,18 +138,23 @@ impl Gateway {
     }
 
     /// The list of `kind` with this fingerprint that later pages may still be served from: the
-    /// current merge, or one a first page was served from, of the catalogue's generation.
+    /// current merge, or one a first page was served from, of the kind's generation.
     fn kept(&self, kind: ListKind, fingerprint: u64) -> Option<Arc<Merged>> {
         let catalog = self.catalog();
         let current = catalog.merged.get(&kind).into_iter();
         let mut all = current.chain(catalog.paged.get(&kind).into_iter().flatten());
-        all.find(|m| m.fingerprint == fingerprint && m.generation == catalog.generation).cloned()
+        all.find(|m| m.fingerprint == fingerprint && m.generation == catalog.generation(kind)).cloned()
+    }
+
+    /// Whether later pages of the list with this fingerprint may be served from `merged`.
+    fn kept_as(&self, merged: &Merged, kind: ListKind, fingerprint: u64) -> bool {
+        merged.fingerprint == fingerprint && merged.generation == self.catalog().generation(kind)
     }
 
     /// Keeps `merged`, whose first page was just served, for its later pages.
     fn keep(&self, kind: ListKind, merged: Arc<Merged>) {
         let mut catalog = self.catalog();
-        if merged.generation != catalog.generation {
+        if merged.generation != catalog.generation(kind) {
             return;
         }
         let kept = catalog.paged.entry(kind).or_default();
@@ -141,12 +163,6 @@ impl Gateway {
         if kept.len() > PAGED_KEPT {
             kept.pop_front();
         }
-    }
-
-    /// Forgets every list kept for later pages: what lists may show has changed.
-    pub(super) fn new_generation(catalog: &mut Catalog) {
-        catalog.generation += 1;
-        catalog.paged.clear();
     }
 
     /// The merged list of `kind`, fetching what is not cached.
@@ -189,7 +205,12 @@ impl Gateway {
             }
         }
         let merged = Arc::new(self.build(s, kind));
-        self.catalog().merged.insert(kind, merged.clone());
+        let mut catalog = self.catalog();
+        // Built before the kind moved on a generation (the rules or the members changed while it
+        // was built): answered, never cached, so that the merge the change starts is the one kept.
+        if merged.generation == catalog.generation(kind) {
+            catalog.merged.insert(kind, merged.clone());
+        }
         Ok(merged)
     }
 
@@ -286,10 +307,13 @@ impl Gateway {
     }
 
     pub(super) fn build(&self, s: &Session, kind: ListKind) -> Merged {
-        let access = s.access();
         let policy_kind = super::governance::item_kind(kind);
         let members = self.members();
         let catalog = self.catalog();
+        // The rules read with the generation, under the catalogue's lock: a change of them is
+        // written before it moves the generation on, so a list of the new generation was built
+        // under the new rules.
+        let access = s.access();
         let mut candidates: Vec<(String, usize, String, Value)> = Vec::new();
         let mut hidden = std::collections::HashSet::new();
         for (k, m) in members.iter().enumerate() {
@@ -348,7 +372,7 @@ impl Gateway {
             items.push(def);
         }
         let fingerprint = fingerprint(&items);
-        Merged { items, index, hidden, fingerprint, generation: catalog.generation }
+        Merged { items, index, hidden, fingerprint, generation: catalog.generation(kind) }
     }
 
     /// Refetches `member`'s lists of `kinds` (all members' when `None`) and tells the client
@@ -375,11 +399,10 @@ impl Gateway {
             for kind in kinds {
                 let old = {
                     let mut c = gw.catalog();
-                    Gateway::new_generation(&mut c);
                     if let Some(member) = refetch {
                         c.raw.retain(|(k, kk), _| *kk != kind || member.is_some_and(|m| m != *k));
                     }
-                    c.merged.remove(&kind)
+                    c.new_generation(kind)
                 };
                 // A list the client never fetched cannot have changed for it.
                 let Some(old) = old else { continue };
@@ -414,5 +437,32 @@ impl Gateway {
 pub(super) fn announce_changes(s: &Session, announce: Vec<&'static str>) {
     for method in announce {
         s.notify_client(&Message::notification(method, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Catalog, ListKind, Merged};
+    use std::sync::Arc;
+
+    fn list(generation: u64) -> Arc<Merged> {
+        let (index, hidden) = (Default::default(), Default::default());
+        Arc::new(Merged { items: Vec::new(), index, hidden, fingerprint: 7, generation })
+    }
+
+    #[test]
+    fn a_kind_moves_on_a_generation_alone() {
+        let mut c = Catalog::default();
+        for kind in [ListKind::Tools, ListKind::Prompts] {
+            c.merged.insert(kind, list(0));
+            c.paged.entry(kind).or_default().push_back(list(0));
+        }
+        let dropped = c.new_generation(ListKind::Tools);
+        assert!(dropped.is_some_and(|m| m.generation == 0), "the merge it dropped, to compare with");
+        assert_eq!((c.generation(ListKind::Tools), c.generation(ListKind::Prompts)), (1, 0));
+        assert!(!c.merged.contains_key(&ListKind::Tools) && !c.paged.contains_key(&ListKind::Tools));
+        assert!(c.merged.contains_key(&ListKind::Prompts) && c.paged[&ListKind::Prompts].len() == 1);
+        assert!(c.new_generation(ListKind::Tools).is_none(), "nothing merged since");
+        assert_eq!(c.generation(ListKind::Tools), 2);
     }
 }

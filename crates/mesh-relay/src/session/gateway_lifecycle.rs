@@ -259,8 +259,7 @@ impl Session {
             // Members before the catalogue, the order every other holder takes them in.
             let live: Vec<usize> = gw.members().iter().enumerate().filter(|(_, m)| m.healthy).map(|(k, _)| k).collect();
             let mut c = gw.catalog();
-            Gateway::new_generation(&mut c);
-            let old = c.merged.drain().collect();
+            let old = ListKind::ALL.iter().filter_map(|&kind| Some((kind, c.new_generation(kind)?))).collect();
             c.raw.retain(|(k, _), _| live.contains(k));
             old
         };

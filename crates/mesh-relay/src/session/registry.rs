@@ -105,13 +105,14 @@ impl Sessions {
     pub async fn reap(&self, idle: Duration) -> usize {
         let cutoff = mesh_core::id::now_ms() - idle.as_millis() as i64;
         let expired = |s: &Session| s.last_active_ms() < cutoff && s.is_idle();
-        // Looked for under the read lock, which every call's lookup shares: the scan of all
-        // sessions (each one's own lock taken) must not hold them up. Only what it found is
-        // checked again under the write lock, where a call can no longer pick the session up.
-        let found: Vec<String> = {
-            let t = self.table.read().unwrap_or_else(|p| p.into_inner());
-            t.map.values().filter(|s| expired(s)).map(|s| s.id.clone()).collect()
-        };
+        // Looked for under no lock of the table's: every call's lookup takes it, and a scan of all
+        // sessions (each one's own lock taken) must not hold them up, nor, holding the read lock,
+        // keep a writer waiting that the lookups then queue behind. Only what it found is checked
+        // again under the write lock, where a call can no longer pick the session up.
+        let all: Vec<Arc<Session>> =
+            self.table.read().unwrap_or_else(|p| p.into_inner()).map.values().cloned().collect();
+        let found: Vec<String> = all.iter().filter(|s| expired(s)).map(|s| s.id.clone()).collect();
+        drop(all);
         if found.is_empty() {
             return 0;
         }

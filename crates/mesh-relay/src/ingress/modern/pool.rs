@@ -264,7 +264,7 @@ pub(super) fn holding(
 fn in_slot(relay: &Arc<Relay>, slot: u64, which: impl Fn(&Entry) -> bool, principal: &Principal) -> Option<Pooled> {
     // Only the shared parts are taken out, not the entry's strings: this runs on every request.
     // The registry says whether it still serves (reaped or ended sessions leave it first); it is
-    // asked under the pool's lock, the order `Pool::prune` takes them in too.
+    // asked under the pool's lock (`Pool::prune` takes the two apart).
     let (s, init, params, tasks) = {
         let map = relay.modern.pool.map.lock().unwrap_or_else(|p| p.into_inner());
         let e = map.get(&slot).filter(|e| which(e))?;
