@@ -62,6 +62,12 @@ impl Catalog {
         self.paged.remove(&kind);
         self.merged.remove(&kind)
     }
+
+    /// Whether later pages of the list of `kind` with this fingerprint may come from `merged`:
+    /// it is that list, of the kind's generation.
+    fn serves(&self, merged: &Merged, kind: ListKind, fingerprint: u64) -> bool {
+        merged.fingerprint == fingerprint && merged.generation == self.generation(kind)
+    }
 }
 
 /// Lists of one kind kept for their later pages ([`Catalog::paged`]).
@@ -112,11 +118,12 @@ impl Gateway {
                 let merged = match self.kept(kind, seen) {
                     Some(m) => m,
                     None => {
-                        Some(self.merged(s, kind).await?).filter(|m| self.kept_as(m, kind, seen)).ok_or_else(|| {
-                            RelayError::InvalidParams(
-                                "invalid cursor: the list changed since its first page; list it again".into(),
-                            )
-                        })?
+                        let current = self.merged(s, kind).await?;
+                        if !self.catalog().serves(&current, kind, seen) {
+                            let why = "invalid cursor: the list changed since its first page; list it again";
+                            return Err(RelayError::InvalidParams(why.into()));
+                        }
+                        current
                     }
                 };
                 match start <= merged.items.len() {
@@ -143,12 +150,7 @@ impl Gateway {
         let catalog = self.catalog();
         let current = catalog.merged.get(&kind).into_iter();
         let mut all = current.chain(catalog.paged.get(&kind).into_iter().flatten());
-        all.find(|m| m.fingerprint == fingerprint && m.generation == catalog.generation(kind)).cloned()
-    }
-
-    /// Whether later pages of the list with this fingerprint may be served from `merged`.
-    fn kept_as(&self, merged: &Merged, kind: ListKind, fingerprint: u64) -> bool {
-        merged.fingerprint == fingerprint && merged.generation == self.catalog().generation(kind)
+        all.find(|m| catalog.serves(m, kind, fingerprint)).cloned()
     }
 
     /// Keeps `merged`, whose first page was just served, for its later pages.
